@@ -1,0 +1,70 @@
+//! Containers on a Docker-compatible engine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ExecError, Labels};
+
+/// A container's run state, as the Docker Engine API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainerState {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Running,
+    /// Paused.
+    Paused,
+    /// Being restarted.
+    Restarting,
+    /// Stopped.
+    Exited,
+    /// Could not be stopped or removed.
+    Dead,
+}
+
+/// A container's health check status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// The container has no health check.
+    None,
+    /// Within the health check's start period.
+    Starting,
+    /// The health check passes.
+    Healthy,
+    /// The health check fails.
+    Unhealthy,
+}
+
+/// A container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// Engine id.
+    pub id: String,
+    /// Name, without a leading slash.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Run state.
+    pub state: ContainerState,
+    /// Health.
+    pub health: Health,
+}
+
+/// Acts on containers.
+#[async_trait::async_trait]
+pub trait ContainerExecutor: Send + Sync {
+    /// Containers carrying every label of `selector`, sorted by name.
+    async fn list(&self, selector: &Labels) -> Result<Vec<Container>, ExecError>;
+    /// Restarts a container by id or name.
+    async fn restart(&self, id: &str) -> Result<Container, ExecError>;
+    /// Starts a container by id or name.
+    async fn start(&self, id: &str) -> Result<Container, ExecError>;
+    /// Stops a container by id or name.
+    async fn stop(&self, id: &str) -> Result<Container, ExecError>;
+    /// Makes exactly `replicas` running containers carry `selector`, cloning one of them as the
+    /// template or removing the newest; returns them sorted by name.
+    async fn scale(&self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError>;
+}

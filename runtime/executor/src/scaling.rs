@@ -1,0 +1,74 @@
+//! Auto Scaling groups.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ExecError;
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LifecycleState {
+    /// Launched, not yet serving.
+    Pending,
+    /// Serving traffic.
+    InService,
+    /// Being removed.
+    Terminating,
+}
+
+/// One instance of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Instance id.
+    pub id: String,
+    /// Lifecycle state.
+    pub lifecycle_state: LifecycleState,
+    /// Whether its health checks pass.
+    pub healthy: bool,
+}
+
+/// An Auto Scaling group as described by its backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Group name.
+    pub name: String,
+    /// Smallest capacity the group allows.
+    pub min_size: u32,
+    /// Largest capacity the group allows.
+    pub max_size: u32,
+    /// The capacity the group is converging to.
+    pub desired_capacity: u32,
+    /// Its instances, in a stable order.
+    pub instances: Vec<Instance>,
+}
+
+impl Group {
+    /// How many instances are in service and healthy.
+    pub fn in_service(&self) -> u32 {
+        let n = self
+            .instances
+            .iter()
+            .filter(|i| i.lifecycle_state == LifecycleState::InService && i.healthy)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the desired capacity is in service and nothing else is left over.
+    pub fn is_settled(&self) -> bool {
+        self.in_service() == self.desired_capacity
+            && u32::try_from(self.instances.len()).unwrap_or(u32::MAX) == self.desired_capacity
+    }
+}
+
+/// Acts on Auto Scaling groups.
+#[async_trait::async_trait]
+pub trait ScalingExecutor: Send + Sync {
+    /// Describes a group.
+    async fn describe_group(&self, name: &str) -> Result<Group, ExecError>;
+    /// Sets the desired capacity; fails with `InvalidArgument` outside the group's min/max size.
+    async fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<Group, ExecError>;
+    /// Waits until the desired capacity is in service, or `timeout` passes on the run clock.
+    async fn wait_in_service(&self, name: &str, timeout: Duration) -> Result<Group, ExecError>;
+}
