@@ -58,6 +58,8 @@ pub struct Container {
 pub trait ContainerExecutor: Send + Sync {
     /// Containers carrying every label of `selector`, sorted by name.
     async fn list(&self, selector: &Labels) -> Result<Vec<Container>, ExecError>;
+    /// One container by id or name.
+    async fn inspect(&self, id: &str) -> Result<Container, ExecError>;
     /// Restarts a container by id or name.
     async fn restart(&self, id: &str) -> Result<Container, ExecError>;
     /// Starts a container by id or name.
