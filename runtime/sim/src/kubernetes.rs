@@ -1,0 +1,217 @@
+//! Kubernetes deployments in the simulation: the rollout model and the simulated
+//! [`KubernetesExecutor`].
+//!
+//! A deployment remembers its status at its last change and when that change completes; its
+//! status at any later moment follows from those:
+//!
+//! - scaling up: `ready` and `available` stay at the old count, `updated` is the new count, until
+//!   the rollout duration has passed;
+//! - scaling down: everything is at the new count at once;
+//! - a restart: `updated` is 0 and `ready` stays, until the rollout duration has passed.
+//!
+//! The controller is instant: `observed_generation` always equals `generation`. As in Kubernetes,
+//! setting the replica count it already has changes nothing, generation included.
+
+use std::time::Duration;
+
+use grace_executor::kubernetes::Deployment;
+use grace_executor::{ExecError, KubernetesExecutor};
+
+use crate::fleet::DeploymentSpec;
+use crate::simulation::{Simulation, millis};
+
+/// A deployment and its rollout in progress, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct DeploymentState {
+    pub namespace: String,
+    pub name: String,
+    rollout_millis: u64,
+    replicas: u32,
+    generation: u64,
+    /// Ready (and available) replicas from the last change until `done_at`.
+    ready_from: u32,
+    /// Updated replicas from the last change until `done_at`.
+    updated_from: u32,
+    /// When the last change completes; from then on every count equals `replicas`.
+    done_at: u64,
+}
+
+impl DeploymentState {
+    pub fn new(spec: &DeploymentSpec) -> DeploymentState {
+        DeploymentState {
+            namespace: spec.namespace.clone(),
+            name: spec.name.clone(),
+            rollout_millis: millis(spec.rollout),
+            replicas: spec.replicas,
+            generation: 1,
+            ready_from: spec.replicas,
+            updated_from: spec.replicas,
+            done_at: 0,
+        }
+    }
+
+    /// The deployment as the executor trait reports it, at `t` (no earlier than the last change).
+    pub fn status(&self, t: u64) -> Deployment {
+        let (ready, updated) = if t >= self.done_at {
+            (self.replicas, self.replicas)
+        } else {
+            (self.ready_from, self.updated_from)
+        };
+        Deployment {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            replicas: self.replicas,
+            ready_replicas: ready,
+            updated_replicas: updated,
+            available_replicas: ready,
+            generation: self.generation,
+            observed_generation: self.generation,
+        }
+    }
+
+    /// Sets `spec.replicas` at `now`.
+    pub fn scale(&mut self, now: u64, replicas: u32) {
+        if replicas == self.replicas {
+            return;
+        }
+        let current = self.status(now);
+        self.generation += 1;
+        self.ready_from = current.ready_replicas.min(replicas);
+        self.updated_from = if current.updated_replicas == current.replicas {
+            replicas
+        } else {
+            current.updated_replicas.min(replicas)
+        };
+        self.replicas = replicas;
+        self.done_at = if self.ready_from == replicas && self.updated_from == replicas {
+            now
+        } else {
+            now.saturating_add(self.rollout_millis)
+        };
+    }
+
+    /// Restarts every pod at `now`, as `kubectl rollout restart` does.
+    pub fn restart(&mut self, now: u64) {
+        let current = self.status(now);
+        self.generation += 1;
+        self.ready_from = current.ready_replicas;
+        self.updated_from = 0;
+        self.done_at = if self.replicas == 0 {
+            now
+        } else {
+            now.saturating_add(self.rollout_millis)
+        };
+    }
+
+    /// When the rollout in progress at `now` completes, if one is in progress.
+    pub fn completes_at(&self, now: u64) -> Option<u64> {
+        (self.done_at > now).then_some(self.done_at)
+    }
+}
+
+/// The simulated Kubernetes cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct SimKubernetes {
+    pub sim: Simulation,
+}
+
+#[async_trait::async_trait]
+impl KubernetesExecutor for SimKubernetes {
+    async fn get_deployment(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+        self.sim
+            .with_world(|world, now| Ok(world.deployment(namespace, name)?.status(now)))
+    }
+
+    async fn scale_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<Deployment, ExecError> {
+        self.sim.with_world(|world, now| {
+            let deployment = world.deployment_mut(namespace, name)?;
+            deployment.scale(now, replicas);
+            tracing::debug!(namespace, name, replicas, "simulated deployment scaled");
+            Ok(deployment.status(now))
+        })
+    }
+
+    async fn rollout_restart(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+        self.sim.with_world(|world, now| {
+            let deployment = world.deployment_mut(namespace, name)?;
+            deployment.restart(now);
+            tracing::debug!(namespace, name, "simulated deployment restarted");
+            Ok(deployment.status(now))
+        })
+    }
+
+    async fn wait_for_rollout(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Deployment, ExecError> {
+        let clock = self.sim.clock();
+        let deadline = self.sim.with_world(|world, now| {
+            world
+                .deployment(namespace, name)
+                .map(|_| now.saturating_add(millis(timeout)))
+        })?;
+        loop {
+            let (status, completes_at, now) = self.sim.with_world(|world, now| {
+                let deployment = world.deployment(namespace, name)?;
+                Ok::<_, ExecError>((deployment.status(now), deployment.completes_at(now), now))
+            })?;
+            let Some(completes_at) = completes_at else {
+                return Ok(status);
+            };
+            if now >= deadline {
+                return Err(ExecError::TimedOut(format!(
+                    "deployment `{namespace}/{name}` has {} of {} replicas ready and {} updated after waiting {}",
+                    status.ready_replicas,
+                    status.replicas,
+                    status.updated_replicas,
+                    humantime::format_duration(timeout)
+                )));
+            }
+            let until = completes_at.min(deadline);
+            grace_executor::Clock::sleep(clock.as_ref(), Duration::from_millis(until - now)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(replicas: u32) -> DeploymentState {
+        DeploymentState::new(&DeploymentSpec {
+            namespace: "shop".to_owned(),
+            name: "checkout".to_owned(),
+            replicas,
+            rollout: Duration::from_secs(45),
+        })
+    }
+
+    #[test]
+    fn scaling_to_the_same_count_changes_nothing() {
+        let mut d = deployment(2);
+        d.scale(1_000, 2);
+        assert_eq!(d.status(1_000).generation, 1);
+        assert!(d.status(1_000).is_rolled_out());
+    }
+
+    #[test]
+    fn scaling_up_during_a_restart_keeps_updated_below_replicas() {
+        let mut d = deployment(2);
+        d.restart(0);
+        d.scale(10_000, 4);
+        let s = d.status(10_000);
+        assert_eq!(
+            (s.ready_replicas, s.updated_replicas, s.generation),
+            (2, 0, 3)
+        );
+        assert!(!s.is_rolled_out());
+        assert!(d.status(55_000).is_rolled_out());
+    }
+}
