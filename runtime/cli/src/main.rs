@@ -1,1 +1,30 @@
-fn main() {}
+//! `grace`: dry-run playbooks against a simulated fleet and inspect the ledger.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod render;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose);
+    commands::run(args)
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,grace=info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRACE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

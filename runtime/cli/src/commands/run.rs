@@ -1,0 +1,129 @@
+//! `grace run`: one playbook (or one collector pass) against the simulated fleet.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use grace_engine::{Engine, EngineConfig, Kind, RunEnv, RunStatus, TriggerEvent};
+use grace_executor::Clock;
+use grace_ledger::{Durability, Ledger};
+use grace_sim::{Fleet, Simulation};
+use serde_json::json;
+
+use super::{Exit, ledger_path};
+use crate::cli::RunArgs;
+use crate::render;
+
+pub fn run(args: RunArgs) -> Exit {
+    if !args.dry_run {
+        return Exit::Invalid(anyhow!(
+            "running against real backends is not available yet: pass `--dry-run` to run against the simulated fleet"
+        ));
+    }
+    let fleet = match &args.fleet {
+        Some(path) => match Fleet::load(path) {
+            Ok(f) => f,
+            Err(e) => return Exit::Invalid(anyhow!("fleet `{}`: {e}", path.display())),
+        },
+        None => Fleet::default_fleet(),
+    };
+    let sim = Simulation::new(&fleet);
+    let event = match read_event(args.event.as_deref(), sim.clock().now_millis()) {
+        Ok(e) => e,
+        Err(e) => return Exit::Invalid(e),
+    };
+    let engine = match Engine::new(&EngineConfig {
+        max_concurrent_runs: 2,
+        ..EngineConfig::default()
+    }) {
+        Ok(e) => e,
+        Err(e) => return Exit::Internal(e.context("cannot start the wasm engine")),
+    };
+    let guest = match engine.load(&args.playbook) {
+        Ok(g) => g,
+        Err(e) => return Exit::Invalid(e.into()),
+    };
+    if guest.manifest.kind == Kind::Playbook && event.is_none() {
+        return Exit::Invalid(anyhow!(
+            "`{}` is a playbook: give it an event with `--event <file.json>`",
+            guest.name()
+        ));
+    }
+    let ledger = match open_ledger(&args.data.data_dir) {
+        Ok(l) => Arc::new(l),
+        Err(e) => return Exit::Internal(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return Exit::Internal(anyhow!("cannot start the async runtime: {e}")),
+    };
+
+    let before = sim.snapshot();
+    let env = RunEnv::new(sim.executors(), ledger.clone());
+    let report = runtime.block_on(async {
+        match &event {
+            Some(event) => engine.run_playbook(&guest, event, &env).await,
+            None => engine.run_collector(&guest, &env).await,
+        }
+    });
+    let after = sim.snapshot();
+    let head = match ledger.head() {
+        Ok(h) => h,
+        Err(e) => return Exit::Internal(anyhow!("cannot read the ledger head: {e}")),
+    };
+    let ledger_file = ledger_path(&args.data.data_dir);
+
+    if args.json {
+        let actions: Vec<_> = report.actions().collect();
+        let out = json!({
+            "mode": "dry-run",
+            "run": &report,
+            "actions": actions,
+            "fleet": { "before": before, "after": after },
+            "ledger": { "path": ledger_file, "head": head },
+        });
+        match serde_json::to_string_pretty(&out) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return Exit::Internal(e.into()),
+        }
+    } else {
+        print!(
+            "{}",
+            render::run_report(&report, &after, head.as_ref(), &ledger_file)
+        );
+    }
+    match report.status {
+        RunStatus::Succeeded => Exit::Ok,
+        _ => Exit::Failed,
+    }
+}
+
+fn read_event(path: Option<&Path>, now_millis: u64) -> anyhow::Result<Option<TriggerEvent>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the event from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read event file `{}`", path.display()))?
+    };
+    let event = TriggerEvent::from_json(&text, now_millis)
+        .with_context(|| format!("in `{}`", path.display()))?;
+    Ok(Some(event))
+}
+
+pub(super) fn open_ledger(data_dir: &Path) -> anyhow::Result<Ledger> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
+    let path = ledger_path(data_dir);
+    Ledger::open(&path, Durability::Immediate)
+        .with_context(|| format!("cannot open the ledger `{}`", path.display()))
+}

@@ -1,0 +1,160 @@
+//! `kubernetes`: deployments, within `[grants.kubernetes]`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grace_executor::kubernetes as exec;
+use grace_executor::{ExecError, KubernetesExecutor};
+use serde_json::json;
+
+use crate::bindings::kubernetes::{Deployment, Host};
+use crate::bindings::types::Error;
+use crate::grants::{KubernetesAction, KubernetesGrant, not_granted};
+use crate::host::HostState;
+use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+
+fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
+    scope
+        .grants
+        .kubernetes
+        .as_ref()
+        .ok_or_else(|| not_granted("kubernetes", &scope.guest).into())
+}
+
+fn executor(scope: &Scope) -> Result<Arc<dyn KubernetesExecutor>, ExecError> {
+    scope.executors.kubernetes.clone().ok_or_else(|| {
+        ExecError::Unavailable("no kubernetes backend is configured on this host".into())
+    })
+}
+
+fn target_args(namespace: &str, name: &str) -> serde_json::Value {
+    json!({ "namespace": preview(namespace), "name": preview(name) })
+}
+
+fn check_names(namespace: &str, name: &str) -> Result<(), Refusal> {
+    check_text("namespace", namespace)?;
+    check_text("name", name)
+}
+
+impl From<exec::Deployment> for Deployment {
+    fn from(d: exec::Deployment) -> Self {
+        Deployment {
+            namespace: d.namespace,
+            name: d.name,
+            replicas: d.replicas,
+            ready_replicas: d.ready_replicas,
+            updated_replicas: d.updated_replicas,
+            available_replicas: d.available_replicas,
+            generation: d.generation,
+            observed_generation: d.observed_generation,
+        }
+    }
+}
+
+impl Host for HostState {
+    async fn get_deployment(
+        &mut self,
+        namespace: String,
+        name: String,
+    ) -> wasmtime::Result<Result<Deployment, Error>> {
+        let call = Call::read("kubernetes", "get-deployment", target_args(&namespace, &name));
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_names(&namespace, &name)?;
+                    grant(&scope)?.check_target(KubernetesAction::Get, &namespace, &name)?;
+                    Ok((namespace, name))
+                },
+                |scope, (namespace, name)| async move {
+                    executor(&scope)?.get_deployment(&namespace, &name).await
+                },
+            )
+            .await?;
+        Ok(r.map(Deployment::from))
+    }
+
+    async fn scale_deployment(
+        &mut self,
+        namespace: String,
+        name: String,
+        replicas: u32,
+    ) -> wasmtime::Result<Result<Deployment, Error>> {
+        let mut args = target_args(&namespace, &name);
+        args["replicas"] = json!(replicas);
+        let call = Call::change("kubernetes", "scale-deployment", args);
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_names(&namespace, &name)?;
+                    let grant = grant(&scope)?;
+                    grant.check_target(KubernetesAction::Scale, &namespace, &name)?;
+                    let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
+                    grant.check_scale(&namespace, &name, current.replicas, replicas, scope.changes)?;
+                    Ok((namespace, name))
+                },
+                move |scope, (namespace, name)| async move {
+                    executor(&scope)?
+                        .scale_deployment(&namespace, &name, replicas)
+                        .await
+                },
+            )
+            .await?;
+        Ok(r.map(Deployment::from))
+    }
+
+    async fn rollout_restart(
+        &mut self,
+        namespace: String,
+        name: String,
+    ) -> wasmtime::Result<Result<Deployment, Error>> {
+        let call = Call::change("kubernetes", "rollout-restart", target_args(&namespace, &name));
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_names(&namespace, &name)?;
+                    grant(&scope)?.check_restart(&namespace, &name, scope.changes)?;
+                    Ok((namespace, name))
+                },
+                |scope, (namespace, name)| async move {
+                    executor(&scope)?.rollout_restart(&namespace, &name).await
+                },
+            )
+            .await?;
+        Ok(r.map(Deployment::from))
+    }
+
+    async fn wait_for_rollout(
+        &mut self,
+        namespace: String,
+        name: String,
+        timeout_millis: u64,
+    ) -> wasmtime::Result<Result<Deployment, Error>> {
+        let mut args = target_args(&namespace, &name);
+        args["timeout_millis"] = json!(timeout_millis);
+        let call = Call::read("kubernetes", "wait-for-rollout", args);
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_names(&namespace, &name)?;
+                    grant(&scope)?.check_target(KubernetesAction::Get, &namespace, &name)?;
+                    Ok((namespace, name))
+                },
+                move |scope, (namespace, name)| async move {
+                    let timeout = Duration::from_millis(timeout_millis).min(scope.remaining());
+                    executor(&scope)?
+                        .wait_for_rollout(&namespace, &name, timeout)
+                        .await
+                },
+            )
+            .await?;
+        Ok(r.map(Deployment::from))
+    }
+}

@@ -1,0 +1,60 @@
+//! `log`: the guest's messages, into tracing, the run's timeline and the ledger.
+
+use serde_json::json;
+
+use crate::bindings::log::{Host, Level};
+use crate::bindings::types::Error;
+use crate::host::HostState;
+use crate::pipeline::{Call, Refusal, preview};
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}
+
+impl Host for HostState {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<Result<(), Error>> {
+        let max = self.run.limits.max_log_bytes as usize;
+        let recorded = if message.len() <= max {
+            serde_json::Value::String(message.clone())
+        } else {
+            preview(&message)
+        };
+        let call = Call::read(
+            "log",
+            "log",
+            json!({ "level": level_name(level), "message": recorded, "bytes": message.len() }),
+        );
+        let run_id = self.run.run_id.clone();
+        let guest = self.run.guest.name.clone();
+        self.run
+            .perform(
+                call,
+                move |_| async move {
+                    if message.len() > max {
+                        return Err(Refusal::Invalid(format!(
+                            "the message is {} bytes, above limits.max_log_bytes {max}",
+                            message.len()
+                        )));
+                    }
+                    Ok(message)
+                },
+                move |_, message| async move {
+                    match level {
+                        Level::Trace => tracing::trace!(target: "grace::guest", run = %run_id, %guest, "{message}"),
+                        Level::Debug => tracing::debug!(target: "grace::guest", run = %run_id, %guest, "{message}"),
+                        Level::Info => tracing::info!(target: "grace::guest", run = %run_id, %guest, "{message}"),
+                        Level::Warn => tracing::warn!(target: "grace::guest", run = %run_id, %guest, "{message}"),
+                        Level::Error => tracing::error!(target: "grace::guest", run = %run_id, %guest, "{message}"),
+                    }
+                    Ok(())
+                },
+            )
+            .await
+    }
+}

@@ -1,0 +1,140 @@
+//! `scaling`: Auto Scaling groups, within `[grants.scaling]`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grace_executor::scaling as exec;
+use grace_executor::{ExecError, ScalingExecutor};
+use serde_json::json;
+
+use crate::bindings::scaling::{Group, Host, Instance, LifecycleState};
+use crate::bindings::types::Error;
+use crate::grants::{ScalingGrant, not_granted};
+use crate::host::HostState;
+use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+
+fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
+    scope
+        .grants
+        .scaling
+        .as_ref()
+        .ok_or_else(|| not_granted("scaling", &scope.guest).into())
+}
+
+fn executor(scope: &Scope) -> Result<Arc<dyn ScalingExecutor>, ExecError> {
+    scope
+        .executors
+        .scaling
+        .clone()
+        .ok_or_else(|| ExecError::Unavailable("no scaling backend is configured on this host".into()))
+}
+
+impl From<exec::Group> for Group {
+    fn from(g: exec::Group) -> Self {
+        Group {
+            name: g.name,
+            min_size: g.min_size,
+            max_size: g.max_size,
+            desired_capacity: g.desired_capacity,
+            instances: g
+                .instances
+                .into_iter()
+                .map(|i| Instance {
+                    id: i.id,
+                    lifecycle_state: match i.lifecycle_state {
+                        exec::LifecycleState::Pending => LifecycleState::Pending,
+                        exec::LifecycleState::InService => LifecycleState::InService,
+                        exec::LifecycleState::Terminating => LifecycleState::Terminating,
+                    },
+                    healthy: i.healthy,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Host for HostState {
+    async fn describe_group(&mut self, name: String) -> wasmtime::Result<Result<Group, Error>> {
+        let call = Call::read("scaling", "describe-group", json!({ "group": preview(&name) }));
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_text("name", &name)?;
+                    grant(&scope)?.check_group(&name)?;
+                    Ok(name)
+                },
+                |scope, name| async move { executor(&scope)?.describe_group(&name).await },
+            )
+            .await?;
+        Ok(r.map(Group::from))
+    }
+
+    async fn set_desired_capacity(
+        &mut self,
+        name: String,
+        desired_capacity: u32,
+    ) -> wasmtime::Result<Result<Group, Error>> {
+        let call = Call::change(
+            "scaling",
+            "set-desired-capacity",
+            json!({ "group": preview(&name), "desired_capacity": desired_capacity }),
+        );
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_text("name", &name)?;
+                    let grant = grant(&scope)?;
+                    // Out-of-scope groups are refused before the backend is even asked about them.
+                    grant.check_group(&name)?;
+                    let current = executor(&scope)?.describe_group(&name).await?;
+                    grant.check_set_capacity(
+                        &name,
+                        current.desired_capacity,
+                        desired_capacity,
+                        scope.changes,
+                    )?;
+                    Ok(name)
+                },
+                move |scope, name| async move {
+                    executor(&scope)?
+                        .set_desired_capacity(&name, desired_capacity)
+                        .await
+                },
+            )
+            .await?;
+        Ok(r.map(Group::from))
+    }
+
+    async fn wait_in_service(
+        &mut self,
+        name: String,
+        timeout_millis: u64,
+    ) -> wasmtime::Result<Result<Group, Error>> {
+        let call = Call::read(
+            "scaling",
+            "wait-in-service",
+            json!({ "group": preview(&name), "timeout_millis": timeout_millis }),
+        );
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_text("name", &name)?;
+                    grant(&scope)?.check_group(&name)?;
+                    Ok(name)
+                },
+                move |scope, name| async move {
+                    // Never wait past the run's own deadline.
+                    let timeout = Duration::from_millis(timeout_millis).min(scope.remaining());
+                    executor(&scope)?.wait_in_service(&name, timeout).await
+                },
+            )
+            .await?;
+        Ok(r.map(Group::from))
+    }
+}

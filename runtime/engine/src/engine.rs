@@ -1,0 +1,463 @@
+//! The engine: wasmtime configured for hostile guests, a cache of pre-instantiated components by
+//! digest, and runs — a fresh instance per run, bounded by fuel, an epoch deadline and memory
+//! limits, its every host call going through the pipeline.
+//!
+//! Safety is configuration, and it is all here: the pooling allocator (instances come from
+//! preallocated slots, memory has guard regions), `max_wasm_stack`, fuel, epoch interruption
+//! driven by one ticker thread, and the per-store [`GuestLimiter`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use grace_executor::Executors;
+use grace_ledger::Ledger;
+use serde_json::json;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::bindings::collector::CollectorPre;
+use crate::bindings::playbook::{Playbook, PlaybookPre};
+use crate::bindings::types as wit;
+use crate::component::{CompiledComponent, Guest, LoadError, Pre, check_header, digest, manifest_path};
+use crate::event::TriggerEvent;
+use crate::host::{GUEST_OUTPUT_BYTES, HostState};
+use crate::limiter::GuestLimiter;
+use crate::manifest::{Kind, MAX_MEMORY_BYTES, Manifest};
+use crate::pipeline::RunState;
+use crate::run::{Failure, FailureKind, GuestInfo, Outcome, RunReport, RunStatus};
+use crate::trust::{PassThrough, Trust};
+
+/// Most events one `collect` may return.
+pub const MAX_COLLECTED_EVENTS: usize = 1000;
+/// Longest error text a guest may return; longer ones are cut.
+const MAX_GUEST_ERROR_BYTES: usize = 4096;
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Runs that may be in flight at once (sizes the instance pool).
+    pub max_concurrent_runs: u32,
+    /// How often the epoch advances: the granularity of deadlines and of yielding to other tasks.
+    pub epoch_tick: Duration,
+    /// Largest wasm stack a guest may use.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_concurrent_runs: 64,
+            epoch_tick: Duration::from_millis(10),
+            max_wasm_stack: 512 * 1024,
+        }
+    }
+}
+
+/// What a run acts through: the backends, the ledger, the trust core.
+#[derive(Clone)]
+pub struct RunEnv {
+    /// Backends and the run clock.
+    pub executors: Executors,
+    /// Where every host call is recorded.
+    pub ledger: Arc<Ledger>,
+    /// Decides about each call the grants allow.
+    pub trust: Arc<dyn Trust>,
+}
+
+impl RunEnv {
+    /// Backends and ledger, with the pass-through trust core.
+    pub fn new(executors: Executors, ledger: Arc<Ledger>) -> Self {
+        RunEnv {
+            executors,
+            ledger,
+            trust: Arc::new(PassThrough),
+        }
+    }
+}
+
+/// The GRACE engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<HostState>,
+    cache: Mutex<HashMap<(String, Kind), CompiledComponent>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Configures wasmtime and starts the epoch ticker.
+    pub fn new(config: &EngineConfig) -> anyhow::Result<Engine> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_concurrent_runs.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(16))
+            .total_memories(n.saturating_mul(4))
+            .total_tables(n.saturating_mul(16))
+            .total_stacks(n)
+            .max_memories_per_component(4)
+            .max_memory_size(usize::try_from(MAX_MEMORY_BYTES)?);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack);
+        let wasmtime = wasmtime::Engine::new(&wasm)?;
+
+        let mut linker = Linker::<HostState>::new(&wasmtime);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Playbook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking = wasmtime.clone();
+        let tick = config.epoch_tick;
+        std::thread::Builder::new()
+            .name("grace-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticking.increment_epoch();
+                }
+            })?;
+
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                wasmtime,
+                linker,
+                cache: Mutex::new(HashMap::new()),
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// Compiles (or takes from the cache) a component that must implement `kind`'s world.
+    /// `what` names the bytes in errors (a path or an upload).
+    pub fn compile(&self, bytes: &[u8], kind: Kind, what: &str) -> Result<CompiledComponent, LoadError> {
+        check_header(bytes, what)?;
+        let digest = digest(bytes);
+        let key = (digest.clone(), kind);
+        if let Some(hit) = self.cache().get(&key) {
+            return Ok(hit.clone());
+        }
+        let component = Component::new(&self.inner.wasmtime, bytes).map_err(|e| LoadError::Compile {
+            what: what.into(),
+            message: format!("{e:#}"),
+        })?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            what: what.into(),
+            kind,
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = match kind {
+            Kind::Playbook => Pre::Playbook(PlaybookPre::new(instance_pre).map_err(wrong_world)?),
+            Kind::Collector => Pre::Collector(CollectorPre::new(instance_pre).map_err(wrong_world)?),
+        };
+        let compiled = CompiledComponent { digest, pre };
+        self.cache().insert(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Kind), CompiledComponent>> {
+        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads a guest from its directory or manifest path.
+    pub fn load(&self, path: &Path) -> Result<Guest, LoadError> {
+        let manifest_path = manifest_path(path)?;
+        let manifest = Manifest::load(&manifest_path)?;
+        let bytes = std::fs::read(&manifest.component).map_err(|source| LoadError::ReadComponent {
+            path: manifest.component.clone(),
+            source,
+        })?;
+        self.guest(manifest, &bytes, &format!("`{}`", path_display(&manifest_path, &bytes)))
+    }
+
+    /// Builds a guest from a manifest and component bytes (e.g. an upload).
+    pub fn guest(&self, manifest: Manifest, bytes: &[u8], what: &str) -> Result<Guest, LoadError> {
+        let component = self.compile(bytes, manifest.kind, what)?;
+        Ok(Guest {
+            manifest: Arc::new(manifest),
+            component,
+        })
+    }
+
+    /// Runs a playbook on one event.
+    pub async fn run_playbook(&self, guest: &Guest, event: &TriggerEvent, env: &RunEnv) -> RunReport {
+        self.run(guest, Some(event), env).await
+    }
+
+    /// Runs a collector once.
+    pub async fn run_collector(&self, guest: &Guest, env: &RunEnv) -> RunReport {
+        self.run(guest, None, env).await
+    }
+
+    async fn run(&self, guest: &Guest, event: Option<&TriggerEvent>, env: &RunEnv) -> RunReport {
+        let manifest = &guest.manifest;
+        let limits = manifest.limits;
+        let clock = env.executors.clock.clone();
+        let started_at = clock.now_millis();
+        let timeout_ms = u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX);
+        let info = GuestInfo {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            kind: manifest.kind,
+            digest: guest.component.digest.clone(),
+        };
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let state = RunState {
+            run_id: run_id.clone(),
+            guest: info.clone(),
+            grants: Arc::new(manifest.grants.clone()),
+            config: Arc::new(manifest.config.clone()),
+            limits,
+            executors: env.executors.clone(),
+            ledger: env.ledger.clone(),
+            trust: env.trust.clone(),
+            started_at,
+            deadline_at: started_at.saturating_add(timeout_ms),
+            wall_deadline: tokio::time::Instant::now() + limits.timeout,
+            host_calls: 0,
+            changes: BTreeMap::new(),
+            timeline: Vec::new(),
+            stop: None,
+        };
+        let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
+        let mut store = Store::new(
+            &self.inner.wasmtime,
+            HostState::new(state, GuestLimiter::new(limits.memory_bytes), stderr.clone()),
+        );
+        store.limiter(|s| &mut s.limiter);
+        let wall_deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= wall_deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                // Let other runs and the server make progress between ticks.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let mut report = RunReport {
+            run_id,
+            guest: info,
+            event: event.cloned(),
+            status: RunStatus::Failed,
+            outcome: None,
+            events: Vec::new(),
+            failure: None,
+            started_at,
+            finished_at: started_at,
+            timeline: Vec::new(),
+            host_calls: 0,
+            fuel_consumed: 0,
+            guest_stderr: String::new(),
+        };
+
+        let started = store
+            .data_mut()
+            .run
+            .record_lifecycle(
+                "started",
+                json!({ "kind": manifest.kind, "version": manifest.version, "event": event }),
+                json!({ "ok": null }),
+            )
+            .await;
+        if let Err(e) = started {
+            report.failure = Some(Failure {
+                kind: FailureKind::LedgerUnavailable,
+                message: format!("the ledger could not record the run's start, so it did not run: {e}"),
+            });
+            return report;
+        }
+
+        let result = match store.set_fuel(limits.fuel) {
+            Ok(()) => {
+                // A backstop past the epoch deadline, in case a host call ignores its own timeout.
+                let backstop = limits.timeout + Duration::from_secs(5);
+                match tokio::time::timeout(backstop, call_guest(&mut store, &guest.component.pre, event)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+
+        report.guest_stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        report.fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        match result {
+            Ok(GuestResult::Outcome(Ok(outcome))) => {
+                report.status = RunStatus::Succeeded;
+                report.outcome = Some(Outcome {
+                    summary: outcome.summary,
+                    changed: outcome.changed,
+                    details: outcome.details.into_iter().map(|l| (l.key, l.value)).collect(),
+                });
+            }
+            Ok(GuestResult::Events(Ok(events))) => match self.accept_events(manifest, events) {
+                Ok(events) => {
+                    report.status = RunStatus::Succeeded;
+                    report.events = events;
+                }
+                Err(message) => {
+                    report.failure = Some(Failure {
+                        kind: FailureKind::InvalidOutput,
+                        message,
+                    })
+                }
+            },
+            Ok(GuestResult::Outcome(Err(message)) | GuestResult::Events(Err(message))) => {
+                report.failure = Some(Failure {
+                    kind: FailureKind::GuestError,
+                    message: truncate(message, MAX_GUEST_ERROR_BYTES),
+                });
+            }
+            Err(error) => {
+                let failure = classify(&error, store.data(), &report.guest_stderr);
+                if failure.kind == FailureKind::DeadlineExceeded {
+                    report.status = RunStatus::TimedOut;
+                }
+                report.failure = Some(failure);
+            }
+        }
+
+        let state = &mut store.data_mut().run;
+        report.finished_at = clock.now_millis();
+        report.host_calls = state.host_calls;
+        let finished = state
+            .record_lifecycle(
+                "finished",
+                json!({ "host_calls": state.host_calls, "fuel_consumed": report.fuel_consumed }),
+                json!({
+                    "status": report.status,
+                    "outcome": report.outcome,
+                    "failure": report.failure,
+                    "events": report.events.len(),
+                }),
+            )
+            .await;
+        report.timeline = std::mem::take(&mut state.timeline);
+        if let Err(e) = finished {
+            tracing::error!(run = %report.run_id, "the ledger could not record the run's end: {e}");
+        }
+        report
+    }
+
+    /// Validates a collector's events; the actor is always the collector itself.
+    fn accept_events(&self, manifest: &Manifest, events: Vec<wit::TriggerEvent>) -> Result<Vec<TriggerEvent>, String> {
+        if events.len() > MAX_COLLECTED_EVENTS {
+            return Err(format!(
+                "the collector returned {} events, above the limit of {MAX_COLLECTED_EVENTS}",
+                events.len()
+            ));
+        }
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let source = if e.source.trim().is_empty() { "collector".to_owned() } else { e.source };
+                TriggerEvent::from_guest(e.event_type, source, manifest.name.clone(), e.resource, &e.payload, e.timestamp)
+                    .map_err(|err| format!("event {i}: {err}"))
+            })
+            .collect()
+    }
+}
+
+enum GuestResult {
+    Outcome(Result<wit::Outcome, String>),
+    Events(Result<Vec<wit::TriggerEvent>, String>),
+}
+
+async fn call_guest(
+    store: &mut Store<HostState>,
+    pre: &Pre,
+    event: Option<&TriggerEvent>,
+) -> wasmtime::Result<GuestResult> {
+    match pre {
+        Pre::Playbook(pre) => {
+            let event = event.ok_or_else(|| wasmtime::Error::msg("a playbook needs an event to run"))?;
+            let instance = pre.instantiate_async(&mut *store).await?;
+            let wit_event = wit::TriggerEvent {
+                event_type: event.event_type.clone(),
+                source: event.source.clone(),
+                actor: event.actor.clone(),
+                resource: event.resource.clone(),
+                payload: event.payload_text(),
+                timestamp: event.timestamp,
+            };
+            Ok(GuestResult::Outcome(instance.call_run(&mut *store, &wit_event).await?))
+        }
+        Pre::Collector(pre) => {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            Ok(GuestResult::Events(instance.call_collect(&mut *store).await?))
+        }
+    }
+}
+
+/// Tells why the guest stopped: the host's own reasons first, then wasmtime's trap codes.
+fn classify(error: &wasmtime::Error, state: &HostState, stderr: &str) -> Failure {
+    if let Some(stop) = &state.run.stop {
+        return stop.clone();
+    }
+    if let Some(message) = &state.limiter.exceeded {
+        return Failure {
+            kind: FailureKind::MemoryLimit,
+            message: message.clone(),
+        };
+    }
+    let (kind, message) = match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => (
+            FailureKind::DeadlineExceeded,
+            format!("the deadline of {} passed; the guest was stopped", humantime::format_duration(state.run.limits.timeout)),
+        ),
+        Some(Trap::OutOfFuel) => (
+            FailureKind::FuelExhausted,
+            format!("the guest used all of its fuel ({}); it was stopped", state.run.limits.fuel),
+        ),
+        Some(Trap::StackOverflow) => (FailureKind::StackOverflow, "the guest overflowed its stack".to_owned()),
+        Some(Trap::UnreachableCodeReached) => {
+            let said = stderr.trim();
+            let message = if said.is_empty() {
+                "the guest trapped (unreachable code reached)".to_owned()
+            } else {
+                format!("the guest panicked: {}", truncate(said.to_owned(), 1024))
+            };
+            (FailureKind::Panic, message)
+        }
+        Some(trap) => (FailureKind::Trap, format!("the guest trapped: {trap}")),
+        None => (FailureKind::Trap, format!("the guest was stopped: {error:#}")),
+    };
+    Failure { kind, message }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+fn path_display(manifest: &Path, _bytes: &[u8]) -> String {
+    manifest.display().to_string()
+}

@@ -1,0 +1,99 @@
+//! The store's data: the sandboxed WASI context (no files, network, environment or arguments;
+//! clocks and randomness from the run), resource limits, and the run's state that every
+//! capability goes through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grace_executor::Clock;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::limiter::GuestLimiter;
+use crate::pipeline::RunState;
+
+/// How much of the guest's stdout and stderr is kept (panic messages land on stderr).
+pub(crate) const GUEST_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// What a store holds for one run.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: GuestLimiter,
+    pub(crate) run: RunState,
+}
+
+impl HostState {
+    /// A sandbox for one run. WASI is present only because Rust's standard library imports it:
+    /// no preopened directories, no environment, no arguments, no sockets, and its clocks are the
+    /// run clock (virtual in simulation), so a guest sees no more of the host than its grants.
+    pub(crate) fn new(run: RunState, limiter: GuestLimiter, stderr: MemoryOutputPipe) -> Self {
+        let clock = run.executors.clock.clone();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(MemoryOutputPipe::new(GUEST_OUTPUT_BYTES))
+            .stderr(stderr)
+            .wall_clock(RunWallClock(clock.clone()))
+            .monotonic_clock(RunMonotonicClock {
+                clock: clock.clone(),
+                origin: clock.now_millis(),
+            })
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if clock.is_virtual() {
+            // Dry-runs are deterministic, down to the guest's random numbers.
+            wasi.secure_random(wasmtime_wasi::Deterministic::new(vec![7; 32]))
+                .insecure_random(wasmtime_wasi::Deterministic::new(vec![11; 32]))
+                .insecure_random_seed(0x6772_6163_65);
+        }
+        HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter,
+            run,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// WASI's wall clock, reading the run clock.
+struct RunWallClock(Arc<dyn Clock>);
+
+impl wasmtime_wasi::HostWallClock for RunWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.now_millis())
+    }
+}
+
+/// WASI's monotonic clock: nanoseconds since the run started, on the run clock.
+struct RunMonotonicClock {
+    clock: Arc<dyn Clock>,
+    origin: u64,
+}
+
+impl wasmtime_wasi::HostMonotonicClock for RunMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+
+    fn now(&self) -> u64 {
+        self.clock
+            .now_millis()
+            .saturating_sub(self.origin)
+            .saturating_mul(1_000_000)
+    }
+}

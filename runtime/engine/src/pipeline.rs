@@ -1,0 +1,367 @@
+//! The one path every host call takes, whatever the capability:
+//!
+//! ```text
+//! admit (count against max_host_calls; over the limit the guest is stopped)
+//!   → authorize (arguments valid? within the manifest's grants and bounds? — deny is a typed error)
+//!   → trust decision (pass-through until the trust core lands)
+//!   → execute (simulation or a real backend, bounded by the run's deadline)
+//!   → ledger append (arguments, decision, result; the guest is stopped if it cannot be recorded)
+//!   → typed result back to the guest
+//! ```
+//!
+//! Capability modules supply only the two closures: what to check and what to do.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use grace_executor::{ExecError, Executors};
+use grace_ledger::{Decision, Ledger, NewEntry, Verdict};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::bindings::types::Error as WitError;
+use crate::grants::{Denial, Grants};
+use crate::manifest::Limits;
+use crate::run::{Failure, FailureKind, GuestInfo, TimelineEntry};
+use crate::trust::{Trust, TrustDecision};
+
+/// Longest text argument (names, queries, ids) a guest may pass.
+pub const MAX_TEXT_ARG_BYTES: usize = 4096;
+/// How much of a long text argument the ledger keeps.
+const PREVIEW_BYTES: usize = 256;
+
+/// One host call, as the pipeline and the trust core see it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// WIT interface, e.g. `scaling`.
+    pub interface: &'static str,
+    /// WIT function, e.g. `set-desired-capacity`.
+    pub function: &'static str,
+    /// Arguments as recorded (long texts shortened).
+    pub args: Value,
+    /// Whether the call changes the world.
+    pub change: bool,
+}
+
+impl Call {
+    /// A call that only reads.
+    pub(crate) fn read(interface: &'static str, function: &'static str, args: Value) -> Self {
+        Call {
+            interface,
+            function,
+            args,
+            change: false,
+        }
+    }
+
+    /// A call that changes the world.
+    pub(crate) fn change(interface: &'static str, function: &'static str, args: Value) -> Self {
+        Call {
+            interface,
+            function,
+            args,
+            change: true,
+        }
+    }
+}
+
+/// Text for the ledger: long guest-supplied strings are shortened, so a hostile guest cannot
+/// bloat the ledger.
+pub(crate) fn preview(text: &str) -> Value {
+    if text.len() <= PREVIEW_BYTES {
+        return Value::String(text.to_owned());
+    }
+    let mut end = PREVIEW_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Value::String(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
+
+/// Why a call did not run.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Outside the grants.
+    Denied(String),
+    /// Malformed arguments.
+    Invalid(String),
+    /// A backend error while authorizing (e.g. the resource does not exist).
+    Failed(ExecError),
+}
+
+impl From<Denial> for Refusal {
+    fn from(d: Denial) -> Self {
+        Refusal::Denied(d.0)
+    }
+}
+
+impl From<ExecError> for Refusal {
+    fn from(e: ExecError) -> Self {
+        Refusal::Failed(e)
+    }
+}
+
+/// Checks a text argument's length; `Invalid` names the argument.
+pub(crate) fn check_text(name: &str, value: &str) -> Result<(), Refusal> {
+    if value.len() > MAX_TEXT_ARG_BYTES {
+        return Err(Refusal::Invalid(format!(
+            "`{name}` is {} bytes, above the limit of {MAX_TEXT_ARG_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What a capability's closures may use: cheap clones of the run's context.
+#[derive(Clone)]
+pub(crate) struct Scope {
+    /// The backends.
+    pub executors: Executors,
+    /// The manifest's grants.
+    pub grants: Arc<Grants>,
+    /// The guest's name, for messages.
+    pub guest: Arc<str>,
+    /// Changes this capability already made in this run.
+    pub changes: u32,
+    /// The run's deadline on the run clock, in milliseconds since the epoch.
+    pub deadline_at: u64,
+}
+
+impl Scope {
+    /// Run-clock time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_millis(
+            self.deadline_at
+                .saturating_sub(self.executors.clock.now_millis()),
+        )
+    }
+}
+
+/// Raised (as a trap) when a run must stop; the engine reads the failure back from the state.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Stop(pub String);
+
+/// The state of one run that every host call goes through.
+pub(crate) struct RunState {
+    pub run_id: String,
+    pub guest: GuestInfo,
+    pub grants: Arc<Grants>,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub limits: Limits,
+    pub executors: Executors,
+    pub ledger: Arc<Ledger>,
+    pub trust: Arc<dyn Trust>,
+    pub started_at: u64,
+    pub deadline_at: u64,
+    pub wall_deadline: tokio::time::Instant,
+    pub host_calls: u32,
+    pub changes: BTreeMap<&'static str, u32>,
+    pub timeline: Vec<TimelineEntry>,
+    /// Set when the host stopped the guest, so the engine can tell why the guest trapped.
+    pub stop: Option<Failure>,
+}
+
+fn to_wit(e: ExecError) -> WitError {
+    match e {
+        ExecError::InvalidArgument(m) => WitError::InvalidArgument(m),
+        ExecError::NotFound(m) => WitError::NotFound(m),
+        ExecError::Conflict(m) => WitError::Conflict(m),
+        ExecError::Unavailable(m) => WitError::Unavailable(m),
+        ExecError::TimedOut(m) => WitError::TimedOut(m),
+        ExecError::Other(m) => WitError::Other(m),
+        other => WitError::Other(other.to_string()),
+    }
+}
+
+fn error_json(kind: &str, message: &str) -> Value {
+    json!({ "error": { "kind": kind, "message": message } })
+}
+
+fn exec_error_json(e: &ExecError) -> Value {
+    serde_json::to_value(e).map_or_else(
+        |_| error_json("other", &e.to_string()),
+        |v| json!({ "error": v }),
+    )
+}
+
+impl RunState {
+    fn scope(&self, interface: &'static str) -> Scope {
+        Scope {
+            executors: self.executors.clone(),
+            grants: self.grants.clone(),
+            guest: Arc::from(self.guest.name.as_str()),
+            changes: self.changes.get(interface).copied().unwrap_or(0),
+            deadline_at: self.deadline_at,
+        }
+    }
+
+    /// Runs one host call through the pipeline.
+    pub(crate) async fn perform<T, P, AF, EF>(
+        &mut self,
+        call: Call,
+        authorize: impl FnOnce(Scope) -> AF,
+        execute: impl FnOnce(Scope, P) -> EF,
+    ) -> wasmtime::Result<Result<T, WitError>>
+    where
+        AF: Future<Output = Result<P, Refusal>> + Send,
+        EF: Future<Output = Result<T, ExecError>> + Send,
+        T: Serialize + Send,
+        P: Send,
+    {
+        self.admit(&call).await?;
+        let scope = self.scope(call.interface);
+        let authorized = match tokio::time::timeout_at(self.wall_deadline, authorize(scope.clone()))
+            .await
+        {
+            Ok(a) => a,
+            Err(_) => Err(Refusal::Failed(ExecError::TimedOut(
+                "the run's deadline passed during the call".into(),
+            ))),
+        };
+        let plan = match authorized {
+            Ok(plan) => plan,
+            Err(Refusal::Denied(reason)) => {
+                self.record(&call, Verdict::Denied, &reason, error_json("denied", &reason))
+                    .await?;
+                return Ok(Err(WitError::Denied(reason)));
+            }
+            Err(Refusal::Invalid(message)) => {
+                let reason = format!("invalid argument: {message}");
+                self.record(
+                    &call,
+                    Verdict::Denied,
+                    &reason,
+                    error_json("invalid-argument", &message),
+                )
+                .await?;
+                return Ok(Err(WitError::InvalidArgument(message)));
+            }
+            Err(Refusal::Failed(e)) => {
+                self.record(&call, Verdict::Allowed, "within grants", exec_error_json(&e))
+                    .await?;
+                return Ok(Err(to_wit(e)));
+            }
+        };
+        let reason = match self.trust.decide(&self.guest.name, &call) {
+            TrustDecision::Allow(reason) => reason,
+            TrustDecision::Deny(reason) => {
+                self.record(&call, Verdict::Denied, &reason, error_json("denied", &reason))
+                    .await?;
+                return Ok(Err(WitError::Denied(reason)));
+            }
+        };
+        if call.change {
+            *self.changes.entry(call.interface).or_default() += 1;
+        }
+        let result = match tokio::time::timeout_at(self.wall_deadline, execute(scope, plan)).await {
+            Ok(r) => r,
+            Err(_) => Err(ExecError::TimedOut(
+                "the run's deadline passed during the call".into(),
+            )),
+        };
+        let (recorded, returned) = match result {
+            Ok(value) => {
+                let json = serde_json::to_value(&value)
+                    .map_or_else(|e| error_json("other", &e.to_string()), |v| json!({ "ok": v }));
+                (json, Ok(value))
+            }
+            Err(e) => (exec_error_json(&e), Err(to_wit(e))),
+        };
+        self.record(&call, Verdict::Allowed, &reason, recorded).await?;
+        Ok(returned)
+    }
+
+    /// Counts the call; past `max_host_calls` the guest is stopped (and that is recorded).
+    async fn admit(&mut self, call: &Call) -> wasmtime::Result<()> {
+        self.host_calls = self.host_calls.saturating_add(1);
+        if self.host_calls <= self.limits.max_host_calls {
+            return Ok(());
+        }
+        let reason = format!(
+            "host call limit of {} reached; the guest is stopped",
+            self.limits.max_host_calls
+        );
+        self.record(call, Verdict::Denied, &reason, error_json("limit", &reason))
+            .await?;
+        self.stop = Some(Failure {
+            kind: FailureKind::HostCallLimit,
+            message: reason.clone(),
+        });
+        Err(Stop(reason).into())
+    }
+
+    /// Appends the call to the ledger and the timeline. A ledger failure stops the guest: GRACE
+    /// never acts without a record.
+    async fn record(
+        &mut self,
+        call: &Call,
+        verdict: Verdict,
+        reason: &str,
+        result: Value,
+    ) -> wasmtime::Result<()> {
+        let at = self.executors.clock.now_millis();
+        let entry = NewEntry {
+            run_id: self.run_id.clone(),
+            playbook: self.guest.name.clone(),
+            digest: self.guest.digest.clone(),
+            interface: call.interface.to_owned(),
+            function: call.function.to_owned(),
+            args: call.args.clone(),
+            decision: match verdict {
+                Verdict::Allowed => Decision::allowed(reason),
+                Verdict::Denied => Decision::denied(reason),
+            },
+            result: result.clone(),
+            at_millis: at,
+        };
+        let receipt = match self.ledger.append(entry).await {
+            Ok(r) => r,
+            Err(e) => {
+                let message = format!("the ledger could not record a host call: {e}");
+                tracing::error!(run = %self.run_id, %message);
+                self.stop = Some(Failure {
+                    kind: FailureKind::LedgerUnavailable,
+                    message: message.clone(),
+                });
+                return Err(Stop(message).into());
+            }
+        };
+        self.timeline.push(TimelineEntry {
+            seq: receipt.seq,
+            at,
+            offset_ms: at.saturating_sub(self.started_at),
+            interface: call.interface.to_owned(),
+            function: call.function.to_owned(),
+            args: call.args.clone(),
+            verdict,
+            reason: reason.to_owned(),
+            result,
+            change: call.change,
+        });
+        Ok(())
+    }
+
+    /// Records a run lifecycle event (`run.started`, `run.finished`) in the ledger.
+    pub(crate) async fn record_lifecycle(
+        &mut self,
+        function: &'static str,
+        args: Value,
+        result: Value,
+    ) -> Result<(), grace_ledger::LedgerError> {
+        let entry = NewEntry {
+            run_id: self.run_id.clone(),
+            playbook: self.guest.name.clone(),
+            digest: self.guest.digest.clone(),
+            interface: "run".into(),
+            function: function.into(),
+            args,
+            decision: Decision::allowed("run lifecycle"),
+            result,
+            at_millis: self.executors.clock.now_millis(),
+        };
+        self.ledger.append(entry).await.map(|_| ())
+    }
+}

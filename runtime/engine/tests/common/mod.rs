@@ -1,0 +1,143 @@
+//! Shared by the engine's integration tests: real guests compiled from `playbooks/` (once per
+//! test process; cargo's own cache makes later builds no-ops), the simulated default fleet and a
+//! ledger in a temporary directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use grace_engine::{Engine, EngineConfig, Guest, RunEnv, RunReport, TriggerEvent};
+use grace_ledger::{Durability, Ledger};
+use grace_sim::{Fleet, Simulation};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("runtime/engine is two levels below the root")
+        .to_owned()
+}
+
+/// The guest workspace.
+pub fn playbooks_dir() -> PathBuf {
+    repo_root().join("playbooks")
+}
+
+/// Builds every guest for wasm32-wasip2, once per process.
+pub fn build_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = playbooks_dir();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", dir.join("target"))
+            .output()
+            .expect("cargo can be started to build the guests");
+        assert!(
+            output.status.success(),
+            "building the guests in {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// The directory of a fixture guest.
+pub fn fixture(name: &str) -> PathBuf {
+    playbooks_dir().join("fixtures").join(name)
+}
+
+/// The directory of an example guest.
+pub fn example(name: &str) -> PathBuf {
+    playbooks_dir().join("examples").join(name)
+}
+
+/// One engine per test process: compiling components is the slow part, and the engine caches
+/// them by digest.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            Engine::new(&EngineConfig {
+                max_concurrent_runs: 16,
+                ..EngineConfig::default()
+            })
+            .expect("the engine starts")
+        })
+        .clone()
+}
+
+/// Loads a built guest.
+pub fn load(dir: &Path) -> Guest {
+    build_guests();
+    engine()
+        .load(dir)
+        .unwrap_or_else(|e| panic!("{} loads: {e}", dir.display()))
+}
+
+/// A simulated world, a ledger in a temporary directory, and what runs need of them.
+pub struct World {
+    pub sim: Simulation,
+    pub ledger: Arc<Ledger>,
+    pub env: RunEnv,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    /// The default fleet, a fresh ledger.
+    pub fn new() -> World {
+        World::with_fleet(&Fleet::default_fleet())
+    }
+
+    /// A given fleet, a fresh ledger.
+    pub fn with_fleet(fleet: &Fleet) -> World {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ledger = Arc::new(
+            Ledger::open(dir.path().join("grace.redb"), Durability::None).expect("the ledger opens"),
+        );
+        let sim = Simulation::new(fleet);
+        let env = RunEnv::new(sim.executors(), ledger.clone());
+        World {
+            sim,
+            ledger,
+            env,
+            dir,
+        }
+    }
+
+    /// Runs a playbook on an event, on a fresh current-thread runtime.
+    pub fn run(&self, guest: &Guest, event: &TriggerEvent) -> RunReport {
+        runtime().block_on(engine().run_playbook(guest, event, &self.env))
+    }
+
+    /// Runs a collector once.
+    pub fn collect(&self, guest: &Guest) -> RunReport {
+        runtime().block_on(engine().run_collector(guest, &self.env))
+    }
+}
+
+/// A small multi-threaded runtime, as the CLI and server use.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A test event.
+pub fn event(event_type: &str, resource: &str, payload: serde_json::Value) -> TriggerEvent {
+    TriggerEvent {
+        event_type: event_type.into(),
+        source: "test".into(),
+        actor: "tests".into(),
+        resource: resource.into(),
+        payload,
+        timestamp: 1_767_225_900_000,
+    }
+}

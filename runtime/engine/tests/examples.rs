@@ -1,0 +1,168 @@
+//! The example playbooks and collector, dry-run against the simulated default fleet.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use grace_engine::{RunStatus, TriggerEvent};
+use serde_json::json;
+
+fn latency_event(value: f64) -> TriggerEvent {
+    let mut e = event("metrics.latency", "api-service", json!({ "value": value }));
+    e.source = "prometheus".into();
+    e.actor = "latency-collector".into();
+    e
+}
+
+fn actions(report: &grace_engine::RunReport) -> Vec<(String, serde_json::Value)> {
+    report
+        .actions()
+        .map(|a| (format!("{}.{}", a.interface, a.function), a.args.clone()))
+        .collect()
+}
+
+#[test]
+fn scale_on_latency_raises_capacity_by_its_step_and_waits_for_service() {
+    let guest = load(&example("scale-on-latency"));
+    let world = World::new();
+    let before = world.sim.snapshot();
+    let report = world.run(&guest, &latency_event(912.0));
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}\n{}", report.failure, report.guest_stderr);
+    assert_eq!(
+        actions(&report),
+        vec![(
+            "scaling.set-desired-capacity".to_owned(),
+            json!({ "group": "api-asg", "desired_capacity": 5 })
+        )]
+    );
+    let outcome = report.outcome.as_ref().unwrap();
+    assert!(outcome.changed);
+    let after = world.sim.snapshot();
+    assert_ne!(before, after);
+    let text = after.to_string();
+    assert!(text.contains("api-asg"), "{text}");
+    // The wait happened in virtual time: 90 s of warm-up passed on the run clock.
+    assert!(report.finished_at - report.started_at >= 90_000);
+    // The latency after the scale-out is under the threshold, by the playbook's own measure.
+    let after_ms: f64 = outcome.details["latency_after_ms"].parse().unwrap();
+    assert!(after_ms < 500.0, "{outcome:?}");
+    world.ledger.verify().unwrap();
+}
+
+#[test]
+fn scale_on_latency_does_nothing_below_the_threshold() {
+    let guest = load(&example("scale-on-latency"));
+    let fleet = grace_sim::Fleet::from_toml(
+        &std::fs::read_to_string(playbooks_dir().join("fleet.toml"))
+            .unwrap()
+            .replace("load_rps = 520", "load_rps = 200"),
+    )
+    .unwrap();
+    let world = World::with_fleet(&fleet);
+    let report = world.run(&guest, &latency_event(300.0));
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert!(!report.outcome.as_ref().unwrap().changed);
+    assert_eq!(report.actions().count(), 0);
+}
+
+#[test]
+fn dry_runs_are_deterministic() {
+    let guest = load(&example("scale-on-latency"));
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let world = World::new();
+            let report = world.run(&guest, &latency_event(912.0));
+            let timeline: Vec<_> = report
+                .timeline
+                .iter()
+                .map(|e| (e.offset_ms, e.interface.clone(), e.function.clone(), e.args.clone(), e.result.clone()))
+                .collect();
+            (timeline, report.outcome.clone(), world.sim.snapshot())
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[1], runs[2]);
+}
+
+#[test]
+fn restart_unhealthy_container_restarts_only_the_unhealthy_one() {
+    let guest = load(&example("restart-unhealthy-container"));
+    let world = World::new();
+    let report = world.run(&guest, &event("container.unhealthy", "web-1", json!({})));
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    let acts = actions(&report);
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(acts[0].0, "containers.restart");
+    let text = world.sim.snapshot().to_string();
+    let web1 = text.lines().find(|l| l.contains("web-1")).unwrap();
+    assert!(web1.contains("healthy") && !web1.contains("unhealthy"), "{web1}");
+}
+
+#[test]
+fn k8s_scale_deployment_scales_and_waits_for_the_rollout() {
+    let guest = load(&example("k8s-scale-deployment"));
+    let world = World::new();
+    let report = world.run(
+        &guest,
+        &event("deployment.saturated", "shop/checkout", json!({ "replicas": 4 })),
+    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert_eq!(
+        actions(&report),
+        vec![(
+            "kubernetes.scale-deployment".to_owned(),
+            json!({ "namespace": "shop", "name": "checkout", "replicas": 4 })
+        )]
+    );
+    let text = world.sim.snapshot().to_string();
+    let line = text.lines().find(|l| l.contains("shop/checkout")).unwrap();
+    assert!(line.contains("ready 4"), "{line}");
+    assert!(report.finished_at - report.started_at >= Duration::from_secs(45).as_millis() as u64);
+}
+
+#[test]
+fn latency_collector_emits_a_latency_event_for_the_service() {
+    let guest = load(&example("latency-collector"));
+    let world = World::new();
+    let report = world.collect(&guest);
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert_eq!(report.events.len(), 1, "{:?}", report.events);
+    let e = &report.events[0];
+    assert_eq!(e.event_type, "metrics.latency");
+    assert_eq!(e.resource, "api-service");
+    assert_eq!(e.actor, "latency-collector", "the host sets the actor");
+    let value = e.payload["value"].as_f64().unwrap();
+    assert!(value > 500.0, "{value}");
+}
+
+#[test]
+fn the_collectors_event_drives_the_playbook_end_to_end() {
+    let collector = load(&example("latency-collector"));
+    let playbook = load(&example("scale-on-latency"));
+    let world = World::new();
+    let collected = world.collect(&collector);
+    let event = collected.events.into_iter().next().expect("one event");
+    let report = world.run(&playbook, &event);
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert_eq!(report.actions().count(), 1);
+    world.ledger.verify().unwrap();
+}
+
+#[test]
+fn echo_receives_the_event_and_its_config() {
+    let guest = load(&fixture("echo"));
+    let world = World::new();
+    let ev = event("test.echo", "api-service", json!({ "value": 42, "note": "hi" }));
+    let report = world.run(&guest, &ev);
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    let d = &report.outcome.as_ref().unwrap().details;
+    assert_eq!(d["event_type"], "test.echo");
+    assert_eq!(d["resource"], "api-service");
+    assert_eq!(d["source"], "test");
+    assert_eq!(d["actor"], "tests");
+    assert_eq!(d["timestamp"], ev.timestamp.to_string());
+    let payload: serde_json::Value = serde_json::from_str(&d["payload"]).unwrap();
+    assert_eq!(payload, ev.payload);
+    assert!(d.contains_key("greeting"));
+}

@@ -1,0 +1,224 @@
+//! Hostile and broken guests are stopped or refused with a typed error, recorded in the ledger,
+//! in bounded time, and the host keeps going.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use grace_engine::{FailureKind, RunReport, RunStatus};
+use grace_ledger::Verdict;
+use serde_json::json;
+
+/// Every fixture in `playbooks/fixtures` must be exercised by a test in this crate.
+const TESTED_FIXTURES: &[&str] = &[
+    "trivial",
+    "echo",
+    "infinite-loop",
+    "memory-bomb",
+    "deep-recursion",
+    "ungranted-call",
+    "out-of-scope",
+    "huge-log",
+    "panic",
+    "host-call-flood",
+    "sleeper",
+];
+
+fn run_fixture(name: &str) -> (RunReport, World, Duration) {
+    let guest = load(&fixture(name));
+    let world = World::new();
+    let started = Instant::now();
+    let report = world.run(&guest, &event("test.hostile", "api-service", json!({ "value": 1 })));
+    (report, world, started.elapsed())
+}
+
+fn failure_kind(report: &RunReport) -> FailureKind {
+    report
+        .failure
+        .as_ref()
+        .unwrap_or_else(|| panic!("the run did not fail: {report:#?}"))
+        .kind
+}
+
+/// The run's lifecycle is in the ledger: started and finished, with the status.
+fn assert_recorded(world: &World, report: &RunReport) {
+    let entries = world.ledger.entries_for_run(&report.run_id).unwrap();
+    let first = entries.first().expect("the run has ledger entries");
+    assert_eq!((first.interface.as_str(), first.function.as_str()), ("run", "started"));
+    let last = entries.last().unwrap();
+    assert_eq!((last.interface.as_str(), last.function.as_str()), ("run", "finished"));
+    let status = serde_json::to_value(report.status).unwrap();
+    assert_eq!(last.result["status"], status, "the finished entry records the status");
+    world.ledger.verify().expect("the ledger verifies after a hostile run");
+}
+
+#[test]
+fn every_fixture_has_a_test() {
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(playbooks_dir().join("fixtures")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !TESTED_FIXTURES.contains(&name.as_str()) && name != "collector-fixture" {
+            missing.push(name);
+        }
+    }
+    assert!(missing.is_empty(), "fixtures without a test: {missing:?}");
+}
+
+#[test]
+fn infinite_loop_is_stopped_at_the_deadline() {
+    let (report, world, took) = run_fixture("infinite-loop");
+    assert_eq!(report.status, RunStatus::TimedOut, "{:?}", report.failure);
+    assert!(matches!(failure_kind(&report), FailureKind::DeadlineExceeded | FailureKind::FuelExhausted));
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel_when_fuel_is_the_tighter_limit() {
+    let mut guest = load(&fixture("infinite-loop"));
+    let mut manifest = (*guest.manifest).clone();
+    manifest.limits.fuel = 5_000_000;
+    manifest.limits.timeout = Duration::from_secs(60);
+    guest.manifest = manifest.into();
+    let world = World::new();
+    let started = Instant::now();
+    let report = world.run(&guest, &event("test.hostile", "x", json!({})));
+    assert_eq!(failure_kind(&report), FailureKind::FuelExhausted);
+    assert_eq!(report.status, RunStatus::Failed);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn memory_bomb_is_stopped_at_its_memory_limit() {
+    let (report, world, took) = run_fixture("memory-bomb");
+    assert_eq!(failure_kind(&report), FailureKind::MemoryLimit, "{:?}", report.failure);
+    assert!(report.failure.as_ref().unwrap().message.contains("memory limit"));
+    assert!(took < Duration::from_secs(30));
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn a_memory_limit_that_is_obeyed_lets_the_guest_finish() {
+    // The same engine runs a well-behaved guest right after the bombs: nothing leaked.
+    let _ = run_fixture("memory-bomb");
+    let (report, _world, _) = run_fixture("trivial");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+}
+
+#[test]
+fn deep_recursion_overflows_the_stack_and_is_stopped() {
+    let (report, world, took) = run_fixture("deep-recursion");
+    assert_eq!(failure_kind(&report), FailureKind::StackOverflow, "{:?}", report.failure);
+    assert!(took < Duration::from_secs(30));
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn an_ungranted_capability_is_denied_with_a_typed_error() {
+    let (report, world, _) = run_fixture("ungranted-call");
+    assert_eq!(report.status, RunStatus::Failed);
+    let failure = report.failure.as_ref().unwrap();
+    assert_eq!(failure.kind, FailureKind::GuestError);
+    assert!(failure.message.contains("not granted"), "{}", failure.message);
+    let denied: Vec<_> = report.denials().collect();
+    assert_eq!(denied.len(), 1, "{:#?}", report.timeline);
+    assert_eq!(denied[0].interface, "kubernetes");
+    assert_eq!(denied[0].function, "scale-deployment");
+    let entry = &world.ledger.entries_for_run(&report.run_id).unwrap()[1];
+    assert_eq!(entry.decision.verdict, Verdict::Denied);
+    assert!(entry.decision.reason.contains("`kubernetes` is not granted"));
+    // Nothing changed in the world.
+    assert_eq!(world.sim.snapshot(), World::new().sim.snapshot());
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn calls_outside_the_granted_scope_are_denied_and_change_nothing() {
+    let (report, world, _) = run_fixture("out-of-scope");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    let outcome = report.outcome.as_ref().unwrap();
+    assert!(outcome.details["wrong_group"].contains("`batch-asg` is not granted"), "{outcome:?}");
+    assert!(outcome.details["big_step"].contains("max_step"), "{outcome:?}");
+    let denied: Vec<_> = report.denials().collect();
+    assert_eq!(denied.len(), 2);
+    assert!(denied.iter().all(|e| e.function == "set-desired-capacity"));
+    assert_eq!(report.actions().count(), 0);
+    assert_eq!(world.sim.snapshot(), World::new().sim.snapshot());
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn a_huge_log_line_is_refused_and_not_stored_whole() {
+    let (report, world, _) = run_fixture("huge-log");
+    let failure = report.failure.as_ref().unwrap();
+    assert_eq!(failure.kind, FailureKind::GuestError);
+    assert!(failure.message.contains("max_log_bytes"), "{}", failure.message);
+    let log = &report.timeline[0];
+    assert_eq!(log.verdict, Verdict::Denied);
+    assert_eq!(log.args["bytes"], 1024 * 1024);
+    let stored = world.ledger.entries_for_run(&report.run_id).unwrap();
+    let recorded = serde_json::to_string(&stored[1].args).unwrap();
+    assert!(recorded.len() < 1024, "the ledger keeps a preview, not the megabyte");
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn a_panicking_guest_fails_with_its_panic_message() {
+    let (report, world, _) = run_fixture("panic");
+    let failure = report.failure.as_ref().unwrap();
+    assert_eq!(failure.kind, FailureKind::Panic, "{failure:?}");
+    assert!(failure.message.contains("boom from the panic fixture"), "{}", failure.message);
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn a_host_call_flood_is_stopped_at_max_host_calls() {
+    let (report, world, took) = run_fixture("host-call-flood");
+    assert_eq!(failure_kind(&report), FailureKind::HostCallLimit);
+    let limit = load(&fixture("host-call-flood")).manifest.limits.max_host_calls;
+    assert_eq!(report.host_calls, limit + 1);
+    let last = report.timeline.last().unwrap();
+    assert_eq!(last.verdict, Verdict::Denied);
+    assert!(last.reason.contains("host call limit"));
+    assert!(took < Duration::from_secs(30));
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn sleeping_past_the_deadline_is_refused_without_waiting() {
+    let (report, world, took) = run_fixture("sleeper");
+    let failure = report.failure.as_ref().unwrap();
+    assert_eq!(failure.kind, FailureKind::GuestError);
+    assert!(failure.message.contains("deadline"), "{}", failure.message);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn the_host_keeps_serving_runs_while_hostile_guests_are_stopped() {
+    let engine = engine();
+    let bad = load(&fixture("infinite-loop"));
+    let good = load(&fixture("echo"));
+    let world = World::new();
+    let rt = runtime();
+    let (bad_report, good_reports) = rt.block_on(async {
+        let bad_run = engine.run_playbook(&bad, &event("test.x", "r", json!({})), &world.env);
+        let good_runs = async {
+            let mut reports = Vec::new();
+            for i in 0..5 {
+                reports.push(
+                    engine
+                        .run_playbook(&good, &event("test.x", "r", json!({ "i": i })), &world.env)
+                        .await,
+                );
+            }
+            reports
+        };
+        tokio::join!(bad_run, good_runs)
+    });
+    assert_eq!(bad_report.status, RunStatus::TimedOut);
+    assert!(good_reports.iter().all(|r| r.status == RunStatus::Succeeded));
+    world.ledger.verify().unwrap();
+}
