@@ -43,13 +43,81 @@ fn args(value: &Value) -> String {
     }
 }
 
+/// A one-line summary of the resources the capabilities return, where the shape is known.
+fn summary(ok: &Value) -> Option<String> {
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let name = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+    if let Some(instances) = ok.get("instances").and_then(Value::as_array) {
+        let in_service = instances
+            .iter()
+            .filter(|i| i["lifecycle_state"] == "in-service" && i["healthy"] == true)
+            .count();
+        return Some(format!(
+            "group {}: desired {}, in service {in_service}/{}",
+            name(ok, "name"),
+            num(ok, "desired_capacity"),
+            instances.len()
+        ));
+    }
+    if ok.get("ready_replicas").is_some() {
+        return Some(format!(
+            "deployment {}/{}: replicas {}, ready {}, updated {}",
+            name(ok, "namespace"),
+            name(ok, "name"),
+            num(ok, "replicas"),
+            num(ok, "ready_replicas"),
+            num(ok, "updated_replicas")
+        ));
+    }
+    let describe_container = |c: &Value| {
+        format!("{} {} {}", name(c, "name"), name(c, "state"), name(c, "health"))
+    };
+    if ok.get("health").is_some() {
+        return Some(format!("container {}", describe_container(ok)));
+    }
+    let items = ok.as_array()?;
+    if items.iter().all(|c| c.get("health").is_some()) {
+        let list: Vec<_> = items.iter().map(describe_container).collect();
+        return Some(format!("{} container(s): {}", items.len(), list.join(", ")));
+    }
+    if items.iter().all(|s| s.get("samples").is_some()) {
+        let list: Vec<_> = items
+            .iter()
+            .map(|s| {
+                let labels = s["labels"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                let samples = s["samples"].as_array().map_or(0, Vec::len);
+                let last = s["samples"]
+                    .as_array()
+                    .and_then(|v| v.last())
+                    .and_then(|p| p["value"].as_f64())
+                    .map_or("-".to_owned(), |v| format!("{v:.1}"));
+                if samples > 1 {
+                    format!("{{{labels}}} {samples} samples, last {last}")
+                } else {
+                    format!("{{{labels}}} {last}")
+                }
+            })
+            .collect();
+        return Some(format!("{} series: {}", items.len(), list.join("; ")));
+    }
+    None
+}
+
 /// A call's result: the value, or the error kind and message.
 fn result(value: &Value) -> String {
     if let Some(ok) = value.get("ok") {
         if ok.is_null() {
             return "ok".into();
         }
-        return compact(ok);
+        return summary(ok).map_or_else(|| compact(ok), |s| shorten(&s, WIDTH));
     }
     if let Some(err) = value.get("error") {
         let kind = err.get("kind").and_then(Value::as_str).unwrap_or("error");

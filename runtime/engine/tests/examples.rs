@@ -166,3 +166,14 @@ fn echo_receives_the_event_and_its_config() {
     assert_eq!(payload, ev.payload);
     assert!(d.contains_key("greeting"));
 }
+
+#[test]
+fn a_minimal_collector_emits_one_event_per_series_with_the_host_as_actor() {
+    let guest = load(&fixture("collector-fixture"));
+    let world = World::new();
+    let report = world.collect(&guest);
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert_eq!(report.events.len(), 1, "one service in the default fleet");
+    assert_eq!(report.events[0].actor, "collector-fixture");
+    assert_eq!(report.timeline[0].interface, "metrics");
+}

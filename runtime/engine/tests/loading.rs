@@ -14,7 +14,7 @@ fn manifest(kind: &str) -> Manifest {
 
 fn built(name: &str) -> Vec<u8> {
     build_guests();
-    std::fs::read(playbooks_dir().join("target/wasm32-wasip2/release").join(format!("{name}.wasm")))
+    std::fs::read(components_dir().join(format!("{name}.wasm")))
         .unwrap()
 }
 

@@ -33,6 +33,14 @@ pub fn run(args: RunArgs) -> Exit {
         Ok(e) => e,
         Err(e) => return Exit::Invalid(e),
     };
+    // The incident happens when its event says: the run clock starts there.
+    if let Some(e) = &event {
+        let now = sim.clock().now_millis();
+        if e.timestamp > now {
+            sim.clock()
+                .advance(std::time::Duration::from_millis(e.timestamp - now));
+        }
+    }
     let engine = match Engine::new(&EngineConfig {
         max_concurrent_runs: 2,
         ..EngineConfig::default()

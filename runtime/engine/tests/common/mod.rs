@@ -2,60 +2,16 @@
 //! test process; cargo's own cache makes later builds no-ops), the simulated default fleet and a
 //! ledger in a temporary directory.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use grace_engine::{Engine, EngineConfig, Guest, RunEnv, RunReport, TriggerEvent};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("runtime/engine is two levels below the root")
-        .to_owned()
-}
-
-/// The guest workspace.
-pub fn playbooks_dir() -> PathBuf {
-    repo_root().join("playbooks")
-}
-
-/// Builds every guest for wasm32-wasip2, once per process.
-pub fn build_guests() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = playbooks_dir();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["build", "--release", "--quiet"])
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", dir.join("target"))
-            .output()
-            .expect("cargo can be started to build the guests");
-        assert!(
-            output.status.success(),
-            "building the guests in {} failed:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
-}
-
-/// The directory of a fixture guest.
-pub fn fixture(name: &str) -> PathBuf {
-    playbooks_dir().join("fixtures").join(name)
-}
-
-/// The directory of an example guest.
-pub fn example(name: &str) -> PathBuf {
-    playbooks_dir().join("examples").join(name)
-}
+pub use grace_testkit::{build_guests, components_dir, example, fixture, playbooks_dir};
 
 /// One engine per test process: compiling components is the slow part, and the engine caches
 /// them by digest.

@@ -1,0 +1,62 @@
+//! Test support shared by GRACE's crates.
+//!
+//! Tests run real guests compiled from `playbooks/` for `wasm32-wasip2`. [`build_guests`] builds
+//! them once per test process; cargo's own cache makes every build after the first a no-op, and
+//! its lock serializes test processes that build at the same time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The guest workspace.
+pub fn playbooks_dir() -> PathBuf {
+    repo_root().join("playbooks")
+}
+
+/// Where the built components land.
+pub fn components_dir() -> PathBuf {
+    playbooks_dir().join("target/wasm32-wasip2/release")
+}
+
+/// The directory of a fixture guest.
+pub fn fixture(name: &str) -> PathBuf {
+    playbooks_dir().join("fixtures").join(name)
+}
+
+/// The directory of an example guest.
+pub fn example(name: &str) -> PathBuf {
+    playbooks_dir().join("examples").join(name)
+}
+
+/// Builds every guest for wasm32-wasip2, once per process. Panics with cargo's output when the
+/// build fails: a test cannot mean anything without its guests.
+pub fn build_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = playbooks_dir();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", dir.join("target"))
+            .output();
+        match output {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "building the guests in {} failed:\n{}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!("cargo could not be started to build the guests: {e}"),
+        }
+    });
+}
