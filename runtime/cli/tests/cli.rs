@@ -1,0 +1,198 @@
+//! The `grace` binary, as a user runs it: dry-runs, exit codes, error messages, the ledger.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use grace_testkit::{build_guests, example, fixture};
+use redb::ReadableTable;
+use serde_json::Value;
+
+fn grace(args: &[&str]) -> Output {
+    build_guests();
+    Command::new(env!("CARGO_BIN_EXE_grace"))
+        .args(args)
+        .env_remove("GRACE_DATA_DIR")
+        .output()
+        .expect("grace runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 paths")
+}
+
+/// `grace run <example> --event <its event.json> --dry-run` into `data`.
+fn dry_run(name: &str, data: &Path, extra: &[&str]) -> Output {
+    let dir = example(name);
+    let event = dir.join("event.json");
+    let mut args = vec!["run", path(&dir), "--event", path(&event), "--dry-run", "--data-dir", path(data)];
+    args.extend_from_slice(extra);
+    grace(&args)
+}
+
+#[test]
+fn dry_run_prints_the_timeline_the_action_and_the_fleet() {
+    let data = tempfile::tempdir().unwrap();
+    let out = dry_run("scale-on-latency", data.path(), &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("scaling.set-desired-capacity"), "{text}");
+    assert!(text.contains("<- action"), "{text}");
+    assert!(text.contains("outcome  succeeded (changed)"), "{text}");
+    assert!(text.contains("desired 5  in service 5/5"), "{text}");
+}
+
+#[test]
+fn dry_run_json_lists_the_actions_and_the_final_fleet() {
+    let data = tempfile::tempdir().unwrap();
+    let out = dry_run("scale-on-latency", data.path(), &["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["mode"], "dry-run");
+    assert_eq!(report["run"]["status"], "succeeded");
+    let actions = report["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0]["function"], "set-desired-capacity");
+    assert_eq!(actions[0]["args"]["desired_capacity"], 5);
+    let group = &report["fleet"]["after"]["groups"][0];
+    assert_eq!(group["name"], "api-asg");
+    assert_eq!(group["desired_capacity"], 5);
+    assert_eq!(report["fleet"]["before"]["groups"][0]["desired_capacity"], 3);
+}
+
+#[test]
+fn the_same_dry_run_twice_gives_the_same_actions_and_fleet() {
+    let data = tempfile::tempdir().unwrap();
+    let runs: Vec<Value> = (0..2)
+        .map(|_| {
+            let out = dry_run("scale-on-latency", data.path(), &["--json"]);
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(runs[0]["actions"].as_array().unwrap().len(), 1);
+    let strip = |v: &Value| {
+        let mut actions = v["actions"].clone();
+        for a in actions.as_array_mut().unwrap() {
+            a.as_object_mut().unwrap().remove("seq");
+        }
+        (actions, v["fleet"].clone(), v["run"]["outcome"].clone())
+    };
+    assert_eq!(strip(&runs[0]), strip(&runs[1]));
+}
+
+#[test]
+fn every_example_dry_runs_successfully() {
+    let data = tempfile::tempdir().unwrap();
+    for name in ["scale-on-latency", "restart-unhealthy-container", "k8s-scale-deployment"] {
+        let out = dry_run(name, data.path(), &[]);
+        assert!(out.status.success(), "{name}: {}\n{}", stdout(&out), stderr(&out));
+    }
+    let collector = example("latency-collector");
+    let out = grace(&["run", path(&collector), "--dry-run", "--data-dir", path(data.path())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("metrics.latency on `api-service`"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_failed_run_exits_1_and_says_why() {
+    let data = tempfile::tempdir().unwrap();
+    let event = example("scale-on-latency").join("event.json");
+    let out = grace(&[
+        "run",
+        path(&fixture("ungranted-call")),
+        "--event",
+        path(&event),
+        "--dry-run",
+        "--data-dir",
+        path(data.path()),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("DENIED"), "{text}");
+    assert!(text.contains("`kubernetes` is not granted"), "{text}");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bad_event = dir.path().join("event.json");
+    std::fs::write(&bad_event, r#"{"event_type":"","source":"s","actor":"a","resource":"r"}"#).unwrap();
+    let bad_fleet = dir.path().join("fleet.toml");
+    std::fs::write(&bad_fleet, "[[groups]]\nname = \"g\"\nmin_size = 5\nmax_size = 1\n").unwrap();
+    let playbook = example("scale-on-latency");
+    let good_event = playbook.join("event.json");
+    let data_dir = path(data.path());
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", path(&playbook), "--event", path(&bad_event), "--dry-run", "--data-dir", data_dir], "event_type"),
+        (vec!["run", path(&playbook), "--event", path(&good_event), "--data-dir", data_dir], "--dry-run"),
+        (
+            vec!["run", path(&playbook), "--event", path(&good_event), "--dry-run", "--fleet", path(&bad_fleet), "--data-dir", data_dir],
+            "max_size",
+        ),
+        (vec!["run", path(dir.path()), "--event", path(&good_event), "--dry-run", "--data-dir", data_dir], "playbook.toml"),
+        (vec!["run", path(&playbook), "--dry-run", "--data-dir", data_dir], "--event"),
+    ];
+    for (args, needle) in cases {
+        let out = grace(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: expected `{needle}` in: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn ledger_show_and_verify_read_what_the_run_recorded() {
+    let data = tempfile::tempdir().unwrap();
+    assert!(dry_run("scale-on-latency", data.path(), &[]).status.success());
+    let d = path(data.path());
+
+    let out = grace(&["ledger", "verify", "--data-dir", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("ledger ok: 13 entries"), "{}", stdout(&out));
+
+    let out = grace(&["ledger", "show", "--json", "--data-dir", d]);
+    let entries: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(entries.len(), 13);
+    assert_eq!(entries[0]["interface"], "run");
+    assert_eq!(entries[0]["function"], "started");
+    assert!(entries.iter().any(|e| e["function"] == "set-desired-capacity"
+        && e["decision"]["verdict"] == "allowed"));
+}
+
+#[test]
+fn ledger_verify_exits_1_naming_a_modified_entry() {
+    let data = tempfile::tempdir().unwrap();
+    assert!(dry_run("scale-on-latency", data.path(), &[]).status.success());
+    let file = data.path().join("grace.redb");
+    {
+        let db = redb::Database::open(&file).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut table = tx.open_table(grace_ledger::tables::ENTRIES).unwrap();
+            let mut bytes = table.get(7).unwrap().unwrap().value().to_vec();
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x01;
+            table.insert(7, bytes.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let out = grace(&["ledger", "verify", "--data-dir", path(data.path())]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("entry 7"), "{}", stdout(&out));
+}
+
+#[test]
+fn ledger_commands_without_a_ledger_exit_2() {
+    let data = tempfile::tempdir().unwrap();
+    let out = grace(&["ledger", "verify", "--data-dir", path(data.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no ledger"), "{}", stderr(&out));
+}
