@@ -70,7 +70,12 @@ fn summary(ok: &Value) -> Option<String> {
         ));
     }
     let describe_container = |c: &Value| {
-        format!("{} {} {}", name(c, "name"), name(c, "state"), name(c, "health"))
+        format!(
+            "{} {} {}",
+            name(c, "name"),
+            name(c, "state"),
+            name(c, "health")
+        )
     };
     if ok.get("health").is_some() {
         return Some(format!("container {}", describe_container(ok)));
@@ -132,7 +137,11 @@ fn timeline_line(out: &mut String, e: &TimelineEntry) {
         Verdict::Allowed => "allowed",
         Verdict::Denied => "DENIED ",
     };
-    let marker = if e.is_effective_action() { "  <- action" } else { "" };
+    let marker = if e.is_effective_action() {
+        "  <- action"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "  +{:>8.3}s  #{:<5} {:<30} {verdict}  {}{marker}",
@@ -141,9 +150,20 @@ fn timeline_line(out: &mut String, e: &TimelineEntry) {
         format!("{}.{}", e.interface, e.function),
         args(&e.args),
     );
-    let _ = writeln!(out, "  {:>10}  {:<6} {:<30} -> {}", "", "", "", result(&e.result));
+    let _ = writeln!(
+        out,
+        "  {:>10}  {:<6} {:<30} -> {}",
+        "",
+        "",
+        "",
+        result(&e.result)
+    );
     if e.verdict == Verdict::Denied {
-        let _ = writeln!(out, "  {:>10}  {:<6} {:<30}    why: {}", "", "", "", e.reason);
+        let _ = writeln!(
+            out,
+            "  {:>10}  {:<6} {:<30}    why: {}",
+            "", "", "", e.reason
+        );
     }
 }
 
@@ -198,9 +218,19 @@ pub fn run_report(
             }
         }
         (RunStatus::Succeeded, None, _) => {
-            let _ = writeln!(out, "outcome  succeeded: {} event(s) collected", report.events.len());
+            let _ = writeln!(
+                out,
+                "outcome  succeeded: {} event(s) collected",
+                report.events.len()
+            );
             for e in &report.events {
-                let _ = writeln!(out, "         {} on `{}` {}", e.event_type, e.resource, compact(&e.payload));
+                let _ = writeln!(
+                    out,
+                    "         {} on `{}` {}",
+                    e.event_type,
+                    e.resource,
+                    compact(&e.payload)
+                );
             }
         }
         (status, _, Some(f)) => {
@@ -220,7 +250,13 @@ pub fn run_report(
         report.fuel_consumed
     );
     for a in actions {
-        let _ = writeln!(out, "         {}.{} {}", a.interface, a.function, args(&a.args));
+        let _ = writeln!(
+            out,
+            "         {}.{} {}",
+            a.interface,
+            a.function,
+            args(&a.args)
+        );
     }
     let _ = writeln!(out, "\nfleet after the run\n{fleet_after}");
     match head {

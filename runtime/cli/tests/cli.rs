@@ -1,5 +1,8 @@
 //! The `grace` binary, as a user runs it: dry-runs, exit codes, error messages, the ledger.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -32,7 +35,15 @@ fn path(p: &Path) -> &str {
 fn dry_run(name: &str, data: &Path, extra: &[&str]) -> Output {
     let dir = example(name);
     let event = dir.join("event.json");
-    let mut args = vec!["run", path(&dir), "--event", path(&event), "--dry-run", "--data-dir", path(data)];
+    let mut args = vec![
+        "run",
+        path(&dir),
+        "--event",
+        path(&event),
+        "--dry-run",
+        "--data-dir",
+        path(data),
+    ];
     args.extend_from_slice(extra);
     grace(&args)
 }
@@ -64,7 +75,10 @@ fn dry_run_json_lists_the_actions_and_the_final_fleet() {
     let group = &report["fleet"]["after"]["groups"][0];
     assert_eq!(group["name"], "api-asg");
     assert_eq!(group["desired_capacity"], 5);
-    assert_eq!(report["fleet"]["before"]["groups"][0]["desired_capacity"], 3);
+    assert_eq!(
+        report["fleet"]["before"]["groups"][0]["desired_capacity"],
+        3
+    );
 }
 
 #[test]
@@ -90,14 +104,33 @@ fn the_same_dry_run_twice_gives_the_same_actions_and_fleet() {
 #[test]
 fn every_example_dry_runs_successfully() {
     let data = tempfile::tempdir().unwrap();
-    for name in ["scale-on-latency", "restart-unhealthy-container", "k8s-scale-deployment"] {
+    for name in [
+        "scale-on-latency",
+        "restart-unhealthy-container",
+        "k8s-scale-deployment",
+    ] {
         let out = dry_run(name, data.path(), &[]);
-        assert!(out.status.success(), "{name}: {}\n{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "{name}: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
     }
     let collector = example("latency-collector");
-    let out = grace(&["run", path(&collector), "--dry-run", "--data-dir", path(data.path())]);
+    let out = grace(&[
+        "run",
+        path(&collector),
+        "--dry-run",
+        "--data-dir",
+        path(data.path()),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("metrics.latency on `api-service`"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("metrics.latency on `api-service`"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -124,53 +157,129 @@ fn bad_input_exits_2_naming_the_problem() {
     let data = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bad_event = dir.path().join("event.json");
-    std::fs::write(&bad_event, r#"{"event_type":"","source":"s","actor":"a","resource":"r"}"#).unwrap();
+    std::fs::write(
+        &bad_event,
+        r#"{"event_type":"","source":"s","actor":"a","resource":"r"}"#,
+    )
+    .unwrap();
     let bad_fleet = dir.path().join("fleet.toml");
-    std::fs::write(&bad_fleet, "[[groups]]\nname = \"g\"\nmin_size = 5\nmax_size = 1\n").unwrap();
+    std::fs::write(
+        &bad_fleet,
+        "[[groups]]\nname = \"g\"\nmin_size = 5\nmax_size = 1\n",
+    )
+    .unwrap();
     let playbook = example("scale-on-latency");
     let good_event = playbook.join("event.json");
     let data_dir = path(data.path());
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["run", path(&playbook), "--event", path(&bad_event), "--dry-run", "--data-dir", data_dir], "event_type"),
-        (vec!["run", path(&playbook), "--event", path(&good_event), "--data-dir", data_dir], "--dry-run"),
         (
-            vec!["run", path(&playbook), "--event", path(&good_event), "--dry-run", "--fleet", path(&bad_fleet), "--data-dir", data_dir],
+            vec![
+                "run",
+                path(&playbook),
+                "--event",
+                path(&bad_event),
+                "--dry-run",
+                "--data-dir",
+                data_dir,
+            ],
+            "event_type",
+        ),
+        (
+            vec![
+                "run",
+                path(&playbook),
+                "--event",
+                path(&good_event),
+                "--data-dir",
+                data_dir,
+            ],
+            "--dry-run",
+        ),
+        (
+            vec![
+                "run",
+                path(&playbook),
+                "--event",
+                path(&good_event),
+                "--dry-run",
+                "--fleet",
+                path(&bad_fleet),
+                "--data-dir",
+                data_dir,
+            ],
             "max_size",
         ),
-        (vec!["run", path(dir.path()), "--event", path(&good_event), "--dry-run", "--data-dir", data_dir], "playbook.toml"),
-        (vec!["run", path(&playbook), "--dry-run", "--data-dir", data_dir], "--event"),
+        (
+            vec![
+                "run",
+                path(dir.path()),
+                "--event",
+                path(&good_event),
+                "--dry-run",
+                "--data-dir",
+                data_dir,
+            ],
+            "playbook.toml",
+        ),
+        (
+            vec!["run", path(&playbook), "--dry-run", "--data-dir", data_dir],
+            "--event",
+        ),
     ];
     for (args, needle) in cases {
         let out = grace(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(needle), "{args:?}: expected `{needle}` in: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{args:?}: expected `{needle}` in: {}",
+            stderr(&out)
+        );
     }
 }
 
 #[test]
 fn ledger_show_and_verify_read_what_the_run_recorded() {
     let data = tempfile::tempdir().unwrap();
-    assert!(dry_run("scale-on-latency", data.path(), &[]).status.success());
+    assert!(
+        dry_run("scale-on-latency", data.path(), &[])
+            .status
+            .success()
+    );
     let d = path(data.path());
 
     let out = grace(&["ledger", "verify", "--data-dir", d]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("ledger ok: 13 entries"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("ledger ok: 13 entries"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = grace(&["ledger", "show", "--json", "--data-dir", d]);
-    let entries: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(entries.len(), 13);
     assert_eq!(entries[0]["interface"], "run");
     assert_eq!(entries[0]["function"], "started");
-    assert!(entries.iter().any(|e| e["function"] == "set-desired-capacity"
-        && e["decision"]["verdict"] == "allowed"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["function"] == "set-desired-capacity"
+                && e["decision"]["verdict"] == "allowed")
+    );
 }
 
 #[test]
 fn ledger_verify_exits_1_naming_a_modified_entry() {
     let data = tempfile::tempdir().unwrap();
-    assert!(dry_run("scale-on-latency", data.path(), &[]).status.success());
+    assert!(
+        dry_run("scale-on-latency", data.path(), &[])
+            .status
+            .success()
+    );
     let file = data.path().join("grace.redb");
     {
         let db = redb::Database::open(&file).unwrap();

@@ -33,4 +33,6 @@ pub mod collector {
     });
 }
 
-pub use playbook::grace::playbook::{clock, config, containers, kubernetes, log, metrics, scaling, types};
+pub use playbook::grace::playbook::{
+    clock, config, containers, kubernetes, log, metrics, scaling, types,
+};

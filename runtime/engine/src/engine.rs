@@ -16,13 +16,17 @@ use grace_executor::Executors;
 use grace_ledger::Ledger;
 use serde_json::json;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::bindings::collector::CollectorPre;
 use crate::bindings::playbook::{Playbook, PlaybookPre};
 use crate::bindings::types as wit;
-use crate::component::{CompiledComponent, Guest, LoadError, Pre, check_header, digest, manifest_path};
+use crate::component::{
+    CompiledComponent, Guest, LoadError, Pre, check_header, digest, manifest_path,
+};
 use crate::event::TriggerEvent;
 use crate::host::{GUEST_OUTPUT_BYTES, HostState};
 use crate::limiter::GuestLimiter;
@@ -147,26 +151,38 @@ impl Engine {
 
     /// Compiles (or takes from the cache) a component that must implement `kind`'s world.
     /// `what` names the bytes in errors (a path or an upload).
-    pub fn compile(&self, bytes: &[u8], kind: Kind, what: &str) -> Result<CompiledComponent, LoadError> {
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        kind: Kind,
+        what: &str,
+    ) -> Result<CompiledComponent, LoadError> {
         check_header(bytes, what)?;
         let digest = digest(bytes);
         let key = (digest.clone(), kind);
         if let Some(hit) = self.cache().get(&key) {
             return Ok(hit.clone());
         }
-        let component = Component::new(&self.inner.wasmtime, bytes).map_err(|e| LoadError::Compile {
-            what: what.into(),
-            message: format!("{e:#}"),
-        })?;
+        let component =
+            Component::new(&self.inner.wasmtime, bytes).map_err(|e| LoadError::Compile {
+                what: what.into(),
+                message: format!("{e:#}"),
+            })?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             what: what.into(),
             kind,
             message: format!("{e:#}"),
         };
-        let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
         let pre = match kind {
             Kind::Playbook => Pre::Playbook(PlaybookPre::new(instance_pre).map_err(wrong_world)?),
-            Kind::Collector => Pre::Collector(CollectorPre::new(instance_pre).map_err(wrong_world)?),
+            Kind::Collector => {
+                Pre::Collector(CollectorPre::new(instance_pre).map_err(wrong_world)?)
+            }
         };
         let compiled = CompiledComponent { digest, pre };
         self.cache().insert(key, compiled.clone());
@@ -181,11 +197,16 @@ impl Engine {
     pub fn load(&self, path: &Path) -> Result<Guest, LoadError> {
         let manifest_path = manifest_path(path)?;
         let manifest = Manifest::load(&manifest_path)?;
-        let bytes = std::fs::read(&manifest.component).map_err(|source| LoadError::ReadComponent {
-            path: manifest.component.clone(),
-            source,
-        })?;
-        self.guest(manifest, &bytes, &format!("`{}`", path_display(&manifest_path, &bytes)))
+        let bytes =
+            std::fs::read(&manifest.component).map_err(|source| LoadError::ReadComponent {
+                path: manifest.component.clone(),
+                source,
+            })?;
+        self.guest(
+            manifest,
+            &bytes,
+            &format!("`{}`", path_display(&manifest_path, &bytes)),
+        )
     }
 
     /// Builds a guest from a manifest and component bytes (e.g. an upload).
@@ -198,7 +219,12 @@ impl Engine {
     }
 
     /// Runs a playbook on one event.
-    pub async fn run_playbook(&self, guest: &Guest, event: &TriggerEvent, env: &RunEnv) -> RunReport {
+    pub async fn run_playbook(
+        &self,
+        guest: &Guest,
+        event: &TriggerEvent,
+        env: &RunEnv,
+    ) -> RunReport {
         self.run(guest, Some(event), env).await
     }
 
@@ -240,7 +266,11 @@ impl Engine {
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = Store::new(
             &self.inner.wasmtime,
-            HostState::new(state, GuestLimiter::new(limits.memory_bytes), stderr.clone()),
+            HostState::new(
+                state,
+                GuestLimiter::new(limits.memory_bytes),
+                stderr.clone(),
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         let wall_deadline = Instant::now() + limits.timeout;
@@ -282,7 +312,9 @@ impl Engine {
         if let Err(e) = started {
             report.failure = Some(Failure {
                 kind: FailureKind::LedgerUnavailable,
-                message: format!("the ledger could not record the run's start, so it did not run: {e}"),
+                message: format!(
+                    "the ledger could not record the run's start, so it did not run: {e}"
+                ),
             });
             return report;
         }
@@ -291,7 +323,12 @@ impl Engine {
             Ok(()) => {
                 // A backstop past the epoch deadline, in case a host call ignores its own timeout.
                 let backstop = limits.timeout + Duration::from_secs(5);
-                match tokio::time::timeout(backstop, call_guest(&mut store, &guest.component.pre, event)).await {
+                match tokio::time::timeout(
+                    backstop,
+                    call_guest(&mut store, &guest.component.pre, event),
+                )
+                .await
+                {
                     Ok(r) => r,
                     Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
                 }
@@ -307,7 +344,11 @@ impl Engine {
                 report.outcome = Some(Outcome {
                     summary: outcome.summary,
                     changed: outcome.changed,
-                    details: outcome.details.into_iter().map(|l| (l.key, l.value)).collect(),
+                    details: outcome
+                        .details
+                        .into_iter()
+                        .map(|l| (l.key, l.value))
+                        .collect(),
                 });
             }
             Ok(GuestResult::Events(Ok(events))) => match self.accept_events(manifest, events) {
@@ -360,7 +401,11 @@ impl Engine {
     }
 
     /// Validates a collector's events; the actor is always the collector itself.
-    fn accept_events(&self, manifest: &Manifest, events: Vec<wit::TriggerEvent>) -> Result<Vec<TriggerEvent>, String> {
+    fn accept_events(
+        &self,
+        manifest: &Manifest,
+        events: Vec<wit::TriggerEvent>,
+    ) -> Result<Vec<TriggerEvent>, String> {
         if events.len() > MAX_COLLECTED_EVENTS {
             return Err(format!(
                 "the collector returned {} events, above the limit of {MAX_COLLECTED_EVENTS}",
@@ -371,9 +416,20 @@ impl Engine {
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                let source = if e.source.trim().is_empty() { "collector".to_owned() } else { e.source };
-                TriggerEvent::from_guest(e.event_type, source, manifest.name.clone(), e.resource, &e.payload, e.timestamp)
-                    .map_err(|err| format!("event {i}: {err}"))
+                let source = if e.source.trim().is_empty() {
+                    "collector".to_owned()
+                } else {
+                    e.source
+                };
+                TriggerEvent::from_guest(
+                    e.event_type,
+                    source,
+                    manifest.name.clone(),
+                    e.resource,
+                    &e.payload,
+                    e.timestamp,
+                )
+                .map_err(|err| format!("event {i}: {err}"))
             })
             .collect()
     }
@@ -391,7 +447,8 @@ async fn call_guest(
 ) -> wasmtime::Result<GuestResult> {
     match pre {
         Pre::Playbook(pre) => {
-            let event = event.ok_or_else(|| wasmtime::Error::msg("a playbook needs an event to run"))?;
+            let event =
+                event.ok_or_else(|| wasmtime::Error::msg("a playbook needs an event to run"))?;
             let instance = pre.instantiate_async(&mut *store).await?;
             let wit_event = wit::TriggerEvent {
                 event_type: event.event_type.clone(),
@@ -401,11 +458,15 @@ async fn call_guest(
                 payload: event.payload_text(),
                 timestamp: event.timestamp,
             };
-            Ok(GuestResult::Outcome(instance.call_run(&mut *store, &wit_event).await?))
+            Ok(GuestResult::Outcome(
+                instance.call_run(&mut *store, &wit_event).await?,
+            ))
         }
         Pre::Collector(pre) => {
             let instance = pre.instantiate_async(&mut *store).await?;
-            Ok(GuestResult::Events(instance.call_collect(&mut *store).await?))
+            Ok(GuestResult::Events(
+                instance.call_collect(&mut *store).await?,
+            ))
         }
     }
 }
@@ -424,13 +485,22 @@ fn classify(error: &wasmtime::Error, state: &HostState, stderr: &str) -> Failure
     let (kind, message) = match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (
             FailureKind::DeadlineExceeded,
-            format!("the deadline of {} passed; the guest was stopped", humantime::format_duration(state.run.limits.timeout)),
+            format!(
+                "the deadline of {} passed; the guest was stopped",
+                humantime::format_duration(state.run.limits.timeout)
+            ),
         ),
         Some(Trap::OutOfFuel) => (
             FailureKind::FuelExhausted,
-            format!("the guest used all of its fuel ({}); it was stopped", state.run.limits.fuel),
+            format!(
+                "the guest used all of its fuel ({}); it was stopped",
+                state.run.limits.fuel
+            ),
         ),
-        Some(Trap::StackOverflow) => (FailureKind::StackOverflow, "the guest overflowed its stack".to_owned()),
+        Some(Trap::StackOverflow) => (
+            FailureKind::StackOverflow,
+            "the guest overflowed its stack".to_owned(),
+        ),
         Some(Trap::UnreachableCodeReached) => {
             let said = stderr.trim();
             let message = if said.is_empty() {
@@ -441,7 +511,10 @@ fn classify(error: &wasmtime::Error, state: &HostState, stderr: &str) -> Failure
             (FailureKind::Panic, message)
         }
         Some(trap) => (FailureKind::Trap, format!("the guest trapped: {trap}")),
-        None => (FailureKind::Trap, format!("the guest was stopped: {error:#}")),
+        None => (
+            FailureKind::Trap,
+            format!("the guest was stopped: {error:#}"),
+        ),
     };
     Failure { kind, message }
 }

@@ -104,7 +104,10 @@ impl TriggerEvent {
     }
 
     /// Parses a JSON value that is one event.
-    pub fn from_value(value: serde_json::Value, now_millis: u64) -> Result<TriggerEvent, EventError> {
+    pub fn from_value(
+        value: serde_json::Value,
+        now_millis: u64,
+    ) -> Result<TriggerEvent, EventError> {
         let raw: RawEvent =
             serde_json::from_value(value).map_err(|e| EventError::Syntax(e.to_string()))?;
         TriggerEvent::from_raw(raw, now_millis)
@@ -145,7 +148,10 @@ impl TriggerEvent {
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(invalid(
                 "payload",
-                format!("{} bytes is above the limit of {MAX_PAYLOAD_BYTES}", payload.len()),
+                format!(
+                    "{} bytes is above the limit of {MAX_PAYLOAD_BYTES}",
+                    payload.len()
+                ),
             ));
         }
         let payload: serde_json::Value = serde_json::from_str(payload)
@@ -171,7 +177,10 @@ impl TriggerEvent {
         if et.len() > MAX_EVENT_TYPE_BYTES {
             return Err(invalid(
                 "event_type",
-                format!("is {} bytes, above the limit of {MAX_EVENT_TYPE_BYTES}", et.len()),
+                format!(
+                    "is {} bytes, above the limit of {MAX_EVENT_TYPE_BYTES}",
+                    et.len()
+                ),
             ));
         }
         if !et
@@ -194,7 +203,10 @@ impl TriggerEvent {
             if value.len() > MAX_NAME_BYTES {
                 return Err(invalid(
                     field,
-                    format!("is {} bytes, above the limit of {MAX_NAME_BYTES}", value.len()),
+                    format!(
+                        "is {} bytes, above the limit of {MAX_NAME_BYTES}",
+                        value.len()
+                    ),
                 ));
             }
             if value.chars().any(char::is_control) {
@@ -264,10 +276,16 @@ mod tests {
     fn bad_events_name_the_field() {
         let cases = [
             (GOOD.replace("metrics.latency", ""), "event_type"),
-            (GOOD.replace("metrics.latency", "Metrics Latency"), "event_type"),
+            (
+                GOOD.replace("metrics.latency", "Metrics Latency"),
+                "event_type",
+            ),
             (GOOD.replace("\"prometheus\"", "\"  \""), "source"),
             (GOOD.replace("{\"value\":912.5}", "[1,2]"), "payload"),
-            (GOOD.replace("2026-01-01T00:05:00Z", "yesterday"), "timestamp"),
+            (
+                GOOD.replace("2026-01-01T00:05:00Z", "yesterday"),
+                "timestamp",
+            ),
         ];
         for (text, field) in cases {
             match TriggerEvent::from_json(&text, 0) {
@@ -281,7 +299,10 @@ mod tests {
     fn unknown_fields_and_garbage_are_syntax_errors() {
         let e = TriggerEvent::from_json(&GOOD.replace("\"actor\"", "\"actr\""), 0).unwrap_err();
         assert!(e.to_string().contains("actr"), "{e}");
-        assert!(matches!(TriggerEvent::from_json("{", 0), Err(EventError::Syntax(_))));
+        assert!(matches!(
+            TriggerEvent::from_json("{", 0),
+            Err(EventError::Syntax(_))
+        ));
     }
 
     #[test]
@@ -290,7 +311,10 @@ mod tests {
         let text = GOOD.replace("{\"value\":912.5}", &format!("{{\"blob\":\"{big}\"}}"));
         assert!(matches!(
             TriggerEvent::from_json(&text, 0),
-            Err(EventError::Invalid { field: "payload", .. })
+            Err(EventError::Invalid {
+                field: "payload",
+                ..
+            })
         ));
     }
 }

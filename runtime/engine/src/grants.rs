@@ -705,32 +705,68 @@ mod tests {
 
     #[test]
     fn scaling_outside_the_granted_groups_is_denied() {
-        let e = scaling().check_set_capacity("batch-asg", 1, 2, 0).unwrap_err();
+        let e = scaling()
+            .check_set_capacity("batch-asg", 1, 2, 0)
+            .unwrap_err();
         assert!(e.0.contains("`batch-asg` is not granted"), "{e}");
     }
 
     #[test]
     fn scaling_steps_and_bounds_are_enforced() {
         let g = scaling();
-        assert!(g.check_set_capacity("api-asg", 3, 6, 0).unwrap_err().0.contains("max_step 2"));
-        assert!(g.check_set_capacity("api-asg", 12, 13, 0).unwrap_err().0.contains("max 12"));
-        assert!(g.check_set_capacity("api-asg", 2, 1, 0).unwrap_err().0.contains("min 2"));
-        assert!(g.check_set_capacity("api-asg", 3, 4, 2).unwrap_err().0.contains("max_changes"));
+        assert!(
+            g.check_set_capacity("api-asg", 3, 6, 0)
+                .unwrap_err()
+                .0
+                .contains("max_step 2")
+        );
+        assert!(
+            g.check_set_capacity("api-asg", 12, 13, 0)
+                .unwrap_err()
+                .0
+                .contains("max 12")
+        );
+        assert!(
+            g.check_set_capacity("api-asg", 2, 1, 0)
+                .unwrap_err()
+                .0
+                .contains("min 2")
+        );
+        assert!(
+            g.check_set_capacity("api-asg", 3, 4, 2)
+                .unwrap_err()
+                .0
+                .contains("max_changes")
+        );
     }
 
     #[test]
     fn container_scope_is_every_granted_label() {
-        let g = manifest("[grants.containers]\nlabels = { app = \"web*\" }\nactions = [\"list\", \"restart\"]\n")
-            .unwrap()
-            .grants
-            .containers
-            .unwrap();
+        let g = manifest(
+            "[grants.containers]\nlabels = { app = \"web*\" }\nactions = [\"list\", \"restart\"]\n",
+        )
+        .unwrap()
+        .grants
+        .containers
+        .unwrap();
         let web: Labels = [("app".to_string(), "web".to_string())].into();
         let cache: Labels = [("app".to_string(), "cache".to_string())].into();
-        assert!(g.check_change(ContainerAction::Restart, "web-1", &web, 0).is_ok());
-        assert!(g.check_change(ContainerAction::Restart, "cache-1", &cache, 0).is_err());
-        assert!(g.check_change(ContainerAction::Stop, "web-1", &web, 0).is_err());
-        assert!(g.check_change(ContainerAction::Restart, "web-1", &web, 1).is_err());
+        assert!(
+            g.check_change(ContainerAction::Restart, "web-1", &web, 0)
+                .is_ok()
+        );
+        assert!(
+            g.check_change(ContainerAction::Restart, "cache-1", &cache, 0)
+                .is_err()
+        );
+        assert!(
+            g.check_change(ContainerAction::Stop, "web-1", &web, 0)
+                .is_err()
+        );
+        assert!(
+            g.check_change(ContainerAction::Restart, "web-1", &web, 1)
+                .is_err()
+        );
         assert!(g.check_scale(&web, 2, 0).is_err(), "scale is not granted");
     }
 
@@ -745,36 +781,67 @@ mod tests {
         assert!(g.check_scale("kube-system", "dns", 2, 4, 0).is_err());
         assert!(g.check_scale("shop", "checkout", 2, 7, 0).is_err());
         assert!(g.check_restart("shop", "checkout", 0).is_err());
-        assert!(g.check_target(KubernetesAction::Get, "shop", "cart").is_ok());
+        assert!(
+            g.check_target(KubernetesAction::Get, "shop", "cart")
+                .is_ok()
+        );
     }
 
     #[test]
     fn metrics_queries_and_ranges_are_enforced() {
-        let g = manifest("[grants.metrics]\nqueries = ['service_latency_p95_ms{*']\nmax_range = \"10m\"\n")
-            .unwrap()
-            .grants
-            .metrics
-            .unwrap();
-        assert!(g.check_query(r#"service_latency_p95_ms{service="a"}"#).is_ok());
+        let g = manifest(
+            "[grants.metrics]\nqueries = ['service_latency_p95_ms{*']\nmax_range = \"10m\"\n",
+        )
+        .unwrap()
+        .grants
+        .metrics
+        .unwrap();
+        assert!(
+            g.check_query(r#"service_latency_p95_ms{service="a"}"#)
+                .is_ok()
+        );
         assert!(g.check_query("up").is_err());
-        assert!(g.check_range(r#"service_latency_p95_ms{service="a"}"#, 0, 600_000).is_ok());
-        assert!(g.check_range(r#"service_latency_p95_ms{service="a"}"#, 0, 600_001).is_err());
+        assert!(
+            g.check_range(r#"service_latency_p95_ms{service="a"}"#, 0, 600_000)
+                .is_ok()
+        );
+        assert!(
+            g.check_range(r#"service_latency_p95_ms{service="a"}"#, 0, 600_001)
+                .is_err()
+        );
     }
 
     #[test]
     fn footguns_are_rejected_at_load() {
         for (grants, field) in [
             ("[grants.scaling]\ngroups = []\n", "grants.scaling.groups"),
-            ("[grants.scaling]\ngroups = [\"a\"]\nmin_capacity = 5\nmax_capacity = 2\n", "grants.scaling.max_capacity"),
-            ("[grants.scaling]\ngroups = [\"a\"]\nmax_step = 0\n", "grants.scaling.max_step"),
-            ("[grants.containers]\nlabels = {}\nactions = [\"list\"]\n", "grants.containers.labels"),
-            ("[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"delete\"]\n", "grants.containers.actions[0]"),
-            ("[grants.metrics]\nqueries = [\"\"]\n", "grants.metrics.queries[0]"),
+            (
+                "[grants.scaling]\ngroups = [\"a\"]\nmin_capacity = 5\nmax_capacity = 2\n",
+                "grants.scaling.max_capacity",
+            ),
+            (
+                "[grants.scaling]\ngroups = [\"a\"]\nmax_step = 0\n",
+                "grants.scaling.max_step",
+            ),
+            (
+                "[grants.containers]\nlabels = {}\nactions = [\"list\"]\n",
+                "grants.containers.labels",
+            ),
+            (
+                "[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"delete\"]\n",
+                "grants.containers.actions[0]",
+            ),
+            (
+                "[grants.metrics]\nqueries = [\"\"]\n",
+                "grants.metrics.queries[0]",
+            ),
         ] {
             let e = manifest(grants).unwrap_err().to_string();
             assert!(e.starts_with(field), "expected `{field}`: {e}");
         }
-        let e = manifest("[grants.scaling]\ngroups = [\"a\"]\nmax_stepp = 1\n").unwrap_err().to_string();
+        let e = manifest("[grants.scaling]\ngroups = [\"a\"]\nmax_stepp = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_stepp"), "{e}");
     }
 

@@ -224,7 +224,9 @@ fn validate_name(name: &str) -> Result<(), ManifestError> {
     } else {
         Err(ManifestError::invalid(
             "name",
-            format!("`{name}` must be 1-64 lowercase letters, digits and `-`, not starting or ending with `-`"),
+            format!(
+                "`{name}` must be 1-64 lowercase letters, digits and `-`, not starting or ending with `-`"
+            ),
         ))
     }
 }
@@ -398,7 +400,10 @@ pub(crate) mod raw {
         fn validate(self, i: usize) -> Result<super::Trigger, ManifestError> {
             let field = |name: &str| format!("triggers[{i}].{name}");
             if self.event_type.trim().is_empty() {
-                return Err(ManifestError::invalid(field("event_type"), "must not be empty"));
+                return Err(ManifestError::invalid(
+                    field("event_type"),
+                    "must not be empty",
+                ));
             }
             if let Some(c) = &self.condition
                 && c.trim().is_empty()
@@ -445,7 +450,7 @@ pub(crate) mod raw {
                 Some(m) => parse_size("limits.memory", m)?,
                 None => defaults.memory_bytes,
             };
-            if memory_bytes < 1024 * 1024 || memory_bytes > MAX_MEMORY_BYTES {
+            if !(1024 * 1024..=MAX_MEMORY_BYTES).contains(&memory_bytes) {
                 return Err(ManifestError::invalid(
                     "limits.memory",
                     format!("{memory_bytes} bytes is outside 1MiB..=256MiB"),
@@ -515,33 +520,67 @@ component = "x.wasm"
     fn unknown_keys_are_rejected_by_name() {
         let e = error_of(&format!("{MINIMAL}colour = \"blue\"\n"));
         assert!(e.contains("colour"), "{e}");
-        let e = with("[limits]\nmemroy = \"1MiB\"\n").unwrap_err().to_string();
+        let e = with("[limits]\nmemroy = \"1MiB\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("memroy"), "{e}");
     }
 
     #[test]
     fn missing_required_fields_are_named() {
-        let e = error_of("manifest_version = 1\nname = \"x\"\nversion = \"1.0.0\"\nkind = \"playbook\"\n");
+        let e = error_of(
+            "manifest_version = 1\nname = \"x\"\nversion = \"1.0.0\"\nkind = \"playbook\"\n",
+        );
         assert!(e.contains("component"), "{e}");
     }
 
     #[test]
     fn bad_values_name_their_field() {
         let cases = [
-            (MINIMAL.replace("scale-on-latency", "Scale On Latency"), "name"),
+            (
+                MINIMAL.replace("scale-on-latency", "Scale On Latency"),
+                "name",
+            ),
             (MINIMAL.replace("0.1.0", "one"), "version"),
-            (MINIMAL.replace("manifest_version = 1", "manifest_version = 9"), "manifest_version"),
-            (format!("{MINIMAL}[limits]\ntimeout = \"soon\"\n"), "limits.timeout"),
-            (format!("{MINIMAL}[limits]\nmemory = \"1TiB\"\n"), "limits.memory"),
-            (format!("{MINIMAL}[limits]\nmemory = \"lots\"\n"), "limits.memory"),
-            (format!("{MINIMAL}[limits]\nmax_host_calls = 0\n"), "limits.max_host_calls"),
-            (format!("{MINIMAL}[[triggers]]\nevent_type = \"\"\n"), "triggers[0].event_type"),
-            (format!("{MINIMAL}[[triggers]]\nevent_type = \"a\"\ncooldown = \"x\"\n"), "triggers[0].cooldown"),
-            (format!("{MINIMAL}[schedule]\nevery = \"60s\"\n"), "schedule"),
+            (
+                MINIMAL.replace("manifest_version = 1", "manifest_version = 9"),
+                "manifest_version",
+            ),
+            (
+                format!("{MINIMAL}[limits]\ntimeout = \"soon\"\n"),
+                "limits.timeout",
+            ),
+            (
+                format!("{MINIMAL}[limits]\nmemory = \"1TiB\"\n"),
+                "limits.memory",
+            ),
+            (
+                format!("{MINIMAL}[limits]\nmemory = \"lots\"\n"),
+                "limits.memory",
+            ),
+            (
+                format!("{MINIMAL}[limits]\nmax_host_calls = 0\n"),
+                "limits.max_host_calls",
+            ),
+            (
+                format!("{MINIMAL}[[triggers]]\nevent_type = \"\"\n"),
+                "triggers[0].event_type",
+            ),
+            (
+                format!("{MINIMAL}[[triggers]]\nevent_type = \"a\"\ncooldown = \"x\"\n"),
+                "triggers[0].cooldown",
+            ),
+            (
+                format!("{MINIMAL}[schedule]\nevery = \"60s\"\n"),
+                "schedule",
+            ),
         ];
         for (text, field) in cases {
             let e = error_of(&text);
-            assert!(e.starts_with(field), "expected an error about `{field}`, got: {e}");
+            assert!(
+                e.starts_with(field),
+                "expected an error about `{field}`, got: {e}"
+            );
         }
     }
 
@@ -557,7 +596,9 @@ component = "x.wasm"
 
     #[test]
     fn config_values_become_strings() {
-        let m = with("[config]\nthreshold_ms = 500\ngroup = \"api-asg\"\nratio = 0.5\ndry = true\n").unwrap();
+        let m =
+            with("[config]\nthreshold_ms = 500\ngroup = \"api-asg\"\nratio = 0.5\ndry = true\n")
+                .unwrap();
         assert_eq!(m.config["threshold_ms"], "500");
         assert_eq!(m.config["group"], "api-asg");
         assert_eq!(m.config["ratio"], "0.5");

@@ -213,19 +213,23 @@ impl RunState {
     {
         self.admit(&call).await?;
         let scope = self.scope(call.interface);
-        let authorized = match tokio::time::timeout_at(self.wall_deadline, authorize(scope.clone()))
-            .await
-        {
-            Ok(a) => a,
-            Err(_) => Err(Refusal::Failed(ExecError::TimedOut(
-                "the run's deadline passed during the call".into(),
-            ))),
-        };
+        let authorized =
+            match tokio::time::timeout_at(self.wall_deadline, authorize(scope.clone())).await {
+                Ok(a) => a,
+                Err(_) => Err(Refusal::Failed(ExecError::TimedOut(
+                    "the run's deadline passed during the call".into(),
+                ))),
+            };
         let plan = match authorized {
             Ok(plan) => plan,
             Err(Refusal::Denied(reason)) => {
-                self.record(&call, Verdict::Denied, &reason, error_json("denied", &reason))
-                    .await?;
+                self.record(
+                    &call,
+                    Verdict::Denied,
+                    &reason,
+                    error_json("denied", &reason),
+                )
+                .await?;
                 return Ok(Err(WitError::Denied(reason)));
             }
             Err(Refusal::Invalid(message)) => {
@@ -240,16 +244,26 @@ impl RunState {
                 return Ok(Err(WitError::InvalidArgument(message)));
             }
             Err(Refusal::Failed(e)) => {
-                self.record(&call, Verdict::Allowed, "within grants", exec_error_json(&e))
-                    .await?;
+                self.record(
+                    &call,
+                    Verdict::Allowed,
+                    "within grants",
+                    exec_error_json(&e),
+                )
+                .await?;
                 return Ok(Err(to_wit(e)));
             }
         };
         let reason = match self.trust.decide(&self.guest.name, &call) {
             TrustDecision::Allow(reason) => reason,
             TrustDecision::Deny(reason) => {
-                self.record(&call, Verdict::Denied, &reason, error_json("denied", &reason))
-                    .await?;
+                self.record(
+                    &call,
+                    Verdict::Denied,
+                    &reason,
+                    error_json("denied", &reason),
+                )
+                .await?;
                 return Ok(Err(WitError::Denied(reason)));
             }
         };
@@ -264,13 +278,16 @@ impl RunState {
         };
         let (recorded, returned) = match result {
             Ok(value) => {
-                let json = serde_json::to_value(&value)
-                    .map_or_else(|e| error_json("other", &e.to_string()), |v| json!({ "ok": v }));
+                let json = serde_json::to_value(&value).map_or_else(
+                    |e| error_json("other", &e.to_string()),
+                    |v| json!({ "ok": v }),
+                );
                 (json, Ok(value))
             }
             Err(e) => (exec_error_json(&e), Err(to_wit(e))),
         };
-        self.record(&call, Verdict::Allowed, &reason, recorded).await?;
+        self.record(&call, Verdict::Allowed, &reason, recorded)
+            .await?;
         Ok(returned)
     }
 

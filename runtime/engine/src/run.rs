@@ -163,6 +163,8 @@ impl RunReport {
 
     /// The calls that were denied.
     pub fn denials(&self) -> impl Iterator<Item = &TimelineEntry> {
-        self.timeline.iter().filter(|e| e.verdict == Verdict::Denied)
+        self.timeline
+            .iter()
+            .filter(|e| e.verdict == Verdict::Denied)
     }
 }

@@ -1,5 +1,8 @@
 //! The example playbooks and collector, dry-run against the simulated default fleet.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -28,7 +31,13 @@ fn scale_on_latency_raises_capacity_by_its_step_and_waits_for_service() {
     let world = World::new();
     let before = world.sim.snapshot();
     let report = world.run(&guest, &latency_event(912.0));
-    assert_eq!(report.status, RunStatus::Succeeded, "{:?}\n{}", report.failure, report.guest_stderr);
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{:?}\n{}",
+        report.failure,
+        report.guest_stderr
+    );
     assert_eq!(
         actions(&report),
         vec![(
@@ -76,7 +85,15 @@ fn dry_runs_are_deterministic() {
             let timeline: Vec<_> = report
                 .timeline
                 .iter()
-                .map(|e| (e.offset_ms, e.interface.clone(), e.function.clone(), e.args.clone(), e.result.clone()))
+                .map(|e| {
+                    (
+                        e.offset_ms,
+                        e.interface.clone(),
+                        e.function.clone(),
+                        e.args.clone(),
+                        e.result.clone(),
+                    )
+                })
                 .collect();
             (timeline, report.outcome.clone(), world.sim.snapshot())
         })
@@ -96,7 +113,10 @@ fn restart_unhealthy_container_restarts_only_the_unhealthy_one() {
     assert_eq!(acts[0].0, "containers.restart");
     let text = world.sim.snapshot().to_string();
     let web1 = text.lines().find(|l| l.contains("web-1")).unwrap();
-    assert!(web1.contains("healthy") && !web1.contains("unhealthy"), "{web1}");
+    assert!(
+        web1.contains("healthy") && !web1.contains("unhealthy"),
+        "{web1}"
+    );
 }
 
 #[test]
@@ -105,7 +125,11 @@ fn k8s_scale_deployment_scales_and_waits_for_the_rollout() {
     let world = World::new();
     let report = world.run(
         &guest,
-        &event("deployment.saturated", "shop/checkout", json!({ "replicas": 4 })),
+        &event(
+            "deployment.saturated",
+            "shop/checkout",
+            json!({ "replicas": 4 }),
+        ),
     );
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
     assert_eq!(
@@ -153,7 +177,11 @@ fn the_collectors_event_drives_the_playbook_end_to_end() {
 fn echo_receives_the_event_and_its_config() {
     let guest = load(&fixture("echo"));
     let world = World::new();
-    let ev = event("test.echo", "api-service", json!({ "value": 42, "note": "hi" }));
+    let ev = event(
+        "test.echo",
+        "api-service",
+        json!({ "value": 42, "note": "hi" }),
+    );
     let report = world.run(&guest, &ev);
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
     let d = &report.outcome.as_ref().unwrap().details;

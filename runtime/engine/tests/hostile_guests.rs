@@ -1,6 +1,9 @@
 //! Hostile and broken guests are stopped or refused with a typed error, recorded in the ledger,
 //! in bounded time, and the host keeps going.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -30,7 +33,10 @@ fn run_fixture(name: &str) -> (RunReport, World, Duration) {
     let guest = load(&fixture(name));
     let world = World::new();
     let started = Instant::now();
-    let report = world.run(&guest, &event("test.hostile", "api-service", json!({ "value": 1 })));
+    let report = world.run(
+        &guest,
+        &event("test.hostile", "api-service", json!({ "value": 1 })),
+    );
     (report, world, started.elapsed())
 }
 
@@ -46,12 +52,24 @@ fn failure_kind(report: &RunReport) -> FailureKind {
 fn assert_recorded(world: &World, report: &RunReport) {
     let entries = world.ledger.entries_for_run(&report.run_id).unwrap();
     let first = entries.first().expect("the run has ledger entries");
-    assert_eq!((first.interface.as_str(), first.function.as_str()), ("run", "started"));
+    assert_eq!(
+        (first.interface.as_str(), first.function.as_str()),
+        ("run", "started")
+    );
     let last = entries.last().unwrap();
-    assert_eq!((last.interface.as_str(), last.function.as_str()), ("run", "finished"));
+    assert_eq!(
+        (last.interface.as_str(), last.function.as_str()),
+        ("run", "finished")
+    );
     let status = serde_json::to_value(report.status).unwrap();
-    assert_eq!(last.result["status"], status, "the finished entry records the status");
-    world.ledger.verify().expect("the ledger verifies after a hostile run");
+    assert_eq!(
+        last.result["status"], status,
+        "the finished entry records the status"
+    );
+    world
+        .ledger
+        .verify()
+        .expect("the ledger verifies after a hostile run");
 }
 
 #[test]
@@ -70,7 +88,10 @@ fn every_fixture_has_a_test() {
 fn infinite_loop_is_stopped_at_the_deadline() {
     let (report, world, took) = run_fixture("infinite-loop");
     assert_eq!(report.status, RunStatus::TimedOut, "{:?}", report.failure);
-    assert!(matches!(failure_kind(&report), FailureKind::DeadlineExceeded | FailureKind::FuelExhausted));
+    assert!(matches!(
+        failure_kind(&report),
+        FailureKind::DeadlineExceeded | FailureKind::FuelExhausted
+    ));
     assert!(took < Duration::from_secs(30), "took {took:?}");
     assert_recorded(&world, &report);
 }
@@ -94,8 +115,20 @@ fn infinite_loop_runs_out_of_fuel_when_fuel_is_the_tighter_limit() {
 #[test]
 fn memory_bomb_is_stopped_at_its_memory_limit() {
     let (report, world, took) = run_fixture("memory-bomb");
-    assert_eq!(failure_kind(&report), FailureKind::MemoryLimit, "{:?}", report.failure);
-    assert!(report.failure.as_ref().unwrap().message.contains("memory limit"));
+    assert_eq!(
+        failure_kind(&report),
+        FailureKind::MemoryLimit,
+        "{:?}",
+        report.failure
+    );
+    assert!(
+        report
+            .failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("memory limit")
+    );
     assert!(took < Duration::from_secs(30));
     assert_recorded(&world, &report);
 }
@@ -111,7 +144,12 @@ fn a_memory_limit_that_is_obeyed_lets_the_guest_finish() {
 #[test]
 fn deep_recursion_overflows_the_stack_and_is_stopped() {
     let (report, world, took) = run_fixture("deep-recursion");
-    assert_eq!(failure_kind(&report), FailureKind::StackOverflow, "{:?}", report.failure);
+    assert_eq!(
+        failure_kind(&report),
+        FailureKind::StackOverflow,
+        "{:?}",
+        report.failure
+    );
     assert!(took < Duration::from_secs(30));
     assert_recorded(&world, &report);
 }
@@ -122,14 +160,23 @@ fn an_ungranted_capability_is_denied_with_a_typed_error() {
     assert_eq!(report.status, RunStatus::Failed);
     let failure = report.failure.as_ref().unwrap();
     assert_eq!(failure.kind, FailureKind::GuestError);
-    assert!(failure.message.contains("not granted"), "{}", failure.message);
+    assert!(
+        failure.message.contains("not granted"),
+        "{}",
+        failure.message
+    );
     let denied: Vec<_> = report.denials().collect();
     assert_eq!(denied.len(), 1, "{:#?}", report.timeline);
     assert_eq!(denied[0].interface, "kubernetes");
     assert_eq!(denied[0].function, "scale-deployment");
     let entry = &world.ledger.entries_for_run(&report.run_id).unwrap()[1];
     assert_eq!(entry.decision.verdict, Verdict::Denied);
-    assert!(entry.decision.reason.contains("`kubernetes` is not granted"));
+    assert!(
+        entry
+            .decision
+            .reason
+            .contains("`kubernetes` is not granted")
+    );
     // Nothing changed in the world.
     assert_eq!(world.sim.snapshot(), World::new().sim.snapshot());
     assert_recorded(&world, &report);
@@ -140,8 +187,14 @@ fn calls_outside_the_granted_scope_are_denied_and_change_nothing() {
     let (report, world, _) = run_fixture("out-of-scope");
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
     let outcome = report.outcome.as_ref().unwrap();
-    assert!(outcome.details["wrong_group"].contains("`batch-asg` is not granted"), "{outcome:?}");
-    assert!(outcome.details["big_step"].contains("max_step"), "{outcome:?}");
+    assert!(
+        outcome.details["wrong_group"].contains("`batch-asg` is not granted"),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.details["big_step"].contains("max_step"),
+        "{outcome:?}"
+    );
     let denied: Vec<_> = report.denials().collect();
     assert_eq!(denied.len(), 2);
     assert!(denied.iter().all(|e| e.function == "set-desired-capacity"));
@@ -155,13 +208,20 @@ fn a_huge_log_line_is_refused_and_not_stored_whole() {
     let (report, world, _) = run_fixture("huge-log");
     let failure = report.failure.as_ref().unwrap();
     assert_eq!(failure.kind, FailureKind::GuestError);
-    assert!(failure.message.contains("max_log_bytes"), "{}", failure.message);
+    assert!(
+        failure.message.contains("max_log_bytes"),
+        "{}",
+        failure.message
+    );
     let log = &report.timeline[0];
     assert_eq!(log.verdict, Verdict::Denied);
     assert_eq!(log.args["bytes"], 1024 * 1024);
     let stored = world.ledger.entries_for_run(&report.run_id).unwrap();
     let recorded = serde_json::to_string(&stored[1].args).unwrap();
-    assert!(recorded.len() < 1024, "the ledger keeps a preview, not the megabyte");
+    assert!(
+        recorded.len() < 1024,
+        "the ledger keeps a preview, not the megabyte"
+    );
     assert_recorded(&world, &report);
 }
 
@@ -170,7 +230,11 @@ fn a_panicking_guest_fails_with_its_panic_message() {
     let (report, world, _) = run_fixture("panic");
     let failure = report.failure.as_ref().unwrap();
     assert_eq!(failure.kind, FailureKind::Panic, "{failure:?}");
-    assert!(failure.message.contains("boom from the panic fixture"), "{}", failure.message);
+    assert!(
+        failure.message.contains("boom from the panic fixture"),
+        "{}",
+        failure.message
+    );
     assert_recorded(&world, &report);
 }
 
@@ -178,7 +242,10 @@ fn a_panicking_guest_fails_with_its_panic_message() {
 fn a_host_call_flood_is_stopped_at_max_host_calls() {
     let (report, world, took) = run_fixture("host-call-flood");
     assert_eq!(failure_kind(&report), FailureKind::HostCallLimit);
-    let limit = load(&fixture("host-call-flood")).manifest.limits.max_host_calls;
+    let limit = load(&fixture("host-call-flood"))
+        .manifest
+        .limits
+        .max_host_calls;
     assert_eq!(report.host_calls, limit + 1);
     let last = report.timeline.last().unwrap();
     assert_eq!(last.verdict, Verdict::Denied);
@@ -221,6 +288,10 @@ fn the_host_keeps_serving_runs_while_hostile_guests_are_stopped() {
         tokio::join!(bad_run, good_runs)
     });
     assert_eq!(bad_report.status, RunStatus::TimedOut);
-    assert!(good_reports.iter().all(|r| r.status == RunStatus::Succeeded));
+    assert!(
+        good_reports
+            .iter()
+            .all(|r| r.status == RunStatus::Succeeded)
+    );
     world.ledger.verify().unwrap();
 }

@@ -1,5 +1,8 @@
 //! Bad guests are refused at load time with errors that say what is wrong.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -14,13 +17,15 @@ fn manifest(kind: &str) -> Manifest {
 
 fn built(name: &str) -> Vec<u8> {
     build_guests();
-    std::fs::read(components_dir().join(format!("{name}.wasm")))
-        .unwrap()
+    std::fs::read(components_dir().join(format!("{name}.wasm"))).unwrap()
 }
 
 #[test]
 fn garbage_bytes_are_not_wasm() {
-    let err = engine().guest(manifest("playbook"), b"definitely not wasm", "upload").err().unwrap();
+    let err = engine()
+        .guest(manifest("playbook"), b"definitely not wasm", "upload")
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::NotWasm { .. }), "{err}");
     assert_eq!(err.to_string(), "upload is not a WebAssembly file");
 }
@@ -28,7 +33,10 @@ fn garbage_bytes_are_not_wasm() {
 #[test]
 fn a_core_module_is_not_a_component() {
     // The smallest valid core module: magic and version 1.
-    let err = engine().guest(manifest("playbook"), b"\0asm\x01\0\0\0", "core.wasm").err().unwrap();
+    let err = engine()
+        .guest(manifest("playbook"), b"\0asm\x01\0\0\0", "core.wasm")
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
     assert!(err.to_string().contains("wasm32-wasip2"));
 }
@@ -37,23 +45,50 @@ fn a_core_module_is_not_a_component() {
 fn a_truncated_component_does_not_compile() {
     let mut bytes = built("trivial");
     bytes.truncate(bytes.len() / 2);
-    let err = engine().guest(manifest("playbook"), &bytes, "half.wasm").err().unwrap();
+    let err = engine()
+        .guest(manifest("playbook"), &bytes, "half.wasm")
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::Compile { .. }), "{err}");
 }
 
 #[test]
 fn a_collector_component_is_not_a_playbook() {
     let bytes = built("latency_collector");
-    let err = engine().guest(manifest("playbook"), &bytes, "c.wasm").err().unwrap();
-    assert!(matches!(err, LoadError::WrongWorld { kind: Kind::Playbook, .. }), "{err}");
+    let err = engine()
+        .guest(manifest("playbook"), &bytes, "c.wasm")
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            LoadError::WrongWorld {
+                kind: Kind::Playbook,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("run"), "{err}");
 }
 
 #[test]
 fn a_playbook_component_is_not_a_collector() {
     let bytes = built("trivial");
-    let err = engine().guest(manifest("collector"), &bytes, "p.wasm").err().unwrap();
-    assert!(matches!(err, LoadError::WrongWorld { kind: Kind::Collector, .. }), "{err}");
+    let err = engine()
+        .guest(manifest("collector"), &bytes, "p.wasm")
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            LoadError::WrongWorld {
+                kind: Kind::Collector,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

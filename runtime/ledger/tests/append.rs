@@ -1,5 +1,8 @@
 //! Appending, reading back, and the chain across reopenings and concurrency.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,5 +1,8 @@
 //! The canonical encoding: round trips, canonical JSON, strict and panic-free decoding.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 use grace_ledger::codec::{self, DecodeError, EncodeError, MAX_JSON_DEPTH};
 use grace_ledger::{Decision, Entry, Hash};
 use serde_json::{Value, json};

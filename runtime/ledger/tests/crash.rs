@@ -8,6 +8,9 @@
 //! chain verifies. Works the same under `cargo test` and cargo-nextest, which both run test
 //! binaries with libtest's arguments.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,5 +1,8 @@
 //! Tampering with the database file behind the ledger's back, and what verification says.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{call, ledger_with, stored, tamper, tampering, temp_ledger};

@@ -1,5 +1,8 @@
 //! The simulated Docker-compatible engine.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use grace_executor::containers::{ContainerState, Health};

@@ -1,5 +1,8 @@
 //! The simulated Kubernetes deployments and their rollout timing.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

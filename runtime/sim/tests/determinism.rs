@@ -1,5 +1,8 @@
 //! The same fleet driven by the same calls gives the same results, byte for byte.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use grace_executor::Labels;

@@ -1,5 +1,8 @@
 //! The simulated metrics backend: built-in metrics, selectors, fixed series and range queries.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

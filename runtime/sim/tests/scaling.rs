@@ -1,5 +1,8 @@
 //! The simulated Auto Scaling groups and the latency model of the services they serve.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

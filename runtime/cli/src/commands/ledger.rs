@@ -42,7 +42,10 @@ fn verify(data: &DataDir, as_json: bool) -> Exit {
     match ledger.verify() {
         Ok(report) => {
             if as_json {
-                println!("{}", json!({ "ok": true, "path": path, "entries": report.entries, "head": report.head }));
+                println!(
+                    "{}",
+                    json!({ "ok": true, "path": path, "entries": report.entries, "head": report.head })
+                );
             } else {
                 match &report.head {
                     Some(head) => println!(

@@ -91,8 +91,15 @@ impl HostState {
 }
 
 impl Host for HostState {
-    async fn list(&mut self, selector: Vec<Label>) -> wasmtime::Result<Result<Vec<Container>, Error>> {
-        let call = Call::read("containers", "list", json!({ "selector": labels_json(&selector) }));
+    async fn list(
+        &mut self,
+        selector: Vec<Label>,
+    ) -> wasmtime::Result<Result<Vec<Container>, Error>> {
+        let call = Call::read(
+            "containers",
+            "list",
+            json!({ "selector": labels_json(&selector) }),
+        );
         let r = self
             .run
             .perform(
@@ -136,20 +143,20 @@ impl Host for HostState {
             "scale",
             json!({ "selector": labels_json(&selector), "replicas": replicas }),
         );
-        let r = self
-            .run
-            .perform(
-                call,
-                move |scope| async move {
-                    let selector = labels_from_guest("selector", selector)?;
-                    grant(&scope)?.check_scale(&selector, replicas, scope.changes)?;
-                    Ok(selector)
-                },
-                move |scope, selector| async move {
-                    executor(&scope)?.scale(&selector, replicas).await
-                },
-            )
-            .await?;
+        let r =
+            self.run
+                .perform(
+                    call,
+                    move |scope| async move {
+                        let selector = labels_from_guest("selector", selector)?;
+                        grant(&scope)?.check_scale(&selector, replicas, scope.changes)?;
+                        Ok(selector)
+                    },
+                    move |scope, selector| async move {
+                        executor(&scope)?.scale(&selector, replicas).await
+                    },
+                )
+                .await?;
         Ok(r.map(|cs| cs.into_iter().map(Container::from).collect()))
     }
 }

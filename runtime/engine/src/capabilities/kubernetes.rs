@@ -57,7 +57,11 @@ impl Host for HostState {
         namespace: String,
         name: String,
     ) -> wasmtime::Result<Result<Deployment, Error>> {
-        let call = Call::read("kubernetes", "get-deployment", target_args(&namespace, &name));
+        let call = Call::read(
+            "kubernetes",
+            "get-deployment",
+            target_args(&namespace, &name),
+        );
         let r = self
             .run
             .perform(
@@ -93,7 +97,13 @@ impl Host for HostState {
                     let grant = grant(&scope)?;
                     grant.check_target(KubernetesAction::Scale, &namespace, &name)?;
                     let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
-                    grant.check_scale(&namespace, &name, current.replicas, replicas, scope.changes)?;
+                    grant.check_scale(
+                        &namespace,
+                        &name,
+                        current.replicas,
+                        replicas,
+                        scope.changes,
+                    )?;
                     Ok((namespace, name))
                 },
                 move |scope, (namespace, name)| async move {
@@ -111,7 +121,11 @@ impl Host for HostState {
         namespace: String,
         name: String,
     ) -> wasmtime::Result<Result<Deployment, Error>> {
-        let call = Call::change("kubernetes", "rollout-restart", target_args(&namespace, &name));
+        let call = Call::change(
+            "kubernetes",
+            "rollout-restart",
+            target_args(&namespace, &name),
+        );
         let r = self
             .run
             .perform(

@@ -24,10 +24,14 @@ pub(crate) fn labels_from_guest(name: &str, labels: Vec<Label>) -> Result<Labels
         check_text(name, &key)?;
         check_text(name, &value)?;
         if key.is_empty() {
-            return Err(Refusal::Invalid(format!("`{name}` has a label with an empty key")));
+            return Err(Refusal::Invalid(format!(
+                "`{name}` has a label with an empty key"
+            )));
         }
         if out.insert(key.clone(), value).is_some() {
-            return Err(Refusal::Invalid(format!("`{name}` repeats the label `{key}`")));
+            return Err(Refusal::Invalid(format!(
+                "`{name}` repeats the label `{key}`"
+            )));
         }
     }
     Ok(out)

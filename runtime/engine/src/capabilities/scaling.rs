@@ -22,11 +22,9 @@ fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
 }
 
 fn executor(scope: &Scope) -> Result<Arc<dyn ScalingExecutor>, ExecError> {
-    scope
-        .executors
-        .scaling
-        .clone()
-        .ok_or_else(|| ExecError::Unavailable("no scaling backend is configured on this host".into()))
+    scope.executors.scaling.clone().ok_or_else(|| {
+        ExecError::Unavailable("no scaling backend is configured on this host".into())
+    })
 }
 
 impl From<exec::Group> for Group {
@@ -55,7 +53,11 @@ impl From<exec::Group> for Group {
 
 impl Host for HostState {
     async fn describe_group(&mut self, name: String) -> wasmtime::Result<Result<Group, Error>> {
-        let call = Call::read("scaling", "describe-group", json!({ "group": preview(&name) }));
+        let call = Call::read(
+            "scaling",
+            "describe-group",
+            json!({ "group": preview(&name) }),
+        );
         let r = self
             .run
             .perform(

@@ -54,7 +54,8 @@ impl World {
     pub fn with_fleet(fleet: &Fleet) -> World {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let ledger = Arc::new(
-            Ledger::open(dir.path().join("grace.redb"), Durability::None).expect("the ledger opens"),
+            Ledger::open(dir.path().join("grace.redb"), Durability::None)
+                .expect("the ledger opens"),
         );
         let sim = Simulation::new(fleet);
         let env = RunEnv::new(sim.executors(), ledger.clone());

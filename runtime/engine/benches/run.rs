@@ -1,0 +1,584 @@
+//! What a GRACE run costs, against baselines measured in the same process.
+//!
+//! `cargo bench -p grace-engine --bench run`. Plain `main`, no harness. Shared machines are
+//! noisy, so every figure is measured in several rounds that interleave GRACE and its baselines
+//! (the order alternating from round to round), each ratio is taken within a round, and the
+//! table reports medians over rounds.
+//!
+//! 1. Cold-to-result of the `trivial` fixture (returns at once, no host call):
+//!    [`Engine::run_playbook`] — fresh store and instance, the run, the drop, and the two
+//!    lifecycle ledger appends — against the same component on a raw wasmtime engine configured
+//!    exactly as [`Engine::new`] configures its own.
+//! 2. Host-call cost: the `host-call-flood` fixture calls `clock.now()` until `max_host_calls`
+//!    stops it; per call = (flood run − trivial run) / N. Against a raw wasmtime host function
+//!    (same component, same engine configuration), and against raw redb doing one write
+//!    transaction with one SHA-256-sealed ~300-byte insert per entry.
+//!
+//! Runs are driven like the CLI drives them: `block_on` on a multi-threaded tokio runtime with
+//! two workers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use grace_engine::bindings::playbook::PlaybookPre;
+use grace_engine::bindings::types as wit;
+use grace_engine::manifest::MAX_MEMORY_BYTES;
+use grace_engine::{Engine, EngineConfig, FailureKind, Guest, RunEnv, RunStatus, TriggerEvent};
+use grace_ledger::{Durability, Ledger};
+use grace_sim::{Fleet, Simulation};
+use sha2::{Digest as _, Sha256};
+use tokio::runtime::Runtime;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut, Trap,
+    UpdateDeadline,
+};
+
+/// Rounds (each measures everything once); fewer if the time budget runs out.
+const ROUNDS: usize = 7;
+/// Rounds always completed, whatever the budget.
+const MIN_ROUNDS: usize = 3;
+/// No new round starts after this much time.
+const BUDGET: Duration = Duration::from_secs(60);
+/// Trivial runs per round, per non-durable case.
+const COLD_RUNS: usize = 300;
+/// Trivial runs per round with a durable ledger (two fsyncs each).
+const COLD_RUNS_DURABLE: usize = 12;
+/// Host calls per flood run with a non-durable ledger, and per raw redb non-durable batch.
+const CALLS: u32 = 20_000;
+/// Host calls per flood run with a durable ledger, and per raw redb durable batch.
+const CALLS_DURABLE: u32 = 300;
+/// Raw wasmtime flood runs per round (each is only a few milliseconds).
+const RAW_FLOODS: usize = 5;
+/// Size of the raw redb baseline's value before its hash (a `clock.now` ledger entry is about
+/// this big).
+const VALUE_BYTES: usize = 300;
+
+/// The raw redb baseline's table: the same shape as the ledger's entries.
+const RAW_TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raw/entries");
+
+fn main() {
+    let started = Instant::now();
+    grace_testkit::build_guests();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = EngineConfig::default();
+    let grace = Engine::new(&config).unwrap();
+    let trivial = grace.load(&grace_testkit::fixture("trivial")).unwrap();
+    let flood_guest = grace
+        .load(&grace_testkit::fixture("host-call-flood"))
+        .unwrap();
+    let raw = Raw::new(
+        &config,
+        &std::fs::read(&trivial.manifest.component).unwrap(),
+        &std::fs::read(&flood_guest.manifest.component).unwrap(),
+    )
+    .unwrap();
+    let flood = with_limits(&flood_guest, CALLS);
+    let flood_durable = with_limits(&flood_guest, CALLS_DURABLE);
+    let sim = Simulation::new(&Fleet::default_fleet());
+    let event = TriggerEvent {
+        event_type: "test.bench".into(),
+        source: "bench".into(),
+        actor: "bench".into(),
+        resource: "api-service".into(),
+        payload: serde_json::json!({ "value": 912.4 }),
+        timestamp: 1_767_225_900_000,
+    };
+    let wit_event = wit::TriggerEvent {
+        event_type: event.event_type.clone(),
+        source: event.source.clone(),
+        actor: event.actor.clone(),
+        resource: event.resource.clone(),
+        payload: event.payload_text(),
+        timestamp: event.timestamp,
+    };
+    let trivial_limits = RawLimits {
+        fuel: trivial.manifest.limits.fuel,
+        timeout: trivial.manifest.limits.timeout,
+        host_calls: u64::from(trivial.manifest.limits.max_host_calls),
+    };
+    let flood_limits = RawLimits {
+        fuel: flood.manifest.limits.fuel,
+        timeout: flood.manifest.limits.timeout,
+        host_calls: u64::from(CALLS),
+    };
+    eprintln!(
+        "setup (guest build check, 4 compilations): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Warm up both engines (pool slots, code pages, the ledger writer).
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env(&sim, dir.path(), Durability::None);
+        grace_cold(&runtime, &grace, &trivial, &event, &env, 50);
+        raw_cold(&runtime, &raw, &raw.trivial, &wit_event, trivial_limits, 50);
+    }
+
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut grace_cold_all = Vec::new();
+    let mut raw_cold_all = Vec::new();
+    let mut durable_cold_all = Vec::new();
+    for r in 0..ROUNDS {
+        if r >= MIN_ROUNDS && started.elapsed() > BUDGET {
+            break;
+        }
+        let flip = r % 2 == 1;
+        let dir = tempfile::tempdir().unwrap();
+        let fast = env(&sim, &dir.path().join("none"), Durability::None);
+        let durable = env(&sim, &dir.path().join("immediate"), Durability::Immediate);
+
+        // 1. Cold-to-result.
+        let (g, w) = pair(
+            flip,
+            || grace_cold(&runtime, &grace, &trivial, &event, &fast, COLD_RUNS),
+            || {
+                raw_cold(
+                    &runtime,
+                    &raw,
+                    &raw.trivial,
+                    &wit_event,
+                    trivial_limits,
+                    COLD_RUNS,
+                )
+            },
+        );
+        let d = grace_cold(
+            &runtime,
+            &grace,
+            &trivial,
+            &event,
+            &durable,
+            COLD_RUNS_DURABLE,
+        );
+
+        // 2. Host calls, non-durable: GRACE vs raw wasmtime, then vs raw redb.
+        let (gf, wf) = pair(
+            flip,
+            || grace_flood(&runtime, &grace, &flood, &event, &fast, CALLS),
+            || {
+                let runs: Vec<f64> = (0..RAW_FLOODS)
+                    .map(|_| raw_flood(&runtime, &raw, &wit_event, flood_limits))
+                    .collect();
+                median(&runs)
+            },
+        );
+        let redb_fast = redb_inserts(
+            &dir.path().join("raw-none.redb"),
+            redb::Durability::None,
+            CALLS,
+        );
+        // Durable: GRACE vs raw redb.
+        let (gd, redb_durable) = pair(
+            flip,
+            || {
+                grace_flood(
+                    &runtime,
+                    &grace,
+                    &flood_durable,
+                    &event,
+                    &durable,
+                    CALLS_DURABLE,
+                )
+            },
+            || {
+                redb_inserts(
+                    &dir.path().join("raw-immediate.redb"),
+                    redb::Durability::Immediate,
+                    CALLS_DURABLE,
+                )
+            },
+        );
+
+        let round = Round {
+            grace_cold: median(&g),
+            raw_cold: median(&w),
+            durable_cold: median(&d),
+            grace_call: (gf - median(&g)) / f64::from(CALLS),
+            raw_call: (wf - median(&w)) / f64::from(CALLS),
+            redb_call: redb_fast / f64::from(CALLS),
+            durable_call: (gd - median(&d)) / f64::from(CALLS_DURABLE),
+            redb_durable_call: redb_durable / f64::from(CALLS_DURABLE),
+        };
+        println!(
+            "round {}: cold grace {} raw {} ({:.2}x) durable {} | call grace {} raw wasmtime {} raw redb {} | durable call grace {} raw redb {}",
+            r + 1,
+            t(round.grace_cold),
+            t(round.raw_cold),
+            round.grace_cold / round.raw_cold,
+            t(round.durable_cold),
+            t(round.grace_call),
+            t(round.raw_call),
+            t(round.redb_call),
+            t(round.durable_call),
+            t(round.redb_durable_call),
+        );
+        rounds.push(round);
+        grace_cold_all.extend(g);
+        raw_cold_all.extend(w);
+        durable_cold_all.extend(d);
+        // Ledgers and their directory close here, outside every measurement.
+        drop((fast, durable, dir));
+    }
+
+    let m = |f: fn(&Round) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
+    let cold_ratio = m(|r| r.grace_cold / r.raw_cold);
+    let verdict = |ratio: f64, target: f64| if ratio <= target { "met" } else { "MISSED" };
+    println!();
+    println!(
+        "GRACE run benchmark: {} rounds, medians over rounds (ratios taken within each round), {:.0} s in all",
+        rounds.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "cold-to-result (trivial playbook)        grace {:>9} (p99 {:>9})   raw wasmtime {:>9} (p99 {:>9})   ratio {:>6.2}x  (target <= 1.5x: {})",
+        t(m(|r| r.grace_cold)),
+        t(percentile(&grace_cold_all, 0.99)),
+        t(m(|r| r.raw_cold)),
+        t(percentile(&raw_cold_all, 0.99)),
+        cold_ratio,
+        verdict(cold_ratio, 1.5),
+    );
+    println!(
+        "cold-to-result, durable ledger           grace {:>9} (p99 {:>9})   (fsync per lifecycle append; no target)",
+        t(m(|r| r.durable_cold)),
+        t(percentile(&durable_cold_all, 0.99)),
+    );
+    println!(
+        "host call, non-durable ledger            grace {:>9}                   raw wasmtime {:>9}                   ratio {:>6.0}x",
+        t(m(|r| r.grace_call)),
+        t(m(|r| r.raw_call)),
+        m(|r| r.grace_call / r.raw_call),
+    );
+    println!(
+        "host call, non-durable ledger            grace {:>9}                   raw redb+sha256 {:>9} (1 txn/entry)   ratio {:>6.2}x",
+        t(m(|r| r.grace_call)),
+        t(m(|r| r.redb_call)),
+        m(|r| r.grace_call / r.redb_call),
+    );
+    println!(
+        "host call, durable ledger (fsync/call)   grace {:>9}                   raw redb+sha256 {:>9} (1 txn/entry)   ratio {:>6.2}x",
+        t(m(|r| r.durable_call)),
+        t(m(|r| r.redb_durable_call)),
+        m(|r| r.durable_call / r.redb_durable_call),
+    );
+    println!(
+        "  (per call = (flood run - trivial run) / N, N = {CALLS} non-durable, {CALLS_DURABLE} durable; raw wasmtime N = {CALLS})"
+    );
+}
+
+/// One round's figures, in microseconds.
+struct Round {
+    grace_cold: f64,
+    raw_cold: f64,
+    durable_cold: f64,
+    grace_call: f64,
+    raw_call: f64,
+    redb_call: f64,
+    durable_call: f64,
+    redb_durable_call: f64,
+}
+
+/// Runs `a` then `b`, or `b` then `a` when `flip`, so neither always goes first.
+fn pair<A, B>(flip: bool, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> (A, B) {
+    if flip {
+        let b = b();
+        (a(), b)
+    } else {
+        let a = a();
+        (a, b())
+    }
+}
+
+/// A ledger in `path` and the default simulated fleet's executors.
+fn env(sim: &Simulation, path: &Path, durability: Durability) -> RunEnv {
+    std::fs::create_dir_all(path).unwrap();
+    let ledger = Arc::new(Ledger::open(path.join("grace.redb"), durability).unwrap());
+    RunEnv::new(sim.executors(), ledger)
+}
+
+/// The flood guest with a host-call limit of `calls`, and a deadline and fuel that never stop
+/// it first.
+fn with_limits(guest: &Guest, calls: u32) -> Guest {
+    let mut manifest = (*guest.manifest).clone();
+    manifest.limits.max_host_calls = calls;
+    manifest.limits.timeout = Duration::from_secs(120);
+    manifest.limits.fuel = 1 << 40;
+    Guest {
+        manifest: Arc::new(manifest),
+        component: guest.component.clone(),
+    }
+}
+
+/// `runs` trivial runs through GRACE; each one's wall time in µs.
+fn grace_cold(
+    rt: &Runtime,
+    engine: &Engine,
+    guest: &Guest,
+    event: &TriggerEvent,
+    env: &RunEnv,
+    runs: usize,
+) -> Vec<f64> {
+    rt.block_on(async {
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let start = Instant::now();
+            let report = engine.run_playbook(guest, event, env).await;
+            times.push(micros(start.elapsed()));
+            assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+        }
+        times
+    })
+}
+
+/// One flood run through GRACE, stopped after `calls` host calls; its wall time in µs.
+fn grace_flood(
+    rt: &Runtime,
+    engine: &Engine,
+    guest: &Guest,
+    event: &TriggerEvent,
+    env: &RunEnv,
+    calls: u32,
+) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        let report = engine.run_playbook(guest, event, env).await;
+        let elapsed = micros(start.elapsed());
+        let failure = report.failure.expect("the flood is stopped");
+        assert_eq!(
+            failure.kind,
+            FailureKind::HostCallLimit,
+            "{}",
+            failure.message
+        );
+        assert_eq!(report.host_calls, calls + 1);
+        elapsed
+    })
+}
+
+/// A raw wasmtime engine configured exactly like [`Engine::new`] configures GRACE's (pooling
+/// allocator with the same sizes, fuel, epoch interruption with the same ticker and yielding
+/// callback, the same `max_wasm_stack`), with the same components pre-instantiated on a minimal
+/// host: `clock.now` returns a counter and traps past a limit, every other import is a trapping
+/// stub. The difference from GRACE is GRACE's own overhead, not wasmtime's.
+struct Raw {
+    engine: wasmtime::Engine,
+    trivial: PlaybookPre<RawHost>,
+    flood: PlaybookPre<RawHost>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+/// The raw host's store data.
+struct RawHost {
+    calls: u64,
+    limit: u64,
+}
+
+#[derive(Clone, Copy)]
+struct RawLimits {
+    fuel: u64,
+    timeout: Duration,
+    host_calls: u64,
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Raw {
+    fn new(config: &EngineConfig, trivial: &[u8], flood: &[u8]) -> anyhow::Result<Raw> {
+        // Copied from `Engine::new`.
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_concurrent_runs.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(16))
+            .total_memories(n.saturating_mul(4))
+            .total_tables(n.saturating_mul(16))
+            .total_stacks(n)
+            .max_memories_per_component(4)
+            .max_memory_size(usize::try_from(MAX_MEMORY_BYTES)?);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack);
+        let engine = wasmtime::Engine::new(&wasm)?;
+
+        // An async host function, as GRACE's bindings generate (`imports: async`).
+        let mut linker = Linker::<RawHost>::new(&engine);
+        linker
+            .instance("grace:playbook/clock@0.1.0")?
+            .func_wrap_async("now", |mut store: StoreContextMut<'_, RawHost>, (): ()| {
+                Box::new(async move {
+                    let host = store.data_mut();
+                    host.calls += 1;
+                    if host.calls > host.limit {
+                        return Err(wasmtime::Error::msg("host call limit reached"));
+                    }
+                    Ok((host.calls,))
+                })
+            })?;
+        let mut pre = |bytes: &[u8]| -> anyhow::Result<PlaybookPre<RawHost>> {
+            let component = Component::new(&engine, bytes)?;
+            linker.define_unknown_imports_as_traps(&component)?;
+            Ok(PlaybookPre::new(linker.instantiate_pre(&component)?)?)
+        };
+        let trivial = pre(trivial)?;
+        let flood = pre(flood)?;
+
+        // The same epoch ticker as GRACE's.
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking = engine.clone();
+        let tick = config.epoch_tick;
+        std::thread::Builder::new()
+            .name("raw-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(Raw {
+            engine,
+            trivial,
+            flood,
+            ticker_stop,
+        })
+    }
+
+    /// Store, instance, `run`, drop — with the same fuel, deadline and epoch callback as a GRACE
+    /// run. Returns the result and the host calls made.
+    async fn run(
+        &self,
+        pre: &PlaybookPre<RawHost>,
+        event: &wit::TriggerEvent,
+        limits: RawLimits,
+    ) -> (wasmtime::Result<Result<wit::Outcome, String>>, u64) {
+        let mut store = Store::new(
+            &self.engine,
+            RawHost {
+                calls: 0,
+                limit: limits.host_calls,
+            },
+        );
+        let wall_deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= wall_deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let result = async {
+            store.set_fuel(limits.fuel)?;
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, event).await
+        }
+        .await;
+        let calls = store.data().calls;
+        (result, calls)
+    }
+}
+
+/// `runs` trivial runs on the raw engine; each one's wall time in µs.
+fn raw_cold(
+    rt: &Runtime,
+    raw: &Raw,
+    pre: &PlaybookPre<RawHost>,
+    event: &wit::TriggerEvent,
+    limits: RawLimits,
+    runs: usize,
+) -> Vec<f64> {
+    rt.block_on(async {
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let start = Instant::now();
+            let (result, _) = raw.run(pre, event, limits).await;
+            times.push(micros(start.elapsed()));
+            assert!(matches!(result, Ok(Ok(_))), "{result:?}");
+        }
+        times
+    })
+}
+
+/// One flood run on the raw engine, trapped after `limits.host_calls`; its wall time in µs.
+fn raw_flood(rt: &Runtime, raw: &Raw, event: &wit::TriggerEvent, limits: RawLimits) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        let (result, calls) = raw.run(&raw.flood, event, limits).await;
+        let elapsed = micros(start.elapsed());
+        assert!(result.is_err(), "the raw flood is stopped");
+        assert_eq!(calls, limits.host_calls + 1);
+        elapsed
+    })
+}
+
+/// Raw redb: `n` entries, each a ~300-byte value sealed with its SHA-256, one write transaction
+/// per entry, on the calling thread. Total wall time in µs.
+fn redb_inserts(path: &Path, durability: redb::Durability, n: u32) -> f64 {
+    let db = redb::Database::create(path).unwrap();
+    {
+        let txn = db.begin_write().unwrap();
+        txn.open_table(RAW_TABLE).unwrap();
+        txn.commit().unwrap();
+    }
+    let mut body: Vec<u8> = (0..VALUE_BYTES).map(|i| b'a' + (i % 26) as u8).collect();
+    let start = Instant::now();
+    for seq in 1..=u64::from(n) {
+        body[..8].copy_from_slice(&seq.to_le_bytes());
+        let mut value = Vec::with_capacity(VALUE_BYTES + 32);
+        value.extend_from_slice(&body);
+        value.extend_from_slice(Sha256::digest(&body).as_slice());
+        let mut txn = db.begin_write().unwrap();
+        txn.set_durability(durability).unwrap();
+        {
+            let mut table = txn.open_table(RAW_TABLE).unwrap();
+            table.insert(seq, value.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    micros(start.elapsed())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn median(values: &[f64]) -> f64 {
+    percentile(values, 0.5)
+}
+
+/// Nearest-rank percentile (`q` in 0..=1).
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// A duration in µs, in readable units.
+fn t(us: f64) -> String {
+    if us < 1.0 {
+        format!("{:.0} ns", us * 1e3)
+    } else if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{:.2} ms", us / 1e3)
+    }
+}
