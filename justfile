@@ -25,7 +25,7 @@ demo: build-playbooks
     echo "== grace run playbooks/examples/scale-on-latency --event ... --dry-run"
     $grace run playbooks/examples/scale-on-latency --event playbooks/examples/scale-on-latency/event.json --dry-run --data-dir "$data"
     echo
-    echo "== the collector, looking at the recovered fleet's metrics"
+    echo "== the collector that raises such incidents, on a fresh simulated fleet"
     $grace run playbooks/examples/latency-collector --dry-run --data-dir "$data" | tail -n +6
     echo
     echo "== a playbook that reaches beyond its grants is refused"
