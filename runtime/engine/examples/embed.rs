@@ -37,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
             &RunEnv::new(sim.executors(), ledger.clone()),
         )
         .await;
+    // The run's `finished` record is submitted when the run returns; wait for it.
+    ledger.flush().await?;
 
     println!(
         "{}: {:?}",

@@ -218,22 +218,42 @@ impl Engine {
         })
     }
 
-    /// Runs a playbook on one event.
+    /// Runs a playbook on one event, under a fresh run id.
     pub async fn run_playbook(
         &self,
         guest: &Guest,
         event: &TriggerEvent,
         env: &RunEnv,
     ) -> RunReport {
-        self.run(guest, Some(event), env).await
+        self.run(guest, Some(event), env, uuid::Uuid::new_v4().to_string())
+            .await
+    }
+
+    /// Runs a playbook on one event under a given run id (e.g. the server's run, attempt after
+    /// attempt: the ledger groups every attempt's calls under it).
+    pub async fn run_playbook_as(
+        &self,
+        run_id: &str,
+        guest: &Guest,
+        event: &TriggerEvent,
+        env: &RunEnv,
+    ) -> RunReport {
+        self.run(guest, Some(event), env, run_id.to_owned()).await
     }
 
     /// Runs a collector once.
     pub async fn run_collector(&self, guest: &Guest, env: &RunEnv) -> RunReport {
-        self.run(guest, None, env).await
+        self.run(guest, None, env, uuid::Uuid::new_v4().to_string())
+            .await
     }
 
-    async fn run(&self, guest: &Guest, event: Option<&TriggerEvent>, env: &RunEnv) -> RunReport {
+    async fn run(
+        &self,
+        guest: &Guest,
+        event: Option<&TriggerEvent>,
+        env: &RunEnv,
+        run_id: String,
+    ) -> RunReport {
         let manifest = &guest.manifest;
         let limits = manifest.limits;
         let clock = env.executors.clock.clone();
@@ -245,7 +265,6 @@ impl Engine {
             kind: manifest.kind,
             digest: guest.component.digest.clone(),
         };
-        let run_id = uuid::Uuid::new_v4().to_string();
         let state = RunState {
             run_id: run_id.clone(),
             guest: info.clone(),
@@ -262,6 +281,7 @@ impl Engine {
             changes: BTreeMap::new(),
             timeline: Vec::new(),
             stop: None,
+            pending: Vec::new(),
         };
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = Store::new(
@@ -305,10 +325,9 @@ impl Engine {
             .run
             .record_lifecycle(
                 "started",
-                json!({ "kind": manifest.kind, "version": manifest.version, "event": event }),
+                json!({ "kind": manifest.kind, "version": manifest.version, "event": event, "simulated": clock.is_virtual() }),
                 json!({ "ok": null }),
-            )
-            .await;
+            );
         if let Err(e) = started {
             report.failure = Some(Failure {
                 kind: FailureKind::LedgerUnavailable,
@@ -381,6 +400,10 @@ impl Engine {
         let state = &mut store.data_mut().run;
         report.finished_at = clock.now_millis();
         report.host_calls = state.host_calls;
+        // The timeline needs the sequence numbers of its records; the `started` record needs no
+        // waiting for (dropping its receipt does not withdraw it).
+        state.pending.retain(|(index, _)| index.is_some());
+        let _ = state.confirm_pending(false).await;
         let finished = state
             .record_lifecycle(
                 "finished",
@@ -391,8 +414,7 @@ impl Engine {
                     "failure": report.failure,
                     "events": report.events.len(),
                 }),
-            )
-            .await;
+            );
         report.timeline = std::mem::take(&mut state.timeline);
         if let Err(e) = finished {
             tracing::error!(run = %report.run_id, "the ledger could not record the run's end: {e}");

@@ -232,6 +232,18 @@ impl TriggerEvent {
     }
 }
 
+impl<'de> Deserialize<'de> for TriggerEvent {
+    /// Reads an event the way [`TriggerEvent::from_value`] does, validating every field; a
+    /// missing timestamp is an error here, since there is no clock to default it from.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawEvent::deserialize(d)?;
+        if raw.timestamp.is_none() {
+            return Err(serde::de::Error::missing_field("timestamp"));
+        }
+        TriggerEvent::from_raw(raw, 0).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Milliseconds since the epoch, now, by the system clock.
 pub fn system_now_millis() -> u64 {
     SystemTime::now()

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grace_executor::{ExecError, Executors};
-use grace_ledger::{Decision, Ledger, NewEntry, Verdict};
+use grace_ledger::{Decision, Ledger, NewEntry, Pending, Verdict};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -162,6 +162,10 @@ pub(crate) struct RunState {
     pub timeline: Vec<TimelineEntry>,
     /// Set when the host stopped the guest, so the engine can tell why the guest trapped.
     pub stop: Option<Failure>,
+    /// Ledger records submitted but not yet confirmed, with their timeline index (`None` for
+    /// lifecycle records). Records of calls that changed nothing are not waited for one by one:
+    /// they are confirmed before the next change runs and when the run ends.
+    pub pending: Vec<(Option<usize>, Pending)>,
 }
 
 fn to_wit(e: ExecError) -> WitError {
@@ -269,6 +273,8 @@ impl RunState {
         };
         if call.change {
             *self.changes.entry(call.interface).or_default() += 1;
+            // Nothing acts before everything that led to it is on record.
+            self.confirm_pending(true).await?;
         }
         let result = match tokio::time::timeout_at(self.wall_deadline, execute(scope, plan)).await {
             Ok(r) => r,
@@ -310,8 +316,10 @@ impl RunState {
         Err(Stop(reason).into())
     }
 
-    /// Appends the call to the ledger and the timeline. A ledger failure stops the guest: GRACE
-    /// never acts without a record.
+    /// Appends the call to the ledger and the timeline. The record of a call that changed the
+    /// world is durable before the guest sees its result; other records are confirmed before the
+    /// next change and at the end of the run. A ledger failure stops the guest: GRACE never acts
+    /// without a record.
     async fn record(
         &mut self,
         call: &Call,
@@ -334,20 +342,13 @@ impl RunState {
             result: result.clone(),
             at_millis: at,
         };
-        let receipt = match self.ledger.append(entry).await {
-            Ok(r) => r,
-            Err(e) => {
-                let message = format!("the ledger could not record a host call: {e}");
-                tracing::error!(run = %self.run_id, %message);
-                self.stop = Some(Failure {
-                    kind: FailureKind::LedgerUnavailable,
-                    message: message.clone(),
-                });
-                return Err(Stop(message).into());
-            }
+        let pending = match self.ledger.submit(entry) {
+            Ok(p) => p,
+            Err(e) => return Err(self.ledger_failed(&e)),
         };
+        let index = self.timeline.len();
         self.timeline.push(TimelineEntry {
-            seq: receipt.seq,
+            seq: 0,
             at,
             offset_ms: at.saturating_sub(self.started_at),
             interface: call.interface.to_owned(),
@@ -358,11 +359,47 @@ impl RunState {
             result,
             change: call.change,
         });
+        self.pending.push((Some(index), pending));
+        let effective = call.change && verdict == Verdict::Allowed;
+        if effective {
+            self.confirm_pending(true).await?;
+        }
         Ok(())
     }
 
-    /// Records a run lifecycle event (`run.started`, `run.finished`) in the ledger.
-    pub(crate) async fn record_lifecycle(
+    /// Waits for every submitted record, filling in the timeline's sequence numbers. With
+    /// `strict`, a failure stops the guest; otherwise it is logged (the run is over).
+    pub(crate) async fn confirm_pending(&mut self, strict: bool) -> wasmtime::Result<()> {
+        for (index, pending) in std::mem::take(&mut self.pending) {
+            match pending.await {
+                Ok(receipt) => {
+                    if let Some(entry) = index.and_then(|i| self.timeline.get_mut(i)) {
+                        entry.seq = receipt.seq;
+                    }
+                }
+                Err(e) if strict => return Err(self.ledger_failed(&e)),
+                Err(e) => {
+                    tracing::error!(run = %self.run_id, "the ledger could not record a call: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ledger_failed(&mut self, e: &grace_ledger::LedgerError) -> wasmtime::Error {
+        let message = format!("the ledger could not record a host call: {e}");
+        tracing::error!(run = %self.run_id, %message);
+        self.stop = Some(Failure {
+            kind: FailureKind::LedgerUnavailable,
+            message: message.clone(),
+        });
+        Stop(message).into()
+    }
+
+    /// Submits a run lifecycle record (`run.started`, `run.finished`) to the ledger without
+    /// waiting for it: lifecycle records are bookkeeping, not effects. `started` is confirmed
+    /// with the first change; `finished` with [`Ledger::flush`] by whoever needs it on record.
+    pub(crate) fn record_lifecycle(
         &mut self,
         function: &'static str,
         args: Value,
@@ -379,6 +416,10 @@ impl RunState {
             result,
             at_millis: self.executors.clock.now_millis(),
         };
-        self.ledger.append(entry).await.map(|_| ())
+        let pending = self.ledger.submit(entry)?;
+        if function == "started" {
+            self.pending.push((None, pending));
+        }
+        Ok(())
     }
 }

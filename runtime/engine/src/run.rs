@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use grace_ledger::Verdict;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::TriggerEvent;
 use crate::manifest::Kind;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
     /// The guest returned an outcome (playbook) or events (collector).
@@ -32,7 +32,7 @@ impl std::fmt::Display for RunStatus {
 }
 
 /// Why a run failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
     /// The guest returned its own error.
@@ -60,7 +60,7 @@ pub enum FailureKind {
 }
 
 /// A failed run's reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// What kind of failure.
     pub kind: FailureKind,
@@ -69,7 +69,7 @@ pub struct Failure {
 }
 
 /// A playbook's report of what it did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// One line.
     pub summary: String,
@@ -80,7 +80,7 @@ pub struct Outcome {
 }
 
 /// One host call, as the run saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     /// The ledger entry recording it.
     pub seq: u64,
@@ -112,7 +112,7 @@ impl TimelineEntry {
 }
 
 /// Which guest ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestInfo {
     /// Manifest name.
     pub name: String,

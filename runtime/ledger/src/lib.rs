@@ -138,9 +138,26 @@ impl Ledger {
     /// Entries appended concurrently are committed together. Dropping the future after it
     /// started does not withdraw the entry: it may still be recorded.
     pub async fn append(&self, entry: NewEntry) -> Result<Receipt, LedgerError> {
+        self.submit(entry)?.await
+    }
+
+    /// Queues an entry for the writer now and returns its receipt as a future.
+    ///
+    /// The entry is recorded whether or not the future is awaited (barring a crash before the
+    /// commit): a caller that need not wait for durability, such as the record of a read-only
+    /// call, can go on and collect the receipt later. Entries are chained in submission order.
+    pub fn submit(&self, entry: NewEntry) -> Result<Pending, LedgerError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(&entry, Reply::Async(tx))?;
-        rx.await.map_err(|_| LedgerError::WriterStopped)?
+        self.enqueue(&entry, Reply::Async(tx))?;
+        Ok(Pending(rx))
+    }
+
+    /// Resolves once every entry submitted before the call is committed (durably, with
+    /// [`Durability::Immediate`]) or has failed.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.writer.submit(Request::Barrier(tx))?;
+        rx.await.map_err(|_| LedgerError::WriterStopped)
     }
 
     /// Appends an entry from synchronous code; returns once it is committed, like
@@ -151,15 +168,15 @@ impl Ledger {
     /// runtime's other tasks.
     pub fn append_blocking(&self, entry: NewEntry) -> Result<Receipt, LedgerError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(&entry, Reply::Blocking(tx))?;
+        self.enqueue(&entry, Reply::Blocking(tx))?;
         rx.recv().map_err(|_| LedgerError::WriterStopped)?
     }
 
-    fn submit(&self, entry: &NewEntry, reply: Reply) -> Result<(), LedgerError> {
+    fn enqueue(&self, entry: &NewEntry, reply: Reply) -> Result<(), LedgerError> {
         // Encoding happens here, on the appender's thread, so appenders encode in parallel and
         // the writer only chains and stores.
         let entry = Prepared::new(entry)?;
-        self.inner.writer.submit(Request { entry, reply })
+        self.inner.writer.submit(Request::Append { entry, reply })
     }
 
     /// The last committed entry, or `None` if the ledger is empty.
@@ -265,4 +282,22 @@ fn open_entries(
 
 fn decode(seq: u64, stored: &[u8]) -> Result<Entry, LedgerError> {
     codec::decode(stored).map_err(|source| LedgerError::Undecodable { seq, source })
+}
+
+/// The receipt of a [`Ledger::submit`]ted entry, as a future.
+#[derive(Debug)]
+#[must_use = "the entry is recorded regardless; await this to know when, and whether, it was"]
+pub struct Pending(oneshot::Receiver<Result<Receipt, LedgerError>>);
+
+impl std::future::Future for Pending {
+    type Output = Result<Receipt, LedgerError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(LedgerError::WriterStopped)))
+    }
 }

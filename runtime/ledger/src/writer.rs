@@ -51,10 +51,17 @@ impl Reply {
     }
 }
 
-/// One append, encoded, waiting for its place in the chain.
-pub(crate) struct Request {
-    pub(crate) entry: Prepared,
-    pub(crate) reply: Reply,
+/// What appenders send the writer.
+pub(crate) enum Request {
+    /// One append, encoded, waiting for its place in the chain.
+    Append {
+        /// The entry.
+        entry: Prepared,
+        /// Where its receipt goes.
+        reply: Reply,
+    },
+    /// Answered once everything sent before it is committed (or failed).
+    Barrier(oneshot::Sender<()>),
 }
 
 /// Counters of the writer since the ledger was opened.
@@ -178,6 +185,7 @@ fn run(
     tracing::debug!(seq = tip.seq, "ledger writer started");
     let mut entries = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
+    let mut barriers = Vec::new();
     let mut previous_batch = 0;
     let mut linger = Duration::ZERO;
     while let Ok(first) = requests.recv() {
@@ -186,10 +194,17 @@ fn run(
             first,
             &mut entries,
             &mut replies,
+            &mut barriers,
             previous_batch,
             linger,
         );
         let n = entries.len();
+        if n == 0 {
+            for barrier in barriers.drain(..) {
+                let _ = barrier.send(());
+            }
+            continue;
+        }
         let started = Instant::now();
         let outcome = commit(db, durability, &tip, entries.drain(..));
         previous_batch = n;
@@ -210,12 +225,18 @@ fn run(
                 for (reply, receipt) in replies.drain(..).zip(receipts) {
                     reply.send(Ok(receipt));
                 }
+                for barrier in barriers.drain(..) {
+                    let _ = barrier.send(());
+                }
             }
             Err(failure) => {
                 let error = failure.to_error();
                 tracing::error!(%error, entries = n, "ledger batch not committed");
                 for reply in replies.drain(..) {
                     reply.send(Err(failure.to_error()));
+                }
+                for barrier in barriers.drain(..) {
+                    let _ = barrier.send(());
                 }
             }
         }
@@ -235,12 +256,16 @@ fn gather(
     first: Request,
     entries: &mut Vec<Prepared>,
     replies: &mut Vec<Reply>,
+    barriers: &mut Vec<oneshot::Sender<()>>,
     previous_batch: usize,
     linger: Duration,
 ) {
-    let mut push = |request: Request| {
-        entries.push(request.entry);
-        replies.push(request.reply);
+    let mut push = |request: Request| match request {
+        Request::Append { entry, reply } => {
+            entries.push(entry);
+            replies.push(reply);
+        }
+        Request::Barrier(done) => barriers.push(done),
     };
     push(first);
     let mut queued = 1;

@@ -289,3 +289,24 @@ fn ledgers_and_their_errors_can_be_shared_across_threads() {
     shareable::<LedgerError>();
     shareable::<grace_ledger::Entry>();
 }
+
+#[tokio::test]
+async fn submitted_entries_are_recorded_without_being_awaited_and_flush_waits_for_them() {
+    let (_dir, path) = common::temp_ledger();
+    let ledger = grace_ledger::Ledger::open(&path, grace_ledger::Durability::Immediate).unwrap();
+    for i in 0..10 {
+        // Receipts dropped on purpose: the entries are queued all the same.
+        drop(ledger.submit(common::call("run-s", i)).unwrap());
+    }
+    ledger.flush().await.unwrap();
+    assert_eq!(ledger.head().unwrap().unwrap().entries, 10);
+    ledger.verify().unwrap();
+}
+
+#[tokio::test]
+async fn flush_on_an_idle_ledger_returns_at_once() {
+    let (_dir, path) = common::temp_ledger();
+    let ledger = grace_ledger::Ledger::open(&path, grace_ledger::Durability::None).unwrap();
+    ledger.flush().await.unwrap();
+    assert!(ledger.head().unwrap().is_none());
+}

@@ -74,11 +74,18 @@ pub fn run(args: RunArgs) -> Exit {
     let before = sim.snapshot();
     let env = RunEnv::new(sim.executors(), ledger.clone());
     let report = runtime.block_on(async {
-        match &event {
+        let report = match &event {
             Some(event) => engine.run_playbook(&guest, event, &env).await,
             None => engine.run_collector(&guest, &env).await,
-        }
+        };
+        // The run's `finished` record is submitted, not awaited: have it on record before
+        // reporting the ledger's head.
+        (report, ledger.flush().await)
     });
+    let report = match report {
+        (report, Ok(())) => report,
+        (_, Err(e)) => return Exit::Internal(anyhow!("the ledger could not record the run: {e}")),
+    };
     let after = sim.snapshot();
     let head = match ledger.head() {
         Ok(h) => h,

@@ -69,12 +69,21 @@ impl World {
 
     /// Runs a playbook on an event, on a fresh current-thread runtime.
     pub fn run(&self, guest: &Guest, event: &TriggerEvent) -> RunReport {
-        runtime().block_on(engine().run_playbook(guest, event, &self.env))
+        runtime().block_on(async {
+            let report = engine().run_playbook(guest, event, &self.env).await;
+            // The run's `finished` record is submitted, not awaited: wait for it here.
+            self.ledger.flush().await.expect("the ledger flushes");
+            report
+        })
     }
 
     /// Runs a collector once.
     pub fn collect(&self, guest: &Guest) -> RunReport {
-        runtime().block_on(engine().run_collector(guest, &self.env))
+        runtime().block_on(async {
+            let report = engine().run_collector(guest, &self.env).await;
+            self.ledger.flush().await.expect("the ledger flushes");
+            report
+        })
     }
 }
 
