@@ -1,10 +1,12 @@
-//! `grace`: dry-run playbooks against a simulated fleet and inspect the ledger.
+//! `grace`: dry-run playbooks against a simulated fleet, inspect the ledger, and drive a running
+//! server (`grace serve`) through its HTTP API.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 mod cli;
+mod client;
 mod commands;
 mod render;
 

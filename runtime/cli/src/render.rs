@@ -1,18 +1,22 @@
-//! Text for people: run reports, timelines, ledger entries.
+//! Text for people: run reports (a dry-run's, or a run as the server keeps it), their timelines,
+//! ledger entries, tables.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use grace_engine::event::format_millis;
-use grace_engine::{RunReport, RunStatus, TimelineEntry};
+use grace_engine::run::Outcome;
+use grace_engine::{Failure, FailureKind, RunReport, RunStatus, TimelineEntry};
 use grace_ledger::{Entry, Head, Verdict};
 use serde_json::Value;
+
+use crate::client;
 
 /// Longest rendering of a value in a timeline line.
 const WIDTH: usize = 110;
 
 /// Compact JSON, shortened for one line.
-fn compact(value: &Value) -> String {
+pub fn compact(value: &Value) -> String {
     let text = match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -20,7 +24,8 @@ fn compact(value: &Value) -> String {
     shorten(&text, WIDTH)
 }
 
-fn shorten(text: &str, max: usize) -> String {
+/// `text`, cut to `max` characters with an ellipsis.
+pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -29,7 +34,7 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 /// The arguments of a call, as `key=value` pairs.
-fn args(value: &Value) -> String {
+pub fn args(value: &Value) -> String {
     match value {
         Value::Object(map) if map.is_empty() => String::new(),
         Value::Object(map) => shorten(
@@ -167,6 +172,183 @@ fn timeline_line(out: &mut String, e: &TimelineEntry) {
     }
 }
 
+/// The timeline of a run's host calls under `heading`, with the run clock's start when known.
+pub fn timeline(out: &mut String, heading: &str, start: Option<u64>, entries: &[TimelineEntry]) {
+    match start {
+        Some(start) => {
+            let _ = writeln!(out, "{heading} (run clock, from {})", format_millis(start));
+        }
+        None => {
+            let _ = writeln!(out, "{heading}");
+        }
+    }
+    for e in entries {
+        timeline_line(out, e);
+    }
+    if entries.is_empty() {
+        let _ = writeln!(out, "  (no host calls)");
+    }
+}
+
+/// A failure kind as the API names it (`guest-error`).
+pub fn failure_kind(kind: FailureKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+/// How a run ended: the playbook's outcome and its details, or why it failed.
+pub fn outcome(
+    out: &mut String,
+    state: &str,
+    outcome: Option<&Outcome>,
+    failure: Option<&Failure>,
+) {
+    match (outcome, failure) {
+        (Some(o), _) => {
+            let changed = if o.changed { "changed" } else { "unchanged" };
+            let _ = writeln!(out, "outcome  {state} ({changed}): {}", o.summary);
+            for (k, v) in &o.details {
+                let _ = writeln!(out, "         {k} = {v}");
+            }
+        }
+        (None, Some(f)) => {
+            let _ = writeln!(
+                out,
+                "outcome  {state} ({}): {}",
+                failure_kind(f.kind),
+                f.message
+            );
+        }
+        (None, None) => {
+            let _ = writeln!(out, "outcome  {state}");
+        }
+    }
+}
+
+/// A run as the server keeps it: what fired it, how it ended, its attempts and the timeline of
+/// its last attempt.
+pub fn run_detail(run: &client::Run) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run      {}", run.id);
+    let _ = writeln!(
+        out,
+        "playbook {} {} ({})",
+        run.playbook,
+        run.version,
+        shorten(&run.digest, 23)
+    );
+    let _ = writeln!(out, "state    {}, {} attempt(s)", run.state, run.attempts);
+    let ev = &run.event;
+    let _ = writeln!(
+        out,
+        "event    {} on `{}` from {} ({}) at {} (trigger {})",
+        ev.event_type,
+        ev.resource,
+        ev.source,
+        ev.actor,
+        format_millis(ev.timestamp),
+        run.trigger + 1
+    );
+    let _ = writeln!(out, "payload  {}", compact(&ev.payload));
+    let mut times = format!("created {}", format_millis(run.created_at));
+    if let Some(t) = run.started_at {
+        let _ = write!(times, ", started {}", format_millis(t));
+    }
+    if let Some(t) = run.finished_at {
+        let _ = write!(times, ", finished {}", format_millis(t));
+    }
+    let _ = writeln!(out, "times    {times}");
+    let _ = writeln!(out);
+    let heading = if run.attempts > 1 {
+        format!("timeline of attempt {}", run.attempts)
+    } else {
+        "timeline".to_owned()
+    };
+    // The run clock's start: the first call's time less its offset.
+    let start = run
+        .timeline
+        .first()
+        .map(|e| e.at.saturating_sub(e.offset_ms));
+    timeline(&mut out, &heading, start, &run.timeline);
+    let _ = writeln!(out);
+    outcome(
+        &mut out,
+        &run.state,
+        run.outcome.as_ref(),
+        run.failure.as_ref(),
+    );
+    let actions = run
+        .timeline
+        .iter()
+        .filter(|e| e.is_effective_action())
+        .count();
+    let denied = run
+        .timeline
+        .iter()
+        .filter(|e| e.verdict == Verdict::Denied)
+        .count();
+    let _ = writeln!(
+        out,
+        "actions  {actions} taken, {denied} denied, {} host calls",
+        run.timeline.len()
+    );
+    if run.attempts_log.len() > 1 {
+        let _ = writeln!(out, "\nattempts");
+        for a in &run.attempts_log {
+            let why = a.failure.as_ref().map_or(String::new(), |f| {
+                format!(": {} {}", failure_kind(f.kind), shorten(&f.message, WIDTH))
+            });
+            let _ = writeln!(
+                out,
+                "  #{:<3} {:<16} {}  {} host calls{why}",
+                a.attempt,
+                a.state,
+                format_millis(a.started_at),
+                a.host_calls
+            );
+        }
+    }
+    out
+}
+
+/// Rows under headers, in columns as wide as their widest cell; the last column is not padded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            text.push_str(cell);
+            if i + 1 < widths.len() {
+                let pad = w.saturating_sub(cell.chars().count());
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        let mut text = text.trim_end().to_owned();
+        text.push('\n');
+        text
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+/// `sha256:` and the first 12 hex digits: enough to tell digests apart in a table.
+pub fn short_digest(digest: &str) -> String {
+    digest.chars().take("sha256:".len() + 12).collect()
+}
+
 /// The whole report of a dry-run.
 pub fn run_report(
     report: &RunReport,
@@ -197,27 +379,16 @@ pub fn run_report(
         );
         let _ = writeln!(out, "payload  {}", compact(&ev.payload));
     }
-    let _ = writeln!(
-        out,
-        "\ntimeline (run clock, from {})",
-        format_millis(report.started_at)
-    );
-    for e in &report.timeline {
-        timeline_line(&mut out, e);
-    }
-    if report.timeline.is_empty() {
-        let _ = writeln!(out, "  (no host calls)");
-    }
     let _ = writeln!(out);
-    match (&report.status, &report.outcome, &report.failure) {
-        (RunStatus::Succeeded, Some(o), _) => {
-            let changed = if o.changed { "changed" } else { "unchanged" };
-            let _ = writeln!(out, "outcome  succeeded ({changed}): {}", o.summary);
-            for (k, v) in &o.details {
-                let _ = writeln!(out, "         {k} = {v}");
-            }
-        }
-        (RunStatus::Succeeded, None, _) => {
+    timeline(
+        &mut out,
+        "timeline",
+        Some(report.started_at),
+        &report.timeline,
+    );
+    let _ = writeln!(out);
+    match (&report.status, &report.outcome) {
+        (RunStatus::Succeeded, None) => {
             let _ = writeln!(
                 out,
                 "outcome  succeeded: {} event(s) collected",
@@ -233,12 +404,12 @@ pub fn run_report(
                 );
             }
         }
-        (status, _, Some(f)) => {
-            let _ = writeln!(out, "outcome  {status} ({:?}): {}", f.kind, f.message);
-        }
-        (status, _, None) => {
-            let _ = writeln!(out, "outcome  {status}");
-        }
+        (status, o) => outcome(
+            &mut out,
+            &status.to_string(),
+            o.as_ref(),
+            report.failure.as_ref(),
+        ),
     }
     let actions: Vec<_> = report.actions().collect();
     let denied = report.denials().count();

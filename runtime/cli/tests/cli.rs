@@ -305,3 +305,70 @@ fn ledger_commands_without_a_ledger_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no ledger"), "{}", stderr(&out));
 }
+
+/// `grace` with `args` and no server settings from the environment; no guests needed.
+fn grace_client(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_grace"))
+        .args(args)
+        .env_remove("GRACE_SERVER")
+        .env_remove("GRACE_DATA_DIR")
+        .output()
+        .expect("grace runs")
+}
+
+#[test]
+fn client_commands_without_a_server_exit_3_asking_whether_grace_serve_runs() {
+    // Port 9 (discard) on loopback: nothing listens there, so the connection is refused.
+    let server = "http://127.0.0.1:9";
+    for args in [
+        vec!["runs", "list", "--server", server],
+        vec!["playbook", "list", "--server", server],
+        vec!["ledger", "verify", "--server", server],
+    ] {
+        let out = grace_client(&args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(
+                "cannot reach the GRACE server at http://127.0.0.1:9: is `grace serve` running?"
+            ),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn client_commands_refuse_bad_input_before_reaching_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"event_type\":\"a\",\"source\":\"s\",\"actor\":\"x\",\"resource\":\"r\"}\n{\"event_type\":\"a\",\"source\":\"\",\"actor\":\"x\",\"resource\":\"r\"}\n",
+    )
+    .unwrap();
+    let server = "http://127.0.0.1:9";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["events", "publish", path(&events), "--server", server],
+            "event 2 (line 2)",
+        ),
+        (
+            vec!["playbook", "upload", path(dir.path()), "--server", server],
+            "playbook.toml",
+        ),
+        (
+            vec!["runs", "list", "--server", "localhost:7070"],
+            "--server",
+        ),
+        (vec!["runs", "list", "--state", "done"], "done"),
+    ];
+    for (args, needle) in cases {
+        let out = grace_client(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{args:?}: expected `{needle}` in: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -404,17 +404,16 @@ impl Engine {
         // waiting for (dropping its receipt does not withdraw it).
         state.pending.retain(|(index, _)| index.is_some());
         let _ = state.confirm_pending(false).await;
-        let finished = state
-            .record_lifecycle(
-                "finished",
-                json!({ "host_calls": state.host_calls, "fuel_consumed": report.fuel_consumed }),
-                json!({
-                    "status": report.status,
-                    "outcome": report.outcome,
-                    "failure": report.failure,
-                    "events": report.events.len(),
-                }),
-            );
+        let finished = state.record_lifecycle(
+            "finished",
+            json!({ "host_calls": state.host_calls, "fuel_consumed": report.fuel_consumed }),
+            json!({
+                "status": report.status,
+                "outcome": report.outcome,
+                "failure": report.failure,
+                "events": report.events.len(),
+            }),
+        );
         report.timeline = std::mem::take(&mut state.timeline);
         if let Err(e) = finished {
             tracing::error!(run = %report.run_id, "the ledger could not record the run's end: {e}");

@@ -3,6 +3,7 @@
 //! Reads top-down like the data flow of a run:
 //! - [`event`]: the `TriggerEvent` that starts a playbook, validated;
 //! - [`manifest`] and [`grants`]: what a guest is and what it may do, parsed once into typed rules;
+//! - [`condition`]: the expression language of trigger conditions and dedup keys;
 //! - [`component`] and [`engine`]: loading components, the sandboxed wasmtime runtime, runs;
 //! - `capabilities/`: one module per WIT interface, each handing its call to the [`pipeline`];
 //! - [`trust`]: the seam where the trust core decides after the grants;
@@ -11,6 +12,7 @@
 pub mod bindings;
 mod capabilities;
 pub mod component;
+pub mod condition;
 pub mod engine;
 pub mod event;
 pub mod glob;

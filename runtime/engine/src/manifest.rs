@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::condition::{Condition, KeyTemplate};
 use crate::glob::Glob;
 use crate::grants::{self, Grants};
 
@@ -69,21 +70,80 @@ pub struct Manifest {
     pub grants: Grants,
 }
 
-/// A trigger: which events start the playbook.
+/// A trigger: which events start the playbook. The trigger mesh (`grace-mesh`) decides, event by
+/// event, whether it fires; `docs/triggers.md` describes how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
     /// Glob over the event type.
     pub event_type: Glob,
     /// Glob over the event's resource.
     pub resource: Glob,
-    /// An expression over the payload, e.g. `value > 500` (evaluated by the trigger mesh).
-    pub condition: Option<String>,
-    /// How long the condition must hold.
-    pub hold_for: Option<Duration>,
-    /// Events with the same key are one incident.
-    pub dedup_key: Option<String>,
-    /// Minimum time between runs for one resource.
+    /// An expression over the event, e.g. `value > 500`; `None` matches every event.
+    pub condition: Option<Condition>,
+    /// How long, or for how many events, the condition must hold before the trigger fires.
+    pub hold_for: Option<Hold>,
+    /// Events with the same key are one incident: no second run while the first is active.
+    pub dedup_key: Option<KeyTemplate>,
+    /// Minimum time between runs of the playbook for one resource.
     pub cooldown: Option<Duration>,
+}
+
+/// A trigger's `for`: how long the condition must hold before the trigger fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hold {
+    /// True on every matching event for at least this long (`for = "2m"`), by event timestamps.
+    Duration(Duration),
+    /// True on this many consecutive matching events (`for = "3 events"`).
+    Events(u32),
+}
+
+impl Hold {
+    /// Parses `2m` (any humantime duration) or `3 events` / `1 event`; zero is refused.
+    pub fn parse(text: &str) -> Result<Hold, String> {
+        let text = text.trim();
+        let count = text
+            .strip_suffix("events")
+            .or_else(|| text.strip_suffix("event"));
+        if let Some(count) = count {
+            return match count.trim().parse::<u32>() {
+                Ok(0) => Err(
+                    "`0 events` would never hold; leave `for` out to fire on the first event"
+                        .into(),
+                ),
+                Ok(n) => Ok(Hold::Events(n)),
+                Err(_) => Err(format!(
+                    "`{text}` is not a count of events like `3 events` (at most {})",
+                    u32::MAX
+                )),
+            };
+        }
+        match humantime::parse_duration(text) {
+            Ok(d) if d.is_zero() => Err(format!(
+                "`{text}` is zero; leave `for` out to fire on the first event"
+            )),
+            Ok(d) => Ok(Hold::Duration(d)),
+            Err(_) => Err(format!(
+                "`{text}` is not a duration like `2m` or a count like `3 events`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hold::Duration(d) => write!(f, "{}", humantime::format_duration(*d)),
+            Hold::Events(1) => f.write_str("1 event"),
+            Hold::Events(n) => write!(f, "{n} events"),
+        }
+    }
+}
+
+/// Serialized as written in manifests: `"2m"` or `"3 events"`.
+impl Serialize for Hold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Bounds on one run of the guest.
@@ -405,26 +465,56 @@ pub(crate) mod raw {
                     "must not be empty",
                 ));
             }
-            if let Some(c) = &self.condition
-                && c.trim().is_empty()
-            {
-                return Err(ManifestError::invalid(
-                    field("condition"),
-                    "must not be empty (leave it out to match every event)",
-                ));
-            }
-            let duration = |name: &str, v: &Option<String>| {
-                v.as_deref()
-                    .map(|text| parse_duration(&field(name), text))
-                    .transpose()
+            let not_blank = |name: &str, v: &Option<String>, hint: &str| match v {
+                Some(text) if text.trim().is_empty() => Err(ManifestError::invalid(
+                    field(name),
+                    format!("must not be empty ({hint})"),
+                )),
+                _ => Ok(()),
             };
+            not_blank(
+                "condition",
+                &self.condition,
+                "leave it out to match every event",
+            )?;
+            not_blank(
+                "dedup_key",
+                &self.dedup_key,
+                "leave it out to allow concurrent runs",
+            )?;
+            let condition = self
+                .condition
+                .as_deref()
+                .map(|text| {
+                    Condition::parse(text)
+                        .map_err(|e| ManifestError::invalid(field("condition"), e.to_string()))
+                })
+                .transpose()?;
+            let dedup_key = self
+                .dedup_key
+                .as_deref()
+                .map(|text| {
+                    KeyTemplate::parse(text)
+                        .map_err(|e| ManifestError::invalid(field("dedup_key"), e.to_string()))
+                })
+                .transpose()?;
+            let hold_for = self
+                .hold_for
+                .as_deref()
+                .map(|text| Hold::parse(text).map_err(|e| ManifestError::invalid(field("for"), e)))
+                .transpose()?;
+            let cooldown = self
+                .cooldown
+                .as_deref()
+                .map(|text| parse_duration(&field("cooldown"), text))
+                .transpose()?;
             Ok(super::Trigger {
-                event_type: Glob::new(self.event_type.clone()),
-                resource: Glob::new(self.resource.clone().unwrap_or_else(|| "*".into())),
-                hold_for: duration("for", &self.hold_for)?,
-                cooldown: duration("cooldown", &self.cooldown)?,
-                condition: self.condition,
-                dedup_key: self.dedup_key,
+                event_type: Glob::new(self.event_type),
+                resource: Glob::new(self.resource.unwrap_or_else(|| "*".into())),
+                condition,
+                hold_for,
+                dedup_key,
+                cooldown,
             })
         }
     }
@@ -571,6 +661,26 @@ component = "x.wasm"
                 "triggers[0].cooldown",
             ),
             (
+                format!("{MINIMAL}[[triggers]]\nevent_type = \"a\"\ncondition = \"value >\"\n"),
+                "triggers[0].condition",
+            ),
+            (
+                format!("{MINIMAL}[[triggers]]\nevent_type = \"a\"\ncondition = \" \"\n"),
+                "triggers[0].condition",
+            ),
+            (
+                format!("{MINIMAL}[[triggers]]\nevent_type = \"a\"\nfor = \"soon\"\n"),
+                "triggers[0].for",
+            ),
+            (
+                format!("{MINIMAL}[[triggers]]\nevent_type = \"a\"\nfor = \"0 events\"\n"),
+                "triggers[0].for",
+            ),
+            (
+                format!("{MINIMAL}[[triggers]]\nevent_type = \"a\"\ndedup_key = \"{{resource\"\n"),
+                "triggers[0].dedup_key",
+            ),
+            (
                 format!("{MINIMAL}[schedule]\nevery = \"60s\"\n"),
                 "schedule",
             ),
@@ -612,5 +722,81 @@ component = "x.wasm"
         assert_eq!(m.schedule, Some(Duration::from_secs(60)));
         let e = error_of(&format!("{collector}[[triggers]]\nevent_type = \"x\"\n"));
         assert!(e.starts_with("triggers"), "{e}");
+    }
+
+    #[test]
+    fn triggers_parse_into_typed_conditions_holds_and_keys() {
+        let m = with(
+            r#"
+[[triggers]]
+event_type = "metrics.latency"
+resource = "api-*"
+condition = "value > 500 && labels.env == 'prod'"
+for = "2m"
+dedup_key = "{resource}:{labels.alertname}"
+cooldown = "10m"
+
+[[triggers]]
+event_type = "container.unhealthy"
+for = "3 events"
+
+[[triggers]]
+event_type = "x.*"
+for = "1 event"
+"#,
+        )
+        .unwrap();
+        let t = &m.triggers[0];
+        assert_eq!(t.event_type.as_str(), "metrics.latency");
+        assert_eq!(t.resource.as_str(), "api-*");
+        assert_eq!(
+            t.condition.as_ref().unwrap().as_str(),
+            "value > 500 && labels.env == 'prod'"
+        );
+        assert_eq!(t.hold_for, Some(Hold::Duration(Duration::from_secs(120))));
+        assert_eq!(
+            t.dedup_key.as_ref().unwrap().as_str(),
+            "{resource}:{labels.alertname}"
+        );
+        assert_eq!(t.cooldown, Some(Duration::from_secs(600)));
+        let t = &m.triggers[1];
+        assert_eq!(t.resource.as_str(), "*");
+        assert_eq!(t.condition, None);
+        assert_eq!(t.hold_for, Some(Hold::Events(3)));
+        assert_eq!(m.triggers[2].hold_for, Some(Hold::Events(1)));
+    }
+
+    #[test]
+    fn condition_errors_name_the_trigger_and_the_column() {
+        let e = with("[[triggers]]\nevent_type = \"a\"\n[[triggers]]\nevent_type = \"b\"\ncondition = \"value > && x\"\n")
+            .unwrap_err();
+        match e {
+            ManifestError::Invalid { field, message } => {
+                assert_eq!(field, "triggers[1].condition");
+                assert_eq!(message, "column 9: expected a value after `>`");
+            }
+            other => panic!("expected an invalid condition, got {other}"),
+        }
+    }
+
+    #[test]
+    fn holds_parse_as_durations_or_event_counts() {
+        assert_eq!(
+            Hold::parse("90s"),
+            Ok(Hold::Duration(Duration::from_secs(90)))
+        );
+        assert_eq!(Hold::parse("3 events"), Ok(Hold::Events(3)));
+        assert_eq!(Hold::parse("1 event"), Ok(Hold::Events(1)));
+        assert_eq!(Hold::parse("2events"), Ok(Hold::Events(2)));
+        for bad in ["0s", "0 events", "-1 events", "many events", "soon", ""] {
+            assert!(Hold::parse(bad).is_err(), "`{bad}` was accepted");
+        }
+        assert_eq!(Hold::Duration(Duration::from_secs(120)).to_string(), "2m");
+        assert_eq!(Hold::Events(1).to_string(), "1 event");
+        assert_eq!(Hold::Events(3).to_string(), "3 events");
+        assert_eq!(
+            serde_json::to_string(&Hold::Events(3)).unwrap(),
+            "\"3 events\""
+        );
     }
 }

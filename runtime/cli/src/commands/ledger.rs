@@ -1,16 +1,20 @@
-//! `grace ledger verify|show`.
+//! `grace ledger verify|show`: the local ledger, or with `verify --server` a server's.
 
 use anyhow::anyhow;
 use grace_ledger::{Durability, Ledger, LedgerError};
 use serde_json::json;
 
-use super::{Exit, ledger_path};
+use super::{Exit, client, ledger_path};
 use crate::cli::{DataDir, LedgerCommand};
+use crate::client::VerifyResult;
 use crate::render;
 
 pub fn run(cmd: LedgerCommand) -> Exit {
     match cmd {
-        LedgerCommand::Verify { json, data } => verify(&data, json),
+        LedgerCommand::Verify { json, server, data } => match server {
+            Some(server) => verify_remote(&server, json),
+            None => verify(&data, json),
+        },
         LedgerCommand::Show {
             run,
             from,
@@ -70,6 +74,51 @@ fn verify(data: &DataDir, as_json: bool) -> Exit {
             Exit::Failed
         }
         Err(e) => Exit::Internal(anyhow!("cannot verify the ledger: {e}")),
+    }
+}
+
+/// `GET /v1/ledger/verify`, reported as the local verification is, with the server's URL where
+/// the local one names the file.
+fn verify_remote(server: &str, as_json: bool) -> Exit {
+    let client = match client(server) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let result: VerifyResult = match client.get(&["v1", "ledger", "verify"], &[]) {
+        Ok(r) => r,
+        Err(e) => return e.into_exit(),
+    };
+    let server = client.server();
+    if result.ok {
+        let entries = result.entries.unwrap_or(0);
+        if as_json {
+            println!(
+                "{}",
+                json!({ "ok": true, "server": server, "entries": entries, "head": result.head })
+            );
+        } else {
+            match &result.head {
+                Some(head) => println!("ledger ok: {entries} entries, head {head} ({server})"),
+                None => println!("ledger ok: empty ({server})"),
+            }
+        }
+        Exit::Ok
+    } else {
+        let problem = result
+            .problem
+            .unwrap_or_else(|| match result.first_bad_seq {
+                Some(seq) => format!("entry {seq} is not what the ledger wrote"),
+                None => "the chain does not verify".to_owned(),
+            });
+        if as_json {
+            println!(
+                "{}",
+                json!({ "ok": false, "server": server, "first_bad_seq": result.first_bad_seq, "problem": problem })
+            );
+        } else {
+            println!("ledger TAMPERED ({server}): {problem}");
+        }
+        Exit::Failed
     }
 }
 

@@ -4,8 +4,13 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+mod events;
 mod ledger;
+mod playbook;
+mod replay;
 mod run;
+mod runs;
+mod serve;
 
 /// What the process exits with, and why.
 pub enum Exit {
@@ -21,8 +26,13 @@ pub enum Exit {
 
 pub fn run(cli: Cli) -> ExitCode {
     let exit = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Run(args) => run::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Ledger(cmd) => ledger::run(cmd),
+        Command::Playbook(cmd) => playbook::run(cmd),
+        Command::Events(cmd) => events::run(cmd),
+        Command::Runs(cmd) => runs::run(cmd),
     };
     match exit {
         Exit::Ok => ExitCode::SUCCESS,
@@ -36,6 +46,11 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// A client of `server`, or the exit that says why there is none.
+pub fn client(server: &str) -> Result<crate::client::Client, Exit> {
+    crate::client::Client::new(server).map_err(crate::client::ClientError::into_exit)
 }
 
 /// The ledger file inside a data directory.

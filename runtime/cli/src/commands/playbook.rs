@@ -1,0 +1,193 @@
+//! `grace playbook upload|list|show|enable|disable|delete`: a server's playbooks and collectors.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use grace_engine::component::{digest, manifest_path};
+use grace_engine::event::format_millis;
+use grace_engine::{LoadError, Manifest};
+use reqwest::StatusCode;
+
+use super::{Exit, client};
+use crate::cli::PlaybookCommand;
+use crate::client::{ClientError, PlaybookDetail, PlaybookSummary, Upload};
+use crate::render;
+
+pub fn run(cmd: PlaybookCommand) -> Exit {
+    let result = match cmd {
+        PlaybookCommand::Upload { path, json, server } => upload(&server.url, &path, json),
+        PlaybookCommand::List { json, server } => list(&server.url, json),
+        PlaybookCommand::Show { name, json, server } => show(&server.url, &name, json),
+        PlaybookCommand::Enable { name, server } => set_enabled(&server.url, &name, true),
+        PlaybookCommand::Disable { name, server } => set_enabled(&server.url, &name, false),
+        PlaybookCommand::Delete { name, server } => delete(&server.url, &name),
+    };
+    result.unwrap_or_else(|exit| exit)
+}
+
+fn api(e: ClientError) -> Exit {
+    e.into_exit()
+}
+
+/// What an upload sends: read and validated here, so mistakes are reported without a round trip.
+fn read_upload(path: &Path) -> Result<(Manifest, Upload), Exit> {
+    let invalid = |e: LoadError| Exit::Invalid(e.into());
+    let manifest_file = manifest_path(path).map_err(invalid)?;
+    // Validates the schema, the grants and the triggers, and resolves `component` against the
+    // manifest's directory.
+    let manifest = Manifest::load(&manifest_file).map_err(|e| invalid(e.into()))?;
+    let text = std::fs::read_to_string(&manifest_file)
+        .map_err(|e| Exit::Invalid(anyhow!("cannot read `{}`: {e}", manifest_file.display())))?;
+    let component = std::fs::read(&manifest.component).map_err(|source| {
+        invalid(LoadError::ReadComponent {
+            path: manifest.component.clone(),
+            source,
+        })
+    })?;
+    let file_name = manifest.component.file_name().map_or_else(
+        || "component.wasm".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((
+        manifest,
+        Upload {
+            manifest: text,
+            component,
+            file_name,
+        },
+    ))
+}
+
+fn upload(server: &str, path: &Path, json: bool) -> Result<Exit, Exit> {
+    let (manifest, upload) = read_upload(path)?;
+    let digest = digest(&upload.component);
+    let client = client(server)?;
+    let answer = client.upload(upload).map_err(api)?;
+    if json {
+        println!("{}", answer.body);
+        return Ok(Exit::Ok);
+    }
+    let what = format!("{} {} ({digest})", manifest.name, manifest.version);
+    if answer.status == StatusCode::CREATED {
+        println!("uploaded {what}");
+    } else {
+        println!("already uploaded {what}");
+    }
+    // The answer is the playbook as it is now; say so when its triggers are not live.
+    if let Ok(summary) = answer.decode::<PlaybookSummary>("POST /v1/playbooks")
+        && !summary.enabled
+    {
+        println!(
+            "`{}` is disabled: `grace playbook enable {}` makes its triggers live",
+            summary.name, summary.name
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn list(server: &str, json: bool) -> Result<Exit, Exit> {
+    let client = client(server)?;
+    if json {
+        let value = client.get_value(&["v1", "playbooks"], &[]).map_err(api)?;
+        println!("{value}");
+        return Ok(Exit::Ok);
+    }
+    let playbooks: Vec<PlaybookSummary> = client.get(&["v1", "playbooks"], &[]).map_err(api)?;
+    if playbooks.is_empty() {
+        println!(
+            "no playbooks on {} (upload one with `grace playbook upload <dir>`)",
+            client.server()
+        );
+        return Ok(Exit::Ok);
+    }
+    let rows: Vec<Vec<String>> = playbooks
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.kind.to_string(),
+                if p.enabled { "yes" } else { "no" }.to_owned(),
+                p.active_version.clone(),
+                p.version_count.to_string(),
+                render::short_digest(&p.digest),
+                p.triggers.join(", "),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render::table(
+            &[
+                "NAME", "KIND", "ENABLED", "VERSION", "VERSIONS", "DIGEST", "TRIGGERS"
+            ],
+            &rows
+        )
+    );
+    Ok(Exit::Ok)
+}
+
+fn show(server: &str, name: &str, json: bool) -> Result<Exit, Exit> {
+    let client = client(server)?;
+    let segments = ["v1", "playbooks", name];
+    if json {
+        println!("{}", client.get_value(&segments, &[]).map_err(api)?);
+        return Ok(Exit::Ok);
+    }
+    let p: PlaybookDetail = client.get(&segments, &[]).map_err(api)?;
+    let state = if p.enabled { "enabled" } else { "disabled" };
+    println!("{} ({}, {state})", p.name, p.kind);
+    println!("active   {} {}", p.active_version, p.digest);
+    if p.triggers.is_empty() {
+        println!("triggers (none)");
+    } else {
+        println!("triggers {}", p.triggers.join(", "));
+    }
+    println!();
+    let rows: Vec<Vec<String>> = p
+        .versions
+        .iter()
+        .map(|v| {
+            let active = if v.version == p.active_version {
+                "*"
+            } else {
+                ""
+            };
+            vec![
+                format!("{}{active}", v.version),
+                format_millis(v.uploaded_at),
+                v.digest.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render::table(&["VERSION", "UPLOADED", "DIGEST"], &rows)
+    );
+    Ok(Exit::Ok)
+}
+
+fn set_enabled(server: &str, name: &str, enabled: bool) -> Result<Exit, Exit> {
+    let client = client(server)?;
+    let action = if enabled { "enable" } else { "disable" };
+    let summary: PlaybookSummary = client
+        .post(&["v1", "playbooks", name, action], None)
+        .map_err(api)?
+        .decode(&format!("POST /v1/playbooks/{name}/{action}"))
+        .map_err(api)?;
+    if summary.enabled {
+        println!(
+            "enabled {} {}: its triggers are live",
+            summary.name, summary.active_version
+        );
+    } else {
+        println!("disabled {}: its triggers no longer fire", summary.name);
+    }
+    Ok(Exit::Ok)
+}
+
+fn delete(server: &str, name: &str) -> Result<Exit, Exit> {
+    let client = client(server)?;
+    client.delete(&["v1", "playbooks", name]).map_err(api)?;
+    println!("deleted {name} and every version (its runs and ledger entries stay)");
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,112 @@
+//! `grace serve`: the host server.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use grace_server::config::{FileConfig, ServeConfig};
+use grace_server::{Server, StartError};
+
+use super::Exit;
+use crate::cli::ServeArgs;
+
+/// Defaults, then `grace.toml`, then flags and environment variables.
+fn resolve(args: &ServeArgs) -> Result<ServeConfig, Exit> {
+    let (path, required) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("grace.toml"), false),
+    };
+    let file = FileConfig::load(&path, required).map_err(|e| Exit::Invalid(e.into()))?;
+    let mut c = file
+        .apply(ServeConfig::default())
+        .map_err(|e| Exit::Invalid(e.into()))?;
+    if let Some(v) = args.listen {
+        c.listen = v;
+    }
+    if let Some(v) = &args.data_dir {
+        c.data_dir = v.clone();
+    }
+    if args.simulate {
+        c.simulate = true;
+    }
+    if let Some(v) = &args.fleet {
+        c.fleet = Some(v.clone());
+    }
+    if let Some(v) = args.queue_capacity {
+        c.queue_capacity = v;
+    }
+    if let Some(v) = args.max_concurrent_runs {
+        c.max_concurrent_runs = v;
+    }
+    if let Some(v) = args.max_body_bytes {
+        c.max_body_bytes = v;
+    }
+    if let Some(v) = &args.event_retention {
+        c.event_retention = humantime::parse_duration(v).map_err(|e| {
+            Exit::Invalid(anyhow!("--event-retention: `{v}` is not a duration ({e})"))
+        })?;
+    }
+    c.validate().map_err(|e| Exit::Invalid(e.into()))?;
+    if !c.listen.ip().is_loopback() {
+        tracing::warn!(listen = %c.listen, "listening beyond loopback: the API has no authentication yet");
+    }
+    Ok(c)
+}
+
+pub fn run(args: ServeArgs) -> Exit {
+    let config = match resolve(&args) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return Exit::Internal(anyhow!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let simulate = config.simulate;
+        let data_dir = config.data_dir.clone();
+        let server = match Server::bind(config).await {
+            Ok(s) => s,
+            Err(e @ (StartError::Config(_) | StartError::NoBackends)) => {
+                return Exit::Invalid(e.into());
+            }
+            Err(e) => return Exit::Internal(e.into()),
+        };
+        eprintln!(
+            "grace serving on http://{} ({}; data in `{}`)",
+            server.addr,
+            if simulate { "simulation" } else { "live" },
+            data_dir.display()
+        );
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => {
+                            let _ = ctrl_c.await;
+                            return;
+                        }
+                    };
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ctrl_c.await;
+            }
+            eprintln!("grace: shutting down");
+        };
+        match server.serve(shutdown).await {
+            Ok(()) => Exit::Ok,
+            Err(e) => Exit::Internal(anyhow!("the server failed: {e}")),
+        }
+    })
+}

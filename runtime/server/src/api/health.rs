@@ -1,0 +1,65 @@
+//! Health, metrics, the simulated fleet and the API's own description.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::ApiError;
+
+/// `GET /healthz`.
+pub async fn healthz(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "mode": if app.sim.is_some() { "simulate" } else { "live" },
+        "playbooks": app.enabled_count(),
+        "queue_depth": app.queue_depth(),
+    }))
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let gauges = app.gauges();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(&gauges),
+    )
+}
+
+/// `GET /v1/fleet`.
+pub async fn fleet(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    let sim = app.sim.as_ref().ok_or_else(|| {
+        ApiError::not_found("there is no simulated fleet: the server is not in --simulate mode")
+    })?;
+    serde_json::to_value(sim.snapshot())
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI)
+}
+
+/// Anything else.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for `{}` (see /v1/openapi.json)",
+        uri.path()
+    ))
+}
+
+/// A known path with the wrong method.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::method(format!(
+        "`{method}` is not allowed on `{}` (see /v1/openapi.json)",
+        uri.path()
+    ))
+}

@@ -1,0 +1,977 @@
+//! The running server: what the HTTP handlers call, and the two tasks behind them.
+//!
+//! ```text
+//! POST /v1/events → validate → reserve queue slots (429 when full) → event log (durable) → 202
+//!   → matcher task: trigger mesh (conditions, windows, cooldown, dedup, exclusivity)
+//!       → runs stored as `queued`, with the events marked matched, in one transaction
+//!   → runner task: a worker per run (bounded), attempts with backoff for transient errors,
+//!       every state change stored, locks released when the run ends
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use grace_engine::event::system_now_millis;
+use grace_engine::{Engine, EngineConfig, Guest, Kind, Manifest, RunEnv, TriggerEvent};
+use grace_executor::{Clock, Executors};
+use grace_ledger::{Decision, Durability, Ledger, NewEntry};
+use grace_mesh::{Decision as MeshDecision, Mesh, PlaybookTriggers, RunKey};
+use grace_sim::{Fleet, Simulation};
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::metrics::{Gauges, Metrics};
+use crate::runs::{Attempt, RunRecord, RunState, RunSummary, is_transient, state_of};
+use crate::store::{EventLog, PlaybookRecord, PutOutcome, RunFilter, Store, VersionRecord};
+
+/// An accepted event on its way to the matcher.
+struct Queued {
+    seq: u64,
+    event: TriggerEvent,
+    received_at: u64,
+    accepted: Instant,
+}
+
+/// A run being executed.
+struct Active {
+    abort: tokio::task::AbortHandle,
+    done: Arc<Notify>,
+}
+
+/// The server's shared state.
+pub struct App {
+    /// Settings.
+    pub config: ServeConfig,
+    /// The wasm engine.
+    pub engine: Engine,
+    /// Playbooks, runs, events.
+    pub store: Store,
+    /// Every host call.
+    pub ledger: Arc<Ledger>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The simulated fleet, in simulation mode.
+    pub sim: Option<Simulation>,
+    executors: Executors,
+    events: EventLog,
+    mesh: Mutex<Mesh>,
+    guests: RwLock<HashMap<String, Guest>>,
+    queue: mpsc::Sender<Queued>,
+    runs: mpsc::UnboundedSender<String>,
+    active: Mutex<HashMap<String, Active>>,
+    keys: Mutex<HashMap<String, RunKey>>,
+    accepted_at: Mutex<HashMap<String, Instant>>,
+    claim: Mutex<()>,
+    /// Counts finished runs, so that waiters can wake up when one ends.
+    finished: tokio::sync::watch::Sender<u64>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad settings.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// No real backends yet.
+    #[error(
+        "real backends (AWS, Docker, Kubernetes) are not available yet: start with `--simulate` to run against the simulated fleet"
+    )]
+    NoBackends,
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> StartError + '_ {
+    move |e| StartError::Other(format!("{context}: {e}"))
+}
+
+impl App {
+    /// Opens the data directory, recovers from a crash, loads the enabled playbooks and starts
+    /// the matcher and runner tasks (on the current tokio runtime).
+    pub async fn start(config: ServeConfig) -> Result<Arc<App>, StartError> {
+        config.validate()?;
+        let sim = if config.simulate {
+            let fleet = match &config.fleet {
+                Some(path) => Fleet::load(path)
+                    .map_err(|e| StartError::Other(format!("fleet `{}`: {e}", path.display())))?,
+                None => Fleet::default_fleet(),
+            };
+            Some(Simulation::new(&fleet))
+        } else {
+            return Err(StartError::NoBackends);
+        };
+        let executors = match &sim {
+            Some(sim) => sim.executors(),
+            None => Executors::none(Arc::new(grace_executor::SystemClock)),
+        };
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(other("cannot create the data directory"))?;
+        let ledger = Arc::new(
+            Ledger::open(config.data_dir.join("grace.redb"), Durability::Immediate)
+                .map_err(other("cannot open the ledger"))?,
+        );
+        let store = Store::open(ledger.database()).map_err(other("cannot open the store"))?;
+        let events =
+            EventLog::start(ledger.database()).map_err(other("cannot start the event log"))?;
+        let engine = Engine::new(&EngineConfig {
+            max_concurrent_runs: u32::try_from(config.max_concurrent_runs + 4).unwrap_or(64),
+            ..EngineConfig::default()
+        })
+        .map_err(other("cannot start the wasm engine"))?;
+        let (queue, queue_rx) = mpsc::channel(config.queue_capacity);
+        let (runs, runs_rx) = mpsc::unbounded_channel();
+
+        let app = Arc::new(App {
+            config,
+            engine,
+            store,
+            ledger,
+            metrics: Metrics::default(),
+            sim,
+            executors,
+            events,
+            mesh: Mutex::new(Mesh::new()),
+            guests: RwLock::new(HashMap::new()),
+            queue,
+            runs,
+            active: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
+            accepted_at: Mutex::new(HashMap::new()),
+            claim: Mutex::new(()),
+            finished: tokio::sync::watch::Sender::new(0),
+        });
+
+        app.recover().await?;
+        for record in app
+            .store
+            .playbooks()
+            .map_err(other("cannot read playbooks"))?
+        {
+            if record.enabled
+                && let Err(e) = app.activate(&record).await
+            {
+                tracing::error!(playbook = %record.name, "cannot load the stored playbook: {e}");
+            }
+        }
+        app.warm_up_mesh().map_err(other("cannot read events"))?;
+        tokio::spawn(matcher(app.clone(), queue_rx));
+        tokio::spawn(runner(app.clone(), runs_rx));
+        tokio::spawn(retention(app.clone()));
+        // Events accepted before a crash but not yet matched are matched now.
+        let from = app
+            .store
+            .matched_through()
+            .map_err(other("cannot read the store"))?
+            + 1;
+        let backlog = app
+            .store
+            .events(from, usize::MAX)
+            .map_err(other("cannot read events"))?;
+        if !backlog.is_empty() {
+            tracing::info!(
+                events = backlog.len(),
+                "matching events accepted before the restart"
+            );
+            let app2 = app.clone();
+            tokio::spawn(async move {
+                for e in backlog {
+                    let q = Queued {
+                        seq: e.seq,
+                        event: e.event,
+                        received_at: e.received_at,
+                        accepted: Instant::now(),
+                    };
+                    if app2.queue.send(q).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(app)
+    }
+
+    /// Rebuilds the trigger mesh's memory (hold windows, cooldowns) from the events matched
+    /// before the restart, so that a restart neither forgets a cooldown nor restarts a window.
+    /// Runs those events fired are over (or interrupted): their claims are released at once.
+    fn warm_up_mesh(&self) -> Result<(), crate::store::StoreError> {
+        const HORIZON: Duration = Duration::from_secs(24 * 3600);
+        const MAX_EVENTS: usize = 1_000_000;
+        let matched = self.store.matched_through()?;
+        let since =
+            system_now_millis().saturating_sub(u64::try_from(HORIZON.as_millis()).unwrap_or(0));
+        let mut mesh = self.mesh.lock().unwrap_or_else(|e| e.into_inner());
+        let mut from = 1;
+        let mut replayed = 0;
+        while from <= matched && replayed < MAX_EVENTS {
+            let chunk = self.store.events(from, 10_000)?;
+            let Some(last) = chunk.last() else { break };
+            from = last.seq + 1;
+            for e in chunk
+                .into_iter()
+                .filter(|e| e.seq <= matched && e.received_at >= since)
+            {
+                for decision in mesh.offer(&e.event) {
+                    if let MeshDecision::Fire { run, .. } = decision {
+                        mesh.run_finished(&run);
+                    }
+                }
+                replayed += 1;
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "trigger windows and cooldowns rebuilt from the event log"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs that were in flight when the server stopped are marked interrupted.
+    async fn recover(&self) -> Result<(), StartError> {
+        let runs = self
+            .store
+            .runs(&RunFilter::default())
+            .map_err(other("cannot read runs"))?;
+        for mut run in runs {
+            if matches!(
+                run.state,
+                RunState::Queued | RunState::Running | RunState::WaitingApproval
+            ) {
+                let was = run.state;
+                run.state = RunState::Interrupted;
+                self.store
+                    .put_run(&run)
+                    .map_err(other("cannot store a run"))?;
+                self.record(
+                    &run,
+                    "interrupted",
+                    json!({ "was": was }),
+                    json!({ "ok": null }),
+                )
+                .await;
+                tracing::warn!(run = %run.id, "run was {} when the server stopped: now interrupted", was.name());
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles a stored playbook's active version and puts its triggers in the mesh.
+    async fn activate(&self, record: &PlaybookRecord) -> Result<(), ApiError> {
+        let Some(version) = record.active() else {
+            return Err(ApiError::internal("a playbook without its active version"));
+        };
+        let guest = self.compile_version(version).await?;
+        if guest.manifest.kind == Kind::Playbook {
+            self.mesh_set(&guest);
+        }
+        self.guests
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.name.clone(), guest);
+        Ok(())
+    }
+
+    fn mesh_set(&self, guest: &Guest) {
+        let triggers = PlaybookTriggers::from_manifest(&guest.manifest);
+        self.mesh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_playbook(triggers);
+    }
+
+    fn deactivate(&self, name: &str) {
+        self.mesh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove_playbook(name);
+        self.guests
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    async fn compile_version(&self, version: &VersionRecord) -> Result<Guest, ApiError> {
+        let bytes = self
+            .store
+            .component(&version.digest)?
+            .ok_or_else(|| ApiError::internal("a stored version without its component"))?;
+        let manifest = Manifest::parse(&version.manifest)
+            .map_err(|e| ApiError::internal(format!("stored manifest no longer parses: {e}")))?;
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.guest(manifest, &bytes, "stored component"))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    // --- playbooks ------------------------------------------------------------------------
+
+    /// Validates and stores an upload; a new version of an enabled playbook goes live.
+    pub async fn upload(
+        &self,
+        manifest_text: String,
+        component: Vec<u8>,
+    ) -> Result<(bool, PlaybookRecord), ApiError> {
+        let manifest = Manifest::parse(&manifest_text).map_err(ApiError::from_manifest)?;
+        let engine = self.engine.clone();
+        let bytes = component.clone();
+        let guest =
+            tokio::task::spawn_blocking(move || engine.guest(manifest, &bytes, "component"))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::field("component", e.to_string()))?;
+        let version = VersionRecord {
+            name: guest.manifest.name.clone(),
+            version: guest.manifest.version.clone(),
+            kind: guest.manifest.kind,
+            digest: guest.component.digest().to_owned(),
+            uploaded_at: system_now_millis(),
+            manifest: manifest_text,
+        };
+        match self.store.put_version(version.clone(), &component)? {
+            PutOutcome::Conflict { existing } => Err(ApiError::conflict(format!(
+                "`{}` version `{}` is already stored with digest `{existing}`; versions are immutable, bump `version`",
+                version.name, version.version
+            ))),
+            PutOutcome::Unchanged(record) => Ok((false, record)),
+            PutOutcome::Created(record) => {
+                if record.enabled {
+                    if guest.manifest.kind == Kind::Playbook {
+                        self.mesh_set(&guest);
+                    }
+                    self.guests
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(record.name.clone(), guest);
+                }
+                tracing::info!(playbook = %record.name, version = %version.version, digest = %version.digest, "playbook uploaded");
+                Ok((true, record))
+            }
+        }
+    }
+
+    /// Enables or disables a playbook.
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<PlaybookRecord, ApiError> {
+        let record = self
+            .store
+            .set_enabled(name, enabled)?
+            .ok_or_else(|| ApiError::not_found(format!("no playbook named `{name}`")))?;
+        if enabled {
+            self.activate(&record).await?;
+        } else {
+            self.deactivate(name);
+        }
+        Ok(record)
+    }
+
+    /// Deletes a playbook.
+    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+        if !self.store.delete_playbook(name)? {
+            return Err(ApiError::not_found(format!("no playbook named `{name}`")));
+        }
+        self.deactivate(name);
+        Ok(())
+    }
+
+    /// Enabled playbooks.
+    pub fn enabled_count(&self) -> usize {
+        self.guests.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    // --- events ----------------------------------------------------------------------------
+
+    /// Accepts a batch: all of it is stored and queued, or none of it.
+    pub async fn ingest(&self, events: Vec<TriggerEvent>) -> Result<(u64, u64), ApiError> {
+        let n = events.len();
+        if n == 0 {
+            return Err(ApiError::field("events", "the batch is empty"));
+        }
+        let permits = match self.queue.try_reserve_many(n) {
+            Ok(p) => p,
+            Err(_) => {
+                self.metrics
+                    .events_throttled
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                return Err(ApiError::queue_full(
+                    n,
+                    self.queue_depth(),
+                    self.config.queue_capacity,
+                ));
+            }
+        };
+        let received_at = system_now_millis();
+        let accepted = Instant::now();
+        let (first, last) = self.events.append(events.clone(), received_at).await?;
+        for ((permit, event), seq) in permits.zip(events).zip(first..=last) {
+            permit.send(Queued {
+                seq,
+                event,
+                received_at,
+                accepted,
+            });
+        }
+        self.metrics
+            .events_accepted
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok((first, last))
+    }
+
+    /// Now, on the run clock (virtual in simulation): the timestamp of events that carry none.
+    pub fn now_millis(&self) -> u64 {
+        self.executors.clock.now_millis()
+    }
+
+    /// Events waiting to be matched.
+    pub fn queue_depth(&self) -> usize {
+        self.config.queue_capacity - self.queue.capacity()
+    }
+
+    // --- runs ------------------------------------------------------------------------------
+
+    /// Cancels a queued or running run.
+    pub async fn cancel(&self, id: &str) -> Result<RunSummary, ApiError> {
+        let active = {
+            let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
+            let run = self
+                .store
+                .run(id)?
+                .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+            if run.state.is_final() {
+                return Err(ApiError::conflict(format!(
+                    "run `{id}` already {}",
+                    run.state.name()
+                )));
+            }
+            let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+            match active.get(id) {
+                Some(a) => Some((a.abort.clone(), a.done.clone())),
+                None => {
+                    // Not started (queued, interrupted): no worker will touch it now.
+                    drop(active);
+                    let mut run = run;
+                    run.state = RunState::Cancelled;
+                    run.finished_at = Some(system_now_millis());
+                    self.store.put_run(&run)?;
+                    self.metrics.transition(RunState::Cancelled);
+                    self.release(&run.id);
+                    None
+                }
+            }
+        };
+        if let Some((abort, done)) = active {
+            // Listen before aborting, so the worker's notification cannot be missed.
+            let notified = done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            abort.abort();
+            let finished = self.store.run(id)?.is_some_and(|r| r.state.is_final());
+            if !finished {
+                let _ = tokio::time::timeout(Duration::from_secs(10), notified).await;
+            }
+        }
+        let run = self
+            .store
+            .run(id)?
+            .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+        if run.state != RunState::Cancelled {
+            return Err(ApiError::conflict(format!(
+                "run `{id}` {} before the cancel took effect",
+                run.state.name()
+            )));
+        }
+        self.record(&run, "cancelled", json!({}), json!({ "ok": null }))
+            .await;
+        Ok(run.summary())
+    }
+
+    /// Queues an interrupted run again.
+    pub async fn resume(&self, id: &str) -> Result<RunSummary, ApiError> {
+        let run = {
+            let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
+            let mut run = self
+                .store
+                .run(id)?
+                .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+            if run.state != RunState::Interrupted {
+                return Err(ApiError::conflict(format!(
+                    "run `{id}` is {}; only interrupted runs can be resumed",
+                    run.state.name()
+                )));
+            }
+            // It takes its exclusivity locks and dedup key again, or waits for a later resume.
+            if let Some(key) = &run.key {
+                self.mesh
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resume_run(key)
+                    .map_err(|why| {
+                        ApiError::conflict(format!("run `{id}` cannot resume now: {why}"))
+                    })?;
+                self.keys
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(run.id.clone(), key.clone());
+            }
+            run.state = RunState::Queued;
+            if let Err(e) = self.store.put_run(&run) {
+                self.release(&run.id);
+                return Err(e.into());
+            }
+            run
+        };
+        self.record(&run, "resumed", json!({}), json!({ "ok": null }))
+            .await;
+        self.metrics.transition(RunState::Queued);
+        let _ = self.runs.send(run.id.clone());
+        Ok(run.summary())
+    }
+
+    /// Records a lifecycle event of the server's own (interrupted, cancelled, resumed) in the
+    /// ledger. A failure is logged: the state change itself is already stored.
+    async fn record(
+        &self,
+        run: &RunRecord,
+        function: &str,
+        args: serde_json::Value,
+        result: serde_json::Value,
+    ) {
+        let entry = NewEntry {
+            run_id: run.id.clone(),
+            playbook: run.playbook.clone(),
+            digest: run.digest.clone(),
+            interface: "run".into(),
+            function: function.into(),
+            args,
+            decision: Decision::allowed("server lifecycle"),
+            result,
+            at_millis: self.executors.clock.now_millis(),
+        };
+        if let Err(e) = self.ledger.append(entry).await {
+            tracing::error!(run = %run.id, "the ledger could not record `{function}`: {e}");
+        }
+    }
+
+    fn release(&self, id: &str) {
+        let key = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(key) = key {
+            self.mesh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .run_finished(&key);
+        }
+        self.accepted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Metrics read at scrape time.
+    pub fn gauges(&self) -> Gauges {
+        let mut by_state: HashMap<RunState, u64> = HashMap::new();
+        if let Ok(runs) = self.store.runs(&RunFilter::default()) {
+            for r in runs {
+                *by_state.entry(r.state).or_default() += 1;
+            }
+        }
+        Gauges {
+            queue_depth: self.queue_depth(),
+            queue_capacity: self.config.queue_capacity,
+            runs_by_state: RunState::ALL
+                .into_iter()
+                .map(|s| (s, by_state.get(&s).copied().unwrap_or(0)))
+                .collect(),
+            ledger_entries: self.ledger.head().ok().flatten().map_or(0, |h| h.entries),
+            playbooks: self.enabled_count(),
+        }
+    }
+
+    /// The guest for a run: the active version if its digest matches, else that exact version.
+    async fn guest_for(&self, run: &RunRecord) -> Result<Guest, ApiError> {
+        let active = self
+            .guests
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&run.playbook)
+            .filter(|g| g.component.digest() == run.digest)
+            .cloned();
+        if let Some(g) = active {
+            return Ok(g);
+        }
+        let record = self.store.playbook(&run.playbook)?.ok_or_else(|| {
+            ApiError::not_found(format!("playbook `{}` was deleted", run.playbook))
+        })?;
+        let version = record
+            .versions
+            .iter()
+            .find(|v| v.digest == run.digest)
+            .ok_or_else(|| ApiError::not_found(format!("version `{}` was deleted", run.version)))?;
+        self.compile_version(version).await
+    }
+
+    /// Executes one run, attempt after attempt, storing every state change.
+    async fn execute(self: &Arc<App>, id: String) {
+        let claimed = {
+            let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
+            match self.store.run(&id) {
+                Ok(Some(mut run)) if run.state == RunState::Queued => {
+                    run.state = RunState::Running;
+                    run.started_at.get_or_insert(system_now_millis());
+                    match self.store.put_run(&run) {
+                        Ok(()) => Some(run),
+                        Err(e) => {
+                            tracing::error!(run = %id, "cannot store the run: {e}");
+                            None
+                        }
+                    }
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::error!(run = %id, "cannot read the run: {e}");
+                    None
+                }
+            }
+        };
+        let Some(mut run) = claimed else { return };
+        self.metrics.transition(RunState::Running);
+        if let Some(t) = self
+            .accepted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+        {
+            self.metrics.ingest_to_run_start.observe(t.elapsed());
+        }
+        let done = Arc::new(Notify::new());
+        let env = RunEnv::new(self.executors.clone(), self.ledger.clone());
+        let guest = match self.guest_for(&run).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                run.failure = Some(grace_engine::Failure {
+                    kind: grace_engine::FailureKind::Instantiation,
+                    message: e.to_string(),
+                });
+                run.state = RunState::Failed;
+                None
+            }
+        };
+        while let Some(guest) = guest.clone() {
+            run.attempts += 1;
+            let started = system_now_millis();
+            let wall = Instant::now();
+            let task = {
+                let (engine, event, env, id) = (
+                    self.engine.clone(),
+                    run.event.clone(),
+                    env.clone(),
+                    id.clone(),
+                );
+                tokio::spawn(async move { engine.run_playbook_as(&id, &guest, &event, &env).await })
+            };
+            self.active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    id.clone(),
+                    Active {
+                        abort: task.abort_handle(),
+                        done: done.clone(),
+                    },
+                );
+            let result = task.await;
+            self.metrics.run_duration.observe(wall.elapsed());
+            let report = match result {
+                Ok(report) => report,
+                Err(e) => {
+                    run.state = if e.is_cancelled() {
+                        RunState::Cancelled
+                    } else {
+                        RunState::Failed
+                    };
+                    if !e.is_cancelled() {
+                        run.failure = Some(grace_engine::Failure {
+                            kind: grace_engine::FailureKind::Trap,
+                            message: "the run's task failed unexpectedly".into(),
+                        });
+                    }
+                    run.attempts_log.push(Attempt {
+                        attempt: run.attempts,
+                        state: run.state,
+                        started_at: started,
+                        finished_at: system_now_millis(),
+                        failure: run.failure.clone(),
+                        host_calls: 0,
+                    });
+                    break;
+                }
+            };
+            self.metrics.host_calls.fetch_add(
+                u64::from(report.host_calls),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let state = state_of(&report);
+            run.attempts_log.push(Attempt {
+                attempt: run.attempts,
+                state,
+                started_at: started,
+                finished_at: system_now_millis(),
+                failure: report.failure.clone(),
+                host_calls: report.host_calls,
+            });
+            let retry = state == RunState::Failed
+                && is_transient(&report)
+                && run.attempts < self.config.max_attempts;
+            run.outcome = report.outcome;
+            run.failure = report.failure;
+            run.timeline = report.timeline;
+            run.state = state;
+            if !retry {
+                break;
+            }
+            let backoff = self.config.retry_backoff * 2u32.saturating_pow(run.attempts - 1);
+            tracing::info!(run = %id, attempt = run.attempts, ?backoff, "transient failure: retrying");
+            run.state = RunState::Running;
+            let _ = self.store.put_run(&run);
+            let sleep = {
+                let clock = self.executors.clock.clone();
+                tokio::spawn(async move { clock.sleep(backoff.min(Duration::from_secs(60))).await })
+            };
+            self.active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    id.clone(),
+                    Active {
+                        abort: sleep.abort_handle(),
+                        done: done.clone(),
+                    },
+                );
+            if sleep.await.is_err() {
+                run.state = RunState::Cancelled;
+                break;
+            }
+        }
+        run.finished_at = Some(system_now_millis());
+        // The attempt's `run.finished` record is on record before the run is reported final.
+        if let Err(e) = self.ledger.flush().await {
+            tracing::error!(run = %id, "the ledger could not record the run's end: {e}");
+        }
+        if let Err(e) = self.store.put_run(&run) {
+            tracing::error!(run = %id, "cannot store the run's end: {e}");
+        }
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.metrics.transition(run.state);
+        self.release(&id);
+        done.notify_waiters();
+        self.finished.send_modify(|n| *n += 1);
+        tracing::info!(run = %id, playbook = %run.playbook, state = run.state.name(), "run finished");
+    }
+}
+
+/// How long the simulation's matcher waits for the runs an event fired before matching the next
+/// event (see [`matcher`]).
+const SIMULATED_RUN_WAIT: Duration = Duration::from_secs(1);
+
+/// Matches accepted events against the triggers, in order, and creates runs.
+///
+/// Live, a batch of events is matched and its runs stored in one go. In simulation, virtual
+/// time follows the events' timestamps, so the runs an event fires are let finish (they take
+/// virtual time, not wall time; a guest that spins in wall time is waited for at most
+/// [`SIMULATED_RUN_WAIT`]) before the clock moves on to the next event: a recorded incident
+/// replays as it happened.
+async fn matcher(app: Arc<App>, mut rx: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(1024);
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        let mut created = Vec::new();
+        let mut last_seq = 0;
+        for q in batch.drain(..) {
+            last_seq = q.seq;
+            let Some(sim) = &app.sim else {
+                created.extend(match_one(&app, &q));
+                continue;
+            };
+            let clock = sim.clock();
+            let now = clock.now_millis();
+            if q.event.timestamp > now {
+                clock.advance(Duration::from_millis(q.event.timestamp - now));
+            }
+            let runs = match_one(&app, &q);
+            if !runs.is_empty() {
+                let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+                let mut finished = app.finished.subscribe();
+                store_and_start(&app, runs, q.seq).await;
+                wait_until_final(&app, &ids, &mut finished).await;
+            }
+        }
+        store_and_start(&app, created, last_seq).await;
+    }
+}
+
+/// The runs one event fires.
+fn match_one(app: &App, q: &Queued) -> Vec<RunRecord> {
+    let decisions = app
+        .mesh
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .offer(&q.event);
+    app.metrics
+        .events_matched
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut created = Vec::new();
+    for decision in decisions {
+        match decision {
+            MeshDecision::Fire {
+                playbook,
+                trigger,
+                resource,
+                dedup_key,
+                run: key,
+            } => {
+                let version = app
+                    .guests
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&playbook)
+                    .map(|g| (g.manifest.version.clone(), g.component.digest().to_owned()));
+                let Some((version, digest)) = version else {
+                    app.mesh
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .run_finished(&key);
+                    continue;
+                };
+                let id = uuid::Uuid::new_v4().to_string();
+                let locks = key.locks().to_vec();
+                app.keys
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), key.clone());
+                app.accepted_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), q.accepted);
+                created.push(RunRecord {
+                    id,
+                    playbook,
+                    version,
+                    digest,
+                    trigger,
+                    event_seq: q.seq,
+                    event: q.event.clone(),
+                    resource,
+                    dedup_key,
+                    locks,
+                    key: Some(key),
+                    state: RunState::Queued,
+                    attempts: 0,
+                    created_at: system_now_millis(),
+                    ingested_at: q.received_at,
+                    started_at: None,
+                    finished_at: None,
+                    outcome: None,
+                    failure: None,
+                    timeline: Vec::new(),
+                    attempts_log: Vec::new(),
+                });
+            }
+            MeshDecision::Suppressed { reason, .. } => app.metrics.suppressed(reason.name()),
+        }
+    }
+    created
+}
+
+/// Stores new runs with the matched-through mark (one transaction), then hands them to the
+/// runner.
+async fn store_and_start(app: &Arc<App>, created: Vec<RunRecord>, last_seq: u64) {
+    if last_seq == 0 {
+        return;
+    }
+    let store = app.store.clone();
+    let runs = created.clone();
+    let stored = tokio::task::spawn_blocking(move || store.put_matched(&runs, last_seq)).await;
+    match stored {
+        Ok(Ok(())) => {
+            for run in created {
+                app.metrics
+                    .triggers_fired
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                app.metrics.transition(RunState::Queued);
+                let _ = app.runs.send(run.id);
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!("cannot store matched runs (they are matched again on restart): {e}")
+        }
+        Err(e) => tracing::error!("matcher storage task failed: {e}"),
+    }
+}
+
+/// Waits until the runs are final, at most [`SIMULATED_RUN_WAIT`].
+async fn wait_until_final(
+    app: &App,
+    ids: &[String],
+    finished: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    let deadline = tokio::time::Instant::now() + SIMULATED_RUN_WAIT;
+    loop {
+        let all_final = ids.iter().all(|id| {
+            app.store
+                .run(id)
+                .ok()
+                .flatten()
+                .is_none_or(|r| r.state.is_final() || r.state == RunState::Interrupted)
+        });
+        if all_final {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, finished.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Starts runs, at most `max_concurrent_runs` at once.
+async fn runner(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>) {
+    let slots = Arc::new(Semaphore::new(app.config.max_concurrent_runs));
+    while let Some(id) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.execute(id).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Deletes events past their retention, hourly.
+async fn retention(app: Arc<App>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let cutoff = system_now_millis().saturating_sub(
+            u64::try_from(app.config.event_retention.as_millis()).unwrap_or(u64::MAX),
+        );
+        let store = app.store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_events(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(events = n, "pruned events past their retention"),
+            Ok(Err(e)) => tracing::error!("cannot prune events: {e}"),
+            Err(e) => tracing::error!("pruning task failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Server settings: defaults, overridden by `grace.toml`, overridden by flags and environment
+//! variables (the command line resolves those; see `grace serve --help`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `grace serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// Run against the simulated fleet.
+    pub simulate: bool,
+    /// The simulated fleet (the default fleet when `None`).
+    pub fleet: Option<PathBuf>,
+    /// Events that may wait to be matched; beyond it publishers get `429`.
+    pub queue_capacity: usize,
+    /// Largest request body for events and other JSON.
+    pub max_body_bytes: usize,
+    /// Largest playbook upload.
+    pub max_upload_bytes: usize,
+    /// How long events are kept.
+    pub event_retention: Duration,
+    /// Runs executing at once.
+    pub max_concurrent_runs: usize,
+    /// Attempts per run when a backend error is transient.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles each time.
+    pub retry_backoff: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            data_dir: PathBuf::from(".grace"),
+            simulate: false,
+            fleet: None,
+            queue_capacity: 10_000,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_upload_bytes: 64 * 1024 * 1024,
+            event_retention: Duration::from_secs(7 * 24 * 3600),
+            max_concurrent_runs: 8,
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `grace.toml`: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `listen = "127.0.0.1:7070"`.
+    pub listen: Option<SocketAddr>,
+    /// `data_dir = ".grace"`.
+    pub data_dir: Option<PathBuf>,
+    /// `simulate = true`.
+    pub simulate: Option<bool>,
+    /// `fleet = "fleet.toml"`.
+    pub fleet: Option<PathBuf>,
+    /// `queue_capacity = 10000`.
+    pub queue_capacity: Option<usize>,
+    /// `max_body_bytes = 4194304`.
+    pub max_body_bytes: Option<usize>,
+    /// `max_upload_bytes = 67108864`.
+    pub max_upload_bytes: Option<usize>,
+    /// `event_retention = "7d"`.
+    pub event_retention: Option<String>,
+    /// `max_concurrent_runs = 8`.
+    pub max_concurrent_runs: Option<usize>,
+    /// `max_attempts = 3`.
+    pub max_attempts: Option<u32>,
+    /// `retry_backoff = "1s"`.
+    pub retry_backoff: Option<String>,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read `{path}`: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing file is an empty configuration only when `required` is false.
+    pub fn load(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(FileConfig::default());
+            }
+            Err(e) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies this file over the defaults.
+    pub fn apply(self, mut c: ServeConfig) -> Result<ServeConfig, ConfigError> {
+        let duration = |field: &'static str, text: &str| {
+            humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+                field,
+                message: format!("`{text}` is not a duration ({e})"),
+            })
+        };
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.simulate {
+            c.simulate = v;
+        }
+        if let Some(v) = self.fleet {
+            c.fleet = Some(v);
+        }
+        if let Some(v) = self.queue_capacity {
+            c.queue_capacity = v;
+        }
+        if let Some(v) = self.max_body_bytes {
+            c.max_body_bytes = v;
+        }
+        if let Some(v) = self.max_upload_bytes {
+            c.max_upload_bytes = v;
+        }
+        if let Some(v) = self.event_retention {
+            c.event_retention = duration("event_retention", &v)?;
+        }
+        if let Some(v) = self.max_concurrent_runs {
+            c.max_concurrent_runs = v;
+        }
+        if let Some(v) = self.max_attempts {
+            c.max_attempts = v;
+        }
+        if let Some(v) = self.retry_backoff {
+            c.retry_backoff = duration("retry_backoff", &v)?;
+        }
+        Ok(c)
+    }
+}
+
+impl ServeConfig {
+    /// Checks the values make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if self.queue_capacity == 0 || self.queue_capacity > 10_000_000 {
+            return invalid("queue_capacity", "must be within 1..=10000000");
+        }
+        if self.max_concurrent_runs == 0 || self.max_concurrent_runs > 1024 {
+            return invalid("max_concurrent_runs", "must be within 1..=1024");
+        }
+        if self.max_attempts == 0 || self.max_attempts > 20 {
+            return invalid("max_attempts", "must be within 1..=20");
+        }
+        if self.max_body_bytes < 1024 {
+            return invalid("max_body_bytes", "must be at least 1024");
+        }
+        if !self.simulate && self.fleet.is_some() {
+            return invalid("fleet", "a fleet only makes sense with --simulate");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! GRACE's host server: the HTTP API, the trigger mesh at work, runs that survive restarts.
+//!
+//! - [`config`]: settings from defaults, `grace.toml`, flags and environment;
+//! - [`store`]: playbooks, runs and events in the data directory's redb database;
+//! - [`app`]: ingest → match → run, and the operations the API exposes;
+//! - [`api`]: the axum routers, one per resource; [`error`]: their one error type;
+//! - [`metrics`]: the `/metrics` endpoint;
+//! - [`replay`]: recorded events against playbooks, in virtual time.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod replay;
+pub mod runs;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use app::{App, StartError};
+pub use config::ServeConfig;
+
+/// A started server.
+pub struct Server {
+    /// The shared state.
+    pub app: Arc<App>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Opens the data directory, recovers, and binds the listener.
+    pub async fn bind(config: ServeConfig) -> Result<Server, StartError> {
+        let listen = config.listen;
+        let app = App::start(config).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| StartError::Other(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        Ok(Server {
+            app,
+            addr,
+            listener,
+        })
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, api::router(self.app))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,266 @@
+//! GRACE's own metrics, exposed at `/metrics` in the Prometheus text format.
+//!
+//! A handful of atomics and fixed-bucket histograms: enough to watch the server, no registry
+//! crate, nothing allocated on the hot path.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::runs::RunState;
+
+/// A latency histogram with fixed buckets (seconds).
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if secs <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_micros.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    /// Events accepted (durable).
+    pub events_accepted: AtomicU64,
+    /// Events refused because they were malformed.
+    pub events_rejected: AtomicU64,
+    /// Events refused because the queue was full.
+    pub events_throttled: AtomicU64,
+    /// Events matched against the triggers.
+    pub events_matched: AtomicU64,
+    /// Triggers that fired.
+    pub triggers_fired: AtomicU64,
+    /// Suppressed matches, by reason.
+    pub suppressed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Runs that reached each state.
+    pub run_transitions: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Host calls made by runs.
+    pub host_calls: AtomicU64,
+    /// From an event's acceptance to its run starting.
+    pub ingest_to_run_start: Histogram,
+    /// Run durations (wall clock).
+    pub run_duration: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            events_accepted: AtomicU64::new(0),
+            events_rejected: AtomicU64::new(0),
+            events_throttled: AtomicU64::new(0),
+            events_matched: AtomicU64::new(0),
+            triggers_fired: AtomicU64::new(0),
+            suppressed: Mutex::default(),
+            run_transitions: Mutex::default(),
+            host_calls: AtomicU64::new(0),
+            ingest_to_run_start: Histogram::new(LATENCY_BUCKETS),
+            run_duration: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
+}
+
+/// Gauges read at scrape time.
+pub struct Gauges {
+    /// Events waiting to be matched.
+    pub queue_depth: usize,
+    /// Queue capacity.
+    pub queue_capacity: usize,
+    /// Runs by current state.
+    pub runs_by_state: Vec<(RunState, u64)>,
+    /// Ledger entries.
+    pub ledger_entries: u64,
+    /// Loaded (enabled) playbooks.
+    pub playbooks: usize,
+}
+
+impl Metrics {
+    /// Counts a suppressed match.
+    pub fn suppressed(&self, reason: &'static str) {
+        *self
+            .suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// Counts a run reaching a state.
+    pub fn transition(&self, state: RunState) {
+        *self
+            .run_transitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(state.name())
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "grace_events_accepted_total",
+            "Events accepted and stored.",
+            load(&self.events_accepted),
+        );
+        counter(
+            &mut out,
+            "grace_events_rejected_total",
+            "Events refused as malformed.",
+            load(&self.events_rejected),
+        );
+        counter(
+            &mut out,
+            "grace_events_throttled_total",
+            "Events refused because the queue was full.",
+            load(&self.events_throttled),
+        );
+        counter(
+            &mut out,
+            "grace_events_matched_total",
+            "Events matched against triggers.",
+            load(&self.events_matched),
+        );
+        counter(
+            &mut out,
+            "grace_triggers_fired_total",
+            "Triggers that fired a run.",
+            load(&self.triggers_fired),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP grace_triggers_suppressed_total Matches that did not fire, by reason.\n# TYPE grace_triggers_suppressed_total counter"
+        );
+        for (reason, n) in self
+            .suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "grace_triggers_suppressed_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP grace_run_transitions_total Runs that reached each state.\n# TYPE grace_run_transitions_total counter"
+        );
+        for (state, n) in self
+            .run_transitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "grace_run_transitions_total{{state=\"{state}\"}} {n}");
+        }
+        counter(
+            &mut out,
+            "grace_host_calls_total",
+            "Host calls made by runs.",
+            load(&self.host_calls),
+        );
+        gauge(
+            &mut out,
+            "grace_event_queue_depth",
+            "Events waiting to be matched.",
+            gauges.queue_depth as u64,
+        );
+        gauge(
+            &mut out,
+            "grace_event_queue_capacity",
+            "Event queue capacity.",
+            gauges.queue_capacity as u64,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP grace_runs Runs by current state.\n# TYPE grace_runs gauge"
+        );
+        for (state, n) in &gauges.runs_by_state {
+            let _ = writeln!(out, "grace_runs{{state=\"{}\"}} {n}", state.name());
+        }
+        gauge(
+            &mut out,
+            "grace_ledger_entries",
+            "Entries in the ledger.",
+            gauges.ledger_entries,
+        );
+        gauge(
+            &mut out,
+            "grace_playbooks_enabled",
+            "Enabled playbooks.",
+            gauges.playbooks as u64,
+        );
+        self.ingest_to_run_start.render(
+            &mut out,
+            "grace_ingest_to_run_start_seconds",
+            "From an event's acceptance to the start of the run it fired.",
+        );
+        self.run_duration.render(
+            &mut out,
+            "grace_run_duration_seconds",
+            "Wall-clock duration of run attempts.",
+        );
+        out
+    }
+}

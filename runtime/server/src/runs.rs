@@ -1,0 +1,213 @@
+//! Runs as the server keeps them: lifecycle, attempts, and what each attempt did.
+
+use grace_engine::run::Outcome;
+use grace_engine::{Failure, FailureKind, RunReport, RunStatus, TimelineEntry, TriggerEvent};
+use serde::{Deserialize, Serialize};
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Created by a trigger, waiting for a worker (or for its retry).
+    Queued,
+    /// A worker is running it.
+    Running,
+    /// Paused until a human approves an action (trust core).
+    WaitingApproval,
+    /// The playbook returned an outcome.
+    Succeeded,
+    /// The playbook failed, after its retries.
+    Failed,
+    /// Cancelled through the API.
+    Cancelled,
+    /// Stopped at its deadline.
+    TimedOut,
+    /// In flight when the server stopped; resume it to run again.
+    Interrupted,
+}
+
+impl RunState {
+    /// Whether the run is over.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunState::Succeeded | RunState::Failed | RunState::Cancelled | RunState::TimedOut
+        )
+    }
+
+    /// Every state, for metrics.
+    pub const ALL: [RunState; 8] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::WaitingApproval,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+        RunState::TimedOut,
+        RunState::Interrupted,
+    ];
+
+    /// The state's name, as in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::WaitingApproval => "waiting-approval",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+            RunState::TimedOut => "timed-out",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses a state name.
+    pub fn parse(name: &str) -> Option<RunState> {
+        RunState::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// One attempt of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// From 1.
+    pub attempt: u32,
+    /// How it ended.
+    pub state: RunState,
+    /// Wall clock, milliseconds since the epoch.
+    pub started_at: u64,
+    /// Wall clock.
+    pub finished_at: u64,
+    /// Why it failed.
+    pub failure: Option<Failure>,
+    /// Host calls it made.
+    pub host_calls: u32,
+}
+
+/// A run, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unique id; also the run id of every ledger entry the run's attempts made.
+    pub id: String,
+    /// Playbook name.
+    pub playbook: String,
+    /// Its version at the time.
+    pub version: String,
+    /// Its component digest.
+    pub digest: String,
+    /// Which of its triggers fired.
+    pub trigger: usize,
+    /// The event that fired it.
+    pub event_seq: u64,
+    /// The event.
+    pub event: TriggerEvent,
+    /// The event's resource.
+    pub resource: String,
+    /// The rendered dedup key, if the trigger has one.
+    pub dedup_key: Option<String>,
+    /// The exclusivity locks it holds while active (`capability:resource`).
+    pub locks: Vec<String>,
+    /// The trigger mesh's handle on the run: what to release when it ends, and to take again
+    /// when an interrupted run is resumed.
+    pub key: Option<grace_mesh::RunKey>,
+    /// Lifecycle state.
+    pub state: RunState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// When the trigger fired (wall clock, ms).
+    pub created_at: u64,
+    /// When its event was accepted (wall clock, ms).
+    pub ingested_at: u64,
+    /// When the first attempt started.
+    pub started_at: Option<u64>,
+    /// When it reached a final state.
+    pub finished_at: Option<u64>,
+    /// The outcome of the successful attempt.
+    pub outcome: Option<Outcome>,
+    /// Why the last attempt failed.
+    pub failure: Option<Failure>,
+    /// The last attempt's host calls.
+    pub timeline: Vec<TimelineEntry>,
+    /// Every attempt.
+    pub attempts_log: Vec<Attempt>,
+}
+
+/// A run in a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Id.
+    pub id: String,
+    /// Playbook name.
+    pub playbook: String,
+    /// Version.
+    pub version: String,
+    /// Digest.
+    pub digest: String,
+    /// Resource.
+    pub resource: String,
+    /// State.
+    pub state: RunState,
+    /// Attempts.
+    pub attempts: u32,
+    /// Created.
+    pub created_at: u64,
+    /// Started.
+    pub started_at: Option<u64>,
+    /// Finished.
+    pub finished_at: Option<u64>,
+    /// The outcome's summary or the failure's message.
+    pub summary: Option<String>,
+}
+
+impl RunRecord {
+    /// The list view.
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            id: self.id.clone(),
+            playbook: self.playbook.clone(),
+            version: self.version.clone(),
+            digest: self.digest.clone(),
+            resource: self.resource.clone(),
+            state: self.state,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            summary: self
+                .outcome
+                .as_ref()
+                .map(|o| o.summary.clone())
+                .or_else(|| self.failure.as_ref().map(|f| f.message.clone())),
+        }
+    }
+}
+
+/// The state an attempt's report puts the run in.
+pub fn state_of(report: &RunReport) -> RunState {
+    match report.status {
+        RunStatus::Succeeded => RunState::Succeeded,
+        RunStatus::Failed => RunState::Failed,
+        RunStatus::TimedOut => RunState::TimedOut,
+    }
+}
+
+/// Whether a failed attempt is worth retrying: the playbook gave up right after a backend said
+/// it was unavailable, throttling, conflicting or slow. Limits exceeded, denials and the
+/// playbook's own logic errors are not retried.
+pub fn is_transient(report: &RunReport) -> bool {
+    let Some(failure) = &report.failure else {
+        return false;
+    };
+    if failure.kind != FailureKind::GuestError {
+        return false;
+    }
+    report
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| e.interface != "log")
+        .and_then(|e| e.result.get("error"))
+        .and_then(|e| e.get("kind"))
+        .and_then(|k| k.as_str())
+        .is_some_and(|k| matches!(k, "unavailable" | "conflict" | "timed-out"))
+}

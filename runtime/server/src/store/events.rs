@@ -1,0 +1,137 @@
+//! The event log: every accepted event, durable before it is acknowledged.
+//!
+//! Publishers hand batches to one writer thread, which drains everything queued, writes it in
+//! one transaction and fsyncs once (group commit): many concurrent publishers share one fsync,
+//! and a `202 Accepted` always means the events survive a crash.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use grace_engine::TriggerEvent;
+use redb::{Database, Durability, ReadableTable};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::tables::EVENTS;
+use super::{StoreError, db};
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// When GRACE accepted it (wall clock, milliseconds since the epoch).
+    pub received_at: u64,
+    /// The event.
+    pub event: TriggerEvent,
+}
+
+struct Request {
+    events: Vec<TriggerEvent>,
+    received_at: u64,
+    reply: oneshot::Sender<Result<(u64, u64), StoreError>>,
+}
+
+/// Appends events durably; cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    tx: mpsc::Sender<Request>,
+}
+
+/// Most events written in one transaction.
+const MAX_BATCH: usize = 65_536;
+
+impl EventLog {
+    /// Starts the writer thread; sequence numbers continue from the stored log.
+    pub fn start(db: Arc<Database>) -> Result<EventLog, StoreError> {
+        let last = {
+            use redb::ReadableDatabase;
+            let tx = db.begin_read().map_err(db_of)?;
+            let table = tx.open_table(EVENTS).map_err(db_of)?;
+            table.last().map_err(db_of)?.map_or(0, |(k, _)| k.value())
+        };
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("grace-events".into())
+            .spawn(move || writer(db, rx, last))
+            .map_err(|e| StoreError::Db(format!("cannot start the event writer: {e}")))?;
+        Ok(EventLog { tx })
+    }
+
+    /// Appends a batch; resolves to its first and last sequence numbers once durable.
+    pub async fn append(
+        &self,
+        events: Vec<TriggerEvent>,
+        received_at: u64,
+    ) -> Result<(u64, u64), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request {
+                events,
+                received_at,
+                reply,
+            })
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+fn db_of<E: std::fmt::Display>(e: E) -> StoreError {
+    db(e)
+}
+
+fn writer(db: Arc<Database>, rx: mpsc::Receiver<Request>, mut last: u64) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let mut count = batch[0].events.len();
+        while count < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => {
+                    count += r.events.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        match write(&db, &batch, last) {
+            Ok(new_last) => {
+                let mut seq = last;
+                for r in batch {
+                    let first = seq + 1;
+                    seq += r.events.len() as u64;
+                    let _ = r.reply.send(Ok((first, seq)));
+                }
+                last = new_last;
+            }
+            Err(e) => {
+                tracing::error!("event log commit failed: {e}");
+                for r in batch {
+                    let _ = r.reply.send(Err(StoreError::Db(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn write(db: &Database, batch: &[Request], last: u64) -> Result<u64, StoreError> {
+    let mut tx = db.begin_write().map_err(db_of)?;
+    tx.set_durability(Durability::Immediate).map_err(db_of)?;
+    let mut seq = last;
+    {
+        let mut table = tx.open_table(EVENTS).map_err(db_of)?;
+        for r in batch {
+            for event in &r.events {
+                seq += 1;
+                let stored = StoredEvent {
+                    seq,
+                    received_at: r.received_at,
+                    event: event.clone(),
+                };
+                let bytes = serde_json::to_vec(&stored).map_err(db_of)?;
+                table.insert(seq, bytes.as_slice()).map_err(db_of)?;
+            }
+        }
+    }
+    tx.commit().map_err(db_of)?;
+    Ok(seq)
+}

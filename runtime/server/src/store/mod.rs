@@ -1,0 +1,409 @@
+//! Durable state of the server, in the data directory's redb database: playbooks and their
+//! components, runs, and events (through [`EventLog`]'s group commit).
+//!
+//! Values are JSON: readable with any redb tool, and tolerant of added fields.
+
+mod events;
+pub mod tables;
+
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+pub use events::{EventLog, StoredEvent};
+
+use crate::runs::{RunRecord, RunState};
+use tables::{COMPONENTS, EVENTS, MATCHED_THROUGH, META, PLAYBOOKS, RUNS};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// redb reported an error.
+    #[error("storage error: {0}")]
+    Db(String),
+    /// A stored value could not be read back.
+    #[error("stored {what} `{key}` is unreadable: {message}")]
+    Corrupt {
+        /// Which table.
+        what: &'static str,
+        /// Which key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// The writer thread is gone.
+    #[error("the event writer has stopped")]
+    WriterStopped,
+}
+
+fn db<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+/// One uploaded version of a playbook or collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Manifest name.
+    pub name: String,
+    /// Manifest version.
+    pub version: String,
+    /// `playbook` or `collector`.
+    pub kind: grace_engine::Kind,
+    /// Component digest.
+    pub digest: String,
+    /// Upload time, milliseconds since the epoch.
+    pub uploaded_at: u64,
+    /// The manifest text as uploaded.
+    pub manifest: String,
+}
+
+/// A name and all its versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookRecord {
+    /// Name.
+    pub name: String,
+    /// Whether its triggers are live.
+    pub enabled: bool,
+    /// The version that runs: the newest upload.
+    pub active_version: String,
+    /// Every version, oldest first.
+    pub versions: Vec<VersionRecord>,
+}
+
+impl PlaybookRecord {
+    /// The active version.
+    pub fn active(&self) -> Option<&VersionRecord> {
+        self.versions
+            .iter()
+            .find(|v| v.version == self.active_version)
+    }
+}
+
+/// What storing an upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A new version.
+    Created(PlaybookRecord),
+    /// The same name, version and digest were already there.
+    Unchanged(PlaybookRecord),
+    /// The name and version exist with another digest; nothing was stored.
+    Conflict {
+        /// The digest already stored for that version.
+        existing: String,
+    },
+}
+
+/// Filters for listing runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs in this state.
+    pub state: Option<RunState>,
+    /// Only runs of this playbook.
+    pub playbook: Option<String>,
+    /// Only runs about this resource.
+    pub resource: Option<String>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// The server's tables.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    what: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(db)
+}
+
+impl Store {
+    /// The tables in `db`, created if missing.
+    pub fn open(database: Arc<Database>) -> Result<Store, StoreError> {
+        let tx = database.begin_write().map_err(db_err)?;
+        {
+            tx.open_table(COMPONENTS).map_err(db)?;
+            tx.open_table(PLAYBOOKS).map_err(db)?;
+            tx.open_table(RUNS).map_err(db)?;
+            tx.open_table(EVENTS).map_err(db)?;
+            tx.open_table(META).map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(Store { db: database })
+    }
+
+    // --- playbooks -------------------------------------------------------------------------
+
+    /// Stores a new version and its component. The newest version becomes active; a new name is
+    /// enabled.
+    pub fn put_version(
+        &self,
+        version: VersionRecord,
+        component: &[u8],
+    ) -> Result<PutOutcome, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let outcome = {
+            let mut playbooks = tx.open_table(PLAYBOOKS).map_err(db)?;
+            let existing: Option<PlaybookRecord> =
+                match playbooks.get(version.name.as_str()).map_err(db)? {
+                    Some(v) => Some(decode("playbook", &version.name, v.value())?),
+                    None => None,
+                };
+            let mut record = existing.unwrap_or_else(|| PlaybookRecord {
+                name: version.name.clone(),
+                enabled: true,
+                active_version: version.version.clone(),
+                versions: Vec::new(),
+            });
+            if let Some(same) = record
+                .versions
+                .iter()
+                .find(|v| v.version == version.version)
+            {
+                if same.digest != version.digest {
+                    return Ok(PutOutcome::Conflict {
+                        existing: same.digest.clone(),
+                    });
+                }
+                return Ok(PutOutcome::Unchanged(record));
+            }
+            record.active_version = version.version.clone();
+            record.versions.push(version.clone());
+            playbooks
+                .insert(record.name.as_str(), encode(&record)?.as_slice())
+                .map_err(db)?;
+            let mut components = tx.open_table(COMPONENTS).map_err(db)?;
+            if components
+                .get(version.digest.as_str())
+                .map_err(db)?
+                .is_none()
+            {
+                components
+                    .insert(version.digest.as_str(), component)
+                    .map_err(db)?;
+            }
+            PutOutcome::Created(record)
+        };
+        tx.commit().map_err(db)?;
+        Ok(outcome)
+    }
+
+    /// Every playbook and collector, by name.
+    pub fn playbooks(&self) -> Result<Vec<PlaybookRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(PLAYBOOKS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            out.push(decode("playbook", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// One playbook by name.
+    pub fn playbook(&self, name: &str) -> Result<Option<PlaybookRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(PLAYBOOKS).map_err(db)?;
+        match table.get(name).map_err(db)? {
+            Some(v) => Ok(Some(decode("playbook", name, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Enables or disables a playbook; `None` if there is no such name.
+    pub fn set_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> Result<Option<PlaybookRecord>, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let record = {
+            let mut table = tx.open_table(PLAYBOOKS).map_err(db)?;
+            let current: Option<PlaybookRecord> = match table.get(name).map_err(db)? {
+                Some(v) => Some(decode("playbook", name, v.value())?),
+                None => None,
+            };
+            let Some(mut record) = current else {
+                return Ok(None);
+            };
+            record.enabled = enabled;
+            table
+                .insert(name, encode(&record)?.as_slice())
+                .map_err(db)?;
+            record
+        };
+        tx.commit().map_err(db)?;
+        Ok(Some(record))
+    }
+
+    /// Deletes a playbook and the components no other version uses; `false` if there was none.
+    pub fn delete_playbook(&self, name: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(PLAYBOOKS).map_err(db)?;
+            let removed: Option<PlaybookRecord> = match table.remove(name).map_err(db)? {
+                Some(v) => Some(decode("playbook", name, v.value())?),
+                None => None,
+            };
+            let Some(removed) = removed else {
+                return Ok(false);
+            };
+            let mut still_used = std::collections::HashSet::new();
+            for row in table.iter().map_err(db)? {
+                let (k, v) = row.map_err(db)?;
+                let other: PlaybookRecord = decode("playbook", k.value(), v.value())?;
+                still_used.extend(other.versions.into_iter().map(|v| v.digest));
+            }
+            let mut components = tx.open_table(COMPONENTS).map_err(db)?;
+            for v in removed.versions {
+                if !still_used.contains(&v.digest) {
+                    components.remove(v.digest.as_str()).map_err(db)?;
+                }
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(true)
+    }
+
+    /// A component's bytes by digest.
+    pub fn component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(COMPONENTS).map_err(db)?;
+        Ok(table.get(digest).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    // --- runs ------------------------------------------------------------------------------
+
+    /// Stores (creates or replaces) a run.
+    pub fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(RUNS).map_err(db)?;
+            table
+                .insert(run.id.as_str(), encode(run)?.as_slice())
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Stores the runs an event batch created and marks the batch matched, in one transaction:
+    /// after a crash, either both are there or the events are matched again.
+    ///
+    /// The commit is not fsynced: the events it derives from are, and a crash before the next
+    /// durable commit loses the runs and the mark together, so the events are matched again.
+    pub fn put_matched(&self, runs: &[RunRecord], matched_through: u64) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(db)?;
+        tx.set_durability(redb::Durability::None).map_err(db)?;
+        {
+            let mut table = tx.open_table(RUNS).map_err(db)?;
+            for run in runs {
+                table
+                    .insert(run.id.as_str(), encode(run)?.as_slice())
+                    .map_err(db)?;
+            }
+            let mut meta = tx.open_table(META).map_err(db)?;
+            meta.insert(MATCHED_THROUGH, matched_through).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The last event whose matching is stored.
+    pub fn matched_through(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let meta = tx.open_table(META).map_err(db)?;
+        Ok(meta
+            .get(MATCHED_THROUGH)
+            .map_err(db)?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// One run.
+    pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(RUNS).map_err(db)?;
+        match table.get(id).map_err(db)? {
+            Some(v) => Ok(Some(decode("run", id, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs matching `filter`, newest first.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(RUNS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            let run: RunRecord = decode("run", k.value(), v.value())?;
+            let keep = filter.state.is_none_or(|s| run.state == s)
+                && filter.playbook.as_deref().is_none_or(|p| run.playbook == p)
+                && filter.resource.as_deref().is_none_or(|r| run.resource == r);
+            if keep {
+                out.push(run);
+            }
+        }
+        out.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        if filter.limit > 0 {
+            out.truncate(filter.limit);
+        }
+        Ok(out)
+    }
+
+    // --- events ----------------------------------------------------------------------------
+
+    /// Stored events from `from` on, oldest first.
+    pub fn events(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(EVENTS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.range(from..).map_err(db)?.take(limit) {
+            let (k, v) = row.map_err(db)?;
+            out.push(decode("event", &k.value().to_string(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes events received before `before_millis`; returns how many.
+    pub fn prune_events(&self, before_millis: u64) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let removed = {
+            let mut table = tx.open_table(EVENTS).map_err(db)?;
+            let mut old = Vec::new();
+            for row in table.iter().map_err(db)? {
+                let (k, v) = row.map_err(db)?;
+                let event: StoredEvent = decode("event", &k.value().to_string(), v.value())?;
+                if event.received_at >= before_millis {
+                    break;
+                }
+                old.push(k.value());
+            }
+            for seq in &old {
+                table.remove(*seq).map_err(db)?;
+            }
+            old.len()
+        };
+        tx.commit().map_err(db)?;
+        Ok(removed)
+    }
+}
+
+fn db_err(e: redb::TransactionError) -> StoreError {
+    db(e)
+}

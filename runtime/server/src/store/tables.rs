@@ -1,0 +1,18 @@
+//! The server's redb tables, declared together. They live in the same database file as the
+//! ledger's (`grace.redb`), so one data directory holds everything.
+
+use redb::TableDefinition;
+
+/// Component bytes by digest (`sha256:<hex>`): stored once however many versions share them.
+pub const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/components");
+/// Playbooks and collectors by name: JSON [`super::PlaybookRecord`] with every version.
+pub const PLAYBOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/playbooks");
+/// Runs by id: JSON [`crate::runs::RunRecord`].
+pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/runs");
+/// Events by sequence number: JSON [`super::StoredEvent`].
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("server/events");
+/// Counters: [`MATCHED_THROUGH`].
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("server/meta");
+
+/// The last event sequence number whose matching (and the runs it created) is stored.
+pub const MATCHED_THROUGH: &str = "events.matched_through";
