@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// Largest JSON request body in bytes [default: 4194304].
     #[arg(long, env = "GRACE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Largest playbook upload in bytes [default: 67108864].
+    #[arg(long, env = "GRACE_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<usize>,
     /// How long events are kept, e.g. `7d` [default: 7d].
     #[arg(long, env = "GRACE_EVENT_RETENTION")]
     pub event_retention: Option<String>,

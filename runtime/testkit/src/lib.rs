@@ -60,3 +60,27 @@ pub fn build_guests() {
         }
     });
 }
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
+///
+/// For conditions a test cannot await (another process's state, seen over HTTP): it checks
+/// often at first and backs off to 50 ms.
+pub fn poll_until<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}

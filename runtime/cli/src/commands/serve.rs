@@ -40,6 +40,9 @@ fn resolve(args: &ServeArgs) -> Result<ServeConfig, Exit> {
     if let Some(v) = args.max_body_bytes {
         c.max_body_bytes = v;
     }
+    if let Some(v) = args.max_upload_bytes {
+        c.max_upload_bytes = v;
+    }
     if let Some(v) = &args.event_retention {
         c.event_retention = humantime::parse_duration(v).map_err(|e| {
             Exit::Invalid(anyhow!("--event-retention: `{v}` is not a duration ({e})"))

@@ -1,0 +1,528 @@
+//! `grace serve` over real HTTP: upload validation, trigger semantics, backpressure, the run
+//! lifecycle, and a `kill -9` in the middle of it all.
+//!
+//! Each test starts its own server process (simulation mode, loopback, an ephemeral port, a
+//! fresh data directory) and talks to it as any client would.
+
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use grace_testkit::{build_guests, components_dir, example, poll_until};
+use serde_json::{Value, json};
+
+/// A `grace serve` child process.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        build_guests();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_grace"))
+            .args([
+                "serve",
+                "--simulate",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data)
+            .args(extra)
+            .env_remove("GRACE_DATA_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("grace serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(rest) = line.strip_prefix("grace serving on ") {
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(Ok(url));
+                    sent = true;
+                } else if !sent && line.starts_with("error") {
+                    let _ = tx.send(Err(line.clone()));
+                    sent = true;
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(url)) => url,
+            Ok(Err(line)) => panic!("grace serve failed to start: {line}"),
+            Err(_) => panic!("grace serve did not say where it listens within 60 s"),
+        };
+        Server { child, url }
+    }
+
+    /// SIGKILL: no shutdown, no flushing.
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        request(reqwest::Method::GET, &format!("{}{path}", self.url), None)
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        request(
+            reqwest::Method::POST,
+            &format!("{}{path}", self.url),
+            Some(body.to_string().into_bytes()),
+        )
+    }
+
+    fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        request(
+            reqwest::Method::POST,
+            &format!("{}{path}", self.url),
+            Some(body),
+        )
+    }
+
+    fn upload(&self, manifest: &str, component: Vec<u8>) -> (u16, Value) {
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", manifest.to_owned())
+            .part("component", reqwest::multipart::Part::bytes(component));
+        rt().block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{}/v1/playbooks", self.url))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    fn runs_of(&self, playbook: &str) -> Vec<Value> {
+        let (status, runs) = self.get(&format!("/v1/runs?playbook={playbook}"));
+        assert_eq!(status, 200);
+        runs.as_array().unwrap().clone()
+    }
+
+    /// The value of a counter or gauge on `/metrics` (summed over its labels' selection).
+    fn metric(&self, name: &str) -> f64 {
+        let text = rt().block_on(async {
+            reqwest::get(format!("{}/metrics", self.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until the matcher has seen `n` events in all.
+    fn wait_matched(&self, n: usize) {
+        poll_until(
+            &format!("{n} events matched"),
+            Duration::from_secs(30),
+            || (self.metric("grace_events_matched_total") >= n as f64).then_some(()),
+        );
+    }
+
+    fn wait_state(&self, run: &str, states: &[&str]) -> Value {
+        poll_until(
+            &format!("run {run} to be {states:?}"),
+            Duration::from_secs(60),
+            || {
+                let (_, r) = self.get(&format!("/v1/runs/{run}"));
+                states.contains(&r["state"].as_str()?).then_some(r)
+            },
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn request(method: reqwest::Method, url: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+    rt().block_on(async {
+        let mut r = reqwest::Client::new().request(method, url);
+        if let Some(body) = body {
+            r = r.header("content-type", "application/json").body(body);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let mut body: Value = r.json().await.unwrap_or(Value::Null);
+        if let Some(v) = retry_after {
+            body["retry_after_header"] = json!(v);
+        }
+        (status, body)
+    })
+}
+
+fn component(crate_name: &str) -> Vec<u8> {
+    build_guests();
+    std::fs::read(components_dir().join(format!("{crate_name}.wasm"))).unwrap()
+}
+
+/// A manifest for a test playbook with the given triggers, grants and limits.
+fn manifest(name: &str, extra: &str) -> String {
+    format!(
+        "manifest_version = 1\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"unused.wasm\"\n{extra}"
+    )
+}
+
+/// An event at `secs` after the default fleet's start.
+fn event(event_type: &str, resource: &str, secs: u64, value: f64) -> Value {
+    json!({
+        "event_type": event_type, "source": "test", "actor": "tests", "resource": resource,
+        "payload": { "value": value },
+        "timestamp": 1_767_225_600_000u64 + secs * 1000,
+    })
+}
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn path_of(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().to_owned()
+}
+
+#[test]
+fn uploads_are_validated_before_anything_is_stored() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &["--max-upload-bytes", "1048576"]);
+    let good = manifest("echo-test", "[[triggers]]\nevent_type = \"test.echo\"\n");
+
+    let (status, body) = server.upload(&good, b"not wasm at all".to_vec());
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "component");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file")
+    );
+
+    let (status, body) = server.upload(&good, component("latency_collector"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not implement the `playbook` world")
+    );
+
+    let (status, body) = server.upload(&good.replace("echo-test", "Echo Test"), component("echo"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "manifest.name");
+
+    let bad_condition = manifest(
+        "echo-test",
+        "[[triggers]]\nevent_type = \"x\"\ncondition = \"value >\"\n",
+    );
+    let (status, body) = server.upload(&bad_condition, component("echo"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "manifest.triggers[0].condition");
+
+    let (status, body) = server.upload(&good, vec![0u8; 2 * 1024 * 1024]);
+    assert_eq!(status, 413, "{body}");
+
+    let (status, body) = server.post_raw("/v1/playbooks", b"{}".to_vec());
+    assert_eq!(status, 415, "{body}");
+
+    let (_, list) = server.get("/v1/playbooks");
+    assert_eq!(list, json!([]), "nothing was stored by refused uploads");
+
+    let (status, body) = server.upload(&good, component("echo"));
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = server.upload(&good, component("echo"));
+    assert_eq!(status, 200, "the same upload again changes nothing");
+    let (status, body) = server.upload(&good, component("trivial"));
+    assert_eq!(status, 409, "a version is immutable: {body}");
+
+    let (status, health) = server.get("/healthz");
+    assert_eq!((status, health["status"].clone()), (200, json!("ok")));
+}
+
+#[test]
+fn a_trigger_fires_only_once_its_condition_has_held_for_its_window() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let m = manifest(
+        "held",
+        "[[triggers]]\nevent_type = \"test.latency\"\ncondition = \"value > 500\"\nfor = \"2m\"\n",
+    );
+    assert_eq!(server.upload(&m, component("echo")).0, 201);
+    for (i, (secs, value)) in [
+        (0, 600.0),
+        (60, 700.0),
+        (90, 400.0),
+        (120, 800.0),
+        (200, 800.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (status, _) = server.post("/v1/events", event("test.latency", "svc", *secs, *value));
+        assert_eq!(status, 202);
+        server.wait_matched(i + 1);
+        assert!(
+            server.runs_of("held").is_empty(),
+            "fired too early, at t={secs}s"
+        );
+    }
+    // Held since t=120 s (the 400 at t=90 s reset the window): fires at t=240 s, not before.
+    server.post("/v1/events", event("test.latency", "svc", 240, 800.0));
+    server.wait_matched(6);
+    let runs = server.runs_of("held");
+    assert_eq!(runs.len(), 1);
+    server.wait_state(runs[0]["id"].as_str().unwrap(), &["succeeded"]);
+}
+
+#[test]
+fn cooldown_and_dedup_suppress_repeats() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let m = manifest(
+        "cooled",
+        "[[triggers]]\nevent_type = \"test.alert\"\ncooldown = \"5m\"\ndedup_key = \"{resource}\"\n",
+    );
+    assert_eq!(server.upload(&m, component("echo")).0, 201);
+    server.post("/v1/events", event("test.alert", "svc", 0, 1.0));
+    server.wait_matched(1);
+    let first = server.runs_of("cooled");
+    assert_eq!(first.len(), 1);
+    server.wait_state(first[0]["id"].as_str().unwrap(), &["succeeded"]);
+
+    server.post("/v1/events", event("test.alert", "svc", 60, 1.0));
+    server.wait_matched(2);
+    assert_eq!(server.runs_of("cooled").len(), 1, "within the cooldown");
+    assert!(server.metric("grace_triggers_suppressed_total{reason=\"cooling_down\"}") >= 1.0);
+
+    server.post("/v1/events", event("test.alert", "other", 60, 1.0));
+    server.wait_matched(3);
+    assert_eq!(
+        server.runs_of("cooled").len(),
+        2,
+        "cooldowns are per resource"
+    );
+
+    server.post("/v1/events", event("test.alert", "svc", 301, 1.0));
+    server.wait_matched(4);
+    assert_eq!(server.runs_of("cooled").len(), 3, "after the cooldown");
+}
+
+#[test]
+fn two_runs_never_hold_the_same_resource_and_capability_and_cancel_frees_it() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let grants = "[grants.scaling]\ngroups = [\"api-*\"]\n";
+    let spinner = manifest(
+        "a-spinner",
+        &format!(
+            "[[triggers]]\nevent_type = \"test.a\"\n[limits]\ntimeout = \"60s\"\nfuel = 1_000_000_000_000\n{grants}"
+        ),
+    );
+    let echo = manifest(
+        "b-echo",
+        &format!("[[triggers]]\nevent_type = \"test.b\"\n{grants}"),
+    );
+    assert_eq!(server.upload(&spinner, component("infinite_loop")).0, 201);
+    assert_eq!(server.upload(&echo, component("echo")).0, 201);
+
+    server.post("/v1/events", event("test.a", "api-asg", 0, 1.0));
+    server.wait_matched(1);
+    let spinning = server.runs_of("a-spinner");
+    let spinning = spinning[0]["id"].as_str().unwrap().to_owned();
+    server.wait_state(&spinning, &["running"]);
+
+    server.post("/v1/events", event("test.b", "api-asg", 1, 1.0));
+    server.wait_matched(2);
+    assert!(
+        server.runs_of("b-echo").is_empty(),
+        "scaling:api-asg is held by the spinner"
+    );
+    assert!(server.metric("grace_triggers_suppressed_total{reason=\"busy\"}") >= 1.0);
+
+    let (status, body) = server.post(&format!("/v1/runs/{spinning}/cancel"), json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "cancelled");
+    let (status, _) = server.post(&format!("/v1/runs/{spinning}/cancel"), json!({}));
+    assert_eq!(status, 409, "a finished run cannot be cancelled again");
+
+    server.post("/v1/events", event("test.b", "api-asg", 2, 1.0));
+    server.wait_matched(3);
+    let echo_runs = server.runs_of("b-echo");
+    assert_eq!(echo_runs.len(), 1, "the lock was released by the cancel");
+    server.wait_state(echo_runs[0]["id"].as_str().unwrap(), &["succeeded"]);
+    let (_, verify) = server.get("/v1/ledger/verify");
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+#[test]
+fn a_run_past_its_deadline_is_timed_out() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let m = manifest(
+        "spin-briefly",
+        "[[triggers]]\nevent_type = \"test.spin\"\n[limits]\ntimeout = \"1s\"\nfuel = 1_000_000_000_000\n",
+    );
+    assert_eq!(server.upload(&m, component("infinite_loop")).0, 201);
+    server.post("/v1/events", event("test.spin", "r", 0, 1.0));
+    server.wait_matched(1);
+    let id = server.runs_of("spin-briefly")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = server.wait_state(&id, &["timed-out"]);
+    assert_eq!(run["failure"]["kind"], "deadline-exceeded");
+    assert_eq!(
+        run["attempts"], 1,
+        "a deadline is not a transient error: no retry"
+    );
+}
+
+#[test]
+fn a_full_queue_answers_429_and_stores_nothing() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &["--queue-capacity", "2"]);
+    let batch = json!([
+        event("test.x", "r", 0, 1.0),
+        event("test.x", "r", 1, 1.0),
+        event("test.x", "r", 2, 1.0)
+    ]);
+    let (status, body) = server.post("/v1/events", batch);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    assert_eq!(body["retry_after_header"], "1");
+    let (_, stored) = server.get("/v1/events");
+    assert_eq!(stored, json!([]), "a refused batch is not stored at all");
+    let (status, body) = server.post(
+        "/v1/events",
+        json!([event("test.x", "r", 0, 1.0), event("test.x", "r", 1, 1.0)]),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 2);
+}
+
+#[test]
+fn bad_events_are_refused_naming_the_field_and_the_server_keeps_going() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &["--max-body-bytes", "4096"]);
+    let mut bad = event("test.x", "r", 0, 1.0);
+    bad["event_type"] = json!("");
+    let (status, body) = server.post("/v1/events", json!([event("test.x", "r", 0, 1.0), bad]));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "events[1].event_type");
+    let (status, _) = server.post_raw("/v1/events", b"{not json".to_vec());
+    assert_eq!(status, 400);
+    let (status, _) = server.post_raw("/v1/events", vec![b' '; 8192]);
+    assert_eq!(status, 413);
+    let (status, body) = server.get("/v1/runs?state=sleeping");
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (400, json!("state"))
+    );
+    let (_, stored) = server.get("/v1/events");
+    assert_eq!(stored, json!([]));
+    assert_eq!(
+        server.post("/v1/events", event("test.x", "r", 0, 1.0)).0,
+        202
+    );
+}
+
+#[test]
+fn kill_9_loses_no_acknowledged_event_or_run_and_interrupted_runs_resume() {
+    let data = data_dir();
+    let mut server = Server::start(&path_of(&data), &[]);
+    let scale = std::fs::read_to_string(example("scale-on-latency").join("playbook.toml")).unwrap();
+    assert_eq!(server.upload(&scale, component("scale_on_latency")).0, 201);
+    let spinner = manifest(
+        "spinner",
+        "[[triggers]]\nevent_type = \"test.spin\"\n[limits]\ntimeout = \"10m\"\nfuel = 1_000_000_000_000_000\n",
+    );
+    assert_eq!(server.upload(&spinner, component("infinite_loop")).0, 201);
+
+    let incident = std::fs::read_to_string(
+        grace_testkit::playbooks_dir().join("incidents/latency-incident.json"),
+    )
+    .unwrap();
+    let incident: Value = serde_json::from_str(&incident).unwrap();
+    let n = incident.as_array().unwrap().len();
+    assert_eq!(server.post("/v1/events", incident).0, 202);
+    assert_eq!(
+        server
+            .post("/v1/events", event("test.spin", "r", 400, 1.0))
+            .0,
+        202
+    );
+    server.wait_matched(n + 1);
+    let scaled = server.runs_of("scale-on-latency");
+    assert_eq!(scaled.len(), 1);
+    server.wait_state(scaled[0]["id"].as_str().unwrap(), &["succeeded"]);
+    let spinning = server.runs_of("spinner")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.wait_state(&spinning, &["running"]);
+    let (_, events_before) = server.get("/v1/events?limit=1000");
+    let (_, head_before) = server.get("/v1/ledger/head");
+
+    server.kill9();
+    let server = Server::start(&path_of(&data), &[]);
+
+    let (_, events_after) = server.get("/v1/events?limit=1000");
+    assert_eq!(
+        events_after, events_before,
+        "every acknowledged event is still there"
+    );
+    let (_, verify) = server.get("/v1/ledger/verify");
+    assert_eq!(verify["ok"], true, "{verify}");
+    assert!(verify["entries"].as_u64().unwrap() >= head_before["entries"].as_u64().unwrap());
+    let scaled_after = server.runs_of("scale-on-latency");
+    assert_eq!(
+        scaled_after.len(),
+        1,
+        "no run lost, and none fired twice after the restart"
+    );
+    assert_eq!(scaled_after[0]["state"], "succeeded");
+    let (_, spin) = server.get(&format!("/v1/runs/{spinning}"));
+    assert_eq!(spin["state"], "interrupted");
+
+    let (status, body) = server.post(&format!("/v1/runs/{spinning}/resume"), json!({}));
+    assert_eq!(status, 200, "{body}");
+    server.wait_state(&spinning, &["running"]);
+    let (status, body) = server.post(&format!("/v1/runs/{spinning}/cancel"), json!({}));
+    assert_eq!(
+        (status, body["state"].clone()),
+        (200, json!("cancelled")),
+        "{body}"
+    );
+}
