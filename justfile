@@ -10,29 +10,61 @@ playbooks_target := justfile_directory() / "playbooks" / "target"
 default:
     @just --list
 
-# Dry-run the scale-on-latency playbook against the simulated fleet, then verify the ledger
+# The whole product in a minute: a server on a simulated fleet reacts to a recorded latency incident
 [group('demo')]
 demo: build-playbooks
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --quiet --release -p grace
-    grace=target/release/grace
+    cargo build --quiet -p grace
+    grace=target/debug/grace
     data=$(mktemp -d)
-    trap 'rm -rf "$data"' EXIT
-    echo "== an incident: p95 latency of api-service is above 500 ms"
-    cat playbooks/examples/scale-on-latency/event.json
-    echo
-    echo "== grace run playbooks/examples/scale-on-latency --event ... --dry-run"
-    $grace run playbooks/examples/scale-on-latency --event playbooks/examples/scale-on-latency/event.json --dry-run --data-dir "$data"
-    echo
-    echo "== the collector that raises such incidents, on a fresh simulated fleet"
-    $grace run playbooks/examples/latency-collector --dry-run --data-dir "$data" | tail -n +6
-    echo
-    echo "== a playbook that reaches beyond its grants is refused"
-    $grace run playbooks/fixtures/out-of-scope --event playbooks/examples/scale-on-latency/event.json --dry-run --data-dir "$data" | grep -E "DENIED|why|outcome" || true
-    echo
-    echo "== grace ledger verify"
-    $grace ledger verify --data-dir "$data"
+    server_pid=""
+    cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$data"; }
+    trap cleanup EXIT
+    step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+    step "grace serve --simulate (a simulated fleet on a virtual clock; loopback only)"
+    $grace serve --simulate --listen 127.0.0.1:0 --data-dir "$data" 2> "$data/serve.log" &
+    server_pid=$!
+    for _ in $(seq 1 300); do
+        grep -q "grace serving on" "$data/serve.log" 2>/dev/null && break
+        kill -0 "$server_pid" 2>/dev/null || { cat "$data/serve.log"; exit 1; }
+        sleep 0.1
+    done
+    export GRACE_SERVER=$(grep -o "http://[0-9.:]*" "$data/serve.log" | head -1)
+    echo "listening on $GRACE_SERVER"
+
+    step "grace playbook upload: the example playbooks, compiled to wasm32-wasip2"
+    for p in scale-on-latency restart-unhealthy-container k8s-scale-deployment; do
+        $grace playbook upload "playbooks/examples/$p"
+    done
+    $grace playbook list
+
+    step "the fleet before: api-service is slow (p95 above the 500 ms threshold)"
+    $grace fleet
+
+    step "grace events publish: a recorded incident, six minutes of p95 latency samples"
+    $grace events publish playbooks/incidents/latency-incident.json
+
+    step "grace runs list: the trigger held for 2 minutes, fired once, then cooled down"
+    for _ in $(seq 1 100); do
+        [ "$($grace runs list --state running --json)" = "[]" ] && [ "$($grace runs list --state queued --json)" = "[]" ] && break
+        sleep 0.1
+    done
+    $grace runs list
+    run=$($grace runs list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+
+    step "grace runs show: every host call, its grant decision and its result"
+    $grace runs show "$run"
+
+    step "the fleet after: more capacity in service, latency back under the threshold"
+    $grace fleet
+
+    step "what would the playbook have done? grace replay, entirely offline"
+    $grace replay playbooks/incidents/latency-incident.json --dry-run --playbook playbooks/examples/scale-on-latency | sed '/run(s) fired/q'
+
+    step "grace ledger verify: the hash chain of every host call is intact"
+    $grace ledger verify --server "$GRACE_SERVER"
 
 # Build every example playbook, collector and test fixture for wasm32-wasip2
 [group('build')]

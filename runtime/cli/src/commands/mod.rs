@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 mod events;
+mod fleet;
 mod ledger;
 mod playbook;
 mod replay;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Playbook(cmd) => playbook::run(cmd),
         Command::Events(cmd) => events::run(cmd),
         Command::Runs(cmd) => runs::run(cmd),
+        Command::Fleet { json, server } => fleet::run(server, json),
     };
     match exit {
         Exit::Ok => ExitCode::SUCCESS,
