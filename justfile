@@ -76,11 +76,17 @@ build-playbooks: _wasm-target
 build:
     cargo build --workspace
 
-# Run every test: unit, integration (real guests) and end-to-end
+# Run every test: unit, integration (real guests) and end-to-end (a real server over HTTP)
 [group('test')]
 test: build-playbooks
-    cargo test --workspace --all-targets
-    cargo test --workspace --doc
+    #!/usr/bin/env bash
+    set -euo pipefail
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    # Benchmarks are not tests: `just bench` runs them in release mode.
+    cargo test --workspace --doc 2>&1 | tee "$log"
+    cargo test --workspace --lib --bins --tests --examples 2>&1 | tee -a "$log"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '/^test result:/ { p += $4; f += $6 } END { printf "\nall tests: %d passed, %d failed\n", p, f }'
 
 # Formatting, clippy on host and guests
 [group('test')]
@@ -94,6 +100,8 @@ lint: _wasm-target
 bench: build-playbooks
     cargo bench -p grace-ledger --bench append
     cargo bench -p grace-engine --bench run
+    cargo bench -p grace-mesh --bench matching
+    cargo bench -p grace-server --bench ingest
 
 # Remove build outputs
 clean:

@@ -372,3 +372,37 @@ fn client_commands_refuse_bad_input_before_reaching_a_server() {
         );
     }
 }
+
+#[test]
+fn replay_shows_what_fired_and_what_was_suppressed() {
+    let incident = grace_testkit::playbooks_dir().join("incidents/latency-incident.json");
+    let playbook = example("scale-on-latency");
+    let out = grace(&[
+        "replay",
+        path(&incident),
+        "--dry-run",
+        "--playbook",
+        path(&playbook),
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert_eq!(text.matches("FIRED").count(), 1, "{text}");
+    assert!(
+        text.contains("action   scaling.set-desired-capacity desired_capacity=5 group=api-asg"),
+        "{text}"
+    );
+    assert!(text.contains("cooling down until"), "{text}");
+    assert!(text.contains("1 run(s) fired"), "{text}");
+
+    let out = grace(&[
+        "replay",
+        path(&incident),
+        "--dry-run",
+        "--playbook",
+        path(&playbook),
+        "--json",
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["steps"].as_array().unwrap().len(), 12);
+    assert_eq!(report["fleet_after"]["groups"][0]["desired_capacity"], 5);
+}

@@ -28,17 +28,13 @@ use std::time::{Duration, Instant};
 
 use grace_engine::bindings::playbook::PlaybookPre;
 use grace_engine::bindings::types as wit;
-use grace_engine::manifest::MAX_MEMORY_BYTES;
 use grace_engine::{Engine, EngineConfig, FailureKind, Guest, RunEnv, RunStatus, TriggerEvent};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{
-    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut, Trap,
-    UpdateDeadline,
-};
+use wasmtime::{Store, StoreContextMut, Trap, UpdateDeadline};
 
 /// Rounds (each measures everything once); fewer if the time budget runs out.
 const ROUNDS: usize = 11;
@@ -441,22 +437,8 @@ impl Drop for Raw {
 
 impl Raw {
     fn new(config: &EngineConfig, trivial: &[u8], flood: &[u8]) -> anyhow::Result<Raw> {
-        // Copied from `Engine::new`.
-        let mut pool = PoolingAllocationConfig::default();
-        let n = config.max_concurrent_runs.max(1);
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(16))
-            .total_memories(n.saturating_mul(4))
-            .total_tables(n.saturating_mul(16))
-            .total_stacks(n)
-            .max_memories_per_component(4)
-            .max_memory_size(usize::try_from(MAX_MEMORY_BYTES)?);
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack);
+        // The same settings as `Engine::new`: this isolates GRACE's overhead from wasmtime's.
+        let wasm = config.wasmtime_config()?;
         let engine = wasmtime::Engine::new(&wasm)?;
 
         // An async host function, as GRACE's bindings generate (`imports: async`).

@@ -102,11 +102,13 @@ impl Drop for Inner {
     }
 }
 
-impl Engine {
-    /// Configures wasmtime and starts the epoch ticker.
-    pub fn new(config: &EngineConfig) -> anyhow::Result<Engine> {
+impl EngineConfig {
+    /// The wasmtime configuration every GRACE engine uses: pooling allocation sized for
+    /// `max_concurrent_runs`, fuel, epoch interruption, a bounded wasm stack. Public so that
+    /// benchmarks can measure raw wasmtime with exactly the same settings.
+    pub fn wasmtime_config(&self) -> anyhow::Result<Config> {
         let mut pool = PoolingAllocationConfig::default();
-        let n = config.max_concurrent_runs.max(1);
+        let n = self.max_concurrent_runs.max(1);
         pool.total_component_instances(n)
             .total_core_instances(n.saturating_mul(16))
             .total_memories(n.saturating_mul(4))
@@ -119,7 +121,15 @@ impl Engine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .consume_fuel(true)
             .epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack);
+            .max_wasm_stack(self.max_wasm_stack);
+        Ok(wasm)
+    }
+}
+
+impl Engine {
+    /// Configures wasmtime and starts the epoch ticker.
+    pub fn new(config: &EngineConfig) -> anyhow::Result<Engine> {
+        let wasm = config.wasmtime_config()?;
         let wasmtime = wasmtime::Engine::new(&wasm)?;
 
         let mut linker = Linker::<HostState>::new(&wasmtime);
