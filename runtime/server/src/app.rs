@@ -67,6 +67,10 @@ pub struct App {
     claim: Mutex<()>,
     /// Counts finished runs, so that waiters can wake up when one ends.
     finished: tokio::sync::watch::Sender<u64>,
+    /// The scheduler task of each enabled collector.
+    collectors: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// A weak handle on itself, for the tasks it starts.
+    this: std::sync::Weak<App>,
 }
 
 /// Why the server could not start.
@@ -126,7 +130,7 @@ impl App {
         let (queue, queue_rx) = mpsc::channel(config.queue_capacity);
         let (runs, runs_rx) = mpsc::unbounded_channel();
 
-        let app = Arc::new(App {
+        let app = Arc::new_cyclic(|this| App {
             config,
             engine,
             store,
@@ -144,6 +148,8 @@ impl App {
             accepted_at: Mutex::new(HashMap::new()),
             claim: Mutex::new(()),
             finished: tokio::sync::watch::Sender::new(0),
+            collectors: Mutex::new(HashMap::new()),
+            this: this.clone(),
         });
 
         app.recover().await?;
@@ -267,8 +273,9 @@ impl App {
             return Err(ApiError::internal("a playbook without its active version"));
         };
         let guest = self.compile_version(version).await?;
-        if guest.manifest.kind == Kind::Playbook {
-            self.mesh_set(&guest);
+        match guest.manifest.kind {
+            Kind::Playbook => self.mesh_set(&guest),
+            Kind::Collector => self.schedule(&guest),
         }
         self.guests
             .write()
@@ -285,7 +292,72 @@ impl App {
             .set_playbook(triggers);
     }
 
+    /// Runs an enabled collector on its schedule (first pass at once); the events it emits are
+    /// ingested like published ones. Replaces the collector's previous schedule, if any.
+    fn schedule(&self, guest: &Guest) {
+        let Some(app) = self.this.upgrade() else {
+            return;
+        };
+        let guest = guest.clone();
+        let name = guest.manifest.name.clone();
+        let every = guest.manifest.schedule.unwrap_or(Duration::from_secs(60));
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                app.collect_once(&guest).await;
+            }
+        });
+        if let Some(old) = self
+            .collectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, task.abort_handle())
+        {
+            old.abort();
+        }
+    }
+
+    /// One pass of a collector.
+    async fn collect_once(&self, guest: &Guest) {
+        let env = RunEnv::new(self.executors.clone(), self.ledger.clone());
+        let report = self.engine.run_collector(guest, &env).await;
+        let name = guest.name();
+        self.metrics.host_calls.fetch_add(
+            u64::from(report.host_calls),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if let Some(f) = &report.failure {
+            self.metrics.collector_pass(false);
+            tracing::warn!(collector = %name, kind = ?f.kind, "collector pass failed: {}", f.message);
+            return;
+        }
+        self.metrics.collector_pass(true);
+        let n = report.events.len();
+        if n == 0 {
+            return;
+        }
+        match self.ingest(report.events).await {
+            Ok((first, last)) => {
+                tracing::debug!(collector = %name, events = n, first, last, "collected")
+            }
+            // Not silent: counted as throttled by `ingest`, and logged here.
+            Err(e) => {
+                tracing::warn!(collector = %name, events = n, "collected events were not accepted: {e}")
+            }
+        }
+    }
+
     fn deactivate(&self, name: &str) {
+        if let Some(task) = self
+            .collectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+        {
+            task.abort();
+        }
         self.mesh
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -342,8 +414,9 @@ impl App {
             PutOutcome::Unchanged(record) => Ok((false, record)),
             PutOutcome::Created(record) => {
                 if record.enabled {
-                    if guest.manifest.kind == Kind::Playbook {
-                        self.mesh_set(&guest);
+                    match guest.manifest.kind {
+                        Kind::Playbook => self.mesh_set(&guest),
+                        Kind::Collector => self.schedule(&guest),
                     }
                     self.guests
                         .write()

@@ -84,8 +84,12 @@ pub struct Metrics {
     pub suppressed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Runs that reached each state.
     pub run_transitions: Mutex<std::collections::BTreeMap<&'static str, u64>>,
-    /// Host calls made by runs.
+    /// Host calls made by runs and collector passes.
     pub host_calls: AtomicU64,
+    /// Collector passes that succeeded.
+    pub collector_passes_ok: AtomicU64,
+    /// Collector passes that failed.
+    pub collector_passes_failed: AtomicU64,
     /// From an event's acceptance to its run starting.
     pub ingest_to_run_start: Histogram,
     /// Run durations (wall clock).
@@ -103,6 +107,8 @@ impl Default for Metrics {
             suppressed: Mutex::default(),
             run_transitions: Mutex::default(),
             host_calls: AtomicU64::new(0),
+            collector_passes_ok: AtomicU64::new(0),
+            collector_passes_failed: AtomicU64::new(0),
             ingest_to_run_start: Histogram::new(LATENCY_BUCKETS),
             run_duration: Histogram::new(LATENCY_BUCKETS),
         }
@@ -132,6 +138,16 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .entry(reason)
             .or_default() += 1;
+    }
+
+    /// Counts a collector pass.
+    pub fn collector_pass(&self, ok: bool) {
+        let counter = if ok {
+            &self.collector_passes_ok
+        } else {
+            &self.collector_passes_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a run reaching a state.
@@ -217,9 +233,23 @@ impl Metrics {
         counter(
             &mut out,
             "grace_host_calls_total",
-            "Host calls made by runs.",
+            "Host calls made by runs and collectors.",
             load(&self.host_calls),
         );
+        let _ = writeln!(
+            out,
+            "# HELP grace_collector_passes_total Collector passes, by result.\n# TYPE grace_collector_passes_total counter"
+        );
+        for (result, counter) in [
+            ("ok", &self.collector_passes_ok),
+            ("failed", &self.collector_passes_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "grace_collector_passes_total{{result=\"{result}\"}} {}",
+                load(counter)
+            );
+        }
         gauge(
             &mut out,
             "grace_event_queue_depth",
