@@ -251,7 +251,7 @@ fn ledger_show_and_verify_read_what_the_run_recorded() {
     let out = grace(&["ledger", "verify", "--data-dir", d]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).starts_with("ledger ok: 13 entries"),
+        stdout(&out).starts_with("ledger ok: 14 entries"),
         "{}",
         stdout(&out)
     );
@@ -261,7 +261,11 @@ fn ledger_show_and_verify_read_what_the_run_recorded() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(entries.len(), 13);
+    assert_eq!(
+        entries.len(),
+        14,
+        "run start and end, 11 host calls and the intent of the one change"
+    );
     assert_eq!(entries[0]["interface"], "run");
     assert_eq!(entries[0]["function"], "started");
     assert!(

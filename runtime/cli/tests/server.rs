@@ -413,23 +413,42 @@ fn a_run_past_its_deadline_is_timed_out() {
 fn a_full_queue_answers_429_and_stores_nothing() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &["--queue-capacity", "2"]);
-    let batch = json!([
+    let too_big = json!([
         event("test.x", "r", 0, 1.0),
         event("test.x", "r", 1, 1.0),
         event("test.x", "r", 2, 1.0)
     ]);
-    let (status, body) = server.post("/v1/events", batch);
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "queue_full");
-    assert_eq!(body["retry_after_header"], "1");
-    let (_, stored) = server.get("/v1/events");
-    assert_eq!(stored, json!([]), "a refused batch is not stored at all");
-    let (status, body) = server.post(
-        "/v1/events",
-        json!([event("test.x", "r", 0, 1.0), event("test.x", "r", 1, 1.0)]),
+    let (status, body) = server.post("/v1/events", too_big);
+    assert_eq!(
+        status, 413,
+        "a batch larger than the queue can never fit: {body}"
     );
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(body["accepted"], 2);
+
+    // A spinning run holds the simulation's matcher (it lets each fired run finish, for up to a
+    // second of wall time), so the queue fills up behind it.
+    let spinner = manifest(
+        "spinner",
+        "[[triggers]]\nevent_type = \"test.spin\"\n[limits]\ntimeout = \"30s\"\nfuel = 1_000_000_000_000\n",
+    );
+    assert_eq!(server.upload(&spinner, component("infinite_loop")).0, 201);
+    assert_eq!(
+        server.post("/v1/events", event("test.spin", "r", 0, 1.0)).0,
+        202
+    );
+    let full = poll_until("the queue to fill up", Duration::from_secs(20), || {
+        let (status, body) = server.post("/v1/events", event("test.x", "r", 1, 1.0));
+        (status == 429).then_some(body)
+    });
+    assert_eq!(full["error"]["code"], "queue_full");
+    assert_eq!(full["retry_after_header"], "1");
+    let accepted = server.metric("grace_events_accepted_total");
+    let (_, stored) = server.get("/v1/events?limit=100");
+    assert_eq!(
+        stored.as_array().unwrap().len() as f64,
+        accepted,
+        "refused events are not stored, accepted ones all are"
+    );
+    assert!(server.metric("grace_events_throttled_total") >= 1.0);
 }
 
 #[test]

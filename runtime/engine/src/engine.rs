@@ -199,6 +199,12 @@ impl Engine {
         Ok(compiled)
     }
 
+    /// Drops a component from the cache (e.g. its playbook was deleted); it is compiled again if
+    /// it is ever loaded again.
+    pub fn forget(&self, digest: &str) {
+        self.cache().retain(|(d, _), _| d != digest);
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Kind), CompiledComponent>> {
         self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -273,11 +273,18 @@ impl RunState {
         };
         if call.change {
             *self.changes.entry(call.interface).or_default() += 1;
-            // Nothing acts before everything that led to it is on record.
+            // Nothing acts before it, and everything that led to it, is on record: the intent
+            // (arguments and decision) is durable before the backend is called, so a crash
+            // between the call and its result leaves a trace of what may have changed.
+            self.record_intent(&call, &reason)?;
             self.confirm_pending(true).await?;
         }
         let result = match tokio::time::timeout_at(self.wall_deadline, execute(scope, plan)).await {
             Ok(r) => r,
+            Err(_) if call.change => Err(ExecError::TimedOut(
+                "the run's deadline passed during the call: whether the change happened is unknown"
+                    .into(),
+            )),
             Err(_) => Err(ExecError::TimedOut(
                 "the run's deadline passed during the call".into(),
             )),
@@ -365,6 +372,29 @@ impl RunState {
             self.confirm_pending(true).await?;
         }
         Ok(())
+    }
+
+    /// Submits the intent record of a change about to be executed (confirmed with the pending
+    /// records, before the change runs).
+    fn record_intent(&mut self, call: &Call, reason: &str) -> wasmtime::Result<()> {
+        let entry = NewEntry {
+            run_id: self.run_id.clone(),
+            playbook: self.guest.name.clone(),
+            digest: self.guest.digest.clone(),
+            interface: call.interface.to_owned(),
+            function: call.function.to_owned(),
+            args: call.args.clone(),
+            decision: Decision::allowed(reason),
+            result: json!({ "intent": "executing" }),
+            at_millis: self.executors.clock.now_millis(),
+        };
+        match self.ledger.submit(entry) {
+            Ok(pending) => {
+                self.pending.push((None, pending));
+                Ok(())
+            }
+            Err(e) => Err(self.ledger_failed(&e)),
+        }
     }
 
     /// Waits for every submitted record, filling in the timeline's sequence numbers. With

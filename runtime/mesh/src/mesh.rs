@@ -400,6 +400,12 @@ impl Mesh {
         }
     }
 
+    /// Makes every later fire's run id larger than `id`: a server that restarts passes the largest
+    /// id stored with its runs, so that a resumed run's key can never equal a new run's.
+    pub fn continue_ids_after(&mut self, id: u64) {
+        self.state.next_run = self.state.next_run.max(id.saturating_add(1));
+    }
+
     /// Takes again what a run that is still active holds (e.g. one resumed after a restart, its
     /// key stored with it). Takes nothing, and says why, when another run holds one of its locks
     /// or its dedup key.

@@ -798,3 +798,28 @@ fn the_mesh_and_its_decisions_can_cross_threads() {
     shareable::<Decision>();
     shareable::<RunKey>();
 }
+
+#[test]
+fn ids_continue_after_those_of_an_earlier_process() {
+    let mut mesh = grace_mesh::Mesh::new();
+    mesh.continue_ids_after(41);
+    mesh.set_playbook(grace_mesh::PlaybookTriggers {
+        playbook: "p".into(),
+        triggers: grace_engine::Manifest::parse(
+            "manifest_version = 1\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"p.wasm\"\n[[triggers]]\nevent_type = \"e\"\n",
+        )
+        .unwrap()
+        .triggers,
+        locks: vec!["scaling".into()],
+    });
+    let event = grace_engine::TriggerEvent::from_json(
+        r#"{"event_type":"e","source":"s","actor":"a","resource":"r","timestamp":1}"#,
+        0,
+    )
+    .unwrap();
+    let fired = mesh.offer(&event);
+    match &fired[0] {
+        grace_mesh::Decision::Fire { run, .. } => assert_eq!(run.id(), 42),
+        other => panic!("expected a fire, got {other:?}"),
+    }
+}

@@ -35,10 +35,39 @@ struct Queued {
     accepted: Instant,
 }
 
-/// A run being executed.
+/// A run a worker has claimed: what a cancel needs to stop it at any point of its life.
+#[derive(Default)]
 struct Active {
-    abort: tokio::task::AbortHandle,
-    done: Arc<Notify>,
+    /// Set by a cancel; the worker checks it before every attempt and every backoff.
+    cancelled: std::sync::atomic::AtomicBool,
+    /// The task running now (an attempt or a backoff sleep).
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Notified when the worker has stored the run's final state.
+    done: Notify,
+}
+
+impl Active {
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Registers the task now running; a run cancelled meanwhile has it aborted at once.
+    fn running(&self, task: tokio::task::AbortHandle) {
+        let mut slot = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_cancelled() {
+            task.abort();
+        }
+        *slot = Some(task);
+    }
+
+    fn cancel(&self) {
+        let slot = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(task) = slot.as_ref() {
+            task.abort();
+        }
+    }
 }
 
 /// The server's shared state.
@@ -61,7 +90,7 @@ pub struct App {
     guests: RwLock<HashMap<String, Guest>>,
     queue: mpsc::Sender<Queued>,
     runs: mpsc::UnboundedSender<String>,
-    active: Mutex<HashMap<String, Active>>,
+    active: Mutex<HashMap<String, Arc<Active>>>,
     keys: Mutex<HashMap<String, RunKey>>,
     accepted_at: Mutex<HashMap<String, Instant>>,
     claim: Mutex<()>,
@@ -71,6 +100,11 @@ pub struct App {
     collectors: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// A weak handle on itself, for the tasks it starts.
     this: std::sync::Weak<App>,
+    /// Slots for guests running at once: runs and collector passes share them, so the engine's
+    /// instance pool is never exhausted.
+    slots: Arc<Semaphore>,
+    /// Serializes changes to playbooks (store and memory together).
+    admin: tokio::sync::Mutex<()>,
 }
 
 /// Why the server could not start.
@@ -128,6 +162,7 @@ impl App {
         })
         .map_err(other("cannot start the wasm engine"))?;
         let (queue, queue_rx) = mpsc::channel(config.queue_capacity);
+        let max_concurrent_runs = config.max_concurrent_runs;
         let (runs, runs_rx) = mpsc::unbounded_channel();
 
         let app = Arc::new_cyclic(|this| App {
@@ -150,6 +185,8 @@ impl App {
             finished: tokio::sync::watch::Sender::new(0),
             collectors: Mutex::new(HashMap::new()),
             this: this.clone(),
+            slots: Arc::new(Semaphore::new(max_concurrent_runs)),
+            admin: tokio::sync::Mutex::new(()),
         });
 
         app.recover().await?;
@@ -165,38 +202,36 @@ impl App {
             }
         }
         app.warm_up_mesh().map_err(other("cannot read events"))?;
-        tokio::spawn(matcher(app.clone(), queue_rx));
-        tokio::spawn(runner(app.clone(), runs_rx));
-        tokio::spawn(retention(app.clone()));
-        // Events accepted before a crash but not yet matched are matched now.
-        let from = app
+        let next = app
             .store
             .matched_through()
             .map_err(other("cannot read the store"))?
             + 1;
+        tokio::spawn(matcher(app.clone(), queue_rx, next));
+        tokio::spawn(runner(app.clone(), runs_rx));
+        tokio::spawn(retention(app.clone()));
+        // Events accepted before a crash but not yet matched are queued before anything new is
+        // accepted; the matcher takes events in sequence order whatever order they arrive in.
         let backlog = app
             .store
-            .events(from, usize::MAX)
+            .events(next, usize::MAX)
             .map_err(other("cannot read events"))?;
         if !backlog.is_empty() {
             tracing::info!(
                 events = backlog.len(),
                 "matching events accepted before the restart"
             );
-            let app2 = app.clone();
-            tokio::spawn(async move {
-                for e in backlog {
-                    let q = Queued {
-                        seq: e.seq,
-                        event: e.event,
-                        received_at: e.received_at,
-                        accepted: Instant::now(),
-                    };
-                    if app2.queue.send(q).await.is_err() {
-                        break;
-                    }
+            for e in backlog {
+                let q = Queued {
+                    seq: e.seq,
+                    event: e.event,
+                    received_at: e.received_at,
+                    accepted: Instant::now(),
+                };
+                if app.queue.send(q).await.is_err() {
+                    break;
                 }
-            });
+            }
         }
         Ok(app)
     }
@@ -210,7 +245,15 @@ impl App {
         let matched = self.store.matched_through()?;
         let since =
             system_now_millis().saturating_sub(u64::try_from(HORIZON.as_millis()).unwrap_or(0));
+        let highest_id = self
+            .store
+            .runs(&RunFilter::default())?
+            .iter()
+            .filter_map(|r| r.key.as_ref().map(|k| k.id()))
+            .max()
+            .unwrap_or(0);
         let mut mesh = self.mesh.lock().unwrap_or_else(|e| e.into_inner());
+        mesh.continue_ids_after(highest_id);
         let mut from = 1;
         let mut replayed = 0;
         while from <= matched && replayed < MAX_EVENTS {
@@ -321,6 +364,9 @@ impl App {
 
     /// One pass of a collector.
     async fn collect_once(&self, guest: &Guest) {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return;
+        };
         let env = RunEnv::new(self.executors.clone(), self.ledger.clone());
         let report = self.engine.run_collector(guest, &env).await;
         let name = guest.name();
@@ -398,6 +444,8 @@ impl App {
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))?
                 .map_err(|e| ApiError::field("component", e.to_string()))?;
+        // Store and memory change together, one playbook change at a time.
+        let _admin = self.admin.lock().await;
         let version = VersionRecord {
             name: guest.manifest.name.clone(),
             version: guest.manifest.version.clone(),
@@ -414,6 +462,8 @@ impl App {
             PutOutcome::Unchanged(record) => Ok((false, record)),
             PutOutcome::Created(record) => {
                 if record.enabled {
+                    // The previous version may have been of the other kind.
+                    self.deactivate(&record.name);
                     match guest.manifest.kind {
                         Kind::Playbook => self.mesh_set(&guest),
                         Kind::Collector => self.schedule(&guest),
@@ -431,6 +481,7 @@ impl App {
 
     /// Enables or disables a playbook.
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<PlaybookRecord, ApiError> {
+        let _admin = self.admin.lock().await;
         let record = self
             .store
             .set_enabled(name, enabled)?
@@ -444,11 +495,19 @@ impl App {
     }
 
     /// Deletes a playbook.
-    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let _admin = self.admin.lock().await;
+        let record = self
+            .store
+            .playbook(name)?
+            .ok_or_else(|| ApiError::not_found(format!("no playbook named `{name}`")))?;
         if !self.store.delete_playbook(name)? {
             return Err(ApiError::not_found(format!("no playbook named `{name}`")));
         }
         self.deactivate(name);
+        for version in &record.versions {
+            self.engine.forget(&version.digest);
+        }
         Ok(())
     }
 
@@ -461,9 +520,26 @@ impl App {
 
     /// Accepts a batch: all of it is stored and queued, or none of it.
     pub async fn ingest(&self, events: Vec<TriggerEvent>) -> Result<(u64, u64), ApiError> {
+        let Some(app) = self.this.upgrade() else {
+            return Err(ApiError::internal("the server is shutting down"));
+        };
+        // Once stored, the events must reach the matcher: the store-then-queue step runs in its
+        // own task, which a client hanging up (dropping this future) cannot cut short.
+        tokio::spawn(async move { app.ingest_now(events).await })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+    }
+
+    async fn ingest_now(&self, events: Vec<TriggerEvent>) -> Result<(u64, u64), ApiError> {
         let n = events.len();
         if n == 0 {
             return Err(ApiError::field("events", "the batch is empty"));
+        }
+        if n > self.config.queue_capacity {
+            return Err(ApiError::too_large(format!(
+                "a batch of {n} events can never fit the event queue ({} events): send smaller batches",
+                self.config.queue_capacity
+            )));
         }
         let permits = match self.queue.try_reserve_many(n) {
             Ok(p) => p,
@@ -507,7 +583,7 @@ impl App {
 
     // --- runs ------------------------------------------------------------------------------
 
-    /// Cancels a queued or running run.
+    /// Cancels a queued, interrupted or running run.
     pub async fn cancel(&self, id: &str) -> Result<RunSummary, ApiError> {
         let active = {
             let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
@@ -521,28 +597,31 @@ impl App {
                     run.state.name()
                 )));
             }
-            let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-            match active.get(id) {
-                Some(a) => Some((a.abort.clone(), a.done.clone())),
-                None => {
-                    // Not started (queued, interrupted): no worker will touch it now.
-                    drop(active);
-                    let mut run = run;
-                    run.state = RunState::Cancelled;
-                    run.finished_at = Some(system_now_millis());
-                    self.store.put_run(&run)?;
-                    self.metrics.transition(RunState::Cancelled);
-                    self.release(&run.id);
-                    None
-                }
+            let active = self
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned();
+            if active.is_none() {
+                // Not claimed by a worker (queued, interrupted): none will touch it now, since
+                // claiming happens under the same lock.
+                let mut run = run;
+                run.state = RunState::Cancelled;
+                run.finished_at = Some(system_now_millis());
+                self.store.put_run(&run)?;
+                self.metrics.transition(RunState::Cancelled);
+                self.release(&run.id);
+                self.finished.send_modify(|n| *n += 1);
             }
+            active
         };
-        if let Some((abort, done)) = active {
-            // Listen before aborting, so the worker's notification cannot be missed.
-            let notified = done.notified();
+        if let Some(active) = active {
+            // Listen before cancelling, so the worker's notification cannot be missed.
+            let notified = active.done.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            abort.abort();
+            active.cancel();
             let finished = self.store.run(id)?.is_some_and(|r| r.state.is_final());
             if !finished {
                 let _ = tokio::time::timeout(Duration::from_secs(10), notified).await;
@@ -700,7 +779,14 @@ impl App {
                     run.state = RunState::Running;
                     run.started_at.get_or_insert(system_now_millis());
                     match self.store.put_run(&run) {
-                        Ok(()) => Some(run),
+                        Ok(()) => {
+                            let active = Arc::new(Active::default());
+                            self.active
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(id.clone(), active.clone());
+                            Some((run, active))
+                        }
                         Err(e) => {
                             tracing::error!(run = %id, "cannot store the run: {e}");
                             None
@@ -714,7 +800,9 @@ impl App {
                 }
             }
         };
-        let Some(mut run) = claimed else { return };
+        let Some((mut run, active)) = claimed else {
+            return;
+        };
         self.metrics.transition(RunState::Running);
         if let Some(t) = self
             .accepted_at
@@ -724,7 +812,6 @@ impl App {
         {
             self.metrics.ingest_to_run_start.observe(t.elapsed());
         }
-        let done = Arc::new(Notify::new());
         let env = RunEnv::new(self.executors.clone(), self.ledger.clone());
         let guest = match self.guest_for(&run).await {
             Ok(g) => Some(g),
@@ -738,6 +825,10 @@ impl App {
             }
         };
         while let Some(guest) = guest.clone() {
+            if active.is_cancelled() {
+                run.state = RunState::Cancelled;
+                break;
+            }
             run.attempts += 1;
             let started = system_now_millis();
             let wall = Instant::now();
@@ -750,16 +841,7 @@ impl App {
                 );
                 tokio::spawn(async move { engine.run_playbook_as(&id, &guest, &event, &env).await })
             };
-            self.active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    id.clone(),
-                    Active {
-                        abort: task.abort_handle(),
-                        done: done.clone(),
-                    },
-                );
+            active.running(task.abort_handle());
             let result = task.await;
             self.metrics.run_duration.observe(wall.elapsed());
             let report = match result {
@@ -818,16 +900,7 @@ impl App {
                 let clock = self.executors.clock.clone();
                 tokio::spawn(async move { clock.sleep(backoff.min(Duration::from_secs(60))).await })
             };
-            self.active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    id.clone(),
-                    Active {
-                        abort: sleep.abort_handle(),
-                        done: done.clone(),
-                    },
-                );
+            active.running(sleep.abort_handle());
             if sleep.await.is_err() {
                 run.state = RunState::Cancelled;
                 break;
@@ -847,7 +920,7 @@ impl App {
             .remove(&id);
         self.metrics.transition(run.state);
         self.release(&id);
-        done.notify_waiters();
+        active.done.notify_waiters();
         self.finished.send_modify(|n| *n += 1);
         tracing::info!(run = %id, playbook = %run.playbook, state = run.state.name(), "run finished");
     }
@@ -864,12 +937,32 @@ const SIMULATED_RUN_WAIT: Duration = Duration::from_secs(1);
 /// virtual time, not wall time; a guest that spins in wall time is waited for at most
 /// [`SIMULATED_RUN_WAIT`]) before the clock moves on to the next event: a recorded incident
 /// replays as it happened.
-async fn matcher(app: Arc<App>, mut rx: mpsc::Receiver<Queued>) {
-    let mut batch = Vec::with_capacity(1024);
-    while rx.recv_many(&mut batch, 1024).await > 0 {
+///
+/// Events reach the queue in the order their publishers get there, not always in sequence
+/// order (two batches committed together wake their publishers in any order): the matcher
+/// holds early ones back and matches strictly in sequence, so the "matched through" mark only
+/// ever covers a gap-free prefix of the log.
+async fn matcher(app: Arc<App>, mut rx: mpsc::Receiver<Queued>, mut next: u64) {
+    let mut received = Vec::with_capacity(1024);
+    let mut early: std::collections::BTreeMap<u64, Queued> = std::collections::BTreeMap::new();
+    let mut counted = next.saturating_sub(1);
+    while rx.recv_many(&mut received, 1024).await > 0 {
+        for q in received.drain(..) {
+            if q.seq >= next {
+                early.insert(q.seq, q);
+            }
+        }
+        let mut batch = Vec::new();
+        while let Some(q) = early.remove(&next) {
+            batch.push(q);
+            next += 1;
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let mut created = Vec::new();
         let mut last_seq = 0;
-        for q in batch.drain(..) {
+        for q in batch {
             last_seq = q.seq;
             let Some(sim) = &app.sim else {
                 created.extend(match_one(&app, &q));
@@ -884,11 +977,11 @@ async fn matcher(app: Arc<App>, mut rx: mpsc::Receiver<Queued>) {
             if !runs.is_empty() {
                 let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
                 let mut finished = app.finished.subscribe();
-                store_and_start(&app, runs, q.seq).await;
+                store_and_start(&app, runs, q.seq, &mut counted).await;
                 wait_until_final(&app, &ids, &mut finished).await;
             }
         }
-        store_and_start(&app, created, last_seq).await;
+        store_and_start(&app, created, last_seq, &mut counted).await;
     }
 }
 
@@ -899,9 +992,6 @@ fn match_one(app: &App, q: &Queued) -> Vec<RunRecord> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .offer(&q.event);
-    app.metrics
-        .events_matched
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut created = Vec::new();
     for decision in decisions {
         match decision {
@@ -967,27 +1057,43 @@ fn match_one(app: &App, q: &Queued) -> Vec<RunRecord> {
 
 /// Stores new runs with the matched-through mark (one transaction), then hands them to the
 /// runner.
-async fn store_and_start(app: &Arc<App>, created: Vec<RunRecord>, last_seq: u64) {
-    if last_seq == 0 {
+///
+/// `counted` is the last event counted as matched in the metrics: events count as matched once
+/// their runs are stored, so a client that sees the count can read the runs.
+async fn store_and_start(
+    app: &Arc<App>,
+    created: Vec<RunRecord>,
+    last_seq: u64,
+    counted: &mut u64,
+) {
+    if last_seq == 0 || (last_seq <= *counted && created.is_empty()) {
         return;
     }
-    let store = app.store.clone();
-    let runs = created.clone();
-    let stored = tokio::task::spawn_blocking(move || store.put_matched(&runs, last_seq)).await;
-    match stored {
-        Ok(Ok(())) => {
-            for run in created {
-                app.metrics
-                    .triggers_fired
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                app.metrics.transition(RunState::Queued);
-                let _ = app.runs.send(run.id);
-            }
+    // Until the runs and the mark are stored, nothing moves on: a failure here (a full disk) is
+    // retried rather than skipped, so no event is marked matched without its runs.
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let store = app.store.clone();
+        let runs = created.clone();
+        match tokio::task::spawn_blocking(move || store.put_matched(&runs, last_seq)).await {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) => tracing::error!("cannot store matched runs, retrying in {pause:?}: {e}"),
+            Err(e) => tracing::error!("matcher storage task failed, retrying in {pause:?}: {e}"),
         }
-        Ok(Err(e)) => {
-            tracing::error!("cannot store matched runs (they are matched again on restart): {e}")
-        }
-        Err(e) => tracing::error!("matcher storage task failed: {e}"),
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+    app.metrics.events_matched.fetch_add(
+        last_seq.saturating_sub(*counted),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    *counted = (*counted).max(last_seq);
+    for run in created {
+        app.metrics
+            .triggers_fired
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        app.metrics.transition(RunState::Queued);
+        let _ = app.runs.send(run.id);
     }
 }
 
@@ -1018,7 +1124,7 @@ async fn wait_until_final(
 
 /// Starts runs, at most `max_concurrent_runs` at once.
 async fn runner(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>) {
-    let slots = Arc::new(Semaphore::new(app.config.max_concurrent_runs));
+    let slots = app.slots.clone();
     while let Some(id) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
@@ -1031,20 +1137,33 @@ async fn runner(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>) {
     }
 }
 
-/// Deletes events past their retention, hourly.
+/// Deletes events past their retention (once they are matched), hourly, in bounded chunks.
 async fn retention(app: Arc<App>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
+    every.tick().await; // not at startup: let the backlog be matched first
     loop {
         every.tick().await;
         let cutoff = system_now_millis().saturating_sub(
             u64::try_from(app.config.event_retention.as_millis()).unwrap_or(u64::MAX),
         );
-        let store = app.store.clone();
-        match tokio::task::spawn_blocking(move || store.prune_events(cutoff)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(events = n, "pruned events past their retention"),
-            Ok(Err(e)) => tracing::error!("cannot prune events: {e}"),
-            Err(e) => tracing::error!("pruning task failed: {e}"),
+        let mut total = 0;
+        loop {
+            let store = app.store.clone();
+            match tokio::task::spawn_blocking(move || store.prune_events(cutoff, 10_000)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => total += n,
+                Ok(Err(e)) => {
+                    tracing::error!("cannot prune events: {e}");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("pruning task failed: {e}");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(events = total, "pruned events past their retention");
         }
     }
 }

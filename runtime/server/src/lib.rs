@@ -5,7 +5,8 @@
 //! - [`app`]: ingest → match → run, and the operations the API exposes;
 //! - [`api`]: the axum routers, one per resource; [`error`]: their one error type;
 //! - [`metrics`]: the `/metrics` endpoint;
-//! - [`replay`]: recorded events against playbooks, in virtual time.
+//! - [`replay`]: recorded events against playbooks, in virtual time;
+//! - [`sources`]: Alertmanager webhooks and pushed metrics turned into events.
 
 pub mod api;
 pub mod app;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod metrics;
 pub mod replay;
 pub mod runs;
+pub mod sources;
 pub mod store;
 
 use std::future::Future;

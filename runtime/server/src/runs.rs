@@ -201,13 +201,19 @@ pub fn is_transient(report: &RunReport) -> bool {
     if failure.kind != FailureKind::GuestError {
         return false;
     }
-    report
-        .timeline
-        .iter()
-        .rev()
-        .find(|e| e.interface != "log")
-        .and_then(|e| e.result.get("error"))
+    let Some(last) = report.timeline.iter().rev().find(|e| e.interface != "log") else {
+        return false;
+    };
+    let kind = last
+        .result
+        .get("error")
         .and_then(|e| e.get("kind"))
-        .and_then(|k| k.as_str())
-        .is_some_and(|k| matches!(k, "unavailable" | "conflict" | "timed-out"))
+        .and_then(|k| k.as_str());
+    match kind {
+        Some("unavailable" | "conflict") => true,
+        // A change that timed out may have happened: running the playbook again could apply
+        // it twice (idempotency keys arrive with the real backends).
+        Some("timed-out") => !last.change,
+        _ => false,
+    }
 }

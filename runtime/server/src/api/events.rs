@@ -120,6 +120,6 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<StoredEvent>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
-    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     Ok(Json(app.store.events(q.from.unwrap_or(1), limit)?))
 }

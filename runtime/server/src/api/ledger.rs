@@ -34,7 +34,7 @@ async fn entries(
     query: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Entry>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let from = q.from.unwrap_or(1);
     let ledger = app.ledger.clone();
     let result = tokio::task::spawn_blocking(move || match q.run {

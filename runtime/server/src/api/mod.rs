@@ -5,6 +5,7 @@ mod health;
 mod ledger;
 mod playbooks;
 mod runs;
+mod sources;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/events", events::router())
         .nest("/v1/runs", runs::router())
         .nest("/v1/ledger", ledger::router())
+        .nest("/v1/sources", sources::router())
         .route("/v1/fleet", get(health::fleet))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))

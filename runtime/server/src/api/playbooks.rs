@@ -187,7 +187,7 @@ async fn delete(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.delete(&name)?;
+    app.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

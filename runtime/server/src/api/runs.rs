@@ -52,7 +52,7 @@ async fn list(
         state,
         playbook: q.playbook,
         resource: q.resource,
-        limit: q.limit.unwrap_or(100).min(10_000),
+        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
     })?;
     Ok(Json(runs.iter().map(RunRecord::summary).collect()))
 }

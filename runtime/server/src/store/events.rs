@@ -12,7 +12,7 @@ use redb::{Database, Durability, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::tables::EVENTS;
+use super::tables::{EVENTS, EVENTS_LAST_SEQ, META};
 use super::{StoreError, db};
 
 /// An event as stored.
@@ -48,7 +48,13 @@ impl EventLog {
             use redb::ReadableDatabase;
             let tx = db.begin_read().map_err(db_of)?;
             let table = tx.open_table(EVENTS).map_err(db_of)?;
-            table.last().map_err(db_of)?.map_or(0, |(k, _)| k.value())
+            let stored = table.last().map_err(db_of)?.map_or(0, |(k, _)| k.value());
+            let meta = tx.open_table(META).map_err(db_of)?;
+            let given = meta
+                .get(EVENTS_LAST_SEQ)
+                .map_err(db_of)?
+                .map_or(0, |v| v.value());
+            stored.max(given)
         };
         let (tx, rx) = mpsc::channel::<Request>();
         std::thread::Builder::new()
@@ -131,6 +137,8 @@ fn write(db: &Database, batch: &[Request], last: u64) -> Result<u64, StoreError>
                 table.insert(seq, bytes.as_slice()).map_err(db_of)?;
             }
         }
+        let mut meta = tx.open_table(META).map_err(db_of)?;
+        meta.insert(EVENTS_LAST_SEQ, seq).map_err(db_of)?;
     }
     tx.commit().map_err(db_of)?;
     Ok(seq)

@@ -380,13 +380,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes events received before `before_millis`; returns how many.
-    pub fn prune_events(&self, before_millis: u64) -> Result<usize, StoreError> {
+    /// Deletes events received before `before_millis` that are already matched, at most
+    /// `max` of them in one transaction (so the event writer is not held up); returns how many.
+    pub fn prune_events(&self, before_millis: u64, max: usize) -> Result<usize, StoreError> {
+        let matched = self.matched_through()?;
         let tx = self.db.begin_write().map_err(db)?;
         let removed = {
             let mut table = tx.open_table(EVENTS).map_err(db)?;
             let mut old = Vec::new();
-            for row in table.iter().map_err(db)? {
+            for row in table.range(..=matched).map_err(db)?.take(max) {
                 let (k, v) = row.map_err(db)?;
                 let event: StoredEvent = decode("event", &k.value().to_string(), v.value())?;
                 if event.received_at >= before_millis {

@@ -14,5 +14,9 @@ pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("server/eve
 /// Counters: [`MATCHED_THROUGH`].
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("server/meta");
 
+/// The last event sequence number given out: numbering never restarts, even if pruning empties
+/// the events table.
+pub const EVENTS_LAST_SEQ: &str = "events.last_seq";
+
 /// The last event sequence number whose matching (and the runs it created) is stored.
 pub const MATCHED_THROUGH: &str = "events.matched_through";
