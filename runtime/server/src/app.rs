@@ -556,7 +556,10 @@ impl App {
         };
         let received_at = system_now_millis();
         let accepted = Instant::now();
+        let events = Arc::new(events);
         let (first, last) = self.events.append(events.clone(), received_at).await?;
+        // The writer has let go of the batch by now: take it back without copying.
+        let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
         for ((permit, event), seq) in permits.zip(events).zip(first..=last) {
             permit.send(Queued {
                 seq,
@@ -778,7 +781,10 @@ impl App {
                 Ok(Some(mut run)) if run.state == RunState::Queued => {
                     run.state = RunState::Running;
                     run.started_at.get_or_insert(system_now_millis());
-                    match self.store.put_run(&run) {
+                    // Not fsynced: the run's first durable ledger record (the intent of its
+                    // first change) makes it durable; before that a crash leaves it `queued`,
+                    // which recovery turns into `interrupted` just the same.
+                    match self.store.put_run_unsynced(&run) {
                         Ok(()) => {
                             let active = Arc::new(Active::default());
                             self.active

@@ -26,8 +26,16 @@ pub struct StoredEvent {
     pub event: TriggerEvent,
 }
 
+/// [`StoredEvent`] borrowing its event: the same JSON, without copying the event to write it.
+#[derive(Serialize)]
+struct StoredEventRef<'a> {
+    seq: u64,
+    received_at: u64,
+    event: &'a TriggerEvent,
+}
+
 struct Request {
-    events: Vec<TriggerEvent>,
+    events: Arc<Vec<TriggerEvent>>,
     received_at: u64,
     reply: oneshot::Sender<Result<(u64, u64), StoreError>>,
 }
@@ -65,9 +73,12 @@ impl EventLog {
     }
 
     /// Appends a batch; resolves to its first and last sequence numbers once durable.
+    ///
+    /// The events are shared with the writer rather than copied; it lets go of them before it
+    /// answers, so the caller can take them back with `Arc::try_unwrap`.
     pub async fn append(
         &self,
-        events: Vec<TriggerEvent>,
+        events: Arc<Vec<TriggerEvent>>,
         received_at: u64,
     ) -> Result<(u64, u64), StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -102,17 +113,19 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Request>, mut last: u64) {
         match write(&db, &batch, last) {
             Ok(new_last) => {
                 let mut seq = last;
-                for r in batch {
+                for Request { events, reply, .. } in batch {
                     let first = seq + 1;
-                    seq += r.events.len() as u64;
-                    let _ = r.reply.send(Ok((first, seq)));
+                    seq += events.len() as u64;
+                    drop(events);
+                    let _ = reply.send(Ok((first, seq)));
                 }
                 last = new_last;
             }
             Err(e) => {
                 tracing::error!("event log commit failed: {e}");
-                for r in batch {
-                    let _ = r.reply.send(Err(StoreError::Db(e.to_string())));
+                for Request { events, reply, .. } in batch {
+                    drop(events);
+                    let _ = reply.send(Err(StoreError::Db(e.to_string())));
                 }
             }
         }
@@ -126,12 +139,12 @@ fn write(db: &Database, batch: &[Request], last: u64) -> Result<u64, StoreError>
     {
         let mut table = tx.open_table(EVENTS).map_err(db_of)?;
         for r in batch {
-            for event in &r.events {
+            for event in r.events.iter() {
                 seq += 1;
-                let stored = StoredEvent {
+                let stored = StoredEventRef {
                     seq,
                     received_at: r.received_at,
-                    event: event.clone(),
+                    event,
                 };
                 let bytes = serde_json::to_vec(&stored).map_err(db_of)?;
                 table.insert(seq, bytes.as_slice()).map_err(db_of)?;

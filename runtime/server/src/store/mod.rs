@@ -287,9 +287,20 @@ impl Store {
 
     // --- runs ------------------------------------------------------------------------------
 
-    /// Stores (creates or replaces) a run.
+    /// Stores (creates or replaces) a run, durably.
     pub fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
+        self.write_run(run, redb::Durability::Immediate)
+    }
+
+    /// Stores a run without waiting for the disk: durable with the next durable commit to the
+    /// database (the ledger's, the event log's), lost with everything after it on a crash.
+    pub fn put_run_unsynced(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.write_run(run, redb::Durability::None)
+    }
+
+    fn write_run(&self, run: &RunRecord, durability: redb::Durability) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(db)?;
+        tx.set_durability(durability).map_err(db)?;
         {
             let mut table = tx.open_table(RUNS).map_err(db)?;
             table
