@@ -364,19 +364,50 @@ impl Mesh {
     /// then trigger index; that order also decides which of two playbooks competing for a lock
     /// on the same event wins.
     pub fn offer(&mut self, event: &TriggerEvent) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        self.offer_into(event, &mut decisions, true);
+        decisions
+    }
+
+    /// Like [`Mesh::offer`], but a trigger whose condition is false is only counted (the return
+    /// value), not described: the hot path of a server, where most events match triggers whose
+    /// conditions are false, need not allocate a decision for each.
+    pub fn offer_counting(&mut self, event: &TriggerEvent, decisions: &mut Vec<Decision>) -> u64 {
+        self.offer_into(event, decisions, false)
+    }
+
+    fn offer_into(
+        &mut self,
+        event: &TriggerEvent,
+        out: &mut Vec<Decision>,
+        describe_false: bool,
+    ) -> u64 {
         let Mesh { index, state } = self;
         state.events += 1;
         state.high_water = state.high_water.max(event.timestamp);
         let mut fired: Vec<(&str, usize)> = Vec::new();
-        let decisions: Vec<Decision> = index
+        let mut condition_false = 0;
+        let mut decided = 0;
+        for slot in index
             .candidates(&event.event_type)
             .iter()
             .filter(|slot| slot.resource.matches(&event.resource))
-            .map(|slot| state.decide(slot, event, &mut fired))
-            .collect();
-        state.decisions += decisions.len() as u64;
+        {
+            decided += 1;
+            match state.decide(slot, event, &mut fired) {
+                Some(decision) => out.push(decision),
+                None if describe_false => out.push(Decision::Suppressed {
+                    playbook: slot.playbook.to_string(),
+                    trigger: slot.index,
+                    resource: event.resource.clone(),
+                    reason: Suppression::ConditionFalse,
+                }),
+                None => condition_false += 1,
+            }
+        }
+        state.decisions += decided;
         state.prune_cooldowns_if_needed();
-        decisions
+        condition_false
     }
 
     /// Releases what a fired run holds: its exclusivity locks and its dedup key. Releasing twice,
@@ -475,13 +506,15 @@ impl State {
         slot: &'a Slot,
         event: &TriggerEvent,
         fired: &mut Vec<(&'a str, usize)>,
-    ) -> Decision {
+    ) -> Option<Decision> {
         let resource = event.resource.as_str();
-        let suppressed = |reason| Decision::Suppressed {
-            playbook: slot.playbook.to_string(),
-            trigger: slot.index,
-            resource: resource.to_owned(),
-            reason,
+        let suppressed = |reason| {
+            Some(Decision::Suppressed {
+                playbook: slot.playbook.to_string(),
+                trigger: slot.index,
+                resource: resource.to_owned(),
+                reason,
+            })
         };
         let holds = slot
             .trigger
@@ -495,7 +528,8 @@ impl State {
                 self.windows
                     .remove_if(table, resource, |w| event.timestamp >= w.since);
             }
-            return suppressed(Suppression::ConditionFalse);
+            // The caller describes (or only counts) a false condition: no allocation here.
+            return None;
         }
         // The time of this decision: the event's, or the window's clock, which never goes back.
         let mut now = event.timestamp;
@@ -573,7 +607,7 @@ impl State {
             self.windows.remove_if(table, resource, |_| true);
         }
         fired.push((&*slot.playbook, slot.index));
-        Decision::Fire {
+        Some(Decision::Fire {
             playbook: slot.playbook.to_string(),
             trigger: slot.index,
             resource: resource.to_owned(),
@@ -585,7 +619,7 @@ impl State {
                 locks,
                 dedup_key,
             },
-        }
+        })
     }
 
     /// Records `run` as the holder of `locks` and `dedup_key`.

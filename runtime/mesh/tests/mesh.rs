@@ -823,3 +823,31 @@ fn ids_continue_after_those_of_an_earlier_process() {
         other => panic!("expected a fire, got {other:?}"),
     }
 }
+
+#[test]
+fn offer_counting_counts_false_conditions_and_returns_the_rest() {
+    let manifest = grace_engine::Manifest::parse(
+        "manifest_version = 1\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"p.wasm\"\n\
+         [[triggers]]\nevent_type = \"e\"\ncondition = \"value > 5\"\n[[triggers]]\nevent_type = \"e\"\ncondition = \"value > 0\"\n",
+    )
+    .unwrap();
+    let mut counting = grace_mesh::Mesh::new();
+    counting.set_playbook(grace_mesh::PlaybookTriggers::from_manifest(&manifest));
+    let mut describing = grace_mesh::Mesh::new();
+    describing.set_playbook(grace_mesh::PlaybookTriggers::from_manifest(&manifest));
+    let event = grace_engine::TriggerEvent::from_json(
+        r#"{"event_type":"e","source":"s","actor":"a","resource":"r","payload":{"value":1},"timestamp":1}"#,
+        0,
+    )
+    .unwrap();
+    let mut decisions = Vec::new();
+    let condition_false = counting.offer_counting(&event, &mut decisions);
+    let all = describing.offer(&event);
+    assert_eq!(condition_false, 1);
+    assert_eq!(all.len(), 2);
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(
+        decisions[0], all[1],
+        "the rest is decided exactly as `offer` decides it"
+    );
+}

@@ -993,11 +993,16 @@ async fn matcher(app: Arc<App>, mut rx: mpsc::Receiver<Queued>, mut next: u64) {
 
 /// The runs one event fires.
 fn match_one(app: &App, q: &Queued) -> Vec<RunRecord> {
-    let decisions = app
+    let mut decisions = Vec::new();
+    let condition_false = app
         .mesh
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .offer(&q.event);
+        .offer_counting(&q.event, &mut decisions);
+    if condition_false > 0 {
+        app.metrics
+            .suppressed_many("condition_false", condition_false);
+    }
     let mut created = Vec::new();
     for decision in decisions {
         match decision {

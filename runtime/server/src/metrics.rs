@@ -130,6 +130,16 @@ pub struct Gauges {
 }
 
 impl Metrics {
+    /// Counts `n` suppressed matches with one reason.
+    pub fn suppressed_many(&self, reason: &'static str, n: u64) {
+        *self
+            .suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += n;
+    }
+
     /// Counts a suppressed match.
     pub fn suppressed(&self, reason: &'static str) {
         *self
