@@ -8,212 +8,10 @@
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
-use grace_testkit::{build_guests, components_dir, poll_until};
+use common::*;
 use serde_json::{Value, json};
-
-/// A `grace serve` child process (the harness of `server.rs`, trimmed to what these tests use).
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data: &Path, extra: &[&str]) -> Server {
-        build_guests();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_grace"))
-            .args([
-                "serve",
-                "--simulate",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data)
-            .args(extra)
-            .env_remove("GRACE_DATA_DIR")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("grace serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(rest) = line.strip_prefix("grace serving on ") {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(Ok(url));
-                    sent = true;
-                } else if !sent && line.starts_with("error") {
-                    let _ = tx.send(Err(line.clone()));
-                    sent = true;
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(url)) => url,
-            Ok(Err(line)) => panic!("grace serve failed to start: {line}"),
-            Err(_) => panic!("grace serve did not say where it listens within 60 s"),
-        };
-        Server { child, url }
-    }
-
-    /// SIGKILL: no shutdown, no flushing.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        request(reqwest::Method::GET, &format!("{}{path}", self.url), None)
-    }
-
-    /// A POST with this `Content-Type` (none when `None`).
-    fn post(
-        &self,
-        path: &str,
-        content_type: Option<&str>,
-        body: impl Into<Vec<u8>>,
-    ) -> (u16, Value) {
-        request(
-            reqwest::Method::POST,
-            &format!("{}{path}", self.url),
-            Some((content_type, body.into())),
-        )
-    }
-
-    fn alertmanager(&self, notification: &Value) -> (u16, Value) {
-        self.post(
-            "/v1/sources/alertmanager",
-            Some("application/json"),
-            notification.to_string(),
-        )
-    }
-
-    fn upload(&self, manifest: &str, component: Vec<u8>) -> (u16, Value) {
-        let form = reqwest::multipart::Form::new()
-            .text("manifest", manifest.to_owned())
-            .part("component", reqwest::multipart::Part::bytes(component));
-        rt().block_on(async {
-            let r = reqwest::Client::new()
-                .post(format!("{}/v1/playbooks", self.url))
-                .multipart(form)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    fn runs_of(&self, playbook: &str) -> Vec<Value> {
-        let (status, runs) = self.get(&format!("/v1/runs?playbook={playbook}"));
-        assert_eq!(status, 200);
-        runs.as_array().unwrap().clone()
-    }
-
-    /// The stored events' `event` objects, oldest first.
-    fn events(&self) -> Vec<Value> {
-        let (status, stored) = self.get("/v1/events?limit=10000");
-        assert_eq!(status, 200);
-        stored
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["event"].clone())
-            .collect()
-    }
-
-    /// The value of a counter or gauge on `/metrics` (summed over its labels' selection).
-    fn metric(&self, name: &str) -> f64 {
-        let text = rt().block_on(async {
-            reqwest::get(format!("{}/metrics", self.url))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        });
-        text.lines()
-            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    /// Waits until the matcher has seen `n` events in all.
-    fn wait_matched(&self, n: usize) {
-        poll_until(
-            &format!("{n} events matched"),
-            Duration::from_secs(30),
-            || (self.metric("grace_events_matched_total") >= n as f64).then_some(()),
-        );
-    }
-
-    fn wait_state(&self, run: &str, states: &[&str]) -> Value {
-        poll_until(
-            &format!("run {run} to be {states:?}"),
-            Duration::from_secs(60),
-            || {
-                let (_, r) = self.get(&format!("/v1/runs/{run}"));
-                states.contains(&r["state"].as_str()?).then_some(r)
-            },
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn request(
-    method: reqwest::Method,
-    url: &str,
-    body: Option<(Option<&str>, Vec<u8>)>,
-) -> (u16, Value) {
-    rt().block_on(async {
-        let mut r = reqwest::Client::new().request(method, url);
-        if let Some((content_type, body)) = body {
-            if let Some(content_type) = content_type {
-                r = r.header("content-type", content_type);
-            }
-            r = r.body(body);
-        }
-        let r = r.send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    })
-}
-
-fn component(crate_name: &str) -> Vec<u8> {
-    build_guests();
-    std::fs::read(components_dir().join(format!("{crate_name}.wasm"))).unwrap()
-}
-
-/// A manifest for a test playbook with the given triggers.
-fn manifest(name: &str, extra: &str) -> String {
-    format!(
-        "manifest_version = 1\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"unused.wasm\"\n{extra}"
-    )
-}
 
 /// A notification as Alertmanager sends it: two alerts of the group `HighLatency`, firing, five
 /// and six minutes after the default fleet's start.
@@ -400,7 +198,7 @@ fn pushed_prometheus_text_becomes_metrics_push_events() {
                 # TYPE checkout_latency_ms gauge\n\
                 checkout_latency_ms{service=\"checkout\",job=\"shop\",path=\"/cart \\\"v2\\\"\"} 912.5 1767225900000\n\
                 queue_depth{instance=\"10.0.2.7:8080\"} 3\n";
-    let (status, body) = server.post(
+    let (status, body) = server.post_as(
         "/v1/sources/metrics",
         Some("text/plain; version=0.0.4; charset=utf-8"),
         text,
@@ -443,7 +241,7 @@ fn pushed_json_becomes_metrics_push_events_that_fire_triggers() {
          "timestamp": 1_767_225_900_000u64},
         {"name": "orders_total", "value": 7}
     ]});
-    let (status, body) = server.post(
+    let (status, body) = server.post_as(
         "/v1/sources/metrics",
         Some("application/json"),
         push.to_string(),
@@ -467,7 +265,7 @@ fn pushed_json_becomes_metrics_push_events_that_fire_triggers() {
 fn malformed_pushes_are_refused_naming_the_line_or_path_and_store_nothing() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[]);
-    let (status, body) = server.post(
+    let (status, body) = server.post_as(
         "/v1/sources/metrics",
         Some("text/plain"),
         "# TYPE up gauge\nup{job=\"api\"} 1\nup{job=\"db\"} NaN\n",
@@ -476,7 +274,7 @@ fn malformed_pushes_are_refused_naming_the_line_or_path_and_store_nothing() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("line 3: the value `NaN`"), "{message}");
 
-    let (status, body) = server.post(
+    let (status, body) = server.post_as(
         "/v1/sources/metrics",
         Some("text/plain"),
         "up{job=\"api\" 1\n",
@@ -490,7 +288,7 @@ fn malformed_pushes_are_refused_naming_the_line_or_path_and_store_nothing() {
         "{body}"
     );
 
-    let (status, body) = server.post(
+    let (status, body) = server.post_as(
         "/v1/sources/metrics",
         Some("application/json"),
         json!({"metrics": [{"name": "up", "value": 1}, {"name": "up-time", "value": 1}]})
@@ -501,12 +299,12 @@ fn malformed_pushes_are_refused_naming_the_line_or_path_and_store_nothing() {
         (400, json!("metrics[1].name"))
     );
 
-    let (status, body) = server.post("/v1/sources/metrics", None, "up 1\n");
+    let (status, body) = server.post_as("/v1/sources/metrics", None, "up 1\n");
     assert_eq!(
         (status, body["error"]["code"].clone()),
         (415, json!("unsupported_media_type"))
     );
-    let (status, _) = server.post(
+    let (status, _) = server.post_as(
         "/v1/sources/metrics",
         Some("application/openmetrics-text; version=1.0.0"),
         "up 1\n# EOF\n",
@@ -522,7 +320,7 @@ fn a_push_over_the_sample_limit_is_a_413() {
     let text: String = (0..10_001)
         .map(|i| format!("requests{{shard=\"{i}\"}} {i}\n"))
         .collect();
-    let (status, body) = server.post("/v1/sources/metrics", Some("text/plain"), text);
+    let (status, body) = server.post_as("/v1/sources/metrics", Some("text/plain"), text);
     assert_eq!(status, 413, "{body}");
     assert!(
         body["error"]["message"]
@@ -536,7 +334,7 @@ fn a_push_over_the_sample_limit_is_a_413() {
     let at_limit: String = (0..10_000)
         .map(|i| format!("requests{{shard=\"{i}\"}} {i}\n"))
         .collect();
-    let (status, body) = server.post("/v1/sources/metrics", Some("text/plain"), at_limit);
+    let (status, body) = server.post_as("/v1/sources/metrics", Some("text/plain"), at_limit);
     assert_eq!(
         (status, body["accepted"].clone()),
         (202, json!(10_000)),
