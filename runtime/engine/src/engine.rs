@@ -298,6 +298,7 @@ impl Engine {
             timeline: Vec::new(),
             stop: None,
             pending: Vec::new(),
+            deferred: None,
         };
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = Store::new(

@@ -166,6 +166,9 @@ pub(crate) struct RunState {
     /// lifecycle records). Records of calls that changed nothing are not waited for one by one:
     /// they are confirmed before the next change runs and when the run ends.
     pub pending: Vec<(Option<usize>, Pending)>,
+    /// The `run.started` record, held until the first host call or the end of the run, so that
+    /// a run that calls nothing hands the ledger both its records at once.
+    pub deferred: Option<NewEntry>,
 }
 
 fn to_wit(e: ExecError) -> WitError {
@@ -334,6 +337,9 @@ impl RunState {
         reason: &str,
         result: Value,
     ) -> wasmtime::Result<()> {
+        if let Err(e) = self.submit_deferred() {
+            return Err(self.ledger_failed(&e));
+        }
         let at = self.executors.clock.now_millis();
         let entry = NewEntry {
             run_id: self.run_id.clone(),
@@ -377,6 +383,9 @@ impl RunState {
     /// Submits the intent record of a change about to be executed (confirmed with the pending
     /// records, before the change runs).
     fn record_intent(&mut self, call: &Call, reason: &str) -> wasmtime::Result<()> {
+        if let Err(e) = self.submit_deferred() {
+            return Err(self.ledger_failed(&e));
+        }
         let entry = NewEntry {
             run_id: self.run_id.clone(),
             playbook: self.guest.name.clone(),
@@ -446,8 +455,19 @@ impl RunState {
             result,
             at_millis: self.executors.clock.now_millis(),
         };
-        let pending = self.ledger.submit(entry)?;
         if function == "started" {
+            self.deferred = Some(entry);
+            return Ok(());
+        }
+        self.submit_deferred()?;
+        drop(self.ledger.submit(entry)?);
+        Ok(())
+    }
+
+    /// Submits the held `run.started` record, if it is still held.
+    fn submit_deferred(&mut self) -> Result<(), grace_ledger::LedgerError> {
+        if let Some(entry) = self.deferred.take() {
+            let pending = self.ledger.submit(entry)?;
             self.pending.push((None, pending));
         }
         Ok(())

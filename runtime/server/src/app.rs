@@ -140,13 +140,28 @@ impl App {
                 None => Fleet::default_fleet(),
             };
             Some(Simulation::new(&fleet))
+        } else if config.prometheus.is_some() {
+            // Live, with the one real backend there is: metrics.
+            None
         } else {
             return Err(StartError::NoBackends);
         };
-        let executors = match &sim {
+        let mut executors = match &sim {
             Some(sim) => sim.executors(),
             None => Executors::none(Arc::new(grace_executor::SystemClock)),
         };
+        if let Some(url) = &config.prometheus {
+            // Real metrics whatever else is simulated: on a virtual run clock, Prometheus
+            // evaluates instant queries at its own now.
+            let prometheus = grace_prometheus::PrometheusMetrics::new(url)
+                .map_err(|message| crate::config::ConfigError::Invalid {
+                    field: "prometheus",
+                    message,
+                })?
+                .evaluate_at_server_time(config.simulate);
+            tracing::info!(url = %prometheus.base_url(), "metrics queries go to Prometheus");
+            executors.metrics = Some(Arc::new(prometheus));
+        }
         std::fs::create_dir_all(&config.data_dir)
             .map_err(other("cannot create the data directory"))?;
         let ledger = Arc::new(

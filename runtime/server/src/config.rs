@@ -32,6 +32,9 @@ pub struct ServeConfig {
     pub max_attempts: u32,
     /// Wait before the first retry; doubles each time.
     pub retry_backoff: Duration,
+    /// A Prometheus base URL: when set, the `metrics` capability queries it, even in
+    /// simulation (instant queries are then evaluated at Prometheus' own time).
+    pub prometheus: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +51,7 @@ impl Default for ServeConfig {
             max_concurrent_runs: 8,
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
+            prometheus: None,
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct FileConfig {
     pub max_attempts: Option<u32>,
     /// `retry_backoff = "1s"`.
     pub retry_backoff: Option<String>,
+    /// `prometheus = "http://127.0.0.1:9090"`.
+    pub prometheus: Option<String>,
 }
 
 /// Why the configuration was refused.
@@ -164,6 +170,9 @@ impl FileConfig {
         if let Some(v) = self.retry_backoff {
             c.retry_backoff = duration("retry_backoff", &v)?;
         }
+        if let Some(v) = self.prometheus {
+            c.prometheus = Some(v);
+        }
         Ok(c)
     }
 }
@@ -192,6 +201,36 @@ impl ServeConfig {
         if !self.simulate && self.fleet.is_some() {
             return invalid("fleet", "a fleet only makes sense with --simulate");
         }
+        if let Some(url) = &self.prometheus {
+            grace_prometheus::parse_base_url(url).map_err(|message| ConfigError::Invalid {
+                field: "prometheus",
+                message,
+            })?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_prometheus_url_is_read_and_checked() {
+        let file: FileConfig = toml::from_str("prometheus = \"http://127.0.0.1:9090\"").unwrap();
+        let c = file.apply(ServeConfig::default()).unwrap();
+        assert_eq!(c.prometheus.as_deref(), Some("http://127.0.0.1:9090"));
+        c.validate().unwrap();
+
+        for bad in ["127.0.0.1:9090", "ftp://metrics", "not a url"] {
+            let c = ServeConfig {
+                prometheus: Some(bad.to_owned()),
+                ..ServeConfig::default()
+            };
+            let e = c.validate().unwrap_err();
+            assert!(e.to_string().starts_with("prometheus: "), "{e}");
+        }
     }
 }

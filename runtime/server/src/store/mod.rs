@@ -310,14 +310,11 @@ impl Store {
         tx.commit().map_err(db)
     }
 
-    /// Stores the runs an event batch created and marks the batch matched, in one transaction:
-    /// after a crash, either both are there or the events are matched again.
-    ///
-    /// The commit is not fsynced: the events it derives from are, and a crash before the next
-    /// durable commit loses the runs and the mark together, so the events are matched again.
+    /// Stores the runs an event batch created and marks the batch matched, in one durable
+    /// transaction: a run is on disk before anyone can see it, and after a crash either both the
+    /// runs and the mark are there or the events are matched again.
     pub fn put_matched(&self, runs: &[RunRecord], matched_through: u64) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().map_err(db)?;
-        tx.set_durability(redb::Durability::None).map_err(db)?;
+        let tx = self.db.begin_write().map_err(db)?;
         {
             let mut table = tx.open_table(RUNS).map_err(db)?;
             for run in runs {
