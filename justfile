@@ -78,7 +78,7 @@ build:
 
 # Run every test: unit, integration (real guests) and end-to-end (a real server over HTTP)
 [group('test')]
-test: build-playbooks
+test: build-playbooks _prometheus
     #!/usr/bin/env bash
     set -euo pipefail
     log=$(mktemp)
@@ -114,4 +114,20 @@ _wasm-target:
     if ! rustup target list --installed | grep -qx wasm32-wasip2; then
         echo "installing the wasm32-wasip2 target (rustup target add wasm32-wasip2)"
         rustup target add wasm32-wasip2
+    fi
+
+# The end-to-end metrics test runs a real Prometheus: install Debian's when there is none.
+# A failed install only warns: the test itself skips (or fails with GRACE_E2E=required).
+_prometheus:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if [ -x /usr/bin/prometheus ] || command -v prometheus >/dev/null 2>&1; then
+        exit 0
+    fi
+    echo "installing prometheus (apt-get install prometheus) for the end-to-end metrics test"
+    sudo=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq prometheus; }; then
+        echo "WARNING: could not install prometheus: the Prometheus end-to-end test will be skipped" >&2
+        echo "         (install it yourself, e.g. apt-get install prometheus, to run it)" >&2
     fi

@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// How long events are kept, e.g. `7d` [default: 7d].
     #[arg(long, env = "GRACE_EVENT_RETENTION")]
     pub event_retention: Option<String>,
+    /// A Prometheus base URL (e.g. `http://127.0.0.1:9090`): the `metrics` capability queries
+    /// it, even with `--simulate`.
+    #[arg(long, value_name = "URL", env = "GRACE_PROMETHEUS")]
+    pub prometheus: Option<String>,
 }
 
 #[derive(Debug, Args)]

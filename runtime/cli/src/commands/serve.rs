@@ -48,6 +48,9 @@ fn resolve(args: &ServeArgs) -> Result<ServeConfig, Exit> {
             Exit::Invalid(anyhow!("--event-retention: `{v}` is not a duration ({e})"))
         })?;
     }
+    if let Some(v) = &args.prometheus {
+        c.prometheus = Some(v.clone());
+    }
     c.validate().map_err(|e| Exit::Invalid(e.into()))?;
     if !c.listen.ip().is_loopback() {
         tracing::warn!(listen = %c.listen, "listening beyond loopback: the API has no authentication yet");

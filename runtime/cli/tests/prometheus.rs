@@ -1,0 +1,287 @@
+//! The `metrics` capability against a real Prometheus: a test exporter serves a latency
+//! histogram, Prometheus scrapes it, and `grace serve --simulate --prometheus URL` runs the
+//! latency collector and `scale-on-latency` on Prometheus' answers, scaling the simulated fleet.
+//!
+//! Needs the `prometheus` binary (`just test` installs Debian's): without it the test is
+//! skipped, loudly, unless `GRACE_E2E=required`.
+
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use grace_testkit::{example, poll_until};
+use serde_json::Value;
+
+/// The p95 latency of api-service in milliseconds, from the exporter's histogram.
+const P95_QUERY: &str = r#"histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket{service="api-service"}[5s])) by (le)) * 1000"#;
+
+/// The `prometheus` binary, if there is one.
+fn prometheus_binary() -> Option<PathBuf> {
+    let debian = PathBuf::from("/usr/bin/prometheus");
+    if debian.is_file() {
+        return Some(debian);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("prometheus"))
+        .find(|p| p.is_file())
+}
+
+/// A free loopback port (free when asked; nothing else here binds loopback ports at random).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `/metrics` endpoint serving `http_request_duration_seconds`, a histogram of api-service's
+/// requests: 100 requests a second, 10 % of them fast (50 ms), the rest slow (2 s).
+fn start_exporter() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            // The request line and headers; the body (there is none) is ignored.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let total = u64::try_from(started.elapsed().as_millis() / 10).unwrap();
+            let fast = total / 10;
+            let slow = total - fast;
+            let labels = r#"service="api-service""#;
+            let mut body = String::from(
+                "# HELP http_request_duration_seconds Request latency.\n\
+                 # TYPE http_request_duration_seconds histogram\n",
+            );
+            for (le, count) in [
+                ("0.1", fast),
+                ("0.25", fast),
+                ("0.5", fast),
+                ("1", fast),
+                ("2.5", total),
+                ("+Inf", total),
+            ] {
+                body.push_str(&format!(
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {count}\n"
+                ));
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let sum = fast as f64 * 0.05 + slow as f64 * 2.0;
+            body.push_str(&format!(
+                "http_request_duration_seconds_sum{{{labels}}} {sum}\n\
+                 http_request_duration_seconds_count{{{labels}}} {total}\n"
+            ));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// A Prometheus child process scraping the exporter every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(binary: &Path, exporter_port: u16) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: exporter\n    static_configs:\n      \
+                 - targets: ['127.0.0.1:{exporter_port}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("prometheus.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("prometheus starts");
+        Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+        }
+    }
+
+    /// The value of an instant query with one result, if it has one yet.
+    fn query_value(&self, query: &str) -> Option<f64> {
+        let body: Value = rt().block_on(async {
+            let mut url = reqwest::Url::parse(&format!("{}/api/v1/query", self.url)).unwrap();
+            url.query_pairs_mut().append_pair("query", query);
+            let r = reqwest::get(url).await.ok()?;
+            r.json().await.ok()
+        })?;
+        let result = body["data"]["result"].as_array()?;
+        result.first()?["value"][1].as_str()?.parse().ok()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn scale_on_latency_acts_on_a_real_prometheus() {
+    let Some(binary) = prometheus_binary() else {
+        let required = std::env::var("GRACE_E2E").is_ok_and(|v| v == "required");
+        assert!(
+            !required,
+            "GRACE_E2E=required but no `prometheus` binary was found (/usr/bin/prometheus or on PATH): \
+             install it (apt-get install prometheus, or `just test`)"
+        );
+        eprintln!(
+            "\n*** SKIPPED scale_on_latency_acts_on_a_real_prometheus: no `prometheus` binary \
+             (install it with `apt-get install prometheus`, or run `just test`; \
+             GRACE_E2E=required makes this a failure) ***\n"
+        );
+        return;
+    };
+
+    let exporter = start_exporter();
+    let mut prometheus = Prometheus::start(&binary, exporter);
+    let p95 = poll_until(
+        "Prometheus to report api-service's p95 above 500 ms",
+        Duration::from_secs(60),
+        || {
+            if let Ok(Some(status)) = prometheus.child.try_wait() {
+                panic!("prometheus exited ({status}): {}", prometheus.log());
+            }
+            prometheus.query_value(P95_QUERY).filter(|v| *v > 500.0)
+        },
+    );
+    eprintln!("Prometheus: p95 = {p95:.1} ms");
+
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &["--prometheus", &prometheus.url]);
+
+    // The example playbook, acting at once rather than after 2 minutes of slow events, and
+    // confirming the latency with the same histogram query.
+    let example_manifest =
+        std::fs::read_to_string(example("scale-on-latency").join("playbook.toml")).unwrap();
+    let playbook_manifest: String = example_manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("for ="))
+        .map(|l| {
+            if l.trim_start().starts_with("latency_query =") {
+                format!("latency_query = '{P95_QUERY}'")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(playbook_manifest, example_manifest);
+    let (status, body) = server.upload(&playbook_manifest, component("scale_on_latency"));
+    assert_eq!(status, 201, "{body}");
+
+    let (_, fleet_before) = server.get("/v1/fleet");
+    let before = desired_capacity(&fleet_before, "api-asg");
+
+    let collector = format!(
+        "manifest_version = 1\nname = \"prometheus-latency\"\nversion = \"1.0.0\"\n\
+         kind = \"collector\"\ncomponent = \"unused.wasm\"\n\
+         [schedule]\nevery = \"1s\"\n\
+         [config]\nquery = '{P95_QUERY}'\nservice = \"api-service\"\nevent_type = \"metrics.latency\"\n\
+         [grants.metrics]\nqueries = ['histogram_quantile(0.95, *']\n"
+    );
+    let (status, body) = server.upload(&collector, component("latency_collector"));
+    assert_eq!(status, 201, "{body}");
+
+    let run = poll_until("a run of scale-on-latency", Duration::from_secs(60), || {
+        server.runs_of("scale-on-latency").into_iter().next()
+    });
+    let run_id = run["id"].as_str().unwrap();
+    let run = server.wait_state(run_id, &["succeeded", "failed", "timed_out", "cancelled"]);
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    eprintln!("run: {}", run["outcome"]["summary"]);
+    assert_eq!(run["outcome"]["changed"], true, "{run:#}");
+    assert_eq!(run["outcome"]["details"]["group"], "api-asg");
+
+    // Every latency the playbook saw came from Prometheus: its histogram's p95 (the simulated
+    // fleet's own latency selector would say a few hundred ms at most).
+    let queries: Vec<f64> = run["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["interface"] == "metrics" && c["function"] == "query")
+        .map(|c| {
+            assert_eq!(c["args"]["query"], P95_QUERY, "{c:#}");
+            c["result"]["ok"][0]["samples"][0]["value"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no value in {c:#}"))
+        })
+        .collect();
+    assert!(
+        queries.len() >= 2,
+        "a confirmation and a re-measure: {run:#}"
+    );
+    for value in queries {
+        assert!(
+            value > 500.0 && (value - p95).abs() / p95 < 0.05,
+            "metrics.query answered {value}, Prometheus said {p95}"
+        );
+    }
+    let reported = run["event"]["payload"]["value"].as_f64().unwrap();
+    assert!(
+        (reported - p95).abs() / p95 < 0.05,
+        "the collector's event: {reported}"
+    );
+
+    let (_, fleet_after) = server.get("/v1/fleet");
+    let after = desired_capacity(&fleet_after, "api-asg");
+    assert_eq!(after, before + 2, "{fleet_after:#}");
+
+    let (_, verify) = server.get("/v1/ledger/verify");
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+fn desired_capacity(fleet: &Value, group: &str) -> u64 {
+    fleet["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == group)
+        .unwrap_or_else(|| panic!("no group {group} in {fleet:#}"))["desired_capacity"]
+        .as_u64()
+        .unwrap()
+}
