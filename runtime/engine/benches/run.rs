@@ -23,11 +23,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use grace_engine::bindings::playbook::PlaybookPre;
 use grace_engine::bindings::types as wit;
+use grace_engine::engine::EpochTicker;
 use grace_engine::{Engine, EngineConfig, FailureKind, Guest, RunEnv, RunStatus, TriggerEvent};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
@@ -413,7 +413,7 @@ struct Raw {
     engine: wasmtime::Engine,
     trivial: PlaybookPre<RawHost>,
     flood: PlaybookPre<RawHost>,
-    ticker_stop: Arc<AtomicBool>,
+    _ticker: EpochTicker,
 }
 
 /// The raw host's store data.
@@ -427,12 +427,6 @@ struct RawLimits {
     fuel: u64,
     timeout: Duration,
     host_calls: u64,
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
 }
 
 impl Raw {
@@ -464,23 +458,12 @@ impl Raw {
         let flood = pre(flood)?;
 
         // The same epoch ticker as GRACE's.
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let stop = ticker_stop.clone();
-        let ticking = engine.clone();
-        let tick = config.epoch_tick;
-        std::thread::Builder::new()
-            .name("raw-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    ticking.increment_epoch();
-                }
-            })?;
+        let ticker = EpochTicker::start(&engine, config.epoch_tick)?;
         Ok(Raw {
             engine,
             trivial,
             flood,
-            ticker_stop,
+            _ticker: ticker,
         })
     }
 

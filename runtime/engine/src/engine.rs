@@ -93,12 +93,36 @@ struct Inner {
     wasmtime: wasmtime::Engine,
     linker: Linker<HostState>,
     cache: Mutex<HashMap<(String, Kind), CompiledComponent>>,
-    ticker_stop: Arc<AtomicBool>,
+    _ticker: EpochTicker,
 }
 
-impl Drop for Inner {
+/// The thread that advances an engine's epoch every tick: the clock of deadlines and of
+/// yielding. It stops when dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine` every `tick`.
+    pub fn start(engine: &wasmtime::Engine, tick: Duration) -> std::io::Result<EpochTicker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("grace-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -136,25 +160,14 @@ impl Engine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Playbook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let stop = ticker_stop.clone();
-        let ticking = wasmtime.clone();
-        let tick = config.epoch_tick;
-        std::thread::Builder::new()
-            .name("grace-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    ticking.increment_epoch();
-                }
-            })?;
+        let ticker = EpochTicker::start(&wasmtime, config.epoch_tick)?;
 
         Ok(Engine {
             inner: Arc::new(Inner {
                 wasmtime,
                 linker,
                 cache: Mutex::new(HashMap::new()),
-                ticker_stop,
+                _ticker: ticker,
             }),
         })
     }

@@ -21,6 +21,19 @@ fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
         .ok_or_else(|| not_granted("kubernetes", &scope.guest).into())
 }
 
+/// The checks most Kubernetes calls start with: sane names, the action granted on that target.
+fn granted_target<'s>(
+    scope: &'s Scope,
+    action: KubernetesAction,
+    namespace: &str,
+    name: &str,
+) -> Result<&'s KubernetesGrant, Refusal> {
+    check_names(namespace, name)?;
+    let grant = grant(scope)?;
+    grant.check_target(action, namespace, name)?;
+    Ok(grant)
+}
+
 fn executor(scope: &Scope) -> Result<Arc<dyn KubernetesExecutor>, ExecError> {
     scope.executors.kubernetes.clone().ok_or_else(|| {
         ExecError::Unavailable("no kubernetes backend is configured on this host".into())
@@ -67,8 +80,7 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
-                    check_names(&namespace, &name)?;
-                    grant(&scope)?.check_target(KubernetesAction::Get, &namespace, &name)?;
+                    granted_target(&scope, KubernetesAction::Get, &namespace, &name)?;
                     Ok((namespace, name))
                 },
                 |scope, (namespace, name)| async move {
@@ -93,9 +105,7 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
-                    check_names(&namespace, &name)?;
-                    let grant = grant(&scope)?;
-                    grant.check_target(KubernetesAction::Scale, &namespace, &name)?;
+                    let grant = granted_target(&scope, KubernetesAction::Scale, &namespace, &name)?;
                     let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
                     grant.check_scale(
                         &namespace,
@@ -157,8 +167,7 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
-                    check_names(&namespace, &name)?;
-                    grant(&scope)?.check_target(KubernetesAction::Get, &namespace, &name)?;
+                    granted_target(&scope, KubernetesAction::Get, &namespace, &name)?;
                     Ok((namespace, name))
                 },
                 move |scope, (namespace, name)| async move {

@@ -21,6 +21,14 @@ fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
         .ok_or_else(|| not_granted("scaling", &scope.guest).into())
 }
 
+/// The checks every scaling call starts with: a sane group name, within the granted groups.
+fn granted_group<'s>(scope: &'s Scope, name: &str) -> Result<&'s ScalingGrant, Refusal> {
+    check_text("name", name)?;
+    let grant = grant(scope)?;
+    grant.check_group(name)?;
+    Ok(grant)
+}
+
 fn executor(scope: &Scope) -> Result<Arc<dyn ScalingExecutor>, ExecError> {
     scope.executors.scaling.clone().ok_or_else(|| {
         ExecError::Unavailable("no scaling backend is configured on this host".into())
@@ -63,8 +71,7 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
-                    check_text("name", &name)?;
-                    grant(&scope)?.check_group(&name)?;
+                    granted_group(&scope, &name)?;
                     Ok(name)
                 },
                 |scope, name| async move { executor(&scope)?.describe_group(&name).await },
@@ -88,10 +95,8 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
-                    check_text("name", &name)?;
-                    let grant = grant(&scope)?;
                     // Out-of-scope groups are refused before the backend is even asked about them.
-                    grant.check_group(&name)?;
+                    let grant = granted_group(&scope, &name)?;
                     let current = executor(&scope)?.describe_group(&name).await?;
                     grant.check_set_capacity(
                         &name,
@@ -126,8 +131,7 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
-                    check_text("name", &name)?;
-                    grant(&scope)?.check_group(&name)?;
+                    granted_group(&scope, &name)?;
                     Ok(name)
                 },
                 move |scope, name| async move {
