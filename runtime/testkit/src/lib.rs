@@ -4,6 +4,8 @@
 //! them once per test process; cargo's own cache makes every build after the first a no-op, and
 //! its lock serializes test processes that build at the same time.
 
+pub mod e2e;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
