@@ -25,6 +25,9 @@ use crate::config::ServeConfig;
 use crate::error::ApiError;
 use crate::metrics::{Gauges, Metrics};
 use crate::runs::{Attempt, RunRecord, RunState, RunSummary, is_transient, state_of};
+use crate::sources::health::Sources;
+use crate::sources::poll::{self, Polled, Poller, Schedule};
+use crate::sources::promql;
 use crate::store::{EventLog, PlaybookRecord, PutOutcome, RunFilter, Store, VersionRecord};
 
 /// An accepted event on its way to the matcher.
@@ -70,6 +73,39 @@ impl Active {
     }
 }
 
+/// A Wasm collector as a polled source: one pass per poll.
+struct CollectorPoller {
+    app: std::sync::Weak<App>,
+    guest: Guest,
+}
+
+#[async_trait::async_trait]
+impl Poller for CollectorPoller {
+    async fn poll(&self) -> Result<Polled, grace_executor::ExecError> {
+        let unavailable =
+            || grace_executor::ExecError::Unavailable("the server is shutting down".into());
+        let app = self.app.upgrade().ok_or_else(unavailable)?;
+        let _slot = app.slots.acquire().await.map_err(|_| unavailable())?;
+        let env = RunEnv::new(app.executors.clone(), app.ledger.clone());
+        let report = app.engine.run_collector(&self.guest, &env).await;
+        app.metrics.host_calls.fetch_add(
+            u64::from(report.host_calls),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        app.metrics.collector_pass(report.failure.is_none());
+        match report.failure {
+            Some(f) => Err(grace_executor::ExecError::Other(format!(
+                "{:?}: {}",
+                f.kind, f.message
+            ))),
+            None => Ok(Polled {
+                events: report.events,
+                stale: 0,
+            }),
+        }
+    }
+}
+
 /// The server's shared state.
 pub struct App {
     /// Settings.
@@ -96,8 +132,10 @@ pub struct App {
     claim: Mutex<()>,
     /// Counts finished runs, so that waiters can wake up when one ends.
     finished: tokio::sync::watch::Sender<u64>,
-    /// The scheduler task of each enabled collector.
-    collectors: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// The polling task of each built-in source and enabled collector.
+    pollers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Every source's health.
+    pub sources: Sources,
     /// A weak handle on itself, for the tasks it starts.
     this: std::sync::Weak<App>,
     /// Slots for guests running at once: runs and collector passes share them, so the engine's
@@ -198,7 +236,8 @@ impl App {
             accepted_at: Mutex::new(HashMap::new()),
             claim: Mutex::new(()),
             finished: tokio::sync::watch::Sender::new(0),
-            collectors: Mutex::new(HashMap::new()),
+            pollers: Mutex::new(HashMap::new()),
+            sources: Sources::default(),
             this: this.clone(),
             slots: Arc::new(Semaphore::new(max_concurrent_runs)),
             admin: tokio::sync::Mutex::new(()),
@@ -217,6 +256,17 @@ impl App {
             }
         }
         app.warm_up_mesh().map_err(other("cannot read events"))?;
+        app.sources.pushed(
+            "alertmanager",
+            "alertmanager",
+            "POST /v1/sources/alertmanager".into(),
+        );
+        app.sources.pushed(
+            "metrics-push",
+            "metrics-push",
+            "POST /v1/sources/metrics".into(),
+        );
+        app.start_builtin_sources()?;
         let next = app
             .store
             .matched_through()
@@ -350,69 +400,82 @@ impl App {
             .set_playbook(triggers);
     }
 
-    /// Runs an enabled collector on its schedule (first pass at once); the events it emits are
-    /// ingested like published ones. Replaces the collector's previous schedule, if any.
+    /// Runs an enabled collector on its schedule (first pass at once, failures retried with
+    /// backoff); the events it emits are ingested like published ones. Replaces the
+    /// collector's previous schedule, if any.
     fn schedule(&self, guest: &Guest) {
-        let Some(app) = self.this.upgrade() else {
-            return;
-        };
-        let guest = guest.clone();
         let name = guest.manifest.name.clone();
         let every = guest.manifest.schedule.unwrap_or(Duration::from_secs(60));
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                app.collect_once(&guest).await;
-            }
+        let schedule = Schedule {
+            every,
+            // A pass is bounded by its manifest's deadline; this only catches a stuck slot wait.
+            timeout: every.max(Duration::from_secs(60)),
+            ..Schedule::default()
+        };
+        let poller = Arc::new(CollectorPoller {
+            app: self.this.clone(),
+            guest: guest.clone(),
         });
+        let target = format!("{}@{}", guest.manifest.name, guest.manifest.version);
+        self.start_poller(&name, "collector", target, poller, schedule);
+    }
+
+    /// Starts polling a source, replacing a poller of the same name.
+    fn start_poller(
+        &self,
+        name: &str,
+        kind: &'static str,
+        target: String,
+        poller: Arc<dyn Poller>,
+        schedule: Schedule,
+    ) {
+        let state = self
+            .sources
+            .polled(name, kind, target, schedule.unhealthy_after);
+        let task = tokio::spawn(poll::run(
+            self.this.clone(),
+            name.to_owned(),
+            poller,
+            schedule,
+            state,
+        ));
         if let Some(old) = self
-            .collectors
+            .pollers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name, task.abort_handle())
+            .insert(name.to_owned(), task.abort_handle())
         {
             old.abort();
         }
     }
 
-    /// One pass of a collector.
-    async fn collect_once(&self, guest: &Guest) {
-        let Ok(_slot) = self.slots.acquire().await else {
-            return;
-        };
-        let env = RunEnv::new(self.executors.clone(), self.ledger.clone());
-        let report = self.engine.run_collector(guest, &env).await;
-        let name = guest.name();
-        self.metrics.host_calls.fetch_add(
-            u64::from(report.host_calls),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        if let Some(f) = &report.failure {
-            self.metrics.collector_pass(false);
-            tracing::warn!(collector = %name, kind = ?f.kind, "collector pass failed: {}", f.message);
-            return;
+    /// Whether `name` is a push source or a source configured in `grace.toml`.
+    fn is_builtin_source(&self, name: &str) -> bool {
+        matches!(name, "alertmanager" | "metrics-push")
+            || self.config.sources.promql.iter().any(|c| c.name == name)
+    }
+
+    /// Starts the built-in sources of `grace.toml`.
+    fn start_builtin_sources(&self) -> Result<(), StartError> {
+        let promql = promql::build_all(
+            &self.config.sources.promql,
+            self.config.prometheus.as_deref(),
+        )
+        .map_err(|message| crate::config::ConfigError::Invalid {
+            field: "sources",
+            message,
+        })?;
+        for (source, schedule) in promql {
+            let (name, target) = (source.name().to_owned(), source.query().to_owned());
+            self.start_poller(&name, "promql", target, source, schedule);
         }
-        self.metrics.collector_pass(true);
-        let n = report.events.len();
-        if n == 0 {
-            return;
-        }
-        match self.ingest(report.events).await {
-            Ok((first, last)) => {
-                tracing::debug!(collector = %name, events = n, first, last, "collected")
-            }
-            // Not silent: counted as throttled by `ingest`, and logged here.
-            Err(e) => {
-                tracing::warn!(collector = %name, events = n, "collected events were not accepted: {e}")
-            }
-        }
+        Ok(())
     }
 
     fn deactivate(&self, name: &str) {
+        self.sources.remove(name);
         if let Some(task) = self
-            .collectors
+            .pollers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
@@ -459,6 +522,12 @@ impl App {
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))?
                 .map_err(|e| ApiError::field("component", e.to_string()))?;
+        if guest.manifest.kind == Kind::Collector && self.is_builtin_source(&guest.manifest.name) {
+            return Err(ApiError::conflict(format!(
+                "`{}` is the name of a source configured in grace.toml; collectors share the sources' names (GET /v1/sources): rename it",
+                guest.manifest.name
+            )));
+        }
         // Store and memory change together, one playbook change at a time.
         let _admin = self.admin.lock().await;
         let version = VersionRecord {
@@ -762,6 +831,7 @@ impl App {
                 .collect(),
             ledger_entries: self.ledger.head().ok().flatten().map_or(0, |h| h.entries),
             playbooks: self.enabled_count(),
+            sources: self.sources.snapshot(),
         }
     }
 

@@ -35,6 +35,17 @@ pub struct ServeConfig {
     /// A Prometheus base URL: when set, the `metrics` capability queries it, even in
     /// simulation (instant queries are then evaluated at Prometheus' own time).
     pub prometheus: Option<String>,
+    /// Built-in polled sources.
+    pub sources: SourcesConfig,
+}
+
+/// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// `[[sources.promql]]`: PromQL queries (see [`crate::sources::promql`]).
+    #[serde(default)]
+    pub promql: Vec<crate::sources::promql::PromqlConfig>,
 }
 
 impl Default for ServeConfig {
@@ -52,6 +63,7 @@ impl Default for ServeConfig {
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
             prometheus: None,
+            sources: SourcesConfig::default(),
         }
     }
 }
@@ -84,6 +96,8 @@ pub struct FileConfig {
     pub retry_backoff: Option<String>,
     /// `prometheus = "http://127.0.0.1:9090"`.
     pub prometheus: Option<String>,
+    /// `[[sources.promql]]` and the other built-in sources.
+    pub sources: Option<SourcesConfig>,
 }
 
 /// Why the configuration was refused.
@@ -173,6 +187,9 @@ impl FileConfig {
         if let Some(v) = self.prometheus {
             c.prometheus = Some(v);
         }
+        if let Some(v) = self.sources {
+            c.sources = v;
+        }
         Ok(c)
     }
 }
@@ -207,6 +224,31 @@ impl ServeConfig {
                 message,
             })?;
         }
+        self.check_sources()
+    }
+
+    fn check_sources(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| {
+            // The message starts with the key (`sources.promql[0].query: ...`).
+            Err(ConfigError::Invalid {
+                field: "sources",
+                message,
+            })
+        };
+        if let Err(message) =
+            crate::sources::promql::build_all(&self.sources.promql, self.prometheus.as_deref())
+        {
+            return invalid(message);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in self.sources.promql.iter().enumerate() {
+            if !seen.insert(c.name.as_str()) {
+                return invalid(format!(
+                    "sources.promql[{i}].name: `{}` is the name of another source",
+                    c.name
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -232,5 +274,46 @@ mod tests {
             let e = c.validate().unwrap_err();
             assert!(e.to_string().starts_with("prometheus: "), "{e}");
         }
+    }
+
+    #[test]
+    fn promql_sources_are_read_and_checked_naming_the_key() {
+        let text = r#"
+            prometheus = "http://127.0.0.1:9090"
+            [[sources.promql]]
+            name = "api-latency"
+            query = 'histogram_quantile(0.95, sum(rate(x_bucket[1m])) by (le))'
+            event_type = "metrics.latency"
+            every = "15s"
+        "#;
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let c = file.apply(ServeConfig::default()).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.sources.promql[0].name, "api-latency");
+
+        let twice = format!(
+            "{text}
+[[sources.promql]]
+name = \"api-latency\"
+query = 'up'
+event_type = \"metrics.up\"
+"
+        );
+        let file: FileConfig = toml::from_str(&twice).unwrap();
+        let e = file
+            .apply(ServeConfig::default())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("sources.promql[1].name"), "{e}");
+
+        let no_url = text.replace("prometheus = \"http://127.0.0.1:9090\"", "");
+        let file: FileConfig = toml::from_str(&no_url).unwrap();
+        let e = file
+            .apply(ServeConfig::default())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("sources.promql[0].url"), "{e}");
     }
 }

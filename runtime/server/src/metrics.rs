@@ -127,6 +127,61 @@ pub struct Gauges {
     pub ledger_entries: u64,
     /// Loaded (enabled) playbooks.
     pub playbooks: usize,
+    /// Every source's health.
+    pub sources: Vec<crate::sources::health::SourceHealth>,
+}
+
+/// `grace_source_up`, `grace_source_failures_total`, `grace_source_events_total`,
+/// `grace_source_stale_samples_total` and `grace_source_last_success_timestamp_seconds`, one
+/// series per source.
+fn render_sources(out: &mut String, sources: &[crate::sources::health::SourceHealth]) {
+    type Field = fn(&crate::sources::health::SourceHealth) -> Option<f64>;
+    #[allow(clippy::cast_precision_loss)]
+    let families: [(&str, &str, &str, Field); 5] = [
+        (
+            "grace_source_up",
+            "gauge",
+            "Whether the source is healthy (1) or down or stale (0).",
+            |h| Some(if h.status.is_up() { 1.0 } else { 0.0 }),
+        ),
+        (
+            "grace_source_failures_total",
+            "counter",
+            "Failed polls or refused pushes.",
+            |h| Some(h.failures as f64),
+        ),
+        (
+            "grace_source_events_total",
+            "counter",
+            "Events published by the source.",
+            |h| Some(h.events as f64),
+        ),
+        (
+            "grace_source_stale_samples_total",
+            "counter",
+            "Samples not published because they were too old or already published.",
+            |h| Some(h.stale_samples as f64),
+        ),
+        (
+            "grace_source_last_success_timestamp_seconds",
+            "gauge",
+            "When the source last answered.",
+            |h| h.last_success_at.map(|t| t as f64 / 1000.0),
+        ),
+    ];
+    for (name, kind, help, field) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for h in sources {
+            if let Some(v) = field(h) {
+                // Source names are `[a-z0-9_-]`: nothing to escape.
+                let _ = writeln!(
+                    out,
+                    "{name}{{source=\"{}\",kind=\"{}\"}} {v}",
+                    h.name, h.kind
+                );
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -291,6 +346,7 @@ impl Metrics {
             "Enabled playbooks.",
             gauges.playbooks as u64,
         );
+        render_sources(&mut out, &gauges.sources);
         self.ingest_to_run_start.render(
             &mut out,
             "grace_ingest_to_run_start_seconds",

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
@@ -21,15 +22,43 @@ use crate::sources::metrics::{self, Format};
 /// The routes, with the Alertmanager dedup state they own (one per router, so one per server).
 pub fn router() -> Router<Arc<App>> {
     Router::new()
+        .route("/", get(list))
+        .route("/{name}", get(show))
         .route("/alertmanager", post(alertmanager))
         .route("/metrics", post(push_metrics))
         .layer(Extension(Arc::new(Dedup::new(DEDUP_CAPACITY))))
 }
 
-/// Counts a refused body like `POST /v1/events` does.
-fn refused(app: &App, e: ApiError) -> ApiError {
+/// `GET /v1/sources`: every source and its health.
+async fn list(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!(app.sources.snapshot()))
+}
+
+/// `GET /v1/sources/{name}`.
+async fn show(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    app.sources
+        .get(&name)
+        .map(|s| Json(json!(s.snapshot())))
+        .ok_or_else(|| ApiError::not_found(format!("no source `{name}` (see GET /v1/sources)")))
+}
+
+/// Counts a refused body like `POST /v1/events` does, and notes it in the source's health.
+fn refused(app: &App, source: &str, e: ApiError) -> ApiError {
     app.metrics.events_rejected.fetch_add(1, Ordering::Relaxed);
+    if let Some(s) = app.sources.get(source) {
+        s.refused(&e.to_string());
+    }
     e
+}
+
+/// Notes a push that was accepted.
+fn received(app: &App, source: &str, events: usize) {
+    if let Some(s) = app.sources.get(source) {
+        s.succeeded(events as u64, 0);
+    }
 }
 
 /// `POST /v1/sources/alertmanager`.
@@ -41,7 +70,7 @@ async fn alertmanager(
     let body = body.map_err(rejection)?;
     let alerts = alertmanager::parse(&body)
         .and_then(|n| n.events(app.now_millis()))
-        .map_err(|e| refused(&app, e))?;
+        .map_err(|e| refused(&app, "alertmanager", e))?;
 
     // Held until the fresh alerts are stored, so that a concurrent re-send waits and skips them.
     let mut state = dedup.lock().await;
@@ -65,6 +94,7 @@ async fn alertmanager(
     }
     let (keys, events, skipped) = state.fresh(alerts);
     if events.is_empty() {
+        received(&app, "alertmanager", 0);
         return Ok((
             StatusCode::ACCEPTED,
             Json(json!({
@@ -75,6 +105,7 @@ async fn alertmanager(
     let n = events.len();
     let (first, last) = app.ingest(events).await?;
     state.remember(keys);
+    received(&app, "alertmanager", n);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -92,11 +123,13 @@ async fn push_metrics(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    let format = Format::of(content_type).map_err(|e| refused(&app, e))?;
+    let format = Format::of(content_type).map_err(|e| refused(&app, "metrics-push", e))?;
     let body = body.map_err(rejection)?;
-    let events = metrics::events(format, &body, app.now_millis()).map_err(|e| refused(&app, e))?;
+    let events = metrics::events(format, &body, app.now_millis())
+        .map_err(|e| refused(&app, "metrics-push", e))?;
     let n = events.len();
     let (first, last) = app.ingest(events).await?;
+    received(&app, "metrics-push", n);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": n, "first_seq": first, "last_seq": last })),

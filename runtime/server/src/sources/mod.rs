@@ -12,7 +12,10 @@
 
 pub mod alertmanager;
 pub mod exposition;
+pub mod health;
 pub mod metrics;
+pub mod poll;
+pub mod promql;
 
 use std::collections::BTreeMap;
 
