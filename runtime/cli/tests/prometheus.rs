@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use grace_testkit::{example, poll_until};
+use grace_testkit::{e2e, e2e::free_port, example, poll_until};
 use serde_json::Value;
 
 /// The p95 latency of api-service in milliseconds, from the exporter's histogram.
@@ -25,22 +25,20 @@ const P95_QUERY: &str = r#"histogram_quantile(0.95, sum(rate(http_request_durati
 
 /// The `prometheus` binary, if there is one.
 fn prometheus_binary() -> Option<PathBuf> {
-    let debian = PathBuf::from("/usr/bin/prometheus");
-    if debian.is_file() {
-        return Some(debian);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("prometheus"))
-        .find(|p| p.is_file())
+    e2e::find_binary("prometheus", &["/usr/bin"])
 }
 
-/// A free loopback port (free when asked; nothing else here binds loopback ports at random).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The binary, or a loud skip (a failure under `GRACE_E2E=required`).
+fn prometheus_or_skip(test: &str) -> Option<PathBuf> {
+    let binary = prometheus_binary();
+    if binary.is_none() {
+        e2e::skip(
+            test,
+            "the `prometheus` binary (/usr/bin/prometheus or on PATH)",
+            "install it with `apt-get install prometheus`, or run `just test`",
+        );
+    }
+    binary
 }
 
 /// A `/metrics` endpoint serving `http_request_duration_seconds`, a histogram of api-service's
@@ -104,6 +102,10 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(binary: &Path, exporter_port: u16) -> Prometheus {
+        Prometheus::start_on(binary, exporter_port, free_port())
+    }
+
+    fn start_on(binary: &Path, exporter_port: u16, port: u16) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
@@ -115,7 +117,6 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = free_port();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -162,18 +163,7 @@ impl Drop for Prometheus {
 
 #[test]
 fn scale_on_latency_acts_on_a_real_prometheus() {
-    let Some(binary) = prometheus_binary() else {
-        let required = std::env::var("GRACE_E2E").is_ok_and(|v| v == "required");
-        assert!(
-            !required,
-            "GRACE_E2E=required but no `prometheus` binary was found (/usr/bin/prometheus or on PATH): \
-             install it (apt-get install prometheus, or `just test`)"
-        );
-        eprintln!(
-            "\n*** SKIPPED scale_on_latency_acts_on_a_real_prometheus: no `prometheus` binary \
-             (install it with `apt-get install prometheus`, or run `just test`; \
-             GRACE_E2E=required makes this a failure) ***\n"
-        );
+    let Some(binary) = prometheus_or_skip("scale_on_latency_acts_on_a_real_prometheus") else {
         return;
     };
 
@@ -190,27 +180,12 @@ fn scale_on_latency_acts_on_a_real_prometheus() {
         },
     );
     eprintln!("Prometheus: p95 = {p95:.1} ms");
+    range_queries_answer_a_series_of_samples(&prometheus.url);
 
     let data = data_dir();
     let server = Server::start(&path_of(&data), &["--prometheus", &prometheus.url]);
 
-    // The example playbook, acting at once rather than after 2 minutes of slow events, and
-    // confirming the latency with the same histogram query.
-    let example_manifest =
-        std::fs::read_to_string(example("scale-on-latency").join("playbook.toml")).unwrap();
-    let playbook_manifest: String = example_manifest
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("for ="))
-        .map(|l| {
-            if l.trim_start().starts_with("latency_query =") {
-                format!("latency_query = '{P95_QUERY}'")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert_ne!(playbook_manifest, example_manifest);
+    let playbook_manifest = fast_scale_on_latency();
     let (status, body) = server.upload(&playbook_manifest, component("scale_on_latency"));
     assert_eq!(status, 201, "{body}");
 
@@ -273,6 +248,132 @@ fn scale_on_latency_acts_on_a_real_prometheus() {
 
     let (_, verify) = server.get("/v1/ledger/verify");
     assert_eq!(verify["ok"], true, "{verify}");
+}
+
+#[test]
+fn a_builtin_promql_source_recovers_when_prometheus_comes_up_and_drives_a_playbook() {
+    let test = "a_builtin_promql_source_recovers_when_prometheus_comes_up_and_drives_a_playbook";
+    let Some(binary) = prometheus_or_skip(test) else {
+        return;
+    };
+    // GRACE starts first, with a source on a Prometheus that is not there yet.
+    let prometheus_port = free_port();
+    let data = data_dir();
+    let config = data.path().join("grace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "prometheus = \"http://127.0.0.1:{prometheus_port}\"\n\
+             [[sources.promql]]\nname = \"api-latency\"\nquery = '{P95_QUERY}'\n\
+             event_type = \"metrics.latency\"\nresource = \"api-service\"\nevery = \"1s\"\nunhealthy_after = 1\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&path_of(&data), &["--config", config.to_str().unwrap()]);
+    let (status, body) = server.upload(&fast_scale_on_latency(), component("scale_on_latency"));
+    assert_eq!(status, 201, "{body}");
+    let down = poll_until("the source to be down", Duration::from_secs(30), || {
+        let (_, s) = server.get("/v1/sources/api-latency");
+        (s["status"] == "down").then_some(s)
+    });
+    assert!(
+        down["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("unavailable"),
+        "{down:#}"
+    );
+    assert!(server.runs_of("scale-on-latency").is_empty());
+
+    // Prometheus comes up: the retries find it, the source publishes, the trigger fires.
+    let exporter = start_exporter();
+    let mut prometheus = Prometheus::start_on(&binary, exporter, prometheus_port);
+    let run = poll_until(
+        "a run of scale-on-latency fired by the source",
+        Duration::from_secs(90),
+        || {
+            if let Ok(Some(status)) = prometheus.child.try_wait() {
+                panic!("prometheus exited ({status}): {}", prometheus.log());
+            }
+            server.runs_of("scale-on-latency").into_iter().next()
+        },
+    );
+    let run = server.wait_state(
+        run["id"].as_str().unwrap(),
+        &["succeeded", "failed", "timed_out", "cancelled"],
+    );
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    let event = &run["event"];
+    assert_eq!(
+        (&event["source"], &event["actor"], &event["resource"]),
+        (
+            &Value::from("prometheus"),
+            &Value::from("api-latency"),
+            &Value::from("api-service")
+        ),
+        "{event:#}"
+    );
+    assert_eq!(event["payload"]["query"], P95_QUERY);
+    assert!(
+        event["payload"]["value"].as_f64().unwrap() > 500.0,
+        "{event:#}"
+    );
+
+    let (_, up) = server.get("/v1/sources/api-latency");
+    assert_eq!(up["status"], "up", "{up:#}");
+    assert!(up["events"].as_u64().unwrap() >= 1, "{up:#}");
+    assert!(up["failures"].as_u64().unwrap() >= 1, "{up:#}");
+    assert_eq!(server.metric("grace_source_up{source=\"api-latency\""), 1.0);
+    let (_, verify) = server.get("/v1/ledger/verify");
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+/// `query_range` through GRACE's Prometheus backend: one sample per step, oldest first.
+fn range_queries_answer_a_series_of_samples(url: &str) {
+    use grace_executor::MetricsExecutor;
+    let client = grace_prometheus::PrometheusMetrics::new(url).unwrap();
+    // The histogram's rate needs a few scrapes before each step has a value.
+    let series = poll_until(
+        "three steps of p95 history",
+        Duration::from_secs(30),
+        || {
+            let now = grace_engine::event::system_now_millis();
+            let series = rt()
+                .block_on(client.query_range(P95_QUERY, now - 4_000, now, Duration::from_secs(1)))
+                .unwrap();
+            (series.first()?.samples.len() >= 3).then_some(series)
+        },
+    );
+    assert_eq!(series.len(), 1, "{series:?}");
+    let samples = &series[0].samples;
+    assert!(
+        samples
+            .windows(2)
+            .all(|w| w[1].timestamp - w[0].timestamp == 1_000),
+        "{samples:?}"
+    );
+    assert!(samples.iter().all(|s| s.value > 500.0), "{samples:?}");
+}
+
+/// The example playbook, acting at once rather than after 2 minutes of slow events, and
+/// confirming the latency with the exporter's histogram query.
+fn fast_scale_on_latency() -> String {
+    let example_manifest =
+        std::fs::read_to_string(example("scale-on-latency").join("playbook.toml")).unwrap();
+    let playbook_manifest: String = example_manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("for ="))
+        .map(|l| {
+            if l.trim_start().starts_with("latency_query =") {
+                format!("latency_query = '{P95_QUERY}'")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(playbook_manifest, example_manifest);
+    playbook_manifest
 }
 
 fn desired_capacity(fleet: &Value, group: &str) -> u64 {
