@@ -35,6 +35,14 @@ pub enum Command {
     /// Follow and steer the runs of a running server.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Show every event source of a running server and its health (exit 1 if one is down).
+    Sources {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
     /// Show the simulated fleet of a server started with `--simulate`.
     Fleet {
         /// Print the server's JSON.

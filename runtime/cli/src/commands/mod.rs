@@ -12,6 +12,7 @@ mod replay;
 mod run;
 mod runs;
 mod serve;
+mod sources;
 
 /// What the process exits with, and why.
 pub enum Exit {
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Events(cmd) => events::run(cmd),
         Command::Runs(cmd) => runs::run(cmd),
         Command::Fleet { json, server } => fleet::run(server, json),
+        Command::Sources { json, server } => sources::run(server, json),
     };
     match exit {
         Exit::Ok => ExitCode::SUCCESS,
