@@ -31,7 +31,7 @@ use crate::event::TriggerEvent;
 use crate::host::{GUEST_OUTPUT_BYTES, HostState};
 use crate::limiter::GuestLimiter;
 use crate::manifest::{Kind, MAX_MEMORY_BYTES, Manifest};
-use crate::pipeline::RunState;
+use crate::pipeline::{Completed, RunState, completed_changes};
 use crate::run::{Failure, FailureKind, GuestInfo, Outcome, RunReport, RunStatus};
 use crate::trust::{PassThrough, Trust};
 
@@ -70,6 +70,10 @@ pub struct RunEnv {
     pub ledger: Arc<Ledger>,
     /// Decides about each call the grants allow.
     pub trust: Arc<dyn Trust>,
+    /// Whether earlier attempts of the run may have made changes already (a retry, a resumed
+    /// run): then the run's ledger records are read first, and each change an earlier attempt
+    /// completed is replayed from its record instead of being made again.
+    pub earlier_attempts: bool,
 }
 
 impl RunEnv {
@@ -79,7 +83,14 @@ impl RunEnv {
             executors,
             ledger,
             trust: Arc::new(PassThrough),
+            earlier_attempts: false,
         }
+    }
+
+    /// Marks the run as a retry: see [`RunEnv::earlier_attempts`].
+    pub fn retrying(mut self, earlier_attempts: bool) -> Self {
+        self.earlier_attempts = earlier_attempts;
+        self
     }
 }
 
@@ -294,6 +305,16 @@ impl Engine {
             kind: manifest.kind,
             digest: guest.component.digest.clone(),
         };
+        let (completed, unreadable) = if env.earlier_attempts {
+            let (ledger, id) = (env.ledger.clone(), run_id.clone());
+            match tokio::task::spawn_blocking(move || ledger.entries_for_run(&id)).await {
+                Ok(Ok(entries)) => (completed_changes(&entries), None),
+                Ok(Err(e)) => (Completed::new(), Some(e.to_string())),
+                Err(e) => (Completed::new(), Some(e.to_string())),
+            }
+        } else {
+            (Completed::new(), None)
+        };
         let state = RunState {
             run_id: run_id.clone(),
             guest: info.clone(),
@@ -312,6 +333,8 @@ impl Engine {
             stop: None,
             pending: Vec::new(),
             deferred: None,
+            completed: Arc::new(completed),
+            ranks: HashMap::new(),
         };
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = Store::new(
@@ -350,6 +373,16 @@ impl Engine {
             guest_stderr: String::new(),
         };
 
+        if let Some(e) = unreadable {
+            // Without the earlier attempts' records, a change could be made twice: do nothing.
+            report.failure = Some(Failure {
+                kind: FailureKind::LedgerUnavailable,
+                message: format!(
+                    "the ledger could not be read for this run's earlier attempts, so it did not run: {e}"
+                ),
+            });
+            return report;
+        }
         let started = store
             .data_mut()
             .run

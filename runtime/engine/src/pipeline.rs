@@ -43,6 +43,9 @@ pub struct Call {
     pub args: Value,
     /// Whether the call changes the world.
     pub change: bool,
+    /// What a change acts on (a group, a container, `namespace/name`): with the run and the
+    /// change's rank, what its idempotency key is made of.
+    pub target: String,
 }
 
 impl Call {
@@ -53,18 +56,63 @@ impl Call {
             function,
             args,
             change: false,
+            target: String::new(),
         }
     }
 
-    /// A call that changes the world.
-    pub(crate) fn change(interface: &'static str, function: &'static str, args: Value) -> Self {
+    /// A call that changes `target`.
+    pub(crate) fn change(
+        interface: &'static str,
+        function: &'static str,
+        target: impl Into<String>,
+        args: Value,
+    ) -> Self {
         Call {
             interface,
             function,
             args,
             change: true,
+            target: target.into(),
         }
     }
+}
+
+/// The idempotency key of the `rank`-th (from 1) `interface.function` change of `target` in
+/// run `run_id`: the same in every attempt of the run, so a retried run can tell which of its
+/// changes an earlier attempt already made. Length-prefixed, so no two inputs collide.
+pub fn idempotency_key(
+    run_id: &str,
+    interface: &str,
+    function: &str,
+    target: &str,
+    rank: u32,
+) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for part in [run_id, interface, function, target] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(rank.to_be_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Changes that earlier attempts of a run completed, by idempotency key: the ledger sequence
+/// number of the record and the value the change returned.
+pub type Completed = std::collections::HashMap<String, (u64, Value)>;
+
+/// The completed changes among a run's ledger entries (records of allowed changes whose result
+/// is `ok`; intents and failures are not completions, so those changes may run again).
+pub fn completed_changes(entries: &[grace_ledger::Entry]) -> Completed {
+    entries
+        .iter()
+        .filter(|e| e.decision.is_allowed() && e.interface != "run")
+        .filter_map(|e| {
+            let key = e.result.get("idempotency_key")?.as_str()?;
+            let ok = e.result.get("ok")?;
+            Some((key.to_owned(), (e.seq, ok.clone())))
+        })
+        .collect()
 }
 
 /// Text for the ledger: long guest-supplied strings are shortened, so a hostile guest cannot
@@ -169,6 +217,10 @@ pub(crate) struct RunState {
     /// The `run.started` record, held until the first host call or the end of the run, so that
     /// a run that calls nothing hands the ledger both its records at once.
     pub deferred: Option<NewEntry>,
+    /// Changes earlier attempts of this run completed: they are not made again.
+    pub completed: Arc<Completed>,
+    /// How many changes of each (interface, function, target) this attempt asked for.
+    pub ranks: std::collections::HashMap<(&'static str, &'static str, String), u32>,
 }
 
 fn to_wit(e: ExecError) -> WitError {
@@ -215,7 +267,7 @@ impl RunState {
     where
         AF: Future<Output = Result<P, Refusal>> + Send,
         EF: Future<Output = Result<T, ExecError>> + Send,
-        T: Serialize + Send,
+        T: Serialize + serde::de::DeserializeOwned + Send,
         P: Send,
     {
         self.admit(&call).await?;
@@ -274,12 +326,39 @@ impl RunState {
                 return Ok(Err(WitError::Denied(reason)));
             }
         };
-        if call.change {
+        let key = call.change.then(|| {
+            let rank = self
+                .ranks
+                .entry((call.interface, call.function, call.target.clone()))
+                .or_default();
+            *rank += 1;
+            idempotency_key(
+                &self.run_id,
+                call.interface,
+                call.function,
+                &call.target,
+                *rank,
+            )
+        });
+        if let Some(key) = &key {
             *self.changes.entry(call.interface).or_default() += 1;
+            if let Some((seq, value)) = self.completed.get(key).cloned()
+                && let Ok(done) = serde_json::from_value::<T>(value.clone())
+            {
+                // An earlier attempt of this run made this change: it is not made twice, and
+                // the guest gets what it returned then.
+                let reason = format!(
+                    "{reason}; replayed: an earlier attempt of this run already made this change (ledger entry {seq}), so it was not made again"
+                );
+                let recorded = json!({ "ok": value, "idempotency_key": key, "replayed_from": seq });
+                self.record(&call, Verdict::Allowed, &reason, recorded)
+                    .await?;
+                return Ok(Ok(done));
+            }
             // Nothing acts before it, and everything that led to it, is on record: the intent
             // (arguments and decision) is durable before the backend is called, so a crash
             // between the call and its result leaves a trace of what may have changed.
-            self.record_intent(&call, &reason)?;
+            self.record_intent(&call, &reason, key)?;
             self.confirm_pending(true).await?;
         }
         let result = match tokio::time::timeout_at(self.wall_deadline, execute(scope, plan)).await {
@@ -292,7 +371,7 @@ impl RunState {
                 "the run's deadline passed during the call".into(),
             )),
         };
-        let (recorded, returned) = match result {
+        let (mut recorded, returned) = match result {
             Ok(value) => {
                 let json = serde_json::to_value(&value).map_or_else(
                     |e| error_json("other", &e.to_string()),
@@ -302,6 +381,9 @@ impl RunState {
             }
             Err(e) => (exec_error_json(&e), Err(to_wit(e))),
         };
+        if let Some(key) = key {
+            recorded["idempotency_key"] = json!(key);
+        }
         self.record(&call, Verdict::Allowed, &reason, recorded)
             .await?;
         Ok(returned)
@@ -382,7 +464,7 @@ impl RunState {
 
     /// Submits the intent record of a change about to be executed (confirmed with the pending
     /// records, before the change runs).
-    fn record_intent(&mut self, call: &Call, reason: &str) -> wasmtime::Result<()> {
+    fn record_intent(&mut self, call: &Call, reason: &str, key: &str) -> wasmtime::Result<()> {
         if let Err(e) = self.submit_deferred() {
             return Err(self.ledger_failed(&e));
         }
@@ -394,7 +476,7 @@ impl RunState {
             function: call.function.to_owned(),
             args: call.args.clone(),
             decision: Decision::allowed(reason),
-            result: json!({ "intent": "executing" }),
+            result: json!({ "intent": "executing", "idempotency_key": key }),
             at_millis: self.executors.clock.now_millis(),
         };
         match self.ledger.submit(entry) {

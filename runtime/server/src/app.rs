@@ -924,10 +924,11 @@ impl App {
             let started = system_now_millis();
             let wall = Instant::now();
             let task = {
+                // A retry or a resumed run replays the changes earlier attempts made.
                 let (engine, event, env, id) = (
                     self.engine.clone(),
                     run.event.clone(),
-                    env.clone(),
+                    env.clone().retrying(run.attempts > 1),
                     id.clone(),
                 );
                 tokio::spawn(async move { engine.run_playbook_as(&id, &guest, &event, &env).await })

@@ -60,7 +60,12 @@ impl HostState {
         action: ContainerAction,
         id: String,
     ) -> wasmtime::Result<Result<Container, Error>> {
-        let call = Call::change("containers", action.name(), json!({ "id": preview(&id) }));
+        let call = Call::change(
+            "containers",
+            action.name(),
+            id.clone(),
+            json!({ "id": preview(&id) }),
+        );
         let r = self
             .run
             .perform(
@@ -141,6 +146,7 @@ impl Host for HostState {
         let call = Call::change(
             "containers",
             "scale",
+            labels_json(&selector).to_string(),
             json!({ "selector": labels_json(&selector), "replicas": replicas }),
         );
         let r =

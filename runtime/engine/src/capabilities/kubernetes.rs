@@ -99,7 +99,12 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<Deployment, Error>> {
         let mut args = target_args(&namespace, &name);
         args["replicas"] = json!(replicas);
-        let call = Call::change("kubernetes", "scale-deployment", args);
+        let call = Call::change(
+            "kubernetes",
+            "scale-deployment",
+            format!("{namespace}/{name}"),
+            args,
+        );
         let r = self
             .run
             .perform(
@@ -134,6 +139,7 @@ impl Host for HostState {
         let call = Call::change(
             "kubernetes",
             "rollout-restart",
+            format!("{namespace}/{name}"),
             target_args(&namespace, &name),
         );
         let r = self

@@ -88,6 +88,7 @@ impl Host for HostState {
         let call = Call::change(
             "scaling",
             "set-desired-capacity",
+            name.clone(),
             json!({ "group": preview(&name), "desired_capacity": desired_capacity }),
         );
         let r = self

@@ -1,0 +1,170 @@
+//! A retried run does not act twice: each change carries an idempotency key (the run, the
+//! change and its rank in the run), and a retry replays the changes an earlier attempt of the
+//! same run completed instead of making them again.
+
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use grace_engine::{RunReport, RunStatus, TriggerEvent};
+use serde_json::json;
+
+/// The default fleet with so much load that api-service stays slow at any capacity: every run
+/// of scale-on-latency wants to add two more instances.
+fn overloaded() -> World {
+    let fleet = grace_sim::Fleet::from_toml(
+        &std::fs::read_to_string(playbooks_dir().join("fleet.toml"))
+            .unwrap()
+            .replace("load_rps = 520", "load_rps = 5000"),
+    )
+    .unwrap();
+    World::with_fleet(&fleet)
+}
+
+fn slow() -> TriggerEvent {
+    event("metrics.latency", "api-service", json!({ "value": 2000.0 }))
+}
+
+fn attempt(world: &World, guest: &grace_engine::Guest, retrying: bool) -> RunReport {
+    let env = world.env.clone().retrying(retrying);
+    runtime().block_on(async {
+        let report = engine()
+            .run_playbook_as("run-1", guest, &slow(), &env)
+            .await;
+        world.ledger.flush().await.unwrap();
+        report
+    })
+}
+
+fn desired(world: &World) -> u64 {
+    let snapshot = serde_json::to_value(world.sim.snapshot()).unwrap();
+    snapshot["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "api-asg")
+        .unwrap()["desired_capacity"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_retried_run_replays_the_changes_its_earlier_attempt_made_instead_of_repeating_them() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    let first = attempt(&world, &guest, false);
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.failure);
+    assert_eq!(desired(&world), 5);
+    let key = first.actions().next().unwrap().result["idempotency_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The same run again (a retry after a transient failure, or a resume after a crash).
+    let retry = attempt(&world, &guest, true);
+    assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
+    assert_eq!(desired(&world), 5, "the retry did not scale a second time");
+    let replayed = retry.actions().next().unwrap();
+    assert_eq!(replayed.result["idempotency_key"], key.as_str());
+    assert!(
+        replayed.result["replayed_from"].as_u64().is_some(),
+        "{replayed:?}"
+    );
+    assert!(replayed.reason.contains("replayed"), "{}", replayed.reason);
+    // The guest got what the first attempt's change returned.
+    assert_eq!(replayed.result["ok"]["desired_capacity"], 5);
+    world.ledger.verify().unwrap();
+}
+
+#[test]
+fn without_the_retry_flag_the_same_run_id_acts_again() {
+    // The control for the test above: the replay, not the fleet, kept capacity at 5.
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    attempt(&world, &guest, false);
+    attempt(&world, &guest, false);
+    assert_eq!(desired(&world), 7);
+}
+
+/// The simulated groups, except that every capacity change fails as a throttled API would.
+struct Throttled(std::sync::Arc<dyn grace_executor::ScalingExecutor>);
+
+#[async_trait::async_trait]
+impl grace_executor::ScalingExecutor for Throttled {
+    async fn describe_group(
+        &self,
+        name: &str,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.describe_group(name).await
+    }
+    async fn set_desired_capacity(
+        &self,
+        _: &str,
+        _: u32,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        Err(grace_executor::ExecError::Unavailable("throttled".into()))
+    }
+    async fn wait_in_service(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.wait_in_service(name, timeout).await
+    }
+}
+
+#[test]
+fn a_change_that_failed_in_an_earlier_attempt_is_made_by_the_retry() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    let mut throttled = world.sim.executors();
+    throttled.scaling = Some(std::sync::Arc::new(Throttled(
+        throttled.scaling.clone().unwrap(),
+    )));
+    let env = grace_engine::RunEnv::new(throttled, world.ledger.clone());
+    let first = runtime().block_on(async {
+        let r = engine()
+            .run_playbook_as("run-1", &guest, &slow(), &env)
+            .await;
+        world.ledger.flush().await.unwrap();
+        r
+    });
+    assert_ne!(first.status, RunStatus::Succeeded);
+    let failed = first.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(failed.result["error"]["kind"], "unavailable", "{failed:?}");
+    assert_eq!(desired(&world), 3);
+
+    // The failure's record is not a completion: the retry makes the change.
+    let retry = attempt(&world, &guest, true);
+    assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
+    assert_eq!(desired(&world), 5);
+    let action = retry.actions().next().unwrap();
+    assert!(action.result.get("replayed_from").is_none(), "{action:?}");
+    assert_eq!(
+        action.result["idempotency_key"],
+        failed.result["idempotency_key"]
+    );
+}
+
+#[test]
+fn idempotency_keys_differ_by_run_change_target_and_rank() {
+    use grace_engine::pipeline::idempotency_key as key;
+    let k = key("run-1", "scaling", "set-desired-capacity", "api-asg", 1);
+    assert_eq!(k.len(), 32);
+    assert_eq!(
+        k,
+        key("run-1", "scaling", "set-desired-capacity", "api-asg", 1)
+    );
+    for other in [
+        key("run-2", "scaling", "set-desired-capacity", "api-asg", 1),
+        key("run-1", "scaling", "set-desired-capacity", "batch-asg", 1),
+        key("run-1", "scaling", "set-desired-capacity", "api-asg", 2),
+        key("run-1", "containers", "restart", "api-asg", 1),
+        // Length prefixes: moving a character between parts is another key.
+        key("run-1s", "caling", "set-desired-capacity", "api-asg", 1),
+    ] {
+        assert_ne!(k, other);
+    }
+}
