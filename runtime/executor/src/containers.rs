@@ -69,4 +69,7 @@ pub trait ContainerExecutor: Send + Sync {
     /// Makes exactly `replicas` running containers carry `selector`, cloning one of them as the
     /// template or removing the newest; returns them sorted by name.
     async fn scale(&self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError>;
+    /// The last `tail` lines a container by id or name wrote to stdout and stderr, oldest first
+    /// (fewer when it wrote fewer; none when `tail` is 0).
+    async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError>;
 }

@@ -3,31 +3,77 @@
 //! What it does not model: images (any reference is accepted), health check timing (a started
 //! container is healthy at once, or has no health status if it has no health check), pausing,
 //! and exit codes. Ids are a 12-digit hex counter, so they are the same in every run.
+//!
+//! A container's "output" is a short log of what happened to it since the clock started (created
+//! as a clone, started, restarted, stopped, health changes), one line per event stamped with
+//! the virtual clock, so `logs` answers the same in every run. Only the newest
+//! [`MAX_LOG_LINES`] lines are kept.
+
+use std::collections::VecDeque;
 
 use grace_executor::containers::{Container, ContainerState, Health};
 use grace_executor::{ContainerExecutor, ExecError, Labels};
 
 use crate::fleet::ContainerSpec;
 use crate::simulation::Simulation;
+use crate::snapshot::rfc3339;
 
 /// The most containers one `scale` call may ask for: every one of them is kept in memory.
 const MAX_REPLICAS: u32 = 1_000;
+
+/// The most log lines kept per container; older lines are dropped first.
+pub(crate) const MAX_LOG_LINES: usize = 100;
 
 #[derive(Debug, Clone)]
 struct ContainerRecord {
     container: Container,
     /// Whether the container has a health check: `none` health in the fleet file means it has not.
     has_health_check: bool,
+    /// What happened to it, oldest first, at most [`MAX_LOG_LINES`] lines.
+    log: VecDeque<String>,
 }
 
 impl ContainerRecord {
-    fn run(&mut self) {
+    /// Runs the container (fresh processes: healthy at once if it has a health check), logging
+    /// `event` and the health change at `now`.
+    fn run(&mut self, event: &str, now: u64) {
+        self.record(event, now);
         self.container.state = ContainerState::Running;
-        self.container.health = if self.has_health_check {
+        let health = if self.has_health_check {
             Health::Healthy
         } else {
             Health::None
         };
+        self.set_health(health, now);
+    }
+
+    fn set_health(&mut self, health: Health, now: u64) {
+        if self.container.health != health {
+            let line = format!(
+                "health: {} -> {}",
+                health_name(self.container.health),
+                health_name(health)
+            );
+            self.container.health = health;
+            self.record(&line, now);
+        }
+    }
+
+    /// Appends `event` stamped with `now`, dropping the oldest line beyond the bound.
+    fn record(&mut self, event: &str, now: u64) {
+        if self.log.len() == MAX_LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(format!("{} {event}", rfc3339(now)));
+    }
+}
+
+fn health_name(health: Health) -> &'static str {
+    match health {
+        Health::None => "none",
+        Health::Starting => "starting",
+        Health::Healthy => "healthy",
+        Health::Unhealthy => "unhealthy",
     }
 }
 
@@ -53,6 +99,7 @@ impl Containers {
                     health: spec.health,
                 },
                 has_health_check: spec.health != Health::None,
+                log: VecDeque::new(),
             });
         }
         containers
@@ -93,15 +140,15 @@ impl Containers {
     }
 
     /// Restarts a container: running, and healthy if it has a health check.
-    pub fn restart(&mut self, id: &str) -> Result<Container, ExecError> {
+    pub fn restart(&mut self, id: &str, now: u64) -> Result<Container, ExecError> {
         let i = self.find(id)?;
         let record = &mut self.records[i];
-        record.run();
+        record.run("restarted", now);
         Ok(record.container.clone())
     }
 
     /// Starts a container; starting a running one changes nothing, as with Docker.
-    pub fn start(&mut self, id: &str) -> Result<Container, ExecError> {
+    pub fn start(&mut self, id: &str, now: u64) -> Result<Container, ExecError> {
         let i = self.find(id)?;
         let record = &mut self.records[i];
         match record.container.state {
@@ -112,23 +159,38 @@ impl Containers {
                     record.container.name
                 )));
             }
-            _ => record.run(),
+            _ => record.run("started", now),
         }
         Ok(record.container.clone())
     }
 
     /// Stops a container: exited, with no health status.
-    pub fn stop(&mut self, id: &str) -> Result<Container, ExecError> {
+    pub fn stop(&mut self, id: &str, now: u64) -> Result<Container, ExecError> {
         let i = self.find(id)?;
         let record = &mut self.records[i];
-        record.container.state = ContainerState::Exited;
-        record.container.health = Health::None;
+        if record.container.state != ContainerState::Exited {
+            record.record("stopped", now);
+            record.container.state = ContainerState::Exited;
+        }
+        record.set_health(Health::None, now);
         Ok(record.container.clone())
+    }
+
+    /// The last `tail` lines of a container's log, oldest first.
+    pub fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError> {
+        let log = &self.records[self.find(id)?].log;
+        let tail = usize::try_from(tail).unwrap_or(usize::MAX).min(log.len());
+        Ok(log.iter().skip(log.len() - tail).cloned().collect())
     }
 
     /// Makes exactly `replicas` running containers carry `selector`: clones the first of them
     /// (by name) as `<base>-<k>`, or removes the newest ones.
-    pub fn scale(&mut self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError> {
+    pub fn scale(
+        &mut self,
+        selector: &Labels,
+        replicas: u32,
+        now: u64,
+    ) -> Result<Vec<Container>, ExecError> {
         if replicas > MAX_REPLICAS {
             return Err(ExecError::InvalidArgument(format!(
                 "`{replicas}` replicas is more than the simulation's limit of {MAX_REPLICAS}"
@@ -166,7 +228,14 @@ impl Containers {
                 let mut clone = template.clone();
                 clone.container.id = id;
                 clone.container.name = format!("{base}-{k}");
-                clone.run();
+                // A new container: none of the template's history, and no health until it runs.
+                clone.log.clear();
+                clone.container.health = Health::None;
+                clone.record(
+                    &format!("created as a clone of `{}`", template.container.name),
+                    now,
+                );
+                clone.run("started", now);
                 tracing::debug!(container = %clone.container.name, "simulated container created");
                 self.records.push(clone);
             }
@@ -240,20 +309,28 @@ impl ContainerExecutor for SimContainers {
     }
 
     async fn restart(&self, id: &str) -> Result<Container, ExecError> {
-        self.sim.with_world(|world, _| world.containers.restart(id))
+        self.sim
+            .with_world(|world, now| world.containers.restart(id, now))
     }
 
     async fn start(&self, id: &str) -> Result<Container, ExecError> {
-        self.sim.with_world(|world, _| world.containers.start(id))
+        self.sim
+            .with_world(|world, now| world.containers.start(id, now))
     }
 
     async fn stop(&self, id: &str) -> Result<Container, ExecError> {
-        self.sim.with_world(|world, _| world.containers.stop(id))
+        self.sim
+            .with_world(|world, now| world.containers.stop(id, now))
     }
 
     async fn scale(&self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError> {
         self.sim
-            .with_world(|world, _| world.containers.scale(selector, replicas))
+            .with_world(|world, now| world.containers.scale(selector, replicas, now))
+    }
+
+    async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError> {
+        self.sim
+            .with_world(|world, _| world.containers.logs(id, tail))
     }
 }
 
@@ -268,5 +345,90 @@ mod tests {
         assert_eq!(base_name("web"), "web");
         assert_eq!(base_name("web-a"), "web-a");
         assert_eq!(base_name("-1"), "-1");
+    }
+
+    /// 2026-01-01T00:00:00Z.
+    const T0: u64 = 1_767_225_600_000;
+
+    fn one_container(health: Health) -> Containers {
+        Containers::new(&[ContainerSpec {
+            name: "web-1".to_owned(),
+            image: "localhost/busybox:local".to_owned(),
+            labels: [("app".to_owned(), "web".to_owned())].into(),
+            state: ContainerState::Running,
+            health,
+        }])
+    }
+
+    #[test]
+    fn logs_record_what_happened_with_virtual_clock_stamps() {
+        let mut containers = one_container(Health::Unhealthy);
+        assert_eq!(containers.logs("web-1", 10), Ok(vec![]));
+        containers.restart("web-1", T0 + 1_000).expect("exists");
+        containers.stop("web-1", T0 + 2_500).expect("exists");
+        containers.start("web-1", T0 + 3_000).expect("exists");
+        assert_eq!(
+            containers.logs("web-1", 10),
+            Ok(vec![
+                "2026-01-01T00:00:01Z restarted".to_owned(),
+                "2026-01-01T00:00:01Z health: unhealthy -> healthy".to_owned(),
+                "2026-01-01T00:00:02.5Z stopped".to_owned(),
+                "2026-01-01T00:00:02.5Z health: healthy -> none".to_owned(),
+                "2026-01-01T00:00:03Z started".to_owned(),
+                "2026-01-01T00:00:03Z health: none -> healthy".to_owned(),
+            ])
+        );
+    }
+
+    #[test]
+    fn logs_tail_keeps_the_newest_lines_oldest_first() {
+        let mut containers = one_container(Health::None);
+        containers.stop("web-1", T0).expect("exists");
+        containers.start("web-1", T0 + 1_000).expect("exists");
+        containers.stop("web-1", T0 + 2_000).expect("exists");
+        assert_eq!(
+            containers.logs("web-1", 2),
+            Ok(vec![
+                "2026-01-01T00:00:01Z started".to_owned(),
+                "2026-01-01T00:00:02Z stopped".to_owned(),
+            ])
+        );
+        assert_eq!(containers.logs("web-1", 0), Ok(vec![]));
+        assert!(matches!(
+            containers.logs("web-9", 1),
+            Err(ExecError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn logs_are_bounded() {
+        let mut containers = one_container(Health::None);
+        for i in 0..MAX_LOG_LINES as u64 {
+            containers.restart("web-1", T0 + i * 1_000).expect("exists");
+        }
+        let log = containers.logs("web-1", u32::MAX).expect("exists");
+        assert_eq!(log.len(), MAX_LOG_LINES);
+        assert_eq!(log[0], "2026-01-01T00:00:00Z restarted");
+        containers.restart("web-1", T0 + 3_600_000).expect("exists");
+        let log = containers.logs("web-1", u32::MAX).expect("exists");
+        assert_eq!(log.len(), MAX_LOG_LINES);
+        assert_eq!(log[0], "2026-01-01T00:00:01Z restarted");
+        assert_eq!(log[MAX_LOG_LINES - 1], "2026-01-01T01:00:00Z restarted");
+    }
+
+    #[test]
+    fn a_clone_starts_its_own_log() {
+        let mut containers = one_container(Health::Healthy);
+        containers.restart("web-1", T0).expect("exists");
+        let web: Labels = [("app".to_owned(), "web".to_owned())].into();
+        containers.scale(&web, 2, T0 + 5_000).expect("exists");
+        assert_eq!(
+            containers.logs("web-2", 10),
+            Ok(vec![
+                "2026-01-01T00:00:05Z created as a clone of `web-1`".to_owned(),
+                "2026-01-01T00:00:05Z started".to_owned(),
+                "2026-01-01T00:00:05Z health: none -> healthy".to_owned(),
+            ])
+        );
     }
 }

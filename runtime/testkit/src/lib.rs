@@ -5,6 +5,8 @@
 //! its lock serializes test processes that build at the same time.
 
 pub mod e2e;
+pub mod moto;
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,239 @@
+//! [`KubernetesExecutor`] for [`Kube`]: every operation as `kubectl` does it, each request under
+//! the call time limit.
+
+use std::future::Future;
+use std::time::Duration;
+
+use grace_executor::kubernetes::Deployment;
+use grace_executor::{ExecError, KubernetesExecutor};
+use k8s_openapi::api::apps::v1::Deployment as ApiDeployment;
+use k8s_openapi::api::autoscaling::v1::ScaleSpec;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use tokio::time::Instant;
+
+use crate::client::Kube;
+use crate::convert;
+use crate::errors::{from_kube, timed_out};
+
+/// The annotation `kubectl rollout restart` sets on the pod template.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// The pause before retry `attempt` (1, 2, ...) of a conflicting write: short, since the other
+/// writer is usually done, and growing, in case it is not.
+fn conflict_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(10u64 << attempt.clamp(1, 6).saturating_sub(1))
+}
+
+/// Now, in RFC 3339 with milliseconds (two restarts in one second are still two changes).
+fn rfc3339_now() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    k8s_openapi::jiff::Timestamp::from_millisecond(millis)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Kube {
+    fn deployments(&self, namespace: &str) -> Api<ApiDeployment> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Runs one API request under `limit`.
+    async fn call<T>(
+        &self,
+        operation: &str,
+        limit: Duration,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T, ExecError> {
+        match tokio::time::timeout(limit, request).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                let error = from_kube(operation, &self.server, &e);
+                tracing::debug!(operation, %error, "kubernetes request failed");
+                Err(error)
+            }
+            Err(_) => Err(timed_out(operation, &self.server, limit)),
+        }
+    }
+
+    async fn read(
+        &self,
+        namespace: &str,
+        name: &str,
+        limit: Duration,
+    ) -> Result<Deployment, ExecError> {
+        let operation = format!("read deployment `{namespace}/{name}`");
+        let object = self
+            .call(&operation, limit, self.deployments(namespace).get(name))
+            .await?;
+        Ok(convert::deployment(namespace, name, &object))
+    }
+}
+
+fn progress(d: &Deployment) -> String {
+    format!(
+        "{} of {} replicas ready ({} updated, {} available, generation {} observed {})",
+        d.ready_replicas,
+        d.replicas,
+        d.updated_replicas,
+        d.available_replicas,
+        d.generation,
+        d.observed_generation
+    )
+}
+
+#[async_trait::async_trait]
+impl KubernetesExecutor for Kube {
+    async fn get_deployment(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+        self.read(namespace, name, self.call_timeout).await
+    }
+
+    /// Through the scale subresource, as `kubectl scale` does: read the scale, write it back
+    /// with the new replica count and the version read, and on `409 Conflict` read again, up to
+    /// `conflict_retries` times.
+    async fn scale_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<Deployment, ExecError> {
+        let wanted = i32::try_from(replicas).map_err(|_| {
+            ExecError::InvalidArgument(format!(
+                "{replicas} replicas for deployment `{namespace}/{name}` is more than Kubernetes allows ({})",
+                i32::MAX
+            ))
+        })?;
+        let operation = format!("scale deployment `{namespace}/{name}` to {replicas}");
+        let api = self.deployments(namespace);
+        let mut retries = 0;
+        loop {
+            let mut scale = self
+                .call(&operation, self.call_timeout, api.get_scale(name))
+                .await?;
+            if scale.spec.as_ref().and_then(|s| s.replicas) == Some(wanted) {
+                break;
+            }
+            // `metadata.resourceVersion` stays as read: the write lands only on what was read.
+            scale.spec = Some(ScaleSpec {
+                replicas: Some(wanted),
+            });
+            let written = self
+                .call(
+                    &operation,
+                    self.call_timeout,
+                    api.replace_scale(name, &PostParams::default(), &scale),
+                )
+                .await;
+            match written {
+                Ok(_) => break,
+                Err(ExecError::Conflict(message)) if retries < self.conflict_retries => {
+                    retries += 1;
+                    tracing::debug!(namespace, name, retries, %message, "scale conflicted; reading again");
+                    tokio::time::sleep(conflict_backoff(retries)).await;
+                }
+                Err(ExecError::Conflict(message)) => {
+                    return Err(ExecError::Conflict(format!(
+                        "{message}; gave up after {} attempts: another writer keeps changing it",
+                        retries + 1
+                    )));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        tracing::info!(namespace, name, replicas, retries, "deployment scaled");
+        self.read(namespace, name, self.call_timeout).await
+    }
+
+    /// As `kubectl rollout restart` does: a strategic merge patch setting the pod template's
+    /// `kubectl.kubernetes.io/restartedAt` annotation to now, so every pod is replaced.
+    async fn rollout_restart(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+        let operation = format!("restart deployment `{namespace}/{name}`");
+        let patch = serde_json::json!({
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339_now()}}}}
+        });
+        let object = self
+            .call(
+                &operation,
+                self.call_timeout,
+                self.deployments(namespace).patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(patch),
+                ),
+            )
+            .await?;
+        tracing::info!(namespace, name, "deployment restarted");
+        Ok(convert::deployment(namespace, name, &object))
+    }
+
+    /// Reads the deployment every `poll_interval` until its rollout is complete (the rule of
+    /// `kubectl rollout status`), for at most `timeout` of wall time. A read that fails
+    /// transiently is retried at the next poll; any other failure ends the wait.
+    async fn wait_for_rollout(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Deployment, ExecError> {
+        let deadline = Instant::now() + timeout;
+        let mut last: Option<Deployment> = None;
+        let mut last_error: Option<ExecError> = None;
+        let mut first = true;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // Even a zero timeout gets one full read: "is it rolled out now?".
+            let limit = if first && remaining.is_zero() {
+                self.call_timeout
+            } else {
+                self.call_timeout.min(remaining)
+            };
+            first = false;
+            if !limit.is_zero() {
+                match self.read(namespace, name, limit).await {
+                    Ok(d) if d.is_rolled_out() => return Ok(d),
+                    Ok(d) => {
+                        last = Some(d);
+                        last_error = None;
+                    }
+                    Err(e) if e.is_transient() => last_error = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                let waited = humantime::format_duration(timeout);
+                let state = last.as_ref().map_or_else(
+                    || "could not be read".to_owned(),
+                    |d| format!("has {}", progress(d)),
+                );
+                let cause = last_error
+                    .map(|e| format!("; last read failed: {e}"))
+                    .unwrap_or_default();
+                return Err(ExecError::TimedOut(format!(
+                    "deployment `{namespace}/{name}` {state} after waiting {waited}{cause}"
+                )));
+            }
+            tokio::time::sleep(self.poll_interval.min(remaining)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_backoff_grows_and_stays_short() {
+        assert_eq!(conflict_backoff(1), Duration::from_millis(10));
+        assert_eq!(conflict_backoff(2), Duration::from_millis(20));
+        assert_eq!(conflict_backoff(100), Duration::from_millis(320));
+    }
+
+    #[test]
+    fn restart_timestamps_are_rfc3339_utc() {
+        let now = rfc3339_now();
+        assert!(now.ends_with('Z') && now.contains('T'), "{now}");
+        assert!(now.parse::<k8s_openapi::jiff::Timestamp>().is_ok(), "{now}");
+    }
+}
