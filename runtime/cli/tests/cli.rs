@@ -97,7 +97,10 @@ fn the_same_dry_run_twice_gives_the_same_actions_and_fleet() {
             // Both depend on the run, not on what it did: the ledger position and the
             // idempotency key (made from the run's id).
             a.as_object_mut().unwrap().remove("seq");
-            a["result"].as_object_mut().unwrap().remove("idempotency_key");
+            a["result"]
+                .as_object_mut()
+                .unwrap()
+                .remove("idempotency_key");
         }
         (actions, v["fleet"].clone(), v["run"]["outcome"].clone())
     };

@@ -25,6 +25,7 @@ use crate::config::ServeConfig;
 use crate::error::ApiError;
 use crate::metrics::{Gauges, Metrics};
 use crate::runs::{Attempt, RunRecord, RunState, RunSummary, is_transient, state_of};
+use crate::sources::containers::ContainersSource;
 use crate::sources::health::Sources;
 use crate::sources::poll::{self, Polled, Poller, Schedule};
 use crate::sources::promql;
@@ -121,6 +122,8 @@ pub struct App {
     /// The simulated fleet, in simulation mode.
     pub sim: Option<Simulation>,
     executors: Executors,
+    /// What backs each capability, for `/healthz`: `simulated`, `docker unix:///...`, ...
+    pub backends: std::collections::BTreeMap<&'static str, String>,
     events: EventLog,
     mesh: Mutex<Mesh>,
     guests: RwLock<HashMap<String, Guest>>,
@@ -152,9 +155,9 @@ pub enum StartError {
     /// Bad settings.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// No real backends yet.
+    /// Live mode with nothing to act on.
     #[error(
-        "real backends (AWS, Docker, Kubernetes) are not available yet: start with `--simulate` to run against the simulated fleet"
+        "no backend is configured: add [aws], [docker], [kubernetes] or `prometheus` to grace.toml (see docs/backends.md), or start with `--simulate` to run against the simulated fleet"
     )]
     NoBackends,
     /// Anything else.
@@ -164,6 +167,59 @@ pub enum StartError {
 
 fn other<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> StartError + '_ {
     move |e| StartError::Other(format!("{context}: {e}"))
+}
+
+/// The executors runs act through: the simulated fleet's (in simulation), with every backend
+/// configured in `grace.toml` taking its capability over, simulated or not.
+async fn connect_backends(
+    config: &ServeConfig,
+    sim: Option<&Simulation>,
+) -> Result<(Executors, std::collections::BTreeMap<&'static str, String>), StartError> {
+    let mut executors = match sim {
+        Some(sim) => sim.executors(),
+        None => Executors::none(Arc::new(grace_executor::SystemClock)),
+    };
+    let simulated = if sim.is_some() { "simulated" } else { "none" };
+    let mut backends: std::collections::BTreeMap<&'static str, String> =
+        ["scaling", "containers", "kubernetes", "metrics"]
+            .into_iter()
+            .map(|c| (c, simulated.to_owned()))
+            .collect();
+    let invalid = |field: &'static str| {
+        move |message: String| {
+            StartError::Config(crate::config::ConfigError::Invalid { field, message })
+        }
+    };
+    if let Some(url) = &config.prometheus {
+        // Real metrics whatever else is simulated: on a virtual run clock, Prometheus
+        // evaluates instant queries at its own now.
+        let prometheus = grace_prometheus::PrometheusMetrics::new(url)
+            .map_err(invalid("prometheus"))?
+            .evaluate_at_server_time(config.simulate);
+        tracing::info!(url = %prometheus.base_url(), "metrics queries go to Prometheus");
+        backends.insert("metrics", format!("prometheus {}", prometheus.base_url()));
+        executors.metrics = Some(Arc::new(prometheus));
+    }
+    if let Some(settings) = &config.docker {
+        let docker = grace_docker::Docker::connect(settings)
+            .map_err(|e| invalid("docker")(e.to_string()))?;
+        // Not fatal: the engine may come up later, and calls fail `unavailable` meanwhile.
+        if let Err(e) = docker.ping().await {
+            tracing::warn!(host = %docker.host(), "the container engine does not answer yet: {e}");
+        }
+        tracing::info!(host = %docker.host(), "containers act on a Docker-compatible engine");
+        backends.insert("containers", format!("docker {}", docker.host()));
+        executors.containers = Some(Arc::new(docker));
+    }
+    if let Some(settings) = &config.kubernetes {
+        let kube = grace_kubernetes::Kube::connect(settings)
+            .await
+            .map_err(|e| invalid("kubernetes")(e.to_string()))?;
+        tracing::info!(server = %kube.server(), "kubernetes acts on a cluster");
+        backends.insert("kubernetes", format!("kubernetes {}", kube.server()));
+        executors.kubernetes = Some(Arc::new(kube));
+    }
+    Ok((executors, backends))
 }
 
 impl App {
@@ -178,28 +234,12 @@ impl App {
                 None => Fleet::default_fleet(),
             };
             Some(Simulation::new(&fleet))
-        } else if config.prometheus.is_some() {
-            // Live, with the one real backend there is: metrics.
+        } else if config.has_backends() {
             None
         } else {
             return Err(StartError::NoBackends);
         };
-        let mut executors = match &sim {
-            Some(sim) => sim.executors(),
-            None => Executors::none(Arc::new(grace_executor::SystemClock)),
-        };
-        if let Some(url) = &config.prometheus {
-            // Real metrics whatever else is simulated: on a virtual run clock, Prometheus
-            // evaluates instant queries at its own now.
-            let prometheus = grace_prometheus::PrometheusMetrics::new(url)
-                .map_err(|message| crate::config::ConfigError::Invalid {
-                    field: "prometheus",
-                    message,
-                })?
-                .evaluate_at_server_time(config.simulate);
-            tracing::info!(url = %prometheus.base_url(), "metrics queries go to Prometheus");
-            executors.metrics = Some(Arc::new(prometheus));
-        }
+        let (executors, backends) = connect_backends(&config, sim.as_ref()).await?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(other("cannot create the data directory"))?;
         let ledger = Arc::new(
@@ -226,6 +266,7 @@ impl App {
             metrics: Metrics::default(),
             sim,
             executors,
+            backends,
             events,
             mesh: Mutex::new(Mesh::new()),
             guests: RwLock::new(HashMap::new()),
@@ -452,7 +493,7 @@ impl App {
     /// Whether `name` is a push source or a source configured in `grace.toml`.
     fn is_builtin_source(&self, name: &str) -> bool {
         matches!(name, "alertmanager" | "metrics-push")
-            || self.config.sources.promql.iter().any(|c| c.name == name)
+            || self.config.sources.names().any(|(_, n)| n == name)
     }
 
     /// Starts the built-in sources of `grace.toml`.
@@ -468,6 +509,20 @@ impl App {
         for (source, schedule) in promql {
             let (name, target) = (source.name().to_owned(), source.query().to_owned());
             self.start_poller(&name, "promql", target, source, schedule);
+        }
+        for (i, config) in self.config.sources.containers.iter().enumerate() {
+            let (source, schedule) = ContainersSource::new(
+                config,
+                self.executors.containers.clone(),
+                self.executors.clock.clone(),
+                &format!("sources.containers[{i}]"),
+            )
+            .map_err(|message| crate::config::ConfigError::Invalid {
+                field: "sources",
+                message,
+            })?;
+            let (name, target) = (source.name().to_owned(), source.target());
+            self.start_poller(&name, "containers", target, Arc::new(source), schedule);
         }
         Ok(())
     }

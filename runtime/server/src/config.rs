@@ -37,6 +37,10 @@ pub struct ServeConfig {
     pub prometheus: Option<String>,
     /// Built-in polled sources.
     pub sources: SourcesConfig,
+    /// `[docker]`: the `containers` capability acts on this engine.
+    pub docker: Option<grace_docker::DockerSettings>,
+    /// `[kubernetes]`: the `kubernetes` capability acts on this cluster.
+    pub kubernetes: Option<grace_kubernetes::KubeSettings>,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
@@ -46,6 +50,26 @@ pub struct SourcesConfig {
     /// `[[sources.promql]]`: PromQL queries (see [`crate::sources::promql`]).
     #[serde(default)]
     pub promql: Vec<crate::sources::promql::PromqlConfig>,
+    /// `[[sources.containers]]`: container health (see [`crate::sources::containers`]).
+    #[serde(default)]
+    pub containers: Vec<crate::sources::containers::ContainersConfig>,
+}
+
+impl SourcesConfig {
+    /// Every configured source's name, with the key it is configured under.
+    pub fn names(&self) -> impl Iterator<Item = (String, &str)> {
+        let promql = self
+            .promql
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("sources.promql[{i}].name"), c.name.as_str()));
+        let containers = self
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("sources.containers[{i}].name"), c.name.as_str()));
+        promql.chain(containers)
+    }
 }
 
 impl Default for ServeConfig {
@@ -64,6 +88,8 @@ impl Default for ServeConfig {
             retry_backoff: Duration::from_secs(1),
             prometheus: None,
             sources: SourcesConfig::default(),
+            docker: None,
+            kubernetes: None,
         }
     }
 }
@@ -98,6 +124,10 @@ pub struct FileConfig {
     pub prometheus: Option<String>,
     /// `[[sources.promql]]` and the other built-in sources.
     pub sources: Option<SourcesConfig>,
+    /// `[docker]`.
+    pub docker: Option<grace_docker::DockerSettings>,
+    /// `[kubernetes]`.
+    pub kubernetes: Option<grace_kubernetes::KubeSettings>,
 }
 
 /// Why the configuration was refused.
@@ -190,6 +220,12 @@ impl FileConfig {
         if let Some(v) = self.sources {
             c.sources = v;
         }
+        if let Some(v) = self.docker {
+            c.docker = Some(v);
+        }
+        if let Some(v) = self.kubernetes {
+            c.kubernetes = Some(v);
+        }
         Ok(c)
     }
 }
@@ -224,7 +260,24 @@ impl ServeConfig {
                 message,
             })?;
         }
+        if let Some(k) = &self.kubernetes {
+            k.validate().map_err(|message| ConfigError::Invalid {
+                field: "kubernetes",
+                message,
+            })?;
+        }
+        if let Some(d) = &self.docker {
+            grace_docker::Docker::connect(d).map_err(|e| ConfigError::Invalid {
+                field: "docker",
+                message: e.to_string(),
+            })?;
+        }
         self.check_sources()
+    }
+
+    /// Whether any real backend is configured.
+    pub fn has_backends(&self) -> bool {
+        self.prometheus.is_some() || self.docker.is_some() || self.kubernetes.is_some()
     }
 
     fn check_sources(&self) -> Result<(), ConfigError> {
@@ -240,13 +293,15 @@ impl ServeConfig {
         {
             return invalid(message);
         }
+        for (i, c) in self.sources.containers.iter().enumerate() {
+            if let Err(message) = c.check(&format!("sources.containers[{i}]")) {
+                return invalid(message);
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
-        for (i, c) in self.sources.promql.iter().enumerate() {
-            if !seen.insert(c.name.as_str()) {
-                return invalid(format!(
-                    "sources.promql[{i}].name: `{}` is the name of another source",
-                    c.name
-                ));
+        for (key, name) in self.sources.names() {
+            if matches!(name, "alertmanager" | "metrics-push") || !seen.insert(name) {
+                return invalid(format!("{key}: `{name}` is the name of another source"));
             }
         }
         Ok(())

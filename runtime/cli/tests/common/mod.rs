@@ -18,16 +18,25 @@ pub struct Server {
 }
 
 impl Server {
+    /// `grace serve --simulate`.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with(true, data, extra)
+    }
+
+    /// `grace serve` on the real backends its configuration names (no simulated fleet).
+    pub fn start_live(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with(false, data, extra)
+    }
+
+    fn start_with(simulate: bool, data: &Path, extra: &[&str]) -> Server {
         build_guests();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_grace"))
-            .args([
-                "serve",
-                "--simulate",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_grace"));
+        command.arg("serve");
+        if simulate {
+            command.arg("--simulate");
+        }
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)
             .env_remove("GRACE_DATA_DIR")

@@ -18,6 +18,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Json<Value> {
         "mode": if app.sim.is_some() { "simulate" } else { "live" },
         "playbooks": app.enabled_count(),
         "queue_depth": app.queue_depth(),
+        "backends": app.backends,
     }))
 }
 
