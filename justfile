@@ -78,7 +78,7 @@ build:
 
 # Run every test: unit, integration (real guests) and end-to-end (a real server over HTTP)
 [group('test')]
-test: build-playbooks _prometheus
+test: build-playbooks test-servers
     #!/usr/bin/env bash
     set -euo pipefail
     log=$(mktemp)
@@ -114,6 +114,27 @@ _wasm-target:
     if ! rustup target list --installed | grep -qx wasm32-wasip2; then
         echo "installing the wasm32-wasip2 target (rustup target add wasm32-wasip2)"
         rustup target add wasm32-wasip2
+    fi
+
+# The Kubernetes test API server is built from tests/kube-apiserver. A failed install only warns:
+# the tests that need it skip loudly (or fail, with GRACE_E2E=required).
+#
+# Install the real servers the end-to-end tests start: Prometheus, moto (AWS), Podman (Docker API)
+[group('test')]
+test-servers: _prometheus _moto _podman
+
+_moto:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if ! scripts/install-moto.sh; then
+        echo "WARNING: could not install moto: the AWS end-to-end tests will be skipped" >&2
+    fi
+
+_podman:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if ! scripts/install-podman.sh; then
+        echo "WARNING: could not install podman: the Docker end-to-end tests will be skipped" >&2
     fi
 
 # The end-to-end metrics test runs a real Prometheus: install Debian's when there is none.

@@ -44,10 +44,16 @@ fn prometheus_or_skip(test: &str) -> Option<PathBuf> {
 /// A `/metrics` endpoint serving `http_request_duration_seconds`, a histogram of api-service's
 /// requests: 100 requests a second, 10 % of them fast (50 ms), the rest slow (2 s).
 fn start_exporter() -> u16 {
+    start_exporter_with(|| 0.9)
+}
+
+/// The same histogram, where `slow_share()`, asked at every scrape, says which share of the
+/// requests since the last scrape were slow.
+fn start_exporter_with(slow_share: impl Fn() -> f64 + Send + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let started = Instant::now();
     std::thread::spawn(move || {
+        let (mut fast, mut slow, mut last) = (0u64, 0u64, Instant::now());
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -56,9 +62,17 @@ fn start_exporter() -> u16 {
             while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
                 line.clear();
             }
-            let total = u64::try_from(started.elapsed().as_millis() / 10).unwrap();
-            let fast = total / 10;
-            let slow = total - fast;
+            let requests = u64::try_from(last.elapsed().as_millis() / 10).unwrap();
+            last = Instant::now();
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let slow_now = (requests as f64 * slow_share().clamp(0.0, 1.0)).round() as u64;
+            slow += slow_now;
+            fast += requests - slow_now;
+            let total = fast + slow;
             let labels = r#"service="api-service""#;
             let mut body = String::from(
                 "# HELP http_request_duration_seconds Request latency.\n\
@@ -353,6 +367,164 @@ fn range_queries_answer_a_series_of_samples(url: &str) {
         "{samples:?}"
     );
     assert!(samples.iter().all(|s| s.value > 500.0), "{samples:?}");
+}
+
+/// One call to moto's Auto Scaling Query API (unsigned: moto reads only the service and region
+/// from the credential scope).
+fn autoscaling(endpoint: &str, params: &[(&str, &str)]) -> String {
+    rt().block_on(async {
+        // The Query API takes its parameters in the URL as well as in a form body.
+        let url = reqwest::Url::parse_with_params(
+            endpoint,
+            [("Version", "2011-01-01")].iter().chain(params),
+        )
+        .unwrap();
+        let r = reqwest::Client::new()
+            .get(url)
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/autoscaling/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(status.is_success(), "{params:?}: {status} {body}");
+        body
+    })
+}
+
+/// `(desired capacity, instances in service)` of a group, as moto describes it.
+fn group_state(endpoint: &str, group: &str) -> (u32, u32) {
+    let xml = autoscaling(
+        endpoint,
+        &[
+            ("Action", "DescribeAutoScalingGroups"),
+            ("AutoScalingGroupNames.member.1", group),
+        ],
+    );
+    let desired = xml
+        .split("<DesiredCapacity>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no DesiredCapacity in {xml}"))
+        .parse()
+        .unwrap();
+    let in_service = u32::try_from(xml.matches("<LifecycleState>InService<").count()).unwrap();
+    (desired, in_service)
+}
+
+#[test]
+fn latency_falls_after_grace_scales_a_real_auto_scaling_group() {
+    let test = "latency_falls_after_grace_scales_a_real_auto_scaling_group";
+    let Some(binary) = prometheus_or_skip(test) else {
+        return;
+    };
+    let Some(moto) = grace_testkit::moto::Moto::start(test) else {
+        return;
+    };
+    let endpoint = moto.endpoint();
+    autoscaling(
+        &endpoint,
+        &[
+            ("Action", "CreateLaunchConfiguration"),
+            ("LaunchConfigurationName", "api-lc"),
+            ("ImageId", "ami-12c6146b"),
+            ("InstanceType", "t3.micro"),
+        ],
+    );
+    autoscaling(
+        &endpoint,
+        &[
+            ("Action", "CreateAutoScalingGroup"),
+            ("AutoScalingGroupName", "api-asg"),
+            ("LaunchConfigurationName", "api-lc"),
+            ("MinSize", "1"),
+            ("MaxSize", "10"),
+            ("DesiredCapacity", "3"),
+            ("AvailabilityZones.member.1", "us-east-1a"),
+        ],
+    );
+    assert_eq!(group_state(&endpoint, "api-asg"), (3, 3));
+
+    // The service is slow while fewer than 5 instances serve it, fast from 5 on: its latency
+    // follows the capacity moto reports.
+    let exporter = {
+        let endpoint = endpoint.clone();
+        start_exporter_with(move || {
+            let (_, in_service) = group_state(&endpoint, "api-asg");
+            if in_service >= 5 { 0.0 } else { 0.9 }
+        })
+    };
+    let mut prometheus = Prometheus::start(&binary, exporter);
+    poll_until(
+        "Prometheus to see p95 above 500 ms",
+        Duration::from_secs(60),
+        || {
+            if let Ok(Some(status)) = prometheus.child.try_wait() {
+                panic!("prometheus exited ({status}): {}", prometheus.log());
+            }
+            prometheus.query_value(P95_QUERY).filter(|v| *v > 500.0)
+        },
+    );
+
+    let data = data_dir();
+    let config = data.path().join("grace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "prometheus = \"{}\"\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\
+             wait_delay = \"200ms\"\nwait_max_attempts = 100\n\n\
+             [[sources.promql]]\nname = \"api-latency\"\nquery = '{P95_QUERY}'\n\
+             event_type = \"metrics.latency\"\nresource = \"api-service\"\nevery = \"1s\"\n",
+            prometheus.url
+        ),
+    )
+    .unwrap();
+    // Static test credentials; the instance metadata service (not loopback) is never asked.
+    let server = Server::start_live_with_env(
+        &path_of(&data),
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let (_, health) = server.get("/healthz");
+    assert!(
+        health["backends"]["scaling"]
+            .as_str()
+            .unwrap()
+            .starts_with("aws autoscaling us-east-1"),
+        "{health}"
+    );
+    let (status, body) = server.upload(&fast_scale_on_latency(), component("scale_on_latency"));
+    assert_eq!(status, 201, "{body}");
+
+    let run = poll_until("a run of scale-on-latency", Duration::from_secs(90), || {
+        server.runs_of("scale-on-latency").into_iter().next()
+    });
+    let run = server.wait_state(
+        run["id"].as_str().unwrap(),
+        &["succeeded", "failed", "timed_out", "cancelled"],
+    );
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    eprintln!("run: {}", run["outcome"]["summary"]);
+    assert_eq!(run["outcome"]["details"]["to"], "5", "{run:#}");
+    assert_eq!(run["outcome"]["details"]["in_service"], "5", "{run:#}");
+    assert_eq!(group_state(&endpoint, "api-asg"), (5, 5));
+
+    // Latency returns under the threshold, as Prometheus measures it.
+    let after = poll_until("p95 back under 500 ms", Duration::from_secs(60), || {
+        prometheus.query_value(P95_QUERY).filter(|v| *v < 500.0)
+    });
+    eprintln!("p95 after scaling: {after:.0} ms");
+    let (_, verify) = server.get("/v1/ledger/verify");
+    assert_eq!(verify["ok"], true, "{verify}");
 }
 
 /// The example playbook, acting at once rather than after 2 minutes of slow events, and

@@ -174,7 +174,7 @@ fn other<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> StartError + 
 async fn connect_backends(
     config: &ServeConfig,
     sim: Option<&Simulation>,
-) -> Result<(Executors, std::collections::BTreeMap<&'static str, String>), StartError> {
+) -> Result<Backends, StartError> {
     let mut executors = match sim {
         Some(sim) => sim.executors(),
         None => Executors::none(Arc::new(grace_executor::SystemClock)),
@@ -219,7 +219,35 @@ async fn connect_backends(
         backends.insert("kubernetes", format!("kubernetes {}", kube.server()));
         executors.kubernetes = Some(Arc::new(kube));
     }
-    Ok((executors, backends))
+    let mut cloudwatch = None;
+    if let Some(settings) = &config.aws {
+        let sdk = settings
+            .load_sdk_config()
+            .await
+            .map_err(|e| invalid("aws")(e.to_string()))?;
+        let region = sdk.region().map(ToString::to_string).unwrap_or_default();
+        let endpoint = settings
+            .endpoint_url
+            .clone()
+            .unwrap_or_else(|| "the AWS endpoint".into());
+        tracing::info!(%region, %endpoint, "scaling acts on AWS Auto Scaling");
+        backends.insert("scaling", format!("aws autoscaling {region} ({endpoint})"));
+        executors.scaling = Some(Arc::new(grace_aws::AutoScaling::new(&sdk, settings)));
+        cloudwatch = Some(grace_aws::CloudWatch::new(&sdk, settings));
+    }
+    Ok(Backends {
+        executors,
+        descriptions: backends,
+        cloudwatch,
+    })
+}
+
+/// What [`connect_backends`] connected.
+struct Backends {
+    executors: Executors,
+    descriptions: std::collections::BTreeMap<&'static str, String>,
+    /// The CloudWatch client of `[aws]`, for CloudWatch sources.
+    cloudwatch: Option<grace_aws::CloudWatch>,
 }
 
 impl App {
@@ -239,7 +267,11 @@ impl App {
         } else {
             return Err(StartError::NoBackends);
         };
-        let (executors, backends) = connect_backends(&config, sim.as_ref()).await?;
+        let Backends {
+            executors,
+            descriptions: backends,
+            cloudwatch,
+        } = connect_backends(&config, sim.as_ref()).await?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(other("cannot create the data directory"))?;
         let ledger = Arc::new(
@@ -307,7 +339,7 @@ impl App {
             "metrics-push",
             "POST /v1/sources/metrics".into(),
         );
-        app.start_builtin_sources()?;
+        app.start_builtin_sources(cloudwatch.as_ref())?;
         let next = app
             .store
             .matched_through()
@@ -497,7 +529,10 @@ impl App {
     }
 
     /// Starts the built-in sources of `grace.toml`.
-    fn start_builtin_sources(&self) -> Result<(), StartError> {
+    fn start_builtin_sources(
+        &self,
+        cloudwatch: Option<&grace_aws::CloudWatch>,
+    ) -> Result<(), StartError> {
         let promql = promql::build_all(
             &self.config.sources.promql,
             self.config.prometheus.as_deref(),
@@ -509,6 +544,16 @@ impl App {
         for (source, schedule) in promql {
             let (name, target) = (source.name().to_owned(), source.query().to_owned());
             self.start_poller(&name, "promql", target, source, schedule);
+        }
+        let cloudwatch =
+            crate::sources::cloudwatch::build_all(&self.config.sources.cloudwatch, cloudwatch)
+                .map_err(|message| crate::config::ConfigError::Invalid {
+                    field: "sources",
+                    message,
+                })?;
+        for (source, schedule) in cloudwatch {
+            let (name, target) = (source.name().to_owned(), source.target());
+            self.start_poller(&name, "cloudwatch", target, source, schedule);
         }
         for (i, config) in self.config.sources.containers.iter().enumerate() {
             let (source, schedule) = ContainersSource::new(

@@ -41,10 +41,12 @@ pub struct ServeConfig {
     pub docker: Option<grace_docker::DockerSettings>,
     /// `[kubernetes]`: the `kubernetes` capability acts on this cluster.
     pub kubernetes: Option<grace_kubernetes::KubeSettings>,
+    /// `[aws]`: the `scaling` capability acts on Auto Scaling groups, CloudWatch sources read here.
+    pub aws: Option<grace_aws::AwsSettings>,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourcesConfig {
     /// `[[sources.promql]]`: PromQL queries (see [`crate::sources::promql`]).
@@ -53,6 +55,9 @@ pub struct SourcesConfig {
     /// `[[sources.containers]]`: container health (see [`crate::sources::containers`]).
     #[serde(default)]
     pub containers: Vec<crate::sources::containers::ContainersConfig>,
+    /// `[[sources.cloudwatch]]`: CloudWatch metrics (see [`crate::sources::cloudwatch`]).
+    #[serde(default)]
+    pub cloudwatch: Vec<crate::sources::cloudwatch::CloudWatchConfig>,
 }
 
 impl SourcesConfig {
@@ -68,7 +73,12 @@ impl SourcesConfig {
             .iter()
             .enumerate()
             .map(|(i, c)| (format!("sources.containers[{i}].name"), c.name.as_str()));
-        promql.chain(containers)
+        let cloudwatch = self
+            .cloudwatch
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("sources.cloudwatch[{i}].name"), c.name.as_str()));
+        promql.chain(containers).chain(cloudwatch)
     }
 }
 
@@ -90,6 +100,7 @@ impl Default for ServeConfig {
             sources: SourcesConfig::default(),
             docker: None,
             kubernetes: None,
+            aws: None,
         }
     }
 }
@@ -128,6 +139,8 @@ pub struct FileConfig {
     pub docker: Option<grace_docker::DockerSettings>,
     /// `[kubernetes]`.
     pub kubernetes: Option<grace_kubernetes::KubeSettings>,
+    /// `[aws]`.
+    pub aws: Option<grace_aws::AwsSettings>,
 }
 
 /// Why the configuration was refused.
@@ -226,6 +239,9 @@ impl FileConfig {
         if let Some(v) = self.kubernetes {
             c.kubernetes = Some(v);
         }
+        if let Some(v) = self.aws {
+            c.aws = Some(v);
+        }
         Ok(c)
     }
 }
@@ -266,6 +282,12 @@ impl ServeConfig {
                 message,
             })?;
         }
+        if let Some(a) = &self.aws {
+            a.validate().map_err(|e| ConfigError::Invalid {
+                field: "aws",
+                message: e.to_string(),
+            })?;
+        }
         if let Some(d) = &self.docker {
             grace_docker::Docker::connect(d).map_err(|e| ConfigError::Invalid {
                 field: "docker",
@@ -277,7 +299,10 @@ impl ServeConfig {
 
     /// Whether any real backend is configured.
     pub fn has_backends(&self) -> bool {
-        self.prometheus.is_some() || self.docker.is_some() || self.kubernetes.is_some()
+        self.prometheus.is_some()
+            || self.docker.is_some()
+            || self.kubernetes.is_some()
+            || self.aws.is_some()
     }
 
     fn check_sources(&self) -> Result<(), ConfigError> {
@@ -292,6 +317,16 @@ impl ServeConfig {
             crate::sources::promql::build_all(&self.sources.promql, self.prometheus.as_deref())
         {
             return invalid(message);
+        }
+        for (i, c) in self.sources.cloudwatch.iter().enumerate() {
+            if let Err(message) = c.check(&format!("sources.cloudwatch[{i}]")) {
+                return invalid(message);
+            }
+            if self.aws.is_none() {
+                return invalid(format!(
+                    "sources.cloudwatch[{i}]: CloudWatch needs [aws] in grace.toml"
+                ));
+            }
         }
         for (i, c) in self.sources.containers.iter().enumerate() {
             if let Err(message) = c.check(&format!("sources.containers[{i}]")) {

@@ -28,9 +28,19 @@ impl Server {
         Server::start_with(false, data, extra)
     }
 
+    /// `grace serve` on real backends, with these environment variables.
+    pub fn start_live_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_env(false, data, extra, env)
+    }
+
     fn start_with(simulate: bool, data: &Path, extra: &[&str]) -> Server {
+        Server::start_env(simulate, data, extra, &[])
+    }
+
+    fn start_env(simulate: bool, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         build_guests();
         let mut command = Command::new(env!("CARGO_BIN_EXE_grace"));
+        command.envs(env.iter().copied());
         command.arg("serve");
         if simulate {
             command.arg("--simulate");

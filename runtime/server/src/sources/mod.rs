@@ -11,6 +11,7 @@
 //! [`TriggerEvent`]: grace_engine::TriggerEvent
 
 pub mod alertmanager;
+pub mod cloudwatch;
 pub mod containers;
 pub mod exposition;
 pub mod health;
