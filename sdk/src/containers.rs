@@ -97,6 +97,12 @@ pub fn stop(id: &str) -> Result<Container> {
     wit::stop(id).map(container).map_err(Error::from_host)
 }
 
+/// The last `tail` lines (at most 1000) of a container's output, oldest first: for a run's
+/// report, or to tell a crash from a hang before acting. Needs `"logs"` in the granted actions.
+pub fn logs(id: &str, tail: u32) -> Result<Vec<String>> {
+    wit::logs(id, tail).map_err(Error::from_host)
+}
+
 /// Makes exactly `replicas` containers carry the selector's labels, cloning or removing
 /// containers of that service; returns them.
 pub fn scale<K, V>(

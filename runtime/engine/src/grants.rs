@@ -75,6 +75,8 @@ pub enum ContainerAction {
     Stop,
     /// `scale`.
     Scale,
+    /// `logs`: read a container's output.
+    Logs,
 }
 
 impl ContainerAction {
@@ -85,6 +87,7 @@ impl ContainerAction {
             "start" => ContainerAction::Start,
             "stop" => ContainerAction::Stop,
             "scale" => ContainerAction::Scale,
+            "logs" => ContainerAction::Logs,
             _ => return None,
         })
     }
@@ -97,6 +100,7 @@ impl ContainerAction {
             ContainerAction::Start => "start",
             ContainerAction::Stop => "stop",
             ContainerAction::Scale => "scale",
+            ContainerAction::Logs => "logs",
         }
     }
 }
@@ -294,6 +298,23 @@ impl ContainerGrant {
             .map(|(k, g)| format!("{k}={g}"))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// May `action` read the container with these labels (not a change: no change budget)?
+    pub fn check_read(
+        &self,
+        action: ContainerAction,
+        container: &str,
+        labels: &Labels,
+    ) -> Result<(), Denial> {
+        self.check_action(action)?;
+        if !self.in_scope(labels) {
+            return deny(format!(
+                "container `{container}` is outside the granted labels `{}`",
+                self.describe_scope()
+            ));
+        }
+        Ok(())
     }
 
     /// May this changing action touch the container with these labels?

@@ -15,6 +15,7 @@ impl Playbook for RestartUnhealthyContainer {
         let selector_text = config::get_or("selector", "app=web".to_owned())?;
         let selector = containers::parse_selector(&selector_text)?;
         let max_restarts: usize = config::get_or("max_restarts", 2)?;
+        let log_lines: u32 = config::get_or("log_lines", 10)?;
 
         let before = containers::list(&selector)?;
         let unhealthy: Vec<&Container> = before.iter().filter(|c| c.is_unhealthy()).collect();
@@ -30,7 +31,16 @@ impl Playbook for RestartUnhealthyContainer {
         }
 
         let (to_restart, skipped) = unhealthy.split_at(unhealthy.len().min(max_restarts));
+        // What each container said before it was restarted goes into the report: a restart
+        // loses the evidence of why it was unhealthy.
+        let mut last_words = Vec::new();
         for container in to_restart {
+            if log_lines > 0 {
+                match containers::logs(&container.id, log_lines) {
+                    Ok(lines) => last_words.push((container.name.clone(), lines.join("\n"))),
+                    Err(e) => grace_sdk::warn!("no logs of {}: {e}", container.name),
+                }
+            }
             grace_sdk::info!("restarting unhealthy container {}", container.name);
             containers::restart(&container.id)?;
         }
@@ -52,7 +62,11 @@ impl Playbook for RestartUnhealthyContainer {
                 names(skipped.iter().copied())
             ));
         }
-        Ok(Outcome::changed(summary)
+        let mut outcome = Outcome::changed(summary);
+        for (name, lines) in last_words {
+            outcome = outcome.detail(format!("logs.{name}"), lines);
+        }
+        Ok(outcome
             .detail("selector", &selector_text)
             .detail("restarted", &restarted)
             .detail("healthy", &healthy)

@@ -14,6 +14,9 @@ use crate::grants::{ContainerAction, ContainerGrant, not_granted};
 use crate::host::HostState;
 use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
 
+/// The most lines `logs` returns: what a run report can show, not a log archive.
+const MAX_LOG_TAIL: u32 = 1000;
+
 fn grant(scope: &Scope) -> Result<&ContainerGrant, Refusal> {
     scope
         .grants
@@ -84,7 +87,7 @@ impl HostState {
                         ContainerAction::Restart => executor.restart(&id).await,
                         ContainerAction::Start => executor.start(&id).await,
                         ContainerAction::Stop => executor.stop(&id).await,
-                        ContainerAction::List | ContainerAction::Scale => Err(ExecError::Other(
+                        ContainerAction::List | ContainerAction::Scale | ContainerAction::Logs => Err(ExecError::Other(
                             format!("`{}` is not a single-container action", action.name()),
                         )),
                     }
@@ -128,6 +131,33 @@ impl Host for HostState {
 
     async fn restart(&mut self, id: String) -> wasmtime::Result<Result<Container, Error>> {
         self.change_one(ContainerAction::Restart, id).await
+    }
+
+    async fn logs(&mut self, id: String, tail: u32) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let call = Call::read(
+            "containers",
+            "logs",
+            json!({ "id": preview(&id), "tail": tail }),
+        );
+        self.run
+            .perform(
+                call,
+                move |scope| async move {
+                    check_text("id", &id)?;
+                    if tail > MAX_LOG_TAIL {
+                        return Err(Refusal::Invalid(format!(
+                            "`tail` is {tail}, above the limit of {MAX_LOG_TAIL} lines"
+                        )));
+                    }
+                    let grant = grant(&scope)?;
+                    grant.check_action(ContainerAction::Logs)?;
+                    let target = executor(&scope)?.inspect(&id).await?;
+                    grant.check_read(ContainerAction::Logs, &target.name, &target.labels)?;
+                    Ok(id)
+                },
+                move |scope, id| async move { executor(&scope)?.logs(&id, tail).await },
+            )
+            .await
     }
 
     async fn start(&mut self, id: String) -> wasmtime::Result<Result<Container, Error>> {

@@ -120,6 +120,9 @@ impl Kube {
                 "the Kubernetes client must be created within a Tokio runtime".to_owned(),
             ));
         }
+        // A process that also links the AWS SDK has two rustls providers (ring, aws-lc-rs) and
+        // rustls refuses to guess: choose ring for the process, unless someone chose already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         config.connect_timeout = Some(settings.call_timeout);
         // No retries inside the client: kube's default retries 429/503 for minutes, which would
         // turn an unavailable server into a timeout; GRACE's engine retries transient errors

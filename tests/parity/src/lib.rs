@@ -1,0 +1,1 @@
+//! The parity suite lives in `tests/`; this crate has no library code.
