@@ -37,13 +37,20 @@ pub fn shorten(text: &str, max: usize) -> String {
 pub fn args(value: &Value) -> String {
     match value {
         Value::Object(map) if map.is_empty() => String::new(),
-        Value::Object(map) => shorten(
-            &map.iter()
-                .map(|(k, v)| format!("{k}={}", compact(v)))
-                .collect::<Vec<_>>()
-                .join(" "),
-            WIDTH,
-        ),
+        Value::Object(map) => {
+            // Sorted: serde_json keeps insertion order when a dependency asks it to
+            // (`preserve_order`), and the same call should read the same way everywhere.
+            let mut pairs: Vec<_> = map.iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(b.0));
+            shorten(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", compact(v)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                WIDTH,
+            )
+        }
         other => compact(other),
     }
 }

@@ -23,6 +23,7 @@ async fn server() -> TestServer {
 }
 
 fn client(server: &TestServer) -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = kube::Config::new(server.url().parse().unwrap());
     config.default_retry = false;
     kube::Client::try_from(config).unwrap()

@@ -49,6 +49,7 @@ async fn the_binary_prints_its_url_first_and_serves_seeded_deployments() {
     .unwrap();
     assert!(url.starts_with("http://127.0.0.1:"), "first line: `{url}`");
 
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let api: Api<Deployment> = Api::namespaced(client, "shop");
     let d = api.get("checkout").await.unwrap();
