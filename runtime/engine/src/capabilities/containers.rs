@@ -87,9 +87,12 @@ impl HostState {
                         ContainerAction::Restart => executor.restart(&id).await,
                         ContainerAction::Start => executor.start(&id).await,
                         ContainerAction::Stop => executor.stop(&id).await,
-                        ContainerAction::List | ContainerAction::Scale | ContainerAction::Logs => Err(ExecError::Other(
-                            format!("`{}` is not a single-container action", action.name()),
-                        )),
+                        ContainerAction::List | ContainerAction::Scale | ContainerAction::Logs => {
+                            Err(ExecError::Other(format!(
+                                "`{}` is not a single-container action",
+                                action.name()
+                            )))
+                        }
                     }
                 },
             )
@@ -133,7 +136,11 @@ impl Host for HostState {
         self.change_one(ContainerAction::Restart, id).await
     }
 
-    async fn logs(&mut self, id: String, tail: u32) -> wasmtime::Result<Result<Vec<String>, Error>> {
+    async fn logs(
+        &mut self,
+        id: String,
+        tail: u32,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let call = Call::read(
             "containers",
             "logs",
