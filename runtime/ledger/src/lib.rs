@@ -8,6 +8,14 @@
 //! [`Ledger::verify`] walks the chain and names the first entry that is not what the ledger
 //! wrote.
 //!
+//! On top of the chain, the entries are the leaves of a Merkle tree, as in Certificate
+//! Transparency (RFC 9162; [`merkle`]), maintained in the same transactions as the entries. The
+//! ledger proves that an entry is in it ([`Ledger::prove_inclusion`]) and that it extends an
+//! earlier state unchanged ([`Ledger::prove_consistency`]), and signs checkpoints of its tree
+//! head with Ed25519 ([`Ledger::sign_checkpoint`], C2SP tlog-checkpoint format, [`keys`] for the
+//! key files). [`Ledger::verify_checkpoint`] finds a truncated tail or rewritten entries that a
+//! rewritten chain and head record would hide.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), grace_ledger::LedgerError> {
 //! use grace_ledger::{Decision, Durability, Ledger, NewEntry};
@@ -32,11 +40,17 @@
 //! # }
 //! ```
 
+mod checkpoint;
 pub mod codec;
 mod entry;
 mod error;
 mod hash;
+pub mod keys;
+pub mod merkle;
+pub mod note;
+mod proofs;
 pub mod tables;
+mod tree;
 mod verify;
 mod writer;
 
@@ -46,14 +60,18 @@ use std::sync::{Arc, mpsc};
 use redb::{ReadableDatabase, ReadableTable, TableError};
 use tokio::sync::oneshot;
 
+pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use entry::{Decision, Entry, Head, NewEntry, Receipt, Verdict};
-pub use error::LedgerError;
+pub use error::{Inconsistency, LedgerError};
 pub use hash::{Hash, HashParseError};
+pub use keys::{KeyError, SigningKey, VerifierKey, generate_key};
+pub use merkle::ProofError;
+pub use proofs::{ConsistencyProof, InclusionProof, TreeHead};
 pub use verify::{Problem, Tampering, VerifyReport};
 pub use writer::LedgerStats;
 
 use codec::Prepared;
-use tables::{ENTRIES, HEAD};
+use tables::{CHECKPOINTS, ENTRIES, HEAD, NODES};
 use writer::{Reply, Request, Writer};
 
 /// When an append counts as done.
@@ -124,8 +142,9 @@ impl Ledger {
                 "ledger head record disagrees with its last entry; run `grace ledger verify`"
             );
         }
+        let tree = tree::prepare(&db, head.map_or(0, |h| h.seq)).map_err(open_error)?;
         let db = Arc::new(db);
-        let writer = Writer::spawn(Arc::clone(&db), durability.into(), head)?;
+        let writer = Writer::spawn(Arc::clone(&db), durability.into(), head, tree)?;
         tracing::debug!(path = %path.display(), seq = head.map_or(0, |h| h.seq), "ledger opened");
         Ok(Ledger {
             inner: Arc::new(Inner { path, db, writer }),
@@ -225,13 +244,14 @@ impl Ledger {
 
     /// Checks the whole chain: every entry present, its hash matching its stored bytes, its
     /// sequence number matching its key, its link matching the previous entry's hash, and the
-    /// head record matching the last entry.
+    /// head record matching the last entry. Checks the stored Merkle tree against one rebuilt
+    /// from the entries, node by node, and reports the root of the entries as they are.
     ///
     /// Tampering is an error, [`LedgerError::Tampered`], naming the first bad entry in sequence
     /// order and what is wrong with it. Runs in one read transaction: appends may continue
     /// meanwhile, and what they add is not covered.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        verify::verify(&self.inner.db)
+        verify::verify(&self.inner.db, None).map(|(report, _)| report)
     }
 
     /// The database the ledger lives in, for other GRACE stores that share the file.
@@ -255,6 +275,8 @@ fn create_tables(db: &redb::Database) -> Result<(Option<Head>, u64), redb::Error
     let (head, last_seq) = {
         let entries = txn.open_table(ENTRIES)?;
         let head = txn.open_table(HEAD)?;
+        txn.open_table(NODES)?;
+        txn.open_table(CHECKPOINTS)?;
         let last_seq = entries.last()?.map_or(0, |(k, _)| k.value());
         let head = head.get(tables::HEAD_KEY)?.map(|row| {
             let (seq, hash, entries) = row.value();

@@ -2,8 +2,8 @@
 //!
 //! Appenders encode their entry on their own thread and send it here. The writer takes the
 //! first request, drains whatever else is queued (up to [`MAX_BATCH`]), gives the batch
-//! consecutive sequence numbers, chains the hashes, writes the entries and the head record in one
-//! write transaction and commits it once. Then it answers every appender of the batch. So many
+//! consecutive sequence numbers, chains the hashes, extends the Merkle tree, writes the entries,
+//! the tree's new nodes and the head record in one write transaction and commits it once. Then it answers every appender of the batch. So many
 //! concurrent appenders share one fsync, and the chain is only ever extended by one thread.
 //!
 //! When the previous batch was larger than what is queued, the writer waits a little (a quarter
@@ -11,7 +11,8 @@
 //! come back, so that groups do not split in two halves that alternate between commits.
 //!
 //! If the commit fails, every appender of the batch gets the error and the writer's idea of the
-//! head does not move: the next batch is chained to the last committed entry.
+//! head and of the tree's right edge does not move: the next batch is chained to the last
+//! committed entry.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 use crate::codec::Prepared;
-use crate::tables::{ENTRIES, HEAD, HEAD_KEY};
+use crate::merkle::{Frontier, entry_leaf};
+use crate::tables::{ENTRIES, HEAD, HEAD_KEY, NODES};
+use crate::tree;
 use crate::{Hash, Head, LedgerError, Receipt};
 
 /// The most entries committed in one transaction.
@@ -101,11 +104,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer, chaining on from `head` (the stored head record).
+    /// Starts the writer, chaining on from `head` (the stored head record) and extending `tree`,
+    /// the right edge of the tree of the entries up to the head (or why there is none).
     pub(crate) fn spawn(
         db: Arc<redb::Database>,
         durability: redb::Durability,
         head: Option<Head>,
+        tree: Result<Frontier, String>,
     ) -> Result<Writer, LedgerError> {
         let (queue, requests) = mpsc::channel();
         let counters = Arc::new(Counters::default());
@@ -117,7 +122,7 @@ impl Writer {
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("grace-ledger-writer".into())
-            .spawn(move || run(&db, durability, tip, &requests, &thread_counters))
+            .spawn(move || run(&db, durability, tip, tree, &requests, &thread_counters))
             .map_err(|source| LedgerError::Spawn { source })?;
         Ok(Writer {
             queue: Some(queue),
@@ -153,10 +158,12 @@ impl Drop for Writer {
 }
 
 /// Why a batch was not committed.
+#[derive(Clone)]
 enum Failure {
     Storage(Arc<redb::Error>),
     AlreadyExists(u64),
     Exhausted(u64),
+    TreeUnavailable(String),
 }
 
 impl Failure {
@@ -167,6 +174,9 @@ impl Failure {
             },
             Failure::AlreadyExists(seq) => LedgerError::AlreadyExists { seq: *seq },
             Failure::Exhausted(seq) => LedgerError::Exhausted { seq: *seq },
+            Failure::TreeUnavailable(reason) => LedgerError::TreeUnavailable {
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -179,6 +189,7 @@ fn run(
     db: &redb::Database,
     durability: redb::Durability,
     mut tip: Head,
+    mut tree: Result<Frontier, String>,
     requests: &mpsc::Receiver<Request>,
     counters: &Counters,
 ) {
@@ -206,12 +217,13 @@ fn run(
             continue;
         }
         let started = Instant::now();
-        let outcome = commit(db, durability, &tip, entries.drain(..));
+        let outcome = commit(db, durability, &tip, &tree, entries.drain(..));
         previous_batch = n;
         linger = (started.elapsed() / 4).min(MAX_LINGER);
         match outcome {
-            Ok((head, receipts)) => {
+            Ok((head, frontier, receipts)) => {
                 tip = head;
+                tree = Ok(frontier);
                 let n64 = n as u64;
                 counters.entries.fetch_add(n64, Ordering::Relaxed);
                 counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -288,25 +300,36 @@ fn gather(
     }
 }
 
-/// Writes one batch and the new head in one transaction.
+/// Writes one batch, the tree nodes it completes and the new head in one transaction; returns
+/// the new head and right edge of the tree.
 fn commit(
     db: &redb::Database,
     durability: redb::Durability,
     tip: &Head,
+    tree: &Result<Frontier, String>,
     batch: impl ExactSizeIterator<Item = Prepared>,
-) -> Result<(Head, Vec<Receipt>), Failure> {
+) -> Result<(Head, Frontier, Vec<Receipt>), Failure> {
     let recorded_millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut receipts = Vec::with_capacity(batch.len());
     let mut seq = tip.seq;
     let mut hash = tip.hash;
+    // Cloned, so a failed commit leaves the writer's right edge as it was.
+    let mut frontier = tree_at(tree, tip.seq);
+    let mut completed = Vec::with_capacity(64);
     let mut txn = db.begin_write().map_err(storage)?;
     txn.set_durability(durability).map_err(storage)?;
     let head = {
         let mut table = txn.open_table(ENTRIES).map_err(storage)?;
+        let mut nodes = txn.open_table(NODES).map_err(storage)?;
         for entry in batch {
             seq = seq.checked_add(1).ok_or(Failure::Exhausted(seq))?;
+            // Checked after the sequence number, so a ledger that cannot grow says so first.
+            let frontier = match &mut frontier {
+                Ok(frontier) => frontier,
+                Err(failure) => return Err(failure.clone()),
+            };
             let (stored, entry_hash) = entry.seal(seq, &hash, recorded_millis);
             // Never overwrite: an entry already there was written outside the ledger, and is
             // evidence. Returning drops the transaction, which aborts it.
@@ -316,6 +339,19 @@ fn commit(
                 .is_some()
             {
                 return Err(Failure::AlreadyExists(seq));
+            }
+            frontier
+                .push(entry_leaf(&entry_hash), |level, index, node| {
+                    if tree::is_stored(level) {
+                        completed.push((level, index, *node));
+                    }
+                })
+                .map_err(|_| Failure::Exhausted(seq))?;
+            for (level, index, node) in completed.drain(..) {
+                // Levels are below 64: the tree has fewer than 2^64 leaves.
+                nodes
+                    .insert((level as u8, index), node.0)
+                    .map_err(storage)?;
             }
             hash = entry_hash;
             receipts.push(Receipt {
@@ -334,6 +370,19 @@ fn commit(
             .map_err(storage)?;
         head
     };
+    let frontier = frontier?;
     txn.commit().map_err(storage)?;
-    Ok((head, receipts))
+    Ok((head, frontier, receipts))
+}
+
+/// The right edge of the tree of the first `size` entries, which the next entry extends.
+fn tree_at(tree: &Result<Frontier, String>, size: u64) -> Result<Frontier, Failure> {
+    match tree {
+        Ok(frontier) if frontier.size() == size => Ok(frontier.clone()),
+        Ok(frontier) => Err(Failure::TreeUnavailable(format!(
+            "the tree covers {} entries but the head is entry {size}",
+            frontier.size()
+        ))),
+        Err(reason) => Err(Failure::TreeUnavailable(reason.clone())),
+    }
 }

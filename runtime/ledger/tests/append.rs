@@ -89,7 +89,8 @@ fn reopening_the_file_resumes_the_chain_from_the_stored_head() {
         ledger.verify().unwrap(),
         VerifyReport {
             entries: 4,
-            head: Some(receipt.hash)
+            head: Some(receipt.hash),
+            root: ledger.tree_head().unwrap().root,
         }
     );
 }
@@ -202,7 +203,8 @@ fn an_empty_ledger_has_no_head_and_verifies() {
         ledger.verify().unwrap(),
         VerifyReport {
             entries: 0,
-            head: None
+            head: None,
+            root: grace_ledger::merkle::empty_root(),
         }
     );
 }

@@ -7,8 +7,9 @@ mod common;
 
 use common::{call, ledger_with, stored, tamper, tampering, temp_ledger};
 use grace_ledger::codec;
-use grace_ledger::tables::{ENTRIES, HEAD, HEAD_KEY};
+use grace_ledger::tables::{ENTRIES, HEAD, HEAD_KEY, NODES};
 use grace_ledger::{Durability, Ledger, LedgerError, Problem, Tampering};
+use redb::ReadableTable;
 
 /// Rewrites entry `seq` with `change` applied to its decoded contents and a correct hash for
 /// the new contents, as an attacker who knows the scheme would.
@@ -343,5 +344,138 @@ fn a_head_at_the_last_sequence_number_refuses_appends_instead_of_wrapping() {
     assert_eq!(
         ledger.verify().unwrap_err().tampering().map(|t| t.seq),
         Some(3)
+    );
+}
+
+/// Opens the ledger file raw and changes its Merkle tree node table with `change`, committing.
+fn tamper_tree(
+    path: &std::path::Path,
+    change: impl FnOnce(&mut redb::Table<'_, (u8, u64), [u8; 32]>),
+) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut nodes = txn.open_table(NODES).unwrap();
+        change(&mut nodes);
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn changing_a_stored_tree_node_over_intact_entries_is_reported_with_the_entries_it_covers() {
+    let (_dir, path) = temp_ledger();
+    ledger_with(&path, 40);
+    tamper_tree(&path, |nodes| {
+        nodes.insert((4, 1), [0xaa; 32]).unwrap();
+    });
+
+    let found = tampering(&path);
+    assert_eq!(
+        found,
+        Tampering {
+            seq: 17,
+            problem: Problem::TreeNodeModified { level: 4, index: 1 }
+        }
+    );
+    assert_eq!(
+        found.to_string(),
+        "the Merkle tree node at level 4, index 1 over entries 17 to 32 was modified: the entries are intact but the node is not their hash"
+    );
+}
+
+#[test]
+fn changing_the_node_over_the_whole_tree_is_reported_even_though_every_entry_verifies() {
+    let (_dir, path) = temp_ledger();
+    ledger_with(&path, 32);
+    tamper_tree(&path, |nodes| {
+        let mut root = nodes.get((5, 0)).unwrap().unwrap().value();
+        root[0] ^= 1;
+        nodes.insert((5, 0), root).unwrap();
+    });
+
+    assert_eq!(
+        tampering(&path),
+        Tampering {
+            seq: 1,
+            problem: Problem::TreeNodeModified { level: 5, index: 0 }
+        }
+    );
+}
+
+#[test]
+fn deleting_a_stored_tree_node_is_reported_as_missing() {
+    let (_dir, path) = temp_ledger();
+    ledger_with(&path, 40);
+    tamper_tree(&path, |nodes| {
+        nodes.remove((4, 0)).unwrap().unwrap();
+    });
+
+    let found = tampering(&path);
+    assert_eq!(
+        found,
+        Tampering {
+            seq: 1,
+            problem: Problem::TreeNodeMissing { level: 4, index: 0 }
+        }
+    );
+    assert!(
+        found.to_string().contains("entries 1 to 16 is missing"),
+        "{found}"
+    );
+    // Proofs that need it say so rather than prove something else.
+    let ledger = Ledger::open(&path, Durability::None).unwrap();
+    assert!(matches!(
+        ledger.inclusion_proof(20, 40),
+        Err(LedgerError::MissingNode { level: 4, index: 0 })
+    ));
+}
+
+#[test]
+fn a_tree_node_past_the_end_of_the_ledger_or_below_the_stored_levels_is_reported() {
+    let (_dir, path) = temp_ledger();
+    ledger_with(&path, 40);
+    tamper_tree(&path, |nodes| {
+        // Level 4, index 2 covers entries 33 to 48, which do not all exist.
+        nodes.insert((4, 2), [0x11; 32]).unwrap();
+    });
+    let found = tampering(&path);
+    assert_eq!(
+        found,
+        Tampering {
+            seq: 33,
+            problem: Problem::TreeNodeExtra { level: 4, index: 2 }
+        }
+    );
+    assert!(
+        found.to_string().contains("written outside the ledger"),
+        "{found}"
+    );
+
+    let (_dir, path) = temp_ledger();
+    ledger_with(&path, 40);
+    tamper_tree(&path, |nodes| {
+        nodes.insert((0, 3), [0x11; 32]).unwrap();
+    });
+    assert_eq!(
+        tampering(&path).problem,
+        Problem::TreeNodeExtra { level: 0, index: 3 }
+    );
+}
+
+#[test]
+fn a_rewritten_entry_is_reported_as_the_entry_not_as_its_tree_leaf() {
+    let (_dir, path) = temp_ledger();
+    ledger_with(&path, 8);
+    tamper(&path, |entries| {
+        rewrite_and_rehash(entries, 4, |e| e.run_id = "run-forged".into());
+    });
+
+    // Its leaf no longer matches either, but what is wrong is the entry: the link after it.
+    assert_eq!(
+        tampering(&path),
+        Tampering {
+            seq: 5,
+            problem: Problem::BrokenLink
+        }
     );
 }
