@@ -43,6 +43,9 @@ pub enum Command {
         #[command(flatten)]
         server: Server,
     },
+    /// Signing keys for ledger checkpoints.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Show the simulated fleet of a server started with `--simulate`.
     Fleet {
         /// Print the server's JSON.
@@ -155,6 +158,34 @@ pub enum LedgerCommand {
         /// Verify the ledger of the server at this URL instead of the local data directory.
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Also check the ledger against this signed checkpoint (written earlier by `grace ledger
+        /// checkpoint`): catches a truncated or rewritten history that a re-hashed chain hides.
+        #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "server")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The checkpoint signer's public key (`grace keys generate` writes it as `<key>.pub`).
+        #[arg(long, value_name = "FILE")]
+        key: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Sign a checkpoint of the ledger (its size and Merkle root) and print it.
+    Checkpoint {
+        /// The signing key (`grace keys generate`).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// Also write the checkpoint to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Prove that entry SEQ is in the ledger: its Merkle inclusion proof, checked before printing.
+    Proof {
+        /// The entry's sequence number.
+        seq: u64,
+        /// Print the proof as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataDir,
     },
@@ -174,6 +205,19 @@ pub enum LedgerCommand {
         json: bool,
         #[command(flatten)]
         data: DataDir,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate an Ed25519 signing key: FILE (secret, mode 0600) and FILE.pub (public).
+    Generate {
+        /// The key's name, also the checkpoints' origin, e.g. `grace.example.com/ledger`.
+        #[arg(long)]
+        name: String,
+        /// Where to write the secret key; never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
 }
 

@@ -416,3 +416,99 @@ fn replay_shows_what_fired_and_what_was_suppressed() {
     assert_eq!(report["steps"].as_array().unwrap().len(), 12);
     assert_eq!(report["fleet_after"]["groups"][0]["desired_capacity"], 5);
 }
+
+#[test]
+fn a_signed_checkpoint_verifies_later_and_a_foreign_one_does_not() {
+    let data = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("ledger.key");
+    let pubkey = keys.path().join("ledger.key.pub");
+    let out = grace(&[
+        "keys",
+        "generate",
+        "--name",
+        "grace.test/ledger",
+        "--out",
+        path(&key),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = grace(&["keys", "generate", "--name", "x", "--out", path(&key)]);
+    assert_eq!(again.status.code(), Some(2), "a key is never overwritten");
+
+    assert!(
+        dry_run("scale-on-latency", data.path(), &[])
+            .status
+            .success()
+    );
+    let checkpoint = keys.path().join("checkpoint.txt");
+    let d = path(data.path());
+    let out = grace(&[
+        "ledger",
+        "checkpoint",
+        "--key",
+        path(&key),
+        "--out",
+        path(&checkpoint),
+        "--data-dir",
+        d,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("grace.test/ledger\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    // More runs later: the ledger still extends what was signed.
+    assert!(
+        dry_run("scale-on-latency", data.path(), &[])
+            .status
+            .success()
+    );
+    let verify = |key: &Path| {
+        grace(&[
+            "ledger",
+            "verify",
+            "--checkpoint",
+            path(&checkpoint),
+            "--key",
+            path(key),
+            "--data-dir",
+            d,
+        ])
+    };
+    let out = verify(&pubkey);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("consistent with the checkpoint"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A checkpoint checked with someone else's key is refused.
+    let other = keys.path().join("other.key");
+    assert!(
+        grace(&[
+            "keys",
+            "generate",
+            "--name",
+            "grace.test/ledger",
+            "--out",
+            path(&other)
+        ])
+        .status
+        .success()
+    );
+    let out = verify(&keys.path().join("other.key.pub"));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("NOT SIGNED"), "{}", stdout(&out));
+
+    // Every entry has an inclusion proof, checked before it is printed.
+    let out = grace(&["ledger", "proof", "3", "--json", "--data-dir", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proof["seq"], 3);
+    assert!(!proof["path"].as_array().unwrap().is_empty(), "{proof}");
+    let out = grace(&["ledger", "proof", "100000", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

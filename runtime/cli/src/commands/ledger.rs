@@ -5,16 +5,27 @@ use grace_ledger::{Durability, Ledger, LedgerError};
 use serde_json::json;
 
 use super::{Exit, client, ledger_path};
-use crate::cli::{DataDir, LedgerCommand};
+use crate::cli::{DataDir, KeysCommand, LedgerCommand};
 use crate::client::VerifyResult;
 use crate::render;
 
 pub fn run(cmd: LedgerCommand) -> Exit {
     match cmd {
-        LedgerCommand::Verify { json, server, data } => match server {
-            Some(server) => verify_remote(&server, json),
-            None => verify(&data, json),
+        LedgerCommand::Verify {
+            json,
+            server,
+            checkpoint,
+            key,
+            data,
+        } => match (server, checkpoint, key) {
+            (Some(server), _, _) => verify_remote(&server, json),
+            (None, Some(checkpoint), Some(key)) => {
+                verify_checkpoint(&data, &checkpoint, &key, json)
+            }
+            (None, _, _) => verify(&data, json),
         },
+        LedgerCommand::Checkpoint { key, out, data } => checkpoint(&data, &key, out.as_deref()),
+        LedgerCommand::Proof { seq, json, data } => proof(&data, seq, json),
         LedgerCommand::Show {
             run,
             from,
@@ -147,6 +158,152 @@ fn show(data: &DataDir, run: Option<&str>, from: u64, limit: usize, as_json: boo
             }
         } else {
             println!("{}", render::ledger_entry(entry));
+        }
+    }
+    Exit::Ok
+}
+
+/// `grace keys generate`.
+pub fn keys(cmd: KeysCommand) -> Exit {
+    let KeysCommand::Generate { name, out } = cmd;
+    let public = {
+        let mut p = out.clone().into_os_string();
+        p.push(".pub");
+        std::path::PathBuf::from(p)
+    };
+    let key = match grace_ledger::generate_key(&name) {
+        Ok(k) => k,
+        Err(e) => return Exit::Invalid(anyhow!("--name: {e}")),
+    };
+    if let Err(e) = key.save(&out) {
+        return Exit::Invalid(anyhow!("cannot write `{}`: {e}", out.display()));
+    }
+    if let Err(e) = key.verifier().save(&public) {
+        return Exit::Invalid(anyhow!("cannot write `{}`: {e}", public.display()));
+    }
+    println!(
+        "signing key `{name}` in {} (keep it secret); public key in {}",
+        out.display(),
+        public.display()
+    );
+    Exit::Ok
+}
+
+/// `grace ledger checkpoint`.
+fn checkpoint(data: &DataDir, key: &std::path::Path, out: Option<&std::path::Path>) -> Exit {
+    let key = match grace_ledger::SigningKey::load(key) {
+        Ok(k) => k,
+        Err(e) => return Exit::Invalid(anyhow!("--key `{}`: {e}", key.display())),
+    };
+    let ledger = match open_existing(data) {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
+    let signed = match ledger.sign_checkpoint(&key) {
+        Ok(s) => s,
+        Err(e) if e.is_tampering() => {
+            println!("ledger TAMPERED: {e}");
+            return Exit::Failed;
+        }
+        Err(e) => return Exit::Internal(anyhow!("cannot sign a checkpoint: {e}")),
+    };
+    if let Some(out) = out
+        && let Err(e) = std::fs::write(out, signed.as_str())
+    {
+        return Exit::Invalid(anyhow!("cannot write `{}`: {e}", out.display()));
+    }
+    print!("{}", signed.as_str());
+    Exit::Ok
+}
+
+/// `grace ledger verify --checkpoint FILE --key FILE`.
+fn verify_checkpoint(
+    data: &DataDir,
+    checkpoint: &std::path::Path,
+    key: &std::path::Path,
+    as_json: bool,
+) -> Exit {
+    let key = match grace_ledger::VerifierKey::load(key) {
+        Ok(k) => k,
+        Err(e) => return Exit::Invalid(anyhow!("--key `{}`: {e}", key.display())),
+    };
+    let signed = match grace_ledger::SignedCheckpoint::load(checkpoint) {
+        Ok(s) => s,
+        Err(e) => return Exit::Invalid(anyhow!("--checkpoint `{}`: {e}", checkpoint.display())),
+    };
+    let cp = match signed.verify(&key) {
+        Ok(cp) => cp.clone(),
+        Err(e) => {
+            println!("checkpoint NOT SIGNED by `{}`: {e}", key.name());
+            return Exit::Failed;
+        }
+    };
+    let ledger = match open_existing(data) {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
+    match ledger.verify_checkpoint(&cp) {
+        Ok(report) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({ "ok": true, "entries": report.entries, "checkpoint_size": cp.tree_size })
+                );
+            } else {
+                println!(
+                    "ledger ok: {} entries, consistent with the checkpoint of {} entries signed by `{}`",
+                    report.entries,
+                    cp.tree_size,
+                    key.name()
+                );
+            }
+            Exit::Ok
+        }
+        Err(e) if e.is_tampering() => {
+            if as_json {
+                println!("{}", json!({ "ok": false, "problem": e.to_string() }));
+            } else {
+                println!("ledger TAMPERED: {e}");
+            }
+            Exit::Failed
+        }
+        Err(e) => Exit::Internal(anyhow!("cannot verify the ledger: {e}")),
+    }
+}
+
+/// `grace ledger proof SEQ`.
+fn proof(data: &DataDir, seq: u64, as_json: bool) -> Exit {
+    let ledger = match open_existing(data) {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
+    let proof = match ledger.prove_inclusion(seq, None) {
+        Ok(p) => p,
+        Err(e) => return Exit::Invalid(anyhow!("no proof for entry {seq}: {e}")),
+    };
+    if let Err(e) = proof.verify(&proof.root_hash) {
+        println!("proof of entry {seq} does NOT verify: {e}");
+        return Exit::Failed;
+    }
+    if as_json {
+        let path: Vec<String> = proof.path.iter().map(ToString::to_string).collect();
+        println!(
+            "{}",
+            json!({
+                "seq": proof.seq, "tree_size": proof.tree_size, "entry_hash": proof.entry_hash.to_string(),
+                "leaf_hash": proof.leaf_hash().to_string(), "root_hash": proof.root_hash.to_string(), "path": path,
+            })
+        );
+    } else {
+        println!(
+            "entry {} is in the tree of {} entries\nleaf  {}\nroot  {}",
+            proof.seq,
+            proof.tree_size,
+            proof.leaf_hash(),
+            proof.root_hash
+        );
+        for (i, h) in proof.path.iter().enumerate() {
+            println!("path[{i}] {h}");
         }
     }
     Exit::Ok

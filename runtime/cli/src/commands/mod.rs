@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Ledger(cmd) => ledger::run(cmd),
+        Command::Keys(cmd) => ledger::keys(cmd),
         Command::Playbook(cmd) => playbook::run(cmd),
         Command::Events(cmd) => events::run(cmd),
         Command::Runs(cmd) => runs::run(cmd),
