@@ -15,32 +15,9 @@ use common::*;
 use grace_testkit::moto::Moto;
 use grace_testkit::poll_until;
 
-/// One call to moto's CloudWatch Query API (unsigned: moto reads the service from the
-/// credential scope).
+/// One call to moto's CloudWatch Query API.
 fn cloudwatch(endpoint: &str, params: &[(&str, &str)]) {
-    rt().block_on(async {
-        // A form body, encoded by the URL type (the client is built without its form feature).
-        let encoded = reqwest::Url::parse_with_params(
-            "http://127.0.0.1/",
-            [("Version", "2010-08-01")].iter().chain(params),
-        )
-        .unwrap();
-        let r = reqwest::Client::new()
-            .post(endpoint)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(encoded.query().unwrap().to_owned())
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/monitoring/aws4_request, \
-                 SignedHeaders=host, Signature=0",
-            )
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let body = r.text().await.unwrap();
-        assert!(status.is_success(), "{params:?}: {status} {body}");
-    });
+    moto_query(endpoint, "monitoring", "2010-08-01", params);
 }
 
 fn put(endpoint: &str, queue: &str, value: &str, timestamp: &str) {

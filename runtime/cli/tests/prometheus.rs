@@ -369,31 +369,9 @@ fn range_queries_answer_a_series_of_samples(url: &str) {
     assert!(samples.iter().all(|s| s.value > 500.0), "{samples:?}");
 }
 
-/// One call to moto's Auto Scaling Query API (unsigned: moto reads only the service and region
-/// from the credential scope).
+/// One call to moto's Auto Scaling Query API.
 fn autoscaling(endpoint: &str, params: &[(&str, &str)]) -> String {
-    rt().block_on(async {
-        // The Query API takes its parameters in the URL as well as in a form body.
-        let url = reqwest::Url::parse_with_params(
-            endpoint,
-            [("Version", "2011-01-01")].iter().chain(params),
-        )
-        .unwrap();
-        let r = reqwest::Client::new()
-            .get(url)
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/autoscaling/aws4_request, \
-                 SignedHeaders=host, Signature=0",
-            )
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let body = r.text().await.unwrap();
-        assert!(status.is_success(), "{params:?}: {status} {body}");
-        body
-    })
+    moto_query(endpoint, "autoscaling", "2011-01-01", params)
 }
 
 /// `(desired capacity, instances in service)` of a group, as moto describes it.

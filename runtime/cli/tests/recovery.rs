@@ -20,25 +20,10 @@ use std::time::Duration;
 use common::*;
 use grace_kube_testserver::{ServerConfig, TestServer};
 use grace_testkit::podman::{Podman, TEST_IMAGE};
-use grace_testkit::{example, poll_until};
+use grace_testkit::{example, example_manifest, poll_until};
 use serde_json::{Value, json};
 
 const FINAL: &[&str] = &["succeeded", "failed", "timed_out", "cancelled"];
-
-/// An example's manifest with some lines replaced (`key =` prefix → whole new line).
-fn example_manifest(name: &str, replace: &[(&str, &str)]) -> String {
-    let text = std::fs::read_to_string(example(name).join("playbook.toml")).unwrap();
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            replace
-                .iter()
-                .find(|(prefix, _)| l.trim_start().starts_with(prefix))
-                .map_or_else(|| l.to_owned(), |(_, new)| (*new).to_owned())
-        })
-        .collect();
-    out.join("\n")
-}
 
 fn write_config(dir: &Path, text: &str) -> String {
     let path = dir.join("grace.toml");

@@ -41,6 +41,25 @@ pub fn example(name: &str) -> PathBuf {
     playbooks_dir().join("examples").join(name)
 }
 
+/// An example's `playbook.toml` with some lines replaced: each line starting (after
+/// indentation) with a `prefix` of `replace` becomes its whole new line. Panics when the file
+/// cannot be read.
+pub fn example_manifest(name: &str, replace: &[(&str, &str)]) -> String {
+    let path = example(name).join("playbook.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            replace
+                .iter()
+                .find(|(prefix, _)| l.trim_start().starts_with(prefix))
+                .map_or(l, |(_, new)| new)
+        })
+        .collect();
+    lines.join("\n")
+}
+
 /// Builds every guest for wasm32-wasip2, once per process. Panics with cargo's output when the
 /// build fails: a test cannot mean anything without its guests.
 pub fn build_guests() {

@@ -20,7 +20,7 @@ use grace_executor::{Executors, Labels, SystemClock};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 use grace_testkit::podman::{Podman, TEST_IMAGE};
-use grace_testkit::{build_guests, example, poll_until};
+use grace_testkit::{build_guests, example, example_manifest, poll_until};
 use serde_json::json;
 
 fn engine() -> Engine {
@@ -42,17 +42,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn playbook(name: &str, replace: &[(&str, &str)]) -> Guest {
     build_guests();
     let dir = example(name);
-    let text = std::fs::read_to_string(dir.join("playbook.toml")).unwrap();
-    let text: Vec<String> = text
-        .lines()
-        .map(|l| {
-            replace
-                .iter()
-                .find(|(prefix, _)| l.trim_start().starts_with(prefix))
-                .map_or_else(|| l.to_owned(), |(_, new)| (*new).to_owned())
-        })
-        .collect();
-    let manifest = grace_engine::Manifest::parse(&text.join("\n")).unwrap();
+    let manifest = grace_engine::Manifest::parse(&example_manifest(name, replace)).unwrap();
     let bytes = std::fs::read(dir.join(&manifest.component)).unwrap();
     engine().guest(manifest, &bytes, name).unwrap()
 }

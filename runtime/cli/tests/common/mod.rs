@@ -263,3 +263,35 @@ pub fn data_dir() -> tempfile::TempDir {
 pub fn path_of(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().to_owned()
 }
+
+/// One call to an AWS Query API on moto (`service` as in a credential scope: `autoscaling`,
+/// `monitoring`), with a form body; returns the XML answer. Unsigned: moto reads only the
+/// service and region from the credential scope.
+pub fn moto_query(endpoint: &str, service: &str, version: &str, params: &[(&str, &str)]) -> String {
+    rt().block_on(async {
+        // A form body, encoded by the URL type (the client is built without its form feature).
+        let encoded = reqwest::Url::parse_with_params(
+            "http://127.0.0.1/",
+            [("Version", version)].iter().chain(params),
+        )
+        .unwrap();
+        let r = reqwest::Client::new()
+            .post(endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body(encoded.query().unwrap_or_default().to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(status.is_success(), "{params:?}: {status} {body}");
+        body
+    })
+}

@@ -167,9 +167,15 @@ impl CloudWatchSource {
 #[async_trait::async_trait]
 impl Poller for CloudWatchSource {
     async fn poll(&self) -> Result<Polled, ExecError> {
-        let end = system_now_millis();
-        let start =
-            end.saturating_sub(u64::try_from(self.lookback.as_millis()).unwrap_or(u64::MAX));
+        // Periods are counted from the start time: aligned to the period, the same datapoint
+        // keeps the same timestamp from one poll to the next, so it is not news twice.
+        let period = u64::try_from(self.config.metric.period.as_millis())
+            .unwrap_or(60_000)
+            .max(1);
+        let now = system_now_millis();
+        let end = (now / period + 1) * period;
+        let lookback = u64::try_from(self.lookback.as_millis()).unwrap_or(u64::MAX);
+        let start = (now.saturating_sub(lookback) / period) * period;
         let results = self
             .client
             .get_metric_data(std::slice::from_ref(&self.config.metric), start, end)
