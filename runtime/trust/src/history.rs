@@ -1,0 +1,147 @@
+//! The change history guardrails count from (`max_changes_per_hour`): every executed change,
+//! per resource, persisted in redb so that a restart does not reset the count, and mirrored in
+//! memory so that a decision reads no database.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::action::ResourceKind;
+use crate::error::TrustError;
+use crate::request::Resource;
+use crate::tables::CHANGES;
+use crate::utc::HOUR_MS;
+
+/// How far back changes are kept: the longest window a guardrail counts over.
+const RETENTION_MS: u64 = HOUR_MS;
+
+/// Recent changes of each resource, oldest first, by kind and id.
+type Recent = [HashMap<String, VecDeque<u64>>; 5];
+
+/// Changes recorded per resource.
+pub(crate) struct ChangeHistory {
+    db: Arc<redb::Database>,
+    recent: Mutex<Recent>,
+}
+
+fn kind_index(kind: ResourceKind) -> usize {
+    kind as usize
+}
+
+impl ChangeHistory {
+    /// Opens the history in `db`, creating its table if needed and loading the recent rows.
+    pub fn open(db: Arc<redb::Database>) -> Result<Self, TrustError> {
+        let txn = db
+            .begin_write()
+            .map_err(|e| TrustError::storage("open the change history", e))?;
+        txn.open_table(CHANGES)
+            .map_err(|e| TrustError::storage("open the change history", e))?;
+        txn.commit()
+            .map_err(|e| TrustError::storage("open the change history", e))?;
+        let mut recent: Recent = Default::default();
+        let read = db
+            .begin_read()
+            .map_err(|e| TrustError::storage("read the change history", e))?;
+        let table = read
+            .open_table(CHANGES)
+            .map_err(|e| TrustError::storage("read the change history", e))?;
+        let rows = table
+            .iter()
+            .map_err(|e| TrustError::storage("read the change history", e))?;
+        for row in rows {
+            let (key, count) =
+                row.map_err(|e| TrustError::storage("read the change history", e))?;
+            let (kind, id, at) = key.value();
+            let Some(kind) = ResourceKind::ALL.iter().find(|k| k.name() == kind) else {
+                return Err(TrustError::Corrupt {
+                    what: format!("change of `{kind}/{id}`"),
+                    message: format!("`{kind}` is not a resource kind"),
+                });
+            };
+            let times = recent[kind_index(*kind)].entry(id.to_owned()).or_default();
+            for _ in 0..count.value() {
+                times.push_back(at);
+            }
+        }
+        for times in recent.iter_mut().flat_map(HashMap::values_mut) {
+            times.make_contiguous().sort_unstable();
+            if let Some(&newest) = times.back() {
+                times.retain(|&t| t + RETENTION_MS > newest);
+            }
+        }
+        Ok(ChangeHistory {
+            db,
+            recent: Mutex::new(recent),
+        })
+    }
+
+    /// How many changes of `resource` were recorded in the hour up to `at_millis`
+    /// (`(at - 1h, at]`).
+    pub fn count_last_hour(&self, resource: &Resource, at_millis: u64) -> u32 {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent[kind_index(resource.kind)]
+            .get(&resource.id)
+            .map_or(0, |times| {
+                let n = times
+                    .iter()
+                    .filter(|&&t| t <= at_millis && t + HOUR_MS > at_millis)
+                    .count();
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
+    }
+
+    /// The recorded changes of `resource` still kept (the last hour before its newest one).
+    pub fn recent(&self, resource: &Resource) -> Vec<u64> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent[kind_index(resource.kind)]
+            .get(&resource.id)
+            .map(|t| t.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records a change of `resource` at `at_millis`, durably, and prunes its rows older than
+    /// the retention.
+    pub fn record(&self, resource: &Resource, at_millis: u64) -> Result<(), TrustError> {
+        let op = || format!("record a change of `{}`", resource.key());
+        let kind = resource.kind.name();
+        let id = resource.id.as_str();
+        // Held across the write so that memory and database apply changes in the same order.
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| TrustError::storage(op(), e))?;
+        {
+            let mut table = txn
+                .open_table(CHANGES)
+                .map_err(|e| TrustError::storage(op(), e))?;
+            let count = table
+                .get((kind, id, at_millis))
+                .map_err(|e| TrustError::storage(op(), e))?
+                .map_or(0, |v| v.value());
+            table
+                .insert((kind, id, at_millis), count.saturating_add(1))
+                .map_err(|e| TrustError::storage(op(), e))?;
+            let cutoff = at_millis.saturating_sub(RETENTION_MS);
+            if cutoff > 0 {
+                table
+                    .retain_in((kind, id, 0)..=(kind, id, cutoff), |_, _| false)
+                    .map_err(|e| TrustError::storage(op(), e))?;
+            }
+        }
+        txn.commit().map_err(|e| TrustError::storage(op(), e))?;
+        let times = recent[kind_index(resource.kind)]
+            .entry(resource.id.clone())
+            .or_default();
+        // Changes arrive in time order almost always; keep the deque sorted when they do not.
+        let at = times.partition_point(|&t| t <= at_millis);
+        times.insert(at, at_millis);
+        if let Some(&newest) = times.back() {
+            while times.front().is_some_and(|&t| t + RETENTION_MS <= newest) {
+                times.pop_front();
+            }
+        }
+        Ok(())
+    }
+}

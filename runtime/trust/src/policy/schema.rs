@@ -1,0 +1,111 @@
+//! GRACE's Cedar schema, parsed once, and the Cedar names built from it once (entity types,
+//! action uids and action entities with their groups), so a decision parses nothing.
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use std::collections::HashSet;
+
+use cedar_policy::{EntityId, EntityTypeName, EntityUid, Schema};
+use cedar_policy_core::ast;
+
+use crate::action::{Action, ResourceKind};
+
+/// The schema's text (`grace.cedarschema`).
+pub const SCHEMA_TEXT: &str = include_str!("../grace.cedarschema");
+
+/// Everything Cedar-named that decisions reuse.
+pub(crate) struct Names {
+    pub schema: Schema,
+    pub playbook: EntityTypeName,
+    pub user: EntityTypeName,
+    /// By [`ResourceKind`] order.
+    pub resources: [EntityTypeName; 5],
+    /// By [`Action::index`].
+    pub actions: Vec<EntityUid>,
+    /// By [`Action::index`]: the action entity, its groups as parents.
+    pub core_action_entities: Vec<ast::Entity>,
+    /// By [`Action::index`]: the uids of its groups.
+    pub action_groups: Vec<Vec<EntityUid>>,
+}
+
+static NAMES: OnceLock<Result<Names, String>> = OnceLock::new();
+
+fn action_uid(id: &str) -> Result<EntityUid, String> {
+    let ty = EntityTypeName::from_str("Grace::Action").map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+}
+
+fn build() -> Result<Names, String> {
+    let (schema, _warnings) =
+        Schema::from_cedarschema_str(SCHEMA_TEXT).map_err(|e| format!("{e:?}"))?;
+    let ty = |name: &str| EntityTypeName::from_str(name).map_err(|e| e.to_string());
+    let resources = [
+        ty(ResourceKind::Group.cedar_type())?,
+        ty(ResourceKind::Container.cedar_type())?,
+        ty(ResourceKind::Service.cedar_type())?,
+        ty(ResourceKind::Deployment.cedar_type())?,
+        ty(ResourceKind::Query.cedar_type())?,
+    ];
+    let mut actions = Vec::new();
+    let mut core_action_entities = Vec::new();
+    let mut action_groups = Vec::new();
+    for a in Action::ALL {
+        let uid = action_uid(a.cedar_id())?;
+        let groups = a
+            .groups()
+            .iter()
+            .map(|g| action_uid(g))
+            .collect::<Result<Vec<_>, _>>()?;
+        core_action_entities.push(ast::Entity::new_with_attr_partial_value(
+            uid.clone().into(),
+            [],
+            HashSet::new(),
+            groups.iter().cloned().map(Into::into).collect(),
+            [],
+        ));
+        actions.push(uid);
+        action_groups.push(groups);
+    }
+    // The static action table and the schema must agree: every action and group exists there.
+    let declared: Vec<&EntityUid> = schema.actions().collect();
+    for uid in actions.iter().chain(action_groups.iter().flatten()) {
+        if !declared.contains(&uid) {
+            return Err(format!("action `{uid}` is not declared in the schema"));
+        }
+    }
+    Ok(Names {
+        schema,
+        playbook: ty("Grace::Playbook")?,
+        user: ty("Grace::User")?,
+        resources,
+        actions,
+        core_action_entities,
+        action_groups,
+    })
+}
+
+/// The names, built on first use. The schema is compiled into the crate and checked by its
+/// tests, so an error here is a build defect; it is reported, not panicked on.
+pub(crate) fn names() -> Result<&'static Names, &'static str> {
+    match NAMES.get_or_init(build) {
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.as_str()),
+    }
+}
+
+/// GRACE's Cedar schema, e.g. to validate policies or requests with other Cedar tools.
+pub fn schema() -> Option<&'static Schema> {
+    names().ok().map(|n| &n.schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_parses_and_declares_every_action_and_group() {
+        let names = names().unwrap();
+        assert_eq!(names.actions.len(), Action::ALL.len());
+    }
+}
