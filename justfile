@@ -102,6 +102,7 @@ bench: build-playbooks
     cargo bench -p grace-engine --bench run
     cargo bench -p grace-mesh --bench matching
     cargo bench -p grace-server --bench ingest
+    cargo bench -p grace-trust --bench decide
 
 # Remove build outputs
 clean:
