@@ -115,7 +115,16 @@ fn a_cloudwatch_metric_becomes_an_event_and_old_data_is_never_published() {
     assert_eq!(refunds["events"], 0, "{refunds:#}");
 
     // Polled every second, the orders datapoint is still published once: it is not news twice.
-    std::thread::sleep(Duration::from_secs(3));
+    let polls = |s: &serde_json::Value| s["successes"].as_u64().unwrap_or(0);
+    let (_, before) = server.get("/v1/sources/orders-depth");
+    poll_until(
+        "three more polls of orders-depth",
+        Duration::from_secs(30),
+        || {
+            let (_, now) = server.get("/v1/sources/orders-depth");
+            (polls(&now) >= polls(&before) + 3).then_some(())
+        },
+    );
     let published: Vec<_> = server
         .events()
         .into_iter()

@@ -552,7 +552,16 @@ async fn a_hanging_request_is_released_when_the_server_stops() {
     server.fail_always(Fault::Hang);
     let api = deployments(&server, "shop");
     let pending = tokio::spawn(async move { api.get("checkout").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The request has reached the server and hangs there.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !server.requests().iter().any(|r| r.status.is_none()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never arrived"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(!pending.is_finished());
     server.shutdown().await;
     let answer = tokio::time::timeout(Duration::from_secs(5), pending)
