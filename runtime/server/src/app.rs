@@ -348,6 +348,15 @@ impl App {
         tokio::spawn(matcher(app.clone(), queue_rx, next));
         tokio::spawn(runner(app.clone(), runs_rx));
         tokio::spawn(retention(app.clone()));
+        if let Some(path) = &app.config.checkpoint_key {
+            let key = grace_ledger::SigningKey::load(path).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    field: "checkpoint_key",
+                    message: format!("`{}`: {e}", path.display()),
+                }
+            })?;
+            tokio::spawn(checkpoints(app.clone(), key));
+        }
         // Events accepted before a crash but not yet matched are queued before anything new is
         // accepted; the matcher takes events in sequence order whatever order they arrive in.
         let backlog = app
@@ -1335,6 +1344,36 @@ async fn runner(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>) {
 }
 
 /// Deletes events past their retention (once they are matched), hourly, in bounded chunks.
+/// Signs a checkpoint of the ledger now and then, when it has grown since the last one, so
+/// that auditors holding an old checkpoint can prove the history was only ever appended to.
+async fn checkpoints(app: Arc<App>, key: grace_ledger::SigningKey) {
+    let mut every = tokio::time::interval(app.config.checkpoint_every);
+    loop {
+        every.tick().await;
+        let ledger = app.ledger.clone();
+        let key = key.clone();
+        let signed = tokio::task::spawn_blocking(move || {
+            let size = ledger.tree_head()?.size;
+            let last = ledger
+                .latest_checkpoint()?
+                .map(|c| c.unverified().tree_size);
+            if size == 0 || last == Some(size) {
+                return Ok(None);
+            }
+            ledger.sign_checkpoint(&key).map(Some)
+        })
+        .await;
+        match signed {
+            Ok(Ok(Some(c))) => {
+                tracing::debug!(size = c.unverified().tree_size, "ledger checkpoint signed")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!("cannot sign a ledger checkpoint: {e}"),
+            Err(e) => tracing::error!("checkpoint task failed: {e}"),
+        }
+    }
+}
+
 async fn retention(app: Arc<App>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     every.tick().await; // not at startup: let the backlog be matched first

@@ -43,6 +43,11 @@ pub struct ServeConfig {
     pub kubernetes: Option<grace_kubernetes::KubeSettings>,
     /// `[aws]`: the `scaling` capability acts on Auto Scaling groups, CloudWatch sources read here.
     pub aws: Option<grace_aws::AwsSettings>,
+    /// A signing key (`grace keys generate`): the server signs a checkpoint of the ledger every
+    /// `checkpoint_every` while it grows, served at `GET /v1/ledger/checkpoint`.
+    pub checkpoint_key: Option<PathBuf>,
+    /// How often a checkpoint is signed.
+    pub checkpoint_every: Duration,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
@@ -101,6 +106,8 @@ impl Default for ServeConfig {
             docker: None,
             kubernetes: None,
             aws: None,
+            checkpoint_key: None,
+            checkpoint_every: Duration::from_secs(60),
         }
     }
 }
@@ -141,6 +148,10 @@ pub struct FileConfig {
     pub kubernetes: Option<grace_kubernetes::KubeSettings>,
     /// `[aws]`.
     pub aws: Option<grace_aws::AwsSettings>,
+    /// `checkpoint_key = "/etc/grace/ledger.key"`.
+    pub checkpoint_key: Option<PathBuf>,
+    /// `checkpoint_every = "1m"`.
+    pub checkpoint_every: Option<String>,
 }
 
 /// Why the configuration was refused.
@@ -242,6 +253,12 @@ impl FileConfig {
         if let Some(v) = self.aws {
             c.aws = Some(v);
         }
+        if let Some(v) = self.checkpoint_key {
+            c.checkpoint_key = Some(v);
+        }
+        if let Some(v) = self.checkpoint_every {
+            c.checkpoint_every = duration("checkpoint_every", &v)?;
+        }
         Ok(c)
     }
 }
@@ -281,6 +298,9 @@ impl ServeConfig {
                 field: "kubernetes",
                 message,
             })?;
+        }
+        if self.checkpoint_every < Duration::from_secs(1) {
+            return invalid("checkpoint_every", "must be at least 1s");
         }
         if let Some(a) = &self.aws {
             a.validate().map_err(|e| ConfigError::Invalid {

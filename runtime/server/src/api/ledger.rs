@@ -1,9 +1,10 @@
-//! `/v1/ledger`: entries, head, verify.
+//! `/v1/ledger`: entries, head, verify, the latest signed checkpoint, inclusion proofs.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use grace_ledger::{Entry, LedgerError};
@@ -18,6 +19,8 @@ pub fn router() -> Router<Arc<App>> {
         .route("/entries", get(entries))
         .route("/head", get(head))
         .route("/verify", get(verify))
+        .route("/checkpoint", get(checkpoint))
+        .route("/proof/{seq}", get(proof))
 }
 
 #[derive(Deserialize)]
@@ -78,4 +81,54 @@ async fn verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
         }))),
         Err(e) => Err(ApiError::internal(e.to_string())),
     }
+}
+
+/// `GET /v1/ledger/checkpoint`: the latest signed checkpoint, in the signed-note text format.
+async fn checkpoint(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
+    let ledger = app.ledger.clone();
+    let latest = tokio::task::spawn_blocking(move || ledger.latest_checkpoint())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let signed = latest.ok_or_else(|| {
+        ApiError::not_found(
+            "no checkpoint signed yet: set `checkpoint_key` in grace.toml (grace keys generate)",
+        )
+    })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        signed.as_str().to_owned(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofQuery {
+    tree_size: Option<u64>,
+}
+
+/// `GET /v1/ledger/proof/{seq}?tree_size=N`: the entry's inclusion proof in the tree of
+/// `tree_size` entries (default: all of them).
+async fn proof(
+    State(app): State<Arc<App>>,
+    Path(seq): Path<u64>,
+    query: Result<Query<ProofQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
+    let ledger = app.ledger.clone();
+    let proof = tokio::task::spawn_blocking(move || ledger.prove_inclusion(seq, q.tree_size))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| match e {
+            LedgerError::NotInTree { .. } | LedgerError::BeyondHead { .. } => {
+                ApiError::not_found(e.to_string())
+            }
+            other => ApiError::internal(other.to_string()),
+        })?;
+    serde_json::to_value(&proof)
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
