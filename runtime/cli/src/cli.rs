@@ -43,6 +43,9 @@ pub enum Command {
         #[command(flatten)]
         server: Server,
     },
+    /// Trust policies (Cedar): try them offline.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Signing keys for ledger checkpoints.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -205,6 +208,26 @@ pub enum LedgerCommand {
         json: bool,
         #[command(flatten)]
         data: DataDir,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Decide one request (JSON) against policy files, and explain which policies decided it;
+    /// exit 0 when allowed, 1 when denied or waiting for approval, 2 when a file is invalid.
+    Test {
+        /// The request: principal, action, resource, state, change, signal, history, at_millis.
+        #[arg(long, value_name = "FILE")]
+        request: std::path::PathBuf,
+        /// Cedar policy files (each a policy set named after the file); none: no policy loaded.
+        #[arg(long = "policies", value_name = "FILE")]
+        policies: Vec<std::path::PathBuf>,
+        /// Risk weights and guardrails (TOML: `[risk]`, `[[guardrail]]`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -512,3 +512,60 @@ fn a_signed_checkpoint_verifies_later_and_a_foreign_one_does_not() {
     let out = grace(&["ledger", "proof", "100000", "--data-dir", d]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn policy_test_explains_the_decision_and_refuses_bad_policies_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = dir.path().join("request.json");
+    std::fs::write(
+        &request,
+        r#"{ "principal": { "kind": "playbook", "name": "scale-on-latency" },
+             "action": "scaling::SetDesiredCapacity",
+             "resource": { "kind": "group", "id": "api-asg", "environment": "prod" },
+             "state": { "capacity": 3, "healthy": 3 },
+             "change": { "kind": "capacity", "to": 5 },
+             "at_millis": 1767225900000 }"#,
+    )
+    .unwrap();
+    let ops = dir.path().join("ops.cedar");
+    std::fs::write(
+        &ops,
+        "@id(\"scale\")\npermit(principal, action in Grace::Action::\"capacity\", resource);\n\n\
+         @id(\"big-prod-changes-need-two\")\n@decision(\"require_approval\")\n@approvers(\"2\")\n\
+         permit(principal, action in Grace::Action::\"capacity\", resource)\n\
+         when { resource.environment == \"prod\" && context.change_percent > 50 };\n",
+    )
+    .unwrap();
+    let test = |extra: &[&str]| {
+        let mut args = vec!["policy", "test", "--request", path(&request)];
+        args.extend_from_slice(extra);
+        grace(&args)
+    };
+
+    let out = test(&["--policies", path(&ops)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("require approval by 2 people"), "{text}");
+    assert!(text.contains("ops/big-prod-changes-need-two"), "{text}");
+    assert!(text.contains("risk 35/100"), "{text}");
+
+    let out = test(&["--policies", path(&ops), "--json"]);
+    let decision: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        decision["policies"][0], "ops/big-prod-changes-need-two",
+        "{decision}"
+    );
+
+    let out = test(&[]);
+    assert_eq!(out.status.code(), Some(0), "no policy: the grants decide");
+
+    let bad = dir.path().join("bad.cedar");
+    std::fs::write(&bad, "permit(principal, action resource);\n").unwrap();
+    let out = test(&["--policies", path(&bad)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("line 1, column 26"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -8,6 +8,7 @@ mod events;
 mod fleet;
 mod ledger;
 mod playbook;
+mod policy;
 mod replay;
 mod run;
 mod runs;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Ledger(cmd) => ledger::run(cmd),
         Command::Keys(cmd) => ledger::keys(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
         Command::Playbook(cmd) => playbook::run(cmd),
         Command::Events(cmd) => events::run(cmd),
         Command::Runs(cmd) => runs::run(cmd),
