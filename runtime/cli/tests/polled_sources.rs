@@ -2,7 +2,7 @@
 //! one that answers garbage are each retried, marked `down` with the reason in `/v1/sources`
 //! and in `grace_source_up`, and never block the server or its other sources.
 //!
-//! The three failing "Prometheus" servers are hand-made loopback listeners: no real Prometheus
+//! The two misbehaving "Prometheus" servers are hand-made loopback listeners: no real Prometheus
 //! can be made to hang or to answer garbage. The healthy path runs against a real Prometheus in
 //! `prometheus.rs`.
 
@@ -10,46 +10,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::Duration;
 
 use common::*;
 use grace_testkit::e2e::free_port;
+use grace_testkit::fake_endpoint::{Behaviour, FakeEndpoint};
 use grace_testkit::poll_until;
 use serde_json::Value;
-
-/// Accepts connections, reads the request and never answers; the sockets stay open.
-fn hanging_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    port
-}
-
-/// Answers every request with `200 OK` and a body that is not Prometheus' JSON.
-fn garbage_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = "<html>502 Bad Gateway from a proxy</html>";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
 
 fn source<'a>(sources: &'a Value, name: &str) -> &'a Value {
     sources
@@ -63,15 +30,17 @@ fn source<'a>(sources: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn down_slow_and_garbage_sources_are_marked_down_and_block_nothing() {
     let refused = free_port(); // nothing listens there
-    let hanging = hanging_server();
-    let garbage = garbage_server();
+    let hanging = FakeEndpoint::start(Behaviour::Silent);
+    let garbage = FakeEndpoint::start(FakeEndpoint::garbage(
+        "<html>502 Bad Gateway from a proxy</html>",
+    ));
     let data = data_dir();
     let config = data.path().join("grace.toml");
     let mut text = String::new();
     for (name, port) in [
         ("refused", refused),
-        ("hanging", hanging),
-        ("garbage", garbage),
+        ("hanging", hanging.port()),
+        ("garbage", garbage.port()),
     ] {
         text.push_str(&format!(
             "[[sources.promql]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}\"\n\

@@ -9,9 +9,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::fake_endpoint::{Behaviour, FakeEndpoint};
+use common::fake_endpoint::query_error;
 use grace_aws::{AutoScaling, AwsSettings, CloudWatch, MetricQuery, Stat};
 use grace_executor::{ExecError, ScalingExecutor};
+use grace_testkit::fake_endpoint::{Behaviour, FakeEndpoint};
 
 async fn backends(
     endpoint: &str,
@@ -39,7 +40,7 @@ fn latency_query() -> MetricQuery {
 
 #[tokio::test]
 async fn a_throttled_describe_is_unavailable_and_says_throttled() {
-    let aws = FakeEndpoint::start(FakeEndpoint::query_error(
+    let aws = FakeEndpoint::start(query_error(
         "400 Bad Request",
         "Throttling",
         "Rate exceeded",
@@ -57,7 +58,7 @@ async fn a_throttled_describe_is_unavailable_and_says_throttled() {
 
 #[tokio::test]
 async fn throttled_calls_are_retried_by_the_sdk_up_to_call_max_attempts() {
-    let aws = FakeEndpoint::start(FakeEndpoint::query_error(
+    let aws = FakeEndpoint::start(query_error(
         "400 Bad Request",
         "Throttling",
         "Rate exceeded",
@@ -70,7 +71,7 @@ async fn throttled_calls_are_retried_by_the_sdk_up_to_call_max_attempts() {
 
 #[tokio::test]
 async fn a_throttled_metric_query_is_unavailable() {
-    let aws = FakeEndpoint::start(FakeEndpoint::query_error(
+    let aws = FakeEndpoint::start(query_error(
         "400 Bad Request",
         "Throttling",
         "Rate exceeded",
@@ -88,7 +89,7 @@ async fn a_throttled_metric_query_is_unavailable() {
 
 #[tokio::test]
 async fn a_scaling_activity_in_progress_is_a_conflict() {
-    let aws = FakeEndpoint::start(FakeEndpoint::query_error(
+    let aws = FakeEndpoint::start(query_error(
         "400 Bad Request",
         "ScalingActivityInProgress",
         "Scaling activity is in progress",
@@ -126,11 +127,9 @@ async fn an_endpoint_that_never_answers_times_out_within_call_timeout() {
 
 #[tokio::test]
 async fn an_answer_that_is_not_aws_is_reported_naming_the_call() {
-    let aws = FakeEndpoint::start(Behaviour::Answer {
-        status: "200 OK",
-        content_type: "text/html",
-        body: "<html><body>captive portal</body></html>".to_owned(),
-    });
+    let aws = FakeEndpoint::start(FakeEndpoint::garbage(
+        "<html><body>captive portal</body></html>",
+    ));
     let (scaling, _) = backends(&aws.endpoint(), |_| {}).await;
     let e = scaling.describe_group("web").await.unwrap_err();
     let ExecError::Other(message) = &e else {

@@ -4,13 +4,12 @@
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use grace_docker::{Docker, DockerSettings};
 use grace_executor::{ContainerExecutor, ExecError, Labels};
+use grace_testkit::fake_endpoint::{Behaviour, FakeEndpoint};
 
 fn docker(host: &str, call_timeout: Duration) -> Docker {
     Docker::connect(&DockerSettings {
@@ -79,17 +78,9 @@ async fn a_socket_nobody_listens_on_is_unavailable() {
 
 #[tokio::test]
 async fn an_engine_that_never_answers_times_out_within_the_call_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    // Accepts connections and reads requests, never answering.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
+    let engine = FakeEndpoint::start(Behaviour::Silent);
     let docker = docker(
-        &format!("tcp://127.0.0.1:{port}"),
+        &format!("tcp://127.0.0.1:{}", engine.port()),
         Duration::from_millis(500),
     );
     let started = Instant::now();
@@ -105,21 +96,11 @@ async fn an_engine_that_never_answers_times_out_within_the_call_timeout() {
 
 #[tokio::test]
 async fn an_engine_answering_something_else_than_the_docker_api_is_other() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            let body = "<html>not an engine</html>";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    let docker = docker(&format!("tcp://127.0.0.1:{port}"), Duration::from_secs(5));
+    let engine = FakeEndpoint::start(FakeEndpoint::garbage("<html>not an engine</html>"));
+    let docker = docker(
+        &format!("tcp://127.0.0.1:{}", engine.port()),
+        Duration::from_secs(5),
+    );
     let error = docker.list(&Labels::new()).await.unwrap_err();
     assert!(matches!(error, ExecError::Other(_)), "{error:?}");
     assert!(!error.is_transient());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use grace_executor::{ExecError, KubernetesExecutor};
 use grace_kube_testserver::{Fault, ServerConfig, TestServer};
 use grace_kubernetes::{Kube, KubeSettings, RESTARTED_AT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use grace_testkit::fake_endpoint::{Behaviour, FakeEndpoint};
 
 /// The controller's pace in these tests: a rollout of a few replicas takes a few tenths of a second.
 const STEP: Duration = Duration::from_millis(40);
@@ -314,34 +314,16 @@ async fn an_unreachable_server_is_unavailable() {
     assert!(message.contains(&port.to_string()), "{message}");
 }
 
-/// A loopback server that answers every request `200` with a body that is not JSON: a failure
-/// mode no real API server produces, but a proxy in front of one can.
-async fn garbage_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        // Bounded: a test makes a handful of requests at most.
-        for _ in 0..16 {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let mut buffer = [0u8; 4096];
-            let _ = socket.read(&mut buffer).await;
-            let body = "<html>proxy says hi</html>";
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(answer.as_bytes()).await;
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn an_answer_that_is_not_a_deployment_is_other() {
-    let url = garbage_server().await;
-    let kube = Kube::for_url(&url, &settings()).unwrap();
+    // A failure mode no real API server produces, but a proxy in front of one can: `200`,
+    // JSON by its content type, HTML by its body.
+    let proxy = FakeEndpoint::start(Behaviour::Answer {
+        status: "200 OK",
+        content_type: "application/json",
+        body: "<html>proxy says hi</html>".to_owned(),
+    });
+    let kube = Kube::for_url(&proxy.endpoint(), &settings()).unwrap();
     let err = kube.get_deployment("shop", "checkout").await.unwrap_err();
     let ExecError::Other(message) = &err else {
         panic!("expected other, got {err:?}");

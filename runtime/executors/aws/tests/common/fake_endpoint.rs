@@ -1,112 +1,17 @@
-//! `FakeEndpoint`: a hand-made loopback HTTP server for failure modes moto cannot produce (a
-//! throttling AWS, an endpoint that never answers, one that answers garbage).
-//!
-//! It answers every request with the same canned response, or never answers. It does not
-//! exercise AWS behaviour of any kind: request parsing, signatures and operations are
-//! ignored; only the SDK's handling of the response (or its absence) is under test.
+//! AWS-shaped answers for `grace_testkit::fake_endpoint::FakeEndpoint`, the hand-made loopback
+//! server for failure modes moto cannot produce.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use grace_testkit::fake_endpoint::Behaviour;
 
-/// What the endpoint does with each request.
-#[derive(Clone)]
-pub enum Behaviour {
-    /// Answers with this status line (`400 Bad Request`), content type and body.
-    Answer {
-        status: &'static str,
-        content_type: &'static str,
-        body: String,
-    },
-    /// Reads the request and never answers, holding the connection open.
-    Silent,
-}
-
-/// A loopback HTTP endpoint with one behaviour; it lives as long as the test process.
-pub struct FakeEndpoint {
-    port: u16,
-    requests: Arc<AtomicUsize>,
-}
-
-impl FakeEndpoint {
-    pub fn start(behaviour: Behaviour) -> FakeEndpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            // Silent connections are kept here so that they stay open.
-            let mut held = Vec::new();
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                if read_request(&mut stream).is_none() {
-                    continue;
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                match &behaviour {
-                    Behaviour::Silent => held.push(stream),
-                    Behaviour::Answer {
-                        status,
-                        content_type,
-                        body,
-                    } => {
-                        let response = format!(
-                            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n\
-                             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = stream.write_all(response.as_bytes());
-                    }
-                }
-            }
-        });
-        FakeEndpoint { port, requests }
+/// An AWS Query-protocol error, as Auto Scaling and CloudWatch (Query) send them.
+pub fn query_error(status: &'static str, code: &str, message: &str) -> Behaviour {
+    Behaviour::Answer {
+        status,
+        content_type: "text/xml",
+        body: format!(
+            "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+             <RequestId>0f7c6f6e-grace-test</RequestId></ErrorResponse>"
+        ),
     }
-
-    /// An AWS Query-protocol error, as Auto Scaling and CloudWatch (Query) send them.
-    pub fn query_error(status: &'static str, code: &str, message: &str) -> Behaviour {
-        Behaviour::Answer {
-            status,
-            content_type: "text/xml",
-            body: format!(
-                "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
-                 <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
-                 <RequestId>0f7c6f6e-grace-test</RequestId></ErrorResponse>"
-            ),
-        }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Requests received so far.
-    pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
-
-/// Reads one request (headers and a `content-length` body); `None` if the client went away.
-fn read_request(stream: &mut TcpStream) -> Option<()> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(())
 }
