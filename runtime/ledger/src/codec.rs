@@ -3,7 +3,7 @@
 //! The bytes stored under key `seq` in [`ENTRIES`](crate::tables::ENTRIES) are `body || hash`:
 //!
 //! ```text
-//! body (version 1)
+//! body (version 1: a decision without the trust core's details)
 //!   offset  size  field
 //!   0       1     version          = 1
 //!   1       8     seq              u64, big-endian
@@ -19,7 +19,13 @@
 //!           1     verdict          0 = allowed, 1 = denied
 //!           ..    reason           string
 //!           ..    result           JSON
-//! hash      32    SHA-256("grace-ledger-v1\0" || body)
+//!
+//! body (version 2: a decision with the trust core's details)
+//!   the fields of version 1, with version = 2, and after `reason`:
+//!           ..    trust            JSON, always an object
+//!   then `result` as in version 1
+//!
+//! hash      32    SHA-256("grace-ledger-v1\0" || body), whatever the version
 //!
 //! string = u32 big-endian byte length || UTF-8 bytes
 //! JSON   = u32 big-endian byte length || canonical JSON text
@@ -33,27 +39,37 @@
 //!
 //! The fixed-width header comes first so the writer can fill in `seq`, `prev_hash` and
 //! `recorded_millis` after the rest was encoded on the appender's thread, and so `run_id` can be
-//! read without decoding the whole entry. A later version (the trust core's risk score, say)
-//! gets a new version byte; decoding stays strict about the versions it knows.
+//! read without decoding the whole entry. Both versions share the header.
+//!
+//! An entry whose [`Decision::trust`] is `None` is written as version 1 and one with trust
+//! details as version 2, so each entry has exactly one encoding, and entries recorded before
+//! version 2 existed keep their bytes, hashes and Merkle leaves. The version byte is part of the
+//! hashed body, so the hash domain needs no version of its own.
 //!
 //! Decoding is strict: it rejects unknown versions and verdicts, truncated input, invalid UTF-8,
-//! invalid or non-canonical JSON and trailing bytes, each with a typed [`DecodeError`]. It never
-//! panics, whatever the input. It does not check the hash: [`split`] and [`hash_body`] do, and
-//! [`Ledger::verify`](crate::Ledger::verify) hashes the stored body bytes as they are.
+//! invalid or non-canonical JSON, trust details that are not an object and trailing bytes, each
+//! with a typed [`DecodeError`]. It never panics, whatever the input. It does not check the
+//! hash: [`split`] and [`hash_body`] do, and [`Ledger::verify`](crate::Ledger::verify) hashes the
+//! stored body bytes as they are, whatever their version.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{Decision, Entry, Hash, NewEntry, Verdict};
 
-/// The encoding version this crate writes, and the only one it reads.
-pub const VERSION: u8 = 1;
+/// The encoding version of an entry without the trust core's details ([`Decision::trust`] is
+/// `None`).
+pub const VERSION_1: u8 = 1;
+
+/// The encoding version of an entry with the trust core's details: version 1 plus a `trust` JSON
+/// object after `reason`.
+pub const VERSION_2: u8 = 2;
 
 /// Prefixed to the body before hashing, so a ledger hash cannot be mistaken for any other
 /// SHA-256 of the same bytes.
 pub const DOMAIN: &[u8] = b"grace-ledger-v1\0";
 
-/// How deeply JSON arrays and objects may nest in `args` and `result`.
+/// How deeply JSON arrays and objects may nest in `args`, `trust` and `result`.
 ///
 /// Well below `serde_json`'s own parsing limit, so whatever is written can be read back.
 pub const MAX_JSON_DEPTH: usize = 64;
@@ -75,7 +91,13 @@ pub enum EncodeError {
     /// A JSON value nests arrays or objects more than [`MAX_JSON_DEPTH`] levels deep.
     #[error("`{field}` is nested more than {MAX_JSON_DEPTH} levels deep")]
     TooDeep {
-        /// `args` or `result`.
+        /// `args`, `trust` or `result`.
+        field: &'static str,
+    },
+    /// A JSON field that must be an object is some other JSON value.
+    #[error("`{field}` is not a JSON object")]
+    NotAnObject {
+        /// `trust`.
         field: &'static str,
     },
     /// The encoded entry would exceed [`MAX_ENTRY_BYTES`].
@@ -111,7 +133,7 @@ pub enum DecodeError {
     /// A JSON field does not parse.
     #[error("`{field}` is not valid JSON: {message}")]
     InvalidJson {
-        /// `args` or `result`.
+        /// `args`, `trust` or `result`.
         field: &'static str,
         /// What the parser said.
         message: String,
@@ -119,7 +141,13 @@ pub enum DecodeError {
     /// A JSON field parses, but is not written the canonical way.
     #[error("`{field}` is not canonical JSON")]
     NonCanonicalJson {
-        /// `args` or `result`.
+        /// `args`, `trust` or `result`.
+        field: &'static str,
+    },
+    /// A JSON field that must be an object is some other JSON value.
+    #[error("`{field}` is not a JSON object")]
+    NotAnObject {
+        /// `trust`.
         field: &'static str,
     },
     /// Bytes follow the hash.
@@ -184,10 +212,7 @@ pub fn encode_body(entry: &Entry) -> Result<Vec<u8>, EncodeError> {
 /// Decodes an entry from its stored bytes (`body || hash`), strictly. Does not check the hash.
 pub fn decode(stored: &[u8]) -> Result<Entry, DecodeError> {
     let mut r = Reader { bytes: stored };
-    let version = r.u8("version")?;
-    if version != VERSION {
-        return Err(DecodeError::UnknownVersion(version));
-    }
+    let version = r.version()?;
     let seq = r.u64("seq")?;
     let prev_hash = r.hash("prev_hash")?;
     let recorded_millis = r.u64("recorded_millis")?;
@@ -204,6 +229,10 @@ pub fn decode(stored: &[u8]) -> Result<Entry, DecodeError> {
         other => return Err(DecodeError::UnknownVerdict(other)),
     };
     let reason = r.string("reason")?;
+    let trust = match version {
+        VERSION_2 => Some(r.json_object("trust")?),
+        _ => None,
+    };
     let result = r.json("result")?;
     let hash = r.hash("hash")?;
     if !r.bytes.is_empty() {
@@ -220,7 +249,11 @@ pub fn decode(stored: &[u8]) -> Result<Entry, DecodeError> {
         interface,
         function,
         args,
-        decision: Decision { verdict, reason },
+        decision: Decision {
+            verdict,
+            reason,
+            trust,
+        },
         result,
         at_millis,
         prev_hash,
@@ -273,10 +306,7 @@ impl Prepared {
 /// Reads only the `run_id` of stored bytes, for scans that skip most entries.
 pub(crate) fn peek_run_id(stored: &[u8]) -> Result<&str, DecodeError> {
     let mut r = Reader { bytes: stored };
-    let version = r.u8("version")?;
-    if version != VERSION {
-        return Err(DecodeError::UnknownVersion(version));
-    }
+    r.version()?;
     r.take(HEADER_LEN - 1, "at_millis")?;
     let bytes = r.sized("run_id")?;
     std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field: "run_id" })
@@ -298,7 +328,10 @@ struct Fields<'a> {
 /// Encodes a body with a zeroed `seq`, `prev_hash` and `recorded_millis`.
 fn encode_fields(f: &Fields<'_>) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(512);
-    out.push(VERSION);
+    out.push(match f.decision.trust {
+        None => VERSION_1,
+        Some(_) => VERSION_2,
+    });
     out.resize(OFFSET_AT, 0);
     out.extend_from_slice(&f.at_millis.to_be_bytes());
     debug_assert_eq!(out.len(), HEADER_LEN);
@@ -313,6 +346,12 @@ fn encode_fields(f: &Fields<'_>) -> Result<Vec<u8>, EncodeError> {
         Verdict::Denied => 1,
     });
     write_str(&mut out, &f.decision.reason, "reason")?;
+    if let Some(trust) = &f.decision.trust {
+        if !trust.is_object() {
+            return Err(EncodeError::NotAnObject { field: "trust" });
+        }
+        write_json_field(&mut out, trust, "trust")?;
+    }
     write_json_field(&mut out, f.result, "result")?;
     Ok(out)
 }
@@ -456,6 +495,14 @@ impl<'a> Reader<'a> {
         Ok(self.array::<1>(field)?[0])
     }
 
+    /// Reads the version byte: one of the versions this crate knows.
+    fn version(&mut self) -> Result<u8, DecodeError> {
+        match self.u8("version")? {
+            version @ (VERSION_1 | VERSION_2) => Ok(version),
+            other => Err(DecodeError::UnknownVersion(other)),
+        }
+    }
+
     fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         self.array(field).map(u64::from_be_bytes)
     }
@@ -491,6 +538,15 @@ impl<'a> Reader<'a> {
                 field,
                 message: e.to_string(),
             }),
+        }
+    }
+
+    fn json_object(&mut self, field: &'static str) -> Result<Value, DecodeError> {
+        let value = self.json(field)?;
+        if value.is_object() {
+            Ok(value)
+        } else {
+            Err(DecodeError::NotAnObject { field })
         }
     }
 }
@@ -546,6 +602,14 @@ mod tests {
             at_millis: 5,
         };
         let (stored, _) = Prepared::new(&entry).unwrap().seal(1, &Hash::ZERO, 9);
+        assert_eq!(peek_run_id(&stored).unwrap(), "run-7");
+
+        let detailed = NewEntry {
+            decision: Decision::allowed("lifecycle").with_trust(json!({ "risk": 3 })),
+            ..entry
+        };
+        let (stored, _) = Prepared::new(&detailed).unwrap().seal(2, &Hash::ZERO, 9);
+        assert_eq!(stored[0], VERSION_2);
         assert_eq!(peek_run_id(&stored).unwrap(), "run-7");
     }
 }

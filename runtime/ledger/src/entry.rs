@@ -29,8 +29,9 @@ pub struct NewEntry {
 
 /// Whether a host call was allowed to act on the world, and why.
 ///
-/// Not exhaustive: the trust core will add a risk score. Build one with
-/// [`Decision::allowed`] or [`Decision::denied`].
+/// Not exhaustive, so that fields can be added without breaking callers. Build one with
+/// [`Decision::allowed`] or [`Decision::denied`], and attach the trust core's details with
+/// [`Decision::with_trust`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Decision {
@@ -38,6 +39,14 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Why, for humans: the grant that matched, or the one that was missing.
     pub reason: String,
+    /// The trust core's details of the decision (risk score and factors, deciding policies,
+    /// guardrail, approval), as a JSON object whose shape the engine decides.
+    ///
+    /// The ledger stores it opaquely, as canonical JSON in an encoding version 2 entry
+    /// ([`crate::codec`]); it must be an object, or the append fails. `None` for decisions
+    /// made without the trust core, whose entries keep encoding version 1 and their JSON form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<serde_json::Value>,
 }
 
 impl Decision {
@@ -46,6 +55,7 @@ impl Decision {
         Decision {
             verdict: Verdict::Allowed,
             reason: reason.into(),
+            trust: None,
         }
     }
 
@@ -54,7 +64,16 @@ impl Decision {
         Decision {
             verdict: Verdict::Denied,
             reason: reason.into(),
+            trust: None,
         }
+    }
+
+    /// The same decision, carrying the trust core's details (a JSON object, see
+    /// [`Decision::trust`]).
+    #[must_use]
+    pub fn with_trust(mut self, trust: serde_json::Value) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     /// Whether the call was allowed.

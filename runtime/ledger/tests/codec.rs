@@ -42,7 +42,30 @@ fn samples() -> Vec<Entry> {
             json!({ "err": { "denied": "no grant" }, "": [], "n": [u64::MAX, i64::MIN, 0.1] }),
         ),
         entry(2, json!(null), Decision::allowed("x"), json!([[[[]]], {}])),
+        entry(
+            3,
+            json!({ "group": "web", "desired": 6 }),
+            Decision::allowed("policy `scale-limits` allowed").with_trust(trust()),
+            json!({ "ok": { "desired-capacity": 6 } }),
+        ),
+        entry(
+            4,
+            json!([]),
+            Decision::denied("risk 91 over 80").with_trust(json!({})),
+            json!({ "err": { "denied": "risk 91 over 80" } }),
+        ),
     ]
+}
+
+/// Trust details shaped like the trust core's, though the ledger does not look inside.
+fn trust() -> Value {
+    json!({
+        "risk": { "score": 42, "factors": [{ "name": "blast-radius", "weight": 30 }] },
+        "policies": ["scale-limits"],
+        "guardrail": null,
+        "approval": { "by": "alice@example.com", "at_millis": 1_700_000_000_000_u64 },
+        "note": "é \u{0} \"quoted\"",
+    })
 }
 
 /// A small deterministic PRNG (xorshift64*), so failures reproduce.
@@ -82,7 +105,7 @@ fn the_stored_hash_is_sha256_of_the_domain_and_the_body() {
     let expected: [u8; 32] = hasher.finalize().into();
     assert_eq!(hash, Hash(expected));
     assert_eq!(hash, original.hash);
-    assert_eq!(body[0], codec::VERSION);
+    assert_eq!(body[0], codec::VERSION_1);
     assert_eq!(body[1..9], original.seq.to_be_bytes());
     assert_eq!(body[9..41], original.prev_hash.0);
 }
@@ -149,8 +172,10 @@ fn decode_rejects_trailing_bytes() {
 fn decode_rejects_unknown_versions_and_verdicts() {
     let original = samples().remove(0);
     let mut bytes = codec::encode(&original).unwrap();
-    bytes[0] = 2;
-    assert_eq!(codec::decode(&bytes), Err(DecodeError::UnknownVersion(2)));
+    bytes[0] = 3;
+    assert_eq!(codec::decode(&bytes), Err(DecodeError::UnknownVersion(3)));
+    bytes[0] = 0;
+    assert_eq!(codec::decode(&bytes), Err(DecodeError::UnknownVersion(0)));
 
     // The verdict byte follows the `args` JSON text, which ends with `}`.
     let mut bytes = codec::encode(&original).unwrap();
@@ -217,7 +242,11 @@ fn decode_never_panics_on_random_garbage() {
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Make it past the version byte and the lengths now and then.
         if !bytes.is_empty() && rng.below(2) == 0 {
-            bytes[0] = codec::VERSION;
+            bytes[0] = if rng.below(2) == 0 {
+                codec::VERSION_1
+            } else {
+                codec::VERSION_2
+            };
         }
         let _ = codec::decode(&bytes);
         let _ = codec::split(&bytes);
