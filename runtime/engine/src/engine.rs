@@ -324,6 +324,8 @@ impl Engine {
             executors: env.executors.clone(),
             ledger: env.ledger.clone(),
             trust: env.trust.clone(),
+            event: event.cloned().map(Arc::new),
+            awaiting: None,
             started_at,
             deadline_at: started_at.saturating_add(timeout_ms),
             wall_deadline: tokio::time::Instant::now() + limits.timeout,
@@ -365,6 +367,7 @@ impl Engine {
             outcome: None,
             events: Vec::new(),
             failure: None,
+            approval: None,
             started_at,
             finished_at: started_at,
             timeline: Vec::new(),
@@ -450,6 +453,10 @@ impl Engine {
                     kind: FailureKind::GuestError,
                     message: truncate(message, MAX_GUEST_ERROR_BYTES),
                 });
+            }
+            Err(_) if store.data().run.awaiting.is_some() => {
+                report.status = RunStatus::WaitingApproval;
+                report.approval = store.data().run.awaiting.clone();
             }
             Err(error) => {
                 let failure = classify(&error, store.data(), &report.guest_stderr);

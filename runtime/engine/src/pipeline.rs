@@ -3,7 +3,7 @@
 //! ```text
 //! admit (count against max_host_calls; over the limit the guest is stopped)
 //!   → authorize (arguments valid? within the manifest's grants and bounds? — deny is a typed error)
-//!   → trust decision (pass-through until the trust core lands)
+//!   → trust decision (allow, deny, or stop the run until people approve)
 //!   → execute (simulation or a real backend, bounded by the run's deadline)
 //!   → ledger append (arguments, decision, result; the guest is stopped if it cannot be recorded)
 //!   → typed result back to the guest
@@ -22,10 +22,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bindings::types::Error as WitError;
+use crate::event::TriggerEvent;
 use crate::grants::{Denial, Grants};
 use crate::manifest::Limits;
 use crate::run::{Failure, FailureKind, GuestInfo, TimelineEntry};
-use crate::trust::{Trust, TrustDecision};
+use crate::trust::{Ask, Proposal, Trust, TrustDecision, TrustOutcome};
 
 /// Longest text argument (names, queries, ids) a guest may pass.
 pub const MAX_TEXT_ARG_BYTES: usize = 4096;
@@ -46,6 +47,8 @@ pub struct Call {
     /// What a change acts on (a group, a container, `namespace/name`): with the run and the
     /// change's rank, what its idempotency key is made of.
     pub target: String,
+    /// What a read looks at, for the trust core (changes bring theirs in their [`Proposal`]).
+    pub resource: Option<grace_trust::Resource>,
 }
 
 impl Call {
@@ -57,7 +60,14 @@ impl Call {
             args,
             change: false,
             target: String::new(),
+            resource: None,
         }
+    }
+
+    /// The resource a read looks at.
+    pub(crate) fn on(mut self, resource: grace_trust::Resource) -> Self {
+        self.resource = Some(resource);
+        self
     }
 
     /// A call that changes `target`.
@@ -73,6 +83,7 @@ impl Call {
             args,
             change: true,
             target: target.into(),
+            resource: None,
         }
     }
 }
@@ -202,6 +213,10 @@ pub(crate) struct RunState {
     pub executors: Executors,
     pub ledger: Arc<Ledger>,
     pub trust: Arc<dyn Trust>,
+    /// The event that triggered the run (playbooks).
+    pub event: Option<Arc<TriggerEvent>>,
+    /// Set when a call awaits approval: the approval's id. The run stops there.
+    pub awaiting: Option<String>,
     pub started_at: u64,
     pub deadline_at: u64,
     pub wall_deadline: tokio::time::Instant,
@@ -235,6 +250,14 @@ fn to_wit(e: ExecError) -> WitError {
     }
 }
 
+/// The decision with the trust core's details, when it gave any.
+fn with_trust(decision: Decision, trust: Option<Value>) -> Decision {
+    match trust {
+        Some(details) => decision.with_trust(details),
+        None => decision,
+    }
+}
+
 fn error_json(kind: &str, message: &str) -> Value {
     json!({ "error": { "kind": kind, "message": message } })
 }
@@ -257,15 +280,61 @@ impl RunState {
         }
     }
 
-    /// Runs one host call through the pipeline.
+    /// Runs one call that only reads through the pipeline.
     pub(crate) async fn perform<T, P, AF, EF>(
+        &mut self,
+        call: Call,
+        authorize: impl FnOnce(Scope) -> AF + Send,
+        execute: impl FnOnce(Scope, P) -> EF,
+    ) -> wasmtime::Result<Result<T, WitError>>
+    where
+        AF: Future<Output = Result<P, Refusal>> + Send,
+        EF: Future<Output = Result<T, ExecError>> + Send,
+        T: Serialize + serde::de::DeserializeOwned + Send,
+        P: Send,
+    {
+        self.perform_inner(
+            call,
+            |scope| async move { authorize(scope).await.map(|plan| (plan, None)) },
+            execute,
+        )
+        .await
+    }
+
+    /// Runs one change through the pipeline: `authorize` also says what the change would do
+    /// ([`Proposal`]), for the trust core.
+    pub(crate) async fn perform_change<T, P, AF, EF>(
+        &mut self,
+        call: Call,
+        authorize: impl FnOnce(Scope) -> AF + Send,
+        execute: impl FnOnce(Scope, P) -> EF,
+    ) -> wasmtime::Result<Result<T, WitError>>
+    where
+        AF: Future<Output = Result<(P, Proposal), Refusal>> + Send,
+        EF: Future<Output = Result<T, ExecError>> + Send,
+        T: Serialize + serde::de::DeserializeOwned + Send,
+        P: Send,
+    {
+        self.perform_inner(
+            call,
+            |scope| async move {
+                authorize(scope)
+                    .await
+                    .map(|(plan, proposal)| (plan, Some(proposal)))
+            },
+            execute,
+        )
+        .await
+    }
+
+    async fn perform_inner<T, P, AF, EF>(
         &mut self,
         call: Call,
         authorize: impl FnOnce(Scope) -> AF,
         execute: impl FnOnce(Scope, P) -> EF,
     ) -> wasmtime::Result<Result<T, WitError>>
     where
-        AF: Future<Output = Result<P, Refusal>> + Send,
+        AF: Future<Output = Result<(P, Option<Proposal>), Refusal>> + Send,
         EF: Future<Output = Result<T, ExecError>> + Send,
         T: Serialize + serde::de::DeserializeOwned + Send,
         P: Send,
@@ -279,13 +348,14 @@ impl RunState {
                     "the run's deadline passed during the call".into(),
                 ))),
             };
-        let plan = match authorized {
-            Ok(plan) => plan,
+        let (plan, proposal) = match authorized {
+            Ok(authorized) => authorized,
             Err(Refusal::Denied(reason)) => {
                 self.record(
                     &call,
                     Verdict::Denied,
                     &reason,
+                    None,
                     error_json("denied", &reason),
                 )
                 .await?;
@@ -297,6 +367,7 @@ impl RunState {
                     &call,
                     Verdict::Denied,
                     &reason,
+                    None,
                     error_json("invalid-argument", &message),
                 )
                 .await?;
@@ -307,25 +378,14 @@ impl RunState {
                     &call,
                     Verdict::Allowed,
                     "within grants",
+                    None,
                     exec_error_json(&e),
                 )
                 .await?;
                 return Ok(Err(to_wit(e)));
             }
         };
-        let reason = match self.trust.decide(&self.guest.name, &call) {
-            TrustDecision::Allow(reason) => reason,
-            TrustDecision::Deny(reason) => {
-                self.record(
-                    &call,
-                    Verdict::Denied,
-                    &reason,
-                    error_json("denied", &reason),
-                )
-                .await?;
-                return Ok(Err(WitError::Denied(reason)));
-            }
-        };
+        // The key is known before the trust core decides: an approval is given for it.
         let key = call.change.then(|| {
             let rank = self
                 .ranks
@@ -340,6 +400,51 @@ impl RunState {
                 *rank,
             )
         });
+        let at_millis = self.executors.clock.now_millis();
+        let ask = Ask {
+            run_id: &self.run_id,
+            guest: &self.guest,
+            call: &call,
+            key: key.as_deref(),
+            proposal: proposal.as_ref(),
+            event: self.event.as_deref(),
+            at_millis,
+        };
+        let decision = self.trust.decide(&ask).await;
+        let TrustDecision {
+            outcome,
+            reason,
+            details,
+        } = decision;
+        match outcome {
+            TrustOutcome::Allow => {}
+            TrustOutcome::Deny => {
+                self.record(
+                    &call,
+                    Verdict::Denied,
+                    &reason,
+                    details,
+                    error_json("denied", &reason),
+                )
+                .await?;
+                return Ok(Err(WitError::Denied(reason)));
+            }
+            TrustOutcome::AwaitApproval { approval } => {
+                let message = format!("waiting for approval {approval}: {reason}");
+                let mut result = error_json("awaiting-approval", &message);
+                result["approval"] = json!(approval);
+                if let Some(key) = &key {
+                    result["idempotency_key"] = json!(key);
+                }
+                self.record(&call, Verdict::Denied, &message, details, result)
+                    .await?;
+                self.confirm_pending(true).await?;
+                // Nothing runs while people decide: the run stops here, and goes on as a retry
+                // of the same run once they have.
+                self.awaiting = Some(approval);
+                return Err(Stop(message).into());
+            }
+        }
         if let Some(key) = &key {
             *self.changes.entry(call.interface).or_default() += 1;
             if let Some((seq, value)) = self.completed.get(key).cloned()
@@ -351,14 +456,14 @@ impl RunState {
                     "{reason}; replayed: an earlier attempt of this run already made this change (ledger entry {seq}), so it was not made again"
                 );
                 let recorded = json!({ "ok": value, "idempotency_key": key, "replayed_from": seq });
-                self.record(&call, Verdict::Allowed, &reason, recorded)
+                self.record(&call, Verdict::Allowed, &reason, details, recorded)
                     .await?;
                 return Ok(Ok(done));
             }
             // Nothing acts before it, and everything that led to it, is on record: the intent
             // (arguments and decision) is durable before the backend is called, so a crash
             // between the call and its result leaves a trace of what may have changed.
-            self.record_intent(&call, &reason, key)?;
+            self.record_intent(&call, &reason, details.clone(), key)?;
             self.confirm_pending(true).await?;
         }
         let result = match tokio::time::timeout_at(self.wall_deadline, execute(scope, plan)).await {
@@ -371,6 +476,18 @@ impl RunState {
                 "the run's deadline passed during the call".into(),
             )),
         };
+        if call.change {
+            let ask = Ask {
+                run_id: &self.run_id,
+                guest: &self.guest,
+                call: &call,
+                key: key.as_deref(),
+                proposal: proposal.as_ref(),
+                event: self.event.as_deref(),
+                at_millis: self.executors.clock.now_millis(),
+            };
+            self.trust.executed(&ask);
+        }
         let (mut recorded, returned) = match result {
             Ok(value) => {
                 let json = serde_json::to_value(&value).map_or_else(
@@ -384,7 +501,7 @@ impl RunState {
         if let Some(key) = key {
             recorded["idempotency_key"] = json!(key);
         }
-        self.record(&call, Verdict::Allowed, &reason, recorded)
+        self.record(&call, Verdict::Allowed, &reason, details, recorded)
             .await?;
         Ok(returned)
     }
@@ -399,8 +516,14 @@ impl RunState {
             "host call limit of {} reached; the guest is stopped",
             self.limits.max_host_calls
         );
-        self.record(call, Verdict::Denied, &reason, error_json("limit", &reason))
-            .await?;
+        self.record(
+            call,
+            Verdict::Denied,
+            &reason,
+            None,
+            error_json("limit", &reason),
+        )
+        .await?;
         self.stop = Some(Failure {
             kind: FailureKind::HostCallLimit,
             message: reason.clone(),
@@ -417,6 +540,7 @@ impl RunState {
         call: &Call,
         verdict: Verdict,
         reason: &str,
+        trust: Option<Value>,
         result: Value,
     ) -> wasmtime::Result<()> {
         if let Err(e) = self.submit_deferred() {
@@ -430,10 +554,13 @@ impl RunState {
             interface: call.interface.to_owned(),
             function: call.function.to_owned(),
             args: call.args.clone(),
-            decision: match verdict {
-                Verdict::Allowed => Decision::allowed(reason),
-                Verdict::Denied => Decision::denied(reason),
-            },
+            decision: with_trust(
+                match verdict {
+                    Verdict::Allowed => Decision::allowed(reason),
+                    Verdict::Denied => Decision::denied(reason),
+                },
+                trust.clone(),
+            ),
             result: result.clone(),
             at_millis: at,
         };
@@ -451,6 +578,7 @@ impl RunState {
             args: call.args.clone(),
             verdict,
             reason: reason.to_owned(),
+            trust,
             result,
             change: call.change,
         });
@@ -464,7 +592,13 @@ impl RunState {
 
     /// Submits the intent record of a change about to be executed (confirmed with the pending
     /// records, before the change runs).
-    fn record_intent(&mut self, call: &Call, reason: &str, key: &str) -> wasmtime::Result<()> {
+    fn record_intent(
+        &mut self,
+        call: &Call,
+        reason: &str,
+        trust: Option<Value>,
+        key: &str,
+    ) -> wasmtime::Result<()> {
         if let Err(e) = self.submit_deferred() {
             return Err(self.ledger_failed(&e));
         }
@@ -475,7 +609,7 @@ impl RunState {
             interface: call.interface.to_owned(),
             function: call.function.to_owned(),
             args: call.args.clone(),
-            decision: Decision::allowed(reason),
+            decision: with_trust(Decision::allowed(reason), trust),
             result: json!({ "intent": "executing", "idempotency_key": key }),
             at_millis: self.executors.clock.now_millis(),
         };

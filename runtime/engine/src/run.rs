@@ -19,6 +19,9 @@ pub enum RunStatus {
     Failed,
     /// The guest was stopped at its deadline.
     TimedOut,
+    /// A change needs people's approval: the run stopped before it and goes on (as a retry of
+    /// the same run) once they decided. [`RunReport::approval`] names the approval.
+    WaitingApproval,
 }
 
 impl std::fmt::Display for RunStatus {
@@ -27,6 +30,7 @@ impl std::fmt::Display for RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::TimedOut => "timed-out",
+            RunStatus::WaitingApproval => "waiting-approval",
         })
     }
 }
@@ -98,6 +102,10 @@ pub struct TimelineEntry {
     pub verdict: Verdict,
     /// Why.
     pub reason: String,
+    /// The trust core's details: risk score and factors, deciding policies, guardrail,
+    /// approvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<serde_json::Value>,
     /// `{"ok": value}` or `{"error": {"kind", "message"}}`.
     pub result: serde_json::Value,
     /// Whether the call changes the world (an action).
@@ -141,6 +149,8 @@ pub struct RunReport {
     pub events: Vec<TriggerEvent>,
     /// Why it failed.
     pub failure: Option<Failure>,
+    /// The approval the run waits for ([`RunStatus::WaitingApproval`]).
+    pub approval: Option<String>,
     /// Run-clock start, milliseconds since the epoch.
     pub started_at: u64,
     /// Run-clock end.

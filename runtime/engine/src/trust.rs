@@ -1,31 +1,132 @@
-//! The trust seam: after the grants allow a call and before it runs, the trust core decides.
+//! The trust seam: after the grants allow a call and before it runs, the trust core decides
+//! **allow**, **deny** or **await approval**.
 //!
-//! Until the trust core (policies, risk scores, approvals, guardrails) lands, [`PassThrough`]
-//! allows everything the grants allow. The seam exists so that adding it changes no capability.
+//! The engine knows what is asked ([`Ask`]: who, which call, on what resource in which state,
+//! with which change, for which event) and what to do with each answer; *how* to decide is the
+//! host's business ([`Trust`]). `grace serve` plugs in the trust core of `grace-trust`
+//! (policies, risk score, guardrails, approvals); tests and dry runs use [`PassThrough`].
+//!
+//! Awaiting approval is not waiting in the guest: the run stops there (its status is
+//! [`RunStatus::WaitingApproval`](crate::RunStatus::WaitingApproval)) and holds no instance,
+//! memory or deadline while people decide. When they have, the host runs the playbook again as
+//! a retry of the same run: the changes made before the pause are replayed from the ledger by
+//! their idempotency keys, and the call that waited is decided again, this time with the
+//! approval (or the refusal) on record under the same key.
 
+use grace_trust::{Change, Resource, State};
+use serde_json::Value;
+
+use crate::event::TriggerEvent;
 use crate::pipeline::Call;
+use crate::run::GuestInfo;
 
-/// What the trust core decided about one call.
+/// What a change would do, as the capability saw it while checking the grants: the resource
+/// (with its labels), its state now and the change proposed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// What the change acts on.
+    pub resource: Resource,
+    /// Its state before the change.
+    pub state: State,
+    /// What the change would do to it.
+    pub change: Change,
+}
+
+/// Everything the trust core is told about one call.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The run.
+    pub run_id: &'a str,
+    /// The guest making the call.
+    pub guest: &'a GuestInfo,
+    /// The call (interface, function, arguments as recorded).
+    pub call: &'a Call,
+    /// The change's idempotency key: the same in every attempt of the run, so an approval given
+    /// for it is found when the run goes on. `None` for reads.
+    pub key: Option<&'a str>,
+    /// For changes: the resource, its state and the change, as the grants check saw them.
+    pub proposal: Option<&'a Proposal>,
+    /// The event that triggered the run (`None` for collectors).
+    pub event: Option<&'a TriggerEvent>,
+    /// When the call is made, on the run clock (milliseconds since the epoch).
+    pub at_millis: u64,
+}
+
+/// What the trust core decided, with the details that go into the ledger entry and the
+/// timeline (risk score and factors, deciding policies, guardrail, approvers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustDecision {
+    /// Allow, deny or await approval.
+    pub outcome: TrustOutcome,
+    /// Why, for humans; recorded as the decision's reason.
+    pub reason: String,
+    /// Structured details (a JSON object), recorded with the decision.
+    pub details: Option<Value>,
+}
+
+/// The three answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustDecision {
-    /// Go ahead; the reason is recorded.
-    Allow(String),
-    /// Refused; the guest receives `denied` with this reason.
-    Deny(String),
+pub enum TrustOutcome {
+    /// Go ahead.
+    Allow,
+    /// Refused: the guest receives `denied` with the reason.
+    Deny,
+    /// People must approve first: the run stops and waits for approval `approval`.
+    AwaitApproval {
+        /// The approval request's id.
+        approval: String,
+    },
+}
+
+impl TrustDecision {
+    /// Allow, for `reason`.
+    pub fn allow(reason: impl Into<String>) -> Self {
+        TrustDecision {
+            outcome: TrustOutcome::Allow,
+            reason: reason.into(),
+            details: None,
+        }
+    }
+
+    /// Deny, for `reason`.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        TrustDecision {
+            outcome: TrustOutcome::Deny,
+            reason: reason.into(),
+            details: None,
+        }
+    }
+
+    /// With structured details (a JSON object).
+    #[must_use]
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
 }
 
 /// Decides whether a call the grants allow may run.
+///
+/// `decide` is awaited on the guest's call path, which runs on a wasmtime fiber: work that needs
+/// a real thread stack (Cedar measures the stack it has left, and a fiber's is not the thread's)
+/// belongs on a blocking thread (`tokio::task::spawn_blocking`).
+#[async_trait::async_trait]
 pub trait Trust: Send + Sync {
-    /// Decides about a call of `playbook`.
-    fn decide(&self, playbook: &str, call: &Call) -> TrustDecision;
+    /// Decides about one call.
+    async fn decide(&self, ask: &Ask<'_>) -> TrustDecision;
+
+    /// Told after a change was executed, whatever its result (a failed change may still have
+    /// touched the resource): e.g. to count changes per hour.
+    fn executed(&self, _ask: &Ask<'_>) {}
 }
 
 /// Allows every call the grants allow.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PassThrough;
 
+#[async_trait::async_trait]
 impl Trust for PassThrough {
-    fn decide(&self, _playbook: &str, _call: &Call) -> TrustDecision {
-        TrustDecision::Allow("within grants; no trust policy configured".into())
+    async fn decide(&self, _ask: &Ask<'_>) -> TrustDecision {
+        TrustDecision::allow("within grants; no trust policy configured")
     }
 }

@@ -27,6 +27,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "host-call-flood",
     "sleeper",
     "collector-fixture",
+    // Tested against the trust core's guardrails in a running server: runtime/cli/tests/trust.rs.
+    "guardrail-prober",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

@@ -7,12 +7,13 @@ use grace_executor::containers as exec;
 use grace_executor::{ContainerExecutor, ExecError};
 use serde_json::json;
 
-use super::{labels_from_guest, labels_json, labels_to_guest};
+use super::{described_by, labels_from_guest, labels_json, labels_to_guest};
 use crate::bindings::containers::{Container, ContainerState, Health, Host};
 use crate::bindings::types::{Error, Label};
 use crate::grants::{ContainerAction, ContainerGrant, not_granted};
 use crate::host::HostState;
 use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+use crate::trust::Proposal;
 
 /// The most lines `logs` returns: what a run report can show, not a log archive.
 const MAX_LOG_TAIL: u32 = 1000;
@@ -56,6 +57,57 @@ impl From<exec::Container> for Container {
     }
 }
 
+/// Running containers, and those of them that are healthy (or have no health check), as the
+/// trust core counts a service's capacity.
+fn service_state(members: &[exec::Container]) -> grace_trust::State {
+    let running = members
+        .iter()
+        .filter(|c| c.state == exec::ContainerState::Running);
+    let capacity = running.clone().count();
+    let healthy = running
+        .filter(|c| matches!(c.health, exec::Health::Healthy | exec::Health::None))
+        .count();
+    grace_trust::State::new(
+        u32::try_from(capacity).unwrap_or(u32::MAX),
+        u32::try_from(healthy).unwrap_or(u32::MAX),
+    )
+}
+
+/// What restarting, stopping or starting `target` does, for the trust core. The state is that
+/// of its service (the containers sharing its `app` label, within the grants) when it has one,
+/// so that restarting one of five replicas weighs less than restarting the only one.
+async fn container_proposal(
+    executor: &dyn ContainerExecutor,
+    grant: &ContainerGrant,
+    action: ContainerAction,
+    target: &exec::Container,
+) -> Result<Proposal, ExecError> {
+    let members = match target.labels.get("app") {
+        Some(app) => {
+            let selector = grace_executor::Labels::from([("app".to_owned(), app.clone())]);
+            executor
+                .list(&selector)
+                .await?
+                .into_iter()
+                .filter(|c| grant.in_scope(&c.labels))
+                .collect()
+        }
+        None => vec![target.clone()],
+    };
+    let change = match action {
+        ContainerAction::Stop => grace_trust::Change::Stop { instances: 1 },
+        ContainerAction::Start => grace_trust::Change::Start { instances: 1 },
+        _ => grace_trust::Change::Restart { instances: 1 },
+    };
+    let mut resource = grace_trust::Resource::container(&target.name).image(&target.image);
+    resource = described_by(resource, &target.labels);
+    Ok(Proposal {
+        resource,
+        state: service_state(&members),
+        change,
+    })
+}
+
 impl HostState {
     /// restart, start and stop: the same checks, a different backend call.
     async fn change_one(
@@ -71,15 +123,17 @@ impl HostState {
         );
         let r = self
             .run
-            .perform(
+            .perform_change(
                 call,
                 move |scope| async move {
                     check_text("id", &id)?;
                     let grant = grant(&scope)?;
                     grant.check_action(action)?;
-                    let target = executor(&scope)?.inspect(&id).await?;
+                    let executor = executor(&scope)?;
+                    let target = executor.inspect(&id).await?;
                     grant.check_change(action, &target.name, &target.labels, scope.changes)?;
-                    Ok(id)
+                    let proposal = container_proposal(&*executor, grant, action, &target).await?;
+                    Ok((id, proposal))
                 },
                 move |scope, id| async move {
                     let executor = executor(&scope)?;
@@ -110,7 +164,10 @@ impl Host for HostState {
             "containers",
             "list",
             json!({ "selector": labels_json(&selector) }),
-        );
+        )
+        .on(grace_trust::Resource::service(
+            selector.iter().map(|l| (l.key.clone(), l.value.clone())),
+        ));
         let r = self
             .run
             .perform(
@@ -145,7 +202,8 @@ impl Host for HostState {
             "containers",
             "logs",
             json!({ "id": preview(&id), "tail": tail }),
-        );
+        )
+        .on(grace_trust::Resource::container(&id));
         self.run
             .perform(
                 call,
@@ -188,12 +246,26 @@ impl Host for HostState {
         );
         let r =
             self.run
-                .perform(
+                .perform_change(
                     call,
                     move |scope| async move {
                         let selector = labels_from_guest("selector", selector)?;
-                        grant(&scope)?.check_scale(&selector, replicas, scope.changes)?;
-                        Ok(selector)
+                        let grant = grant(&scope)?;
+                        grant.check_scale(&selector, replicas, scope.changes)?;
+                        let members = executor(&scope)?.list(&selector).await?;
+                        let members: Vec<_> = members
+                            .into_iter()
+                            .filter(|c| grant.in_scope(&c.labels))
+                            .collect();
+                        let proposal = Proposal {
+                            resource: described_by(
+                                grace_trust::Resource::service(selector.clone()),
+                                &selector,
+                            ),
+                            state: service_state(&members),
+                            change: grace_trust::Change::Capacity { to: replicas },
+                        };
+                        Ok((selector, proposal))
                     },
                     move |scope, selector| async move {
                         executor(&scope)?.scale(&selector, replicas).await

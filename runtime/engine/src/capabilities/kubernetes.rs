@@ -12,6 +12,7 @@ use crate::bindings::types::Error;
 use crate::grants::{KubernetesAction, KubernetesGrant, not_granted};
 use crate::host::HostState;
 use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+use crate::trust::Proposal;
 
 fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
     scope
@@ -49,6 +50,11 @@ fn check_names(namespace: &str, name: &str) -> Result<(), Refusal> {
     check_text("name", name)
 }
 
+/// A deployment's state for the trust core: its replicas, and the ready ones.
+fn deployment_state(d: &exec::Deployment) -> grace_trust::State {
+    grace_trust::State::new(d.replicas, d.ready_replicas)
+}
+
 impl From<exec::Deployment> for Deployment {
     fn from(d: exec::Deployment) -> Self {
         Deployment {
@@ -74,7 +80,8 @@ impl Host for HostState {
             "kubernetes",
             "get-deployment",
             target_args(&namespace, &name),
-        );
+        )
+        .on(grace_trust::Resource::deployment(&namespace, &name));
         let r = self
             .run
             .perform(
@@ -107,7 +114,7 @@ impl Host for HostState {
         );
         let r = self
             .run
-            .perform(
+            .perform_change(
                 call,
                 move |scope| async move {
                     let grant = granted_target(&scope, KubernetesAction::Scale, &namespace, &name)?;
@@ -119,7 +126,12 @@ impl Host for HostState {
                         replicas,
                         scope.changes,
                     )?;
-                    Ok((namespace, name))
+                    let proposal = Proposal {
+                        resource: grace_trust::Resource::deployment(&namespace, &name),
+                        state: deployment_state(&current),
+                        change: grace_trust::Change::Capacity { to: replicas },
+                    };
+                    Ok(((namespace, name), proposal))
                 },
                 move |scope, (namespace, name)| async move {
                     executor(&scope)?
@@ -144,12 +156,18 @@ impl Host for HostState {
         );
         let r = self
             .run
-            .perform(
+            .perform_change(
                 call,
                 move |scope| async move {
                     check_names(&namespace, &name)?;
                     grant(&scope)?.check_restart(&namespace, &name, scope.changes)?;
-                    Ok((namespace, name))
+                    let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
+                    let proposal = Proposal {
+                        resource: grace_trust::Resource::deployment(&namespace, &name),
+                        state: deployment_state(&current),
+                        change: grace_trust::Change::rolling_restart(current.replicas),
+                    };
+                    Ok(((namespace, name), proposal))
                 },
                 |scope, (namespace, name)| async move {
                     executor(&scope)?.rollout_restart(&namespace, &name).await
@@ -167,7 +185,8 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<Deployment, Error>> {
         let mut args = target_args(&namespace, &name);
         args["timeout_millis"] = json!(timeout_millis);
-        let call = Call::read("kubernetes", "wait-for-rollout", args);
+        let call = Call::read("kubernetes", "wait-for-rollout", args)
+            .on(grace_trust::Resource::deployment(&namespace, &name));
         let r = self
             .run
             .perform(

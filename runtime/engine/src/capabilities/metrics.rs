@@ -50,7 +50,8 @@ fn to_guest(series: Vec<exec::Series>) -> Vec<Series> {
 
 impl Host for HostState {
     async fn query(&mut self, query: String) -> wasmtime::Result<Result<Vec<Series>, Error>> {
-        let call = Call::read("metrics", "query", json!({ "query": preview(&query) }));
+        let call = Call::read("metrics", "query", json!({ "query": preview(&query) }))
+            .on(grace_trust::Resource::query(&query));
         let r = self
             .run
             .perform(
@@ -80,7 +81,8 @@ impl Host for HostState {
             "metrics",
             "query-range",
             json!({ "query": preview(&query), "start": start, "end": end, "step_millis": step_millis }),
-        );
+        )
+        .on(grace_trust::Resource::query(&query));
         let r = self
             .run
             .perform(

@@ -54,3 +54,25 @@ pub(crate) fn labels_json(labels: &[Label]) -> serde_json::Value {
             .collect(),
     )
 }
+
+/// `resource` described by `labels`: its environment (label `environment` or `env`), tier and
+/// owner, and every label as a tag, for the trust core's policies and risk score.
+pub(crate) fn described_by(
+    mut resource: grace_trust::Resource,
+    labels: &Labels,
+) -> grace_trust::Resource {
+    let get = |keys: &[&str]| keys.iter().find_map(|k| labels.get(*k).cloned());
+    if let Some(environment) = get(&["environment", "env"]) {
+        resource = resource.environment(environment);
+    }
+    if let Some(tier) = get(&["tier"]) {
+        resource = resource.tier(tier);
+    }
+    if let Some(owner) = get(&["owner", "team"]) {
+        resource = resource.owner(owner);
+    }
+    for (k, v) in labels {
+        resource = resource.label(k.clone(), v.clone());
+    }
+    resource
+}

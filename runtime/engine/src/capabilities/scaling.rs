@@ -12,6 +12,7 @@ use crate::bindings::types::Error;
 use crate::grants::{ScalingGrant, not_granted};
 use crate::host::HostState;
 use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+use crate::trust::Proposal;
 
 fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
     scope
@@ -33,6 +34,20 @@ fn executor(scope: &Scope) -> Result<Arc<dyn ScalingExecutor>, ExecError> {
     scope.executors.scaling.clone().ok_or_else(|| {
         ExecError::Unavailable("no scaling backend is configured on this host".into())
     })
+}
+
+/// A group's state for the trust core: its desired capacity, and the instances in service and
+/// healthy.
+fn group_state(group: &exec::Group) -> grace_trust::State {
+    let healthy = group
+        .instances
+        .iter()
+        .filter(|i| i.healthy && i.lifecycle_state == exec::LifecycleState::InService)
+        .count();
+    grace_trust::State::new(
+        group.desired_capacity,
+        u32::try_from(healthy).unwrap_or(u32::MAX),
+    )
 }
 
 impl From<exec::Group> for Group {
@@ -65,7 +80,8 @@ impl Host for HostState {
             "scaling",
             "describe-group",
             json!({ "group": preview(&name) }),
-        );
+        )
+        .on(grace_trust::Resource::group(&name));
         let r = self
             .run
             .perform(
@@ -93,7 +109,7 @@ impl Host for HostState {
         );
         let r = self
             .run
-            .perform(
+            .perform_change(
                 call,
                 move |scope| async move {
                     // Out-of-scope groups are refused before the backend is even asked about them.
@@ -105,7 +121,14 @@ impl Host for HostState {
                         desired_capacity,
                         scope.changes,
                     )?;
-                    Ok(name)
+                    let proposal = Proposal {
+                        resource: grace_trust::Resource::group(&name),
+                        state: group_state(&current),
+                        change: grace_trust::Change::Capacity {
+                            to: desired_capacity,
+                        },
+                    };
+                    Ok((name, proposal))
                 },
                 move |scope, name| async move {
                     executor(&scope)?
@@ -126,7 +149,8 @@ impl Host for HostState {
             "scaling",
             "wait-in-service",
             json!({ "group": preview(&name), "timeout_millis": timeout_millis }),
-        );
+        )
+        .on(grace_trust::Resource::group(&name));
         let r = self
             .run
             .perform(
