@@ -170,13 +170,79 @@ fn timeline_line(out: &mut String, e: &TimelineEntry) {
         "",
         result(&e.result)
     );
-    if e.verdict == Verdict::Denied {
+    // Changes and refusals say why; reads allowed by the grants need no paragraph each.
+    if e.verdict == Verdict::Denied || (e.change && e.trust.is_some()) {
         let _ = writeln!(
             out,
             "  {:>10}  {:<6} {:<30}    why: {}",
             "", "", "", e.reason
         );
     }
+    if let Some(line) = e
+        .trust
+        .as_ref()
+        .filter(|_| e.change || e.verdict == Verdict::Denied)
+        .and_then(trust_line)
+    {
+        let _ = writeln!(out, "  {:>10}  {:<6} {:<30}    {line}", "", "", "");
+    }
+}
+
+/// The trust core's decision in one line: risk score and its largest factors, the deciding
+/// policies, the approvers.
+fn trust_line(trust: &Value) -> Option<String> {
+    let risk = trust.get("risk")?;
+    let score = risk.get("score").and_then(Value::as_u64)?;
+    let mut factors: Vec<(f64, String)> = risk
+        .get("factors")
+        .and_then(Value::as_array)
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| {
+                    let c = f.get("contribution").and_then(Value::as_f64)?;
+                    let k = f.get("kind").and_then(Value::as_str)?;
+                    (c >= 0.5).then(|| (c, format!("{k} {c:.0}")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    factors.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut line = format!("risk {score}/100");
+    if !factors.is_empty() {
+        let top: Vec<String> = factors.into_iter().take(3).map(|(_, f)| f).collect();
+        let _ = write!(line, " ({})", top.join(", "));
+    }
+    if let Some(p) = trust.get("policies").and_then(Value::as_array)
+        && !p.is_empty()
+    {
+        let ids: Vec<&str> = p.iter().filter_map(Value::as_str).collect();
+        let _ = write!(line, "; policies {}", ids.join(", "));
+    }
+    if let Some(g) = trust
+        .get("guardrail")
+        .and_then(|g| g.get("guardrail"))
+        .and_then(Value::as_str)
+    {
+        let _ = write!(line, "; guardrail `{g}`");
+    }
+    if let Some(a) = trust.get("approval") {
+        let id = a.get("id").and_then(Value::as_str).unwrap_or("?");
+        let state = a.get("state").and_then(Value::as_str).unwrap_or("?");
+        let by: Vec<&str> = a
+            .get("approved_by")
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.get("by").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = write!(line, "; approval {id} {state}");
+        if !by.is_empty() {
+            let _ = write!(line, " by {}", by.join(", "));
+        }
+    }
+    Some(line)
 }
 
 /// The timeline of a run's host calls under `heading`, with the run clock's start when known.
@@ -247,6 +313,16 @@ pub fn run_detail(run: &client::Run) -> String {
         shorten(&run.digest, 23)
     );
     let _ = writeln!(out, "state    {}, {} attempt(s)", run.state, run.attempts);
+    if let Some(a) = &run.approval {
+        let hint = if run.state == "waiting-approval" {
+            format!(
+                ": decide with `grace approvals approve {a}` or `grace approvals deny {a} --comment ...`"
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "approval {a}{hint}");
+    }
     let ev = &run.event;
     let _ = writeln!(
         out,

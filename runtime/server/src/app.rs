@@ -146,6 +146,12 @@ pub struct App {
     slots: Arc<Semaphore>,
     /// Serializes changes to playbooks (store and memory together).
     admin: tokio::sync::Mutex<()>,
+    /// API tokens and whether the server runs without authentication (see [`crate::auth`]).
+    pub auth: crate::auth::Authenticator,
+    /// The keys uploads may be signed by (see [`crate::signing`]).
+    pub trust_roots: crate::signing::TrustRoots,
+    /// The trust core: policies, risk, guardrails, approvals (see [`crate::trust`]).
+    pub trust: Arc<crate::trust::HostTrust>,
 }
 
 /// Why the server could not start.
@@ -279,6 +285,15 @@ impl App {
                 .map_err(other("cannot open the ledger"))?,
         );
         let store = Store::open(ledger.database()).map_err(other("cannot open the store"))?;
+        let (auth, trust_roots) = crate::auth::start(&config, ledger.database())?;
+        let trust = Arc::new(
+            crate::trust::HostTrust::open(ledger.database(), &config.trust).map_err(|message| {
+                crate::config::ConfigError::Invalid {
+                    field: "trust",
+                    message,
+                }
+            })?,
+        );
         let events =
             EventLog::start(ledger.database()).map_err(other("cannot start the event log"))?;
         let engine = Engine::new(&EngineConfig {
@@ -314,6 +329,9 @@ impl App {
             this: this.clone(),
             slots: Arc::new(Semaphore::new(max_concurrent_runs)),
             admin: tokio::sync::Mutex::new(()),
+            auth,
+            trust_roots,
+            trust,
         });
 
         app.recover().await?;
@@ -348,6 +366,8 @@ impl App {
         tokio::spawn(matcher(app.clone(), queue_rx, next));
         tokio::spawn(runner(app.clone(), runs_rx));
         tokio::spawn(retention(app.clone()));
+        tokio::spawn(approval_expiry(app.clone()));
+        app.continue_decided().await;
         if let Some(path) = &app.config.checkpoint_key {
             let key = grace_ledger::SigningKey::load(path).map_err(|e| {
                 crate::config::ConfigError::Invalid {
@@ -435,10 +455,17 @@ impl App {
             .runs(&RunFilter::default())
             .map_err(other("cannot read runs"))?;
         for mut run in runs {
-            if matches!(
-                run.state,
-                RunState::Queued | RunState::Running | RunState::WaitingApproval
-            ) {
+            if run.state == RunState::Failed
+                && run
+                    .finished_at
+                    .is_some_and(|t| system_now_millis().saturating_sub(t) < 24 * 3600 * 1000)
+            {
+                self.trust
+                    .run_failed(&run.playbook, run.finished_at.unwrap_or_default());
+            }
+            // A run waiting for approval waits on disk, not in memory: it goes on when people
+            // decide, restart or not.
+            if matches!(run.state, RunState::Queued | RunState::Running) {
                 let was = run.state;
                 run.state = RunState::Interrupted;
                 self.store
@@ -618,10 +645,12 @@ impl App {
     // --- playbooks ------------------------------------------------------------------------
 
     /// Validates and stores an upload; a new version of an enabled playbook goes live.
+    /// `signed_by` is who signed it, checked by the caller (`None`: unsigned, where allowed).
     pub async fn upload(
         &self,
         manifest_text: String,
         component: Vec<u8>,
+        signed_by: Option<crate::signing::SignedBy>,
     ) -> Result<(bool, PlaybookRecord), ApiError> {
         let manifest = Manifest::parse(&manifest_text).map_err(ApiError::from_manifest)?;
         let engine = self.engine.clone();
@@ -646,6 +675,7 @@ impl App {
             digest: guest.component.digest().to_owned(),
             uploaded_at: system_now_millis(),
             manifest: manifest_text,
+            signed_by,
         };
         match self.store.put_version(version.clone(), &component)? {
             PutOutcome::Conflict { existing } => Err(ApiError::conflict(format!(
@@ -753,6 +783,9 @@ impl App {
         let (first, last) = self.events.append(events.clone(), received_at).await?;
         // The writer has let go of the batch by now: take it back without copying.
         let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
+        for event in &events {
+            self.trust.observe(event);
+        }
         for ((permit, event), seq) in permits.zip(events).zip(first..=last) {
             permit.send(Queued {
                 seq,
@@ -833,6 +866,13 @@ impl App {
                 run.state.name()
             )));
         }
+        if let Err(e) = self
+            .trust
+            .approvals()
+            .cancel_for_run(&run.id, system_now_millis())
+        {
+            tracing::error!(run = %run.id, "cannot withdraw the run's approval requests: {e}");
+        }
         self.record(&run, "cancelled", json!({}), json!({ "ok": null }))
             .await;
         Ok(run.summary())
@@ -878,6 +918,179 @@ impl App {
         self.metrics.transition(RunState::Queued);
         let _ = self.runs.send(run.id.clone());
         Ok(run.summary())
+    }
+
+    /// A run stopped before a change that needs approval: it keeps its locks and waits, stored
+    /// durably, until people decide (or the request expires).
+    async fn pause_for_approval(&self, id: &str, run: &RunRecord) {
+        if let Err(e) = self.ledger.flush().await {
+            tracing::error!(run = %id, "the ledger could not record the pause: {e}");
+        }
+        if let Err(e) = self.store.put_run(run) {
+            tracing::error!(run = %id, "cannot store the paused run: {e}");
+        }
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        self.metrics.transition(RunState::WaitingApproval);
+        self.finished.send_modify(|n| *n += 1);
+        tracing::info!(run = %id, playbook = %run.playbook, approval = ?run.approval, "run waits for approval");
+        // Decided while the attempt was ending (a fast approver): go on now.
+        if let Some(approval) = &run.approval
+            && let Ok(Some(a)) = self.trust.approvals().get(approval)
+            && a.state != crate::trust::approvals::ApprovalState::Pending
+        {
+            self.continue_after_approval(id).await;
+        }
+    }
+
+    /// Approves or denies approval `id` as `caller`; once it is decided, its run goes on.
+    pub async fn vote(
+        &self,
+        id: &str,
+        caller: &crate::auth::Caller,
+        approve: bool,
+        comment: Option<String>,
+    ) -> Result<crate::trust::approvals::Approval, ApiError> {
+        use crate::trust::approvals::{ApprovalState, Vote, VoteError};
+        if let Some(c) = &comment
+            && c.len() > 4096
+        {
+            return Err(ApiError::field("comment", "longer than 4096 bytes"));
+        }
+        let vote = Vote {
+            by: caller.name.clone(),
+            token_id: caller.token_id.clone(),
+            at: system_now_millis(),
+            comment,
+        };
+        let approvals = self.trust.approvals().clone();
+        let id_owned = id.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            if approve {
+                approvals.approve(&id_owned, vote)
+            } else {
+                approvals.deny(&id_owned, vote)
+            }
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        let approval = result.map_err(|e| match e {
+            VoteError::NotFound(_) => ApiError::not_found(e.to_string()),
+            VoteError::Closed { .. } | VoteError::AlreadyVoted { .. } => {
+                ApiError::conflict(e.to_string())
+            }
+            VoteError::Storage(_) => ApiError::internal(e.to_string()),
+        })?;
+        let entry = NewEntry {
+            run_id: approval.run_id.clone(),
+            playbook: approval.playbook.clone(),
+            digest: approval.digest.clone(),
+            interface: "approval".into(),
+            function: if approve { "approve" } else { "deny" }.into(),
+            args: json!({
+                "approval": approval.id,
+                "by": caller.name,
+                "token_id": caller.token_id,
+                "action": approval.action,
+                "resource": approval.resource,
+            }),
+            decision: Decision::allowed(format!("{} holds the approve scope", caller.name)),
+            result: json!({ "ok": { "state": approval.state, "approved_by": approval.approved_by.iter().map(|v| &v.by).collect::<Vec<_>>() } }),
+            at_millis: self.executors.clock.now_millis(),
+        };
+        if let Err(e) = self.ledger.append(entry).await {
+            tracing::error!(approval = %approval.id, "the ledger could not record the vote: {e}");
+        }
+        if approval.state != ApprovalState::Pending {
+            self.continue_after_approval(&approval.run_id).await;
+        }
+        Ok(approval)
+    }
+
+    /// Queues a run that waited for an approval now decided: it goes on as a retry of itself,
+    /// the changes it made before the pause replayed, the one that waited decided again with
+    /// the approval (or the denial) on record.
+    pub async fn continue_after_approval(&self, id: &str) {
+        let run = {
+            let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
+            let mut run = match self.store.run(id) {
+                Ok(Some(run)) if run.state == RunState::WaitingApproval => run,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(run = %id, "cannot read the run: {e}");
+                    return;
+                }
+            };
+            let held = self
+                .keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(id);
+            if !held && let Some(key) = &run.key {
+                // After a restart the run's locks were let go: take them again.
+                let taken = self
+                    .mesh
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resume_run(key);
+                match taken {
+                    Ok(()) => {
+                        self.keys
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(run.id.clone(), key.clone());
+                    }
+                    Err(why) => {
+                        tracing::warn!(run = %id, "cannot go on after approval now ({why}): interrupted; resume it later");
+                        run.state = RunState::Interrupted;
+                        let _ = self.store.put_run(&run);
+                        return;
+                    }
+                }
+            }
+            run.state = RunState::Queued;
+            if let Err(e) = self.store.put_run(&run) {
+                tracing::error!(run = %id, "cannot queue the approved run: {e}");
+                return;
+            }
+            run
+        };
+        self.metrics.transition(RunState::Queued);
+        let _ = self.runs.send(run.id.clone());
+    }
+
+    /// Runs whose approval was decided or expired while the server was down go on.
+    async fn continue_decided(&self) {
+        let waiting = match self.store.runs(&RunFilter {
+            state: Some(RunState::WaitingApproval),
+            limit: usize::MAX,
+            ..RunFilter::default()
+        }) {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::error!("cannot read the runs waiting for approval: {e}");
+                return;
+            }
+        };
+        let now = system_now_millis();
+        if let Err(e) = self.trust.approvals().expire_due(now) {
+            tracing::error!("cannot expire approvals: {e}");
+        }
+        for run in waiting {
+            let decided = run.approval.as_ref().is_none_or(|a| {
+                self.trust
+                    .approvals()
+                    .get(a)
+                    .ok()
+                    .flatten()
+                    .is_none_or(|a| !a.is_open(now))
+            });
+            if decided {
+                self.continue_after_approval(&run.id).await;
+            }
+        }
     }
 
     /// Records a lifecycle event of the server's own (interrupted, cancelled, resumed) in the
@@ -1012,7 +1225,8 @@ impl App {
         {
             self.metrics.ingest_to_run_start.observe(t.elapsed());
         }
-        let env = RunEnv::new(self.executors.clone(), self.ledger.clone());
+        let mut env = RunEnv::new(self.executors.clone(), self.ledger.clone());
+        env.trust = self.trust.clone();
         let guest = match self.guest_for(&run).await {
             Ok(g) => Some(g),
             Err(e) => {
@@ -1090,6 +1304,9 @@ impl App {
             run.failure = report.failure;
             run.timeline = report.timeline;
             run.state = state;
+            if report.approval.is_some() {
+                run.approval = report.approval;
+            }
             if !retry {
                 break;
             }
@@ -1106,6 +1323,13 @@ impl App {
                 run.state = RunState::Cancelled;
                 break;
             }
+        }
+        if run.state == RunState::WaitingApproval {
+            self.pause_for_approval(&id, &run).await;
+            return;
+        }
+        if run.state == RunState::Failed {
+            self.trust.run_failed(&run.playbook, system_now_millis());
         }
         run.finished_at = Some(system_now_millis());
         // The attempt's `run.finished` record is on record before the run is reported final.
@@ -1251,6 +1475,7 @@ fn match_one(app: &App, q: &Queued) -> Vec<RunRecord> {
                     finished_at: None,
                     outcome: None,
                     failure: None,
+                    approval: None,
                     timeline: Vec::new(),
                     attempts_log: Vec::new(),
                 });
@@ -1370,6 +1595,29 @@ async fn checkpoints(app: Arc<App>, key: grace_ledger::SigningKey) {
             Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::error!("cannot sign a ledger checkpoint: {e}"),
             Err(e) => tracing::error!("checkpoint task failed: {e}"),
+        }
+    }
+}
+
+/// Expires approval requests nobody decided in time; their runs go on, and the change that
+/// waited is denied.
+async fn approval_expiry(app: Arc<App>) {
+    let every =
+        (app.trust.approval_ttl() / 10).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        tokio::time::sleep(every).await;
+        let approvals = app.trust.approvals().clone();
+        let expired =
+            tokio::task::spawn_blocking(move || approvals.expire_due(system_now_millis())).await;
+        match expired {
+            Ok(Ok(expired)) => {
+                for a in expired {
+                    tracing::warn!(approval = %a.id, run = %a.run_id, "approval expired unanswered: the change is denied");
+                    app.continue_after_approval(&a.run_id).await;
+                }
+            }
+            Ok(Err(e)) => tracing::error!("cannot expire approvals: {e}"),
+            Err(e) => tracing::error!("approval expiry task failed: {e}"),
         }
     }
 }

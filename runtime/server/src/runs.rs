@@ -126,6 +126,9 @@ pub struct RunRecord {
     pub outcome: Option<Outcome>,
     /// Why the last attempt failed.
     pub failure: Option<Failure>,
+    /// The approval the run waits for, or waited for last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
     /// The last attempt's host calls.
     pub timeline: Vec<TimelineEntry>,
     /// Every attempt.
@@ -188,6 +191,7 @@ pub fn state_of(report: &RunReport) -> RunState {
         RunStatus::Succeeded => RunState::Succeeded,
         RunStatus::Failed => RunState::Failed,
         RunStatus::TimedOut => RunState::TimedOut,
+        RunStatus::WaitingApproval => RunState::WaitingApproval,
     }
 }
 

@@ -1,0 +1,407 @@
+//! The trust core in a running server: Cedar policies managed over the API, changes that wait
+//! for people's approval (across a `kill -9`), the two-person rule, denial and expiry, and
+//! guardrails holding against a hostile playbook, all through `grace` and HTTP.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Server, component, data_dir};
+use grace_testkit::{example, example_manifest, poll_until};
+use serde_json::{Value, json};
+
+/// Production is `api-*`; two people approve capacity changes in production.
+const APPROVALS: &str = r#"
+@id("two-person-prod-capacity")
+@decision("require_approval")
+@approvers("2")
+@reason("capacity changes in production need two people")
+permit(principal, action in Grace::Action::"capacity", resource)
+when { resource.environment == "prod" };
+"#;
+
+fn config(dir: &Path, extra: &str) -> String {
+    let path = dir.join("grace.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[trust]\n{extra}\n[[trust.resource]]\nkind = \"group\"\nmatch = \"api-*\"\nenvironment = \"prod\"\ntier = \"frontend\"\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn grace_ok(server: &Server, args: &[&str]) -> String {
+    let out = server.grace().args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "grace {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn add_policies(server: &Server, dir: &Path) {
+    let base = dir.join("base.cedar");
+    std::fs::write(&base, grace_trust::BASELINE).unwrap();
+    let approvals = dir.join("approvals.cedar");
+    std::fs::write(&approvals, APPROVALS).unwrap();
+    grace_ok(server, &["policy", "add", "base", base.to_str().unwrap()]);
+    grace_ok(
+        server,
+        &["policy", "add", "approvals", approvals.to_str().unwrap()],
+    );
+}
+
+/// Uploads `scale-on-latency` and publishes the recorded latency incident: its run scales
+/// `api-asg`, a production group.
+fn start_incident(server: &Server) -> String {
+    let manifest = example_manifest("scale-on-latency", &[]);
+    let (status, body) = server.upload(&manifest, component("scale_on_latency"));
+    assert_eq!(status, 201, "{body}");
+    let incident = example("../incidents/latency-incident.json");
+    let events: Value = serde_json::from_str(&std::fs::read_to_string(incident).unwrap()).unwrap();
+    let (status, body) = server.post("/v1/events", events);
+    assert_eq!(status, 202, "{body}");
+    let run = poll_until("a run of scale-on-latency", Duration::from_secs(60), || {
+        server.runs_of("scale-on-latency").into_iter().next()
+    });
+    run["id"].as_str().unwrap().to_owned()
+}
+
+fn approvals(server: &Server, state: &str) -> Vec<Value> {
+    let (status, list) = server.get(&format!("/v1/approvals?state={state}"));
+    assert_eq!(status, 200, "{list}");
+    list.as_array().unwrap().clone()
+}
+
+fn vote(server: &Server, token: &str, id: &str, verb: &str, comment: Option<&str>) -> (u16, Value) {
+    common::rt()
+        .block_on(common::send(
+            &common::client_with_token(token),
+            reqwest::Method::POST,
+            &format!("{}/v1/approvals/{id}/{verb}", server.url),
+            Some((
+                Some("application/json"),
+                json!({ "comment": comment }).to_string().into_bytes(),
+            )),
+        ))
+        .unwrap()
+}
+
+fn desired(server: &Server, group: &str) -> u64 {
+    let (_, fleet) = server.get("/v1/fleet");
+    fleet["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == group)
+        .unwrap()["desired_capacity"]
+        .as_u64()
+        .unwrap()
+}
+
+fn entries_of(server: &Server, run: &str) -> Vec<Value> {
+    let (status, entries) = server.get(&format!("/v1/ledger/entries?run={run}&limit=1000"));
+    assert_eq!(status, 200);
+    entries.as_array().unwrap().clone()
+}
+
+#[test]
+fn a_production_change_waits_for_two_people_across_a_restart_and_the_ledger_names_them() {
+    let data = data_dir();
+    let cfg = config(data.path(), "approval_ttl = \"10m\"");
+    let mut server = Server::start(data.path(), &["--config", &cfg]);
+    add_policies(&server, data.path());
+    let listed = grace_ok(&server, &["policy", "list"]);
+    assert!(
+        listed.contains("approvals") && listed.contains("base"),
+        "{listed}"
+    );
+    let before = desired(&server, "api-asg");
+
+    let run = start_incident(&server);
+    let waiting = server.wait_state(&run, &["waiting-approval"]);
+    let approval = waiting["approval"].as_str().unwrap().to_owned();
+    assert_eq!(desired(&server, "api-asg"), before, "nothing changed yet");
+
+    // What the approvers see: the change, its risk and why it waits.
+    let pending = approvals(&server, "pending");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["id"], approval.as_str());
+    assert_eq!(pending[0]["approvers"], 2);
+    assert_eq!(pending[0]["action"], "scaling.set-desired-capacity");
+    assert_eq!(pending[0]["resource"], "group/api-asg");
+    let shown = grace_ok(&server, &["approvals", "show", &approval]);
+    assert!(shown.contains("two people"), "{shown}");
+    assert!(shown.contains("blast_radius"), "{shown}");
+    let run_shown = grace_ok(&server, &["runs", "show", &run]);
+    assert!(run_shown.contains("waiting-approval"), "{run_shown}");
+    assert!(
+        run_shown.contains(&format!("grace approvals approve {approval}")),
+        "{run_shown}"
+    );
+
+    // Nothing waits in memory: a crash loses neither the run nor the request.
+    server.kill9();
+    let server = Server::start(data.path(), &["--config", &cfg]);
+    server.wait_state(&run, &["waiting-approval"]);
+    assert_eq!(approvals(&server, "pending").len(), 1);
+
+    let alice = server.token_with("alice", &["approve"]);
+    let bob = server.token_with("bob", &["approve"]);
+    let reader = server.token_with("reader", &["read"]);
+    let (status, body) = vote(&server, &reader, &approval, "approve", None);
+    assert_eq!(status, 403, "a read token cannot approve: {body}");
+
+    let (status, body) = vote(
+        &server,
+        &alice,
+        &approval,
+        "approve",
+        Some("latency is real"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "pending", "one of two: {body}");
+    let (status, body) = vote(&server, &alice, &approval, "approve", None);
+    assert_eq!(
+        status, 409,
+        "the same person twice is not two people: {body}"
+    );
+    assert_eq!(
+        server.get(&format!("/v1/runs/{run}")).1["state"],
+        "waiting-approval"
+    );
+
+    let (status, body) = vote(&server, &bob, &approval, "approve", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "approved");
+    let done = server.wait_state(&run, &["succeeded", "failed"]);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        desired(&server, "api-asg") > before,
+        "the approved change was made"
+    );
+
+    // The ledger: both votes, and the change's decision naming who approved.
+    let entries = entries_of(&server, &run);
+    let votes: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["interface"] == "approval")
+        .collect();
+    assert_eq!(votes.len(), 2, "{votes:?}");
+    assert_eq!(votes[0]["args"]["by"], "alice");
+    assert_eq!(votes[1]["args"]["by"], "bob");
+    let change = entries
+        .iter()
+        .rev()
+        .find(|e| e["function"] == "set-desired-capacity" && e["result"].get("ok").is_some())
+        .expect("the change's record");
+    let reason = change["decision"]["reason"].as_str().unwrap();
+    assert!(reason.contains("approved by alice and bob"), "{reason}");
+    let trust = &change["decision"]["trust"];
+    assert!(trust["risk"]["score"].as_u64().is_some(), "{trust}");
+    assert_eq!(trust["approval"]["state"], "approved");
+    assert_eq!(trust["policies"][0], "approvals/two-person-prod-capacity");
+    let waited = entries
+        .iter()
+        .find(|e| e["result"]["error"]["kind"] == "awaiting-approval")
+        .expect("the pause is on record");
+    assert_eq!(waited["result"]["approval"], approval.as_str());
+    let shown = grace_ok(&server, &["runs", "show", &run]);
+    assert!(shown.contains("risk "), "{shown}");
+    assert!(shown.contains("by alice, bob"), "{shown}");
+    let (status, verify) = server.get("/v1/ledger/verify");
+    assert_eq!(status, 200, "{verify}");
+}
+
+#[test]
+fn a_denied_change_is_refused_to_the_playbook_with_the_reason() {
+    let data = data_dir();
+    let cfg = config(data.path(), "");
+    let server = Server::start(data.path(), &["--config", &cfg]);
+    add_policies(&server, data.path());
+    let before = desired(&server, "api-asg");
+    let run = start_incident(&server);
+    let approval = server.wait_state(&run, &["waiting-approval"])["approval"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let carol = server.token_with("carol", &["approve"]);
+    let (status, body) = vote(&server, &carol, &approval, "deny", None);
+    assert_eq!(status, 400, "a denial says why: {body}");
+    let out = server
+        .grace()
+        .env("GRACE_TOKEN", &carol)
+        .args([
+            "approvals",
+            "deny",
+            &approval,
+            "--comment",
+            "change freeze for the launch",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let done = server.wait_state(&run, &["succeeded", "failed"]);
+    assert_eq!(desired(&server, "api-asg"), before, "nothing changed");
+    let entries = entries_of(&server, &run);
+    let denied = entries
+        .iter()
+        .rev()
+        .find(|e| e["function"] == "set-desired-capacity")
+        .unwrap();
+    assert_eq!(denied["decision"]["verdict"], "denied");
+    let reason = denied["decision"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("denied by carol") && reason.contains("change freeze for the launch"),
+        "{reason}"
+    );
+    assert!(
+        done["state"] == "failed" || done["outcome"]["changed"] == false,
+        "{done}"
+    );
+    let (status, _) = vote(&server, &carol, &approval, "approve", None);
+    assert_eq!(status, 409, "a decided approval takes no more votes");
+}
+
+#[test]
+fn an_unanswered_approval_expires_and_counts_as_denied() {
+    let data = data_dir();
+    let cfg = config(data.path(), "approval_ttl = \"2s\"");
+    let server = Server::start(data.path(), &["--config", &cfg]);
+    add_policies(&server, data.path());
+    let run = start_incident(&server);
+    server.wait_state(&run, &["waiting-approval"]);
+    server.wait_state(&run, &["succeeded", "failed"]);
+    let expired = approvals(&server, "expired");
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    let denied = entries_of(&server, &run)
+        .into_iter()
+        .rev()
+        .find(|e| e["function"] == "set-desired-capacity")
+        .unwrap();
+    assert_eq!(denied["decision"]["verdict"], "denied");
+    assert!(
+        denied["decision"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{denied}"
+    );
+}
+
+/// Runs `guardrail-prober` once with `mode` and `attempts`, at `timestamp` (ms), and returns
+/// its run.
+fn probe(server: &Server, mode: &str, attempts: u32, timestamp: u64) -> Value {
+    let manifest = std::fs::read_to_string(
+        grace_testkit::playbooks_dir().join("fixtures/guardrail-prober/playbook.toml"),
+    )
+    .unwrap()
+    .replace("mode = \"steps\"", &format!("mode = \"{mode}\""))
+    .replace("attempts = 10", &format!("attempts = {attempts}"));
+    let (status, body) = server.upload(&manifest, component("guardrail_prober"));
+    assert!(status == 201 || status == 200, "{body}");
+    let event = json!({
+        "event_type": "test.probe", "source": "test", "actor": "tests", "resource": "api-asg",
+        "payload": {}, "timestamp": timestamp,
+    });
+    let (status, body) = server.post("/v1/events", event);
+    assert_eq!(status, 202, "{body}");
+    let run = poll_until("a probe run", Duration::from_secs(60), || {
+        server
+            .runs_of("guardrail-prober")
+            .into_iter()
+            .find(|r| r["state"] == "succeeded" || r["state"] == "failed")
+    });
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let (_, full) = server.get(&format!("/v1/runs/{}", run["id"].as_str().unwrap()));
+    full
+}
+
+const THURSDAY_NOON: u64 = 1_767_268_800_000; // 2026-01-01T12:00:00Z
+const SATURDAY_NOON: u64 = 1_767_441_600_000; // 2026-01-03T12:00:00Z
+
+#[test]
+fn guardrails_hold_against_many_small_steps() {
+    let data = data_dir();
+    let cfg = config(
+        data.path(),
+        "[[trust.guardrail]]\nname = \"api budget\"\nkind = \"group\"\nmatch = \"api-*\"\nmax_capacity = 6\n",
+    );
+    let server = Server::start(data.path(), &["--config", &cfg]);
+    // api-asg starts at 3: ten steps of one may take it to 6 and no further.
+    let run = probe(&server, "steps", 10, THURSDAY_NOON);
+    let details = &run["outcome"]["details"];
+    assert_eq!(details["allowed"], "3", "{run}");
+    assert_eq!(details["denied"], "7", "{run}");
+    let why = details["first_denial"].as_str().unwrap();
+    assert!(why.contains("api budget"), "the guardrail is named: {why}");
+    assert_eq!(desired(&server, "api-asg"), 6);
+    let shown = grace_ok(&server, &["runs", "show", run["id"].as_str().unwrap()]);
+    assert!(shown.contains("guardrail `api budget`"), "{shown}");
+}
+
+#[test]
+fn guardrails_hold_against_a_loop_of_restarts() {
+    let data = data_dir();
+    let cfg = config(
+        data.path(),
+        "[[trust.guardrail]]\nname = \"web restarts\"\nkind = \"container\"\nmax_changes_per_hour = 3\n",
+    );
+    let server = Server::start(data.path(), &["--config", &cfg]);
+    let run = probe(&server, "restarts", 8, THURSDAY_NOON);
+    let details = &run["outcome"]["details"];
+    assert_eq!(details["allowed"], "3", "{run}");
+    assert_eq!(details["denied"], "5", "{run}");
+    let why = details["first_denial"].as_str().unwrap();
+    assert!(why.contains("web restarts"), "{why}");
+}
+
+#[test]
+fn guardrails_refuse_changes_in_a_freeze_window() {
+    let data = data_dir();
+    let cfg = config(
+        data.path(),
+        "[[trust.guardrail]]\nname = \"weekend freeze\"\nfreeze = [\"Sat 00:00-Mon 00:00\"]\n",
+    );
+    let server = Server::start(data.path(), &["--config", &cfg]);
+    let run = probe(&server, "steps", 2, SATURDAY_NOON);
+    let details = &run["outcome"]["details"];
+    assert_eq!(details["allowed"], "0", "{run}");
+    let why = details["first_denial"].as_str().unwrap();
+    assert!(why.contains("weekend freeze"), "{why}");
+}
+
+#[test]
+fn a_malformed_policy_is_refused_with_line_and_column_and_changes_nothing() {
+    let data = data_dir();
+    let server = Server::start(data.path(), &[]);
+    let bad = data.path().join("bad.cedar");
+    std::fs::write(
+        &bad,
+        "permit(principal, action, resource)\nwhen { resource.colour == }",
+    )
+    .unwrap();
+    let out = server
+        .grace()
+        .args(["policy", "add", "bad", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    let listed = grace_ok(&server, &["policy", "list"]);
+    assert!(listed.contains("no policy sets"), "{listed}");
+}

@@ -1,0 +1,114 @@
+//! `/v1/approvals`: changes waiting for people, and their votes.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::trust::approvals::{Approval, ApprovalState};
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(list))
+        .route("/{id}", get(show))
+        .route("/{id}/approve", post(approve))
+        .route("/{id}/deny", post(deny))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/approvals[?state=pending]`.
+async fn list(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<Approval>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
+    let state = match q.state.as_deref() {
+        Some(s) => Some(ApprovalState::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "state",
+                format!(
+                    "`{s}` is not an approval state (one of: {})",
+                    ApprovalState::ALL.map(ApprovalState::name).join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let approvals = app.trust.approvals().clone();
+    tokio::task::spawn_blocking(move || approvals.list(state, limit))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /v1/approvals/{id}`.
+async fn show(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Approval>, ApiError> {
+    app.trust
+        .approvals()
+        .get(&id)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no approval `{id}`")))
+}
+
+/// The body of a vote: an optional comment (required to deny: say why).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoteBody {
+    comment: Option<String>,
+}
+
+/// An empty body is a vote without a comment; anything else must be the JSON object.
+fn body(body: &[u8]) -> Result<VoteBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(VoteBody::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::body(format!("not a vote ({{\"comment\": \"...\"}}): {e}")))
+}
+
+/// `POST /v1/approvals/{id}/approve`.
+async fn approve(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    vote: Bytes,
+) -> Result<Json<Approval>, ApiError> {
+    let vote = body(&vote)?;
+    app.vote(&id, &caller, true, vote.comment).await.map(Json)
+}
+
+/// `POST /v1/approvals/{id}/deny`.
+async fn deny(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    vote: Bytes,
+) -> Result<Json<Approval>, ApiError> {
+    let vote = body(&vote)?;
+    if vote.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        return Err(ApiError::field(
+            "comment",
+            "say why the change is denied: the playbook's run and the ledger record it",
+        ));
+    }
+    app.vote(&id, &caller, false, vote.comment).await.map(Json)
+}

@@ -1,0 +1,449 @@
+//! Approval requests: a change the trust core would only allow once people agree, waiting for
+//! their votes, durably in redb (a restart loses none; a waiting run goes on once they voted).
+//!
+//! An approval is for one change of one run: its id is derived from the run, the change's
+//! idempotency key and its exact arguments, so the retried run finds it again, and a change
+//! whose arguments differ on the retry (the state moved meanwhile) is a different request: no
+//! one approves what they did not see.
+
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Approvals by id: JSON [`Approval`].
+const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/approvals");
+
+/// Where an approval request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalState {
+    /// Waiting for votes.
+    Pending,
+    /// Enough distinct people approved.
+    Approved,
+    /// Someone denied it.
+    Denied,
+    /// Nobody decided in time: it counts as denied.
+    Expired,
+    /// Its run was cancelled.
+    Cancelled,
+}
+
+impl ApprovalState {
+    /// As in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Denied => "denied",
+            ApprovalState::Expired => "expired",
+            ApprovalState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Every state.
+    pub const ALL: [ApprovalState; 5] = [
+        ApprovalState::Pending,
+        ApprovalState::Approved,
+        ApprovalState::Denied,
+        ApprovalState::Expired,
+        ApprovalState::Cancelled,
+    ];
+
+    /// Parses a state name.
+    pub fn parse(name: &str) -> Option<ApprovalState> {
+        ApprovalState::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// One person's vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// Who (the API caller's name).
+    pub by: String,
+    /// Their token's id.
+    pub token_id: String,
+    /// When (wall clock, ms).
+    pub at: u64,
+    /// What they said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A change waiting for people to approve it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Id (`ap-<hex>`).
+    pub id: String,
+    /// The run that waits.
+    pub run_id: String,
+    /// The change's idempotency key.
+    pub idempotency_key: String,
+    /// The playbook asking.
+    pub playbook: String,
+    /// Its component digest.
+    pub digest: String,
+    /// The capability function (`scaling.set-desired-capacity`).
+    pub action: String,
+    /// The call's arguments, as recorded.
+    pub args: Value,
+    /// The resource (`group/web-prod`).
+    pub resource: String,
+    /// How many distinct people must approve.
+    pub approvers: u8,
+    /// The trust core's reason for asking.
+    pub reason: String,
+    /// The trust core's decision in full (risk score and factors, policies).
+    pub decision: Value,
+    /// Where it is.
+    pub state: ApprovalState,
+    /// When it was asked (wall clock, ms).
+    pub created_at: u64,
+    /// When it expires unless decided (wall clock, ms).
+    pub expires_at: u64,
+    /// When it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<u64>,
+    /// Approvals so far.
+    #[serde(default)]
+    pub approved_by: Vec<Vote>,
+    /// The denial, if denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_by: Option<Vote>,
+}
+
+impl Approval {
+    /// Whether votes are still taken at `now`.
+    pub fn is_open(&self, now: u64) -> bool {
+        self.state == ApprovalState::Pending && now < self.expires_at
+    }
+
+    /// Who approved, for reasons: `alice and bob`.
+    pub fn approvers_text(&self) -> String {
+        let names: Vec<&str> = self.approved_by.iter().map(|v| v.by.as_str()).collect();
+        match names.as_slice() {
+            [] => "nobody".to_owned(),
+            [one] => (*one).to_owned(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        }
+    }
+}
+
+/// The id of the approval for the change with idempotency `key` and arguments `args` in `run`.
+pub fn approval_id(run: &str, key: &str, args: &Value) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for part in [run, key, &args.to_string()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("ap-{}", hex::encode(&h.finalize()[..8]))
+}
+
+/// Why a vote was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VoteError {
+    /// No such approval.
+    #[error("no approval `{0}`")]
+    NotFound(String),
+    /// It is decided, expired or cancelled.
+    #[error("approval `{id}` is {state}: it takes no more votes")]
+    Closed {
+        /// The approval.
+        id: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// The same person approved already.
+    #[error("{by} already approved `{id}`; it needs {needed} distinct approvers")]
+    AlreadyVoted {
+        /// The approval.
+        id: String,
+        /// Who.
+        by: String,
+        /// How many are needed.
+        needed: u8,
+    },
+    /// Storage failed.
+    #[error("the approvals cannot be stored: {0}")]
+    Storage(String),
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> VoteError {
+    VoteError::Storage(e.to_string())
+}
+
+/// Approvals, stored in the server's database.
+#[derive(Clone)]
+pub struct Approvals {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals").finish_non_exhaustive()
+    }
+}
+
+impl Approvals {
+    /// The approvals table in `db`, created if missing.
+    pub fn open(db: Arc<Database>) -> Result<Approvals, VoteError> {
+        let tx = db.begin_write().map_err(storage)?;
+        tx.open_table(APPROVALS).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(Approvals { db })
+    }
+
+    /// One approval.
+    pub fn get(&self, id: &str) -> Result<Option<Approval>, VoteError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = tx.open_table(APPROVALS).map_err(storage)?;
+        match table.get(id).map_err(storage)? {
+            Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(storage),
+            None => Ok(None),
+        }
+    }
+
+    /// Approvals, newest first, optionally only those in `state`.
+    pub fn list(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> Result<Vec<Approval>, VoteError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = tx.open_table(APPROVALS).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(storage)? {
+            let (_, v) = row.map_err(storage)?;
+            let a: Approval = serde_json::from_slice(v.value()).map_err(storage)?;
+            if state.is_none_or(|s| s == a.state) {
+                out.push(a);
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Stores `approval` durably (creates or replaces).
+    pub fn put(&self, approval: &Approval) -> Result<(), VoteError> {
+        let bytes = serde_json::to_vec(approval).map_err(storage)?;
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut table = tx.open_table(APPROVALS).map_err(storage)?;
+            table
+                .insert(approval.id.as_str(), bytes.as_slice())
+                .map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// Applies `change` to approval `id` in one transaction, if it is still open at `now`.
+    fn update(
+        &self,
+        id: &str,
+        now: u64,
+        change: impl FnOnce(&mut Approval) -> Result<(), VoteError>,
+    ) -> Result<Approval, VoteError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        let approval = {
+            let mut table = tx.open_table(APPROVALS).map_err(storage)?;
+            let mut approval: Approval = match table.get(id).map_err(storage)? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(storage)?,
+                None => return Err(VoteError::NotFound(id.to_owned())),
+            };
+            if approval.state == ApprovalState::Pending && now >= approval.expires_at {
+                return Err(VoteError::Closed {
+                    id: id.to_owned(),
+                    state: ApprovalState::Expired.name(),
+                });
+            }
+            if approval.state != ApprovalState::Pending {
+                return Err(VoteError::Closed {
+                    id: id.to_owned(),
+                    state: approval.state.name(),
+                });
+            }
+            change(&mut approval)?;
+            let bytes = serde_json::to_vec(&approval).map_err(storage)?;
+            table.insert(id, bytes.as_slice()).map_err(storage)?;
+            approval
+        };
+        tx.commit().map_err(storage)?;
+        Ok(approval)
+    }
+
+    /// Records `vote` as an approval; the request is approved once enough distinct people did.
+    pub fn approve(&self, id: &str, vote: Vote) -> Result<Approval, VoteError> {
+        let now = vote.at;
+        self.update(id, now, |a| {
+            if a.approved_by.iter().any(|v| v.by == vote.by) {
+                return Err(VoteError::AlreadyVoted {
+                    id: a.id.clone(),
+                    by: vote.by.clone(),
+                    needed: a.approvers,
+                });
+            }
+            a.approved_by.push(vote);
+            if a.approved_by.len() >= usize::from(a.approvers) {
+                a.state = ApprovalState::Approved;
+                a.decided_at = Some(now);
+            }
+            Ok(())
+        })
+    }
+
+    /// Records `vote` as a denial: one is enough.
+    pub fn deny(&self, id: &str, vote: Vote) -> Result<Approval, VoteError> {
+        let now = vote.at;
+        self.update(id, now, |a| {
+            a.state = ApprovalState::Denied;
+            a.decided_at = Some(now);
+            a.denied_by = Some(vote);
+            Ok(())
+        })
+    }
+
+    /// Withdraws the pending approvals of run `run_id` (it was cancelled).
+    pub fn cancel_for_run(&self, run_id: &str, now: u64) -> Result<(), VoteError> {
+        for a in self.list(Some(ApprovalState::Pending), usize::MAX)? {
+            if a.run_id == run_id {
+                let _ = self.update(&a.id, u64::MIN, |a| {
+                    a.state = ApprovalState::Cancelled;
+                    a.decided_at = Some(now);
+                    Ok(())
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks every pending approval past its expiry as expired; returns them.
+    pub fn expire_due(&self, now: u64) -> Result<Vec<Approval>, VoteError> {
+        let due: Vec<Approval> = self
+            .list(Some(ApprovalState::Pending), usize::MAX)?
+            .into_iter()
+            .filter(|a| now >= a.expires_at)
+            .collect();
+        let mut expired = Vec::new();
+        for a in due {
+            let tx = self.db.begin_write().map_err(storage)?;
+            let mut a = a;
+            a.state = ApprovalState::Expired;
+            a.decided_at = Some(now);
+            {
+                let mut table = tx.open_table(APPROVALS).map_err(storage)?;
+                let bytes = serde_json::to_vec(&a).map_err(storage)?;
+                table
+                    .insert(a.id.as_str(), bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            tx.commit().map_err(storage)?;
+            expired.push(a);
+        }
+        Ok(expired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn store() -> Approvals {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        Approvals::open(Arc::new(db)).unwrap()
+    }
+
+    fn pending(id: &str, approvers: u8, expires_at: u64) -> Approval {
+        Approval {
+            id: id.into(),
+            run_id: "run-1".into(),
+            idempotency_key: "k".into(),
+            playbook: "p".into(),
+            digest: "sha256:00".into(),
+            action: "scaling.set-desired-capacity".into(),
+            args: json!({"group": "web", "desired_capacity": 8}),
+            resource: "group/web".into(),
+            approvers,
+            reason: "risk above 80".into(),
+            decision: json!({}),
+            state: ApprovalState::Pending,
+            created_at: 0,
+            expires_at,
+            decided_at: None,
+            approved_by: vec![],
+            denied_by: None,
+        }
+    }
+
+    fn vote(by: &str, at: u64) -> Vote {
+        Vote {
+            by: by.into(),
+            token_id: format!("tok-{by}"),
+            at,
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn two_person_rule_needs_two_distinct_people() {
+        let s = store();
+        s.put(&pending("ap-1", 2, 1000)).unwrap();
+        let a = s.approve("ap-1", vote("alice", 10)).unwrap();
+        assert_eq!(a.state, ApprovalState::Pending);
+        let again = s.approve("ap-1", vote("alice", 11)).unwrap_err();
+        assert!(matches!(again, VoteError::AlreadyVoted { .. }), "{again}");
+        let a = s.approve("ap-1", vote("bob", 12)).unwrap();
+        assert_eq!(a.state, ApprovalState::Approved);
+        assert_eq!(a.approvers_text(), "alice and bob");
+        let late = s.approve("ap-1", vote("carol", 13)).unwrap_err();
+        assert!(late.to_string().contains("approved"), "{late}");
+    }
+
+    #[test]
+    fn one_denial_is_enough_and_closes_it() {
+        let s = store();
+        s.put(&pending("ap-2", 2, 1000)).unwrap();
+        s.approve("ap-2", vote("alice", 10)).unwrap();
+        let a = s.deny("ap-2", vote("bob", 11)).unwrap();
+        assert_eq!(a.state, ApprovalState::Denied);
+        assert!(s.approve("ap-2", vote("carol", 12)).is_err());
+    }
+
+    #[test]
+    fn expiry_means_no_more_votes() {
+        let s = store();
+        s.put(&pending("ap-3", 1, 100)).unwrap();
+        s.put(&pending("ap-4", 1, 10_000)).unwrap();
+        let err = s.approve("ap-3", vote("alice", 100)).unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+        let expired = s.expire_due(100).unwrap();
+        assert_eq!(expired.len(), 1);
+        assert_eq!(
+            s.get("ap-3").unwrap().unwrap().state,
+            ApprovalState::Expired
+        );
+        assert_eq!(
+            s.get("ap-4").unwrap().unwrap().state,
+            ApprovalState::Pending
+        );
+    }
+
+    #[test]
+    fn an_approval_binds_the_exact_arguments() {
+        let a = approval_id("run", "key", &json!({"desired_capacity": 8}));
+        let b = approval_id("run", "key", &json!({"desired_capacity": 9}));
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            approval_id("run", "key", &json!({"desired_capacity": 8}))
+        );
+    }
+}
