@@ -11,6 +11,10 @@ pub struct Cli {
     /// More logs on stderr (-v, -vv, -vvv); `GRACE_LOG` takes a tracing filter instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The API token file of client commands (default: `$GRACE_CONFIG_DIR/token`, else
+    /// `~/.config/grace/token`); `GRACE_TOKEN` holding the token itself wins over both.
+    #[arg(long, value_name = "FILE", env = "GRACE_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -19,6 +23,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the host server: the HTTP API, the trigger mesh and the runs.
     Serve(ServeArgs),
+    /// Set up a data directory for `grace serve` (offline, before it starts) and an `admin`
+    /// token for this CLI, written to its credentials file.
+    Init(InitArgs),
+    /// Manage a running server's API tokens (needs the `admin` scope).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Run one playbook on one event (or one collector pass).
     Run(RunArgs),
     /// Replay recorded events against playbooks in simulation: what would have fired and done.
@@ -43,10 +53,13 @@ pub enum Command {
         #[command(flatten)]
         server: Server,
     },
-    /// Trust policies (Cedar): try them offline.
+    /// Trust policies (Cedar): manage a server's policy sets, or try policies offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Signing keys for ledger checkpoints.
+    /// Changes waiting for people to approve them: list, approve, deny.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Signing keys for ledger checkpoints and playbook signatures.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Show the simulated fleet of a server started with `--simulate`.
@@ -88,6 +101,16 @@ pub struct ServeArgs {
     /// Largest playbook upload in bytes [default: 67108864].
     #[arg(long, env = "GRACE_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<usize>,
+    /// Connections served at once; more get `503 overloaded` [default: 1024].
+    #[arg(long, env = "GRACE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Longest wait for a request's headers before the connection is cut, e.g. `10s`
+    /// [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "GRACE_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Longest wait for a whole request body (`408` after it), e.g. `30s` [default: 30s].
+    #[arg(long, value_name = "DURATION", env = "GRACE_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<String>,
     /// How long events are kept, e.g. `7d` [default: 7d].
     #[arg(long, env = "GRACE_EVENT_RETENTION")]
     pub event_retention: Option<String>,
@@ -95,6 +118,67 @@ pub struct ServeArgs {
     /// it, even with `--simulate`.
     #[arg(long, value_name = "URL", env = "GRACE_PROMETHEUS")]
     pub prometheus: Option<String>,
+    /// DEVELOPMENT ONLY: no authentication, every caller may do anything. Refused unless the
+    /// listen address is loopback; logged loudly.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// DEVELOPMENT ONLY: accept unsigned playbook uploads (marked `signed: false`); badly signed
+    /// ones are still refused. Logged loudly.
+    #[arg(long, env = "GRACE_ALLOW_UNSIGNED_PLAYBOOKS")]
+    pub allow_unsigned_playbooks: bool,
+    /// A public key (`.pub` file of `grace keys generate`) playbook uploads may be signed by,
+    /// added to `[[trust_roots]]` of grace.toml (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Data directory (holds the database) [default: .grace].
+    #[arg(long, env = "GRACE_DATA_DIR", default_value = ".grace")]
+    pub data_dir: PathBuf,
+    /// Replace the `local-admin` token if there is one (the old one is revoked).
+    #[arg(long, alias = "force")]
+    pub rotate: bool,
+    /// Also print the token on stdout (it is written to the credentials file either way).
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Make a token; its secret is printed once, here.
+    Create {
+        /// A name for people: who or what uses it (`alertmanager`, `ci-deploy`).
+        #[arg(long)]
+        name: String,
+        /// What it may do (repeatable): read, operate, approve, admin.
+        #[arg(long = "scope", required = true, value_parser = clap::builder::PossibleValuesParser::new(["read", "operate", "approve", "admin"]))]
+        scopes: Vec<String>,
+        /// When it stops working, e.g. `30d` (default: never).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// List the tokens (never their secrets).
+    List {
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// The token's id (`tok_...`).
+        id: String,
+        #[command(flatten)]
+        server: Server,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +313,87 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add a policy set to a server, or replace it with a new version (validated against the
+    /// schema by the server; errors give line and column). Needs the `admin` scope.
+    Add {
+        /// The policy set's name (`ops`, `freeze`, `approvals`...).
+        name: String,
+        /// The Cedar file.
+        file: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// List a server's active policy sets.
+    List {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Show a policy set's text, or every version of it.
+    Show {
+        /// The policy set.
+        name: String,
+        /// Every version, oldest first.
+        #[arg(long)]
+        history: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Remove a policy set (its history is kept). Needs the `admin` scope.
+    Remove {
+        /// The policy set.
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approval requests (pending ones unless `--state` says otherwise).
+    List {
+        /// `pending`, `approved`, `denied`, `expired`, `cancelled`, or `all`.
+        #[arg(long, default_value = "pending")]
+        state: String,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Show one approval request: the change, its risk and why it needs approval.
+    Show {
+        /// The approval's id (`ap-...`).
+        id: String,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Approve a change (needs the `approve` scope); with the two-person rule, a second person
+    /// must approve too.
+    Approve {
+        /// The approval's id.
+        id: String,
+        /// A note for the record.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Deny a change (needs the `approve` scope): the playbook gets `denied`.
+    Deny {
+        /// The approval's id.
+        id: String,
+        /// Why (required: it is recorded).
+        #[arg(long)]
+        comment: String,
+        #[command(flatten)]
+        server: Server,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,11 +416,26 @@ pub enum PlaybookCommand {
     Upload {
         /// The playbook's directory or its `playbook.toml`.
         path: PathBuf,
+        /// The signature file [default: `<manifest>.sig`, sent when it exists].
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
         /// Print the server's answer as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         server: Server,
+    },
+    /// Sign a playbook or collector for upload: a detached Ed25519 signature over its
+    /// component's digest and its manifest's exact bytes, written to `<manifest>.sig`.
+    Sign {
+        /// The playbook's directory or its `playbook.toml`.
+        path: PathBuf,
+        /// The signing key (`grace keys generate`); its public half must be a server's trust root.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the signature [default: `<manifest>.sig`].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// List the server's playbooks and collectors.
     List {

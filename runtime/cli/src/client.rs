@@ -45,6 +45,8 @@ pub enum ClientError {
     },
     /// The server answered with an error status.
     Api(ApiError),
+    /// The CLI's token could not be read (an explicit `--token-file` that is missing).
+    Credentials(String),
     /// The server answered successfully, but not with what this `grace` expects.
     Unexpected {
         /// `GET /v1/runs`, …
@@ -149,6 +151,15 @@ impl ClientError {
                     e.describe()
                 ))
             }
+            ClientError::Credentials(message) => Exit::Invalid(anyhow!(message)),
+            ClientError::Api(e) if e.status == 401 => Exit::Invalid(anyhow!(
+                "the server refused the request: {}; run `grace init` (before `grace serve`, on the server's data directory) or set GRACE_TOKEN",
+                e.describe()
+            )),
+            ClientError::Api(e) if e.status == 403 => Exit::Invalid(anyhow!(
+                "the server refused the request: {}; use a token with that scope (an admin makes one with `grace tokens create`) in GRACE_TOKEN or --token-file",
+                e.describe()
+            )),
             ClientError::Api(e) if (400..500).contains(&e.status) => {
                 Exit::Invalid(anyhow!(e.describe()))
             }
@@ -170,6 +181,8 @@ pub struct Client {
     base: Url,
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
+    /// The bearer token sent with every request (see [`crate::credentials`]).
+    token: Option<String>,
 }
 
 /// A successful answer: its status and its JSON body (`Null` when empty).
@@ -198,12 +211,16 @@ pub struct Upload {
     pub component: Vec<u8>,
     /// The component's file name, for the part's `filename`.
     pub file_name: String,
+    /// The signature file's text (`grace playbook sign`), if any.
+    pub signature: Option<String>,
 }
 
 impl Client {
     /// A client of the server at `server` (`http://host:port`, optionally with a path prefix).
     pub fn new(server: &str) -> Result<Client, ClientError> {
         let base = parse_server(server)?;
+        let token =
+            crate::credentials::token().map_err(|e| ClientError::Credentials(format!("{e:#}")))?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -224,6 +241,7 @@ impl Client {
             base,
             http,
             runtime,
+            token,
         })
     }
 
@@ -276,6 +294,15 @@ impl Client {
         self.send(request)
     }
 
+    /// `PUT` with a JSON body.
+    pub fn put(&self, segments: &[&str], body: &Value) -> Result<Answer, ClientError> {
+        self.send(
+            self.http
+                .request(Method::PUT, self.url(segments, &[]))
+                .json(body),
+        )
+    }
+
     /// `DELETE`.
     pub fn delete(&self, segments: &[&str]) -> Result<Answer, ClientError> {
         self.send(self.http.delete(self.url(segments, &[])))
@@ -291,9 +318,12 @@ impl Client {
             .file_name(upload.file_name)
             .mime_str("application/wasm")
             .map_err(|e| self.transport(&e))?;
-        let form = reqwest::multipart::Form::new()
+        let mut form = reqwest::multipart::Form::new()
             .part("manifest", manifest)
             .part("component", component);
+        if let Some(signature) = upload.signature {
+            form = form.text("signature", signature);
+        }
         self.send(
             self.http
                 .post(self.url(&["v1", "playbooks"], &[]))
@@ -310,6 +340,10 @@ impl Client {
 
     /// Sends a request; a success status gives its JSON body, anything else a [`ClientError`].
     fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, ClientError> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let (status, retry_after, bytes) = self.runtime.block_on(async {
             let response = request.send().await.map_err(|e| self.classify(&e))?;
             let status = response.status();
@@ -424,6 +458,24 @@ pub struct PlaybookSummary {
     /// `<event_type> on <resource>`.
     #[serde(default)]
     pub triggers: Vec<String>,
+    /// Who signed the active version (`None`: unsigned).
+    #[serde(default)]
+    pub signed_by: Option<SignedBy>,
+}
+
+/// Who signed a version: a trust root and its key.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignedBy {
+    /// The trust root's name on the server.
+    pub trust_root: String,
+    /// The key, `<name>+<key id>`.
+    pub key: String,
+}
+
+impl std::fmt::Display for SignedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.trust_root, self.key)
+    }
 }
 
 /// `PlaybookDetail`: the summary with every version.
@@ -442,6 +494,9 @@ pub struct PlaybookDetail {
     /// `<event_type> on <resource>`.
     #[serde(default)]
     pub triggers: Vec<String>,
+    /// Who signed the active version.
+    #[serde(default)]
+    pub signed_by: Option<SignedBy>,
     /// Every version, oldest first.
     pub versions: Vec<PlaybookVersion>,
 }
@@ -455,6 +510,9 @@ pub struct PlaybookVersion {
     pub digest: String,
     /// Upload time, ms since the epoch.
     pub uploaded_at: u64,
+    /// Who signed it (`None`: unsigned).
+    #[serde(default)]
+    pub signed_by: Option<SignedBy>,
 }
 
 /// `202` to `POST /v1/events`.
@@ -518,6 +576,9 @@ pub struct Run {
     pub outcome: Option<Outcome>,
     /// Why it failed.
     pub failure: Option<Failure>,
+    /// The approval it waits (or waited) for.
+    #[serde(default)]
+    pub approval: Option<String>,
     /// The last attempt's host calls.
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
@@ -616,6 +677,32 @@ mod tests {
             );
             assert_eq!(message(e.into_exit()), (2, "no run `r1`".to_owned()));
         }
+    }
+
+    #[test]
+    fn refused_credentials_exit_2_saying_how_to_get_a_token() {
+        let e = api(
+            401,
+            r#"{"error":{"code":"unauthorized","message":"this request needs a token"}}"#,
+            None,
+        );
+        let (code, text) = message(e.into_exit());
+        assert_eq!(code, 2);
+        assert!(
+            text.contains("run `grace init`") && text.contains("GRACE_TOKEN"),
+            "{text}"
+        );
+        let e = api(
+            403,
+            r#"{"error":{"code":"forbidden","message":"`POST /v1/events` needs the `operate` scope"}}"#,
+            None,
+        );
+        let (code, text) = message(e.into_exit());
+        assert_eq!(code, 2);
+        assert!(
+            text.contains("`operate` scope") && text.contains("GRACE_TOKEN"),
+            "{text}"
+        );
     }
 
     #[test]

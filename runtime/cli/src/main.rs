@@ -8,6 +8,7 @@ use clap::Parser;
 mod cli;
 mod client;
 mod commands;
+mod credentials;
 mod render;
 
 fn main() -> ExitCode {

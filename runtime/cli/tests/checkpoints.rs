@@ -15,7 +15,11 @@ use serde_json::json;
 
 fn get_text(server: &Server, path: &str) -> (u16, String) {
     rt().block_on(async {
-        let r = reqwest::get(format!("{}{path}", server.url)).await.unwrap();
+        let r = client_with_token(&server.token)
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     })
 }

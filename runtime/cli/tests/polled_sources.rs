@@ -109,10 +109,7 @@ fn down_slow_and_garbage_sources_are_marked_down_and_block_nothing() {
     assert_eq!(status, 404, "{missing}");
 
     // `grace sources` shows the same, and exits 1 because a source is down.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_grace"))
-        .args(["sources", "--server", &server.url])
-        .output()
-        .unwrap();
+    let out = server.grace().args(["sources"]).output().unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{table}");
     let hanging_row = table.lines().find(|l| l.starts_with("hanging")).unwrap();

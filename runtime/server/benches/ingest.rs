@@ -30,6 +30,10 @@
 //!    client's POST→202 and POST→run-seen-started times, and the baseline's round trip for the
 //!    same single-event POST (interleaved event by event).
 //!
+//! Authentication is on, as in production: every request carries a bearer token (the baseline
+//! gets the same header and ignores it), each accepted batch adds one audit entry to the ledger,
+//! and the playbooks are uploaded signed.
+//!
 //! Shared machines are noisy, so figures come from rounds that interleave GRACE and the
 //! baseline (the order alternating from round to round), ratios are taken within a round, and
 //! the summary reports medians over rounds.
@@ -218,10 +222,18 @@ async fn parse_only(body: Bytes) -> (StatusCode, Json<Value>) {
 
 // --- the client ------------------------------------------------------------------------------
 
-fn client() -> reqwest::Client {
+/// The client, sending GRACE's API token with every request (the baseline ignores it, so both
+/// get the same bytes).
+fn client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
+        .default_headers(headers)
         .build()
         .unwrap()
 }
@@ -415,16 +427,34 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (grace, baseline) = server_rt.block_on(async {
+    // Real authentication and signed uploads, as in production.
+    let key = grace_ledger::generate_key("bench/release").unwrap();
+    let (grace, baseline, token) = server_rt.block_on(async {
         let server = Server::bind(ServeConfig {
             simulate: true,
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
             queue_capacity: 1_000_000,
+            trust_roots: vec![grace_server::signing::TrustRootConfig {
+                name: "bench".into(),
+                public_key: key.verifier().to_string(),
+            }],
             ..ServeConfig::default()
         })
         .await
         .unwrap();
+        let token = server
+            .app
+            .auth
+            .tokens
+            .create(grace_server::auth::TokenSpec {
+                name: "bench".into(),
+                scopes: grace_server::auth::Scopes::all(),
+                created_by: "bench".into(),
+                expires_at: None,
+            })
+            .unwrap()
+            .secret;
         let grace = format!("http://{}", server.addr);
         let mut s = stopped.clone();
         tokio::spawn(server.serve(async move {
@@ -442,15 +472,15 @@ fn main() {
                 .await
                 .unwrap();
         });
-        (grace, baseline)
+        (grace, baseline, token)
     });
-    let http = client_rt.block_on(async { client() });
+    let http = client_rt.block_on(async { client(&token) });
 
     // Upload the 100 playbooks (1,000 triggers) over HTTP.
     let upload_started = Instant::now();
     client_rt.block_on(async {
         for p in 0..PLAYBOOKS {
-            upload(&http, &grace, manifest(p), echo.clone()).await;
+            upload(&http, &grace, &key, manifest(p), echo.clone()).await;
         }
     });
     let upload_time = upload_started.elapsed();
@@ -569,6 +599,7 @@ fn main() {
     client_rt.block_on(upload(
         &http,
         &grace,
+        &key,
         FIRE_MANIFEST.to_owned(),
         echo.clone(),
     ));
@@ -702,10 +733,19 @@ fn main() {
     drop(dir);
 }
 
-async fn upload(client: &reqwest::Client, url: &str, manifest: String, component: Vec<u8>) {
+async fn upload(
+    client: &reqwest::Client,
+    url: &str,
+    key: &grace_ledger::SigningKey,
+    manifest: String,
+    component: Vec<u8>,
+) {
+    let signature =
+        grace_server::signing::Signature::sign(key, &component, manifest.as_bytes()).to_text();
     let form = reqwest::multipart::Form::new()
         .text("manifest", manifest)
-        .part("component", reqwest::multipart::Part::bytes(component));
+        .part("component", reqwest::multipart::Part::bytes(component))
+        .text("signature", signature);
     let r = client
         .post(format!("{url}/v1/playbooks"))
         .multipart(form)

@@ -24,6 +24,12 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Largest playbook upload.
     pub max_upload_bytes: usize,
+    /// Connections served at once; more get `503 overloaded`.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers (slow clients are cut off).
+    pub header_read_timeout: Duration,
+    /// Longest wait for a whole request body (`408` after it).
+    pub body_read_timeout: Duration,
     /// How long events are kept.
     pub event_retention: Duration,
     /// Runs executing at once.
@@ -48,6 +54,17 @@ pub struct ServeConfig {
     pub checkpoint_key: Option<PathBuf>,
     /// How often a checkpoint is signed.
     pub checkpoint_every: Duration,
+    /// `[trust]`: the trust core's risk model, guardrails, approval wait and resource
+    /// descriptions (policies are managed through the API).
+    pub trust: crate::trust::TrustSettings,
+    /// No authentication: every caller gets every scope (`--insecure-no-auth`, development
+    /// only; refused unless the listen address is loopback).
+    pub insecure_no_auth: bool,
+    /// The keys playbook uploads may be signed by (`[[trust_roots]]`).
+    pub trust_roots: Vec<crate::signing::TrustRootConfig>,
+    /// Accept unsigned uploads, marked `signed: false` (`allow_unsigned_playbooks`, development
+    /// only). Badly signed uploads are refused all the same.
+    pub allow_unsigned_playbooks: bool,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
@@ -97,6 +114,9 @@ impl Default for ServeConfig {
             queue_capacity: 10_000,
             max_body_bytes: 4 * 1024 * 1024,
             max_upload_bytes: 64 * 1024 * 1024,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             event_retention: Duration::from_secs(7 * 24 * 3600),
             max_concurrent_runs: 8,
             max_attempts: 3,
@@ -108,6 +128,10 @@ impl Default for ServeConfig {
             aws: None,
             checkpoint_key: None,
             checkpoint_every: Duration::from_secs(60),
+            trust: crate::trust::TrustSettings::default(),
+            insecure_no_auth: false,
+            trust_roots: Vec::new(),
+            allow_unsigned_playbooks: false,
         }
     }
 }
@@ -130,6 +154,12 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// `max_upload_bytes = 67108864`.
     pub max_upload_bytes: Option<usize>,
+    /// `max_connections = 1024`.
+    pub max_connections: Option<usize>,
+    /// `header_read_timeout = "10s"`.
+    pub header_read_timeout: Option<String>,
+    /// `body_read_timeout = "30s"`.
+    pub body_read_timeout: Option<String>,
     /// `event_retention = "7d"`.
     pub event_retention: Option<String>,
     /// `max_concurrent_runs = 8`.
@@ -152,6 +182,12 @@ pub struct FileConfig {
     pub checkpoint_key: Option<PathBuf>,
     /// `checkpoint_every = "1m"`.
     pub checkpoint_every: Option<String>,
+    /// `[trust]`: risk weights, `[[trust.guardrail]]`, `approval_ttl`, `[[trust.resource]]`.
+    pub trust: Option<crate::trust::TrustSettings>,
+    /// `[[trust_roots]]`: `name = "release-team"`, `public_key = "<key text or .pub file>"`.
+    pub trust_roots: Option<Vec<crate::signing::TrustRootConfig>>,
+    /// `allow_unsigned_playbooks = true`.
+    pub allow_unsigned_playbooks: Option<bool>,
 }
 
 /// Why the configuration was refused.
@@ -226,6 +262,15 @@ impl FileConfig {
         if let Some(v) = self.max_upload_bytes {
             c.max_upload_bytes = v;
         }
+        if let Some(v) = self.max_connections {
+            c.max_connections = v;
+        }
+        if let Some(v) = self.header_read_timeout {
+            c.header_read_timeout = duration("header_read_timeout", &v)?;
+        }
+        if let Some(v) = self.body_read_timeout {
+            c.body_read_timeout = duration("body_read_timeout", &v)?;
+        }
         if let Some(v) = self.event_retention {
             c.event_retention = duration("event_retention", &v)?;
         }
@@ -259,6 +304,15 @@ impl FileConfig {
         if let Some(v) = self.checkpoint_every {
             c.checkpoint_every = duration("checkpoint_every", &v)?;
         }
+        if let Some(v) = self.trust {
+            c.trust = v;
+        }
+        if let Some(v) = self.trust_roots {
+            c.trust_roots = v;
+        }
+        if let Some(v) = self.allow_unsigned_playbooks {
+            c.allow_unsigned_playbooks = v;
+        }
         Ok(c)
     }
 }
@@ -284,6 +338,15 @@ impl ServeConfig {
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes", "must be at least 1024");
         }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            return invalid("max_connections", "must be within 1..=1000000");
+        }
+        if self.header_read_timeout < Duration::from_millis(100) {
+            return invalid("header_read_timeout", "must be at least 100ms");
+        }
+        if self.body_read_timeout < Duration::from_millis(100) {
+            return invalid("body_read_timeout", "must be at least 100ms");
+        }
         if !self.simulate && self.fleet.is_some() {
             return invalid("fleet", "a fleet only makes sense with --simulate");
         }
@@ -293,12 +356,33 @@ impl ServeConfig {
                 message,
             })?;
         }
+        self.trust
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                field: "trust",
+                message,
+            })?;
         if let Some(k) = &self.kubernetes {
             k.validate().map_err(|message| ConfigError::Invalid {
                 field: "kubernetes",
                 message,
             })?;
         }
+        if self.insecure_no_auth && !self.listen.ip().is_loopback() {
+            return invalid(
+                "insecure_no_auth",
+                &format!(
+                    "--insecure-no-auth is for development on loopback only, and `{}` is not a loopback address: listen on 127.0.0.1 or use tokens (`grace init`)",
+                    self.listen
+                ),
+            );
+        }
+        crate::signing::TrustRoots::load(&self.trust_roots).map_err(|message| {
+            ConfigError::Invalid {
+                field: "trust_roots",
+                message,
+            }
+        })?;
         if self.checkpoint_every < Duration::from_secs(1) {
             return invalid("checkpoint_every", "must be at least 1s");
         }
@@ -368,6 +452,51 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn insecure_no_auth_is_refused_beyond_loopback() {
+        let c = ServeConfig {
+            insecure_no_auth: true,
+            listen: "0.0.0.0:7070".parse().unwrap(),
+            ..ServeConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("insecure_no_auth: "), "{e}");
+        assert!(e.contains("0.0.0.0:7070") && e.contains("loopback"), "{e}");
+        for loopback in ["127.0.0.1:7070", "[::1]:7070"] {
+            let c = ServeConfig {
+                insecure_no_auth: true,
+                listen: loopback.parse().unwrap(),
+                ..ServeConfig::default()
+            };
+            c.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn trust_roots_are_read_and_a_bad_one_is_named() {
+        let key = grace_ledger::generate_key("release-team").unwrap();
+        let text = format!(
+            "[[trust_roots]]\nname = \"release\"\npublic_key = \"{}\"\n",
+            key.verifier()
+        );
+        let c = toml::from_str::<FileConfig>(&text)
+            .unwrap()
+            .apply(ServeConfig::default())
+            .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.trust_roots[0].name, "release");
+
+        let bad = "[[trust_roots]]\nname = \"ops\"\npublic_key = \"ops+00000000+AAAA\"\n";
+        let e = toml::from_str::<FileConfig>(bad)
+            .unwrap()
+            .apply(ServeConfig::default())
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("trust_roots: trust_roots[0] (`ops`)"), "{e}");
+    }
 
     #[test]
     fn the_prometheus_url_is_read_and_checked() {

@@ -16,6 +16,8 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     retry_after: Option<u32>,
+    /// Set on `401`s: the response carries `WWW-Authenticate: Bearer`.
+    challenge: bool,
 }
 
 impl std::fmt::Display for ApiError {
@@ -32,7 +34,26 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            challenge: false,
         }
+    }
+
+    /// 401: no token, or one that is unknown, expired or revoked.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        e.challenge = true;
+        e
+    }
+
+    /// 403: the token lacks the scope the route needs (the message names it).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 403: the route has no entry in the auth table ([`crate::auth::routes`]), so nobody may
+    /// call it.
+    pub fn route_without_scope(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "route_without_scope", message)
     }
 
     /// 400: one field is wrong.
@@ -93,6 +114,18 @@ impl ApiError {
         e
     }
 
+    /// 408: the client did not send its request body in time.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message)
+    }
+
+    /// 503: the server is at a limit for now (the message names it); retry after a second.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+        e.retry_after = Some(1);
+        e
+    }
+
     /// 500: logged with its detail; the client sees only that something failed.
     pub fn internal(detail: impl Into<String>) -> Self {
         let detail = detail.into();
@@ -137,6 +170,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"grace\""),
+            );
         }
         response
     }

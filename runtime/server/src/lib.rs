@@ -4,19 +4,26 @@
 //! - [`store`]: playbooks, runs and events in the data directory's redb database;
 //! - [`app`]: ingest → match → run, and the operations the API exposes;
 //! - [`api`]: the axum routers, one per resource; [`error`]: their one error type;
+//! - [`auth`]: bearer tokens with scopes, the route table, the [`auth::Caller`] extractor and
+//!   the audit trail; [`signing`]: signed playbook uploads and the trust roots;
+//! - [`listener`]: the serve loop: connection limit, header read timeout, graceful shutdown;
 //! - [`metrics`]: the `/metrics` endpoint;
 //! - [`replay`]: recorded events against playbooks, in virtual time;
 //! - [`sources`]: Alertmanager webhooks and pushed metrics turned into events.
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod replay;
 pub mod runs;
+pub mod signing;
 pub mod sources;
 pub mod store;
+pub mod trust;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -52,13 +59,16 @@ impl Server {
         })
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, within the configured connection limits (see
+    /// [`listener`]).
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, api::router(self.app))
-            .with_graceful_shutdown(shutdown)
-            .await
+        let limits = listener::ConnectionLimits {
+            max_connections: self.app.config.max_connections,
+            header_read_timeout: self.app.config.header_read_timeout,
+        };
+        listener::serve(self.listener, api::router(self.app), limits, shutdown).await
     }
 }

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+mod approvals;
 mod events;
 mod fleet;
+mod init;
 mod ledger;
 mod playbook;
 mod policy;
@@ -14,6 +16,7 @@ mod run;
 mod runs;
 mod serve;
 mod sources;
+mod tokens;
 
 /// What the process exits with, and why.
 pub enum Exit {
@@ -28,13 +31,17 @@ pub enum Exit {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    crate::credentials::set_token_file(cli.token_file);
     let exit = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Init(args) => init::run(&args),
+        Command::Tokens(cmd) => tokens::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Ledger(cmd) => ledger::run(cmd),
         Command::Keys(cmd) => ledger::keys(cmd),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Approvals(cmd) => approvals::run(cmd),
         Command::Playbook(cmd) => playbook::run(cmd),
         Command::Events(cmd) => events::run(cmd),
         Command::Runs(cmd) => runs::run(cmd),

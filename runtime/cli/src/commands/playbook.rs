@@ -1,4 +1,5 @@
-//! `grace playbook upload|list|show|enable|disable|delete`: a server's playbooks and collectors.
+//! `grace playbook sign|upload|list|show|enable|disable|delete`: signing playbooks, and a
+//! server's playbooks and collectors.
 
 use std::path::Path;
 
@@ -8,6 +9,8 @@ use grace_engine::event::format_millis;
 use grace_engine::{LoadError, Manifest};
 use reqwest::StatusCode;
 
+use grace_server::signing::{self, Signature};
+
 use super::{Exit, client};
 use crate::cli::PlaybookCommand;
 use crate::client::{ClientError, PlaybookDetail, PlaybookSummary, Upload};
@@ -15,7 +18,13 @@ use crate::render;
 
 pub fn run(cmd: PlaybookCommand) -> Exit {
     let result = match cmd {
-        PlaybookCommand::Upload { path, json, server } => upload(&server.url, &path, json),
+        PlaybookCommand::Upload {
+            path,
+            signature,
+            json,
+            server,
+        } => upload(&server.url, &path, signature.as_deref(), json),
+        PlaybookCommand::Sign { path, key, out } => sign(&path, &key, out.as_deref()),
         PlaybookCommand::List { json, server } => list(&server.url, json),
         PlaybookCommand::Show { name, json, server } => show(&server.url, &name, json),
         PlaybookCommand::Enable { name, server } => set_enabled(&server.url, &name, true),
@@ -30,7 +39,8 @@ fn api(e: ClientError) -> Exit {
 }
 
 /// What an upload sends: read and validated here, so mistakes are reported without a round trip.
-fn read_upload(path: &Path) -> Result<(Manifest, Upload), Exit> {
+/// The signature is `signature`'s file, else `<manifest>.sig` when it exists.
+fn read_upload(path: &Path, signature: Option<&Path>) -> Result<(Manifest, Upload), Exit> {
     let invalid = |e: LoadError| Exit::Invalid(e.into());
     let manifest_file = manifest_path(path).map_err(invalid)?;
     // Validates the schema, the grants and the triggers, and resolves `component` against the
@@ -48,18 +58,63 @@ fn read_upload(path: &Path) -> Result<(Manifest, Upload), Exit> {
         || "component.wasm".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     );
+    let signature = match signature {
+        Some(p) => Some(read_signature(p)?),
+        None => {
+            let default = signing::default_path(&manifest_file);
+            if default.is_file() {
+                Some(read_signature(&default)?)
+            } else {
+                None
+            }
+        }
+    };
     Ok((
         manifest,
         Upload {
             manifest: text,
             component,
             file_name,
+            signature,
         },
     ))
 }
 
-fn upload(server: &str, path: &Path, json: bool) -> Result<Exit, Exit> {
-    let (manifest, upload) = read_upload(path)?;
+fn read_signature(path: &Path) -> Result<String, Exit> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Exit::Invalid(anyhow!(
+            "cannot read the signature `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    Signature::parse(&text).map_err(|e| Exit::Invalid(anyhow!("`{}`: {e}", path.display())))?;
+    Ok(text)
+}
+
+/// `grace playbook sign`: the manifest's exact bytes and the component it names, signed.
+fn sign(path: &Path, key: &Path, out: Option<&Path>) -> Result<Exit, Exit> {
+    let key = grace_ledger::SigningKey::load(key).map_err(|e| Exit::Invalid(e.into()))?;
+    let (manifest, upload) = read_upload(path, None)?;
+    let signature = Signature::sign(&key, &upload.component, upload.manifest.as_bytes());
+    let manifest_file = manifest_path(path).map_err(|e| Exit::Invalid(e.into()))?;
+    let out = out.map_or_else(|| signing::default_path(&manifest_file), Path::to_owned);
+    std::fs::write(&out, signature.to_text())
+        .map_err(|e| Exit::Internal(anyhow!("cannot write `{}`: {e}", out.display())))?;
+    println!(
+        "signed {} {} (component {}, manifest {}) with key {}: `{}`",
+        manifest.name,
+        manifest.version,
+        render::short_digest(&signature.component),
+        render::short_digest(&signature.manifest),
+        signature.key,
+        out.display()
+    );
+    Ok(Exit::Ok)
+}
+
+fn upload(server: &str, path: &Path, signature: Option<&Path>, json: bool) -> Result<Exit, Exit> {
+    let (manifest, upload) = read_upload(path, signature)?;
+    let signed = upload.signature.is_some();
     let digest = digest(&upload.component);
     let client = client(server)?;
     let answer = client.upload(upload).map_err(api)?;
@@ -74,7 +129,15 @@ fn upload(server: &str, path: &Path, json: bool) -> Result<Exit, Exit> {
         println!("already uploaded {what}");
     }
     // The answer is the playbook as it is now; say so when its triggers are not live.
-    if let Ok(summary) = answer.decode::<PlaybookSummary>("POST /v1/playbooks")
+    let summary = answer.decode::<PlaybookSummary>("POST /v1/playbooks").ok();
+    match summary.as_ref().and_then(|s| s.signed_by.as_ref()) {
+        Some(by) => println!("signed by {by}"),
+        None if !signed => println!(
+            "UNSIGNED: accepted only because the server allows unsigned playbooks (`grace playbook sign` signs it)"
+        ),
+        None => {}
+    }
+    if let Some(summary) = summary
         && !summary.enabled
     {
         println!(
@@ -110,6 +173,9 @@ fn list(server: &str, json: bool) -> Result<Exit, Exit> {
                 p.active_version.clone(),
                 p.version_count.to_string(),
                 render::short_digest(&p.digest),
+                p.signed_by
+                    .as_ref()
+                    .map_or_else(|| "UNSIGNED".to_owned(), |s| s.trust_root.clone()),
                 p.triggers.join(", "),
             ]
         })
@@ -118,7 +184,14 @@ fn list(server: &str, json: bool) -> Result<Exit, Exit> {
         "{}",
         render::table(
             &[
-                "NAME", "KIND", "ENABLED", "VERSION", "VERSIONS", "DIGEST", "TRIGGERS"
+                "NAME",
+                "KIND",
+                "ENABLED",
+                "VERSION",
+                "VERSIONS",
+                "DIGEST",
+                "SIGNED BY",
+                "TRIGGERS"
             ],
             &rows
         )
@@ -137,6 +210,10 @@ fn show(server: &str, name: &str, json: bool) -> Result<Exit, Exit> {
     let state = if p.enabled { "enabled" } else { "disabled" };
     println!("{} ({}, {state})", p.name, p.kind);
     println!("active   {} {}", p.active_version, p.digest);
+    match &p.signed_by {
+        Some(by) => println!("signed   by {by}"),
+        None => println!("signed   no (UNSIGNED)"),
+    }
     if p.triggers.is_empty() {
         println!("triggers (none)");
     } else {
@@ -156,12 +233,15 @@ fn show(server: &str, name: &str, json: bool) -> Result<Exit, Exit> {
                 format!("{}{active}", v.version),
                 format_millis(v.uploaded_at),
                 v.digest.clone(),
+                v.signed_by
+                    .as_ref()
+                    .map_or_else(|| "UNSIGNED".to_owned(), ToString::to_string),
             ]
         })
         .collect();
     print!(
         "{}",
-        render::table(&["VERSION", "UPLOADED", "DIGEST"], &rows)
+        render::table(&["VERSION", "UPLOADED", "DIGEST", "SIGNED BY"], &rows)
     );
     Ok(Exit::Ok)
 }

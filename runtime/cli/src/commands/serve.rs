@@ -43,6 +43,19 @@ fn resolve(args: &ServeArgs) -> Result<ServeConfig, Exit> {
     if let Some(v) = args.max_upload_bytes {
         c.max_upload_bytes = v;
     }
+    if let Some(v) = args.max_connections {
+        c.max_connections = v;
+    }
+    let duration = |flag: &str, v: &str| {
+        humantime::parse_duration(v)
+            .map_err(|e| Exit::Invalid(anyhow!("--{flag}: `{v}` is not a duration ({e})")))
+    };
+    if let Some(v) = &args.header_read_timeout {
+        c.header_read_timeout = duration("header-read-timeout", v)?;
+    }
+    if let Some(v) = &args.body_read_timeout {
+        c.body_read_timeout = duration("body-read-timeout", v)?;
+    }
     if let Some(v) = &args.event_retention {
         c.event_retention = humantime::parse_duration(v).map_err(|e| {
             Exit::Invalid(anyhow!("--event-retention: `{v}` is not a duration ({e})"))
@@ -51,11 +64,25 @@ fn resolve(args: &ServeArgs) -> Result<ServeConfig, Exit> {
     if let Some(v) = &args.prometheus {
         c.prometheus = Some(v.clone());
     }
-    c.validate().map_err(|e| Exit::Invalid(e.into()))?;
-    if !c.listen.ip().is_loopback() {
-        tracing::warn!(listen = %c.listen, "listening beyond loopback: the API has no authentication yet");
+    c.insecure_no_auth = args.insecure_no_auth;
+    if args.allow_unsigned_playbooks {
+        c.allow_unsigned_playbooks = true;
     }
+    for path in &args.trust_root {
+        c.trust_roots.push(trust_root(path)?);
+    }
+    c.validate().map_err(|e| Exit::Invalid(e.into()))?;
     Ok(c)
+}
+
+/// A `--trust-root` key file, named after its key.
+fn trust_root(path: &std::path::Path) -> Result<grace_server::signing::TrustRootConfig, Exit> {
+    let key = grace_ledger::VerifierKey::load(path)
+        .map_err(|e| Exit::Invalid(anyhow!("--trust-root: {e}")))?;
+    Ok(grace_server::signing::TrustRootConfig {
+        name: key.name().to_owned(),
+        public_key: key.to_string(),
+    })
 }
 
 pub fn run(args: ServeArgs) -> Exit {
@@ -86,6 +113,12 @@ pub fn run(args: ServeArgs) -> Exit {
             if simulate { "simulation" } else { "live" },
             data_dir.display()
         );
+        if server.app.auth.is_insecure() {
+            eprintln!(
+                "grace: WARNING: --insecure-no-auth: the API has NO AUTHENTICATION; anyone who can reach http://{} may do anything",
+                server.addr
+            );
+        }
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]

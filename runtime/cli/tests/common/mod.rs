@@ -1,6 +1,14 @@
 //! A `grace serve` child process and HTTP helpers, shared by the end-to-end tests.
+//!
+//! Servers run with real authentication and signed uploads: before the first start on a data
+//! directory, `grace init` makes an admin token there (kept in `<data>/.test-credentials/`, with
+//! a signing key whose public half is passed as `--trust-root`). [`Server`]'s helpers send the
+//! token and sign uploads; [`Server::grace`] is a `grace` command set up to reach the server, and
+//! [`client_with_token`] a `reqwest` client that sends a token with every request.
 
 #![allow(dead_code)]
+
+pub mod stress;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,6 +23,81 @@ pub struct Server {
     child: Child,
     /// The server's base URL.
     pub url: String,
+    /// An `admin` token of the server (`grace init`'s `local-admin`).
+    pub token: String,
+    /// The key uploads are signed with: the server's trust root.
+    pub signer: grace_ledger::SigningKey,
+    /// The `grace init` credentials and key of the data directory.
+    pub credentials: Credentials,
+}
+
+/// What the harness keeps in a data directory for its servers: a CLI config directory holding
+/// the `local-admin` token, and a signing key with its public half.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `GRACE_CONFIG_DIR` of the CLI: `token` inside.
+    pub config_dir: PathBuf,
+    /// The admin token.
+    pub token: String,
+    /// The signing key's file.
+    pub key_file: PathBuf,
+    /// Its public half, the server's `--trust-root`.
+    pub trust_root: PathBuf,
+    /// The key itself.
+    pub signer: grace_ledger::SigningKey,
+}
+
+/// The credentials of `data`, made on first use: `grace init` there, and a new signing key.
+pub fn credentials(data: &Path) -> Credentials {
+    let config_dir = data.join(".test-credentials");
+    let token_file = config_dir.join("token");
+    if !token_file.exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_grace"))
+            .args(["init", "--data-dir"])
+            .arg(data)
+            .env("GRACE_CONFIG_DIR", &config_dir)
+            .env_remove("GRACE_TOKEN_FILE")
+            .env_remove("GRACE_DATA_DIR")
+            .output()
+            .expect("grace init runs");
+        assert!(
+            out.status.success(),
+            "grace init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let key_file = config_dir.join("release.key");
+    let trust_root = config_dir.join("release.key.pub");
+    if !key_file.exists() {
+        let key = grace_ledger::generate_key("grace.test/release").unwrap();
+        key.save(&key_file).unwrap();
+        key.verifier().save(&trust_root).unwrap();
+    }
+    let signer = grace_ledger::SigningKey::load(&key_file).unwrap();
+    Credentials {
+        config_dir,
+        token,
+        key_file,
+        trust_root,
+        signer,
+    }
+}
+
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 impl Server {
@@ -39,6 +122,7 @@ impl Server {
 
     fn start_env(simulate: bool, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         build_guests();
+        let credentials = credentials(data);
         let mut command = Command::new(env!("CARGO_BIN_EXE_grace"));
         command.envs(env.iter().copied());
         command.arg("serve");
@@ -48,6 +132,8 @@ impl Server {
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .arg("--trust-root")
+            .arg(&credentials.trust_root)
             .args(extra)
             .env_remove("GRACE_DATA_DIR")
             .stdout(Stdio::null())
@@ -78,7 +164,32 @@ impl Server {
             Ok(Err(line)) => panic!("grace serve failed to start: {line}"),
             Err(_) => panic!("grace serve did not say where it listens within 60 s"),
         };
-        Server { child, url }
+        Server {
+            child,
+            url,
+            token: credentials.token.clone(),
+            signer: credentials.signer.clone(),
+            credentials,
+        }
+    }
+
+    /// A `grace` command that reaches this server (`GRACE_SERVER`) with its admin token
+    /// (`GRACE_TOKEN`).
+    pub fn grace(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_grace"));
+        command
+            .env("GRACE_SERVER", &self.url)
+            .env("GRACE_TOKEN", &self.token)
+            .env_remove("GRACE_TOKEN_FILE")
+            .env_remove("GRACE_DATA_DIR");
+        command
+    }
+
+    /// A new token with these scopes (`read`, `operate`, `approve`, `admin`), made through the API.
+    pub fn token_with(&self, name: &str, scopes: &[&str]) -> String {
+        let (status, body) = self.post("/v1/tokens", json!({ "name": name, "scopes": scopes }));
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
     }
 
     /// SIGKILL: no shutdown, no flushing.
@@ -88,7 +199,17 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        request(reqwest::Method::GET, &format!("{}{path}", self.url), None)
+        self.get_as(path, Some(&self.token))
+    }
+
+    /// A GET with this token (none when `None`).
+    pub fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        request(
+            reqwest::Method::GET,
+            &format!("{}{path}", self.url),
+            None,
+            token,
+        )
     }
 
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -111,6 +232,7 @@ impl Server {
             reqwest::Method::POST,
             &format!("{}{path}", self.url),
             Some((content_type, body.into())),
+            Some(&self.token),
         )
     }
 
@@ -135,13 +257,30 @@ impl Server {
             .collect()
     }
 
+    /// Uploads a playbook signed by the server's trust root.
     pub fn upload(&self, manifest: &str, component: Vec<u8>) -> (u16, Value) {
-        let form = reqwest::multipart::Form::new()
+        let signature =
+            grace_server::signing::Signature::sign(&self.signer, &component, manifest.as_bytes());
+        self.upload_with(manifest, component, Some(&signature.to_text()))
+    }
+
+    /// Uploads a playbook with this signature file's text (none when `None`).
+    pub fn upload_with(
+        &self,
+        manifest: &str,
+        component: Vec<u8>,
+        signature: Option<&str>,
+    ) -> (u16, Value) {
+        let mut form = reqwest::multipart::Form::new()
             .text("manifest", manifest.to_owned())
             .part("component", reqwest::multipart::Part::bytes(component));
+        if let Some(signature) = signature {
+            form = form.text("signature", signature.to_owned());
+        }
         rt().block_on(async {
             let r = reqwest::Client::new()
                 .post(format!("{}/v1/playbooks", self.url))
+                .bearer_auth(&self.token)
                 .multipart(form)
                 .send()
                 .await
@@ -160,7 +299,10 @@ impl Server {
     /// The value of a counter or gauge on `/metrics` (summed over its labels' selection).
     pub fn metric(&self, name: &str) -> f64 {
         let text = rt().block_on(async {
-            reqwest::get(format!("{}/metrics", self.url))
+            reqwest::Client::new()
+                .get(format!("{}/metrics", self.url))
+                .bearer_auth(&self.token)
+                .send()
                 .await
                 .unwrap()
                 .text()
@@ -212,27 +354,50 @@ fn request(
     method: reqwest::Method,
     url: &str,
     body: Option<(Option<&str>, Vec<u8>)>,
+    token: Option<&str>,
 ) -> (u16, Value) {
-    rt().block_on(async {
-        let mut r = reqwest::Client::new().request(method, url);
-        if let Some((content_type, body)) = body {
-            if let Some(content_type) = content_type {
-                r = r.header("content-type", content_type);
-            }
-            r = r.body(body);
+    let client = token.map_or_else(reqwest::Client::new, client_with_token);
+    rt().block_on(send(&client, method, url, body))
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+/// One request on `client` (kept alive by callers that send many); an error only when the
+/// server cannot be reached or hangs up, as a killed one does (see `stress`).
+pub async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<(Option<&str>, Vec<u8>)>,
+) -> reqwest::Result<(u16, Value)> {
+    let (status, retry_after, text) = send_raw(client, method, url, body).await?;
+    let mut body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if let Some(v) = retry_after {
+        body["retry_after_header"] = json!(v);
+    }
+    Ok((status, body))
+}
+
+/// One request: the status, the `Retry-After` header and the body as text.
+pub async fn send_raw(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<(Option<&str>, Vec<u8>)>,
+) -> reqwest::Result<(u16, Option<String>, String)> {
+    let mut r = client.request(method, url);
+    if let Some((content_type, body)) = body {
+        if let Some(content_type) = content_type {
+            r = r.header("content-type", content_type);
         }
-        let r = r.send().await.unwrap();
-        let status = r.status().as_u16();
-        let retry_after = r
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let mut body: Value = r.json().await.unwrap_or(Value::Null);
-        if let Some(v) = retry_after {
-            body["retry_after_header"] = json!(v);
-        }
-        (status, body)
-    })
+        r = r.body(body);
+    }
+    let r = r.send().await?;
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Ok((status, retry_after, r.text().await?))
 }
 
 pub fn component(crate_name: &str) -> Vec<u8> {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::StoredEvent;
 
@@ -84,11 +85,14 @@ pub fn parse_events(body: &[u8], now_millis: u64) -> Result<Vec<TriggerEvent>, A
     }
 }
 
-/// `POST /v1/events`.
+/// `POST /v1/events`: audited once per accepted batch.
 async fn publish(
     State(app): State<Arc<App>>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::body::require_json(&headers)?;
     let body = body.map_err(rejection)?;
     let events = match parse_events(&body, app.now_millis()) {
         Ok(e) => e,
@@ -101,6 +105,7 @@ async fn publish(
     };
     let n = events.len();
     let (first, last) = app.ingest(events).await?;
+    app.audit_batch(&caller, "events.publish", n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": n, "first_seq": first, "last_seq": last })),

@@ -1,11 +1,15 @@
 //! The HTTP API, one module per resource (see `docs/api.md`).
 
+mod approvals;
+pub mod body;
 mod events;
 mod health;
 mod ledger;
 mod playbooks;
+mod policies;
 mod runs;
 mod sources;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -30,10 +34,25 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/runs", runs::router())
         .nest("/v1/ledger", ledger::router())
         .nest("/v1/sources", sources::router())
+        .nest("/v1/tokens", tokens::router())
+        .nest("/v1/approvals", approvals::router())
+        .nest("/v1/policies", policies::router())
         .route("/v1/fleet", get(health::fleet))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        // Bodies read within their limit and deadline (`body`), after authentication (the
+        // layer below wraps this one), so an unauthenticated client cannot make us read one.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            body::guard,
+        ))
+        // Every route above, and only routes: authenticated and authorised by the one table in
+        // `crate::auth::routes` (unknown paths and methods get the fallbacks' 404 and 405).
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::require,
+        ))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

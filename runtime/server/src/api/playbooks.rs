@@ -1,5 +1,6 @@
-//! `/v1/playbooks`: upload (multipart: `manifest` + `component`), list, show, enable, disable,
-//! delete, download a version's component.
+//! `/v1/playbooks`: upload (multipart: `manifest` + `component` + `signature`), list, show,
+//! enable, disable, delete, download a version's component. Every change is audited in the
+//! ledger with its caller.
 
 use std::sync::Arc;
 
@@ -10,9 +11,12 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::signing::{Signature, SignatureError, SignedBy};
 use crate::store::{PlaybookRecord, VersionRecord};
 
 pub fn router(max_upload_bytes: usize) -> Router<Arc<App>> {
@@ -39,6 +43,10 @@ struct Summary {
     digest: String,
     version_count: usize,
     triggers: Vec<String>,
+    /// Whether the active version was signed by a trust root.
+    signed: bool,
+    /// Who signed the active version.
+    signed_by: Option<SignedBy>,
 }
 
 #[derive(Serialize)]
@@ -67,14 +75,59 @@ fn summary(r: &PlaybookRecord) -> Summary {
         digest: active.map(|v| v.digest.clone()).unwrap_or_default(),
         version_count: r.versions.len(),
         triggers,
+        signed: active.is_some_and(|v| v.signed_by.is_some()),
+        signed_by: active.and_then(|v| v.signed_by.clone()),
     }
 }
 
-/// `POST /v1/playbooks`.
+/// Checks an upload's signature against the trust roots; an unsigned upload passes only when
+/// the server allows unsigned playbooks, loudly.
+fn check_signature(
+    app: &App,
+    signature: Option<&str>,
+    component: &[u8],
+    manifest: &str,
+) -> Result<Option<SignedBy>, ApiError> {
+    let refused = |e: SignatureError| ApiError::field("signature", e.to_string());
+    match signature {
+        Some(text) => {
+            let signature = Signature::parse(text).map_err(refused)?;
+            let by = app
+                .trust_roots
+                .verify(&signature, component, manifest.as_bytes())
+                .map_err(refused)?;
+            Ok(Some(by))
+        }
+        None if app.config.allow_unsigned_playbooks => {
+            tracing::warn!(
+                digest = %crate::signing::digest(component),
+                "INSECURE: accepting an UNSIGNED playbook upload (allow_unsigned_playbooks)"
+            );
+            Ok(None)
+        }
+        None => Err(refused(SignatureError::Unsigned)),
+    }
+}
+
+/// `POST /v1/playbooks`: the upload, audited with its caller whatever the outcome.
 async fn upload(
     State(app): State<Arc<App>>,
+    caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let mut asked = json!({});
+    let result = receive(&app, multipart, &mut asked).await;
+    let answer = result.as_ref().map(|(_, body)| body);
+    app.audit(&caller, "playbooks.upload", asked, &answer).await;
+    result.map(|(status, body)| (status, Json(body)))
+}
+
+/// Reads, checks and stores an upload; notes in `asked` what was asked for.
+async fn receive(
+    app: &App,
+    multipart: Result<Multipart, MultipartRejection>,
+    asked: &mut serde_json::Value,
+) -> Result<(StatusCode, serde_json::Value), ApiError> {
     let mut multipart = multipart.map_err(|e| {
         ApiError::media_type(format!(
             "upload a `multipart/form-data` body with the parts `manifest` and `component` ({})",
@@ -83,6 +136,7 @@ async fn upload(
     })?;
     let mut manifest = None;
     let mut component = None;
+    let mut signature = None;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
@@ -118,10 +172,17 @@ async fn upload(
                 manifest = Some(text);
             }
             "component" => component = Some(bytes.to_vec()),
+            "signature" => {
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| ApiError::field("signature", "the signature is not UTF-8 text"))?;
+                signature = Some(text);
+            }
             other => {
                 return Err(ApiError::field(
                     other,
-                    format!("unknown part `{other}`: expected `manifest` and `component`"),
+                    format!(
+                        "unknown part `{other}`: expected `manifest`, `component` and `signature`"
+                    ),
                 ));
             }
         }
@@ -130,7 +191,14 @@ async fn upload(
         manifest.ok_or_else(|| ApiError::field("manifest", "the `manifest` part is missing"))?;
     let component =
         component.ok_or_else(|| ApiError::field("component", "the `component` part is missing"))?;
-    let (created, record) = app.upload(manifest, component).await?;
+    asked["digest"] = json!(crate::signing::digest(&component));
+    if let Ok(m) = grace_engine::Manifest::parse(&manifest) {
+        asked["playbook"] = json!(m.name);
+        asked["version"] = json!(m.version);
+    }
+    let signed_by = check_signature(app, signature.as_deref(), &component, &manifest)?;
+    asked["signed_by"] = json!(signed_by);
+    let (created, record) = app.upload(manifest, component, signed_by).await?;
     let body =
         serde_json::to_value(summary(&record)).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
@@ -139,7 +207,7 @@ async fn upload(
         } else {
             StatusCode::OK
         },
-        Json(body),
+        body,
     ))
 }
 
@@ -169,26 +237,53 @@ async fn show(
 /// `POST /v1/playbooks/{name}/enable`.
 async fn enable(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    Ok(Json(summary(&app.set_enabled(&name, true).await?)))
+    set_enabled(&app, &caller, name, true).await
 }
 
 /// `POST /v1/playbooks/{name}/disable`.
 async fn disable(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    Ok(Json(summary(&app.set_enabled(&name, false).await?)))
+    set_enabled(&app, &caller, name, false).await
+}
+
+async fn set_enabled(
+    app: &App,
+    caller: &Caller,
+    name: String,
+    enabled: bool,
+) -> Result<Json<Summary>, ApiError> {
+    let result = app.set_enabled(&name, enabled).await.map(|r| summary(&r));
+    let function = if enabled {
+        "playbooks.enable"
+    } else {
+        "playbooks.disable"
+    };
+    app.audit(caller, function, json!({ "playbook": name }), &result)
+        .await;
+    result.map(Json)
 }
 
 /// `DELETE /v1/playbooks/{name}`.
 async fn delete(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.delete(&name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let result = app.delete(&name).await;
+    app.audit(
+        &caller,
+        "playbooks.delete",
+        json!({ "playbook": name }),
+        &result,
+    )
+    .await;
+    result.map(|()| StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/playbooks/{name}/versions/{version}/component`.

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::runs::{RunRecord, RunState, RunSummary};
 use crate::store::RunFilter;
@@ -71,15 +72,33 @@ async fn show(
 /// `POST /v1/runs/{id}/cancel`.
 async fn cancel(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunSummary>, ApiError> {
-    app.cancel(&id).await.map(Json)
+    let result = app.cancel(&id).await;
+    app.audit(
+        &caller,
+        "runs.cancel",
+        serde_json::json!({ "run": id }),
+        &result,
+    )
+    .await;
+    result.map(Json)
 }
 
 /// `POST /v1/runs/{id}/resume`.
 async fn resume(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunSummary>, ApiError> {
-    app.resume(&id).await.map(Json)
+    let result = app.resume(&id).await;
+    app.audit(
+        &caller,
+        "runs.resume",
+        serde_json::json!({ "run": id }),
+        &result,
+    )
+    .await;
+    result.map(Json)
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::events::rejection;
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::sources::alertmanager::{self, DEDUP_CAPACITY, Dedup};
 use crate::sources::metrics::{self, Format};
@@ -64,9 +65,12 @@ fn received(app: &App, source: &str, events: usize) {
 /// `POST /v1/sources/alertmanager`.
 async fn alertmanager(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Extension(dedup): Extension<Arc<Dedup>>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::body::require_json(&headers)?;
     let body = body.map_err(rejection)?;
     let alerts = alertmanager::parse(&body)
         .and_then(|n| n.events(app.now_millis()))
@@ -106,6 +110,7 @@ async fn alertmanager(
     let (first, last) = app.ingest(events).await?;
     state.remember(keys);
     received(&app, "alertmanager", n);
+    app.audit_batch(&caller, "sources.alertmanager", n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -117,6 +122,7 @@ async fn alertmanager(
 /// `POST /v1/sources/metrics`.
 async fn push_metrics(
     State(app): State<Arc<App>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -130,6 +136,7 @@ async fn push_metrics(
     let n = events.len();
     let (first, last) = app.ingest(events).await?;
     received(&app, "metrics-push", n);
+    app.audit_batch(&caller, "sources.metrics", n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": n, "first_seq": first, "last_seq": last })),

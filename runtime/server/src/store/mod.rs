@@ -57,6 +57,10 @@ pub struct VersionRecord {
     pub uploaded_at: u64,
     /// The manifest text as uploaded.
     pub manifest: String,
+    /// Who signed it; `None` for an unsigned upload (allowed only with
+    /// `allow_unsigned_playbooks`) and for versions stored before uploads were signed.
+    #[serde(default)]
+    pub signed_by: Option<crate::signing::SignedBy>,
 }
 
 /// A name and all its versions.

@@ -1,0 +1,149 @@
+//! `/v1/tokens` (scope `admin`): create a token (its secret is in this answer only), list them
+//! (never a secret or a hash), revoke one. Each change is audited with its caller.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::app::App;
+use crate::auth::tokens::TokenRecord;
+use crate::auth::{Caller, Scope, TokenError, TokenSpec};
+use crate::error::ApiError;
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(list).post(create))
+        .route("/{id}", delete(revoke))
+}
+
+/// `POST /v1/tokens` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    scopes: Vec<String>,
+    /// A duration such as `30d` or `12h`.
+    #[serde(default)]
+    expires_in: Option<String>,
+}
+
+/// A token as the API shows it: the record, without anything secret.
+#[derive(Serialize)]
+struct TokenInfo {
+    id: String,
+    name: String,
+    scopes: crate::auth::Scopes,
+    created_at: u64,
+    created_by: String,
+    expires_at: Option<u64>,
+    revoked: bool,
+    revoked_at: Option<u64>,
+}
+
+impl From<TokenRecord> for TokenInfo {
+    fn from(r: TokenRecord) -> Self {
+        TokenInfo {
+            id: r.id,
+            name: r.name,
+            scopes: r.scopes,
+            created_at: r.created_at,
+            created_by: r.created_by,
+            expires_at: r.expires_at,
+            revoked: r.revoked,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+fn token_error(e: TokenError) -> ApiError {
+    match e {
+        TokenError::BadName(_) => ApiError::field("name", e.to_string()),
+        TokenError::NoScopes => ApiError::field("scopes", e.to_string()),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn spec(caller: &Caller, body: CreateBody) -> Result<TokenSpec, ApiError> {
+    let mut scopes = Vec::new();
+    for (i, name) in body.scopes.iter().enumerate() {
+        scopes.push(Scope::parse(name).ok_or_else(|| {
+            ApiError::field(
+                format!("scopes[{i}]"),
+                format!("`{name}` is not a scope (one of: read, operate, approve, admin)"),
+            )
+        })?);
+    }
+    let expires_at = match &body.expires_in {
+        None => None,
+        Some(text) => {
+            let d = humantime::parse_duration(text).map_err(|e| {
+                ApiError::field("expires_in", format!("`{text}` is not a duration ({e})"))
+            })?;
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            Some(grace_engine::event::system_now_millis().saturating_add(ms))
+        }
+    };
+    Ok(TokenSpec {
+        name: body.name,
+        scopes: scopes.into_iter().collect(),
+        created_by: caller.name.clone(),
+        expires_at,
+    })
+}
+
+/// `POST /v1/tokens`.
+async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
+    let asked = json!({ "name": body.name, "scopes": body.scopes, "expires_in": body.expires_in });
+    let result =
+        spec(&caller, body).and_then(|spec| app.auth.tokens.create(spec).map_err(token_error));
+    let shown = result.as_ref().map(|t| TokenInfo::from(t.record.clone()));
+    app.audit(&caller, "tokens.create", asked, &shown).await;
+    let token = result?;
+    tracing::info!(caller = %caller.name, token = %token.record.id, name = %token.record.name, scopes = %token.record.scopes, "token created");
+    let mut body = serde_json::to_value(TokenInfo::from(token.record))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    body["token"] = json!(token.secret);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `GET /v1/tokens`.
+async fn list(State(app): State<Arc<App>>) -> Json<Vec<TokenInfo>> {
+    Json(
+        app.auth
+            .tokens
+            .list()
+            .into_iter()
+            .map(TokenInfo::from)
+            .collect(),
+    )
+}
+
+/// `DELETE /v1/tokens/{id}`: the token stops working at once; its record stays, revoked.
+async fn revoke(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TokenInfo>, ApiError> {
+    let result = match app.auth.tokens.revoke(&id) {
+        Ok(Some(r)) => Ok(TokenInfo::from(r)),
+        Ok(None) => Err(ApiError::not_found(format!("no token `{id}`"))),
+        Err(e) => Err(token_error(e)),
+    };
+    app.audit(&caller, "tokens.revoke", json!({ "token": id }), &result)
+        .await;
+    if result.is_ok() {
+        tracing::info!(caller = %caller.name, token = %id, "token revoked");
+    }
+    result.map(Json)
+}

@@ -1,0 +1,131 @@
+//! The audit trail of the API: who changed what, recorded in the ledger next to the host calls.
+//!
+//! Each entry has interface `api`, run id `api` (so `grace ledger show --run api` lists them
+//! all), the function asked for (`playbooks.upload`, `tokens.create`, ...), the caller's name
+//! and token id with what was asked in `args`, the decision `allowed` with the scope that let
+//! the caller in as its reason (or `denied` for a token lacking the scope), and the result,
+//! `{"ok": ...}` or `{"error": "..."}`.
+//!
+//! Event publication is high volume: one entry per accepted batch (its count and sequence
+//! range), queued without waiting for its commit, so the `202` still waits only for the events'
+//! own fsync (see [`App::audit_batch`]).
+
+use axum::http::Method;
+use grace_ledger::{Decision, NewEntry};
+use serde_json::{Value, json};
+
+use super::{Caller, Scope};
+use crate::app::App;
+use crate::error::ApiError;
+
+/// The run id of every audit entry.
+pub const AUDIT_RUN_ID: &str = "api";
+
+fn entry(app: &App, caller: &Caller, function: &str, args: Value) -> NewEntry {
+    let mut args = match args {
+        Value::Object(map) => Value::Object(map),
+        Value::Null => json!({}),
+        other => json!({ "request": other }),
+    };
+    args["caller"] = json!(caller.name);
+    args["token_id"] = json!(caller.token_id);
+    let text = |key: &str| {
+        args.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    NewEntry {
+        run_id: AUDIT_RUN_ID.into(),
+        playbook: text("playbook"),
+        digest: text("digest"),
+        interface: "api".into(),
+        function: function.into(),
+        decision: Decision::allowed(format!("scope `{}`", caller.granted)),
+        args,
+        result: Value::Null,
+        at_millis: app.now_millis(),
+    }
+}
+
+/// What an audited request came to: any `Result` of a serializable value and an [`ApiError`]
+/// (owned or borrowed), recorded as `{"ok": value}` or `{"error": message, "status": code}`.
+pub trait Audited {
+    /// The entry's `result`.
+    fn to_audit(&self) -> Value;
+    /// Whether the request changed something (so its entry is made durable before the answer).
+    fn succeeded(&self) -> bool;
+}
+
+impl<T: serde::Serialize, E: std::borrow::Borrow<ApiError>> Audited for Result<T, E> {
+    fn to_audit(&self) -> Value {
+        match self {
+            Ok(v) => json!({ "ok": serde_json::to_value(v).unwrap_or(Value::Null) }),
+            Err(e) => {
+                let e = e.borrow();
+                json!({ "error": e.to_string(), "status": e.status().as_u16() })
+            }
+        }
+    }
+
+    fn succeeded(&self) -> bool {
+        self.is_ok()
+    }
+}
+
+impl App {
+    /// Records in the ledger that `caller` asked for `function` with `args` (a JSON object; the
+    /// keys `playbook` and `digest`, when present, also fill the entry's fields), and how it
+    /// went. After a success it waits until the entry is durable, so that an acknowledged change
+    /// is always attributable; a refusal changed nothing, and its entry is only queued. A ledger
+    /// failure is logged, not returned, since the change itself is already made.
+    pub async fn audit(&self, caller: &Caller, function: &str, args: Value, result: &impl Audited) {
+        let mut e = entry(self, caller, function, args);
+        e.result = result.to_audit();
+        let recorded = if result.succeeded() {
+            self.ledger.append(e).await.map(drop)
+        } else {
+            self.ledger.submit(e).map(drop)
+        };
+        if let Err(err) = recorded {
+            tracing::error!(caller = %caller.name, "the ledger could not record `{function}`: {err}");
+        }
+    }
+
+    /// Records an accepted batch of events (`function` `events.publish`, `sources.alertmanager`,
+    /// ...) without waiting for the entry's commit: the events are durable already, and the
+    /// entry joins the ledger's next group commit.
+    pub fn audit_batch(&self, caller: &Caller, function: &str, count: usize, seqs: (u64, u64)) {
+        let mut e = entry(
+            self,
+            caller,
+            function,
+            json!({ "count": count, "first_seq": seqs.0, "last_seq": seqs.1 }),
+        );
+        e.result = json!({ "ok": null });
+        if let Err(err) = self.ledger.submit(e) {
+            tracing::error!(caller = %caller.name, "the ledger could not record `{function}`: {err}");
+        }
+    }
+
+    /// Records a request refused because the caller's token lacks the scope `needed`.
+    pub(crate) fn audit_denied(
+        &self,
+        caller: &Caller,
+        method: &Method,
+        route: &str,
+        needed: Scope,
+    ) {
+        let mut e = entry(
+            self,
+            caller,
+            "request.denied",
+            json!({ "method": method.as_str(), "route": route }),
+        );
+        e.decision = Decision::denied(format!("needs scope `{needed}`"));
+        e.result = json!({ "error": format!("needs scope `{needed}`"), "status": 403 });
+        if let Err(err) = self.ledger.submit(e) {
+            tracing::error!(caller = %caller.name, "the ledger could not record a denied request: {err}");
+        }
+    }
+}

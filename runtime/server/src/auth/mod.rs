@@ -1,0 +1,273 @@
+//! Who may call the API, and who did: bearer tokens with scopes, checked on every request by
+//! one middleware against one table of routes, and an audit record in the ledger of every change.
+//!
+//! # For handlers: [`Caller`]
+//!
+//! Every request that reaches a handler has been authenticated and authorised for its route
+//! (see [`routes::ROUTES`]) by [`require`], which puts the [`Caller`] in the request's
+//! extensions. A handler that needs to know who asks takes it as an extractor:
+//!
+//! ```ignore
+//! async fn approve(
+//!     State(app): State<Arc<App>>,
+//!     caller: Caller,
+//!     Path(id): Path<String>,
+//! ) -> Result<Json<Value>, ApiError> {
+//!     let result = app.approve(&id, &caller.name).await;
+//!     app.audit(&caller, "approvals.approve", json!({ "approval": id }), &result).await;
+//!     ...
+//! }
+//! ```
+//!
+//! `caller.name` is the token's name (or `anonymous (insecure-no-auth)`), `caller.token_id` the
+//! token's public id (`tok_...`, empty when anonymous), `caller.scopes` what the token may do and
+//! `caller.granted` the scope this route needed. The handler need not check scopes itself: the
+//! route's entry in [`routes::ROUTES`] decided before it was called. Add the entry with the route.
+//! Record what the caller changed with [`crate::App::audit`] (see [`audit`]).
+//!
+//! # What the middleware answers
+//!
+//! - no `Authorization: Bearer <token>`, or an unknown, expired or revoked token: `401`
+//!   `unauthorized`, with `WWW-Authenticate: Bearer`;
+//! - a token without the route's scope: `403` `forbidden`, naming the scope needed;
+//! - a route missing from the table: `403` `route_without_scope` (a bug: it is logged).
+//!
+//! With `--insecure-no-auth` (loopback only, refused otherwise by [`crate::ServeConfig`]'s
+//! validation) every request is let in as [`Caller::anonymous`], holding every scope; a valid
+//! token still names its caller.
+
+pub mod audit;
+pub mod routes;
+mod scopes;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub use routes::Access;
+pub use scopes::{Scope, Scopes};
+pub use tokens::{TokenError, TokenRecord, TokenSpec, TokenStore};
+
+use crate::app::App;
+use crate::error::ApiError;
+
+/// Who made a request: put in the request's extensions by [`require`], taken by handlers as an
+/// extractor (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name, or `anonymous (insecure-no-auth)`.
+    pub name: String,
+    /// The token's id (`tok_...`); empty for the anonymous caller.
+    pub token_id: String,
+    /// What the token may do.
+    pub scopes: Scopes,
+    /// The scope the route needed, which let this request in.
+    pub granted: Scope,
+}
+
+impl Caller {
+    /// The caller of a server started with `--insecure-no-auth`: every scope, no token.
+    pub fn anonymous(granted: Scope) -> Caller {
+        Caller {
+            name: ANONYMOUS.to_owned(),
+            token_id: String::new(),
+            scopes: Scopes::all(),
+            granted,
+        }
+    }
+
+    fn of(token: &TokenRecord, granted: Scope) -> Caller {
+        Caller {
+            name: token.name.clone(),
+            token_id: token.id.clone(),
+            scopes: token.scopes.clone(),
+            granted,
+        }
+    }
+}
+
+/// The name of every caller of a server without authentication.
+pub const ANONYMOUS: &str = "anonymous (insecure-no-auth)";
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Only a route without the middleware gets here without one: refuse rather than guess.
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("this route is not behind authentication"))
+    }
+}
+
+/// The server's authentication: its tokens, and whether it runs without.
+pub struct Authenticator {
+    /// The token table.
+    pub tokens: TokenStore,
+    insecure: bool,
+}
+
+impl Authenticator {
+    /// Authentication with `tokens`; `insecure` lets everyone in (`--insecure-no-auth`).
+    pub fn new(tokens: TokenStore, insecure: bool) -> Authenticator {
+        Authenticator { tokens, insecure }
+    }
+
+    /// Whether the server runs with `--insecure-no-auth`.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The caller presenting these headers, for a route needing `needed`.
+    pub fn authenticate(&self, headers: &HeaderMap, needed: Scope) -> Result<Caller, ApiError> {
+        let presented = bearer(headers);
+        let now = grace_engine::event::system_now_millis();
+        let token = match presented {
+            Some(Ok(secret)) => self.tokens.lookup(secret),
+            _ => None,
+        };
+        if self.insecure {
+            return Ok(match token {
+                Some(t) if t.is_live(now) => Caller::of(&t, needed),
+                _ => Caller::anonymous(needed),
+            });
+        }
+        let token = match (presented, token) {
+            (None, _) => {
+                return Err(ApiError::unauthorized(
+                    "this request needs a token: send `Authorization: Bearer <token>` (`grace init` makes one for the local CLI)",
+                ));
+            }
+            (Some(Err(why)), _) => return Err(ApiError::unauthorized(why)),
+            (Some(Ok(_)), None) => {
+                return Err(ApiError::unauthorized(
+                    "the token is not known to this server",
+                ));
+            }
+            (Some(Ok(_)), Some(t)) => t,
+        };
+        if token.revoked {
+            return Err(ApiError::unauthorized(format!(
+                "the token `{}` ({}) was revoked",
+                token.name, token.id
+            )));
+        }
+        if !token.is_live(now) {
+            return Err(ApiError::unauthorized(format!(
+                "the token `{}` ({}) has expired",
+                token.name, token.id
+            )));
+        }
+        Ok(Caller::of(&token, needed))
+    }
+}
+
+/// The bearer token of `Authorization`, if any; `Err` for a header that is not one.
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, &'static str>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let Ok(text) = value.to_str() else {
+        return Some(Err("the `Authorization` header is not text"));
+    };
+    match text.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(Ok(token.trim())),
+        _ => Some(Err("the `Authorization` header must be `Bearer <token>`")),
+    }
+}
+
+/// The middleware: looks the matched route up in [`routes::ROUTES`], authenticates, checks the
+/// scope, and hands the [`Caller`] on. Installed as a route layer, so it sees only requests
+/// that matched a route (unknown paths get the router's `404`, wrong methods its `405`).
+pub async fn require(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    let pattern = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = request.method().clone();
+    let needed = match routes::required(&method, &pattern) {
+        Some(Access::Public) => return next.run(request).await,
+        Some(Access::Scope(scope)) => scope,
+        None => {
+            tracing::error!(%method, route = %pattern, "a route without an entry in the auth table was called: refused");
+            return ApiError::route_without_scope(format!(
+                "`{method} {pattern}` has no scope in the server's route table: refused"
+            ))
+            .into_response();
+        }
+    };
+    let caller = match app.auth.authenticate(request.headers(), needed) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(%method, route = %pattern, "unauthenticated request refused: {e}");
+            return e.into_response();
+        }
+    };
+    if !caller.scopes.allows(needed) {
+        let message = format!(
+            "`{method} {pattern}` needs the `{needed}` scope; the token `{}` ({}) has: {}",
+            caller.name, caller.token_id, caller.scopes
+        );
+        tracing::warn!(caller = %caller.name, token = %caller.token_id, %method, route = %pattern, "request refused: needs `{needed}`");
+        app.audit_denied(&caller, &method, &pattern, needed);
+        return ApiError::forbidden(message).into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// Opens the token table and reads the trust roots, saying loudly what is left open: no
+/// authentication, unsigned uploads allowed, no key to sign uploads with.
+pub fn start(
+    config: &crate::ServeConfig,
+    database: Arc<redb::Database>,
+) -> Result<(Authenticator, crate::signing::TrustRoots), crate::StartError> {
+    let tokens = TokenStore::open(database)
+        .map_err(|e| crate::StartError::Other(format!("cannot open the token table: {e}")))?;
+    let trust_roots = crate::signing::TrustRoots::load(&config.trust_roots).map_err(|message| {
+        crate::config::ConfigError::Invalid {
+            field: "trust_roots",
+            message,
+        }
+    })?;
+    if config.insecure_no_auth {
+        tracing::warn!(
+            listen = %config.listen,
+            "INSECURE: --insecure-no-auth: the API has NO AUTHENTICATION; every caller may do anything as `{ANONYMOUS}`. Development on loopback only."
+        );
+    } else {
+        let live = tokens
+            .list()
+            .iter()
+            .filter(|t| t.is_live(grace_engine::event::system_now_millis()))
+            .count();
+        if live == 0 {
+            tracing::warn!(
+                "no API token exists yet: every request will be refused; stop the server and run `grace init --data-dir {}`",
+                config.data_dir.display()
+            );
+        }
+    }
+    if config.allow_unsigned_playbooks {
+        tracing::warn!(
+            "INSECURE: allow_unsigned_playbooks: unsigned playbook uploads are accepted (marked `signed: false`). Development only."
+        );
+    } else if trust_roots.is_empty() {
+        tracing::warn!(
+            "no trust roots are configured: every playbook upload will be refused; add `[[trust_roots]]` to grace.toml (see docs/security.md)"
+        );
+    }
+    for (name, key) in trust_roots.keys() {
+        tracing::info!(trust_root = %name, key = %format!("{}+{:08x}", key.name(), key.id()), "playbook uploads may be signed by this key");
+    }
+    Ok((
+        Authenticator::new(tokens, config.insecure_no_auth),
+        trust_roots,
+    ))
+}

@@ -1,0 +1,348 @@
+//! API tokens: made from the operating system's randomness, shown once, stored only as their
+//! SHA-256 hash in the data directory's database (table `server/tokens`, keyed by the hash).
+//!
+//! A token reads `grace_` followed by 64 hex digits (256 random bits), so that it is recognisable
+//! in a leaked file or a secret scanner's rules. Its record keeps an id (`tok_` and 12 hex
+//! digits, random, safe to show and to log), a name, scopes, who created it and when, an optional
+//! expiry and whether it is revoked. Revoked tokens stay listed: the ledger's audit entries name
+//! them.
+//!
+//! [`TokenStore`] keeps every record in memory too, so that authenticating a request is a hash
+//! and a map lookup; only this process changes the table while the server runs (redb allows one
+//! process per database file), so the copy never goes stale.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Scopes;
+
+/// Token records by the hex SHA-256 of the token: JSON [`TokenRecord`].
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/tokens");
+
+/// What every token starts with.
+pub const TOKEN_PREFIX: &str = "grace_";
+
+/// The name of the token `grace init` makes for the local CLI.
+pub const LOCAL_ADMIN: &str = "local-admin";
+
+/// Why the token table failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// redb reported an error.
+    #[error("token storage error: {0}")]
+    Db(String),
+    /// A stored record could not be read back.
+    #[error("stored token record is unreadable: {0}")]
+    Corrupt(String),
+    /// The operating system gave no randomness.
+    #[error("no randomness for a new token: {0}")]
+    Random(String),
+    /// A token name is empty, too long or holds control characters.
+    #[error("token name `{0}` is invalid: use 1 to 64 printable characters")]
+    BadName(String),
+    /// A token without scopes could do nothing.
+    #[error("a token needs at least one scope (read, operate, approve, admin)")]
+    NoScopes,
+}
+
+fn db<E: std::fmt::Display>(e: E) -> TokenError {
+    TokenError::Db(e.to_string())
+}
+
+/// A token as stored: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// `tok_` and 12 hex digits; what lists, logs and the ledger show.
+    pub id: String,
+    /// A name for people (`local-admin`, `alertmanager`, `ci-deploy`).
+    pub name: String,
+    /// What it may do.
+    pub scopes: Scopes,
+    /// Milliseconds since the epoch.
+    pub created_at: u64,
+    /// Who made it: a caller's name, or `grace init`.
+    pub created_by: String,
+    /// When it stops working, milliseconds since the epoch.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+    /// Whether it was revoked.
+    #[serde(default)]
+    pub revoked: bool,
+    /// When it was revoked.
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
+}
+
+impl TokenRecord {
+    /// Whether it authenticates at `now` (milliseconds since the epoch).
+    pub fn is_live(&self, now: u64) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// A new token: its secret, to show once, and its record.
+#[derive(Clone)]
+pub struct NewToken {
+    /// `grace_...`: the secret. Never logged.
+    pub secret: String,
+    /// What is stored.
+    pub record: TokenRecord,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a new token should be.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    /// Its name.
+    pub name: String,
+    /// Its scopes (at least one).
+    pub scopes: Scopes,
+    /// Who asks for it.
+    pub created_by: String,
+    /// When it expires, milliseconds since the epoch.
+    pub expires_at: Option<u64>,
+}
+
+/// The hex SHA-256 of a presented token: the key it is stored under.
+pub fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> Result<String, TokenError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| TokenError::Random(e.to_string()))?;
+    Ok(hex::encode(buf))
+}
+
+fn now_millis() -> u64 {
+    grace_engine::event::system_now_millis()
+}
+
+/// The token table, with every record in memory.
+#[derive(Clone)]
+pub struct TokenStore {
+    db: Arc<Database>,
+    /// Records by hash.
+    cache: Arc<RwLock<HashMap<String, Arc<TokenRecord>>>>,
+}
+
+impl TokenStore {
+    /// The table in `database` (created if missing), read into memory.
+    pub fn open(database: Arc<Database>) -> Result<TokenStore, TokenError> {
+        let tx = database.begin_write().map_err(db)?;
+        tx.open_table(TOKENS).map_err(db)?;
+        tx.commit().map_err(db)?;
+        let mut cache = HashMap::new();
+        {
+            let tx = database.begin_read().map_err(db)?;
+            let table = tx.open_table(TOKENS).map_err(db)?;
+            for row in table.iter().map_err(db)? {
+                let (k, v) = row.map_err(db)?;
+                let record: TokenRecord = serde_json::from_slice(v.value())
+                    .map_err(|e| TokenError::Corrupt(e.to_string()))?;
+                cache.insert(k.value().to_owned(), Arc::new(record));
+            }
+        }
+        Ok(TokenStore {
+            db: database,
+            cache: Arc::new(RwLock::new(cache)),
+        })
+    }
+
+    /// The record of a presented token, live or not; `None` for a token never issued here.
+    pub fn lookup(&self, secret: &str) -> Option<Arc<TokenRecord>> {
+        if !secret.starts_with(TOKEN_PREFIX) {
+            return None;
+        }
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash(secret))
+            .cloned()
+    }
+
+    /// Makes, stores and returns a new token.
+    pub fn create(&self, spec: TokenSpec) -> Result<NewToken, TokenError> {
+        let name = spec.name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(TokenError::BadName(spec.name.escape_debug().to_string()));
+        }
+        if spec.scopes.is_empty() {
+            return Err(TokenError::NoScopes);
+        }
+        let secret = format!("{TOKEN_PREFIX}{}", random_hex(32)?);
+        let record = TokenRecord {
+            id: format!("tok_{}", random_hex(6)?),
+            name: name.to_owned(),
+            scopes: spec.scopes,
+            created_at: now_millis(),
+            created_by: spec.created_by,
+            expires_at: spec.expires_at,
+            revoked: false,
+            revoked_at: None,
+        };
+        let key = hash(&secret);
+        self.put(&key, &record)?;
+        Ok(NewToken { secret, record })
+    }
+
+    /// Revokes the token `id`: it no longer authenticates. `None` if there is no such id.
+    pub fn revoke(&self, id: &str) -> Result<Option<TokenRecord>, TokenError> {
+        let found = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(_, r)| r.id == id)
+            .map(|(k, r)| (k.clone(), (**r).clone()));
+        let Some((key, mut record)) = found else {
+            return Ok(None);
+        };
+        if !record.revoked {
+            record.revoked = true;
+            record.revoked_at = Some(now_millis());
+            self.put(&key, &record)?;
+        }
+        Ok(Some(record))
+    }
+
+    /// Every token, oldest first.
+    pub fn list(&self) -> Vec<TokenRecord> {
+        let mut all: Vec<TokenRecord> = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|r| (**r).clone())
+            .collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        all
+    }
+
+    fn put(&self, key: &str, record: &TokenRecord) -> Result<(), TokenError> {
+        let bytes = serde_json::to_vec(record).map_err(db)?;
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(TOKENS).map_err(db)?;
+            table.insert(key, bytes.as_slice()).map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), Arc::new(record.clone()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::Scope;
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, TokenStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("grace.redb")).unwrap();
+        (dir, TokenStore::open(Arc::new(db)).unwrap())
+    }
+
+    fn spec(name: &str, scopes: &[Scope]) -> TokenSpec {
+        TokenSpec {
+            name: name.into(),
+            scopes: scopes.iter().copied().collect(),
+            created_by: "test".into(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_token_is_256_random_bits_with_a_prefix_and_only_its_hash_is_stored() {
+        let (_dir, store) = store();
+        let t = store.create(spec("ci", &[Scope::Read])).unwrap();
+        assert!(t.secret.starts_with("grace_"));
+        assert_eq!(t.secret.len(), "grace_".len() + 64);
+        assert!(t.record.id.starts_with("tok_"));
+        let other = store.create(spec("ci", &[Scope::Read])).unwrap();
+        assert_ne!(t.secret, other.secret);
+
+        let tx = store.db.begin_read().unwrap();
+        let table = tx.open_table(TOKENS).unwrap();
+        for row in table.iter().unwrap() {
+            let (k, v) = row.unwrap();
+            let stored = String::from_utf8_lossy(v.value()).into_owned();
+            assert!(!stored.contains(&t.secret[6..]), "{stored}");
+            assert!(!k.value().contains(&t.secret[6..]));
+        }
+        assert!(table.get(hash(&t.secret).as_str()).unwrap().is_some());
+    }
+
+    #[test]
+    fn lookup_finds_issued_tokens_only_and_revoked_ones_are_not_live() {
+        let (_dir, store) = store();
+        let t = store.create(spec("ops", &[Scope::Operate])).unwrap();
+        assert_eq!(store.lookup(&t.secret).unwrap().name, "ops");
+        assert!(store.lookup("grace_0000").is_none());
+        assert!(store.lookup(&t.secret[6..]).is_none());
+        let revoked = store.revoke(&t.record.id).unwrap().unwrap();
+        assert!(revoked.revoked);
+        assert!(!store.lookup(&t.secret).unwrap().is_live(now_millis()));
+        assert!(store.revoke("tok_nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn tokens_survive_reopening_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grace.redb");
+        let secret = {
+            let store = TokenStore::open(Arc::new(Database::create(&path).unwrap())).unwrap();
+            store.create(spec("kept", &[Scope::Admin])).unwrap().secret
+        };
+        let store = TokenStore::open(Arc::new(Database::create(&path).unwrap())).unwrap();
+        assert_eq!(store.lookup(&secret).unwrap().name, "kept");
+    }
+
+    #[test]
+    fn an_expired_token_is_not_live() {
+        let mut r = TokenRecord {
+            id: "tok_1".into(),
+            name: "n".into(),
+            scopes: Scopes::all(),
+            created_at: 0,
+            created_by: "t".into(),
+            expires_at: Some(1_000),
+            revoked: false,
+            revoked_at: None,
+        };
+        assert!(r.is_live(999));
+        assert!(!r.is_live(1_000));
+        r.expires_at = None;
+        assert!(r.is_live(u64::MAX));
+    }
+
+    #[test]
+    fn names_and_scopes_are_checked() {
+        let (_dir, store) = store();
+        assert!(matches!(
+            store.create(spec("", &[Scope::Read])),
+            Err(TokenError::BadName(_))
+        ));
+        assert!(matches!(
+            store.create(spec("x", &[])),
+            Err(TokenError::NoScopes)
+        ));
+    }
+}
