@@ -23,8 +23,21 @@ demo: build-playbooks
     trap cleanup EXIT
     step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-    step "grace serve --simulate (a simulated fleet on a virtual clock; loopback only)"
-    $grace serve --simulate --listen 127.0.0.1:0 --data-dir "$data" 2> "$data/serve.log" &
+    # The demo's own CLI settings and keys, gone with the temporary directory.
+    export GRACE_CONFIG_DIR="$data/cli"
+    step "grace init: the data directory and an admin token for this CLI (offline, before serving)"
+    $grace init --data-dir "$data/grace"
+
+    step "grace keys generate + grace playbook sign: the examples, signed by a release key"
+    $grace keys generate --name demo.grace/release --out "$data/release.key"
+    for p in scale-on-latency restart-unhealthy-container k8s-scale-deployment; do
+        $grace playbook sign "playbooks/examples/$p" --key "$data/release.key" --out "$data/$p.sig"
+    done
+    sed 's/^signature .*/signature …/' "$data/scale-on-latency.sig"
+
+    step "grace serve --simulate (a simulated fleet on a virtual clock; loopback only; the release key trusted)"
+    $grace serve --simulate --listen 127.0.0.1:0 --data-dir "$data/grace" --trust-root "$data/release.key.pub" \
+        --config playbooks/trust/grace.toml 2> "$data/serve.log" &
     server_pid=$!
     for _ in $(seq 1 300); do
         grep -q "grace serving on" "$data/serve.log" 2>/dev/null && break
@@ -34,11 +47,16 @@ demo: build-playbooks
     export GRACE_SERVER=$(grep -o "http://[0-9.:]*" "$data/serve.log" | head -1)
     echo "listening on $GRACE_SERVER"
 
-    step "grace playbook upload: the example playbooks, compiled to wasm32-wasip2"
+    step "grace playbook upload: the example playbooks, compiled to wasm32-wasip2, with their signatures"
     for p in scale-on-latency restart-unhealthy-container k8s-scale-deployment; do
-        $grace playbook upload "playbooks/examples/$p"
+        $grace playbook upload "playbooks/examples/$p" --signature "$data/$p.sig"
     done
     $grace playbook list
+
+    step "grace policy add: the trust core's policies (Cedar); capacity changes in production need two people"
+    $grace policy add base playbooks/trust/base.cedar
+    $grace policy add production playbooks/trust/production.cedar
+    $grace policy list
 
     step "the fleet before: api-service is slow (p95 above the 500 ms threshold)"
     $grace fleet
@@ -46,15 +64,30 @@ demo: build-playbooks
     step "grace events publish: a recorded incident, six minutes of p95 latency samples"
     $grace events publish playbooks/incidents/latency-incident.json
 
-    step "grace runs list: the trigger held for 2 minutes, fired once, then cooled down"
-    for _ in $(seq 1 100); do
-        [ "$($grace runs list --state running --json)" = "[]" ] && [ "$($grace runs list --state queued --json)" = "[]" ] && break
-        sleep 0.1
-    done
+    settle() {
+        for _ in $(seq 1 100); do
+            [ "$($grace runs list --state running --json)" = "[]" ] && [ "$($grace runs list --state queued --json)" = "[]" ] && break
+            sleep 0.1
+        done
+    }
+    step "grace runs list: the trigger held for 2 minutes and fired once; the run waits for approval"
+    settle
     $grace runs list
     run=$($grace runs list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 
-    step "grace runs show: every host call, its grant decision and its result"
+    step "grace approvals: the change the playbook asked for, its risk score and why it waits"
+    $grace approvals list
+    approval=$($grace approvals list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+    $grace approvals show "$approval"
+
+    step "two people with the approve scope approve it (grace tokens create, grace approvals approve)"
+    alice=$($grace tokens create --name alice --scope approve 2>/dev/null)
+    bob=$($grace tokens create --name bob --scope approve 2>/dev/null)
+    GRACE_TOKEN=$alice $grace approvals approve "$approval" --comment "p95 has been over 500 ms for minutes"
+    GRACE_TOKEN=$bob $grace approvals approve "$approval"
+    settle
+
+    step "grace runs show: every host call, its grant and trust decisions (risk, policies, approvers) and its result"
     $grace runs show "$run"
 
     step "the fleet after: more capacity in service, latency back under the threshold"
@@ -87,6 +120,18 @@ test: build-playbooks test-servers
     cargo test --workspace --doc 2>&1 | tee "$log"
     cargo test --workspace --lib --bins --tests --examples 2>&1 | tee -a "$log"
     sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '/^test result:/ { p += $4; f += $6 } END { printf "\nall tests: %d passed, %d failed\n", p, f }'
+    # Every run fuzzes too, briefly: GRACE_FUZZ_SECONDS per target (0 skips; `just fuzz` for longer).
+    if [ "${GRACE_FUZZ_SECONDS:-20}" -gt 0 ]; then scripts/fuzz.sh --seconds "${GRACE_FUZZ_SECONDS:-20}"; fi
+
+# Crash test: SIGKILL the server at KILLS random points; nothing acknowledged may be lost (GRACE_CRASH_SEED replays a run)
+[group('test')]
+crash kills="100": build-playbooks
+    GRACE_CRASH_KILLS={{kills}} cargo test -p grace --test crash -- --nocapture
+
+# Fuzz every target for SECONDS each (libFuzzer), printing the executions; the committed corpus is only read
+[group('test')]
+fuzz seconds="60":
+    scripts/fuzz.sh --seconds {{seconds}}
 
 # Formatting, clippy on host and guests
 [group('test')]
@@ -103,6 +148,10 @@ bench: build-playbooks
     cargo bench -p grace-mesh --bench matching
     cargo bench -p grace-server --bench ingest
     cargo bench -p grace-trust --bench decide
+    cargo bench -p grace --bench load
+    @echo "== robustness: kill points survived, fuzz executions"
+    just crash 20
+    just fuzz 10
 
 # Remove build outputs
 clean:

@@ -1,0 +1,458 @@
+//! Crash safety, end to end: `grace serve --simulate` on one data directory is killed with
+//! SIGKILL at random points while publishers send events, runs run, a reader follows runs, the
+//! ledger and its signed checkpoints, and interrupted runs are resumed; after each restart,
+//! everything the server acknowledged must still be there, unchanged:
+//!
+//! - every acknowledged event, with the same content, and exactly one run of the playbook its
+//!   trigger fires (none lost, none fired twice);
+//! - every run seen, in the state seen if that was final, otherwise final or `interrupted`;
+//! - every ledger entry seen, with the same hash; the chain verifies (over the API, and offline
+//!   with `grace ledger verify` while the server is down);
+//! - every checkpoint the server served still verifies against the ledger (consistency: the
+//!   ledger was only ever appended to), offline with `grace ledger verify --checkpoint`;
+//! - every acknowledged playbook upload.
+//!
+//! `GRACE_CRASH_KILLS` kill points (default 10; `just crash` runs 100); the seed is printed and
+//! `GRACE_CRASH_SEED` replays it. The kill points vary: during ingest, right after an
+//! acknowledgement, while a run fired by the last acknowledged event is in flight, and during
+//! recovery right after a restart.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use common::stress::{Http, Rng, checkpointing_config, grace};
+use common::*;
+use grace_engine::TriggerEvent;
+use grace_ledger::{InclusionProof, SignedCheckpoint, VerifierKey};
+use grace_testkit::poll_until;
+use serde_json::{Value, json};
+
+const PLAYBOOK: &str = "echo-crash";
+const FINAL: &[&str] = &["succeeded", "failed", "cancelled", "timed-out"];
+
+/// Everything the server acknowledged, as its clients saw it.
+#[derive(Default)]
+struct Acked {
+    /// Event seq → the event as sent.
+    events: BTreeMap<u64, Value>,
+    /// Resource → seq of an acknowledged event that fires exactly one run of [`PLAYBOOK`].
+    firing: BTreeMap<String, u64>,
+    /// Run id → the state last seen.
+    runs: BTreeMap<String, String>,
+    /// Runs whose resume was acknowledged.
+    resumed: BTreeSet<String>,
+    /// Ledger seq → entry hash.
+    entries: BTreeMap<u64, Value>,
+    /// Tree size → the signed checkpoint served for it.
+    checkpoints: BTreeMap<u64, String>,
+    /// Acknowledged uploads: (version, digest).
+    uploads: Vec<(String, String)>,
+    /// `202`s whose body was lost with the connection (their seqs are unknown).
+    blind_acks: usize,
+}
+
+/// Where in the server's life the kill lands.
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    /// At a random time while events stream in.
+    DuringIngest(Duration),
+    /// The instant the `n`th batch is acknowledged.
+    AfterAck(u64),
+    /// Shortly after an event that fires a run is acknowledged, while the run is in flight.
+    DuringRun(Duration),
+    /// Right after the restart, while recovery matches the backlog; no traffic.
+    DuringRecovery(Duration),
+}
+
+impl Moment {
+    fn pick(rng: &mut Rng) -> Moment {
+        match rng.range(0..=9) {
+            0..=3 => Moment::DuringIngest(Duration::from_millis(rng.range(20..=900))),
+            4..=5 => Moment::AfterAck(rng.range(1..=40)),
+            6..=8 => Moment::DuringRun(Duration::from_millis(rng.range(0..=15))),
+            _ => Moment::DuringRecovery(Duration::from_millis(rng.range(0..=40))),
+        }
+    }
+}
+
+/// What a publisher tells the killer.
+enum Ack {
+    Batch,
+    Firing,
+}
+
+#[test]
+fn every_acknowledged_event_run_and_ledger_entry_survives_sigkill() {
+    let kills: u64 = std::env::var("GRACE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut rng = Rng::from_env("GRACE_CRASH_SEED");
+    let data = data_dir();
+    let keys = tempfile::tempdir().unwrap();
+    let config = checkpointing_config(keys.path());
+    let config = config.to_str().unwrap().to_owned();
+    let public_key = keys.path().join("ledger.key.pub");
+    let key = VerifierKey::load(&public_key).unwrap();
+    let start = || Server::start(&path_of(&data), &["--config", &config]);
+
+    let acked = Mutex::new(Acked::default());
+    let started = Instant::now();
+    let mut survived = 0;
+    let mut server = start();
+    upload(&server, "1.0.0", &acked);
+    for kill in 1..=kills {
+        let moment = Moment::pick(&mut rng);
+        if kill > 1 && !matches!(moment, Moment::DuringRecovery(_)) {
+            check_recovered(&server, &key, &acked);
+        }
+        if kill % 7 == 0 && !matches!(moment, Moment::DuringRecovery(_)) {
+            upload(&server, &format!("1.0.{kill}"), &acked);
+        }
+        let seeds: Vec<u64> = (0..4).map(|_| rng.next_u64()).collect();
+        drive_and_kill(&mut server, moment, kill, &seeds, &acked);
+        eprintln!("kill {kill}: {moment:?}");
+        if kill % 2 == 1 {
+            // Offline, before the server reopens the database: the recovery is then the CLI's.
+            check_offline(data.path(), &public_key, &acked);
+        }
+        server = start();
+        survived += 1;
+    }
+    check_recovered(&server, &key, &acked);
+    server.kill9();
+    check_offline(data.path(), &public_key, &acked);
+
+    let a = acked.lock().unwrap();
+    eprintln!(
+        "crash test: {survived} kill points survived, {} events, {} runs, {} ledger entries, {} checkpoints checked ({} acknowledgements lost with the connection) in {:.1} s",
+        a.events.len(),
+        a.runs.len(),
+        a.entries.len(),
+        a.checkpoints.len(),
+        a.blind_acks,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(!a.events.is_empty() && !a.runs.is_empty() && !a.entries.is_empty());
+}
+
+fn upload(server: &Server, version: &str, acked: &Mutex<Acked>) {
+    let manifest = manifest(PLAYBOOK, "[[triggers]]\nevent_type = \"crash.fire\"\n")
+        .replace("version = \"1.0.0\"", &format!("version = \"{version}\""));
+    let (status, body) = server.upload(&manifest, component("echo"));
+    assert!(status == 201 || status == 200, "{status} {body}");
+    acked.lock().unwrap().uploads.push((
+        version.to_owned(),
+        body["digest"].as_str().unwrap().to_owned(),
+    ));
+}
+
+/// Publishers and a reader against the server until the kill, which lands at `moment`.
+fn drive_and_kill(
+    server: &mut Server,
+    moment: Moment,
+    kill: u64,
+    seeds: &[u64],
+    acked: &Mutex<Acked>,
+) {
+    if let Moment::DuringRecovery(after) = moment {
+        std::thread::sleep(after);
+        server.kill9();
+        return;
+    }
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    let (url, token) = (server.url.clone(), server.token.clone());
+    std::thread::scope(|scope| {
+        for (publisher, seed) in seeds[..3].iter().enumerate() {
+            let (tx, http, stop) = (tx.clone(), (url.clone(), token.clone()), &stop);
+            scope.spawn(move || publish(http, kill, publisher, *seed, acked, stop, tx));
+        }
+        let (http, reader_stop, reader_seed) = ((url.clone(), token.clone()), &stop, seeds[3]);
+        scope.spawn(move || read(http, reader_seed, acked, reader_stop));
+        drop(tx);
+        match moment {
+            Moment::DuringIngest(after) => std::thread::sleep(after),
+            Moment::AfterAck(n) => {
+                let _ = rx.iter().nth(usize::try_from(n - 1).unwrap());
+            }
+            Moment::DuringRun(after) => {
+                let _ = rx.iter().find(|a| matches!(a, Ack::Firing));
+                std::thread::sleep(after);
+            }
+            Moment::DuringRecovery(_) => unreachable!(),
+        }
+        server.kill9();
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Sends batches of events until the server goes away, recording what it acknowledges.
+fn publish(
+    (url, token): (String, String),
+    kill: u64,
+    publisher: usize,
+    seed: u64,
+    acked: &Mutex<Acked>,
+    stop: &AtomicBool,
+    tx: mpsc::Sender<Ack>,
+) {
+    let http = Http::new(&url, &token);
+    let mut rng = Rng::from_seed(seed);
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let batch: Vec<Value> = (0..rng.range(1..=8))
+            .map(|_| {
+                n += 1;
+                let firing = rng.chance(25);
+                json!({
+                    "event_type": if firing { "crash.fire" } else { "crash.noise" },
+                    "source": "crash-test",
+                    "actor": format!("publisher-{publisher}"),
+                    "resource": format!("k{kill}-p{publisher}-e{n}"),
+                    "payload": { "n": n, "pad": "x".repeat(usize::try_from(rng.range(0..=300)).unwrap()) },
+                    "timestamp": 1_767_225_600_000u64 + kill * 3_600_000 + n * 1000,
+                })
+            })
+            .collect();
+        let Ok((status, body)) = http.post("/v1/events", &Value::Array(batch.clone())) else {
+            return;
+        };
+        match status {
+            202 => {
+                let mut a = acked.lock().unwrap();
+                let Some(first) = body["first_seq"].as_u64() else {
+                    a.blind_acks += 1;
+                    return;
+                };
+                let mut fired = false;
+                for (seq, event) in (first..).zip(batch) {
+                    if event["event_type"] == "crash.fire" {
+                        fired = true;
+                        a.firing
+                            .insert(event["resource"].as_str().unwrap().to_owned(), seq);
+                    }
+                    a.events.insert(seq, event);
+                }
+                drop(a);
+                let _ = tx.send(if fired { Ack::Firing } else { Ack::Batch });
+            }
+            429 => std::thread::sleep(Duration::from_millis(20)),
+            _ => panic!("publishing events: {status} {body}"),
+        }
+    }
+}
+
+/// Follows runs, ledger entries and checkpoints, and resumes interrupted runs, recording what
+/// the server says, until it goes away.
+fn read((url, token): (String, String), seed: u64, acked: &Mutex<Acked>, stop: &AtomicBool) {
+    let http = Http::new(&url, &token);
+    let mut rng = Rng::from_seed(seed);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((200, runs)) = http.get(&format!("/v1/runs?playbook={PLAYBOOK}&limit=10000")) else {
+            return;
+        };
+        let runs = runs.as_array().unwrap().clone();
+        for run in &runs {
+            let (id, state) = (run["id"].as_str().unwrap(), run["state"].as_str().unwrap());
+            acked
+                .lock()
+                .unwrap()
+                .runs
+                .insert(id.to_owned(), state.to_owned());
+        }
+        if let Some(run) = runs.iter().find(|r| r["state"] == "interrupted")
+            && rng.chance(30)
+        {
+            let id = run["id"].as_str().unwrap();
+            match http.post(&format!("/v1/runs/{id}/resume"), &Value::Null) {
+                Ok((200, summary)) => {
+                    let mut a = acked.lock().unwrap();
+                    a.resumed.insert(id.to_owned());
+                    a.runs
+                        .insert(id.to_owned(), summary["state"].as_str().unwrap().to_owned());
+                }
+                Ok((409, _)) => {}
+                Ok((status, body)) => panic!("resume {id}: {status} {body}"),
+                Err(_) => return,
+            }
+        }
+        let from = acked
+            .lock()
+            .unwrap()
+            .entries
+            .keys()
+            .last()
+            .map_or(1, |s| s + 1);
+        let Ok((200, entries)) = http.get(&format!("/v1/ledger/entries?from={from}&limit=1000"))
+        else {
+            return;
+        };
+        let mut a = acked.lock().unwrap();
+        for e in entries.as_array().unwrap() {
+            a.entries
+                .insert(e["seq"].as_u64().unwrap(), e["hash"].clone());
+        }
+        drop(a);
+        match http.get_text("/v1/ledger/checkpoint") {
+            Ok((200, text)) => {
+                let size = SignedCheckpoint::parse(&text)
+                    .unwrap()
+                    .unverified()
+                    .tree_size;
+                acked.lock().unwrap().checkpoints.insert(size, text);
+            }
+            Ok((404, _)) => {}
+            Ok((status, text)) => panic!("checkpoint: {status} {text}"),
+            Err(_) => return,
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Everything acknowledged is there after the restart, unchanged, and the ledger verifies.
+fn check_recovered(server: &Server, key: &VerifierKey, acked: &Mutex<Acked>) {
+    let a = acked.lock().unwrap();
+    let (_, verify) = server.get("/v1/ledger/verify");
+    assert_eq!(verify["ok"], true, "{verify}");
+
+    let stored = all_pages(server, "/v1/events", |e| e["seq"].as_u64().unwrap());
+    for (seq, sent) in &a.events {
+        let stored = stored
+            .get(seq)
+            .unwrap_or_else(|| panic!("acknowledged event {seq} is lost: {sent}"));
+        assert_eq!(
+            TriggerEvent::from_value(stored["event"].clone(), 0).unwrap(),
+            TriggerEvent::from_value(sent.clone(), 0).unwrap(),
+            "event {seq} changed"
+        );
+    }
+
+    // Each firing event has exactly one run, once the backlog is matched.
+    let runs = poll_until(
+        "a run for every acknowledged firing event",
+        Duration::from_secs(60),
+        || {
+            let (_, runs) = server.get(&format!("/v1/runs?playbook={PLAYBOOK}&limit=10000"));
+            let runs = runs.as_array().unwrap().clone();
+            let resources: BTreeSet<&str> = runs
+                .iter()
+                .map(|r| r["resource"].as_str().unwrap())
+                .collect();
+            a.firing
+                .keys()
+                .all(|r| resources.contains(r.as_str()))
+                .then_some(runs)
+        },
+    );
+    let mut per_resource: BTreeMap<&str, usize> = BTreeMap::new();
+    for run in &runs {
+        *per_resource
+            .entry(run["resource"].as_str().unwrap())
+            .or_default() += 1;
+    }
+    for (resource, seq) in &a.firing {
+        assert_eq!(
+            per_resource[resource.as_str()],
+            1,
+            "event {seq} ({resource}) fired more than one run"
+        );
+    }
+    let now: BTreeMap<&str, &str> = runs
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    for (id, seen) in &a.runs {
+        let state = now
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("run {id} ({seen}) is lost"));
+        if FINAL.contains(&seen.as_str()) {
+            assert_eq!(state, seen, "run {id} was {seen}");
+        } else {
+            assert!(
+                FINAL.contains(state) || *state == "interrupted",
+                "run {id} was {seen}, is {state} after the restart"
+            );
+        }
+    }
+
+    let entries = all_pages(server, "/v1/ledger/entries", |e| e["seq"].as_u64().unwrap());
+    for (seq, hash) in &a.entries {
+        let entry = entries
+            .get(seq)
+            .unwrap_or_else(|| panic!("ledger entry {seq} is lost"));
+        assert_eq!(&entry["hash"], hash, "ledger entry {seq} changed");
+    }
+
+    // Served checkpoints: the stored tree still proves them (offline, the CLI recomputes).
+    for (size, text) in &a.checkpoints {
+        let cp = SignedCheckpoint::parse(text).unwrap();
+        let cp = cp.verify(key).unwrap();
+        let (status, proof) = server.get(&format!("/v1/ledger/proof/{size}?tree_size={size}"));
+        assert_eq!(status, 200, "{proof}");
+        let proof: InclusionProof = serde_json::from_value(proof).unwrap();
+        proof
+            .verify_against(cp)
+            .unwrap_or_else(|e| panic!("checkpoint of {size} entries: {e}"));
+    }
+
+    let (_, playbook) = server.get(&format!("/v1/playbooks/{PLAYBOOK}"));
+    for (version, digest) in &a.uploads {
+        assert!(
+            playbook["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["version"] == version.as_str() && v["digest"] == digest.as_str()),
+            "upload {version} is lost: {playbook:#}"
+        );
+    }
+}
+
+/// Every item of a paged list (`from`, `limit`), by `key`.
+fn all_pages(server: &Server, path: &str, key: impl Fn(&Value) -> u64) -> BTreeMap<u64, Value> {
+    let mut all = BTreeMap::new();
+    let mut from = 1;
+    loop {
+        let (status, page) = server.get(&format!("{path}?from={from}&limit=10000"));
+        assert_eq!(status, 200, "{page}");
+        let page = page.as_array().unwrap();
+        let Some(last) = page.last() else { break };
+        from = key(last) + 1;
+        for item in page {
+            all.insert(key(item), item.clone());
+        }
+    }
+    all
+}
+
+/// With the server down: the chain verifies, and so does the newest served checkpoint,
+/// recomputed from the entries (`grace ledger verify --checkpoint`).
+fn check_offline(data: &Path, public_key: &Path, acked: &Mutex<Acked>) {
+    let data = data.to_str().unwrap();
+    let (code, out) = grace(&["ledger", "verify", "--data-dir", data]);
+    assert_eq!(code, 0, "{out}");
+    let a = acked.lock().unwrap();
+    if let Some(text) = a.checkpoints.values().last() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let (code, out) = grace(&[
+            "ledger",
+            "verify",
+            "--checkpoint",
+            file.path().to_str().unwrap(),
+            "--key",
+            public_key.to_str().unwrap(),
+            "--data-dir",
+            data,
+        ]);
+        assert_eq!(code, 0, "{out}");
+    }
+}

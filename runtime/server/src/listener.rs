@@ -1,0 +1,129 @@
+//! The serve loop: what protects the server from its clients' connections before any handler
+//! runs.
+//!
+//! - HTTP/1.1 with keep-alive (what `axum::serve` speaks without its `http2` feature);
+//! - a client must send a request's headers within `header_read_timeout`, also on an idle
+//!   keep-alive connection: a slowloris client trickling header bytes, or a connection left
+//!   open with nothing sent, is cut off and its connection closed;
+//! - at most `max_connections` connections at once: beyond that, a new connection gets a
+//!   `503 overloaded` JSON error with `Retry-After` and is closed, its request never read, so a
+//!   flood cannot exhaust memory or file descriptors while the connections already accepted
+//!   (a health check among them) are served;
+//! - graceful shutdown: stop accepting, let the requests in flight finish, at most
+//!   [`SHUTDOWN_GRACE`].
+//!
+//! Request bodies (size, read deadline) are the API's business: see `api::body`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// How long requests in flight may take to finish once shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The limits the serve loop enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections served at once; more are answered `503` and closed.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers, on a new or an idle keep-alive connection.
+    pub header_read_timeout: Duration,
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before it was accepted:
+                    // the listener itself is fine; pause so a persistent error does not spin.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream, limits.max_connections));
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                // Header timeouts, resets, malformed requests: the client's problem, not ours.
+                tracing::debug!("connection closed: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: closing anyway");
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a connection over the limit: a `503` written before reading anything, then a
+/// short drain of what the client sent, so that closing does not reset the connection before
+/// the client has read the answer.
+async fn refuse(mut stream: TcpStream, max_connections: usize) {
+    tracing::warn!(
+        max_connections,
+        "connection refused: the server is at max_connections"
+    );
+    let body = serde_json::json!({ "error": {
+        "code": "overloaded",
+        "message": format!(
+            "the server is serving its limit of {max_connections} connections (max_connections); retry later"
+        ),
+    }})
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
