@@ -10,7 +10,10 @@
 //!   with `grace ledger verify` while the server is down);
 //! - every checkpoint the server served still verifies against the ledger (consistency: the
 //!   ledger was only ever appended to), offline with `grace ledger verify --checkpoint`;
-//! - every acknowledged playbook upload.
+//! - every acknowledged playbook upload;
+//! - every approval request seen, in the state seen once decided; a run waiting for approval is
+//!   still waiting, or went on (a policy makes every capacity change of `crash-approvals` wait
+//!   for one approver, and the reader approves some of them as it goes).
 //!
 //! `GRACE_CRASH_KILLS` kill points (default 10; `just crash` runs 100); the seed is printed and
 //! `GRACE_CRASH_SEED` replays it. The kill points vary: during ingest, right after an
@@ -35,6 +38,8 @@ use grace_testkit::poll_until;
 use serde_json::{Value, json};
 
 const PLAYBOOK: &str = "echo-crash";
+/// Asks to scale `api-asg` by one: a change that waits for approval.
+const APPROVING: &str = "crash-approvals";
 const FINAL: &[&str] = &["succeeded", "failed", "cancelled", "timed-out"];
 
 /// Everything the server acknowledged, as its clients saw it.
@@ -56,6 +61,14 @@ struct Acked {
     uploads: Vec<(String, String)>,
     /// `202`s whose body was lost with the connection (their seqs are unknown).
     blind_acks: usize,
+    /// Resource → seq of an acknowledged event that fires exactly one run of [`APPROVING`].
+    approving: BTreeMap<String, u64>,
+    /// Runs of [`APPROVING`] → the state last seen.
+    approving_runs: BTreeMap<String, String>,
+    /// Approval id → the state last seen (after an acknowledged vote, the vote's answer).
+    approvals: BTreeMap<String, String>,
+    /// Acknowledged approvals.
+    approved: usize,
 }
 
 /// Where in the server's life the kill lands.
@@ -108,6 +121,7 @@ fn every_acknowledged_event_run_and_ledger_entry_survives_sigkill() {
     let mut survived = 0;
     let mut server = start();
     upload(&server, "1.0.0", &acked);
+    require_approval(&server);
     for kill in 1..=kills {
         let moment = Moment::pick(&mut rng);
         if kill > 1 && !matches!(moment, Moment::DuringRecovery(_)) {
@@ -132,15 +146,23 @@ fn every_acknowledged_event_run_and_ledger_entry_survives_sigkill() {
 
     let a = acked.lock().unwrap();
     eprintln!(
-        "crash test: {survived} kill points survived, {} events, {} runs, {} ledger entries, {} checkpoints checked ({} acknowledgements lost with the connection) in {:.1} s",
+        "crash test: {survived} kill points survived, {} events, {} runs, {} approval requests ({} approved), {} ledger entries, {} checkpoints checked ({} acknowledgements lost with the connection) in {:.1} s",
         a.events.len(),
-        a.runs.len(),
+        a.runs.len() + a.approving_runs.len(),
+        a.approvals.len(),
+        a.approved,
         a.entries.len(),
         a.checkpoints.len(),
         a.blind_acks,
         started.elapsed().as_secs_f64()
     );
     assert!(!a.events.is_empty() && !a.runs.is_empty() && !a.entries.is_empty());
+    assert!(
+        !a.approvals.is_empty(),
+        "no approval request was exercised: {} approving events, runs {:?}",
+        a.approving.len(),
+        a.approving_runs
+    );
 }
 
 fn upload(server: &Server, version: &str, acked: &Mutex<Acked>) {
@@ -152,6 +174,44 @@ fn upload(server: &Server, version: &str, acked: &Mutex<Acked>) {
         version.to_owned(),
         body["digest"].as_str().unwrap().to_owned(),
     ));
+}
+
+/// Policies: everything within grants, and one approver for capacity changes; and the playbook
+/// making them (`guardrail-prober`, one step per run).
+fn require_approval(server: &Server) {
+    for (name, text) in [
+        ("base", grace_trust::BASELINE),
+        (
+            "approvals",
+            r#"@id("one-approver") @decision("require_approval")
+               permit(principal, action in Grace::Action::"capacity", resource);"#,
+        ),
+    ] {
+        let (status, body) = common::rt()
+            .block_on(common::send(
+                &client_with_token(&server.token),
+                reqwest::Method::PUT,
+                &format!("{}/v1/policies/{name}", server.url),
+                Some((
+                    Some("application/json"),
+                    json!({ "text": text }).to_string().into_bytes(),
+                )),
+            ))
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let manifest = std::fs::read_to_string(
+        grace_testkit::playbooks_dir().join("fixtures/guardrail-prober/playbook.toml"),
+    )
+    .unwrap()
+    .replace(
+        "name = \"guardrail-prober\"",
+        &format!("name = \"{APPROVING}\""),
+    )
+    .replace("event_type = \"test.*\"", "event_type = \"crash.approve\"")
+    .replace("attempts = 10", "attempts = 1");
+    let (status, body) = server.upload(&manifest, component("guardrail_prober"));
+    assert!(status == 201 || status == 200, "{status} {body}");
 }
 
 /// Publishers and a reader against the server until the kill, which lands at `moment`.
@@ -212,8 +272,9 @@ fn publish(
             .map(|_| {
                 n += 1;
                 let firing = rng.chance(25);
+                let approving = !firing && rng.chance(8);
                 json!({
-                    "event_type": if firing { "crash.fire" } else { "crash.noise" },
+                    "event_type": if firing { "crash.fire" } else if approving { "crash.approve" } else { "crash.noise" },
                     "source": "crash-test",
                     "actor": format!("publisher-{publisher}"),
                     "resource": format!("k{kill}-p{publisher}-e{n}"),
@@ -237,6 +298,10 @@ fn publish(
                     if event["event_type"] == "crash.fire" {
                         fired = true;
                         a.firing
+                            .insert(event["resource"].as_str().unwrap().to_owned(), seq);
+                    }
+                    if event["event_type"] == "crash.approve" {
+                        a.approving
                             .insert(event["resource"].as_str().unwrap().to_owned(), seq);
                     }
                     a.events.insert(seq, event);
@@ -282,6 +347,45 @@ fn read((url, token): (String, String), seed: u64, acked: &Mutex<Acked>, stop: &
                 Ok((409, _)) => {}
                 Ok((status, body)) => panic!("resume {id}: {status} {body}"),
                 Err(_) => return,
+            }
+        }
+        let Ok((200, waiting)) = http.get(&format!("/v1/runs?playbook={APPROVING}&limit=10000"))
+        else {
+            return;
+        };
+        for run in waiting.as_array().unwrap() {
+            let (id, state) = (run["id"].as_str().unwrap(), run["state"].as_str().unwrap());
+            acked
+                .lock()
+                .unwrap()
+                .approving_runs
+                .insert(id.to_owned(), state.to_owned());
+        }
+        let Ok((200, approvals)) = http.get("/v1/approvals?limit=10000") else {
+            return;
+        };
+        for approval in approvals.as_array().unwrap() {
+            let (id, state) = (
+                approval["id"].as_str().unwrap(),
+                approval["state"].as_str().unwrap(),
+            );
+            acked
+                .lock()
+                .unwrap()
+                .approvals
+                .insert(id.to_owned(), state.to_owned());
+            if state == "pending" && rng.chance(40) {
+                match http.post(&format!("/v1/approvals/{id}/approve"), &json!({})) {
+                    Ok((200, answer)) => {
+                        let mut a = acked.lock().unwrap();
+                        a.approved += 1;
+                        a.approvals
+                            .insert(id.to_owned(), answer["state"].as_str().unwrap().to_owned());
+                    }
+                    Ok((409, _)) => {}
+                    Ok((status, body)) => panic!("approve {id}: {status} {body}"),
+                    Err(_) => return,
+                }
             }
         }
         let from = acked
@@ -380,6 +484,63 @@ fn check_recovered(server: &Server, key: &VerifierKey, acked: &Mutex<Acked>) {
                 FINAL.contains(state) || *state == "interrupted",
                 "run {id} was {seen}, is {state} after the restart"
             );
+        }
+    }
+
+    // Runs that wait for approval: one per acknowledged event, none lost; waiting ones still
+    // wait or went on. Approval requests: none lost, decided ones unchanged.
+    let approving = poll_until(
+        "a run for every acknowledged approving event",
+        Duration::from_secs(60),
+        || {
+            let (_, runs) = server.get(&format!("/v1/runs?playbook={APPROVING}&limit=10000"));
+            let runs = runs.as_array().unwrap().clone();
+            let resources: BTreeSet<&str> = runs
+                .iter()
+                .map(|r| r["resource"].as_str().unwrap())
+                .collect();
+            a.approving
+                .keys()
+                .all(|r| resources.contains(r.as_str()))
+                .then_some(runs)
+        },
+    );
+    let now: BTreeMap<&str, &str> = approving
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        approving.len(),
+        now.len(),
+        "one run per approving event: {approving:?}"
+    );
+    for (id, seen) in &a.approving_runs {
+        let state = now
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("run {id} ({seen}) is lost"));
+        if FINAL.contains(&seen.as_str()) {
+            assert_eq!(state, seen, "run {id} was {seen}");
+        } else if seen == "waiting-approval" {
+            assert!(
+                ["waiting-approval", "queued", "running", "interrupted"].contains(state)
+                    || FINAL.contains(state),
+                "run {id} was waiting for approval, is {state} after the restart"
+            );
+        }
+    }
+    let (_, approvals) = server.get("/v1/approvals?limit=10000");
+    let approvals: BTreeMap<&str, &str> = approvals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["id"].as_str().unwrap(), x["state"].as_str().unwrap()))
+        .collect();
+    for (id, seen) in &a.approvals {
+        let state = approvals
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("approval {id} ({seen}) is lost"));
+        if seen != "pending" {
+            assert_eq!(state, seen, "approval {id} was {seen}");
         }
     }
 

@@ -350,17 +350,7 @@ impl RunState {
             };
         let (plan, proposal) = match authorized {
             Ok(authorized) => authorized,
-            Err(Refusal::Denied(reason)) => {
-                self.record(
-                    &call,
-                    Verdict::Denied,
-                    &reason,
-                    None,
-                    error_json("denied", &reason),
-                )
-                .await?;
-                return Ok(Err(WitError::Denied(reason)));
-            }
+            Err(Refusal::Denied(reason)) => return self.deny(&call, reason, None).await,
             Err(Refusal::Invalid(message)) => {
                 let reason = format!("invalid argument: {message}");
                 self.record(
@@ -418,17 +408,7 @@ impl RunState {
         } = decision;
         match outcome {
             TrustOutcome::Allow => {}
-            TrustOutcome::Deny => {
-                self.record(
-                    &call,
-                    Verdict::Denied,
-                    &reason,
-                    details,
-                    error_json("denied", &reason),
-                )
-                .await?;
-                return Ok(Err(WitError::Denied(reason)));
-            }
+            TrustOutcome::Deny => return self.deny(&call, reason, details).await,
             TrustOutcome::AwaitApproval { approval } => {
                 let message = format!("waiting for approval {approval}: {reason}");
                 let mut result = error_json("awaiting-approval", &message);
@@ -504,6 +484,25 @@ impl RunState {
         self.record(&call, Verdict::Allowed, &reason, details, recorded)
             .await?;
         Ok(returned)
+    }
+
+    /// Records `call` as denied for `reason` (with the trust core's details, if it decided)
+    /// and gives the guest `denied`.
+    async fn deny<T>(
+        &mut self,
+        call: &Call,
+        reason: String,
+        trust: Option<Value>,
+    ) -> wasmtime::Result<Result<T, WitError>> {
+        self.record(
+            call,
+            Verdict::Denied,
+            &reason,
+            trust,
+            error_json("denied", &reason),
+        )
+        .await?;
+        Ok(Err(WitError::Denied(reason)))
     }
 
     /// Counts the call; past `max_host_calls` the guest is stopped (and that is recorded).

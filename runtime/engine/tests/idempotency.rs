@@ -38,25 +38,13 @@ fn attempt(world: &World, guest: &grace_engine::Guest, retrying: bool) -> RunRep
     })
 }
 
-fn desired(world: &World) -> u64 {
-    let snapshot = serde_json::to_value(world.sim.snapshot()).unwrap();
-    snapshot["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == "api-asg")
-        .unwrap()["desired_capacity"]
-        .as_u64()
-        .unwrap()
-}
-
 #[test]
 fn a_retried_run_replays_the_changes_its_earlier_attempt_made_instead_of_repeating_them() {
     let guest = load(&example("scale-on-latency"));
     let world = overloaded();
     let first = attempt(&world, &guest, false);
     assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.failure);
-    assert_eq!(desired(&world), 5);
+    assert_eq!(desired(&world, "api-asg"), 5);
     let key = first.actions().next().unwrap().result["idempotency_key"]
         .as_str()
         .unwrap()
@@ -65,7 +53,11 @@ fn a_retried_run_replays_the_changes_its_earlier_attempt_made_instead_of_repeati
     // The same run again (a retry after a transient failure, or a resume after a crash).
     let retry = attempt(&world, &guest, true);
     assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
-    assert_eq!(desired(&world), 5, "the retry did not scale a second time");
+    assert_eq!(
+        desired(&world, "api-asg"),
+        5,
+        "the retry did not scale a second time"
+    );
     let replayed = retry.actions().next().unwrap();
     assert_eq!(replayed.result["idempotency_key"], key.as_str());
     assert!(
@@ -85,7 +77,7 @@ fn without_the_retry_flag_the_same_run_id_acts_again() {
     let world = overloaded();
     attempt(&world, &guest, false);
     attempt(&world, &guest, false);
-    assert_eq!(desired(&world), 7);
+    assert_eq!(desired(&world, "api-asg"), 7);
 }
 
 /// The simulated groups, except that every capacity change fails as a throttled API would.
@@ -134,12 +126,12 @@ fn a_change_that_failed_in_an_earlier_attempt_is_made_by_the_retry() {
     assert_ne!(first.status, RunStatus::Succeeded);
     let failed = first.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(failed.result["error"]["kind"], "unavailable", "{failed:?}");
-    assert_eq!(desired(&world), 3);
+    assert_eq!(desired(&world, "api-asg"), 3);
 
     // The failure's record is not a completion: the retry makes the change.
     let retry = attempt(&world, &guest, true);
     assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
-    assert_eq!(desired(&world), 5);
+    assert_eq!(desired(&world, "api-asg"), 5);
     let action = retry.actions().next().unwrap();
     assert!(action.result.get("replayed_from").is_none(), "{action:?}");
     assert_eq!(

@@ -1537,11 +1537,12 @@ async fn wait_until_final(
     let deadline = tokio::time::Instant::now() + SIMULATED_RUN_WAIT;
     loop {
         let all_final = ids.iter().all(|id| {
-            app.store
-                .run(id)
-                .ok()
-                .flatten()
-                .is_none_or(|r| r.state.is_final() || r.state == RunState::Interrupted)
+            app.store.run(id).ok().flatten().is_none_or(|r| {
+                // A run waiting for people takes no virtual time meanwhile: the incident
+                // replays on, as it did.
+                r.state.is_final()
+                    || matches!(r.state, RunState::Interrupted | RunState::WaitingApproval)
+            })
         });
         if all_final {
             return;

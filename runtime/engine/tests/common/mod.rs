@@ -107,3 +107,16 @@ pub fn event(event_type: &str, resource: &str, payload: serde_json::Value) -> Tr
         timestamp: 1_767_225_900_000,
     }
 }
+
+/// The desired capacity of `group` in the world's simulated fleet.
+pub fn desired(world: &World, group: &str) -> u64 {
+    let snapshot = serde_json::to_value(world.sim.snapshot()).unwrap();
+    snapshot["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == group)
+        .unwrap()["desired_capacity"]
+        .as_u64()
+        .unwrap()
+}
