@@ -28,24 +28,7 @@ impl Glob {
 
     /// Whether `text` matches the whole pattern.
     pub fn matches(&self, text: &str) -> bool {
-        let mut parts = self.pattern.split('*');
-        // `split` always yields at least one part.
-        let first = parts.next().unwrap_or("");
-        let Some(mut rest) = text.strip_prefix(first) else {
-            return false;
-        };
-        let parts: Vec<&str> = parts.collect();
-        let Some((last, middle)) = parts.split_last() else {
-            // No `*` at all: the pattern is a literal.
-            return rest.is_empty();
-        };
-        for part in middle {
-            match rest.find(part) {
-                Some(at) => rest = &rest[at + part.len()..],
-                None => return false,
-            }
-        }
-        rest.len() >= last.len() && rest.ends_with(last)
+        grace_trust::glob::matches(&self.pattern, text)
     }
 }
 

@@ -207,6 +207,7 @@ mod action;
 mod core;
 mod decision;
 mod error;
+pub mod glob;
 pub mod guardrails;
 mod history;
 mod policy;

@@ -70,7 +70,7 @@ impl Guardrail {
             && self
                 .matches
                 .as_deref()
-                .is_none_or(|g| glob(g, &resource.id))
+                .is_none_or(|g| crate::glob::matches(g, &resource.id))
             && self.environment.as_deref().is_none_or(|e| {
                 resource
                     .environment
@@ -352,30 +352,10 @@ fn show(n: Option<u32>) -> String {
     n.map_or_else(|| "an unknown number of".to_owned(), |n| n.to_string())
 }
 
-/// Whether `text` matches `pattern`, where `*` matches any run of characters.
-fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        // No `*`: the whole text must be the pattern.
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::glob::matches as glob;
 
     #[test]
     fn globs_match_like_shell_patterns() {
