@@ -84,7 +84,10 @@ pub fn save_token(path: &Path, token: &str) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp");
+    // Beside the file, named after all of it: `api.token` → `api.token.tmp`, never `api.tmp`.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

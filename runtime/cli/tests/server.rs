@@ -67,6 +67,14 @@ fn uploads_are_validated_before_anything_is_stored() {
     assert_eq!(status, 200, "the same upload again changes nothing");
     let (status, body) = server.upload(&good, component("trivial"));
     assert_eq!(status, 409, "a version is immutable: {body}");
+    let regranted = good.replace("test.echo", "test.anything");
+    let (status, body) = server.upload(&regranted, component("echo"));
+    assert_eq!(
+        status, 409,
+        "a manifest changed under the same version is refused, not ignored: {body}"
+    );
+    let (_, shown) = server.get("/v1/playbooks/echo-test");
+    assert!(shown.to_string().contains("test.echo"), "{shown}");
 
     let (status, health) = server.get("/healthz");
     assert_eq!((status, health["status"].clone()), (200, json!("ok")));

@@ -679,7 +679,7 @@ impl App {
         };
         match self.store.put_version(version.clone(), &component)? {
             PutOutcome::Conflict { existing } => Err(ApiError::conflict(format!(
-                "`{}` version `{}` is already stored with digest `{existing}`; versions are immutable, bump `version`",
+                "`{}` version `{}` is already stored (component `{existing}`) with another component or manifest; versions are immutable, bump `version`",
                 version.name, version.version
             ))),
             PutOutcome::Unchanged(record) => Ok((false, record)),

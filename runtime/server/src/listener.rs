@@ -30,6 +30,9 @@ use tokio::sync::Semaphore;
 /// How long requests in flight may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Connections over the limit being answered `503` at once; beyond, they are closed unanswered.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
 /// The limits the serve loop enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -47,6 +50,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Refusals are bounded too: past this many being answered at once, a connection over the
+    // limit is closed at once, so a flood cannot exhaust tasks or file descriptors.
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -69,7 +75,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream, limits.max_connections));
+            if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                // One warning per burst of refusals, not one per connection.
+                let first = refusals.available_permits() == MAX_REFUSALS_IN_FLIGHT - 1;
+                tokio::spawn(async move {
+                    refuse(stream, limits.max_connections, first).await;
+                    drop(permit);
+                });
+            }
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
@@ -95,11 +108,13 @@ pub async fn serve(
 /// The answer to a connection over the limit: a `503` written before reading anything, then a
 /// short drain of what the client sent, so that closing does not reset the connection before
 /// the client has read the answer.
-async fn refuse(mut stream: TcpStream, max_connections: usize) {
-    tracing::warn!(
-        max_connections,
-        "connection refused: the server is at max_connections"
-    );
+async fn refuse(mut stream: TcpStream, max_connections: usize, log: bool) {
+    if log {
+        tracing::warn!(
+            max_connections,
+            "connection refused: the server is at max_connections"
+        );
+    }
     let body = serde_json::json!({ "error": {
         "code": "overloaded",
         "message": format!(

@@ -22,10 +22,22 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::app::App;
 use crate::error::ApiError;
 
-/// The largest body `method` `path` takes, and the setting that says so.
+/// Uploads being read or handled at once: each may hold `max_upload_bytes` (and copies of it)
+/// in memory, so their number is bounded apart from the connections'.
+const MAX_CONCURRENT_UPLOADS: usize = 4;
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_UPLOADS);
+
+fn is_upload(method: &Method, path: &str) -> bool {
+    method == Method::POST && path.trim_end_matches('/') == "/v1/playbooks"
+}
+
+/// The largest body `method` `path` takes, and the setting that says so. Reads and deletes take
+/// none: no reader can make the server buffer a body.
 fn limit_for(app: &App, method: &Method, path: &str) -> (usize, &'static str) {
-    if method == Method::POST && path.trim_end_matches('/') == "/v1/playbooks" {
+    if is_upload(method, path) {
         (app.config.max_upload_bytes, "max_upload_bytes")
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::DELETE) {
+        (0, "GET, HEAD and DELETE requests take no body")
     } else {
         (app.config.max_body_bytes, "max_body_bytes")
     }
@@ -40,6 +52,19 @@ fn too_large(limit: usize, setting: &str) -> ApiError {
 /// Middleware: reads the body within its limit and deadline, then calls the handler with it.
 pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let (limit, setting) = limit_for(&app, request.method(), request.uri().path());
+    let _upload = if is_upload(request.method(), request.uri().path()) {
+        match UPLOADS.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return ApiError::overloaded(format!(
+                    "{MAX_CONCURRENT_UPLOADS} uploads are in progress; retry shortly"
+                ))
+                .into_response();
+            }
+        }
+    } else {
+        None
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

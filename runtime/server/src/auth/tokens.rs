@@ -42,8 +42,11 @@ pub enum TokenError {
     /// The operating system gave no randomness.
     #[error("no randomness for a new token: {0}")]
     Random(String),
-    /// A token name is empty, too long or holds control characters.
-    #[error("token name `{0}` is invalid: use 1 to 64 printable characters")]
+    /// A token name is empty, too long or holds characters other than letters, digits, spaces
+    /// and `.-_@'`.
+    #[error(
+        "token name `{0}` is invalid: use 1 to 64 letters, digits, spaces and `.-_@'` (names are shown to people, so nothing invisible)"
+    )]
     BadName(String),
     /// A token without scopes could do nothing.
     #[error("a token needs at least one scope (read, operate, approve, admin)")]
@@ -176,7 +179,11 @@ impl TokenStore {
     /// Makes, stores and returns a new token.
     pub fn create(&self, spec: TokenSpec) -> Result<NewToken, TokenError> {
         let name = spec.name.trim();
-        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        // Names are shown to people (who approved, who uploaded): letters, digits, spaces and
+        // `.-_@'` only, so that two names never look alike through invisible or bidi characters.
+        let allowed =
+            |c: char| c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '@' | '\'');
+        if name.is_empty() || name.chars().count() > 64 || !name.chars().all(allowed) {
             return Err(TokenError::BadName(spec.name.escape_debug().to_string()));
         }
         if spec.scopes.is_empty() {
@@ -344,5 +351,22 @@ mod tests {
             store.create(spec("x", &[])),
             Err(TokenError::NoScopes)
         ));
+        // Two approvers must not be able to look like one: no invisible or bidi characters.
+        for lookalike in ["alice\u{200B}", "ali\u{202E}ce", "alice\u{FEFF}", "al\nice"] {
+            assert!(
+                matches!(
+                    store.create(spec(lookalike, &[Scope::Approve])),
+                    Err(TokenError::BadName(_))
+                ),
+                "{lookalike:?}"
+            );
+        }
+        assert!(store.create(spec("Zoë O'Neil", &[Scope::Approve])).is_ok());
+        assert!(store.create(spec("Zoë Neil-2", &[Scope::Approve])).is_ok());
+        assert!(
+            store
+                .create(spec("ci.deploy@team_x", &[Scope::Read]))
+                .is_ok()
+        );
     }
 }

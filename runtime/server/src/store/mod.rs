@@ -92,7 +92,7 @@ pub enum PutOutcome {
     Created(PlaybookRecord),
     /// The same name, version and digest were already there.
     Unchanged(PlaybookRecord),
-    /// The name and version exist with another digest; nothing was stored.
+    /// The name and version exist with another component or manifest; nothing was stored.
     Conflict {
         /// The digest already stored for that version.
         existing: String,
@@ -177,7 +177,9 @@ impl Store {
                 .iter()
                 .find(|v| v.version == version.version)
             {
-                if same.digest != version.digest {
+                // A version is its component and its manifest: a re-upload changing either
+                // (grants, triggers) without a new version number is refused, not ignored.
+                if same.digest != version.digest || same.manifest != version.manifest {
                     return Ok(PutOutcome::Conflict {
                         existing: same.digest.clone(),
                     });

@@ -310,40 +310,66 @@ impl Approvals {
     pub fn cancel_for_run(&self, run_id: &str, now: u64) -> Result<(), VoteError> {
         for a in self.list(Some(ApprovalState::Pending), usize::MAX)? {
             if a.run_id == run_id {
-                let _ = self.update(&a.id, u64::MIN, |a| {
-                    a.state = ApprovalState::Cancelled;
-                    a.decided_at = Some(now);
-                    Ok(())
-                });
+                self.transition(&a.id, |a| {
+                    (a.state == ApprovalState::Pending).then(|| {
+                        a.state = ApprovalState::Cancelled;
+                        a.decided_at = Some(now);
+                    })
+                })?;
             }
         }
         Ok(())
     }
 
-    /// Marks every pending approval past its expiry as expired; returns them.
+    /// Marks every pending approval past its expiry as expired; returns them. Each is expired
+    /// in its own write transaction that reads it again, so a vote committed meanwhile is never
+    /// overwritten.
     pub fn expire_due(&self, now: u64) -> Result<Vec<Approval>, VoteError> {
-        let due: Vec<Approval> = self
+        let due: Vec<String> = self
             .list(Some(ApprovalState::Pending), usize::MAX)?
             .into_iter()
             .filter(|a| now >= a.expires_at)
+            .map(|a| a.id)
             .collect();
         let mut expired = Vec::new();
-        for a in due {
-            let tx = self.db.begin_write().map_err(storage)?;
-            let mut a = a;
-            a.state = ApprovalState::Expired;
-            a.decided_at = Some(now);
-            {
-                let mut table = tx.open_table(APPROVALS).map_err(storage)?;
-                let bytes = serde_json::to_vec(&a).map_err(storage)?;
-                table
-                    .insert(a.id.as_str(), bytes.as_slice())
-                    .map_err(storage)?;
+        for id in due {
+            match self.transition(&id, |a| {
+                (a.state == ApprovalState::Pending && now >= a.expires_at).then(|| {
+                    a.state = ApprovalState::Expired;
+                    a.decided_at = Some(now);
+                })
+            }) {
+                Ok(Some(a)) => expired.push(a),
+                Ok(None) => {}
+                Err(e) => return Err(e),
             }
-            tx.commit().map_err(storage)?;
-            expired.push(a);
         }
         Ok(expired)
+    }
+
+    /// Applies `change` to approval `id` in one write transaction that reads it first; `change`
+    /// returns `None` to leave it as it is. Returns the approval when it was changed.
+    fn transition(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Approval) -> Option<()>,
+    ) -> Result<Option<Approval>, VoteError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        let changed = {
+            let mut table = tx.open_table(APPROVALS).map_err(storage)?;
+            let mut approval: Approval = match table.get(id).map_err(storage)? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(storage)?,
+                None => return Ok(None),
+            };
+            if change(&mut approval).is_none() {
+                return Ok(None);
+            }
+            let bytes = serde_json::to_vec(&approval).map_err(storage)?;
+            table.insert(id, bytes.as_slice()).map_err(storage)?;
+            approval
+        };
+        tx.commit().map_err(storage)?;
+        Ok(Some(changed))
     }
 }
 
@@ -434,6 +460,17 @@ mod tests {
             s.get("ap-4").unwrap().unwrap().state,
             ApprovalState::Pending
         );
+    }
+
+    #[test]
+    fn expiry_leaves_decided_approvals_alone() {
+        let s = store();
+        s.put(&pending("ap-5", 1, 100)).unwrap();
+        s.approve("ap-5", vote("alice", 50)).unwrap();
+        assert!(s.expire_due(1000).unwrap().is_empty());
+        let a = s.get("ap-5").unwrap().unwrap();
+        assert_eq!(a.state, ApprovalState::Approved);
+        assert_eq!(a.approvers_text(), "alice");
     }
 
     #[test]
