@@ -347,6 +347,25 @@ impl Approvals {
         Ok(expired)
     }
 
+    /// Asks again for `approvers` people in all, until `expires_at`: an approval given under a
+    /// policy that asked for fewer people than it asks for now. Votes already given count.
+    pub fn reopen(
+        &self,
+        id: &str,
+        approvers: u8,
+        expires_at: u64,
+    ) -> Result<Option<Approval>, VoteError> {
+        self.transition(id, |a| {
+            (a.state == ApprovalState::Approved && a.approved_by.len() < usize::from(approvers))
+                .then(|| {
+                    a.state = ApprovalState::Pending;
+                    a.approvers = approvers;
+                    a.expires_at = expires_at;
+                    a.decided_at = None;
+                })
+        })
+    }
+
     /// Applies `change` to approval `id` in one write transaction that reads it first; `change`
     /// returns `None` to leave it as it is. Returns the approval when it was changed.
     fn transition(
@@ -471,6 +490,24 @@ mod tests {
         let a = s.get("ap-5").unwrap().unwrap();
         assert_eq!(a.state, ApprovalState::Approved);
         assert_eq!(a.approvers_text(), "alice");
+    }
+
+    #[test]
+    fn a_policy_asking_for_more_people_reopens_an_approval_and_earlier_votes_count() {
+        let s = store();
+        s.put(&pending("ap-6", 1, 100)).unwrap();
+        s.approve("ap-6", vote("alice", 10)).unwrap();
+        let a = s.reopen("ap-6", 2, 500).unwrap().expect("reopened");
+        assert_eq!((a.state, a.approvers), (ApprovalState::Pending, 2));
+        assert!(
+            s.reopen("ap-6", 2, 500).unwrap().is_none(),
+            "only approved ones"
+        );
+        let again = s.approve("ap-6", vote("alice", 20)).unwrap_err();
+        assert!(matches!(again, VoteError::AlreadyVoted { .. }));
+        let a = s.approve("ap-6", vote("bob", 30)).unwrap();
+        assert_eq!(a.state, ApprovalState::Approved);
+        assert_eq!(a.approvers_text(), "alice and bob");
     }
 
     #[test]

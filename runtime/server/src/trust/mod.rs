@@ -332,6 +332,29 @@ impl HostTrust {
                 a
             }
         };
+        // Approved under a policy that asked for fewer people than the one deciding now: the
+        // request is open again for the rest.
+        let approval = if approval.state == ApprovalState::Approved
+            && approval.approved_by.len() < usize::from(approvers)
+        {
+            let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+            match self
+                .approvals
+                .reopen(&id, approvers, now.saturating_add(ttl))
+            {
+                Ok(Some(reopened)) => reopened,
+                Ok(None) => approval,
+                Err(e) => {
+                    return TrustDecision::deny(format!(
+                        "{}; approval `{id}` cannot be reopened for {approvers} approvers, so the change is refused: {e}",
+                        decision.reason
+                    ))
+                    .with_details(details);
+                }
+            }
+        } else {
+            approval
+        };
         let details = details_of(decision, Some(&approval));
         match approval.state {
             ApprovalState::Pending if now < approval.expires_at => TrustDecision {
