@@ -17,6 +17,13 @@ fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
+/// Asserts the command was refused as bad input (exit 2), saying `why` on stderr.
+fn refused(out: &Output, why: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -163,12 +170,7 @@ fn client_commands_use_the_init_token_and_say_what_to_do_without_one() {
         .env("GRACE_TOKEN", "grace_wrong")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("not known"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "not known");
 }
 
 #[test]
@@ -219,12 +221,7 @@ fn tokens_are_created_listed_and_revoked_and_scopes_hold() {
     let events = data.path().join("event.json");
     std::fs::write(&events, event("test.echo", "api", 0, 1.0).to_string()).unwrap();
     let out = as_viewer(&["events", "publish", events.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("`operate` scope"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "`operate` scope");
     let out = as_viewer(&["tokens", "list"]);
     assert!(
         text(&out.stderr).contains("`admin` scope"),
@@ -238,12 +235,7 @@ fn tokens_are_created_listed_and_revoked_and_scopes_hold() {
         .output()
         .unwrap());
     let out = as_viewer(&["runs", "list"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("revoked"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "revoked");
 }
 
 /// A playbook directory of its own: the echo fixture and a manifest naming it.
@@ -316,12 +308,7 @@ fn a_playbook_signed_with_grace_playbook_sign_uploads_and_shows_its_signer() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("the manifest was changed after signing"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "the manifest was changed after signing");
 }
 
 #[test]
@@ -335,12 +322,7 @@ fn an_unsigned_upload_is_refused_by_default() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("the upload is not signed"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "the upload is not signed");
     let (status, body) = server.upload_with(&manifest("unsigned", ""), component("echo"), None);
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "signature");

@@ -27,26 +27,7 @@ fn get_text(server: &Server, path: &str) -> (u16, String) {
 #[test]
 fn the_server_signs_checkpoints_and_proves_entries_against_them() {
     let data = data_dir();
-    let key = data.path().join("ledger.key");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_grace"))
-        .args(["keys", "generate", "--name", "grace.test/server", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = data.path().join("grace.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "checkpoint_key = \"{}\"\ncheckpoint_every = \"1s\"\n",
-            key.display()
-        ),
-    )
-    .unwrap();
+    let config = common::stress::checkpointing_config(data.path(), "grace.test/server");
     let server = Server::start(&path_of(&data), &["--config", config.to_str().unwrap()]);
 
     let (status, body) = get_text(&server, "/v1/ledger/checkpoint");

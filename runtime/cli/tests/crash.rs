@@ -110,7 +110,7 @@ fn every_acknowledged_event_run_and_ledger_entry_survives_sigkill() {
     let mut rng = Rng::from_env("GRACE_CRASH_SEED");
     let data = data_dir();
     let keys = tempfile::tempdir().unwrap();
-    let config = checkpointing_config(keys.path());
+    let config = checkpointing_config(keys.path(), "grace.test/crash");
     let config = config.to_str().unwrap().to_owned();
     let public_key = keys.path().join("ledger.key.pub");
     let key = VerifierKey::load(&public_key).unwrap();

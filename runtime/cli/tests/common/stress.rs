@@ -149,12 +149,12 @@ impl Rng {
     }
 }
 
-/// A checkpoint signing key in `dir` (`ledger.key`, `ledger.key.pub`), and a `grace.toml`
-/// signing a checkpoint every second with it. Returns the configuration file's path.
-pub fn checkpointing_config(dir: &Path) -> PathBuf {
+/// A checkpoint signing key named `origin` in `dir` (`ledger.key`, `ledger.key.pub`), and a
+/// `grace.toml` signing a checkpoint every second with it. Returns the configuration file's path.
+pub fn checkpointing_config(dir: &Path, origin: &str) -> PathBuf {
     let key = dir.join("ledger.key");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_grace"))
-        .args(["keys", "generate", "--name", "grace.test/crash", "--out"])
+        .args(["keys", "generate", "--name", origin, "--out"])
         .arg(&key)
         .output()
         .unwrap();
