@@ -26,6 +26,13 @@ pub enum ExecError {
     /// Anything else the backend reported.
     #[error("{0}")]
     Other(String),
+    /// The backend's answer was larger than the call may hold (see [`crate::budget`]); it was
+    /// not read past the limit.
+    #[error("the answer is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 impl ExecError {

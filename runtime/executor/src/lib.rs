@@ -8,6 +8,7 @@
 //! Executors know nothing of WebAssembly, grants or the ledger: they receive arguments that the
 //! engine has already checked and do exactly what they are asked.
 
+pub mod budget;
 pub mod clock;
 pub mod containers;
 mod error;

@@ -3,7 +3,8 @@
 //!
 //! The engine is asked for the last `tail` lines only, and whatever it sends is still bounded
 //! here: at most `tail` lines of at most [`MAX_LINE_BYTES`] each are kept, newest last, so a
-//! container that writes huge lines cannot make GRACE hold more than that.
+//! container that writes huge lines cannot make GRACE hold more than that — and no more bytes
+//! than the call's response budget (`grace_executor::budget`): older lines are dropped first.
 
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptionsBuilder;
@@ -33,7 +34,8 @@ pub(crate) async fn logs(docker: &Docker, id: &str, tail: u32) -> Result<Vec<Str
         .tail(&tail.to_string())
         .build();
     let collect = async {
-        let mut lines = Lines::new(tail);
+        let budget = grace_executor::budget::response_cap(u64::from(MAX_TAIL) * MAX_LINE_BYTES as u64);
+        let mut lines = Lines::new(tail).within(usize::try_from(budget).unwrap_or(usize::MAX));
         let mut stream = engine.logs(id, Some(options));
         while let Some(chunk) = stream.next().await {
             lines.push(&chunk?);
@@ -56,6 +58,10 @@ enum Source {
 #[derive(Debug)]
 pub(crate) struct Lines {
     keep: usize,
+    /// Most bytes of lines kept.
+    max_bytes: usize,
+    /// Bytes of the lines kept.
+    bytes: usize,
     lines: std::collections::VecDeque<String>,
     /// A line started on stdout and not finished yet.
     out: Vec<u8>,
@@ -67,10 +73,18 @@ impl Lines {
     pub(crate) fn new(keep: u32) -> Lines {
         Lines {
             keep: usize::try_from(keep).unwrap_or(usize::MAX),
+            max_bytes: usize::MAX,
+            bytes: 0,
             lines: std::collections::VecDeque::new(),
             out: Vec::new(),
             err: Vec::new(),
         }
+    }
+
+    /// Keeps at most `max_bytes` of lines, the newest.
+    pub(crate) fn within(mut self, max_bytes: usize) -> Lines {
+        self.max_bytes = max_bytes;
+        self
     }
 
     pub(crate) fn push(&mut self, chunk: &LogOutput) {
@@ -120,12 +134,15 @@ impl Lines {
         if self.keep == 0 {
             return;
         }
-        if self.lines.len() == self.keep {
-            self.lines.pop_front();
-        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        self.lines
-            .push_back(String::from_utf8_lossy(line).into_owned());
+        let line = String::from_utf8_lossy(line).into_owned();
+        self.bytes = self.bytes.saturating_add(line.len());
+        self.lines.push_back(line);
+        while self.lines.len() > self.keep || (self.bytes > self.max_bytes && self.lines.len() > 1) {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes = self.bytes.saturating_sub(old.len());
+            }
+        }
     }
 }
 
@@ -172,6 +189,9 @@ mod tests {
     #[test]
     fn only_the_newest_lines_are_kept() {
         assert_eq!(collect(2, &[out("1\n2\n3\n"), out("4\n")]), ["3", "4"]);
+        let mut lines = Lines::new(10).within(5);
+        lines.push(&out("one\ntwo\nthree\n"));
+        assert_eq!(lines.finish(), ["three"], "older lines go past the byte budget");
         assert!(collect(0, &[out("1\n")]).is_empty());
     }
 

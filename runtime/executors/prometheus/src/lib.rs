@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use grace_executor::budget::response_cap;
 use grace_executor::metrics::{Sample, Series};
 use grace_executor::{ExecError, Labels, MetricsExecutor};
 use reqwest::Url;
@@ -17,6 +18,8 @@ use serde::Deserialize;
 
 /// The default time limit of one request to Prometheus.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default largest answer read from Prometheus, in bytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A Prometheus server, as GRACE's metrics backend.
 #[derive(Debug, Clone)]
@@ -28,6 +31,8 @@ pub struct PrometheusMetrics {
     timeout: Duration,
     /// When true, instant queries omit `time`: Prometheus evaluates them at its own now.
     evaluate_at_server_time: bool,
+    /// The largest answer read, in bytes (a run's own budget may lower it per call).
+    max_response_bytes: u64,
 }
 
 /// Parses and checks a Prometheus base URL: `http` or `https`, with a host.
@@ -64,12 +69,20 @@ impl PrometheusMetrics {
             client,
             timeout: DEFAULT_TIMEOUT,
             evaluate_at_server_time: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
     }
 
     /// Sets the time limit of one request.
     pub fn with_timeout(mut self, timeout: Duration) -> PrometheusMetrics {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the largest answer read from Prometheus, in bytes; a larger one is
+    /// [`ExecError::TooLarge`].
+    pub fn with_max_response_bytes(mut self, bytes: u64) -> PrometheusMetrics {
+        self.max_response_bytes = bytes;
         self
     }
 
@@ -100,11 +113,31 @@ impl PrometheusMetrics {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let body = self.read_capped(response).await?;
         decode(status, &body)
+    }
+
+    /// Reads the body chunk by chunk, stopping at the cap (the smaller of this backend's
+    /// [`PrometheusMetrics::with_max_response_bytes`] and what the run may still hold): an
+    /// answer over it is refused without being held whole.
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ExecError> {
+        let cap = response_cap(self.max_response_bytes);
+        let too_large = ExecError::TooLarge { limit: cap };
+        if response.content_length().is_some_and(|n| n > cap) {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&e))?
+        {
+            if (body.len() as u64).saturating_add(chunk.len() as u64) > cap {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> ExecError {
