@@ -24,6 +24,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use crate::bindings::collector::CollectorPre;
 use crate::bindings::playbook::{Playbook, PlaybookPre};
 use crate::bindings::types as wit;
+use crate::bounds::RunBounds;
 use crate::component::{
     CompiledComponent, Guest, LoadError, Pre, check_header, digest, manifest_path,
 };
@@ -39,6 +40,12 @@ use crate::trust::{PassThrough, Trust};
 pub const MAX_COLLECTED_EVENTS: usize = 1000;
 /// Longest error text a guest may return; longer ones are cut.
 const MAX_GUEST_ERROR_BYTES: usize = 4096;
+/// Longest outcome summary, and longest outcome detail value, kept; longer ones are cut.
+pub const MAX_OUTCOME_TEXT_BYTES: usize = 4096;
+/// Most outcome details kept.
+pub const MAX_OUTCOME_DETAILS: usize = 64;
+/// Longest outcome detail key kept.
+const MAX_OUTCOME_KEY_BYTES: usize = 256;
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
@@ -74,6 +81,8 @@ pub struct RunEnv {
     /// run): then the run's ledger records are read first, and each change an earlier attempt
     /// completed is replayed from its record instead of being made again.
     pub earlier_attempts: bool,
+    /// The host's bounds on the run, whatever its manifest asks.
+    pub bounds: RunBounds,
 }
 
 impl RunEnv {
@@ -84,6 +93,7 @@ impl RunEnv {
             ledger,
             trust: Arc::new(PassThrough),
             earlier_attempts: false,
+            bounds: RunBounds::default(),
         }
     }
 
@@ -337,6 +347,9 @@ impl Engine {
             deferred: None,
             completed: Arc::new(completed),
             ranks: HashMap::new(),
+            bounds: env.bounds,
+            recorded_bytes: 0,
+            log_bytes: 0,
         };
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = Store::new(
@@ -374,6 +387,7 @@ impl Engine {
             host_calls: 0,
             fuel_consumed: 0,
             guest_stderr: String::new(),
+            outcome_truncated: false,
         };
 
         if let Some(e) = unreadable {
@@ -426,15 +440,9 @@ impl Engine {
         match result {
             Ok(GuestResult::Outcome(Ok(outcome))) => {
                 report.status = RunStatus::Succeeded;
-                report.outcome = Some(Outcome {
-                    summary: outcome.summary,
-                    changed: outcome.changed,
-                    details: outcome
-                        .details
-                        .into_iter()
-                        .map(|l| (l.key, l.value))
-                        .collect(),
-                });
+                let (outcome, truncated) = bounded_outcome(outcome);
+                report.outcome = Some(outcome);
+                report.outcome_truncated = truncated;
             }
             Ok(GuestResult::Events(Ok(events))) => match self.accept_events(manifest, events) {
                 Ok(events) => {
@@ -474,19 +482,39 @@ impl Engine {
         // waiting for (dropping its receipt does not withdraw it).
         state.pending.retain(|(index, _)| index.is_some());
         let _ = state.confirm_pending(false).await;
+        let mut result = json!({
+            "status": report.status,
+            "outcome": report.outcome,
+            "failure": report.failure,
+            "events": report.events.len(),
+        });
+        if report.outcome_truncated {
+            result["outcome_truncated"] = json!(true);
+        }
         let finished = state.record_lifecycle(
             "finished",
             json!({ "host_calls": state.host_calls, "fuel_consumed": report.fuel_consumed }),
-            json!({
-                "status": report.status,
-                "outcome": report.outcome,
-                "failure": report.failure,
-                "events": report.events.len(),
-            }),
+            result,
         );
         report.timeline = std::mem::take(&mut state.timeline);
-        if let Err(e) = finished {
+        // A run's end is always on record: one whose end could not be recorded failed, whatever
+        // the guest returned.
+        let recorded = match finished {
+            Ok(Some(pending)) => pending.await.map(drop),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
             tracing::error!(run = %report.run_id, "the ledger could not record the run's end: {e}");
+            if report.status != RunStatus::WaitingApproval {
+                report.status = RunStatus::Failed;
+                report.outcome = None;
+                report.events.clear();
+                report.failure = Some(Failure {
+                    kind: FailureKind::LedgerUnavailable,
+                    message: format!("the ledger could not record the run's end: {e}"),
+                });
+            }
         }
         report
     }
@@ -524,6 +552,32 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// The guest's outcome, cut to what one ledger entry and one API answer comfortably hold: at
+/// most [`MAX_OUTCOME_DETAILS`] details, texts of at most [`MAX_OUTCOME_TEXT_BYTES`]. Whether
+/// anything was cut comes back with it.
+fn bounded_outcome(outcome: wit::Outcome) -> (Outcome, bool) {
+    let mut truncated = outcome.summary.len() > MAX_OUTCOME_TEXT_BYTES
+        || outcome.details.len() > MAX_OUTCOME_DETAILS;
+    let details = outcome
+        .details
+        .into_iter()
+        .take(MAX_OUTCOME_DETAILS)
+        .map(|l| {
+            truncated |= l.key.len() > MAX_OUTCOME_KEY_BYTES || l.value.len() > MAX_OUTCOME_TEXT_BYTES;
+            (
+                truncate(l.key, MAX_OUTCOME_KEY_BYTES),
+                truncate(l.value, MAX_OUTCOME_TEXT_BYTES),
+            )
+        })
+        .collect();
+    let outcome = Outcome {
+        summary: truncate(outcome.summary, MAX_OUTCOME_TEXT_BYTES),
+        changed: outcome.changed,
+        details,
+    };
+    (outcome, truncated)
 }
 
 enum GuestResult {

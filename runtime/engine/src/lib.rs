@@ -7,9 +7,11 @@
 //! - [`component`] and [`engine`]: loading components, the sandboxed wasmtime runtime, runs;
 //! - `capabilities/`: one module per WIT interface, each handing its call to the [`pipeline`];
 //! - [`trust`]: the seam where the trust core decides after the grants;
-//! - [`run`]: what a run reports.
+//! - [`run`]: what a run reports;
+//! - [`bounds`]: what one run may make the host hold.
 
 pub mod bindings;
+pub mod bounds;
 mod capabilities;
 pub mod component;
 pub mod condition;

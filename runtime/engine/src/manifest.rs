@@ -25,6 +25,8 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_HOST_CALLS: u32 = 1_000_000;
 /// The longest log message a manifest may allow.
 pub const MAX_LOG_BYTES: u32 = 1024 * 1024;
+/// The most a manifest may allow a run to log in all.
+pub const MAX_TOTAL_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Whether a guest responds to events or produces them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -159,6 +161,8 @@ pub struct Limits {
     pub max_host_calls: u32,
     /// Bytes per log message.
     pub max_log_bytes: u32,
+    /// Bytes logged per run, in all.
+    pub max_total_log_bytes: u64,
 }
 
 impl Default for Limits {
@@ -169,6 +173,7 @@ impl Default for Limits {
             memory_bytes: 64 * 1024 * 1024,
             max_host_calls: 1000,
             max_log_bytes: 4096,
+            max_total_log_bytes: 1024 * 1024,
         }
     }
 }
@@ -360,6 +365,7 @@ pub(crate) mod raw {
         memory: Option<Size>,
         max_host_calls: Option<u32>,
         max_log_bytes: Option<u32>,
+        max_total_log_bytes: Option<Size>,
     }
 
     #[derive(Deserialize)]
@@ -560,12 +566,23 @@ pub(crate) mod raw {
                     format!("`{max_log_bytes}` is outside 1..={MAX_LOG_BYTES}"),
                 ));
             }
+            let max_total_log_bytes = match &self.max_total_log_bytes {
+                Some(m) => parse_size("limits.max_total_log_bytes", m)?,
+                None => defaults.max_total_log_bytes,
+            };
+            if max_total_log_bytes == 0 || max_total_log_bytes > MAX_TOTAL_LOG_BYTES {
+                return Err(ManifestError::invalid(
+                    "limits.max_total_log_bytes",
+                    format!("{max_total_log_bytes} bytes is outside 1..={MAX_TOTAL_LOG_BYTES}"),
+                ));
+            }
             Ok(super::Limits {
                 timeout,
                 fuel,
                 memory_bytes,
                 max_host_calls,
                 max_log_bytes,
+                max_total_log_bytes,
             })
         }
     }

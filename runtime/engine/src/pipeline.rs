@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bindings::types::Error as WitError;
+use crate::bounds::{RunBounds, json_len, record_ok};
 use crate::event::TriggerEvent;
 use crate::grants::{Denial, Grants};
 use crate::manifest::Limits;
@@ -236,6 +237,12 @@ pub(crate) struct RunState {
     pub completed: Arc<Completed>,
     /// How many changes of each (interface, function, target) this attempt asked for.
     pub ranks: std::collections::HashMap<(&'static str, &'static str, String), u32>,
+    /// The host's bounds on the run.
+    pub bounds: RunBounds,
+    /// Bytes of arguments, reasons and results put on record so far.
+    pub recorded_bytes: u64,
+    /// Bytes the guest logged so far.
+    pub log_bytes: u64,
 }
 
 fn to_wit(e: ExecError) -> WitError {
@@ -263,6 +270,11 @@ fn error_json(kind: &str, message: &str) -> Value {
 }
 
 fn exec_error_json(e: &ExecError) -> Value {
+    if let ExecError::TooLarge { limit } = e {
+        let mut v = error_json("too-large", &e.to_string());
+        v["error"]["limit"] = json!(limit);
+        return v;
+    }
     serde_json::to_value(e).map_or_else(
         |_| error_json("other", &e.to_string()),
         |v| json!({ "error": v }),
@@ -446,7 +458,14 @@ impl RunState {
             self.record_intent(&call, &reason, details.clone(), key)?;
             self.confirm_pending(true).await?;
         }
-        let result = match tokio::time::timeout_at(self.wall_deadline, execute(scope, plan)).await {
+        // What a backend may read for this call: the host's cap, and never more than the guest
+        // could hold.
+        let budget = self
+            .bounds
+            .max_response_bytes
+            .min(self.limits.memory_bytes);
+        let executing = grace_executor::budget::with_response_budget(budget, execute(scope, plan));
+        let result = match tokio::time::timeout_at(self.wall_deadline, executing).await {
             Ok(r) => r,
             Err(_) if call.change => Err(ExecError::TimedOut(
                 "the run's deadline passed during the call: whether the change happened is unknown"
@@ -469,13 +488,19 @@ impl RunState {
             self.trust.executed(&ask);
         }
         let (mut recorded, returned) = match result {
-            Ok(value) => {
+            // A change's result is kept whole: a retry replays it from the record. Changes
+            // return small acknowledgements; reads may return whatever a backend holds.
+            Ok(value) if call.change => {
                 let json = serde_json::to_value(&value).map_or_else(
                     |e| error_json("other", &e.to_string()),
                     |v| json!({ "ok": v }),
                 );
                 (json, Ok(value))
             }
+            Ok(value) => (
+                record_ok(&value, self.bounds.max_result_record_bytes),
+                Ok(value),
+            ),
             Err(e) => (exec_error_json(&e), Err(to_wit(e))),
         };
         if let Some(key) = key {
@@ -505,16 +530,55 @@ impl RunState {
         Ok(Err(WitError::Denied(reason)))
     }
 
-    /// Counts the call; past `max_host_calls` the guest is stopped (and that is recorded).
+    /// Counts the call; past `max_host_calls`, or past one of the host's totals for the run
+    /// (bytes on record, timeline entries), the guest is stopped (and that is recorded).
     async fn admit(&mut self, call: &Call) -> wasmtime::Result<()> {
         self.host_calls = self.host_calls.saturating_add(1);
-        if self.host_calls <= self.limits.max_host_calls {
+        if self.host_calls > self.limits.max_host_calls {
+            let reason = format!(
+                "host call limit of {} reached; the guest is stopped",
+                self.limits.max_host_calls
+            );
+            return self.stop_at(call, FailureKind::HostCallLimit, reason).await;
+        }
+        if self.recorded_bytes > self.bounds.max_recorded_bytes {
+            let reason = format!(
+                "the run put more than {} bytes on record, the host's limit per run; the guest is stopped",
+                self.bounds.max_recorded_bytes
+            );
+            return self.stop_at(call, FailureKind::RecordLimit, reason).await;
+        }
+        if self.timeline.len() >= self.bounds.max_timeline_entries {
+            let reason = format!(
+                "the run made {} recorded host calls, the host's limit per run; the guest is stopped",
+                self.bounds.max_timeline_entries
+            );
+            return self.stop_at(call, FailureKind::RecordLimit, reason).await;
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` logged against `limits.max_total_log_bytes`; past it the guest is stopped
+    /// (and that is recorded).
+    pub(crate) async fn admit_log(&mut self, call: &Call, bytes: usize) -> wasmtime::Result<()> {
+        self.log_bytes = self.log_bytes.saturating_add(bytes as u64);
+        if self.log_bytes <= self.limits.max_total_log_bytes {
             return Ok(());
         }
         let reason = format!(
-            "host call limit of {} reached; the guest is stopped",
-            self.limits.max_host_calls
+            "the run logged more than limits.max_total_log_bytes ({} bytes) in all; the guest is stopped",
+            self.limits.max_total_log_bytes
         );
+        self.stop_at(call, FailureKind::LogLimit, reason).await
+    }
+
+    /// Records `call` as denied for `reason` and stops the guest with a `kind` failure.
+    async fn stop_at(
+        &mut self,
+        call: &Call,
+        kind: FailureKind,
+        reason: String,
+    ) -> wasmtime::Result<()> {
         self.record(
             call,
             Verdict::Denied,
@@ -524,7 +588,7 @@ impl RunState {
         )
         .await?;
         self.stop = Some(Failure {
-            kind: FailureKind::HostCallLimit,
+            kind,
             message: reason.clone(),
         });
         Err(Stop(reason).into())
@@ -546,6 +610,11 @@ impl RunState {
             return Err(self.ledger_failed(&e));
         }
         let at = self.executors.clock.now_millis();
+        let size = json_len(&call.args)
+            .saturating_add(reason.len() as u64)
+            .saturating_add(trust.as_ref().map_or(0, json_len))
+            .saturating_add(json_len(&result));
+        self.recorded_bytes = self.recorded_bytes.saturating_add(size);
         let entry = NewEntry {
             run_id: self.run_id.clone(),
             playbook: self.guest.name.clone(),
@@ -651,14 +720,15 @@ impl RunState {
     }
 
     /// Submits a run lifecycle record (`run.started`, `run.finished`) to the ledger without
-    /// waiting for it: lifecycle records are bookkeeping, not effects. `started` is confirmed
-    /// with the first change; `finished` with [`Ledger::flush`] by whoever needs it on record.
+    /// waiting for it. `started` is held until the first call and confirmed with the first
+    /// change; `finished` is handed back to be waited for: a run whose end is not on record
+    /// cannot be reported as succeeded.
     pub(crate) fn record_lifecycle(
         &mut self,
         function: &'static str,
         args: Value,
         result: Value,
-    ) -> Result<(), grace_ledger::LedgerError> {
+    ) -> Result<Option<Pending>, grace_ledger::LedgerError> {
         let entry = NewEntry {
             run_id: self.run_id.clone(),
             playbook: self.guest.name.clone(),
@@ -672,11 +742,10 @@ impl RunState {
         };
         if function == "started" {
             self.deferred = Some(entry);
-            return Ok(());
+            return Ok(None);
         }
         self.submit_deferred()?;
-        drop(self.ledger.submit(entry)?);
-        Ok(())
+        Ok(Some(self.ledger.submit(entry)?))
     }
 
     /// Submits the held `run.started` record, if it is still held.

@@ -61,6 +61,10 @@ pub enum FailureKind {
     InvalidOutput,
     /// The guest could not be instantiated.
     Instantiation,
+    /// The guest logged more than `limits.max_total_log_bytes` in all.
+    LogLimit,
+    /// The run put more on record than the host allows one run (bytes or timeline entries).
+    RecordLimit,
 }
 
 /// A failed run's reason.
@@ -163,6 +167,9 @@ pub struct RunReport {
     pub fuel_consumed: u64,
     /// What the guest wrote to stderr (bounded), e.g. a panic message.
     pub guest_stderr: String,
+    /// Whether the outcome was cut to fit (see `engine::MAX_OUTCOME_TEXT_BYTES`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_truncated: bool,
 }
 
 impl RunReport {

@@ -29,6 +29,10 @@ const TESTED_FIXTURES: &[&str] = &[
     "collector-fixture",
     // Tested against the trust core's guardrails in a running server: runtime/cli/tests/trust.rs.
     "guardrail-prober",
+    // Tested in bounded_runs.rs, and against a running server in runtime/cli/tests/bounds.rs.
+    "log-flooder",
+    "huge-outcome",
+    "metrics-hog",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

@@ -1,9 +1,9 @@
 //! `FakeEndpoint`: a hand-made loopback HTTP server for failure modes a real server cannot be
 //! made to produce (throttling, never answering, answering garbage).
 //!
-//! It answers every request with the same canned response, or never answers. It imitates no
-//! server's behaviour: requests are read and ignored; only the client's handling of the
-//! response (or its absence) is under test.
+//! It answers every request with the same canned response, never answers, or streams a
+//! Prometheus-shaped answer of any size. It imitates no server's behaviour: requests are read
+//! and ignored; only the client's handling of the response (or its absence) is under test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +24,49 @@ pub enum Behaviour {
     },
     /// Reads the request and never answers, holding the connection open.
     Silent,
+    /// Answers `200 OK` with a Prometheus instant-vector answer of `series` series, streamed in
+    /// chunks without a `content-length` and never held whole: a metrics backend answering
+    /// hundreds of MiB, for clients that must stop reading at their cap. Writing stops when the
+    /// client goes away.
+    PrometheusFlood {
+        /// How many series the answer holds (about 60 bytes each).
+        series: u64,
+    },
+}
+
+/// One series of a [`Behaviour::PrometheusFlood`] answer (or of a finite one made with
+/// [`prometheus_vector`]).
+fn flood_series(i: u64) -> String {
+    format!("{{\"metric\":{{\"__name__\":\"up\",\"i\":\"{i:012}\"}},\"value\":[1767225600,\"1\"]}}")
+}
+
+const VECTOR_HEAD: &str = "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[";
+const VECTOR_TAIL: &str = "]}}";
+
+/// A Prometheus instant-vector answer of `series` series, whole.
+pub fn prometheus_vector(series: u64) -> String {
+    let body: Vec<String> = (0..series).map(flood_series).collect();
+    format!("{VECTOR_HEAD}{}{VECTOR_TAIL}", body.join(","))
+}
+
+/// Streams a [`Behaviour::PrometheusFlood`] answer as chunks of about 64 KiB.
+fn flood(stream: &mut TcpStream, series: u64) -> std::io::Result<()> {
+    stream.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+    )?;
+    let mut chunk = String::from(VECTOR_HEAD);
+    for i in 0..series {
+        if i > 0 {
+            chunk.push(',');
+        }
+        chunk.push_str(&flood_series(i));
+        if chunk.len() >= 64 * 1024 {
+            write!(stream, "{:x}\r\n{chunk}\r\n", chunk.len())?;
+            chunk.clear();
+        }
+    }
+    chunk.push_str(VECTOR_TAIL);
+    write!(stream, "{:x}\r\n{chunk}\r\n0\r\n\r\n", chunk.len())
 }
 
 /// A loopback HTTP endpoint with one behaviour; it lives as long as the test process.
@@ -54,6 +97,11 @@ impl FakeEndpoint {
                 counter.fetch_add(1, Ordering::SeqCst);
                 match &behaviour {
                     Behaviour::Silent => held.push(stream),
+                    Behaviour::PrometheusFlood { series } => {
+                        // One answer at a time is enough for the tests; a client that stops
+                        // reading ends it with a write error.
+                        let _ = flood(&mut stream, *series);
+                    }
                     Behaviour::Answer {
                         status,
                         content_type,

@@ -30,6 +30,11 @@ impl Host for HostState {
             "log",
             json!({ "level": level_name(level), "message": recorded, "bytes": message.len() }),
         );
+        // Only what is actually logged counts towards the run's total; an oversized message is
+        // refused below and only its preview is kept.
+        if message.len() <= max {
+            self.run.admit_log(&call, message.len()).await?;
+        }
         let run_id = self.run.run_id.clone();
         let guest = self.run.guest.name.clone();
         self.run
