@@ -87,7 +87,8 @@ impl Poller for CollectorPoller {
             || grace_executor::ExecError::Unavailable("the server is shutting down".into());
         let app = self.app.upgrade().ok_or_else(unavailable)?;
         let _slot = app.slots.acquire().await.map_err(|_| unavailable())?;
-        let env = RunEnv::new(app.executors.clone(), app.ledger.clone());
+        let mut env = RunEnv::new(app.executors.clone(), app.ledger.clone());
+        env.bounds = app.config.limits.run;
         let report = app.engine.run_collector(&self.guest, &env).await;
         app.metrics.host_calls.fetch_add(
             u64::from(report.host_calls),
@@ -201,7 +202,8 @@ async fn connect_backends(
         // evaluates instant queries at its own now.
         let prometheus = grace_prometheus::PrometheusMetrics::new(url)
             .map_err(invalid("prometheus"))?
-            .evaluate_at_server_time(config.simulate);
+            .evaluate_at_server_time(config.simulate)
+            .with_max_response_bytes(config.limits.run.max_response_bytes);
         tracing::info!(url = %prometheus.base_url(), "metrics queries go to Prometheus");
         backends.insert("metrics", format!("prometheus {}", prometheus.base_url()));
         executors.metrics = Some(Arc::new(prometheus));
@@ -633,8 +635,14 @@ impl App {
             .store
             .component(&version.digest)?
             .ok_or_else(|| ApiError::internal("a stored version without its component"))?;
-        let manifest = Manifest::parse(&version.manifest)
+        let mut manifest = Manifest::parse(&version.manifest)
             .map_err(|e| ApiError::internal(format!("stored manifest no longer parses: {e}")))?;
+        // Stored before a cap was lowered: it runs within the caps all the same.
+        let caps = self.config.limits.caps;
+        if let Err(e) = caps.check(&manifest.limits) {
+            tracing::warn!(playbook = %manifest.name, "runs with its limits lowered to the server's caps: {e}");
+            manifest.limits = caps.clamp(manifest.limits);
+        }
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || engine.guest(manifest, &bytes, "stored component"))
             .await
@@ -653,6 +661,11 @@ impl App {
         signed_by: Option<crate::signing::SignedBy>,
     ) -> Result<(bool, PlaybookRecord), ApiError> {
         let manifest = Manifest::parse(&manifest_text).map_err(ApiError::from_manifest)?;
+        self.config
+            .limits
+            .caps
+            .check(&manifest.limits)
+            .map_err(ApiError::from_manifest)?;
         let engine = self.engine.clone();
         let bytes = component.clone();
         let guest =
@@ -1227,6 +1240,7 @@ impl App {
         }
         let mut env = RunEnv::new(self.executors.clone(), self.ledger.clone());
         env.trust = self.trust.clone();
+        env.bounds = self.config.limits.run;
         let guest = match self.guest_for(&run).await {
             Ok(g) => Some(g),
             Err(e) => {

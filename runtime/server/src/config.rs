@@ -65,6 +65,8 @@ pub struct ServeConfig {
     /// Accept unsigned uploads, marked `signed: false` (`allow_unsigned_playbooks`, development
     /// only). Badly signed uploads are refused all the same.
     pub allow_unsigned_playbooks: bool,
+    /// `[limits]`: what any manifest may ask for, and the host's bounds on every run.
+    pub limits: crate::limits::ServerLimits,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
@@ -132,6 +134,7 @@ impl Default for ServeConfig {
             insecure_no_auth: false,
             trust_roots: Vec::new(),
             allow_unsigned_playbooks: false,
+            limits: crate::limits::ServerLimits::default(),
         }
     }
 }
@@ -188,6 +191,8 @@ pub struct FileConfig {
     pub trust_roots: Option<Vec<crate::signing::TrustRootConfig>>,
     /// `allow_unsigned_playbooks = true`.
     pub allow_unsigned_playbooks: Option<bool>,
+    /// `[limits]`: caps on what manifests ask and bounds on every run.
+    pub limits: Option<crate::limits::LimitsFile>,
 }
 
 /// Why the configuration was refused.
@@ -312,6 +317,9 @@ impl FileConfig {
         }
         if let Some(v) = self.allow_unsigned_playbooks {
             c.allow_unsigned_playbooks = v;
+        }
+        if let Some(v) = self.limits {
+            c.limits = v.resolve()?;
         }
         Ok(c)
     }

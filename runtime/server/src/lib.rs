@@ -1,6 +1,7 @@
 //! GRACE's host server: the HTTP API, the trigger mesh at work, runs that survive restarts.
 //!
-//! - [`config`]: settings from defaults, `grace.toml`, flags and environment;
+//! - [`config`]: settings from defaults, `grace.toml`, flags and environment; [`limits`]: its
+//!   `[limits]`, what manifests may ask and what each run may hold;
 //! - [`store`]: playbooks, runs and events in the data directory's redb database;
 //! - [`app`]: ingest → match → run, and the operations the API exposes;
 //! - [`api`]: the axum routers, one per resource; [`error`]: their one error type;
@@ -16,6 +17,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod replay;

@@ -6,7 +6,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -58,15 +58,73 @@ async fn list(
     Ok(Json(runs.iter().map(RunRecord::summary).collect()))
 }
 
-/// `GET /v1/runs/{id}`.
+/// Timeline entries one answer holds unless asked for fewer.
+const DEFAULT_TIMELINE_PAGE: usize = 500;
+/// Most timeline entries one answer holds.
+const MAX_TIMELINE_PAGE: usize = 5000;
+/// Most bytes of timeline one answer holds (at least one entry is always given).
+const MAX_TIMELINE_PAGE_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowQuery {
+    timeline_from: Option<usize>,
+    timeline_limit: Option<usize>,
+}
+
+/// A run with one page of its timeline.
+#[derive(Serialize)]
+struct RunPage {
+    #[serde(flatten)]
+    run: RunRecord,
+    /// Entries in the whole timeline.
+    timeline_total: usize,
+    /// Where the next page starts (`?timeline_from=`), when there is one.
+    timeline_next: Option<usize>,
+}
+
+/// `GET /v1/runs/{id}`: the run with one page of its timeline (`timeline_from`,
+/// `timeline_limit`), so that no answer is larger than a few MiB however long the run was.
 async fn show(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-) -> Result<Json<RunRecord>, ApiError> {
-    app.store
+    query: Result<Query<ShowQuery>, QueryRejection>,
+) -> Result<Json<RunPage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
+    let limit = q.timeline_limit.unwrap_or(DEFAULT_TIMELINE_PAGE);
+    if limit == 0 || limit > MAX_TIMELINE_PAGE {
+        return Err(ApiError::field(
+            "timeline_limit",
+            format!("`{limit}` is outside 1..={MAX_TIMELINE_PAGE}"),
+        ));
+    }
+    let mut run = app
+        .store
         .run(&id)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))
+        .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+    let total = run.timeline.len();
+    let from = q.timeline_from.unwrap_or(0).min(total);
+    let mut bytes = 0u64;
+    let page: Vec<_> = run
+        .timeline
+        .drain(from..)
+        .take(limit)
+        .enumerate()
+        .take_while(|(i, e)| {
+            bytes = bytes.saturating_add(
+                serde_json::to_vec(e).map_or(0, |v| v.len() as u64),
+            );
+            *i == 0 || bytes <= MAX_TIMELINE_PAGE_BYTES
+        })
+        .map(|(_, e)| e)
+        .collect();
+    let end = from + page.len();
+    run.timeline = page;
+    Ok(Json(RunPage {
+        run,
+        timeline_total: total,
+        timeline_next: (end < total).then_some(end),
+    }))
 }
 
 /// `POST /v1/runs/{id}/cancel`.
