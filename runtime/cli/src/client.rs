@@ -579,9 +579,12 @@ pub struct Run {
     /// The approval it waits (or waited) for.
     #[serde(default)]
     pub approval: Option<String>,
-    /// The last attempt's host calls.
+    /// The last attempt's host calls: the first page of them.
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
+    /// How many host calls the last attempt made in all (the server pages the timeline).
+    #[serde(default)]
+    pub timeline_total: Option<usize>,
     /// Every attempt.
     #[serde(default)]
     pub attempts_log: Vec<Attempt>,

@@ -355,6 +355,15 @@ pub fn run_detail(run: &client::Run) -> String {
         .first()
         .map(|e| e.at.saturating_sub(e.offset_ms));
     timeline(&mut out, &heading, start, &run.timeline);
+    if let Some(total) = run.timeline_total.filter(|t| *t > run.timeline.len()) {
+        let _ = writeln!(
+            out,
+            "  … {} more calls not shown (GET /v1/runs/{}?timeline_from={}, or `grace ledger show`)",
+            total - run.timeline.len(),
+            run.id,
+            run.timeline.len()
+        );
+    }
     let _ = writeln!(out);
     outcome(
         &mut out,

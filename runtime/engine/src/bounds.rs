@@ -227,7 +227,10 @@ mod tests {
             max_log_bytes: 1024,
             ..ManifestCaps::default()
         };
-        assert!(caps.check(&Limits::default()).is_err(), "the default 4096 is above 1024");
+        assert!(
+            caps.check(&Limits::default()).is_err(),
+            "the default 4096 is above 1024"
+        );
         let e = caps
             .check(&Limits {
                 max_log_bytes: 4096,

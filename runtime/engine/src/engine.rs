@@ -565,7 +565,8 @@ fn bounded_outcome(outcome: wit::Outcome) -> (Outcome, bool) {
         .into_iter()
         .take(MAX_OUTCOME_DETAILS)
         .map(|l| {
-            truncated |= l.key.len() > MAX_OUTCOME_KEY_BYTES || l.value.len() > MAX_OUTCOME_TEXT_BYTES;
+            truncated |=
+                l.key.len() > MAX_OUTCOME_KEY_BYTES || l.value.len() > MAX_OUTCOME_TEXT_BYTES;
             (
                 truncate(l.key, MAX_OUTCOME_KEY_BYTES),
                 truncate(l.value, MAX_OUTCOME_TEXT_BYTES),

@@ -460,10 +460,7 @@ impl RunState {
         }
         // What a backend may read for this call: the host's cap, and never more than the guest
         // could hold.
-        let budget = self
-            .bounds
-            .max_response_bytes
-            .min(self.limits.memory_bytes);
+        let budget = self.bounds.max_response_bytes.min(self.limits.memory_bytes);
         let executing = grace_executor::budget::with_response_budget(budget, execute(scope, plan));
         let result = match tokio::time::timeout_at(self.wall_deadline, executing).await {
             Ok(r) => r,

@@ -36,7 +36,13 @@ mod tests {
     #[tokio::test]
     async fn the_cap_is_the_smaller_of_the_backends_and_the_calls() {
         assert_eq!(response_cap(100), 100, "no budget outside a call");
-        assert_eq!(with_response_budget(10, async { response_cap(100) }).await, 10);
-        assert_eq!(with_response_budget(1000, async { response_cap(100) }).await, 100);
+        assert_eq!(
+            with_response_budget(10, async { response_cap(100) }).await,
+            10
+        );
+        assert_eq!(
+            with_response_budget(1000, async { response_cap(100) }).await,
+            100
+        );
     }
 }

@@ -242,6 +242,37 @@ impl Ledger {
         Ok(entries)
     }
 
+    /// The runs with a `run.started` record and no `run.finished` after it, in order of their
+    /// start. A run in flight has none yet, and neither has one interrupted by a crash; any
+    /// other run without an end record lost it. Decodes the entries one at a time.
+    pub fn runs_without_end(&self) -> Result<Vec<String>, LedgerError> {
+        let txn = self.inner.db.begin_read().map_err(LedgerError::read)?;
+        let Some(table) = open_entries(&txn)? else {
+            return Ok(Vec::new());
+        };
+        // Run id → the sequence number of its latest unfinished start.
+        let mut open = std::collections::HashMap::new();
+        for item in table.iter().map_err(LedgerError::read)? {
+            let (key, value) = item.map_err(LedgerError::read)?;
+            let entry = decode(key.value(), value.value())?;
+            if entry.interface != "run" {
+                continue;
+            }
+            match entry.function.as_str() {
+                "started" => {
+                    open.insert(entry.run_id, entry.seq);
+                }
+                "finished" => {
+                    open.remove(&entry.run_id);
+                }
+                _ => {}
+            }
+        }
+        let mut runs: Vec<(u64, String)> = open.into_iter().map(|(id, seq)| (seq, id)).collect();
+        runs.sort();
+        Ok(runs.into_iter().map(|(_, id)| id).collect())
+    }
+
     /// Checks the whole chain: every entry present, its hash matching its stored bytes, its
     /// sequence number matching its key, its link matching the previous entry's hash, and the
     /// head record matching the last entry. Checks the stored Merkle tree against one rebuilt

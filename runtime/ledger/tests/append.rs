@@ -312,3 +312,23 @@ async fn flush_on_an_idle_ledger_returns_at_once() {
     ledger.flush().await.unwrap();
     assert!(ledger.head().unwrap().is_none());
 }
+
+#[test]
+fn runs_without_end_are_the_runs_started_and_not_finished() {
+    let (_dir, path) = temp_ledger();
+    let ledger = Ledger::open(&path, Durability::None).unwrap();
+    let lifecycle = |run: &str, function: &str| {
+        let mut e = call(run, 0);
+        e.interface = "run".into();
+        e.function = function.into();
+        ledger.append_blocking(e).unwrap();
+    };
+    lifecycle("a", "started");
+    lifecycle("b", "started");
+    ledger.append_blocking(call("b", 1)).unwrap();
+    lifecycle("a", "finished");
+    lifecycle("c", "started");
+    // A second attempt of `a` that never ended.
+    lifecycle("a", "started");
+    assert_eq!(ledger.runs_without_end().unwrap(), ["b", "c", "a"]);
+}

@@ -65,15 +65,16 @@ impl LimitsFile {
     /// Checks each value and applies it over the defaults.
     pub fn resolve(self) -> Result<ServerLimits, ConfigError> {
         let mut l = ServerLimits::default();
-        let invalid = |field: &'static str, message: String| ConfigError::Invalid {
-            field,
-            message,
-        };
+        let invalid =
+            |field: &'static str, message: String| ConfigError::Invalid { field, message };
         let within = |field: &'static str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
                 Ok(value)
             } else {
-                Err(invalid(field, format!("`{value}` is outside {min}..={max}")))
+                Err(invalid(
+                    field,
+                    format!("`{value}` is outside {min}..={max}"),
+                ))
             }
         };
         let d = ManifestCaps::default();
@@ -113,9 +114,12 @@ impl LimitsFile {
         const GIB: u64 = 1024 * 1024 * 1024;
         if let Some(v) = self.max_result_record_bytes {
             // A recorded result must fit a ledger entry with room for the rest of it.
-            l.run.max_result_record_bytes =
-                within("limits.max_result_record_bytes", v as u64, 1024, 4 * 1024 * 1024)?
-                    as usize;
+            l.run.max_result_record_bytes = within(
+                "limits.max_result_record_bytes",
+                v as u64,
+                1024,
+                4 * 1024 * 1024,
+            )? as usize;
         }
         if let Some(v) = self.max_recorded_bytes {
             l.run.max_recorded_bytes = within("limits.max_recorded_bytes", v, 64 * 1024, 4 * GIB)?;

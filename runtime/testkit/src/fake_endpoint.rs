@@ -40,7 +40,8 @@ fn flood_series(i: u64) -> String {
     format!("{{\"metric\":{{\"__name__\":\"up\",\"i\":\"{i:012}\"}},\"value\":[1767225600,\"1\"]}}")
 }
 
-const VECTOR_HEAD: &str = "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[";
+const VECTOR_HEAD: &str =
+    "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[";
 const VECTOR_TAIL: &str = "]}}";
 
 /// A Prometheus instant-vector answer of `series` series, whole.

@@ -56,10 +56,15 @@ fn verify(data: &DataDir, as_json: bool) -> Exit {
     let path = ledger_path(&data.data_dir);
     match ledger.verify() {
         Ok(report) => {
+            // Not a failure: runs in flight, and runs a crash interrupted, have no end record.
+            let open = ledger.runs_without_end().unwrap_or_else(|e| {
+                eprintln!("grace: cannot look for runs without an end record: {e}");
+                Vec::new()
+            });
             if as_json {
                 println!(
                     "{}",
-                    json!({ "ok": true, "path": path, "entries": report.entries, "head": report.head })
+                    json!({ "ok": true, "path": path, "entries": report.entries, "head": report.head, "runs_without_end": open })
                 );
             } else {
                 match &report.head {
@@ -70,6 +75,19 @@ fn verify(data: &DataDir, as_json: bool) -> Exit {
                     ),
                     None => println!("ledger ok: empty ({})", path.display()),
                 }
+            }
+            if !open.is_empty() && !as_json {
+                let shown: Vec<&str> = open.iter().take(10).map(String::as_str).collect();
+                println!(
+                    "note: {} runs have no run.finished record (in flight, or interrupted by a crash): {}{}",
+                    open.len(),
+                    shown.join(", "),
+                    if open.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                );
             }
             Exit::Ok
         }

@@ -97,7 +97,7 @@ pub fn run(args: ServeArgs) -> Exit {
         Ok(r) => r,
         Err(e) => return Exit::Internal(anyhow!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(async move {
+    let exit = runtime.block_on(async move {
         let simulate = config.simulate;
         let data_dir = config.data_dir.clone();
         let server = match Server::bind(config).await {
@@ -147,5 +147,9 @@ pub fn run(args: ServeArgs) -> Exit {
             Ok(()) => Exit::Ok,
             Err(e) => Exit::Internal(anyhow!("the server failed: {e}")),
         }
-    })
+    });
+    // Runs still in flight are dropped at their next yield; blocking work (a ledger commit) gets
+    // a moment to finish, but never holds the process after a SIGTERM.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    exit
 }

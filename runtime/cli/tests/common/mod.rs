@@ -192,6 +192,11 @@ impl Server {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// The server's exit status, if it has exited.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL: no shutdown, no flushing.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();

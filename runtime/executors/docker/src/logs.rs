@@ -34,7 +34,8 @@ pub(crate) async fn logs(docker: &Docker, id: &str, tail: u32) -> Result<Vec<Str
         .tail(&tail.to_string())
         .build();
     let collect = async {
-        let budget = grace_executor::budget::response_cap(u64::from(MAX_TAIL) * MAX_LINE_BYTES as u64);
+        let budget =
+            grace_executor::budget::response_cap(u64::from(MAX_TAIL) * MAX_LINE_BYTES as u64);
         let mut lines = Lines::new(tail).within(usize::try_from(budget).unwrap_or(usize::MAX));
         let mut stream = engine.logs(id, Some(options));
         while let Some(chunk) = stream.next().await {
@@ -138,7 +139,8 @@ impl Lines {
         let line = String::from_utf8_lossy(line).into_owned();
         self.bytes = self.bytes.saturating_add(line.len());
         self.lines.push_back(line);
-        while self.lines.len() > self.keep || (self.bytes > self.max_bytes && self.lines.len() > 1) {
+        while self.lines.len() > self.keep || (self.bytes > self.max_bytes && self.lines.len() > 1)
+        {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes = self.bytes.saturating_sub(old.len());
             }
@@ -191,7 +193,11 @@ mod tests {
         assert_eq!(collect(2, &[out("1\n2\n3\n"), out("4\n")]), ["3", "4"]);
         let mut lines = Lines::new(10).within(5);
         lines.push(&out("one\ntwo\nthree\n"));
-        assert_eq!(lines.finish(), ["three"], "older lines go past the byte budget");
+        assert_eq!(
+            lines.finish(),
+            ["three"],
+            "older lines go past the byte budget"
+        );
         assert!(collect(0, &[out("1\n")]).is_empty());
     }
 

@@ -111,9 +111,7 @@ async fn show(
         .take(limit)
         .enumerate()
         .take_while(|(i, e)| {
-            bytes = bytes.saturating_add(
-                serde_json::to_vec(e).map_or(0, |v| v.len() as u64),
-            );
+            bytes = bytes.saturating_add(serde_json::to_vec(e).map_or(0, |v| v.len() as u64));
             *i == 0 || bytes <= MAX_TIMELINE_PAGE_BYTES
         })
         .map(|(_, e)| e)
