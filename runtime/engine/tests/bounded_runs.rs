@@ -86,7 +86,10 @@ fn hostile_guest_logging_within_max_log_bytes_is_stopped_at_max_total_log_bytes(
     assert!(f.message.contains("max_total_log_bytes"), "{}", f.message);
     // 64 KiB of 1 KiB messages: 64 logged, the 65th refused and the guest stopped.
     let logs = calls(&report, "log");
-    let logged = logs.iter().filter(|e| e.verdict == Verdict::Allowed).count();
+    let logged = logs
+        .iter()
+        .filter(|e| e.verdict == Verdict::Allowed)
+        .count();
     assert_eq!(logged, 64);
     let last = report.timeline.last().unwrap();
     assert_eq!(last.verdict, Verdict::Denied);
@@ -131,7 +134,10 @@ fn hostile_guest_is_stopped_once_it_put_max_recorded_bytes_on_record() {
     assert_eq!(f.kind, FailureKind::RecordLimit, "{f:?}");
     assert!(f.message.contains("16384 bytes on record"), "{}", f.message);
     let logs = calls(&report, "log");
-    let logged = logs.iter().filter(|e| e.verdict == Verdict::Allowed).count();
+    let logged = logs
+        .iter()
+        .filter(|e| e.verdict == Verdict::Allowed)
+        .count();
     assert!(
         (15..=17).contains(&logged),
         "{logged} messages of 1 KiB on record"
