@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod containers;
 mod error;
+pub mod ident;
 pub mod kubernetes;
 pub mod metrics;
 pub mod scaling;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use containers::ContainerExecutor;
 pub use error::ExecError;
+pub use ident::IdentError;
 pub use kubernetes::KubernetesExecutor;
 pub use metrics::MetricsExecutor;
 pub use scaling::ScalingExecutor;
