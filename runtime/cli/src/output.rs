@@ -11,9 +11,13 @@ use std::io::Write as _;
 /// Writes `args` to stdout, then a newline if `newline`; see the module comment for errors.
 pub fn write(args: std::fmt::Arguments<'_>, newline: bool) {
     let mut out = std::io::stdout().lock();
-    let written = out
-        .write_fmt(args)
-        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) });
+    let written = out.write_fmt(args).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
     if let Err(e) = written {
         ended(&e);
     }
@@ -31,6 +35,9 @@ fn ended(e: &std::io::Error) -> ! {
         std::process::exit(0);
     }
     // Nothing more can be said on stdout; stderr may still be there.
-    let _ = writeln!(std::io::stderr(), "error: cannot write to standard output: {e}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: cannot write to standard output: {e}"
+    );
     std::process::exit(3);
 }

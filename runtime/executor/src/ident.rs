@@ -189,8 +189,7 @@ fn is_k8s_label_name(s: &str) -> bool {
     let edge = |c: &u8| c.is_ascii_alphanumeric();
     b.first().is_some_and(edge)
         && b.last().is_some_and(edge)
-        && b.iter()
-            .all(|c| edge(c) || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter().all(|c| edge(c) || matches!(c, b'-' | b'_' | b'.'))
 }
 
 const DNS_LABEL_RULE: &str = "use lowercase letters, digits and `-`, starting and ending with a letter or digit (RFC 1123 label)";
@@ -334,10 +333,7 @@ pub fn container_ref<'a>(argument: &'static str, value: &'a str) -> Result<&'a s
 /// A Docker label key, given as `argument`: at most 255 bytes of letters, digits, `.`, `-`, `_`
 /// and `/`, starting and ending with a letter or digit (Docker's recommended form, which
 /// `com.docker.compose.project` and reverse-DNS keys fit). No `=`: filters send `key=value`.
-pub fn docker_label_key<'a>(
-    argument: &'static str,
-    value: &'a str,
-) -> Result<&'a str, IdentError> {
+pub fn docker_label_key<'a>(argument: &'static str, value: &'a str) -> Result<&'a str, IdentError> {
     let check = Check {
         argument,
         kind: "container label key",
@@ -430,7 +426,13 @@ mod tests {
         for ok in ["shop", "kube-system", "a", "x1", &"a".repeat(63)] {
             assert_eq!(k8s_namespace("namespace", ok), Ok(ok));
         }
-        for ok in ["checkout", "cart-canary", "api.v2", "a.b-c.d", &"a".repeat(253)] {
+        for ok in [
+            "checkout",
+            "cart-canary",
+            "api.v2",
+            "a.b-c.d",
+            &"a".repeat(253),
+        ] {
             assert_eq!(k8s_deployment_name("name", ok), Ok(ok));
         }
     }
@@ -438,8 +440,18 @@ mod tests {
     #[test]
     fn kubernetes_lengths_are_bounded() {
         let e = k8s_namespace("namespace", &"a".repeat(64)).unwrap_err();
-        assert!(matches!(e, IdentError::TooLong { len: 64, max: 63, .. }));
-        assert!(k8s_namespace("namespace", "a.b").is_err(), "a namespace has no dots");
+        assert!(matches!(
+            e,
+            IdentError::TooLong {
+                len: 64,
+                max: 63,
+                ..
+            }
+        ));
+        assert!(
+            k8s_namespace("namespace", "a.b").is_err(),
+            "a namespace has no dots"
+        );
         assert!(k8s_deployment_name("name", &"a".repeat(254)).is_err());
         assert!(k8s_deployment_name("name", "a..b").is_err());
     }
@@ -448,7 +460,10 @@ mod tests {
     fn errors_name_the_argument_and_escape_the_value() {
         let e = k8s_deployment_name("name", "cart\u{1b}[2J#-canary").unwrap_err();
         let text = e.to_string();
-        assert!(text.starts_with("`name` `cart\\u{1b}[2J#-canary`"), "{text}");
+        assert!(
+            text.starts_with("`name` `cart\\u{1b}[2J#-canary`"),
+            "{text}"
+        );
         assert!(!text.contains('\u{1b}'));
         let e = k8s_namespace("namespace", "").unwrap_err();
         assert_eq!(
@@ -456,15 +471,35 @@ mod tests {
             "`namespace` is empty: a kubernetes namespace must not be"
         );
         let long = "x#".repeat(1000);
-        assert!(k8s_namespace("namespace", &long).unwrap_err().to_string().len() < 200);
+        assert!(
+            k8s_namespace("namespace", &long)
+                .unwrap_err()
+                .to_string()
+                .len()
+                < 200
+        );
     }
 
     #[test]
     fn kubernetes_label_keys_and_values_follow_the_api_rules() {
-        for ok in ["app", "app.kubernetes.io/name", "example.com/tier_1", "A-b.C"] {
+        for ok in [
+            "app",
+            "app.kubernetes.io/name",
+            "example.com/tier_1",
+            "A-b.C",
+        ] {
             assert_eq!(k8s_label_key("key", ok), Ok(ok));
         }
-        for bad in ["", "/app", "Example.com/app", "a/b/c", "-app", "app-", "a b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "/app",
+            "Example.com/app",
+            "a/b/c",
+            "-app",
+            "app-",
+            "a b",
+            &"a".repeat(64),
+        ] {
             assert!(k8s_label_key("key", bad).is_err(), "{bad:?}");
         }
         for ok in ["", "web", "v1.2_3", &"a".repeat(63)] {
@@ -483,16 +518,30 @@ mod tests {
         assert!(aws_group_name("name", "").is_err());
         assert!(matches!(
             aws_group_name("name", &"é".repeat(256)),
-            Err(IdentError::TooLong { len: 256, max: 255, unit: "characters", .. })
+            Err(IdentError::TooLong {
+                len: 256,
+                max: 255,
+                unit: "characters",
+                ..
+            })
         ));
-        for bad in ["api\n-asg", "api\r-asg", "api\t-asg", "api\u{7f}", "api\u{202E}gsa", "a\u{FFFE}"] {
+        for bad in [
+            "api\n-asg",
+            "api\r-asg",
+            "api\t-asg",
+            "api\u{7f}",
+            "api\u{202E}gsa",
+            "a\u{FFFE}",
+        ] {
             assert!(aws_group_name("name", bad).is_err(), "{bad:?}");
         }
-        assert!(aws_group_name(
-            "name",
-            "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:x:autoScalingGroupName/api-asg"
-        )
-        .is_err());
+        assert!(
+            aws_group_name(
+                "name",
+                "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:x:autoScalingGroupName/api-asg"
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -501,17 +550,41 @@ mod tests {
         for ok in ["web-1", "grace_web.2", "0123abcd", id.as_str()] {
             assert_eq!(container_ref("id", ok), Ok(ok));
         }
-        for bad in ["", "/web-1", "-web", ".web", "web/../other", "web?x", "web#x", "web%2f", &"a".repeat(256)] {
+        for bad in [
+            "",
+            "/web-1",
+            "-web",
+            ".web",
+            "web/../other",
+            "web?x",
+            "web#x",
+            "web%2f",
+            &"a".repeat(256),
+        ] {
             assert!(container_ref("id", bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn docker_labels_refuse_what_would_change_a_filter() {
-        for ok in ["app", "com.docker.compose.project", "org.example/tier", "a_b"] {
+        for ok in [
+            "app",
+            "com.docker.compose.project",
+            "org.example/tier",
+            "a_b",
+        ] {
             assert_eq!(docker_label_key("selector", ok), Ok(ok));
         }
-        for bad in ["", "app=web", "app,env", "app ", ".app", "app\n", "ápp", &"a".repeat(256)] {
+        for bad in [
+            "",
+            "app=web",
+            "app,env",
+            "app ",
+            ".app",
+            "app\n",
+            "ápp",
+            &"a".repeat(256),
+        ] {
             assert!(docker_label_key("selector", bad).is_err(), "{bad:?}");
         }
         for ok in ["", "web", "a=b,c", "prod eu"] {

@@ -103,7 +103,8 @@ fn injected_identifiers_from_a_guest_never_reach_the_api_server() {
         payload: json!({}),
         timestamp: grace_engine::event::system_now_millis(),
     };
-    let report = rt.block_on(engine().run_playbook(&guest, &event, &RunEnv::new(executors, ledger.clone())));
+    let report =
+        rt.block_on(engine().run_playbook(&guest, &event, &RunEnv::new(executors, ledger.clone())));
     assert_eq!(
         report.status,
         RunStatus::Succeeded,
@@ -126,14 +127,17 @@ fn injected_identifiers_from_a_guest_never_reach_the_api_server() {
             "a request went elsewhere than what was checked: {requests:#?}"
         );
     }
-    assert!(requests.contains(&format!("PUT {checked}/scale")), "{requests:#?}");
+    assert!(
+        requests.contains(&format!("PUT {checked}/scale")),
+        "{requests:#?}"
+    );
     assert_eq!(
-        server.deployment("shop", "cart").unwrap().spec.unwrap().replicas,
+        server.deployment("shop", "cart").unwrap().spec.replicas,
         Some(1),
         "the deployment an injection would have hit is untouched"
     );
     assert_eq!(
-        server.deployment("shop", "checkout").unwrap().spec.unwrap().replicas,
+        server.deployment("shop", "checkout").unwrap().spec.replicas,
         Some(3)
     );
     rt.block_on(server.shutdown());
@@ -160,7 +164,11 @@ fn the_kubernetes_backend_refuses_injected_identifiers_before_any_request() {
         let waited = rt.block_on(kube.wait_for_rollout(namespace, name, Duration::ZERO));
         assert!(matches!(waited, Err(ExecError::InvalidArgument(_))));
     }
-    assert_eq!(paths(&server), Vec::<String>::new(), "nothing reached the server");
+    assert_eq!(
+        paths(&server),
+        Vec::<String>::new(),
+        "nothing reached the server"
+    );
 
     // A valid name reaches it exactly as given.
     rt.block_on(kube.get_deployment("shop", "cart")).unwrap();
@@ -187,7 +195,11 @@ fn the_aws_backend_refuses_injected_group_names_before_any_request() {
             .config_loader()
             .unwrap()
             .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-                "testing", "testing", None, None, "identifiers",
+                "testing",
+                "testing",
+                None,
+                None,
+                "identifiers",
             ))
             .load()
             .await
@@ -208,9 +220,15 @@ fn the_aws_backend_refuses_injected_group_names_before_any_request() {
             "{name:?}: {described:?}"
         );
         let set = rt.block_on(aws.set_desired_capacity(name, 2));
-        assert!(matches!(set, Err(ExecError::InvalidArgument(_))), "{name:?}");
+        assert!(
+            matches!(set, Err(ExecError::InvalidArgument(_))),
+            "{name:?}"
+        );
         let waited = rt.block_on(aws.wait_in_service(name, Duration::from_secs(1)));
-        assert!(matches!(waited, Err(ExecError::InvalidArgument(_))), "{name:?}");
+        assert!(
+            matches!(waited, Err(ExecError::InvalidArgument(_))),
+            "{name:?}"
+        );
     }
     assert_eq!(endpoint.requests(), 0, "nothing reached the endpoint");
 }
@@ -228,7 +246,13 @@ fn the_docker_backend_refuses_injected_references_and_labels_before_any_request(
             })
         })
         .unwrap();
-    for id in ["web-1/../cache-1", "web-1?force=1", "web-1#x", "w\u{435}b-1", ""] {
+    for id in [
+        "web-1/../cache-1",
+        "web-1?force=1",
+        "web-1#x",
+        "w\u{435}b-1",
+        "",
+    ] {
         let inspected = rt.block_on(docker.inspect(id));
         assert!(
             matches!(&inspected, Err(ExecError::InvalidArgument(_))),
@@ -239,7 +263,10 @@ fn the_docker_backend_refuses_injected_references_and_labels_before_any_request(
             rt.block_on(docker.start(id)),
             rt.block_on(docker.stop(id)),
         ] {
-            assert!(matches!(changed, Err(ExecError::InvalidArgument(_))), "{id:?}");
+            assert!(
+                matches!(changed, Err(ExecError::InvalidArgument(_))),
+                "{id:?}"
+            );
         }
         let logs = rt.block_on(docker.logs(id, 1));
         assert!(matches!(logs, Err(ExecError::InvalidArgument(_))), "{id:?}");

@@ -26,10 +26,7 @@ impl From<grace_executor::IdentError> for Refusal {
 
 /// Container labels from the guest, checked by Docker's rules ([`grace_executor::ident`]):
 /// keys and values well-formed and bounded, no duplicate keys.
-pub(crate) fn labels_from_guest(
-    name: &'static str,
-    labels: Vec<Label>,
-) -> Result<Labels, Refusal> {
+pub(crate) fn labels_from_guest(name: &'static str, labels: Vec<Label>) -> Result<Labels, Refusal> {
     let mut out = Labels::new();
     for Label { key, value } in labels {
         ident::docker_label_key(name, &key)?;
