@@ -5,16 +5,30 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Every command prints through these, not std's: they end the process quietly when stdout's
+// reader has gone away instead of panicking ([`output`]). Defined before the modules, so that
+// they are the `print!` and `println!` every module sees.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*), false) };
+}
+macro_rules! println {
+    () => { $crate::output::write(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*), true) };
+}
+
 mod cli;
 mod client;
 mod commands;
 mod credentials;
+mod output;
 mod render;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     init_tracing(args.verbose);
-    commands::run(args)
+    let code = commands::run(args);
+    output::flush();
+    code
 }
 
 fn init_tracing(verbose: u8) {

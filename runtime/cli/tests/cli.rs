@@ -569,3 +569,32 @@ fn policy_test_explains_the_decision_and_refuses_bad_policies_with_line_and_colu
         stderr(&out)
     );
 }
+
+#[test]
+fn a_reader_that_went_away_ends_the_command_quietly_with_success() {
+    build_guests();
+    let data = tempfile::tempdir().unwrap();
+    let dir = example("scale-on-latency");
+    // stdout is a pipe whose reader is already gone: the first write fails with a broken pipe,
+    // as in `grace run … | head -1` once head has its line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_grace"))
+        .args([
+            "run",
+            path(&dir),
+            "--event",
+            path(&dir.join("event.json")),
+            "--dry-run",
+            "--data-dir",
+            path(data.path()),
+        ])
+        .env_remove("GRACE_DATA_DIR")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

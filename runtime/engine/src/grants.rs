@@ -7,7 +7,8 @@
 //!
 //! Accepted forms (see `docs/manifest.md`):
 //! - `scaling`: `groups` (globs), `min_capacity`, `max_capacity`, `max_step`, `max_changes`;
-//! - `containers`: `labels` (key = value glob), `actions`, `max_replicas`, `max_changes`;
+//! - `containers`: `labels` (key = value glob), `actions`, `min_replicas` (default 1),
+//!   `max_replicas`, `max_changes`;
 //! - `kubernetes`: `namespaces`, `deployments` (globs), `actions`, `min_replicas`, `max_replicas`,
 //!   `max_step`, `max_changes`;
 //! - `metrics`: `queries` (globs over the query text), `max_range`.
@@ -112,6 +113,9 @@ pub struct ContainerGrant {
     pub labels: BTreeMap<String, Glob>,
     /// Allowed actions.
     pub actions: Vec<ContainerAction>,
+    /// `scale` never below (1 unless the manifest says otherwise: scaling a service to nothing
+    /// must be granted explicitly, with `min_replicas = 0`).
+    pub min_replicas: u32,
     /// `scale` never above.
     pub max_replicas: Option<u32>,
     /// Changing calls (restart, start, stop, scale) per run.
@@ -355,6 +359,12 @@ impl ContainerGrant {
                 self.describe_scope()
             ));
         }
+        if replicas < self.min_replicas {
+            return deny(format!(
+                "{replicas} replicas is below the granted min_replicas {}",
+                self.min_replicas
+            ));
+        }
         if let Some(max) = self.max_replicas
             && replicas > max
         {
@@ -494,6 +504,7 @@ pub(crate) mod raw {
     struct Containers {
         labels: BTreeMap<String, String>,
         actions: Vec<String>,
+        min_replicas: Option<u32>,
         max_replicas: Option<u32>,
         max_changes: Option<u32>,
     }
@@ -629,6 +640,12 @@ pub(crate) mod raw {
                         ));
                     }
                     positive("grants.containers.max_changes", c.max_changes)?;
+                    let min_replicas = c.min_replicas.unwrap_or(1);
+                    min_max(
+                        "grants.containers",
+                        ("min_replicas", Some(min_replicas)),
+                        ("max_replicas", c.max_replicas),
+                    )?;
                     Ok(ContainerGrant {
                         labels: c
                             .labels
@@ -641,6 +658,7 @@ pub(crate) mod raw {
                             ContainerAction::parse,
                             "`list`, `restart`, `start`, `stop`, `scale`",
                         )?,
+                        min_replicas,
                         max_replicas: c.max_replicas,
                         max_changes: c.max_changes.unwrap_or(1),
                     })
@@ -789,6 +807,32 @@ mod tests {
                 .is_err()
         );
         assert!(g.check_scale(&web, 2, 0).is_err(), "scale is not granted");
+    }
+
+    #[test]
+    fn container_scale_to_zero_needs_an_explicit_min_replicas() {
+        let grant = |extra: &str| {
+            manifest(&format!(
+                "[grants.containers]\nlabels = {{ app = \"web\" }}\nactions = [\"scale\"]\n{extra}"
+            ))
+            .unwrap()
+            .grants
+            .containers
+            .unwrap()
+        };
+        let web: Labels = [("app".to_string(), "web".to_string())].into();
+        let by_default = grant("");
+        let e = by_default.check_scale(&web, 0, 0).unwrap_err().0;
+        assert_eq!(e, "0 replicas is below the granted min_replicas 1");
+        assert!(by_default.check_scale(&web, 1, 0).is_ok());
+        assert!(grant("min_replicas = 0\n").check_scale(&web, 0, 0).is_ok());
+        assert!(grant("min_replicas = 2\n").check_scale(&web, 1, 0).is_err());
+        let e = manifest(
+            "[grants.containers]\nlabels = { app = \"web\" }\nactions = [\"scale\"]\nmin_replicas = 3\nmax_replicas = 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("grants.containers.max_replicas"), "{e}");
     }
 
     #[test]

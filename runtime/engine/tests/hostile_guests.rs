@@ -33,6 +33,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "log-flooder",
     "huge-outcome",
     "metrics-hog",
+    // Also against the Kubernetes test API server: tests/parity/tests/identifiers.rs.
+    "identifier-injector",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {
@@ -300,4 +302,59 @@ fn the_host_keeps_serving_runs_while_hostile_guests_are_stopped() {
             .all(|r| r.status == RunStatus::Succeeded)
     );
     world.ledger.verify().unwrap();
+}
+
+/// How many identifiers the `identifier-injector` fixture smuggles: 17 Kubernetes targets,
+/// 5 group names, 7 container references and 3 selector keys.
+const INJECTED_IDENTIFIERS: usize = 32;
+
+#[test]
+fn hostile_guest_injecting_identifiers_is_refused_as_invalid_before_any_grant_check() {
+    let (report, world, _) = run_fixture("identifier-injector");
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{:?}\n{}",
+        report.failure,
+        report.guest_stderr
+    );
+    let entries = world.ledger.entries_for_run(&report.run_id).unwrap();
+    let invalid: Vec<_> = entries
+        .iter()
+        .filter(|e| e.result["error"]["kind"] == "invalid-argument")
+        .collect();
+    assert_eq!(invalid.len(), INJECTED_IDENTIFIERS, "{entries:#?}");
+    for e in &invalid {
+        assert_eq!(e.decision.verdict, Verdict::Denied);
+        // Refused by the identifier's own rules, not by a grant (some would have passed one).
+        assert!(
+            e.decision.reason.starts_with("invalid argument: `")
+                && !e.decision.reason.contains("granted"),
+            "{}",
+            e.decision.reason
+        );
+        // The reason quotes the identifier escaped: no control character reaches a terminal.
+        assert!(!e.decision.reason.chars().any(char::is_control), "{e:?}");
+    }
+    assert_eq!(
+        report.outcome.as_ref().unwrap().details["refused"],
+        INJECTED_IDENTIFIERS.to_string()
+    );
+    // The one valid call went through, and nothing else changed.
+    let actions: Vec<_> = report
+        .actions()
+        .map(|a| (a.interface.as_str(), a.function.as_str()))
+        .collect();
+    assert_eq!(actions, [("kubernetes", "scale-deployment")]);
+    let k8s = world.sim.executors().kubernetes.unwrap();
+    let checkout = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(grace_executor::KubernetesExecutor::get_deployment(
+            k8s.as_ref(),
+            "shop",
+            "checkout",
+        ))
+        .unwrap();
+    assert_eq!(checkout.replicas, 3);
+    assert_recorded(&world, &report);
 }

@@ -128,6 +128,14 @@ impl KubernetesExecutor for SimKubernetes {
         name: &str,
         replicas: u32,
     ) -> Result<Deployment, ExecError> {
+        // As the API server does: `spec.replicas` is an int32, so a dry-run refuses what
+        // production would.
+        if i32::try_from(replicas).is_err() {
+            return Err(ExecError::InvalidArgument(format!(
+                "`replicas` is {replicas}, above the limit of {} (Kubernetes' int32)",
+                i32::MAX
+            )));
+        }
         self.sim.with_world(|world, now| {
             let deployment = world.deployment_mut(namespace, name)?;
             deployment.scale(now, replicas);

@@ -160,3 +160,23 @@ async fn unknown_deployment_is_not_found() {
         Err(ExecError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn replicas_above_the_apis_int32_are_refused_as_invalid() {
+    let (_, k8s) = default_fleet();
+    let refused = k8s
+        .scale_deployment("shop", "checkout", i32::MAX as u32 + 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ExecError::InvalidArgument(m) if m.contains("2147483647")),
+        "{refused:?}"
+    );
+    let d = k8s.get_deployment("shop", "checkout").await.unwrap();
+    assert_eq!((d.replicas, d.generation), (2, 1), "nothing changed");
+    let at_the_limit = k8s
+        .scale_deployment("shop", "checkout", i32::MAX as u32)
+        .await
+        .unwrap();
+    assert_eq!(at_the_limit.replicas, i32::MAX as u32);
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use grace_executor::containers as exec;
-use grace_executor::{ContainerExecutor, ExecError};
+use grace_executor::{ContainerExecutor, ExecError, ident};
 use serde_json::json;
 
 use super::{described_by, labels_from_guest, labels_json, labels_to_guest};
@@ -12,7 +12,7 @@ use crate::bindings::containers::{Container, ContainerState, Health, Host};
 use crate::bindings::types::{Error, Label};
 use crate::grants::{ContainerAction, ContainerGrant, not_granted};
 use crate::host::HostState;
-use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+use crate::pipeline::{Call, Refusal, Scope, preview};
 use crate::trust::Proposal;
 
 /// The most lines `logs` returns: what a run report can show, not a log archive.
@@ -126,7 +126,7 @@ impl HostState {
             .perform_change(
                 call,
                 move |scope| async move {
-                    check_text("id", &id)?;
+                    ident::container_ref("id", &id)?;
                     let grant = grant(&scope)?;
                     grant.check_action(action)?;
                     let executor = executor(&scope)?;
@@ -173,8 +173,9 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
+                    let selector = labels_from_guest("selector", selector)?;
                     grant(&scope)?.check_action(ContainerAction::List)?;
-                    labels_from_guest("selector", selector)
+                    Ok(selector)
                 },
                 |scope, selector| async move {
                     let all = executor(&scope)?.list(&selector).await?;
@@ -208,7 +209,7 @@ impl Host for HostState {
             .perform(
                 call,
                 move |scope| async move {
-                    check_text("id", &id)?;
+                    ident::container_ref("id", &id)?;
                     if tail > MAX_LOG_TAIL {
                         return Err(Refusal::Invalid(format!(
                             "`tail` is {tail}, above the limit of {MAX_LOG_TAIL} lines"

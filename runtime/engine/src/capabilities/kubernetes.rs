@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grace_executor::kubernetes as exec;
-use grace_executor::{ExecError, KubernetesExecutor};
+use grace_executor::{ExecError, KubernetesExecutor, ident};
 use serde_json::json;
 
 use crate::bindings::kubernetes::{Deployment, Host};
 use crate::bindings::types::Error;
 use crate::grants::{KubernetesAction, KubernetesGrant, not_granted};
 use crate::host::HostState;
-use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+use crate::pipeline::{Call, Refusal, Scope, preview};
 use crate::trust::Proposal;
 
 fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
@@ -22,7 +22,7 @@ fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
         .ok_or_else(|| not_granted("kubernetes", &scope.guest).into())
 }
 
-/// The checks most Kubernetes calls start with: sane names, the action granted on that target.
+/// The checks most Kubernetes calls start with: valid names, the action granted on that target.
 fn granted_target<'s>(
     scope: &'s Scope,
     action: KubernetesAction,
@@ -45,9 +45,22 @@ fn target_args(namespace: &str, name: &str) -> serde_json::Value {
     json!({ "namespace": preview(namespace), "name": preview(name) })
 }
 
+/// The namespace and name by Kubernetes' own rules, checked before any grant: what passes is
+/// exactly what kube puts into the request path, so the grant sees what the API server gets.
 fn check_names(namespace: &str, name: &str) -> Result<(), Refusal> {
-    check_text("namespace", namespace)?;
-    check_text("name", name)
+    ident::k8s_namespace("namespace", namespace)?;
+    ident::k8s_deployment_name("name", name)?;
+    Ok(())
+}
+
+/// A replica count the API can hold: `spec.replicas` is an `int32`.
+fn check_replicas(replicas: u32) -> Result<i32, Refusal> {
+    i32::try_from(replicas).map_err(|_| {
+        Refusal::Invalid(format!(
+            "`replicas` is {replicas}, above the limit of {} (Kubernetes' int32)",
+            i32::MAX
+        ))
+    })
 }
 
 /// A deployment's state for the trust core: its replicas, and the ready ones.
@@ -117,6 +130,7 @@ impl Host for HostState {
             .perform_change(
                 call,
                 move |scope| async move {
+                    check_replicas(replicas)?;
                     let grant = granted_target(&scope, KubernetesAction::Scale, &namespace, &name)?;
                     let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
                     grant.check_scale(

@@ -9,25 +9,28 @@ mod log;
 mod metrics;
 mod scaling;
 
-use grace_executor::Labels;
+use grace_executor::{Labels, ident};
 
 use crate::bindings::types::{self, Label};
 use crate::host::HostState;
-use crate::pipeline::{Refusal, check_text};
+use crate::pipeline::Refusal;
 
 impl types::Host for HostState {}
 
-/// Labels from the guest, checked: keys non-empty, texts bounded, no duplicate keys.
-pub(crate) fn labels_from_guest(name: &str, labels: Vec<Label>) -> Result<Labels, Refusal> {
+impl From<grace_executor::IdentError> for Refusal {
+    /// A malformed identifier is an invalid argument, refused before any grant is consulted.
+    fn from(e: grace_executor::IdentError) -> Self {
+        Refusal::Invalid(e.to_string())
+    }
+}
+
+/// Container labels from the guest, checked by Docker's rules ([`grace_executor::ident`]):
+/// keys and values well-formed and bounded, no duplicate keys.
+pub(crate) fn labels_from_guest(name: &'static str, labels: Vec<Label>) -> Result<Labels, Refusal> {
     let mut out = Labels::new();
     for Label { key, value } in labels {
-        check_text(name, &key)?;
-        check_text(name, &value)?;
-        if key.is_empty() {
-            return Err(Refusal::Invalid(format!(
-                "`{name}` has a label with an empty key"
-            )));
-        }
+        ident::docker_label_key(name, &key)?;
+        ident::docker_label_value(name, &value)?;
         if out.insert(key.clone(), value).is_some() {
             return Err(Refusal::Invalid(format!(
                 "`{name}` repeats the label `{key}`"

@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grace_executor::scaling as exec;
-use grace_executor::{ExecError, ScalingExecutor};
+use grace_executor::{ExecError, ScalingExecutor, ident};
 use serde_json::json;
 
 use crate::bindings::scaling::{Group, Host, Instance, LifecycleState};
 use crate::bindings::types::Error;
 use crate::grants::{ScalingGrant, not_granted};
 use crate::host::HostState;
-use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
+use crate::pipeline::{Call, Refusal, Scope, preview};
 use crate::trust::Proposal;
 
 fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
@@ -22,9 +22,10 @@ fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
         .ok_or_else(|| not_granted("scaling", &scope.guest).into())
 }
 
-/// The checks every scaling call starts with: a sane group name, within the granted groups.
+/// The checks every scaling call starts with: a group name by AWS's rules (checked before any
+/// grant, so the grant sees exactly what AWS gets), within the granted groups.
 fn granted_group<'s>(scope: &'s Scope, name: &str) -> Result<&'s ScalingGrant, Refusal> {
-    check_text("name", name)?;
+    ident::aws_group_name("name", name)?;
     let grant = grant(scope)?;
     grant.check_group(name)?;
     Ok(grant)

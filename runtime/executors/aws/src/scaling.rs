@@ -62,7 +62,10 @@ impl AutoScaling {
         &self.client
     }
 
+    /// Every operation describes the group first: the name is checked here, by AWS's rules
+    /// ([`grace_executor::ident::aws_group_name`]), before any request carries it.
     async fn describe(&self, name: &str) -> Result<Group, ExecError> {
+        grace_executor::ident::aws_group_name("name", name)?;
         let what = format!("DescribeAutoScalingGroups of group `{name}`");
         let output = self
             .client

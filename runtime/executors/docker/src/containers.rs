@@ -34,10 +34,14 @@ impl Docker {
     }
 
     /// Every container (running or not) carrying all of `selector`, inspected, sorted by name.
+    ///
+    /// The selector's labels are checked first: they go to the engine as `key=value` filters,
+    /// and a key holding `=` would filter on something else than what was asked.
     pub(crate) async fn list_inspected(
         &self,
         selector: &Labels,
     ) -> Result<Vec<Inspected>, ExecError> {
+        grace_executor::ident::docker_labels("selector", selector)?;
         let what = if selector.is_empty() {
             "list containers".to_owned()
         } else {

@@ -11,26 +11,14 @@ use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, Health
 use grace_executor::containers::{Container, ContainerState, Health};
 use grace_executor::{ExecError, Labels};
 
-/// The longest container id or name accepted (Docker's names are far shorter in practice).
-const MAX_REFERENCE_LEN: usize = 255;
-
 /// Checks that `id` is a container id or name and returns it without a leading `/`.
 ///
 /// Names and ids go into the API's URL paths unescaped (bollard formats them in), so anything
-/// but Docker's name alphabet (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`) is refused rather than sent.
+/// but Docker's name alphabet (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, [`grace_executor::ident`]) is
+/// refused rather than sent: the engine has already checked it, this is defence in depth.
 pub(crate) fn check_reference(id: &str) -> Result<&str, ExecError> {
     let name = id.strip_prefix('/').unwrap_or(id);
-    let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name.len() <= MAX_REFERENCE_LEN;
-    if valid {
-        Ok(name)
-    } else {
-        Err(ExecError::InvalidArgument(format!(
-            "`{id}` is not a container id or name"
-        )))
-    }
+    Ok(grace_executor::ident::container_ref("id", name)?)
 }
 
 /// A container as the engine described it, with what ordering and cloning need.

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use grace_executor::kubernetes::Deployment;
-use grace_executor::{ExecError, KubernetesExecutor};
+use grace_executor::{ExecError, KubernetesExecutor, ident};
 use k8s_openapi::api::apps::v1::Deployment as ApiDeployment;
 use k8s_openapi::api::autoscaling::v1::ScaleSpec;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -34,7 +34,20 @@ fn rfc3339_now() -> String {
         .to_string()
 }
 
+/// Checks `namespace` and `name` by Kubernetes' rules before they go anywhere near a request.
+///
+/// kube formats both into the URL path as given (it only refuses empty names), so `cart#-canary`
+/// would reach the server as `…/deployments/cart`. The engine has checked them already; this is
+/// defence in depth. What passes is lowercase letters, digits, `-` and `.` (no `.` or `..`
+/// alone), all unreserved in a URL path: nothing left to percent-encode.
+fn checked(namespace: &str, name: &str) -> Result<(), ExecError> {
+    ident::k8s_namespace("namespace", namespace)?;
+    ident::k8s_deployment_name("name", name)?;
+    Ok(())
+}
+
 impl Kube {
+    /// The deployments of `namespace`, which [`checked`] has accepted.
     fn deployments(&self, namespace: &str) -> Api<ApiDeployment> {
         Api::namespaced(self.client.clone(), namespace)
     }
@@ -86,6 +99,7 @@ fn progress(d: &Deployment) -> String {
 #[async_trait::async_trait]
 impl KubernetesExecutor for Kube {
     async fn get_deployment(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+        checked(namespace, name)?;
         self.read(namespace, name, self.call_timeout).await
     }
 
@@ -98,6 +112,7 @@ impl KubernetesExecutor for Kube {
         name: &str,
         replicas: u32,
     ) -> Result<Deployment, ExecError> {
+        checked(namespace, name)?;
         let wanted = i32::try_from(replicas).map_err(|_| {
             ExecError::InvalidArgument(format!(
                 "{replicas} replicas for deployment `{namespace}/{name}` is more than Kubernetes allows ({})",
@@ -148,6 +163,7 @@ impl KubernetesExecutor for Kube {
     /// As `kubectl rollout restart` does: a strategic merge patch setting the pod template's
     /// `kubectl.kubernetes.io/restartedAt` annotation to now, so every pod is replaced.
     async fn rollout_restart(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+        checked(namespace, name)?;
         let operation = format!("restart deployment `{namespace}/{name}`");
         let patch = serde_json::json!({
             "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339_now()}}}}
@@ -176,6 +192,7 @@ impl KubernetesExecutor for Kube {
         name: &str,
         timeout: Duration,
     ) -> Result<Deployment, ExecError> {
+        checked(namespace, name)?;
         let deadline = Instant::now() + timeout;
         let mut last: Option<Deployment> = None;
         let mut last_error: Option<ExecError> = None;
