@@ -629,18 +629,27 @@ pub(crate) mod raw {
                         ));
                     }
                     positive("grants.containers.max_changes", c.max_changes)?;
+                    let actions = actions(
+                        "grants.containers.actions",
+                        c.actions,
+                        ContainerAction::parse,
+                        "`list`, `restart`, `start`, `stop`, `scale`",
+                    )?;
+                    // Without a ceiling one call could ask for the engine's limit of replicas:
+                    // scaling is granted only with an explicit one.
+                    if actions.contains(&ContainerAction::Scale) && c.max_replicas.is_none() {
+                        return Err(ManifestError::invalid(
+                            "grants.containers.max_replicas",
+                            "is required when `scale` is granted: the most replicas a run may ask for",
+                        ));
+                    }
                     Ok(ContainerGrant {
                         labels: c
                             .labels
                             .into_iter()
                             .map(|(k, v)| (k, Glob::new(v)))
                             .collect(),
-                        actions: actions(
-                            "grants.containers.actions",
-                            c.actions,
-                            ContainerAction::parse,
-                            "`list`, `restart`, `start`, `stop`, `scale`",
-                        )?,
+                        actions,
                         max_replicas: c.max_replicas,
                         max_changes: c.max_changes.unwrap_or(1),
                     })
@@ -851,6 +860,10 @@ mod tests {
             (
                 "[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"delete\"]\n",
                 "grants.containers.actions[0]",
+            ),
+            (
+                "[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"scale\"]\n",
+                "grants.containers.max_replicas",
             ),
             (
                 "[grants.metrics]\nqueries = [\"\"]\n",
