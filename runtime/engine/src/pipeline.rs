@@ -359,11 +359,8 @@ impl RunState {
         let _resource_guard = match &call.lock {
             None => None,
             Some(key) => {
-                match tokio::time::timeout_at(
-                    self.wall_deadline,
-                    self.executors.locks.lock(key),
-                )
-                .await
+                match tokio::time::timeout_at(self.wall_deadline, self.executors.locks.lock(key))
+                    .await
                 {
                     Ok(guard) => Some(guard),
                     Err(_) => {

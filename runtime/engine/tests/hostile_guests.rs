@@ -29,6 +29,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "collector-fixture",
     // Tested against the trust core's guardrails in a running server: runtime/cli/tests/trust.rs.
     "guardrail-prober",
+    // The containers capability's boundary: runtime/engine/tests/containers_boundary.rs.
+    "container-prober",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

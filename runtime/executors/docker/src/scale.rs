@@ -504,7 +504,10 @@ mod tests {
         assert_eq!(host.pids_limit, t.pids_limit, "pids_limit");
         assert_eq!(host.memory, t.memory, "memory");
         assert_eq!(host.memory_swap, t.memory_swap, "memory_swap");
-        assert_eq!(host.memory_reservation, t.memory_reservation, "memory_reservation");
+        assert_eq!(
+            host.memory_reservation, t.memory_reservation,
+            "memory_reservation"
+        );
         assert_eq!(host.cpuset_cpus, t.cpuset_cpus, "cpuset_cpus");
         assert_eq!(host.blkio_weight, t.blkio_weight, "blkio_weight");
         assert_eq!(host.shm_size, t.shm_size, "shm_size");
