@@ -640,6 +640,20 @@ pub(crate) mod raw {
                         ));
                     }
                     positive("grants.containers.max_changes", c.max_changes)?;
+                    let actions = actions(
+                        "grants.containers.actions",
+                        c.actions,
+                        ContainerAction::parse,
+                        "`list`, `restart`, `start`, `stop`, `scale`",
+                    )?;
+                    // Without a ceiling one call could ask for the engine's limit of replicas:
+                    // scaling is granted only with an explicit one.
+                    if actions.contains(&ContainerAction::Scale) && c.max_replicas.is_none() {
+                        return Err(ManifestError::invalid(
+                            "grants.containers.max_replicas",
+                            "is required when `scale` is granted: the most replicas a run may ask for",
+                        ));
+                    }
                     let min_replicas = c.min_replicas.unwrap_or(1);
                     min_max(
                         "grants.containers",
@@ -652,12 +666,7 @@ pub(crate) mod raw {
                             .into_iter()
                             .map(|(k, v)| (k, Glob::new(v)))
                             .collect(),
-                        actions: actions(
-                            "grants.containers.actions",
-                            c.actions,
-                            ContainerAction::parse,
-                            "`list`, `restart`, `start`, `stop`, `scale`",
-                        )?,
+                        actions,
                         min_replicas,
                         max_replicas: c.max_replicas,
                         max_changes: c.max_changes.unwrap_or(1),
@@ -813,7 +822,7 @@ mod tests {
     fn container_scale_to_zero_needs_an_explicit_min_replicas() {
         let grant = |extra: &str| {
             manifest(&format!(
-                "[grants.containers]\nlabels = {{ app = \"web\" }}\nactions = [\"scale\"]\n{extra}"
+                "[grants.containers]\nlabels = {{ app = \"web\" }}\nactions = [\"scale\"]\nmax_replicas = 5\n{extra}"
             ))
             .unwrap()
             .grants
@@ -895,6 +904,10 @@ mod tests {
             (
                 "[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"delete\"]\n",
                 "grants.containers.actions[0]",
+            ),
+            (
+                "[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"scale\"]\n",
+                "grants.containers.max_replicas",
             ),
             (
                 "[grants.metrics]\nqueries = [\"\"]\n",

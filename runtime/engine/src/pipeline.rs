@@ -50,6 +50,9 @@ pub struct Call {
     pub target: String,
     /// What a read looks at, for the trust core (changes bring theirs in their [`Proposal`]).
     pub resource: Option<grace_trust::Resource>,
+    /// The resource lock a change holds from its checks until its result is recorded
+    /// (see [`grace_executor::locks`]); `None` for reads.
+    pub lock: Option<String>,
 }
 
 impl Call {
@@ -62,6 +65,7 @@ impl Call {
             change: false,
             target: String::new(),
             resource: None,
+            lock: None,
         }
     }
 
@@ -78,14 +82,23 @@ impl Call {
         target: impl Into<String>,
         args: Value,
     ) -> Self {
+        let target = target.into();
         Call {
             interface,
             function,
             args,
             change: true,
-            target: target.into(),
+            lock: Some(format!("{interface}/{target}")),
+            target,
             resource: None,
         }
+    }
+
+    /// A change whose resource lock is `key` rather than its own target: for resources that
+    /// can overlap (label selectors), one key for all of them.
+    pub(crate) fn locking(mut self, key: impl Into<String>) -> Self {
+        self.lock = Some(key.into());
+        self
     }
 }
 
@@ -352,6 +365,34 @@ impl RunState {
         P: Send,
     {
         self.admit(&call).await?;
+        // Held until this call's result is recorded: another run's change of the same resource
+        // waits here, then checks against the state this change left (bounds hold per
+        // resource, not per call).
+        let _resource_guard = match &call.lock {
+            None => None,
+            Some(key) => {
+                match tokio::time::timeout_at(self.wall_deadline, self.executors.locks.lock(key))
+                    .await
+                {
+                    Ok(guard) => Some(guard),
+                    Err(_) => {
+                        let e = ExecError::TimedOut(
+                            "the run's deadline passed while another run was changing the same resource"
+                                .into(),
+                        );
+                        self.record(
+                            &call,
+                            Verdict::Allowed,
+                            "within grants",
+                            None,
+                            exec_error_json(&e),
+                        )
+                        .await?;
+                        return Ok(Err(to_wit(e)));
+                    }
+                }
+            }
+        };
         let scope = self.scope(call.interface);
         let authorized =
             match tokio::time::timeout_at(self.wall_deadline, authorize(scope.clone())).await {

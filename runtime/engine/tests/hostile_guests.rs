@@ -35,6 +35,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "metrics-hog",
     // Also against the Kubernetes test API server: tests/parity/tests/identifiers.rs.
     "identifier-injector",
+    // The containers capability's boundary: runtime/engine/tests/containers_boundary.rs.
+    "container-prober",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ExecError, Labels};
 
+/// The label GRACE puts on every container it creates to scale a service up, naming the
+/// template it was cloned from. Scaling down removes only containers carrying it: containers
+/// people created are stopped, never removed.
+pub const CLONE_LABEL: &str = "grace.clone-of";
+
 /// A container's run state, as the Docker Engine API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -66,8 +71,10 @@ pub trait ContainerExecutor: Send + Sync {
     async fn start(&self, id: &str) -> Result<Container, ExecError>;
     /// Stops a container by id or name.
     async fn stop(&self, id: &str) -> Result<Container, ExecError>;
-    /// Makes exactly `replicas` running containers carry `selector`, cloning one of them as the
-    /// template or removing the newest; returns them sorted by name.
+    /// Makes exactly `replicas` running containers carry `selector`, starting stopped ones or
+    /// cloning one of them as the template (clones carry [`CLONE_LABEL`]) to scale up, and
+    /// stopping the newest to scale down (clones first; only clones are removed, never with
+    /// their volumes); returns the running ones sorted by name.
     async fn scale(&self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError>;
     /// The last `tail` lines a container by id or name wrote to stdout and stderr, oldest first
     /// (fewer when it wrote fewer; none when `tail` is 0).

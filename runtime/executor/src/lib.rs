@@ -14,6 +14,7 @@ pub mod containers;
 mod error;
 pub mod ident;
 pub mod kubernetes;
+pub mod locks;
 pub mod metrics;
 pub mod scaling;
 
@@ -24,13 +25,18 @@ pub use containers::ContainerExecutor;
 pub use error::ExecError;
 pub use ident::IdentError;
 pub use kubernetes::KubernetesExecutor;
+pub use locks::{ResourceGuard, ResourceLocks};
 pub use metrics::MetricsExecutor;
 pub use scaling::ScalingExecutor;
 
 /// Labels as key/value pairs, ordered so that they print and hash the same way every time.
 pub type Labels = std::collections::BTreeMap<String, String>;
 
-/// The executors a run acts through, one per capability, plus the clock it runs on.
+/// The executors a run acts through, one per capability, plus the clock it runs on and the
+/// locks on the resources they serve.
+///
+/// A host makes one `Executors` and gives every run a clone: the clones share the executors
+/// and the [`ResourceLocks`], which is what serializes changes of one resource across runs.
 ///
 /// A missing executor means the capability has no backend configured here: calls to it fail
 /// with [`ExecError::Unavailable`] even when the manifest grants them.
@@ -46,6 +52,8 @@ pub struct Executors {
     pub kubernetes: Option<Arc<dyn KubernetesExecutor>>,
     /// Metric queries.
     pub metrics: Option<Arc<dyn MetricsExecutor>>,
+    /// Locks on resources being changed, shared by every run holding a clone.
+    pub locks: Arc<ResourceLocks>,
 }
 
 impl Executors {
@@ -57,6 +65,7 @@ impl Executors {
             containers: None,
             kubernetes: None,
             metrics: None,
+            locks: Arc::default(),
         }
     }
 }

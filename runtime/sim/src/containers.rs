@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use grace_executor::containers::{Container, ContainerState, Health};
+use grace_executor::containers::{CLONE_LABEL, Container, ContainerState, Health};
 use grace_executor::{ContainerExecutor, ExecError, Labels};
 
 use crate::fleet::ContainerSpec;
@@ -231,6 +231,10 @@ impl Containers {
                 // A new container: none of the template's history, and no health until it runs.
                 clone.log.clear();
                 clone.container.health = Health::None;
+                clone
+                    .container
+                    .labels
+                    .insert(CLONE_LABEL.to_owned(), template.container.name.clone());
                 clone.record(
                     &format!("created as a clone of `{}`", template.container.name),
                     now,
@@ -240,19 +244,33 @@ impl Containers {
                 self.records.push(clone);
             }
         } else {
+            // As on a real engine (grace-docker's `scale`): clones first, newest first, then the
+            // others; only clones are removed, the others are stopped and kept.
             let surplus = running.len() - target;
-            let newest: Vec<usize> = (0..self.records.len())
+            let mut victims: Vec<usize> = (0..self.records.len())
                 .rev()
                 .filter(|&i| {
                     let c = &self.records[i].container;
                     c.state == ContainerState::Running && carries(c, selector)
                 })
-                .take(surplus)
                 .collect();
-            // `newest` is in descending order, so earlier removals do not shift later indices.
-            for i in newest {
-                let removed = self.records.remove(i);
-                tracing::debug!(container = %removed.container.name, "simulated container removed");
+            victims.sort_by_key(|&i| !self.records[i].container.labels.contains_key(CLONE_LABEL));
+            victims.truncate(surplus);
+            let (mut removed, stopped): (Vec<usize>, Vec<usize>) = victims
+                .into_iter()
+                .partition(|&i| self.records[i].container.labels.contains_key(CLONE_LABEL));
+            for i in stopped {
+                let record = &mut self.records[i];
+                record.record("stopped to scale down", now);
+                record.container.state = ContainerState::Exited;
+                record.set_health(Health::None, now);
+                tracing::debug!(container = %record.container.name, "simulated container stopped");
+            }
+            // Descending, so earlier removals do not shift later indices.
+            removed.sort_unstable_by(|a, b| b.cmp(a));
+            for i in removed {
+                let gone = self.records.remove(i);
+                tracing::debug!(container = %gone.container.name, "simulated container removed");
             }
         }
         Ok(self

@@ -172,6 +172,7 @@ impl Simulation {
             containers: Some(Arc::new(SimContainers { sim: self.clone() })),
             kubernetes: Some(Arc::new(SimKubernetes { sim: self.clone() })),
             metrics: Some(Arc::new(SimMetrics { sim: self.clone() })),
+            locks: Arc::default(),
         }
     }
 

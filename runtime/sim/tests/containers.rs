@@ -120,7 +120,11 @@ async fn scale_up_clones_the_first_running_match_under_the_next_free_names() {
     assert_eq!(clone.image, "localhost/busybox:local");
     assert_eq!(
         clone.labels,
-        labels(&[("app", "web"), ("tier", "frontend")])
+        labels(&[
+            ("app", "web"),
+            ("grace.clone-of", "web-1"),
+            ("tier", "frontend")
+        ])
     );
     assert_eq!(
         (clone.state, clone.health),
@@ -130,15 +134,20 @@ async fn scale_up_clones_the_first_running_match_under_the_next_free_names() {
 }
 
 #[tokio::test]
-async fn scale_down_removes_the_newest_running_containers() {
+async fn scale_down_removes_only_clones_and_stops_the_containers_people_made() {
     let containers = containers();
     let web = labels(&[("app", "web")]);
     containers.scale(&web, 4).await.expect("scales");
     let scaled = containers.scale(&web, 1).await.expect("scales");
     assert_eq!(names(&scaled), ["web-1"]);
+    // web-3 and web-4 were clones: removed. web-2 came with the fleet: stopped, kept.
     assert_eq!(
         names(&containers.list(&Labels::new()).await.expect("lists")),
-        ["cache-1", "web-1"]
+        ["cache-1", "web-1", "web-2"]
+    );
+    assert_eq!(
+        containers.inspect("web-2").await.expect("kept").state,
+        ContainerState::Exited
     );
 }
 

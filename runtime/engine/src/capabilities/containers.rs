@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use grace_executor::containers as exec;
-use grace_executor::{ContainerExecutor, ExecError, ident};
+use grace_executor::{ContainerExecutor, ExecError, Labels, ident};
 use serde_json::json;
 
 use super::{described_by, labels_from_guest, labels_json, labels_to_guest};
@@ -17,6 +17,11 @@ use crate::trust::Proposal;
 
 /// The most lines `logs` returns: what a run report can show, not a log archive.
 const MAX_LOG_TAIL: u32 = 1000;
+
+/// The resource lock every container change takes. Services are label selectors that can
+/// overlap (`{app=web}` and `{app=web,env=prod}`), and a restart changes the service a scale
+/// counts, so container changes on a host are serialized as one resource.
+const LOCK: &str = "containers";
 
 fn grant(scope: &Scope) -> Result<&ContainerGrant, Refusal> {
     scope
@@ -55,6 +60,42 @@ impl From<exec::Container> for Container {
             },
         }
     }
+}
+
+/// Labels that tell the trust core what a resource is (environment, tier, owner): the keys
+/// [`described_by`] reads.
+const DESCRIBING: [&[&str]; 3] = [&["environment", "env"], &["tier"], &["owner", "team"]];
+
+/// The labels every member of a service carries with the same value: what the trust core is
+/// told the service is. Members that disagree on what describes them (one in `prod`, one in
+/// `staging`, or one without an environment) are refused: no single description would be true,
+/// and the guest can narrow its selector.
+fn shared_labels(members: &[exec::Container]) -> Result<Labels, Refusal> {
+    let Some((first, rest)) = members.split_first() else {
+        return Ok(Labels::new());
+    };
+    let mut shared = first.labels.clone();
+    for member in rest {
+        shared.retain(|k, v| member.labels.get(k) == Some(v));
+    }
+    for keys in DESCRIBING {
+        let values: std::collections::BTreeSet<Option<&String>> = members
+            .iter()
+            .map(|m| keys.iter().find_map(|k| m.labels.get(*k)))
+            .collect();
+        if values.len() > 1 {
+            let seen: Vec<String> = values
+                .into_iter()
+                .map(|v| v.map_or_else(|| "none".to_owned(), |v| format!("`{v}`")))
+                .collect();
+            return Err(Refusal::Invalid(format!(
+                "the selector spans containers of different `{}` ({}); narrow it to one",
+                keys[0],
+                seen.join(", ")
+            )));
+        }
+    }
+    Ok(shared)
 }
 
 /// Running containers, and those of them that are healthy (or have no health check), as the
@@ -108,6 +149,35 @@ async fn container_proposal(
     })
 }
 
+/// The refusal for a container the guest may not see: the same whether it does not exist or
+/// lies outside the grant, and naming only what the guest wrote, so refusals cannot be used to
+/// enumerate containers outside the grant.
+fn hidden(reference: &str) -> Refusal {
+    Refusal::Denied(format!(
+        "container `{reference}` does not exist or is outside this playbook's grant"
+    ))
+}
+
+/// Resolves the guest's reference (a name or an id, possibly a prefix) once, to the container
+/// it names now, and checks that container is in scope. Everything after acts on the resolved
+/// container's full id: the engine resolves names and id prefixes anew on every call, so acting
+/// on the guest's text could reach another container than the one checked.
+async fn resolve(
+    executor: &dyn ContainerExecutor,
+    grant: &ContainerGrant,
+    reference: &str,
+) -> Result<exec::Container, Refusal> {
+    let target = match executor.inspect(reference).await {
+        Ok(target) => target,
+        Err(ExecError::NotFound(_)) => return Err(hidden(reference)),
+        Err(e) => return Err(e.into()),
+    };
+    if !grant.in_scope(&target.labels) {
+        return Err(hidden(reference));
+    }
+    Ok(target)
+}
+
 impl HostState {
     /// restart, start and stop: the same checks, a different backend call.
     async fn change_one(
@@ -120,7 +190,8 @@ impl HostState {
             action.name(),
             id.clone(),
             json!({ "id": preview(&id) }),
-        );
+        )
+        .locking(LOCK);
         let r = self
             .run
             .perform_change(
@@ -130,10 +201,10 @@ impl HostState {
                     let grant = grant(&scope)?;
                     grant.check_action(action)?;
                     let executor = executor(&scope)?;
-                    let target = executor.inspect(&id).await?;
+                    let target = resolve(&*executor, grant, &id).await?;
                     grant.check_change(action, &target.name, &target.labels, scope.changes)?;
                     let proposal = container_proposal(&*executor, grant, action, &target).await?;
-                    Ok((id, proposal))
+                    Ok((target.id, proposal))
                 },
                 move |scope, id| async move {
                     let executor = executor(&scope)?;
@@ -217,9 +288,9 @@ impl Host for HostState {
                     }
                     let grant = grant(&scope)?;
                     grant.check_action(ContainerAction::Logs)?;
-                    let target = executor(&scope)?.inspect(&id).await?;
+                    let target = resolve(&*executor(&scope)?, grant, &id).await?;
                     grant.check_read(ContainerAction::Logs, &target.name, &target.labels)?;
-                    Ok(id)
+                    Ok(target.id)
                 },
                 move |scope, id| async move { executor(&scope)?.logs(&id, tail).await },
             )
@@ -244,7 +315,8 @@ impl Host for HostState {
             "scale",
             labels_json(&selector).to_string(),
             json!({ "selector": labels_json(&selector), "replicas": replicas }),
-        );
+        )
+        .locking(LOCK);
         let r =
             self.run
                 .perform_change(
@@ -258,10 +330,14 @@ impl Host for HostState {
                             .into_iter()
                             .filter(|c| grant.in_scope(&c.labels))
                             .collect();
+                        // The trust core judges the containers themselves, not the guest's
+                        // description of them: a selector that leaves `env` out still scales
+                        // production containers, and must be judged as production.
+                        let own = shared_labels(&members)?;
                         let proposal = Proposal {
                             resource: described_by(
                                 grace_trust::Resource::service(selector.clone()),
-                                &selector,
+                                &own,
                             ),
                             state: service_state(&members),
                             change: grace_trust::Change::Capacity { to: replicas },

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HealthConfig};
+use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
 use grace_docker::{Docker, DockerSettings};
-use grace_executor::containers::{Container, ContainerState, Health};
+use grace_executor::containers::{CLONE_LABEL, Container, ContainerState, Health};
 use grace_executor::{ContainerExecutor, ExecError, Labels};
 use grace_testkit::podman::{Podman, TEST_IMAGE};
 
@@ -83,6 +83,15 @@ impl Engine {
 
     /// Creates (and maybe starts) a container through the Docker API; returns its id.
     async fn create(&self, spec: Spec<'_>) -> String {
+        self.create_with(spec, |_| {}).await
+    }
+
+    /// As [`Engine::create`], with the create request adjusted by `adjust` first.
+    async fn create_with(
+        &self,
+        spec: Spec<'_>,
+        adjust: impl FnOnce(&mut ContainerCreateBody),
+    ) -> String {
         let healthcheck = spec.healthcheck.then(|| HealthConfig {
             test: Some(vec![
                 "CMD-SHELL".to_owned(),
@@ -93,7 +102,7 @@ impl Engine {
             retries: Some(1),
             ..Default::default()
         });
-        let body = ContainerCreateBody {
+        let mut body = ContainerCreateBody {
             image: Some(TEST_IMAGE.to_owned()),
             cmd: Some(vec![
                 "sh".to_owned(),
@@ -104,6 +113,7 @@ impl Engine {
             healthcheck,
             ..Default::default()
         };
+        adjust(&mut body);
         let options = CreateContainerOptionsBuilder::default()
             .name(spec.name)
             .build();
@@ -320,12 +330,11 @@ async fn scale_clones_the_oldest_up_and_removes_the_newest_down_to_zero_and_back
     for c in &up {
         assert_eq!(c.state, ContainerState::Running, "{}", c.name);
         assert_eq!(c.image, TEST_IMAGE, "{}", c.name);
-        assert_eq!(
-            c.labels,
-            e.labels(&[("app", "web"), ("tier", "front")]),
-            "{}",
-            c.name
-        );
+        let mut expected = e.labels(&[("app", "web"), ("tier", "front")]);
+        if c.name != web {
+            expected.insert(CLONE_LABEL.to_owned(), web.clone());
+        }
+        assert_eq!(c.labels, expected, "{}", c.name);
     }
     // A clone runs the same command, so its health check passes the same way.
     e.health_becomes(&web2, Health::Healthy).await;
@@ -353,6 +362,121 @@ async fn scale_clones_the_oldest_up_and_removes_the_newest_down_to_zero_and_back
         "the stopped template starts before any clone is made"
     );
     assert!(back.iter().all(|c| c.state == ContainerState::Running));
+}
+
+#[tokio::test]
+async fn scale_down_removes_only_clones_and_keeps_what_people_made_and_every_volume() {
+    let Some(e) = engine("scale_down_removes_only_clones").await else {
+        return;
+    };
+    let (web, other) = (e.name("web"), e.name("hand-made"));
+    let selector = e.labels(&[("app", "web")]);
+    for name in [&web, &other] {
+        e.create_with(
+            Spec {
+                name,
+                labels: &[("app", "web")],
+                script: SERVE,
+                healthcheck: false,
+                start: true,
+            },
+            // An anonymous volume, as an image's VOLUME would make.
+            |body| body.volumes = Some(vec!["/data".to_owned()]),
+        )
+        .await;
+    }
+    let volume_of = async |name: &str| {
+        let inspected = e.api.inspect_container(name, None).await.unwrap();
+        let mounts = inspected.mounts.unwrap_or_default();
+        mounts
+            .into_iter()
+            .find(|m| m.destination.as_deref() == Some("/data"))
+            .and_then(|m| m.name)
+            .expect("an anonymous volume")
+    };
+    let volumes = [volume_of(&web).await, volume_of(&other).await];
+
+    let up = e.docker.scale(&selector, 4).await.unwrap();
+    assert_eq!(up.len(), 4);
+    let down = e.docker.scale(&selector, 1).await.unwrap();
+
+    assert_eq!(names(&down), [web.as_str()]);
+    let left = e.docker.list(&selector).await.unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|c| (c.name.as_str(), c.state))
+            .collect::<Vec<_>>(),
+        [
+            (other.as_str(), ContainerState::Exited),
+            (web.as_str(), ContainerState::Running)
+        ],
+        "the clones are removed; the container people made is stopped, not removed"
+    );
+    for volume in &volumes {
+        e.api
+            .inspect_volume(volume)
+            .await
+            .unwrap_or_else(|err| panic!("volume `{volume}` was removed: {err}"));
+    }
+}
+
+#[tokio::test]
+async fn a_clone_keeps_every_security_restriction_of_its_template_on_a_real_engine() {
+    let Some(e) = engine("a_clone_keeps_every_security_restriction").await else {
+        return;
+    };
+    let web = e.name("web");
+    let selector = e.labels(&[("app", "locked")]);
+    e.create_with(
+        Spec {
+            name: &web,
+            labels: &[("app", "locked")],
+            script: SERVE,
+            healthcheck: false,
+            start: true,
+        },
+        |body| {
+            body.user = Some("1000:1000".to_owned());
+            body.host_config = Some(HostConfig {
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                cap_add: Some(vec!["CHOWN".to_owned()]),
+                readonly_rootfs: Some(true),
+                security_opt: Some(vec!["no-new-privileges".to_owned()]),
+                ulimits: Some(vec![ResourcesUlimits {
+                    name: Some("nofile".to_owned()),
+                    soft: Some(256),
+                    hard: Some(512),
+                }]),
+                pids_limit: Some(64),
+                memory: Some(64 << 20),
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+
+    let up = e.docker.scale(&selector, 2).await.unwrap();
+    let clone = up.iter().find(|c| c.name != web).expect("a clone");
+
+    let inspect = async |name: &str| {
+        let i = e.api.inspect_container(name, None).await.unwrap();
+        (
+            i.config.unwrap_or_default(),
+            i.host_config.unwrap_or_default(),
+        )
+    };
+    let (t_config, t) = inspect(&web).await;
+    let (c_config, c) = inspect(&clone.name).await;
+    // Compared as the engine reports them, so its own normalisation cannot hide a difference.
+    assert_eq!(c_config.user, t_config.user, "user");
+    assert_eq!(c.cap_drop, t.cap_drop, "cap_drop");
+    assert_eq!(c.cap_add, t.cap_add, "cap_add");
+    assert_eq!(c.readonly_rootfs, Some(true), "readonly_rootfs");
+    assert_eq!(c.security_opt, t.security_opt, "security_opt");
+    assert_eq!(c.ulimits, t.ulimits, "ulimits");
+    assert_eq!(c.pids_limit, t.pids_limit, "pids_limit");
+    assert_eq!(c.memory, t.memory, "memory");
+    assert_eq!(c.privileged, Some(false), "privileged");
 }
 
 #[tokio::test]

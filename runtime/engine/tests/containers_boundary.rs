@@ -1,0 +1,239 @@
+//! The containers capability acts on what it checked (on the simulated fleet; the same against
+//! a real engine is in `tests/parity/tests/containers_boundary.rs`):
+//!
+//! - a reference is resolved once, and the change acts on the resolved container's id;
+//! - a refusal names only what the guest wrote, the same for a missing container and one
+//!   outside the grant, so refusals cannot be used to list what lies outside it;
+//! - a scale is judged by the trust core on the containers' own labels, not on the selector
+//!   the guest chose, and a selector spanning environments is refused.
+
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use grace_engine::trust::{Ask, Trust, TrustDecision};
+use grace_engine::{Guest, RunReport, RunStatus};
+use grace_executor::containers::Container;
+use grace_executor::{ContainerExecutor, ExecError, Labels};
+use grace_ledger::Verdict;
+use grace_sim::Fleet;
+use serde_json::json;
+
+/// The `container-prober` fixture with `config` as its `[config]` table.
+fn prober(config: &str) -> Guest {
+    build_guests();
+    let dir = fixture("container-prober");
+    let text = std::fs::read_to_string(dir.join("playbook.toml")).unwrap();
+    let text = text.replace("[config]\n", &format!("[config]\n{config}\n"));
+    let manifest = grace_engine::Manifest::parse(&text).unwrap();
+    let bytes = std::fs::read(dir.join(&manifest.component)).unwrap();
+    engine()
+        .guest(manifest, &bytes, "container-prober")
+        .unwrap()
+}
+
+/// What the prober reported for each call, in order.
+fn results(report: &RunReport) -> Vec<String> {
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{:?}\n{}",
+        report.failure,
+        report.guest_stderr
+    );
+    let outcome = report.outcome.as_ref().expect("an outcome");
+    (0..)
+        .map_while(|n| outcome.details.get(&format!("call{n}")).cloned())
+        .collect()
+}
+
+fn probe(world: &World, guest: &Guest) -> RunReport {
+    world.run(guest, &event("test.hostile", "web", json!({})))
+}
+
+/// Passes every call to the simulated fleet, and remembers which container each change was
+/// made on: the id the capability handed the executor.
+struct Observed {
+    inner: Arc<dyn ContainerExecutor>,
+    acted_on: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl ContainerExecutor for Observed {
+    async fn list(&self, selector: &Labels) -> Result<Vec<Container>, ExecError> {
+        self.inner.list(selector).await
+    }
+    async fn inspect(&self, id: &str) -> Result<Container, ExecError> {
+        self.inner.inspect(id).await
+    }
+    async fn restart(&self, id: &str) -> Result<Container, ExecError> {
+        self.acted_on.lock().unwrap().push(id.to_owned());
+        self.inner.restart(id).await
+    }
+    async fn start(&self, id: &str) -> Result<Container, ExecError> {
+        self.acted_on.lock().unwrap().push(id.to_owned());
+        self.inner.start(id).await
+    }
+    async fn stop(&self, id: &str) -> Result<Container, ExecError> {
+        self.acted_on.lock().unwrap().push(id.to_owned());
+        self.inner.stop(id).await
+    }
+    async fn scale(&self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError> {
+        self.inner.scale(selector, replicas).await
+    }
+    async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError> {
+        self.inner.logs(id, tail).await
+    }
+}
+
+#[test]
+fn a_change_acts_on_the_container_the_check_resolved_not_on_the_guests_text() {
+    let mut world = World::new();
+    let observed = Arc::new(Observed {
+        inner: world.sim.executors().containers.unwrap(),
+        acted_on: Mutex::default(),
+    });
+    world.env.executors.containers = Some(observed.clone());
+    let web_2 = runtime().block_on(observed.inspect("web-2")).unwrap().id;
+
+    let report = probe(&world, &prober("restart = \"web-2\""));
+
+    assert_eq!(results(&report), [format!("ok {web_2}")]);
+    assert_eq!(*observed.acted_on.lock().unwrap(), [web_2]);
+}
+
+#[test]
+fn a_refusal_is_the_same_for_a_missing_container_and_one_outside_the_grant() {
+    let world = World::new();
+    let cache = runtime()
+        .block_on(world.sim.executors().containers.unwrap().inspect("cache-1"))
+        .unwrap();
+    let references = ["cache-1", cache.id.as_str(), "no-such-container"];
+
+    let report = probe(
+        &world,
+        &prober(&format!("restart = \"{}\"", references.join(","))),
+    );
+
+    let results = results(&report);
+    for (result, reference) in results.iter().zip(references) {
+        assert_eq!(
+            result,
+            &format!(
+                "denied: container `{reference}` does not exist or is outside this playbook's grant"
+            )
+        );
+    }
+    // The guest learned nothing it did not write: not the name behind the id, not the labels.
+    assert!(!results[1].contains("cache-1"), "{}", results[1]);
+    assert!(results.iter().all(|r| !r.contains("app=cache")));
+    // Nothing was restarted, and every refusal is on record.
+    let log = runtime()
+        .block_on(
+            world
+                .sim
+                .executors()
+                .containers
+                .unwrap()
+                .logs("cache-1", 100),
+        )
+        .unwrap();
+    assert!(!log.iter().any(|l| l.contains("restarted")), "{log:?}");
+    let denied = world
+        .ledger
+        .entries_for_run(&report.run_id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.function == "restart" && e.decision.verdict == Verdict::Denied)
+        .count();
+    assert_eq!(denied, 3);
+}
+
+/// Allows everything; remembers how each change's resource was described to it.
+#[derive(Default)]
+struct Witness {
+    resources: Mutex<Vec<grace_trust::Resource>>,
+}
+
+#[async_trait::async_trait]
+impl Trust for Witness {
+    async fn decide(&self, ask: &Ask<'_>) -> TrustDecision {
+        if let Some(proposal) = ask.proposal {
+            self.resources
+                .lock()
+                .unwrap()
+                .push(proposal.resource.clone());
+        }
+        TrustDecision::allow("witnessed")
+    }
+}
+
+fn fleet_of_web(environments: [&str; 2]) -> World {
+    let toml = format!(
+        r#"
+[[containers]]
+name = "web-1"
+image = "localhost/busybox:local"
+labels = {{ app = "web", env = "{}" }}
+health = "healthy"
+
+[[containers]]
+name = "web-2"
+image = "localhost/busybox:local"
+labels = {{ app = "web", env = "{}" }}
+health = "healthy"
+"#,
+        environments[0], environments[1]
+    );
+    World::with_fleet(&Fleet::from_toml(&toml).unwrap())
+}
+
+#[test]
+fn a_scale_is_judged_by_the_containers_own_environment_not_by_the_selector() {
+    let mut world = fleet_of_web(["production", "production"]);
+    let witness = Arc::new(Witness::default());
+    world.env.trust = witness.clone();
+
+    // The selector leaves `env` out: the containers it scales are production all the same.
+    let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 3"));
+
+    assert_eq!(results(&report), ["ok 3 running"]);
+    let resources = witness.resources.lock().unwrap();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(resources[0].environment.as_deref(), Some("production"));
+}
+
+#[test]
+fn a_selector_spanning_two_environments_is_refused_before_the_trust_core_is_asked() {
+    let mut world = fleet_of_web(["production", "staging"]);
+    let witness = Arc::new(Witness::default());
+    world.env.trust = witness.clone();
+
+    let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 3"));
+
+    let results = results(&report);
+    assert!(
+        results[0].starts_with(
+            "invalid argument: the selector spans containers of different `environment`"
+        ),
+        "{}",
+        results[0]
+    );
+    assert!(witness.resources.lock().unwrap().is_empty());
+    let snapshot = serde_json::to_value(world.sim.snapshot()).unwrap();
+    assert_eq!(snapshot["containers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_scale_above_the_granted_max_replicas_is_denied() {
+    let world = World::new();
+    let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 6"));
+    assert_eq!(
+        results(&report),
+        ["denied: 6 replicas is above the granted max_replicas 5"]
+    );
+}
