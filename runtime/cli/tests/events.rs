@@ -45,10 +45,15 @@ fn alert_starting_at(starts_at: &str) -> Value {
 fn hostile_timestamps_past_year_9999_are_refused_at_every_boundary_and_ingestion_goes_on() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
-    let m = manifest("on-latency", "[[triggers]]\nevent_type = \"test.latency\"\n");
+    let m = manifest(
+        "on-latency",
+        "[[triggers]]\nevent_type = \"test.latency\"\n",
+    );
     assert_eq!(server.upload(&m, component("echo")).0, 201);
 
-    let mut batch: Vec<Value> = (0..5).map(|i| event("test.latency", "api", i, 1.0)).collect();
+    let mut batch: Vec<Value> = (0..5)
+        .map(|i| event("test.latency", "api", i, 1.0))
+        .collect();
     batch[3]["timestamp"] = json!(YEAR_10000);
     assert_refused_past_9999(
         server.post("/v1/events", json!(batch)),
@@ -181,8 +186,8 @@ fn hostile_collector_claiming_alertmanager_fires_no_trigger_gated_on_alertmanage
 fn hostile_collector_over_the_per_pass_cap_fails_its_pass_and_publishes_nothing() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
-    let flood = std::fs::read_to_string(fixture("event-flood-collector").join("playbook.toml"))
-        .unwrap();
+    let flood =
+        std::fs::read_to_string(fixture("event-flood-collector").join("playbook.toml")).unwrap();
     let (status, body) = server.upload(&flood, component("event_flood_collector"));
     assert_eq!(status, 201, "{body}");
     let source = poll_until("the flood's failed pass", Duration::from_secs(60), || {
@@ -207,7 +212,10 @@ fn a_manifest_over_64_kib_is_refused_at_upload_naming_the_manifest() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
     let padding = format!("# {}\n", "x".repeat(1000)).repeat(22_000);
-    let huge = manifest("huge", &format!("{padding}[[triggers]]\nevent_type = \"a\"\n"));
+    let huge = manifest(
+        "huge",
+        &format!("{padding}[[triggers]]\nevent_type = \"a\"\n"),
+    );
     assert!(huge.len() > 22_000_000);
     let (status, body) = server.upload(&huge, component("echo"));
     assert_eq!(status, 413, "{body}");

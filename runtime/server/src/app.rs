@@ -423,7 +423,9 @@ impl App {
                     message: format!("`{}`: {e}", path.display()),
                 }
             })?;
-            app.supervise("checkpoint-signer", move |app| checkpoints(app, key.clone()));
+            app.supervise("checkpoint-signer", move |app| {
+                checkpoints(app, key.clone())
+            });
         }
         // Events accepted before a crash but not yet matched are queued before anything new is
         // accepted; the matcher takes events in sequence order whatever order they arrive in.
@@ -609,21 +611,19 @@ impl App {
             .sources
             .polled(name, kind, target, schedule.unhealthy_after);
         let (app, source) = (self.this.clone(), name.to_owned());
-        let task = self
-            .supervisor
-            .spawn(&format!("source:{name}"), move || {
-                let run = poll::run(
-                    app.clone(),
-                    source.clone(),
-                    poller.clone(),
-                    schedule,
-                    state.clone(),
-                );
-                async move {
-                    run.await;
-                    Ok(())
-                }
-            });
+        let task = self.supervisor.spawn(&format!("source:{name}"), move || {
+            let run = poll::run(
+                app.clone(),
+                source.clone(),
+                poller.clone(),
+                schedule,
+                state.clone(),
+            );
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
         if let Some(old) = self
             .pollers
             .lock()

@@ -425,8 +425,12 @@ fn parse_value(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("the value `{}` is not a number", shorten(text)))?;
-    grace_engine::event::check_number(value)
-        .map_err(|_| format!("the value `{}` is out of range for a 64-bit float", shorten(text)))
+    grace_engine::event::check_number(value).map_err(|_| {
+        format!(
+            "the value `{}` is out of range for a 64-bit float",
+            shorten(text)
+        )
+    })
 }
 
 /// A timestamp: integer milliseconds since the epoch, not before it.
