@@ -31,9 +31,9 @@ impl TriggerEvent {
     /// A new event about `resource`, for a collector to emit.
     ///
     /// The payload starts as `{}`; set it with [`payload`](Self::payload). The source starts as
-    /// `collector` and the actor empty: the host sets the actor of every event a collector emits
-    /// to the collector's name, whatever the guest wrote, so a collector cannot pose as another
-    /// actor. The timestamp starts at 0, which means "now": the SDK stamps such events with the
+    /// `collector` and the actor empty: the host sets both the source and the actor of every
+    /// event a collector emits to the collector's name, whatever the guest wrote, so a collector
+    /// cannot pose as another source (`alertmanager`) or actor. The timestamp starts at 0, which means "now": the SDK stamps such events with the
     /// run clock's time when `collect` returns. Set it with [`timestamp`](Self::timestamp) to
     /// date an event by its sample instead.
     ///
@@ -72,7 +72,8 @@ impl TriggerEvent {
         self
     }
 
-    /// Sets the source, e.g. the backend the collector read.
+    /// Sets the source. For a collector's events the host replaces it with the collector's name
+    /// (see [`new`](Self::new)); put the backend the collector read in the payload instead.
     #[must_use]
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.source = source.into();

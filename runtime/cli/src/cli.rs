@@ -488,6 +488,20 @@ pub enum EventsCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// List stored events, oldest first, with the token that published each through the API.
+    List {
+        /// The first sequence number to list.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most events to list (the server allows at most 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
 }
 
 /// The run states, as the server names them.

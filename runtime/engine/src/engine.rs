@@ -519,7 +519,9 @@ impl Engine {
         report
     }
 
-    /// Validates a collector's events; the actor is always the collector itself.
+    /// Validates a collector's events. The host names where they came from: `source` and
+    /// `actor` are the collector's own name whatever the guest wrote, so that no collector can
+    /// pass its events off as another source's (`alertmanager`) and fire playbooks gated on it.
     fn accept_events(
         &self,
         manifest: &Manifest,
@@ -535,14 +537,9 @@ impl Engine {
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                let source = if e.source.trim().is_empty() {
-                    "collector".to_owned()
-                } else {
-                    e.source
-                };
                 TriggerEvent::from_guest(
                     e.event_type,
-                    source,
+                    manifest.name.clone(),
                     manifest.name.clone(),
                     e.resource,
                     &e.payload,

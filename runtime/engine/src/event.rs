@@ -15,6 +15,33 @@ pub const MAX_EVENT_TYPE_BYTES: usize = 128;
 pub const MAX_NAME_BYTES: usize = 256;
 /// Largest payload, as JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Latest time an event may carry: `9999-12-31T23:59:59.999Z`, the last instant RFC 3339 (four
+/// year digits) can write. Every boundary checks timestamps against it with [`check_timestamp`].
+pub const MAX_TIMESTAMP_MILLIS: u64 = 253_402_300_799_999;
+
+/// The one rule for a timestamp crossing a boundary (API events, push formats, collectors,
+/// Alertmanager, polled sources, `grace run --event`): milliseconds since the epoch, at most
+/// [`MAX_TIMESTAMP_MILLIS`]. The error says what is wrong; the caller names the field.
+pub fn check_timestamp(millis: u64) -> Result<u64, String> {
+    if millis > MAX_TIMESTAMP_MILLIS {
+        return Err(format!(
+            "`{millis}` ms since the epoch is after 9999-12-31, the latest time an event may carry"
+        ));
+    }
+    Ok(millis)
+}
+
+/// The one rule for a sample value crossing a boundary: a finite number (JSON, which events
+/// carry, cannot hold NaN or infinities). The caller names the field.
+pub fn check_number(value: f64) -> Result<f64, String> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!(
+            "`{value}` is not a finite number; events carry JSON numbers, which cannot hold NaN or infinities"
+        ))
+    }
+}
 
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,14 +85,31 @@ fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
     }
 }
 
+/// Writes RFC 3339 when it can; a time past [`MAX_TIMESTAMP_MILLIS`] (which no boundary lets in,
+/// but a record written by an older version might hold) as its number of milliseconds, which
+/// reads back as the same time, so that serializing never fails.
 fn serialize_rfc3339<S: serde::Serializer>(millis: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_millis(*millis))
+    if *millis > MAX_TIMESTAMP_MILLIS {
+        s.serialize_u64(*millis)
+    } else {
+        s.serialize_str(&format_millis(*millis))
+    }
 }
 
 /// Formats milliseconds since the epoch as RFC 3339 with milliseconds.
+///
+/// Total: RFC 3339 cannot write a year past 9999 (formatting one used to panic), so a later
+/// time is written as `+<millis>ms`, which no one can mistake for a date.
 pub fn format_millis(millis: u64) -> String {
-    let time = UNIX_EPOCH + Duration::from_millis(millis);
-    humantime::format_rfc3339_millis(time).to_string()
+    use std::fmt::Write;
+    let mut out = String::new();
+    if millis <= MAX_TIMESTAMP_MILLIS
+        && let Some(time) = UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+        && write!(out, "{}", humantime::format_rfc3339_millis(time)).is_ok()
+    {
+        return out;
+    }
+    format!("+{millis}ms")
 }
 
 /// Parses RFC 3339 into milliseconds since the epoch.
@@ -84,15 +128,47 @@ struct RawEvent {
     resource: String,
     #[serde(default)]
     payload: Option<serde_json::Value>,
+    /// Any JSON, so that a wrong kind of timestamp is an error naming the field, not a shape
+    /// error about the whole event.
     #[serde(default)]
-    timestamp: Option<RawTimestamp>,
+    timestamp: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawTimestamp {
-    Millis(u64),
-    Text(String),
+/// Reads a JSON timestamp: whole milliseconds or RFC 3339 text, in range.
+fn timestamp_of(value: &serde_json::Value) -> Result<u64, EventError> {
+    let millis = match value {
+        serde_json::Value::String(t) => parse_rfc3339(t).ok_or_else(|| {
+            invalid(
+                "timestamp",
+                format!(
+                    "`{}` is not an RFC 3339 time like `2026-01-01T00:05:00Z`",
+                    shorten(t)
+                ),
+            )
+        })?,
+        serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| {
+            invalid(
+                "timestamp",
+                format!("`{n}` is not a whole number of milliseconds since the epoch"),
+            )
+        })?,
+        _ => {
+            return Err(invalid(
+                "timestamp",
+                "must be milliseconds since the epoch or an RFC 3339 time",
+            ));
+        }
+    };
+    check_timestamp(millis).map_err(|m| invalid("timestamp", m))
+}
+
+/// At most 64 characters of `text`, for error messages.
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 64 {
+        text.to_owned()
+    } else {
+        format!("{}...", text.chars().take(64).collect::<String>())
+    }
 }
 
 impl TriggerEvent {
@@ -114,15 +190,9 @@ impl TriggerEvent {
     }
 
     fn from_raw(raw: RawEvent, now_millis: u64) -> Result<TriggerEvent, EventError> {
-        let timestamp = match raw.timestamp {
+        let timestamp = match &raw.timestamp {
             None => now_millis,
-            Some(RawTimestamp::Millis(ms)) => ms,
-            Some(RawTimestamp::Text(t)) => parse_rfc3339(&t).ok_or_else(|| {
-                invalid(
-                    "timestamp",
-                    format!("`{t}` is not an RFC 3339 time like `2026-01-01T00:05:00Z`"),
-                )
-            })?,
+            Some(value) => timestamp_of(value)?,
         };
         let event = TriggerEvent {
             event_type: raw.event_type,
@@ -213,6 +283,7 @@ impl TriggerEvent {
                 return Err(invalid(field, "must not contain control characters"));
             }
         }
+        check_timestamp(self.timestamp).map_err(|m| invalid("timestamp", m))?;
         if !self.payload.is_object() {
             return Err(invalid("payload", "must be a JSON object"));
         }
@@ -328,5 +399,71 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_timestamp_after_year_9999_is_refused_naming_the_field() {
+        for ts in [
+            "253402300800000".to_owned(),
+            u64::MAX.to_string(),
+            "\"9999-12-31T23:59:59-23:59\"".to_owned(),
+        ] {
+            let text = GOOD.replace("\"2026-01-01T00:05:00Z\"", &ts);
+            match TriggerEvent::from_json(&text, 0) {
+                Err(EventError::Invalid {
+                    field: "timestamp",
+                    message,
+                }) => assert!(
+                    message.contains("after 9999-12-31") || message.contains("RFC 3339"),
+                    "{message}"
+                ),
+                other => panic!("{ts}: expected a timestamp error, got {other:?}"),
+            }
+        }
+        let last = GOOD.replace(
+            "\"2026-01-01T00:05:00Z\"",
+            &MAX_TIMESTAMP_MILLIS.to_string(),
+        );
+        let e = TriggerEvent::from_json(&last, 0).unwrap();
+        assert_eq!(format_millis(e.timestamp), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_timestamp_of_the_wrong_kind_is_an_error_naming_the_field() {
+        for ts in ["-1", "1.5", "true", "{}"] {
+            let text = GOOD.replace("\"2026-01-01T00:05:00Z\"", ts);
+            assert!(
+                matches!(
+                    TriggerEvent::from_json(&text, 0),
+                    Err(EventError::Invalid {
+                        field: "timestamp",
+                        ..
+                    })
+                ),
+                "{ts}"
+            );
+        }
+    }
+
+    #[test]
+    fn formatting_any_time_is_total() {
+        assert_eq!(format_millis(u64::MAX), format!("+{}ms", u64::MAX));
+        assert_eq!(
+            format_millis(MAX_TIMESTAMP_MILLIS + 1),
+            "+253402300800000ms"
+        );
+        let event = TriggerEvent {
+            timestamp: u64::MAX,
+            ..TriggerEvent::from_json(GOOD, 0).unwrap()
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.contains(&u64::MAX.to_string()), "{json}");
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused() {
+        assert!(check_number(f64::NAN).is_err());
+        assert!(check_number(f64::INFINITY).is_err());
+        assert_eq!(check_number(-1.5), Ok(-1.5));
     }
 }

@@ -27,6 +27,9 @@ pub const MAX_HOST_CALLS: u32 = 1_000_000;
 pub const MAX_LOG_BYTES: u32 = 1024 * 1024;
 /// The most a manifest may allow a run to log in all.
 pub const MAX_TOTAL_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest manifest text: manifests are a few KiB; a bound keeps a hostile one (22 MB of
+/// grants took 8 s to parse) from slowing every load and listing.
+pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 
 /// Whether a guest responds to events or produces them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -215,10 +218,18 @@ impl ManifestError {
 impl Manifest {
     /// Reads and validates a manifest file; the component path is resolved against its directory.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        use std::io::Read;
+        let read_error = |source| ManifestError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // Read one byte past the limit at most, so that a huge file is refused unread.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(read_error)?
+            .take(MAX_MANIFEST_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
         let mut manifest = Manifest::parse(&text).map_err(|e| match e {
             ManifestError::Syntax(msg) => {
                 ManifestError::Syntax(format!("in `{}`: {msg}", path.display()))
@@ -234,6 +245,15 @@ impl Manifest {
 
     /// Parses and validates manifest text; the component path is left as written.
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::invalid(
+                "manifest",
+                format!(
+                    "is {} bytes or more, above the limit of {MAX_MANIFEST_BYTES}",
+                    text.len()
+                ),
+            ));
+        }
         let raw: raw::Manifest =
             toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
         raw.validate()

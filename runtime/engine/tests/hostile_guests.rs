@@ -27,6 +27,10 @@ const TESTED_FIXTURES: &[&str] = &[
     "host-call-flood",
     "sleeper",
     "collector-fixture",
+    "impostor-collector",
+    "far-future-collector",
+    // Tested against the server's per-pass cap in a running server: runtime/cli/tests/events.rs.
+    "event-flood-collector",
     // Tested against the trust core's guardrails in a running server: runtime/cli/tests/trust.rs.
     "guardrail-prober",
     // Tested in bounded_runs.rs, and against a running server in runtime/cli/tests/bounds.rs.
@@ -358,5 +362,29 @@ fn hostile_guest_injecting_identifiers_is_refused_as_invalid_before_any_grant_ch
         ))
         .unwrap();
     assert_eq!(checkout.replicas, 3);
+#[test]
+fn hostile_collector_claiming_alertmanager_publishes_under_its_own_name() {
+    let guest = load(&fixture("impostor-collector"));
+    let world = World::new();
+    let report = world.collect(&guest);
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert_eq!(report.events.len(), 1);
+    assert_eq!(report.events[0].source, "impostor-collector");
+    assert_eq!(report.events[0].actor, "impostor-collector");
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn hostile_collector_dating_an_event_after_year_9999_fails_its_pass_naming_the_timestamp() {
+    let guest = load(&fixture("far-future-collector"));
+    let world = World::new();
+    let report = world.collect(&guest);
+    assert_eq!(failure_kind(&report), FailureKind::InvalidOutput);
+    let message = &report.failure.as_ref().unwrap().message;
+    assert!(
+        message.contains("`timestamp`") && message.contains("after 9999-12-31"),
+        "{message}"
+    );
+    assert!(report.events.is_empty());
     assert_recorded(&world, &report);
 }

@@ -94,7 +94,17 @@ impl Poller for CollectorPoller {
             u64::from(report.host_calls),
             std::sync::atomic::Ordering::Relaxed,
         );
-        app.metrics.collector_pass(report.failure.is_none());
+        let over_cap = report
+            .failure
+            .is_none()
+            .then(|| collector_output_over_cap(&app.config, &report.events))
+            .flatten();
+        app.metrics
+            .collector_pass(report.failure.is_none() && over_cap.is_none());
+        if let Some(message) = over_cap {
+            tracing::warn!(collector = %self.guest.manifest.name, "collector pass refused: {message}");
+            return Err(grace_executor::ExecError::InvalidArgument(message));
+        }
         match report.failure {
             Some(f) => Err(grace_executor::ExecError::Other(format!(
                 "{:?}: {}",
@@ -106,6 +116,30 @@ impl Poller for CollectorPoller {
             }),
         }
     }
+}
+
+/// Why a collector pass's output is refused: more events or bytes than the server allows per
+/// pass (`collector_max_events`, `collector_max_bytes`). The whole pass is dropped, so a
+/// collector cannot flood the event log a little under the cap at every pass unnoticed: its
+/// source turns unhealthy and `GET /v1/sources` shows why.
+fn collector_output_over_cap(config: &ServeConfig, events: &[TriggerEvent]) -> Option<String> {
+    if events.len() > config.collector_max_events {
+        return Some(format!(
+            "the pass returned {} events, above the server's `collector_max_events` of {}",
+            events.len(),
+            config.collector_max_events
+        ));
+    }
+    let bytes: usize = events
+        .iter()
+        .map(|e| e.event_type.len() + e.resource.len() + e.payload_text().len())
+        .sum();
+    (bytes > config.collector_max_bytes).then(|| {
+        format!(
+            "the pass returned {bytes} bytes of events, above the server's `collector_max_bytes` of {}",
+            config.collector_max_bytes
+        )
+    })
 }
 
 /// The server's shared state.
@@ -153,6 +187,8 @@ pub struct App {
     pub trust_roots: crate::signing::TrustRoots,
     /// The trust core: policies, risk, guardrails, approvals (see [`crate::trust`]).
     pub trust: Arc<crate::trust::HostTrust>,
+    /// The background tasks' health (see [`crate::supervisor`]).
+    pub supervisor: Arc<crate::supervisor::Supervisor>,
 }
 
 /// Why the server could not start.
@@ -296,8 +332,9 @@ impl App {
                 }
             })?,
         );
-        let events =
-            EventLog::start(ledger.database()).map_err(other("cannot start the event log"))?;
+        let supervisor = Arc::new(crate::supervisor::Supervisor::default());
+        let events = EventLog::start(ledger.database(), supervisor.clone())
+            .map_err(other("cannot start the event log"))?;
         let engine = Engine::new(&EngineConfig {
             max_concurrent_runs: u32::try_from(config.max_concurrent_runs + 4).unwrap_or(64),
             ..EngineConfig::default()
@@ -334,6 +371,7 @@ impl App {
             auth,
             trust_roots,
             trust,
+            supervisor,
         });
 
         app.recover().await?;
@@ -365,10 +403,20 @@ impl App {
             .matched_through()
             .map_err(other("cannot read the store"))?
             + 1;
-        tokio::spawn(matcher(app.clone(), queue_rx, next));
-        tokio::spawn(runner(app.clone(), runs_rx));
-        tokio::spawn(retention(app.clone()));
-        tokio::spawn(approval_expiry(app.clone()));
+        // Each task's receiver outlives a start: a restarted task takes up the same queue.
+        let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        let runs_rx = Arc::new(tokio::sync::Mutex::new(runs_rx));
+        let first_start = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        app.supervise("matcher", move |app| {
+            let (rx, first) = (queue_rx.clone(), first_start.clone());
+            async move {
+                let restarted = !first.swap(false, std::sync::atomic::Ordering::SeqCst);
+                matcher(app, rx, restarted).await
+            }
+        });
+        app.supervise("runner", move |app| runner(app, runs_rx.clone()));
+        app.supervise("retention", retention);
+        app.supervise("approval-expiry", approval_expiry);
         app.continue_decided().await;
         if let Some(path) = &app.config.checkpoint_key {
             let key = grace_ledger::SigningKey::load(path).map_err(|e| {
@@ -377,7 +425,9 @@ impl App {
                     message: format!("`{}`: {e}", path.display()),
                 }
             })?;
-            tokio::spawn(checkpoints(app.clone(), key));
+            app.supervise("checkpoint-signer", move |app| {
+                checkpoints(app, key.clone())
+            });
         }
         // Events accepted before a crash but not yet matched are queued before anything new is
         // accepted; the matcher takes events in sequence order whatever order they arrive in.
@@ -403,6 +453,25 @@ impl App {
             }
         }
         Ok(app)
+    }
+
+    /// Runs a background task under the supervisor, restarted whenever it dies.
+    fn supervise<F, Fut>(&self, name: &str, task: F)
+    where
+        F: Fn(Arc<App>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let this = self.this.clone();
+        self.supervisor.spawn(name, move || {
+            let app = this.upgrade();
+            let run = app.map(&task);
+            async move {
+                match run {
+                    Some(run) => run.await,
+                    None => Ok(()), // shutting down
+                }
+            }
+        });
     }
 
     /// Rebuilds the trigger mesh's memory (hold windows, cooldowns) from the events matched
@@ -543,13 +612,20 @@ impl App {
         let state = self
             .sources
             .polled(name, kind, target, schedule.unhealthy_after);
-        let task = tokio::spawn(poll::run(
-            self.this.clone(),
-            name.to_owned(),
-            poller,
-            schedule,
-            state,
-        ));
+        let (app, source) = (self.this.clone(), name.to_owned());
+        let task = self.supervisor.spawn(&format!("source:{name}"), move || {
+            let run = poll::run(
+                app.clone(),
+                source.clone(),
+                poller.clone(),
+                schedule,
+                state.clone(),
+            );
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
         if let Some(old) = self
             .pollers
             .lock()
@@ -612,6 +688,7 @@ impl App {
 
     fn deactivate(&self, name: &str) {
         self.sources.remove(name);
+        self.supervisor.forget(&format!("source:{name}"));
         if let Some(task) = self
             .pollers
             .lock()
@@ -754,19 +831,46 @@ impl App {
 
     // --- events ----------------------------------------------------------------------------
 
-    /// Accepts a batch: all of it is stored and queued, or none of it.
+    /// Accepts a batch from a polled source or a collector: all of it is stored and queued, or
+    /// none of it.
     pub async fn ingest(&self, events: Vec<TriggerEvent>) -> Result<(u64, u64), ApiError> {
+        self.ingest_as(events, None).await
+    }
+
+    /// Accepts a batch published through the API: the events record the caller's token.
+    pub async fn ingest_from(
+        &self,
+        events: Vec<TriggerEvent>,
+        caller: &crate::auth::Caller,
+    ) -> Result<(u64, u64), ApiError> {
+        // The anonymous caller of `--insecure-no-auth` has no token to record.
+        let publisher = (!caller.token_id.is_empty()).then(|| crate::store::Publisher {
+            token_id: caller.token_id.clone(),
+            name: caller.name.clone(),
+        });
+        self.ingest_as(events, publisher).await
+    }
+
+    async fn ingest_as(
+        &self,
+        events: Vec<TriggerEvent>,
+        publisher: Option<crate::store::Publisher>,
+    ) -> Result<(u64, u64), ApiError> {
         let Some(app) = self.this.upgrade() else {
             return Err(ApiError::internal("the server is shutting down"));
         };
         // Once stored, the events must reach the matcher: the store-then-queue step runs in its
         // own task, which a client hanging up (dropping this future) cannot cut short.
-        tokio::spawn(async move { app.ingest_now(events).await })
+        tokio::spawn(async move { app.ingest_now(events, publisher).await })
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
     }
 
-    async fn ingest_now(&self, events: Vec<TriggerEvent>) -> Result<(u64, u64), ApiError> {
+    async fn ingest_now(
+        &self,
+        events: Vec<TriggerEvent>,
+        publisher: Option<crate::store::Publisher>,
+    ) -> Result<(u64, u64), ApiError> {
         let n = events.len();
         if n == 0 {
             return Err(ApiError::field("events", "the batch is empty"));
@@ -793,7 +897,10 @@ impl App {
         let received_at = system_now_millis();
         let accepted = Instant::now();
         let events = Arc::new(events);
-        let (first, last) = self.events.append(events.clone(), received_at).await?;
+        let (first, last) = self
+            .events
+            .append(events.clone(), received_at, publisher)
+            .await?;
         // The writer has let go of the batch by now: take it back without copying.
         let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
         for event in &events {
@@ -1381,9 +1488,41 @@ const SIMULATED_RUN_WAIT: Duration = Duration::from_secs(1);
 /// order (two batches committed together wake their publishers in any order): the matcher
 /// holds early ones back and matches strictly in sequence, so the "matched through" mark only
 /// ever covers a gap-free prefix of the log.
-async fn matcher(app: Arc<App>, mut rx: mpsc::Receiver<Queued>, mut next: u64) {
+///
+/// A restarted matcher (after a panic) takes up from the store: it matches from the first
+/// unmatched event, reading those its previous start had taken off the queue back from the log.
+async fn matcher(
+    app: Arc<App>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+    restarted: bool,
+) -> Result<(), String> {
+    let mut rx = rx.lock().await;
     let mut received = Vec::with_capacity(1024);
     let mut early: std::collections::BTreeMap<u64, Queued> = std::collections::BTreeMap::new();
+    let store = app.store.clone();
+    let mut next = tokio::task::spawn_blocking(move || store.matched_through())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot read the store: {e}"))?
+        + 1;
+    if restarted {
+        let store = app.store.clone();
+        let backlog = tokio::task::spawn_blocking(move || store.events(next, usize::MAX))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot read events: {e}"))?;
+        for e in backlog {
+            early.insert(
+                e.seq,
+                Queued {
+                    seq: e.seq,
+                    event: e.event,
+                    received_at: e.received_at,
+                    accepted: Instant::now(),
+                },
+            );
+        }
+    }
     let mut counted = next.saturating_sub(1);
     while rx.recv_many(&mut received, 1024).await > 0 {
         for q in received.drain(..) {
@@ -1422,6 +1561,7 @@ async fn matcher(app: Arc<App>, mut rx: mpsc::Receiver<Queued>, mut next: u64) {
         }
         store_and_start(&app, created, last_seq, &mut counted).await;
     }
+    Ok(())
 }
 
 /// The runs one event fires.
@@ -1569,7 +1709,11 @@ async fn wait_until_final(
 }
 
 /// Starts runs, at most `max_concurrent_runs` at once.
-async fn runner(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>) {
+async fn runner(
+    app: Arc<App>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
+) -> Result<(), String> {
+    let mut rx = rx.lock().await;
     let slots = app.slots.clone();
     while let Some(id) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -1581,12 +1725,13 @@ async fn runner(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>) {
             drop(slot);
         });
     }
+    Ok(())
 }
 
 /// Deletes events past their retention (once they are matched), hourly, in bounded chunks.
 /// Signs a checkpoint of the ledger now and then, when it has grown since the last one, so
 /// that auditors holding an old checkpoint can prove the history was only ever appended to.
-async fn checkpoints(app: Arc<App>, key: grace_ledger::SigningKey) {
+async fn checkpoints(app: Arc<App>, key: grace_ledger::SigningKey) -> Result<(), String> {
     let mut every = tokio::time::interval(app.config.checkpoint_every);
     loop {
         every.tick().await;
@@ -1616,7 +1761,7 @@ async fn checkpoints(app: Arc<App>, key: grace_ledger::SigningKey) {
 
 /// Expires approval requests nobody decided in time; their runs go on, and the change that
 /// waited is denied.
-async fn approval_expiry(app: Arc<App>) {
+async fn approval_expiry(app: Arc<App>) -> Result<(), String> {
     let every =
         (app.trust.approval_ttl() / 10).clamp(Duration::from_millis(200), Duration::from_secs(30));
     loop {
@@ -1637,7 +1782,7 @@ async fn approval_expiry(app: Arc<App>) {
     }
 }
 
-async fn retention(app: Arc<App>) {
+async fn retention(app: Arc<App>) -> Result<(), String> {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     every.tick().await; // not at startup: let the backlog be matched first
     loop {

@@ -32,6 +32,11 @@ pub struct ServeConfig {
     pub body_read_timeout: Duration,
     /// How long events are kept.
     pub event_retention: Duration,
+    /// Most events one collector pass may return; a pass over it fails.
+    pub collector_max_events: usize,
+    /// Most bytes (event types, resources and payloads) one collector pass may return; a pass
+    /// over it fails.
+    pub collector_max_bytes: usize,
     /// Runs executing at once.
     pub max_concurrent_runs: usize,
     /// Attempts per run when a backend error is transient.
@@ -120,6 +125,8 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            collector_max_events: 1000,
+            collector_max_bytes: 1024 * 1024,
             max_concurrent_runs: 8,
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
@@ -165,6 +172,10 @@ pub struct FileConfig {
     pub body_read_timeout: Option<String>,
     /// `event_retention = "7d"`.
     pub event_retention: Option<String>,
+    /// `collector_max_events = 1000`.
+    pub collector_max_events: Option<usize>,
+    /// `collector_max_bytes = 1048576`.
+    pub collector_max_bytes: Option<usize>,
     /// `max_concurrent_runs = 8`.
     pub max_concurrent_runs: Option<usize>,
     /// `max_attempts = 3`.
@@ -279,6 +290,12 @@ impl FileConfig {
         if let Some(v) = self.event_retention {
             c.event_retention = duration("event_retention", &v)?;
         }
+        if let Some(v) = self.collector_max_events {
+            c.collector_max_events = v;
+        }
+        if let Some(v) = self.collector_max_bytes {
+            c.collector_max_bytes = v;
+        }
         if let Some(v) = self.max_concurrent_runs {
             c.max_concurrent_runs = v;
         }
@@ -336,6 +353,15 @@ impl ServeConfig {
         };
         if self.queue_capacity == 0 || self.queue_capacity > 10_000_000 {
             return invalid("queue_capacity", "must be within 1..=10000000");
+        }
+        // The engine refuses more than its own limit per pass whatever is set here.
+        if self.collector_max_events == 0
+            || self.collector_max_events > grace_engine::engine::MAX_COLLECTED_EVENTS
+        {
+            return invalid("collector_max_events", "must be within 1..=1000");
+        }
+        if self.collector_max_bytes < 1024 || self.collector_max_bytes > 64 * 1024 * 1024 {
+            return invalid("collector_max_bytes", "must be within 1024..=67108864");
         }
         if self.max_concurrent_runs == 0 || self.max_concurrent_runs > 1024 {
             return invalid("max_concurrent_runs", "must be within 1..=1024");

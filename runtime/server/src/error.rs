@@ -92,6 +92,13 @@ impl ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
+    /// 413: one field is larger than the server accepts.
+    pub fn too_large_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e = ApiError::too_large(message);
+        e.field = Some(field.into());
+        e
+    }
+
     /// 415.
     pub fn media_type(message: impl Into<String>) -> Self {
         ApiError::new(

@@ -10,7 +10,8 @@
 //! - [`listener`]: the serve loop: connection limit, header read timeout, graceful shutdown;
 //! - [`metrics`]: the `/metrics` endpoint;
 //! - [`replay`]: recorded events against playbooks, in virtual time;
-//! - [`sources`]: Alertmanager webhooks and pushed metrics turned into events.
+//! - [`sources`]: Alertmanager webhooks and pushed metrics turned into events;
+//! - [`supervisor`]: the background tasks, restarted when they die, their health in `/healthz`.
 
 pub mod api;
 pub mod app;
@@ -25,6 +26,7 @@ pub mod runs;
 pub mod signing;
 pub mod sources;
 pub mod store;
+pub mod supervisor;
 pub mod trust;
 
 use std::future::Future;

@@ -30,7 +30,72 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub fn run(cmd: EventsCommand) -> Exit {
     match cmd {
         EventsCommand::Publish { file, server } => publish(&file, &server.url),
+        EventsCommand::List {
+            from,
+            limit,
+            json,
+            server,
+        } => list(&server.url, from, limit, json).unwrap_or_else(|exit| exit),
     }
+}
+
+/// One stored event as `GET /v1/events` lists it.
+#[derive(serde::Deserialize)]
+struct Stored {
+    seq: u64,
+    #[serde(default)]
+    published_by: Option<Publisher>,
+    event: TriggerEvent,
+}
+
+#[derive(serde::Deserialize)]
+struct Publisher {
+    token_id: String,
+    name: String,
+}
+
+fn list(server: &str, from: u64, limit: usize, json: bool) -> Result<Exit, Exit> {
+    let client = client(server)?;
+    let query = [("from", from.to_string()), ("limit", limit.to_string())];
+    if json {
+        let value = client
+            .get_value(&["v1", "events"], &query)
+            .map_err(ClientError::into_exit)?;
+        println!("{value}");
+        return Ok(Exit::Ok);
+    }
+    let events: Vec<Stored> = client
+        .get(&["v1", "events"], &query)
+        .map_err(ClientError::into_exit)?;
+    if events.is_empty() {
+        println!("no events");
+        return Ok(Exit::Ok);
+    }
+    let shorten = crate::render::shorten;
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|s| {
+            vec![
+                s.seq.to_string(),
+                grace_engine::event::format_millis(s.event.timestamp),
+                shorten(&s.event.event_type, 40),
+                shorten(&s.event.source, 30),
+                shorten(&s.event.resource, 40),
+                s.published_by.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |p| format!("{} ({})", shorten(&p.name, 30), shorten(&p.token_id, 40)),
+                ),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::render::table(
+            &["SEQ", "TIME", "TYPE", "SOURCE", "RESOURCE", "PUBLISHED BY"],
+            &rows
+        )
+    );
+    Ok(Exit::Ok)
 }
 
 fn publish(file: &Path, server: &str) -> Exit {

@@ -120,16 +120,25 @@ pub fn run(args: RunArgs) -> Exit {
 
 fn read_event(path: Option<&Path>, now_millis: u64) -> anyhow::Result<Option<TriggerEvent>> {
     let Some(path) = path else { return Ok(None) };
-    let text = if path == Path::new("-") {
-        let mut text = String::new();
+    // One event is at most a 64 KiB payload and a few names: a bound keeps a huge file unread.
+    const MAX_EVENT_FILE_BYTES: u64 = 1024 * 1024;
+    let mut text = String::new();
+    if path == Path::new("-") {
         std::io::stdin()
+            .take(MAX_EVENT_FILE_BYTES + 1)
             .read_to_string(&mut text)
             .context("cannot read the event from stdin")?;
-        text
     } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read event file `{}`", path.display()))?
-    };
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_EVENT_FILE_BYTES + 1).read_to_string(&mut text))
+            .with_context(|| format!("cannot read event file `{}`", path.display()))?;
+    }
+    if text.len() as u64 > MAX_EVENT_FILE_BYTES {
+        anyhow::bail!(
+            "`{}`: an event file is at most {MAX_EVENT_FILE_BYTES} bytes",
+            path.display()
+        );
+    }
     let event = TriggerEvent::from_json(&text, now_millis)
         .with_context(|| format!("in `{}`", path.display()))?;
     Ok(Some(event))

@@ -106,6 +106,11 @@ impl Server {
         Server::start_with(true, data, extra)
     }
 
+    /// `grace serve --simulate`, with these environment variables.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_env(true, data, extra, env)
+    }
+
     /// `grace serve` on the real backends its configuration names (no simulated fleet).
     pub fn start_live(data: &Path, extra: &[&str]) -> Server {
         Server::start_with(false, data, extra)

@@ -104,7 +104,7 @@ async fn publish(
         }
     };
     let n = events.len();
-    let (first, last) = app.ingest(events).await?;
+    let (first, last) = app.ingest_from(events, &caller).await?;
     app.audit_batch(&caller, "events.publish", n, (first, last));
     Ok((
         StatusCode::ACCEPTED,

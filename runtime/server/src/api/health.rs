@@ -4,22 +4,33 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::ApiError;
 
-/// `GET /healthz`.
-pub async fn healthz(State(app): State<Arc<App>>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
+/// `GET /healthz`: `200` and `"status": "ok"`, or `503` and `"status": "unhealthy"` while a
+/// background task is down (dead and waiting for its restart), with the tasks `down` listed.
+pub async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
+    let down = app.supervisor.down();
+    let (status, word) = if down.is_empty() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+    };
+    let mut body = json!({
+        "status": word,
         "mode": if app.sim.is_some() { "simulate" } else { "live" },
         "playbooks": app.enabled_count(),
         "queue_depth": app.queue_depth(),
         "backends": app.backends,
-    }))
+    });
+    if !down.is_empty() {
+        body["down"] = json!(down);
+    }
+    (status, Json(body))
 }
 
 /// `GET /metrics`.

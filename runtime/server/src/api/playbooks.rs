@@ -122,6 +122,38 @@ async fn upload(
     result.map(|(status, body)| (status, Json(body)))
 }
 
+/// Reads the `manifest` part chunk by chunk, refusing it (`413`) as soon as it passes
+/// [`MAX_MANIFEST_BYTES`](grace_engine::manifest::MAX_MANIFEST_BYTES), before it is read whole.
+async fn read_manifest(
+    app: &App,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Result<String, ApiError> {
+    use grace_engine::manifest::MAX_MANIFEST_BYTES;
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = field.chunk().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(format!(
+                    "the upload is larger than the server's limit of {} bytes",
+                    app.config.max_upload_bytes
+                ))
+            } else {
+                ApiError::body(format!("malformed multipart body: {}", e.body_text()))
+            }
+        })?;
+        let Some(chunk) = chunk else { break };
+        if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(ApiError::too_large_field(
+                "manifest",
+                format!("`manifest`: is larger than the limit of {MAX_MANIFEST_BYTES} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::field("manifest", "the manifest is not UTF-8 text"))
+}
+
 /// Reads, checks and stores an upload; notes in `asked` what was asked for.
 async fn receive(
     app: &App,
@@ -155,6 +187,10 @@ async fn receive(
             }
         };
         let name = field.name().unwrap_or_default().to_owned();
+        if name == "manifest" {
+            manifest = Some(read_manifest(app, field).await?);
+            continue;
+        }
         let bytes = field.bytes().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large(format!(
@@ -166,11 +202,6 @@ async fn receive(
             }
         })?;
         match name.as_str() {
-            "manifest" => {
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| ApiError::field("manifest", "the manifest is not UTF-8 text"))?;
-                manifest = Some(text);
-            }
             "component" => component = Some(bytes.to_vec()),
             "signature" => {
                 let text = String::from_utf8(bytes.to_vec())

@@ -107,7 +107,7 @@ async fn alertmanager(
         ));
     }
     let n = events.len();
-    let (first, last) = app.ingest(events).await?;
+    let (first, last) = app.ingest_from(events, &caller).await?;
     state.remember(keys);
     received(&app, "alertmanager", n);
     app.audit_batch(&caller, "sources.alertmanager", n, (first, last));
@@ -134,7 +134,7 @@ async fn push_metrics(
     let events = metrics::events(format, &body, app.now_millis())
         .map_err(|e| refused(&app, "metrics-push", e))?;
     let n = events.len();
-    let (first, last) = app.ingest(events).await?;
+    let (first, last) = app.ingest_from(events, &caller).await?;
     received(&app, "metrics-push", n);
     app.audit_batch(&caller, "sources.metrics", n, (first, last));
     Ok((

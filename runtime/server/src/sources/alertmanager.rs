@@ -244,12 +244,15 @@ fn time(object: &JsonObject<'_>, name: &str) -> Result<Option<u64>, ApiError> {
     if text.is_empty() || text.starts_with(ZERO_TIME) {
         return Ok(None);
     }
-    parse_time(text).map(Some).ok_or_else(|| {
+    let millis = parse_time(text).ok_or_else(|| {
         object.error(
             name,
             format_args!("`{text}` is not an RFC 3339 time like `2026-01-01T00:05:00Z`"),
         )
-    })
+    })?;
+    grace_engine::event::check_timestamp(millis)
+        .map(Some)
+        .map_err(|m| object.error(name, format_args!("`{text}` ({m})")))
 }
 
 /// Alertmanager's fingerprint of a label set (Prometheus' `LabelSet.Fingerprint`): FNV-1a over the

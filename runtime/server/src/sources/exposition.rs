@@ -425,13 +425,12 @@ fn parse_value(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("the value `{}` is not a number", shorten(text)))?;
-    if !value.is_finite() {
-        return Err(format!(
+    grace_engine::event::check_number(value).map_err(|_| {
+        format!(
             "the value `{}` is out of range for a 64-bit float",
             shorten(text)
-        ));
-    }
-    Ok(value)
+        )
+    })
 }
 
 /// A timestamp: integer milliseconds since the epoch, not before it.
@@ -446,11 +445,10 @@ fn parse_timestamp(text: &str) -> Result<u64, String> {
             shorten(text)
         ));
     }
-    digits
+    let millis: u64 = digits
         .parse()
-        .ok()
-        .filter(|&ms: &u64| i64::try_from(ms).is_ok())
-        .ok_or_else(|| format!("the timestamp `{}` is out of range", shorten(text)))
+        .map_err(|_| format!("the timestamp `{}` is out of range", shorten(text)))?;
+    grace_engine::event::check_timestamp(millis).map_err(|m| format!("the timestamp {m}"))
 }
 
 #[cfg(test)]
@@ -587,7 +585,8 @@ rpc_duration_seconds_count 2693
             ("metric 1 -5", "before 1970"),
             ("metric 1 -", "not an integer"),
             ("metric 1 99999999999999999999", "out of range"),
-            ("metric 1 9223372036854775808", "out of range"),
+            ("metric 1 9223372036854775808", "after 9999-12-31"),
+            ("metric 1 253402300800000", "after 9999-12-31"),
             ("metric{", "not closed"),
             ("metric{a=\"b\"", "not closed"),
             ("metric{a=\"b\" 1", "expected `,` or `}`"),

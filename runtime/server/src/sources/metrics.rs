@@ -13,6 +13,7 @@
 //! name), payload `{metric, value, labels}`, timestamped by the sample or now (the run clock).
 
 use grace_engine::TriggerEvent;
+use grace_engine::event::{check_number, check_timestamp};
 use serde_json::{Value, json};
 
 use super::exposition::{self, ParseError};
@@ -154,6 +155,7 @@ fn json_sample(value: &Value, index: usize, now_millis: u64) -> Result<TriggerEv
     let value = number
         .as_f64()
         .ok_or_else(|| sample.error("value", "must be a number"))?;
+    let value = check_number(value).map_err(|m| sample.error("value", m))?;
     let timestamp = match sample.get("timestamp") {
         None => now_millis,
         Some(Value::String(text)) => parse_time(text).ok_or_else(|| {
@@ -169,6 +171,7 @@ fn json_sample(value: &Value, index: usize, now_millis: u64) -> Result<TriggerEv
             )
         })?,
     };
+    let timestamp = check_timestamp(timestamp).map_err(|m| sample.error("timestamp", m))?;
     event(name.to_owned(), labels, value, timestamp).map_err(|(blamed, message)| {
         let field = sample.path_of(&blamed);
         ApiError::field(field.clone(), format!("`{field}`: {message}"))

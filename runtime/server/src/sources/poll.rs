@@ -161,6 +161,18 @@ impl Freshness {
     }
 }
 
+/// Checks every polled event by the rules every boundary applies ([`TriggerEvent::validate`]:
+/// timestamps in range, names, payload), whatever source built it: a poll with an invalid event
+/// fails as a whole, naming the event and the field, rather than reach the event log.
+fn checked(polled: Polled) -> Result<Polled, ExecError> {
+    for (i, event) in polled.events.iter().enumerate() {
+        event
+            .validate()
+            .map_err(|e| ExecError::InvalidArgument(format!("events[{i}]: {e}")))?;
+    }
+    Ok(polled)
+}
+
 /// Polls `poller` forever on `schedule` (first poll at once), publishing its events through
 /// `app` and its health to `state`. Abort the task to stop it.
 pub async fn run(
@@ -174,7 +186,7 @@ pub async fn run(
     loop {
         let started = tokio::time::Instant::now();
         let result = match tokio::time::timeout(schedule.timeout, poller.poll()).await {
-            Ok(r) => r,
+            Ok(r) => r.and_then(checked),
             Err(_) => Err(ExecError::TimedOut(format!(
                 "no answer within {}",
                 humantime::format_duration(schedule.timeout)

@@ -3,6 +3,10 @@
 //! Publishers hand batches to one writer thread, which drains everything queued, writes it in
 //! one transaction and fsyncs once (group commit): many concurrent publishers share one fsync,
 //! and a `202 Accepted` always means the events survive a crash.
+//!
+//! The writer runs under the [`Supervisor`]: a panic fails the batch in hand (its publishers get
+//! an error) and the writer starts again on the same queue, so one bad record never stops
+//! ingestion.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -14,6 +18,18 @@ use tokio::sync::oneshot;
 
 use super::tables::{EVENTS, EVENTS_LAST_SEQ, META};
 use super::{StoreError, db};
+use crate::supervisor::Supervisor;
+
+/// Who published an event through the API: the token, by id and name (absent for events from
+/// polled sources and collectors, which their `source` names, and on a server started with
+/// `--insecure-no-auth`, where no one is identified).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publisher {
+    /// The token's id (`tok_...`).
+    pub token_id: String,
+    /// The token's name.
+    pub name: String,
+}
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +38,9 @@ pub struct StoredEvent {
     pub seq: u64,
     /// When GRACE accepted it (wall clock, milliseconds since the epoch).
     pub received_at: u64,
+    /// The token that published it, if it came through the API with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_by: Option<Publisher>,
     /// The event.
     pub event: TriggerEvent,
 }
@@ -31,12 +50,15 @@ pub struct StoredEvent {
 struct StoredEventRef<'a> {
     seq: u64,
     received_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published_by: Option<&'a Publisher>,
     event: &'a TriggerEvent,
 }
 
 struct Request {
     events: Arc<Vec<TriggerEvent>>,
     received_at: u64,
+    published_by: Option<Publisher>,
     reply: oneshot::Sender<Result<(u64, u64), StoreError>>,
 }
 
@@ -51,23 +73,20 @@ const MAX_BATCH: usize = 65_536;
 
 impl EventLog {
     /// Starts the writer thread; sequence numbers continue from the stored log.
-    pub fn start(db: Arc<Database>) -> Result<EventLog, StoreError> {
-        let last = {
-            use redb::ReadableDatabase;
-            let tx = db.begin_read().map_err(db_of)?;
-            let table = tx.open_table(EVENTS).map_err(db_of)?;
-            let stored = table.last().map_err(db_of)?.map_or(0, |(k, _)| k.value());
-            let meta = tx.open_table(META).map_err(db_of)?;
-            let given = meta
-                .get(EVENTS_LAST_SEQ)
-                .map_err(db_of)?
-                .map_or(0, |v| v.value());
-            stored.max(given)
-        };
+    pub fn start(db: Arc<Database>, supervisor: Arc<Supervisor>) -> Result<EventLog, StoreError> {
+        let mut last = last_seq(&db)?;
         let (tx, rx) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("grace-events".into())
-            .spawn(move || writer(db, rx, last))
+            .spawn(move || {
+                supervisor.run_thread("event-writer", || {
+                    // After a panic, the log is re-read: what was committed is what counts.
+                    if let Ok(stored) = last_seq(&db) {
+                        last = last.max(stored);
+                    }
+                    writer(&db, &rx, &mut last);
+                });
+            })
             .map_err(|e| StoreError::Db(format!("cannot start the event writer: {e}")))?;
         Ok(EventLog { tx })
     }
@@ -80,12 +99,14 @@ impl EventLog {
         &self,
         events: Arc<Vec<TriggerEvent>>,
         received_at: u64,
+        published_by: Option<Publisher>,
     ) -> Result<(u64, u64), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request {
                 events,
                 received_at,
+                published_by,
                 reply,
             })
             .map_err(|_| StoreError::WriterStopped)?;
@@ -97,7 +118,22 @@ fn db_of<E: std::fmt::Display>(e: E) -> StoreError {
     db(e)
 }
 
-fn writer(db: Arc<Database>, rx: mpsc::Receiver<Request>, mut last: u64) {
+/// The highest sequence number given so far.
+fn last_seq(db: &Database) -> Result<u64, StoreError> {
+    use redb::ReadableDatabase;
+    let tx = db.begin_read().map_err(db_of)?;
+    let table = tx.open_table(EVENTS).map_err(db_of)?;
+    let stored = table.last().map_err(db_of)?.map_or(0, |(k, _)| k.value());
+    let meta = tx.open_table(META).map_err(db_of)?;
+    let given = meta
+        .get(EVENTS_LAST_SEQ)
+        .map_err(db_of)?
+        .map_or(0, |v| v.value());
+    Ok(stored.max(given))
+}
+
+/// Writes batches until every sender is gone.
+fn writer(db: &Database, rx: &mpsc::Receiver<Request>, last: &mut u64) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let mut count = batch[0].events.len();
@@ -110,16 +146,16 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Request>, mut last: u64) {
                 Err(_) => break,
             }
         }
-        match write(&db, &batch, last) {
+        match write(db, &batch, *last) {
             Ok(new_last) => {
-                let mut seq = last;
+                let mut seq = *last;
                 for Request { events, reply, .. } in batch {
                     let first = seq + 1;
                     seq += events.len() as u64;
                     drop(events);
                     let _ = reply.send(Ok((first, seq)));
                 }
-                last = new_last;
+                *last = new_last;
             }
             Err(e) => {
                 tracing::error!("event log commit failed: {e}");
@@ -144,6 +180,7 @@ fn write(db: &Database, batch: &[Request], last: u64) -> Result<u64, StoreError>
                 let stored = StoredEventRef {
                     seq,
                     received_at: r.received_at,
+                    published_by: r.published_by.as_ref(),
                     event,
                 };
                 let bytes = serde_json::to_vec(&stored).map_err(db_of)?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-pub use events::{EventLog, StoredEvent};
+pub use events::{EventLog, Publisher, StoredEvent};
 
 use crate::runs::{RunRecord, RunState};
 use tables::{COMPONENTS, EVENTS, MATCHED_THROUGH, META, PLAYBOOKS, RUNS};
