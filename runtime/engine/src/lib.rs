@@ -7,7 +7,9 @@
 //! - [`component`] and [`engine`]: loading components, the sandboxed wasmtime runtime, runs;
 //! - `capabilities/`: one module per WIT interface, each handing its call to the [`pipeline`];
 //! - [`trust`]: the seam where the trust core decides after the grants;
-//! - [`run`]: what a run reports.
+//! - `wasi_clock`: WASI's monotonic clock and its waits on the run clock;
+//! - [`run`]: what a run reports;
+//! - [`text`]: text from guests shown to people, control characters escaped.
 
 pub mod bindings;
 mod capabilities;
@@ -22,7 +24,9 @@ mod limiter;
 pub mod manifest;
 pub mod pipeline;
 pub mod run;
+pub mod text;
 pub mod trust;
+mod wasi_clock;
 
 pub use component::{CompiledComponent, Guest, LoadError};
 pub use engine::{Engine, EngineConfig, RunEnv};

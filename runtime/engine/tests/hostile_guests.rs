@@ -29,6 +29,10 @@ const TESTED_FIXTURES: &[&str] = &[
     "collector-fixture",
     // Tested against the trust core's guardrails in a running server: runtime/cli/tests/trust.rs.
     "guardrail-prober",
+    // Tested in runtime/engine/tests/guest_budgets.rs.
+    "wasi-sleeper",
+    // Tested through `grace` and a running server: runtime/cli/tests/terminal.rs.
+    "terminal-injector",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {
