@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use grace_engine::event::format_millis;
-use grace_engine::text::{escape, escape_lines};
 use grace_engine::run::Outcome;
+use grace_engine::text::{escape, escape_lines};
 use grace_engine::{Failure, FailureKind, RunReport, RunStatus, TimelineEntry};
 use grace_ledger::{Entry, Head, Verdict};
 use serde_json::Value;

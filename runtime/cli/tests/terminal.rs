@@ -72,10 +72,7 @@ fn hostile_guest_outcome_and_log_lines_are_escaped_in_a_dry_run() {
         stdout.contains(&format!("outcome  succeeded (unchanged): outcome {SHOWN}")),
         "{stdout}"
     );
-    assert!(
-        stdout.contains(&format!("{SHOWN} = {SHOWN}")),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("{SHOWN} = {SHOWN}")), "{stdout}");
     // The guest's log lines, in the timeline and in the log on stderr.
     assert!(stdout.contains("log \\x1b[2J"), "{stdout}");
     assert!(stderr.contains(&format!("log {SHOWN}")), "{stderr}");
@@ -129,10 +126,7 @@ fn hostile_guest_text_is_escaped_by_runs_show_runs_list_and_ledger_show() {
     let run_id = run["id"].as_str().unwrap().to_owned();
     server.wait_state(&run_id, &["failed"]);
 
-    for args in [
-        vec!["runs", "show", run_id.as_str()],
-        vec!["runs", "list"],
-    ] {
+    for args in [vec!["runs", "show", run_id.as_str()], vec!["runs", "list"]] {
         let out = server.grace().args(&args).output().unwrap();
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert!(out.status.success(), "{args:?}: {stdout}\n{stderr}");

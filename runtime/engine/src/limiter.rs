@@ -162,7 +162,13 @@ mod tests {
         assert_eq!(limiter.used_bytes(), 16 * MIB);
         // A fifth memory, or any memory growing by one page, passes the budget.
         assert!(limiter.memory_growing(0, 64 * 1024, None).is_err());
-        assert!(limiter.exceeded.as_deref().unwrap().contains("memory limit"));
+        assert!(
+            limiter
+                .exceeded
+                .as_deref()
+                .unwrap()
+                .contains("memory limit")
+        );
     }
 
     #[test]
@@ -210,7 +216,10 @@ mod tests {
     fn hostile_component_with_four_memories_is_held_to_one_budget() {
         // Four memories of 4 MiB: each within the 8 MiB budget, together twice it.
         let (result, limiter) = instantiate(&component_with_memories(4, 64), 8 * MIB);
-        assert!(result.is_err(), "four memories of 4 MiB fit an 8 MiB budget");
+        assert!(
+            result.is_err(),
+            "four memories of 4 MiB fit an 8 MiB budget"
+        );
         assert!(
             limiter
                 .exceeded

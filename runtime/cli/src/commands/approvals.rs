@@ -40,11 +40,7 @@ fn text(v: &Value, key: &str) -> String {
 fn approved_by(v: &Value) -> Vec<String> {
     v.get("approved_by")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| text(x, "by"))
-                .collect::<Vec<_>>()
-        })
+        .map(|a| a.iter().map(|x| text(x, "by")).collect::<Vec<_>>())
         .unwrap_or_default()
 }
 
