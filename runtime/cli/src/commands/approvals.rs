@@ -180,7 +180,7 @@ fn vote(server: &str, id: &str, verb: &str, comment: Option<String>) -> Result<E
         .map_err(ClientError::into_exit)?;
     let state = text(&a, "state");
     let needed = a.get("approvers").and_then(Value::as_u64).unwrap_or(1);
-    match state {
+    match state.as_str() {
         "pending" => println!(
             "approval {id}: {}/{needed} approvals; another person must approve",
             approved_by(&a).len()
