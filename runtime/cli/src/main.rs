@@ -40,8 +40,12 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRACE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Log lines carry text from outside (guests' log lines, errors quoting input): every control
+    // character in an event is escaped, so one event is one line and nothing reaches the
+    // terminal raw. The formatter's own colours would be escaped too, so there are none.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_writer(|| grace_engine::text::EscapedLines(std::io::stderr()))
         .init();
 }

@@ -1,11 +1,18 @@
 //! Text for people: run reports (a dry-run's, or a run as the server keeps it), their timelines,
 //! ledger entries, tables.
+//!
+//! Almost everything shown here comes from outside: guests write log lines, outcomes, errors and
+//! call arguments, events come from publishers, names and descriptions from manifests. So every
+//! field goes through [`grace_engine::text::escape`] (control and invisible formatting characters
+//! shown as escapes, `\n` included, so a field stays on its line), and every block this module
+//! returns through [`escape_lines`] as well, which leaves only its own line breaks raw.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use grace_engine::event::format_millis;
 use grace_engine::run::Outcome;
+use grace_engine::text::{escape, escape_lines};
 use grace_engine::{Failure, FailureKind, RunReport, RunStatus, TimelineEntry};
 use grace_ledger::{Entry, Head, Verdict};
 use serde_json::Value;
@@ -24,10 +31,11 @@ pub fn compact(value: &Value) -> String {
     shorten(&text, WIDTH)
 }
 
-/// `text`, cut to `max` characters with an ellipsis.
+/// `text` on one line (escaped), cut to `max` characters with an ellipsis.
 pub fn shorten(text: &str, max: usize) -> String {
+    let text = escape(text);
     if text.chars().count() <= max {
-        return text.to_owned();
+        return text.into_owned();
     }
     let cut: String = text.chars().take(max.saturating_sub(1)).collect();
     format!("{cut}…")
@@ -159,7 +167,7 @@ fn timeline_line(out: &mut String, e: &TimelineEntry) {
         "  +{:>8.3}s  #{:<5} {:<30} {verdict}  {}{marker}",
         e.offset_ms as f64 / 1000.0,
         e.seq,
-        format!("{}.{}", e.interface, e.function),
+        escape(&format!("{}.{}", e.interface, e.function)),
         args(&e.args),
     );
     let _ = writeln!(
@@ -175,7 +183,10 @@ fn timeline_line(out: &mut String, e: &TimelineEntry) {
         let _ = writeln!(
             out,
             "  {:>10}  {:<6} {:<30}    why: {}",
-            "", "", "", e.reason
+            "",
+            "",
+            "",
+            escape(&e.reason)
         );
     }
     if let Some(line) = e
@@ -184,7 +195,14 @@ fn timeline_line(out: &mut String, e: &TimelineEntry) {
         .filter(|_| e.change || e.verdict == Verdict::Denied)
         .and_then(trust_line)
     {
-        let _ = writeln!(out, "  {:>10}  {:<6} {:<30}    {line}", "", "", "");
+        let _ = writeln!(
+            out,
+            "  {:>10}  {:<6} {:<30}    {}",
+            "",
+            "",
+            "",
+            escape(&line)
+        );
     }
 }
 
@@ -247,6 +265,7 @@ fn trust_line(trust: &Value) -> Option<String> {
 
 /// The timeline of a run's host calls under `heading`, with the run clock's start when known.
 pub fn timeline(out: &mut String, heading: &str, start: Option<u64>, entries: &[TimelineEntry]) {
+    let heading = escape(heading);
     match start {
         Some(start) => {
             let _ = writeln!(out, "{heading} (run clock, from {})", format_millis(start));
@@ -281,21 +300,27 @@ pub fn outcome(
     match (outcome, failure) {
         (Some(o), _) => {
             let changed = if o.changed { "changed" } else { "unchanged" };
-            let _ = writeln!(out, "outcome  {state} ({changed}): {}", o.summary);
+            let _ = writeln!(
+                out,
+                "outcome  {} ({changed}): {}",
+                escape(state),
+                escape(&o.summary)
+            );
             for (k, v) in &o.details {
-                let _ = writeln!(out, "         {k} = {v}");
+                let _ = writeln!(out, "         {} = {}", escape(k), escape(v));
             }
         }
         (None, Some(f)) => {
             let _ = writeln!(
                 out,
-                "outcome  {state} ({}): {}",
+                "outcome  {} ({}): {}",
+                escape(state),
                 failure_kind(f.kind),
-                f.message
+                escape(&f.message)
             );
         }
         (None, None) => {
-            let _ = writeln!(out, "outcome  {state}");
+            let _ = writeln!(out, "outcome  {}", escape(state));
         }
     }
 }
@@ -304,16 +329,22 @@ pub fn outcome(
 /// its last attempt.
 pub fn run_detail(run: &client::Run) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "run      {}", run.id);
+    let _ = writeln!(out, "run      {}", escape(&run.id));
     let _ = writeln!(
         out,
         "playbook {} {} ({})",
-        run.playbook,
-        run.version,
+        escape(&run.playbook),
+        escape(&run.version),
         shorten(&run.digest, 23)
     );
-    let _ = writeln!(out, "state    {}, {} attempt(s)", run.state, run.attempts);
+    let _ = writeln!(
+        out,
+        "state    {}, {} attempt(s)",
+        escape(&run.state),
+        run.attempts
+    );
     if let Some(a) = &run.approval {
+        let a = escape(a);
         let hint = if run.state == "waiting-approval" {
             format!(
                 ": decide with `grace approvals approve {a}` or `grace approvals deny {a} --comment ...`"
@@ -327,10 +358,10 @@ pub fn run_detail(run: &client::Run) -> String {
     let _ = writeln!(
         out,
         "event    {} on `{}` from {} ({}) at {} (trigger {})",
-        ev.event_type,
-        ev.resource,
-        ev.source,
-        ev.actor,
+        escape(&ev.event_type),
+        escape(&ev.resource),
+        escape(&ev.source),
+        escape(&ev.actor),
         format_millis(ev.timestamp),
         run.trigger + 1
     );
@@ -396,19 +427,25 @@ pub fn run_detail(run: &client::Run) -> String {
                 out,
                 "  #{:<3} {:<16} {}  {} host calls{why}",
                 a.attempt,
-                a.state,
+                escape(&a.state),
                 format_millis(a.started_at),
                 a.host_calls
             );
         }
     }
-    out
+    escape_lines(&out).into_owned()
 }
 
 /// Rows under headers, in columns as wide as their widest cell; the last column is not padded.
+/// Cells are escaped: a table shows one row per line.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let headers: Vec<String> = headers.iter().map(|h| escape(h).into_owned()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -429,8 +466,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         text.push('\n');
         text
     };
-    let mut out = line(&mut headers.iter().copied());
-    for row in rows {
+    let mut out = line(&mut headers.iter().map(String::as_str));
+    for row in &rows {
         out.push_str(&line(&mut row.iter().map(String::as_str)));
     }
     out
@@ -454,8 +491,8 @@ pub fn run_report(
         out,
         "dry-run of {} {} {} ({})",
         g.kind,
-        g.name,
-        g.version,
+        escape(&g.name),
+        escape(&g.version),
         shorten(&g.digest, 23)
     );
     let _ = writeln!(out, "run      {}", report.run_id);
@@ -463,10 +500,10 @@ pub fn run_report(
         let _ = writeln!(
             out,
             "event    {} on `{}` from {} ({}) at {}",
-            ev.event_type,
-            ev.resource,
-            ev.source,
-            ev.actor,
+            escape(&ev.event_type),
+            escape(&ev.resource),
+            escape(&ev.source),
+            escape(&ev.actor),
             format_millis(ev.timestamp)
         );
         let _ = writeln!(out, "payload  {}", compact(&ev.payload));
@@ -490,8 +527,8 @@ pub fn run_report(
                 let _ = writeln!(
                     out,
                     "         {} on `{}` {}",
-                    e.event_type,
-                    e.resource,
+                    escape(&e.event_type),
+                    escape(&e.resource),
                     compact(&e.payload)
                 );
             }
@@ -515,9 +552,8 @@ pub fn run_report(
     for a in actions {
         let _ = writeln!(
             out,
-            "         {}.{} {}",
-            a.interface,
-            a.function,
+            "         {} {}",
+            escape(&format!("{}.{}", a.interface, a.function)),
             args(&a.args)
         );
     }
@@ -536,7 +572,7 @@ pub fn run_report(
             let _ = writeln!(out, "ledger   empty ({})", ledger_file.display());
         }
     }
-    out
+    escape_lines(&out).into_owned()
 }
 
 /// One ledger entry on one line (plus its decision when denied).
@@ -551,12 +587,12 @@ pub fn ledger_entry(e: &Entry) -> String {
         format_millis(e.at_millis),
         shorten(&e.playbook, 20),
         shorten(&e.run_id, 8),
-        format!("{}.{}", e.interface, e.function),
+        escape(&format!("{}.{}", e.interface, e.function)),
         args(&e.args),
         result(&e.result),
     );
     if e.decision.verdict == Verdict::Denied {
-        let _ = write!(line, "\n        why: {}", e.decision.reason);
+        let _ = write!(line, "\n        why: {}", escape(&e.decision.reason));
     }
-    line
+    escape_lines(&line).into_owned()
 }

@@ -179,6 +179,13 @@ impl Engine {
 
         let mut linker = Linker::<HostState>::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // WASI's monotonic clock waits on the run clock, not tokio's timer (see `wasi_clock`).
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::clocks::monotonic_clock::add_to_linker::<
+            HostState,
+            HasSelf<HostState>,
+        >(&mut linker, |s| s)?;
+        linker.allow_shadowing(false);
         Playbook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker = EpochTicker::start(&wasmtime, config.epoch_tick)?;
@@ -418,19 +425,30 @@ impl Engine {
             return report;
         }
 
+        let overslept = store.data().timers.overslept.clone();
         let result = match store.set_fuel(limits.fuel) {
             Ok(()) => {
                 // A backstop past the epoch deadline, in case a host call ignores its own timeout.
                 let backstop = limits.timeout + Duration::from_secs(5);
-                match tokio::time::timeout(
-                    backstop,
-                    call_guest(&mut store, &guest.component.pre, event),
-                )
-                .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
-                }
+                let ended = tokio::select! {
+                    r = tokio::time::timeout(
+                        backstop,
+                        call_guest(&mut store, &guest.component.pre, event),
+                    ) => Some(r.unwrap_or_else(|_| Err(wasmtime::Error::from(Trap::Interrupt)))),
+                    // A WASI wait reached the deadline: the guest is blocked in the host, where
+                    // no epoch check reaches it, so the run is stopped here.
+                    () = overslept.reached() => None,
+                };
+                ended.unwrap_or_else(|| {
+                    store.data_mut().run.stop = Some(Failure {
+                        kind: FailureKind::DeadlineExceeded,
+                        message: format!(
+                            "the guest waited past its deadline of {}; it was stopped at the deadline",
+                            humantime::format_duration(limits.timeout)
+                        ),
+                    });
+                    Err(wasmtime::Error::from(Trap::Interrupt))
+                })
             }
             Err(e) => Err(e),
         };

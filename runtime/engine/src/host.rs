@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limiter::GuestLimiter;
 use crate::pipeline::RunState;
+use crate::wasi_clock::RunTimers;
 
 /// How much of the guest's stdout and stderr is kept (panic messages land on stderr).
 pub(crate) const GUEST_OUTPUT_BYTES: usize = 64 * 1024;
@@ -20,6 +21,8 @@ pub(crate) const GUEST_OUTPUT_BYTES: usize = 64 * 1024;
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// WASI's monotonic clock and its waits, on the run clock.
+    pub(crate) timers: RunTimers,
     pub(crate) limiter: GuestLimiter,
     pub(crate) run: RunState,
 }
@@ -30,6 +33,7 @@ impl HostState {
     /// run clock (virtual in simulation), so a guest sees no more of the host than its grants.
     pub(crate) fn new(run: RunState, limiter: GuestLimiter, stderr: MemoryOutputPipe) -> Self {
         let clock = run.executors.clock.clone();
+        let timers = RunTimers::new(clock.clone(), run.deadline_at);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(MemoryOutputPipe::new(GUEST_OUTPUT_BYTES))
             .stderr(stderr)
@@ -51,9 +55,17 @@ impl HostState {
         HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            timers,
             limiter,
             run,
         }
+    }
+}
+
+impl HostState {
+    /// The table of the guest's resources (WASI's and GRACE's).
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
@@ -79,7 +91,9 @@ impl wasmtime_wasi::HostWallClock for RunWallClock {
     }
 }
 
-/// WASI's monotonic clock: nanoseconds since the run started, on the run clock.
+/// WASI's monotonic clock: nanoseconds since the run started, on the run clock. The engine links
+/// its own `monotonic-clock` over wasmtime-wasi's (see `wasi_clock`), whose waits also follow the
+/// run clock; this one stays for anything else in wasmtime-wasi that reads the clock.
 struct RunMonotonicClock {
     clock: Arc<dyn Clock>,
     origin: u64,

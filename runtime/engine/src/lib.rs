@@ -7,8 +7,10 @@
 //! - [`component`] and [`engine`]: loading components, the sandboxed wasmtime runtime, runs;
 //! - `capabilities/`: one module per WIT interface, each handing its call to the [`pipeline`];
 //! - [`trust`]: the seam where the trust core decides after the grants;
+//! - `wasi_clock`: WASI's monotonic clock and its waits on the run clock;
 //! - [`run`]: what a run reports;
-//! - [`bounds`]: what one run may make the host hold.
+//! - [`bounds`]: what one run may make the host hold;
+//! - [`text`]: text from guests shown to people, control characters escaped.
 
 pub mod bindings;
 pub mod bounds;
@@ -24,7 +26,9 @@ mod limiter;
 pub mod manifest;
 pub mod pipeline;
 pub mod run;
+pub mod text;
 pub mod trust;
+mod wasi_clock;
 
 pub use component::{CompiledComponent, Guest, LoadError};
 pub use engine::{Engine, EngineConfig, RunEnv};

@@ -41,6 +41,10 @@ const TESTED_FIXTURES: &[&str] = &[
     "identifier-injector",
     // The containers capability's boundary: runtime/engine/tests/containers_boundary.rs.
     "container-prober",
+    // Tested in runtime/engine/tests/guest_budgets.rs.
+    "wasi-sleeper",
+    // Tested through `grace` and a running server: runtime/cli/tests/terminal.rs.
+    "terminal-injector",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

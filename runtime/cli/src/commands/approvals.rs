@@ -1,6 +1,7 @@
 //! `grace approvals list|show|approve|deny`: changes waiting for people.
 
 use grace_engine::event::format_millis;
+use grace_engine::text::{escape, escape_lines};
 use serde_json::{Value, json};
 
 use super::{Exit, client};
@@ -30,18 +31,16 @@ pub fn run(cmd: ApprovalsCommand) -> Exit {
     result.unwrap_or_else(|exit| exit)
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+/// A string field, escaped for the terminal (see `grace_engine::text`): reasons, explanations and
+/// comments quote what guests and people wrote.
+fn text(v: &Value, key: &str) -> String {
+    escape(v.get(key).and_then(Value::as_str).unwrap_or("")).into_owned()
 }
 
 fn approved_by(v: &Value) -> Vec<String> {
     v.get("approved_by")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| text(x, "by").to_owned())
-                .collect::<Vec<_>>()
-        })
+        .map(|a| a.iter().map(|x| text(x, "by")).collect::<Vec<_>>())
         .unwrap_or_default()
 }
 
@@ -131,7 +130,7 @@ fn detail(a: &Value) -> String {
         out,
         "by       playbook {} ({}), run {}",
         text(a, "playbook"),
-        render::short_digest(text(a, "digest")),
+        render::short_digest(&text(a, "digest")),
         text(a, "run_id")
     );
     let _ = writeln!(out, "why      {}", text(a, "reason"));
@@ -168,7 +167,7 @@ fn detail(a: &Value) -> String {
             let _ = writeln!(out, "{label:<8} {}", format_millis(t));
         }
     }
-    out
+    escape_lines(&out).into_owned()
 }
 
 fn vote(server: &str, id: &str, verb: &str, comment: Option<String>) -> Result<Exit, Exit> {
@@ -181,7 +180,7 @@ fn vote(server: &str, id: &str, verb: &str, comment: Option<String>) -> Result<E
         .map_err(ClientError::into_exit)?;
     let state = text(&a, "state");
     let needed = a.get("approvers").and_then(Value::as_u64).unwrap_or(1);
-    match state {
+    match state.as_str() {
         "pending" => println!(
             "approval {id}: {}/{needed} approvals; another person must approve",
             approved_by(&a).len()

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use grace_engine::text::escape_lines;
+
 use crate::cli::{Cli, Command};
 
 mod approvals;
@@ -51,12 +53,13 @@ pub fn run(cli: Cli) -> ExitCode {
     match exit {
         Exit::Ok => ExitCode::SUCCESS,
         Exit::Failed => ExitCode::from(1),
+        // Errors quote input and the server's answers: shown escaped (`grace_engine::text`).
         Exit::Invalid(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", escape_lines(&format!("{e:#}")));
             ExitCode::from(2)
         }
         Exit::Internal(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", escape_lines(&format!("{e:#}")));
             ExitCode::from(3)
         }
     }

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use grace_engine::component::{digest, manifest_path};
 use grace_engine::event::format_millis;
+use grace_engine::text::escape;
 use grace_engine::{LoadError, Manifest};
 use reqwest::StatusCode;
 
@@ -208,16 +209,20 @@ fn show(server: &str, name: &str, json: bool) -> Result<Exit, Exit> {
     }
     let p: PlaybookDetail = client.get(&segments, &[]).map_err(api)?;
     let state = if p.enabled { "enabled" } else { "disabled" };
-    println!("{} ({}, {state})", p.name, p.kind);
-    println!("active   {} {}", p.active_version, p.digest);
+    println!("{} ({}, {state})", escape(&p.name), p.kind);
+    println!(
+        "active   {} {}",
+        escape(&p.active_version),
+        escape(&p.digest)
+    );
     match &p.signed_by {
-        Some(by) => println!("signed   by {by}"),
+        Some(by) => println!("signed   by {}", escape(&by.to_string())),
         None => println!("signed   no (UNSIGNED)"),
     }
     if p.triggers.is_empty() {
         println!("triggers (none)");
     } else {
-        println!("triggers {}", p.triggers.join(", "));
+        println!("triggers {}", escape(&p.triggers.join(", ")));
     }
     println!();
     let rows: Vec<Vec<String>> = p

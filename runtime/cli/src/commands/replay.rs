@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use grace_engine::event::format_millis;
+use grace_engine::text::{escape, escape_lines};
 use grace_engine::{Engine, EngineConfig, Kind, TriggerEvent};
 use grace_ledger::{Durability, Ledger};
 use grace_server::replay::{ReplayReport, replay};
@@ -139,8 +140,8 @@ fn text_report(report: &ReplayReport, file: &Path) -> String {
             out,
             "{}  {} on `{}` {}",
             format_millis(e.timestamp),
-            e.event_type,
-            e.resource,
+            escape(&e.event_type),
+            escape(&e.resource),
             render::compact(&e.payload)
         );
         if step.decisions.is_empty() {
@@ -168,30 +169,30 @@ fn text_report(report: &ReplayReport, file: &Path) -> String {
                             } else {
                                 "action"
                             },
-                            a.interface,
-                            a.function,
+                            escape(&a.interface),
+                            escape(&a.function),
                             render::args(&a.args),
                             if a.verdict == grace_ledger::Verdict::Denied {
-                                format!("  ({})", a.reason)
+                                format!("  ({})", escape(&a.reason))
                             } else {
                                 String::new()
                             }
                         );
                     }
                     if let Some(o) = &run.outcome {
-                        let _ = writeln!(out, "        outcome: {}", o.summary);
+                        let _ = writeln!(out, "        outcome: {}", escape(&o.summary));
                     }
                     if let Some(f) = &run.failure {
-                        let _ = writeln!(out, "        failure: {}", f.message);
+                        let _ = writeln!(out, "        failure: {}", escape(&f.message));
                     }
                 }
                 None => {
                     let _ = writeln!(
                         out,
                         "    {}#{}: {}",
-                        d.playbook,
+                        escape(&d.playbook),
                         d.trigger,
-                        d.detail.as_deref().unwrap_or(&d.decision)
+                        escape(d.detail.as_deref().unwrap_or(&d.decision))
                     );
                 }
             }
@@ -202,5 +203,5 @@ fn text_report(report: &ReplayReport, file: &Path) -> String {
         "\n{fired} run(s) fired\n\nfleet after the replay\n{}",
         report.fleet_after
     );
-    out
+    escape_lines(&out).into_owned()
 }

@@ -1,4 +1,5 @@
-//! `log`: the guest's messages, into tracing, the run's timeline and the ledger.
+//! `log`: the guest's messages, into tracing, the run's timeline and the ledger. In tracing they
+//! are escaped (`text::Escaped`): a guest's line is one line of the server's log, whatever it holds.
 
 use serde_json::json;
 
@@ -6,6 +7,7 @@ use crate::bindings::log::{Host, Level};
 use crate::bindings::types::Error;
 use crate::host::HostState;
 use crate::pipeline::{Call, Refusal, preview};
+use crate::text::Escaped;
 
 fn level_name(level: Level) -> &'static str {
     match level {
@@ -51,11 +53,11 @@ impl Host for HostState {
                 },
                 move |_, message| async move {
                     match level {
-                        Level::Trace => tracing::trace!(target: "grace::guest", run = %run_id, %guest, "{message}"),
-                        Level::Debug => tracing::debug!(target: "grace::guest", run = %run_id, %guest, "{message}"),
-                        Level::Info => tracing::info!(target: "grace::guest", run = %run_id, %guest, "{message}"),
-                        Level::Warn => tracing::warn!(target: "grace::guest", run = %run_id, %guest, "{message}"),
-                        Level::Error => tracing::error!(target: "grace::guest", run = %run_id, %guest, "{message}"),
+                        Level::Trace => tracing::trace!(target: "grace::guest", run = %run_id, guest = %Escaped(&guest), "{}", Escaped(&message)),
+                        Level::Debug => tracing::debug!(target: "grace::guest", run = %run_id, guest = %Escaped(&guest), "{}", Escaped(&message)),
+                        Level::Info => tracing::info!(target: "grace::guest", run = %run_id, guest = %Escaped(&guest), "{}", Escaped(&message)),
+                        Level::Warn => tracing::warn!(target: "grace::guest", run = %run_id, guest = %Escaped(&guest), "{}", Escaped(&message)),
+                        Level::Error => tracing::error!(target: "grace::guest", run = %run_id, guest = %Escaped(&guest), "{}", Escaped(&message)),
                     }
                     Ok(())
                 },
