@@ -65,6 +65,17 @@ pub struct ServeConfig {
     /// Accept unsigned uploads, marked `signed: false` (`allow_unsigned_playbooks`, development
     /// only). Badly signed uploads are refused all the same.
     pub allow_unsigned_playbooks: bool,
+    /// `[auth]`: sign-in by OIDC besides the server's own tokens.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: who may sign in besides holders of the server's own tokens.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `[auth.oidc]`: bearer JWTs of one OpenID Connect issuer (see [`crate::auth::oidc`]).
+    #[serde(default)]
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
@@ -132,6 +143,7 @@ impl Default for ServeConfig {
             insecure_no_auth: false,
             trust_roots: Vec::new(),
             allow_unsigned_playbooks: false,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -188,6 +200,8 @@ pub struct FileConfig {
     pub trust_roots: Option<Vec<crate::signing::TrustRootConfig>>,
     /// `allow_unsigned_playbooks = true`.
     pub allow_unsigned_playbooks: Option<bool>,
+    /// `[auth.oidc]`: `issuer`, `audience`, `jwks_url`, `scopes_claim`, ...
+    pub auth: Option<AuthConfig>,
 }
 
 /// Why the configuration was refused.
@@ -313,6 +327,9 @@ impl FileConfig {
         if let Some(v) = self.allow_unsigned_playbooks {
             c.allow_unsigned_playbooks = v;
         }
+        if let Some(v) = self.auth {
+            c.auth = v;
+        }
         Ok(c)
     }
 }
@@ -383,6 +400,10 @@ impl ServeConfig {
                 message,
             }
         })?;
+        if let Some(oidc) = &self.auth.oidc {
+            oidc.settings()
+                .map_err(|(field, message)| ConfigError::Invalid { field, message })?;
+        }
         if self.checkpoint_every < Duration::from_secs(1) {
             return invalid("checkpoint_every", "must be at least 1s");
         }
