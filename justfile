@@ -80,11 +80,17 @@ demo: build-playbooks
     approval=$($grace approvals list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
     $grace approvals show "$approval"
 
-    step "two people with the approve scope approve it (grace tokens create, grace approvals approve)"
-    alice=$($grace tokens create --name alice --scope approve 2>/dev/null)
-    bob=$($grace tokens create --name bob --scope approve 2>/dev/null)
+    step "two people approve it: two principals (grace principals create), a token for each, grace approvals approve"
+    $grace principals create alice
+    $grace principals create bob
+    alice=$($grace tokens create --name alice-laptop --principal alice --scope approve 2>/dev/null)
+    alice_phone=$($grace tokens create --name alice-phone --principal alice --scope approve 2>/dev/null)
+    bob=$($grace tokens create --name bob-laptop --principal bob --scope approve 2>/dev/null)
     GRACE_TOKEN=$alice $grace approvals approve "$approval" --comment "p95 has been over 500 ms for minutes"
+    echo "alice again, with her other token: one principal is one person (refused):"
+    GRACE_TOKEN=$alice_phone $grace approvals approve "$approval" || true
     GRACE_TOKEN=$bob $grace approvals approve "$approval"
+    $grace principals list
     settle
 
     step "grace runs show: every host call, its grant and trust decisions (risk, policies, approvers) and its result"

@@ -29,6 +29,10 @@ pub enum Command {
     /// Manage a running server's API tokens (needs the `admin` scope).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Manage a running server's local principals, the people and systems tokens belong to
+    /// (needs the `admin` scope).
+    #[command(subcommand)]
+    Principals(PrincipalsCommand),
     /// Run one playbook on one event (or one collector pass).
     Run(RunArgs),
     /// Replay recorded events against playbooks in simulation: what would have fired and done.
@@ -146,12 +150,41 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PrincipalsCommand {
+    /// Make a local principal (`local:<name>`); an audit entry in the ledger names you.
+    Create {
+        /// Its name (`alice`, `ci-deploy`): 1 to 64 letters, digits, spaces and `.-_@'`.
+        name: String,
+        /// How people see it (default: the name).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// List the local principals.
+    List {
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokensCommand {
     /// Make a token; its secret is printed once, here.
     Create {
         /// A name for people: who or what uses it (`alertmanager`, `ci-deploy`).
         #[arg(long)]
         name: String,
+        /// The local principal it speaks for (`grace principals create` makes one); yours
+        /// when absent. The two-person rule counts principals, not tokens.
+        #[arg(long)]
+        principal: Option<String>,
         /// What it may do (repeatable): read, operate, approve, admin.
         #[arg(long = "scope", required = true, value_parser = clap::builder::PossibleValuesParser::new(["read", "operate", "approve", "admin"]))]
         scopes: Vec<String>,

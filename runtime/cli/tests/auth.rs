@@ -65,7 +65,7 @@ fn stored_tokens(data: &Path) -> Vec<grace_server::auth::TokenRecord> {
     let ledger =
         grace_ledger::Ledger::open(data.join("grace.redb"), grace_ledger::Durability::Immediate)
             .unwrap();
-    grace_server::auth::TokenStore::open(ledger.database())
+    grace_server::auth::TokenStore::open_database(ledger.database())
         .unwrap()
         .list()
 }
@@ -478,4 +478,123 @@ fn a_token_secret_never_appears_in_the_server_log() {
             "a secret is in the log:\n{log}"
         );
     }
+}
+
+#[test]
+fn principals_are_created_and_listed_and_tokens_belong_to_them() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let out = server
+        .grace()
+        .args(["principals", "create", "alice", "--display-name", "Alice L"])
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("local:alice"));
+    let out = server
+        .grace()
+        .args(["principals", "create", "alice"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "one name, one principal");
+    let list = ok(&server
+        .grace()
+        .args(["principals", "list"])
+        .output()
+        .unwrap());
+    assert!(
+        list.contains("local:alice") && list.contains("Alice L"),
+        "{list}"
+    );
+    assert!(
+        list.contains("local:local-admin"),
+        "grace init's token has its principal: {list}"
+    );
+
+    let out = server
+        .grace()
+        .args(["tokens", "create", "--name", "alice-laptop"])
+        .args(["--principal", "alice", "--scope", "approve"])
+        .output()
+        .unwrap();
+    assert!(ok(&out).trim().starts_with("grace_"));
+    assert!(
+        text(&out.stderr).contains("of `local:alice`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let tokens = ok(&server.grace().args(["tokens", "list"]).output().unwrap());
+    let row = tokens.lines().find(|l| l.contains("alice-laptop")).unwrap();
+    assert!(row.contains("local:alice"), "{tokens}");
+    let out = server
+        .grace()
+        .args([
+            "tokens",
+            "create",
+            "--name",
+            "ghost",
+            "--principal",
+            "nobody",
+        ])
+        .args(["--scope", "approve"])
+        .output()
+        .unwrap();
+    refused(&out, "grace principals create nobody");
+}
+
+#[test]
+fn an_oidc_token_in_grace_token_or_a_token_file_signs_the_cli_in() {
+    use grace_testkit::oidc_issuer::{IssuerKey, TestIssuer};
+    let key = IssuerKey::es256("k1");
+    let issuer = TestIssuer::start(&[&key]);
+    let data = data_dir();
+    let config = data.path().join("grace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth.oidc]\nissuer = \"{}\"\naudience = \"grace\"\nscope_prefix = \"grace:\"\n",
+            issuer.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&path_of(&data), &["--config", config.to_str().unwrap()]);
+    let jwt = TestIssuer::sign(&key, &issuer.claims("jane", "grace", "openid grace:read"));
+    let out = server
+        .grace()
+        .env("GRACE_TOKEN", &jwt)
+        .args(["runs", "list"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let file = data.path().join("oidc-token");
+    std::fs::write(&file, format!("{jwt}\n")).unwrap();
+    let out = server
+        .grace()
+        .env_remove("GRACE_TOKEN")
+        .arg("--token-file")
+        .arg(&file)
+        .args(["runs", "list"])
+        .output()
+        .unwrap();
+    ok(&out);
+    // Her provider grants `read` only: the 403 names the scope.
+    let out = server
+        .grace()
+        .env("GRACE_TOKEN", &jwt)
+        .args(["tokens", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("`admin` scope"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut claims = issuer.claims("jane", "grace", "grace:read");
+    claims["exp"] = json!(grace_testkit::oidc_issuer::now_secs() - 600);
+    let out = server
+        .grace()
+        .env("GRACE_TOKEN", TestIssuer::sign(&key, &claims))
+        .args(["runs", "list"])
+        .output()
+        .unwrap();
+    refused(&out, "expired");
 }

@@ -173,6 +173,13 @@ fn a_production_change_waits_for_two_people_across_a_restart_and_the_ledger_name
         status, 409,
         "the same person twice is not two people: {body}"
     );
+    // Nor is a second token of the same principal: people are counted, not tokens.
+    let alice_laptop = server.token_of("alice", "alice-laptop", &["approve"]);
+    let (status, body) = vote(&server, &alice_laptop, &approval, "approve", None);
+    assert_eq!(
+        status, 409,
+        "two tokens of one principal are one person: {body}"
+    );
     assert_eq!(
         server.get(&format!("/v1/runs/{run}")).1["state"],
         "waiting-approval"
@@ -196,7 +203,9 @@ fn a_production_change_waits_for_two_people_across_a_restart_and_the_ledger_name
         .collect();
     assert_eq!(votes.len(), 2, "{votes:?}");
     assert_eq!(votes[0]["args"]["by"], "alice");
+    assert_eq!(votes[0]["args"]["principal"], "local:alice");
     assert_eq!(votes[1]["args"]["by"], "bob");
+    assert_eq!(votes[1]["args"]["principal"], "local:bob");
     let change = entries
         .iter()
         .rev()

@@ -449,6 +449,14 @@ fn main() {
             .tokens
             .create(grace_server::auth::TokenSpec {
                 name: "bench".into(),
+                principal: server
+                    .app
+                    .auth
+                    .tokens
+                    .principals()
+                    .ensure("bench", "bench")
+                    .unwrap()
+                    .id,
                 scopes: grace_server::auth::Scopes::all(),
                 created_by: "bench".into(),
                 expires_at: None,

@@ -1080,19 +1080,25 @@ impl App {
             return Err(ApiError::field("comment", "longer than 4096 bytes"));
         }
         let vote = Vote {
-            by: caller.name.clone(),
+            by: caller.principal_name.clone(),
+            principal: caller.principal.clone(),
             token_id: caller.token_id.clone(),
             at: system_now_millis(),
             comment,
         };
         let approvals = self.trust.approvals().clone();
+        let ledger = self.ledger.clone();
+        let at_millis = self.executors.clock.now_millis();
         let id_owned = id.to_owned();
+        let caller_owned = caller.clone();
+        // The vote and its ledger entry are one step (see `trust::approvals`): the entry is
+        // appended and committed inside `Approvals::vote`, which stores the vote only after.
         let result = tokio::task::spawn_blocking(move || {
-            if approve {
-                approvals.approve(&id_owned, vote)
-            } else {
-                approvals.deny(&id_owned, vote)
-            }
+            approvals.vote(&id_owned, vote, approve, |approval| {
+                ledger
+                    .append_blocking(vote_entry(approval, &caller_owned, approve, at_millis))
+                    .map(drop)
+            })
         })
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -1101,28 +1107,11 @@ impl App {
             VoteError::Closed { .. } | VoteError::AlreadyVoted { .. } => {
                 ApiError::conflict(e.to_string())
             }
-            VoteError::Storage(_) => ApiError::internal(e.to_string()),
+            VoteError::Storage(_) | VoteError::NotRecorded(_) | VoteError::NotStored(_) => {
+                tracing::error!(approval = %id, principal = %caller.principal, "a vote was not counted: {e}");
+                ApiError::internal(e.to_string())
+            }
         })?;
-        let entry = NewEntry {
-            run_id: approval.run_id.clone(),
-            playbook: approval.playbook.clone(),
-            digest: approval.digest.clone(),
-            interface: "approval".into(),
-            function: if approve { "approve" } else { "deny" }.into(),
-            args: json!({
-                "approval": approval.id,
-                "by": caller.name,
-                "token_id": caller.token_id,
-                "action": approval.action,
-                "resource": approval.resource,
-            }),
-            decision: Decision::allowed(format!("{} holds the approve scope", caller.name)),
-            result: json!({ "ok": { "state": approval.state, "approved_by": approval.approved_by.iter().map(|v| &v.by).collect::<Vec<_>>() } }),
-            at_millis: self.executors.clock.now_millis(),
-        };
-        if let Err(e) = self.ledger.append(entry).await {
-            tracing::error!(approval = %approval.id, "the ledger could not record the vote: {e}");
-        }
         if approval.state != ApprovalState::Pending {
             self.continue_after_approval(&approval.run_id).await;
         }
@@ -1809,5 +1798,37 @@ async fn retention(app: Arc<App>) -> Result<(), String> {
         if total > 0 {
             tracing::info!(events = total, "pruned events past their retention");
         }
+    }
+}
+
+/// The ledger entry of a vote: who (principal and token), on what, and the approval as the vote
+/// leaves it.
+fn vote_entry(
+    approval: &crate::trust::approvals::Approval,
+    caller: &crate::auth::Caller,
+    approve: bool,
+    at_millis: u64,
+) -> NewEntry {
+    NewEntry {
+        run_id: approval.run_id.clone(),
+        playbook: approval.playbook.clone(),
+        digest: approval.digest.clone(),
+        interface: "approval".into(),
+        function: if approve { "approve" } else { "deny" }.into(),
+        args: json!({
+            "approval": approval.id,
+            "by": caller.principal_name,
+            "principal": caller.principal,
+            "token_id": caller.token_id,
+            "action": approval.action,
+            "resource": approval.resource,
+        }),
+        decision: Decision::allowed(format!("{} holds the approve scope", caller.principal_name)),
+        result: json!({ "ok": {
+            "state": approval.state,
+            "approved_by": approval.approved_by.iter().map(|v| &v.by).collect::<Vec<_>>(),
+            "approved_by_principals": approval.approved_by.iter().map(|v| v.principal_id()).collect::<Vec<_>>(),
+        } }),
+        at_millis,
     }
 }

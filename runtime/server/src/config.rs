@@ -72,6 +72,17 @@ pub struct ServeConfig {
     pub allow_unsigned_playbooks: bool,
     /// `[limits]`: what any manifest may ask for, and the host's bounds on every run.
     pub limits: crate::limits::ServerLimits,
+    /// `[auth]`: sign-in by OIDC besides the server's own tokens.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: who may sign in besides holders of the server's own tokens.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `[auth.oidc]`: bearer JWTs of one OpenID Connect issuer (see [`crate::auth::oidc`]).
+    #[serde(default)]
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
@@ -142,6 +153,7 @@ impl Default for ServeConfig {
             trust_roots: Vec::new(),
             allow_unsigned_playbooks: false,
             limits: crate::limits::ServerLimits::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -204,6 +216,8 @@ pub struct FileConfig {
     pub allow_unsigned_playbooks: Option<bool>,
     /// `[limits]`: caps on what manifests ask and bounds on every run.
     pub limits: Option<crate::limits::LimitsFile>,
+    /// `[auth.oidc]`: `issuer`, `audience`, `jwks_url`, `scopes_claim`, ...
+    pub auth: Option<AuthConfig>,
 }
 
 /// Why the configuration was refused.
@@ -338,6 +352,9 @@ impl FileConfig {
         if let Some(v) = self.limits {
             c.limits = v.resolve()?;
         }
+        if let Some(v) = self.auth {
+            c.auth = v;
+        }
         Ok(c)
     }
 }
@@ -417,6 +434,10 @@ impl ServeConfig {
                 message,
             }
         })?;
+        if let Some(oidc) = &self.auth.oidc {
+            oidc.settings()
+                .map_err(|(field, message)| ConfigError::Invalid { field, message })?;
+        }
         if self.checkpoint_every < Duration::from_secs(1) {
             return invalid("checkpoint_every", "must be at least 1s");
         }

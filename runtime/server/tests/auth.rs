@@ -50,12 +50,14 @@ impl Fixture {
         self.token_expiring(name, scopes, None)
     }
 
+    /// A token of the local principal called `name` (made if missing).
     fn token_expiring(&self, name: &str, scopes: &[Scope], expires_at: Option<u64>) -> String {
-        self.app
-            .auth
-            .tokens
+        let tokens = &self.app.auth.tokens;
+        let principal = tokens.principals().ensure(name, "test").unwrap();
+        tokens
             .create(TokenSpec {
                 name: name.into(),
+                principal: principal.id,
                 scopes: scopes.iter().copied().collect(),
                 created_by: "test".into(),
                 expires_at,
@@ -304,7 +306,11 @@ async fn the_token_list_never_shows_a_secret_or_a_hash() {
         .find(|t| t["name"] == "ci")
         .unwrap();
     assert_eq!(ci["scopes"], serde_json::json!(["read", "operate"]));
-    assert_eq!(ci["created_by"], "admin");
+    assert_eq!(ci["created_by"], "local:admin");
+    assert_eq!(
+        ci["principal"], "local:admin",
+        "the caller's own by default"
+    );
     assert!(ci["expires_at"].as_u64().is_some());
     // The ledger's audit entry for the creation holds no secret either.
     let (_, entries) = f.get("/v1/ledger/entries?run=api", Some(&admin)).await;

@@ -7,6 +7,7 @@
 pub mod e2e;
 pub mod fake_endpoint;
 pub mod moto;
+pub mod oidc_issuer;
 pub mod podman;
 
 use std::path::{Path, PathBuf};

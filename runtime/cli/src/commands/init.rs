@@ -1,6 +1,8 @@
 //! `grace init`: offline, before `grace serve` starts, create the data directory and its database
 //! if needed, and an `admin` token named `local-admin` for this CLI, written to its credentials
-//! file (mode 0600). The token is printed only with `--print`.
+//! file (mode 0600). The token is printed only with `--print`. It belongs to the local principal
+//! `local-admin` (made here if missing): whoever runs `grace init` on the data directory is the
+//! server's first admin, and approves as that one person whichever of its tokens they use.
 
 use anyhow::anyhow;
 use grace_ledger::{Durability, Ledger};
@@ -38,8 +40,12 @@ fn init(args: &InitArgs) -> Result<(), Exit> {
             path.display()
         ))
     })?;
-    let tokens = TokenStore::open(ledger.database())
+    let tokens = TokenStore::open_database(ledger.database())
         .map_err(|e| Exit::Internal(anyhow!("cannot open the token table: {e}")))?;
+    let principal = tokens
+        .principals()
+        .ensure(LOCAL_ADMIN, "grace init")
+        .map_err(|e| Exit::Internal(anyhow!("cannot make the `{LOCAL_ADMIN}` principal: {e}")))?;
     let existing: Vec<_> = tokens
         .list()
         .into_iter()
@@ -55,6 +61,7 @@ fn init(args: &InitArgs) -> Result<(), Exit> {
     let token = tokens
         .create(TokenSpec {
             name: LOCAL_ADMIN.into(),
+            principal: principal.id,
             scopes: Scopes::all(),
             created_by: "grace init".into(),
             expires_at: None,

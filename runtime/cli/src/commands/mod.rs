@@ -13,6 +13,7 @@ mod init;
 mod ledger;
 mod playbook;
 mod policy;
+mod principals;
 mod replay;
 mod run;
 mod runs;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Init(args) => init::run(&args),
         Command::Tokens(cmd) => tokens::run(cmd),
+        Command::Principals(cmd) => principals::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Ledger(cmd) => ledger::run(cmd),

@@ -13,11 +13,19 @@ pub fn run(cmd: TokensCommand) -> Exit {
     let result = match cmd {
         TokensCommand::Create {
             name,
+            principal,
             scopes,
             expires_in,
             json,
             server,
-        } => create(&server.url, &name, &scopes, expires_in.as_deref(), json),
+        } => create(
+            &server.url,
+            &name,
+            principal.as_deref(),
+            &scopes,
+            expires_in.as_deref(),
+            json,
+        ),
         TokensCommand::List { json, server } => list(&server.url, json),
         TokensCommand::Revoke { id, server } => revoke(&server.url, &id),
     };
@@ -47,12 +55,16 @@ fn scopes(v: &Value) -> String {
 fn create(
     server: &str,
     name: &str,
+    principal: Option<&str>,
     scope_names: &[String],
     expires_in: Option<&str>,
     json: bool,
 ) -> Result<Exit, Exit> {
     let client = client(server)?;
     let mut body = json!({ "name": name, "scopes": scope_names });
+    if let Some(p) = principal {
+        body["principal"] = json!(p);
+    }
     if let Some(e) = expires_in {
         body["expires_in"] = json!(e);
     }
@@ -69,9 +81,10 @@ fn create(
         )));
     }
     eprintln!(
-        "created token {} `{}` (scopes {}); it is shown only now:",
+        "created token {} `{}` of `{}` (scopes {}); it is shown only now:",
         text(t, "id"),
         text(t, "name"),
+        text(t, "principal"),
         scopes(t)
     );
     println!("{token}");
@@ -105,6 +118,7 @@ fn list(server: &str, json: bool) -> Result<Exit, Exit> {
             vec![
                 text(t, "id").to_owned(),
                 text(t, "name").to_owned(),
+                text(t, "principal").to_owned(),
                 scopes(t),
                 state,
                 t["created_at"]
@@ -118,7 +132,15 @@ fn list(server: &str, json: bool) -> Result<Exit, Exit> {
     print!(
         "{}",
         render::table(
-            &["ID", "NAME", "SCOPES", "STATE", "CREATED", "CREATED BY"],
+            &[
+                "ID",
+                "NAME",
+                "PRINCIPAL",
+                "SCOPES",
+                "STATE",
+                "CREATED",
+                "CREATED BY"
+            ],
             &rows
         )
     );

@@ -190,9 +190,20 @@ impl Server {
         command
     }
 
-    /// A new token with these scopes (`read`, `operate`, `approve`, `admin`), made through the API.
+    /// A new token with these scopes (`read`, `operate`, `approve`, `admin`) for a new local
+    /// principal called `name`, both made through the API: one person per call.
     pub fn token_with(&self, name: &str, scopes: &[&str]) -> String {
-        let (status, body) = self.post("/v1/tokens", json!({ "name": name, "scopes": scopes }));
+        let (status, body) = self.post("/v1/principals", json!({ "name": name }));
+        assert_eq!(status, 201, "{body}");
+        self.token_of(name, name, scopes)
+    }
+
+    /// Another token, called `name`, of the existing local principal `principal`.
+    pub fn token_of(&self, principal: &str, name: &str, scopes: &[&str]) -> String {
+        let (status, body) = self.post(
+            "/v1/tokens",
+            json!({ "name": name, "principal": principal, "scopes": scopes }),
+        );
         assert_eq!(status, 201, "{body}");
         body["token"].as_str().unwrap().to_owned()
     }

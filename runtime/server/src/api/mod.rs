@@ -7,6 +7,7 @@ mod health;
 mod ledger;
 mod playbooks;
 mod policies;
+mod principals;
 mod runs;
 mod sources;
 mod tokens;
@@ -35,6 +36,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/ledger", ledger::router())
         .nest("/v1/sources", sources::router())
         .nest("/v1/tokens", tokens::router())
+        .nest("/v1/principals", principals::router())
         .nest("/v1/approvals", approvals::router())
         .nest("/v1/policies", policies::router())
         .route("/v1/fleet", get(health::fleet))

@@ -1,5 +1,6 @@
-//! `/v1/tokens` (scope `admin`): create a token (its secret is in this answer only), list them
-//! (never a secret or a hash), revoke one. Each change is audited with its caller.
+//! `/v1/tokens` (scope `admin`): create a token (its secret is in this answer only) for an
+//! existing local principal, list them (never a secret or a hash), revoke one. Each change is
+//! audited with its caller.
 
 use std::sync::Arc;
 
@@ -27,6 +28,9 @@ pub fn router() -> Router<Arc<App>> {
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
+    /// The local principal it belongs to (`alice`); the caller's own when absent.
+    #[serde(default)]
+    principal: Option<String>,
     scopes: Vec<String>,
     /// A duration such as `30d` or `12h`.
     #[serde(default)]
@@ -38,6 +42,7 @@ struct CreateBody {
 struct TokenInfo {
     id: String,
     name: String,
+    principal: String,
     scopes: crate::auth::Scopes,
     created_at: u64,
     created_by: String,
@@ -51,6 +56,7 @@ impl From<TokenRecord> for TokenInfo {
         TokenInfo {
             id: r.id,
             name: r.name,
+            principal: r.principal,
             scopes: r.scopes,
             created_at: r.created_at,
             created_by: r.created_by,
@@ -65,6 +71,7 @@ fn token_error(e: TokenError) -> ApiError {
     match e {
         TokenError::BadName(_) => ApiError::field("name", e.to_string()),
         TokenError::NoScopes => ApiError::field("scopes", e.to_string()),
+        TokenError::Principal(_) => ApiError::field("principal", e.to_string()),
         other => ApiError::internal(other.to_string()),
     }
 }
@@ -89,10 +96,28 @@ fn spec(caller: &Caller, body: CreateBody) -> Result<TokenSpec, ApiError> {
             Some(grace_engine::event::system_now_millis().saturating_add(ms))
         }
     };
+    // A token speaks for a principal: the one named, else the caller's own (a token for
+    // yourself), which must be a local principal of this server.
+    let principal = match &body.principal {
+        Some(name) => {
+            crate::auth::principals::local_id(name.strip_prefix("local:").unwrap_or(name))
+        }
+        None if caller.principal.starts_with("local:") => caller.principal.clone(),
+        None => {
+            return Err(ApiError::field(
+                "principal",
+                format!(
+                    "name the local principal the token is for: `{}` is not a local principal",
+                    caller.principal
+                ),
+            ));
+        }
+    };
     Ok(TokenSpec {
         name: body.name,
+        principal,
         scopes: scopes.into_iter().collect(),
-        created_by: caller.name.clone(),
+        created_by: caller.principal.clone(),
         expires_at,
     })
 }
@@ -104,13 +129,13 @@ async fn create(
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
-    let asked = json!({ "name": body.name, "scopes": body.scopes, "expires_in": body.expires_in });
+    let asked = json!({ "name": body.name, "for": body.principal, "scopes": body.scopes, "expires_in": body.expires_in });
     let result =
         spec(&caller, body).and_then(|spec| app.auth.tokens.create(spec).map_err(token_error));
     let shown = result.as_ref().map(|t| TokenInfo::from(t.record.clone()));
     app.audit(&caller, "tokens.create", asked, &shown).await;
     let token = result?;
-    tracing::info!(caller = %caller.name, token = %token.record.id, name = %token.record.name, scopes = %token.record.scopes, "token created");
+    tracing::info!(caller = %caller.name, token = %token.record.id, name = %token.record.name, principal = %token.record.principal, scopes = %token.record.scopes, "token created");
     let mut body = serde_json::to_value(TokenInfo::from(token.record))
         .map_err(|e| ApiError::internal(e.to_string()))?;
     body["token"] = json!(token.secret);

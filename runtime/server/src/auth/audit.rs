@@ -1,8 +1,8 @@
 //! The audit trail of the API: who changed what, recorded in the ledger next to the host calls.
 //!
 //! Each entry has interface `api`, run id `api` (so `grace ledger show --run api` lists them
-//! all), the function asked for (`playbooks.upload`, `tokens.create`, ...), the caller's name
-//! and token id with what was asked in `args`, the decision `allowed` with the scope that let
+//! all), the function asked for (`playbooks.upload`, `tokens.create`, `principals.create`, ...),
+//! the caller's token name, token id and principal id with what was asked in `args`, the decision `allowed` with the scope that let
 //! the caller in as its reason (or `denied` for a token lacking the scope), and the result,
 //! `{"ok": ...}` or `{"error": "..."}`.
 //!
@@ -29,6 +29,7 @@ fn entry(app: &App, caller: &Caller, function: &str, args: Value) -> NewEntry {
     };
     args["caller"] = json!(caller.name);
     args["token_id"] = json!(caller.token_id);
+    args["principal"] = json!(caller.principal);
     let text = |key: &str| {
         args.get(key)
             .and_then(Value::as_str)

@@ -20,10 +20,17 @@
 //! ```
 //!
 //! `caller.name` is the token's name (or `anonymous (insecure-no-auth)`), `caller.token_id` the
-//! token's public id (`tok_...`, empty when anonymous), `caller.scopes` what the token may do and
-//! `caller.granted` the scope this route needed. The handler need not check scopes itself: the
+//! token's public id (`tok_...`, empty when anonymous), `caller.principal` the id of the
+//! principal the token belongs to (`local:alice`, `oidc:<issuer>#<sub>`: whatever counts people
+//! counts these, see [`principals`]) and `caller.principal_name` how people see it,
+//! `caller.scopes` what the token may do and `caller.granted` the scope this route needed. The handler need not check scopes itself: the
 //! route's entry in [`routes::ROUTES`] decided before it was called. Add the entry with the route.
 //! Record what the caller changed with [`crate::App::audit`] (see [`audit`]).
+//!
+//! A bearer token is either a GRACE token (`grace_...`, see [`tokens`]) or, when `[auth.oidc]`
+//! is configured, a JWT from the identity provider (see [`oidc`]): its principal is
+//! `oidc:<issuer>#<sub>`, its scopes come from the configured claim, and `caller.name` is the
+//! principal's display name.
 //!
 //! # What the middleware answers
 //!
@@ -37,6 +44,8 @@
 //! token still names its caller.
 
 pub mod audit;
+pub mod oidc;
+pub mod principals;
 pub mod routes;
 mod scopes;
 pub mod tokens;
@@ -49,6 +58,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+pub use principals::{Principal, PrincipalKind, PrincipalStore};
 pub use routes::Access;
 pub use scopes::{Scope, Scopes};
 pub use tokens::{TokenError, TokenRecord, TokenSpec, TokenStore};
@@ -64,6 +74,11 @@ pub struct Caller {
     pub name: String,
     /// The token's id (`tok_...`); empty for the anonymous caller.
     pub token_id: String,
+    /// The id of the principal behind the request (`local:alice`, `oidc:<issuer>#<sub>`, or
+    /// `anonymous` without authentication): what counts as one person.
+    pub principal: String,
+    /// The principal's display name, for people.
+    pub principal_name: String,
     /// What the token may do.
     pub scopes: Scopes,
     /// The scope the route needed, which let this request in.
@@ -76,15 +91,33 @@ impl Caller {
         Caller {
             name: ANONYMOUS.to_owned(),
             token_id: String::new(),
+            principal: "anonymous".to_owned(),
+            principal_name: ANONYMOUS.to_owned(),
             scopes: Scopes::all(),
             granted,
         }
     }
 
-    fn of(token: &TokenRecord, granted: Scope) -> Caller {
+    fn signed_in(identity: oidc::OidcIdentity, granted: Scope) -> Caller {
+        Caller {
+            name: identity.principal.display_name.clone(),
+            token_id: identity.token_id,
+            principal: identity.principal.id,
+            principal_name: identity.principal.display_name,
+            scopes: identity.scopes,
+            granted,
+        }
+    }
+
+    fn of(token: &TokenRecord, principals: &PrincipalStore, granted: Scope) -> Caller {
+        let principal_name = principals
+            .get(&token.principal)
+            .map_or_else(|| token.principal.clone(), |p| p.display_name);
         Caller {
             name: token.name.clone(),
             token_id: token.id.clone(),
+            principal: token.principal.clone(),
+            principal_name,
             scopes: token.scopes.clone(),
             granted,
         }
@@ -107,17 +140,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The server's authentication: its tokens, and whether it runs without.
+/// The server's authentication: its tokens, its OIDC issuer if any, and whether it runs
+/// without.
 pub struct Authenticator {
     /// The token table.
     pub tokens: TokenStore,
+    oidc: Option<oidc::OidcVerifier>,
     insecure: bool,
 }
 
 impl Authenticator {
     /// Authentication with `tokens`; `insecure` lets everyone in (`--insecure-no-auth`).
     pub fn new(tokens: TokenStore, insecure: bool) -> Authenticator {
-        Authenticator { tokens, insecure }
+        Authenticator {
+            tokens,
+            oidc: None,
+            insecure,
+        }
+    }
+
+    /// Also accepts the JWTs `verifier` verifies.
+    pub fn with_oidc(mut self, verifier: oidc::OidcVerifier) -> Authenticator {
+        self.oidc = Some(verifier);
+        self
     }
 
     /// Whether the server runs with `--insecure-no-auth`.
@@ -126,8 +171,21 @@ impl Authenticator {
     }
 
     /// The caller presenting these headers, for a route needing `needed`.
-    pub fn authenticate(&self, headers: &HeaderMap, needed: Scope) -> Result<Caller, ApiError> {
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        needed: Scope,
+    ) -> Result<Caller, ApiError> {
         let presented = bearer(headers);
+        if let (Some(verifier), Some(Ok(secret))) = (&self.oidc, presented)
+            && oidc::looks_like_jwt(secret)
+        {
+            return match verifier.verify(secret).await {
+                Ok(identity) => Ok(Caller::signed_in(identity, needed)),
+                Err(_) if self.insecure => Ok(Caller::anonymous(needed)),
+                Err(e) => Err(ApiError::unauthorized(e.to_string())),
+            };
+        }
         let now = grace_engine::event::system_now_millis();
         let token = match presented {
             Some(Ok(secret)) => self.tokens.lookup(secret),
@@ -135,7 +193,7 @@ impl Authenticator {
         };
         if self.insecure {
             return Ok(match token {
-                Some(t) if t.is_live(now) => Caller::of(&t, needed),
+                Some(t) if t.is_live(now) => Caller::of(&t, self.tokens.principals(), needed),
                 _ => Caller::anonymous(needed),
             });
         }
@@ -165,7 +223,7 @@ impl Authenticator {
                 token.name, token.id
             )));
         }
-        Ok(Caller::of(&token, needed))
+        Ok(Caller::of(&token, self.tokens.principals(), needed))
     }
 }
 
@@ -202,7 +260,7 @@ pub async fn require(State(app): State<Arc<App>>, mut request: Request, next: Ne
             .into_response();
         }
     };
-    let caller = match app.auth.authenticate(request.headers(), needed) {
+    let caller = match app.auth.authenticate(request.headers(), needed).await {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(%method, route = %pattern, "unauthenticated request refused: {e}");
@@ -228,7 +286,7 @@ pub fn start(
     config: &crate::ServeConfig,
     database: Arc<redb::Database>,
 ) -> Result<(Authenticator, crate::signing::TrustRoots), crate::StartError> {
-    let tokens = TokenStore::open(database)
+    let tokens = TokenStore::open_database(database)
         .map_err(|e| crate::StartError::Other(format!("cannot open the token table: {e}")))?;
     let trust_roots = crate::signing::TrustRoots::load(&config.trust_roots).map_err(|message| {
         crate::config::ConfigError::Invalid {
@@ -266,8 +324,13 @@ pub fn start(
     for (name, key) in trust_roots.keys() {
         tracing::info!(trust_root = %name, key = %format!("{}+{:08x}", key.name(), key.id()), "playbook uploads may be signed by this key");
     }
-    Ok((
-        Authenticator::new(tokens, config.insecure_no_auth),
-        trust_roots,
-    ))
+    let mut auth = Authenticator::new(tokens, config.insecure_no_auth);
+    if let Some(oidc) = &config.auth.oidc {
+        let settings = oidc
+            .settings()
+            .map_err(|(field, message)| crate::config::ConfigError::Invalid { field, message })?;
+        tracing::info!(issuer = %settings.issuer, audience = %settings.audience, "OIDC sign-in: bearer JWTs of this issuer are accepted");
+        auth = auth.with_oidc(oidc::OidcVerifier::new(settings).map_err(crate::StartError::Other)?);
+    }
+    Ok((auth, trust_roots))
 }

@@ -77,6 +77,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/tokens", Needs(Admin)),
     ("POST", "/v1/tokens", Needs(Admin)),
     ("DELETE", "/v1/tokens/{id}", Needs(Admin)),
+    // Principals: making one makes a person who may approve.
+    ("GET", "/v1/principals", Needs(Admin)),
+    ("POST", "/v1/principals", Needs(Admin)),
 ];
 
 /// What `method` on the route `pattern` needs; `None` when the table has no entry (refuse).

@@ -7,6 +7,10 @@
 //! expiry and whether it is revoked. Revoked tokens stay listed: the ledger's audit entries name
 //! them.
 //!
+//! Every token belongs to a principal (see [`super::principals`]): the person or system it
+//! speaks for. Records written before principals existed name none; [`TokenStore::open`] gives
+//! each the local principal named like the token and writes it back.
+//!
 //! [`TokenStore`] keeps every record in memory too, so that authenticating a request is a hash
 //! and a map lookup; only this process changes the table while the server runs (redb allows one
 //! process per database file), so the copy never goes stale.
@@ -19,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Scopes;
+use super::principals::{MIGRATION, PrincipalStore, valid_name};
 
 /// Token records by the hex SHA-256 of the token: JSON [`TokenRecord`].
 pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/tokens");
@@ -26,8 +31,8 @@ pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/to
 /// What every token starts with.
 pub const TOKEN_PREFIX: &str = "grace_";
 
-/// The name of the token `grace init` makes for the local CLI.
-pub const LOCAL_ADMIN: &str = "local-admin";
+/// The name of the token `grace init` makes for the local CLI (its principal has the same name).
+pub const LOCAL_ADMIN: &str = super::principals::LOCAL_ADMIN;
 
 /// Why the token table failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,9 @@ pub enum TokenError {
     /// A token without scopes could do nothing.
     #[error("a token needs at least one scope (read, operate, approve, admin)")]
     NoScopes,
+    /// The principal a token would belong to does not exist.
+    #[error(transparent)]
+    Principal(#[from] super::principals::PrincipalError),
 }
 
 fn db<E: std::fmt::Display>(e: E) -> TokenError {
@@ -64,6 +72,10 @@ pub struct TokenRecord {
     pub id: String,
     /// A name for people (`local-admin`, `alertmanager`, `ci-deploy`).
     pub name: String,
+    /// The id of the principal it belongs to (`local:alice`); empty only in records written
+    /// before principals, until [`TokenStore::open`] migrates them.
+    #[serde(default)]
+    pub principal: String,
     /// What it may do.
     pub scopes: Scopes,
     /// Milliseconds since the epoch.
@@ -110,6 +122,8 @@ impl std::fmt::Debug for NewToken {
 pub struct TokenSpec {
     /// Its name.
     pub name: String,
+    /// The id of the existing principal it belongs to (`local:alice`).
+    pub principal: String,
     /// Its scopes (at least one).
     pub scopes: Scopes,
     /// Who asks for it.
@@ -137,17 +151,22 @@ fn now_millis() -> u64 {
 #[derive(Clone)]
 pub struct TokenStore {
     db: Arc<Database>,
+    principals: PrincipalStore,
     /// Records by hash.
     cache: Arc<RwLock<HashMap<String, Arc<TokenRecord>>>>,
 }
 
 impl TokenStore {
-    /// The table in `database` (created if missing), read into memory.
-    pub fn open(database: Arc<Database>) -> Result<TokenStore, TokenError> {
+    /// The table in `database` (created if missing), read into memory; tokens written before
+    /// principals are given the local principal of their name (created by `migration`).
+    pub fn open(
+        database: Arc<Database>,
+        principals: PrincipalStore,
+    ) -> Result<TokenStore, TokenError> {
         let tx = database.begin_write().map_err(db)?;
         tx.open_table(TOKENS).map_err(db)?;
         tx.commit().map_err(db)?;
-        let mut cache = HashMap::new();
+        let mut cache = HashMap::<String, TokenRecord>::new();
         {
             let tx = database.begin_read().map_err(db)?;
             let table = tx.open_table(TOKENS).map_err(db)?;
@@ -155,13 +174,43 @@ impl TokenStore {
                 let (k, v) = row.map_err(db)?;
                 let record: TokenRecord = serde_json::from_slice(v.value())
                     .map_err(|e| TokenError::Corrupt(e.to_string()))?;
-                cache.insert(k.value().to_owned(), Arc::new(record));
+                cache.insert(k.value().to_owned(), record);
             }
         }
-        Ok(TokenStore {
+        let store = TokenStore {
             db: database,
-            cache: Arc::new(RwLock::new(cache)),
-        })
+            principals,
+            cache: Arc::new(RwLock::new(HashMap::new())),
+        };
+        for (key, mut record) in cache {
+            if record.principal.is_empty() {
+                // The previous version counted approvers by token name: the principal named
+                // like the token is exactly whom it counted.
+                let p = store.principals.ensure(&record.name, MIGRATION)?;
+                record.principal = p.id;
+                store.put(&key, &record)?;
+                tracing::info!(token = %record.id, principal = %record.principal, "a token from before principals now belongs to the principal of its name");
+            } else {
+                store
+                    .cache
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, Arc::new(record));
+            }
+        }
+        Ok(store)
+    }
+
+    /// The principal table and the token table of `database`, opened together (see
+    /// [`TokenStore::open`]).
+    pub fn open_database(database: Arc<Database>) -> Result<TokenStore, TokenError> {
+        let principals = PrincipalStore::open(database.clone())?;
+        TokenStore::open(database, principals)
+    }
+
+    /// The principals tokens belong to.
+    pub fn principals(&self) -> &PrincipalStore {
+        &self.principals
     }
 
     /// The record of a presented token, live or not; `None` for a token never issued here.
@@ -179,20 +228,28 @@ impl TokenStore {
     /// Makes, stores and returns a new token.
     pub fn create(&self, spec: TokenSpec) -> Result<NewToken, TokenError> {
         let name = spec.name.trim();
-        // Names are shown to people (who approved, who uploaded): letters, digits, spaces and
+        // Names are shown to people (who uploaded, which token): letters, digits, spaces and
         // `.-_@'` only, so that two names never look alike through invisible or bidi characters.
-        let allowed =
-            |c: char| c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '@' | '\'');
-        if name.is_empty() || name.chars().count() > 64 || !name.chars().all(allowed) {
+        if !valid_name(name) {
             return Err(TokenError::BadName(spec.name.escape_debug().to_string()));
         }
         if spec.scopes.is_empty() {
             return Err(TokenError::NoScopes);
         }
+        // Local principals only: an OIDC principal signs in with its identity provider's
+        // tokens, and who exists there is the provider's to say, not a local admin's.
+        if self.principals.get(&spec.principal).is_none() {
+            let name = spec
+                .principal
+                .strip_prefix("local:")
+                .unwrap_or(&spec.principal);
+            return Err(super::principals::PrincipalError::NotFound(name.to_owned()).into());
+        }
         let secret = format!("{TOKEN_PREFIX}{}", random_hex(32)?);
         let record = TokenRecord {
             id: format!("tok_{}", random_hex(6)?),
             name: name.to_owned(),
+            principal: spec.principal,
             scopes: spec.scopes,
             created_at: now_millis(),
             created_by: spec.created_by,
@@ -261,15 +318,23 @@ mod tests {
     use super::super::Scope;
     use super::*;
 
+    fn open(db: Database) -> TokenStore {
+        let db = Arc::new(db);
+        let principals = PrincipalStore::open(db.clone()).unwrap();
+        principals.ensure("test", "test").unwrap();
+        TokenStore::open(db, principals).unwrap()
+    }
+
     fn store() -> (tempfile::TempDir, TokenStore) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("grace.redb")).unwrap();
-        (dir, TokenStore::open(Arc::new(db)).unwrap())
+        (dir, open(db))
     }
 
     fn spec(name: &str, scopes: &[Scope]) -> TokenSpec {
         TokenSpec {
             name: name.into(),
+            principal: "local:test".into(),
             scopes: scopes.iter().copied().collect(),
             created_by: "test".into(),
             expires_at: None,
@@ -315,11 +380,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("grace.redb");
         let secret = {
-            let store = TokenStore::open(Arc::new(Database::create(&path).unwrap())).unwrap();
+            let store = open(Database::create(&path).unwrap());
             store.create(spec("kept", &[Scope::Admin])).unwrap().secret
         };
-        let store = TokenStore::open(Arc::new(Database::create(&path).unwrap())).unwrap();
+        let store = open(Database::create(&path).unwrap());
         assert_eq!(store.lookup(&secret).unwrap().name, "kept");
+        assert_eq!(store.lookup(&secret).unwrap().principal, "local:test");
+    }
+
+    #[test]
+    fn a_token_belongs_to_an_existing_principal_only() {
+        let (_dir, store) = store();
+        let mut s = spec("ghost", &[Scope::Approve]);
+        s.principal = "local:nobody".into();
+        let err = store.create(s).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no local principal `nobody`: create it first with `grace principals create nobody`"
+        );
+    }
+
+    #[test]
+    fn tokens_written_before_principals_get_the_principal_of_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grace.redb");
+        {
+            // A record exactly as the previous version wrote it: no `principal`.
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(TOKENS).unwrap();
+                let old = r#"{"id":"tok_0123456789ab","name":"alice","scopes":["approve"],"created_at":5,"created_by":"local-admin","expires_at":null,"revoked":false,"revoked_at":null}"#;
+                t.insert(hash("grace_old").as_str(), old.as_bytes())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = open(Database::create(&path).unwrap());
+        let t = store.lookup("grace_old").unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.principal.as_str()),
+            ("alice", "local:alice")
+        );
+        let p = store.principals().get("local:alice").unwrap();
+        assert_eq!(p.created_by, MIGRATION);
+        // Written back: the next open finds it migrated and changes nothing.
+        drop(store);
+        let store = open(Database::create(&path).unwrap());
+        assert_eq!(store.lookup("grace_old").unwrap().principal, "local:alice");
     }
 
     #[test]
@@ -327,6 +435,7 @@ mod tests {
         let mut r = TokenRecord {
             id: "tok_1".into(),
             name: "n".into(),
+            principal: "local:n".into(),
             scopes: Scopes::all(),
             created_at: 0,
             created_by: "t".into(),

@@ -5,8 +5,26 @@
 //! idempotency key and its exact arguments, so the retried run finds it again, and a change
 //! whose arguments differ on the retry (the state moved meanwhile) is a different request: no
 //! one approves what they did not see.
+//!
+//! People are counted as principals (see [`crate::auth::principals`]): two tokens of one
+//! principal are one person, and vote once.
+//!
+//! # A vote counts only once its ledger entry is durable
+//!
+//! The ledger and this table share one redb database, but the ledger's entries are chained and
+//! committed by its own writer thread, so a vote and its entry cannot share a redb
+//! transaction (holding a write transaction open while waiting for the writer would deadlock:
+//! redb has one writer at a time). Instead [`Approvals::vote`] works in one critical section
+//! that every writer of this table takes: it reads the approval and checks the vote, has the
+//! ledger entry appended and committed (the caller's `record`), and only then stores the vote.
+//! If the append fails, nothing was stored and the caller gets the error. Nothing else can
+//! change the approval in between (every write here takes the same lock), so the stored vote is
+//! exactly the one the entry describes. What remains is a crash, or a storage failure, after
+//! the entry and before the vote is stored: then the ledger shows a vote that did not count
+//! ([`VoteError::NotStored`]), never a counted vote missing from the ledger — the direction in
+//! which an audit trail may err.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -61,8 +79,12 @@ impl ApprovalState {
 /// One person's vote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
-    /// Who (the API caller's name).
+    /// Who, for people: the principal's display name.
     pub by: String,
+    /// The principal's id (`local:alice`, `oidc:<issuer>#<sub>`): what the two-person rule
+    /// counts. Empty in votes stored before principals (see [`Vote::principal_id`]).
+    #[serde(default)]
+    pub principal: String,
     /// Their token's id.
     pub token_id: String,
     /// When (wall clock, ms).
@@ -114,6 +136,19 @@ pub struct Approval {
     pub denied_by: Option<Vote>,
 }
 
+impl Vote {
+    /// The principal who voted. Votes stored before principals name only a token name, which
+    /// is what the previous version counted: such a vote stands for the local principal of that
+    /// name, as its token does after migration.
+    pub fn principal_id(&self) -> String {
+        if self.principal.is_empty() {
+            crate::auth::principals::local_id(&self.by)
+        } else {
+            self.principal.clone()
+        }
+    }
+}
+
 impl Approval {
     /// Whether votes are still taken at `now`.
     pub fn is_open(&self, now: u64) -> bool {
@@ -156,8 +191,10 @@ pub enum VoteError {
         /// Its state.
         state: &'static str,
     },
-    /// The same person approved already.
-    #[error("{by} already approved `{id}`; it needs {needed} distinct approvers")]
+    /// The same principal approved already (with this token or another of theirs).
+    #[error(
+        "{by} already approved `{id}`; it needs {needed} distinct people, and every token of one principal is one person"
+    )]
     AlreadyVoted {
         /// The approval.
         id: String,
@@ -169,6 +206,15 @@ pub enum VoteError {
     /// Storage failed.
     #[error("the approvals cannot be stored: {0}")]
     Storage(String),
+    /// The vote's ledger entry could not be made durable: the vote was not stored.
+    #[error("the ledger could not record the vote, so it was not counted: {0}")]
+    NotRecorded(String),
+    /// The vote's ledger entry is durable but storing the vote failed: the ledger shows a vote
+    /// that does not count.
+    #[error(
+        "the vote was recorded in the ledger but could not be stored, so it was not counted: {0}"
+    )]
+    NotStored(String),
 }
 
 fn storage<E: std::fmt::Display>(e: E) -> VoteError {
@@ -179,6 +225,9 @@ fn storage<E: std::fmt::Display>(e: E) -> VoteError {
 #[derive(Clone)]
 pub struct Approvals {
     db: Arc<Database>,
+    /// Taken by every write to the table: a vote's check, ledger entry and store are one step
+    /// (see the module documentation).
+    writing: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -193,7 +242,14 @@ impl Approvals {
         let tx = db.begin_write().map_err(storage)?;
         tx.open_table(APPROVALS).map_err(storage)?;
         tx.commit().map_err(storage)?;
-        Ok(Approvals { db })
+        Ok(Approvals {
+            db,
+            writing: Arc::new(Mutex::new(())),
+        })
+    }
+
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// One approval.
@@ -229,6 +285,11 @@ impl Approvals {
 
     /// Stores `approval` durably (creates or replaces).
     pub fn put(&self, approval: &Approval) -> Result<(), VoteError> {
+        let _writing = self.writing();
+        self.store(approval)
+    }
+
+    fn store(&self, approval: &Approval) -> Result<(), VoteError> {
         let bytes = serde_json::to_vec(approval).map_err(storage)?;
         let tx = self.db.begin_write().map_err(storage)?;
         {
@@ -240,70 +301,58 @@ impl Approvals {
         tx.commit().map_err(storage)
     }
 
-    /// Applies `change` to approval `id` in one transaction, if it is still open at `now`.
-    fn update(
+    /// Records `vote` on approval `id` (an approval if `approve`, else a denial) as one step
+    /// with its ledger entry: checks it against the stored approval, calls `record` with the
+    /// approval as the vote leaves it (`record` appends the ledger entry and returns once it is
+    /// durable), and stores the vote only if `record` succeeded. An approval needs enough
+    /// distinct principals; one denial decides.
+    pub fn vote<E: std::fmt::Display>(
         &self,
         id: &str,
-        now: u64,
-        change: impl FnOnce(&mut Approval) -> Result<(), VoteError>,
+        vote: Vote,
+        approve: bool,
+        record: impl FnOnce(&Approval) -> Result<(), E>,
     ) -> Result<Approval, VoteError> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        let approval = {
-            let mut table = tx.open_table(APPROVALS).map_err(storage)?;
-            let mut approval: Approval = match table.get(id).map_err(storage)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(storage)?,
-                None => return Err(VoteError::NotFound(id.to_owned())),
-            };
-            if approval.state == ApprovalState::Pending && now >= approval.expires_at {
-                return Err(VoteError::Closed {
-                    id: id.to_owned(),
-                    state: ApprovalState::Expired.name(),
-                });
-            }
-            if approval.state != ApprovalState::Pending {
-                return Err(VoteError::Closed {
-                    id: id.to_owned(),
-                    state: approval.state.name(),
-                });
-            }
-            change(&mut approval)?;
-            let bytes = serde_json::to_vec(&approval).map_err(storage)?;
-            table.insert(id, bytes.as_slice()).map_err(storage)?;
-            approval
-        };
-        tx.commit().map_err(storage)?;
-        Ok(approval)
-    }
-
-    /// Records `vote` as an approval; the request is approved once enough distinct people did.
-    pub fn approve(&self, id: &str, vote: Vote) -> Result<Approval, VoteError> {
+        let _writing = self.writing();
         let now = vote.at;
-        self.update(id, now, |a| {
-            if a.approved_by.iter().any(|v| v.by == vote.by) {
+        let mut approval = self
+            .get(id)?
+            .ok_or_else(|| VoteError::NotFound(id.to_owned()))?;
+        if approval.state == ApprovalState::Pending && now >= approval.expires_at {
+            return Err(VoteError::Closed {
+                id: id.to_owned(),
+                state: ApprovalState::Expired.name(),
+            });
+        }
+        if approval.state != ApprovalState::Pending {
+            return Err(VoteError::Closed {
+                id: id.to_owned(),
+                state: approval.state.name(),
+            });
+        }
+        if approve {
+            let who = vote.principal_id();
+            if approval.approved_by.iter().any(|v| v.principal_id() == who) {
                 return Err(VoteError::AlreadyVoted {
-                    id: a.id.clone(),
+                    id: approval.id.clone(),
                     by: vote.by.clone(),
-                    needed: a.approvers,
+                    needed: approval.approvers,
                 });
             }
-            a.approved_by.push(vote);
-            if a.approved_by.len() >= usize::from(a.approvers) {
-                a.state = ApprovalState::Approved;
-                a.decided_at = Some(now);
+            approval.approved_by.push(vote);
+            if approval.approved_by.len() >= usize::from(approval.approvers) {
+                approval.state = ApprovalState::Approved;
+                approval.decided_at = Some(now);
             }
-            Ok(())
-        })
-    }
-
-    /// Records `vote` as a denial: one is enough.
-    pub fn deny(&self, id: &str, vote: Vote) -> Result<Approval, VoteError> {
-        let now = vote.at;
-        self.update(id, now, |a| {
-            a.state = ApprovalState::Denied;
-            a.decided_at = Some(now);
-            a.denied_by = Some(vote);
-            Ok(())
-        })
+        } else {
+            approval.state = ApprovalState::Denied;
+            approval.decided_at = Some(now);
+            approval.denied_by = Some(vote);
+        }
+        record(&approval).map_err(|e| VoteError::NotRecorded(e.to_string()))?;
+        self.store(&approval)
+            .map_err(|e| VoteError::NotStored(e.to_string()))?;
+        Ok(approval)
     }
 
     /// Withdraws the pending approvals of run `run_id` (it was cancelled).
@@ -373,6 +422,7 @@ impl Approvals {
         id: &str,
         change: impl FnOnce(&mut Approval) -> Option<()>,
     ) -> Result<Option<Approval>, VoteError> {
+        let _writing = self.writing();
         let tx = self.db.begin_write().map_err(storage)?;
         let changed = {
             let mut table = tx.open_table(APPROVALS).map_err(storage)?;
@@ -431,24 +481,110 @@ mod tests {
     fn vote(by: &str, at: u64) -> Vote {
         Vote {
             by: by.into(),
+            principal: format!("local:{by}"),
             token_id: format!("tok-{by}"),
             at,
             comment: None,
         }
     }
 
+    /// A vote whose ledger entry is recorded.
+    fn approve(s: &Approvals, id: &str, v: Vote) -> Result<Approval, VoteError> {
+        s.vote(id, v, true, |_| Ok::<(), String>(()))
+    }
+
+    fn deny(s: &Approvals, id: &str, v: Vote) -> Result<Approval, VoteError> {
+        s.vote(id, v, false, |_| Ok::<(), String>(()))
+    }
+
+    #[test]
+    fn two_tokens_of_one_principal_are_one_person() {
+        let s = store();
+        s.put(&pending("ap-7", 2, 1000)).unwrap();
+        approve(&s, "ap-7", vote("alice", 10)).unwrap();
+        let mut second_token = vote("alice", 11);
+        second_token.token_id = "tok-alice-laptop".into();
+        second_token.by = "Alice on her laptop".into();
+        let err = approve(&s, "ap-7", second_token).unwrap_err();
+        assert!(matches!(err, VoteError::AlreadyVoted { .. }), "{err}");
+        let a = s.get("ap-7").unwrap().unwrap();
+        assert_eq!((a.state, a.approved_by.len()), (ApprovalState::Pending, 1));
+    }
+
+    #[test]
+    fn a_vote_stored_before_principals_stands_for_the_principal_of_its_name() {
+        let s = store();
+        let mut a = pending("ap-8", 2, 1000);
+        let mut old = vote("alice", 5);
+        old.principal = String::new();
+        a.approved_by.push(old);
+        s.put(&a).unwrap();
+        let err = approve(&s, "ap-8", vote("alice", 10)).unwrap_err();
+        assert!(matches!(err, VoteError::AlreadyVoted { .. }), "{err}");
+        assert_eq!(
+            approve(&s, "ap-8", vote("bob", 11)).unwrap().state,
+            ApprovalState::Approved
+        );
+    }
+
+    #[test]
+    fn a_vote_whose_ledger_entry_fails_is_not_counted() {
+        let s = store();
+        s.put(&pending("ap-9", 1, 1000)).unwrap();
+        let err = s
+            .vote("ap-9", vote("alice", 10), true, |_| {
+                Err("the ledger's disk is full")
+            })
+            .unwrap_err();
+        assert!(matches!(err, VoteError::NotRecorded(_)), "{err}");
+        let a = s.get("ap-9").unwrap().unwrap();
+        assert_eq!(a.state, ApprovalState::Pending);
+        assert!(a.approved_by.is_empty());
+        // The same denial fails the same way and leaves it open.
+        let err = s
+            .vote("ap-9", vote("bob", 11), false, |_| {
+                Err("ledger writer stopped")
+            })
+            .unwrap_err();
+        assert!(matches!(err, VoteError::NotRecorded(_)), "{err}");
+        assert_eq!(
+            s.get("ap-9").unwrap().unwrap().state,
+            ApprovalState::Pending
+        );
+        // Once the ledger records again, the vote counts.
+        assert_eq!(
+            approve(&s, "ap-9", vote("alice", 12)).unwrap().state,
+            ApprovalState::Approved
+        );
+    }
+
+    #[test]
+    fn the_ledger_entry_describes_the_approval_as_the_vote_leaves_it() {
+        let s = store();
+        s.put(&pending("ap-10", 1, 1000)).unwrap();
+        let mut seen = None;
+        let stored = s
+            .vote("ap-10", vote("alice", 10), true, |a| {
+                seen = Some(a.clone());
+                Ok::<(), String>(())
+            })
+            .unwrap();
+        assert_eq!(seen.unwrap(), stored);
+        assert_eq!(stored.state, ApprovalState::Approved);
+    }
+
     #[test]
     fn two_person_rule_needs_two_distinct_people() {
         let s = store();
         s.put(&pending("ap-1", 2, 1000)).unwrap();
-        let a = s.approve("ap-1", vote("alice", 10)).unwrap();
+        let a = approve(&s, "ap-1", vote("alice", 10)).unwrap();
         assert_eq!(a.state, ApprovalState::Pending);
-        let again = s.approve("ap-1", vote("alice", 11)).unwrap_err();
+        let again = approve(&s, "ap-1", vote("alice", 11)).unwrap_err();
         assert!(matches!(again, VoteError::AlreadyVoted { .. }), "{again}");
-        let a = s.approve("ap-1", vote("bob", 12)).unwrap();
+        let a = approve(&s, "ap-1", vote("bob", 12)).unwrap();
         assert_eq!(a.state, ApprovalState::Approved);
         assert_eq!(a.approvers_text(), "alice and bob");
-        let late = s.approve("ap-1", vote("carol", 13)).unwrap_err();
+        let late = approve(&s, "ap-1", vote("carol", 13)).unwrap_err();
         assert!(late.to_string().contains("approved"), "{late}");
     }
 
@@ -456,10 +592,10 @@ mod tests {
     fn one_denial_is_enough_and_closes_it() {
         let s = store();
         s.put(&pending("ap-2", 2, 1000)).unwrap();
-        s.approve("ap-2", vote("alice", 10)).unwrap();
-        let a = s.deny("ap-2", vote("bob", 11)).unwrap();
+        approve(&s, "ap-2", vote("alice", 10)).unwrap();
+        let a = deny(&s, "ap-2", vote("bob", 11)).unwrap();
         assert_eq!(a.state, ApprovalState::Denied);
-        assert!(s.approve("ap-2", vote("carol", 12)).is_err());
+        assert!(approve(&s, "ap-2", vote("carol", 12)).is_err());
     }
 
     #[test]
@@ -467,7 +603,7 @@ mod tests {
         let s = store();
         s.put(&pending("ap-3", 1, 100)).unwrap();
         s.put(&pending("ap-4", 1, 10_000)).unwrap();
-        let err = s.approve("ap-3", vote("alice", 100)).unwrap_err();
+        let err = approve(&s, "ap-3", vote("alice", 100)).unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
         let expired = s.expire_due(100).unwrap();
         assert_eq!(expired.len(), 1);
@@ -485,7 +621,7 @@ mod tests {
     fn expiry_leaves_decided_approvals_alone() {
         let s = store();
         s.put(&pending("ap-5", 1, 100)).unwrap();
-        s.approve("ap-5", vote("alice", 50)).unwrap();
+        approve(&s, "ap-5", vote("alice", 50)).unwrap();
         assert!(s.expire_due(1000).unwrap().is_empty());
         let a = s.get("ap-5").unwrap().unwrap();
         assert_eq!(a.state, ApprovalState::Approved);
@@ -496,16 +632,16 @@ mod tests {
     fn a_policy_asking_for_more_people_reopens_an_approval_and_earlier_votes_count() {
         let s = store();
         s.put(&pending("ap-6", 1, 100)).unwrap();
-        s.approve("ap-6", vote("alice", 10)).unwrap();
+        approve(&s, "ap-6", vote("alice", 10)).unwrap();
         let a = s.reopen("ap-6", 2, 500).unwrap().expect("reopened");
         assert_eq!((a.state, a.approvers), (ApprovalState::Pending, 2));
         assert!(
             s.reopen("ap-6", 2, 500).unwrap().is_none(),
             "only approved ones"
         );
-        let again = s.approve("ap-6", vote("alice", 20)).unwrap_err();
+        let again = approve(&s, "ap-6", vote("alice", 20)).unwrap_err();
         assert!(matches!(again, VoteError::AlreadyVoted { .. }));
-        let a = s.approve("ap-6", vote("bob", 30)).unwrap();
+        let a = approve(&s, "ap-6", vote("bob", 30)).unwrap();
         assert_eq!(a.state, ApprovalState::Approved);
         assert_eq!(a.approvers_text(), "alice and bob");
     }

@@ -1,0 +1,67 @@
+//! `/v1/principals` (scope `admin`): the local principals tokens belong to. Creating one is an
+//! admin action recorded in the ledger naming the admin (`principals.create`); listing them
+//! shows who may hold tokens. OIDC principals are not listed: the identity provider holds them.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::auth::principals::{Principal, PrincipalError};
+use crate::error::ApiError;
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new().route("/", get(list).post(create))
+}
+
+/// `POST /v1/principals` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    /// `alice`: the principal's id becomes `local:alice`.
+    name: String,
+    /// How people see it (default: the name).
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+fn principal_error(e: PrincipalError) -> ApiError {
+    match e {
+        PrincipalError::BadName { field, .. } => ApiError::field(field, e.to_string()),
+        PrincipalError::Exists(_) => ApiError::conflict(e.to_string()),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// `POST /v1/principals`.
+async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Principal>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
+    let asked = json!({ "name": body.name, "display_name": body.display_name });
+    let result = app
+        .auth
+        .tokens
+        .principals()
+        .create(&body.name, body.display_name.as_deref(), &caller.principal)
+        .map_err(principal_error);
+    app.audit(&caller, "principals.create", asked, &result)
+        .await;
+    let principal = result?;
+    tracing::info!(caller = %caller.principal, principal = %principal.id, "principal created");
+    Ok((StatusCode::CREATED, Json(principal)))
+}
+
+/// `GET /v1/principals`.
+async fn list(State(app): State<Arc<App>>) -> Json<Vec<Principal>> {
+    Json(app.auth.tokens.principals().list())
+}
