@@ -359,8 +359,8 @@ fn kill_9_loses_no_acknowledged_event_or_run_and_interrupted_runs_resume() {
 fn an_uploaded_collector_runs_on_its_schedule_and_its_events_fire_triggers() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
-    let collector = "manifest_version = 1\nname = \"fast-collector\"\nversion = \"1.0.0\"\nkind = \"collector\"\n\
-        component = \"unused.wasm\"\n[schedule]\nevery = \"1s\"\n[grants.metrics]\nqueries = ['service_latency_p95_ms{*']\n";
+    let collector = "manifest_version = 2\nname = \"fast-collector\"\nversion = \"1.0.0\"\nkind = \"collector\"\n\
+        component = \"unused.wasm\"\n[schedule]\nevery = \"1s\"\n[[grants.metrics.series]]\nmetric = \"service_latency_p95_ms\"\n";
     let watcher = manifest(
         "latency-watcher",
         "[[triggers]]\nevent_type = \"metrics.latency\"\ncondition = \"value > 500\"\ncooldown = \"1h\"\n",

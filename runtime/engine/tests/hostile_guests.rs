@@ -29,6 +29,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "collector-fixture",
     // Tested against the trust core's guardrails in a running server: runtime/cli/tests/trust.rs.
     "guardrail-prober",
+    // Against a recording Prometheus endpoint: runtime/engine/tests/promql_injection.rs.
+    "promql-injector",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {
