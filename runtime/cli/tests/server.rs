@@ -410,3 +410,25 @@ fn an_uploaded_collector_runs_on_its_schedule_and_its_events_fire_triggers() {
     let (_, after) = server.get("/v1/events?limit=10000");
     assert!(after.as_array().unwrap().len() <= settled + 1);
 }
+
+#[test]
+fn an_upload_with_version_one_query_globs_is_refused_with_the_series_that_replace_them() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let old = manifest(
+        "old-metrics",
+        "[grants.metrics]\nqueries = ['service_latency_p95_ms{service=\"*\"}']\n",
+    );
+    let (status, body) = server.upload(&old, component("echo"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "manifest.grants.metrics.queries");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "[[grants.metrics.series]]\nmetric = \"service_latency_p95_ms\"\nlabels = { service = \"*\" }"
+        ),
+        "{message}"
+    );
+    let (_, playbooks) = server.get("/v1/playbooks");
+    assert_eq!(playbooks.as_array().map(Vec::len), Some(0), "{playbooks}");
+}

@@ -30,7 +30,7 @@
 //! Manifests of the first version granted globs over the query text (`queries = [...]`), which a
 //! query could satisfy while adding selectors of its own (`granted or {__name__=~".+"}`). They are
 //! refused, with the series entries that replace them where those can be derived
-//! ([`raw::Metrics::validate`]); nothing is reinterpreted silently.
+//! (`raw::Metrics::validate`); nothing is reinterpreted silently.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

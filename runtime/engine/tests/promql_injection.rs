@@ -145,3 +145,25 @@ fn hostile_guest_promql_injections_are_refused_recorded_and_never_sent() {
         [r#"service_latency_p95_ms{service="api-service"}"#]
     );
 }
+
+#[test]
+fn a_version_one_manifest_with_query_globs_is_refused_at_load_with_its_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("playbook.toml"),
+        "manifest_version = 1\nname = \"t\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"t.wasm\"\n\
+         [grants.metrics]\nqueries = ['service_latency_p95_ms{service=\"*\"}']\n",
+    )
+    .unwrap();
+    let err = engine().load(dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("grants.metrics.queries: globs over the query text are no longer accepted"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "[[grants.metrics.series]]\nmetric = \"service_latency_p95_ms\"\nlabels = { service = \"*\" }"
+        ),
+        "{err}"
+    );
+}
