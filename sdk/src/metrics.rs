@@ -1,7 +1,8 @@
 //! Metric queries (Prometheus, or the simulated fleet's series).
 //!
-//! Needs `[grants.metrics]` in the manifest: the query text must match one of its `queries`
-//! globs, and a range no longer than its `max_range`.
+//! Needs `[grants.metrics]` in the manifest: every selector of the query must match one of its
+//! `[[grants.metrics.series]]` entries, and what it reads must lie within its `max_range` (see
+//! `docs/manifest.md`).
 
 use std::time::Duration;
 

@@ -207,11 +207,12 @@ fn scale_on_latency_acts_on_a_real_prometheus() {
     let before = desired_capacity(&fleet_before, "api-asg");
 
     let collector = format!(
-        "manifest_version = 1\nname = \"prometheus-latency\"\nversion = \"1.0.0\"\n\
+        "manifest_version = 2\nname = \"prometheus-latency\"\nversion = \"1.0.0\"\n\
          kind = \"collector\"\ncomponent = \"unused.wasm\"\n\
          [schedule]\nevery = \"1s\"\n\
          [config]\nquery = '{P95_QUERY}'\nservice = \"api-service\"\nevent_type = \"metrics.latency\"\n\
-         [grants.metrics]\nqueries = ['histogram_quantile(0.95, *']\n"
+         [[grants.metrics.series]]\nmetric = \"http_request_duration_seconds_bucket\"\n\
+         labels = {{ service = \"api-service\" }}\n"
     );
     let (status, body) = server.upload(&collector, component("latency_collector"));
     assert_eq!(status, 201, "{body}");

@@ -359,8 +359,8 @@ fn kill_9_loses_no_acknowledged_event_or_run_and_interrupted_runs_resume() {
 fn an_uploaded_collector_runs_on_its_schedule_and_its_events_fire_triggers() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
-    let collector = "manifest_version = 1\nname = \"fast-collector\"\nversion = \"1.0.0\"\nkind = \"collector\"\n\
-        component = \"unused.wasm\"\n[schedule]\nevery = \"1s\"\n[grants.metrics]\nqueries = ['service_latency_p95_ms{*']\n";
+    let collector = "manifest_version = 2\nname = \"fast-collector\"\nversion = \"1.0.0\"\nkind = \"collector\"\n\
+        component = \"unused.wasm\"\n[schedule]\nevery = \"1s\"\n[[grants.metrics.series]]\nmetric = \"service_latency_p95_ms\"\n";
     let watcher = manifest(
         "latency-watcher",
         "[[triggers]]\nevent_type = \"metrics.latency\"\ncondition = \"value > 500\"\ncooldown = \"1h\"\n",
@@ -409,4 +409,26 @@ fn an_uploaded_collector_runs_on_its_schedule_and_its_events_fire_triggers() {
     assert!(server.metric("grace_collector_passes_total{result=\"ok\"}") <= passes + 1.0);
     let (_, after) = server.get("/v1/events?limit=10000");
     assert!(after.as_array().unwrap().len() <= settled + 1);
+}
+
+#[test]
+fn an_upload_with_version_one_query_globs_is_refused_with_the_series_that_replace_them() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let old = manifest(
+        "old-metrics",
+        "[grants.metrics]\nqueries = ['service_latency_p95_ms{service=\"*\"}']\n",
+    );
+    let (status, body) = server.upload(&old, component("echo"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "manifest.grants.metrics.queries");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "[[grants.metrics.series]]\nmetric = \"service_latency_p95_ms\"\nlabels = { service = \"*\" }"
+        ),
+        "{message}"
+    );
+    let (_, playbooks) = server.get("/v1/playbooks");
+    assert_eq!(playbooks.as_array().map(Vec::len), Some(0), "{playbooks}");
 }

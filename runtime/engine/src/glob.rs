@@ -1,8 +1,9 @@
 //! The glob patterns of manifests: `*` matches any run of characters (including none), everything
 //! else is literal.
 //!
-//! Deliberately tiny: grants name groups, namespaces and PromQL queries, whose braces, brackets and
-//! quotes would be syntax in a richer glob language. A pattern that means something surprising is
+//! Deliberately tiny: grants name groups, namespaces and label values (metrics grants match them
+//! on parsed PromQL, see [`crate::promql_grant`]), which may hold characters that would be syntax
+//! in a richer glob language. A pattern that means something surprising is
 //! worse than one that cannot express everything.
 
 use std::fmt;

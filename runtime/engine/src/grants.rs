@@ -11,15 +11,16 @@
 //!   `max_replicas`, `max_changes`;
 //! - `kubernetes`: `namespaces`, `deployments` (globs), `actions`, `min_replicas`, `max_replicas`,
 //!   `max_step`, `max_changes`;
-//! - `metrics`: `queries` (globs over the query text), `max_range`.
+//! - `metrics`: `series` (metric, labels, regex) and `max_range`, checked on parsed PromQL by
+//!   [`crate::promql_grant`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use grace_executor::Labels;
 
 use crate::glob::{self, Glob};
 use crate::manifest::{Kind, ManifestError};
+pub use crate::promql_grant::{MetricsGrant, QueryError, SeriesGrant};
 
 /// Why a call was refused by the grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,15 +171,6 @@ pub struct KubernetesGrant {
     pub max_step: Option<u32>,
     /// Changing calls (scale, restart) per run.
     pub max_changes: u32,
-}
-
-/// Which metric queries.
-#[derive(Debug, Clone)]
-pub struct MetricsGrant {
-    /// Globs over the query text.
-    pub queries: Vec<Glob>,
-    /// Longest `query-range` window.
-    pub max_range: Duration,
 }
 
 /// Bounds shared by the capacity-like checks of scaling and Kubernetes.
@@ -443,34 +435,6 @@ impl KubernetesGrant {
     }
 }
 
-impl MetricsGrant {
-    /// May this query run?
-    pub fn check_query(&self, query: &str) -> Result<(), Denial> {
-        if self.queries.iter().any(|g| g.matches(query)) {
-            Ok(())
-        } else {
-            deny(format!(
-                "query `{query}` is not granted (granted queries: {})",
-                glob::list(&self.queries)
-            ))
-        }
-    }
-
-    /// May this range query run?
-    pub fn check_range(&self, query: &str, start: u64, end: u64) -> Result<(), Denial> {
-        self.check_query(query)?;
-        let window = Duration::from_millis(end.saturating_sub(start));
-        if window > self.max_range {
-            return deny(format!(
-                "a range of {} is longer than the granted max_range {}",
-                humantime::format_duration(window),
-                humantime::format_duration(self.max_range)
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// Grants as written in the manifest.
 pub(crate) mod raw {
     use std::collections::BTreeMap;
@@ -478,7 +442,6 @@ pub(crate) mod raw {
     use serde::Deserialize;
 
     use super::*;
-    use crate::manifest::parse_duration;
 
     #[derive(Deserialize, Default)]
     #[serde(deny_unknown_fields)]
@@ -486,7 +449,7 @@ pub(crate) mod raw {
         scaling: Option<Scaling>,
         containers: Option<Containers>,
         kubernetes: Option<Kubernetes>,
-        metrics: Option<Metrics>,
+        metrics: Option<crate::promql_grant::raw::Metrics>,
     }
 
     #[derive(Deserialize)]
@@ -519,13 +482,6 @@ pub(crate) mod raw {
         max_replicas: Option<u32>,
         max_step: Option<u32>,
         max_changes: Option<u32>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Metrics {
-        queries: Vec<String>,
-        max_range: Option<String>,
     }
 
     fn globs(field: &str, list: Vec<String>) -> Result<Vec<Glob>, ManifestError> {
@@ -595,7 +551,11 @@ pub(crate) mod raw {
     }
 
     impl Grants {
-        pub(crate) fn validate(self, kind: Kind) -> Result<super::Grants, ManifestError> {
+        pub(crate) fn validate(
+            self,
+            kind: Kind,
+            manifest_version: u32,
+        ) -> Result<super::Grants, ManifestError> {
             if kind == Kind::Collector {
                 for (name, present) in [
                     ("scaling", self.scaling.is_some()),
@@ -705,16 +665,7 @@ pub(crate) mod raw {
                 .transpose()?;
             let metrics = self
                 .metrics
-                .map(|m| {
-                    let max_range = match m.max_range {
-                        Some(t) => parse_duration("grants.metrics.max_range", &t)?,
-                        None => Duration::from_secs(3600),
-                    };
-                    Ok::<_, ManifestError>(MetricsGrant {
-                        queries: globs("grants.metrics.queries", m.queries)?,
-                        max_range,
-                    })
-                })
+                .map(|m| m.validate(manifest_version))
                 .transpose()?;
             Ok(super::Grants {
                 scaling,
@@ -862,30 +813,6 @@ mod tests {
     }
 
     #[test]
-    fn metrics_queries_and_ranges_are_enforced() {
-        let g = manifest(
-            "[grants.metrics]\nqueries = ['service_latency_p95_ms{*']\nmax_range = \"10m\"\n",
-        )
-        .unwrap()
-        .grants
-        .metrics
-        .unwrap();
-        assert!(
-            g.check_query(r#"service_latency_p95_ms{service="a"}"#)
-                .is_ok()
-        );
-        assert!(g.check_query("up").is_err());
-        assert!(
-            g.check_range(r#"service_latency_p95_ms{service="a"}"#, 0, 600_000)
-                .is_ok()
-        );
-        assert!(
-            g.check_range(r#"service_latency_p95_ms{service="a"}"#, 0, 600_001)
-                .is_err()
-        );
-    }
-
-    #[test]
     fn footguns_are_rejected_at_load() {
         for (grants, field) in [
             ("[grants.scaling]\ngroups = []\n", "grants.scaling.groups"),
@@ -911,7 +838,7 @@ mod tests {
             ),
             (
                 "[grants.metrics]\nqueries = [\"\"]\n",
-                "grants.metrics.queries[0]",
+                "grants.metrics.queries",
             ),
         ] {
             let e = manifest(grants).unwrap_err().to_string();

@@ -2,7 +2,8 @@
 //!
 //! Reads top-down like the data flow of a run:
 //! - [`event`]: the `TriggerEvent` that starts a playbook, validated;
-//! - [`manifest`] and [`grants`]: what a guest is and what it may do, parsed once into typed rules;
+//! - [`manifest`] and [`grants`]: what a guest is and what it may do, parsed once into typed rules
+//!   ([`promql_grant`]: metrics grants, checked on parsed PromQL);
 //! - [`condition`]: the expression language of trigger conditions and dedup keys;
 //! - [`component`] and [`engine`]: loading components, the sandboxed wasmtime runtime, runs;
 //! - `capabilities/`: one module per WIT interface, each handing its call to the [`pipeline`];
@@ -25,6 +26,7 @@ mod host;
 mod limiter;
 pub mod manifest;
 pub mod pipeline;
+pub mod promql_grant;
 pub mod run;
 pub mod text;
 pub mod trust;

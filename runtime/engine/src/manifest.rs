@@ -15,8 +15,12 @@ use crate::condition::{Condition, KeyTemplate};
 use crate::glob::Glob;
 use crate::grants::{self, Grants};
 
-/// The manifest versions this host understands.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The newest manifest version this host understands. Version 2 changed `[grants.metrics]` to
+/// series entries checked on parsed PromQL; a version-1 manifest still loads when it grants no
+/// metrics (nothing else changed), and is refused with the entries to write when it does.
+pub const MANIFEST_VERSION: u32 = 2;
+/// The oldest manifest version this host understands.
+pub const OLDEST_MANIFEST_VERSION: u32 = 1;
 /// The largest linear memory a guest may ask for.
 pub const MAX_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
 /// The longest run a manifest may ask for.
@@ -406,11 +410,11 @@ pub(crate) mod raw {
 
     impl Manifest {
         pub(crate) fn validate(self) -> Result<super::Manifest, ManifestError> {
-            if self.manifest_version != MANIFEST_VERSION {
+            if !(OLDEST_MANIFEST_VERSION..=MANIFEST_VERSION).contains(&self.manifest_version) {
                 return Err(ManifestError::invalid(
                     "manifest_version",
                     format!(
-                        "`{}` is not supported (this host understands {MANIFEST_VERSION})",
+                        "`{}` is not supported (this host understands {OLDEST_MANIFEST_VERSION} to {MANIFEST_VERSION})",
                         self.manifest_version
                     ),
                 ));
@@ -466,7 +470,7 @@ pub(crate) mod raw {
                     (k, v)
                 })
                 .collect();
-            let grants = self.grants.validate(self.kind)?;
+            let grants = self.grants.validate(self.kind, self.manifest_version)?;
             Ok(super::Manifest {
                 name: self.name,
                 version: self.version,

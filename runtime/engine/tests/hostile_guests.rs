@@ -45,6 +45,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "wasi-sleeper",
     // Tested through `grace` and a running server: runtime/cli/tests/terminal.rs.
     "terminal-injector",
+    // Against a recording Prometheus endpoint: runtime/engine/tests/promql_injection.rs.
+    "promql-injector",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

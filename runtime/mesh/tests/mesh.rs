@@ -12,7 +12,7 @@ const MINUTE: u64 = 60_000;
 
 fn manifest(name: &str, rest: &str) -> Manifest {
     Manifest::parse(&format!(
-        "manifest_version = 1\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"x.wasm\"\n{rest}"
+        "manifest_version = 2\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"x.wasm\"\n{rest}"
     ))
     .unwrap()
 }
@@ -569,8 +569,8 @@ actions = ["list"]
 [grants.kubernetes]
 namespaces = ["shop"]
 actions = ["get", "scale"]
-[grants.metrics]
-queries = ["*"]
+[[grants.metrics.series]]
+metric = "up"
 "#,
     );
     assert_eq!(lock_capabilities(&m.grants), ["scaling", "kubernetes"]);

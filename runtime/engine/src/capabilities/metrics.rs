@@ -10,7 +10,7 @@ use serde_json::json;
 use super::labels_to_guest;
 use crate::bindings::metrics::{Host, Sample, Series};
 use crate::bindings::types::Error;
-use crate::grants::{MetricsGrant, not_granted};
+use crate::grants::{MetricsGrant, QueryError, not_granted};
 use crate::host::HostState;
 use crate::pipeline::{Call, Refusal, Scope, check_text, preview};
 
@@ -23,6 +23,14 @@ fn grant(scope: &Scope) -> Result<&MetricsGrant, Refusal> {
         .metrics
         .as_ref()
         .ok_or_else(|| not_granted("metrics", &scope.guest).into())
+}
+
+/// A query refused by the grant: invalid PromQL is the guest's mistake, the rest is denied.
+fn refusal(e: QueryError) -> Refusal {
+    match e {
+        QueryError::Invalid(m) => Refusal::Invalid(m),
+        QueryError::Denied(d) => d.into(),
+    }
 }
 
 fn executor(scope: &Scope) -> Result<Arc<dyn MetricsExecutor>, ExecError> {
@@ -58,13 +66,13 @@ impl Host for HostState {
                 call,
                 move |scope| async move {
                     check_text("query", &query)?;
-                    grant(&scope)?.check_query(&query)?;
-                    Ok(query)
-                },
-                |scope, query| async move {
+                    // The evaluation time the grant's max_range is checked against is the one
+                    // the query runs at.
                     let at = scope.executors.clock.now_millis();
-                    executor(&scope)?.query(&query, at).await
+                    grant(&scope)?.check_query(&query, at).map_err(refusal)?;
+                    Ok((query, at))
                 },
+                |scope, (query, at)| async move { executor(&scope)?.query(&query, at).await },
             )
             .await?;
         Ok(r.map(to_guest))
@@ -102,7 +110,9 @@ impl Host for HostState {
                             "the range would return more than {MAX_POINTS} samples per series; raise `step-millis`"
                         )));
                     }
-                    grant(&scope)?.check_range(&query, start, end)?;
+                    grant(&scope)?
+                        .check_range(&query, start, end)
+                        .map_err(refusal)?;
                     Ok(query)
                 },
                 move |scope, query| async move {
