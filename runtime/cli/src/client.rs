@@ -495,11 +495,12 @@ fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
+        // An `io::Error` wrapping another error (possibly another `io::Error`): go inside.
         if let Some(io) = error.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
         {
-            return Some(tls);
+            next = Some(inner);
+            continue;
         }
         next = error.source();
     }
