@@ -15,6 +15,10 @@ pub struct Cli {
     /// `~/.config/grace/token`); `GRACE_TOKEN` holding the token itself wins over both.
     #[arg(long, value_name = "FILE", env = "GRACE_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// A CA certificate file (PEM) client commands trust for an `https://` server, besides the
+    /// system's roots: e.g. the certificate of `grace init --tls`.
+    #[arg(long, value_name = "FILE", env = "GRACE_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -126,6 +130,17 @@ pub struct ServeArgs {
     /// listen address is loopback; logged loudly.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP
+    /// reloads the pair. `grace init --tls` makes one to try it.
+    #[arg(long, value_name = "FILE", env = "GRACE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, value_name = "FILE", env = "GRACE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP on a non-loopback `--listen` address (behind a TLS proxy you trust): bearer
+    /// tokens then cross the network in clear. Logged loudly.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// DEVELOPMENT ONLY: accept unsigned playbook uploads (marked `signed: false`); badly signed
     /// ones are still refused. Logged loudly.
     #[arg(long, env = "GRACE_ALLOW_UNSIGNED_PLAYBOOKS")]
@@ -147,6 +162,13 @@ pub struct InitArgs {
     /// Also print the token on stdout (it is written to the credentials file either way).
     #[arg(long)]
     pub print: bool,
+    /// Also make a self-signed certificate and key for `grace serve --tls-cert --tls-key`, to
+    /// try HTTPS (`<data-dir>/tls/`; for 127.0.0.1, ::1 and localhost plus each `--tls-san`).
+    #[arg(long)]
+    pub tls: bool,
+    /// Another name or IP address the `--tls` certificate is valid for (repeatable).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_san: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

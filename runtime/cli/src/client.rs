@@ -5,7 +5,13 @@
 //! decides what the user reads and the exit code: the server's own message for what it refused
 //! (naming the field), advice to retry when it is busy, and "is `grace serve` running?" when
 //! nothing answers.
+//!
+//! An `https://` server is verified against the system's roots plus `--ca-cert`
+//! (`GRACE_CA_CERT`): there is no way to skip verification, and a certificate that does not
+//! verify says which of the two to fix.
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -25,6 +31,17 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one request may take: uploads compile the component, cancels wait for the run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Largest `--ca-cert` file read.
+const MAX_CA_CERT_BYTES: u64 = 1024 * 1024;
+
+/// The `--ca-cert` of this invocation, set once by `commands::run`.
+static CA_CERT: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Remembers `--ca-cert` for every client this process makes.
+pub fn set_ca_cert(path: Option<PathBuf>) {
+    let _ = CA_CERT.set(path);
+}
 
 /// Why a request did not give the answer the command wanted.
 #[derive(Debug)]
@@ -47,6 +64,16 @@ pub enum ClientError {
     Api(ApiError),
     /// The CLI's token could not be read (an explicit `--token-file` that is missing).
     Credentials(String),
+    /// `--ca-cert` could not be read or holds no certificate.
+    CaCert(String),
+    /// The TLS handshake failed: the server's certificate did not verify, or it does not speak
+    /// TLS.
+    Tls {
+        /// The base URL.
+        server: String,
+        /// What happened, and what to do.
+        detail: String,
+    },
     /// The server answered successfully, but not with what this `grace` expects.
     Unexpected {
         /// `GET /v1/runs`, …
@@ -151,7 +178,13 @@ impl ClientError {
                     e.describe()
                 ))
             }
-            ClientError::Credentials(message) => Exit::Invalid(anyhow!(message)),
+            ClientError::Credentials(message) | ClientError::CaCert(message) => {
+                Exit::Invalid(anyhow!(message))
+            }
+            // Like an unreachable server: nothing was exchanged, so nothing was refused.
+            ClientError::Tls { server, detail } => Exit::Internal(anyhow!(
+                "no secure connection to the GRACE server at {server}: {detail}"
+            )),
             ClientError::Api(e) if e.status == 401 => Exit::Invalid(anyhow!(
                 "the server refused the request: {}; run `grace init` (before `grace serve`, on the server's data directory) or set GRACE_TOKEN",
                 e.describe()
@@ -221,7 +254,10 @@ impl Client {
         let base = parse_server(server)?;
         let token =
             crate::credentials::token().map_err(|e| ClientError::Credentials(format!("{e:#}")))?;
+        let ca_cert = CA_CERT.get().cloned().flatten();
+        let tls = tls_config(base.scheme() == "https", ca_cert.as_deref())?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("grace/", env!("CARGO_PKG_VERSION")))
@@ -375,6 +411,13 @@ impl Client {
     }
 
     fn classify(&self, e: &reqwest::Error) -> ClientError {
+        // Before `is_connect`: a failed handshake is a connect error to reqwest.
+        if let Some(tls) = tls_error(e) {
+            return ClientError::Tls {
+                server: self.server().to_owned(),
+                detail: explain_tls(tls, self.base.host_str().unwrap_or_default()),
+            };
+        }
         if e.is_connect() {
             ClientError::Unreachable {
                 server: self.server().to_owned(),
@@ -390,7 +433,102 @@ impl Client {
     }
 }
 
-/// The base URL, checked: plain `http` only (this build has no TLS).
+/// The rustls configuration of every client: for an `https://` server, the system's roots (those
+/// that parse; an unreadable system store is not an error, `--ca-cert` may be all there is)
+/// plus `--ca-cert`'s certificates; for `http://`, no roots at all, so a redirect to some
+/// `https://` URL fails rather than trusting anything.
+fn tls_config(https: bool, ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if https {
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::debug!("a system root certificate could not be read: {e}");
+        }
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = ca_cert {
+            for cert in read_ca_cert(path)? {
+                roots.add(cert).map_err(|e| {
+                    ClientError::CaCert(format!(
+                        "`--ca-cert`: `{}` holds a certificate that cannot be a root: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(grace_server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| ClientError::CaCert(format!("cannot set up TLS: {e}")))
+}
+
+/// The certificates of a `--ca-cert` file: PEM, at least one, the file at most
+/// [`MAX_CA_CERT_BYTES`].
+fn read_ca_cert(
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, ClientError> {
+    use rustls_pki_types::pem::PemObject as _;
+    use std::io::Read as _;
+    let bad = |why: String| ClientError::CaCert(format!("`--ca-cert`: `{}` {why}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CA_CERT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(format!("cannot be read: {e}")))?;
+    if bytes.len() as u64 > MAX_CA_CERT_BYTES {
+        return Err(bad(format!("is larger than {MAX_CA_CERT_BYTES} bytes")));
+    }
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("is not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no `CERTIFICATE` block".into()));
+    }
+    Ok(certs)
+}
+
+/// The rustls error under a failed request, if the TLS handshake is what failed. rustls' error
+/// reaches reqwest inside an `io::Error`, whose `source()` skips it: look inside those too.
+fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An `io::Error` wrapping another error (possibly another `io::Error`): go inside.
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            next = Some(inner);
+            continue;
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// A failed handshake in words, with what to do.
+fn explain_tls(e: &rustls::Error, host: &str) -> String {
+    use rustls::{CertificateError, Error};
+    match e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "the server's certificate is not signed by an authority this grace trusts ({e}): pass its CA certificate with `--ca-cert FILE` or GRACE_CA_CERT (for a pair made by `grace init --tls`, its `tls/cert.pem`)"
+        ),
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the server's certificate is not valid for `{host}` ({e}): use a name it was made for in `--server`, or make it for this one (`grace init --tls --tls-san {host}`)"
+        ),
+        Error::InvalidCertificate(_) => {
+            format!("the server's certificate was refused: {e}")
+        }
+        _ => format!(
+            "the TLS handshake failed ({e}): is the server serving HTTPS (`grace serve --tls-cert`)?"
+        ),
+    }
+}
+
+/// The base URL, checked: `http` or `https`, with a host.
 fn parse_server(server: &str) -> Result<Url, ClientError> {
     let url = Url::parse(server).map_err(|e| {
         ClientError::BadUrl(format!(
@@ -398,15 +536,10 @@ fn parse_server(server: &str) -> Result<Url, ClientError> {
         ))
     })?;
     match url.scheme() {
-        "http" if url.host().is_some() => {}
-        "http" => {
+        "http" | "https" if url.host().is_some() => {}
+        "http" | "https" => {
             return Err(ClientError::BadUrl(format!(
                 "`--server`: `{server}` names no host"
-            )));
-        }
-        "https" => {
-            return Err(ClientError::BadUrl(format!(
-                "`--server`: `{server}`: this grace speaks plain `http://` only (put a TLS proxy in front of it, or use `http://`)"
             )));
         }
         other => {
@@ -746,20 +879,43 @@ mod tests {
     }
 
     #[test]
-    fn server_urls_must_be_plain_http_with_a_host() {
+    fn server_urls_must_be_http_or_https_with_a_host() {
         assert!(parse_server("http://127.0.0.1:7070").is_ok());
         assert!(parse_server("http://localhost:7070/grace/").is_ok());
-        for bad in [
-            "127.0.0.1:7070",
-            "https://grace.example",
-            "ftp://x",
-            "http://h/?a=1",
-        ] {
+        assert!(parse_server("https://grace.example").is_ok());
+        for bad in ["127.0.0.1:7070", "https://", "ftp://x", "http://h/?a=1"] {
             match parse_server(bad) {
                 Err(ClientError::BadUrl(m)) => assert!(m.contains("--server"), "{m}"),
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_ca_cert_file_without_certificates_exits_2_naming_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("ca.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let (code, text) = message(tls_config(true, Some(&empty)).unwrap_err().into_exit());
+        assert_eq!(code, 2);
+        assert!(
+            text.contains("`--ca-cert`") && text.contains("ca.pem"),
+            "{text}"
+        );
+        let missing = dir.path().join("missing.pem");
+        let (code, text) = message(tls_config(true, Some(&missing)).unwrap_err().into_exit());
+        assert_eq!(code, 2);
+        assert!(text.contains("cannot be read"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_certificate_authority_says_to_pass_ca_cert() {
+        let e = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let text = explain_tls(&e, "127.0.0.1");
+        assert!(
+            text.contains("--ca-cert") && text.contains("GRACE_CA_CERT"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -203,6 +203,9 @@ pub enum StartError {
         "no backend is configured: add [aws], [docker], [kubernetes] or `prometheus` to grace.toml (see docs/backends.md), or start with `--simulate` to run against the simulated fleet"
     )]
     NoBackends,
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -65,6 +65,11 @@ pub struct ServeConfig {
     /// No authentication: every caller gets every scope (`--insecure-no-auth`, development
     /// only; refused unless the listen address is loopback).
     pub insecure_no_auth: bool,
+    /// HTTPS with this certificate and key (`tls_cert`, `tls_key`); see [`crate::tls`].
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP on a non-loopback address (`--insecure-plaintext`): bearer tokens then cross
+    /// the network in clear. Without it, such a listen address needs `tls`.
+    pub insecure_plaintext: bool,
     /// The keys playbook uploads may be signed by (`[[trust_roots]]`).
     pub trust_roots: Vec<crate::signing::TrustRootConfig>,
     /// Accept unsigned uploads, marked `signed: false` (`allow_unsigned_playbooks`, development
@@ -83,6 +88,15 @@ pub struct AuthConfig {
     /// `[auth.oidc]`: bearer JWTs of one OpenID Connect issuer (see [`crate::auth::oidc`]).
     #[serde(default)]
     pub oidc: Option<crate::auth::oidc::OidcConfig>,
+}
+
+/// The PEM files the server's TLS pair is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (`tls_cert`).
+    pub cert: PathBuf,
+    /// The private key (`tls_key`).
+    pub key: PathBuf,
 }
 
 /// `[sources]`: built-in sources GRACE polls itself, with no Wasm collector to write.
@@ -150,6 +164,8 @@ impl Default for ServeConfig {
             checkpoint_every: Duration::from_secs(60),
             trust: crate::trust::TrustSettings::default(),
             insecure_no_auth: false,
+            tls: None,
+            insecure_plaintext: false,
             trust_roots: Vec::new(),
             allow_unsigned_playbooks: false,
             limits: crate::limits::ServerLimits::default(),
@@ -218,6 +234,10 @@ pub struct FileConfig {
     pub limits: Option<crate::limits::LimitsFile>,
     /// `[auth.oidc]`: `issuer`, `audience`, `jwks_url`, `scopes_claim`, ...
     pub auth: Option<AuthConfig>,
+    /// `tls_cert = "/etc/grace/tls.crt"`: serve HTTPS with this certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key = "/etc/grace/tls.key"`: and this private key (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Why the configuration was refused.
@@ -355,7 +375,28 @@ impl FileConfig {
         if let Some(v) = self.auth {
             c.auth = v;
         }
+        c.tls = tls_files(self.tls_cert, self.tls_key)?;
         Ok(c)
+    }
+}
+
+/// The TLS pair from its two settings, given together or not at all.
+pub fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            field: "tls_key",
+            message: "missing: tls_cert needs its key (`--tls-key FILE` or `tls_key`)".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Invalid {
+            field: "tls_cert",
+            message: "missing: tls_key needs its certificate (`--tls-cert FILE` or `tls_cert`)"
+                .into(),
+        }),
     }
 }
 
@@ -428,6 +469,7 @@ impl ServeConfig {
                 ),
             );
         }
+        self.check_transport()?;
         crate::signing::TrustRoots::load(&self.trust_roots).map_err(|message| {
             ConfigError::Invalid {
                 field: "trust_roots",
@@ -454,6 +496,27 @@ impl ServeConfig {
             })?;
         }
         self.check_sources()
+    }
+
+    /// A non-loopback listen address needs TLS, or `--insecure-plaintext` said out loud: a
+    /// bearer token sent in clear is a token given away.
+    fn check_transport(&self) -> Result<(), ConfigError> {
+        if self.tls.is_some() && self.insecure_plaintext {
+            return Err(ConfigError::Invalid {
+                field: "insecure_plaintext",
+                message: "--insecure-plaintext contradicts tls_cert/tls_key: drop one".into(),
+            });
+        }
+        if self.tls.is_none() && !self.insecure_plaintext && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                field: "listen",
+                message: format!(
+                    "`{}` is not a loopback address, and without TLS bearer tokens would cross the network in clear: pass `--tls-cert FILE --tls-key FILE` (`grace init --tls` makes a pair to try it), or `--insecure-plaintext` behind a TLS proxy you trust",
+                    self.listen
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Whether any real backend is configured.
@@ -526,6 +589,86 @@ mod tests {
             };
             c.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn a_non_loopback_listen_without_tls_is_refused_naming_the_ways_out() {
+        for address in ["0.0.0.0:7070", "[::]:7070", "192.0.2.10:7070"] {
+            let c = ServeConfig {
+                listen: address.parse().unwrap(),
+                ..ServeConfig::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with("listen: "), "{e}");
+            assert!(
+                e.contains(address)
+                    && e.contains("--tls-cert")
+                    && e.contains("--insecure-plaintext"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_loopback_listen_is_accepted_with_tls_or_insecure_plaintext() {
+        let with_tls = ServeConfig {
+            listen: "0.0.0.0:7070".parse().unwrap(),
+            tls: Some(TlsFiles {
+                cert: "tls.crt".into(),
+                key: "tls.key".into(),
+            }),
+            ..ServeConfig::default()
+        };
+        with_tls.validate().unwrap();
+        let plaintext = ServeConfig {
+            listen: "0.0.0.0:7070".parse().unwrap(),
+            insecure_plaintext: true,
+            ..ServeConfig::default()
+        };
+        plaintext.validate().unwrap();
+        // Loopback needs neither.
+        ServeConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn insecure_plaintext_with_tls_is_refused() {
+        let c = ServeConfig {
+            insecure_plaintext: true,
+            tls: Some(TlsFiles {
+                cert: "tls.crt".into(),
+                key: "tls.key".into(),
+            }),
+            ..ServeConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("insecure_plaintext: "), "{e}");
+    }
+
+    #[test]
+    fn tls_cert_and_key_are_read_from_the_file_and_come_together() {
+        let c = toml::from_str::<FileConfig>("tls_cert = \"a.crt\"\ntls_key = \"a.key\"\n")
+            .unwrap()
+            .apply(ServeConfig::default())
+            .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: "a.crt".into(),
+                key: "a.key".into()
+            })
+        );
+        let e = toml::from_str::<FileConfig>("tls_cert = \"a.crt\"\n")
+            .unwrap()
+            .apply(ServeConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("tls_key: missing"), "{e}");
+        let e = toml::from_str::<FileConfig>("tls_key = \"a.key\"\n")
+            .unwrap()
+            .apply(ServeConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("tls_cert: missing"), "{e}");
     }
 
     #[test]

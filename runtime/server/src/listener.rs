@@ -10,7 +10,13 @@
 //!   flood cannot exhaust memory or file descriptors while the connections already accepted
 //!   (a health check among them) are served;
 //! - graceful shutdown: stop accepting, let the requests in flight finish, at most
-//!   [`SHUTDOWN_GRACE`].
+//!   [`SHUTDOWN_GRACE`];
+//! - with TLS, each connection's handshake runs in its own task and must finish within
+//!   `header_read_timeout` too (a client that opens a connection and never completes the
+//!   handshake is a slowloris one step earlier), holding a connection slot meanwhile; a
+//!   connection whose first byte is not a TLS handshake record gets a plain `400` saying to use
+//!   `https://`, rather than bytes a plain-HTTP client cannot read; a connection over the limit
+//!   gets its `503` after a handshake of at most one second.
 //!
 //! Request bodies (size, read deadline) are the API's business: see `api::body`.
 
@@ -23,9 +29,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 /// How long requests in flight may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -42,13 +49,23 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` resolves.
+/// The first byte of a TLS record carrying a handshake message (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// How long a connection over the limit may take over its handshake before it is closed
+/// unanswered.
+const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves: over TLS with
+/// `tls` (see [`crate::tls`]), in plain HTTP without.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     // Refusals are bounded too: past this many being answered at once, a connection over the
     // limit is closed at once, so a flood cannot exhaust tasks or file descriptors.
@@ -78,19 +95,53 @@ pub async fn serve(
             if let Ok(permit) = refusals.clone().try_acquire_owned() {
                 // One warning per burst of refusals, not one per connection.
                 let first = refusals.available_permits() == MAX_REFUSALS_IN_FLIGHT - 1;
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    refuse(stream, limits.max_connections, first).await;
+                    match tls {
+                        None => refuse(stream, limits.max_connections, first).await,
+                        Some(tls) => {
+                            let handshake = handshake(&tls, stream);
+                            if let Ok(Some(stream)) =
+                                tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, handshake).await
+                            {
+                                refuse(stream, limits.max_connections, first).await;
+                            }
+                        }
+                    }
                     drop(permit);
                 });
             }
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let Some(tls) = &tls else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    // Header timeouts, resets, malformed requests: the client's problem, not ours.
+                    tracing::debug!("connection closed: {e}");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, so a slow one holds up no one else.
+        let (tls, http, watcher) = (tls.clone(), http.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                // Header timeouts, resets, malformed requests: the client's problem, not ours.
-                tracing::debug!("connection closed: {e}");
+            let handshake = handshake(&tls, stream);
+            match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                Ok(Some(stream)) => {
+                    let connection =
+                        watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = connection.await {
+                        tracing::debug!("connection closed: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => tracing::debug!(
+                    "connection closed: no TLS handshake within {:?}",
+                    limits.header_read_timeout
+                ),
             }
             drop(slot);
         });
@@ -105,10 +156,50 @@ pub async fn serve(
     Ok(())
 }
 
+/// The server's side of a TLS handshake; `None` when it failed (logged at debug: a client's
+/// problem) or the client spoke plain HTTP (answered `400` and closed).
+async fn handshake(
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => {}
+        Ok(1) => {
+            plain_http_refusal(stream).await;
+            return None;
+        }
+        _ => return None,
+    }
+    match tls.accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            None
+        }
+    }
+}
+
+/// The answer to plain HTTP on the TLS port: a `400` a plain-HTTP client can read, saying what
+/// to do.
+async fn plain_http_refusal(stream: TcpStream) {
+    let body = serde_json::json!({ "error": {
+        "code": "tls_required",
+        "message": "this server speaks HTTPS only: use an `https://` URL",
+    }})
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    answer_and_close(stream, answer).await;
+}
+
 /// The answer to a connection over the limit: a `503` written before reading anything, then a
 /// short drain of what the client sent, so that closing does not reset the connection before
 /// the client has read the answer.
-async fn refuse(mut stream: TcpStream, max_connections: usize, log: bool) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, max_connections: usize, log: bool) {
     if log {
         tracing::warn!(
             max_connections,
@@ -127,6 +218,12 @@ async fn refuse(mut stream: TcpStream, max_connections: usize, log: bool) {
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
+    answer_and_close(stream, answer).await;
+}
+
+/// Writes `answer`, then drains what the client sent (at most 64 KiB, within one second), so
+/// that closing does not reset the connection before the client has read the answer.
+async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: String) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;

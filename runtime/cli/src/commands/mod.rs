@@ -35,6 +35,7 @@ pub enum Exit {
 
 pub fn run(cli: Cli) -> ExitCode {
     crate::credentials::set_token_file(cli.token_file);
+    crate::client::set_ca_cert(cli.ca_cert);
     let exit = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Init(args) => init::run(&args),

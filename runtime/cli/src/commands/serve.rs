@@ -65,6 +65,17 @@ fn resolve(args: &ServeArgs) -> Result<ServeConfig, Exit> {
         c.prometheus = Some(v.clone());
     }
     c.insecure_no_auth = args.insecure_no_auth;
+    c.insecure_plaintext = args.insecure_plaintext;
+    // Each flag overrides its own setting of grace.toml; the pair is then checked as one.
+    let (file_cert, file_key) = match c.tls.take() {
+        Some(files) => (Some(files.cert), Some(files.key)),
+        None => (None, None),
+    };
+    c.tls = grace_server::config::tls_files(
+        args.tls_cert.clone().or(file_cert),
+        args.tls_key.clone().or(file_key),
+    )
+    .map_err(|e| Exit::Invalid(e.into()))?;
     if args.allow_unsigned_playbooks {
         c.allow_unsigned_playbooks = true;
     }
@@ -102,20 +113,26 @@ pub fn run(args: ServeArgs) -> Exit {
         let data_dir = config.data_dir.clone();
         let server = match Server::bind(config).await {
             Ok(s) => s,
-            Err(e @ (StartError::Config(_) | StartError::NoBackends)) => {
+            Err(e @ (StartError::Config(_) | StartError::NoBackends | StartError::Tls(_))) => {
                 return Exit::Invalid(e.into());
             }
             Err(e) => return Exit::Internal(e.into()),
         };
         eprintln!(
-            "grace serving on http://{} ({}; data in `{}`)",
-            server.addr,
+            "grace serving on {} ({}; data in `{}`)",
+            server.url(),
             if simulate { "simulation" } else { "live" },
             data_dir.display()
         );
         if server.app.auth.is_insecure() {
             eprintln!(
-                "grace: WARNING: --insecure-no-auth: the API has NO AUTHENTICATION; anyone who can reach http://{} may do anything",
+                "grace: WARNING: --insecure-no-auth: the API has NO AUTHENTICATION; anyone who can reach {} may do anything",
+                server.url()
+            );
+        }
+        if server.app.config.insecure_plaintext && server.tls.is_none() {
+            eprintln!(
+                "grace: WARNING: --insecure-plaintext: the API speaks plain HTTP on {}; bearer tokens and everything else cross the network IN CLEAR, readable and replayable by anyone on the path (use --tls-cert/--tls-key, or a TLS proxy you trust on the same host)",
                 server.addr
             );
         }
