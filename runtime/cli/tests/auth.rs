@@ -551,7 +551,7 @@ fn an_oidc_token_in_grace_token_or_a_token_file_signs_the_cli_in() {
     std::fs::write(
         &config,
         format!(
-            "[auth.oidc]\nissuer = \"{}\"\naudience = \"grace\"\nscope_prefix = \"grace:\"\n",
+            "[auth.oidc]\nissuer = \"{}\"\naudience = \"grace\"\nscopes_claim = \"scope\"\nallow_requested_scopes = true\nscope_prefix = \"grace:\"\n",
             issuer.url()
         ),
     )

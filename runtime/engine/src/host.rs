@@ -14,6 +14,11 @@ use crate::limiter::GuestLimiter;
 use crate::pipeline::RunState;
 use crate::wasi_clock::RunTimers;
 
+/// The most WASI handles (timer pollables, streams) a guest may hold at once; past it, creating
+/// one traps. Host memory per handle is small, but a guest looping `subscribe-duration` without
+/// dropping the handles would otherwise grow it until its deadline.
+pub(crate) const MAX_GUEST_RESOURCES: usize = 4096;
+
 /// How much of the guest's stdout and stderr is kept (panic messages land on stderr).
 pub(crate) const GUEST_OUTPUT_BYTES: usize = 64 * 1024;
 
@@ -54,7 +59,13 @@ impl HostState {
         }
         HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table: {
+                // Every WASI handle a guest holds (timers, streams) is an entry here, in host
+                // memory: wasmtime's default allows a million. A guest needs a handful.
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_GUEST_RESOURCES);
+                table
+            },
             timers,
             limiter,
             run,

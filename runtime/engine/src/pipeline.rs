@@ -162,6 +162,8 @@ pub(crate) enum Refusal {
     Invalid(String),
     /// A backend error while authorizing (e.g. the resource does not exist).
     Failed(ExecError),
+    /// The call could not even be checked (it waited for its resource until the deadline).
+    Unchecked(ExecError),
 }
 
 impl From<Denial> for Refusal {
@@ -368,39 +370,33 @@ impl RunState {
         // Held until this call's result is recorded: another run's change of the same resource
         // waits here, then checks against the state this change left (bounds hold per
         // resource, not per call).
-        let _resource_guard = match &call.lock {
-            None => None,
+        let locked = match &call.lock {
+            None => Ok(None),
             Some(key) => {
-                match tokio::time::timeout_at(self.wall_deadline, self.executors.locks.lock(key))
+                tokio::time::timeout_at(self.wall_deadline, self.executors.locks.lock(key))
                     .await
-                {
-                    Ok(guard) => Some(guard),
-                    Err(_) => {
-                        let e = ExecError::TimedOut(
+                    .map(Some)
+                    .map_err(|_| {
+                        Refusal::Unchecked(ExecError::TimedOut(
                             "the run's deadline passed while another run was changing the same resource"
                                 .into(),
-                        );
-                        self.record(
-                            &call,
-                            Verdict::Allowed,
-                            "within grants",
-                            None,
-                            exec_error_json(&e),
-                        )
-                        .await?;
-                        return Ok(Err(to_wit(e)));
-                    }
-                }
+                        ))
+                    })
             }
         };
         let scope = self.scope(call.interface);
-        let authorized =
-            match tokio::time::timeout_at(self.wall_deadline, authorize(scope.clone())).await {
-                Ok(a) => a,
-                Err(_) => Err(Refusal::Failed(ExecError::TimedOut(
-                    "the run's deadline passed during the call".into(),
-                ))),
-            };
+        let (_resource_guard, authorized) = match locked {
+            Err(refusal) => (None, Err(refusal)),
+            Ok(guard) => (
+                guard,
+                match tokio::time::timeout_at(self.wall_deadline, authorize(scope.clone())).await {
+                    Ok(a) => a,
+                    Err(_) => Err(Refusal::Failed(ExecError::TimedOut(
+                        "the run's deadline passed during the call".into(),
+                    ))),
+                },
+            ),
+        };
         let (plan, proposal) = match authorized {
             Ok(authorized) => authorized,
             Err(Refusal::Denied(reason)) => return self.deny(&call, reason, None).await,
@@ -425,6 +421,12 @@ impl RunState {
                     exec_error_json(&e),
                 )
                 .await?;
+                return Ok(Err(to_wit(e)));
+            }
+            Err(Refusal::Unchecked(e)) => {
+                let reason = format!("not checked: {e}");
+                self.record(&call, Verdict::Denied, &reason, None, exec_error_json(&e))
+                    .await?;
                 return Ok(Err(to_wit(e)));
             }
         };

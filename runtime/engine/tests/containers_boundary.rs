@@ -229,6 +229,36 @@ fn a_selector_spanning_two_environments_is_refused_before_the_trust_core_is_aske
 }
 
 #[test]
+fn a_selector_spanning_containers_that_differ_in_any_label_is_refused() {
+    // A policy may read any label (`resource.hasTag("pci")`): judging the plain container's
+    // labels would let the scale clone the `pci` one unseen.
+    let toml = r#"
+[[containers]]
+name = "web-1"
+image = "localhost/busybox:local"
+labels = { app = "web", pci = "true" }
+health = "healthy"
+
+[[containers]]
+name = "web-2"
+image = "localhost/busybox:local"
+labels = { app = "web" }
+health = "healthy"
+"#;
+    let mut world = World::with_fleet(&Fleet::from_toml(toml).unwrap());
+    let witness = Arc::new(Witness::default());
+    world.env.trust = witness.clone();
+
+    let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 3"));
+
+    assert_eq!(
+        results(&report),
+        ["invalid argument: the selector spans containers that differ in label `pci` (`true` and none); narrow it to containers labelled alike"]
+    );
+    assert!(witness.resources.lock().unwrap().is_empty());
+}
+
+#[test]
 fn a_scale_above_the_granted_max_replicas_is_denied() {
     let world = World::new();
     let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 6"));

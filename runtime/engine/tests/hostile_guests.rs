@@ -368,6 +368,9 @@ fn hostile_guest_injecting_identifiers_is_refused_as_invalid_before_any_grant_ch
         ))
         .unwrap();
     assert_eq!(checkout.replicas, 3);
+    assert_recorded(&world, &report);
+}
+
 #[test]
 fn hostile_collector_claiming_alertmanager_publishes_under_its_own_name() {
     let guest = load(&fixture("impostor-collector"));

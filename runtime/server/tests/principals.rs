@@ -39,7 +39,7 @@ async fn start(oidc: Option<OidcConfig>) -> Fixture {
 /// an unknown `kid` no sooner than `refresh` after the last fetch.
 fn oidc(issuer: &TestIssuer, discovery: bool, refresh: &str) -> OidcConfig {
     let text = format!(
-        "issuer = \"{}\"\naudience = \"{AUDIENCE}\"\njwks_refresh = \"{refresh}\"\nclock_skew = \"30s\"\nmax_jwks_bytes = 4096\n{}",
+        "issuer = \"{}\"\naudience = \"{AUDIENCE}\"\nscopes_claim = \"scope\"\nallow_requested_scopes = true\njwks_refresh = \"{refresh}\"\nclock_skew = \"30s\"\nmax_jwks_bytes = 4096\n{}",
         issuer.url(),
         if discovery {
             String::new()

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use grace_executor::containers as exec;
+use grace_executor::containers::{self as exec, CLONE_LABEL};
 use grace_executor::{ContainerExecutor, ExecError, Labels, ident};
 use serde_json::json;
 
@@ -62,36 +62,39 @@ impl From<exec::Container> for Container {
     }
 }
 
-/// Labels that tell the trust core what a resource is (environment, tier, owner): the keys
-/// [`described_by`] reads.
-const DESCRIBING: [&[&str]; 3] = [&["environment", "env"], &["tier"], &["owner", "team"]];
+/// Labels that differ from one replica to the next by design, so a service's members may
+/// disagree on them: GRACE's own clone marker, and Compose's replica number.
+const PER_INSTANCE: [&str; 2] = [CLONE_LABEL, "com.docker.compose.container-number"];
 
-/// The labels every member of a service carries with the same value: what the trust core is
-/// told the service is. Members that disagree on what describes them (one in `prod`, one in
-/// `staging`, or one without an environment) are refused: no single description would be true,
-/// and the guest can narrow its selector.
+/// The labels of a service's members: what the trust core is told the service is. Members
+/// must agree on every label (but the per-instance ones): a policy or guardrail may read any
+/// label (`resource.hasTag("pci")`), and a selector spanning a `pci` container and a plain one
+/// must not be judged as the plain one, nor as the `pci` one alone. Such a selector is refused;
+/// the guest can narrow it.
 fn shared_labels(members: &[exec::Container]) -> Result<Labels, Refusal> {
     let Some((first, rest)) = members.split_first() else {
         return Ok(Labels::new());
     };
-    let mut shared = first.labels.clone();
-    for member in rest {
-        shared.retain(|k, v| member.labels.get(k) == Some(v));
-    }
-    for keys in DESCRIBING {
-        let values: std::collections::BTreeSet<Option<&String>> = members
+    let own = |c: &exec::Container| -> Labels {
+        c.labels
             .iter()
-            .map(|m| keys.iter().find_map(|k| m.labels.get(*k)))
-            .collect();
-        if values.len() > 1 {
-            let seen: Vec<String> = values
-                .into_iter()
-                .map(|v| v.map_or_else(|| "none".to_owned(), |v| format!("`{v}`")))
-                .collect();
+            .filter(|(k, _)| !PER_INSTANCE.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let shared = own(first);
+    for member in rest {
+        let theirs = own(member);
+        if let Some(key) = shared
+            .keys()
+            .chain(theirs.keys())
+            .find(|k| shared.get(*k) != theirs.get(*k))
+        {
+            let show = |v: Option<&String>| v.map_or_else(|| "none".to_owned(), |v| format!("`{v}`"));
             return Err(Refusal::Invalid(format!(
-                "the selector spans containers of different `{}` ({}); narrow it to one",
-                keys[0],
-                seen.join(", ")
+                "the selector spans containers that differ in label `{key}` ({} and {}); narrow it to containers labelled alike",
+                show(shared.get(key)),
+                show(theirs.get(key))
             )));
         }
     }
@@ -169,8 +172,10 @@ async fn resolve(
 ) -> Result<exec::Container, Refusal> {
     let target = match executor.inspect(reference).await {
         Ok(target) => target,
-        Err(ExecError::NotFound(_)) => return Err(hidden(reference)),
-        Err(e) => return Err(e.into()),
+        // The engine being down says nothing about containers; every other failure might (an
+        // ambiguous id prefix is an error that counts containers outside the grant).
+        Err(e @ (ExecError::Unavailable(_) | ExecError::TimedOut(_))) => return Err(e.into()),
+        Err(_) => return Err(hidden(reference)),
     };
     if !grant.in_scope(&target.labels) {
         return Err(hidden(reference));

@@ -307,7 +307,8 @@ pub(crate) fn clone_body(template: &ContainerInspectResponse) -> ContainerCreate
         tty: config.tty,
         network_disabled: config.network_disabled.filter(|&d| d),
         host_config: Some(HostConfig {
-            network_mode: nonempty(host.network_mode),
+            // Joining another container's network namespace is not copied, as for IPC.
+            network_mode: nonempty(host.network_mode).filter(|m| !m.starts_with("container:")),
             restart_policy,
             init: host.init,
             // Resource limits.

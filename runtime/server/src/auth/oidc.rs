@@ -20,8 +20,11 @@
 //! with a size bound ([`OidcSettings::max_jwks_bytes`]): a larger answer is refused whole, and
 //! the keys already known stay in use.
 //!
-//! Scopes: the configured claim (`scopes_claim`, default `scope`) is either a space-separated
-//! string (OAuth's `scope`) or an array of strings (a `groups`/`roles` claim). Each entry, after
+//! Scopes: the configured claim (`scopes_claim`, required) is either a space-separated
+//! string (OAuth's `scope`) or an array of strings (a `groups`/`roles` claim). It should be a
+//! claim the issuer decides from its own records (roles, groups): OAuth's `scope` (and `scp`)
+//! holds what the client *asked* for, which many issuers grant to any user who asks, so reading
+//! GRACE scopes from it needs `allow_requested_scopes = true`, said on purpose. Each entry, after
 //! removing `scope_prefix` (e.g. `grace:`), that names a GRACE scope (`read`, `operate`,
 //! `approve`, `admin`) is granted; every other entry (`openid`, `email`, another
 //! application's roles) is ignored, since an identity provider's tokens carry many. A token
@@ -54,9 +57,14 @@ pub struct OidcConfig {
     /// document (`<issuer>/.well-known/openid-configuration`, its `jwks_uri`).
     #[serde(default)]
     pub jwks_url: Option<String>,
-    /// The claim holding GRACE scopes (default `scope`).
+    /// The claim holding GRACE scopes (required): a roles or groups claim the issuer fills
+    /// from its own records.
     #[serde(default)]
     pub scopes_claim: Option<String>,
+    /// Whether `scopes_claim` may be `scope` or `scp`: the scopes the client requested, which
+    /// an issuer may grant to anyone who asks (default false).
+    #[serde(default)]
+    pub allow_requested_scopes: bool,
     /// What a scope entry starts with (default none; e.g. `grace:` for `grace:approve`).
     #[serde(default)]
     pub scope_prefix: Option<String>,
@@ -198,11 +206,25 @@ impl OidcConfig {
                 "between 1024 and 4194304".into(),
             ));
         }
+        let Some(scopes_claim) = self.scopes_claim.clone().filter(|c| !c.is_empty()) else {
+            return Err((
+                "auth.oidc.scopes_claim",
+                "is required: the claim (roles or groups) the issuer fills with GRACE scopes".into(),
+            ));
+        };
+        if matches!(scopes_claim.as_str(), "scope" | "scp") && !self.allow_requested_scopes {
+            return Err((
+                "auth.oidc.scopes_claim",
+                format!(
+                    "`{scopes_claim}` holds the scopes a client asked for, which many issuers grant to anyone who asks: use a roles or groups claim, or set `allow_requested_scopes = true` if your issuer restricts them"
+                ),
+            ));
+        }
         Ok(OidcSettings {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             jwks_url,
-            scopes_claim: self.scopes_claim.clone().unwrap_or_else(|| "scope".into()),
+            scopes_claim,
             scope_prefix: self.scope_prefix.clone().unwrap_or_default(),
             algorithms,
             clock_skew,
@@ -597,7 +619,8 @@ mod tests {
             issuer: "https://idp.example.com".into(),
             audience: "grace".into(),
             jwks_url: None,
-            scopes_claim: None,
+            scopes_claim: Some("roles".into()),
+            allow_requested_scopes: false,
             scope_prefix: None,
             principal: None,
             algorithms: None,
@@ -627,6 +650,22 @@ mod tests {
         let mut c = config();
         c.issuer = "http://idp.example.com".into();
         assert_eq!(c.settings().unwrap_err().0, "auth.oidc.issuer");
+    }
+
+    #[test]
+    fn scopes_come_from_a_claim_named_on_purpose_never_by_default_from_requested_scopes() {
+        let mut c = config();
+        c.scopes_claim = None;
+        assert_eq!(c.settings().unwrap_err().0, "auth.oidc.scopes_claim");
+        for requested in ["scope", "scp"] {
+            c.scopes_claim = Some(requested.into());
+            let (field, e) = c.settings().unwrap_err();
+            assert_eq!(field, "auth.oidc.scopes_claim", "{e}");
+            assert!(e.contains("allow_requested_scopes"), "{e}");
+            c.allow_requested_scopes = true;
+            assert!(c.settings().is_ok());
+            c.allow_requested_scopes = false;
+        }
     }
 
     #[test]
