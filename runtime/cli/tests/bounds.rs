@@ -27,10 +27,12 @@ fn server_with(data: &tempfile::TempDir, toml: &str) -> Server {
 /// Uploads `crate_name`'s component under a manifest with these limits, grants and config;
 /// fires it once and returns the finished run.
 fn run_once(server: &Server, name: &str, crate_name: &str, extra: &str) -> Value {
+    // Version 2: the metrics grant names series (version 1 accepts no metrics grant).
     let manifest = manifest(
         name,
         &format!("[[triggers]]\nevent_type = \"test.*\"\n{extra}"),
-    );
+    )
+    .replace("manifest_version = 1", "manifest_version = 2");
     let (status, body) = server.upload(&manifest, component(crate_name));
     assert_eq!(status, 201, "{body}");
     let (status, body) = server.post("/v1/events", event("test.bounds", "api-service", 0, 1.0));
@@ -75,7 +77,7 @@ fn hostile_guest_querying_a_600_mb_metrics_answer_leaves_the_server_under_300_mi
         &server,
         "metrics-hog",
         "metrics_hog",
-        "[limits]\nmemory = \"64MiB\"\n[grants.metrics]\nqueries = [\"*\"]\n",
+        "[limits]\nmemory = \"64MiB\"\n[grants.metrics]\n[[grants.metrics.series]]\nmetric = \"up\"\n",
     );
     assert_eq!(run["state"], "failed", "{run:#}");
     let message = run["failure"]["message"].as_str().unwrap();

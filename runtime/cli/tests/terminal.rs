@@ -42,7 +42,7 @@ fn dry_run(data: &Path, payload: Value) -> Output {
     let event = data.join("event.json");
     std::fs::write(
         &event,
-        json!({ "event_type": "test.hostile", "resource": "r", "payload": payload }).to_string(),
+        json!({ "event_type": "test.hostile", "source": "test", "actor": "tests", "resource": "r", "payload": payload, "timestamp": 1_767_225_900_000u64 }).to_string(),
     )
     .unwrap();
     Command::new(env!("CARGO_BIN_EXE_grace"))
@@ -115,7 +115,7 @@ fn hostile_guest_text_is_escaped_by_runs_show_runs_list_and_ledger_show() {
     assert_eq!(status, 201, "{body}");
     let (status, body) = server.post(
         "/v1/events",
-        json!([{ "event_type": "test.hostile", "source": "test", "resource": "r", "payload": { "fail": true } }]),
+        json!([{ "event_type": "test.hostile", "source": "test", "actor": "tests", "resource": "r", "payload": { "fail": true }, "timestamp": 1_767_225_900_000u64 }]),
     );
     assert_eq!(status, 202, "{body}");
     let run = grace_testkit::poll_until(

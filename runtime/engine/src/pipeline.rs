@@ -378,9 +378,9 @@ impl RunState {
                     .map(Some)
                     .map_err(|_| {
                         Refusal::Unchecked(ExecError::TimedOut(
-                            "the run's deadline passed while another run was changing the same resource"
-                                .into(),
-                        ))
+                    "the run's deadline passed while another run was changing the same resource"
+                        .into(),
+                ))
                     })
             }
         };

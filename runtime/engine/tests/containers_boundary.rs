@@ -218,7 +218,7 @@ fn a_selector_spanning_two_environments_is_refused_before_the_trust_core_is_aske
     let results = results(&report);
     assert!(
         results[0].starts_with(
-            "invalid argument: the selector spans containers of different `environment`"
+            "invalid argument: the selector spans containers that differ in label `env`"
         ),
         "{}",
         results[0]
@@ -253,7 +253,9 @@ health = "healthy"
 
     assert_eq!(
         results(&report),
-        ["invalid argument: the selector spans containers that differ in label `pci` (`true` and none); narrow it to containers labelled alike"]
+        [
+            "invalid argument: the selector spans containers that differ in label `pci` (`true` and none); narrow it to containers labelled alike"
+        ]
     );
     assert!(witness.resources.lock().unwrap().is_empty());
 }

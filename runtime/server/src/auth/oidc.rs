@@ -209,7 +209,8 @@ impl OidcConfig {
         let Some(scopes_claim) = self.scopes_claim.clone().filter(|c| !c.is_empty()) else {
             return Err((
                 "auth.oidc.scopes_claim",
-                "is required: the claim (roles or groups) the issuer fills with GRACE scopes".into(),
+                "is required: the claim (roles or groups) the issuer fills with GRACE scopes"
+                    .into(),
             ));
         };
         if matches!(scopes_claim.as_str(), "scope" | "scp") && !self.allow_requested_scopes {
