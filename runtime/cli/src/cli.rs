@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the host server: the HTTP API, the trigger mesh and the runs.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Set up a data directory for `grace serve` (offline, before it starts) and an `admin`
     /// token for this CLI, written to its credentials file.
     Init(InitArgs),

@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> ExitCode {
     crate::credentials::set_token_file(cli.token_file);
     crate::client::set_ca_cert(cli.ca_cert);
     let exit = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Init(args) => init::run(&args),
         Command::Tokens(cmd) => tokens::run(cmd),
         Command::Principals(cmd) => principals::run(cmd),

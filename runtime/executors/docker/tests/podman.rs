@@ -463,7 +463,10 @@ async fn a_clone_keeps_every_security_restriction_of_its_template_on_a_real_engi
     let (c_config, c) = inspect(&clone.name).await;
     // Compared as the engine reports them, so its own normalisation cannot hide a difference.
     assert_eq!(c_config.user, t_config.user, "user");
-    assert_eq!(c_config.labels.unwrap_or_default().get(CLONE_LABEL), Some(&web));
+    assert_eq!(
+        c_config.labels.unwrap_or_default().get(CLONE_LABEL),
+        Some(&web)
+    );
     assert_eq!(c.cap_drop, t.cap_drop, "cap_drop");
     assert_eq!(c.cap_add, t.cap_add, "cap_add");
     assert_eq!(c.readonly_rootfs, Some(true), "readonly_rootfs");
