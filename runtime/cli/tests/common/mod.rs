@@ -280,9 +280,16 @@ impl Server {
 
     /// Uploads a playbook signed by the server's trust root.
     pub fn upload(&self, manifest: &str, component: Vec<u8>) -> (u16, Value) {
+        self.try_upload(manifest, component)
+            .expect("the server closed the connection while the upload was being sent")
+    }
+
+    /// As [`Server::upload`], `None` when the connection closed while sending (see
+    /// [`Server::try_upload_with`]).
+    pub fn try_upload(&self, manifest: &str, component: Vec<u8>) -> Option<(u16, Value)> {
         let signature =
             grace_server::signing::Signature::sign(&self.signer, &component, manifest.as_bytes());
-        self.upload_with(manifest, component, Some(&signature.to_text()))
+        self.try_upload_with(manifest, component, Some(&signature.to_text()))
     }
 
     /// Uploads a playbook with this signature file's text (none when `None`).
@@ -292,6 +299,19 @@ impl Server {
         component: Vec<u8>,
         signature: Option<&str>,
     ) -> (u16, Value) {
+        self.try_upload_with(manifest, component, signature)
+            .expect("the server closed the connection while the upload was being sent")
+    }
+
+    /// As [`Server::upload_with`], but `None` when the server closed the connection while the
+    /// upload was still being sent: what a server refusing an oversized body as soon as it
+    /// passes the limit (without reading the rest) may look like to a client still writing.
+    pub fn try_upload_with(
+        &self,
+        manifest: &str,
+        component: Vec<u8>,
+        signature: Option<&str>,
+    ) -> Option<(u16, Value)> {
         let mut form = reqwest::multipart::Form::new()
             .text("manifest", manifest.to_owned())
             .part("component", reqwest::multipart::Part::bytes(component));
@@ -304,10 +324,14 @@ impl Server {
                 .bearer_auth(&self.token)
                 .multipart(form)
                 .send()
-                .await
-                .unwrap();
+                .await;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) if e.is_request() => return None,
+                Err(e) => panic!("the upload failed: {e}"),
+            };
             let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
+            Some((status, r.json().await.unwrap_or(Value::Null)))
         })
     }
 
