@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use grace_executor::{ExecError, Executors};
 use grace_ledger::{Decision, Ledger, NewEntry, Pending, Verdict};
+use grace_model::capability::Function;
+use grace_model::resource::Resource;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -37,61 +39,62 @@ const PREVIEW_BYTES: usize = 256;
 /// One host call, as the pipeline and the trust core see it.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// WIT interface, e.g. `scaling`.
+    /// What the called function is (read or change, resource kind, Cedar action, lock):
+    /// the one description of it, in `grace-model`.
+    pub descriptor: &'static Function,
+    /// WIT interface, e.g. `scaling` (the descriptor's).
     pub interface: &'static str,
-    /// WIT function, e.g. `set-desired-capacity`.
+    /// WIT function, e.g. `set-desired-capacity` (the descriptor's).
     pub function: &'static str,
     /// Arguments as recorded (long texts shortened).
     pub args: Value,
-    /// Whether the call changes the world.
+    /// Whether the call changes the world (the descriptor's effect).
     pub change: bool,
     /// What a change acts on (a group, a container, `namespace/name`): with the run and the
     /// change's rank, what its idempotency key is made of.
     pub target: String,
     /// What a read looks at, for the trust core (changes bring theirs in their [`Proposal`]).
-    pub resource: Option<grace_trust::Resource>,
+    pub resource: Option<Resource>,
     /// The resource lock a change holds from its checks until its result is recorded
     /// (see [`grace_executor::locks`]); `None` for reads.
     pub lock: Option<String>,
 }
 
 impl Call {
-    /// A call that only reads.
-    pub(crate) fn read(interface: &'static str, function: &'static str, args: Value) -> Self {
+    fn new(descriptor: &'static Function, target: String, args: Value) -> Self {
+        let change = descriptor.is_change();
         Call {
-            interface,
-            function,
+            descriptor,
+            interface: descriptor.interface,
+            function: descriptor.name,
             args,
-            change: false,
-            target: String::new(),
+            change,
+            lock: change.then(|| format!("{}/{target}", descriptor.interface)),
+            target,
             resource: None,
-            lock: None,
         }
     }
 
+    /// A call of a function that only reads (or touches only the run).
+    pub(crate) fn read(descriptor: &'static Function, args: Value) -> Self {
+        debug_assert!(!descriptor.is_change(), "{} changes", descriptor.name);
+        Call::new(descriptor, String::new(), args)
+    }
+
     /// The resource a read looks at.
-    pub(crate) fn on(mut self, resource: grace_trust::Resource) -> Self {
+    pub(crate) fn on(mut self, resource: Resource) -> Self {
         self.resource = Some(resource);
         self
     }
 
-    /// A call that changes `target`.
+    /// A call of a function that changes `target`.
     pub(crate) fn change(
-        interface: &'static str,
-        function: &'static str,
+        descriptor: &'static Function,
         target: impl Into<String>,
         args: Value,
     ) -> Self {
-        let target = target.into();
-        Call {
-            interface,
-            function,
-            args,
-            change: true,
-            lock: Some(format!("{interface}/{target}")),
-            target,
-            resource: None,
-        }
+        debug_assert!(descriptor.is_change(), "{} only reads", descriptor.name);
+        Call::new(descriptor, target.into(), args)
     }
 
     /// A change whose resource lock is `key` rather than its own target: for resources that

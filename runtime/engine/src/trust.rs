@@ -13,7 +13,7 @@
 //! their idempotency keys, and the call that waited is decided again, this time with the
 //! approval (or the refusal) on record under the same key.
 
-use grace_trust::{Change, Resource, State};
+use grace_model::resource::{Change, Resource, State};
 use serde_json::Value;
 
 use crate::event::TriggerEvent;

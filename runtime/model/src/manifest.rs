@@ -211,7 +211,8 @@ pub enum ManifestError {
 }
 
 impl ManifestError {
-    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// The error for `field`, with what is wrong with it.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ManifestError::Invalid {
             field: field.into(),
             message: message.into(),

@@ -235,6 +235,7 @@ impl fmt::Display for KeyTemplate {
     }
 }
 
+#[cfg(any(test, feature = "fuzz"))]
 /// A fuzz target's body for conditions (`fuzz_target!(|s: &str| fuzz_condition(s))`): parses
 /// `text` and, when it parses, evaluates it on a sample event and checks that its display parses
 /// back to the same condition.
@@ -253,6 +254,7 @@ pub fn fuzz_condition(text: &str) {
     }
 }
 
+#[cfg(any(test, feature = "fuzz"))]
 /// A fuzz target's body for key templates: parses `text` and, when it parses, renders it for a
 /// sample event and checks that its display parses back to the same template.
 ///
@@ -266,6 +268,7 @@ pub fn fuzz_key_template(text: &str) {
     }
 }
 
+#[cfg(any(test, feature = "fuzz"))]
 fn sample_event() -> TriggerEvent {
     TriggerEvent {
         event_type: "metrics.latency".into(),

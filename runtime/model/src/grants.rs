@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use grace_executor::Labels;
+use crate::Labels;
 
 use crate::glob::{self, Glob};
 use crate::manifest::{Kind, ManifestError};

@@ -711,6 +711,7 @@ pub(crate) mod raw {
     }
 }
 
+#[cfg(any(test, feature = "fuzz"))]
 /// A fuzz target's body for metrics grants: checks `text` as an instant and as a range query
 /// against a fixed grant, and, when it is accepted, that every selector in its parse matches the
 /// grant by the plain definition (metric name and pinned labels), independently of the walk.
@@ -800,6 +801,7 @@ pub fn fuzz_query(text: &str) {
     }
 }
 
+#[cfg(any(test, feature = "fuzz"))]
 fn collect_selectors<'e>(root: &'e Expr, out: &mut Vec<&'e VectorSelector>) {
     let mut work = vec![root];
     while let Some(expr) = work.pop() {
