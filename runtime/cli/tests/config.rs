@@ -108,7 +108,10 @@ fn a_duration_flag_reads_90s_5m_or_1h_30m_as_the_file_does() {
         &["--simulate", "--header-read-timeout", "50ms"],
         &[],
     ));
-    assert!(e.contains("header_read_timeout: must be at least 100ms"), "{e}");
+    assert!(
+        e.contains("header_read_timeout: must be at least 100ms"),
+        "{e}"
+    );
     let e = refusal(&serve(
         dir.path(),
         &["--simulate", "--event-retention", "soon"],

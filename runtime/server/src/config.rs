@@ -313,7 +313,10 @@ impl ServeConfig {
         };
         let at_least = |field, value: Duration, min: &str, least: Duration| {
             if value < least {
-                Err(ConfigError::invalid(field, format!("must be at least {min}")))
+                Err(ConfigError::invalid(
+                    field,
+                    format!("must be at least {min}"),
+                ))
             } else {
                 Ok(())
             }
@@ -342,7 +345,12 @@ impl ServeConfig {
         }
         within("max_connections", self.max_connections, 1, 1_000_000)?;
         let ms100 = Duration::from_millis(100);
-        at_least("header_read_timeout", self.header_read_timeout, "100ms", ms100)?;
+        at_least(
+            "header_read_timeout",
+            self.header_read_timeout,
+            "100ms",
+            ms100,
+        )?;
         at_least("body_read_timeout", self.body_read_timeout, "100ms", ms100)?;
         at_least(
             "checkpoint_every",
@@ -555,7 +563,10 @@ event_type = \"metrics.up\"
     /// 1s, 5s, 10s, 30s or whole minutes (CloudWatch's own rule): it gets `2m` when `d` is not
     /// whole minutes.
     fn every_duration(d: &str) -> String {
-        let whole_minutes = humantime::parse_duration(d).unwrap().as_secs() % 60 == 0;
+        let whole_minutes = humantime::parse_duration(d)
+            .unwrap()
+            .as_secs()
+            .is_multiple_of(60);
         let period = if whole_minutes { d } else { "2m" };
         format!(
             r#"
@@ -662,7 +673,7 @@ lookback = "{d}"
             let read = durations_of(&c);
             assert_eq!(read.len(), 25);
             for (i, d) in read.into_iter().enumerate() {
-                if i == CLOUDWATCH_PERIOD && expected.as_secs() % 60 != 0 {
+                if i == CLOUDWATCH_PERIOD && !expected.as_secs().is_multiple_of(60) {
                     assert_eq!(d, Some(Duration::from_secs(120)));
                     continue;
                 }
@@ -678,7 +689,10 @@ lookback = "{d}"
             assert!(e.contains(key) && e.contains("\"soon\""), "{e}");
         }
         let e = ServeConfig::parse("[limits]\ntimeout = 600").unwrap_err();
-        assert!(e.contains("timeout") && e.contains("expected a duration"), "{e}");
+        assert!(
+            e.contains("timeout") && e.contains("expected a duration"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -773,8 +787,14 @@ lookback = "{d}"
         for (text, field) in [
             ("queue_capacity = 0", "queue_capacity: "),
             ("checkpoint_every = \"10ms\"", "checkpoint_every: "),
-            ("[limits]\nmax_response_bytes = 1", "limits.max_response_bytes: "),
-            ("[trust]\napproval_ttl = \"0s\"", "trust: trust.approval_ttl: "),
+            (
+                "[limits]\nmax_response_bytes = 1",
+                "limits.max_response_bytes: ",
+            ),
+            (
+                "[trust]\napproval_ttl = \"0s\"",
+                "trust: trust.approval_ttl: ",
+            ),
             (
                 "[[trust.resource]]\nmatch = \" \"",
                 "trust: trust.resource[0].match: ",
@@ -785,7 +805,10 @@ lookback = "{d}"
             ),
             ("[aws]\nregion = \"EU West\"", "aws: aws.region: "),
             ("[docker]\nhost = \"ssh://box\"", "docker: "),
-            ("[kubernetes]\ncontext = \"\"", "kubernetes: kubernetes.context: "),
+            (
+                "[kubernetes]\ncontext = \"\"",
+                "kubernetes: kubernetes.context: ",
+            ),
             (
                 "[[sources.containers]]\nname = \"c\"\nselector = {}",
                 "sources: sources.containers[0].selector: ",

@@ -127,7 +127,12 @@ impl ServerLimits {
                 ),
             ));
         }
-        within("limits.memory", caps.memory_bytes, 1024 * 1024, d.memory_bytes)?;
+        within(
+            "limits.memory",
+            caps.memory_bytes,
+            1024 * 1024,
+            d.memory_bytes,
+        )?;
         within("limits.fuel", caps.fuel, 1, u64::MAX)?;
         within(
             "limits.max_host_calls",
@@ -167,7 +172,12 @@ impl ServerLimits {
             1,
             10_000_000,
         )?;
-        within("limits.max_response_bytes", run.max_response_bytes, 1024, GIB)
+        within(
+            "limits.max_response_bytes",
+            run.max_response_bytes,
+            1024,
+            GIB,
+        )
     }
 }
 
@@ -189,12 +199,17 @@ mod tests {
 
     #[test]
     fn limits_out_of_range_are_refused_naming_the_key() {
-        let e = limits("max_log_bytes = 0").validate().map_err(|e| e.to_string());
+        let e = limits("max_log_bytes = 0")
+            .validate()
+            .map_err(|e| e.to_string());
         assert_eq!(
             e,
             Err("limits.max_log_bytes: `0` is outside 1..=1048576".to_owned())
         );
-        let e = limits("timeout = \"2d\"").validate().unwrap_err().to_string();
+        let e = limits("timeout = \"2d\"")
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("limits.timeout: `2days` is outside"), "{e}");
         let l = limits("timeout = \"10m\"\nmax_recorded_bytes = 1048576");
         l.validate().unwrap();

@@ -56,7 +56,10 @@ pub struct Overrides {
     pub event_retention: Option<Duration>,
     /// A Prometheus base URL (e.g. `http://127.0.0.1:9090`): the `metrics` capability queries
     /// it, even with `--simulate`.
-    #[cfg_attr(feature = "cli", arg(long, value_name = "URL", env = "GRACE_PROMETHEUS"))]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "URL", env = "GRACE_PROMETHEUS")
+    )]
     pub prometheus: Option<String>,
     /// DEVELOPMENT ONLY: no authentication, every caller may do anything. Refused unless the
     /// listen address is loopback; logged loudly.
@@ -64,7 +67,10 @@ pub struct Overrides {
     pub insecure_no_auth: bool,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP
     /// reloads the pair. `grace init --tls` makes one to try it.
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE", env = "GRACE_TLS_CERT"))]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FILE", env = "GRACE_TLS_CERT")
+    )]
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of `--tls-cert`.
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE", env = "GRACE_TLS_KEY"))]
