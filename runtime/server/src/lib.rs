@@ -54,7 +54,7 @@ impl Server {
     pub async fn bind(config: ServeConfig) -> Result<Server, StartError> {
         let listen = config.listen;
         // Before anything else: a bad certificate is a bad setting, said at once.
-        let tls = match &config.tls {
+        let tls = match &config.tls() {
             Some(files) => Some(tls::TlsCertificates::load(&files.cert, &files.key)?),
             None => None,
         };

@@ -206,6 +206,17 @@ pub struct TrustRootConfig {
     pub public_key: String,
 }
 
+impl TrustRootConfig {
+    /// A key file (`--trust-root release.key.pub`), named after its key.
+    pub fn from_key_file(path: &Path) -> Result<TrustRootConfig, String> {
+        let key = VerifierKey::load(path).map_err(|e| e.to_string())?;
+        Ok(TrustRootConfig {
+            name: key.name().to_owned(),
+            public_key: key.to_string(),
+        })
+    }
+}
+
 /// The keys uploads may be signed by.
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoots {

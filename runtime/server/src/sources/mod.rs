@@ -12,6 +12,7 @@
 
 pub mod alertmanager;
 pub mod cloudwatch;
+mod config;
 pub mod containers;
 pub mod exposition;
 pub mod health;
@@ -25,6 +26,8 @@ use grace_engine::event::{EventError, parse_rfc3339};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+
+pub use config::SourcesConfig;
 
 /// Labels, in name order (as events' payloads show them).
 pub type Labels = BTreeMap<String, String>;

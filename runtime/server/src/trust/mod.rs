@@ -45,8 +45,8 @@ pub struct TrustSettings {
     #[serde(default)]
     pub guardrail: Vec<grace_trust::Guardrail>,
     /// `approval_ttl = "1h"`: how long an approval request waits before it counts as denied.
-    #[serde(default)]
-    pub approval_ttl: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub approval_ttl: Option<Duration>,
     /// `[[trust.resource]]`: what the trust core should know of resources.
     #[serde(default)]
     pub resource: Vec<ResourceDefaults>,
@@ -83,11 +83,7 @@ pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(3600);
 impl TrustSettings {
     /// Checks the settings; errors name the key.
     pub fn validate(&self) -> Result<(TrustConfig, Duration), String> {
-        let ttl = match &self.approval_ttl {
-            Some(text) => humantime::parse_duration(text)
-                .map_err(|e| format!("trust.approval_ttl: `{text}` is not a duration ({e})"))?,
-            None => DEFAULT_APPROVAL_TTL,
-        };
+        let ttl = self.approval_ttl.unwrap_or(DEFAULT_APPROVAL_TTL);
         if ttl < Duration::from_secs(1) {
             return Err("trust.approval_ttl: must be at least 1s".into());
         }
