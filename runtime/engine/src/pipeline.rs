@@ -18,8 +18,6 @@ use std::time::Duration;
 
 use grace_executor::{ExecError, Executors};
 use grace_ledger::{Decision, Ledger, NewEntry, Pending, Verdict};
-use grace_model::capability::Function;
-use grace_model::resource::Resource;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -29,81 +27,13 @@ use crate::event::TriggerEvent;
 use crate::grants::{Denial, Grants};
 use crate::manifest::Limits;
 use crate::run::{Failure, FailureKind, GuestInfo, TimelineEntry};
+pub use crate::trust::Call;
 use crate::trust::{Ask, Proposal, Trust, TrustDecision, TrustOutcome};
 
 /// Longest text argument (names, queries, ids) a guest may pass.
 pub const MAX_TEXT_ARG_BYTES: usize = 4096;
 /// How much of a long text argument the ledger keeps.
 const PREVIEW_BYTES: usize = 256;
-
-/// One host call, as the pipeline and the trust core see it.
-#[derive(Debug, Clone)]
-pub struct Call {
-    /// What the called function is (read or change, resource kind, Cedar action, lock):
-    /// the one description of it, in `grace-model`.
-    pub descriptor: &'static Function,
-    /// WIT interface, e.g. `scaling` (the descriptor's).
-    pub interface: &'static str,
-    /// WIT function, e.g. `set-desired-capacity` (the descriptor's).
-    pub function: &'static str,
-    /// Arguments as recorded (long texts shortened).
-    pub args: Value,
-    /// Whether the call changes the world (the descriptor's effect).
-    pub change: bool,
-    /// What a change acts on (a group, a container, `namespace/name`): with the run and the
-    /// change's rank, what its idempotency key is made of.
-    pub target: String,
-    /// What a read looks at, for the trust core (changes bring theirs in their [`Proposal`]).
-    pub resource: Option<Resource>,
-    /// The resource lock a change holds from its checks until its result is recorded
-    /// (see [`grace_executor::locks`]); `None` for reads.
-    pub lock: Option<String>,
-}
-
-impl Call {
-    fn new(descriptor: &'static Function, target: String, args: Value) -> Self {
-        let change = descriptor.is_change();
-        Call {
-            descriptor,
-            interface: descriptor.interface,
-            function: descriptor.name,
-            args,
-            change,
-            lock: change.then(|| format!("{}/{target}", descriptor.interface)),
-            target,
-            resource: None,
-        }
-    }
-
-    /// A call of a function that only reads (or touches only the run).
-    pub(crate) fn read(descriptor: &'static Function, args: Value) -> Self {
-        debug_assert!(!descriptor.is_change(), "{} changes", descriptor.name);
-        Call::new(descriptor, String::new(), args)
-    }
-
-    /// The resource a read looks at.
-    pub(crate) fn on(mut self, resource: Resource) -> Self {
-        self.resource = Some(resource);
-        self
-    }
-
-    /// A call of a function that changes `target`.
-    pub(crate) fn change(
-        descriptor: &'static Function,
-        target: impl Into<String>,
-        args: Value,
-    ) -> Self {
-        debug_assert!(descriptor.is_change(), "{} only reads", descriptor.name);
-        Call::new(descriptor, target.into(), args)
-    }
-
-    /// A change whose resource lock is `key` rather than its own target: for resources that
-    /// can overlap (label selectors), one key for all of them.
-    pub(crate) fn locking(mut self, key: impl Into<String>) -> Self {
-        self.lock = Some(key.into());
-        self
-    }
-}
 
 /// The idempotency key of the `rank`-th (from 1) `interface.function` change of `target` in
 /// run `run_id`: the same in every attempt of the run, so a retried run can tell which of its

@@ -8,6 +8,7 @@ mod kubernetes;
 mod log;
 mod metrics;
 mod scaling;
+mod wasi_clock;
 
 use grace_executor::{Labels, ident};
 
