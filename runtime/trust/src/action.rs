@@ -68,9 +68,9 @@ pub enum Action {
     /// `containers.list`.
     #[serde(rename = "containers::List")]
     ListContainers,
-    /// `containers.inspect`.
-    #[serde(rename = "containers::Inspect")]
-    InspectContainer,
+    /// `containers.logs`.
+    #[serde(rename = "containers::Logs")]
+    ContainerLogs,
     /// `containers.restart`.
     #[serde(rename = "containers::Restart")]
     RestartContainer,
@@ -123,7 +123,7 @@ const TABLE: [Row; 15] = {
         (A::SetDesiredCapacity, "scaling", "set-desired-capacity", "scaling::SetDesiredCapacity", R::Group, true, &["change", "capacity", "scaling"]),
         (A::WaitInService, "scaling", "wait-in-service", "scaling::WaitInService", R::Group, false, &["read", "scaling"]),
         (A::ListContainers, "containers", "list", "containers::List", R::Service, false, &["read", "containers"]),
-        (A::InspectContainer, "containers", "inspect", "containers::Inspect", R::Container, false, &["read", "containers"]),
+        (A::ContainerLogs, "containers", "logs", "containers::Logs", R::Container, false, &["read", "containers"]),
         (A::RestartContainer, "containers", "restart", "containers::Restart", R::Container, true, &["change", "restart", "containers"]),
         (A::StartContainer, "containers", "start", "containers::Start", R::Container, true, &["change", "containers"]),
         (A::StopContainer, "containers", "stop", "containers::Stop", R::Container, true, &["change", "containers"]),

@@ -622,7 +622,7 @@ fn every_capability_function_maps_to_an_action() {
         ("scaling", "set-desired-capacity"),
         ("scaling", "wait-in-service"),
         ("containers", "list"),
-        ("containers", "inspect"),
+        ("containers", "logs"),
         ("containers", "restart"),
         ("containers", "start"),
         ("containers", "stop"),

@@ -94,7 +94,7 @@ fn request(rng: &mut Lcg) -> Request {
             let action = [
                 Action::RestartContainer,
                 Action::StopContainer,
-                Action::InspectContainer,
+                Action::ContainerLogs,
             ][n as usize - 2];
             let mut r = Resource::container(format!("c-{}", rng.next(20)))
                 .environment(env)
