@@ -82,7 +82,11 @@ fn a_dry_run_shows_a_change_that_would_wait_for_approval_by_two_naming_the_polic
     ];
     let out = dry_run("scale-on-latency", data.path(), &args);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "the run does not succeed: {text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the run does not succeed: {text}"
+    );
     assert!(text.contains("waiting-approval"), "{text}");
     assert!(
         text.contains(
@@ -90,7 +94,10 @@ fn a_dry_run_shows_a_change_that_would_wait_for_approval_by_two_naming_the_polic
         ),
         "{text}"
     );
-    assert!(text.contains("policies from --policies (base, production)"), "{text}");
+    assert!(
+        text.contains("policies from --policies (base, production)"),
+        "{text}"
+    );
 
     let mut json_args = args.to_vec();
     json_args.push("--json");
@@ -122,9 +129,13 @@ fn a_dry_run_shows_a_forbid_policy_refusing_container_logs_and_the_playbook_goin
         &["--policies", path(&base), "--policies", path(&nologs)],
     );
     let text = stdout(&out);
-    assert!(out.status.success(), "the playbook goes on without the logs: {text}");
     assert!(
-        text.contains("containers.logs") && text.contains("denied by policy `nologs/no-container-logs`"),
+        out.status.success(),
+        "the playbook goes on without the logs: {text}"
+    );
+    assert!(
+        text.contains("containers.logs")
+            && text.contains("denied by policy `nologs/no-container-logs`"),
         "{text}"
     );
     assert!(text.contains("restarted web-1"), "{text}");

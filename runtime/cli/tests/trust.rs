@@ -458,7 +458,10 @@ fn a_policy_forbidding_container_logs_refuses_them_and_the_ledger_names_it() {
         .find(|e| e["interface"] == "containers" && e["function"] == "logs")
         .expect("the playbook asked for logs");
     assert_eq!(logs["decision"]["verdict"], "denied", "{logs}");
-    assert_eq!(logs["result"]["error"]["kind"], "denied", "the guest got `denied`");
+    assert_eq!(
+        logs["result"]["error"]["kind"], "denied",
+        "the guest got `denied`"
+    );
     let reason = logs["decision"]["reason"].as_str().unwrap();
     assert!(reason.contains("nologs/no-container-logs"), "{reason}");
     assert_eq!(
@@ -488,14 +491,22 @@ fn a_policy_forbidding_metrics_queries_refuses_a_collectors_query_and_records_it
         component = \"unused.wasm\"\n[schedule]\nevery = \"1s\"\n[[grants.metrics.series]]\nmetric = \"service_latency_p95_ms\"\n";
     let (status, body) = server.upload(collector, component("collector_fixture"));
     assert_eq!(status, 201, "{body}");
-    let refused = poll_until("the collector's refused query", Duration::from_secs(30), || {
-        let (_, entries) = server.get("/v1/ledger/entries?limit=1000");
-        entries.as_array()?.iter().find(|e| {
-            e["playbook"] == "fast-collector"
-                && e["interface"] == "metrics"
-                && e["function"] == "query"
-        }).cloned()
-    });
+    let refused = poll_until(
+        "the collector's refused query",
+        Duration::from_secs(30),
+        || {
+            let (_, entries) = server.get("/v1/ledger/entries?limit=1000");
+            entries
+                .as_array()?
+                .iter()
+                .find(|e| {
+                    e["playbook"] == "fast-collector"
+                        && e["interface"] == "metrics"
+                        && e["function"] == "query"
+                })
+                .cloned()
+        },
+    );
     assert_eq!(refused["decision"]["verdict"], "denied", "{refused}");
     assert_eq!(refused["result"]["error"]["kind"], "denied");
     let reason = refused["decision"]["reason"].as_str().unwrap();
@@ -503,5 +514,8 @@ fn a_policy_forbidding_metrics_queries_refuses_a_collectors_query_and_records_it
     poll_until("a failed collector pass", Duration::from_secs(30), || {
         (server.metric("grace_collector_passes_total{result=\"failed\"}") >= 1.0).then_some(())
     });
-    assert!(server.events().is_empty(), "a refused pass collects nothing");
+    assert!(
+        server.events().is_empty(),
+        "a refused pass collects nothing"
+    );
 }

@@ -53,7 +53,8 @@ pub fn load(args: &DryTrustArgs, database: &Path) -> Result<DryTrust, Exit> {
         None => grace_server::trust::TrustSettings::default(),
     };
     let (origin, sets) = if args.policies.is_empty() {
-        let sets = offline::stored_policy_sets_at(database).map_err(|e| Exit::Invalid(anyhow!(e)))?;
+        let sets =
+            offline::stored_policy_sets_at(database).map_err(|e| Exit::Invalid(anyhow!(e)))?;
         let origin = if sets.is_empty() {
             PolicyOrigin::None
         } else {
@@ -122,7 +123,12 @@ fn verdict(e: &TimelineEntry) -> Option<TrustVerdict> {
     let t = e.trust.as_ref()?;
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let policies = strings(t.get("policies"));

@@ -95,8 +95,7 @@ pub fn run(args: ReplayArgs) -> Exit {
             Err(e) => return Exit::Invalid(e.into()),
         }
     }
-    let dry = match super::dry_trust::load(&args.trust, &super::ledger_path(&args.data.data_dir))
-    {
+    let dry = match super::dry_trust::load(&args.trust, &super::ledger_path(&args.data.data_dir)) {
         Ok(d) => d,
         Err(exit) => return exit,
     };
@@ -158,7 +157,11 @@ pub fn run(args: ReplayArgs) -> Exit {
     Exit::Ok
 }
 
-fn text_report(report: &ReplayReport, source: &super::dry_trust::TrustSource, file: &Path) -> String {
+fn text_report(
+    report: &ReplayReport,
+    source: &super::dry_trust::TrustSource,
+    file: &Path,
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(

@@ -77,11 +77,7 @@ pub fn policy_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PolicySet>, String
 /// without changing them.
 pub fn stored_policy_sets(db: Arc<redb::Database>) -> Result<Vec<PolicySet>, String> {
     let store = grace_trust::PolicyStore::open(db).map_err(|e| e.to_string())?;
-    Ok(store
-        .list()
-        .into_iter()
-        .map(|v| (v.name, v.text))
-        .collect())
+    Ok(store.list().into_iter().map(|v| (v.name, v.text)).collect())
 }
 
 /// The live policy sets stored in the database at `path` (`<data-dir>/grace.redb`); none when
@@ -101,9 +97,9 @@ pub fn stored_policy_sets_at(path: &Path) -> Result<Vec<PolicySet>, String> {
 
 #[cfg(test)]
 mod tests {
+    use grace_engine::Kind;
     use grace_engine::pipeline::Call;
     use grace_engine::run::GuestInfo;
-    use grace_engine::Kind;
     use grace_engine::trust::{Ask, Trust, TrustDecision, TrustOutcome};
     use serde_json::json;
 
@@ -149,7 +145,11 @@ mod tests {
         let trust = dry_run(&TrustSettings::default(), &[]).unwrap();
         let decided = decide(&trust, &read("containers", "inspect")).await;
         assert_eq!(decided.outcome, TrustOutcome::Deny, "{}", decided.reason);
-        assert!(decided.reason.contains("has no trust action"), "{}", decided.reason);
+        assert!(
+            decided.reason.contains("has no trust action"),
+            "{}",
+            decided.reason
+        );
     }
 
     #[tokio::test]
@@ -157,17 +157,28 @@ mod tests {
         let trust = dry_run(&TrustSettings::default(), &[]).unwrap();
         let decided = decide(&trust, &read("containers", "logs")).await;
         assert_eq!(decided.outcome, TrustOutcome::Deny, "{}", decided.reason);
-        assert!(decided.reason.contains("names no resource"), "{}", decided.reason);
+        assert!(
+            decided.reason.contains("names no resource"),
+            "{}",
+            decided.reason
+        );
     }
 
     #[tokio::test]
     async fn log_clock_and_config_are_outside_the_trust_core_and_allowed() {
         // A forbid of everything would refuse any call the trust core is asked about.
-        let forbid = ("all".to_owned(), "forbid (principal, action, resource);".to_owned());
+        let forbid = (
+            "all".to_owned(),
+            "forbid (principal, action, resource);".to_owned(),
+        );
         let trust = dry_run(&TrustSettings::default(), &[forbid]).unwrap();
         for (interface, function) in [("log", "write"), ("clock", "now"), ("config", "get")] {
             let decided = decide(&trust, &read(interface, function)).await;
-            assert_eq!(decided.outcome, TrustOutcome::Allow, "{interface}.{function}");
+            assert_eq!(
+                decided.outcome,
+                TrustOutcome::Allow,
+                "{interface}.{function}"
+            );
         }
         let logs = Call {
             resource: Some(grace_trust::Resource::container("web-1")),
