@@ -210,3 +210,25 @@ fn a_replay_shows_what_the_trust_core_would_decide() {
         "{text}"
     );
 }
+
+#[test]
+fn a_dry_run_shows_a_guardrail_of_the_config_denying_a_change() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("grace.toml");
+    std::fs::write(
+        &config,
+        "[trust]\n[[trust.guardrail]]\nname = \"api budget\"\nkind = \"group\"\nmatch = \"api-*\"\nmax_capacity = 4\n",
+    )
+    .unwrap();
+    let out = dry_run(
+        "scale-on-latency",
+        &data.path().join("data"),
+        &["--config", path(&config)],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("scaling.set-desired-capacity desired_capacity=5 group=api-asg  denied by guardrail `api budget`"),
+        "{text}"
+    );
+}

@@ -206,7 +206,7 @@ fn cite(ids: &[String]) -> String {
 pub fn source_line(s: &TrustSource) -> String {
     let policies = match s.origin {
         PolicyOrigin::None => {
-            "no policies loaded: the grants decide and every call they allow is allowed, as in `grace serve` with none".to_owned()
+            "no policies loaded: what the grants allow is allowed unless a guardrail stops it, as in `grace serve` with none".to_owned()
         }
         PolicyOrigin::Files => format!(
             "{} policies from --policies ({})",
