@@ -185,7 +185,7 @@ fn a_replay_shows_what_the_trust_core_would_decide() {
         demo_trust("production.cedar"),
         demo_trust("grace.toml"),
     );
-    let out = grace(&[
+    let args = [
         "replay",
         path(&incident),
         "--dry-run",
@@ -199,7 +199,8 @@ fn a_replay_shows_what_the_trust_core_would_decide() {
         path(&production),
         "--config",
         path(&config),
-    ]);
+    ];
+    let out = grace(&args);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("FIRED -> run waiting-approval"), "{text}");
@@ -209,6 +210,19 @@ fn a_replay_shows_what_the_trust_core_would_decide() {
         ),
         "{text}"
     );
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = grace(&json_args);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = report["trust"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{report}");
+    assert_eq!(runs[0]["playbook"], "scale-on-latency");
+    assert_eq!(
+        runs[0]["decisions"][0]["outcome"],
+        "would-wait-for-approval"
+    );
+    assert_eq!(report["trust"]["source"]["sets"][1], "production");
 }
 
 #[test]
