@@ -192,6 +192,25 @@ pub struct ReplayArgs {
     /// Print a machine-readable report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub trust: DryTrustArgs,
+    #[command(flatten)]
+    pub data: DataDir,
+}
+
+/// What decides a dry run's calls: the trust core `grace serve` runs, with these policies and
+/// this `[trust]` configuration.
+#[derive(Debug, Args, Clone)]
+pub struct DryTrustArgs {
+    /// Cedar policy files (repeatable; each a policy set named after its file). Without them,
+    /// the policy sets stored in the data directory; with none there, no policy is loaded and
+    /// the grants decide, as in `grace serve`.
+    #[arg(long = "policies", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// A `grace.toml` whose `[trust]` (guardrails, risk weights, `[[trust.resource]]`) the trust
+    /// core applies; none: the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Which server a client command talks to.
@@ -226,6 +245,8 @@ pub struct RunArgs {
     /// Print a machine-readable report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub trust: DryTrustArgs,
     #[command(flatten)]
     pub data: DataDir,
 }

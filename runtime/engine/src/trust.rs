@@ -4,7 +4,9 @@
 //! The engine knows what is asked ([`Ask`]: who, which call, on what resource in which state,
 //! with which change, for which event) and what to do with each answer; *how* to decide is the
 //! host's business ([`Trust`]). `grace serve` plugs in the trust core of `grace-trust`
-//! (policies, risk score, guardrails, approvals); tests and dry runs use [`PassThrough`].
+//! (policies, risk score, guardrails, approvals), and so do `grace run --dry-run` and
+//! `grace replay`, on a throwaway database; [`PassThrough`] is for the engine's own tests and
+//! examples, so a host sets [`RunEnv::trust`](crate::RunEnv::trust) for every guest it runs.
 //!
 //! Awaiting approval is not waiting in the guest: the run stops there (its status is
 //! [`RunStatus::WaitingApproval`](crate::RunStatus::WaitingApproval)) and holds no instance,

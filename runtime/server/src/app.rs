@@ -89,6 +89,8 @@ impl Poller for CollectorPoller {
         let _slot = app.slots.acquire().await.map_err(|_| unavailable())?;
         let mut env = RunEnv::new(app.executors.clone(), app.ledger.clone());
         env.bounds = app.config.limits.run;
+        // A collector's metrics queries are decided by the trust core like a playbook's calls.
+        env.trust = app.trust.clone();
         let report = app.engine.run_collector(&self.guest, &env).await;
         app.metrics.host_calls.fetch_add(
             u64::from(report.host_calls),

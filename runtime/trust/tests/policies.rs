@@ -651,3 +651,32 @@ fn every_capability_function_that_acts_on_a_resource_is_an_action() {
     assert_eq!(Action::from_call("containers", "exec"), None);
     assert_eq!(Action::from_call("containers", "inspect"), None);
 }
+
+#[test]
+fn a_policy_can_forbid_reading_container_logs() {
+    let core = TrustCore::in_memory(Default::default()).unwrap();
+    let sets = [
+        ("base", grace_trust::BASELINE),
+        (
+            "nologs",
+            "@id(\"no-container-logs\")\nforbid (principal, action == Grace::Action::\"containers::Logs\", resource);",
+        ),
+    ];
+    let policies = grace_trust::Policies::compile(sets).unwrap();
+    let logs = Request::new(
+        playbook("heal"),
+        Action::from_call("containers", "logs").unwrap(),
+        Resource::container("web-1"),
+        WEDNESDAY_2PM,
+    );
+    let decision = core.decide_with(&policies, &logs);
+    assert_eq!(decision.outcome, Outcome::Deny, "{}", decision.reason);
+    assert_eq!(decision.policies, ["nologs/no-container-logs"]);
+    let list = Request::new(
+        playbook("heal"),
+        Action::from_cedar_id("containers::List").unwrap(),
+        Resource::service([("app", "web")]),
+        WEDNESDAY_2PM,
+    );
+    assert_eq!(core.decide_with(&policies, &list).outcome, Outcome::Allow);
+}
