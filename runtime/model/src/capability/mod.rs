@@ -377,6 +377,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn resource_kinds_are_listed_in_declaration_order() {
+        // The trust core indexes its Cedar entity types by `kind as usize`.
+        for (i, k) in ResourceKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{}", k.name());
+        }
+    }
+
+    #[test]
     fn exactly_the_local_functions_are_not_governed() {
         for f in functions() {
             assert_eq!(

@@ -19,8 +19,8 @@ pub(crate) struct Names {
     pub schema: Schema,
     pub playbook: EntityTypeName,
     pub user: EntityTypeName,
-    /// By [`ResourceKind`] order.
-    pub resources: [EntityTypeName; 5],
+    /// By [`ResourceKind`] order ([`ResourceKind::ALL`]).
+    pub resources: Vec<EntityTypeName>,
     /// By [`Action::index`].
     pub actions: Vec<EntityUid>,
     /// By [`Action::index`]: the action entity, its groups as parents.
@@ -40,13 +40,10 @@ fn build() -> Result<Names, String> {
     let (schema, _warnings) =
         Schema::from_cedarschema_str(SCHEMA_TEXT).map_err(|e| format!("{e:?}"))?;
     let ty = |name: &str| EntityTypeName::from_str(name).map_err(|e| e.to_string());
-    let resources = [
-        ty(ResourceKind::Group.cedar_type())?,
-        ty(ResourceKind::Container.cedar_type())?,
-        ty(ResourceKind::Service.cedar_type())?,
-        ty(ResourceKind::Deployment.cedar_type())?,
-        ty(ResourceKind::Query.cedar_type())?,
-    ];
+    let resources = ResourceKind::ALL
+        .iter()
+        .map(|k| ty(k.cedar_type()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut actions = Vec::new();
     let mut core_action_entities = Vec::new();
     let mut action_groups = Vec::new();
