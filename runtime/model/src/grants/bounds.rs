@@ -16,6 +16,7 @@ pub(super) struct Bounds<'a> {
 }
 
 impl Bounds<'_> {
+    /// Refuses `desired` below `min`, above `max`, or further than `max_step` from `current`.
     pub(super) fn check(&self, current: u32, desired: u32) -> Result<(), Denial> {
         if let Some(min) = self.min
             && desired < min
