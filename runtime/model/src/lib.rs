@@ -4,13 +4,23 @@
 //! a runtime to read a manifest.
 //!
 //! - [`event`]: the `TriggerEvent` that starts a playbook, validated;
-//! - [`manifest`] and [`grants`]: what a guest is and what it may do, parsed once into typed
-//!   rules ([`promql_grant`]: metrics grants, checked on parsed PromQL);
-//! - [`condition`]: the expression language of trigger conditions and dedup keys;
+//! - [`manifest`]: what a guest is (`playbook.toml`), parsed once into typed values
+//!   (`manifest/{error, parse, hold, raw}`: its error, field parsers, a trigger's `for`, and
+//!   serde's view of the TOML);
+//! - [`grants`]: what a guest may do, one module per capability
+//!   (`grants/{scaling, containers, kubernetes, metrics}`) and the bounds they share
+//!   (`grants/bounds`); metrics grants are checked on parsed PromQL (`grants/metrics/{walk,
+//!   selector, raw}`) and keep their older path, [`promql_grant`];
+//! - [`condition`]: the expression language of trigger conditions and dedup keys
+//!   (`condition/{lex, parse, eval, template}`);
 //! - [`glob`]: the one glob of grants, guardrails and provider routes;
 //! - [`capability`]: one descriptor per capability function, the single place that says what it
 //!   is (read or change, resource kind, Cedar action, lock, grant rule);
 //! - [`resource`]: what the trust core is told about the resource a call acts on.
+//!
+//! Inside each module the parts use their parent's shared types, and no part uses a sibling that
+//! uses it back. Between modules, `manifest` and `grants` still refer to each other: a manifest
+//! holds its grants, and grants are validated against the manifest's kind, with its error.
 
 pub mod capability;
 pub mod condition;
@@ -18,8 +28,11 @@ pub mod event;
 pub mod glob;
 pub mod grants;
 pub mod manifest;
-pub mod promql_grant;
 pub mod resource;
+
+/// `[grants.metrics]` under its older path: the metrics grant lives with the other grants, in
+/// [`grants::metrics`].
+pub use grants::metrics as promql_grant;
 
 pub use capability::{Action, ResourceKind};
 pub use event::TriggerEvent;
