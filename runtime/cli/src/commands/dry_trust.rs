@@ -11,7 +11,7 @@ use anyhow::anyhow;
 use grace_engine::TimelineEntry;
 use grace_engine::text::escape;
 use grace_ledger::Verdict;
-use grace_server::config::FileConfig;
+use grace_server::config::ServeConfig;
 use grace_server::trust::HostTrust;
 use grace_server::trust::offline::{self, PolicyOrigin};
 use serde::Serialize;
@@ -46,10 +46,11 @@ pub struct TrustSource {
 /// `data_dir`'s database; `args.config`'s `[trust]`.
 pub fn load(args: &DryTrustArgs, database: &Path) -> Result<DryTrust, Exit> {
     let settings = match &args.config {
-        Some(path) => FileConfig::load(path, true)
-            .map_err(|e| Exit::Invalid(e.into()))?
-            .trust
-            .unwrap_or_default(),
+        Some(path) => {
+            ServeConfig::read(path)
+                .map_err(|e| Exit::Invalid(e.into()))?
+                .trust
+        }
         None => grace_server::trust::TrustSettings::default(),
     };
     let (origin, sets) = if args.policies.is_empty() {

@@ -29,16 +29,18 @@ pub enum ContainerAction {
 }
 
 impl ContainerAction {
+    /// Every action, in the order manifests list them in errors.
+    pub const ALL: [ContainerAction; 6] = [
+        ContainerAction::List,
+        ContainerAction::Logs,
+        ContainerAction::Restart,
+        ContainerAction::Start,
+        ContainerAction::Stop,
+        ContainerAction::Scale,
+    ];
+
     fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "list" => ContainerAction::List,
-            "restart" => ContainerAction::Restart,
-            "start" => ContainerAction::Start,
-            "stop" => ContainerAction::Stop,
-            "scale" => ContainerAction::Scale,
-            "logs" => ContainerAction::Logs,
-            _ => return None,
-        })
+        ContainerAction::ALL.into_iter().find(|a| a.name() == s)
     }
 
     /// The action's name, as in manifests and WIT.
@@ -200,7 +202,11 @@ impl RawContainers {
             "grants.containers.actions",
             self.actions,
             ContainerAction::parse,
-            "`list`, `restart`, `start`, `stop`, `scale`",
+            &ContainerAction::ALL
+                .iter()
+                .map(|a| format!("`{}`", a.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
         )?;
         // Without a ceiling one call could ask for the engine's limit of replicas:
         // scaling is granted only with an explicit one.

@@ -179,6 +179,17 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_container_action_is_refused_naming_every_known_one() {
+        let e = Manifest::parse("manifest_version = 2\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"p.wasm\"\n[[triggers]]\nevent_type = \"x\"\n[grants.containers]\nlabels = { app = \"web\" }\nactions = [\"exec\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grants.containers.actions[0]"), "{e}");
+        for action in ContainerAction::ALL {
+            assert!(e.contains(&format!("`{}`", action.name())), "{e}");
+        }
+    }
+
+    #[test]
     fn collectors_cannot_be_granted_actions() {
         let e = Manifest::parse("manifest_version = 1\nname = \"c\"\nversion = \"1.0.0\"\nkind = \"collector\"\ncomponent = \"c.wasm\"\n[grants.scaling]\ngroups = [\"*\"]\n")
             .unwrap_err()

@@ -20,15 +20,14 @@ use grace_engine::TriggerEvent;
 use grace_engine::glob::Glob;
 use grace_engine::trust::{Ask, Trust, TrustDecision, TrustOutcome};
 use grace_trust::{
-    Action, Decision, History, Outcome, Principal, Request, Resource, ResourceKind, Signal,
-    TrustConfig, TrustCore,
+    Decision, History, Outcome, Principal, Request, Resource, ResourceKind, Signal, TrustConfig,
+    TrustCore,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use approvals::{Approval, ApprovalState, Approvals, approval_id};
 use grace_model::capability::Effect;
-
 
 /// How far back failed runs count towards a playbook's `recent_failures`.
 const FAILURE_WINDOW_MS: u64 = 24 * 3600 * 1000;

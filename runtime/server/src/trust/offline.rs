@@ -162,7 +162,12 @@ mod tests {
             "forbid (principal, action, resource);".to_owned(),
         );
         let trust = dry_run(&TrustSettings::default(), &[forbid]).unwrap();
-        for (interface, function) in [("log", "log"), ("clock", "now"), ("clock", "sleep"), ("config", "get")] {
+        for (interface, function) in [
+            ("log", "log"),
+            ("clock", "now"),
+            ("clock", "sleep"),
+            ("config", "get"),
+        ] {
             let decided = decide(&trust, &read(interface, function)).await;
             assert_eq!(
                 decided.outcome,
