@@ -19,16 +19,23 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod executors;
+pub mod intake;
 pub mod limits;
 pub mod listener;
+pub mod maintenance;
 pub mod metrics;
+pub mod registry;
 pub mod replay;
 pub mod runs;
+pub mod scheduler;
 pub mod signing;
 pub mod sources;
 pub mod store;
 pub mod supervisor;
+pub mod sync;
 pub mod tls;
+pub mod triggers;
 pub mod trust;
 
 use std::future::Future;
@@ -61,10 +68,14 @@ impl Server {
         let app = App::start(config).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| StartError::Other(format!("cannot listen on {listen}: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Other(e.to_string()))?;
+            .map_err(|source| StartError::Io {
+                what: format!("cannot listen on {listen}"),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Io {
+            what: "cannot read the listening address".into(),
+            source,
+        })?;
         Ok(Server {
             app,
             addr,

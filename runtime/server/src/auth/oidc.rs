@@ -307,15 +307,24 @@ pub fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && !token.starts_with(super::tokens::TOKEN_PREFIX)
 }
 
+/// Why an OIDC verifier cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OidcSetupError {
+    /// No HTTP client to fetch the issuer's keys with.
+    #[error("auth.oidc: no HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
 impl OidcVerifier {
     /// A verifier for `settings`; keys are fetched on first use.
-    pub fn new(settings: OidcSettings) -> Result<OidcVerifier, String> {
+    pub fn new(settings: OidcSettings) -> Result<OidcVerifier, OidcSetupError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("auth.oidc: no HTTP client: {e}"))?;
+            .map_err(OidcSetupError::Client)?;
         let jwks = settings.jwks_url.clone();
         Ok(OidcVerifier {
             settings,

@@ -1,23 +1,31 @@
 //! Event sources: other systems' formats turned into validated [`TriggerEvent`]s.
 //!
 //! Each source parses what it receives, checks it completely (errors name the field, the JSON
-//! path or the line), and returns events; the API hands them to `App::ingest`, the same
-//! all-or-nothing, durable-before-`202` path as `POST /v1/events`.
+//! path or the line), and returns events; the API hands them to
+//! [`Intake::ingest_from`](crate::intake::Intake::ingest_from), the same all-or-nothing,
+//! durable-before-`202` path as `POST /v1/events`. Polled sources send theirs over the
+//! [`supervisor`]'s channel to [`Intake::ingest`](crate::intake::Intake::ingest).
 //!
 //! - [`alertmanager`]: Alertmanager's webhook (version 4), one event per alert, deduplicated;
 //! - [`metrics`]: KPIs an application pushes, as Prometheus text or JSON, one event per sample;
-//! - [`exposition`]: the Prometheus text exposition format (0.0.4) parser behind [`metrics`].
+//! - [`exposition`]: the Prometheus text exposition format (0.0.4) parser behind [`metrics`];
+//! - [`poll`]: polled sources' schedule and retries; [`promql`], [`cloudwatch`], [`containers`]:
+//!   the polled sources of `grace.toml`; [`collector`]: an enabled Wasm collector as one;
+//! - [`supervisor`]: the polled sources' tasks, their channel to the intake, every source's
+//!   health ([`health`]).
 //!
 //! [`TriggerEvent`]: grace_engine::TriggerEvent
 
 pub mod alertmanager;
 pub mod cloudwatch;
+pub mod collector;
 pub mod containers;
 pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod poll;
 pub mod promql;
+pub mod supervisor;
 
 use std::collections::BTreeMap;
 

@@ -14,7 +14,7 @@ use grace_executor::ExecError;
 use serde::Deserialize;
 
 use super::health::SourceState;
-use crate::app::App;
+use super::supervisor::Batch;
 
 /// What one poll produced.
 #[derive(Debug, Default)]
@@ -173,10 +173,11 @@ fn checked(polled: Polled) -> Result<Polled, ExecError> {
     Ok(polled)
 }
 
-/// Polls `poller` forever on `schedule` (first poll at once), publishing its events through
-/// `app` and its health to `state`. Abort the task to stop it.
+/// Polls `poller` forever on `schedule` (first poll at once), sending its events to `batches`
+/// (bounded: a poll waits while the intake is behind) and its health to `state`. Abort the task
+/// to stop it; it also ends when the intake is gone (the server is shutting down).
 pub async fn run(
-    app: std::sync::Weak<App>,
+    batches: tokio::sync::mpsc::Sender<Batch>,
     name: String,
     poller: Arc<dyn Poller>,
     schedule: Schedule,
@@ -198,15 +199,12 @@ pub async fn run(
                 let n = polled.events.len() as u64;
                 state.succeeded(n, polled.stale);
                 if !polled.events.is_empty() {
-                    let Some(app) = app.upgrade() else { return };
-                    match app.ingest(polled.events).await {
-                        Ok((first, last)) => {
-                            tracing::debug!(source = %name, events = n, first, last, "polled")
-                        }
-                        // Counted as throttled by `ingest`; the next poll brings newer data.
-                        Err(e) => {
-                            tracing::warn!(source = %name, events = n, "polled events were not accepted: {e}")
-                        }
+                    let batch = Batch {
+                        source: name.clone(),
+                        events: polled.events,
+                    };
+                    if batches.send(batch).await.is_err() {
+                        return;
                     }
                 }
                 schedule.every.saturating_sub(started.elapsed())
