@@ -470,11 +470,9 @@ impl ServeConfig {
             );
         }
         self.check_transport()?;
-        crate::signing::TrustRoots::load(&self.trust_roots).map_err(|message| {
-            ConfigError::Invalid {
-                field: "trust_roots",
-                message,
-            }
+        crate::signing::TrustRoots::load(&self.trust_roots).map_err(|e| ConfigError::Invalid {
+            field: "trust_roots",
+            message: e.to_string(),
         })?;
         if let Some(oidc) = &self.auth.oidc {
             oidc.settings()

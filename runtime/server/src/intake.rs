@@ -2,8 +2,8 @@
 //! log, then queued for the [scheduler](crate::scheduler)'s matcher, all of it or none of it.
 //!
 //! The API's publish routes call [`Intake::ingest_from`]; polled sources and collectors send
-//! their batches over the [source supervisor](crate::sources::supervisor)'s channel, whose pump
-//! calls [`Intake::ingest`].
+//! their batches over the [source supervisor](crate::sources::supervisor)'s channel, which
+//! [`Intake::pump`] empties.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::sources::supervisor::Batch;
 use crate::store::{EventLog, Publisher, StoreError};
+use crate::supervisor::TaskError;
 use crate::trust::HostTrust;
 
 /// An accepted event on its way to the matcher.
@@ -192,6 +194,29 @@ impl Intake {
             .events_accepted
             .fetch_add(n as u64, Ordering::Relaxed);
         Ok((first, last))
+    }
+
+    /// Hands the polled sources' batches (see [`crate::sources::supervisor`]) to
+    /// [`ingest`](Intake::ingest), in the order they come. The receiver outlives a start of
+    /// this task, so a restarted pump takes up the same channel. Ends when every sender is gone.
+    pub async fn pump(
+        self: Arc<Self>,
+        rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Batch>>>,
+    ) -> Result<(), TaskError> {
+        let mut rx = rx.lock().await;
+        while let Some(batch) = rx.recv().await {
+            let n = batch.events.len();
+            match self.ingest(batch.events).await {
+                Ok((first, last)) => {
+                    tracing::debug!(source = %batch.source, events = n, first, last, "polled")
+                }
+                // Counted as throttled; the next poll brings newer data.
+                Err(e) => {
+                    tracing::warn!(source = %batch.source, events = n, "polled events were not accepted: {e}")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Queues events read back from the log (accepted before a restart, not yet matched),

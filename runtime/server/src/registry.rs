@@ -16,11 +16,11 @@ use grace_engine::event::system_now_millis;
 use grace_engine::{Engine, Guest, Kind, LoadError, Manifest, ManifestError};
 use grace_mesh::PlaybookTriggers;
 
+use crate::collectors::Collectors;
 use crate::config::{ConfigError, ServeConfig};
 use crate::error::ApiError;
 use crate::runs::RunRecord;
 use crate::signing::{SignedBy, TrustRoots};
-use crate::sources::collector::Collectors;
 use crate::store::{PlaybookRecord, PutOutcome, Store, StoreError, VersionRecord};
 use crate::sync::{lock, read, write};
 use crate::triggers::Triggers;
@@ -126,9 +126,9 @@ impl Registry {
         collectors: Arc<Collectors>,
     ) -> Result<Registry, ConfigError> {
         let trust_roots =
-            TrustRoots::load(&config.trust_roots).map_err(|message| ConfigError::Invalid {
+            TrustRoots::load(&config.trust_roots).map_err(|e| ConfigError::Invalid {
                 field: "trust_roots",
-                message,
+                message: e.to_string(),
             })?;
         if config.allow_unsigned_playbooks {
             tracing::warn!(
@@ -229,7 +229,7 @@ impl Registry {
                 .await?
                 .map_err(RegistryError::Component)?;
         if guest.manifest.kind == Kind::Collector
-            && crate::sources::supervisor::is_configured(&self.config, &guest.manifest.name)
+            && is_configured_source(&self.config, &guest.manifest.name)
         {
             return Err(RegistryError::SourceName(guest.manifest.name.clone()));
         }
@@ -398,6 +398,13 @@ impl Registry {
             .await?
             .map_err(RegistryError::StoredComponent)
     }
+}
+
+/// Whether `name` is a push source or a source configured in `grace.toml` (collectors may not
+/// take these names: they share the sources' names).
+fn is_configured_source(config: &ServeConfig, name: &str) -> bool {
+    matches!(name, "alertmanager" | "metrics-push")
+        || config.sources.names().any(|(_, n)| n == name)
 }
 
 /// Compiled versions that are not live, by component digest, most recently used first, at most

@@ -10,7 +10,8 @@
 //! - [`metrics`]: KPIs an application pushes, as Prometheus text or JSON, one event per sample;
 //! - [`exposition`]: the Prometheus text exposition format (0.0.4) parser behind [`metrics`];
 //! - [`poll`]: polled sources' schedule and retries; [`promql`], [`cloudwatch`], [`containers`]:
-//!   the polled sources of `grace.toml`; [`collector`]: an enabled Wasm collector as one;
+//!   the polled sources of `grace.toml` (enabled Wasm collectors are polled too, see
+//!   `crate::collectors`);
 //! - [`supervisor`]: the polled sources' tasks, their channel to the intake, every source's
 //!   health ([`health`]).
 //!
@@ -18,7 +19,6 @@
 
 pub mod alertmanager;
 pub mod cloudwatch;
-pub mod collector;
 pub mod containers;
 pub mod exposition;
 pub mod health;

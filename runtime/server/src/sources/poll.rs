@@ -147,7 +147,7 @@ impl Freshness {
         if now.saturating_sub(timestamp) > max_age {
             return false;
         }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = crate::sync::lock(&self.last);
         if last.get(series).is_some_and(|&t| t >= timestamp) {
             return false;
         }

@@ -3,22 +3,19 @@
 //! health for `GET /v1/sources`.
 //!
 //! Sources do not call the intake: each gets a sender of a bounded channel
-//! ([`BATCH_CAPACITY`] batches) and the [`pump`] hands the batches to [`Intake::ingest`], so
-//! that a source knows nothing of the server around it.
+//! ([`BATCH_CAPACITY`] batches), whose receiver the server hands to
+//! [`Intake::pump`](crate::intake::Intake::pump), so that a source knows nothing of the server
+//! around it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use grace_engine::TriggerEvent;
-use grace_executor::Executors;
 use tokio::sync::mpsc;
 
-use super::containers::ContainersSource;
 use super::health::Sources;
 use super::poll::{self, Poller, Schedule};
-use crate::config::{ConfigError, ServeConfig};
-use crate::intake::Intake;
-use crate::supervisor::{Supervisor, TaskError};
+use crate::supervisor::Supervisor;
 use crate::sync::lock;
 
 /// Batches waiting for the intake at most; a source with a batch to send waits for room.
@@ -42,7 +39,7 @@ pub struct SourceSupervisor {
 }
 
 impl SourceSupervisor {
-    /// A supervisor whose sources' batches come out of the returned receiver (see [`pump`]).
+    /// A supervisor whose sources' batches come out of the returned receiver.
     pub fn new(supervisor: Arc<Supervisor>) -> (SourceSupervisor, mpsc::Receiver<Batch>) {
         let (batches, rx) = mpsc::channel(BATCH_CAPACITY);
         let sources = SourceSupervisor {
@@ -98,83 +95,6 @@ impl SourceSupervisor {
             task.abort();
         }
     }
-
-    /// Starts the sources of `grace.toml`: the push endpoints' health, and every polled source.
-    pub fn start_configured(
-        &self,
-        config: &ServeConfig,
-        executors: &Executors,
-        cloudwatch: Option<&grace_aws::CloudWatch>,
-    ) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            field: "sources",
-            message,
-        };
-        self.health.pushed(
-            "alertmanager",
-            "alertmanager",
-            "POST /v1/sources/alertmanager".into(),
-        );
-        self.health.pushed(
-            "metrics-push",
-            "metrics-push",
-            "POST /v1/sources/metrics".into(),
-        );
-        let promql = super::promql::build_all(&config.sources.promql, config.prometheus.as_deref())
-            .map_err(invalid)?;
-        for (source, schedule) in promql {
-            let (name, target) = (source.name().to_owned(), source.query().to_owned());
-            self.poll(&name, "promql", target, source, schedule);
-        }
-        let cloudwatch = super::cloudwatch::build_all(&config.sources.cloudwatch, cloudwatch)
-            .map_err(invalid)?;
-        for (source, schedule) in cloudwatch {
-            let (name, target) = (source.name().to_owned(), source.target());
-            self.poll(&name, "cloudwatch", target, source, schedule);
-        }
-        for (i, c) in config.sources.containers.iter().enumerate() {
-            let (source, schedule) = ContainersSource::new(
-                c,
-                executors.containers.clone(),
-                executors.clock.clone(),
-                &format!("sources.containers[{i}]"),
-            )
-            .map_err(invalid)?;
-            let (name, target) = (source.name().to_owned(), source.target());
-            self.poll(&name, "containers", target, Arc::new(source), schedule);
-        }
-        Ok(())
-    }
-}
-
-/// Whether `name` is a push source or a source configured in `grace.toml` (collectors may not
-/// take these names).
-pub fn is_configured(config: &ServeConfig, name: &str) -> bool {
-    matches!(name, "alertmanager" | "metrics-push")
-        || config.sources.names().any(|(_, n)| n == name)
-}
-
-/// Hands the sources' batches to the intake, in the order they come. The receiver outlives a
-/// start of this task, so a restarted pump takes up the same channel. Ends when every sender
-/// is gone.
-pub async fn pump(
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Batch>>>,
-    intake: Arc<Intake>,
-) -> Result<(), TaskError> {
-    let mut rx = rx.lock().await;
-    while let Some(batch) = rx.recv().await {
-        let n = batch.events.len();
-        match intake.ingest(batch.events).await {
-            Ok((first, last)) => {
-                tracing::debug!(source = %batch.source, events = n, first, last, "polled")
-            }
-            // Counted as throttled by the intake; the next poll brings newer data.
-            Err(e) => {
-                tracing::warn!(source = %batch.source, events = n, "polled events were not accepted: {e}")
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! tasks under the [`Supervisor`]. The API's handlers take the parts they need from the app
 //! by [`axum::extract::FromRef`] (see [`crate::api`]).
 
+mod setup;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,14 +21,14 @@ use grace_ledger::{Durability, Ledger, LedgerError};
 use grace_sim::{Fleet, FleetError, Simulation};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::auth::{Audit, AuthStartError, Authenticator};
+use crate::auth::{Audit, Authenticator, TokenError};
+use crate::collectors::Collectors;
 use crate::config::{ConfigError, ServeConfig};
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::scheduler::{Resources, Scheduler};
-use crate::sources::collector::Collectors;
-use crate::sources::supervisor::{self as source_supervisor, SourceSupervisor};
+use crate::sources::supervisor::SourceSupervisor;
 use crate::store::{EventLog, Store, StoreError};
 use crate::supervisor::Supervisor;
 use crate::triggers::Triggers;
@@ -107,9 +109,12 @@ pub enum StartError {
         /// Why it failed.
         source: StoreError,
     },
-    /// Authentication cannot start.
+    /// The token table cannot be opened.
+    #[error("cannot open the token table: {0}")]
+    Tokens(TokenError),
+    /// The OIDC verifier cannot be built.
     #[error(transparent)]
-    Auth(#[from] AuthStartError),
+    Oidc(#[from] crate::auth::oidc::OidcSetupError),
     /// The wasm engine cannot start.
     #[error("cannot start the wasm engine: {0}")]
     Engine(anyhow::Error),
@@ -151,7 +156,7 @@ impl App {
         )?);
         let db = ledger.database();
         let store = Store::open(db.clone()).map_err(store_error("cannot open the store"))?;
-        let auth = Arc::new(crate::auth::start(&config, db.clone())?);
+        let auth = Arc::new(setup::auth(&config, db.clone())?);
         let trust = Arc::new(
             HostTrust::open(db.clone(), &config.trust).map_err(|message| ConfigError::Invalid {
                 field: "trust",
@@ -185,7 +190,7 @@ impl App {
         let batches = Arc::new(tokio::sync::Mutex::new(batches));
         let pump_intake = intake.clone();
         supervisor.spawn("source-intake", move || {
-            source_supervisor::pump(batches.clone(), pump_intake.clone())
+            pump_intake.clone().pump(batches.clone())
         });
         let collectors = Arc::new(Collectors::new(
             engine.clone(),
@@ -232,7 +237,7 @@ impl App {
         triggers
             .warm_up(&store)
             .map_err(store_error("cannot read events"))?;
-        sources.start_configured(&config, &executors, backends.cloudwatch.as_ref())?;
+        setup::sources(&sources, &config, &executors, backends.cloudwatch.as_ref())?;
         let next = store
             .matched_through()
             .map_err(store_error("cannot read the store"))?

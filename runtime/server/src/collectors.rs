@@ -1,5 +1,6 @@
-//! An enabled Wasm collector as a polled source: one pass per poll, in one of the guest slots
-//! runs use too, its output refused as a whole when it passes the server's caps.
+//! Enabled Wasm collectors as polled sources (see [`crate::sources::poll`]): one pass per poll,
+//! in one of the guest slots runs use too, its output refused as a whole when it passes the
+//! server's caps.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,10 +11,10 @@ use grace_executor::{ExecError, Executors};
 use grace_ledger::Ledger;
 use tokio::sync::Semaphore;
 
-use super::poll::{Polled, Poller, Schedule};
-use super::supervisor::SourceSupervisor;
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
+use crate::sources::poll::{Polled, Poller, Schedule};
+use crate::sources::supervisor::SourceSupervisor;
 
 /// What collector passes run with, shared by every collector.
 pub struct Collectors {
