@@ -155,6 +155,13 @@ impl Registry {
         })
     }
 
+    /// Keeps `capacity` compiled versions beyond the live ones instead of
+    /// [`RETAINED_VERSIONS`].
+    pub fn with_retained(mut self, capacity: usize) -> Registry {
+        self.retained = Mutex::new(Retained::new(capacity));
+        self
+    }
+
     /// The keys uploads may be signed by.
     pub fn trust_roots(&self) -> &TrustRoots {
         &self.trust_roots

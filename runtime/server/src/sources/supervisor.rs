@@ -114,7 +114,7 @@ mod tests {
     impl Poller for OneEvent {
         async fn poll(&self) -> Result<Polled, ExecError> {
             let event = TriggerEvent {
-                event_type: "HighLatency".into(),
+                event_type: "metrics.latency".into(),
                 source: "test".into(),
                 actor: "latency".into(),
                 resource: "web".into(),
@@ -139,7 +139,7 @@ mod tests {
         let batch = rx.recv().await.unwrap();
         assert_eq!(batch.source, "latency");
         assert_eq!(batch.events.len(), 1);
-        assert_eq!(batch.events[0].event_type, "HighLatency");
+        assert_eq!(batch.events[0].event_type, "metrics.latency");
         assert_eq!(
             sources.health().get("latency").unwrap().snapshot().events,
             1
