@@ -102,14 +102,14 @@ async fn a_superseded_version_pushed_out_of_the_registrys_cache_leaves_the_engin
     let v2 = upload(&registry, "2.0.0", "echo").await;
     assert_eq!(
         registry.retained(),
-        [v1.clone()],
+        [v1.as_str()],
         "v1 superseded, kept compiled"
     );
     assert!(engine.is_cached(&v1));
     let v3 = upload(&registry, "3.0.0", "panic").await;
     assert_eq!(
         registry.retained(),
-        [v2.clone()],
+        [v2.as_str()],
         "one superseded version at most"
     );
     assert!(!engine.is_cached(&v1), "v1 evicted from the engine too");
@@ -118,7 +118,7 @@ async fn a_superseded_version_pushed_out_of_the_registrys_cache_leaves_the_engin
     // A run of the evicted version still gets it: compiled again, and kept in turn.
     let guest = registry.guest_for(&run_of("1.0.0", &v1)).await.unwrap();
     assert_eq!(guest.component.digest(), v1);
-    assert_eq!(registry.retained(), [v1.clone()]);
+    assert_eq!(registry.retained(), [v1.as_str()]);
     assert!(!engine.is_cached(&v2));
     assert!(engine.is_cached(&v3), "the live version stays");
 }
