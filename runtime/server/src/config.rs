@@ -262,6 +262,15 @@ pub enum ConfigError {
     },
 }
 
+impl From<crate::limits::LimitError> for ConfigError {
+    fn from(e: crate::limits::LimitError) -> Self {
+        ConfigError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl FileConfig {
     /// Reads `path`; a missing file is an empty configuration only when `required` is false.
     pub fn load(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {

@@ -24,7 +24,15 @@ use std::time::Duration;
 use grace_engine::bounds::{ManifestCaps, RunBounds};
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+/// A `[limits]` key out of its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct LimitError {
+    /// The key (`limits.timeout`).
+    pub field: &'static str,
+    /// Why.
+    pub message: String,
+}
 
 /// `[limits]` as written; every key optional.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -63,10 +71,9 @@ pub struct ServerLimits {
 
 impl LimitsFile {
     /// Checks each value and applies it over the defaults.
-    pub fn resolve(self) -> Result<ServerLimits, ConfigError> {
+    pub fn resolve(self) -> Result<ServerLimits, LimitError> {
         let mut l = ServerLimits::default();
-        let invalid =
-            |field: &'static str, message: String| ConfigError::Invalid { field, message };
+        let invalid = |field: &'static str, message: String| LimitError { field, message };
         let within = |field: &'static str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
                 Ok(value)
