@@ -542,14 +542,14 @@ impl ServeConfig {
                 message,
             })
         };
-        if let Err(message) =
+        if let Err(e) =
             crate::sources::promql::build_all(&self.sources.promql, self.prometheus.as_deref())
         {
-            return invalid(message);
+            return invalid(e.to_string());
         }
         for (i, c) in self.sources.cloudwatch.iter().enumerate() {
-            if let Err(message) = c.check(&format!("sources.cloudwatch[{i}]")) {
-                return invalid(message);
+            if let Err(e) = c.check(&format!("sources.cloudwatch[{i}]")) {
+                return invalid(e.to_string());
             }
             if self.aws.is_none() {
                 return invalid(format!(
@@ -558,8 +558,8 @@ impl ServeConfig {
             }
         }
         for (i, c) in self.sources.containers.iter().enumerate() {
-            if let Err(message) = c.check(&format!("sources.containers[{i}]")) {
-                return invalid(message);
+            if let Err(e) = c.check(&format!("sources.containers[{i}]")) {
+                return invalid(e.to_string());
             }
         }
         let mut seen = std::collections::BTreeSet::new();

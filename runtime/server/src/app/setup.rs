@@ -8,6 +8,7 @@ use grace_executor::Executors;
 use super::StartError;
 use crate::auth::{ANONYMOUS, Authenticator, TokenStore, oidc};
 use crate::config::{ConfigError, ServeConfig};
+use crate::sources::SettingError;
 use crate::sources::containers::ContainersSource;
 use crate::sources::supervisor::SourceSupervisor;
 
@@ -53,9 +54,10 @@ pub(super) fn sources(
     executors: &Executors,
     cloudwatch: Option<&grace_aws::CloudWatch>,
 ) -> Result<(), ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
+    // The message starts with the key (`sources.promql[0].query: ...`).
+    let invalid = |e: SettingError| ConfigError::Invalid {
         field: "sources",
-        message,
+        message: e.to_string(),
     };
     let health = sources.health();
     health.pushed(

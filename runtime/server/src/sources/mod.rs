@@ -34,6 +34,26 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+/// A source's setting that cannot be used: its key (`sources.promql[0].every`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingError {
+    /// The key, under its source's prefix.
+    pub key: String,
+    /// Why it cannot be used.
+    pub message: String,
+}
+
+impl SettingError {
+    /// `key` cannot be used, because `message`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> SettingError {
+        SettingError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Labels, in name order (as events' payloads show them).
 pub type Labels = BTreeMap<String, String>;
 

@@ -13,6 +13,7 @@ use grace_engine::TriggerEvent;
 use grace_executor::ExecError;
 use serde::Deserialize;
 
+use super::SettingError;
 use super::health::SourceState;
 use super::supervisor::Batch;
 
@@ -70,27 +71,40 @@ pub struct ScheduleConfig {
 
 impl ScheduleConfig {
     /// The schedule, checked; errors name the key under `prefix` (`sources.promql[0]`).
-    pub fn schedule(&self, prefix: &str) -> Result<Schedule, String> {
+    pub fn schedule(&self, prefix: &str) -> Result<Schedule, SettingError> {
         let d = Schedule::default();
         let duration = |key: &str, text: &Option<String>, default: Duration| match text {
             None => Ok(default),
-            Some(t) => humantime::parse_duration(t)
-                .map_err(|e| format!("{prefix}.{key}: `{t}` is not a duration ({e})")),
+            Some(t) => humantime::parse_duration(t).map_err(|e| {
+                SettingError::new(
+                    format!("{prefix}.{key}"),
+                    format!("`{t}` is not a duration ({e})"),
+                )
+            }),
         };
         let every = duration("every", &self.every, d.every)?;
         if every < Duration::from_secs(1) || every > Duration::from_secs(24 * 3600) {
-            return Err(format!("{prefix}.every: must be within 1s..=24h"));
+            return Err(SettingError::new(
+                format!("{prefix}.every"),
+                "must be within 1s..=24h",
+            ));
         }
         let timeout = duration("timeout", &self.timeout, d.timeout.min(every))?;
         if timeout.is_zero() || timeout > every {
-            return Err(format!(
-                "{prefix}.timeout: must be more than 0 and at most `every` ({})",
-                humantime::format_duration(every)
+            return Err(SettingError::new(
+                format!("{prefix}.timeout"),
+                format!(
+                    "must be more than 0 and at most `every` ({})",
+                    humantime::format_duration(every)
+                ),
             ));
         }
         let unhealthy_after = self.unhealthy_after.unwrap_or(d.unhealthy_after);
         if !(1..=100).contains(&unhealthy_after) {
-            return Err(format!("{prefix}.unhealthy_after: must be within 1..=100"));
+            return Err(SettingError::new(
+                format!("{prefix}.unhealthy_after"),
+                "must be within 1..=100",
+            ));
         }
         Ok(Schedule {
             every,
@@ -292,7 +306,7 @@ mod tests {
             (c("10s", Some("0s")), "sources.promql[0].timeout"),
         ] {
             let e = config.schedule("sources.promql[0]").unwrap_err();
-            assert!(e.starts_with(key), "{e}");
+            assert!(e.to_string().starts_with(key), "{e}");
         }
         let e = ScheduleConfig {
             unhealthy_after: Some(0),
@@ -300,6 +314,6 @@ mod tests {
         }
         .schedule("s")
         .unwrap_err();
-        assert!(e.starts_with("s.unhealthy_after"), "{e}");
+        assert!(e.to_string().starts_with("s.unhealthy_after"), "{e}");
     }
 }
