@@ -246,6 +246,11 @@ impl Engine {
         self.cache().retain(|(d, _), _| d != digest);
     }
 
+    /// Whether a component is in the cache, compiled.
+    pub fn is_cached(&self, digest: &str) -> bool {
+        self.cache().keys().any(|(d, _)| d == digest)
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Kind), CompiledComponent>> {
         self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -192,6 +192,15 @@ pub enum ConfigError {
     },
 }
 
+impl From<crate::limits::LimitError> for ConfigError {
+    fn from(e: crate::limits::LimitError) -> Self {
+        ConfigError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl ConfigError {
     /// A refused value of `field`.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
@@ -282,7 +291,7 @@ impl ServeConfig {
         }
         self.check_transport()?;
         crate::signing::TrustRoots::load(&self.trust_roots)
-            .map_err(|message| ConfigError::invalid("trust_roots", message))?;
+            .map_err(|e| ConfigError::invalid("trust_roots", e.to_string()))?;
         self.auth.validate()?;
         self.limits.validate()?;
         if let Some(a) = &self.aws {
@@ -296,7 +305,7 @@ impl ServeConfig {
         // The message starts with the key (`sources.promql[0].query: ...`).
         self.sources
             .validate(self.prometheus.as_deref(), self.aws.is_some())
-            .map_err(|message| ConfigError::invalid("sources", message))
+            .map_err(|e| ConfigError::invalid("sources", e.to_string()))
     }
 
     /// The top-level sizes, counts and durations, each within its range.

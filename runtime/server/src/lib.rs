@@ -1,34 +1,55 @@
 //! GRACE's host server: the HTTP API, the trigger mesh at work, runs that survive restarts.
 //!
+//! The server is a composition of parts with one job each ([`app`] builds them; no part knows
+//! the app, and handlers take only the parts they need):
+//!
+//! - [`intake`]: events in (API, sources, collectors), stored durably, then queued;
+//! - [`scheduler`]: queue → trigger mesh → runs: claims and exclusivity, workers, retries with
+//!   backoff, approvals, cancel and resume; [`triggers`]: the mesh and claims it shares with
+//!   the registry; [`runs`]: a run's record and states;
+//! - [`registry`]: playbook and collector versions, their compiled components (a bounded cache
+//!   of superseded ones); [`collectors`]: enabled collectors polled like sources;
+//! - [`sources`]: Alertmanager webhooks, pushed metrics and polled sources turned into events;
+//!   its [`sources::supervisor`] runs the polled ones and sends their batches to the intake
+//!   over a bounded channel;
+//! - [`executors`]: what runs act through, built from the settings; [`trust`]: the trust core;
+//! - [`store`]: playbooks, runs and events in the data directory's redb database;
 //! - [`config`]: settings from defaults, `grace.toml`, flags and environment; [`limits`]: its
 //!   `[limits]`, what manifests may ask and what each run may hold;
-//! - [`store`]: playbooks, runs and events in the data directory's redb database;
-//! - [`app`]: ingest → match → run, and the operations the API exposes;
-//! - [`api`]: the axum routers, one per resource; [`error`]: their one error type;
+//! - [`api`]: the axum routers, one per resource, and [`api::state`], the parts handlers take;
+//!   [`error`]: their one error type;
 //! - [`auth`]: bearer tokens with scopes, the route table, the [`auth::Caller`] extractor and
 //!   the audit trail; [`signing`]: signed playbook uploads and the trust roots;
 //! - [`listener`]: the serve loop: connection limit, header read timeout, graceful shutdown;
 //!   [`tls`]: the certificate it serves HTTPS with, reloaded on SIGHUP;
-//! - [`metrics`]: the `/metrics` endpoint;
-//! - [`replay`]: recorded events against playbooks, in virtual time;
-//! - [`sources`]: Alertmanager webhooks and pushed metrics turned into events;
-//! - [`supervisor`]: the background tasks, restarted when they die, their health in `/healthz`.
+//! - [`metrics`]: the `/metrics` endpoint; [`replay`]: recorded events against playbooks, in
+//!   virtual time;
+//! - [`supervisor`]: the background tasks, restarted when they die, their health in `/healthz`;
+//!   [`maintenance`]: event retention and ledger checkpoints; [`sync`]: the one way to lock.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod collectors;
 pub mod config;
 pub mod error;
+pub mod executors;
+pub mod intake;
 pub mod limits;
 pub mod listener;
+pub mod maintenance;
 pub mod metrics;
+pub mod registry;
 pub mod replay;
 pub mod runs;
+pub mod scheduler;
 pub mod signing;
 pub mod sources;
 pub mod store;
 pub mod supervisor;
+pub mod sync;
 pub mod tls;
+pub mod triggers;
 pub mod trust;
 
 use std::future::Future;
@@ -61,10 +82,14 @@ impl Server {
         let app = App::start(config).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| StartError::Other(format!("cannot listen on {listen}: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Other(e.to_string()))?;
+            .map_err(|source| StartError::Io {
+                what: format!("cannot listen on {listen}"),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Io {
+            what: "cannot read the listening address".into(),
+            source,
+        })?;
         Ok(Server {
             app,
             addr,

@@ -24,7 +24,15 @@ use std::time::Duration;
 use grace_engine::bounds::{ManifestCaps, RunBounds};
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+/// A `[limits]` key out of its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct LimitError {
+    /// The key (`limits.timeout`).
+    pub field: &'static str,
+    /// Why.
+    pub message: String,
+}
 
 /// `[limits]` as written: every key optional, its default the host's own bound.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -102,15 +110,24 @@ impl From<LimitsFile> for ServerLimits {
     }
 }
 
+impl LimitError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        LimitError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
 impl ServerLimits {
     /// Checks each value against its range: a cap may lower the host's bound, never raise it.
     /// The error names the key (`limits.max_log_bytes`).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), LimitError> {
         let within = |field: &'static str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
                 Ok(())
             } else {
-                Err(ConfigError::invalid(
+                Err(LimitError::new(
                     field,
                     format!("`{value}` is outside {min}..={max}"),
                 ))
@@ -119,7 +136,7 @@ impl ServerLimits {
         let d = ManifestCaps::default();
         let (caps, run) = (&self.caps, &self.run);
         if caps.timeout < Duration::from_secs(1) || caps.timeout > d.timeout {
-            return Err(ConfigError::invalid(
+            return Err(LimitError::new(
                 "limits.timeout",
                 format!(
                     "`{}` is outside 1s..=24h",

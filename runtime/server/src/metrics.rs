@@ -187,20 +187,14 @@ fn render_sources(out: &mut String, sources: &[crate::sources::health::SourceHea
 impl Metrics {
     /// Counts `n` suppressed matches with one reason.
     pub fn suppressed_many(&self, reason: &'static str, n: u64) {
-        *self
-            .suppressed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        *crate::sync::lock(&self.suppressed)
             .entry(reason)
             .or_default() += n;
     }
 
     /// Counts a suppressed match.
     pub fn suppressed(&self, reason: &'static str) {
-        *self
-            .suppressed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        *crate::sync::lock(&self.suppressed)
             .entry(reason)
             .or_default() += 1;
     }
@@ -217,10 +211,7 @@ impl Metrics {
 
     /// Counts a run reaching a state.
     pub fn transition(&self, state: RunState) {
-        *self
-            .run_transitions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        *crate::sync::lock(&self.run_transitions)
             .entry(state.name())
             .or_default() += 1;
     }
@@ -272,12 +263,7 @@ impl Metrics {
             out,
             "# HELP grace_triggers_suppressed_total Matches that did not fire, by reason.\n# TYPE grace_triggers_suppressed_total counter"
         );
-        for (reason, n) in self
-            .suppressed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for (reason, n) in crate::sync::lock(&self.suppressed).iter() {
             let _ = writeln!(
                 out,
                 "grace_triggers_suppressed_total{{reason=\"{reason}\"}} {n}"
@@ -287,12 +273,7 @@ impl Metrics {
             out,
             "# HELP grace_run_transitions_total Runs that reached each state.\n# TYPE grace_run_transitions_total counter"
         );
-        for (state, n) in self
-            .run_transitions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for (state, n) in crate::sync::lock(&self.run_transitions).iter() {
             let _ = writeln!(out, "grace_run_transitions_total{{state=\"{state}\"}} {n}");
         }
         counter(

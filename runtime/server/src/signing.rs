@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use grace_ledger::{SigningKey, VerifierKey};
+use grace_ledger::{KeyError, SigningKey, VerifierKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -208,13 +208,50 @@ pub struct TrustRootConfig {
 
 impl TrustRootConfig {
     /// A key file (`--trust-root release.key.pub`), named after its key.
-    pub fn from_key_file(path: &Path) -> Result<TrustRootConfig, String> {
-        let key = VerifierKey::load(path).map_err(|e| e.to_string())?;
+    pub fn from_key_file(path: &Path) -> Result<TrustRootConfig, KeyError> {
+        let key = VerifierKey::load(path)?;
         Ok(TrustRootConfig {
             name: key.name().to_owned(),
             public_key: key.to_string(),
         })
     }
+}
+
+/// Why a configured trust root cannot be used; the message names it
+/// (`trust_roots[1] (release-team)`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustRootError {
+    /// A root without a name.
+    #[error("trust_roots[{index}]: `name` is empty")]
+    EmptyName {
+        /// Its place in `trust_roots`.
+        index: usize,
+    },
+    /// `public_key` is neither a key nor a file.
+    #[error("{at}: `public_key` is neither a public key ({reason}) nor an existing file")]
+    NotAKey {
+        /// The root.
+        at: String,
+        /// Why the text is not a key.
+        reason: KeyError,
+    },
+    /// The key file cannot be used.
+    #[error("{at}: {source}")]
+    KeyFile {
+        /// The root.
+        at: String,
+        /// Why.
+        source: KeyError,
+    },
+    /// Two roots with one key.
+    #[error("{at}: the same key as trust root `{other}`")]
+    Duplicate {
+        /// The root.
+        at: String,
+        /// The root with the same key.
+        other: String,
+    },
 }
 
 /// The keys uploads may be signed by.
@@ -225,31 +262,35 @@ pub struct TrustRoots {
 
 impl TrustRoots {
     /// Reads every configured root; an error names the root (`trust_roots[1] (release-team)`).
-    pub fn load(config: &[TrustRootConfig]) -> Result<TrustRoots, String> {
+    pub fn load(config: &[TrustRootConfig]) -> Result<TrustRoots, TrustRootError> {
         let mut roots: Vec<(String, VerifierKey)> = Vec::new();
         for (i, root) in config.iter().enumerate() {
             let at = format!("trust_roots[{i}] (`{}`)", root.name);
             if root.name.trim().is_empty() {
-                return Err(format!("trust_roots[{i}]: `name` is empty"));
+                return Err(TrustRootError::EmptyName { index: i });
             }
             let text = root.public_key.trim();
             let key = match text.parse::<VerifierKey>() {
                 Ok(k) => k,
-                Err(inline) => {
+                Err(reason) => {
                     let path = Path::new(text);
                     if !path.exists() {
-                        return Err(format!(
-                            "{at}: `public_key` is neither a public key ({inline}) nor an existing file"
-                        ));
+                        return Err(TrustRootError::NotAKey { at, reason });
                     }
-                    VerifierKey::load(path).map_err(|e| format!("{at}: {e}"))?
+                    VerifierKey::load(path).map_err(|source| TrustRootError::KeyFile {
+                        at: at.clone(),
+                        source,
+                    })?
                 }
             };
             if let Some((other, _)) = roots
                 .iter()
                 .find(|(_, k)| k.id() == key.id() && k.name() == key.name())
             {
-                return Err(format!("{at}: the same key as trust root `{other}`"));
+                return Err(TrustRootError::Duplicate {
+                    at,
+                    other: other.clone(),
+                });
             }
             roots.push((root.name.clone(), key));
         }
@@ -386,7 +427,7 @@ mod tests {
             public_key: "/no/such/key.pub".into(),
         }])
         .unwrap_err();
-        assert!(e.starts_with("trust_roots[0] (`ops`)"), "{e}");
+        assert!(e.to_string().starts_with("trust_roots[0] (`ops`)"), "{e}");
     }
 
     #[test]

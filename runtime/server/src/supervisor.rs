@@ -26,6 +26,18 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A start that lived this long resets the backoff.
 pub const STABLE_AFTER: Duration = Duration::from_secs(60);
 
+/// Why a start of a task ended with an error (it is restarted).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TaskError(Box<dyn std::error::Error + Send + Sync>);
+
+impl TaskError {
+    /// A task's error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> TaskError {
+        TaskError(Box::new(e))
+    }
+}
+
 /// A task that is down, as `/healthz` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Down {
@@ -73,7 +85,7 @@ impl Supervisor {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TaskState>> {
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.tasks)
     }
 
     fn mark_up(&self, name: &str) {
@@ -93,7 +105,7 @@ impl Supervisor {
     pub fn spawn<F, Fut>(self: &Arc<Self>, name: &str, make: F) -> tokio::task::JoinHandle<()>
     where
         F: Fn() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        Fut: Future<Output = Result<(), TaskError>> + Send + 'static,
     {
         let supervisor = self.clone();
         let name = name.to_owned();
@@ -116,7 +128,7 @@ impl Supervisor {
                 }));
                 let reason = match (&mut start.0).await {
                     Ok(Ok(())) => return,
-                    Ok(Err(e)) => e,
+                    Ok(Err(e)) => e.to_string(),
                     Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
                     Err(e) => e.to_string(),
                 };
@@ -161,7 +173,7 @@ impl Supervisor {
 }
 
 /// Aborts the start when the supervising task is aborted (a poller replaced or removed).
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), String>>);
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), TaskError>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -245,7 +257,9 @@ mod tests {
                 let n = starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
                     if n < 2 {
-                        Err(format!("failure {n}"))
+                        Err(TaskError::new(std::io::Error::other(format!(
+                            "failure {n}"
+                        ))))
                     } else {
                         Ok(())
                     }

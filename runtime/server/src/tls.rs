@@ -126,7 +126,7 @@ impl TlsCertificates {
     pub fn reload(&self) -> Result<(), TlsError> {
         let pair = read_pair(&self.cert, &self.key, &self.provider)?;
         // A poisoned lock only means a reader panicked holding it; the value is a whole `Arc`.
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = crate::sync::write(&self.current);
         *current = Arc::new(pair);
         Ok(())
     }
@@ -137,10 +137,7 @@ impl TlsCertificates {
     }
 
     fn current(&self) -> Arc<CertifiedKey> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sync::read(&self.current).clone()
     }
 
     /// The rustls server configuration: HTTP/1.1 only (what the serve loop speaks), TLS 1.2 and

@@ -12,9 +12,11 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::scheduler::Scheduler;
+use crate::trust::HostTrust;
 use crate::trust::approvals::{Approval, ApprovalState};
 
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(list))
         .route("/{id}", get(show))
@@ -31,7 +33,7 @@ struct ListQuery {
 
 /// `GET /v1/approvals[?state=pending]`.
 async fn list(
-    State(app): State<Arc<App>>,
+    State(trust): State<Arc<HostTrust>>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Approval>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
@@ -48,7 +50,7 @@ async fn list(
         None => None,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let approvals = app.trust.approvals().clone();
+    let approvals = trust.approvals().clone();
     tokio::task::spawn_blocking(move || approvals.list(state, limit))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
@@ -58,10 +60,10 @@ async fn list(
 
 /// `GET /v1/approvals/{id}`.
 async fn show(
-    State(app): State<Arc<App>>,
+    State(trust): State<Arc<HostTrust>>,
     Path(id): Path<String>,
 ) -> Result<Json<Approval>, ApiError> {
-    app.trust
+    trust
         .approvals()
         .get(&id)
         .map_err(|e| ApiError::internal(e.to_string()))?
@@ -87,18 +89,22 @@ fn body(body: &[u8]) -> Result<VoteBody, ApiError> {
 
 /// `POST /v1/approvals/{id}/approve`.
 async fn approve(
-    State(app): State<Arc<App>>,
+    State(scheduler): State<Arc<Scheduler>>,
     caller: Caller,
     Path(id): Path<String>,
     vote: Bytes,
 ) -> Result<Json<Approval>, ApiError> {
     let vote = body(&vote)?;
-    app.vote(&id, &caller, true, vote.comment).await.map(Json)
+    scheduler
+        .vote(&id, &caller, true, vote.comment)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 /// `POST /v1/approvals/{id}/deny`.
 async fn deny(
-    State(app): State<Arc<App>>,
+    State(scheduler): State<Arc<Scheduler>>,
     caller: Caller,
     Path(id): Path<String>,
     vote: Bytes,
@@ -110,5 +116,9 @@ async fn deny(
             "say why the change is denied: the playbook's run and the ledger record it",
         ));
     }
-    app.vote(&id, &caller, false, vote.comment).await.map(Json)
+    scheduler
+        .vote(&id, &caller, false, vote.comment)
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
 }

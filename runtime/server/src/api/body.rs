@@ -10,8 +10,6 @@
 //! The limit is `max_upload_bytes` for playbook uploads and `max_body_bytes` for everything
 //! else. Connections and headers are the serve loop's business (`crate::listener`).
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -19,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::app::App;
+use super::state::BodyLimits;
 use crate::error::ApiError;
 
 /// Uploads being read or handled at once: each may hold `max_upload_bytes` (and copies of it)
@@ -33,13 +31,13 @@ fn is_upload(method: &Method, path: &str) -> bool {
 
 /// The largest body `method` `path` takes, and the setting that says so. Reads and deletes take
 /// none: no reader can make the server buffer a body.
-fn limit_for(app: &App, method: &Method, path: &str) -> (usize, &'static str) {
+fn limit_for(limits: &BodyLimits, method: &Method, path: &str) -> (usize, &'static str) {
     if is_upload(method, path) {
-        (app.config.max_upload_bytes, "max_upload_bytes")
+        (limits.max_upload_bytes, "max_upload_bytes")
     } else if matches!(*method, Method::GET | Method::HEAD | Method::DELETE) {
         (0, "GET, HEAD and DELETE requests take no body")
     } else {
-        (app.config.max_body_bytes, "max_body_bytes")
+        (limits.max_body_bytes, "max_body_bytes")
     }
 }
 
@@ -50,8 +48,8 @@ fn too_large(limit: usize, setting: &str) -> ApiError {
 }
 
 /// Middleware: reads the body within its limit and deadline, then calls the handler with it.
-pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let (limit, setting) = limit_for(&app, request.method(), request.uri().path());
+pub async fn guard(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    let (limit, setting) = limit_for(&limits, request.method(), request.uri().path());
     let _upload = if is_upload(request.method(), request.uri().path()) {
         match UPLOADS.try_acquire() {
             Ok(permit) => Some(permit),
@@ -74,7 +72,7 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) ->
         return too_large(limit, setting).into_response();
     }
     let (parts, body) = request.into_parts();
-    let deadline = app.config.body_read_timeout;
+    let deadline = limits.body_read_timeout;
     let bytes = match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {

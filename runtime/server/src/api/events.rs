@@ -14,14 +14,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::auth::Audit;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::intake::Intake;
+use crate::metrics::Metrics;
+use crate::store::Store;
 use crate::store::StoredEvent;
 
 /// Most events in one batch.
 pub const MAX_BATCH: usize = 10_000;
 
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new().route("/", post(publish).get(list))
 }
 
@@ -87,25 +91,27 @@ pub fn parse_events(body: &[u8], now_millis: u64) -> Result<Vec<TriggerEvent>, A
 
 /// `POST /v1/events`: audited once per accepted batch.
 async fn publish(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(metrics): State<Arc<Metrics>>,
+    State(intake): State<Arc<Intake>>,
     caller: Caller,
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     super::body::require_json(&headers)?;
     let body = body.map_err(rejection)?;
-    let events = match parse_events(&body, app.now_millis()) {
+    let events = match parse_events(&body, intake.now_millis()) {
         Ok(e) => e,
         Err(e) => {
-            app.metrics
+            metrics
                 .events_rejected
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(e);
         }
     };
     let n = events.len();
-    let (first, last) = app.ingest_from(events, &caller).await?;
-    app.audit_batch(&caller, "events.publish", n, (first, last));
+    let (first, last) = intake.ingest_from(events, &caller).await?;
+    audit.batch(&caller, "events.publish", n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": n, "first_seq": first, "last_seq": last })),
@@ -121,10 +127,10 @@ struct ListQuery {
 
 /// `GET /v1/events`.
 async fn list(
-    State(app): State<Arc<App>>,
+    State(store): State<Store>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<StoredEvent>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    Ok(Json(app.store.events(q.from.unwrap_or(1), limit)?))
+    Ok(Json(store.events(q.from.unwrap_or(1), limit)?))
 }

@@ -1,6 +1,6 @@
 //! Health, metrics, the simulated fleet and the API's own description.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
@@ -8,13 +8,16 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use crate::app::App;
+use super::state::Health;
 use crate::error::ApiError;
+use crate::metrics::Gauges;
+use crate::runs::RunState;
+use crate::store::RunFilter;
 
 /// `GET /healthz`: `200` and `"status": "ok"`, or `503` and `"status": "unhealthy"` while a
 /// background task is down (dead and waiting for its restart), with the tasks `down` listed.
-pub async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
-    let down = app.supervisor.down();
+pub async fn healthz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+    let down = health.supervisor.down();
     let (status, word) = if down.is_empty() {
         (StatusCode::OK, "ok")
     } else {
@@ -22,10 +25,10 @@ pub async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
     };
     let mut body = json!({
         "status": word,
-        "mode": if app.sim.is_some() { "simulate" } else { "live" },
-        "playbooks": app.enabled_count(),
-        "queue_depth": app.queue_depth(),
-        "backends": app.backends,
+        "mode": if health.sim.is_some() { "simulate" } else { "live" },
+        "playbooks": health.registry.enabled_count(),
+        "queue_depth": health.intake.queue_depth(),
+        "backends": health.backends,
     });
     if !down.is_empty() {
         body["down"] = json!(down);
@@ -34,25 +37,46 @@ pub async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let gauges = app.gauges();
+pub async fn metrics(State(health): State<Health>) -> impl IntoResponse {
+    let gauges = gauges(&health);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(&gauges),
+        health.metrics.render(&gauges),
     )
 }
 
 /// `GET /v1/fleet`.
-pub async fn fleet(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
-    let sim = app.sim.as_ref().ok_or_else(|| {
+pub async fn fleet(State(health): State<Health>) -> Result<Json<Value>, ApiError> {
+    let sim = health.sim.as_ref().ok_or_else(|| {
         ApiError::not_found("there is no simulated fleet: the server is not in --simulate mode")
     })?;
     serde_json::to_value(sim.snapshot())
         .map(Json)
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Metrics read at scrape time.
+fn gauges(health: &Health) -> Gauges {
+    let mut by_state: HashMap<RunState, u64> = HashMap::new();
+    if let Ok(runs) = health.store.runs(&RunFilter::default()) {
+        for r in runs {
+            *by_state.entry(r.state).or_default() += 1;
+        }
+    }
+    Gauges {
+        queue_depth: health.intake.queue_depth(),
+        queue_capacity: health.intake.capacity(),
+        runs_by_state: RunState::ALL
+            .into_iter()
+            .map(|s| (s, by_state.get(&s).copied().unwrap_or(0)))
+            .collect(),
+        ledger_entries: health.ledger.head().ok().flatten().map_or(0, |h| h.entries),
+        playbooks: health.registry.enabled_count(),
+        sources: health.sources.health().snapshot(),
+    }
 }
 
 /// `GET /v1/openapi.json`.

@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::ApiError;
+use grace_ledger::Ledger;
 
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/entries", get(entries))
         .route("/head", get(head))
@@ -33,13 +34,13 @@ struct EntriesQuery {
 
 /// `GET /v1/ledger/entries`.
 async fn entries(
-    State(app): State<Arc<App>>,
+    State(ledger): State<Arc<Ledger>>,
     query: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Entry>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let from = q.from.unwrap_or(1);
-    let ledger = app.ledger.clone();
+    let ledger = ledger.clone();
     let result = tokio::task::spawn_blocking(move || match q.run {
         Some(run) => ledger.entries_for_run(&run).map(|mut e| {
             e.retain(|e| e.seq >= from);
@@ -56,9 +57,8 @@ async fn entries(
 }
 
 /// `GET /v1/ledger/head`.
-async fn head(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
-    let head = app
-        .ledger
+async fn head(State(ledger): State<Arc<Ledger>>) -> Result<Json<Value>, ApiError> {
+    let head = ledger
         .head()
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(
@@ -67,8 +67,8 @@ async fn head(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
 }
 
 /// `GET /v1/ledger/verify`.
-async fn verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
-    let ledger = app.ledger.clone();
+async fn verify(State(ledger): State<Arc<Ledger>>) -> Result<Json<Value>, ApiError> {
+    let ledger = ledger.clone();
     let result = tokio::task::spawn_blocking(move || ledger.verify())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -84,8 +84,8 @@ async fn verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
 }
 
 /// `GET /v1/ledger/checkpoint`: the latest signed checkpoint, in the signed-note text format.
-async fn checkpoint(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
-    let ledger = app.ledger.clone();
+async fn checkpoint(State(ledger): State<Arc<Ledger>>) -> Result<impl IntoResponse, ApiError> {
+    let ledger = ledger.clone();
     let latest = tokio::task::spawn_blocking(move || ledger.latest_checkpoint())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
@@ -113,12 +113,12 @@ struct ProofQuery {
 /// `GET /v1/ledger/proof/{seq}?tree_size=N`: the entry's inclusion proof in the tree of
 /// `tree_size` entries (default: all of them).
 async fn proof(
-    State(app): State<Arc<App>>,
+    State(ledger): State<Arc<Ledger>>,
     Path(seq): Path<u64>,
     query: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
-    let ledger = app.ledger.clone();
+    let ledger = ledger.clone();
     let proof = tokio::task::spawn_blocking(move || ledger.prove_inclusion(seq, q.tree_size))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?

@@ -10,6 +10,7 @@ mod policies;
 mod principals;
 mod runs;
 mod sources;
+pub mod state;
 mod tokens;
 
 use std::sync::Arc;
@@ -23,8 +24,10 @@ use crate::app::App;
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Every route of the server.
+/// Every route of the server; each handler takes only the parts of `app` it needs (see
+/// [`state`]).
 pub fn router(app: Arc<App>) -> Router {
+    let app = App::clone(&app);
     let body_limit = app.config.max_body_bytes;
     Router::new()
         .nest(

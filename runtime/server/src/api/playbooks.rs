@@ -13,13 +13,16 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
+use super::state::BodyLimits;
 use crate::app::App;
+use crate::auth::Audit;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::registry::Registry;
 use crate::signing::{Signature, SignatureError, SignedBy};
 use crate::store::{PlaybookRecord, VersionRecord};
 
-pub fn router(max_upload_bytes: usize) -> Router<Arc<App>> {
+pub fn router(max_upload_bytes: usize) -> Router<App> {
     Router::new()
         .route(
             "/",
@@ -83,7 +86,7 @@ fn summary(r: &PlaybookRecord) -> Summary {
 /// Checks an upload's signature against the trust roots; an unsigned upload passes only when
 /// the server allows unsigned playbooks, loudly.
 fn check_signature(
-    app: &App,
+    registry: &Registry,
     signature: Option<&str>,
     component: &[u8],
     manifest: &str,
@@ -92,13 +95,13 @@ fn check_signature(
     match signature {
         Some(text) => {
             let signature = Signature::parse(text).map_err(refused)?;
-            let by = app
-                .trust_roots
+            let by = registry
+                .trust_roots()
                 .verify(&signature, component, manifest.as_bytes())
                 .map_err(refused)?;
             Ok(Some(by))
         }
-        None if app.config.allow_unsigned_playbooks => {
+        None if registry.allows_unsigned() => {
             tracing::warn!(
                 digest = %crate::signing::digest(component),
                 "INSECURE: accepting an UNSIGNED playbook upload (allow_unsigned_playbooks)"
@@ -111,21 +114,25 @@ fn check_signature(
 
 /// `POST /v1/playbooks`: the upload, audited with its caller whatever the outcome.
 async fn upload(
-    State(app): State<Arc<App>>,
+    State(registry): State<Arc<Registry>>,
+    State(limits): State<BodyLimits>,
+    State(audit): State<Audit>,
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let mut asked = json!({});
-    let result = receive(&app, multipart, &mut asked).await;
+    let result = receive(&registry, limits, multipart, &mut asked).await;
     let answer = result.as_ref().map(|(_, body)| body);
-    app.audit(&caller, "playbooks.upload", asked, &answer).await;
+    audit
+        .record(&caller, "playbooks.upload", asked, &answer)
+        .await;
     result.map(|(status, body)| (status, Json(body)))
 }
 
 /// Reads the `manifest` part chunk by chunk, refusing it (`413`) as soon as it passes
 /// [`MAX_MANIFEST_BYTES`](grace_engine::manifest::MAX_MANIFEST_BYTES), before it is read whole.
 async fn read_manifest(
-    app: &App,
+    limits: BodyLimits,
     mut field: axum::extract::multipart::Field<'_>,
 ) -> Result<String, ApiError> {
     use grace_engine::manifest::MAX_MANIFEST_BYTES;
@@ -135,7 +142,7 @@ async fn read_manifest(
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large(format!(
                     "the upload is larger than the server's limit of {} bytes",
-                    app.config.max_upload_bytes
+                    limits.max_upload_bytes
                 ))
             } else {
                 ApiError::body(format!("malformed multipart body: {}", e.body_text()))
@@ -156,7 +163,8 @@ async fn read_manifest(
 
 /// Reads, checks and stores an upload; notes in `asked` what was asked for.
 async fn receive(
-    app: &App,
+    registry: &Registry,
+    limits: BodyLimits,
     multipart: Result<Multipart, MultipartRejection>,
     asked: &mut serde_json::Value,
 ) -> Result<(StatusCode, serde_json::Value), ApiError> {
@@ -176,7 +184,7 @@ async fn receive(
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::too_large(format!(
                     "the upload is larger than the server's limit of {} bytes",
-                    app.config.max_upload_bytes
+                    limits.max_upload_bytes
                 )));
             }
             Err(e) => {
@@ -188,14 +196,14 @@ async fn receive(
         };
         let name = field.name().unwrap_or_default().to_owned();
         if name == "manifest" {
-            manifest = Some(read_manifest(app, field).await?);
+            manifest = Some(read_manifest(limits, field).await?);
             continue;
         }
         let bytes = field.bytes().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large(format!(
                     "the upload is larger than the server's limit of {} bytes",
-                    app.config.max_upload_bytes
+                    limits.max_upload_bytes
                 ))
             } else {
                 ApiError::body(format!("malformed multipart body: {}", e.body_text()))
@@ -227,9 +235,9 @@ async fn receive(
         asked["playbook"] = json!(m.name);
         asked["version"] = json!(m.version);
     }
-    let signed_by = check_signature(app, signature.as_deref(), &component, &manifest)?;
+    let signed_by = check_signature(registry, signature.as_deref(), &component, &manifest)?;
     asked["signed_by"] = json!(signed_by);
-    let (created, record) = app.upload(manifest, component, signed_by).await?;
+    let (created, record) = registry.upload(manifest, component, signed_by).await?;
     let body =
         serde_json::to_value(summary(&record)).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
@@ -243,22 +251,16 @@ async fn receive(
 }
 
 /// `GET /v1/playbooks`.
-async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<Summary>>, ApiError> {
-    Ok(Json(app.store.playbooks()?.iter().map(summary).collect()))
-}
-
-fn find(app: &App, name: &str) -> Result<PlaybookRecord, ApiError> {
-    app.store
-        .playbook(name)?
-        .ok_or_else(|| ApiError::not_found(format!("no playbook named `{name}`")))
+async fn list(State(registry): State<Arc<Registry>>) -> Result<Json<Vec<Summary>>, ApiError> {
+    Ok(Json(registry.playbooks()?.iter().map(summary).collect()))
 }
 
 /// `GET /v1/playbooks/{name}`.
 async fn show(
-    State(app): State<Arc<App>>,
+    State(registry): State<Arc<Registry>>,
     Path(name): Path<String>,
 ) -> Result<Json<Detail>, ApiError> {
-    let record = find(&app, &name)?;
+    let record = registry.playbook(&name)?;
     Ok(Json(Detail {
         summary: summary(&record),
         versions: record.versions,
@@ -267,70 +269,77 @@ async fn show(
 
 /// `POST /v1/playbooks/{name}/enable`.
 async fn enable(
-    State(app): State<Arc<App>>,
+    State(registry): State<Arc<Registry>>,
+    State(audit): State<Audit>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    set_enabled(&app, &caller, name, true).await
+    set_enabled(&registry, &audit, &caller, name, true).await
 }
 
 /// `POST /v1/playbooks/{name}/disable`.
 async fn disable(
-    State(app): State<Arc<App>>,
+    State(registry): State<Arc<Registry>>,
+    State(audit): State<Audit>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    set_enabled(&app, &caller, name, false).await
+    set_enabled(&registry, &audit, &caller, name, false).await
 }
 
 async fn set_enabled(
-    app: &App,
+    registry: &Registry,
+    audit: &Audit,
     caller: &Caller,
     name: String,
     enabled: bool,
 ) -> Result<Json<Summary>, ApiError> {
-    let result = app.set_enabled(&name, enabled).await.map(|r| summary(&r));
+    let result = registry
+        .set_enabled(&name, enabled)
+        .await
+        .map(|r| summary(&r))
+        .map_err(ApiError::from);
     let function = if enabled {
         "playbooks.enable"
     } else {
         "playbooks.disable"
     };
-    app.audit(caller, function, json!({ "playbook": name }), &result)
+    audit
+        .record(caller, function, json!({ "playbook": name }), &result)
         .await;
     result.map(Json)
 }
 
 /// `DELETE /v1/playbooks/{name}`.
 async fn delete(
-    State(app): State<Arc<App>>,
+    State(registry): State<Arc<Registry>>,
+    State(audit): State<Audit>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let result = app.delete(&name).await;
-    app.audit(
-        &caller,
-        "playbooks.delete",
-        json!({ "playbook": name }),
-        &result,
-    )
-    .await;
+    let result = registry.delete(&name).await.map_err(ApiError::from);
+    audit
+        .record(
+            &caller,
+            "playbooks.delete",
+            json!({ "playbook": name }),
+            &result,
+        )
+        .await;
     result.map(|()| StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/playbooks/{name}/versions/{version}/component`.
 async fn component(
-    State(app): State<Arc<App>>,
+    State(registry): State<Arc<Registry>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let record = find(&app, &name)?;
+    let record = registry.playbook(&name)?;
     let v = record
         .versions
         .iter()
         .find(|v| v.version == version)
         .ok_or_else(|| ApiError::not_found(format!("`{name}` has no version `{version}`")))?;
-    let bytes = app
-        .store
-        .component(&v.digest)?
-        .ok_or_else(|| ApiError::internal("a version without its component"))?;
+    let bytes = registry.component(&v.digest)?;
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
 }

@@ -11,10 +11,12 @@ use grace_trust::{PolicySetVersion, TrustError};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
+use crate::auth::Audit;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::trust::HostTrust;
 
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(list))
         .route("/{name}", get(show).put(put).delete(remove))
@@ -32,8 +34,8 @@ struct Summary {
 }
 
 /// `GET /v1/policies`: the active sets.
-async fn list(State(app): State<Arc<App>>) -> Json<Vec<Summary>> {
-    let store = app.trust.core().policies();
+async fn list(State(trust): State<Arc<HostTrust>>) -> Json<Vec<Summary>> {
+    let store = trust.core().policies();
     let active = store.active();
     Json(
         store
@@ -74,12 +76,12 @@ fn trust_error(e: TrustError) -> ApiError {
 
 /// `GET /v1/policies/{name}[?history=true|?version=N]`.
 async fn show(
-    State(app): State<Arc<App>>,
+    State(trust): State<Arc<HostTrust>>,
     Path(name): Path<String>,
     query: Result<Query<ShowQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
-    let store = app.trust.core().policies();
+    let store = trust.core().policies();
     let value = if q.history.unwrap_or(false) {
         serde_json::to_value(store.history(&name).map_err(trust_error)?)
     } else if let Some(v) = q.version {
@@ -102,13 +104,14 @@ struct PutBody {
 
 /// `PUT /v1/policies/{name}`: adds the set, or replaces it with a new version.
 async fn put(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(trust): State<Arc<HostTrust>>,
     caller: Caller,
     Path(name): Path<String>,
     body: Result<Json<PutBody>, JsonRejection>,
 ) -> Result<Json<PolicySetVersion>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
-    let store = app.trust.core().policies();
+    let store = trust.core().policies();
     let exists = store.get(&name).is_ok();
     let stored = if exists {
         store.replace(&name, &body.text, &caller.name)
@@ -122,28 +125,29 @@ async fn put(
     } else {
         "policies.add"
     };
-    app.audit(&caller, function, args, &stored).await;
+    audit.record(&caller, function, args, &stored).await;
     stored.map(Json)
 }
 
 /// `DELETE /v1/policies/{name}`: the set stops applying (its history is kept).
 async fn remove(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(trust): State<Arc<HostTrust>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<PolicySetVersion>, ApiError> {
-    let removed = app
-        .trust
+    let removed = trust
         .core()
         .policies()
         .remove(&name, &caller.name)
         .map_err(trust_error);
-    app.audit(
-        &caller,
-        "policies.remove",
-        serde_json::json!({ "name": name }),
-        &removed,
-    )
-    .await;
+    audit
+        .record(
+            &caller,
+            "policies.remove",
+            serde_json::json!({ "name": name }),
+            &removed,
+        )
+        .await;
     removed.map(Json)
 }

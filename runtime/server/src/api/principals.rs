@@ -13,11 +13,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::App;
+use crate::auth::Audit;
+use crate::auth::Authenticator;
 use crate::auth::Caller;
 use crate::auth::principals::{Principal, PrincipalError};
 use crate::error::ApiError;
 
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new().route("/", get(list).post(create))
 }
 
@@ -42,19 +44,20 @@ fn principal_error(e: PrincipalError) -> ApiError {
 
 /// `POST /v1/principals`.
 async fn create(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(auth): State<Arc<Authenticator>>,
     caller: Caller,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Principal>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
     let asked = json!({ "name": body.name, "display_name": body.display_name });
-    let result = app
-        .auth
+    let result = auth
         .tokens
         .principals()
         .create(&body.name, body.display_name.as_deref(), &caller.principal)
         .map_err(principal_error);
-    app.audit(&caller, "principals.create", asked, &result)
+    audit
+        .record(&caller, "principals.create", asked, &result)
         .await;
     let principal = result?;
     tracing::info!(caller = %caller.principal, principal = %principal.id, "principal created");
@@ -62,6 +65,6 @@ async fn create(
 }
 
 /// `GET /v1/principals`.
-async fn list(State(app): State<Arc<App>>) -> Json<Vec<Principal>> {
-    Json(app.auth.tokens.principals().list())
+async fn list(State(auth): State<Arc<Authenticator>>) -> Json<Vec<Principal>> {
+    Json(auth.tokens.principals().list())
 }

@@ -9,12 +9,15 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
+use crate::auth::Audit;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::runs::{RunRecord, RunState, RunSummary};
+use crate::scheduler::Scheduler;
 use crate::store::RunFilter;
+use crate::store::Store;
 
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(list))
         .route("/{id}", get(show))
@@ -33,7 +36,7 @@ struct ListQuery {
 
 /// `GET /v1/runs`.
 async fn list(
-    State(app): State<Arc<App>>,
+    State(store): State<Store>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<RunSummary>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
@@ -49,7 +52,7 @@ async fn list(
         })?),
         None => None,
     };
-    let runs = app.store.runs(&RunFilter {
+    let runs = store.runs(&RunFilter {
         state,
         playbook: q.playbook,
         resource: q.resource,
@@ -86,7 +89,7 @@ struct RunPage {
 /// `GET /v1/runs/{id}`: the run with one page of its timeline (`timeline_from`,
 /// `timeline_limit`), so that no answer is larger than a few MiB however long the run was.
 async fn show(
-    State(app): State<Arc<App>>,
+    State(store): State<Store>,
     Path(id): Path<String>,
     query: Result<Query<ShowQuery>, QueryRejection>,
 ) -> Result<Json<RunPage>, ApiError> {
@@ -98,8 +101,7 @@ async fn show(
             format!("`{limit}` is outside 1..={MAX_TIMELINE_PAGE}"),
         ));
     }
-    let mut run = app
-        .store
+    let mut run = store
         .run(&id)?
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
     let total = run.timeline.len();
@@ -127,34 +129,38 @@ async fn show(
 
 /// `POST /v1/runs/{id}/cancel`.
 async fn cancel(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(scheduler): State<Arc<Scheduler>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunSummary>, ApiError> {
-    let result = app.cancel(&id).await;
-    app.audit(
-        &caller,
-        "runs.cancel",
-        serde_json::json!({ "run": id }),
-        &result,
-    )
-    .await;
+    let result = scheduler.cancel(&id).await.map_err(ApiError::from);
+    audit
+        .record(
+            &caller,
+            "runs.cancel",
+            serde_json::json!({ "run": id }),
+            &result,
+        )
+        .await;
     result.map(Json)
 }
 
 /// `POST /v1/runs/{id}/resume`.
 async fn resume(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(scheduler): State<Arc<Scheduler>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunSummary>, ApiError> {
-    let result = app.resume(&id).await;
-    app.audit(
-        &caller,
-        "runs.resume",
-        serde_json::json!({ "run": id }),
-        &result,
-    )
-    .await;
+    let result = scheduler.resume(&id).await.map_err(ApiError::from);
+    audit
+        .record(
+            &caller,
+            "runs.resume",
+            serde_json::json!({ "run": id }),
+            &result,
+        )
+        .await;
     result.map(Json)
 }

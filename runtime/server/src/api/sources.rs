@@ -15,13 +15,18 @@ use serde_json::{Value, json};
 
 use super::events::rejection;
 use crate::app::App;
+use crate::auth::Audit;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::intake::Intake;
+use crate::metrics::Metrics;
 use crate::sources::alertmanager::{self, DEDUP_CAPACITY, Dedup};
 use crate::sources::metrics::{self, Format};
+use crate::sources::supervisor::SourceSupervisor;
+use crate::store::Store;
 
 /// The routes, with the Alertmanager dedup state they own (one per router, so one per server).
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(list))
         .route("/{name}", get(show))
@@ -31,40 +36,62 @@ pub fn router() -> Router<Arc<App>> {
 }
 
 /// `GET /v1/sources`: every source and its health.
-async fn list(State(app): State<Arc<App>>) -> Json<Value> {
-    Json(json!(app.sources.snapshot()))
+async fn list(State(sources): State<Arc<SourceSupervisor>>) -> Json<Value> {
+    Json(json!(sources.health().snapshot()))
 }
 
 /// `GET /v1/sources/{name}`.
 async fn show(
-    State(app): State<Arc<App>>,
+    State(sources): State<Arc<SourceSupervisor>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    app.sources
+    sources
+        .health()
         .get(&name)
         .map(|s| Json(json!(s.snapshot())))
         .ok_or_else(|| ApiError::not_found(format!("no source `{name}` (see GET /v1/sources)")))
 }
 
+/// What a push handler needs: the intake, the source's health, the counters, the audit trail.
+#[derive(Clone)]
+struct Push {
+    intake: Arc<Intake>,
+    sources: Arc<SourceSupervisor>,
+    metrics: Arc<Metrics>,
+    audit: Audit,
+}
+
+impl axum::extract::FromRef<App> for Push {
+    fn from_ref(app: &App) -> Self {
+        Push {
+            intake: app.intake.clone(),
+            sources: app.sources.clone(),
+            metrics: app.metrics.clone(),
+            audit: app.audit.clone(),
+        }
+    }
+}
+
 /// Counts a refused body like `POST /v1/events` does, and notes it in the source's health.
-fn refused(app: &App, source: &str, e: ApiError) -> ApiError {
-    app.metrics.events_rejected.fetch_add(1, Ordering::Relaxed);
-    if let Some(s) = app.sources.get(source) {
+fn refused(push: &Push, source: &str, e: ApiError) -> ApiError {
+    push.metrics.events_rejected.fetch_add(1, Ordering::Relaxed);
+    if let Some(s) = push.sources.health().get(source) {
         s.refused(&e.to_string());
     }
     e
 }
 
 /// Notes a push that was accepted.
-fn received(app: &App, source: &str, events: usize) {
-    if let Some(s) = app.sources.get(source) {
+fn received(push: &Push, source: &str, events: usize) {
+    if let Some(s) = push.sources.health().get(source) {
         s.succeeded(events as u64, 0);
     }
 }
 
 /// `POST /v1/sources/alertmanager`.
 async fn alertmanager(
-    State(app): State<Arc<App>>,
+    State(push): State<Push>,
+    State(store): State<Store>,
     caller: Caller,
     Extension(dedup): Extension<Arc<Dedup>>,
     headers: axum::http::HeaderMap,
@@ -73,16 +100,15 @@ async fn alertmanager(
     super::body::require_json(&headers)?;
     let body = body.map_err(rejection)?;
     let alerts = alertmanager::parse(&body)
-        .and_then(|n| n.events(app.now_millis()))
-        .map_err(|e| refused(&app, "alertmanager", e))?;
+        .and_then(|n| n.events(push.intake.now_millis()))
+        .map_err(|e| refused(&push, "alertmanager", e))?;
 
     // Held until the fresh alerts are stored, so that a concurrent re-send waits and skips them.
     let mut state = dedup.lock().await;
     if !state.is_seeded() {
-        let store_app = app.clone();
         let window = DEDUP_CAPACITY as u64;
         let keys = tokio::task::spawn_blocking(move || {
-            alertmanager::recent_keys(&store_app.store, window).map_err(|e| e.to_string())
+            alertmanager::recent_keys(&store, window).map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
@@ -98,7 +124,7 @@ async fn alertmanager(
     }
     let (keys, events, skipped) = state.fresh(alerts);
     if events.is_empty() {
-        received(&app, "alertmanager", 0);
+        received(&push, "alertmanager", 0);
         return Ok((
             StatusCode::ACCEPTED,
             Json(json!({
@@ -107,10 +133,11 @@ async fn alertmanager(
         ));
     }
     let n = events.len();
-    let (first, last) = app.ingest_from(events, &caller).await?;
+    let (first, last) = push.intake.ingest_from(events, &caller).await?;
     state.remember(keys);
-    received(&app, "alertmanager", n);
-    app.audit_batch(&caller, "sources.alertmanager", n, (first, last));
+    received(&push, "alertmanager", n);
+    push.audit
+        .batch(&caller, "sources.alertmanager", n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -121,7 +148,7 @@ async fn alertmanager(
 
 /// `POST /v1/sources/metrics`.
 async fn push_metrics(
-    State(app): State<Arc<App>>,
+    State(push): State<Push>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -129,14 +156,15 @@ async fn push_metrics(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    let format = Format::of(content_type).map_err(|e| refused(&app, "metrics-push", e))?;
+    let format = Format::of(content_type).map_err(|e| refused(&push, "metrics-push", e))?;
     let body = body.map_err(rejection)?;
-    let events = metrics::events(format, &body, app.now_millis())
-        .map_err(|e| refused(&app, "metrics-push", e))?;
+    let events = metrics::events(format, &body, push.intake.now_millis())
+        .map_err(|e| refused(&push, "metrics-push", e))?;
     let n = events.len();
-    let (first, last) = app.ingest_from(events, &caller).await?;
-    received(&app, "metrics-push", n);
-    app.audit_batch(&caller, "sources.metrics", n, (first, last));
+    let (first, last) = push.intake.ingest_from(events, &caller).await?;
+    received(&push, "metrics-push", n);
+    push.audit
+        .batch(&caller, "sources.metrics", n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": n, "first_seq": first, "last_seq": last })),

@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::app::App;
+use crate::auth::Audit;
+use crate::auth::Authenticator;
 use crate::auth::tokens::TokenRecord;
 use crate::auth::{Caller, Scope, TokenError, TokenSpec};
 use crate::error::ApiError;
 
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(list).post(create))
         .route("/{id}", delete(revoke))
@@ -124,16 +126,16 @@ fn spec(caller: &Caller, body: CreateBody) -> Result<TokenSpec, ApiError> {
 
 /// `POST /v1/tokens`.
 async fn create(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(auth): State<Arc<Authenticator>>,
     caller: Caller,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
     let asked = json!({ "name": body.name, "for": body.principal, "scopes": body.scopes, "expires_in": body.expires_in });
-    let result =
-        spec(&caller, body).and_then(|spec| app.auth.tokens.create(spec).map_err(token_error));
+    let result = spec(&caller, body).and_then(|spec| auth.tokens.create(spec).map_err(token_error));
     let shown = result.as_ref().map(|t| TokenInfo::from(t.record.clone()));
-    app.audit(&caller, "tokens.create", asked, &shown).await;
+    audit.record(&caller, "tokens.create", asked, &shown).await;
     let token = result?;
     tracing::info!(caller = %caller.name, token = %token.record.id, name = %token.record.name, principal = %token.record.principal, scopes = %token.record.scopes, "token created");
     let mut body = serde_json::to_value(TokenInfo::from(token.record))
@@ -143,10 +145,9 @@ async fn create(
 }
 
 /// `GET /v1/tokens`.
-async fn list(State(app): State<Arc<App>>) -> Json<Vec<TokenInfo>> {
+async fn list(State(auth): State<Arc<Authenticator>>) -> Json<Vec<TokenInfo>> {
     Json(
-        app.auth
-            .tokens
+        auth.tokens
             .list()
             .into_iter()
             .map(TokenInfo::from)
@@ -156,16 +157,18 @@ async fn list(State(app): State<Arc<App>>) -> Json<Vec<TokenInfo>> {
 
 /// `DELETE /v1/tokens/{id}`: the token stops working at once; its record stays, revoked.
 async fn revoke(
-    State(app): State<Arc<App>>,
+    State(audit): State<Audit>,
+    State(auth): State<Arc<Authenticator>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    let result = match app.auth.tokens.revoke(&id) {
+    let result = match auth.tokens.revoke(&id) {
         Ok(Some(r)) => Ok(TokenInfo::from(r)),
         Ok(None) => Err(ApiError::not_found(format!("no token `{id}`"))),
         Err(e) => Err(token_error(e)),
     };
-    app.audit(&caller, "tokens.revoke", json!({ "token": id }), &result)
+    audit
+        .record(&caller, "tokens.revoke", json!({ "token": id }), &result)
         .await;
     if result.is_ok() {
         tracing::info!(caller = %caller.name, token = %id, "token revoked");

@@ -8,20 +8,22 @@
 //!
 //! Event publication is high volume: one entry per accepted batch (its count and sequence
 //! range), queued without waiting for its commit, so the `202` still waits only for the events'
-//! own fsync (see [`App::audit_batch`]).
+//! own fsync (see [`Audit::batch`]).
+
+use std::sync::Arc;
 
 use axum::http::Method;
-use grace_ledger::{Decision, NewEntry};
+use grace_executor::Clock;
+use grace_ledger::{Decision, Ledger, NewEntry};
 use serde_json::{Value, json};
 
 use super::{Caller, Scope};
-use crate::app::App;
 use crate::error::ApiError;
 
 /// The run id of every audit entry.
 pub const AUDIT_RUN_ID: &str = "api";
 
-fn entry(app: &App, caller: &Caller, function: &str, args: Value) -> NewEntry {
+fn entry(clock: &dyn Clock, caller: &Caller, function: &str, args: Value) -> NewEntry {
     let mut args = match args {
         Value::Object(map) => Value::Object(map),
         Value::Null => json!({}),
@@ -45,7 +47,7 @@ fn entry(app: &App, caller: &Caller, function: &str, args: Value) -> NewEntry {
         decision: Decision::allowed(format!("scope `{}`", caller.granted)),
         args,
         result: Value::Null,
-        at_millis: app.now_millis(),
+        at_millis: clock.now_millis(),
     }
 }
 
@@ -74,14 +76,32 @@ impl<T: serde::Serialize, E: std::borrow::Borrow<ApiError>> Audited for Result<T
     }
 }
 
-impl App {
+/// The audit trail: the ledger, and the run clock its entries are timed by; cheap to clone.
+#[derive(Clone)]
+pub struct Audit {
+    ledger: Arc<Ledger>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Audit {
+    /// Records in `ledger`, timed by `clock` (virtual in simulation).
+    pub fn new(ledger: Arc<Ledger>, clock: Arc<dyn Clock>) -> Audit {
+        Audit { ledger, clock }
+    }
+
     /// Records in the ledger that `caller` asked for `function` with `args` (a JSON object; the
     /// keys `playbook` and `digest`, when present, also fill the entry's fields), and how it
     /// went. After a success it waits until the entry is durable, so that an acknowledged change
     /// is always attributable; a refusal changed nothing, and its entry is only queued. A ledger
     /// failure is logged, not returned, since the change itself is already made.
-    pub async fn audit(&self, caller: &Caller, function: &str, args: Value, result: &impl Audited) {
-        let mut e = entry(self, caller, function, args);
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        function: &str,
+        args: Value,
+        result: &impl Audited,
+    ) {
+        let mut e = entry(&*self.clock, caller, function, args);
         e.result = result.to_audit();
         let recorded = if result.succeeded() {
             self.ledger.append(e).await.map(drop)
@@ -96,9 +116,9 @@ impl App {
     /// Records an accepted batch of events (`function` `events.publish`, `sources.alertmanager`,
     /// ...) without waiting for the entry's commit: the events are durable already, and the
     /// entry joins the ledger's next group commit.
-    pub fn audit_batch(&self, caller: &Caller, function: &str, count: usize, seqs: (u64, u64)) {
+    pub fn batch(&self, caller: &Caller, function: &str, count: usize, seqs: (u64, u64)) {
         let mut e = entry(
-            self,
+            &*self.clock,
             caller,
             function,
             json!({ "count": count, "first_seq": seqs.0, "last_seq": seqs.1 }),
@@ -110,15 +130,9 @@ impl App {
     }
 
     /// Records a request refused because the caller's token lacks the scope `needed`.
-    pub(crate) fn audit_denied(
-        &self,
-        caller: &Caller,
-        method: &Method,
-        route: &str,
-        needed: Scope,
-    ) {
+    pub(crate) fn denied(&self, caller: &Caller, method: &Method, route: &str, needed: Scope) {
         let mut e = entry(
-            self,
+            &*self.clock,
             caller,
             "request.denied",
             json!({ "method": method.as_str(), "route": route }),

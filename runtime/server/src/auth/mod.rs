@@ -9,12 +9,13 @@
 //!
 //! ```ignore
 //! async fn approve(
-//!     State(app): State<Arc<App>>,
+//!     State(scheduler): State<Arc<Scheduler>>,
+//!     State(audit): State<Audit>,
 //!     caller: Caller,
 //!     Path(id): Path<String>,
 //! ) -> Result<Json<Value>, ApiError> {
-//!     let result = app.approve(&id, &caller.name).await;
-//!     app.audit(&caller, "approvals.approve", json!({ "approval": id }), &result).await;
+//!     let result = scheduler.vote(&id, &caller, true, None).await.map_err(ApiError::from);
+//!     audit.record(&caller, "approvals.approve", json!({ "approval": id }), &result).await;
 //!     ...
 //! }
 //! ```
@@ -25,7 +26,7 @@
 //! counts these, see [`principals`]) and `caller.principal_name` how people see it,
 //! `caller.scopes` what the token may do and `caller.granted` the scope this route needed. The handler need not check scopes itself: the
 //! route's entry in [`routes::ROUTES`] decided before it was called. Add the entry with the route.
-//! Record what the caller changed with [`crate::App::audit`] (see [`audit`]).
+//! Record what the caller changed with [`Audit::record`] (see [`audit`]).
 //!
 //! A bearer token is either a GRACE token (`grace_...`, see [`tokens`]) or, when `[auth.oidc]`
 //! is configured, a JWT from the identity provider (see [`oidc`]): its principal is
@@ -61,12 +62,12 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+pub use audit::Audit;
 pub use principals::{Principal, PrincipalKind, PrincipalStore};
 pub use routes::Access;
 pub use scopes::{Scope, Scopes};
 pub use tokens::{TokenError, TokenRecord, TokenSpec, TokenStore};
 
-use crate::app::App;
 use crate::error::ApiError;
 
 /// Who made a request: put in the request's extensions by [`require`], taken by handlers as an
@@ -245,7 +246,12 @@ fn bearer(headers: &HeaderMap) -> Option<Result<&str, &'static str>> {
 /// The middleware: looks the matched route up in [`routes::ROUTES`], authenticates, checks the
 /// scope, and hands the [`Caller`] on. Installed as a route layer, so it sees only requests
 /// that matched a route (unknown paths get the router's `404`, wrong methods its `405`).
-pub async fn require(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+pub async fn require(
+    State(auth): State<Arc<Authenticator>>,
+    State(audit): State<Audit>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let pattern = request
         .extensions()
         .get::<MatchedPath>()
@@ -263,7 +269,7 @@ pub async fn require(State(app): State<Arc<App>>, mut request: Request, next: Ne
             .into_response();
         }
     };
-    let caller = match app.auth.authenticate(request.headers(), needed).await {
+    let caller = match auth.authenticate(request.headers(), needed).await {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(%method, route = %pattern, "unauthenticated request refused: {e}");
@@ -276,64 +282,9 @@ pub async fn require(State(app): State<Arc<App>>, mut request: Request, next: Ne
             caller.name, caller.token_id, caller.scopes
         );
         tracing::warn!(caller = %caller.name, token = %caller.token_id, %method, route = %pattern, "request refused: needs `{needed}`");
-        app.audit_denied(&caller, &method, &pattern, needed);
+        audit.denied(&caller, &method, &pattern, needed);
         return ApiError::forbidden(message).into_response();
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
-}
-
-/// Opens the token table and reads the trust roots, saying loudly what is left open: no
-/// authentication, unsigned uploads allowed, no key to sign uploads with.
-pub fn start(
-    config: &crate::ServeConfig,
-    database: Arc<redb::Database>,
-) -> Result<(Authenticator, crate::signing::TrustRoots), crate::StartError> {
-    let tokens = TokenStore::open_database(database)
-        .map_err(|e| crate::StartError::Other(format!("cannot open the token table: {e}")))?;
-    let trust_roots = crate::signing::TrustRoots::load(&config.trust_roots).map_err(|message| {
-        crate::config::ConfigError::Invalid {
-            field: "trust_roots",
-            message,
-        }
-    })?;
-    if config.insecure_no_auth {
-        tracing::warn!(
-            listen = %config.listen,
-            "INSECURE: --insecure-no-auth: the API has NO AUTHENTICATION; every caller may do anything as `{ANONYMOUS}`. Development on loopback only."
-        );
-    } else {
-        let live = tokens
-            .list()
-            .iter()
-            .filter(|t| t.is_live(grace_engine::event::system_now_millis()))
-            .count();
-        if live == 0 {
-            tracing::warn!(
-                "no API token exists yet: every request will be refused; stop the server and run `grace init --data-dir {}`",
-                config.data_dir.display()
-            );
-        }
-    }
-    if config.allow_unsigned_playbooks {
-        tracing::warn!(
-            "INSECURE: allow_unsigned_playbooks: unsigned playbook uploads are accepted (marked `signed: false`). Development only."
-        );
-    } else if trust_roots.is_empty() {
-        tracing::warn!(
-            "no trust roots are configured: every playbook upload will be refused; add `[[trust_roots]]` to grace.toml (see docs/security.md)"
-        );
-    }
-    for (name, key) in trust_roots.keys() {
-        tracing::info!(trust_root = %name, key = %format!("{}+{:08x}", key.name(), key.id()), "playbook uploads may be signed by this key");
-    }
-    let mut auth = Authenticator::new(tokens, config.insecure_no_auth);
-    if let Some(oidc) = &config.auth.oidc {
-        let settings = oidc
-            .settings()
-            .map_err(|(field, message)| crate::config::ConfigError::Invalid { field, message })?;
-        tracing::info!(issuer = %settings.issuer, audience = %settings.audience, "OIDC sign-in: bearer JWTs of this issuer are accepted");
-        auth = auth.with_oidc(oidc::OidcVerifier::new(settings).map_err(crate::StartError::Other)?);
-    }
-    Ok((auth, trust_roots))
 }

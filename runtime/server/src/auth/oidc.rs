@@ -109,9 +109,27 @@ pub struct OidcSettings {
     pub max_jwks_bytes: usize,
 }
 
+/// Why an issuer's URL is refused.
+#[derive(Debug, thiserror::Error)]
+enum UrlError {
+    #[error("`{text}` is not a URL ({reason})")]
+    NotAUrl {
+        text: String,
+        /// The URL parser's words.
+        reason: String,
+    },
+    #[error(
+        "`{0}` must be https (plain http only on loopback): keys fetched in clear could be anyone's"
+    )]
+    NotHttps(String),
+}
+
 /// An issuer URL must be HTTPS, or HTTP from a loopback address (a local issuer).
-fn checked_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+fn checked_url(text: &str) -> Result<reqwest::Url, UrlError> {
+    let url = reqwest::Url::parse(text).map_err(|e| UrlError::NotAUrl {
+        text: text.to_owned(),
+        reason: e.to_string(),
+    })?;
     let loopback = match url.host_str() {
         Some("localhost") => true,
         Some(host) => host
@@ -124,21 +142,19 @@ fn checked_url(text: &str) -> Result<reqwest::Url, String> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
-        _ => Err(format!(
-            "`{text}` must be https (plain http only on loopback): keys fetched in clear could be anyone's"
-        )),
+        _ => Err(UrlError::NotHttps(text.to_owned())),
     }
 }
 
 impl OidcConfig {
     /// Checks every field; an error names it (`auth.oidc.<field>`) and says why.
     pub fn settings(&self) -> Result<OidcSettings, (&'static str, String)> {
-        checked_url(&self.issuer).map_err(|e| ("auth.oidc.issuer", e))?;
+        checked_url(&self.issuer).map_err(|e| ("auth.oidc.issuer", e.to_string()))?;
         if self.audience.trim().is_empty() {
             return Err(("auth.oidc.audience", "must not be empty".into()));
         }
         let jwks_url = match &self.jwks_url {
-            Some(u) => Some(checked_url(u).map_err(|e| ("auth.oidc.jwks_url", e))?),
+            Some(u) => Some(checked_url(u).map_err(|e| ("auth.oidc.jwks_url", e.to_string()))?),
             None => None,
         };
         if let Some(p) = &self.principal
@@ -294,15 +310,24 @@ pub fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && !token.starts_with(super::tokens::TOKEN_PREFIX)
 }
 
+/// Why an OIDC verifier cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OidcSetupError {
+    /// No HTTP client to fetch the issuer's keys with.
+    #[error("auth.oidc: no HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
 impl OidcVerifier {
     /// A verifier for `settings`; keys are fetched on first use.
-    pub fn new(settings: OidcSettings) -> Result<OidcVerifier, String> {
+    pub fn new(settings: OidcSettings) -> Result<OidcVerifier, OidcSetupError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("auth.oidc: no HTTP client: {e}"))?;
+            .map_err(OidcSetupError::Client)?;
         let jwks = settings.jwks_url.clone();
         Ok(OidcVerifier {
             settings,
@@ -318,7 +343,7 @@ impl OidcVerifier {
     }
 
     fn keys(&self) -> std::sync::Arc<Keys> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::sync::read(&self.keys).clone()
     }
 
     /// Verifies `token` (see the module documentation) and returns whom it speaks for.
@@ -442,7 +467,7 @@ impl OidcVerifier {
             Ok(set) => set,
             Err(e) => {
                 // Keep the keys we had, and count the attempt: failures are rate-limited too.
-                let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
+                let mut current = crate::sync::write(&self.keys);
                 *current = std::sync::Arc::new(Keys {
                     by_kid: current.by_kid.clone(),
                     anonymous: current.anonymous.clone(),
@@ -487,7 +512,7 @@ impl OidcVerifier {
             }
         }
         tracing::info!(url = %url, keys = keys.by_kid.len() + keys.anonymous.len(), "fetched the OIDC issuer's keys");
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(keys);
+        *crate::sync::write(&self.keys) = std::sync::Arc::new(keys);
         Ok(())
     }
 
@@ -495,7 +520,7 @@ impl OidcVerifier {
     async fn discover(&self) -> Result<reqwest::Url, OidcError> {
         let base = self.settings.issuer.trim_end_matches('/');
         let url = checked_url(&format!("{base}/.well-known/openid-configuration"))
-            .map_err(OidcError::Jwks)?;
+            .map_err(|e| OidcError::Jwks(e.to_string()))?;
         let body = self.fetch(&url).await?;
         let doc: Value = serde_json::from_slice(&body)
             .map_err(|e| OidcError::Jwks(format!("the discovery document is not JSON: {e}")))?;

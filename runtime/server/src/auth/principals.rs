@@ -188,21 +188,12 @@ impl PrincipalStore {
 
     /// The local principal `id` (`local:<name>`).
     pub fn get(&self, id: &str) -> Option<Principal> {
-        self.cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        crate::sync::read(&self.cache).get(id).cloned()
     }
 
     /// Every local principal, by id.
     pub fn list(&self) -> Vec<Principal> {
-        self.cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        crate::sync::read(&self.cache).values().cloned().collect()
     }
 
     /// Creates the local principal `name` (shown as `display_name`, else `name`), made by
@@ -265,10 +256,7 @@ impl PrincipalStore {
             table.insert(p.id.as_str(), bytes.as_slice()).map_err(db)?;
         }
         tx.commit().map_err(db)?;
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(p.id.clone(), p.clone());
+        crate::sync::write(&self.cache).insert(p.id.clone(), p.clone());
         Ok(true)
     }
 }

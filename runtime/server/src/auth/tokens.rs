@@ -191,11 +191,7 @@ impl TokenStore {
                 store.put(&key, &record)?;
                 tracing::info!(token = %record.id, principal = %record.principal, "a token from before principals now belongs to the principal of its name");
             } else {
-                store
-                    .cache
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, Arc::new(record));
+                crate::sync::write(&store.cache).insert(key, Arc::new(record));
             }
         }
         Ok(store)
@@ -218,11 +214,7 @@ impl TokenStore {
         if !secret.starts_with(TOKEN_PREFIX) {
             return None;
         }
-        self.cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash(secret))
-            .cloned()
+        crate::sync::read(&self.cache).get(&hash(secret)).cloned()
     }
 
     /// Makes, stores and returns a new token.
@@ -264,10 +256,7 @@ impl TokenStore {
 
     /// Revokes the token `id`: it no longer authenticates. `None` if there is no such id.
     pub fn revoke(&self, id: &str) -> Result<Option<TokenRecord>, TokenError> {
-        let found = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        let found = crate::sync::read(&self.cache)
             .iter()
             .find(|(_, r)| r.id == id)
             .map(|(k, r)| (k.clone(), (**r).clone()));
@@ -284,10 +273,7 @@ impl TokenStore {
 
     /// Every token, oldest first.
     pub fn list(&self) -> Vec<TokenRecord> {
-        let mut all: Vec<TokenRecord> = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        let mut all: Vec<TokenRecord> = crate::sync::read(&self.cache)
             .values()
             .map(|r| (**r).clone())
             .collect();
@@ -303,10 +289,7 @@ impl TokenStore {
             table.insert(key, bytes.as_slice()).map_err(db)?;
         }
         tx.commit().map_err(db)?;
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_owned(), Arc::new(record.clone()));
+        crate::sync::write(&self.cache).insert(key.to_owned(), Arc::new(record.clone()));
         Ok(())
     }
 }

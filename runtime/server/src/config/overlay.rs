@@ -136,7 +136,7 @@ impl Overrides {
         for path in &self.trust_root {
             config.trust_roots.push(
                 crate::signing::TrustRootConfig::from_key_file(path)
-                    .map_err(|message| ConfigError::invalid("--trust-root", message))?,
+                    .map_err(|e| ConfigError::invalid("--trust-root", e.to_string()))?,
             );
         }
         Ok(())

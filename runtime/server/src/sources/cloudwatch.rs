@@ -26,6 +26,7 @@
 //! datapoints arrive late and are revised while their period is open: only a datapoint newer
 //! than the last one published, and younger than `max_age`, is published.
 
+use super::SettingError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,8 +79,9 @@ pub struct CloudWatchSource {
 
 impl CloudWatchConfig {
     /// Checks everything but the client: `(lookback, max_age, schedule)`.
-    pub fn check(&self, prefix: &str) -> Result<(Duration, Duration, Schedule), String> {
-        let field = |key: &str, message: &str| format!("{prefix}.{key}: {message}");
+    pub fn check(&self, prefix: &str) -> Result<(Duration, Duration, Schedule), SettingError> {
+        let field =
+            |key: &str, message: &str| SettingError::new(format!("{prefix}.{key}"), message);
         if let Some(problem) = check_name(&self.name) {
             return Err(field("name", problem));
         }
@@ -129,10 +131,15 @@ impl CloudWatchSource {
         config: &CloudWatchConfig,
         client: Option<&CloudWatch>,
         prefix: &str,
-    ) -> Result<(CloudWatchSource, Schedule), String> {
+    ) -> Result<(CloudWatchSource, Schedule), SettingError> {
         let (lookback, max_age, schedule) = config.check(prefix)?;
         let client = client
-            .ok_or_else(|| format!("{prefix}: CloudWatch needs [aws] in grace.toml (region, and the endpoint for tests)"))?
+            .ok_or_else(|| {
+                SettingError::new(
+                    prefix,
+                    "CloudWatch needs [aws] in grace.toml (region, and the endpoint for tests)",
+                )
+            })?
             .clone();
         Ok((
             CloudWatchSource {
@@ -229,7 +236,7 @@ impl Poller for CloudWatchSource {
 pub fn build_all(
     configs: &[CloudWatchConfig],
     client: Option<&CloudWatch>,
-) -> Result<Vec<(Arc<CloudWatchSource>, Schedule)>, String> {
+) -> Result<Vec<(Arc<CloudWatchSource>, Schedule)>, SettingError> {
     configs
         .iter()
         .enumerate()
@@ -291,7 +298,7 @@ mod tests {
             let text = GOOD.replace(from, to);
             let c: CloudWatchConfig = toml::from_str(&text).unwrap();
             let e = c.check("s").unwrap_err();
-            assert!(e.starts_with(key), "{text}: {e}");
+            assert!(e.to_string().starts_with(key), "{text}: {e}");
         }
         // The metric itself is checked as it is read, naming its field.
         let e = toml::from_str::<CloudWatchConfig>(
@@ -301,6 +308,6 @@ mod tests {
         assert!(e.to_string().contains("period"), "{e}");
         let c: CloudWatchConfig = toml::from_str(GOOD).unwrap();
         let e = CloudWatchSource::new(&c, None, "s").err().unwrap();
-        assert!(e.contains("[aws]"), "{e}");
+        assert!(e.to_string().contains("[aws]"), "{e}");
     }
 }

@@ -5,6 +5,8 @@
 
 use serde::Deserialize;
 
+use super::SettingError;
+
 /// `[sources]`: the built-in polled sources.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -43,13 +45,14 @@ impl SourcesConfig {
 
     /// Checks every source; the message starts with the key (`sources.promql[0].query: ...`).
     /// `prometheus` is the top-level Prometheus URL, `aws` whether `[aws]` is configured.
-    pub fn validate(&self, prometheus: Option<&str>, aws: bool) -> Result<(), String> {
+    pub fn validate(&self, prometheus: Option<&str>, aws: bool) -> Result<(), SettingError> {
         super::promql::build_all(&self.promql, prometheus)?;
         for (i, c) in self.cloudwatch.iter().enumerate() {
             c.check(&format!("sources.cloudwatch[{i}]"))?;
             if !aws {
-                return Err(format!(
-                    "sources.cloudwatch[{i}]: CloudWatch needs [aws] in grace.toml"
+                return Err(SettingError::new(
+                    format!("sources.cloudwatch[{i}]"),
+                    "CloudWatch needs [aws] in grace.toml",
                 ));
             }
         }
@@ -59,7 +62,10 @@ impl SourcesConfig {
         let mut seen = std::collections::BTreeSet::new();
         for (key, name) in self.names() {
             if matches!(name, "alertmanager" | "metrics-push") || !seen.insert(name) {
-                return Err(format!("{key}: `{name}` is the name of another source"));
+                return Err(SettingError::new(
+                    key,
+                    format!("`{name}` is the name of another source"),
+                ));
             }
         }
         Ok(())

@@ -15,6 +15,7 @@
 //! until something acts, so it is reported on every poll: triggers' cooldowns and dedup keys
 //! decide how often that starts a run.
 
+use super::SettingError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,8 +61,9 @@ pub struct ContainersSource {
 impl ContainersConfig {
     /// Checks everything but the backend (errors name the key under `prefix`): the event type
     /// and the schedule.
-    pub fn check(&self, prefix: &str) -> Result<(String, Schedule), String> {
-        let field = |key: &str, message: &str| format!("{prefix}.{key}: {message}");
+    pub fn check(&self, prefix: &str) -> Result<(String, Schedule), SettingError> {
+        let field =
+            |key: &str, message: &str| SettingError::new(format!("{prefix}.{key}"), message);
         if let Some(problem) = check_name(&self.name) {
             return Err(field("name", problem));
         }
@@ -109,11 +111,12 @@ impl ContainersSource {
         backend: Option<Arc<dyn ContainerExecutor>>,
         clock: Arc<dyn Clock>,
         prefix: &str,
-    ) -> Result<(ContainersSource, Schedule), String> {
+    ) -> Result<(ContainersSource, Schedule), SettingError> {
         let (event_type, schedule) = config.check(prefix)?;
         let backend = backend.ok_or_else(|| {
-            format!(
-                "{prefix}: no containers backend: configure [docker] in grace.toml, or run with --simulate"
+            SettingError::new(
+                prefix,
+                "no containers backend: configure [docker] in grace.toml, or run with --simulate",
             )
         })?;
         Ok((
@@ -200,7 +203,10 @@ mod tests {
 
     use super::*;
 
-    fn source(toml_text: &str, sim: &Simulation) -> Result<(ContainersSource, Schedule), String> {
+    fn source(
+        toml_text: &str,
+        sim: &Simulation,
+    ) -> Result<(ContainersSource, Schedule), SettingError> {
         let config: ContainersConfig = toml::from_str(toml_text).unwrap();
         let executors = sim.executors();
         ContainersSource::new(&config, executors.containers, executors.clock, "s")
@@ -244,13 +250,13 @@ mod tests {
             ),
         ] {
             let e = source(text, &sim).err().unwrap();
-            assert!(e.starts_with(key), "{text}: {e}");
+            assert!(e.to_string().starts_with(key), "{text}: {e}");
         }
         let config: ContainersConfig =
             toml::from_str("name = \"web\"\nselector = { app = \"web\" }").unwrap();
         let e = ContainersSource::new(&config, None, sim.clock(), "s")
             .err()
             .unwrap();
-        assert!(e.contains("[docker]"), "{e}");
+        assert!(e.to_string().contains("[docker]"), "{e}");
     }
 }

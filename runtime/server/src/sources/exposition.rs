@@ -80,7 +80,7 @@ pub fn parse(text: &[u8], max_samples: usize) -> Result<Vec<Sample>, ParseError>
         let fail = |message: String| ParseError::Line { line, message };
         let content = std::str::from_utf8(raw)
             .map_err(|e| fail(format!("is not UTF-8 (byte {})", e.valid_up_to() + 1)))?;
-        if let Some(sample) = parser.line(content, line).map_err(fail)? {
+        if let Some(sample) = parser.line(content, line).map_err(|e| fail(e.0))? {
             if parser.samples.len() == max_samples {
                 return Err(ParseError::TooManySamples { limit: max_samples });
             }
@@ -89,6 +89,11 @@ pub fn parse(text: &[u8], max_samples: usize) -> Result<Vec<Sample>, ParseError>
     }
     Ok(parser.samples)
 }
+
+/// What is wrong with one line, for people; [`parse`] adds the line number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct LineError(String);
 
 #[derive(Default)]
 struct Parser {
@@ -103,7 +108,7 @@ struct Parser {
 
 impl Parser {
     /// One line: a sample, or nothing (blank, comment, `HELP`, `TYPE`).
-    fn line(&mut self, text: &str, line: usize) -> Result<Option<Sample>, String> {
+    fn line(&mut self, text: &str, line: usize) -> Result<Option<Sample>, LineError> {
         let text = text.trim_matches(is_blank);
         if text.is_empty() {
             return Ok(None);
@@ -119,7 +124,7 @@ impl Parser {
     }
 
     /// `# HELP name text`, `# TYPE name type`, or a comment.
-    fn comment(&mut self, text: &str) -> Result<(), String> {
+    fn comment(&mut self, text: &str) -> Result<(), LineError> {
         let mut tokens = text.split(is_blank).filter(|t| !t.is_empty());
         let keyword = tokens.next();
         if keyword != Some("HELP") && keyword != Some("TYPE") {
@@ -127,13 +132,13 @@ impl Parser {
         }
         let keyword = keyword.unwrap_or_default();
         let Some(name) = tokens.next() else {
-            return Err(format!("`# {keyword}` needs a metric name"));
+            return Err(LineError(format!("`# {keyword}` needs a metric name")));
         };
         if !is_metric_name(name) {
-            return Err(format!(
+            return Err(LineError(format!(
                 "`{}` is not a metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)",
                 shorten(name)
-            ));
+            )));
         }
         if keyword == "HELP" {
             // The docstring may hold anything; only its escapes are checked.
@@ -145,7 +150,7 @@ impl Parser {
                 .unwrap_or_default();
             check_help_escapes(rest)?;
             if !self.helps.insert(name.to_owned()) {
-                return Err(format!("a second `# HELP` line for `{name}`"));
+                return Err(LineError(format!("a second `# HELP` line for `{name}`")));
             }
             return Ok(());
         }
@@ -156,48 +161,48 @@ impl Parser {
             Some("summary") => MetricType::Summary,
             Some("untyped") => MetricType::Untyped,
             Some(other) => {
-                return Err(format!(
+                return Err(LineError(format!(
                     "`{}` is not a metric type: use `counter`, `gauge`, `histogram`, `summary` or `untyped`",
                     shorten(other)
-                ));
+                )));
             }
-            None => return Err(format!("`# TYPE {name}` needs a metric type")),
+            None => return Err(LineError(format!("`# TYPE {name}` needs a metric type"))),
         };
         if let Some(extra) = tokens.next() {
-            return Err(format!(
+            return Err(LineError(format!(
                 "unexpected `{}` after the metric type",
                 shorten(extra)
-            ));
+            )));
         }
         if self.types.contains_key(name) {
-            return Err(format!("a second `# TYPE` line for `{name}`"));
+            return Err(LineError(format!("a second `# TYPE` line for `{name}`")));
         }
         if self.sampled.contains(name) {
-            return Err(format!(
+            return Err(LineError(format!(
                 "the `# TYPE` line for `{name}` comes after its samples"
-            ));
+            )));
         }
         self.types.insert(name.to_owned(), kind);
         Ok(())
     }
 
     /// Histogram buckets need `le`, summary quantiles need `quantile`.
-    fn check_family(&self, sample: &Sample) -> Result<(), String> {
+    fn check_family(&self, sample: &Sample) -> Result<(), LineError> {
         let name = sample.name.as_str();
         if let Some(family) = name.strip_suffix("_bucket")
             && self.types.get(family) == Some(&MetricType::Histogram)
             && !sample.labels.contains_key("le")
         {
-            return Err(format!(
+            return Err(LineError(format!(
                 "`{name}` is a bucket of the histogram `{family}` and needs an `le` label"
-            ));
+            )));
         }
         if self.types.get(name) == Some(&MetricType::Summary)
             && !sample.labels.contains_key("quantile")
         {
-            return Err(format!(
+            return Err(LineError(format!(
                 "`{name}` is a quantile of a summary and needs a `quantile` label"
-            ));
+            )));
         }
         Ok(())
     }
@@ -215,18 +220,18 @@ fn shorten(text: &str) -> String {
     }
 }
 
-fn check_help_escapes(text: &str) -> Result<(), String> {
+fn check_help_escapes(text: &str) -> Result<(), LineError> {
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c == '\\' {
             match chars.next() {
                 Some('\\' | 'n') => {}
                 Some(other) => {
-                    return Err(format!(
+                    return Err(LineError(format!(
                         "`\\{other}` is not an escape in a HELP text: use `\\\\` or `\\n`"
-                    ));
+                    )));
                 }
-                None => return Err("the HELP text ends with a lone `\\`".to_owned()),
+                None => return Err(LineError("the HELP text ends with a lone `\\`".to_owned())),
             }
         }
     }
@@ -276,20 +281,20 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// `name{labels} value [timestamp]`, blanks trimmed.
-fn sample(text: &str, line: usize) -> Result<Sample, String> {
+fn sample(text: &str, line: usize) -> Result<Sample, LineError> {
     let mut cur = Cursor { text, pos: 0 };
     let name = cur.take_while(is_name_char).to_owned();
     if name.is_empty() {
-        return Err(format!(
+        return Err(LineError(format!(
             "expected a metric name, found `{}`",
             shorten(&text[cur.pos..])
-        ));
+        )));
     }
     if !is_metric_name(&name) {
-        return Err(format!(
+        return Err(LineError(format!(
             "`{}` is not a metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)",
             shorten(&name)
-        ));
+        )));
     }
     cur.skip_blanks();
     let labels = if cur.peek() == Some('{') {
@@ -301,7 +306,7 @@ fn sample(text: &str, line: usize) -> Result<Sample, String> {
     cur.skip_blanks();
     let value = cur.take_while(|c| !is_blank(c));
     if value.is_empty() {
-        return Err(format!("`{}` has no value", shorten(&name)));
+        return Err(LineError(format!("`{}` has no value", shorten(&name))));
     }
     let value = parse_value(value)?;
     cur.skip_blanks();
@@ -313,10 +318,10 @@ fn sample(text: &str, line: usize) -> Result<Sample, String> {
     };
     cur.skip_blanks();
     if !cur.is_done() {
-        return Err(format!(
+        return Err(LineError(format!(
             "unexpected `{}` after the timestamp",
             shorten(&text[cur.pos..])
-        ));
+        )));
     }
     Ok(Sample {
         line,
@@ -328,7 +333,7 @@ fn sample(text: &str, line: usize) -> Result<Sample, String> {
 }
 
 /// `label="value",...}`, after the `{`.
-fn labels(cur: &mut Cursor<'_>) -> Result<Labels, String> {
+fn labels(cur: &mut Cursor<'_>) -> Result<Labels, LineError> {
     let mut labels = Labels::new();
     loop {
         cur.skip_blanks();
@@ -337,50 +342,52 @@ fn labels(cur: &mut Cursor<'_>) -> Result<Labels, String> {
                 cur.bump();
                 return Ok(labels);
             }
-            None => return Err("the labels are not closed with `}`".to_owned()),
+            None => return Err(LineError("the labels are not closed with `}`".to_owned())),
             Some(_) => {}
         }
         let name = cur.take_while(is_name_char).to_owned();
         if name.is_empty() {
             let found = cur.peek().map_or(String::new(), String::from);
-            return Err(format!("expected a label name, found `{found}`"));
+            return Err(LineError(format!("expected a label name, found `{found}`")));
         }
         if !is_label_name(&name) {
-            return Err(format!(
+            return Err(LineError(format!(
                 "`{}` is not a label name (`[a-zA-Z_][a-zA-Z0-9_]*`)",
                 shorten(&name)
-            ));
+            )));
         }
         cur.skip_blanks();
         if cur.bump() != Some('=') {
-            return Err(format!("expected `=` after the label name `{name}`"));
+            return Err(LineError(format!(
+                "expected `=` after the label name `{name}`"
+            )));
         }
         cur.skip_blanks();
         if cur.bump() != Some('"') {
-            return Err(format!(
+            return Err(LineError(format!(
                 "the value of the label `{name}` must be in double quotes"
-            ));
+            )));
         }
         let value = label_value(cur, &name)?;
         if labels.insert(name.clone(), value).is_some() {
-            return Err(format!("the label `{name}` is given twice"));
+            return Err(LineError(format!("the label `{name}` is given twice")));
         }
         cur.skip_blanks();
         match cur.bump() {
             Some(',') => {}
             Some('}') => return Ok(labels),
             Some(other) => {
-                return Err(format!(
+                return Err(LineError(format!(
                     "expected `,` or `}}` after the value of the label `{name}`, found `{other}`"
-                ));
+                )));
             }
-            None => return Err("the labels are not closed with `}`".to_owned()),
+            None => return Err(LineError("the labels are not closed with `}`".to_owned())),
         }
     }
 }
 
 /// A label value up to its closing quote, unescaped.
-fn label_value(cur: &mut Cursor<'_>, name: &str) -> Result<String, String> {
+fn label_value(cur: &mut Cursor<'_>, name: &str) -> Result<String, LineError> {
     let mut value = String::new();
     loop {
         match cur.bump() {
@@ -390,65 +397,69 @@ fn label_value(cur: &mut Cursor<'_>, name: &str) -> Result<String, String> {
                 Some('"') => value.push('"'),
                 Some('n') => value.push('\n'),
                 Some(other) => {
-                    return Err(format!(
+                    return Err(LineError(format!(
                         "`\\{other}` in the value of the label `{name}` is not an escape: use `\\\\`, `\\\"` or `\\n`"
-                    ));
+                    )));
                 }
                 None => {
-                    return Err(format!(
+                    return Err(LineError(format!(
                         "the value of the label `{name}` is not closed with `\"`"
-                    ));
+                    )));
                 }
             },
             Some(c) => value.push(c),
             None => {
-                return Err(format!(
+                return Err(LineError(format!(
                     "the value of the label `{name}` is not closed with `\"`"
-                ));
+                )));
             }
         }
     }
 }
 
 /// A sample value: a finite float.
-fn parse_value(text: &str) -> Result<f64, String> {
+fn parse_value(text: &str) -> Result<f64, LineError> {
     let lower = text.to_ascii_lowercase();
     let lower = lower.trim_start_matches(['+', '-']);
     if lower == "nan" || lower == "inf" || lower == "infinity" {
-        return Err(format!(
+        return Err(LineError(format!(
             "the value `{}` is not a finite number; events carry JSON numbers, which cannot hold NaN or infinities",
             shorten(text)
-        ));
+        )));
     }
     // Rust accepts a few spellings Go does not (`infinity`) and the reverse (hex floats, `_`):
     // only decimal forms are read here, as every Prometheus client writes them.
     let value: f64 = text
         .parse()
-        .map_err(|_| format!("the value `{}` is not a number", shorten(text)))?;
+        .map_err(|_| LineError(format!("the value `{}` is not a number", shorten(text))))?;
     grace_engine::event::check_number(value).map_err(|_| {
-        format!(
+        LineError(format!(
             "the value `{}` is out of range for a 64-bit float",
             shorten(text)
-        )
+        ))
     })
 }
 
 /// A timestamp: integer milliseconds since the epoch, not before it.
-fn parse_timestamp(text: &str) -> Result<u64, String> {
+fn parse_timestamp(text: &str) -> Result<u64, LineError> {
     let digits = text.strip_prefix('+').unwrap_or(text);
     if text.starts_with('-') && text[1..].bytes().all(|b| b.is_ascii_digit()) && text.len() > 1 {
-        return Err(format!("the timestamp `{}` is before 1970", shorten(text)));
+        return Err(LineError(format!(
+            "the timestamp `{}` is before 1970",
+            shorten(text)
+        )));
     }
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
+        return Err(LineError(format!(
             "the timestamp `{}` is not an integer number of milliseconds",
             shorten(text)
-        ));
+        )));
     }
     let millis: u64 = digits
         .parse()
-        .map_err(|_| format!("the timestamp `{}` is out of range", shorten(text)))?;
-    grace_engine::event::check_timestamp(millis).map_err(|m| format!("the timestamp {m}"))
+        .map_err(|_| LineError(format!("the timestamp `{}` is out of range", shorten(text))))?;
+    grace_engine::event::check_timestamp(millis)
+        .map_err(|m| LineError(format!("the timestamp {m}")))
 }
 
 #[cfg(test)]

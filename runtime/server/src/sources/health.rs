@@ -107,15 +107,12 @@ impl SourceState {
     }
 
     fn update(&self, f: impl FnOnce(&mut SourceHealth)) {
-        f(&mut self.health.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut crate::sync::lock(&self.health));
     }
 
     /// A copy of its health now.
     pub fn snapshot(&self) -> SourceHealth {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sync::lock(&self.health).clone()
     }
 
     /// A poll (or push) answered: `events` published, `stale` samples dropped.
@@ -194,35 +191,23 @@ impl Sources {
 
     fn insert(&self, name: &str, state: SourceState) -> Arc<SourceState> {
         let state = Arc::new(state);
-        self.by_name
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), state.clone());
+        crate::sync::write(&self.by_name).insert(name.to_owned(), state.clone());
         state
     }
 
     /// Forgets a source (a collector that was disabled or deleted).
     pub fn remove(&self, name: &str) {
-        self.by_name
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        crate::sync::write(&self.by_name).remove(name);
     }
 
     /// One source's state.
     pub fn get(&self, name: &str) -> Option<Arc<SourceState>> {
-        self.by_name
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        crate::sync::read(&self.by_name).get(name).cloned()
     }
 
     /// Every source's health, by name.
     pub fn snapshot(&self) -> Vec<SourceHealth> {
-        self.by_name
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::sync::read(&self.by_name)
             .values()
             .map(|s| s.snapshot())
             .collect()

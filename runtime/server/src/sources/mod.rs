@@ -1,12 +1,19 @@
 //! Event sources: other systems' formats turned into validated [`TriggerEvent`]s.
 //!
 //! Each source parses what it receives, checks it completely (errors name the field, the JSON
-//! path or the line), and returns events; the API hands them to `App::ingest`, the same
-//! all-or-nothing, durable-before-`202` path as `POST /v1/events`.
+//! path or the line), and returns events; the API hands them to
+//! [`Intake::ingest_from`](crate::intake::Intake::ingest_from), the same all-or-nothing,
+//! durable-before-`202` path as `POST /v1/events`. Polled sources send theirs over the
+//! [`supervisor`]'s channel to [`Intake::ingest`](crate::intake::Intake::ingest).
 //!
 //! - [`alertmanager`]: Alertmanager's webhook (version 4), one event per alert, deduplicated;
 //! - [`metrics`]: KPIs an application pushes, as Prometheus text or JSON, one event per sample;
-//! - [`exposition`]: the Prometheus text exposition format (0.0.4) parser behind [`metrics`].
+//! - [`exposition`]: the Prometheus text exposition format (0.0.4) parser behind [`metrics`];
+//! - [`poll`]: polled sources' schedule and retries; [`promql`], [`cloudwatch`], [`containers`]:
+//!   the polled sources of `grace.toml` (enabled Wasm collectors are polled too, see
+//!   `crate::collectors`);
+//! - [`supervisor`]: the polled sources' tasks, their channel to the intake, every source's
+//!   health ([`health`]).
 //!
 //! [`TriggerEvent`]: grace_engine::TriggerEvent
 
@@ -19,6 +26,7 @@ pub mod health;
 pub mod metrics;
 pub mod poll;
 pub mod promql;
+pub mod supervisor;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +36,26 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 
 pub use config::SourcesConfig;
+
+/// A source's setting that cannot be used: its key (`sources.promql[0].every`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingError {
+    /// The key, under its source's prefix.
+    pub key: String,
+    /// Why it cannot be used.
+    pub message: String,
+}
+
+impl SettingError {
+    /// `key` cannot be used, because `message`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> SettingError {
+        SettingError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
 
 /// Labels, in name order (as events' payloads show them).
 pub type Labels = BTreeMap<String, String>;

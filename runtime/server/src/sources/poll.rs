@@ -13,8 +13,9 @@ use grace_engine::TriggerEvent;
 use grace_executor::ExecError;
 use serde::Deserialize;
 
+use super::SettingError;
 use super::health::SourceState;
-use crate::app::App;
+use super::supervisor::Batch;
 
 /// What one poll produced.
 #[derive(Debug, Default)]
@@ -72,22 +73,31 @@ pub struct ScheduleConfig {
 
 impl ScheduleConfig {
     /// The schedule, checked; errors name the key under `prefix` (`sources.promql[0]`).
-    pub fn schedule(&self, prefix: &str) -> Result<Schedule, String> {
+    pub fn schedule(&self, prefix: &str) -> Result<Schedule, SettingError> {
         let d = Schedule::default();
         let every = self.every.unwrap_or(d.every);
         if every < Duration::from_secs(1) || every > Duration::from_secs(24 * 3600) {
-            return Err(format!("{prefix}.every: must be within 1s..=24h"));
+            return Err(SettingError::new(
+                format!("{prefix}.every"),
+                "must be within 1s..=24h",
+            ));
         }
         let timeout = self.timeout.unwrap_or(d.timeout.min(every));
         if timeout.is_zero() || timeout > every {
-            return Err(format!(
-                "{prefix}.timeout: must be more than 0 and at most `every` ({})",
-                humantime::format_duration(every)
+            return Err(SettingError::new(
+                format!("{prefix}.timeout"),
+                format!(
+                    "must be more than 0 and at most `every` ({})",
+                    humantime::format_duration(every)
+                ),
             ));
         }
         let unhealthy_after = self.unhealthy_after.unwrap_or(d.unhealthy_after);
         if !(1..=100).contains(&unhealthy_after) {
-            return Err(format!("{prefix}.unhealthy_after: must be within 1..=100"));
+            return Err(SettingError::new(
+                format!("{prefix}.unhealthy_after"),
+                "must be within 1..=100",
+            ));
         }
         Ok(Schedule {
             every,
@@ -144,7 +154,7 @@ impl Freshness {
         if now.saturating_sub(timestamp) > max_age {
             return false;
         }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = crate::sync::lock(&self.last);
         if last.get(series).is_some_and(|&t| t >= timestamp) {
             return false;
         }
@@ -170,10 +180,11 @@ fn checked(polled: Polled) -> Result<Polled, ExecError> {
     Ok(polled)
 }
 
-/// Polls `poller` forever on `schedule` (first poll at once), publishing its events through
-/// `app` and its health to `state`. Abort the task to stop it.
+/// Polls `poller` forever on `schedule` (first poll at once), sending its events to `batches`
+/// (bounded: a poll waits while the intake is behind) and its health to `state`. Abort the task
+/// to stop it; it also ends when the intake is gone (the server is shutting down).
 pub async fn run(
-    app: std::sync::Weak<App>,
+    batches: tokio::sync::mpsc::Sender<Batch>,
     name: String,
     poller: Arc<dyn Poller>,
     schedule: Schedule,
@@ -195,15 +206,12 @@ pub async fn run(
                 let n = polled.events.len() as u64;
                 state.succeeded(n, polled.stale);
                 if !polled.events.is_empty() {
-                    let Some(app) = app.upgrade() else { return };
-                    match app.ingest(polled.events).await {
-                        Ok((first, last)) => {
-                            tracing::debug!(source = %name, events = n, first, last, "polled")
-                        }
-                        // Counted as throttled by `ingest`; the next poll brings newer data.
-                        Err(e) => {
-                            tracing::warn!(source = %name, events = n, "polled events were not accepted: {e}")
-                        }
+                    let batch = Batch {
+                        source: name.clone(),
+                        events: polled.events,
+                    };
+                    if batches.send(batch).await.is_err() {
+                        return;
                     }
                 }
                 schedule.every.saturating_sub(started.elapsed())
@@ -290,7 +298,7 @@ mod tests {
             (c("10s", Some("0s")), "sources.promql[0].timeout"),
         ] {
             let e = config.schedule("sources.promql[0]").unwrap_err();
-            assert!(e.starts_with(key), "{e}");
+            assert!(e.to_string().starts_with(key), "{e}");
         }
         let e = ScheduleConfig {
             unhealthy_after: Some(0),
@@ -298,6 +306,6 @@ mod tests {
         }
         .schedule("s")
         .unwrap_err();
-        assert!(e.starts_with("s.unhealthy_after"), "{e}");
+        assert!(e.to_string().starts_with("s.unhealthy_after"), "{e}");
     }
 }

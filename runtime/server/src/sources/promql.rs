@@ -18,6 +18,7 @@
 //! (a quantile of no requests is NaN) are not published; neither is a sample older than
 //! `max_age` or one already published.
 
+use super::SettingError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +64,7 @@ pub struct PromqlConfig {
 
 impl PromqlConfig {
     /// The schedule part.
-    pub fn schedule(&self, prefix: &str) -> Result<Schedule, String> {
+    pub fn schedule(&self, prefix: &str) -> Result<Schedule, SettingError> {
         ScheduleConfig {
             every: self.every,
             timeout: self.timeout,
@@ -115,8 +116,9 @@ impl PromqlSource {
         config: &PromqlConfig,
         default_url: Option<&str>,
         prefix: &str,
-    ) -> Result<(PromqlSource, Schedule), String> {
-        let field = |key: &str, message: &str| format!("{prefix}.{key}: {message}");
+    ) -> Result<(PromqlSource, Schedule), SettingError> {
+        let field =
+            |key: &str, message: &str| SettingError::new(format!("{prefix}.{key}"), message);
         if let Some(problem) = check_name(&config.name) {
             return Err(field("name", problem));
         }
@@ -273,7 +275,7 @@ impl Poller for PromqlSource {
 pub fn build_all(
     configs: &[PromqlConfig],
     default_url: Option<&str>,
-) -> Result<Vec<(Arc<PromqlSource>, Schedule)>, String> {
+) -> Result<Vec<(Arc<PromqlSource>, Schedule)>, SettingError> {
     configs
         .iter()
         .enumerate()
@@ -414,10 +416,10 @@ mod tests {
             table.extend(over);
             let config: PromqlConfig = table.try_into().unwrap();
             let e = PromqlSource::new(&config, url, "s").unwrap_err();
-            assert!(e.starts_with(key), "{text}: {e}");
+            assert!(e.to_string().starts_with(key), "{text}: {e}");
         }
         let e = PromqlSource::new(&config(""), None, "s").unwrap_err();
-        assert!(e.starts_with("s.url"), "{e}");
+        assert!(e.to_string().starts_with("s.url"), "{e}");
         let unknown = toml::from_str::<PromqlConfig>(
             "name = \"a\"\nquery = 'p95'\nevent_type = \"metrics.x\"\nqeury = 'typo'",
         )

@@ -1,0 +1,292 @@
+//! The running server as a composition of its parts, each with one job:
+//!
+//! - [`Intake`]: events in, stored and queued, all or nothing;
+//! - [`Scheduler`]: queue → trigger mesh → runs, retries, approvals, cancel and resume;
+//! - [`Registry`]: playbook versions and their compiled components;
+//! - [`SourceSupervisor`]: the polled sources and collectors, their batches to the intake;
+//! - [`crate::executors`]: what runs act through; [`HostTrust`]: what they may do;
+//! - [`Authenticator`] and [`Audit`]: who may call the API, and what they did.
+//!
+//! [`App::start`] builds them in dependency order (no part knows the app) and starts their
+//! tasks under the [`Supervisor`]. The API's handlers take the parts they need from the app
+//! by [`axum::extract::FromRef`] (see [`crate::api`]).
+
+mod setup;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use grace_engine::{Engine, EngineConfig, RunEnv};
+use grace_ledger::{Durability, Ledger, LedgerError};
+use grace_sim::{Fleet, FleetError, Simulation};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::auth::{Audit, Authenticator, TokenError};
+use crate::collectors::Collectors;
+use crate::config::{ConfigError, ServeConfig};
+use crate::intake::Intake;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::scheduler::{Resources, Scheduler};
+use crate::sources::supervisor::SourceSupervisor;
+use crate::store::{EventLog, Store, StoreError};
+use crate::supervisor::Supervisor;
+use crate::triggers::Triggers;
+use crate::trust::HostTrust;
+
+/// The server's shared state: its parts, each cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// Settings.
+    pub config: Arc<ServeConfig>,
+    /// Playbooks, runs, events.
+    pub store: Store,
+    /// Every host call.
+    pub ledger: Arc<Ledger>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The simulated fleet, in simulation mode.
+    pub sim: Option<Arc<Simulation>>,
+    /// What backs each capability, for `/healthz`: `simulated`, `docker unix:///...`, ...
+    pub backends: Arc<BTreeMap<&'static str, String>>,
+    /// Events in.
+    pub intake: Arc<Intake>,
+    /// Runs.
+    pub scheduler: Arc<Scheduler>,
+    /// Playbook versions.
+    pub registry: Arc<Registry>,
+    /// Sources and their health.
+    pub sources: Arc<SourceSupervisor>,
+    /// API tokens and whether the server runs without authentication (see [`crate::auth`]).
+    pub auth: Arc<Authenticator>,
+    /// The audit trail of the API.
+    pub audit: Audit,
+    /// The trust core: policies, risk, guardrails, approvals (see [`crate::trust`]).
+    pub trust: Arc<HostTrust>,
+    /// The background tasks' health (see [`crate::supervisor`]).
+    pub supervisor: Arc<Supervisor>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad settings.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Live mode with nothing to act on.
+    #[error(
+        "no backend is configured: add [aws], [docker], [kubernetes] or `prometheus` to grace.toml (see docs/backends.md), or start with `--simulate` to run against the simulated fleet"
+    )]
+    NoBackends,
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The simulated fleet's file cannot be used.
+    #[error("fleet `{path}`: {source}")]
+    Fleet {
+        /// The file.
+        path: String,
+        /// Why.
+        source: FleetError,
+    },
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The ledger cannot be opened.
+    #[error("cannot open the ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    /// The store cannot be opened or read.
+    #[error("{what}: {source}")]
+    Store {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: StoreError,
+    },
+    /// The token table cannot be opened.
+    #[error("cannot open the token table: {0}")]
+    Tokens(TokenError),
+    /// The OIDC verifier cannot be built.
+    #[error(transparent)]
+    Oidc(#[from] crate::auth::oidc::OidcSetupError),
+    /// The wasm engine cannot start.
+    #[error("cannot start the wasm engine: {0}")]
+    Engine(anyhow::Error),
+}
+
+fn store_error(what: &'static str) -> impl FnOnce(StoreError) -> StartError {
+    move |source| StartError::Store { what, source }
+}
+
+impl App {
+    /// Opens the data directory, recovers from a crash, loads the enabled playbooks and starts
+    /// the background tasks (on the current tokio runtime).
+    pub async fn start(config: ServeConfig) -> Result<Arc<App>, StartError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let sim = if config.simulate {
+            let fleet = match &config.fleet {
+                Some(path) => Fleet::load(path).map_err(|source| StartError::Fleet {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                None => Fleet::default_fleet(),
+            };
+            Some(Arc::new(Simulation::new(&fleet)))
+        } else if config.has_backends() {
+            None
+        } else {
+            return Err(StartError::NoBackends);
+        };
+        let backends = crate::executors::connect(&config, sim.as_deref()).await?;
+        let executors = backends.executors;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::Io {
+            what: "cannot create the data directory".into(),
+            source,
+        })?;
+        let ledger = Arc::new(Ledger::open(
+            config.data_dir.join("grace.redb"),
+            Durability::Immediate,
+        )?);
+        let db = ledger.database();
+        let store = Store::open(db.clone()).map_err(store_error("cannot open the store"))?;
+        let auth = Arc::new(setup::auth(&config, db.clone())?);
+        let trust = Arc::new(
+            HostTrust::open(db.clone(), &config.trust).map_err(|message| ConfigError::Invalid {
+                field: "trust",
+                message,
+            })?,
+        );
+        let supervisor = Arc::new(Supervisor::default());
+        let events = EventLog::start(db, supervisor.clone())
+            .map_err(store_error("cannot start the event log"))?;
+        let engine = Engine::new(&EngineConfig {
+            max_concurrent_runs: u32::try_from(config.max_concurrent_runs + 4).unwrap_or(64),
+            ..EngineConfig::default()
+        })
+        .map_err(StartError::Engine)?;
+        let metrics = Arc::new(Metrics::default());
+        // Slots for guests running at once: runs and collector passes share them, so the
+        // engine's instance pool is never exhausted.
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_runs));
+
+        let (queue, queue_rx) = mpsc::channel(config.queue_capacity);
+        let intake = Arc::new(Intake::new(
+            events,
+            queue,
+            config.queue_capacity,
+            metrics.clone(),
+            trust.clone(),
+            executors.clock.clone(),
+        ));
+        let (sources, batches) = SourceSupervisor::new(supervisor.clone());
+        let sources = Arc::new(sources);
+        let batches = Arc::new(tokio::sync::Mutex::new(batches));
+        let pump_intake = intake.clone();
+        supervisor.spawn("source-intake", move || {
+            pump_intake.clone().pump(batches.clone())
+        });
+        let mut collector_env = RunEnv::new(executors.clone(), ledger.clone());
+        collector_env.bounds = config.limits.run;
+        // A collector's metrics queries are decided by the trust core like a playbook's calls.
+        collector_env.trust = trust.clone();
+        let collectors = Arc::new(Collectors::new(
+            engine.clone(),
+            collector_env,
+            config.clone(),
+            metrics.clone(),
+            slots.clone(),
+            sources.clone(),
+        ));
+        let triggers = Arc::new(Triggers::default());
+        let registry = Arc::new(Registry::new(
+            store.clone(),
+            engine.clone(),
+            config.clone(),
+            triggers.clone(),
+            collectors,
+        )?);
+        let (scheduler, queues) = Scheduler::new(
+            Resources {
+                config: config.clone(),
+                engine,
+                executors: executors.clone(),
+                store: store.clone(),
+                ledger: ledger.clone(),
+                trust: trust.clone(),
+                metrics: metrics.clone(),
+                registry: registry.clone(),
+                triggers: triggers.clone(),
+                virtual_clock: sim.as_ref().map(|s| s.clock()),
+                slots,
+            },
+            queue_rx,
+        );
+
+        scheduler
+            .recover()
+            .await
+            .map_err(store_error("cannot read runs"))?;
+        registry
+            .load_enabled()
+            .await
+            .map_err(store_error("cannot read playbooks"))?;
+        triggers
+            .warm_up(&store)
+            .map_err(store_error("cannot read events"))?;
+        setup::sources(&sources, &config, &executors, backends.cloudwatch.as_ref())?;
+        let next = store
+            .matched_through()
+            .map_err(store_error("cannot read the store"))?
+            + 1;
+        scheduler.start(&supervisor, queues).await;
+        let (retained, retention) = (store.clone(), config.event_retention);
+        supervisor.spawn("retention", move || {
+            crate::maintenance::retention(retained.clone(), retention)
+        });
+        if let Some(path) = &config.checkpoint_key {
+            let key = grace_ledger::SigningKey::load(path).map_err(|e| ConfigError::Invalid {
+                field: "checkpoint_key",
+                message: format!("`{}`: {e}", path.display()),
+            })?;
+            let (signed, every) = (ledger.clone(), config.checkpoint_every);
+            supervisor.spawn("checkpoint-signer", move || {
+                crate::maintenance::checkpoints(signed.clone(), key.clone(), every)
+            });
+        }
+        // Events accepted before a crash but not yet matched are queued before anything new is
+        // accepted; the matcher takes events in sequence order whatever order they arrive in.
+        let backlog = store
+            .events(next, usize::MAX)
+            .map_err(store_error("cannot read events"))?;
+        if !backlog.is_empty() {
+            tracing::info!(
+                events = backlog.len(),
+                "matching events accepted before the restart"
+            );
+            intake.requeue(backlog).await;
+        }
+        Ok(Arc::new(App {
+            audit: Audit::new(ledger.clone(), executors.clock.clone()),
+            config,
+            store,
+            ledger,
+            metrics,
+            sim,
+            backends: Arc::new(backends.descriptions),
+            intake,
+            scheduler,
+            registry,
+            sources,
+            auth,
+            trust,
+            supervisor,
+        }))
+    }
+}

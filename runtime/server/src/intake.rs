@@ -1,0 +1,252 @@
+//! The way in for events: a batch is checked against the queue, stored durably in the event
+//! log, then queued for the [scheduler](crate::scheduler)'s matcher, all of it or none of it.
+//!
+//! The API's publish routes call [`Intake::ingest_from`]; polled sources and collectors send
+//! their batches over the [source supervisor](crate::sources::supervisor)'s channel, which
+//! [`Intake::pump`] empties.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use grace_engine::TriggerEvent;
+use grace_engine::event::system_now_millis;
+use grace_executor::Clock;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::sources::supervisor::Batch;
+use crate::store::{EventLog, Publisher, StoreError};
+use crate::supervisor::TaskError;
+use crate::trust::HostTrust;
+
+/// An accepted event on its way to the matcher.
+pub(crate) struct Queued {
+    pub(crate) seq: u64,
+    pub(crate) event: TriggerEvent,
+    pub(crate) received_at: u64,
+    pub(crate) accepted: Instant,
+}
+
+/// Why a batch was not accepted (nothing of it was stored).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// No events.
+    #[error("the batch is empty")]
+    Empty,
+    /// Larger than the queue could ever hold.
+    #[error(
+        "a batch of {batch} events can never fit the event queue ({capacity} events): send smaller batches"
+    )]
+    NeverFits {
+        /// Events in the batch.
+        batch: usize,
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The queue cannot take it now.
+    #[error(
+        "the event queue holds {depth} of {capacity} events and cannot take {batch} more; nothing was stored, retry later"
+    )]
+    QueueFull {
+        /// Events in the batch.
+        batch: usize,
+        /// Events waiting now.
+        depth: usize,
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The event log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The storing task ended without an answer.
+    #[error("the ingest task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Empty => ApiError::field("events", e.to_string()),
+            IngestError::NeverFits { .. } => ApiError::too_large(e.to_string()),
+            IngestError::QueueFull {
+                batch,
+                depth,
+                capacity,
+            } => ApiError::queue_full(batch, depth, capacity),
+            IngestError::Store(e) => e.into(),
+            IngestError::Task(e) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+/// Stores and queues events.
+pub struct Intake {
+    events: EventLog,
+    queue: mpsc::Sender<Queued>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+    trust: Arc<HostTrust>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Intake {
+    /// An intake appending to `events` and queueing on `queue` (of `capacity` events).
+    pub(crate) fn new(
+        events: EventLog,
+        queue: mpsc::Sender<Queued>,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+        trust: Arc<HostTrust>,
+        clock: Arc<dyn Clock>,
+    ) -> Intake {
+        Intake {
+            events,
+            queue,
+            capacity,
+            metrics,
+            trust,
+            clock,
+        }
+    }
+
+    /// Accepts a batch from a polled source or a collector.
+    pub async fn ingest(
+        self: &Arc<Self>,
+        events: Vec<TriggerEvent>,
+    ) -> Result<(u64, u64), IngestError> {
+        self.ingest_as(events, None).await
+    }
+
+    /// Accepts a batch published through the API: the events record the caller's token.
+    pub async fn ingest_from(
+        self: &Arc<Self>,
+        events: Vec<TriggerEvent>,
+        caller: &crate::auth::Caller,
+    ) -> Result<(u64, u64), IngestError> {
+        // The anonymous caller of `--insecure-no-auth` has no token to record.
+        let publisher = (!caller.token_id.is_empty()).then(|| Publisher {
+            token_id: caller.token_id.clone(),
+            name: caller.name.clone(),
+        });
+        self.ingest_as(events, publisher).await
+    }
+
+    async fn ingest_as(
+        self: &Arc<Self>,
+        events: Vec<TriggerEvent>,
+        publisher: Option<Publisher>,
+    ) -> Result<(u64, u64), IngestError> {
+        let this = self.clone();
+        // Once stored, the events must reach the matcher: the store-then-queue step runs in its
+        // own task, which a client hanging up (dropping this future) cannot cut short.
+        tokio::spawn(async move { this.ingest_now(events, publisher).await }).await?
+    }
+
+    async fn ingest_now(
+        &self,
+        events: Vec<TriggerEvent>,
+        publisher: Option<Publisher>,
+    ) -> Result<(u64, u64), IngestError> {
+        let n = events.len();
+        if n == 0 {
+            return Err(IngestError::Empty);
+        }
+        if n > self.capacity {
+            return Err(IngestError::NeverFits {
+                batch: n,
+                capacity: self.capacity,
+            });
+        }
+        let Ok(permits) = self.queue.try_reserve_many(n) else {
+            self.metrics
+                .events_throttled
+                .fetch_add(n as u64, Ordering::Relaxed);
+            return Err(IngestError::QueueFull {
+                batch: n,
+                depth: self.queue_depth(),
+                capacity: self.capacity,
+            });
+        };
+        let received_at = system_now_millis();
+        let accepted = Instant::now();
+        let events = Arc::new(events);
+        let (first, last) = self
+            .events
+            .append(events.clone(), received_at, publisher)
+            .await?;
+        // The writer has let go of the batch by now: take it back without copying.
+        let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
+        for event in &events {
+            self.trust.observe(event);
+        }
+        for ((permit, event), seq) in permits.zip(events).zip(first..=last) {
+            permit.send(Queued {
+                seq,
+                event,
+                received_at,
+                accepted,
+            });
+        }
+        self.metrics
+            .events_accepted
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok((first, last))
+    }
+
+    /// Hands the polled sources' batches (see [`crate::sources::supervisor`]) to
+    /// [`ingest`](Intake::ingest), in the order they come. The receiver outlives a start of
+    /// this task, so a restarted pump takes up the same channel. Ends when every sender is gone.
+    pub async fn pump(
+        self: Arc<Self>,
+        rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Batch>>>,
+    ) -> Result<(), TaskError> {
+        let mut rx = rx.lock().await;
+        while let Some(batch) = rx.recv().await {
+            let n = batch.events.len();
+            match self.ingest(batch.events).await {
+                Ok((first, last)) => {
+                    tracing::debug!(source = %batch.source, events = n, first, last, "polled")
+                }
+                // Counted as throttled; the next poll brings newer data.
+                Err(e) => {
+                    tracing::warn!(source = %batch.source, events = n, "polled events were not accepted: {e}")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues events read back from the log (accepted before a restart, not yet matched),
+    /// waiting for room: the matcher takes events in sequence order whatever order they arrive.
+    pub(crate) async fn requeue(&self, backlog: Vec<crate::store::StoredEvent>) {
+        for e in backlog {
+            let q = Queued {
+                seq: e.seq,
+                event: e.event,
+                received_at: e.received_at,
+                accepted: Instant::now(),
+            };
+            if self.queue.send(q).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Now, on the run clock (virtual in simulation): the timestamp of events that carry none.
+    pub fn now_millis(&self) -> u64 {
+        self.clock.now_millis()
+    }
+
+    /// Events waiting to be matched.
+    pub fn queue_depth(&self) -> usize {
+        self.capacity - self.queue.capacity()
+    }
+
+    /// Most events waiting at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}

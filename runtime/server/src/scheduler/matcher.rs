@@ -1,0 +1,225 @@
+//! The matcher task: accepted events against the triggers, in sequence order, into runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use grace_engine::event::system_now_millis;
+use grace_executor::Clock;
+use grace_mesh::Decision;
+use tokio::sync::mpsc;
+
+use super::{ScheduleError, Scheduler};
+use crate::intake::Queued;
+use crate::runs::{RunRecord, RunState};
+use crate::supervisor::TaskError;
+use crate::sync::lock;
+
+/// How long the simulation's matcher waits for the runs an event fired before matching the next
+/// event (see [`run`]).
+const SIMULATED_RUN_WAIT: Duration = Duration::from_secs(1);
+
+/// Matches accepted events against the triggers, in order, and creates runs.
+///
+/// Live, a batch of events is matched and its runs stored in one go. In simulation, virtual
+/// time follows the events' timestamps, so the runs an event fires are let finish (they take
+/// virtual time, not wall time; a guest that spins in wall time is waited for at most
+/// [`SIMULATED_RUN_WAIT`]) before the clock moves on to the next event: a recorded incident
+/// replays as it happened.
+///
+/// Events reach the queue in the order their publishers get there, not always in sequence
+/// order (two batches committed together wake their publishers in any order): the matcher
+/// holds early ones back and matches strictly in sequence, so the "matched through" mark only
+/// ever covers a gap-free prefix of the log.
+///
+/// A restarted matcher (after a panic) takes up from the store: it matches from the first
+/// unmatched event, reading those its previous start had taken off the queue back from the log.
+pub(super) async fn run(
+    s: Arc<Scheduler>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+    restarted: bool,
+) -> Result<(), TaskError> {
+    let mut rx = rx.lock().await;
+    let mut received = Vec::with_capacity(1024);
+    let mut early: BTreeMap<u64, Queued> = BTreeMap::new();
+    let store = s.r.store.clone();
+    let mut next = tokio::task::spawn_blocking(move || store.matched_through())
+        .await
+        .map_err(ScheduleError::from)?
+        .map_err(ScheduleError::from)?
+        + 1;
+    if restarted {
+        let store = s.r.store.clone();
+        let backlog = tokio::task::spawn_blocking(move || store.events(next, usize::MAX))
+            .await
+            .map_err(ScheduleError::from)?
+            .map_err(ScheduleError::Events)?;
+        for e in backlog {
+            early.insert(
+                e.seq,
+                Queued {
+                    seq: e.seq,
+                    event: e.event,
+                    received_at: e.received_at,
+                    accepted: Instant::now(),
+                },
+            );
+        }
+    }
+    let mut counted = next.saturating_sub(1);
+    while rx.recv_many(&mut received, 1024).await > 0 {
+        for q in received.drain(..) {
+            if q.seq >= next {
+                early.insert(q.seq, q);
+            }
+        }
+        let mut batch = Vec::new();
+        while let Some(q) = early.remove(&next) {
+            batch.push(q);
+            next += 1;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut created = Vec::new();
+        let mut last_seq = 0;
+        for q in batch {
+            last_seq = q.seq;
+            let Some(clock) = &s.r.virtual_clock else {
+                created.extend(match_one(&s, &q));
+                continue;
+            };
+            let now = clock.now_millis();
+            if q.event.timestamp > now {
+                clock.advance(Duration::from_millis(q.event.timestamp - now));
+            }
+            let runs = match_one(&s, &q);
+            if !runs.is_empty() {
+                let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+                let mut finished = s.finished.subscribe();
+                store_and_start(&s, runs, q.seq, &mut counted).await;
+                wait_until_final(&s, &ids, &mut finished).await;
+            }
+        }
+        store_and_start(&s, created, last_seq, &mut counted).await;
+    }
+    Ok(())
+}
+
+/// The runs one event fires.
+fn match_one(s: &Scheduler, q: &Queued) -> Vec<RunRecord> {
+    let mut decisions = Vec::new();
+    let condition_false = s.r.triggers.offer_counting(&q.event, &mut decisions);
+    if condition_false > 0 {
+        s.r.metrics
+            .suppressed_many("condition_false", condition_false);
+    }
+    let mut created = Vec::new();
+    for decision in decisions {
+        match decision {
+            Decision::Fire {
+                playbook,
+                trigger,
+                resource,
+                dedup_key,
+                run: key,
+            } => {
+                let Some((version, digest)) = s.r.registry.live_version(&playbook) else {
+                    s.r.triggers.abandon(&key);
+                    continue;
+                };
+                let id = uuid::Uuid::new_v4().to_string();
+                let locks = key.locks().to_vec();
+                s.r.triggers.hold(&id, key.clone());
+                lock(&s.accepted_at).insert(id.clone(), q.accepted);
+                created.push(RunRecord {
+                    id,
+                    playbook,
+                    version,
+                    digest,
+                    trigger,
+                    event_seq: q.seq,
+                    event: q.event.clone(),
+                    resource,
+                    dedup_key,
+                    locks,
+                    key: Some(key),
+                    state: RunState::Queued,
+                    attempts: 0,
+                    created_at: system_now_millis(),
+                    ingested_at: q.received_at,
+                    started_at: None,
+                    finished_at: None,
+                    outcome: None,
+                    failure: None,
+                    approval: None,
+                    timeline: Vec::new(),
+                    attempts_log: Vec::new(),
+                });
+            }
+            Decision::Suppressed { reason, .. } => s.r.metrics.suppressed(reason.name()),
+        }
+    }
+    created
+}
+
+/// Stores new runs with the matched-through mark (one transaction), then hands them to the
+/// runner.
+///
+/// `counted` is the last event counted as matched in the metrics: events count as matched once
+/// their runs are stored, so a client that sees the count can read the runs.
+async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, counted: &mut u64) {
+    if last_seq == 0 || (last_seq <= *counted && created.is_empty()) {
+        return;
+    }
+    // Until the runs and the mark are stored, nothing moves on: a failure here (a full disk) is
+    // retried rather than skipped, so no event is marked matched without its runs.
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let store = s.r.store.clone();
+        let runs = created.clone();
+        match tokio::task::spawn_blocking(move || store.put_matched(&runs, last_seq)).await {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) => tracing::error!("cannot store matched runs, retrying in {pause:?}: {e}"),
+            Err(e) => tracing::error!("matcher storage task failed, retrying in {pause:?}: {e}"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+    s.r.metrics
+        .events_matched
+        .fetch_add(last_seq.saturating_sub(*counted), Ordering::Relaxed);
+    *counted = (*counted).max(last_seq);
+    for run in created {
+        s.r.metrics.triggers_fired.fetch_add(1, Ordering::Relaxed);
+        s.r.metrics.transition(RunState::Queued);
+        let _ = s.runs.send(run.id);
+    }
+}
+
+/// Waits until the runs are final, at most [`SIMULATED_RUN_WAIT`].
+async fn wait_until_final(
+    s: &Scheduler,
+    ids: &[String],
+    finished: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    let deadline = tokio::time::Instant::now() + SIMULATED_RUN_WAIT;
+    loop {
+        let all_final = ids.iter().all(|id| {
+            s.r.store.run(id).ok().flatten().is_none_or(|r| {
+                // A run waiting for people takes no virtual time meanwhile: the incident
+                // replays on, as it did.
+                r.state.is_final()
+                    || matches!(r.state, RunState::Interrupted | RunState::WaitingApproval)
+            })
+        });
+        if all_final {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, finished.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+}

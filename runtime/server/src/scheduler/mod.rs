@@ -1,0 +1,359 @@
+//! The scheduler: from a queued event to a finished run.
+//!
+//! ```text
+//! intake → queue → matcher task (matcher.rs): trigger mesh (conditions, windows, cooldown,
+//!     dedup, exclusivity claims) → runs stored as `queued`, the events marked matched, in one
+//!     transaction
+//!   → runner task (worker.rs): a worker per run (bounded by the guest slots), attempts with
+//!     backoff for transient errors, every state change stored, claims released at the end
+//!   → a run stopping for approval waits on disk, and goes on once people decide
+//!     (approvals.rs)
+//! ```
+//!
+//! Cancel and resume (here) change a run's state under the same claim lock workers take a run
+//! with, so a run is never both cancelled and started.
+
+mod approvals;
+mod matcher;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use grace_engine::Engine;
+use grace_engine::event::system_now_millis;
+use grace_executor::{Executors, VirtualClock};
+use grace_ledger::{Decision, Ledger, NewEntry};
+use grace_mesh::Suppression;
+use serde_json::json;
+use tokio::sync::{Semaphore, mpsc};
+
+pub use approvals::VoteFailed;
+
+use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::intake::Queued;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::runs::{RunRecord, RunState, RunSummary};
+use crate::store::{RunFilter, Store, StoreError};
+use crate::supervisor::{Supervisor, TaskError};
+use crate::sync::lock;
+use crate::triggers::Triggers;
+use crate::trust::HostTrust;
+use worker::Active;
+
+/// Why a cancel or a resume was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// No such run.
+    #[error("no run `{0}`")]
+    NotFound(String),
+    /// The run is over.
+    #[error("run `{id}` already {state}")]
+    AlreadyFinal {
+        /// The run.
+        id: String,
+        /// Its state's name.
+        state: &'static str,
+    },
+    /// Only interrupted runs resume.
+    #[error("run `{id}` is {state}; only interrupted runs can be resumed")]
+    NotInterrupted {
+        /// The run.
+        id: String,
+        /// Its state's name.
+        state: &'static str,
+    },
+    /// Another run holds one of its locks.
+    #[error("run `{id}` cannot resume now: {why}")]
+    CannotResume {
+        /// The run.
+        id: String,
+        /// What the mesh said.
+        why: Suppression,
+    },
+    /// The run ended otherwise while the cancel was under way.
+    #[error("run `{id}` {state} before the cancel took effect")]
+    EndedFirst {
+        /// The run.
+        id: String,
+        /// Its state's name.
+        state: &'static str,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::NotFound(_) => ApiError::not_found(e.to_string()),
+            RunError::Store(e) => e.into(),
+            _ => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
+/// What the scheduler runs with.
+pub struct Resources {
+    /// Settings: attempts, backoff, run bounds.
+    pub config: Arc<ServeConfig>,
+    /// The wasm engine.
+    pub engine: Engine,
+    /// The executors runs act through.
+    pub executors: Executors,
+    /// Runs and events.
+    pub store: Store,
+    /// Every host call.
+    pub ledger: Arc<Ledger>,
+    /// The trust core.
+    pub trust: Arc<HostTrust>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The playbooks' versions.
+    pub registry: Arc<Registry>,
+    /// The trigger mesh and claims.
+    pub triggers: Arc<Triggers>,
+    /// The simulated fleet's clock, in simulation: virtual time follows the events.
+    pub virtual_clock: Option<Arc<VirtualClock>>,
+    /// Slots for guests running at once, shared with the collectors.
+    pub slots: Arc<Semaphore>,
+}
+
+/// The queue, the runs and their claims.
+pub struct Scheduler {
+    r: Resources,
+    runs: mpsc::UnboundedSender<String>,
+    /// The runs workers have claimed.
+    active: Mutex<HashMap<String, Arc<Active>>>,
+    /// When each queued run's event was accepted, for the ingest-to-start metric.
+    accepted_at: Mutex<HashMap<String, Instant>>,
+    /// Taken to change a run's state between queued, running and cancelled.
+    claim: Mutex<()>,
+    /// Counts finished runs, so that waiters can wake up when one ends.
+    finished: tokio::sync::watch::Sender<u64>,
+}
+
+/// The receiving ends of the scheduler's queues, kept across restarts of its tasks.
+pub struct Queues {
+    events: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+    runs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
+}
+
+impl Scheduler {
+    /// A scheduler matching the events of `events` (the intake's queue).
+    pub(crate) fn new(r: Resources, events: mpsc::Receiver<Queued>) -> (Arc<Scheduler>, Queues) {
+        let (runs, runs_rx) = mpsc::unbounded_channel();
+        let scheduler = Arc::new(Scheduler {
+            r,
+            runs,
+            active: Mutex::new(HashMap::new()),
+            accepted_at: Mutex::new(HashMap::new()),
+            claim: Mutex::new(()),
+            finished: tokio::sync::watch::Sender::new(0),
+        });
+        let queues = Queues {
+            events: Arc::new(tokio::sync::Mutex::new(events)),
+            runs: Arc::new(tokio::sync::Mutex::new(runs_rx)),
+        };
+        (scheduler, queues)
+    }
+
+    /// Starts the matcher, the runner and the approval expiry under `supervisor`, then lets the
+    /// runs whose approval was decided while the server was down go on.
+    pub async fn start(self: &Arc<Self>, supervisor: &Arc<Supervisor>, queues: Queues) {
+        let first_start = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (this, rx) = (self.clone(), queues.events);
+        supervisor.spawn("matcher", move || {
+            let (this, rx, first) = (this.clone(), rx.clone(), first_start.clone());
+            async move {
+                let restarted = !first.swap(false, std::sync::atomic::Ordering::SeqCst);
+                matcher::run(this, rx, restarted).await
+            }
+        });
+        let (this, rx) = (self.clone(), queues.runs);
+        supervisor.spawn("runner", move || worker::runner(this.clone(), rx.clone()));
+        let this = self.clone();
+        supervisor.spawn("approval-expiry", move || approvals::expiry(this.clone()));
+        self.continue_decided().await;
+    }
+
+    /// Runs that were in flight when the server stopped are marked interrupted.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        for mut run in self.r.store.runs(&RunFilter::default())? {
+            if run.state == RunState::Failed
+                && run
+                    .finished_at
+                    .is_some_and(|t| system_now_millis().saturating_sub(t) < 24 * 3600 * 1000)
+            {
+                self.r
+                    .trust
+                    .run_failed(&run.playbook, run.finished_at.unwrap_or_default());
+            }
+            // A run waiting for approval waits on disk, not in memory: it goes on when people
+            // decide, restart or not.
+            if matches!(run.state, RunState::Queued | RunState::Running) {
+                let was = run.state;
+                run.state = RunState::Interrupted;
+                self.r.store.put_run(&run)?;
+                self.record(
+                    &run,
+                    "interrupted",
+                    json!({ "was": was }),
+                    json!({ "ok": null }),
+                )
+                .await;
+                tracing::warn!(run = %run.id, "run was {} when the server stopped: now interrupted", was.name());
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels a queued, interrupted or running run.
+    pub async fn cancel(&self, id: &str) -> Result<RunSummary, RunError> {
+        let not_found = || RunError::NotFound(id.to_owned());
+        let active = {
+            let _claim = lock(&self.claim);
+            let run = self.r.store.run(id)?.ok_or_else(not_found)?;
+            if run.state.is_final() {
+                return Err(RunError::AlreadyFinal {
+                    id: id.to_owned(),
+                    state: run.state.name(),
+                });
+            }
+            let active = lock(&self.active).get(id).cloned();
+            if active.is_none() {
+                // Not claimed by a worker (queued, interrupted): none will touch it now, since
+                // claiming happens under the same lock.
+                let mut run = run;
+                run.state = RunState::Cancelled;
+                run.finished_at = Some(system_now_millis());
+                self.r.store.put_run(&run)?;
+                self.r.metrics.transition(RunState::Cancelled);
+                self.release(&run.id);
+                self.finished.send_modify(|n| *n += 1);
+            }
+            active
+        };
+        if let Some(active) = active {
+            // Listen before cancelling, so the worker's notification cannot be missed.
+            let notified = active.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            active.cancel();
+            let finished = self.r.store.run(id)?.is_some_and(|r| r.state.is_final());
+            if !finished {
+                let _ = tokio::time::timeout(Duration::from_secs(10), notified).await;
+            }
+        }
+        let run = self.r.store.run(id)?.ok_or_else(not_found)?;
+        if run.state != RunState::Cancelled {
+            return Err(RunError::EndedFirst {
+                id: id.to_owned(),
+                state: run.state.name(),
+            });
+        }
+        if let Err(e) = self
+            .r
+            .trust
+            .approvals()
+            .cancel_for_run(&run.id, system_now_millis())
+        {
+            tracing::error!(run = %run.id, "cannot withdraw the run's approval requests: {e}");
+        }
+        self.record(&run, "cancelled", json!({}), json!({ "ok": null }))
+            .await;
+        Ok(run.summary())
+    }
+
+    /// Queues an interrupted run again.
+    pub async fn resume(&self, id: &str) -> Result<RunSummary, RunError> {
+        let run = {
+            let _claim = lock(&self.claim);
+            let mut run = self
+                .r
+                .store
+                .run(id)?
+                .ok_or_else(|| RunError::NotFound(id.to_owned()))?;
+            if run.state != RunState::Interrupted {
+                return Err(RunError::NotInterrupted {
+                    id: id.to_owned(),
+                    state: run.state.name(),
+                });
+            }
+            // It takes its exclusivity locks and dedup key again, or waits for a later resume.
+            if let Some(key) = &run.key {
+                self.r
+                    .triggers
+                    .resume(&run.id, key)
+                    .map_err(|why| RunError::CannotResume {
+                        id: id.to_owned(),
+                        why,
+                    })?;
+            }
+            run.state = RunState::Queued;
+            if let Err(e) = self.r.store.put_run(&run) {
+                self.release(&run.id);
+                return Err(e.into());
+            }
+            run
+        };
+        self.record(&run, "resumed", json!({}), json!({ "ok": null }))
+            .await;
+        self.r.metrics.transition(RunState::Queued);
+        let _ = self.runs.send(run.id.clone());
+        Ok(run.summary())
+    }
+
+    /// Records a lifecycle event of the server's own (interrupted, cancelled, resumed) in the
+    /// ledger. A failure is logged: the state change itself is already stored.
+    async fn record(
+        &self,
+        run: &RunRecord,
+        function: &str,
+        args: serde_json::Value,
+        result: serde_json::Value,
+    ) {
+        let entry = NewEntry {
+            run_id: run.id.clone(),
+            playbook: run.playbook.clone(),
+            digest: run.digest.clone(),
+            interface: "run".into(),
+            function: function.into(),
+            args,
+            decision: Decision::allowed("server lifecycle"),
+            result,
+            at_millis: self.r.executors.clock.now_millis(),
+        };
+        if let Err(e) = self.r.ledger.append(entry).await {
+            tracing::error!(run = %run.id, "the ledger could not record `{function}`: {e}");
+        }
+    }
+
+    /// Lets go of what run `id` holds: its claim in the mesh, its start metric.
+    fn release(&self, id: &str) {
+        self.r.triggers.release(id);
+        lock(&self.accepted_at).remove(id);
+    }
+}
+
+/// A task error of the scheduler's own.
+#[derive(Debug, thiserror::Error)]
+enum ScheduleError {
+    #[error("cannot read the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot read events: {0}")]
+    Events(StoreError),
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<ScheduleError> for TaskError {
+    fn from(e: ScheduleError) -> Self {
+        TaskError::new(e)
+    }
+}

@@ -1,0 +1,124 @@
+//! The trigger mesh as the server shares it: the enabled playbooks' triggers (set by the
+//! [registry](crate::registry)) and the exclusivity claims runs hold (taken and released by
+//! the [scheduler](crate::scheduler)).
+//!
+//! One lock guards the mesh and the table of which run holds which claim, so that a claim and
+//! its owner are always recorded together.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use grace_engine::TriggerEvent;
+use grace_engine::event::system_now_millis;
+use grace_mesh::{Decision, Mesh, PlaybookTriggers, RunKey, Suppression};
+
+use crate::store::{RunFilter, Store, StoreError};
+use crate::sync::lock;
+
+#[derive(Default)]
+struct Inner {
+    mesh: Mesh,
+    /// The claim (exclusivity locks, dedup key) each live run holds, by run id.
+    held: HashMap<String, RunKey>,
+}
+
+/// The shared trigger mesh and its claims.
+#[derive(Default)]
+pub struct Triggers {
+    inner: Mutex<Inner>,
+}
+
+impl Triggers {
+    /// Puts (or replaces) a playbook's triggers.
+    pub fn set_playbook(&self, triggers: PlaybookTriggers) {
+        lock(&self.inner).mesh.set_playbook(triggers);
+    }
+
+    /// Removes a playbook's triggers.
+    pub fn remove_playbook(&self, name: &str) {
+        lock(&self.inner).mesh.remove_playbook(name);
+    }
+
+    /// Offers an event: its decisions go to `decisions`; returns how many triggers' conditions
+    /// were false.
+    pub fn offer_counting(&self, event: &TriggerEvent, decisions: &mut Vec<Decision>) -> u64 {
+        lock(&self.inner).mesh.offer_counting(event, decisions)
+    }
+
+    /// Records that run `id` holds `key` (fired for it by the mesh).
+    pub fn hold(&self, id: &str, key: RunKey) {
+        lock(&self.inner).held.insert(id.to_owned(), key);
+    }
+
+    /// Whether run `id` holds its claim.
+    pub fn holds(&self, id: &str) -> bool {
+        lock(&self.inner).held.contains_key(id)
+    }
+
+    /// Lets a claim the mesh fired go without a run (its playbook went away meanwhile).
+    pub fn abandon(&self, key: &RunKey) {
+        lock(&self.inner).mesh.run_finished(key);
+    }
+
+    /// Takes `key` again for run `id` (a resumed run, or one going on after an approval once
+    /// the server restarted); refused while another run holds one of its locks.
+    pub fn resume(&self, id: &str, key: &RunKey) -> Result<(), Suppression> {
+        let mut inner = lock(&self.inner);
+        inner.mesh.resume_run(key)?;
+        inner.held.insert(id.to_owned(), key.clone());
+        Ok(())
+    }
+
+    /// Releases whatever run `id` holds (its run ended).
+    pub fn release(&self, id: &str) {
+        let mut inner = lock(&self.inner);
+        if let Some(key) = inner.held.remove(id) {
+            inner.mesh.run_finished(&key);
+        }
+    }
+
+    /// Rebuilds the mesh's memory (hold windows, cooldowns) from the events matched before the
+    /// restart, so that a restart neither forgets a cooldown nor restarts a window. Runs those
+    /// events fired are over (or interrupted): their claims are released at once.
+    pub fn warm_up(&self, store: &Store) -> Result<(), StoreError> {
+        const HORIZON: Duration = Duration::from_secs(24 * 3600);
+        const MAX_EVENTS: usize = 1_000_000;
+        let matched = store.matched_through()?;
+        let since =
+            system_now_millis().saturating_sub(u64::try_from(HORIZON.as_millis()).unwrap_or(0));
+        let highest_id = store
+            .runs(&RunFilter::default())?
+            .iter()
+            .filter_map(|r| r.key.as_ref().map(|k| k.id()))
+            .max()
+            .unwrap_or(0);
+        let mut inner = lock(&self.inner);
+        inner.mesh.continue_ids_after(highest_id);
+        let mut from = 1;
+        let mut replayed = 0;
+        while from <= matched && replayed < MAX_EVENTS {
+            let chunk = store.events(from, 10_000)?;
+            let Some(last) = chunk.last() else { break };
+            from = last.seq + 1;
+            for e in chunk
+                .into_iter()
+                .filter(|e| e.seq <= matched && e.received_at >= since)
+            {
+                for decision in inner.mesh.offer(&e.event) {
+                    if let Decision::Fire { run, .. } = decision {
+                        inner.mesh.run_finished(&run);
+                    }
+                }
+                replayed += 1;
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "trigger windows and cooldowns rebuilt from the event log"
+            );
+        }
+        Ok(())
+    }
+}
