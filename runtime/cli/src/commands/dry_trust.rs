@@ -69,7 +69,7 @@ pub fn load(args: &DryTrustArgs, database: &Path) -> Result<DryTrust, Exit> {
     let trust = offline::dry_run(&settings, &sets).map_err(|e| {
         Exit::Invalid(anyhow!(match &args.config {
             Some(path) => format!("`{}` or the policies: {e}", path.display()),
-            None => e,
+            None => e.to_string(),
         }))
     })?;
     let policies = trust.core().policies().active().len();

@@ -157,12 +157,12 @@ impl App {
         let db = ledger.database();
         let store = Store::open(db.clone()).map_err(store_error("cannot open the store"))?;
         let auth = Arc::new(setup::auth(&config, db.clone())?);
-        let trust = Arc::new(
-            HostTrust::open(db.clone(), &config.trust).map_err(|message| ConfigError::Invalid {
+        let trust = Arc::new(HostTrust::open(db.clone(), &config.trust).map_err(|e| {
+            ConfigError::Invalid {
                 field: "trust",
-                message,
-            })?,
-        );
+                message: e.to_string(),
+            }
+        })?);
         let supervisor = Arc::new(Supervisor::default());
         let events = EventLog::start(db, supervisor.clone())
             .map_err(store_error("cannot start the event log"))?;

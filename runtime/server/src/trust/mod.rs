@@ -127,12 +127,64 @@ impl std::fmt::Debug for HostTrust {
     }
 }
 
+/// Why a trust core cannot be set up: its settings, its database, or the policies given to it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustSetupError {
+    /// A `[trust]` setting cannot be used; the message names the key.
+    #[error("{0}")]
+    Settings(String),
+    /// The trust core's or the approvals' tables cannot be opened.
+    #[error("cannot open the trust core's tables: {0}")]
+    Storage(String),
+    /// A policy set is refused (it does not parse or does not fit the schema).
+    #[error("policy set `{set}`: {message}")]
+    Policy {
+        /// The set's name.
+        set: String,
+        /// Why.
+        message: String,
+    },
+    /// A policy file cannot be read or named.
+    #[error("`{path}`: {message}")]
+    PolicyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A data directory's stored policies cannot be read.
+    #[error("cannot read the policies stored in `{path}`: {message}")]
+    StoredPolicies {
+        /// The database.
+        path: std::path::PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Why the trust core cannot decide a call: it is then refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{call}` {why}")]
+pub struct Undecidable {
+    /// `interface.function`.
+    pub call: String,
+    /// What is missing.
+    pub why: &'static str,
+}
+
 impl HostTrust {
     /// The trust core on the server's database, with `settings`.
-    pub fn open(db: Arc<redb::Database>, settings: &TrustSettings) -> Result<HostTrust, String> {
-        let (config, ttl) = settings.validate()?;
-        let core = Arc::new(TrustCore::open(db.clone(), config).map_err(|e| e.to_string())?);
-        let approvals = Approvals::open(db).map_err(|e| e.to_string())?;
+    pub fn open(
+        db: Arc<redb::Database>,
+        settings: &TrustSettings,
+    ) -> Result<HostTrust, TrustSetupError> {
+        let (config, ttl) = settings.validate().map_err(TrustSetupError::Settings)?;
+        let core = Arc::new(
+            TrustCore::open(db.clone(), config)
+                .map_err(|e| TrustSetupError::Storage(e.to_string()))?,
+        );
+        let approvals = Approvals::open(db).map_err(|e| TrustSetupError::Storage(e.to_string()))?;
         Ok(HostTrust {
             core,
             approvals,
@@ -242,15 +294,18 @@ impl HostTrust {
     /// manifest's configuration), and an error for
     /// any other call the request cannot be built for, which is then refused: a call of a
     /// resource capability never runs undecided.
-    pub fn request(&self, ask: &Ask<'_>) -> Result<Option<Request>, String> {
+    pub fn request(&self, ask: &Ask<'_>) -> Result<Option<Request>, Undecidable> {
         let descriptor = ask.call.descriptor;
         if descriptor.effect == Effect::Local {
             return Ok(None);
         }
-        let name = || format!("`{}.{}`", descriptor.interface, descriptor.name);
+        let undecidable = |why| Undecidable {
+            call: format!("{}.{}", descriptor.interface, descriptor.name),
+            why,
+        };
         let action = descriptor
             .action()
-            .ok_or_else(|| format!("{} has no trust action", name()))?;
+            .ok_or_else(|| undecidable("has no trust action"))?;
         let principal = Principal::playbook(
             ask.guest.name.clone(),
             ask.guest.digest.clone(),
@@ -262,7 +317,7 @@ impl HostTrust {
                 ask.call
                     .resource
                     .clone()
-                    .ok_or_else(|| format!("{} names no resource", name()))?,
+                    .ok_or_else(|| undecidable("names no resource"))?,
                 grace_trust::State::default(),
                 grace_trust::Change::None,
             ),

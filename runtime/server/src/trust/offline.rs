@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{HostTrust, TrustSettings};
+use super::{HostTrust, TrustSettings, TrustSetupError};
 
 /// Where a dry run's policies came from, to say so in its report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,44 +30,50 @@ pub type PolicySet = (String, String);
 
 /// A trust core for one dry run: `settings` (`[trust]` of `grace.toml`) and the policy `sets`,
 /// on an in-memory database.
-pub fn dry_run(settings: &TrustSettings, sets: &[PolicySet]) -> Result<HostTrust, String> {
+pub fn dry_run(settings: &TrustSettings, sets: &[PolicySet]) -> Result<HostTrust, TrustSetupError> {
     let db = redb::Database::builder()
         .create_with_backend(redb::backends::InMemoryBackend::new())
-        .map_err(|e| format!("cannot create an in-memory database: {e}"))?;
+        .map_err(|e| TrustSetupError::Storage(format!("an in-memory database: {e}")))?;
     let trust = HostTrust::open(Arc::new(db), settings)?;
     for (name, text) in sets {
         trust
             .core()
             .policies()
             .add(name, text, "dry-run")
-            .map_err(|e| format!("policy set `{name}`: {e}"))?;
+            .map_err(|e| TrustSetupError::Policy {
+                set: name.clone(),
+                message: e.to_string(),
+            })?;
     }
     Ok(trust)
 }
 
 /// Policy sets from Cedar files, each named after its file (`ops.cedar` is set `ops`), as
 /// `grace policy test --policies` names them.
-pub fn policy_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PolicySet>, String> {
+pub fn policy_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PolicySet>, TrustSetupError> {
     // A policy file is text an operator wrote: a bound keeps a huge file unread.
     const MAX_POLICY_FILE_BYTES: u64 = 4 * 1024 * 1024;
     let mut sets = Vec::with_capacity(paths.len());
     for path in paths {
         let path = path.as_ref();
-        let shown = path.display();
+        let refused = |message: String| TrustSetupError::PolicyFile {
+            path: path.to_owned(),
+            message,
+        };
         let size = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read `{shown}`: {e}"))?
+            .map_err(|e| refused(format!("cannot be read: {e}")))?
             .len();
         if size > MAX_POLICY_FILE_BYTES {
-            return Err(format!(
-                "`{shown}`: a policy file is at most {MAX_POLICY_FILE_BYTES} bytes"
-            ));
+            return Err(refused(format!(
+                "a policy file is at most {MAX_POLICY_FILE_BYTES} bytes"
+            )));
         }
         let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+            std::fs::read_to_string(path).map_err(|e| refused(format!("cannot be read: {e}")))?;
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
-            .ok_or_else(|| format!("`{shown}`: the file name cannot name a policy set"))?;
+            .ok_or_else(|| refused("the file name cannot name a policy set".into()))?;
         sets.push((name.to_owned(), text));
     }
     Ok(sets)
@@ -75,24 +81,28 @@ pub fn policy_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PolicySet>, String
 
 /// The live policy sets stored in `db` (a server's database, `<data-dir>/grace.redb`), read
 /// without changing them.
-pub fn stored_policy_sets(db: Arc<redb::Database>) -> Result<Vec<PolicySet>, String> {
-    let store = grace_trust::PolicyStore::open(db).map_err(|e| e.to_string())?;
+pub fn stored_policy_sets(db: Arc<redb::Database>) -> Result<Vec<PolicySet>, TrustSetupError> {
+    let store =
+        grace_trust::PolicyStore::open(db).map_err(|e| TrustSetupError::Storage(e.to_string()))?;
     Ok(store.list().into_iter().map(|v| (v.name, v.text)).collect())
 }
 
 /// The live policy sets stored in the database at `path` (`<data-dir>/grace.redb`); none when
 /// there is no database there. The database is closed again before this returns.
-pub fn stored_policy_sets_at(path: &Path) -> Result<Vec<PolicySet>, String> {
+pub fn stored_policy_sets_at(path: &Path) -> Result<Vec<PolicySet>, TrustSetupError> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let shown = path.display();
+    let refused = |message: String| TrustSetupError::StoredPolicies {
+        path: path.to_owned(),
+        message,
+    };
     let db = redb::Database::open(path).map_err(|e| {
-        format!(
-            "cannot read the policies stored in `{shown}`: {e} (is `grace serve` running on this data directory? name the policies with `--policies`)"
-        )
+        refused(format!(
+            "{e} (is `grace serve` running on this data directory? name the policies with `--policies`)"
+        ))
     })?;
-    stored_policy_sets(Arc::new(db)).map_err(|e| format!("the policies stored in `{shown}`: {e}"))
+    stored_policy_sets(Arc::new(db)).map_err(|e| refused(e.to_string()))
 }
 
 #[cfg(test)]
