@@ -475,7 +475,7 @@ fn latency_falls_after_grace_scales_a_real_auto_scaling_group() {
     );
     let (_, health) = server.get("/healthz");
     assert!(
-        health["backends"]["scaling"]
+        health["providers"]["scaling"]["aws"]
             .as_str()
             .unwrap()
             .starts_with("aws autoscaling us-east-1"),

@@ -123,7 +123,7 @@ fn restart_scenario(podman: &Podman, name: &str) {
     let (_, health_body) = server.get("/healthz");
     assert_eq!(health_body["mode"], "live", "{health_body}");
     assert!(
-        health_body["backends"]["containers"]
+        health_body["providers"]["containers"]["docker"]
             .as_str()
             .unwrap()
             .starts_with("docker unix://"),
@@ -244,7 +244,7 @@ fn a_saturated_deployment_is_scaled_through_kube_and_rolls_out() {
     let server = cluster.grace(&data);
     let (_, health_body) = server.get("/healthz");
     assert!(
-        health_body["backends"]["kubernetes"]
+        health_body["providers"]["kubernetes"]["kubernetes"]
             .as_str()
             .unwrap()
             .contains("127.0.0.1"),

@@ -12,7 +12,8 @@
 //! - `kubernetes`: `namespaces`, `deployments` (globs), `actions`, `min_replicas`, `max_replicas`,
 //!   `max_step`, `max_changes`;
 //! - `metrics`: `series` (metric, labels, regex) and `max_range`, checked on parsed PromQL by
-//!   [`crate::promql_grant`].
+//!   [`crate::promql_grant`];
+//! - every table: `provider`, the one provider its calls may reach (see [`Grants::check_provider`]).
 
 use std::collections::BTreeMap;
 
@@ -47,6 +48,26 @@ pub struct Grants {
     pub kubernetes: Option<KubernetesGrant>,
     /// `[grants.metrics]`.
     pub metrics: Option<MetricsGrant>,
+    /// The provider each table names (`provider = "aws-eu"`), by capability.
+    pub providers: BTreeMap<grace_executor::Capability, String>,
+}
+
+impl Grants {
+    /// Checks the provider the host's configuration routed a call to against the one the
+    /// grant names, if it names one: a call is refused, never rerouted, when they differ.
+    pub fn check_provider(
+        &self,
+        capability: grace_executor::Capability,
+        resource: &str,
+        routed: &str,
+    ) -> Result<(), Denial> {
+        match self.providers.get(&capability) {
+            Some(named) if named != routed => deny(format!(
+                "the grant names provider `{named}`, but this host routes {capability} resource `{resource}` to provider `{routed}`: refused, not rerouted"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Which Auto Scaling groups, and how far.
@@ -439,6 +460,7 @@ impl KubernetesGrant {
 pub(crate) mod raw {
     use std::collections::BTreeMap;
 
+    use grace_executor::Capability;
     use serde::Deserialize;
 
     use super::*;
@@ -455,6 +477,7 @@ pub(crate) mod raw {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Scaling {
+        provider: Option<String>,
         groups: Vec<String>,
         min_capacity: Option<u32>,
         max_capacity: Option<u32>,
@@ -465,6 +488,7 @@ pub(crate) mod raw {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Containers {
+        provider: Option<String>,
         labels: BTreeMap<String, String>,
         actions: Vec<String>,
         min_replicas: Option<u32>,
@@ -475,6 +499,7 @@ pub(crate) mod raw {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Kubernetes {
+        provider: Option<String>,
         namespaces: Vec<String>,
         deployments: Option<Vec<String>>,
         actions: Vec<String>,
@@ -570,6 +595,22 @@ pub(crate) mod raw {
                     }
                 }
             }
+            let providers = [
+                (Capability::Scaling, self.scaling.as_ref().and_then(|s| s.provider.clone())),
+                (Capability::Containers, self.containers.as_ref().and_then(|c| c.provider.clone())),
+                (Capability::Kubernetes, self.kubernetes.as_ref().and_then(|k| k.provider.clone())),
+                (Capability::Metrics, self.metrics.as_ref().and_then(|m| m.provider.clone())),
+            ]
+            .into_iter()
+            .filter_map(|(capability, name)| {
+                let name = name?;
+                Some(
+                    grace_executor::routing::check_provider_name(&name)
+                        .map(|()| (capability, name))
+                        .map_err(|m| ManifestError::invalid(format!("grants.{capability}.provider"), m)),
+                )
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
             let scaling = self
                 .scaling
                 .map(|s| {
@@ -672,6 +713,7 @@ pub(crate) mod raw {
                 containers,
                 kubernetes,
                 metrics,
+                providers,
             })
         }
     }

@@ -2,14 +2,20 @@
 //!
 //! ```text
 //! admit (count against max_host_calls; over the limit the guest is stopped)
-//!   → authorize (arguments valid? within the manifest's grants and bounds? — deny is a typed error)
+//!   → authorize:
+//!       resolve the provider (configuration routes the resource; unmapped is refused)
+//!       → identifiers valid by that provider's rules? (invalid-argument)
+//!       → within the manifest's grants and bounds, and the provider the grant names? (denied)
 //!   → trust decision (allow, deny, or stop the run until people approve)
-//!   → execute (simulation or a real backend, bounded by the run's deadline)
-//!   → ledger append (arguments, decision, result; the guest is stopped if it cannot be recorded)
+//!   → execute (on the resolved provider, bounded by the run's deadline)
+//!   → ledger append (arguments, decision, result with the provider's name; the guest is
+//!     stopped if it cannot be recorded)
 //!   → typed result back to the guest
 //! ```
 //!
-//! Capability modules supply only the two closures: what to check and what to do.
+//! Capability modules supply only the two closures: what to check and what to do. The provider
+//! is resolved before the call enters the pipeline ([`Call::via`]), so that every record of
+//! the call names where it went.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -53,6 +59,9 @@ pub struct Call {
     /// The resource lock a change holds from its checks until its result is recorded
     /// (see [`grace_executor::locks`]); `None` for reads.
     pub lock: Option<String>,
+    /// The provider the call was routed to, recorded in the result of each of its ledger
+    /// entries (`"provider": "aws-eu"`); `None` for host-local calls and unmapped resources.
+    pub provider: Option<Arc<str>>,
 }
 
 impl Call {
@@ -66,7 +75,17 @@ impl Call {
             target: String::new(),
             resource: None,
             lock: None,
+            provider: None,
         }
+    }
+
+    /// The provider `route` resolved the call's resource to, if it resolved.
+    pub(crate) fn via<T: ?Sized>(
+        mut self,
+        route: &Result<grace_executor::Provider<T>, grace_executor::RouteError>,
+    ) -> Self {
+        self.provider = route.as_ref().ok().map(|p| Arc::from(p.name()));
+        self
     }
 
     /// The resource a read looks at.
@@ -91,6 +110,7 @@ impl Call {
             lock: Some(format!("{interface}/{target}")),
             target,
             resource: None,
+            provider: None,
         }
     }
 
@@ -178,6 +198,17 @@ impl From<ExecError> for Refusal {
     }
 }
 
+impl From<grace_executor::RouteError> for Refusal {
+    /// A capability without any provider here is unavailable (as an executor would say); a
+    /// resource that the configuration routes nowhere is refused: the host will not act on it.
+    fn from(e: grace_executor::RouteError) -> Self {
+        match e {
+            grace_executor::RouteError::Unmapped { .. } => Refusal::Denied(e.to_string()),
+            other => Refusal::Failed(other.into()),
+        }
+    }
+}
+
 /// Checks a text argument's length; `Invalid` names the argument.
 pub(crate) fn check_text(name: &str, value: &str) -> Result<(), Refusal> {
     if value.len() > MAX_TEXT_ARG_BYTES {
@@ -192,7 +223,7 @@ pub(crate) fn check_text(name: &str, value: &str) -> Result<(), Refusal> {
 /// What a capability's closures may use: cheap clones of the run's context.
 #[derive(Clone)]
 pub(crate) struct Scope {
-    /// The backends.
+    /// The providers.
     pub executors: Executors,
     /// The manifest's grants.
     pub grants: Arc<Grants>,
@@ -644,10 +675,13 @@ impl RunState {
         verdict: Verdict,
         reason: &str,
         trust: Option<Value>,
-        result: Value,
+        mut result: Value,
     ) -> wasmtime::Result<()> {
         if let Err(e) = self.submit_deferred() {
             return Err(self.ledger_failed(&e));
+        }
+        if let (Some(provider), Some(fields)) = (&call.provider, result.as_object_mut()) {
+            fields.insert("provider".into(), json!(provider));
         }
         let at = self.executors.clock.now_millis();
         let size = json_len(&call.args)
@@ -718,7 +752,12 @@ impl RunState {
             function: call.function.to_owned(),
             args: call.args.clone(),
             decision: with_trust(Decision::allowed(reason), trust),
-            result: json!({ "intent": "executing", "idempotency_key": key }),
+            result: match &call.provider {
+                Some(provider) => {
+                    json!({ "intent": "executing", "idempotency_key": key, "provider": provider })
+                }
+                None => json!({ "intent": "executing", "idempotency_key": key }),
+            },
             at_millis: self.executors.clock.now_millis(),
         };
         match self.ledger.submit(entry) {

@@ -514,6 +514,8 @@ pub(crate) mod raw {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub(crate) struct Metrics {
+        /// `provider`: read by [`crate::grants`].
+        pub(crate) provider: Option<String>,
         series: Option<Vec<Series>>,
         /// The first version's globs over the query text: refused, with the series that replace
         /// them.

@@ -157,8 +157,9 @@ pub struct App {
     /// The simulated fleet, in simulation mode.
     pub sim: Option<Simulation>,
     executors: Executors,
-    /// What backs each capability, for `/healthz`: `simulated`, `docker unix:///...`, ...
-    pub backends: std::collections::BTreeMap<&'static str, String>,
+    /// Each capability's providers by name, described for `/healthz`: `simulated`,
+    /// `docker unix:///...`, ...
+    pub providers: std::collections::BTreeMap<&'static str, std::collections::BTreeMap<String, String>>,
     events: EventLog,
     mesh: Mutex<Mesh>,
     guests: RwLock<HashMap<String, Guest>>,
@@ -200,9 +201,9 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     /// Live mode with nothing to act on.
     #[error(
-        "no backend is configured: add [aws], [docker], [kubernetes] or `prometheus` to grace.toml (see docs/backends.md), or start with `--simulate` to run against the simulated fleet"
+        "no provider is configured: add [aws], [docker], [kubernetes], `prometheus` or [[providers]] to grace.toml (see docs/providers.md), or start with `--simulate` to run against the simulated fleet"
     )]
-    NoBackends,
+    NoProviders,
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -213,88 +214,6 @@ pub enum StartError {
 
 fn other<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> StartError + '_ {
     move |e| StartError::Other(format!("{context}: {e}"))
-}
-
-/// The executors runs act through: the simulated fleet's (in simulation), with every backend
-/// configured in `grace.toml` taking its capability over, simulated or not.
-async fn connect_backends(
-    config: &ServeConfig,
-    sim: Option<&Simulation>,
-) -> Result<Backends, StartError> {
-    let mut executors = match sim {
-        Some(sim) => sim.executors(),
-        None => Executors::none(Arc::new(grace_executor::SystemClock)),
-    };
-    let simulated = if sim.is_some() { "simulated" } else { "none" };
-    let mut backends: std::collections::BTreeMap<&'static str, String> =
-        ["scaling", "containers", "kubernetes", "metrics"]
-            .into_iter()
-            .map(|c| (c, simulated.to_owned()))
-            .collect();
-    let invalid = |field: &'static str| {
-        move |message: String| {
-            StartError::Config(crate::config::ConfigError::Invalid { field, message })
-        }
-    };
-    if let Some(url) = &config.prometheus {
-        // Real metrics whatever else is simulated: on a virtual run clock, Prometheus
-        // evaluates instant queries at its own now.
-        let prometheus = grace_prometheus::PrometheusMetrics::new(url)
-            .map_err(invalid("prometheus"))?
-            .evaluate_at_server_time(config.simulate)
-            .with_max_response_bytes(config.limits.run.max_response_bytes);
-        tracing::info!(url = %prometheus.base_url(), "metrics queries go to Prometheus");
-        backends.insert("metrics", format!("prometheus {}", prometheus.base_url()));
-        executors.metrics = Some(Arc::new(prometheus));
-    }
-    if let Some(settings) = &config.docker {
-        let docker = grace_docker::Docker::connect(settings)
-            .map_err(|e| invalid("docker")(e.to_string()))?;
-        // Not fatal: the engine may come up later, and calls fail `unavailable` meanwhile.
-        if let Err(e) = docker.ping().await {
-            tracing::warn!(host = %docker.host(), "the container engine does not answer yet: {e}");
-        }
-        tracing::info!(host = %docker.host(), "containers act on a Docker-compatible engine");
-        backends.insert("containers", format!("docker {}", docker.host()));
-        executors.containers = Some(Arc::new(docker));
-    }
-    if let Some(settings) = &config.kubernetes {
-        let kube = grace_kubernetes::Kube::connect(settings)
-            .await
-            .map_err(|e| invalid("kubernetes")(e.to_string()))?;
-        tracing::info!(server = %kube.server(), "kubernetes acts on a cluster");
-        backends.insert("kubernetes", format!("kubernetes {}", kube.server()));
-        executors.kubernetes = Some(Arc::new(kube));
-    }
-    let mut cloudwatch = None;
-    if let Some(settings) = &config.aws {
-        let sdk = settings
-            .load_sdk_config()
-            .await
-            .map_err(|e| invalid("aws")(e.to_string()))?;
-        let region = sdk.region().map(ToString::to_string).unwrap_or_default();
-        let endpoint = settings
-            .endpoint_url
-            .clone()
-            .unwrap_or_else(|| "the AWS endpoint".into());
-        tracing::info!(%region, %endpoint, "scaling acts on AWS Auto Scaling");
-        backends.insert("scaling", format!("aws autoscaling {region} ({endpoint})"));
-        executors.scaling = Some(Arc::new(grace_aws::AutoScaling::new(&sdk, settings)));
-        cloudwatch = Some(grace_aws::CloudWatch::new(&sdk, settings));
-    }
-    Ok(Backends {
-        executors,
-        descriptions: backends,
-        cloudwatch,
-    })
-}
-
-/// What [`connect_backends`] connected.
-struct Backends {
-    executors: Executors,
-    descriptions: std::collections::BTreeMap<&'static str, String>,
-    /// The CloudWatch client of `[aws]`, for CloudWatch sources.
-    cloudwatch: Option<grace_aws::CloudWatch>,
 }
 
 impl App {
@@ -309,16 +228,16 @@ impl App {
                 None => Fleet::default_fleet(),
             };
             Some(Simulation::new(&fleet))
-        } else if config.has_backends() {
+        } else if config.has_providers() {
             None
         } else {
-            return Err(StartError::NoBackends);
+            return Err(StartError::NoProviders);
         };
-        let Backends {
+        let crate::providers::Connected {
             executors,
-            descriptions: backends,
+            descriptions: providers,
             cloudwatch,
-        } = connect_backends(&config, sim.as_ref()).await?;
+        } = crate::providers::connect(&config, sim.as_ref()).await?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(other("cannot create the data directory"))?;
         let ledger = Arc::new(
@@ -355,7 +274,7 @@ impl App {
             metrics: Metrics::default(),
             sim,
             executors,
-            backends,
+            providers,
             events,
             mesh: Mutex::new(Mesh::new()),
             guests: RwLock::new(HashMap::new()),
@@ -675,7 +594,10 @@ impl App {
         for (i, config) in self.config.sources.containers.iter().enumerate() {
             let (source, schedule) = ContainersSource::new(
                 config,
-                self.executors.containers.clone(),
+                self.executors
+                    .containers
+                    .default_provider()
+                    .map(|p| p.executor().clone()),
                 self.executors.clock.clone(),
                 &format!("sources.containers[{i}]"),
             )

@@ -54,6 +54,9 @@ pub struct ServeConfig {
     pub kubernetes: Option<grace_kubernetes::KubeSettings>,
     /// `[aws]`: the `scaling` capability acts on Auto Scaling groups, CloudWatch sources read here.
     pub aws: Option<grace_aws::AwsSettings>,
+    /// `[[providers]]`: more providers, and which resources each serves (see
+    /// [`crate::providers`]).
+    pub providers: Vec<crate::providers::ProviderSection>,
     /// A signing key (`grace keys generate`): the server signs a checkpoint of the ledger every
     /// `checkpoint_every` while it grows, served at `GET /v1/ledger/checkpoint`.
     pub checkpoint_key: Option<PathBuf>,
@@ -160,6 +163,7 @@ impl Default for ServeConfig {
             docker: None,
             kubernetes: None,
             aws: None,
+            providers: Vec::new(),
             checkpoint_key: None,
             checkpoint_every: Duration::from_secs(60),
             trust: crate::trust::TrustSettings::default(),
@@ -220,6 +224,8 @@ pub struct FileConfig {
     pub kubernetes: Option<grace_kubernetes::KubeSettings>,
     /// `[aws]`.
     pub aws: Option<grace_aws::AwsSettings>,
+    /// `[[providers]]`: `name`, `kind`, `capability`, `resources`, `default`, `[providers.settings]`.
+    pub providers: Option<Vec<crate::providers::ProviderSection>>,
     /// `checkpoint_key = "/etc/grace/ledger.key"`.
     pub checkpoint_key: Option<PathBuf>,
     /// `checkpoint_every = "1m"`.
@@ -353,6 +359,9 @@ impl FileConfig {
         }
         if let Some(v) = self.aws {
             c.aws = Some(v);
+        }
+        if let Some(v) = self.providers {
+            c.providers = v;
         }
         if let Some(v) = self.checkpoint_key {
             c.checkpoint_key = Some(v);
@@ -519,12 +528,13 @@ impl ServeConfig {
         Ok(())
     }
 
-    /// Whether any real backend is configured.
-    pub fn has_backends(&self) -> bool {
+    /// Whether any real provider is configured.
+    pub fn has_providers(&self) -> bool {
         self.prometheus.is_some()
             || self.docker.is_some()
             || self.kubernetes.is_some()
             || self.aws.is_some()
+            || !self.providers.is_empty()
     }
 
     fn check_sources(&self) -> Result<(), ConfigError> {

@@ -22,6 +22,7 @@ pub mod error;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
+pub mod providers;
 pub mod replay;
 pub mod runs;
 pub mod signing;

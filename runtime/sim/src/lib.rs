@@ -38,5 +38,5 @@ mod simulation;
 mod snapshot;
 
 pub use fleet::{Fleet, FleetError};
-pub use simulation::Simulation;
+pub use simulation::{PROVIDER, Simulation};
 pub use snapshot::{FleetSnapshot, GroupSnapshot, ServiceSnapshot};

@@ -215,7 +215,7 @@ impl ServiceState {
     }
 }
 
-/// The simulated Auto Scaling backend.
+/// The simulated groups.
 #[derive(Debug, Clone)]
 pub(crate) struct SimScaling {
     pub sim: Simulation,
@@ -223,6 +223,16 @@ pub(crate) struct SimScaling {
 
 #[async_trait::async_trait]
 impl ScalingExecutor for SimScaling {
+    /// AWS's rules: the simulated fleet stands in for AWS Auto Scaling, so a dry-run refuses
+    /// the names AWS would.
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        grace_executor::ident::aws_group_name(argument, name)
+    }
+
     async fn describe_group(&self, name: &str) -> Result<Group, ExecError> {
         self.sim
             .with_world(|world, now| Ok(world.group(name)?.describe(now)))

@@ -26,9 +26,13 @@ fn world(fleet: &Fleet) -> World {
     World {
         metrics: executors
             .metrics
+            .default_provider()
+            .map(|p| p.executor().clone())
             .expect("the simulation has a metrics executor"),
         scaling: executors
             .scaling
+            .default_provider()
+            .map(|p| p.executor().clone())
             .expect("the simulation has a scaling executor"),
         sim,
     }

@@ -177,6 +177,14 @@ fn timed_out(name: &str, last: Option<&Group>, waited: Duration, polls: u32) -> 
 
 #[async_trait::async_trait]
 impl ScalingExecutor for AutoScaling {
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        grace_executor::ident::aws_group_name(argument, name)
+    }
+
     async fn describe_group(&self, name: &str) -> Result<Group, ExecError> {
         self.describe(name).await
     }

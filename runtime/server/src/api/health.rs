@@ -25,7 +25,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
         "mode": if app.sim.is_some() { "simulate" } else { "live" },
         "playbooks": app.enabled_count(),
         "queue_depth": app.queue_depth(),
-        "backends": app.backends,
+        "providers": app.providers,
     });
     if !down.is_empty() {
         body["down"] = json!(down);

@@ -200,7 +200,11 @@ mod tests {
     fn source(toml_text: &str, sim: &Simulation) -> Result<(ContainersSource, Schedule), String> {
         let config: ContainersConfig = toml::from_str(toml_text).unwrap();
         let executors = sim.executors();
-        ContainersSource::new(&config, executors.containers, executors.clock, "s")
+        let containers = executors
+            .containers
+            .default_provider()
+            .map(|p| p.executor().clone());
+        ContainersSource::new(&config, containers, executors.clock, "s")
     }
 
     #[tokio::test]
