@@ -91,7 +91,7 @@ pub struct ServeArgs {
     /// Data directory (holds the database) [default: .grace].
     #[arg(long, env = "GRACE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Run against the simulated fleet instead of real backends.
+    /// Run against the simulated fleet instead of real providers.
     #[arg(long, env = "GRACE_SIMULATE")]
     pub simulate: bool,
     /// The simulated fleet (TOML); the examples' default fleet when absent.
@@ -277,7 +277,7 @@ pub struct RunArgs {
     /// The triggering event, as a JSON file (`-` for stdin); collectors take none.
     #[arg(long)]
     pub event: Option<PathBuf>,
-    /// Run against the simulated fleet instead of real backends.
+    /// Run against the simulated fleet instead of real providers.
     #[arg(long)]
     pub dry_run: bool,
     /// The simulated fleet (TOML); the examples' default fleet when absent.

@@ -1,4 +1,4 @@
-//! Autonomous recovery, end to end: `grace serve` on real backends, with no simulated fleet.
+//! Autonomous recovery, end to end: `grace serve` on real providers, with no simulated fleet.
 //!
 //! - an unhealthy container on a Docker-API engine (Podman here) is seen by the containers
 //!   source and restarted by `restart-unhealthy-container`, and is healthy again;
@@ -151,7 +151,7 @@ fn restart_scenario(podman: &Podman, name: &str) {
         .filter(|c| c["function"] == "restart" && c["verdict"] == "allowed")
         .collect();
     assert_eq!(restarts.len(), 1, "{run:#}");
-    // The playbook restarts by the id the backend listed.
+    // The playbook restarts by the id the provider listed.
     let id = podman.podman_ok(&["inspect", "--format", "{{.Id}}", name]);
     assert_eq!(restarts[0]["args"]["id"], id.trim());
     assert!(restarts[0]["result"]["ok"].is_object(), "{run:#}");

@@ -70,7 +70,7 @@ impl Grants {
     }
 }
 
-/// Which Auto Scaling groups, and how far.
+/// Which groups of instances, and how far.
 #[derive(Debug, Clone)]
 pub struct ScalingGrant {
     /// Groups in scope.
@@ -596,10 +596,22 @@ pub(crate) mod raw {
                 }
             }
             let providers = [
-                (Capability::Scaling, self.scaling.as_ref().and_then(|s| s.provider.clone())),
-                (Capability::Containers, self.containers.as_ref().and_then(|c| c.provider.clone())),
-                (Capability::Kubernetes, self.kubernetes.as_ref().and_then(|k| k.provider.clone())),
-                (Capability::Metrics, self.metrics.as_ref().and_then(|m| m.provider.clone())),
+                (
+                    Capability::Scaling,
+                    self.scaling.as_ref().and_then(|s| s.provider.clone()),
+                ),
+                (
+                    Capability::Containers,
+                    self.containers.as_ref().and_then(|c| c.provider.clone()),
+                ),
+                (
+                    Capability::Kubernetes,
+                    self.kubernetes.as_ref().and_then(|k| k.provider.clone()),
+                ),
+                (
+                    Capability::Metrics,
+                    self.metrics.as_ref().and_then(|m| m.provider.clone()),
+                ),
             ]
             .into_iter()
             .filter_map(|(capability, name)| {
@@ -607,7 +619,9 @@ pub(crate) mod raw {
                 Some(
                     grace_executor::routing::check_provider_name(&name)
                         .map(|()| (capability, name))
-                        .map_err(|m| ManifestError::invalid(format!("grants.{capability}.provider"), m)),
+                        .map_err(|m| {
+                            ManifestError::invalid(format!("grants.{capability}.provider"), m)
+                        }),
                 )
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;

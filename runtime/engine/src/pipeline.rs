@@ -180,7 +180,7 @@ pub(crate) enum Refusal {
     Denied(String),
     /// Malformed arguments.
     Invalid(String),
-    /// A backend error while authorizing (e.g. the resource does not exist).
+    /// A provider error while authorizing (e.g. the resource does not exist).
     Failed(ExecError),
     /// The call could not even be checked (it waited for its resource until the deadline).
     Unchecked(ExecError),
@@ -527,12 +527,12 @@ impl RunState {
                 return Ok(Ok(done));
             }
             // Nothing acts before it, and everything that led to it, is on record: the intent
-            // (arguments and decision) is durable before the backend is called, so a crash
+            // (arguments and decision) is durable before the provider is called, so a crash
             // between the call and its result leaves a trace of what may have changed.
             self.record_intent(&call, &reason, details.clone(), key)?;
             self.confirm_pending(true).await?;
         }
-        // What a backend may read for this call: the host's cap, and never more than the guest
+        // What a provider may read for this call: the host's cap, and never more than the guest
         // could hold.
         let budget = self.bounds.max_response_bytes.min(self.limits.memory_bytes);
         let executing = grace_executor::budget::with_response_budget(budget, execute(scope, plan));
@@ -560,7 +560,7 @@ impl RunState {
         }
         let (mut recorded, returned) = match result {
             // A change's result is kept whole: a retry replays it from the record. Changes
-            // return small acknowledgements; reads may return whatever a backend holds.
+            // return small acknowledgements; reads may return whatever a provider holds.
             Ok(value) if call.change => {
                 let json = serde_json::to_value(&value).map_or_else(
                     |e| error_json("other", &e.to_string()),

@@ -1,5 +1,5 @@
 //! What one run may make the host hold is bounded by the host, whatever the guest asks within
-//! its manifest: logs and records in all, answers from backends, the outcome. Over a bound the
+//! its manifest: logs and records in all, answers from providers, the outcome. Over a bound the
 //! guest is stopped or its data cut, and the run's end is on record either way.
 
 // A panic is how a test fails: unwrapping is the point here.

@@ -328,3 +328,114 @@ impl<T: ?Sized + Served> Providers<T> {
         &self.routes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scaling::Group;
+
+    /// A scaling provider that is only a name: routing never calls it.
+    struct Named;
+
+    #[async_trait::async_trait]
+    impl ScalingExecutor for Named {
+        fn check_group_name<'a>(
+            &self,
+            _: &'static str,
+            name: &'a str,
+        ) -> Result<&'a str, crate::IdentError> {
+            Ok(name)
+        }
+        async fn describe_group(&self, name: &str) -> Result<Group, ExecError> {
+            Err(ExecError::NotFound(name.into()))
+        }
+        async fn set_desired_capacity(&self, name: &str, _: u32) -> Result<Group, ExecError> {
+            Err(ExecError::NotFound(name.into()))
+        }
+        async fn wait_in_service(
+            &self,
+            name: &str,
+            _: std::time::Duration,
+        ) -> Result<Group, ExecError> {
+            Err(ExecError::NotFound(name.into()))
+        }
+    }
+
+    /// Literal patterns only: what routing does with a match is tested here; the glob itself is
+    /// the project's one (the engine's tests resolve with it).
+    fn literal(pattern: &str, text: &str) -> bool {
+        pattern == text
+    }
+
+    fn two(default: Option<&str>) -> Providers<dyn ScalingExecutor> {
+        let mut p: Providers<dyn ScalingExecutor> = Providers::none();
+        p.insert("sim", Arc::new(Named));
+        p.insert("aws-eu", Arc::new(Named));
+        let routes = Routes {
+            routes: vec![
+                Route {
+                    pattern: "web".into(),
+                    provider: "aws-eu".into(),
+                },
+                Route {
+                    pattern: "web".into(),
+                    provider: "sim".into(),
+                },
+            ],
+            default: default.map(str::to_owned),
+        };
+        p.set_routes(routes, literal).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_first_matching_route_wins_then_the_default() {
+        let p = two(Some("sim"));
+        assert_eq!(p.route("web").unwrap().name(), "aws-eu");
+        assert_eq!(p.route("api").unwrap().name(), "sim");
+    }
+
+    #[test]
+    fn an_unmapped_resource_names_itself_and_the_capability() {
+        let e = two(None).route("api").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no scaling provider serves `api`: no [[providers]] route of `scaling` matches it and `scaling` has no default provider"
+        );
+    }
+
+    #[test]
+    fn no_provider_at_all_is_unavailable() {
+        let e = Providers::<dyn ScalingExecutor>::none()
+            .route("web")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            RouteError::NoProvider {
+                capability: Capability::Scaling
+            }
+        );
+        assert!(matches!(ExecError::from(e), ExecError::Unavailable(_)));
+    }
+
+    #[test]
+    fn a_single_provider_serves_everything() {
+        let p = Providers::<dyn ScalingExecutor>::single("sim", Arc::new(Named));
+        assert_eq!(p.route("anything").unwrap().name(), "sim");
+    }
+
+    #[test]
+    fn routes_to_a_provider_that_is_not_here_are_refused() {
+        let mut p = Providers::<dyn ScalingExecutor>::single("sim", Arc::new(Named));
+        let e = p
+            .set_routes(
+                Routes {
+                    routes: Vec::new(),
+                    default: Some("aws".into()),
+                },
+                literal,
+            )
+            .unwrap_err();
+        assert_eq!(e.provider, "aws");
+    }
+}

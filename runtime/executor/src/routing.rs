@@ -159,22 +159,35 @@ impl Routing {
                 .find(|(k, _)| k == kind)
                 .map(|(_, c)| *c)
                 .ok_or_else(|| {
-                    let known: Vec<_> = offered.kinds.iter().map(|(k, _)| format!("`{k}`")).collect();
+                    let known: Vec<_> = offered
+                        .kinds
+                        .iter()
+                        .map(|(k, _)| format!("`{k}`"))
+                        .collect();
                     error(
                         at("kind"),
-                        format!("`{}` is not a provider kind (known: {})", kind.escape_debug(), known.join(", ")),
+                        format!(
+                            "`{}` is not a provider kind (known: {})",
+                            kind.escape_debug(),
+                            known.join(", ")
+                        ),
                     )
                 })?;
             if serves.contains_key(&entry.name) {
                 return Err(error(
                     at("name"),
-                    format!("`{}` is already a provider on this host: give this one another name", entry.name),
+                    format!(
+                        "`{}` is already a provider on this host: give this one another name",
+                        entry.name
+                    ),
                 ));
             }
             if entry.settings.is_none() {
                 return Err(error(
                     at("settings"),
-                    format!("is required to define a `{kind}` provider: the same keys as its own section"),
+                    format!(
+                        "is required to define a `{kind}` provider: the same keys as its own section"
+                    ),
                 ));
             }
             serves.insert(entry.name.clone(), vec![capability]);
@@ -201,7 +214,11 @@ impl Routing {
                     format!(
                         "`{}` names no provider on this host (known: {}): define it with `kind`",
                         entry.name,
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 ));
             };
@@ -211,7 +228,11 @@ impl Routing {
                     let list: Vec<_> = served.iter().map(|c| format!("`{c}`")).collect();
                     return Err(error(
                         at("capability"),
-                        format!("`{}` does not serve `{c}` (it serves {})", entry.name, list.join(", ")),
+                        format!(
+                            "`{}` does not serve `{c}` (it serves {})",
+                            entry.name,
+                            list.join(", ")
+                        ),
                     ));
                 }
                 (None, [only]) => *only,
@@ -231,7 +252,10 @@ impl Routing {
             let table = routes.entry(capability).or_default();
             for (j, pattern) in entry.resources.iter().enumerate() {
                 if pattern.trim().is_empty() {
-                    return Err(error(format!("providers[{i}].resources[{j}]"), "must not be empty"));
+                    return Err(error(
+                        format!("providers[{i}].resources[{j}]"),
+                        "must not be empty",
+                    ));
                 }
                 if let Some(first) = seen.insert((capability, pattern.as_str()), i) {
                     return Err(error(
@@ -251,7 +275,10 @@ impl Routing {
                 if let Some(first) = defaults.insert(capability, i) {
                     return Err(error(
                         at("default"),
-                        format!("`{capability}` already has a default provider, `{}` (providers[{first}])", entries[first].name),
+                        format!(
+                            "`{capability}` already has a default provider, `{}` (providers[{first}])",
+                            entries[first].name
+                        ),
                     ));
                 }
                 table.default = Some(entry.name.clone());
@@ -263,5 +290,219 @@ impl Routing {
             }
         }
         Ok(Routing { defined, routes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Entry = ProviderConfig<BTreeMap<String, String>>;
+
+    /// What a simulating host with `[aws]` offers.
+    fn offered() -> Offered {
+        let mut o = Offered {
+            kinds: vec![
+                ("aws", Capability::Scaling),
+                ("docker", Capability::Containers),
+            ],
+            ..Offered::default()
+        };
+        o.providers.insert("sim".into(), Capability::ALL.to_vec());
+        o.providers.insert("aws".into(), vec![Capability::Scaling]);
+        for c in Capability::ALL {
+            o.defaults.insert(c, "sim".into());
+        }
+        o.defaults.insert(Capability::Scaling, "aws".into());
+        o
+    }
+
+    fn entries(
+        toml_like: &[(&str, Option<&str>, Option<Capability>, &[&str], bool)],
+    ) -> Vec<Entry> {
+        toml_like
+            .iter()
+            .map(|(name, kind, capability, resources, default)| Entry {
+                name: (*name).into(),
+                kind: kind.map(str::to_owned),
+                capability: *capability,
+                resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+                default: *default,
+                settings: kind.map(|_| BTreeMap::new()),
+            })
+            .collect()
+    }
+
+    fn error_of(e: &[Entry]) -> RoutingError {
+        Routing::compile(e, &offered()).unwrap_err()
+    }
+
+    #[test]
+    fn routes_keep_their_order_and_defaults_fall_back_to_what_the_host_offers() {
+        let r = Routing::compile(
+            &entries(&[
+                ("aws-eu", Some("aws"), None, &["web-*"], false),
+                (
+                    "sim",
+                    None,
+                    Some(Capability::Scaling),
+                    &["canary-*", "web-canary"],
+                    false,
+                ),
+            ]),
+            &offered(),
+        )
+        .unwrap();
+        let scaling = &r.routes[&Capability::Scaling];
+        let order: Vec<_> = scaling
+            .routes
+            .iter()
+            .map(|r| (r.pattern.as_str(), r.provider.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("web-*", "aws-eu"),
+                ("canary-*", "sim"),
+                ("web-canary", "sim")
+            ]
+        );
+        assert_eq!(scaling.default.as_deref(), Some("aws"));
+        assert_eq!(
+            r.routes[&Capability::Metrics].default.as_deref(),
+            Some("sim")
+        );
+        assert_eq!(
+            r.defined,
+            [Defined {
+                index: 0,
+                name: "aws-eu".into(),
+                kind: "aws".into(),
+                capability: Capability::Scaling
+            }]
+        );
+    }
+
+    #[test]
+    fn an_entry_marked_default_is_its_capabilitys_default() {
+        let r = Routing::compile(
+            &entries(&[("sim", None, Some(Capability::Scaling), &[], true)]),
+            &offered(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.routes[&Capability::Scaling].default.as_deref(),
+            Some("sim")
+        );
+    }
+
+    #[test]
+    fn two_defaults_of_one_capability_are_refused_naming_the_field() {
+        let e = error_of(&entries(&[
+            ("aws", None, None, &[], true),
+            ("sim", None, Some(Capability::Scaling), &[], true),
+        ]));
+        assert_eq!(e.field, "providers[1].default");
+        assert!(
+            e.message
+                .contains("already has a default provider, `aws` (providers[0])"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_glob_routed_twice_in_a_capability_is_refused_naming_the_field() {
+        let e = error_of(&entries(&[
+            ("aws", None, None, &["web-*"], false),
+            (
+                "sim",
+                None,
+                Some(Capability::Scaling),
+                &["api-*", "web-*"],
+                false,
+            ),
+        ]));
+        assert_eq!(e.field, "providers[1].resources[1]");
+        assert!(
+            e.message
+                .contains("`web-*` is already routed by providers[0]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_route_to_no_provider_is_refused_naming_the_field() {
+        let e = error_of(&entries(&[("aws-us", None, None, &["web-*"], false)]));
+        assert_eq!(e.field, "providers[0].name");
+        assert!(
+            e.message
+                .contains("`aws-us` names no provider on this host (known: `aws`, `sim`)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_provider_serving_several_capabilities_needs_the_capability_named() {
+        let e = error_of(&entries(&[("sim", None, None, &["web-*"], false)]));
+        assert_eq!(e.field, "providers[0].capability");
+    }
+
+    #[test]
+    fn a_capability_the_provider_does_not_serve_is_refused_naming_the_field() {
+        let e = error_of(&entries(&[(
+            "aws",
+            None,
+            Some(Capability::Containers),
+            &["web-*"],
+            false,
+        )]));
+        assert_eq!(e.field, "providers[0].capability");
+        assert!(
+            e.message
+                .contains("`aws` does not serve `containers` (it serves `scaling`)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_entry_routing_nothing_is_refused_naming_the_field() {
+        let e = error_of(&entries(&[("aws-eu", Some("aws"), None, &[], false)]));
+        assert_eq!(e.field, "providers[0].resources");
+    }
+
+    #[test]
+    fn an_unknown_kind_and_a_taken_name_are_refused_naming_the_field() {
+        let e = error_of(&entries(&[("gcp-eu", Some("gcp"), None, &["*"], false)]));
+        assert_eq!(e.field, "providers[0].kind");
+        assert!(e.message.contains("known: `aws`, `docker`"), "{e}");
+        let e = error_of(&entries(&[("aws", Some("aws"), None, &["*"], false)]));
+        assert_eq!(e.field, "providers[0].name");
+        assert!(e.message.contains("already a provider"), "{e}");
+    }
+
+    #[test]
+    fn settings_without_a_kind_and_a_kind_without_settings_are_refused() {
+        let mut e = entries(&[("aws", None, None, &["*"], false)]);
+        e[0].settings = Some(BTreeMap::new());
+        assert_eq!(error_of(&e).field, "providers[0].settings");
+        let mut e = entries(&[("aws-eu", Some("aws"), None, &["*"], false)]);
+        e[0].settings = None;
+        assert_eq!(error_of(&e).field, "providers[0].settings");
+    }
+
+    #[test]
+    fn provider_names_are_lowercase_words() {
+        assert_eq!(check_provider_name("aws-eu-1"), Ok(()));
+        for bad in ["", "AWS", "1aws", "aws eu", "aws_eu", &"a".repeat(64)] {
+            assert!(check_provider_name(bad).is_err(), "{bad}");
+        }
+        let e = error_of(&entries(&[("Aws", None, None, &["*"], false)]));
+        assert_eq!(e.field, "providers[0].name");
+    }
+
+    #[test]
+    fn an_empty_glob_is_refused_naming_the_field() {
+        let e = error_of(&entries(&[("aws", None, None, &["web-*", " "], false)]));
+        assert_eq!(e.field, "providers[0].resources[1]");
     }
 }

@@ -159,7 +159,8 @@ pub struct App {
     executors: Executors,
     /// Each capability's providers by name, described for `/healthz`: `simulated`,
     /// `docker unix:///...`, ...
-    pub providers: std::collections::BTreeMap<&'static str, std::collections::BTreeMap<String, String>>,
+    pub providers:
+        std::collections::BTreeMap<&'static str, std::collections::BTreeMap<String, String>>,
     events: EventLog,
     mesh: Mutex<Mesh>,
     guests: RwLock<HashMap<String, Guest>>,

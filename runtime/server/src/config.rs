@@ -39,7 +39,7 @@ pub struct ServeConfig {
     pub collector_max_bytes: usize,
     /// Runs executing at once.
     pub max_concurrent_runs: usize,
-    /// Attempts per run when a backend error is transient.
+    /// Attempts per run when a provider error is transient.
     pub max_attempts: u32,
     /// Wait before the first retry; doubles each time.
     pub retry_backoff: Duration,

@@ -67,7 +67,9 @@ fn settings<T: serde::de::DeserializeOwned>(
     let table = entry.settings.clone().unwrap_or_default();
     toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| invalid(format!("providers[{index}].settings"))(e.to_string()))
+        .map_err(|e: toml::de::Error| {
+            invalid(format!("providers[{index}].settings"))(e.to_string())
+        })
 }
 
 /// Builds the providers and their routes. `sim` is the simulated fleet, in simulation.
@@ -159,8 +161,7 @@ pub(crate) async fn connect(
             }
             "prometheus" => {
                 let s: PrometheusSettings = settings(entry, defined.index)?;
-                let (prometheus, description) =
-                    prometheus(config, &s.url).map_err(invalid(at))?;
+                let (prometheus, description) = prometheus(config, &s.url).map_err(invalid(at))?;
                 executors.metrics.insert(name, prometheus);
                 description
             }

@@ -1,4 +1,4 @@
-//! Auto Scaling groups and the services they serve: the group model, the latency model, and the
+//! Groups of instances and the services they serve: the group model, the latency model, and the
 //! simulated [`ScalingExecutor`].
 //!
 //! A group keeps every instance it ever launched, with its launch, in-service and removal times,
@@ -34,7 +34,7 @@ impl InstanceRecord {
     }
 }
 
-/// An Auto Scaling group: its limits, its desired-capacity log and every instance it launched.
+/// A group of instances: its limits, its desired-capacity log and every instance it launched.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupState {
     pub name: String,

@@ -135,14 +135,14 @@ impl World {
 }
 
 fn no_group(name: &str) -> ExecError {
-    ExecError::NotFound(format!("no Auto Scaling group named `{name}`"))
+    ExecError::NotFound(format!("no group named `{name}`"))
 }
 
 fn no_deployment(namespace: &str, name: &str) -> ExecError {
     ExecError::NotFound(format!("no deployment `{name}` in namespace `{namespace}`"))
 }
 
-/// A simulated fleet, live: Auto Scaling groups, services, containers, deployments and metric
+/// A simulated fleet, live: groups of instances, services, containers, deployments and metric
 /// series on a virtual clock.
 ///
 /// Cloning gives another handle to the same world. The same fleet driven by the same calls gives

@@ -1,4 +1,4 @@
-//! The simulated metrics backend: built-in metrics, selectors, fixed series and range queries.
+//! The simulated metrics provider: built-in metrics, selectors, fixed series and range queries.
 
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]

@@ -203,7 +203,7 @@ async fn resolve(
 }
 
 impl HostState {
-    /// restart, start and stop: the same checks, a different backend call.
+    /// restart, start and stop: the same checks, a different provider call.
     async fn change_one(
         &mut self,
         action: ContainerAction,

@@ -246,9 +246,7 @@ impl Host for HostState {
                 },
                 move |scope, (provider, namespace, name)| async move {
                     let timeout = Duration::from_millis(timeout_millis).min(scope.remaining());
-                    provider
-                        .wait_for_rollout(&namespace, &name, timeout)
-                        .await
+                    provider.wait_for_rollout(&namespace, &name, timeout).await
                 },
             )
             .await?;

@@ -38,7 +38,11 @@ type Routed = Result<Provider<dyn MetricsExecutor>, RouteError>;
 
 /// The checks every query starts with: the provider the query is routed to, and the one the
 /// grant names (the query itself is checked by the grant after).
-fn routed(scope: &Scope, routed: Routed, query: &str) -> Result<Provider<dyn MetricsExecutor>, Refusal> {
+fn routed(
+    scope: &Scope,
+    routed: Routed,
+    query: &str,
+) -> Result<Provider<dyn MetricsExecutor>, Refusal> {
     let provider = routed?;
     check_text("query", query)?;
     scope
