@@ -47,6 +47,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "terminal-injector",
     // Against a recording Prometheus endpoint: runtime/engine/tests/promql_injection.rs.
     "promql-injector",
+    // Groups served by different providers: runtime/engine/tests/providers.rs.
+    "group-scaler",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

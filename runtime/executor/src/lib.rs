@@ -74,17 +74,6 @@ impl Executors {
             locks: Arc::default(),
         }
     }
-
-    /// The names of each capability's providers, for logs and status pages.
-    pub fn provider_names(&self) -> std::collections::BTreeMap<Capability, Vec<String>> {
-        let names = |it: &mut dyn Iterator<Item = &str>| it.map(str::to_owned).collect();
-        std::collections::BTreeMap::from([
-            (Capability::Scaling, names(&mut self.scaling.names())),
-            (Capability::Containers, names(&mut self.containers.names())),
-            (Capability::Kubernetes, names(&mut self.kubernetes.names())),
-            (Capability::Metrics, names(&mut self.metrics.names())),
-        ])
-    }
 }
 
 impl std::fmt::Debug for Executors {

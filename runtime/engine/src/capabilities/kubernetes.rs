@@ -26,9 +26,8 @@ fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
 type Routed = Result<Provider<dyn KubernetesExecutor>, RouteError>;
 
 /// The provider the host routes `namespace/name` to.
-fn route(scope: &crate::host::HostState, namespace: &str, name: &str) -> Routed {
-    scope
-        .run
+fn route(host: &HostState, namespace: &str, name: &str) -> Routed {
+    host.run
         .executors
         .kubernetes
         .route(&format!("{namespace}/{name}"))
