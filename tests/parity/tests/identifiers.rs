@@ -88,8 +88,13 @@ fn injected_identifiers_from_a_guest_never_reach_the_api_server() {
     // What a successful attack would hit instead.
     server.seed_rolled_out("shop", "cart", 1);
     let kube = Arc::new(rt.block_on(async { kube(&server) }));
+    // Scaling and containers are simulated: a call is routed to its provider before its
+    // identifiers are checked by that provider's rules, so each capability needs one here.
+    let sim = grace_sim::Simulation::new(&grace_sim::Fleet::default_fleet()).executors();
     let executors = Executors {
         kubernetes: grace_executor::Providers::single("kubernetes", kube),
+        scaling: sim.scaling,
+        containers: sim.containers,
         ..Executors::none(Arc::new(SystemClock))
     };
     let guest = engine().load(&fixture("identifier-injector")).unwrap();

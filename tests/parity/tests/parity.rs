@@ -224,7 +224,7 @@ fn restart_unhealthy_container_leaves_docker_as_it_leaves_the_simulation() {
     ));
     let web: Labels = [("app".to_owned(), "web".to_owned())].into();
     let sim_containers = sim.executors().containers.default_provider().unwrap();
-    let sim_after = rt.block_on(container_states(sim_containers.as_ref(), &web, ""));
+    let sim_after = rt.block_on(container_states(&*sim_containers, &web, ""));
 
     // The same three containers on Podman.
     let label = podman.test_label();
