@@ -317,9 +317,16 @@ mod tests {
         o
     }
 
-    fn entries(
-        toml_like: &[(&str, Option<&str>, Option<Capability>, &[&str], bool)],
-    ) -> Vec<Entry> {
+    /// `(name, kind, capability, resources, default)`.
+    type Row<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<Capability>,
+        &'a [&'a str],
+        bool,
+    );
+
+    fn entries(toml_like: &[Row<'_>]) -> Vec<Entry> {
         toml_like
             .iter()
             .map(|(name, kind, capability, resources, default)| Entry {
