@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the Docker backend's end-to-end tests need: Podman (its Docker-compatible API
+# Installs what the Docker provider's end-to-end tests need: Podman (its Docker-compatible API
 # service), runc (the runtime that works in sandboxes where crun cannot handle the cgroup
 # layout) and busybox-static (the one binary the test image is built from; no registry is
 # reachable, so nothing can be pulled).

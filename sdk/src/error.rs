@@ -22,13 +22,13 @@ pub enum Error {
     InvalidArgument(String),
     /// The named resource does not exist.
     NotFound(String),
-    /// The backend refused the change because of a concurrent change; retrying may succeed.
+    /// The provider refused the change because of a concurrent change; retrying may succeed.
     Conflict(String),
-    /// The backend is unavailable or throttling; retrying later may succeed.
+    /// The provider is unavailable or throttling; retrying later may succeed.
     Unavailable(String),
     /// The operation did not complete within its time limit.
     TimedOut(String),
-    /// Anything else the backend reported.
+    /// Anything else the provider reported.
     Other(String),
     /// The playbook's (or collector's) own failure.
     Message(String),

@@ -73,7 +73,7 @@ impl TriggerEvent {
     }
 
     /// Sets the source. For a collector's events the host replaces it with the collector's name
-    /// (see [`new`](Self::new)); put the backend the collector read in the payload instead.
+    /// (see [`new`](Self::new)); put the system the collector read in the payload instead.
     #[must_use]
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.source = source.into();

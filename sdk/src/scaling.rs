@@ -1,4 +1,5 @@
-//! Auto Scaling groups (AWS Auto Scaling, or the simulated fleet).
+//! Groups of instances: a named set of like instances converging to a desired capacity, served
+//! by a cloud provider (an AWS Auto Scaling group, ...) or the simulated fleet.
 //!
 //! Needs `[grants.scaling]` in the manifest; calls outside its `groups`, capacity bounds,
 //! `max_step` or `max_changes` fail with [`Error::Denied`].
@@ -31,7 +32,7 @@ pub struct Instance {
     pub healthy: bool,
 }
 
-/// An Auto Scaling group and its instances.
+/// A group and its instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     /// Group name.

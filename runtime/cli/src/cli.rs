@@ -236,7 +236,7 @@ pub struct RunArgs {
     /// The triggering event, as a JSON file (`-` for stdin); collectors take none.
     #[arg(long)]
     pub event: Option<PathBuf>,
-    /// Run against the simulated fleet instead of real backends.
+    /// Run against the simulated fleet instead of real providers.
     #[arg(long)]
     pub dry_run: bool,
     /// The simulated fleet (TOML); the examples' default fleet when absent.

@@ -343,7 +343,7 @@ fn a_builtin_promql_source_recovers_when_prometheus_comes_up_and_drives_a_playbo
     assert_eq!(verify["ok"], true, "{verify}");
 }
 
-/// `query_range` through GRACE's Prometheus backend: one sample per step, oldest first.
+/// `query_range` through GRACE's Prometheus provider: one sample per step, oldest first.
 fn range_queries_answer_a_series_of_samples(url: &str) {
     use grace_executor::MetricsExecutor;
     let client = grace_prometheus::PrometheusMetrics::new(url).unwrap();
@@ -475,7 +475,7 @@ fn latency_falls_after_grace_scales_a_real_auto_scaling_group() {
     );
     let (_, health) = server.get("/healthz");
     assert!(
-        health["backends"]["scaling"]
+        health["providers"]["scaling"]["aws"]
             .as_str()
             .unwrap()
             .starts_with("aws autoscaling us-east-1"),

@@ -1,4 +1,4 @@
-//! Autonomous recovery, end to end: `grace serve` on real backends, with no simulated fleet.
+//! Autonomous recovery, end to end: `grace serve` on real providers, with no simulated fleet.
 //!
 //! - an unhealthy container on a Docker-API engine (Podman here) is seen by the containers
 //!   source and restarted by `restart-unhealthy-container`, and is healthy again;
@@ -123,7 +123,7 @@ fn restart_scenario(podman: &Podman, name: &str) {
     let (_, health_body) = server.get("/healthz");
     assert_eq!(health_body["mode"], "live", "{health_body}");
     assert!(
-        health_body["backends"]["containers"]
+        health_body["providers"]["containers"]["docker"]
             .as_str()
             .unwrap()
             .starts_with("docker unix://"),
@@ -151,7 +151,7 @@ fn restart_scenario(podman: &Podman, name: &str) {
         .filter(|c| c["function"] == "restart" && c["verdict"] == "allowed")
         .collect();
     assert_eq!(restarts.len(), 1, "{run:#}");
-    // The playbook restarts by the id the backend listed.
+    // The playbook restarts by the id the provider listed.
     let id = podman.podman_ok(&["inspect", "--format", "{{.Id}}", name]);
     assert_eq!(restarts[0]["args"]["id"], id.trim());
     assert!(restarts[0]["result"]["ok"].is_object(), "{run:#}");
@@ -244,7 +244,7 @@ fn a_saturated_deployment_is_scaled_through_kube_and_rolls_out() {
     let server = cluster.grace(&data);
     let (_, health_body) = server.get("/healthz");
     assert!(
-        health_body["backends"]["kubernetes"]
+        health_body["providers"]["kubernetes"]["kubernetes"]
             .as_str()
             .unwrap()
             .contains("127.0.0.1"),

@@ -1,6 +1,6 @@
 //! Host-side bindings generated from `wit/`, the single source of truth for both sides.
 //!
-//! Every import is async (backends do I/O; in simulation the clock is virtual) and trappable:
+//! Every import is async (providers do I/O; in simulation the clock is virtual) and trappable:
 //! host methods return `wasmtime::Result<Result<T, Error>>`, the outer error stopping the guest
 //! (exceeded limits, a broken ledger), the inner one a typed WIT error the guest can handle.
 

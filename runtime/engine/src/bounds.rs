@@ -3,7 +3,7 @@
 //!
 //! A manifest bounds each message and each call (`limits.max_log_bytes`,
 //! `limits.max_host_calls`); the host also bounds what a run accumulates — the bytes it puts on
-//! record, the entries of its timeline, the bytes a backend may read for one call — so that a
+//! record, the entries of its timeline, the bytes a provider may read for one call — so that a
 //! guest within its manifest's limits cannot grow the host's memory or the ledger without
 //! bound. Over a total the guest is stopped, and that is recorded.
 //!
@@ -36,7 +36,7 @@ pub struct RunBounds {
     pub max_recorded_bytes: u64,
     /// Most timeline entries (recorded host calls) a run may accumulate.
     pub max_timeline_entries: usize,
-    /// Largest answer a backend may read for one call (lowered to the guest's memory).
+    /// Largest answer a provider may read for one call (lowered to the guest's memory).
     pub max_response_bytes: u64,
 }
 

@@ -68,10 +68,10 @@ impl Default for EngineConfig {
     }
 }
 
-/// What a run acts through: the backends, the ledger, the trust core.
+/// What a run acts through: the providers, the ledger, the trust core.
 #[derive(Clone)]
 pub struct RunEnv {
-    /// Backends and the run clock.
+    /// Providers and the run clock.
     pub executors: Executors,
     /// Where every host call is recorded.
     pub ledger: Arc<Ledger>,
@@ -86,7 +86,7 @@ pub struct RunEnv {
 }
 
 impl RunEnv {
-    /// Backends and ledger, with the pass-through trust core.
+    /// Providers and ledger, with the pass-through trust core.
     pub fn new(executors: Executors, ledger: Arc<Ledger>) -> Self {
         RunEnv {
             executors,

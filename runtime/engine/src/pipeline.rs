@@ -2,14 +2,20 @@
 //!
 //! ```text
 //! admit (count against max_host_calls; over the limit the guest is stopped)
-//!   → authorize (arguments valid? within the manifest's grants and bounds? — deny is a typed error)
+//!   → authorize:
+//!       resolve the provider (configuration routes the resource; unmapped is refused)
+//!       → identifiers valid by that provider's rules? (invalid-argument)
+//!       → within the manifest's grants and bounds, and the provider the grant names? (denied)
 //!   → trust decision (allow, deny, or stop the run until people approve)
-//!   → execute (simulation or a real backend, bounded by the run's deadline)
-//!   → ledger append (arguments, decision, result; the guest is stopped if it cannot be recorded)
+//!   → execute (on the resolved provider, bounded by the run's deadline)
+//!   → ledger append (arguments, decision, result with the provider's name; the guest is
+//!     stopped if it cannot be recorded)
 //!   → typed result back to the guest
 //! ```
 //!
-//! Capability modules supply only the two closures: what to check and what to do.
+//! Capability modules supply only the two closures: what to check and what to do. The provider
+//! is resolved before the call enters the pipeline ([`Call::via`]), so that every record of
+//! the call names where it went.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -93,7 +99,7 @@ pub(crate) enum Refusal {
     Denied(String),
     /// Malformed arguments.
     Invalid(String),
-    /// A backend error while authorizing (e.g. the resource does not exist).
+    /// A provider error while authorizing (e.g. the resource does not exist).
     Failed(ExecError),
     /// The call could not even be checked (it waited for its resource until the deadline).
     Unchecked(ExecError),
@@ -111,6 +117,17 @@ impl From<ExecError> for Refusal {
     }
 }
 
+impl From<grace_executor::RouteError> for Refusal {
+    /// A capability without any provider here is unavailable (as an executor would say); a
+    /// resource that the configuration routes nowhere is refused: the host will not act on it.
+    fn from(e: grace_executor::RouteError) -> Self {
+        match e {
+            grace_executor::RouteError::Unmapped { .. } => Refusal::Denied(e.to_string()),
+            other => Refusal::Failed(other.into()),
+        }
+    }
+}
+
 /// Checks a text argument's length; `Invalid` names the argument.
 pub(crate) fn check_text(name: &str, value: &str) -> Result<(), Refusal> {
     if value.len() > MAX_TEXT_ARG_BYTES {
@@ -125,7 +142,7 @@ pub(crate) fn check_text(name: &str, value: &str) -> Result<(), Refusal> {
 /// What a capability's closures may use: cheap clones of the run's context.
 #[derive(Clone)]
 pub(crate) struct Scope {
-    /// The backends.
+    /// The providers.
     pub executors: Executors,
     /// The manifest's grants.
     pub grants: Arc<Grants>,
@@ -429,12 +446,12 @@ impl RunState {
                 return Ok(Ok(done));
             }
             // Nothing acts before it, and everything that led to it, is on record: the intent
-            // (arguments and decision) is durable before the backend is called, so a crash
+            // (arguments and decision) is durable before the provider is called, so a crash
             // between the call and its result leaves a trace of what may have changed.
             self.record_intent(&call, &reason, details.clone(), key)?;
             self.confirm_pending(true).await?;
         }
-        // What a backend may read for this call: the host's cap, and never more than the guest
+        // What a provider may read for this call: the host's cap, and never more than the guest
         // could hold.
         let budget = self.bounds.max_response_bytes.min(self.limits.memory_bytes);
         let executing = grace_executor::budget::with_response_budget(budget, execute(scope, plan));
@@ -462,7 +479,7 @@ impl RunState {
         }
         let (mut recorded, returned) = match result {
             // A change's result is kept whole: a retry replays it from the record. Changes
-            // return small acknowledgements; reads may return whatever a backend holds.
+            // return small acknowledgements; reads may return whatever a provider holds.
             Ok(value) if call.change => {
                 let json = serde_json::to_value(&value).map_or_else(
                     |e| error_json("other", &e.to_string()),
@@ -577,10 +594,13 @@ impl RunState {
         verdict: Verdict,
         reason: &str,
         trust: Option<Value>,
-        result: Value,
+        mut result: Value,
     ) -> wasmtime::Result<()> {
         if let Err(e) = self.submit_deferred() {
             return Err(self.ledger_failed(&e));
+        }
+        if let (Some(provider), Some(fields)) = (&call.provider, result.as_object_mut()) {
+            fields.insert("provider".into(), json!(provider));
         }
         let at = self.executors.clock.now_millis();
         let size = json_len(&call.args)
@@ -651,7 +671,12 @@ impl RunState {
             function: call.function.to_owned(),
             args: call.args.clone(),
             decision: with_trust(Decision::allowed(reason), trust),
-            result: json!({ "intent": "executing", "idempotency_key": key }),
+            result: match &call.provider {
+                Some(provider) => {
+                    json!({ "intent": "executing", "idempotency_key": key, "provider": provider })
+                }
+                None => json!({ "intent": "executing", "idempotency_key": key }),
+            },
             at_millis: self.executors.clock.now_millis(),
         };
         match self.ledger.submit(entry) {

@@ -15,6 +15,8 @@
 //! their idempotency keys, and the call that waited is decided again, this time with the
 //! approval (or the refusal) on record under the same key.
 
+use std::sync::Arc;
+
 use grace_model::capability::Function;
 use grace_model::resource::{Change, Resource, State};
 use serde_json::Value;
@@ -44,6 +46,9 @@ pub struct Call {
     /// The resource lock a change holds from its checks until its result is recorded
     /// (see `grace_executor::locks`); `None` for reads.
     pub lock: Option<String>,
+    /// The provider the call was routed to, recorded in the result of each of its ledger
+    /// entries (`"provider": "aws-eu"`); `None` for host-local calls and unmapped resources.
+    pub provider: Option<Arc<str>>,
 }
 
 impl Call {
@@ -58,7 +63,17 @@ impl Call {
             lock: change.then(|| format!("{}/{target}", descriptor.interface)),
             target,
             resource: None,
+            provider: None,
         }
+    }
+
+    /// The provider `route` resolved the call's resource to, if it resolved.
+    pub(crate) fn via<T: ?Sized>(
+        mut self,
+        route: &Result<grace_executor::Provider<T>, grace_executor::RouteError>,
+    ) -> Self {
+        self.provider = route.as_ref().ok().map(|p| Arc::from(p.name()));
+        self
     }
 
     /// A call of a function that only reads (or touches only the run).

@@ -1,5 +1,5 @@
 //! What one run may make the host hold is bounded by the host, whatever the guest asks within
-//! its manifest: logs and records in all, answers from backends, the outcome. Over a bound the
+//! its manifest: logs and records in all, answers from providers, the outcome. Over a bound the
 //! guest is stopped or its data cut, and the run's end is on record either way.
 
 // A panic is how a test fails: unwrapping is the point here.
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use common::*;
 use grace_engine::bounds::RunBounds;
 use grace_engine::{FailureKind, Guest, RunReport, RunStatus};
+use grace_executor::Providers;
 use grace_ledger::Verdict;
 use grace_testkit::fake_endpoint::{Behaviour, FakeEndpoint, prometheus_vector};
 use serde_json::json;
@@ -73,7 +74,7 @@ fn world_with_prometheus_capped(endpoint: &str, cap: u64) -> World {
     let prometheus = grace_prometheus::PrometheusMetrics::new(endpoint)
         .unwrap()
         .with_max_response_bytes(cap);
-    world.env.executors.metrics = Some(Arc::new(prometheus));
+    world.env.executors.metrics = Providers::single("prometheus", Arc::new(prometheus));
     world
 }
 

@@ -18,7 +18,7 @@ use common::*;
 use grace_engine::trust::{Ask, Trust, TrustDecision};
 use grace_engine::{Guest, RunReport, RunStatus};
 use grace_executor::containers::Container;
-use grace_executor::{ContainerExecutor, ExecError, Labels};
+use grace_executor::{ContainerExecutor, ExecError, Labels, Providers};
 use grace_ledger::Verdict;
 use grace_sim::Fleet;
 use serde_json::json;
@@ -94,10 +94,17 @@ impl ContainerExecutor for Observed {
 fn a_change_acts_on_the_container_the_check_resolved_not_on_the_guests_text() {
     let mut world = World::new();
     let observed = Arc::new(Observed {
-        inner: world.sim.executors().containers.unwrap(),
+        inner: world
+            .sim
+            .executors()
+            .containers
+            .default_provider()
+            .unwrap()
+            .executor()
+            .clone(),
         acted_on: Mutex::default(),
     });
-    world.env.executors.containers = Some(observed.clone());
+    world.env.executors.containers = Providers::single(grace_sim::PROVIDER, observed.clone());
     let web_2 = runtime().block_on(observed.inspect("web-2")).unwrap().id;
 
     let report = probe(&world, &prober("restart = \"web-2\""));
@@ -110,7 +117,15 @@ fn a_change_acts_on_the_container_the_check_resolved_not_on_the_guests_text() {
 fn a_refusal_is_the_same_for_a_missing_container_and_one_outside_the_grant() {
     let world = World::new();
     let cache = runtime()
-        .block_on(world.sim.executors().containers.unwrap().inspect("cache-1"))
+        .block_on(
+            world
+                .sim
+                .executors()
+                .containers
+                .default_provider()
+                .unwrap()
+                .inspect("cache-1"),
+        )
         .unwrap();
     let references = ["cache-1", cache.id.as_str(), "no-such-container"];
 
@@ -138,6 +153,7 @@ fn a_refusal_is_the_same_for_a_missing_container_and_one_outside_the_grant() {
                 .sim
                 .executors()
                 .containers
+                .default_provider()
                 .unwrap()
                 .logs("cache-1", 100),
         )

@@ -47,6 +47,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "terminal-injector",
     // Against a recording Prometheus endpoint: runtime/engine/tests/promql_injection.rs.
     "promql-injector",
+    // Groups served by different providers: runtime/engine/tests/providers.rs.
+    "group-scaler",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {
@@ -358,11 +360,11 @@ fn hostile_guest_injecting_identifiers_is_refused_as_invalid_before_any_grant_ch
         .map(|a| (a.interface.as_str(), a.function.as_str()))
         .collect();
     assert_eq!(actions, [("kubernetes", "scale-deployment")]);
-    let k8s = world.sim.executors().kubernetes.unwrap();
+    let k8s = world.sim.executors().kubernetes.default_provider().unwrap();
     let checkout = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(grace_executor::KubernetesExecutor::get_deployment(
-            k8s.as_ref(),
+            k8s.executor().as_ref(),
             "shop",
             "checkout",
         ))

@@ -85,6 +85,13 @@ struct Throttled(std::sync::Arc<dyn grace_executor::ScalingExecutor>);
 
 #[async_trait::async_trait]
 impl grace_executor::ScalingExecutor for Throttled {
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        self.0.check_group_name(argument, name)
+    }
     async fn describe_group(
         &self,
         name: &str,
@@ -112,9 +119,11 @@ fn a_change_that_failed_in_an_earlier_attempt_is_made_by_the_retry() {
     let guest = load(&example("scale-on-latency"));
     let world = overloaded();
     let mut throttled = world.sim.executors();
-    throttled.scaling = Some(std::sync::Arc::new(Throttled(
-        throttled.scaling.clone().unwrap(),
-    )));
+    let sim = throttled.scaling.default_provider().unwrap();
+    throttled.scaling = grace_executor::Providers::single(
+        sim.name(),
+        std::sync::Arc::new(Throttled(sim.executor().clone())),
+    );
     let env = grace_engine::RunEnv::new(throttled, world.ledger.clone());
     let first = runtime().block_on(async {
         let r = engine()

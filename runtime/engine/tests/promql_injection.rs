@@ -97,7 +97,10 @@ fn hostile_guest_promql_injections_are_refused_recorded_and_never_sent() {
     let guest = load(&fixture("promql-injector"));
     let mut world = World::new();
     let mut executors = world.sim.executors();
-    executors.metrics = Some(Arc::new(PrometheusMetrics::new(&prometheus.url).unwrap()));
+    executors.metrics = grace_executor::Providers::single(
+        "prometheus",
+        Arc::new(PrometheusMetrics::new(&prometheus.url).unwrap()),
+    );
     world.env = RunEnv::new(executors, world.ledger.clone());
 
     let report = world.run(&guest, &event("test.injection", "api-service", json!({})));

@@ -17,16 +17,16 @@ pub enum ExecError {
     /// A concurrent change got there first; retrying may succeed.
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The backend is down, throttling, or not configured; retrying later may succeed.
+    /// The provider is down, throttling, or not configured; retrying later may succeed.
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// The operation did not finish in time.
     #[error("timed out: {0}")]
     TimedOut(String),
-    /// Anything else the backend reported.
+    /// Anything else the provider reported.
     #[error("{0}")]
     Other(String),
-    /// The backend's answer was larger than the call may hold (see [`crate::budget`]); it was
+    /// The provider's answer was larger than the call may hold (see [`crate::budget`]); it was
     /// not read past the limit.
     #[error("the answer is larger than {limit} bytes")]
     TooLarge {

@@ -1,12 +1,12 @@
 //! Resource identifiers, validated by each target's own rules before anything else sees them.
 //!
-//! A grant is checked against the text a guest gave; the backend acts on what its client puts
+//! A grant is checked against the text a guest gave; the provider acts on what its client puts
 //! into a request. The two are the same only when the text cannot change meaning on the way:
 //! kube formats namespaces and names into URL paths as given (`cart#-canary` becomes
 //! `…/deployments/cart`, `prod/deployments/cart?x=-staging` a different path and a query), and
 //! bollard does the same with container references. So every identifier is checked here, by the
 //! rules its target applies itself, first by the capability (before any grant check, as
-//! `invalid-argument`) and again by the real backend (defence in depth). An identifier that
+//! `invalid-argument`) and again by the real provider (defence in depth). An identifier that
 //! passes contains nothing a URL path, a query or a filter could read as structure.
 //!
 //! | identifier | rule |

@@ -1,9 +1,12 @@
 //! The seam between GRACE's capabilities and the systems they act on.
 //!
 //! Each capability of the WIT package (`scaling`, `containers`, `kubernetes`, `metrics`) has one
-//! executor trait here. The simulated fleet implements all of them; the real backends (AWS Auto
-//! Scaling, a Docker-compatible engine, Kubernetes, Prometheus) implement the same traits, so a
-//! playbook that passed its dry-run runs unchanged against production.
+//! executor trait here. A **provider** is a configured real thing or the simulation that
+//! implements one: the simulated fleet implements all of them; the real providers (AWS Auto
+//! Scaling, Docker-compatible engines, Kubernetes clusters, Prometheus) implement the same
+//! traits, so a playbook that passed its dry-run runs unchanged against production. A capability
+//! may have several providers side by side; configuration says which serves a resource
+//! ([`providers`], [`routing`]).
 //!
 //! Executors know nothing of WebAssembly, grants or the ledger: they receive arguments that the
 //! engine has already checked and do exactly what they are asked.
@@ -16,6 +19,8 @@ pub mod ident;
 pub mod kubernetes;
 pub mod locks;
 pub mod metrics;
+pub mod providers;
+pub mod routing;
 pub mod scaling;
 
 use std::sync::Arc;
@@ -27,43 +32,44 @@ pub use ident::IdentError;
 pub use kubernetes::KubernetesExecutor;
 pub use locks::{ResourceGuard, ResourceLocks};
 pub use metrics::MetricsExecutor;
+pub use providers::{Capability, Provider, Providers, RouteError, Routes};
 pub use scaling::ScalingExecutor;
 
 pub use grace_model::Labels;
 
-/// The executors a run acts through, one per capability, plus the clock it runs on and the
+/// The providers a run acts through, by name per capability, plus the clock it runs on and the
 /// locks on the resources they serve.
 ///
-/// A host makes one `Executors` and gives every run a clone: the clones share the executors
+/// A host makes one `Executors` and gives every run a clone: the clones share the providers
 /// and the [`ResourceLocks`], which is what serializes changes of one resource across runs.
 ///
-/// A missing executor means the capability has no backend configured here: calls to it fail
-/// with [`ExecError::Unavailable`] even when the manifest grants them.
+/// A capability with no provider is not available here: calls to it fail with
+/// [`ExecError::Unavailable`] even when the manifest grants them.
 #[derive(Clone)]
 pub struct Executors {
     /// The run clock: virtual in simulation, the system clock in production.
     pub clock: Arc<dyn Clock>,
-    /// Auto Scaling groups.
-    pub scaling: Option<Arc<dyn ScalingExecutor>>,
+    /// Groups of instances.
+    pub scaling: Providers<dyn ScalingExecutor>,
     /// Containers.
-    pub containers: Option<Arc<dyn ContainerExecutor>>,
+    pub containers: Providers<dyn ContainerExecutor>,
     /// Kubernetes deployments.
-    pub kubernetes: Option<Arc<dyn KubernetesExecutor>>,
+    pub kubernetes: Providers<dyn KubernetesExecutor>,
     /// Metric queries.
-    pub metrics: Option<Arc<dyn MetricsExecutor>>,
+    pub metrics: Providers<dyn MetricsExecutor>,
     /// Locks on resources being changed, shared by every run holding a clone.
     pub locks: Arc<ResourceLocks>,
 }
 
 impl Executors {
-    /// No backend for any capability, on the given clock.
+    /// No provider for any capability, on the given clock.
     pub fn none(clock: Arc<dyn Clock>) -> Self {
         Executors {
             clock,
-            scaling: None,
-            containers: None,
-            kubernetes: None,
-            metrics: None,
+            scaling: Providers::none(),
+            containers: Providers::none(),
+            kubernetes: Providers::none(),
+            metrics: Providers::none(),
             locks: Arc::default(),
         }
     }
@@ -73,10 +79,10 @@ impl std::fmt::Debug for Executors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executors")
             .field("clock", &self.clock)
-            .field("scaling", &self.scaling.is_some())
-            .field("containers", &self.containers.is_some())
-            .field("kubernetes", &self.kubernetes.is_some())
-            .field("metrics", &self.metrics.is_some())
+            .field("scaling", &self.scaling)
+            .field("containers", &self.containers)
+            .field("kubernetes", &self.kubernetes)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }

@@ -1,10 +1,12 @@
-//! Auto Scaling groups.
+//! Groups of instances: a named set of like instances with a desired capacity, converging to
+//! it (an AWS Auto Scaling group, a GCP managed instance group, an Azure scale set). Each
+//! provider maps its cloud's terms onto these; they stay inside its crate.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ExecError;
+use crate::{ExecError, IdentError};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +31,7 @@ pub struct Instance {
     pub healthy: bool,
 }
 
-/// An Auto Scaling group as described by its backend.
+/// A group as its provider describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     /// Group name.
@@ -62,9 +64,16 @@ impl Group {
     }
 }
 
-/// Acts on Auto Scaling groups.
+/// Acts on groups of instances.
 #[async_trait::async_trait]
 pub trait ScalingExecutor: Send + Sync {
+    /// Checks a group name by this provider's own rules (its cloud's), before any grant sees
+    /// it: what passes is exactly what the provider's API gets. `argument` names it in errors.
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, IdentError>;
     /// Describes a group.
     async fn describe_group(&self, name: &str) -> Result<Group, ExecError>;
     /// Sets the desired capacity; fails with `InvalidArgument` outside the group's min/max size.

@@ -28,6 +28,7 @@ pub mod event;
 pub mod glob;
 pub mod grants;
 pub mod manifest;
+pub mod provider;
 pub mod resource;
 
 /// `[grants.metrics]` under its older path: the metrics grant lives with the other grants, in

@@ -71,7 +71,7 @@ pub struct ServeConfig {
     pub collector_max_bytes: usize,
     /// Runs executing at once.
     pub max_concurrent_runs: usize,
-    /// Attempts per run when a backend error is transient.
+    /// Attempts per run when a provider error is transient.
     pub max_attempts: u32,
     /// Wait before the first retry; doubles each time.
     #[serde(with = "humantime_serde")]
@@ -87,8 +87,9 @@ pub struct ServeConfig {
     pub kubernetes: Option<grace_kubernetes::KubeSettings>,
     /// `[aws]`: the `scaling` capability acts on Auto Scaling groups, CloudWatch sources read here.
     pub aws: Option<grace_aws::AwsSettings>,
-    // `[[providers]]` (several named providers per capability) will be read here, as one more
-    // field whose type lives with the executors it routes to.
+    /// `[[providers]]`: more providers, and which resources each serves (see
+    /// [`crate::providers`]).
+    pub providers: Vec<crate::providers::ProviderSection>,
     /// A signing key (`grace keys generate`): the server signs a checkpoint of the ledger every
     /// `checkpoint_every` while it grows, served at `GET /v1/ledger/checkpoint`.
     pub checkpoint_key: Option<PathBuf>,
@@ -146,6 +147,7 @@ impl Default for ServeConfig {
             docker: None,
             kubernetes: None,
             aws: None,
+            providers: Vec::new(),
             checkpoint_key: None,
             checkpoint_every: Duration::from_secs(60),
             trust: crate::trust::TrustSettings::default(),
@@ -401,12 +403,13 @@ impl ServeConfig {
         Ok(())
     }
 
-    /// Whether any real backend is configured.
-    pub fn has_backends(&self) -> bool {
+    /// Whether any real provider is configured.
+    pub fn has_providers(&self) -> bool {
         self.prometheus.is_some()
             || self.docker.is_some()
             || self.kubernetes.is_some()
             || self.aws.is_some()
+            || !self.providers.is_empty()
     }
 }
 

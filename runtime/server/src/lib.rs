@@ -12,7 +12,7 @@
 //! - [`sources`]: Alertmanager webhooks, pushed metrics and polled sources turned into events;
 //!   its [`sources::supervisor`] runs the polled ones and sends their batches to the intake
 //!   over a bounded channel;
-//! - [`executors`]: what runs act through, built from the settings; [`trust`]: the trust core;
+//! - [`providers`]: what runs act through, built from the settings and `[[providers]]`; [`trust`]: the trust core;
 //! - [`store`]: playbooks, runs and events in the data directory's redb database;
 //! - [`config`]: settings from defaults, `grace.toml`, flags and environment; [`limits`]: its
 //!   `[limits]`, what manifests may ask and what each run may hold;
@@ -33,12 +33,12 @@ pub mod auth;
 pub mod collectors;
 pub mod config;
 pub mod error;
-pub mod executors;
 pub mod intake;
 pub mod limits;
 pub mod listener;
 pub mod maintenance;
 pub mod metrics;
+pub mod providers;
 pub mod registry;
 pub mod replay;
 pub mod runs;

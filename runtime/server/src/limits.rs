@@ -12,7 +12,7 @@
 //! max_result_record_bytes = 65536 # a larger result is recorded as preview, size and digest
 //! max_recorded_bytes = 67108864   # bytes one run may put on record in all
 //! max_timeline_entries = 10000    # recorded host calls one run may make
-//! max_response_bytes = 16777216   # largest answer a backend reads for one call
+//! max_response_bytes = 16777216   # largest answer a provider reads for one call
 //! ```
 //!
 //! A manifest asking more than a cap is refused at upload, with the field and the cap named:
@@ -57,7 +57,7 @@ pub struct LimitsFile {
     pub max_recorded_bytes: u64,
     /// Recorded host calls one run may make.
     pub max_timeline_entries: usize,
-    /// Largest answer a backend reads for one call, in bytes.
+    /// Largest answer a provider reads for one call, in bytes.
     pub max_response_bytes: u64,
 }
 

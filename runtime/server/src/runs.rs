@@ -195,7 +195,7 @@ pub fn state_of(report: &RunReport) -> RunState {
     }
 }
 
-/// Whether a failed attempt is worth retrying: the playbook gave up right after a backend said
+/// Whether a failed attempt is worth retrying: the playbook gave up right after a provider said
 /// it was unavailable, throttling, conflicting or slow. Limits exceeded, denials and the
 /// playbook's own logic errors are not retried.
 pub fn is_transient(report: &RunReport) -> bool {
@@ -216,7 +216,7 @@ pub fn is_transient(report: &RunReport) -> bool {
     match kind {
         Some("unavailable" | "conflict") => true,
         // A change that timed out may have happened: running the playbook again could apply
-        // it twice (idempotency keys arrive with the real backends).
+        // it twice (idempotency keys arrive with the real providers).
         Some("timed-out") => !last.change,
         _ => false,
     }

@@ -108,7 +108,7 @@ impl FleetError {
     }
 }
 
-/// An Auto Scaling group.
+/// A group of instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSpec {
     /// Group name, unique among groups.
@@ -166,7 +166,7 @@ pub struct DeploymentSpec {
     pub rollout: Duration,
 }
 
-/// A query the simulated metrics backend answers verbatim.
+/// A query the simulated metrics provider answers verbatim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesSpec {
     /// The exact query text, e.g. real PromQL.
@@ -237,7 +237,7 @@ impl Fleet {
         self.start_millis
     }
 
-    /// The Auto Scaling groups, in file order.
+    /// The groups of instances, in file order.
     pub fn groups(&self) -> &[GroupSpec] {
         &self.groups
     }

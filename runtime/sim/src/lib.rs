@@ -1,5 +1,5 @@
-//! GRACE's simulated fleet: Auto Scaling groups, the services they serve, containers, Kubernetes
-//! deployments and metric series, behind the same executor traits as the real backends, on a
+//! GRACE's simulated fleet: groups of instances, the services they serve, containers, Kubernetes
+//! deployments and metric series, behind the same executor traits as the real providers, on a
 //! [`VirtualClock`](grace_executor::VirtualClock).
 //!
 //! A dry-run of a ten-minute incident takes milliseconds and is deterministic: the same fleet
@@ -38,5 +38,5 @@ mod simulation;
 mod snapshot;
 
 pub use fleet::{Fleet, FleetError};
-pub use simulation::Simulation;
+pub use simulation::{PROVIDER, Simulation};
 pub use snapshot::{FleetSnapshot, GroupSnapshot, ServiceSnapshot};

@@ -1,4 +1,4 @@
-//! Auto Scaling groups and the services they serve: the group model, the latency model, and the
+//! Groups of instances and the services they serve: the group model, the latency model, and the
 //! simulated [`ScalingExecutor`].
 //!
 //! A group keeps every instance it ever launched, with its launch, in-service and removal times,
@@ -34,7 +34,7 @@ impl InstanceRecord {
     }
 }
 
-/// An Auto Scaling group: its limits, its desired-capacity log and every instance it launched.
+/// A group of instances: its limits, its desired-capacity log and every instance it launched.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupState {
     pub name: String,
@@ -215,7 +215,7 @@ impl ServiceState {
     }
 }
 
-/// The simulated Auto Scaling backend.
+/// The simulated groups.
 #[derive(Debug, Clone)]
 pub(crate) struct SimScaling {
     pub sim: Simulation,
@@ -223,6 +223,16 @@ pub(crate) struct SimScaling {
 
 #[async_trait::async_trait]
 impl ScalingExecutor for SimScaling {
+    /// AWS's rules: the simulated fleet stands in for AWS Auto Scaling, so a dry-run refuses
+    /// the names AWS would.
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        grace_executor::ident::aws_group_name(argument, name)
+    }
+
     async fn describe_group(&self, name: &str) -> Result<Group, ExecError> {
         self.sim
             .with_world(|world, now| Ok(world.group(name)?.describe(now)))

@@ -1,4 +1,4 @@
-//! The metric selectors the simulated metrics backend understands, and its built-in metrics.
+//! The metric selectors the simulated metrics provider understands, and its built-in metrics.
 //!
 //! Accepted forms, whitespace tolerated between tokens:
 //!

@@ -8,7 +8,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grace_executor::{Clock, ExecError, Executors, VirtualClock};
+use grace_executor::{Clock, ExecError, Executors, Providers, VirtualClock};
+
+/// The simulation's name as a provider: what routes, grants and the ledger call it.
+pub const PROVIDER: &str = "sim";
 
 use crate::containers::{Containers, SimContainers};
 use crate::fleet::Fleet;
@@ -132,14 +135,14 @@ impl World {
 }
 
 fn no_group(name: &str) -> ExecError {
-    ExecError::NotFound(format!("no Auto Scaling group named `{name}`"))
+    ExecError::NotFound(format!("no group named `{name}`"))
 }
 
 fn no_deployment(namespace: &str, name: &str) -> ExecError {
     ExecError::NotFound(format!("no deployment `{name}` in namespace `{namespace}`"))
 }
 
-/// A simulated fleet, live: Auto Scaling groups, services, containers, deployments and metric
+/// A simulated fleet, live: groups of instances, services, containers, deployments and metric
 /// series on a virtual clock.
 ///
 /// Cloning gives another handle to the same world. The same fleet driven by the same calls gives
@@ -164,14 +167,15 @@ impl Simulation {
         Arc::clone(&self.clock)
     }
 
-    /// All four executors, acting on this world, and its virtual clock.
+    /// All four executors, acting on this world, each as the provider [`PROVIDER`] serving
+    /// every resource of its capability, and its virtual clock.
     pub fn executors(&self) -> Executors {
         Executors {
             clock: self.clock(),
-            scaling: Some(Arc::new(SimScaling { sim: self.clone() })),
-            containers: Some(Arc::new(SimContainers { sim: self.clone() })),
-            kubernetes: Some(Arc::new(SimKubernetes { sim: self.clone() })),
-            metrics: Some(Arc::new(SimMetrics { sim: self.clone() })),
+            scaling: Providers::single(PROVIDER, Arc::new(SimScaling { sim: self.clone() })),
+            containers: Providers::single(PROVIDER, Arc::new(SimContainers { sim: self.clone() })),
+            kubernetes: Providers::single(PROVIDER, Arc::new(SimKubernetes { sim: self.clone() })),
+            metrics: Providers::single(PROVIDER, Arc::new(SimMetrics { sim: self.clone() })),
             locks: Arc::default(),
         }
     }

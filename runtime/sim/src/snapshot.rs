@@ -17,7 +17,7 @@ pub struct FleetSnapshot {
     pub time: String,
     /// When, in milliseconds since the Unix epoch.
     pub time_millis: u64,
-    /// Auto Scaling groups.
+    /// Groups of instances.
     pub groups: Vec<GroupSnapshot>,
     /// Services and their modelled latency.
     pub services: Vec<ServiceSnapshot>,
@@ -27,7 +27,7 @@ pub struct FleetSnapshot {
     pub deployments: Vec<Deployment>,
 }
 
-/// An Auto Scaling group at one moment.
+/// A group of instances at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSnapshot {
     /// Group name.

@@ -13,6 +13,8 @@ fn containers() -> Arc<dyn ContainerExecutor> {
     Simulation::new(&Fleet::default_fleet())
         .executors()
         .containers
+        .default_provider()
+        .map(|p| p.executor().clone())
         .expect("the simulation has a container executor")
 }
 

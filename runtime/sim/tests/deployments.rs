@@ -16,6 +16,8 @@ fn default_fleet() -> (Simulation, Arc<dyn KubernetesExecutor>) {
     let kubernetes = sim
         .executors()
         .kubernetes
+        .default_provider()
+        .map(|p| p.executor().clone())
         .expect("the simulation has a kubernetes executor");
     (sim, kubernetes)
 }

@@ -13,10 +13,10 @@ use grace_sim::{Fleet, FleetSnapshot, Simulation};
 /// result, printed, and the final snapshot.
 async fn incident(sim: &Simulation) -> (String, FleetSnapshot) {
     let executors = sim.executors();
-    let scaling = executors.scaling.expect("scaling");
-    let containers = executors.containers.expect("containers");
-    let kubernetes = executors.kubernetes.expect("kubernetes");
-    let metrics = executors.metrics.expect("metrics");
+    let scaling = executors.scaling.default_provider().expect("scaling");
+    let containers = executors.containers.default_provider().expect("containers");
+    let kubernetes = executors.kubernetes.default_provider().expect("kubernetes");
+    let metrics = executors.metrics.default_provider().expect("metrics");
     let mut log = Vec::new();
 
     let start = executors.clock.now_millis();
@@ -109,8 +109,8 @@ deployment  shop/checkout  replicas 2  ready 2  updated 2";
 async fn snapshot_shows_pending_instances_and_rollouts_in_progress() {
     let sim = Simulation::new(&Fleet::default_fleet());
     let executors = sim.executors();
-    let scaling = executors.scaling.expect("scaling");
-    let kubernetes = executors.kubernetes.expect("kubernetes");
+    let scaling = executors.scaling.default_provider().expect("scaling");
+    let kubernetes = executors.kubernetes.default_provider().expect("kubernetes");
     scaling
         .set_desired_capacity("api-asg", 5)
         .await

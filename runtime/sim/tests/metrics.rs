@@ -1,4 +1,4 @@
-//! The simulated metrics backend: built-in metrics, selectors, fixed series and range queries.
+//! The simulated metrics provider: built-in metrics, selectors, fixed series and range queries.
 
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]
@@ -26,9 +26,13 @@ fn world(fleet: &Fleet) -> World {
     World {
         metrics: executors
             .metrics
+            .default_provider()
+            .map(|p| p.executor().clone())
             .expect("the simulation has a metrics executor"),
         scaling: executors
             .scaling
+            .default_provider()
+            .map(|p| p.executor().clone())
             .expect("the simulation has a scaling executor"),
         sim,
     }

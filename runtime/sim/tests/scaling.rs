@@ -17,6 +17,8 @@ fn default_fleet() -> (Simulation, Arc<dyn ScalingExecutor>) {
     let scaling = sim
         .executors()
         .scaling
+        .default_provider()
+        .map(|p| p.executor().clone())
         .expect("the simulation has a scaling executor");
     (sim, scaling)
 }

@@ -25,7 +25,7 @@ pub enum Behaviour {
     /// Reads the request and never answers, holding the connection open.
     Silent,
     /// Answers `200 OK` with a Prometheus instant-vector answer of `series` series, streamed in
-    /// chunks without a `content-length` and never held whole: a metrics backend answering
+    /// chunks without a `content-length` and never held whole: a metrics provider answering
     /// hundreds of MiB, for clients that must stop reading at their cap. Writing stops when the
     /// client goes away.
     PrometheusFlood {

@@ -1,5 +1,5 @@
 //! A real `moto_server` (the AWS service emulator) on a free loopback port, for the AWS
-//! backend's tests.
+//! provider's tests.
 //!
 //! `moto_server` is looked up on `PATH`, then where pip puts scripts (`~/.local/bin`,
 //! `~/.pyenv/shims`); `scripts/install-moto.sh` installs it. Two ways to run it:

@@ -1,4 +1,4 @@
-//! The test API server, through kube (the client GRACE's Kubernetes backend uses) and raw HTTP
+//! The test API server, through kube (the client GRACE's Kubernetes provider uses) and raw HTTP
 //! where the exact answer matters: it must behave as a real API server does for deployments.
 
 #![allow(clippy::unwrap_used)]

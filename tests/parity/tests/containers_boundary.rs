@@ -114,7 +114,7 @@ fn concurrent_scales_of_one_service_never_pass_the_granted_max_replicas() {
     // One host: every run holds a clone of the same executors (and so the same locks).
     let executors = Executors {
         clock: Arc::new(SystemClock),
-        containers: Some(docker.clone()),
+        containers: grace_executor::Providers::single("docker", docker.clone()),
         ..Executors::none(Arc::new(SystemClock))
     };
     let dir = tempfile::tempdir().unwrap();
@@ -202,7 +202,7 @@ fn a_restart_by_id_prefix_acts_on_the_checked_container_and_refusals_reveal_noth
     );
     let executors = Executors {
         clock: Arc::new(SystemClock),
-        containers: Some(docker.clone()),
+        containers: grace_executor::Providers::single("docker", docker.clone()),
         ..Executors::none(Arc::new(SystemClock))
     };
     let dir = tempfile::tempdir().unwrap();

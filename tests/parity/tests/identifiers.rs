@@ -3,7 +3,7 @@
 //!
 //! - through a real guest (`identifier-injector`) and the capability path, against the
 //!   Kubernetes test API server, whose request log records each request's method and raw path;
-//! - through each real backend directly (defence in depth: the engine is not the only check),
+//! - through each real provider directly (defence in depth: the engine is not the only check),
 //!   against the test API server for Kubernetes and against a counting endpoint for AWS and the
 //!   Docker API, which must see no request at all.
 
@@ -38,7 +38,7 @@ fn engine() -> Engine {
         .clone()
 }
 
-/// The Kubernetes backend on `server`.
+/// The Kubernetes provider on `server`.
 fn kube(server: &TestServer) -> grace_kubernetes::Kube {
     grace_kubernetes::Kube::for_url(
         server.url(),
@@ -88,8 +88,13 @@ fn injected_identifiers_from_a_guest_never_reach_the_api_server() {
     // What a successful attack would hit instead.
     server.seed_rolled_out("shop", "cart", 1);
     let kube = Arc::new(rt.block_on(async { kube(&server) }));
+    // Scaling and containers are simulated: a call is routed to its provider before its
+    // identifiers are checked by that provider's rules, so each capability needs one here.
+    let sim = grace_sim::Simulation::new(&grace_sim::Fleet::default_fleet()).executors();
     let executors = Executors {
-        kubernetes: Some(kube),
+        kubernetes: grace_executor::Providers::single("kubernetes", kube),
+        scaling: sim.scaling,
+        containers: sim.containers,
         ..Executors::none(Arc::new(SystemClock))
     };
     let guest = engine().load(&fixture("identifier-injector")).unwrap();
@@ -144,7 +149,7 @@ fn injected_identifiers_from_a_guest_never_reach_the_api_server() {
 }
 
 #[test]
-fn the_kubernetes_backend_refuses_injected_identifiers_before_any_request() {
+fn the_kubernetes_provider_refuses_injected_identifiers_before_any_request() {
     let rt = runtime();
     let server = rt
         .block_on(TestServer::start(ServerConfig::default()))
@@ -180,7 +185,7 @@ fn the_kubernetes_backend_refuses_injected_identifiers_before_any_request() {
 }
 
 #[test]
-fn the_aws_backend_refuses_injected_group_names_before_any_request() {
+fn the_aws_provider_refuses_injected_group_names_before_any_request() {
     let endpoint = FakeEndpoint::start(Behaviour::Silent);
     let rt = runtime();
     let settings = grace_aws::AwsSettings {
@@ -234,7 +239,7 @@ fn the_aws_backend_refuses_injected_group_names_before_any_request() {
 }
 
 #[test]
-fn the_docker_backend_refuses_injected_references_and_labels_before_any_request() {
+fn the_docker_provider_refuses_injected_references_and_labels_before_any_request() {
     let endpoint = FakeEndpoint::start(Behaviour::Silent);
     let rt = runtime();
     let docker = rt

@@ -1,5 +1,5 @@
 //! Parity: every example playbook runs once against the simulated fleet and once against the
-//! real backend its capability uses, from the same starting state, and the resulting states are
+//! real provider its capability uses, from the same starting state, and the resulting states are
 //! compared. A playbook that passed its dry-run does the same thing in production.
 //!
 //! - `scale-on-latency`: simulated Auto Scaling vs AWS Auto Scaling (moto);
@@ -99,7 +99,7 @@ fn scale_on_latency_leaves_aws_as_it_leaves_the_simulation() {
     // The simulation: the default fleet, api-asg 2..=12 at 3.
     let sim = Simulation::new(&Fleet::default_fleet());
     let simulated = rt.block_on(run(&guest, &slow, sim.executors()));
-    let sim_scaling = sim.executors().scaling.unwrap();
+    let sim_scaling = sim.executors().scaling.default_provider().unwrap();
     let sim_group = rt.block_on(sim_scaling.describe_group("api-asg")).unwrap();
 
     // AWS: the same group in moto. Latency still comes from the simulated service (its model
@@ -127,7 +127,7 @@ fn scale_on_latency_leaves_aws_as_it_leaves_the_simulation() {
     let real_sim = Simulation::new(&Fleet::default_fleet());
     let executors = Executors {
         clock: Arc::new(SystemClock),
-        scaling: Some(aws.clone()),
+        scaling: grace_executor::Providers::single("aws", aws.clone()),
         ..real_sim.executors()
     };
     let real = rt.block_on(run(&guest, &slow, executors));
@@ -184,11 +184,11 @@ async fn create_group(sdk: &aws_config::SdkConfig, name: &str, min: i32, max: i3
 
 /// `(name without the test's prefix, state, health)` of every container carrying `selector`.
 async fn container_states(
-    backend: &dyn grace_executor::ContainerExecutor,
+    provider: &dyn grace_executor::ContainerExecutor,
     selector: &Labels,
     prefix: &str,
 ) -> Vec<(String, String, String)> {
-    let mut states: Vec<_> = backend
+    let mut states: Vec<_> = provider
         .list(selector)
         .await
         .unwrap()
@@ -223,8 +223,8 @@ fn restart_unhealthy_container_leaves_docker_as_it_leaves_the_simulation() {
         sim.executors(),
     ));
     let web: Labels = [("app".to_owned(), "web".to_owned())].into();
-    let sim_containers = sim.executors().containers.unwrap();
-    let sim_after = rt.block_on(container_states(sim_containers.as_ref(), &web, ""));
+    let sim_containers = sim.executors().containers.default_provider().unwrap();
+    let sim_after = rt.block_on(container_states(&*sim_containers, &web, ""));
 
     // The same three containers on Podman.
     let label = podman.test_label();
@@ -312,7 +312,7 @@ fn restart_unhealthy_container_leaves_docker_as_it_leaves_the_simulation() {
             );
             let executors = Executors {
                 clock: Arc::new(SystemClock),
-                containers: Some(docker.clone()),
+                containers: grace_executor::Providers::single("docker", docker.clone()),
                 ..Executors::none(Arc::new(SystemClock))
             };
             let real = rt.block_on(run(
@@ -357,7 +357,7 @@ fn k8s_scale_deployment_leaves_a_cluster_as_it_leaves_the_simulation() {
 
     let sim = Simulation::new(&Fleet::default_fleet());
     let simulated = rt.block_on(run(&guest, &saturated, sim.executors()));
-    let sim_k8s = sim.executors().kubernetes.unwrap();
+    let sim_k8s = sim.executors().kubernetes.default_provider().unwrap();
     let sim_after = rt
         .block_on(sim_k8s.get_deployment("shop", "checkout"))
         .unwrap();
@@ -385,7 +385,7 @@ fn k8s_scale_deployment_leaves_a_cluster_as_it_leaves_the_simulation() {
     let kube = Arc::new(kube);
     let executors = Executors {
         clock: Arc::new(SystemClock),
-        kubernetes: Some(kube.clone()),
+        kubernetes: grace_executor::Providers::single("kubernetes", kube.clone()),
         ..Executors::none(Arc::new(SystemClock))
     };
     let real = rt.block_on(run(&guest, &saturated, executors));

@@ -19,7 +19,7 @@ use crate::render;
 pub fn run(args: RunArgs) -> Exit {
     if !args.dry_run {
         return Exit::Invalid(anyhow!(
-            "running against real backends is not available yet: pass `--dry-run` to run against the simulated fleet"
+            "running against real providers is not available yet: pass `--dry-run` to run against the simulated fleet"
         ));
     }
     let fleet = match &args.fleet {

@@ -28,7 +28,7 @@ pub fn run(args: ServeArgs) -> Exit {
         let data_dir = config.data_dir.clone();
         let server = match Server::bind(config).await {
             Ok(s) => s,
-            Err(e @ (StartError::Config(_) | StartError::NoBackends | StartError::Tls(_))) => {
+            Err(e @ (StartError::Config(_) | StartError::NoProviders | StartError::Tls(_))) => {
                 return Exit::Invalid(e.into());
             }
             Err(e) => return Exit::Internal(e.into()),

@@ -111,12 +111,12 @@ impl Server {
         Server::start_env(true, data, extra, env)
     }
 
-    /// `grace serve` on the real backends its configuration names (no simulated fleet).
+    /// `grace serve` on the real providers its configuration names (no simulated fleet).
     pub fn start_live(data: &Path, extra: &[&str]) -> Server {
         Server::start_with(false, data, extra)
     }
 
-    /// `grace serve` on real backends, with these environment variables.
+    /// `grace serve` on real providers, with these environment variables.
     pub fn start_live_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         Server::start_env(false, data, extra, env)
     }

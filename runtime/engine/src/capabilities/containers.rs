@@ -1,10 +1,11 @@
 //! `containers`: containers on a Docker-compatible engine, within `[grants.containers]`.
 //! Containers outside the granted labels are invisible to `list` and refused to every action.
-
-use std::sync::Arc;
+//! Each call goes to the provider (an engine) the host routes its resource to: the container
+//! reference for calls on one container, the selector written `key=value,…` (sorted by key) for
+//! `list` and `scale`.
 
 use grace_executor::containers::{self as exec, CLONE_LABEL};
-use grace_executor::{ContainerExecutor, ExecError, Labels, ident};
+use grace_executor::{Capability, ContainerExecutor, ExecError, Labels, Provider, ident};
 use grace_model::capability;
 use serde_json::json;
 
@@ -32,10 +33,27 @@ fn grant(scope: &Scope) -> Result<&ContainerGrant, Refusal> {
         .ok_or_else(|| not_granted("containers", &scope.guest).into())
 }
 
-fn executor(scope: &Scope) -> Result<Arc<dyn ContainerExecutor>, ExecError> {
-    scope.executors.containers.clone().ok_or_else(|| {
-        ExecError::Unavailable("no container backend is configured on this host".into())
-    })
+/// A selector as a resource to route: `key=value` pairs sorted by key, joined by `,`.
+fn selector_resource(selector: &[Label]) -> String {
+    let mut pairs: Vec<String> = selector
+        .iter()
+        .map(|l| format!("{}={}", l.key, l.value))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
+/// The provider checks every container call starts with, once its identifiers are valid: the
+/// resolved provider is the one the grant names, if it names one.
+fn check_provider(
+    scope: &Scope,
+    provider: &Provider<dyn ContainerExecutor>,
+    resource: &str,
+) -> Result<(), Refusal> {
+    scope
+        .grants
+        .check_provider(Capability::Containers, resource, provider.name())?;
+    Ok(())
 }
 
 impl From<exec::Container> for Container {
@@ -187,35 +205,37 @@ async fn resolve(
 }
 
 impl HostState {
-    /// restart, start and stop: the same checks, a different backend call.
+    /// restart, start and stop: the same checks, a different provider call.
     async fn change_one(
         &mut self,
         action: ContainerAction,
         id: String,
     ) -> wasmtime::Result<Result<Container, Error>> {
+        let routed = self.run.executors.containers.route(&id);
         let descriptor = match action {
             ContainerAction::Start => &capability::containers::START,
             ContainerAction::Stop => &capability::containers::STOP,
             _ => &capability::containers::RESTART,
         };
-        let call =
-            Call::change(descriptor, id.clone(), json!({ "id": preview(&id) })).locking(LOCK);
+        let call = Call::change(descriptor, id.clone(), json!({ "id": preview(&id) }))
+            .locking(LOCK)
+            .via(&routed);
         let r = self
             .run
             .perform_change(
                 call,
                 move |scope| async move {
+                    let executor = routed?;
                     ident::container_ref("id", &id)?;
                     let grant = grant(&scope)?;
+                    check_provider(&scope, &executor, &id)?;
                     grant.check_action(action)?;
-                    let executor = executor(&scope)?;
                     let target = resolve(&*executor, grant, &id).await?;
                     grant.check_change(action, &target.name, &target.labels, scope.changes)?;
                     let proposal = container_proposal(&*executor, grant, action, &target).await?;
-                    Ok((target.id, proposal))
+                    Ok(((executor, target.id), proposal))
                 },
-                move |scope, id| async move {
-                    let executor = executor(&scope)?;
+                move |_, (executor, id)| async move {
                     match action {
                         ContainerAction::Restart => executor.restart(&id).await,
                         ContainerAction::Start => executor.start(&id).await,
@@ -239,24 +259,30 @@ impl Host for HostState {
         &mut self,
         selector: Vec<Label>,
     ) -> wasmtime::Result<Result<Vec<Container>, Error>> {
+        let resource = selector_resource(&selector);
+        let routed = self.run.executors.containers.route(&resource);
         let call = Call::read(
             &capability::containers::LIST,
             json!({ "selector": labels_json(&selector) }),
         )
         .on(grace_model::resource::Resource::service(
             selector.iter().map(|l| (l.key.clone(), l.value.clone())),
-        ));
+        ))
+        .via(&routed);
         let r = self
             .run
             .perform(
                 call,
                 move |scope| async move {
+                    let executor = routed?;
                     let selector = labels_from_guest("selector", selector)?;
-                    grant(&scope)?.check_action(ContainerAction::List)?;
-                    Ok(selector)
+                    let grant = grant(&scope)?;
+                    check_provider(&scope, &executor, &resource)?;
+                    grant.check_action(ContainerAction::List)?;
+                    Ok((executor, selector))
                 },
-                |scope, selector| async move {
-                    let all = executor(&scope)?.list(&selector).await?;
+                |scope, (executor, selector)| async move {
+                    let all = executor.list(&selector).await?;
                     let grant = scope.grants.containers.as_ref();
                     Ok(all
                         .into_iter()
@@ -277,15 +303,18 @@ impl Host for HostState {
         id: String,
         tail: u32,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let routed = self.run.executors.containers.route(&id);
         let call = Call::read(
             &capability::containers::LOGS,
             json!({ "id": preview(&id), "tail": tail }),
         )
-        .on(grace_model::resource::Resource::container(&id));
+        .on(grace_model::resource::Resource::container(&id))
+        .via(&routed);
         self.run
             .perform(
                 call,
                 move |scope| async move {
+                    let executor = routed?;
                     ident::container_ref("id", &id)?;
                     if tail > MAX_LOG_TAIL {
                         return Err(Refusal::Invalid(format!(
@@ -293,12 +322,13 @@ impl Host for HostState {
                         )));
                     }
                     let grant = grant(&scope)?;
+                    check_provider(&scope, &executor, &id)?;
                     grant.check_action(ContainerAction::Logs)?;
-                    let target = resolve(&*executor(&scope)?, grant, &id).await?;
+                    let target = resolve(&*executor, grant, &id).await?;
                     grant.check_read(ContainerAction::Logs, &target.name, &target.labels)?;
-                    Ok(target.id)
+                    Ok((executor, target.id))
                 },
-                move |scope, id| async move { executor(&scope)?.logs(&id, tail).await },
+                move |_, (executor, id)| async move { executor.logs(&id, tail).await },
             )
             .await
     }
@@ -316,21 +346,26 @@ impl Host for HostState {
         selector: Vec<Label>,
         replicas: u32,
     ) -> wasmtime::Result<Result<Vec<Container>, Error>> {
+        let resource = selector_resource(&selector);
+        let routed = self.run.executors.containers.route(&resource);
         let call = Call::change(
             &capability::containers::SCALE,
             labels_json(&selector).to_string(),
             json!({ "selector": labels_json(&selector), "replicas": replicas }),
         )
-        .locking(LOCK);
+        .locking(LOCK)
+        .via(&routed);
         let r =
             self.run
                 .perform_change(
                     call,
                     move |scope| async move {
+                        let executor = routed?;
                         let selector = labels_from_guest("selector", selector)?;
                         let grant = grant(&scope)?;
+                        check_provider(&scope, &executor, &resource)?;
                         grant.check_scale(&selector, replicas, scope.changes)?;
-                        let members = executor(&scope)?.list(&selector).await?;
+                        let members = executor.list(&selector).await?;
                         let members: Vec<_> = members
                             .into_iter()
                             .filter(|c| grant.in_scope(&c.labels))
@@ -347,10 +382,10 @@ impl Host for HostState {
                             state: service_state(&members),
                             change: grace_model::resource::Change::Capacity { to: replicas },
                         };
-                        Ok((selector, proposal))
+                        Ok(((executor, selector), proposal))
                     },
-                    move |scope, selector| async move {
-                        executor(&scope)?.scale(&selector, replicas).await
+                    move |_, (executor, selector)| async move {
+                        executor.scale(&selector, replicas).await
                     },
                 )
                 .await?;

@@ -1,10 +1,10 @@
-//! `kubernetes`: deployments, within `[grants.kubernetes]`.
+//! `kubernetes`: deployments, within `[grants.kubernetes]`, on the provider (a cluster) the
+//! host routes each `namespace/name` to.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use grace_executor::kubernetes as exec;
-use grace_executor::{ExecError, KubernetesExecutor, ident};
+use grace_executor::{Capability, KubernetesExecutor, Provider, RouteError, ident};
 use grace_model::capability;
 use serde_json::json;
 
@@ -23,23 +23,48 @@ fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
         .ok_or_else(|| not_granted("kubernetes", &scope.guest).into())
 }
 
-/// The checks most Kubernetes calls start with: valid names, the action granted on that target.
+/// A Kubernetes provider, as resolved for one deployment.
+type Routed = Result<Provider<dyn KubernetesExecutor>, RouteError>;
+
+/// The provider the host routes `namespace/name` to.
+fn route(host: &HostState, namespace: &str, name: &str) -> Routed {
+    host.run
+        .executors
+        .kubernetes
+        .route(&format!("{namespace}/{name}"))
+}
+
+/// The checks every Kubernetes call starts with: the provider, valid names (by Kubernetes' rules,
+/// the same for every cluster), and the provider the grant names.
+fn routed_target<'s>(
+    scope: &'s Scope,
+    routed: Routed,
+    namespace: &str,
+    name: &str,
+) -> Result<(&'s KubernetesGrant, Provider<dyn KubernetesExecutor>), Refusal> {
+    let provider = routed?;
+    check_names(namespace, name)?;
+    let grant = grant(scope)?;
+    scope.grants.check_provider(
+        Capability::Kubernetes,
+        &format!("{namespace}/{name}"),
+        provider.name(),
+    )?;
+    Ok((grant, provider))
+}
+
+/// The checks most Kubernetes calls start with: [`routed_target`], then the action granted on
+/// that target.
 fn granted_target<'s>(
     scope: &'s Scope,
+    routed: Routed,
     action: KubernetesAction,
     namespace: &str,
     name: &str,
-) -> Result<&'s KubernetesGrant, Refusal> {
-    check_names(namespace, name)?;
-    let grant = grant(scope)?;
+) -> Result<(&'s KubernetesGrant, Provider<dyn KubernetesExecutor>), Refusal> {
+    let (grant, provider) = routed_target(scope, routed, namespace, name)?;
     grant.check_target(action, namespace, name)?;
-    Ok(grant)
-}
-
-fn executor(scope: &Scope) -> Result<Arc<dyn KubernetesExecutor>, ExecError> {
-    scope.executors.kubernetes.clone().ok_or_else(|| {
-        ExecError::Unavailable("no kubernetes backend is configured on this host".into())
-    })
+    Ok((grant, provider))
 }
 
 fn target_args(namespace: &str, name: &str) -> serde_json::Value {
@@ -90,23 +115,26 @@ impl Host for HostState {
         namespace: String,
         name: String,
     ) -> wasmtime::Result<Result<Deployment, Error>> {
+        let routed = route(self, &namespace, &name);
         let call = Call::read(
             &capability::kubernetes::GET_DEPLOYMENT,
             target_args(&namespace, &name),
         )
         .on(grace_model::resource::Resource::deployment(
             &namespace, &name,
-        ));
+        ))
+        .via(&routed);
         let r = self
             .run
             .perform(
                 call,
                 move |scope| async move {
-                    granted_target(&scope, KubernetesAction::Get, &namespace, &name)?;
-                    Ok((namespace, name))
+                    let (_, provider) =
+                        granted_target(&scope, routed, KubernetesAction::Get, &namespace, &name)?;
+                    Ok((provider, namespace, name))
                 },
-                |scope, (namespace, name)| async move {
-                    executor(&scope)?.get_deployment(&namespace, &name).await
+                |_, (provider, namespace, name)| async move {
+                    provider.get_deployment(&namespace, &name).await
                 },
             )
             .await?;
@@ -121,19 +149,22 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<Deployment, Error>> {
         let mut args = target_args(&namespace, &name);
         args["replicas"] = json!(replicas);
+        let routed = route(self, &namespace, &name);
         let call = Call::change(
             &capability::kubernetes::SCALE_DEPLOYMENT,
             format!("{namespace}/{name}"),
             args,
-        );
+        )
+        .via(&routed);
         let r = self
             .run
             .perform_change(
                 call,
                 move |scope| async move {
                     check_replicas(replicas)?;
-                    let grant = granted_target(&scope, KubernetesAction::Scale, &namespace, &name)?;
-                    let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
+                    let (grant, provider) =
+                        granted_target(&scope, routed, KubernetesAction::Scale, &namespace, &name)?;
+                    let current = provider.get_deployment(&namespace, &name).await?;
                     grant.check_scale(
                         &namespace,
                         &name,
@@ -146,12 +177,10 @@ impl Host for HostState {
                         state: deployment_state(&current),
                         change: grace_model::resource::Change::Capacity { to: replicas },
                     };
-                    Ok(((namespace, name), proposal))
+                    Ok(((provider, namespace, name), proposal))
                 },
-                move |scope, (namespace, name)| async move {
-                    executor(&scope)?
-                        .scale_deployment(&namespace, &name, replicas)
-                        .await
+                move |_, (provider, namespace, name)| async move {
+                    provider.scale_deployment(&namespace, &name, replicas).await
                 },
             )
             .await?;
@@ -163,28 +192,30 @@ impl Host for HostState {
         namespace: String,
         name: String,
     ) -> wasmtime::Result<Result<Deployment, Error>> {
+        let routed = route(self, &namespace, &name);
         let call = Call::change(
             &capability::kubernetes::ROLLOUT_RESTART,
             format!("{namespace}/{name}"),
             target_args(&namespace, &name),
-        );
+        )
+        .via(&routed);
         let r = self
             .run
             .perform_change(
                 call,
                 move |scope| async move {
-                    check_names(&namespace, &name)?;
-                    grant(&scope)?.check_restart(&namespace, &name, scope.changes)?;
-                    let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
+                    let (grant, provider) = routed_target(&scope, routed, &namespace, &name)?;
+                    grant.check_restart(&namespace, &name, scope.changes)?;
+                    let current = provider.get_deployment(&namespace, &name).await?;
                     let proposal = Proposal {
                         resource: grace_model::resource::Resource::deployment(&namespace, &name),
                         state: deployment_state(&current),
                         change: grace_model::resource::Change::rolling_restart(current.replicas),
                     };
-                    Ok(((namespace, name), proposal))
+                    Ok(((provider, namespace, name), proposal))
                 },
-                |scope, (namespace, name)| async move {
-                    executor(&scope)?.rollout_restart(&namespace, &name).await
+                |_, (provider, namespace, name)| async move {
+                    provider.rollout_restart(&namespace, &name).await
                 },
             )
             .await?;
@@ -199,22 +230,24 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<Deployment, Error>> {
         let mut args = target_args(&namespace, &name);
         args["timeout_millis"] = json!(timeout_millis);
-        let call = Call::read(&capability::kubernetes::WAIT_FOR_ROLLOUT, args).on(
-            grace_model::resource::Resource::deployment(&namespace, &name),
-        );
+        let routed = route(self, &namespace, &name);
+        let call = Call::read(&capability::kubernetes::WAIT_FOR_ROLLOUT, args)
+            .on(grace_model::resource::Resource::deployment(
+                &namespace, &name,
+            ))
+            .via(&routed);
         let r = self
             .run
             .perform(
                 call,
                 move |scope| async move {
-                    granted_target(&scope, KubernetesAction::Get, &namespace, &name)?;
-                    Ok((namespace, name))
+                    let (_, provider) =
+                        granted_target(&scope, routed, KubernetesAction::Get, &namespace, &name)?;
+                    Ok((provider, namespace, name))
                 },
-                move |scope, (namespace, name)| async move {
+                move |scope, (provider, namespace, name)| async move {
                     let timeout = Duration::from_millis(timeout_millis).min(scope.remaining());
-                    executor(&scope)?
-                        .wait_for_rollout(&namespace, &name, timeout)
-                        .await
+                    provider.wait_for_rollout(&namespace, &name, timeout).await
                 },
             )
             .await?;

@@ -1,10 +1,10 @@
-//! `metrics`: metric queries, within `[grants.metrics]`.
+//! `metrics`: metric queries, within `[grants.metrics]`, on the provider the host routes each
+//! query's text to.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use grace_executor::metrics as exec;
-use grace_executor::{ExecError, MetricsExecutor};
+use grace_executor::{Capability, MetricsExecutor, Provider, RouteError};
 use grace_model::capability;
 use serde_json::json;
 
@@ -34,10 +34,22 @@ fn refusal(e: QueryError) -> Refusal {
     }
 }
 
-fn executor(scope: &Scope) -> Result<Arc<dyn MetricsExecutor>, ExecError> {
-    scope.executors.metrics.clone().ok_or_else(|| {
-        ExecError::Unavailable("no metrics backend is configured on this host".into())
-    })
+/// A metrics provider, as resolved for one query.
+type Routed = Result<Provider<dyn MetricsExecutor>, RouteError>;
+
+/// The checks every query starts with: the provider the query is routed to, and the one the
+/// grant names (the query itself is checked by the grant after).
+fn routed(
+    scope: &Scope,
+    routed: Routed,
+    query: &str,
+) -> Result<Provider<dyn MetricsExecutor>, Refusal> {
+    let provider = routed?;
+    check_text("query", query)?;
+    scope
+        .grants
+        .check_provider(Capability::Metrics, query, provider.name())?;
+    Ok(provider)
 }
 
 fn to_guest(series: Vec<exec::Series>) -> Vec<Series> {
@@ -59,24 +71,26 @@ fn to_guest(series: Vec<exec::Series>) -> Vec<Series> {
 
 impl Host for HostState {
     async fn query(&mut self, query: String) -> wasmtime::Result<Result<Vec<Series>, Error>> {
+        let route = self.run.executors.metrics.route(&query);
         let call = Call::read(
             &capability::metrics::QUERY,
             json!({ "query": preview(&query) }),
         )
-        .on(grace_model::resource::Resource::query(&query));
+        .on(grace_model::resource::Resource::query(&query))
+        .via(&route);
         let r = self
             .run
             .perform(
                 call,
                 move |scope| async move {
-                    check_text("query", &query)?;
+                    let provider = routed(&scope, route, &query)?;
                     // The evaluation time the grant's max_range is checked against is the one
                     // the query runs at.
                     let at = scope.executors.clock.now_millis();
                     grant(&scope)?.check_query(&query, at).map_err(refusal)?;
-                    Ok((query, at))
+                    Ok((provider, query, at))
                 },
-                |scope, (query, at)| async move { executor(&scope)?.query(&query, at).await },
+                |_, (provider, query, at)| async move { provider.query(&query, at).await },
             )
             .await?;
         Ok(r.map(to_guest))
@@ -93,12 +107,14 @@ impl Host for HostState {
             json!({ "query": preview(&query), "start": start, "end": end, "step_millis": step_millis }),
         )
         .on(grace_model::resource::Resource::query(&query));
+        let route = self.run.executors.metrics.route(&query);
+        let call = call.via(&route);
         let r = self
             .run
             .perform(
                 call,
                 move |scope| async move {
-                    check_text("query", &query)?;
+                    let provider = routed(&scope, route, &query)?;
                     if step_millis == 0 {
                         return Err(Refusal::Invalid("`step-millis` must be more than 0".into()));
                     }
@@ -115,10 +131,10 @@ impl Host for HostState {
                     grant(&scope)?
                         .check_range(&query, start, end)
                         .map_err(refusal)?;
-                    Ok(query)
+                    Ok((provider, query))
                 },
-                move |scope, query| async move {
-                    executor(&scope)?
+                move |_, (provider, query)| async move {
+                    provider
                         .query_range(&query, start, end, Duration::from_millis(step_millis))
                         .await
                 },

@@ -1,5 +1,5 @@
 //! One module per WIT interface, each implementing exactly the generated host trait by handing
-//! its checks and its backend call to the pipeline ([`crate::pipeline`]).
+//! its checks and its provider call to the pipeline ([`crate::pipeline`]).
 
 mod clock;
 mod config;

@@ -1,10 +1,10 @@
-//! `scaling`: Auto Scaling groups, within `[grants.scaling]`.
+//! `scaling`: groups of instances, within `[grants.scaling]`, on the provider the host routes
+//! each group to.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use grace_executor::scaling as exec;
-use grace_executor::{ExecError, ScalingExecutor, ident};
+use grace_executor::{Capability, Provider, RouteError, ScalingExecutor};
 use grace_model::capability;
 use serde_json::json;
 
@@ -23,19 +23,25 @@ fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
         .ok_or_else(|| not_granted("scaling", &scope.guest).into())
 }
 
-/// The checks every scaling call starts with: a group name by AWS's rules (checked before any
-/// grant, so the grant sees exactly what AWS gets), within the granted groups.
-fn granted_group<'s>(scope: &'s Scope, name: &str) -> Result<&'s ScalingGrant, Refusal> {
-    ident::aws_group_name("name", name)?;
-    let grant = grant(scope)?;
-    grant.check_group(name)?;
-    Ok(grant)
-}
+/// A scaling provider, as resolved for one group.
+type Routed = Result<Provider<dyn ScalingExecutor>, RouteError>;
 
-fn executor(scope: &Scope) -> Result<Arc<dyn ScalingExecutor>, ExecError> {
-    scope.executors.scaling.clone().ok_or_else(|| {
-        ExecError::Unavailable("no scaling backend is configured on this host".into())
-    })
+/// The checks every scaling call starts with: the provider the group is routed to, the group
+/// name by that provider's rules (checked before any grant, so the grant sees exactly what the
+/// provider gets), within the granted groups and the provider the grant names.
+fn granted_group<'s>(
+    scope: &'s Scope,
+    routed: Routed,
+    name: &str,
+) -> Result<(&'s ScalingGrant, Provider<dyn ScalingExecutor>), Refusal> {
+    let provider = routed?;
+    provider.check_group_name("name", name)?;
+    let grant = grant(scope)?;
+    scope
+        .grants
+        .check_provider(Capability::Scaling, name, provider.name())?;
+    grant.check_group(name)?;
+    Ok((grant, provider))
 }
 
 /// A group's state for the trust core: its desired capacity, and the instances in service and
@@ -78,20 +84,22 @@ impl From<exec::Group> for Group {
 
 impl Host for HostState {
     async fn describe_group(&mut self, name: String) -> wasmtime::Result<Result<Group, Error>> {
+        let routed = self.run.executors.scaling.route(&name);
         let call = Call::read(
             &capability::scaling::DESCRIBE_GROUP,
             json!({ "group": preview(&name) }),
         )
-        .on(grace_model::resource::Resource::group(&name));
+        .on(grace_model::resource::Resource::group(&name))
+        .via(&routed);
         let r = self
             .run
             .perform(
                 call,
                 move |scope| async move {
-                    granted_group(&scope, &name)?;
-                    Ok(name)
+                    let (_, provider) = granted_group(&scope, routed, &name)?;
+                    Ok((provider, name))
                 },
-                |scope, name| async move { executor(&scope)?.describe_group(&name).await },
+                |_, (provider, name)| async move { provider.describe_group(&name).await },
             )
             .await?;
         Ok(r.map(Group::from))
@@ -102,19 +110,21 @@ impl Host for HostState {
         name: String,
         desired_capacity: u32,
     ) -> wasmtime::Result<Result<Group, Error>> {
+        let routed = self.run.executors.scaling.route(&name);
         let call = Call::change(
             &capability::scaling::SET_DESIRED_CAPACITY,
             name.clone(),
             json!({ "group": preview(&name), "desired_capacity": desired_capacity }),
-        );
+        )
+        .via(&routed);
         let r = self
             .run
             .perform_change(
                 call,
                 move |scope| async move {
-                    // Out-of-scope groups are refused before the backend is even asked about them.
-                    let grant = granted_group(&scope, &name)?;
-                    let current = executor(&scope)?.describe_group(&name).await?;
+                    // Out-of-scope groups are refused before the provider is even asked about them.
+                    let (grant, provider) = granted_group(&scope, routed, &name)?;
+                    let current = provider.describe_group(&name).await?;
                     grant.check_set_capacity(
                         &name,
                         current.desired_capacity,
@@ -128,12 +138,10 @@ impl Host for HostState {
                             to: desired_capacity,
                         },
                     };
-                    Ok((name, proposal))
+                    Ok(((provider, name), proposal))
                 },
-                move |scope, name| async move {
-                    executor(&scope)?
-                        .set_desired_capacity(&name, desired_capacity)
-                        .await
+                move |_, (provider, name)| async move {
+                    provider.set_desired_capacity(&name, desired_capacity).await
                 },
             )
             .await?;
@@ -145,23 +153,25 @@ impl Host for HostState {
         name: String,
         timeout_millis: u64,
     ) -> wasmtime::Result<Result<Group, Error>> {
+        let routed = self.run.executors.scaling.route(&name);
         let call = Call::read(
             &capability::scaling::WAIT_IN_SERVICE,
             json!({ "group": preview(&name), "timeout_millis": timeout_millis }),
         )
-        .on(grace_model::resource::Resource::group(&name));
+        .on(grace_model::resource::Resource::group(&name))
+        .via(&routed);
         let r = self
             .run
             .perform(
                 call,
                 move |scope| async move {
-                    granted_group(&scope, &name)?;
-                    Ok(name)
+                    let (_, provider) = granted_group(&scope, routed, &name)?;
+                    Ok((provider, name))
                 },
-                move |scope, name| async move {
+                move |scope, (provider, name)| async move {
                     // Never wait past the run's own deadline.
                     let timeout = Duration::from_millis(timeout_millis).min(scope.remaining());
-                    executor(&scope)?.wait_in_service(&name, timeout).await
+                    provider.wait_in_service(&name, timeout).await
                 },
             )
             .await?;

@@ -35,7 +35,7 @@ use crate::settings::AwsSettings;
 /// The most a last poll before the deadline of `wait_in_service` is given to be answered.
 const FINAL_POLL_HEADROOM: Duration = Duration::from_secs(1);
 
-/// Auto Scaling groups in one account and region, as GRACE's scaling backend.
+/// Auto Scaling groups in one account and region, as GRACE's scaling provider.
 #[derive(Debug, Clone)]
 pub struct AutoScaling {
     client: aws_sdk_autoscaling::Client,
@@ -46,7 +46,7 @@ pub struct AutoScaling {
 }
 
 impl AutoScaling {
-    /// A backend calling Auto Scaling with `config` (see [`AwsSettings::load_sdk_config`]),
+    /// A provider calling Auto Scaling with `config` (see [`AwsSettings::load_sdk_config`]),
     /// waiting for groups as `settings` say.
     pub fn new(config: &SdkConfig, settings: &AwsSettings) -> AutoScaling {
         AutoScaling {
@@ -177,6 +177,14 @@ fn timed_out(name: &str, last: Option<&Group>, waited: Duration, polls: u32) -> 
 
 #[async_trait::async_trait]
 impl ScalingExecutor for AutoScaling {
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        grace_executor::ident::aws_group_name(argument, name)
+    }
+
     async fn describe_group(&self, name: &str) -> Result<Group, ExecError> {
         self.describe(name).await
     }

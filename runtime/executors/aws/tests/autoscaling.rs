@@ -14,7 +14,7 @@ use grace_executor::scaling::LifecycleState;
 use grace_executor::{ExecError, ScalingExecutor};
 use grace_testkit::moto::Moto;
 
-/// A group of this test (min 1, max 10, desired 3) on the shared moto, and a backend for it.
+/// A group of this test (min 1, max 10, desired 3) on the shared moto, and a provider for it.
 struct Fixture {
     scaling: AutoScaling,
     config: SdkConfig,

@@ -14,7 +14,7 @@ use grace_aws::{AutoScaling, AwsSettings, CloudWatch, MetricQuery, Stat};
 use grace_executor::{ExecError, ScalingExecutor};
 use grace_testkit::fake_endpoint::{Behaviour, FakeEndpoint};
 
-async fn backends(
+async fn providers(
     endpoint: &str,
     adjust: impl FnOnce(&mut AwsSettings),
 ) -> (AutoScaling, CloudWatch) {
@@ -45,7 +45,7 @@ async fn a_throttled_describe_is_unavailable_and_says_throttled() {
         "Throttling",
         "Rate exceeded",
     ));
-    let (scaling, _) = backends(&aws.endpoint(), |_| {}).await;
+    let (scaling, _) = providers(&aws.endpoint(), |_| {}).await;
     let e = scaling.describe_group("web").await.unwrap_err();
     let ExecError::Unavailable(message) = &e else {
         panic!("not Unavailable: {e:?}")
@@ -63,7 +63,7 @@ async fn throttled_calls_are_retried_by_the_sdk_up_to_call_max_attempts() {
         "Throttling",
         "Rate exceeded",
     ));
-    let (scaling, _) = backends(&aws.endpoint(), |s| s.call_max_attempts = 2).await;
+    let (scaling, _) = providers(&aws.endpoint(), |s| s.call_max_attempts = 2).await;
     let e = scaling.describe_group("web").await.unwrap_err();
     assert!(matches!(e, ExecError::Unavailable(_)), "{e:?}");
     assert_eq!(aws.requests(), 2);
@@ -76,7 +76,7 @@ async fn a_throttled_metric_query_is_unavailable() {
         "Throttling",
         "Rate exceeded",
     ));
-    let (_, cloudwatch) = backends(&aws.endpoint(), |_| {}).await;
+    let (_, cloudwatch) = providers(&aws.endpoint(), |_| {}).await;
     let e = cloudwatch
         .get_metric_data(&[latency_query()], 0, 600_000)
         .await
@@ -94,7 +94,7 @@ async fn a_scaling_activity_in_progress_is_a_conflict() {
         "ScalingActivityInProgress",
         "Scaling activity is in progress",
     ));
-    let (scaling, _) = backends(&aws.endpoint(), |_| {}).await;
+    let (scaling, _) = providers(&aws.endpoint(), |_| {}).await;
     let e = scaling.describe_group("web").await.unwrap_err();
     assert!(matches!(e, ExecError::Conflict(_)), "{e:?}");
 }
@@ -103,7 +103,7 @@ async fn a_scaling_activity_in_progress_is_a_conflict() {
 async fn an_endpoint_that_never_answers_times_out_within_call_timeout() {
     let aws = FakeEndpoint::start(Behaviour::Silent);
     let call_timeout = Duration::from_millis(500);
-    let (scaling, cloudwatch) = backends(&aws.endpoint(), |s| s.call_timeout = call_timeout).await;
+    let (scaling, cloudwatch) = providers(&aws.endpoint(), |s| s.call_timeout = call_timeout).await;
 
     let started = Instant::now();
     let e = scaling.describe_group("web").await.unwrap_err();
@@ -130,7 +130,7 @@ async fn an_answer_that_is_not_aws_is_reported_naming_the_call() {
     let aws = FakeEndpoint::start(FakeEndpoint::garbage(
         "<html><body>captive portal</body></html>",
     ));
-    let (scaling, _) = backends(&aws.endpoint(), |_| {}).await;
+    let (scaling, _) = providers(&aws.endpoint(), |_| {}).await;
     let e = scaling.describe_group("web").await.unwrap_err();
     let ExecError::Other(message) = &e else {
         panic!("not Other: {e:?}")
@@ -148,7 +148,7 @@ async fn a_server_error_without_aws_body_is_unavailable() {
         content_type: "text/plain",
         body: "upstream connect error".to_owned(),
     });
-    let (scaling, _) = backends(&aws.endpoint(), |_| {}).await;
+    let (scaling, _) = providers(&aws.endpoint(), |_| {}).await;
     let e = scaling.describe_group("web").await.unwrap_err();
     assert!(matches!(e, ExecError::Unavailable(_)), "{e:?}");
 }
@@ -161,7 +161,7 @@ async fn nothing_listening_is_unavailable() {
         .local_addr()
         .unwrap()
         .port();
-    let (scaling, cloudwatch) = backends(&format!("http://127.0.0.1:{port}"), |_| {}).await;
+    let (scaling, cloudwatch) = providers(&format!("http://127.0.0.1:{port}"), |_| {}).await;
     let e = scaling.describe_group("web").await.unwrap_err();
     assert!(
         matches!(&e, ExecError::Unavailable(m) if m.contains("cannot reach")),

@@ -42,7 +42,7 @@ pub use settings::{
 
 use settings::Host;
 
-/// A Docker-compatible engine, as GRACE's container backend.
+/// A Docker-compatible engine, as GRACE's container provider.
 #[derive(Debug)]
 pub struct Docker {
     host: Host,
@@ -61,7 +61,7 @@ pub struct EngineVersion {
 }
 
 impl Docker {
-    /// A backend for the engine the settings name. Checks the settings only: nothing is
+    /// A provider for the engine the settings name. Checks the settings only: nothing is
     /// contacted until the first call.
     pub fn connect(settings: &DockerSettings) -> Result<Docker, SettingsError> {
         settings.validate()?;

@@ -1,4 +1,4 @@
-//! The Docker backend against a real engine: Podman's Docker API service
+//! The Docker provider against a real engine: Podman's Docker API service
 //! (`grace_testkit::podman`), reached through bollard exactly as a Docker Engine would be.
 //!
 //! Every test starts its own service on a private socket, creates its containers through the
@@ -26,7 +26,7 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 struct Engine {
     podman: Podman,
-    /// The backend under test.
+    /// The provider under test.
     docker: Docker,
     /// A plain client, for setting the scene the way an operator would.
     api: bollard::Docker,
@@ -133,7 +133,7 @@ impl Engine {
     }
 
     /// Runs the health check (Podman's systemd timer's job, see `grace_testkit::podman`) until
-    /// the backend sees `container` with `health`.
+    /// the provider sees `container` with `health`.
     async fn health_becomes(&self, container: &str, health: Health) -> Container {
         eventually(&format!("`{container}` to be {health:?}"), async || {
             self.podman.run_healthcheck(container);

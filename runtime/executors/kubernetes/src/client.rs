@@ -7,7 +7,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use crate::errors::ConnectError;
 use crate::settings::KubeSettings;
 
-/// GRACE's Kubernetes backend: one cluster, reached through kube.
+/// GRACE's Kubernetes provider: one cluster, reached through kube.
 ///
 /// Cheap to clone (the HTTP client is shared).
 #[derive(Clone)]
@@ -92,7 +92,7 @@ impl Kube {
         settings.validate().map_err(ConnectError::Settings)?;
         if settings.kubeconfig.is_some() || settings.context.is_some() {
             return Err(ConnectError::Settings(
-                "a Kubernetes backend for a URL uses no kubeconfig or context: unset them"
+                "a Kubernetes provider for a URL uses no kubeconfig or context: unset them"
                     .to_owned(),
             ));
         }
@@ -134,7 +134,7 @@ impl Kube {
             .trim_end_matches('/')
             .to_owned();
         let client = kube::Client::try_from(config).map_err(|e| ConnectError::Client(chain(&e)))?;
-        tracing::debug!(%server, "kubernetes backend configured");
+        tracing::debug!(%server, "kubernetes provider configured");
         Ok(Kube {
             client,
             server,

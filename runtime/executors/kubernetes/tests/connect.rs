@@ -163,7 +163,7 @@ async fn a_missing_kubeconfig_or_context_is_named() {
 }
 
 #[tokio::test]
-async fn a_url_backend_refuses_kubeconfig_settings_and_bad_urls() {
+async fn a_url_provider_refuses_kubeconfig_settings_and_bad_urls() {
     let with_context = KubeSettings {
         context: Some("test".to_owned()),
         ..KubeSettings::default()
@@ -182,7 +182,7 @@ async fn a_url_backend_refuses_kubeconfig_settings_and_bad_urls() {
 }
 
 #[test]
-fn a_url_backend_needs_a_tokio_runtime() {
+fn a_url_provider_needs_a_tokio_runtime() {
     let err = Kube::for_url("http://127.0.0.1:6443", &KubeSettings::default()).unwrap_err();
     assert!(err.to_string().contains("Tokio runtime"), "{err}");
 }

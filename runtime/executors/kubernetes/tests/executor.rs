@@ -1,4 +1,4 @@
-//! The Kubernetes backend against the test API server (real `apps/v1` JSON, kube unmodified):
+//! The Kubernetes provider against the test API server (real `apps/v1` JSON, kube unmodified):
 //! each operation of the executor trait, and each way the API server can fail it.
 
 #![allow(clippy::unwrap_used)]

@@ -21,7 +21,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default largest answer read from Prometheus, in bytes.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// A Prometheus server, as GRACE's metrics backend.
+/// A Prometheus server, as GRACE's metrics provider.
 #[derive(Debug, Clone)]
 pub struct PrometheusMetrics {
     /// The server's base URL, ending in `/` (so API paths join below any prefix).
@@ -57,7 +57,7 @@ pub fn parse_base_url(url: &str) -> Result<Url, String> {
 }
 
 impl PrometheusMetrics {
-    /// A backend for the Prometheus at `base_url` (e.g. `http://127.0.0.1:9090`), with
+    /// A provider for the Prometheus at `base_url` (e.g. `http://127.0.0.1:9090`), with
     /// [`DEFAULT_TIMEOUT`] per request, evaluating instant queries at the time asked.
     pub fn new(base_url: &str) -> Result<PrometheusMetrics, String> {
         let base_url = parse_base_url(base_url)?;
@@ -117,7 +117,7 @@ impl PrometheusMetrics {
         decode(status, &body)
     }
 
-    /// Reads the body chunk by chunk, stopping at the cap (the smaller of this backend's
+    /// Reads the body chunk by chunk, stopping at the cap (the smaller of this provider's
     /// [`PrometheusMetrics::with_max_response_bytes`] and what the run may still hold): an
     /// answer over it is refused without being held whole.
     async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ExecError> {

@@ -181,6 +181,8 @@ impl ContainerGrant {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawContainers {
+    /// `provider`: read by [`super::raw`].
+    pub(super) provider: Option<String>,
     labels: BTreeMap<String, String>,
     actions: Vec<String>,
     min_replicas: Option<u32>,

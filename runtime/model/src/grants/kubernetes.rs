@@ -129,6 +129,8 @@ impl KubernetesGrant {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawKubernetes {
+    /// `provider`: read by [`super::raw`].
+    pub(super) provider: Option<String>,
     namespaces: Vec<String>,
     deployments: Option<Vec<String>>,
     actions: Vec<String>,

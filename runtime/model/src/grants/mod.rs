@@ -12,15 +12,19 @@
 //! - `kubernetes`: `namespaces`, `deployments` (globs), `actions`, `min_replicas`, `max_replicas`,
 //!   `max_step`, `max_changes`;
 //! - `metrics`: `series` (metric, labels, regex) and `max_range`, checked on parsed PromQL by
-//!   [`metrics`] (also reachable under its older path, `crate::promql_grant`).
+//!   [`metrics`] (also reachable under its older path, `crate::promql_grant`);
+//! - every table: `provider`, the one provider its calls may reach (see [`Grants::check_provider`]).
 //!
 //! One module per capability (`scaling`, `containers`, `kubernetes`, `metrics`) holds its grant,
 //! its checks and its table as written; `bounds` holds the rules they share. This module holds
 //! what a caller sees of all of them: [`Grants`], [`Denial`] and [`not_granted`].
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::manifest::{Kind, ManifestError};
+use crate::provider::{Capability, check_provider_name};
 
 mod bounds;
 mod containers;
@@ -58,6 +62,26 @@ pub struct Grants {
     pub kubernetes: Option<KubernetesGrant>,
     /// `[grants.metrics]`.
     pub metrics: Option<MetricsGrant>,
+    /// The provider each table names (`provider = "aws-eu"`), by capability.
+    pub providers: BTreeMap<Capability, String>,
+}
+
+impl Grants {
+    /// Checks the provider the host's configuration routed a call to against the one the
+    /// grant names, if it names one: a call is refused, never rerouted, when they differ.
+    pub fn check_provider(
+        &self,
+        capability: Capability,
+        resource: &str,
+        routed: &str,
+    ) -> Result<(), Denial> {
+        match self.providers.get(&capability) {
+            Some(named) if named != routed => deny(format!(
+                "the grant names provider `{named}`, but this host routes {capability} resource `{resource}` to provider `{routed}`: refused, not rerouted"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The denial for a capability the manifest does not grant.
@@ -102,6 +126,36 @@ pub(crate) mod raw {
                     }
                 }
             }
+            let providers = [
+                (
+                    Capability::Scaling,
+                    self.scaling.as_ref().and_then(|s| s.provider.clone()),
+                ),
+                (
+                    Capability::Containers,
+                    self.containers.as_ref().and_then(|c| c.provider.clone()),
+                ),
+                (
+                    Capability::Kubernetes,
+                    self.kubernetes.as_ref().and_then(|k| k.provider.clone()),
+                ),
+                (
+                    Capability::Metrics,
+                    self.metrics.as_ref().and_then(|m| m.provider.clone()),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(capability, name)| {
+                let name = name?;
+                Some(
+                    check_provider_name(&name)
+                        .map(|()| (capability, name))
+                        .map_err(|m| {
+                            ManifestError::invalid(format!("grants.{capability}.provider"), m)
+                        }),
+                )
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
             let scaling = self
                 .scaling
                 .map(scaling::RawScaling::validate)
@@ -123,6 +177,7 @@ pub(crate) mod raw {
                 containers,
                 kubernetes,
                 metrics,
+                providers,
             })
         }
     }

@@ -61,6 +61,8 @@ impl ScalingGrant {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScaling {
+    /// `provider`: read by [`super::raw`].
+    pub(super) provider: Option<String>,
     groups: Vec<String>,
     min_capacity: Option<u32>,
     max_capacity: Option<u32>,

@@ -28,7 +28,7 @@ pub async fn healthz(State(health): State<Health>) -> (StatusCode, Json<Value>) 
         "mode": if health.sim.is_some() { "simulate" } else { "live" },
         "playbooks": health.registry.enabled_count(),
         "queue_depth": health.intake.queue_depth(),
-        "backends": health.backends,
+        "providers": health.providers,
     });
     if !down.is_empty() {
         body["down"] = json!(down);

@@ -69,8 +69,8 @@ pub struct Health {
     pub supervisor: Arc<Supervisor>,
     /// The simulated fleet, in simulation.
     pub sim: Option<Arc<Simulation>>,
-    /// What backs each capability.
-    pub backends: Arc<BTreeMap<&'static str, String>>,
+    /// Each capability's providers by name, described.
+    pub providers: Arc<BTreeMap<&'static str, BTreeMap<String, String>>>,
     /// Enabled playbooks.
     pub registry: Arc<Registry>,
     /// Queue depth.
@@ -90,7 +90,7 @@ impl FromRef<App> for Health {
         Health {
             supervisor: app.supervisor.clone(),
             sim: app.sim.clone(),
-            backends: app.backends.clone(),
+            providers: app.providers.clone(),
             registry: app.registry.clone(),
             intake: app.intake.clone(),
             store: app.store.clone(),

@@ -47,8 +47,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The simulated fleet, in simulation mode.
     pub sim: Option<Arc<Simulation>>,
-    /// What backs each capability, for `/healthz`: `simulated`, `docker unix:///...`, ...
-    pub backends: Arc<BTreeMap<&'static str, String>>,
+    /// Each capability's providers by name, described for `/healthz`: `simulated`,
+    /// `docker unix:///...`, ...
+    pub providers: Arc<BTreeMap<&'static str, BTreeMap<String, String>>>,
     /// Events in.
     pub intake: Arc<Intake>,
     /// Runs.
@@ -76,9 +77,9 @@ pub enum StartError {
     Config(#[from] ConfigError),
     /// Live mode with nothing to act on.
     #[error(
-        "no backend is configured: add [aws], [docker], [kubernetes] or `prometheus` to grace.toml (see docs/backends.md), or start with `--simulate` to run against the simulated fleet"
+        "no provider is configured: add [aws], [docker], [kubernetes], `prometheus` or [[providers]] to grace.toml (see docs/providers.md), or start with `--simulate` to run against the simulated fleet"
     )]
-    NoBackends,
+    NoProviders,
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -139,13 +140,13 @@ impl App {
                 None => Fleet::default_fleet(),
             };
             Some(Arc::new(Simulation::new(&fleet)))
-        } else if config.has_backends() {
+        } else if config.has_providers() {
             None
         } else {
-            return Err(StartError::NoBackends);
+            return Err(StartError::NoProviders);
         };
-        let backends = crate::executors::connect(&config, sim.as_deref()).await?;
-        let executors = backends.executors;
+        let providers = crate::providers::connect(&config, sim.as_deref()).await?;
+        let executors = providers.executors;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::Io {
             what: "cannot create the data directory".into(),
             source,
@@ -240,7 +241,7 @@ impl App {
         triggers
             .warm_up(&store)
             .map_err(store_error("cannot read events"))?;
-        setup::sources(&sources, &config, &executors, backends.cloudwatch.as_ref())?;
+        setup::sources(&sources, &config, &executors, providers.cloudwatch.as_ref())?;
         let next = store
             .matched_through()
             .map_err(store_error("cannot read the store"))?
@@ -279,7 +280,7 @@ impl App {
             ledger,
             metrics,
             sim,
-            backends: Arc::new(backends.descriptions),
+            providers: Arc::new(providers.descriptions),
             intake,
             scheduler,
             registry,

@@ -86,7 +86,10 @@ pub(super) fn sources(
     for (i, c) in config.sources.containers.iter().enumerate() {
         let (source, schedule) = ContainersSource::new(
             c,
-            executors.containers.clone(),
+            executors
+                .containers
+                .default_provider()
+                .map(|p| p.executor().clone()),
             executors.clock.clone(),
             &format!("sources.containers[{i}]"),
         )

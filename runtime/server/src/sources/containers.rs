@@ -1,5 +1,6 @@
 //! The built-in containers source: the health of labelled containers, read through the
-//! `containers` backend (a Docker-compatible engine, or the simulated fleet), with one
+//! `containers` capability's default provider (a Docker-compatible engine, or the simulated
+//! fleet), with one
 //! `container.unhealthy` event per unhealthy container on every poll.
 //!
 //! ```toml
@@ -11,7 +12,7 @@
 //!
 //! Each event: `event_type` `container.unhealthy` (or `event_type`), `source` `containers`,
 //! `actor` the source's name, `resource` the container's name, payload `{id, name, image,
-//! labels, state, health}`, timestamp the backend clock's now. A container stays unhealthy
+//! labels, state, health}`, timestamp the provider clock's now. A container stays unhealthy
 //! until something acts, so it is reported on every poll: triggers' cooldowns and dedup keys
 //! decide how often that starts a run.
 
@@ -54,12 +55,12 @@ pub struct ContainersSource {
     name: String,
     selector: Labels,
     event_type: String,
-    backend: Arc<dyn ContainerExecutor>,
+    provider: Arc<dyn ContainerExecutor>,
     clock: Arc<dyn Clock>,
 }
 
 impl ContainersConfig {
-    /// Checks everything but the backend (errors name the key under `prefix`): the event type
+    /// Checks everything but the provider (errors name the key under `prefix`): the event type
     /// and the schedule.
     pub fn check(&self, prefix: &str) -> Result<(String, Schedule), SettingError> {
         let field =
@@ -105,18 +106,18 @@ impl ContainersConfig {
 }
 
 impl ContainersSource {
-    /// Checks `config` (errors name the key under `prefix`) and binds it to the backend.
+    /// Checks `config` (errors name the key under `prefix`) and binds it to the provider.
     pub fn new(
         config: &ContainersConfig,
-        backend: Option<Arc<dyn ContainerExecutor>>,
+        provider: Option<Arc<dyn ContainerExecutor>>,
         clock: Arc<dyn Clock>,
         prefix: &str,
     ) -> Result<(ContainersSource, Schedule), SettingError> {
         let (event_type, schedule) = config.check(prefix)?;
-        let backend = backend.ok_or_else(|| {
+        let provider = provider.ok_or_else(|| {
             SettingError::new(
                 prefix,
-                "no containers backend: configure [docker] in grace.toml, or run with --simulate",
+                "no containers provider: configure [docker] in grace.toml, or run with --simulate",
             )
         })?;
         Ok((
@@ -124,7 +125,7 @@ impl ContainersSource {
                 name: config.name.clone(),
                 selector: config.selector.clone(),
                 event_type,
-                backend,
+                provider,
                 clock,
             },
             schedule,
@@ -160,7 +161,7 @@ fn valid_label_key(key: &str) -> bool {
 #[async_trait::async_trait]
 impl Poller for ContainersSource {
     async fn poll(&self) -> Result<Polled, ExecError> {
-        let containers = self.backend.list(&self.selector).await?;
+        let containers = self.provider.list(&self.selector).await?;
         if containers.len() > MAX_SERIES {
             return Err(ExecError::InvalidArgument(format!(
                 "{} containers carry the selector, more than {MAX_SERIES}: narrow it",
@@ -209,7 +210,11 @@ mod tests {
     ) -> Result<(ContainersSource, Schedule), SettingError> {
         let config: ContainersConfig = toml::from_str(toml_text).unwrap();
         let executors = sim.executors();
-        ContainersSource::new(&config, executors.containers, executors.clock, "s")
+        let containers = executors
+            .containers
+            .default_provider()
+            .map(|p| p.executor().clone());
+        ContainersSource::new(&config, containers, executors.clock, "s")
     }
 
     #[tokio::test]

@@ -135,6 +135,7 @@ mod tests {
             target: String::new(),
             resource: None,
             lock: None,
+            provider: None,
         }
     }
 

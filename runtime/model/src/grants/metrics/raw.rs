@@ -18,6 +18,8 @@ use crate::manifest::{ManifestError, parse_duration};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Metrics {
+    /// `provider`: read by `grants::raw`.
+    pub(crate) provider: Option<String>,
     series: Option<Vec<Series>>,
     /// The first version's globs over the query text: refused, with the series that replace
     /// them.
