@@ -1,11 +1,11 @@
-//! Event timestamps (`grace_engine::event`): whatever timestamp an event arrives with, as
+//! Event timestamps (`grace_model::event`): whatever timestamp an event arrives with, as
 //! milliseconds (API, collectors) or as text (RFC 3339), decoding never panics, and an event
 //! that is accepted formats (`format_millis`, JSON for the event log) without panicking and
 //! reads back as the same event. A timestamp past year 9999 once panicked the event writer.
 #![no_main]
 
-use grace_engine::TriggerEvent;
-use grace_engine::event::{MAX_TIMESTAMP_MILLIS, format_millis};
+use grace_model::TriggerEvent;
+use grace_model::event::{MAX_TIMESTAMP_MILLIS, format_millis};
 use libfuzzer_sys::fuzz_target;
 
 /// Formats an accepted event every way the host does, and reads it back.

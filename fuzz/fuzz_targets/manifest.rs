@@ -1,9 +1,9 @@
-//! `playbook.toml` parsing (`grace_engine::Manifest::parse`): any text is refused with an error
+//! `playbook.toml` parsing (`grace_model::Manifest::parse`): any text is refused with an error
 //! or accepted, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let _ = grace_engine::Manifest::parse(text);
+    let _ = grace_model::Manifest::parse(text);
 });

@@ -1,4 +1,4 @@
-//! Metrics grants over parsed PromQL (`grace_engine::promql_grant`): any query text is refused
+//! Metrics grants over parsed PromQL (`grace_model::promql_grant`): any query text is refused
 //! or accepted without a panic, and every selector of an accepted query matches the grant (the
 //! invariant is checked by the engine's own fuzz body, independently of the grant's walk).
 #![no_main]
@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    grace_engine::promql_grant::fuzz_query(text);
+    grace_model::promql_grant::fuzz_query(text);
 });

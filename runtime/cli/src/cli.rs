@@ -82,73 +82,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Settings file (default `grace.toml` when it exists); flags override it.
+    /// Settings file (default `grace.toml` when it exists); flags and `GRACE_*` variables
+    /// override it (docs/configuration.md).
     #[arg(long, env = "GRACE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:7070].
-    #[arg(long, env = "GRACE_LISTEN")]
-    pub listen: Option<std::net::SocketAddr>,
-    /// Data directory (holds the database) [default: .grace].
-    #[arg(long, env = "GRACE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Run against the simulated fleet instead of real backends.
-    #[arg(long, env = "GRACE_SIMULATE")]
-    pub simulate: bool,
-    /// The simulated fleet (TOML); the examples' default fleet when absent.
-    #[arg(long, env = "GRACE_FLEET")]
-    pub fleet: Option<PathBuf>,
-    /// Events that may wait to be matched before publishers get 429 [default: 10000].
-    #[arg(long, env = "GRACE_QUEUE_CAPACITY")]
-    pub queue_capacity: Option<usize>,
-    /// Runs executing at once [default: 8].
-    #[arg(long, env = "GRACE_MAX_CONCURRENT_RUNS")]
-    pub max_concurrent_runs: Option<usize>,
-    /// Largest JSON request body in bytes [default: 4194304].
-    #[arg(long, env = "GRACE_MAX_BODY_BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// Largest playbook upload in bytes [default: 67108864].
-    #[arg(long, env = "GRACE_MAX_UPLOAD_BYTES")]
-    pub max_upload_bytes: Option<usize>,
-    /// Connections served at once; more get `503 overloaded` [default: 1024].
-    #[arg(long, env = "GRACE_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Longest wait for a request's headers before the connection is cut, e.g. `10s`
-    /// [default: 10s].
-    #[arg(long, value_name = "DURATION", env = "GRACE_HEADER_READ_TIMEOUT")]
-    pub header_read_timeout: Option<String>,
-    /// Longest wait for a whole request body (`408` after it), e.g. `30s` [default: 30s].
-    #[arg(long, value_name = "DURATION", env = "GRACE_BODY_READ_TIMEOUT")]
-    pub body_read_timeout: Option<String>,
-    /// How long events are kept, e.g. `7d` [default: 7d].
-    #[arg(long, env = "GRACE_EVENT_RETENTION")]
-    pub event_retention: Option<String>,
-    /// A Prometheus base URL (e.g. `http://127.0.0.1:9090`): the `metrics` capability queries
-    /// it, even with `--simulate`.
-    #[arg(long, value_name = "URL", env = "GRACE_PROMETHEUS")]
-    pub prometheus: Option<String>,
-    /// DEVELOPMENT ONLY: no authentication, every caller may do anything. Refused unless the
-    /// listen address is loopback; logged loudly.
-    #[arg(long)]
-    pub insecure_no_auth: bool,
-    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP
-    /// reloads the pair. `grace init --tls` makes one to try it.
-    #[arg(long, value_name = "FILE", env = "GRACE_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of `--tls-cert`.
-    #[arg(long, value_name = "FILE", env = "GRACE_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-    /// Plain HTTP on a non-loopback `--listen` address (behind a TLS proxy you trust): bearer
-    /// tokens then cross the network in clear. Logged loudly.
-    #[arg(long)]
-    pub insecure_plaintext: bool,
-    /// DEVELOPMENT ONLY: accept unsigned playbook uploads (marked `signed: false`); badly signed
-    /// ones are still refused. Logged loudly.
-    #[arg(long, env = "GRACE_ALLOW_UNSIGNED_PLAYBOOKS")]
-    pub allow_unsigned_playbooks: bool,
-    /// A public key (`.pub` file of `grace keys generate`) playbook uploads may be signed by,
-    /// added to `[[trust_roots]]` of grace.toml (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub trust_root: Vec<PathBuf>,
+    // Every setting a flag overrides, declared with the settings themselves.
+    #[command(flatten)]
+    pub overrides: grace_server::config::Overrides,
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +192,25 @@ pub struct ReplayArgs {
     /// Print a machine-readable report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub trust: DryTrustArgs,
+    #[command(flatten)]
+    pub data: DataDir,
+}
+
+/// What decides a dry run's calls: the trust core `grace serve` runs, with these policies and
+/// this `[trust]` configuration.
+#[derive(Debug, Args, Clone)]
+pub struct DryTrustArgs {
+    /// Cedar policy files (repeatable; each a policy set named after its file). Without them,
+    /// the policy sets stored in the data directory; with none there, no policy is loaded and
+    /// the grants decide, as in `grace serve`.
+    #[arg(long = "policies", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// A `grace.toml` whose `[trust]` (guardrails, risk weights, `[[trust.resource]]`) the trust
+    /// core applies; none: the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Which server a client command talks to.
@@ -286,6 +245,8 @@ pub struct RunArgs {
     /// Print a machine-readable report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub trust: DryTrustArgs,
     #[command(flatten)]
     pub data: DataDir,
 }

@@ -478,9 +478,11 @@ pub fn short_digest(digest: &str) -> String {
     digest.chars().take("sha256:".len() + 12).collect()
 }
 
-/// The whole report of a dry-run.
+/// The whole report of a dry-run; `trust` is its trust section, rendered, printed after the
+/// actions.
 pub fn run_report(
     report: &RunReport,
+    trust: &str,
     fleet_after: &impl std::fmt::Display,
     head: Option<&Head>,
     ledger_file: &Path,
@@ -557,6 +559,7 @@ pub fn run_report(
             args(&a.args)
         );
     }
+    out.push_str(trust);
     let _ = writeln!(out, "\nfleet after the run\n{fleet_after}");
     match head {
         Some(h) => {

@@ -112,7 +112,7 @@ fn restart_scenario(podman: &Podman, name: &str) {
     let config = write_config(
         data.path(),
         &format!(
-            "[docker]\nhost = \"{}\"\ncall_timeout = \"60s\"\nstop_timeout = 2\n\n\
+            "[docker]\nhost = \"{}\"\ncall_timeout = \"60s\"\nstop_timeout = \"2s\"\n\n\
              [[sources.containers]]\nname = \"web-health\"\n\
              selector = {{ app = \"web\", \"grace.test\" = \"{}\" }}\nevery = \"1s\"\n",
             podman.docker_host(),

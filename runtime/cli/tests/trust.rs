@@ -414,3 +414,108 @@ fn a_malformed_policy_is_refused_with_line_and_column_and_changes_nothing() {
     let listed = grace_ok(&server, &["policy", "list"]);
     assert!(listed.contains("no policy sets"), "{listed}");
 }
+
+/// Adds the baseline (permit what the grants allow) and `name` holding `text`.
+fn add_baseline_and(server: &Server, dir: &Path, name: &str, text: &str) {
+    let base = dir.join("base.cedar");
+    std::fs::write(&base, grace_trust::BASELINE).unwrap();
+    let extra = dir.join(format!("{name}.cedar"));
+    std::fs::write(&extra, text).unwrap();
+    grace_ok(server, &["policy", "add", "base", base.to_str().unwrap()]);
+    grace_ok(server, &["policy", "add", name, extra.to_str().unwrap()]);
+}
+
+#[test]
+fn a_policy_forbidding_container_logs_refuses_them_and_the_ledger_names_it() {
+    let data = data_dir();
+    let server = Server::start(data.path(), &[]);
+    add_baseline_and(
+        &server,
+        data.path(),
+        "nologs",
+        "@id(\"no-container-logs\")\n\
+         forbid (principal, action == Grace::Action::\"containers::Logs\", resource);\n",
+    );
+    let manifest = example_manifest("restart-unhealthy-container", &[]);
+    let (status, body) = server.upload(&manifest, component("restart_unhealthy_container"));
+    assert_eq!(status, 201, "{body}");
+    let event = example("restart-unhealthy-container/event.json");
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(event).unwrap()).unwrap();
+    let (status, body) = server.post("/v1/events", event);
+    assert_eq!(status, 202, "{body}");
+    let run = poll_until("a run of the example", Duration::from_secs(60), || {
+        server
+            .runs_of("restart-unhealthy-container")
+            .into_iter()
+            .next()
+    });
+    let run = run["id"].as_str().unwrap().to_owned();
+    server.wait_state(&run, &["succeeded", "failed"]);
+
+    let entries = entries_of(&server, &run);
+    let logs = entries
+        .iter()
+        .find(|e| e["interface"] == "containers" && e["function"] == "logs")
+        .expect("the playbook asked for logs");
+    assert_eq!(logs["decision"]["verdict"], "denied", "{logs}");
+    assert_eq!(
+        logs["result"]["error"]["kind"], "denied",
+        "the guest got `denied`"
+    );
+    let reason = logs["decision"]["reason"].as_str().unwrap();
+    assert!(reason.contains("nologs/no-container-logs"), "{reason}");
+    assert_eq!(
+        logs["decision"]["trust"]["policies"][0],
+        "nologs/no-container-logs"
+    );
+    // Without the logs the playbook goes on: the restart is its own decision.
+    let restart = entries
+        .iter()
+        .find(|e| e["function"] == "restart")
+        .expect("the playbook restarted the container");
+    assert_eq!(restart["decision"]["verdict"], "allowed", "{restart}");
+}
+
+#[test]
+fn a_policy_forbidding_metrics_queries_refuses_a_collectors_query_and_records_it() {
+    let data = data_dir();
+    let server = Server::start(data.path(), &[]);
+    add_baseline_and(
+        &server,
+        data.path(),
+        "noqueries",
+        "@id(\"no-queries\")\n\
+         forbid (principal, action == Grace::Action::\"metrics::Query\", resource);\n",
+    );
+    let collector = "manifest_version = 2\nname = \"fast-collector\"\nversion = \"1.0.0\"\nkind = \"collector\"\n\
+        component = \"unused.wasm\"\n[schedule]\nevery = \"1s\"\n[[grants.metrics.series]]\nmetric = \"service_latency_p95_ms\"\n";
+    let (status, body) = server.upload(collector, component("collector_fixture"));
+    assert_eq!(status, 201, "{body}");
+    let refused = poll_until(
+        "the collector's refused query",
+        Duration::from_secs(30),
+        || {
+            let (_, entries) = server.get("/v1/ledger/entries?limit=1000");
+            entries
+                .as_array()?
+                .iter()
+                .find(|e| {
+                    e["playbook"] == "fast-collector"
+                        && e["interface"] == "metrics"
+                        && e["function"] == "query"
+                })
+                .cloned()
+        },
+    );
+    assert_eq!(refused["decision"]["verdict"], "denied", "{refused}");
+    assert_eq!(refused["result"]["error"]["kind"], "denied");
+    let reason = refused["decision"]["reason"].as_str().unwrap();
+    assert!(reason.contains("noqueries/no-queries"), "{reason}");
+    poll_until("a failed collector pass", Duration::from_secs(30), || {
+        (server.metric("grace_collector_passes_total{result=\"failed\"}") >= 1.0).then_some(())
+    });
+    assert!(
+        server.events().is_empty(),
+        "a refused pass collects nothing"
+    );
+}

@@ -17,20 +17,17 @@ pub mod bindings;
 pub mod bounds;
 mod capabilities;
 pub mod component;
-pub mod condition;
 pub mod engine;
-pub mod event;
-pub mod glob;
-pub mod grants;
 mod host;
 mod limiter;
-pub mod manifest;
 pub mod pipeline;
-pub mod promql_grant;
 pub mod run;
 pub mod text;
 pub mod trust;
 mod wasi_clock;
+
+// The vocabulary lives in `grace-model`; these paths stay for the engine's users.
+pub use grace_model::{condition, event, glob, grants, manifest, promql_grant};
 
 pub use component::{CompiledComponent, Guest, LoadError};
 pub use engine::{Engine, EngineConfig, RunEnv};

@@ -27,80 +27,13 @@ use crate::event::TriggerEvent;
 use crate::grants::{Denial, Grants};
 use crate::manifest::Limits;
 use crate::run::{Failure, FailureKind, GuestInfo, TimelineEntry};
+pub use crate::trust::Call;
 use crate::trust::{Ask, Proposal, Trust, TrustDecision, TrustOutcome};
 
 /// Longest text argument (names, queries, ids) a guest may pass.
 pub const MAX_TEXT_ARG_BYTES: usize = 4096;
 /// How much of a long text argument the ledger keeps.
 const PREVIEW_BYTES: usize = 256;
-
-/// One host call, as the pipeline and the trust core see it.
-#[derive(Debug, Clone)]
-pub struct Call {
-    /// WIT interface, e.g. `scaling`.
-    pub interface: &'static str,
-    /// WIT function, e.g. `set-desired-capacity`.
-    pub function: &'static str,
-    /// Arguments as recorded (long texts shortened).
-    pub args: Value,
-    /// Whether the call changes the world.
-    pub change: bool,
-    /// What a change acts on (a group, a container, `namespace/name`): with the run and the
-    /// change's rank, what its idempotency key is made of.
-    pub target: String,
-    /// What a read looks at, for the trust core (changes bring theirs in their [`Proposal`]).
-    pub resource: Option<grace_trust::Resource>,
-    /// The resource lock a change holds from its checks until its result is recorded
-    /// (see [`grace_executor::locks`]); `None` for reads.
-    pub lock: Option<String>,
-}
-
-impl Call {
-    /// A call that only reads.
-    pub(crate) fn read(interface: &'static str, function: &'static str, args: Value) -> Self {
-        Call {
-            interface,
-            function,
-            args,
-            change: false,
-            target: String::new(),
-            resource: None,
-            lock: None,
-        }
-    }
-
-    /// The resource a read looks at.
-    pub(crate) fn on(mut self, resource: grace_trust::Resource) -> Self {
-        self.resource = Some(resource);
-        self
-    }
-
-    /// A call that changes `target`.
-    pub(crate) fn change(
-        interface: &'static str,
-        function: &'static str,
-        target: impl Into<String>,
-        args: Value,
-    ) -> Self {
-        let target = target.into();
-        Call {
-            interface,
-            function,
-            args,
-            change: true,
-            lock: Some(format!("{interface}/{target}")),
-            target,
-            resource: None,
-        }
-    }
-
-    /// A change whose resource lock is `key` rather than its own target: for resources that
-    /// can overlap (label selectors), one key for all of them.
-    pub(crate) fn locking(mut self, key: impl Into<String>) -> Self {
-        self.lock = Some(key.into());
-        self
-    }
-}
 
 /// The idempotency key of the `rank`-th (from 1) `interface.function` change of `target` in
 /// run `run_id`: the same in every attempt of the run, so a retried run can tell which of its

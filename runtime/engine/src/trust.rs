@@ -4,7 +4,9 @@
 //! The engine knows what is asked ([`Ask`]: who, which call, on what resource in which state,
 //! with which change, for which event) and what to do with each answer; *how* to decide is the
 //! host's business ([`Trust`]). `grace serve` plugs in the trust core of `grace-trust`
-//! (policies, risk score, guardrails, approvals); tests and dry runs use [`PassThrough`].
+//! (policies, risk score, guardrails, approvals), and so do `grace run --dry-run` and
+//! `grace replay`, on a throwaway database; [`PassThrough`] is for the engine's own tests and
+//! examples, so a host sets [`RunEnv::trust`](crate::RunEnv::trust) for every guest it runs.
 //!
 //! Awaiting approval is not waiting in the guest: the run stops there (its status is
 //! [`RunStatus::WaitingApproval`](crate::RunStatus::WaitingApproval)) and holds no instance,
@@ -13,12 +15,81 @@
 //! their idempotency keys, and the call that waited is decided again, this time with the
 //! approval (or the refusal) on record under the same key.
 
-use grace_trust::{Change, Resource, State};
+use grace_model::capability::Function;
+use grace_model::resource::{Change, Resource, State};
 use serde_json::Value;
 
 use crate::event::TriggerEvent;
-use crate::pipeline::Call;
 use crate::run::GuestInfo;
+
+/// One host call, as the pipeline and the trust core see it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// What the called function is (read or change, resource kind, Cedar action, lock):
+    /// the one description of it, in `grace-model`.
+    pub descriptor: &'static Function,
+    /// WIT interface, e.g. `scaling` (the descriptor's).
+    pub interface: &'static str,
+    /// WIT function, e.g. `set-desired-capacity` (the descriptor's).
+    pub function: &'static str,
+    /// Arguments as recorded (long texts shortened).
+    pub args: Value,
+    /// Whether the call changes the world (the descriptor's effect).
+    pub change: bool,
+    /// What a change acts on (a group, a container, `namespace/name`): with the run and the
+    /// change's rank, what its idempotency key is made of.
+    pub target: String,
+    /// What a read looks at, for the trust core (changes bring theirs in their [`Proposal`]).
+    pub resource: Option<Resource>,
+    /// The resource lock a change holds from its checks until its result is recorded
+    /// (see `grace_executor::locks`); `None` for reads.
+    pub lock: Option<String>,
+}
+
+impl Call {
+    fn new(descriptor: &'static Function, target: String, args: Value) -> Self {
+        let change = descriptor.is_change();
+        Call {
+            descriptor,
+            interface: descriptor.interface,
+            function: descriptor.name,
+            args,
+            change,
+            lock: change.then(|| format!("{}/{target}", descriptor.interface)),
+            target,
+            resource: None,
+        }
+    }
+
+    /// A call of a function that only reads (or touches only the run).
+    pub(crate) fn read(descriptor: &'static Function, args: Value) -> Self {
+        debug_assert!(!descriptor.is_change(), "{} changes", descriptor.name);
+        Call::new(descriptor, String::new(), args)
+    }
+
+    /// The resource a read looks at.
+    pub(crate) fn on(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// A call of a function that changes `target`.
+    pub(crate) fn change(
+        descriptor: &'static Function,
+        target: impl Into<String>,
+        args: Value,
+    ) -> Self {
+        debug_assert!(descriptor.is_change(), "{} only reads", descriptor.name);
+        Call::new(descriptor, target.into(), args)
+    }
+
+    /// A change whose resource lock is `key` rather than its own target: for resources that
+    /// can overlap (label selectors), one key for all of them.
+    pub(crate) fn locking(mut self, key: impl Into<String>) -> Self {
+        self.lock = Some(key.into());
+        self
+    }
+}
 
 /// What a change would do, as the capability saw it while checking the grants: the resource
 /// (with its labels), its state now and the change proposed.

@@ -1,9 +1,10 @@
-//! WASI's `wasi:clocks/monotonic-clock` on the run clock, waiting included.
+//! The run clock as WASI's `wasi:clocks/monotonic-clock`, waiting included: the timers a run
+//! holds. The interface itself is implemented in `capabilities/wasi_clock.rs`.
 //!
 //! wasmtime-wasi reads the clock through [`wasmtime_wasi::HostMonotonicClock`], which the host
 //! sets to the run clock, but the pollables of `subscribe-duration` and `subscribe-instant` (what
 //! `std::thread::sleep` and every guest-side timeout use, through `wasi:io/poll`) wait on tokio's
-//! real timer. So the engine links this module's implementation of the interface over
+//! real timer. So the engine links its own implementation of the interface over
 //! wasmtime-wasi's (the linker shadows it), and its pollables wait on the run clock:
 //!
 //! - in simulation the clock is virtual: waiting advances it at once, so a dry-run of a sleeping
@@ -21,13 +22,10 @@ use std::time::Duration;
 
 use grace_executor::Clock;
 use tokio::sync::Notify;
-use wasmtime::component::Resource;
-use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
-use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+use wasmtime_wasi::p2::Pollable;
 
-use crate::host::HostState;
-
-const NANOS_PER_MILLI: u64 = 1_000_000;
+/// The clock's resolution: the run clock counts milliseconds.
+pub(crate) const NANOS_PER_MILLI: u64 = 1_000_000;
 
 /// The run clock as WASI's monotonic clock: milliseconds on the run clock, read as nanoseconds
 /// since the run started, and waits bounded by the run's deadline.
@@ -71,6 +69,20 @@ impl RunTimers {
             .saturating_mul(NANOS_PER_MILLI)
     }
 
+    /// A wait until the monotonic clock reads `when` (nanoseconds since the run started).
+    pub(crate) fn until(&self, when: u64) -> RunTimer {
+        self.timer(self.origin.saturating_add(millis_ceil(when)))
+    }
+
+    /// A wait of `duration` nanoseconds from now.
+    pub(crate) fn after(&self, duration: u64) -> RunTimer {
+        self.timer(
+            self.clock
+                .now_millis()
+                .saturating_add(millis_ceil(duration)),
+        )
+    }
+
     /// A pollable ready when the run clock reads `target` (milliseconds), or never if that is
     /// past the deadline.
     fn timer(&self, target: u64) -> RunTimer {
@@ -85,7 +97,7 @@ impl RunTimers {
 }
 
 /// A wait on the run clock (one `subscribe-*` pollable).
-struct RunTimer {
+pub(crate) struct RunTimer {
     clock: Arc<dyn Clock>,
     target: u64,
     deadline_at: u64,
@@ -122,42 +134,6 @@ impl Pollable for RunTimer {
 /// Milliseconds, rounded up, in `nanos`: a wait is never cut short by the clock's resolution.
 fn millis_ceil(nanos: u64) -> u64 {
     nanos.div_ceil(NANOS_PER_MILLI)
-}
-
-impl monotonic_clock::Host for HostState {
-    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
-        Ok(self.timers.now_nanos())
-    }
-
-    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
-        Ok(NANOS_PER_MILLI)
-    }
-
-    fn subscribe_instant(
-        &mut self,
-        when: monotonic_clock::Instant,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        let target = self.timers.origin.saturating_add(millis_ceil(when));
-        let timer = self.timers.timer(target);
-        let table = self.table();
-        let timer = table.push(timer)?;
-        subscribe(table, timer)
-    }
-
-    fn subscribe_duration(
-        &mut self,
-        duration: monotonic_clock::Duration,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        let target = self
-            .timers
-            .clock
-            .now_millis()
-            .saturating_add(millis_ceil(duration));
-        let timer = self.timers.timer(target);
-        let table = self.table();
-        let timer = table.push(timer)?;
-        subscribe(table, timer)
-    }
 }
 
 #[cfg(test)]

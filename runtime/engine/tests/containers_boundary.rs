@@ -156,7 +156,7 @@ fn a_refusal_is_the_same_for_a_missing_container_and_one_outside_the_grant() {
 /// Allows everything; remembers how each change's resource was described to it.
 #[derive(Default)]
 struct Witness {
-    resources: Mutex<Vec<grace_trust::Resource>>,
+    resources: Mutex<Vec<grace_model::resource::Resource>>,
 }
 
 #[async_trait::async_trait]

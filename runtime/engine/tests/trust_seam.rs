@@ -20,8 +20,8 @@ use serde_json::json;
 type Asked = (
     String,
     Option<String>,
-    Option<grace_trust::State>,
-    Option<grace_trust::Change>,
+    Option<grace_model::resource::State>,
+    Option<grace_model::resource::Change>,
 );
 
 /// Asks for approval of every change until `approved`; remembers what it was asked.
@@ -96,8 +96,11 @@ fn a_change_awaiting_approval_stops_the_run_before_it_and_the_retry_makes_it_onc
     let (call, key, state, change) = asked.last().unwrap().clone();
     assert_eq!(call, "scaling.set-desired-capacity");
     let key = key.expect("a change has an idempotency key");
-    assert_eq!(state, Some(grace_trust::State::new(3, 3)));
-    assert_eq!(change, Some(grace_trust::Change::Capacity { to: 5 }));
+    assert_eq!(state, Some(grace_model::resource::State::new(3, 3)));
+    assert_eq!(
+        change,
+        Some(grace_model::resource::Change::Capacity { to: 5 })
+    );
 
     // The pause is on record, with the trust core's details.
     let waited = paused.timeline.last().unwrap();

@@ -29,8 +29,7 @@ pub use locks::{ResourceGuard, ResourceLocks};
 pub use metrics::MetricsExecutor;
 pub use scaling::ScalingExecutor;
 
-/// Labels as key/value pairs, ordered so that they print and hash the same way every time.
-pub type Labels = std::collections::BTreeMap<String, String>;
+pub use grace_model::Labels;
 
 /// The executors a run acts through, one per capability, plus the clock it runs on and the
 /// locks on the resources they serve.

@@ -24,9 +24,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use grace_engine::TriggerEvent;
-use grace_engine::manifest::Manifest;
 use grace_mesh::{Decision, Mesh, PlaybookTriggers, RunKey};
+use grace_model::TriggerEvent;
+use grace_model::manifest::Manifest;
 
 const EVENTS: usize = 1_000_000;
 const ROUNDS: usize = 3;

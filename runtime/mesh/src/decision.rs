@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use grace_engine::event::format_millis;
-use grace_engine::manifest::Hold;
+use grace_model::event::format_millis;
+use grace_model::manifest::Hold;
 use serde::{Deserialize, Serialize};
 
 /// The mesh's answer for one trigger an event matched (by event type and resource).

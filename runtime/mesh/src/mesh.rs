@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use grace_engine::TriggerEvent;
-use grace_engine::grants::{ContainerAction, Grants, KubernetesAction};
-use grace_engine::manifest::{Hold, Manifest, Trigger};
+use grace_model::TriggerEvent;
+use grace_model::grants::Grants;
+use grace_model::manifest::{Hold, Manifest, Trigger};
 use serde::Serialize;
 
 use crate::decision::{Decision, RunKey, Suppression};
@@ -43,30 +43,12 @@ impl PlaybookTriggers {
     }
 }
 
-/// The capabilities a playbook's grants let it change, in a fixed order: `scaling` when it has a
-/// scaling grant, `containers` when its container grant allows more than `list`, `kubernetes`
-/// when its Kubernetes grant allows more than `get`. Metrics, logs, the clock and configuration
-/// change nothing and take no lock.
+/// The capabilities a playbook's grants let it change, sorted: the exclusivity lock of every
+/// granted function that changes the world, as its capability descriptor names it
+/// ([`grace_model::capability::locks_for`]). Reads (metrics, container logs, listing), the
+/// clock and configuration take no lock.
 pub fn lock_capabilities(grants: &Grants) -> Vec<String> {
-    let mut locks = Vec::new();
-    if grants.scaling.is_some() {
-        locks.push("scaling".to_owned());
-    }
-    if grants
-        .containers
-        .as_ref()
-        .is_some_and(|c| c.actions.iter().any(|a| *a != ContainerAction::List))
-    {
-        locks.push("containers".to_owned());
-    }
-    if grants
-        .kubernetes
-        .as_ref()
-        .is_some_and(|k| k.actions.iter().any(|a| *a != KubernetesAction::Get))
-    {
-        locks.push("kubernetes".to_owned());
-    }
-    locks
+    grace_model::capability::locks_for(grants)
 }
 
 /// What the mesh holds, for `/metrics` and tests.

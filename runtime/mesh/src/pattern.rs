@@ -1,9 +1,9 @@
-//! Globs compiled for matching: the semantics of [`grace_engine::glob::Glob`] (`*` matches any
+//! Globs compiled for matching: the semantics of [`grace_model::glob::Glob`] (`*` matches any
 //! run of characters, everything else is literal), split into parts once, so that matching an
 //! event allocates nothing. The mesh matches every event against many globs; `Glob::matches`
 //! splits its pattern on each call.
 
-use grace_engine::glob::Glob;
+use grace_model::glob::Glob;
 
 /// A glob split at its `*`s, with the common shapes recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]

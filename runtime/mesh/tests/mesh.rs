@@ -3,9 +3,9 @@
 // A panic is how a test fails: unwrapping in the helpers is the point.
 #![allow(clippy::unwrap_used)]
 
-use grace_engine::TriggerEvent;
-use grace_engine::manifest::{Hold, Manifest};
 use grace_mesh::{Decision, Mesh, PlaybookTriggers, RunKey, Suppression, lock_capabilities};
+use grace_model::TriggerEvent;
+use grace_model::manifest::{Hold, Manifest};
 use serde_json::{Value, json};
 
 const MINUTE: u64 = 60_000;
@@ -565,7 +565,7 @@ fn locks_come_from_grants_that_can_change_something() {
 groups = ["api-*"]
 [grants.containers]
 labels = { app = "web" }
-actions = ["list"]
+actions = ["list", "logs"]
 [grants.kubernetes]
 namespaces = ["shop"]
 actions = ["get", "scale"]
@@ -573,10 +573,11 @@ actions = ["get", "scale"]
 metric = "up"
 "#,
     );
-    assert_eq!(lock_capabilities(&m.grants), ["scaling", "kubernetes"]);
+    // Listing containers and reading their logs change nothing: no containers lock.
+    assert_eq!(lock_capabilities(&m.grants), ["kubernetes", "scaling"]);
     let p = PlaybookTriggers::from_manifest(&m);
     assert_eq!(p.playbook, "ops");
-    assert_eq!(p.locks, ["scaling", "kubernetes"]);
+    assert_eq!(p.locks, ["kubernetes", "scaling"]);
     assert!(lock_capabilities(&manifest("quiet", "").grants).is_empty());
 }
 
@@ -805,14 +806,14 @@ fn ids_continue_after_those_of_an_earlier_process() {
     mesh.continue_ids_after(41);
     mesh.set_playbook(grace_mesh::PlaybookTriggers {
         playbook: "p".into(),
-        triggers: grace_engine::Manifest::parse(
+        triggers: grace_model::Manifest::parse(
             "manifest_version = 1\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"p.wasm\"\n[[triggers]]\nevent_type = \"e\"\n",
         )
         .unwrap()
         .triggers,
         locks: vec!["scaling".into()],
     });
-    let event = grace_engine::TriggerEvent::from_json(
+    let event = grace_model::TriggerEvent::from_json(
         r#"{"event_type":"e","source":"s","actor":"a","resource":"r","timestamp":1}"#,
         0,
     )
@@ -826,7 +827,7 @@ fn ids_continue_after_those_of_an_earlier_process() {
 
 #[test]
 fn offer_counting_counts_false_conditions_and_returns_the_rest() {
-    let manifest = grace_engine::Manifest::parse(
+    let manifest = grace_model::Manifest::parse(
         "manifest_version = 1\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"p.wasm\"\n\
          [[triggers]]\nevent_type = \"e\"\ncondition = \"value > 5\"\n[[triggers]]\nevent_type = \"e\"\ncondition = \"value > 0\"\n",
     )
@@ -835,7 +836,7 @@ fn offer_counting_counts_false_conditions_and_returns_the_rest() {
     counting.set_playbook(grace_mesh::PlaybookTriggers::from_manifest(&manifest));
     let mut describing = grace_mesh::Mesh::new();
     describing.set_playbook(grace_mesh::PlaybookTriggers::from_manifest(&manifest));
-    let event = grace_engine::TriggerEvent::from_json(
+    let event = grace_model::TriggerEvent::from_json(
         r#"{"event_type":"e","source":"s","actor":"a","resource":"r","payload":{"value":1},"timestamp":1}"#,
         0,
     )

@@ -15,41 +15,29 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::sources::poll::{Polled, Poller, Schedule};
 use crate::sources::supervisor::SourceSupervisor;
+use crate::trust::HostTrust;
 
 /// What collector passes run with, shared by every collector.
 pub struct Collectors {
-    engine: Engine,
-    executors: Executors,
-    ledger: Arc<Ledger>,
-    config: Arc<ServeConfig>,
-    metrics: Arc<Metrics>,
+    /// The wasm engine.
+    pub engine: Engine,
+    /// The executors passes act through.
+    pub executors: Executors,
+    /// Where their host calls are recorded.
+    pub ledger: Arc<Ledger>,
+    /// Run bounds and the per-pass caps.
+    pub config: Arc<ServeConfig>,
+    /// Pass counters.
+    pub metrics: Arc<Metrics>,
     /// Slots for guests running at once, shared with the runs (see `crate::scheduler`).
-    slots: Arc<Semaphore>,
-    sources: Arc<SourceSupervisor>,
+    pub slots: Arc<Semaphore>,
+    /// Polls the collectors.
+    pub sources: Arc<SourceSupervisor>,
+    /// Decides a collector's metrics queries like a playbook's calls.
+    pub trust: Arc<HostTrust>,
 }
 
 impl Collectors {
-    /// Collectors polled by `sources`.
-    pub fn new(
-        engine: Engine,
-        executors: Executors,
-        ledger: Arc<Ledger>,
-        config: Arc<ServeConfig>,
-        metrics: Arc<Metrics>,
-        slots: Arc<Semaphore>,
-        sources: Arc<SourceSupervisor>,
-    ) -> Collectors {
-        Collectors {
-            engine,
-            executors,
-            ledger,
-            config,
-            metrics,
-            slots,
-            sources,
-        }
-    }
-
     /// Runs an enabled collector on its schedule (first pass at once, failures retried with
     /// backoff); the events it emits are ingested like published ones. Replaces the
     /// collector's previous schedule, if any.
@@ -92,6 +80,8 @@ impl Poller for CollectorPoller {
             .map_err(|_| ExecError::Unavailable("the server is shutting down".into()))?;
         let mut env = RunEnv::new(c.executors.clone(), c.ledger.clone());
         env.bounds = c.config.limits.run;
+        // A collector's metrics queries are decided by the trust core like a playbook's calls.
+        env.trust = c.trust.clone();
         let report = c.engine.run_collector(&self.guest, &env).await;
         c.metrics
             .host_calls

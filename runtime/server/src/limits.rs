@@ -24,44 +24,56 @@ use std::time::Duration;
 use grace_engine::bounds::{ManifestCaps, RunBounds};
 use serde::Deserialize;
 
-/// A `[limits]` key out of its range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct LimitError {
-    /// The key (`limits.timeout`).
-    pub field: &'static str,
-    /// Why.
-    pub message: String,
-}
+use crate::config_error::ConfigError;
 
-/// `[limits]` as written; every key optional.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// `[limits]` as written: every key optional, its default the host's own bound.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsFile {
     /// Caps `limits.timeout` (a duration, `"10m"`).
-    pub timeout: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
     /// Caps `limits.memory`, in bytes.
-    pub memory: Option<u64>,
+    pub memory: u64,
     /// Caps `limits.fuel`.
-    pub fuel: Option<u64>,
+    pub fuel: u64,
     /// Caps `limits.max_host_calls`.
-    pub max_host_calls: Option<u32>,
+    pub max_host_calls: u32,
     /// Caps `limits.max_log_bytes`.
-    pub max_log_bytes: Option<u32>,
+    pub max_log_bytes: u32,
     /// Caps `limits.max_total_log_bytes`, in bytes.
-    pub max_total_log_bytes: Option<u64>,
+    pub max_total_log_bytes: u64,
     /// Largest result recorded whole, in bytes.
-    pub max_result_record_bytes: Option<usize>,
+    pub max_result_record_bytes: usize,
     /// Bytes one run may put on record in all.
-    pub max_recorded_bytes: Option<u64>,
+    pub max_recorded_bytes: u64,
     /// Recorded host calls one run may make.
-    pub max_timeline_entries: Option<usize>,
+    pub max_timeline_entries: usize,
     /// Largest answer a backend reads for one call, in bytes.
-    pub max_response_bytes: Option<u64>,
+    pub max_response_bytes: u64,
 }
 
-/// The server's limits, resolved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+impl Default for LimitsFile {
+    fn default() -> Self {
+        let ServerLimits { caps, run } = ServerLimits::default();
+        LimitsFile {
+            timeout: caps.timeout,
+            memory: caps.memory_bytes,
+            fuel: caps.fuel,
+            max_host_calls: caps.max_host_calls,
+            max_log_bytes: caps.max_log_bytes,
+            max_total_log_bytes: caps.max_total_log_bytes,
+            max_result_record_bytes: run.max_result_record_bytes,
+            max_recorded_bytes: run.max_recorded_bytes,
+            max_timeline_entries: run.max_timeline_entries,
+            max_response_bytes: run.max_response_bytes,
+        }
+    }
+}
+
+/// The server's limits: `[limits]` read into the engine's two types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "LimitsFile")]
 pub struct ServerLimits {
     /// What a manifest may ask for.
     pub caps: ManifestCaps,
@@ -69,106 +81,141 @@ pub struct ServerLimits {
     pub run: RunBounds,
 }
 
-impl LimitsFile {
-    /// Checks each value and applies it over the defaults.
-    pub fn resolve(self) -> Result<ServerLimits, LimitError> {
-        let mut l = ServerLimits::default();
-        let invalid = |field: &'static str, message: String| LimitError { field, message };
+impl From<LimitsFile> for ServerLimits {
+    fn from(f: LimitsFile) -> Self {
+        ServerLimits {
+            caps: ManifestCaps {
+                timeout: f.timeout,
+                memory_bytes: f.memory,
+                fuel: f.fuel,
+                max_host_calls: f.max_host_calls,
+                max_log_bytes: f.max_log_bytes,
+                max_total_log_bytes: f.max_total_log_bytes,
+            },
+            run: RunBounds {
+                max_result_record_bytes: f.max_result_record_bytes,
+                max_recorded_bytes: f.max_recorded_bytes,
+                max_timeline_entries: f.max_timeline_entries,
+                max_response_bytes: f.max_response_bytes,
+            },
+        }
+    }
+}
+
+impl ServerLimits {
+    /// Checks each value against its range: a cap may lower the host's bound, never raise it.
+    /// The error names the key (`limits.max_log_bytes`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let within = |field: &'static str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
-                Ok(value)
+                Ok(())
             } else {
-                Err(invalid(
+                Err(ConfigError::invalid(
                     field,
                     format!("`{value}` is outside {min}..={max}"),
                 ))
             }
         };
         let d = ManifestCaps::default();
-        if let Some(t) = self.timeout {
-            let timeout = humantime::parse_duration(&t)
-                .map_err(|e| invalid("limits.timeout", format!("`{t}` is not a duration ({e})")))?;
-            if timeout < Duration::from_secs(1) || timeout > d.timeout {
-                return Err(invalid(
-                    "limits.timeout",
-                    format!("`{t}` is outside 1s..=24h"),
-                ));
-            }
-            l.caps.timeout = timeout;
+        let (caps, run) = (&self.caps, &self.run);
+        if caps.timeout < Duration::from_secs(1) || caps.timeout > d.timeout {
+            return Err(ConfigError::invalid(
+                "limits.timeout",
+                format!(
+                    "`{}` is outside 1s..=24h",
+                    humantime::format_duration(caps.timeout)
+                ),
+            ));
         }
-        if let Some(v) = self.memory {
-            l.caps.memory_bytes = within("limits.memory", v, 1024 * 1024, d.memory_bytes)?;
-        }
-        if let Some(v) = self.fuel {
-            l.caps.fuel = within("limits.fuel", v, 1, u64::MAX)?;
-        }
-        if let Some(v) = self.max_host_calls {
-            l.caps.max_host_calls = within(
-                "limits.max_host_calls",
-                v.into(),
-                1,
-                d.max_host_calls.into(),
-            )? as u32;
-        }
-        if let Some(v) = self.max_log_bytes {
-            l.caps.max_log_bytes =
-                within("limits.max_log_bytes", v.into(), 1, d.max_log_bytes.into())? as u32;
-        }
-        if let Some(v) = self.max_total_log_bytes {
-            l.caps.max_total_log_bytes =
-                within("limits.max_total_log_bytes", v, 1, d.max_total_log_bytes)?;
-        }
+        within(
+            "limits.memory",
+            caps.memory_bytes,
+            1024 * 1024,
+            d.memory_bytes,
+        )?;
+        within("limits.fuel", caps.fuel, 1, u64::MAX)?;
+        within(
+            "limits.max_host_calls",
+            caps.max_host_calls.into(),
+            1,
+            d.max_host_calls.into(),
+        )?;
+        within(
+            "limits.max_log_bytes",
+            caps.max_log_bytes.into(),
+            1,
+            d.max_log_bytes.into(),
+        )?;
+        within(
+            "limits.max_total_log_bytes",
+            caps.max_total_log_bytes,
+            1,
+            d.max_total_log_bytes,
+        )?;
         const GIB: u64 = 1024 * 1024 * 1024;
-        if let Some(v) = self.max_result_record_bytes {
-            // A recorded result must fit a ledger entry with room for the rest of it.
-            l.run.max_result_record_bytes = within(
-                "limits.max_result_record_bytes",
-                v as u64,
-                1024,
-                4 * 1024 * 1024,
-            )? as usize;
-        }
-        if let Some(v) = self.max_recorded_bytes {
-            l.run.max_recorded_bytes = within("limits.max_recorded_bytes", v, 64 * 1024, 4 * GIB)?;
-        }
-        if let Some(v) = self.max_timeline_entries {
-            l.run.max_timeline_entries =
-                within("limits.max_timeline_entries", v as u64, 1, 10_000_000)? as usize;
-        }
-        if let Some(v) = self.max_response_bytes {
-            l.run.max_response_bytes = within("limits.max_response_bytes", v, 1024, GIB)?;
-        }
-        Ok(l)
+        // A recorded result must fit a ledger entry with room for the rest of it.
+        within(
+            "limits.max_result_record_bytes",
+            run.max_result_record_bytes as u64,
+            1024,
+            4 * 1024 * 1024,
+        )?;
+        within(
+            "limits.max_recorded_bytes",
+            run.max_recorded_bytes,
+            64 * 1024,
+            4 * GIB,
+        )?;
+        within(
+            "limits.max_timeline_entries",
+            run.max_timeline_entries as u64,
+            1,
+            10_000_000,
+        )?;
+        within(
+            "limits.max_response_bytes",
+            run.max_response_bytes,
+            1024,
+            GIB,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    fn limits(text: &str) -> ServerLimits {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn the_defaults_are_the_hosts_own_bounds() {
+        assert_eq!(limits(""), ServerLimits::default());
+        ServerLimits::default().validate().unwrap();
+    }
 
     #[test]
     fn limits_out_of_range_are_refused_naming_the_key() {
-        let e = LimitsFile {
-            max_log_bytes: Some(0),
-            ..LimitsFile::default()
-        }
-        .resolve()
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+        let e = limits("max_log_bytes = 0")
+            .validate()
+            .map_err(|e| e.to_string());
         assert_eq!(
             e,
             Err("limits.max_log_bytes: `0` is outside 1..=1048576".to_owned())
         );
-        let l = LimitsFile {
-            timeout: Some("10m".into()),
-            max_recorded_bytes: Some(1 << 20),
-            ..LimitsFile::default()
-        }
-        .resolve()
-        .map_err(|e| e.to_string());
+        let e = limits("timeout = \"2d\"")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("limits.timeout: `2days` is outside"), "{e}");
+        let l = limits("timeout = \"10m\"\nmax_recorded_bytes = 1048576");
+        l.validate().unwrap();
         assert_eq!(
-            l.map(|l| (l.caps.timeout, l.run.max_recorded_bytes)),
-            Ok((Duration::from_secs(600), 1 << 20))
+            (l.caps.timeout, l.run.max_recorded_bytes),
+            (Duration::from_secs(600), 1 << 20)
         );
     }
 }

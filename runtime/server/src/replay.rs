@@ -3,7 +3,9 @@
 //! The same trigger mesh as the server decides what fires; each fired playbook runs against the
 //! simulated fleet, and stays active (holding its exclusivity locks and dedup key) until the
 //! virtual clock passes the moment it finished, so events that arrived while it ran see it busy
-//! exactly as they would have live.
+//! exactly as they would have live. Every call is decided by the trust core the caller gives
+//! (for a dry run, [`crate::trust::offline::dry_run`]): the policies, guardrails and risk model
+//! `grace serve` would apply, with the replayed deployment events weighing on the risk score.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use grace_executor::Clock;
 use grace_ledger::Ledger;
 use grace_mesh::{Decision, Mesh, PlaybookTriggers, RunKey};
 use grace_sim::{FleetSnapshot, Simulation};
+
+use crate::trust::HostTrust;
 use serde::Serialize;
 
 /// What happened to one event.
@@ -50,13 +54,15 @@ pub struct ReplayReport {
     pub fleet_after: FleetSnapshot,
 }
 
-/// Replays `events` (sorted by timestamp, stable) against `guests` on `sim`.
+/// Replays `events` (sorted by timestamp, stable) against `guests` on `sim`, each call decided
+/// by `trust`.
 pub async fn replay(
     engine: &Engine,
     guests: &[Guest],
     mut events: Vec<TriggerEvent>,
     sim: &Simulation,
     ledger: Arc<Ledger>,
+    trust: Arc<HostTrust>,
 ) -> ReplayReport {
     let mut mesh = Mesh::new();
     for g in guests.iter().filter(|g| g.manifest.kind == Kind::Playbook) {
@@ -64,7 +70,8 @@ pub async fn replay(
     }
     events.sort_by_key(|e| e.timestamp);
     let clock = sim.clock();
-    let env = RunEnv::new(sim.executors(), ledger);
+    let mut env = RunEnv::new(sim.executors(), ledger);
+    env.trust = trust.clone();
     let fleet_before = sim.snapshot();
     let mut active: Vec<(u64, RunKey)> = Vec::new();
     let mut steps = Vec::with_capacity(events.len());
@@ -82,6 +89,7 @@ pub async fn replay(
                 true
             }
         });
+        trust.observe(&event);
         let mut decisions = Vec::new();
         for decision in mesh.offer(&event) {
             match decision {

@@ -243,6 +243,17 @@ pub enum TrustRootError {
     },
 }
 
+impl TrustRootConfig {
+    /// A key file (`--trust-root release.key.pub`), named after its key.
+    pub fn from_key_file(path: &Path) -> Result<TrustRootConfig, KeyError> {
+        let key = VerifierKey::load(path)?;
+        Ok(TrustRootConfig {
+            name: key.name().to_owned(),
+            public_key: key.to_string(),
+        })
+    }
+}
+
 /// The keys uploads may be signed by.
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoots {

@@ -23,6 +23,37 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// Largest certificate or key file read: a chain of a few certificates is a few KiB.
 pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
+/// The PEM files the server's TLS pair is read from (`tls_cert`, `tls_key` in `grace.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (`tls_cert`).
+    pub cert: PathBuf,
+    /// The private key (`tls_key`).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The pair from its two settings, given together or not at all.
+    pub fn pair(
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Option<TlsFiles>, crate::config_error::ConfigError> {
+        use crate::config_error::ConfigError;
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::invalid(
+                "tls_key",
+                "missing: tls_cert needs its key (`--tls-key FILE` or `tls_key`)",
+            )),
+            (None, Some(_)) => Err(ConfigError::invalid(
+                "tls_cert",
+                "missing: tls_key needs its certificate (`--tls-cert FILE` or `tls_cert`)",
+            )),
+        }
+    }
+}
+
 /// Why a certificate or key could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

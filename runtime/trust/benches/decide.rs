@@ -133,7 +133,7 @@ fn request() -> Request {
     let at = 1_750_255_200_000; // 2025-06-18T14:00:00Z, a Wednesday
     Request::new(
         Principal::playbook("pb-7", "sha256:3c5d", "1.0.0"),
-        Action::SetDesiredCapacity,
+        Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
         Resource::group("grp-7")
             .environment("prod")
             .tier("web")

@@ -188,7 +188,7 @@
 //!
 //! let request = Request::new(
 //!     Principal::playbook("scale-on-latency", "sha256:3c5d", "1.2.0"),
-//!     Action::SetDesiredCapacity,
+//!     Action::from_cedar_id("scaling::SetDesiredCapacity").ok_or("no such action")?,
 //!     Resource::group("web-prod").environment("prod"),
 //!     1_750_000_000_000,
 //! )

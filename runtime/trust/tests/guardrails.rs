@@ -34,15 +34,20 @@ fn web() -> Resource {
 }
 
 fn set_capacity(state: State, to: u32, at: u64) -> Request {
-    Request::new(hostile(), Action::SetDesiredCapacity, web(), at)
-        .with_state(state)
-        .with_change(Change::Capacity { to })
+    Request::new(
+        hostile(),
+        Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
+        web(),
+        at,
+    )
+    .with_state(state)
+    .with_change(Change::Capacity { to })
 }
 
 fn restart(container: &str, state: State, at: u64) -> Request {
     Request::new(
         hostile(),
-        Action::RestartContainer,
+        Action::from_cedar_id("containers::Restart").unwrap(),
         Resource::container(container).label("app", "web"),
         at,
     )
@@ -299,7 +304,12 @@ fn out_of_hours_changes_are_refused_in_a_weekend_freeze() {
             .decide(&restart("web-1", State::new(3, 3), WEDNESDAY_10AM))
             .is_allowed()
     );
-    let read = Request::new(hostile(), Action::DescribeGroup, web(), SATURDAY_3AM);
+    let read = Request::new(
+        hostile(),
+        Action::from_cedar_id("scaling::DescribeGroup").unwrap(),
+        web(),
+        SATURDAY_3AM,
+    );
     assert!(trust.decide(&read).is_allowed());
 }
 
@@ -372,7 +382,7 @@ fn a_rolling_restart_takes_down_a_quarter_of_the_replicas() {
     let rollout = |replicas: u32| {
         Request::new(
             hostile(),
-            Action::RolloutRestart,
+            Action::from_cedar_id("kubernetes::RolloutRestart").unwrap(),
             Resource::deployment("shop", "web"),
             WEDNESDAY_10AM,
         )
@@ -400,9 +410,14 @@ fn guardrails_only_cover_what_they_match() {
     );
     let group = |name: &str, env: &str| Resource::group(name).environment(env);
     let change = |r: Resource| {
-        Request::new(hostile(), Action::SetDesiredCapacity, r, WEDNESDAY_10AM)
-            .with_state(State::new(2, 2))
-            .with_change(Change::Capacity { to: 3 })
+        Request::new(
+            hostile(),
+            Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
+            r,
+            WEDNESDAY_10AM,
+        )
+        .with_state(State::new(2, 2))
+        .with_change(Change::Capacity { to: 3 })
     };
     assert!(!trust.decide(&change(group("db-main", "PROD"))).is_allowed());
     assert!(

@@ -77,15 +77,20 @@ fn playbook(name: &str) -> Principal {
 }
 
 fn scale(group: Resource, from: u32, to: u32, at: u64) -> Request {
-    Request::new(playbook("autoscale"), Action::SetDesiredCapacity, group, at)
-        .with_state(State::new(from, from))
-        .with_change(Change::Capacity { to })
+    Request::new(
+        playbook("autoscale"),
+        Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
+        group,
+        at,
+    )
+    .with_state(State::new(from, from))
+    .with_change(Change::Capacity { to })
 }
 
 fn restart(container: Resource, principal: Principal) -> Request {
     Request::new(
         principal,
-        Action::RestartContainer,
+        Action::from_cedar_id("containers::Restart").unwrap(),
         container,
         WEDNESDAY_2PM,
     )
@@ -111,7 +116,7 @@ fn policy_decisions_follow_the_table() {
             "reads are permitted",
             Request::new(
                 playbook("any"),
-                Action::DescribeGroup,
+                Action::from_cedar_id("scaling::DescribeGroup").unwrap(),
                 prod(),
                 WEDNESDAY_2PM,
             ),
@@ -193,7 +198,7 @@ fn policy_decisions_follow_the_table() {
             "an untrusted playbook may change nothing",
             Request::new(
                 playbook("experimental"),
-                Action::SetDesiredCapacity,
+                Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
                 staging(),
                 WEDNESDAY_2PM,
             )
@@ -206,7 +211,7 @@ fn policy_decisions_follow_the_table() {
             "playbooks may not touch the db namespace",
             Request::new(
                 playbook("heal"),
-                Action::GetDeployment,
+                Action::from_cedar_id("kubernetes::GetDeployment").unwrap(),
                 deployment("db"),
                 WEDNESDAY_2PM,
             ),
@@ -217,7 +222,7 @@ fn policy_decisions_follow_the_table() {
             "a dba may read the db namespace",
             Request::new(
                 Principal::user("dana", ["dba".to_owned()]),
-                Action::GetDeployment,
+                Action::from_cedar_id("kubernetes::GetDeployment").unwrap(),
                 deployment("db"),
                 WEDNESDAY_2PM,
             ),
@@ -228,7 +233,7 @@ fn policy_decisions_follow_the_table() {
             "a rollout restart for a confident incident signal is permitted",
             Request::new(
                 playbook("heal"),
-                Action::RolloutRestart,
+                Action::from_cedar_id("kubernetes::RolloutRestart").unwrap(),
                 deployment("web"),
                 WEDNESDAY_2PM,
             )
@@ -246,7 +251,7 @@ fn policy_decisions_follow_the_table() {
             "a rollout restart on a doubtful signal is not",
             Request::new(
                 playbook("heal"),
-                Action::RolloutRestart,
+                Action::from_cedar_id("kubernetes::RolloutRestart").unwrap(),
                 deployment("web"),
                 WEDNESDAY_2PM,
             )
@@ -326,7 +331,7 @@ fn with_no_policy_loaded_the_grants_decide() {
 fn a_resource_of_the_wrong_kind_is_denied_rather_than_guessed() {
     let d = trust().decide(&Request::new(
         playbook("heal"),
-        Action::RestartContainer,
+        Action::from_cedar_id("containers::Restart").unwrap(),
         Resource::group("web"),
         WEDNESDAY_2PM,
     ));
@@ -579,7 +584,7 @@ fn policy_set_names_are_checked() {
 
 #[test]
 fn requests_for_every_action_fit_the_schema() {
-    for action in Action::ALL {
+    for action in Action::all() {
         let resource = match action.resource_kind() {
             ResourceKind::Group => Resource::group("web").environment("prod").tier("web"),
             ResourceKind::Container => Resource::container("c1")
@@ -616,33 +621,20 @@ fn requests_for_every_action_fit_the_schema() {
 }
 
 #[test]
-fn every_capability_function_maps_to_an_action() {
-    let functions = [
-        ("scaling", "describe-group"),
-        ("scaling", "set-desired-capacity"),
-        ("scaling", "wait-in-service"),
-        ("containers", "list"),
-        ("containers", "inspect"),
-        ("containers", "restart"),
-        ("containers", "start"),
-        ("containers", "stop"),
-        ("containers", "scale"),
-        ("kubernetes", "get-deployment"),
-        ("kubernetes", "scale-deployment"),
-        ("kubernetes", "rollout-restart"),
-        ("kubernetes", "wait-for-rollout"),
-        ("metrics", "query"),
-        ("metrics", "query-range"),
-    ];
-    for (interface, function) in functions {
-        let a = Action::from_call(interface, function).unwrap();
-        assert_eq!((a.interface(), a.function()), (interface, function));
+fn every_capability_function_that_acts_on_a_resource_is_an_action() {
+    for f in grace_model::capability::functions() {
+        let action = Action::from_call(f.interface, f.name);
+        if f.effect == grace_model::capability::Effect::Local {
+            assert_eq!(action, None, "{}.{}", f.interface, f.name);
+            continue;
+        }
+        let a = action.unwrap_or_else(|| panic!("{}.{} has no action", f.interface, f.name));
+        assert_eq!((a.interface(), a.function_name()), (f.interface, f.name));
         assert_eq!(Action::from_cedar_id(a.cedar_id()), Some(a));
     }
-    let changes: Vec<&str> = Action::ALL
-        .iter()
+    let changes: Vec<&str> = Action::all()
         .filter(|a| a.is_change())
-        .map(|a| a.function())
+        .map(Action::function_name)
         .collect();
     assert_eq!(
         changes,
@@ -657,4 +649,34 @@ fn every_capability_function_maps_to_an_action() {
         ]
     );
     assert_eq!(Action::from_call("containers", "exec"), None);
+    assert_eq!(Action::from_call("containers", "inspect"), None);
+}
+
+#[test]
+fn a_policy_can_forbid_reading_container_logs() {
+    let core = TrustCore::in_memory(Default::default()).unwrap();
+    let sets = [
+        ("base", grace_trust::BASELINE),
+        (
+            "nologs",
+            "@id(\"no-container-logs\")\nforbid (principal, action == Grace::Action::\"containers::Logs\", resource);",
+        ),
+    ];
+    let policies = grace_trust::Policies::compile(sets).unwrap();
+    let logs = Request::new(
+        playbook("heal"),
+        Action::from_call("containers", "logs").unwrap(),
+        Resource::container("web-1"),
+        WEDNESDAY_2PM,
+    );
+    let decision = core.decide_with(&policies, &logs);
+    assert_eq!(decision.outcome, Outcome::Deny, "{}", decision.reason);
+    assert_eq!(decision.policies, ["nologs/no-container-logs"]);
+    let list = Request::new(
+        playbook("heal"),
+        Action::from_cedar_id("containers::List").unwrap(),
+        Resource::service([("app", "web")]),
+        WEDNESDAY_2PM,
+    );
+    assert_eq!(core.decide_with(&policies, &list).outcome, Outcome::Allow);
 }

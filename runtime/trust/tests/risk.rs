@@ -17,7 +17,7 @@ fn model() -> RiskModel {
 fn scale_in(env: &str, from: u32, to: u32) -> Request {
     Request::new(
         Principal::playbook("autoscale", "sha256:01", "1"),
-        Action::SetDesiredCapacity,
+        Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
         Resource::group("web").environment(env),
         NOW,
     )
@@ -182,7 +182,7 @@ fn a_fresh_deployment_is_riskier_than_an_old_one() {
 fn restarting_a_lone_container_takes_all_of_it_down() {
     let r = Request::new(
         Principal::playbook("heal", "", ""),
-        Action::RestartContainer,
+        Action::from_cedar_id("containers::Restart").unwrap(),
         Resource::container("db-1").environment("prod"),
         NOW,
     )
@@ -200,7 +200,7 @@ fn restarting_a_lone_container_takes_all_of_it_down() {
 fn reads_carry_no_risk() {
     let r = Request::new(
         Principal::playbook("look", "", ""),
-        Action::Query,
+        Action::from_cedar_id("metrics::Query").unwrap(),
         Resource::query("up == 0"),
         NOW,
     );

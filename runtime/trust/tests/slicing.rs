@@ -79,22 +79,22 @@ fn request(rng: &mut Lcg) -> Request {
     let env = ["prod", "staging", "dev"][rng.next(3) as usize];
     let (action, resource, change) = match rng.next(5) {
         0 => (
-            Action::SetDesiredCapacity,
+            Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
             Resource::group(format!("g-{}", rng.next(5))).environment(env),
             Change::Capacity {
                 to: rng.next(8) as u32,
             },
         ),
         1 => (
-            Action::ListContainers,
+            Action::from_cedar_id("containers::List").unwrap(),
             Resource::service([("app", format!("app-{}", rng.next(12)))]).environment(env),
             Change::None,
         ),
         n => {
             let action = [
-                Action::RestartContainer,
-                Action::StopContainer,
-                Action::InspectContainer,
+                Action::from_cedar_id("containers::Restart").unwrap(),
+                Action::from_cedar_id("containers::Stop").unwrap(),
+                Action::from_cedar_id("containers::Logs").unwrap(),
             ][n as usize - 2];
             let mut r = Resource::container(format!("c-{}", rng.next(20)))
                 .environment(env)

@@ -22,7 +22,7 @@ fn open(path: &Path) -> TrustCore {
 fn scale_prod() -> Request {
     Request::new(
         Principal::playbook("autoscale", "sha256:01", "1"),
-        Action::SetDesiredCapacity,
+        Action::from_cedar_id("scaling::SetDesiredCapacity").unwrap(),
         Resource::group("web").environment("prod"),
         1_750_000_000_000,
     )

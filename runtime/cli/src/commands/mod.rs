@@ -7,6 +7,7 @@ use grace_engine::text::escape_lines;
 use crate::cli::{Cli, Command};
 
 mod approvals;
+mod dry_trust;
 mod events;
 mod fleet;
 mod init;

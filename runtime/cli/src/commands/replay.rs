@@ -1,4 +1,5 @@
-//! `grace replay`: what would have happened if these events had reached these playbooks.
+//! `grace replay`: what would have happened if these events had reached these playbooks, every
+//! call decided by the trust core `grace serve` runs ([`super::dry_trust`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -94,6 +95,10 @@ pub fn run(args: ReplayArgs) -> Exit {
             Err(e) => return Exit::Invalid(e.into()),
         }
     }
+    let dry = match super::dry_trust::load(&args.trust, &super::ledger_path(&args.data.data_dir)) {
+        Ok(d) => d,
+        Err(exit) => return exit,
+    };
     // A replay must not write into a real ledger: its host calls go to a throwaway one.
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
@@ -112,27 +117,60 @@ pub fn run(args: ReplayArgs) -> Exit {
         Ok(r) => r,
         Err(e) => return Exit::Internal(anyhow!("cannot start the async runtime: {e}")),
     };
-    let report = runtime.block_on(replay(&engine, &guests, events, &sim, ledger));
+    let report = runtime.block_on(replay(
+        &engine,
+        &guests,
+        events,
+        &sim,
+        ledger,
+        dry.trust.clone(),
+    ));
     if args.json {
-        match serde_json::to_string_pretty(&report) {
+        let mut value = match serde_json::to_value(&report) {
+            Ok(v) => v,
+            Err(e) => return Exit::Internal(e.into()),
+        };
+        let decisions: Vec<Value> = report
+            .steps
+            .iter()
+            .enumerate()
+            .flat_map(|(i, step)| {
+                step.decisions.iter().filter_map(move |d| {
+                    let run = d.run.as_ref()?;
+                    Some(serde_json::json!({
+                        "event": i,
+                        "playbook": d.playbook,
+                        "run": run.run_id,
+                        "decisions": super::dry_trust::verdicts(&run.timeline),
+                    }))
+                })
+            })
+            .collect();
+        value["trust"] = serde_json::json!({ "source": &dry.source, "runs": decisions });
+        match serde_json::to_string_pretty(&value) {
             Ok(t) => println!("{t}"),
             Err(e) => return Exit::Internal(e.into()),
         }
     } else {
-        print!("{}", text_report(&report, &args.events));
+        print!("{}", text_report(&report, &dry.source, &args.events));
     }
     Exit::Ok
 }
 
-fn text_report(report: &ReplayReport, file: &Path) -> String {
+fn text_report(
+    report: &ReplayReport,
+    source: &super::dry_trust::TrustSource,
+    file: &Path,
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "replay of `{}` in simulation ({} events)\n",
+        "replay of `{}` in simulation ({} events)",
         file.display(),
         report.steps.len()
     );
+    let _ = writeln!(out, "trust: {}\n", super::dry_trust::source_line(source));
     let mut fired = 0;
     for step in &report.steps {
         let e = &step.event;
@@ -177,6 +215,16 @@ fn text_report(report: &ReplayReport, file: &Path) -> String {
                             } else {
                                 String::new()
                             }
+                        );
+                    }
+                    for v in super::dry_trust::verdicts(&run.timeline) {
+                        let _ = writeln!(
+                            out,
+                            "        trust    #{} {} {}: {}",
+                            v.seq,
+                            escape(&v.call),
+                            render::args(&v.args),
+                            escape(&v.summary)
                         );
                     }
                     if let Some(o) = &run.outcome {

@@ -1,4 +1,5 @@
-//! `grace run`: one playbook (or one collector pass) against the simulated fleet.
+//! `grace run`: one playbook (or one collector pass) against the simulated fleet, every call
+//! decided by the trust core `grace serve` runs ([`super::dry_trust`]).
 
 use std::io::Read;
 use std::path::Path;
@@ -58,6 +59,11 @@ pub fn run(args: RunArgs) -> Exit {
             guest.name()
         ));
     }
+    // Read before the ledger opens the same database: the policies a server stored there.
+    let dry = match super::dry_trust::load(&args.trust, &ledger_path(&args.data.data_dir)) {
+        Ok(d) => d,
+        Err(exit) => return exit,
+    };
     let ledger = match open_ledger(&args.data.data_dir) {
         Ok(l) => Arc::new(l),
         Err(e) => return Exit::Internal(e),
@@ -72,7 +78,8 @@ pub fn run(args: RunArgs) -> Exit {
     };
 
     let before = sim.snapshot();
-    let env = RunEnv::new(sim.executors(), ledger.clone());
+    let mut env = RunEnv::new(sim.executors(), ledger.clone());
+    env.trust = dry.trust.clone();
     let report = runtime.block_on(async {
         let report = match &event {
             Some(event) => engine.run_playbook(&guest, event, &env).await,
@@ -92,6 +99,7 @@ pub fn run(args: RunArgs) -> Exit {
         Err(e) => return Exit::Internal(anyhow!("cannot read the ledger head: {e}")),
     };
     let ledger_file = ledger_path(&args.data.data_dir);
+    let verdicts = super::dry_trust::verdicts(&report.timeline);
 
     if args.json {
         let actions: Vec<_> = report.actions().collect();
@@ -99,6 +107,7 @@ pub fn run(args: RunArgs) -> Exit {
             "mode": "dry-run",
             "run": &report,
             "actions": actions,
+            "trust": { "source": &dry.source, "decisions": verdicts },
             "fleet": { "before": before, "after": after },
             "ledger": { "path": ledger_file, "head": head },
         });
@@ -107,9 +116,11 @@ pub fn run(args: RunArgs) -> Exit {
             Err(e) => return Exit::Internal(e.into()),
         }
     } else {
+        let mut trust = String::new();
+        super::dry_trust::section(&mut trust, &dry.source, &verdicts);
         print!(
             "{}",
-            render::run_report(&report, &after, head.as_ref(), &ledger_file)
+            render::run_report(&report, &trust, &after, head.as_ref(), &ledger_file)
         );
     }
     match report.status {

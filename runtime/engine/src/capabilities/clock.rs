@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use grace_executor::ExecError;
+use grace_model::capability;
 use serde_json::json;
 
 use crate::bindings::clock::Host;
@@ -12,7 +13,7 @@ use crate::pipeline::{Call, Refusal};
 
 impl Host for HostState {
     async fn now(&mut self) -> wasmtime::Result<u64> {
-        let call = Call::read("clock", "now", json!({}));
+        let call = Call::read(&capability::clock::NOW, json!({}));
         let fallback = self.run.executors.clock.now_millis();
         let now = self
             .run
@@ -26,7 +27,7 @@ impl Host for HostState {
     }
 
     async fn sleep(&mut self, millis: u64) -> wasmtime::Result<Result<(), Error>> {
-        let call = Call::read("clock", "sleep", json!({ "millis": millis }));
+        let call = Call::read(&capability::clock::SLEEP, json!({ "millis": millis }));
         self.run
             .perform(
                 call,

@@ -1,5 +1,6 @@
 //! `config`: the `[config]` table of the guest's own manifest.
 
+use grace_model::capability;
 use serde_json::json;
 
 use crate::bindings::config::Host;
@@ -8,7 +9,7 @@ use crate::pipeline::{Call, check_text, preview};
 
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        let call = Call::read("config", "get", json!({ "key": preview(&key) }));
+        let call = Call::read(&capability::config::GET, json!({ "key": preview(&key) }));
         let config = self.run.config.clone();
         let value = self
             .run

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use grace_executor::containers::{self as exec, CLONE_LABEL};
 use grace_executor::{ContainerExecutor, ExecError, Labels, ident};
+use grace_model::capability;
 use serde_json::json;
 
 use super::{described_by, labels_from_guest, labels_json, labels_to_guest};
@@ -104,7 +105,7 @@ fn shared_labels(members: &[exec::Container]) -> Result<Labels, Refusal> {
 
 /// Running containers, and those of them that are healthy (or have no health check), as the
 /// trust core counts a service's capacity.
-fn service_state(members: &[exec::Container]) -> grace_trust::State {
+fn service_state(members: &[exec::Container]) -> grace_model::resource::State {
     let running = members
         .iter()
         .filter(|c| c.state == exec::ContainerState::Running);
@@ -112,7 +113,7 @@ fn service_state(members: &[exec::Container]) -> grace_trust::State {
     let healthy = running
         .filter(|c| matches!(c.health, exec::Health::Healthy | exec::Health::None))
         .count();
-    grace_trust::State::new(
+    grace_model::resource::State::new(
         u32::try_from(capacity).unwrap_or(u32::MAX),
         u32::try_from(healthy).unwrap_or(u32::MAX),
     )
@@ -140,11 +141,12 @@ async fn container_proposal(
         None => vec![target.clone()],
     };
     let change = match action {
-        ContainerAction::Stop => grace_trust::Change::Stop { instances: 1 },
-        ContainerAction::Start => grace_trust::Change::Start { instances: 1 },
-        _ => grace_trust::Change::Restart { instances: 1 },
+        ContainerAction::Stop => grace_model::resource::Change::Stop { instances: 1 },
+        ContainerAction::Start => grace_model::resource::Change::Start { instances: 1 },
+        _ => grace_model::resource::Change::Restart { instances: 1 },
     };
-    let mut resource = grace_trust::Resource::container(&target.name).image(&target.image);
+    let mut resource =
+        grace_model::resource::Resource::container(&target.name).image(&target.image);
     resource = described_by(resource, &target.labels);
     Ok(Proposal {
         resource,
@@ -191,13 +193,13 @@ impl HostState {
         action: ContainerAction,
         id: String,
     ) -> wasmtime::Result<Result<Container, Error>> {
-        let call = Call::change(
-            "containers",
-            action.name(),
-            id.clone(),
-            json!({ "id": preview(&id) }),
-        )
-        .locking(LOCK);
+        let descriptor = match action {
+            ContainerAction::Start => &capability::containers::START,
+            ContainerAction::Stop => &capability::containers::STOP,
+            _ => &capability::containers::RESTART,
+        };
+        let call =
+            Call::change(descriptor, id.clone(), json!({ "id": preview(&id) })).locking(LOCK);
         let r = self
             .run
             .perform_change(
@@ -238,11 +240,10 @@ impl Host for HostState {
         selector: Vec<Label>,
     ) -> wasmtime::Result<Result<Vec<Container>, Error>> {
         let call = Call::read(
-            "containers",
-            "list",
+            &capability::containers::LIST,
             json!({ "selector": labels_json(&selector) }),
         )
-        .on(grace_trust::Resource::service(
+        .on(grace_model::resource::Resource::service(
             selector.iter().map(|l| (l.key.clone(), l.value.clone())),
         ));
         let r = self
@@ -277,11 +278,10 @@ impl Host for HostState {
         tail: u32,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let call = Call::read(
-            "containers",
-            "logs",
+            &capability::containers::LOGS,
             json!({ "id": preview(&id), "tail": tail }),
         )
-        .on(grace_trust::Resource::container(&id));
+        .on(grace_model::resource::Resource::container(&id));
         self.run
             .perform(
                 call,
@@ -317,8 +317,7 @@ impl Host for HostState {
         replicas: u32,
     ) -> wasmtime::Result<Result<Vec<Container>, Error>> {
         let call = Call::change(
-            "containers",
-            "scale",
+            &capability::containers::SCALE,
             labels_json(&selector).to_string(),
             json!({ "selector": labels_json(&selector), "replicas": replicas }),
         )
@@ -342,11 +341,11 @@ impl Host for HostState {
                         let own = shared_labels(&members)?;
                         let proposal = Proposal {
                             resource: described_by(
-                                grace_trust::Resource::service(selector.clone()),
+                                grace_model::resource::Resource::service(selector.clone()),
                                 &own,
                             ),
                             state: service_state(&members),
-                            change: grace_trust::Change::Capacity { to: replicas },
+                            change: grace_model::resource::Change::Capacity { to: replicas },
                         };
                         Ok((selector, proposal))
                     },

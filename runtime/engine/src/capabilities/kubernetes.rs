@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use grace_executor::kubernetes as exec;
 use grace_executor::{ExecError, KubernetesExecutor, ident};
+use grace_model::capability;
 use serde_json::json;
 
 use crate::bindings::kubernetes::{Deployment, Host};
@@ -64,8 +65,8 @@ fn check_replicas(replicas: u32) -> Result<i32, Refusal> {
 }
 
 /// A deployment's state for the trust core: its replicas, and the ready ones.
-fn deployment_state(d: &exec::Deployment) -> grace_trust::State {
-    grace_trust::State::new(d.replicas, d.ready_replicas)
+fn deployment_state(d: &exec::Deployment) -> grace_model::resource::State {
+    grace_model::resource::State::new(d.replicas, d.ready_replicas)
 }
 
 impl From<exec::Deployment> for Deployment {
@@ -90,11 +91,12 @@ impl Host for HostState {
         name: String,
     ) -> wasmtime::Result<Result<Deployment, Error>> {
         let call = Call::read(
-            "kubernetes",
-            "get-deployment",
+            &capability::kubernetes::GET_DEPLOYMENT,
             target_args(&namespace, &name),
         )
-        .on(grace_trust::Resource::deployment(&namespace, &name));
+        .on(grace_model::resource::Resource::deployment(
+            &namespace, &name,
+        ));
         let r = self
             .run
             .perform(
@@ -120,8 +122,7 @@ impl Host for HostState {
         let mut args = target_args(&namespace, &name);
         args["replicas"] = json!(replicas);
         let call = Call::change(
-            "kubernetes",
-            "scale-deployment",
+            &capability::kubernetes::SCALE_DEPLOYMENT,
             format!("{namespace}/{name}"),
             args,
         );
@@ -141,9 +142,9 @@ impl Host for HostState {
                         scope.changes,
                     )?;
                     let proposal = Proposal {
-                        resource: grace_trust::Resource::deployment(&namespace, &name),
+                        resource: grace_model::resource::Resource::deployment(&namespace, &name),
                         state: deployment_state(&current),
-                        change: grace_trust::Change::Capacity { to: replicas },
+                        change: grace_model::resource::Change::Capacity { to: replicas },
                     };
                     Ok(((namespace, name), proposal))
                 },
@@ -163,8 +164,7 @@ impl Host for HostState {
         name: String,
     ) -> wasmtime::Result<Result<Deployment, Error>> {
         let call = Call::change(
-            "kubernetes",
-            "rollout-restart",
+            &capability::kubernetes::ROLLOUT_RESTART,
             format!("{namespace}/{name}"),
             target_args(&namespace, &name),
         );
@@ -177,9 +177,9 @@ impl Host for HostState {
                     grant(&scope)?.check_restart(&namespace, &name, scope.changes)?;
                     let current = executor(&scope)?.get_deployment(&namespace, &name).await?;
                     let proposal = Proposal {
-                        resource: grace_trust::Resource::deployment(&namespace, &name),
+                        resource: grace_model::resource::Resource::deployment(&namespace, &name),
                         state: deployment_state(&current),
-                        change: grace_trust::Change::rolling_restart(current.replicas),
+                        change: grace_model::resource::Change::rolling_restart(current.replicas),
                     };
                     Ok(((namespace, name), proposal))
                 },
@@ -199,8 +199,9 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<Deployment, Error>> {
         let mut args = target_args(&namespace, &name);
         args["timeout_millis"] = json!(timeout_millis);
-        let call = Call::read("kubernetes", "wait-for-rollout", args)
-            .on(grace_trust::Resource::deployment(&namespace, &name));
+        let call = Call::read(&capability::kubernetes::WAIT_FOR_ROLLOUT, args).on(
+            grace_model::resource::Resource::deployment(&namespace, &name),
+        );
         let r = self
             .run
             .perform(

@@ -1,6 +1,7 @@
 //! `log`: the guest's messages, into tracing, the run's timeline and the ledger. In tracing they
 //! are escaped (`text::Escaped`): a guest's line is one line of the server's log, whatever it holds.
 
+use grace_model::capability;
 use serde_json::json;
 
 use crate::bindings::log::{Host, Level};
@@ -28,8 +29,7 @@ impl Host for HostState {
             preview(&message)
         };
         let call = Call::read(
-            "log",
-            "log",
+            &capability::log::LOG,
             json!({ "level": level_name(level), "message": recorded, "bytes": message.len() }),
         );
         // Only what is actually logged counts towards the run's total; an oversized message is

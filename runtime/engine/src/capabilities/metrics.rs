@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use grace_executor::metrics as exec;
 use grace_executor::{ExecError, MetricsExecutor};
+use grace_model::capability;
 use serde_json::json;
 
 use super::labels_to_guest;
@@ -58,8 +59,11 @@ fn to_guest(series: Vec<exec::Series>) -> Vec<Series> {
 
 impl Host for HostState {
     async fn query(&mut self, query: String) -> wasmtime::Result<Result<Vec<Series>, Error>> {
-        let call = Call::read("metrics", "query", json!({ "query": preview(&query) }))
-            .on(grace_trust::Resource::query(&query));
+        let call = Call::read(
+            &capability::metrics::QUERY,
+            json!({ "query": preview(&query) }),
+        )
+        .on(grace_model::resource::Resource::query(&query));
         let r = self
             .run
             .perform(
@@ -85,12 +89,10 @@ impl Host for HostState {
         end: u64,
         step_millis: u64,
     ) -> wasmtime::Result<Result<Vec<Series>, Error>> {
-        let call = Call::read(
-            "metrics",
-            "query-range",
+        let call = Call::read(&capability::metrics::QUERY_RANGE,
             json!({ "query": preview(&query), "start": start, "end": end, "step_millis": step_millis }),
         )
-        .on(grace_trust::Resource::query(&query));
+        .on(grace_model::resource::Resource::query(&query));
         let r = self
             .run
             .perform(

@@ -8,6 +8,7 @@ mod kubernetes;
 mod log;
 mod metrics;
 mod scaling;
+mod wasi_clock;
 
 use grace_executor::{Labels, ident};
 
@@ -61,9 +62,9 @@ pub(crate) fn labels_json(labels: &[Label]) -> serde_json::Value {
 /// `resource` described by `labels`: its environment (label `environment` or `env`), tier and
 /// owner, and every label as a tag, for the trust core's policies and risk score.
 pub(crate) fn described_by(
-    mut resource: grace_trust::Resource,
+    mut resource: grace_model::resource::Resource,
     labels: &Labels,
-) -> grace_trust::Resource {
+) -> grace_model::resource::Resource {
     let get = |keys: &[&str]| keys.iter().find_map(|k| labels.get(*k).cloned());
     if let Some(environment) = get(&["environment", "env"]) {
         resource = resource.environment(environment);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use grace_executor::scaling as exec;
 use grace_executor::{ExecError, ScalingExecutor, ident};
+use grace_model::capability;
 use serde_json::json;
 
 use crate::bindings::scaling::{Group, Host, Instance, LifecycleState};
@@ -39,13 +40,13 @@ fn executor(scope: &Scope) -> Result<Arc<dyn ScalingExecutor>, ExecError> {
 
 /// A group's state for the trust core: its desired capacity, and the instances in service and
 /// healthy.
-fn group_state(group: &exec::Group) -> grace_trust::State {
+fn group_state(group: &exec::Group) -> grace_model::resource::State {
     let healthy = group
         .instances
         .iter()
         .filter(|i| i.healthy && i.lifecycle_state == exec::LifecycleState::InService)
         .count();
-    grace_trust::State::new(
+    grace_model::resource::State::new(
         group.desired_capacity,
         u32::try_from(healthy).unwrap_or(u32::MAX),
     )
@@ -78,11 +79,10 @@ impl From<exec::Group> for Group {
 impl Host for HostState {
     async fn describe_group(&mut self, name: String) -> wasmtime::Result<Result<Group, Error>> {
         let call = Call::read(
-            "scaling",
-            "describe-group",
+            &capability::scaling::DESCRIBE_GROUP,
             json!({ "group": preview(&name) }),
         )
-        .on(grace_trust::Resource::group(&name));
+        .on(grace_model::resource::Resource::group(&name));
         let r = self
             .run
             .perform(
@@ -103,8 +103,7 @@ impl Host for HostState {
         desired_capacity: u32,
     ) -> wasmtime::Result<Result<Group, Error>> {
         let call = Call::change(
-            "scaling",
-            "set-desired-capacity",
+            &capability::scaling::SET_DESIRED_CAPACITY,
             name.clone(),
             json!({ "group": preview(&name), "desired_capacity": desired_capacity }),
         );
@@ -123,9 +122,9 @@ impl Host for HostState {
                         scope.changes,
                     )?;
                     let proposal = Proposal {
-                        resource: grace_trust::Resource::group(&name),
+                        resource: grace_model::resource::Resource::group(&name),
                         state: group_state(&current),
-                        change: grace_trust::Change::Capacity {
+                        change: grace_model::resource::Change::Capacity {
                             to: desired_capacity,
                         },
                     };
@@ -147,11 +146,10 @@ impl Host for HostState {
         timeout_millis: u64,
     ) -> wasmtime::Result<Result<Group, Error>> {
         let call = Call::read(
-            "scaling",
-            "wait-in-service",
+            &capability::scaling::WAIT_IN_SERVICE,
             json!({ "group": preview(&name), "timeout_millis": timeout_millis }),
         )
-        .on(grace_trust::Resource::group(&name));
+        .on(grace_model::resource::Resource::group(&name));
         let r = self
             .run
             .perform(

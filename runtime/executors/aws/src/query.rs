@@ -221,7 +221,7 @@ struct RawMetricQuery {
     #[serde(default)]
     dimensions: BTreeMap<String, String>,
     stat: Stat,
-    #[serde(deserialize_with = "crate::settings::deserialize_duration")]
+    #[serde(with = "humantime_serde")]
     period: Duration,
 }
 

@@ -44,14 +44,14 @@ pub struct AwsSettings {
     /// Send every call to this endpoint instead of AWS's (a local moto server in tests).
     pub endpoint_url: Option<String>,
     /// Time limit of one AWS call, SDK retries included (humantime, default `10s`).
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
     /// Attempts per AWS call by the SDK's standard retry strategy, which retries throttling
     /// and transient errors with backoff (default 3; 1 disables SDK retries). The engine's
     /// own retries of transient errors come on top of these.
     pub call_max_attempts: u32,
     /// Pause between two polls of `wait_in_service` (humantime, default `15s`).
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(with = "humantime_serde")]
     pub wait_delay: Duration,
     /// Most polls of one `wait_in_service` (default 40).
     pub wait_max_attempts: u32,
@@ -178,23 +178,6 @@ pub fn check_region(config: SdkConfig) -> Result<SdkConfig, SettingsError> {
     }
 }
 
-/// Humantime strings as durations, for serde.
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    /// Parses a humantime duration (`"10s"`, `"250ms"`).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("`{text}` is not a duration such as `10s` ({e})"))
-        })
-    }
-}
-
-pub(crate) use duration::deserialize as deserialize_duration;
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -235,7 +218,7 @@ mod tests {
         assert_eq!(s.wait_max_attempts, 7);
         s.validate().unwrap();
         let e = parse("[aws]\ncall_timeout = \"soon\"").unwrap_err();
-        assert!(e.contains("`soon` is not a duration"), "{e}");
+        assert!(e.contains("\"soon\", expected a duration"), "{e}");
     }
 
     #[test]

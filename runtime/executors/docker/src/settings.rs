@@ -4,16 +4,16 @@
 //! [docker]
 //! host = "unix:///run/podman/podman.sock"   # default: DOCKER_HOST, else /var/run/docker.sock
 //! call_timeout = "10s"                       # one API call; default 10 s
-//! stop_timeout = 10                          # seconds a container gets to stop; default 10
+//! stop_timeout = "10s"                       # a container gets to stop; default 10 s
 //! ```
 //!
-//! Both durations take a number of seconds or a duration string (`"1500ms"`, `"2m"`).
+//! Both durations are humantime strings (`"1500ms"`, `"2m"`), as every duration of `grace.toml`.
 //! Accepted hosts are `unix://<path>` and plain-HTTP `tcp://<host>:<port>` or
 //! `http://<host>:<port>`; TLS and SSH transports are refused rather than silently used in clear.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// The default time limit of one call to the engine.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,11 +33,11 @@ pub struct DockerSettings {
     /// `DOCKER_HOST`, else [`DEFAULT_HOST`].
     pub host: Option<String>,
     /// The time limit of one API call; `stop` and `restart` get [`Self::stop_timeout`] on top.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
     /// How long a container is given to stop (SIGTERM) before the engine kills it; the engine
     /// takes whole seconds, so this is rounded up.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub stop_timeout: Duration,
 }
 
@@ -131,24 +131,6 @@ fn parse_host(host: &str) -> Result<Host, SettingsError> {
     Err(unsupported())
 }
 
-/// A duration as whole seconds (`10`) or a humantime string (`"10s"`, `"1500ms"`).
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Seconds(u64),
-        Text(String),
-    }
-    match Raw::deserialize(deserializer)? {
-        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{t}` is not a duration ({e}); use seconds or e.g. \"10s\""
-            ))
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -170,9 +152,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_are_seconds_or_duration_strings() {
+    fn durations_are_duration_strings() {
         let s = parse(
-            "host = \"unix:///run/podman.sock\"\ncall_timeout = \"1500ms\"\nstop_timeout = 3\n",
+            "host = \"unix:///run/podman.sock\"\ncall_timeout = \"1500ms\"\nstop_timeout = \"3s\"\n",
         )
         .unwrap();
         assert_eq!(s.host.as_deref(), Some("unix:///run/podman.sock"));
@@ -187,7 +169,10 @@ mod tests {
         let e = parse("socket = \"/x\"\n").unwrap_err();
         assert!(e.contains("unknown field `socket`"), "{e}");
         let e = parse("call_timeout = \"soon\"\n").unwrap_err();
-        assert!(e.contains("`soon` is not a duration"), "{e}");
+        assert!(e.contains("\"soon\", expected a duration"), "{e}");
+        // One syntax for every duration: a bare number has no unit to read it by.
+        let e = parse("stop_timeout = 3\n").unwrap_err();
+        assert!(e.contains("expected a duration"), "{e}");
     }
 
     #[test]
@@ -233,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_zero_call_timeout_is_refused() {
-        let s = parse("call_timeout = 0\n").unwrap();
+        let s = parse("call_timeout = \"0s\"\n").unwrap();
         assert_eq!(
             s.validate(),
             Err(SettingsError::ZeroTimeout("call_timeout"))

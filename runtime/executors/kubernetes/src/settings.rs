@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// The default time limit of one API request.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,10 +31,10 @@ pub struct KubeSettings {
     /// The kubeconfig context to use instead of its current context.
     pub context: Option<String>,
     /// The time limit of one API request (`"10s"`).
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
     /// The pause between reads while waiting for a rollout (`"1s"`).
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// How many times a write that met a `409 Conflict` is retried on a fresh read before the
     /// call fails with a conflict.
@@ -51,13 +51,6 @@ impl Default for KubeSettings {
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
         }
     }
-}
-
-/// A duration written for people: `"10s"`, `"500ms"`, `"2m"`.
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e})")))
 }
 
 impl KubeSettings {

@@ -192,15 +192,16 @@ impl App {
         supervisor.spawn("source-intake", move || {
             pump_intake.clone().pump(batches.clone())
         });
-        let collectors = Arc::new(Collectors::new(
-            engine.clone(),
-            executors.clone(),
-            ledger.clone(),
-            config.clone(),
-            metrics.clone(),
-            slots.clone(),
-            sources.clone(),
-        ));
+        let collectors = Arc::new(Collectors {
+            engine: engine.clone(),
+            executors: executors.clone(),
+            ledger: ledger.clone(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+            slots: slots.clone(),
+            sources: sources.clone(),
+            trust: trust.clone(),
+        });
         let triggers = Arc::new(Triggers::default());
         let registry = Arc::new(Registry::new(
             store.clone(),

@@ -49,7 +49,10 @@ pub mod oidc;
 pub mod principals;
 pub mod routes;
 mod scopes;
+mod settings;
 pub mod tokens;
+
+pub use settings::AuthConfig;
 
 use std::sync::Arc;
 

@@ -76,11 +76,11 @@ pub struct OidcConfig {
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,
     /// Tolerance for `exp` and `nbf` (default `60s`, at most `5m`).
-    #[serde(default)]
-    pub clock_skew: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub clock_skew: Option<Duration>,
     /// The least time between two fetches of the JWKS (default `30s`).
-    #[serde(default)]
-    pub jwks_refresh: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_refresh: Option<Duration>,
     /// The largest JWKS or discovery document read (default 65536 bytes).
     #[serde(default)]
     pub max_jwks_bytes: Option<usize>,
@@ -197,24 +197,11 @@ impl OidcConfig {
         if algorithms.is_empty() {
             return Err(("auth.oidc.algorithms", "name at least one".into()));
         }
-        let duration = |key: &'static str, text: &Option<String>, default: Duration| match text {
-            None => Ok(default),
-            Some(t) => humantime::parse_duration(t)
-                .map_err(|e| (key, format!("`{t}` is not a duration ({e})"))),
-        };
-        let clock_skew = duration(
-            "auth.oidc.clock_skew",
-            &self.clock_skew,
-            Duration::from_secs(60),
-        )?;
+        let clock_skew = self.clock_skew.unwrap_or(Duration::from_secs(60));
         if clock_skew > Duration::from_secs(300) {
             return Err(("auth.oidc.clock_skew", "at most 5m".into()));
         }
-        let jwks_refresh = duration(
-            "auth.oidc.jwks_refresh",
-            &self.jwks_refresh,
-            Duration::from_secs(30),
-        )?;
+        let jwks_refresh = self.jwks_refresh.unwrap_or(Duration::from_secs(30));
         let max_jwks_bytes = self.max_jwks_bytes.unwrap_or(64 * 1024);
         if !(1024..=4 * 1024 * 1024).contains(&max_jwks_bytes) {
             return Err((

@@ -53,13 +53,17 @@ pub struct CloudWatchConfig {
     /// The metric (checked as CloudWatch would).
     pub metric: MetricQuery,
     /// The range asked for, ending now (default: 5 periods, at least 5 minutes).
-    pub lookback: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub lookback: Option<Duration>,
     /// Datapoints older than this are not published (default: the lookback).
-    pub max_age: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
     /// `every = "60s"`.
-    pub every: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
     /// `timeout = "10s"`.
-    pub timeout: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
     /// `unhealthy_after = 2`.
     pub unhealthy_after: Option<u32>,
 }
@@ -98,29 +102,22 @@ impl CloudWatchConfig {
             };
             return Err(field(key, &message));
         }
-        let duration = |key: &str, text: &Option<String>, default: Duration| match text {
-            None => Ok(default),
-            Some(t) => humantime::parse_duration(t)
-                .map_err(|e| field(key, &format!("`{t}` is not a duration ({e})"))),
-        };
-        let lookback = duration(
-            "lookback",
-            &self.lookback,
-            (self.metric.period * 5).max(Duration::from_secs(300)),
-        )?;
+        let lookback = self
+            .lookback
+            .unwrap_or((self.metric.period * 5).max(Duration::from_secs(300)));
         if lookback < self.metric.period || lookback > Duration::from_secs(24 * 3600) {
             return Err(field(
                 "lookback",
                 "must be at least the metric's period and at most 24h",
             ));
         }
-        let max_age = duration("max_age", &self.max_age, lookback)?;
+        let max_age = self.max_age.unwrap_or(lookback);
         if max_age.is_zero() {
             return Err(field("max_age", "must be more than 0"));
         }
         let schedule = ScheduleConfig {
-            every: self.every.clone(),
-            timeout: self.timeout.clone(),
+            every: self.every,
+            timeout: self.timeout,
             unhealthy_after: self.unhealthy_after,
         }
         .schedule(prefix)?;

@@ -17,6 +17,7 @@
 
 use super::SettingError;
 use std::sync::Arc;
+use std::time::Duration;
 
 use grace_engine::TriggerEvent;
 use grace_executor::containers::Health;
@@ -39,9 +40,11 @@ pub struct ContainersConfig {
     /// The events' `event_type` (default `container.unhealthy`).
     pub event_type: Option<String>,
     /// `every = "60s"`.
-    pub every: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
     /// `timeout = "10s"`.
-    pub timeout: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
     /// `unhealthy_after = 2`.
     pub unhealthy_after: Option<u32>,
 }
@@ -92,8 +95,8 @@ impl ContainersConfig {
             return Err(field("event_type", &super::event_problem(&e).1));
         }
         let schedule = ScheduleConfig {
-            every: self.every.clone(),
-            timeout: self.timeout.clone(),
+            every: self.every,
+            timeout: self.timeout,
             unhealthy_after: self.unhealthy_after,
         }
         .schedule(prefix)?;

@@ -19,6 +19,7 @@
 
 pub mod alertmanager;
 pub mod cloudwatch;
+mod config;
 pub mod containers;
 pub mod exposition;
 pub mod health;
@@ -33,6 +34,8 @@ use grace_engine::event::{EventError, parse_rfc3339};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+
+pub use config::SourcesConfig;
 
 /// A source's setting that cannot be used: its key (`sources.promql[0].every`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -62,9 +62,11 @@ impl Default for Schedule {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// `every = "60s"`.
-    pub every: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
     /// `timeout = "10s"`.
-    pub timeout: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
     /// `unhealthy_after = 2`.
     pub unhealthy_after: Option<u32>,
 }
@@ -73,23 +75,14 @@ impl ScheduleConfig {
     /// The schedule, checked; errors name the key under `prefix` (`sources.promql[0]`).
     pub fn schedule(&self, prefix: &str) -> Result<Schedule, SettingError> {
         let d = Schedule::default();
-        let duration = |key: &str, text: &Option<String>, default: Duration| match text {
-            None => Ok(default),
-            Some(t) => humantime::parse_duration(t).map_err(|e| {
-                SettingError::new(
-                    format!("{prefix}.{key}"),
-                    format!("`{t}` is not a duration ({e})"),
-                )
-            }),
-        };
-        let every = duration("every", &self.every, d.every)?;
+        let every = self.every.unwrap_or(d.every);
         if every < Duration::from_secs(1) || every > Duration::from_secs(24 * 3600) {
             return Err(SettingError::new(
                 format!("{prefix}.every"),
                 "must be within 1s..=24h",
             ));
         }
-        let timeout = duration("timeout", &self.timeout, d.timeout.min(every))?;
+        let timeout = self.timeout.unwrap_or(d.timeout.min(every));
         if timeout.is_zero() || timeout > every {
             return Err(SettingError::new(
                 format!("{prefix}.timeout"),
@@ -284,8 +277,8 @@ mod tests {
     #[test]
     fn schedules_are_checked_naming_the_key() {
         let c = |every: &str, timeout: Option<&str>| ScheduleConfig {
-            every: Some(every.into()),
-            timeout: timeout.map(Into::into),
+            every: Some(humantime::parse_duration(every).unwrap()),
+            timeout: timeout.map(|t| humantime::parse_duration(t).unwrap()),
             unhealthy_after: None,
         };
         let s = c("15s", None).schedule("sources.promql[0]").unwrap();
@@ -300,7 +293,6 @@ mod tests {
             "never longer than the schedule"
         );
         for (config, key) in [
-            (c("soon", None), "sources.promql[0].every"),
             (c("0s", None), "sources.promql[0].every"),
             (c("10s", Some("20s")), "sources.promql[0].timeout"),
             (c("10s", Some("0s")), "sources.promql[0].timeout"),

@@ -50,11 +50,14 @@ pub struct PromqlConfig {
     /// The resource of series without that label (default: the source's name).
     pub resource: Option<String>,
     /// Samples older than this are not published (default: twice `every`, at least 1m).
-    pub max_age: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
     /// `every = "60s"`.
-    pub every: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
     /// `timeout = "10s"`.
-    pub timeout: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
     /// `unhealthy_after = 2`.
     pub unhealthy_after: Option<u32>,
 }
@@ -63,8 +66,8 @@ impl PromqlConfig {
     /// The schedule part.
     pub fn schedule(&self, prefix: &str) -> Result<Schedule, SettingError> {
         ScheduleConfig {
-            every: self.every.clone(),
-            timeout: self.timeout.clone(),
+            every: self.every,
+            timeout: self.timeout,
             unhealthy_after: self.unhealthy_after,
         }
         .schedule(prefix)
@@ -156,11 +159,9 @@ impl PromqlSource {
             )
         })?;
         let schedule = config.schedule(prefix)?;
-        let max_age = match &config.max_age {
-            None => (schedule.every * 2).max(Duration::from_secs(60)),
-            Some(t) => humantime::parse_duration(t)
-                .map_err(|e| field("max_age", &format!("`{t}` is not a duration ({e})")))?,
-        };
+        let max_age = config
+            .max_age
+            .unwrap_or((schedule.every * 2).max(Duration::from_secs(60)));
         if max_age.is_zero() {
             return Err(field("max_age", "must be more than 0"));
         }
@@ -399,7 +400,7 @@ mod tests {
             ("name = \"Bad Name\"", "s.name"),
             ("event_type = \"Latency!\"", "s.event_type"),
             ("resource_label = \"a-b\"", "s.resource_label"),
-            ("every = \"never\"", "s.every"),
+            ("every = \"0s\"", "s.every"),
             ("max_age = \"0s\"", "s.max_age"),
             ("url = \"ftp://x\"", "s.url"),
         ] {

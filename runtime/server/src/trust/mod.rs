@@ -10,6 +10,7 @@
 //! `incident_id` (payload fields, 0 to 1).
 
 pub mod approvals;
+pub mod offline;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -19,13 +20,14 @@ use grace_engine::TriggerEvent;
 use grace_engine::glob::Glob;
 use grace_engine::trust::{Ask, Trust, TrustDecision, TrustOutcome};
 use grace_trust::{
-    Action, Decision, History, Outcome, Principal, Request, Resource, ResourceKind, Signal,
-    TrustConfig, TrustCore,
+    Decision, History, Outcome, Principal, Request, Resource, ResourceKind, Signal, TrustConfig,
+    TrustCore,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use approvals::{Approval, ApprovalState, Approvals, approval_id};
+use grace_model::capability::Effect;
 
 /// How far back failed runs count towards a playbook's `recent_failures`.
 const FAILURE_WINDOW_MS: u64 = 24 * 3600 * 1000;
@@ -45,8 +47,8 @@ pub struct TrustSettings {
     #[serde(default)]
     pub guardrail: Vec<grace_trust::Guardrail>,
     /// `approval_ttl = "1h"`: how long an approval request waits before it counts as denied.
-    #[serde(default)]
-    pub approval_ttl: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub approval_ttl: Option<Duration>,
     /// `[[trust.resource]]`: what the trust core should know of resources.
     #[serde(default)]
     pub resource: Vec<ResourceDefaults>,
@@ -83,11 +85,7 @@ pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(3600);
 impl TrustSettings {
     /// Checks the settings; errors name the key.
     pub fn validate(&self) -> Result<(TrustConfig, Duration), String> {
-        let ttl = match &self.approval_ttl {
-            Some(text) => humantime::parse_duration(text)
-                .map_err(|e| format!("trust.approval_ttl: `{text}` is not a duration ({e})"))?,
-            None => DEFAULT_APPROVAL_TTL,
-        };
+        let ttl = self.approval_ttl.unwrap_or(DEFAULT_APPROVAL_TTL);
         if ttl < Duration::from_secs(1) {
             return Err("trust.approval_ttl: must be at least 1s".into());
         }
@@ -239,10 +237,20 @@ impl HostTrust {
         resource
     }
 
-    /// The trust core's request for `ask`, or `None` when the call is not one the trust core
-    /// governs (logging, the clock, configuration).
-    pub fn request(&self, ask: &Ask<'_>) -> Option<Request> {
-        let action = Action::from_call(ask.call.interface, ask.call.function)?;
+    /// The trust core's request for `ask`; `Ok(None)` for a call that acts on no resource
+    /// (functions whose descriptor says they touch only the run: logging, the clock, the
+    /// manifest's configuration), and an error for
+    /// any other call the request cannot be built for, which is then refused: a call of a
+    /// resource capability never runs undecided.
+    pub fn request(&self, ask: &Ask<'_>) -> Result<Option<Request>, String> {
+        let descriptor = ask.call.descriptor;
+        if descriptor.effect == Effect::Local {
+            return Ok(None);
+        }
+        let name = || format!("`{}.{}`", descriptor.interface, descriptor.name);
+        let action = descriptor
+            .action()
+            .ok_or_else(|| format!("{} has no trust action", name()))?;
         let principal = Principal::playbook(
             ask.guest.name.clone(),
             ask.guest.digest.clone(),
@@ -251,7 +259,10 @@ impl HostTrust {
         let (resource, state, change) = match ask.proposal {
             Some(p) => (p.resource.clone(), p.state, p.change),
             None => (
-                ask.call.resource.clone()?,
+                ask.call
+                    .resource
+                    .clone()
+                    .ok_or_else(|| format!("{} names no resource", name()))?,
                 grace_trust::State::default(),
                 grace_trust::Change::None,
             ),
@@ -261,13 +272,13 @@ impl HostTrust {
             recent_failures: self.recent_failures(&ask.guest.name, (self.now)()),
             last_deployment_millis: self.last_deployment(&resource),
         };
-        Some(
+        Ok(Some(
             Request::new(principal, action, resource, ask.at_millis)
                 .with_state(state)
                 .with_change(change)
                 .with_signal(ask.event.map(signal_of).unwrap_or_default())
                 .with_history(history),
-        )
+        ))
     }
 
     /// Applies the approval flow to a decision that requires approval.
@@ -443,8 +454,18 @@ fn details_of(decision: &Decision, approval: Option<&Approval>) -> Value {
 #[async_trait::async_trait]
 impl Trust for HostTrust {
     async fn decide(&self, ask: &Ask<'_>) -> TrustDecision {
-        let Some(request) = self.request(ask) else {
-            return TrustDecision::allow("within grants; not an action the trust core governs");
+        let request = match self.request(ask) {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                return TrustDecision::allow(
+                    "within grants; logging, the clock and configuration act on no resource, so no trust decision",
+                );
+            }
+            Err(e) => {
+                return TrustDecision::deny(format!(
+                    "denied: the trust core cannot decide this call, so it is refused: {e}"
+                ));
+            }
         };
         // Off the guest's fiber: Cedar checks the stack it has left, which on a fiber it cannot
         // measure (it would refuse every policy with "recursion limit reached").

@@ -225,7 +225,7 @@ impl Policies {
             written: Vec::new(),
             evaluated: Vec::new(),
             index: HashMap::new(),
-            slices: Action::ALL.iter().map(|_| Slices::default()).collect(),
+            slices: Action::all().map(|_| Slices::default()).collect(),
         }
     }
 
@@ -268,9 +268,9 @@ impl Policies {
         let names = schema::names()?;
         let keys: Vec<Option<(Field, String)>> =
             compiled.iter().map(|c| index::key(&c.policy)).collect();
-        let mut members: Vec<Members> = Action::ALL.iter().map(|_| Members::default()).collect();
+        let mut members: Vec<Members> = Action::all().map(|_| Members::default()).collect();
         for (i, c) in compiled.iter().enumerate() {
-            for a in Action::ALL {
+            for a in Action::all() {
                 if applies_to(names, &c.policy.action_constraint(), a) {
                     members[a.index()].add(i, &c.policy);
                 }

@@ -19,8 +19,8 @@ pub(crate) struct Names {
     pub schema: Schema,
     pub playbook: EntityTypeName,
     pub user: EntityTypeName,
-    /// By [`ResourceKind`] order.
-    pub resources: [EntityTypeName; 5],
+    /// By [`ResourceKind`] order ([`ResourceKind::ALL`]).
+    pub resources: Vec<EntityTypeName>,
     /// By [`Action::index`].
     pub actions: Vec<EntityUid>,
     /// By [`Action::index`]: the action entity, its groups as parents.
@@ -40,17 +40,14 @@ fn build() -> Result<Names, String> {
     let (schema, _warnings) =
         Schema::from_cedarschema_str(SCHEMA_TEXT).map_err(|e| format!("{e:?}"))?;
     let ty = |name: &str| EntityTypeName::from_str(name).map_err(|e| e.to_string());
-    let resources = [
-        ty(ResourceKind::Group.cedar_type())?,
-        ty(ResourceKind::Container.cedar_type())?,
-        ty(ResourceKind::Service.cedar_type())?,
-        ty(ResourceKind::Deployment.cedar_type())?,
-        ty(ResourceKind::Query.cedar_type())?,
-    ];
+    let resources = ResourceKind::ALL
+        .iter()
+        .map(|k| ty(k.cedar_type()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut actions = Vec::new();
     let mut core_action_entities = Vec::new();
     let mut action_groups = Vec::new();
-    for a in Action::ALL {
+    for a in Action::all() {
         let uid = action_uid(a.cedar_id())?;
         let groups = a
             .groups()
@@ -106,6 +103,57 @@ mod tests {
     #[test]
     fn the_schema_parses_and_declares_every_action_and_group() {
         let names = names().unwrap();
-        assert_eq!(names.actions.len(), Action::ALL.len());
+        assert_eq!(names.actions.len(), Action::count());
+    }
+
+    fn id(uid: &EntityUid) -> String {
+        uid.id().unescaped().to_owned()
+    }
+
+    /// The Cedar schema's actions are the capability descriptors' (`grace-model`): the same
+    /// ids, each applying to its descriptor's resource kind and in its descriptor's groups, and
+    /// no action in the schema that no descriptor has.
+    #[test]
+    fn the_schema_declares_exactly_the_descriptors_actions() {
+        let schema = schema().unwrap();
+        let entities = schema.action_entities().unwrap();
+        let groups: Vec<String> = schema.action_groups().map(id).collect();
+        let mut declared = Vec::new();
+        for uid in schema.actions() {
+            let name = id(uid);
+            if groups.contains(&name) {
+                continue;
+            }
+            let Some(action) = Action::from_cedar_id(&name) else {
+                panic!("the schema declares `{name}`, which no capability descriptor has");
+            };
+            let resources: Vec<String> = schema
+                .resources_for_action(uid)
+                .unwrap()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(resources, [action.resource_kind().cedar_type()], "{name}");
+            let mut in_groups: Vec<String> = entities.ancestors(uid).unwrap().map(id).collect();
+            in_groups.sort();
+            let mut expected: Vec<String> =
+                action.groups().iter().map(|g| (*g).to_owned()).collect();
+            expected.sort();
+            assert_eq!(in_groups, expected, "groups of {name}");
+            declared.push(name);
+        }
+        for a in Action::all() {
+            assert!(
+                declared.iter().any(|d| d == a.cedar_id()),
+                "the capability descriptor of `{}.{}` names Cedar action `{}`, which the schema lacks",
+                a.interface(),
+                a.function_name(),
+                a.cedar_id()
+            );
+        }
+        let mut used: Vec<&str> = Action::all_groups();
+        used.sort_unstable();
+        let mut groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        groups.sort_unstable();
+        assert_eq!(groups, used, "action groups");
     }
 }

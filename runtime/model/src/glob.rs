@@ -1,5 +1,6 @@
-//! The glob patterns of manifests: `*` matches any run of characters (including none), everything
-//! else is literal.
+//! The glob patterns GRACE matches names with, in manifests' grants, in guardrails and in
+//! provider routes: `*` matches any run of characters (including none), everything else is
+//! literal. One implementation, so that a pattern means the same wherever it is written.
 //!
 //! Deliberately tiny: grants name groups, namespaces and label values (metrics grants match them
 //! on parsed PromQL, see [`crate::promql_grant`]), which may hold characters that would be syntax
@@ -7,6 +8,28 @@
 //! worse than one that cannot express everything.
 
 use std::fmt;
+
+/// Whether `text` matches the whole of `pattern`.
+pub fn matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    // `split` always yields at least one part.
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*` at all: the pattern is a literal.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
 
 /// A parsed glob pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +52,7 @@ impl Glob {
 
     /// Whether `text` matches the whole pattern.
     pub fn matches(&self, text: &str) -> bool {
-        grace_trust::glob::matches(&self.pattern, text)
+        matches(&self.pattern, text)
     }
 }
 

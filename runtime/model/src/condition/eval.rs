@@ -1,0 +1,312 @@
+//! Evaluation of a parsed condition against an event. It never panics and never allocates: it
+//! walks the tree and borrows from the condition and the event. Paths that lead nowhere are
+//! `null`, and `==` on arrays and objects looks at most [`MAX_VALUE_DEPTH`] levels deep.
+
+use serde_json::Value;
+
+use super::{CmpOp, Expr, Literal, Operand, Path, Root, Step};
+use crate::event::TriggerEvent;
+
+/// How deep `==` looks into arrays and objects; deeper values are unequal. Payloads parsed by
+/// `serde_json` are at most 128 deep anyway; this keeps evaluation's stack bounded for any value.
+const MAX_VALUE_DEPTH: usize = 128;
+
+/// A value during evaluation, borrowed from the condition or the event.
+#[derive(Debug, Clone, Copy)]
+enum Val<'a> {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(&'a str),
+    /// An array or object (scalars are unpacked into the other variants).
+    Json(&'a Value),
+}
+
+impl<'a> Val<'a> {
+    fn of_json(v: &'a Value) -> Val<'a> {
+        match v {
+            Value::Null => Val::Null,
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
+            Value::String(s) => Val::Str(s),
+            Value::Array(_) | Value::Object(_) => Val::Json(v),
+        }
+    }
+
+    fn truthy(self) -> bool {
+        match self {
+            Val::Null => false,
+            Val::Bool(b) => b,
+            Val::Num(n) => n != 0.0,
+            Val::Str(s) => !s.is_empty(),
+            Val::Json(Value::Array(a)) => !a.is_empty(),
+            Val::Json(Value::Object(o)) => !o.is_empty(),
+            Val::Json(v) => Val::of_json(v).truthy(),
+        }
+    }
+
+    fn equals(self, other: Val<'_>) -> bool {
+        match (self, other) {
+            (Val::Null, Val::Null) => true,
+            (Val::Bool(a), Val::Bool(b)) => a == b,
+            (Val::Num(a), Val::Num(b)) => a == b,
+            (Val::Str(a), Val::Str(b)) => a == b,
+            (Val::Json(a), Val::Json(b)) => json_equals(a, b, 0),
+            _ => false,
+        }
+    }
+
+    fn order(self, other: Val<'_>) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Val::Num(a), Val::Num(b)) => a.partial_cmp(&b),
+            (Val::Str(a), Val::Str(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+/// JSON equality with numbers compared numerically, bounded in depth.
+fn json_equals(a: &Value, b: &Value, depth: usize) -> bool {
+    if depth > MAX_VALUE_DEPTH {
+        return false;
+    }
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equals(x, y, depth + 1))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, x)| y.get(k).is_some_and(|y| json_equals(x, y, depth + 1)))
+        }
+        (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => false,
+        _ => Val::of_json(a).equals(Val::of_json(b)),
+    }
+}
+
+impl Expr {
+    pub(super) fn eval(&self, event: &TriggerEvent) -> bool {
+        match self {
+            Expr::Or(items) => items.iter().any(|e| e.eval(event)),
+            Expr::And(items) => items.iter().all(|e| e.eval(event)),
+            Expr::Not(e) => !e.eval(event),
+            Expr::Truthy(o) => o.value(event).truthy(),
+            Expr::In(o, list) => {
+                let v = o.value(event);
+                list.iter().any(|l| v.equals(l.value()))
+            }
+            Expr::Compare(a, op, b) => {
+                let (a, b) = (a.value(event), b.value(event));
+                use std::cmp::Ordering::*;
+                match op {
+                    CmpOp::Eq => a.equals(b),
+                    CmpOp::Ne => !a.equals(b),
+                    CmpOp::Gt => a.order(b) == Some(Greater),
+                    CmpOp::Ge => matches!(a.order(b), Some(Greater | Equal)),
+                    CmpOp::Lt => a.order(b) == Some(Less),
+                    CmpOp::Le => matches!(a.order(b), Some(Less | Equal)),
+                }
+            }
+        }
+    }
+}
+
+impl Operand {
+    fn value<'a>(&'a self, event: &'a TriggerEvent) -> Val<'a> {
+        match self {
+            Operand::Literal(l) => l.value(),
+            Operand::Path(p) => p.resolve(event),
+            Operand::Group(e) => Val::Bool(e.eval(event)),
+        }
+    }
+}
+
+impl Literal {
+    fn value(&self) -> Val<'_> {
+        match self {
+            Literal::Null => Val::Null,
+            Literal::Bool(b) => Val::Bool(*b),
+            Literal::Number(n) => Val::Num(*n),
+            Literal::String(s) => Val::Str(s),
+        }
+    }
+}
+
+/// What a path leads to.
+pub(super) enum Found<'a> {
+    /// One of the event's own fields.
+    Str(&'a str),
+    /// A value in the payload.
+    Json(&'a Value),
+    /// Nothing.
+    Missing,
+}
+
+impl Path {
+    fn resolve<'a>(&self, event: &'a TriggerEvent) -> Val<'a> {
+        match self.lookup(event) {
+            Found::Str(s) => Val::Str(s),
+            Found::Json(v) => Val::of_json(v),
+            Found::Missing => Val::Null,
+        }
+    }
+
+    pub(super) fn lookup<'a>(&self, event: &'a TriggerEvent) -> Found<'a> {
+        let mut value = match self.root {
+            Root::Payload => &event.payload,
+            Root::EventType => return Found::Str(&event.event_type),
+            Root::Resource => return Found::Str(&event.resource),
+            Root::Source => return Found::Str(&event.source),
+            Root::Actor => return Found::Str(&event.actor),
+        };
+        for step in &self.steps {
+            let next = match (step, value) {
+                (Step::Key(k), Value::Object(map)) => map.get(k),
+                (Step::Index(i), Value::Array(items)) => items.get(*i),
+                _ => None,
+            };
+            match next {
+                Some(v) => value = v,
+                None => return Found::Missing,
+            }
+        }
+        Found::Json(value)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::super::Condition;
+    use super::super::tests::event;
+    use super::*;
+
+    /// (condition, expected result on `event()`).
+    pub(crate) const CASES: &[(&str, bool)] = &[
+        // numbers
+        ("value > 500", true),
+        ("value > 1000", false),
+        ("value >= 912.5", true),
+        ("value < 912.5", false),
+        ("value <= 912.5", true),
+        ("count == 3", true),
+        ("count == 3.0", true),
+        ("int == 1.0", true),
+        ("1 == 1.0", true),
+        ("count != 3", false),
+        ("-1 < zero", true),
+        ("value > -1e3", true),
+        ("big > 1e299", true),
+        // strings
+        ("name == 'api'", true),
+        (r#"name == "api""#, true),
+        ("name > 'abc'", true),
+        ("name < 'b'", true),
+        ("name != 'web'", true),
+        // type mismatches: ordering is false, equality is false
+        ("name > 5", false),
+        ("value > '5'", false),
+        ("!(value > '5')", true),
+        ("'1' == 1", false),
+        ("null == false", false),
+        ("0 == false", false),
+        ("ok == 1", false),
+        // missing paths are null
+        ("missing == null", true),
+        ("missing != 5", true),
+        ("missing > 0", false),
+        ("missing < 0", false),
+        ("missing", false),
+        ("!missing", true),
+        ("none == null", true),
+        ("labels.missing.deeper == null", true),
+        ("items[9] == null", true),
+        ("name[0] == null", true),
+        ("name.first == null", true),
+        // nested paths
+        ("labels.env == 'prod'", true),
+        ("labels['app.kubernetes.io/name'] == 'web'", true),
+        ("items[0] == 1", true),
+        ("items[1] == 'two'", true),
+        ("items[2].three == 3", true),
+        ("payload.value == value", true),
+        ("labels == labels && items == items", true),
+        ("labels == items", false),
+        // truthiness
+        ("payload", true),
+        ("items", true),
+        ("list_empty", false),
+        ("labels", true),
+        ("obj_empty", false),
+        ("name", true),
+        ("empty", false),
+        ("count", true),
+        ("zero", false),
+        ("ok", true),
+        ("off", false),
+        ("!!ok", true),
+        // precedence and keywords
+        ("value > 500 && labels.env == 'prod'", true),
+        ("value > 500 and labels.env == 'dev'", false),
+        ("value < 500 || labels.env == 'prod'", true),
+        ("value < 500 or labels.env == 'dev'", false),
+        ("false || true && false", false),
+        ("true || true && false", true),
+        ("(true || true) && false", false),
+        ("!true || true", true),
+        ("!false && false", false),
+        ("not value > 1000", true),
+        ("not (value > 500 and ok)", false),
+        ("(value > 500) == true", true),
+        ("((((value))))", true),
+        // in
+        ("name in ['web', 'api']", true),
+        ("name in ['web']", false),
+        ("count in [1, 2, 3.0]", true),
+        ("missing in [null]", true),
+        ("ok in [true]", true),
+        ("not name in ['api']", false),
+        // escapes
+        (r#"quote == 'say "hi"\n'"#, true),
+        (r#"quote == "say \"hi\"\n""#, true),
+        (r#"'it\'s' == "it's""#, true),
+        (r#"bs == 'back\\slash'"#, true),
+        ("'tab\\there' == 'tab\there'", true),
+        // event fields, and payload keys with reserved names
+        ("event.type == 'metrics.latency'", true),
+        ("event.resource == 'api-service'", true),
+        (
+            "event.source == 'prometheus' && event.actor == 'latency-collector'",
+            true,
+        ),
+        ("event.type == type", false),
+        ("payload.event.kind == 'deploy'", true),
+        ("payload.in == 1", true),
+        ("payload.resource == null", true),
+        // whitespace is free
+        ("  value>500&&labels.env=='prod'  ", true),
+    ];
+
+    #[test]
+    fn conditions_evaluate_as_documented() {
+        assert!(CASES.len() >= 40);
+        let e = event();
+        for (text, expected) in CASES {
+            let c = Condition::parse(text).unwrap_or_else(|err| panic!("`{text}`: {err}"));
+            assert_eq!(c.eval(&e), *expected, "`{text}`");
+            assert_eq!(c.to_string(), *text);
+        }
+    }
+
+    #[test]
+    fn equality_of_very_deep_values_is_bounded() {
+        let mut deep = serde_json::json!(1);
+        for _ in 0..(MAX_VALUE_DEPTH + 10) {
+            deep = serde_json::json!([deep]);
+        }
+        let mut e = event();
+        e.payload = serde_json::json!({ "a": deep.clone(), "b": deep, "c": [[1]], "d": [[1.0]] });
+        // Beyond the depth bound values are unequal rather than overflowing the stack.
+        assert!(!Condition::parse("a == b").unwrap().eval(&e));
+        assert!(Condition::parse("c == d").unwrap().eval(&e));
+    }
+}

@@ -1,0 +1,199 @@
+//! Capability grants: what a guest may do, parsed once from its manifest into typed rules.
+//!
+//! Deny by default: a capability without a `[grants.<capability>]` table is not granted, an empty
+//! list grants nothing (and is refused at load time as a likely mistake), and every bound is
+//! checked here, in one place, by the `check_*` methods the capability modules call. The checks
+//! return a [`Denial`] whose text the guest receives as `error::denied` and the ledger records.
+//!
+//! Accepted forms (see `docs/manifest.md`):
+//! - `scaling`: `groups` (globs), `min_capacity`, `max_capacity`, `max_step`, `max_changes`;
+//! - `containers`: `labels` (key = value glob), `actions`, `min_replicas` (default 1),
+//!   `max_replicas`, `max_changes`;
+//! - `kubernetes`: `namespaces`, `deployments` (globs), `actions`, `min_replicas`, `max_replicas`,
+//!   `max_step`, `max_changes`;
+//! - `metrics`: `series` (metric, labels, regex) and `max_range`, checked on parsed PromQL by
+//!   [`metrics`] (also reachable under its older path, `crate::promql_grant`).
+//!
+//! One module per capability (`scaling`, `containers`, `kubernetes`, `metrics`) holds its grant,
+//! its checks and its table as written; `bounds` holds the rules they share. This module holds
+//! what a caller sees of all of them: [`Grants`], [`Denial`] and [`not_granted`].
+
+use serde::Deserialize;
+
+use crate::manifest::{Kind, ManifestError};
+
+mod bounds;
+mod containers;
+mod kubernetes;
+pub mod metrics;
+mod scaling;
+
+pub use containers::{ContainerAction, ContainerGrant};
+pub use kubernetes::{KubernetesAction, KubernetesGrant};
+pub use metrics::{MetricsGrant, QueryError, SeriesGrant};
+pub use scaling::ScalingGrant;
+
+/// Why a call was refused by the grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial(pub String);
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn deny<T>(message: impl Into<String>) -> Result<T, Denial> {
+    Err(Denial(message.into()))
+}
+
+/// All grants of one manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// `[grants.scaling]`.
+    pub scaling: Option<ScalingGrant>,
+    /// `[grants.containers]`.
+    pub containers: Option<ContainerGrant>,
+    /// `[grants.kubernetes]`.
+    pub kubernetes: Option<KubernetesGrant>,
+    /// `[grants.metrics]`.
+    pub metrics: Option<MetricsGrant>,
+}
+
+/// The denial for a capability the manifest does not grant.
+pub fn not_granted(capability: &str, playbook: &str) -> Denial {
+    Denial(format!(
+        "capability `{capability}` is not granted to `{playbook}` (add [grants.{capability}] to its manifest)"
+    ))
+}
+
+/// Grants as written in the manifest.
+pub(crate) mod raw {
+    use super::*;
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct Grants {
+        scaling: Option<scaling::RawScaling>,
+        containers: Option<containers::RawContainers>,
+        kubernetes: Option<kubernetes::RawKubernetes>,
+        metrics: Option<metrics::raw::Metrics>,
+    }
+
+    impl Grants {
+        /// The typed grants of a manifest of this kind and version, or the first field that is
+        /// out of range or inconsistent.
+        pub(crate) fn validate(
+            self,
+            kind: Kind,
+            manifest_version: u32,
+        ) -> Result<super::Grants, ManifestError> {
+            if kind == Kind::Collector {
+                for (name, present) in [
+                    ("scaling", self.scaling.is_some()),
+                    ("containers", self.containers.is_some()),
+                    ("kubernetes", self.kubernetes.is_some()),
+                ] {
+                    if present {
+                        return Err(ManifestError::invalid(
+                            format!("grants.{name}"),
+                            "collectors observe, they do not act: only `metrics` can be granted",
+                        ));
+                    }
+                }
+            }
+            let scaling = self
+                .scaling
+                .map(scaling::RawScaling::validate)
+                .transpose()?;
+            let containers = self
+                .containers
+                .map(containers::RawContainers::validate)
+                .transpose()?;
+            let kubernetes = self
+                .kubernetes
+                .map(kubernetes::RawKubernetes::validate)
+                .transpose()?;
+            let metrics = self
+                .metrics
+                .map(|m| m.validate(manifest_version))
+                .transpose()?;
+            Ok(super::Grants {
+                scaling,
+                containers,
+                kubernetes,
+                metrics,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    /// A playbook manifest with these grant tables, for the tests of every capability.
+    pub(super) fn manifest(grants: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(&format!(
+            "manifest_version = 1\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"p.wasm\"\n{grants}"
+        ))
+    }
+
+    #[test]
+    fn footguns_are_rejected_at_load() {
+        for (grants, field) in [
+            ("[grants.scaling]\ngroups = []\n", "grants.scaling.groups"),
+            (
+                "[grants.scaling]\ngroups = [\"a\"]\nmin_capacity = 5\nmax_capacity = 2\n",
+                "grants.scaling.max_capacity",
+            ),
+            (
+                "[grants.scaling]\ngroups = [\"a\"]\nmax_step = 0\n",
+                "grants.scaling.max_step",
+            ),
+            (
+                "[grants.containers]\nlabels = {}\nactions = [\"list\"]\n",
+                "grants.containers.labels",
+            ),
+            (
+                "[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"delete\"]\n",
+                "grants.containers.actions[0]",
+            ),
+            (
+                "[grants.containers]\nlabels = { app = \"x\" }\nactions = [\"scale\"]\n",
+                "grants.containers.max_replicas",
+            ),
+            (
+                "[grants.metrics]\nqueries = [\"\"]\n",
+                "grants.metrics.queries",
+            ),
+        ] {
+            let e = manifest(grants).unwrap_err().to_string();
+            assert!(e.starts_with(field), "expected `{field}`: {e}");
+        }
+        let e = manifest("[grants.scaling]\ngroups = [\"a\"]\nmax_stepp = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_stepp"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_container_action_is_refused_naming_every_known_one() {
+        let e = Manifest::parse("manifest_version = 2\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"playbook\"\ncomponent = \"p.wasm\"\n[[triggers]]\nevent_type = \"x\"\n[grants.containers]\nlabels = { app = \"web\" }\nactions = [\"exec\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grants.containers.actions[0]"), "{e}");
+        for action in ContainerAction::ALL {
+            assert!(e.contains(&format!("`{}`", action.name())), "{e}");
+        }
+    }
+
+    #[test]
+    fn collectors_cannot_be_granted_actions() {
+        let e = Manifest::parse("manifest_version = 1\nname = \"c\"\nversion = \"1.0.0\"\nkind = \"collector\"\ncomponent = \"c.wasm\"\n[grants.scaling]\ngroups = [\"*\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("grants.scaling"), "{e}");
+    }
+}

@@ -1,0 +1,238 @@
+//! What the trust core is told about the resource a call acts on: the resource with the
+//! attributes policies and guardrails match on, its state before the call and the change the
+//! call proposes. Capabilities build these while checking grants, from the resource's own
+//! state as the provider reports it (never from the guest's description of it).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capability::ResourceKind;
+
+/// What an action acts on, with the attributes policies and guardrails match on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// Its kind; must be the kind the action acts on.
+    pub kind: ResourceKind,
+    /// Its id within the kind: the group's name, the container's id or name, the service's
+    /// selector (`app=web,env=prod`), `namespace/name` of a deployment, the query text.
+    pub id: String,
+    /// Its name (for a deployment, without the namespace). Defaults to the id.
+    #[serde(default)]
+    pub name: String,
+    /// The deployment's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `prod`, `staging`, `dev`... `None` when nobody said: policies then see `"unknown"` and
+    /// the risk model counts it as nearly as risky as production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Its tier (`frontend`, `db`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The team that owns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The container's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Labels or tags (Cedar tags: `resource.getTag("app")`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// How many services depend on it, when the health graph knows: widens the blast radius.
+    #[serde(default)]
+    pub dependents: u32,
+}
+
+impl Resource {
+    fn new(kind: ResourceKind, id: String, name: String) -> Self {
+        Resource {
+            kind,
+            id,
+            name,
+            namespace: None,
+            environment: None,
+            tier: None,
+            owner: None,
+            image: None,
+            labels: BTreeMap::new(),
+            dependents: 0,
+        }
+    }
+
+    /// An Auto Scaling group.
+    pub fn group(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Resource::new(ResourceKind::Group, name.clone(), name)
+    }
+
+    /// A container, by the id or name the playbook used.
+    pub fn container(id: impl Into<String>) -> Self {
+        let id = id.into();
+        Resource::new(ResourceKind::Container, id.clone(), id)
+    }
+
+    /// The containers carrying every label of `selector`; its id is the selector,
+    /// `key=value` pairs sorted by key and joined with commas, and the labels are its tags.
+    pub fn service<K: Into<String>, V: Into<String>>(
+        selector: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let labels: BTreeMap<String, String> = selector
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let id = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut r = Resource::new(ResourceKind::Service, id.clone(), id);
+        r.labels = labels;
+        r
+    }
+
+    /// A Kubernetes deployment; its id is `namespace/name`.
+    pub fn deployment(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        let (namespace, name) = (namespace.into(), name.into());
+        let mut r = Resource::new(
+            ResourceKind::Deployment,
+            format!("{namespace}/{name}"),
+            name,
+        );
+        r.namespace = Some(namespace);
+        r
+    }
+
+    /// A metrics query.
+    pub fn query(expr: impl Into<String>) -> Self {
+        let expr = expr.into();
+        Resource::new(ResourceKind::Query, expr.clone(), expr)
+    }
+
+    /// Sets the environment.
+    #[must_use]
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Sets the tier.
+    #[must_use]
+    pub fn tier(mut self, tier: impl Into<String>) -> Self {
+        self.tier = Some(tier.into());
+        self
+    }
+
+    /// Sets the owner.
+    #[must_use]
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Sets the image.
+    #[must_use]
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
+    /// Adds a label.
+    #[must_use]
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the number of dependents.
+    #[must_use]
+    pub fn dependents(mut self, dependents: u32) -> Self {
+        self.dependents = dependents;
+        self
+    }
+
+    /// Its name (the id when no name was given).
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
+    }
+
+    /// The environment policies see: `"unknown"` when none was given.
+    pub fn environment_or_unknown(&self) -> &str {
+        self.environment.as_deref().unwrap_or("unknown")
+    }
+
+    /// The key its changes are counted under: `<kind>/<id>`, e.g. `group/web-prod`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.kind.name(), self.id)
+    }
+}
+
+/// What is known of the resource's state before the action. For a single container, describe
+/// the service it is part of when known (the containers sharing its service labels), otherwise
+/// the container alone (capacity 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Desired capacity: a group's desired capacity, a deployment's replicas, a service's
+    /// running containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// Healthy instances (in service and healthy, ready replicas, healthy running containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<u32>,
+}
+
+impl State {
+    /// A state with both numbers known.
+    pub fn new(capacity: u32, healthy: u32) -> Self {
+        State {
+            capacity: Some(capacity),
+            healthy: Some(healthy),
+        }
+    }
+}
+
+/// What the action would do to the resource.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Change {
+    /// Nothing (reads).
+    #[default]
+    None,
+    /// Set the capacity (desired capacity, replicas, containers) to `to`.
+    Capacity {
+        /// The new capacity.
+        to: u32,
+    },
+    /// Restart: `instances` are out of service at once while they restart.
+    Restart {
+        /// How many are down at the same time.
+        instances: u32,
+    },
+    /// Stop `instances`.
+    Stop {
+        /// How many.
+        instances: u32,
+    },
+    /// Start `instances` (they are not healthy until they have started).
+    Start {
+        /// How many.
+        instances: u32,
+    },
+}
+
+impl Change {
+    /// What `kubectl rollout restart` takes down at once with the default rolling update
+    /// strategy: `maxUnavailable` 25% of `replicas`, rounded down (0 for fewer than 4 replicas,
+    /// where the surge pod keeps capacity up).
+    pub fn rolling_restart(replicas: u32) -> Self {
+        Change::Restart {
+            instances: replicas / 4,
+        }
+    }
+}
