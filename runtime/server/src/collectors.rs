@@ -25,6 +25,7 @@ pub struct Collectors {
     metrics: Arc<Metrics>,
     /// Slots for guests running at once, shared with the runs (see `crate::scheduler`).
     slots: Arc<Semaphore>,
+    /// Polls the collectors.
     sources: Arc<SourceSupervisor>,
 }
 

@@ -32,6 +32,7 @@ use serde::Deserialize;
 
 pub use self::overlay::Overrides;
 pub use crate::auth::AuthConfig;
+pub use crate::config_error::ConfigError;
 pub use crate::sources::SourcesConfig;
 pub use crate::tls::TlsFiles;
 
@@ -163,56 +164,6 @@ impl Default for ServeConfig {
     }
 }
 
-/// Why the configuration was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read `{path}`: {message}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-    /// The file is not valid TOML, or not a `grace.toml`: an unknown key, a value of the wrong
-    /// type, a duration that is not one (the message names the key and shows its line).
-    #[error("`{path}` is not a valid configuration: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why, with the line.
-        message: String,
-    },
-    /// A value is invalid.
-    #[error("{field}: {message}")]
-    Invalid {
-        /// The setting.
-        field: &'static str,
-        /// Why.
-        message: String,
-    },
-}
-
-impl From<crate::limits::LimitError> for ConfigError {
-    fn from(e: crate::limits::LimitError) -> Self {
-        ConfigError::Invalid {
-            field: e.field,
-            message: e.message,
-        }
-    }
-}
-
-impl ConfigError {
-    /// A refused value of `field`.
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            field,
-            message: message.into(),
-        }
-    }
-}
-
 /// Where the settings file is: the one named (it must exist), else `grace.toml` in the current
 /// directory when it exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,15 +202,15 @@ impl ServeConfig {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        ServeConfig::parse(&text).map_err(|message| ConfigError::Parse {
+        ServeConfig::parse(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message,
+            message: e.to_string().trim_end().to_owned(),
         })
     }
 
     /// Parses the text of a `grace.toml`.
-    pub fn parse(text: &str) -> Result<ServeConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    pub fn parse(text: &str) -> Result<ServeConfig, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// The TLS pair, when both halves are set ([`Self::validate`] refuses one without the

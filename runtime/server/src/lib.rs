@@ -14,8 +14,9 @@
 //!   over a bounded channel;
 //! - [`providers`]: what runs act through, built from the settings and `[[providers]]`; [`trust`]: the trust core;
 //! - [`store`]: playbooks, runs and events in the data directory's redb database;
-//! - [`config`]: settings from defaults, `grace.toml`, flags and environment; [`limits`]: its
-//!   `[limits]`, what manifests may ask and what each run may hold;
+//! - [`config`]: settings from defaults, `grace.toml`, flags and environment, and
+//!   [`config_error`], the error every section's check returns; [`limits`]: its `[limits]`,
+//!   what manifests may ask and what each run may hold;
 //! - [`api`]: the axum routers, one per resource, and [`api::state`], the parts handlers take;
 //!   [`error`]: their one error type;
 //! - [`auth`]: bearer tokens with scopes, the route table, the [`auth::Caller`] extractor and
@@ -32,6 +33,7 @@ pub mod app;
 pub mod auth;
 pub mod collectors;
 pub mod config;
+pub mod config_error;
 pub mod error;
 pub mod intake;
 pub mod limits;

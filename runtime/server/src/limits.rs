@@ -24,15 +24,7 @@ use std::time::Duration;
 use grace_engine::bounds::{ManifestCaps, RunBounds};
 use serde::Deserialize;
 
-/// A `[limits]` key out of its range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct LimitError {
-    /// The key (`limits.timeout`).
-    pub field: &'static str,
-    /// Why.
-    pub message: String,
-}
+use crate::config_error::ConfigError;
 
 /// `[limits]` as written: every key optional, its default the host's own bound.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -110,24 +102,15 @@ impl From<LimitsFile> for ServerLimits {
     }
 }
 
-impl LimitError {
-    fn new(field: &'static str, message: impl Into<String>) -> Self {
-        LimitError {
-            field,
-            message: message.into(),
-        }
-    }
-}
-
 impl ServerLimits {
     /// Checks each value against its range: a cap may lower the host's bound, never raise it.
     /// The error names the key (`limits.max_log_bytes`).
-    pub fn validate(&self) -> Result<(), LimitError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let within = |field: &'static str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
                 Ok(())
             } else {
-                Err(LimitError::new(
+                Err(ConfigError::invalid(
                     field,
                     format!("`{value}` is outside {min}..={max}"),
                 ))
@@ -136,7 +119,7 @@ impl ServerLimits {
         let d = ManifestCaps::default();
         let (caps, run) = (&self.caps, &self.run);
         if caps.timeout < Duration::from_secs(1) || caps.timeout > d.timeout {
-            return Err(LimitError::new(
+            return Err(ConfigError::invalid(
                 "limits.timeout",
                 format!(
                     "`{}` is outside 1s..=24h",

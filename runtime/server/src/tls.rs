@@ -37,8 +37,8 @@ impl TlsFiles {
     pub fn pair(
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
-    ) -> Result<Option<TlsFiles>, crate::config::ConfigError> {
-        use crate::config::ConfigError;
+    ) -> Result<Option<TlsFiles>, crate::config_error::ConfigError> {
+        use crate::config_error::ConfigError;
         match (cert, key) {
             (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
             (None, None) => Ok(None),

@@ -19,6 +19,7 @@ use grace_server::sources::supervisor::SourceSupervisor;
 use grace_server::store::Store;
 use grace_server::supervisor::Supervisor;
 use grace_server::triggers::Triggers;
+use grace_server::trust::{HostTrust, TrustSettings};
 use grace_server::{App, ServeConfig};
 
 /// Waits (at most a minute, so a broken build fails rather than hangs) until `check` holds.
@@ -38,6 +39,7 @@ fn registry(dir: &tempfile::TempDir) -> (Registry, Engine) {
     let ledger =
         Arc::new(Ledger::open(dir.path().join("grace.redb"), Durability::Immediate).unwrap());
     let store = Store::open(ledger.database()).unwrap();
+    let trust = Arc::new(HostTrust::open(ledger.database(), &TrustSettings::default()).unwrap());
     let engine = Engine::new(&EngineConfig::default()).unwrap();
     let config = Arc::new(ServeConfig {
         allow_unsigned_playbooks: true,
@@ -47,7 +49,10 @@ fn registry(dir: &tempfile::TempDir) -> (Registry, Engine) {
     let (sources, _batches) = SourceSupervisor::new(Arc::new(Supervisor::default()));
     let collectors = Arc::new(Collectors::new(
         engine.clone(),
-        RunEnv::new(Executors::none(Arc::new(SystemClock)), ledger),
+        RunEnv {
+            trust,
+            ..RunEnv::new(Executors::none(Arc::new(SystemClock)), ledger)
+        },
         config.clone(),
         Arc::default(),
         Arc::new(tokio::sync::Semaphore::new(1)),

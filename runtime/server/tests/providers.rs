@@ -55,7 +55,7 @@ default = true
 fn an_unknown_key_in_a_providers_entry_is_refused() {
     let e =
         ServeConfig::parse("[[providers]]\nname = \"sim\"\nresource = [\"web-*\"]\n").unwrap_err();
-    assert!(e.contains("unknown field `resource`"), "{e}");
+    assert!(e.to_string().contains("unknown field `resource`"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// `[auth]`: sign-in by OIDC besides the server's own tokens.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

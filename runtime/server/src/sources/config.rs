@@ -3,9 +3,8 @@
 //! `[aws]`). Each kind checks its own table ([`super::promql`], [`super::containers`],
 //! [`super::cloudwatch`]).
 
-use serde::Deserialize;
-
 use super::SettingError;
+use serde::Deserialize;
 
 /// `[sources]`: the built-in polled sources.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
