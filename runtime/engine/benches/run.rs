@@ -21,6 +21,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
 
+use grace_engine::trust::PassThrough;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -342,7 +343,7 @@ fn pair<A, B>(flip: bool, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> (A, B
 fn env(sim: &Simulation, path: &Path, durability: Durability) -> RunEnv {
     std::fs::create_dir_all(path).unwrap();
     let ledger = Arc::new(Ledger::open(path.join("grace.redb"), durability).unwrap());
-    RunEnv::new(sim.executors(), ledger)
+    RunEnv::new(sim.executors(), ledger, Arc::new(PassThrough))
 }
 
 /// The flood guest with a host-call limit of `calls`, and a deadline and fuel that never stop

@@ -5,6 +5,7 @@
 //! cargo run -p grace-engine --example embed
 //! ```
 
+use grace_engine::trust::PassThrough;
 use std::sync::Arc;
 
 use grace_engine::{Engine, EngineConfig, RunEnv, TriggerEvent};
@@ -34,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         .run_playbook(
             &playbook,
             &event,
-            &RunEnv::new(sim.executors(), ledger.clone()),
+            &RunEnv::new(sim.executors(), ledger.clone(), Arc::new(PassThrough)),
         )
         .await;
     // The run's `finished` record is submitted when the run returns; wait for it.

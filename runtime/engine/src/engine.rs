@@ -34,7 +34,7 @@ use crate::limiter::GuestLimiter;
 use crate::manifest::{Kind, MAX_MEMORY_BYTES, Manifest};
 use crate::pipeline::{Completed, RunState, completed_changes};
 use crate::run::{Failure, FailureKind, GuestInfo, Outcome, RunReport, RunStatus};
-use crate::trust::{PassThrough, Trust};
+use crate::trust::Trust;
 
 /// Most events one `collect` may return.
 pub const MAX_COLLECTED_EVENTS: usize = 1000;
@@ -86,12 +86,14 @@ pub struct RunEnv {
 }
 
 impl RunEnv {
-    /// Providers and ledger, with the pass-through trust core.
-    pub fn new(executors: Executors, ledger: Arc<Ledger>) -> Self {
+    /// Providers, ledger and the trust core that decides each call. There is no default trust
+    /// core: a host says which one its runs answer to (tests and embedders that decide
+    /// elsewhere say [`PassThrough`](crate::trust::PassThrough) out loud).
+    pub fn new(executors: Executors, ledger: Arc<Ledger>, trust: Arc<dyn Trust>) -> Self {
         RunEnv {
             executors,
             ledger,
-            trust: Arc::new(PassThrough),
+            trust,
             earlier_attempts: false,
             bounds: RunBounds::default(),
         }

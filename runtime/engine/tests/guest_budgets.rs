@@ -8,6 +8,7 @@
 
 mod common;
 
+use grace_engine::trust::PassThrough;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +72,11 @@ fn a_wasi_sleep_past_the_deadline_on_the_system_clock_stops_the_run_at_the_deadl
     let guest = wasi_sleeper(Duration::from_secs(1));
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(Ledger::open(dir.path().join("grace.redb"), Durability::None).unwrap());
-    let env = RunEnv::new(Executors::none(Arc::new(SystemClock)), ledger.clone());
+    let env = RunEnv::new(
+        Executors::none(Arc::new(SystemClock)),
+        ledger.clone(),
+        Arc::new(PassThrough),
+    );
     let report = runtime().block_on(async {
         let report = engine()
             .run_playbook(&guest, &event("test.sleep", "r", json!({})), &env)

@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use grace_engine::trust::PassThrough;
 use grace_engine::{RunReport, RunStatus, TriggerEvent};
 use serde_json::json;
 
@@ -124,7 +125,11 @@ fn a_change_that_failed_in_an_earlier_attempt_is_made_by_the_retry() {
         sim.name(),
         std::sync::Arc::new(Throttled(sim.executor().clone())),
     );
-    let env = grace_engine::RunEnv::new(throttled, world.ledger.clone());
+    let env = grace_engine::RunEnv::new(
+        throttled,
+        world.ledger.clone(),
+        std::sync::Arc::new(PassThrough),
+    );
     let first = runtime().block_on(async {
         let r = engine()
             .run_playbook_as("run-1", &guest, &slow(), &env)

@@ -7,6 +7,7 @@
 
 mod common;
 
+use grace_engine::trust::PassThrough;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -101,7 +102,7 @@ fn hostile_guest_promql_injections_are_refused_recorded_and_never_sent() {
         "prometheus",
         Arc::new(PrometheusMetrics::new(&prometheus.url).unwrap()),
     );
-    world.env = RunEnv::new(executors, world.ledger.clone());
+    world.env = RunEnv::new(executors, world.ledger.clone(), Arc::new(PassThrough));
 
     let report = world.run(&guest, &event("test.injection", "api-service", json!({})));
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);

@@ -70,8 +70,7 @@ pub async fn replay(
     }
     events.sort_by_key(|e| e.timestamp);
     let clock = sim.clock();
-    let mut env = RunEnv::new(sim.executors(), ledger);
-    env.trust = trust.clone();
+    let env = RunEnv::new(sim.executors(), ledger, trust.clone());
     let fleet_before = sim.snapshot();
     let mut active: Vec<(u64, RunKey)> = Vec::new();
     let mut steps = Vec::with_capacity(events.len());

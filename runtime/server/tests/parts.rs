@@ -4,6 +4,7 @@
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]
 
+use grace_engine::trust::PassThrough;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -51,7 +52,11 @@ fn registry(dir: &tempfile::TempDir) -> (Registry, Engine) {
         engine.clone(),
         RunEnv {
             trust,
-            ..RunEnv::new(Executors::none(Arc::new(SystemClock)), ledger)
+            ..RunEnv::new(
+                Executors::none(Arc::new(SystemClock)),
+                ledger,
+                Arc::new(PassThrough),
+            )
         },
         config.clone(),
         Arc::default(),

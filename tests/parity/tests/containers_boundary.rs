@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use grace_engine::trust::PassThrough;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -119,7 +120,7 @@ fn concurrent_scales_of_one_service_never_pass_the_granted_max_replicas() {
     };
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(Ledger::open(dir.path().join("grace.redb"), Durability::None).unwrap());
-    let env = RunEnv::new(executors, ledger.clone());
+    let env = RunEnv::new(executors, ledger.clone(), Arc::new(PassThrough));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -210,7 +211,7 @@ fn a_restart_by_id_prefix_acts_on_the_checked_container_and_refusals_reveal_noth
     let report = rt.block_on(engine().run_playbook(
         &guest,
         &event(),
-        &RunEnv::new(executors, ledger.clone()),
+        &RunEnv::new(executors, ledger.clone(), Arc::new(PassThrough)),
     ));
 
     let results = results(&report);

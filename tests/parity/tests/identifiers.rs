@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use grace_engine::trust::PassThrough;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -108,8 +109,11 @@ fn injected_identifiers_from_a_guest_never_reach_the_api_server() {
         payload: json!({}),
         timestamp: grace_engine::event::system_now_millis(),
     };
-    let report =
-        rt.block_on(engine().run_playbook(&guest, &event, &RunEnv::new(executors, ledger.clone())));
+    let report = rt.block_on(engine().run_playbook(
+        &guest,
+        &event,
+        &RunEnv::new(executors, ledger.clone(), Arc::new(PassThrough)),
+    ));
     assert_eq!(
         report.status,
         RunStatus::Succeeded,

@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use grace_engine::trust::PassThrough;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -52,7 +53,11 @@ async fn run(guest: &Guest, event: &TriggerEvent, executors: Executors) -> RunRe
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(Ledger::open(dir.path().join("grace.redb"), Durability::None).unwrap());
     let report = engine()
-        .run_playbook(guest, event, &RunEnv::new(executors, ledger.clone()))
+        .run_playbook(
+            guest,
+            event,
+            &RunEnv::new(executors, ledger.clone(), Arc::new(PassThrough)),
+        )
         .await;
     ledger.flush().await.unwrap();
     ledger.verify().unwrap();

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use grace_engine::trust::PassThrough;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -124,7 +125,11 @@ fn aws_and_the_simulation_serve_one_run_each_group_reaching_its_own_provider() {
     };
     let report = rt.block_on(async {
         let report = engine()
-            .run_playbook(&guest, &event, &RunEnv::new(executors, ledger.clone()))
+            .run_playbook(
+                &guest,
+                &event,
+                &RunEnv::new(executors, ledger.clone(), Arc::new(PassThrough)),
+            )
             .await;
         ledger.flush().await.unwrap();
         report

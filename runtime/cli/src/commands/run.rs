@@ -78,8 +78,7 @@ pub fn run(args: RunArgs) -> Exit {
     };
 
     let before = sim.snapshot();
-    let mut env = RunEnv::new(sim.executors(), ledger.clone());
-    env.trust = dry.trust.clone();
+    let env = RunEnv::new(sim.executors(), ledger.clone(), dry.trust.clone());
     let report = runtime.block_on(async {
         let report = match &event {
             Some(event) => engine.run_playbook(&guest, event, &env).await,

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+use grace_engine::trust::PassThrough;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -58,7 +59,7 @@ impl World {
                 .expect("the ledger opens"),
         );
         let sim = Simulation::new(fleet);
-        let env = RunEnv::new(sim.executors(), ledger.clone());
+        let env = RunEnv::new(sim.executors(), ledger.clone(), Arc::new(PassThrough));
         World {
             sim,
             ledger,

@@ -193,10 +193,9 @@ impl App {
         supervisor.spawn("source-intake", move || {
             pump_intake.clone().pump(batches.clone())
         });
-        let mut collector_env = RunEnv::new(executors.clone(), ledger.clone());
-        collector_env.bounds = config.limits.run;
         // A collector's metrics queries are decided by the trust core like a playbook's calls.
-        collector_env.trust = trust.clone();
+        let mut collector_env = RunEnv::new(executors.clone(), ledger.clone(), trust.clone());
+        collector_env.bounds = config.limits.run;
         let collectors = Arc::new(Collectors::new(
             engine.clone(),
             collector_env,

@@ -131,8 +131,11 @@ impl Scheduler {
     /// Attempts the run until it succeeds, fails for good, waits for approval or is cancelled;
     /// a transient failure is retried after a backoff, up to `max_attempts`.
     async fn attempt(&self, run: &mut RunRecord, active: &Active, guest: Guest) {
-        let mut env = RunEnv::new(self.r.executors.clone(), self.r.ledger.clone());
-        env.trust = self.r.trust.clone();
+        let mut env = RunEnv::new(
+            self.r.executors.clone(),
+            self.r.ledger.clone(),
+            self.r.trust.clone(),
+        );
         env.bounds = self.r.config.limits.run;
         loop {
             if active.is_cancelled() {
