@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use grace_engine::trust::{Ask, Trust, TrustDecision};
-use grace_engine::{Guest, RunReport, RunStatus};
+use grace_engine::{Guest, RunReport};
 use grace_executor::containers::Container;
 use grace_executor::{ContainerExecutor, ExecError, Labels, Providers};
 use grace_ledger::Verdict;
@@ -34,21 +34,6 @@ fn prober(config: &str) -> Guest {
     engine()
         .guest(manifest, &bytes, "container-prober")
         .unwrap()
-}
-
-/// What the prober reported for each call, in order.
-fn results(report: &RunReport) -> Vec<String> {
-    assert_eq!(
-        report.status,
-        RunStatus::Succeeded,
-        "{:?}\n{}",
-        report.failure,
-        report.guest_stderr
-    );
-    let outcome = report.outcome.as_ref().expect("an outcome");
-    (0..)
-        .map_while(|n| outcome.details.get(&format!("call{n}")).cloned())
-        .collect()
 }
 
 fn probe(world: &World, guest: &Guest) -> RunReport {

@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use grace_engine::{Guest, RunReport, RunStatus};
+use grace_engine::{Guest, RunReport};
 use grace_executor::providers::{Route, Routes};
 use grace_executor::{Executors, Providers, ScalingExecutor};
 use grace_ledger::Verdict;
@@ -31,21 +31,6 @@ fn scaler(groups: &str, grant: &str) -> Guest {
     let manifest = grace_engine::Manifest::parse(&text).unwrap();
     let bytes = std::fs::read(dir.join(&manifest.component)).unwrap();
     engine().guest(manifest, &bytes, "group-scaler").unwrap()
-}
-
-/// What the scaler reported for each group, in order.
-fn results(report: &RunReport) -> Vec<String> {
-    assert_eq!(
-        report.status,
-        RunStatus::Succeeded,
-        "{:?}\n{}",
-        report.failure,
-        report.guest_stderr
-    );
-    let outcome = report.outcome.as_ref().expect("an outcome");
-    (0..)
-        .map_while(|n| outcome.details.get(&format!("call{n}")).cloned())
-        .collect()
 }
 
 /// `world`'s executors with a second simulated fleet, `sim-eu`, beside `sim` for scaling:

@@ -4,11 +4,11 @@
 
 #![allow(dead_code, unused_imports)]
 
-use grace_engine::trust::PassThrough;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use grace_engine::{Engine, EngineConfig, Guest, RunEnv, RunReport, TriggerEvent};
+use grace_engine::trust::PassThrough;
+use grace_engine::{Engine, EngineConfig, Guest, RunEnv, RunReport, RunStatus, TriggerEvent};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 
@@ -120,4 +120,20 @@ pub fn desired(world: &World, group: &str) -> u64 {
         .unwrap()["desired_capacity"]
         .as_u64()
         .unwrap()
+}
+
+/// What a probing fixture (`container-prober`, `group-scaler`) reported for each call, in
+/// order: its outcome's `call0`, `call1`, ... details.
+pub fn results(report: &RunReport) -> Vec<String> {
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{:?}\n{}",
+        report.failure,
+        report.guest_stderr
+    );
+    let outcome = report.outcome.as_ref().expect("an outcome");
+    (0..)
+        .map_while(|n| outcome.details.get(&format!("call{n}")).cloned())
+        .collect()
 }
