@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+mod common;
+
+use common::Server;
 use grace_testkit::{build_guests, example, playbooks_dir};
 use serde_json::Value;
 
@@ -161,6 +164,68 @@ fn a_dry_run_reads_the_policies_a_server_stored_in_its_data_directory() {
         text.contains("denied by policy `nologs/no-container-logs`"),
         "{text}"
     );
+}
+
+/// Stores the baseline and the forbid of `containers.logs` in `data`'s database, as
+/// `grace policy add` would, and closes it.
+fn store_no_logs(data: &Path) {
+    let db = redb::Database::create(data.join("grace.redb")).unwrap();
+    let store = grace_trust::PolicyStore::open(Arc::new(db)).unwrap();
+    store.add("base", grace_trust::BASELINE, "admin").unwrap();
+    store.add("nologs", NO_LOGS, "admin").unwrap();
+}
+
+/// `grace replay` of the latency incident on `scale-on-latency`, with the policies stored in
+/// `data`, as JSON. (A replay records its calls in a scratch ledger; `grace run --dry-run`
+/// records them in the data directory's.)
+fn replay_with_stored_policies(data: &Path) -> Value {
+    let incident = playbooks_dir().join("incidents/latency-incident.json");
+    let playbook = example("scale-on-latency");
+    let out = grace(&[
+        "replay",
+        path(&incident),
+        "--dry-run",
+        "--playbook",
+        path(&playbook),
+        "--data-dir",
+        path(data),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_replay_reading_the_stored_policies_leaves_the_database_byte_for_byte_unchanged() {
+    let data = tempfile::tempdir().unwrap();
+    store_no_logs(data.path());
+    let database = data.path().join("grace.redb");
+    let before = std::fs::read(&database).unwrap();
+    let report = replay_with_stored_policies(data.path());
+    assert_eq!(report["trust"]["source"]["origin"], "data-dir", "{report}");
+    assert_eq!(report["trust"]["source"]["sets"][1], "nologs", "{report}");
+    assert!(
+        std::fs::read(&database).unwrap() == before,
+        "the dry run wrote to the server's database"
+    );
+}
+
+#[test]
+fn a_replay_reads_the_stored_policies_while_a_server_holds_the_data_directory() {
+    let data = tempfile::tempdir().unwrap();
+    // `grace init` makes the server's credentials (and its database) before the policies go in.
+    common::credentials(data.path());
+    store_no_logs(data.path());
+    let _server = Server::start(data.path(), &[]);
+    let report = replay_with_stored_policies(data.path());
+    assert_eq!(report["trust"]["source"]["origin"], "data-dir", "{report}");
+    assert_eq!(report["trust"]["source"]["sets"][0], "base", "{report}");
+    assert_eq!(report["trust"]["source"]["sets"][1], "nologs", "{report}");
 }
 
 #[test]

@@ -299,6 +299,13 @@ impl ServeConfig {
         )?;
         within("max_concurrent_runs", self.max_concurrent_runs, 1, 1024)?;
         within("max_attempts", self.max_attempts as usize, 1, 20)?;
+        // Doubled at every retry: a bound keeps the arithmetic (and the wait) sane.
+        if !(Duration::from_millis(10)..=Duration::from_secs(3600)).contains(&self.retry_backoff) {
+            return Err(ConfigError::invalid(
+                "retry_backoff",
+                "must be within 10ms..=1h",
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "max_body_bytes",

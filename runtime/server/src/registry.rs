@@ -7,7 +7,9 @@
 //! upload, disabled) may still be needed by a run that fired before (a retry, a run going on
 //! after an approval): the last [`RETAINED_VERSIONS`] of them stay compiled, and a version
 //! pushed out of that cache is dropped from the engine's component cache too, so memory does
-//! not grow with every upload. A run that needs an evicted version compiles it again.
+//! not grow with every upload. An upload that does not go live (refused, repeated, or for a
+//! disabled playbook) leaves the engine's cache as soon as it is decided. A run that needs an
+//! evicted version compiles it again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -235,13 +237,30 @@ impl Registry {
             tokio::task::spawn_blocking(move || engine.guest(manifest, &bytes, "component"))
                 .await?
                 .map_err(RegistryError::Component)?;
+        // Store and memory change together, one playbook change at a time.
+        let _admin = self.admin.lock().await;
+        let digest = guest.component.digest().to_owned();
+        let outcome = self.store_upload(guest, manifest_text, &component, signed_by);
+        // Compiling put the component in the engine's cache: unless the upload went live (or a
+        // live or retained version shares the component), it leaves the cache again, so that
+        // refused, repeated and disabled uploads do not add to memory for good.
+        self.forget_unless_kept(&digest);
+        outcome
+    }
+
+    /// Stores a compiled upload; a new version of an enabled playbook goes live.
+    fn store_upload(
+        &self,
+        guest: Guest,
+        manifest_text: String,
+        component: &[u8],
+        signed_by: Option<SignedBy>,
+    ) -> Result<(bool, PlaybookRecord), RegistryError> {
         if guest.manifest.kind == Kind::Collector
             && is_configured_source(&self.config, &guest.manifest.name)
         {
             return Err(RegistryError::SourceName(guest.manifest.name.clone()));
         }
-        // Store and memory change together, one playbook change at a time.
-        let _admin = self.admin.lock().await;
         let version = VersionRecord {
             name: guest.manifest.name.clone(),
             version: guest.manifest.version.clone(),
@@ -251,7 +270,7 @@ impl Registry {
             manifest: manifest_text,
             signed_by,
         };
-        match self.store.put_version(version.clone(), &component)? {
+        match self.store.put_version(version.clone(), component)? {
             PutOutcome::Conflict { existing } => Err(RegistryError::Immutable {
                 name: version.name,
                 version: version.version,
@@ -376,12 +395,19 @@ impl Registry {
         let digest = guest.component.digest().to_owned();
         let evicted = lock(&self.retained).put(digest, guest);
         if let Some(digest) = evicted {
-            let live = read(&self.live)
-                .values()
-                .any(|g| g.component.digest() == digest);
-            if !live {
-                self.engine.forget(&digest);
-            }
+            self.forget_unless_kept(&digest);
+        }
+    }
+
+    /// Drops component `digest` from the engine's cache unless a live or retained version
+    /// shares it: the registry's bound is the engine cache's bound.
+    fn forget_unless_kept(&self, digest: &str) {
+        let live = read(&self.live)
+            .values()
+            .any(|g| g.component.digest() == digest);
+        let retained = lock(&self.retained).contains(digest);
+        if !live && !retained {
+            self.engine.forget(digest);
         }
     }
 
@@ -451,6 +477,10 @@ impl<G: Clone> Retained<G> {
 
     fn remove(&mut self, digest: &str) {
         self.guests.retain(|(d, _)| d != digest);
+    }
+
+    fn contains(&self, digest: &str) -> bool {
+        self.guests.iter().any(|(d, _)| d == digest)
     }
 
     fn digests(&self) -> Vec<String> {

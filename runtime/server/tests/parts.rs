@@ -13,11 +13,11 @@ use grace_engine::{Engine, EngineConfig, RunEnv, TriggerEvent};
 use grace_executor::{ExecError, Executors, SystemClock};
 use grace_ledger::{Durability, Ledger};
 use grace_server::collectors::Collectors;
-use grace_server::registry::Registry;
+use grace_server::registry::{Registry, RegistryError};
 use grace_server::runs::{RunRecord, RunState};
 use grace_server::sources::poll::{Polled, Poller, Schedule};
 use grace_server::sources::supervisor::SourceSupervisor;
-use grace_server::store::Store;
+use grace_server::store::{PlaybookRecord, Store};
 use grace_server::supervisor::Supervisor;
 use grace_server::triggers::Triggers;
 use grace_server::trust::{HostTrust, TrustSettings};
@@ -75,14 +75,26 @@ fn registry(dir: &tempfile::TempDir) -> (Registry, Engine) {
     (registry, engine)
 }
 
-/// Version `version` of playbook `p`, built from the fixture component `wasm`.
-async fn upload(registry: &Registry, version: &str, wasm: &str) -> String {
+/// The fixture component `wasm`'s bytes.
+fn fixture(wasm: &str) -> Vec<u8> {
+    std::fs::read(grace_testkit::components_dir().join(format!("{wasm}.wasm"))).unwrap()
+}
+
+/// Uploads version `version` of playbook `p`, built from the fixture component `wasm`.
+async fn try_upload(
+    registry: &Registry,
+    version: &str,
+    wasm: &str,
+) -> Result<(bool, PlaybookRecord), RegistryError> {
     let manifest = format!(
         "manifest_version = 1\nname = \"p\"\nversion = \"{version}\"\nkind = \"playbook\"\ncomponent = \"{wasm}.wasm\"\n\n[[triggers]]\nevent_type = \"test.*\"\n"
     );
-    let component =
-        std::fs::read(grace_testkit::components_dir().join(format!("{wasm}.wasm"))).unwrap();
-    let (created, record) = registry.upload(manifest, component, None).await.unwrap();
+    registry.upload(manifest, fixture(wasm), None).await
+}
+
+/// Version `version` of playbook `p`, built from the fixture component `wasm`.
+async fn upload(registry: &Registry, version: &str, wasm: &str) -> String {
+    let (created, record) = try_upload(registry, version, wasm).await.unwrap();
     assert!(created);
     record.active().unwrap().digest.clone()
 }
@@ -130,6 +142,62 @@ async fn a_superseded_version_pushed_out_of_the_registrys_cache_leaves_the_engin
     assert_eq!(registry.retained(), [v1.as_str()]);
     assert!(!engine.is_cached(&v2));
     assert!(engine.is_cached(&v3), "the live version stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_as_another_component_for_a_stored_version_leaves_no_component_cached() {
+    grace_testkit::build_guests();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, engine) = registry(&dir);
+    let live = upload(&registry, "1.0.0", "trivial").await;
+    let refused = grace_engine::component::digest(&fixture("echo"));
+    let err = try_upload(&registry, "1.0.0", "echo").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Immutable { .. }), "{err}");
+    assert!(
+        !engine.is_cached(&refused),
+        "the refused component left the cache"
+    );
+    assert!(engine.is_cached(&live), "the live version stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_to_a_disabled_playbook_leave_no_component_cached() {
+    grace_testkit::build_guests();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, engine) = registry(&dir);
+    let v1 = upload(&registry, "1.0.0", "trivial").await;
+    registry.set_enabled("p", false).await.unwrap();
+    assert_eq!(
+        registry.retained(),
+        [v1.as_str()],
+        "v1 disabled, kept compiled"
+    );
+
+    let v2 = grace_engine::component::digest(&fixture("echo"));
+    let (created, _) = try_upload(&registry, "2.0.0", "echo").await.unwrap();
+    assert!(created);
+    assert!(
+        !engine.is_cached(&v2),
+        "a stored version that is not live is not cached"
+    );
+    let (created, _) = try_upload(&registry, "2.0.0", "echo").await.unwrap();
+    assert!(!created, "the same upload again changes nothing");
+    assert!(
+        !engine.is_cached(&v2),
+        "nor is it cached by a repeated upload"
+    );
+    assert!(engine.is_cached(&v1), "the retained version stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_upload_of_the_live_version_keeps_it_cached() {
+    grace_testkit::build_guests();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, engine) = registry(&dir);
+    let live = upload(&registry, "1.0.0", "trivial").await;
+    let (created, _) = try_upload(&registry, "1.0.0", "trivial").await.unwrap();
+    assert!(!created);
+    assert!(engine.is_cached(&live));
 }
 
 /// A source that emits one event per poll, panicking on its first poll.

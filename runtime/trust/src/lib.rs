@@ -222,7 +222,7 @@ pub use decision::{Decision, Outcome};
 pub use error::{PolicyError, Problem, TrustError};
 pub use guardrails::{FreezeWindow, Guardrail, Guardrails, Invariant, Violation};
 pub use policy::schema::{SCHEMA_TEXT, schema};
-pub use policy::store::{PolicySetVersion, PolicyStore};
+pub use policy::store::{PolicySetVersion, PolicyStore, stored_sets};
 pub use policy::{Effect, Policies, PolicyDecision, PolicyInfo};
 pub use request::{Change, History, Principal, Request, Resource, Signal, State};
 pub use risk::{Factor, FactorKind, Risk, RiskConfig, RiskModel, Weights};

@@ -234,3 +234,30 @@ fn the_store_shares_a_database_with_other_tables() {
     let table = txn.open_table(OTHER).unwrap();
     assert_eq!(table.get("x").unwrap().unwrap().value(), 1);
 }
+
+#[test]
+fn the_stored_sets_are_listed_from_a_read_only_database_without_the_removed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grace.redb");
+    {
+        let store = PolicyStore::open(Arc::new(redb::Database::create(&path).unwrap())).unwrap();
+        store.add("base", grace_trust::BASELINE, "alice").unwrap();
+        store.add("guard", FORBID_PROD, "bob").unwrap();
+        store.remove("guard", "carol").unwrap();
+    }
+    let db = redb::ReadOnlyDatabase::open(&path).unwrap();
+    let (revision, sets) = grace_trust::stored_sets(&db).unwrap();
+    assert_eq!(revision, 3);
+    let names: Vec<_> = sets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["base"]);
+    assert_eq!(sets[0].text, grace_trust::BASELINE);
+}
+
+#[test]
+fn a_database_without_policy_tables_lists_no_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grace.redb");
+    drop(redb::Database::create(&path).unwrap());
+    let db = redb::ReadOnlyDatabase::open(&path).unwrap();
+    assert_eq!(grace_trust::stored_sets(&db).unwrap(), (0, Vec::new()));
+}

@@ -433,3 +433,11 @@ fn each_sections_validation_names_its_field() {
         assert!(e.starts_with(field), "{text}: {e}");
     }
 }
+
+#[test]
+fn a_retry_backoff_beyond_an_hour_is_refused_naming_the_field() {
+    let c = ServeConfig::parse("retry_backoff = \"100y\"").unwrap();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("retry_backoff: "), "{e}");
+    assert!(e.contains("10ms..=1h"), "{e}");
+}

@@ -213,13 +213,13 @@ impl Scheduler {
 
     /// Waits before the next attempt; `false` when the run was cancelled meanwhile.
     async fn back_off(&self, run: &mut RunRecord, active: &Active) -> bool {
-        let backoff = self.r.config.retry_backoff * 2u32.saturating_pow(run.attempts - 1);
+        let backoff = backoff(self.r.config.retry_backoff, run.attempts);
         tracing::info!(run = %run.id, attempt = run.attempts, ?backoff, "transient failure: retrying");
         run.state = RunState::Running;
         let _ = self.r.store.put_run(run);
         let sleep = {
             let clock = self.r.executors.clock.clone();
-            tokio::spawn(async move { clock.sleep(backoff.min(Duration::from_secs(60))).await })
+            tokio::spawn(async move { clock.sleep(backoff).await })
         };
         active.running(sleep.abort_handle());
         if sleep.await.is_err() {
@@ -249,5 +249,38 @@ impl Scheduler {
         active.done.notify_waiters();
         self.finished.send_modify(|n| *n += 1);
         tracing::info!(run = %id, playbook = %run.playbook, state = run.state.name(), "run finished");
+    }
+}
+
+/// The longest wait between two attempts, whatever `retry_backoff` and the attempt say.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The wait before retrying after attempt `attempt` (from 1): `first`, doubled for every attempt
+/// after the first, at most [`MAX_BACKOFF`]. Saturates rather than overflow, so no setting can
+/// panic a run's task.
+fn backoff(first: Duration, attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1);
+    first
+        .saturating_mul(2u32.saturating_pow(doublings))
+        .min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_the_first_wait() {
+        let first = Duration::from_millis(100);
+        assert_eq!(backoff(first, 1), first);
+        assert_eq!(backoff(first, 2), Duration::from_millis(200));
+        assert_eq!(backoff(first, 4), Duration::from_millis(800));
+    }
+
+    #[test]
+    fn the_backoff_saturates_at_its_cap_instead_of_overflowing() {
+        assert_eq!(backoff(Duration::MAX, 2), MAX_BACKOFF);
+        assert_eq!(backoff(Duration::from_secs(3600), u32::MAX), MAX_BACKOFF);
+        assert_eq!(backoff(Duration::from_secs(1), 0), Duration::from_secs(1));
     }
 }

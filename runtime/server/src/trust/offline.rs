@@ -80,15 +80,24 @@ pub fn policy_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PolicySet>, TrustS
 }
 
 /// The live policy sets stored in `db` (a server's database, `<data-dir>/grace.redb`), read
-/// without changing them.
-pub fn stored_policy_sets(db: Arc<redb::Database>) -> Result<Vec<PolicySet>, TrustSetupError> {
-    let store =
-        grace_trust::PolicyStore::open(db).map_err(|e| TrustSetupError::Storage(e.to_string()))?;
-    Ok(store.list().into_iter().map(|v| (v.name, v.text)).collect())
+/// with read transactions only.
+pub fn stored_policy_sets(
+    db: &impl redb::ReadableDatabase,
+) -> Result<Vec<PolicySet>, TrustSetupError> {
+    let (_, sets) =
+        grace_trust::stored_sets(db).map_err(|e| TrustSetupError::Storage(e.to_string()))?;
+    Ok(sets.into_iter().map(|v| (v.name, v.text)).collect())
 }
 
+/// A copy of a server's database is read at most this big: the file holds the ledger too, and
+/// a dry run should not fill a disk to read a few policies.
+const MAX_COPIED_DATABASE_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// The live policy sets stored in the database at `path` (`<data-dir>/grace.redb`); none when
-/// there is no database there. The database is closed again before this returns.
+/// there is no database there. A dry run never writes the server's database: it is opened
+/// read-only, and when that is refused (a `grace serve` holds it, or it was not closed cleanly
+/// and would need a repair, which writes) a copy of it in a temporary directory is opened
+/// instead, and removed before this returns.
 pub fn stored_policy_sets_at(path: &Path) -> Result<Vec<PolicySet>, TrustSetupError> {
     if !path.exists() {
         return Ok(Vec::new());
@@ -97,12 +106,29 @@ pub fn stored_policy_sets_at(path: &Path) -> Result<Vec<PolicySet>, TrustSetupEr
         path: path.to_owned(),
         message,
     };
-    let db = redb::Database::open(path).map_err(|e| {
+    match redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => return stored_policy_sets(&db).map_err(|e| refused(e.to_string())),
+        Err(e) => tracing::debug!(error = %e, "reading a copy of the database"),
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| refused(format!("cannot be read: {e}")))?
+        .len();
+    if size > MAX_COPIED_DATABASE_BYTES {
+        return Err(refused(format!(
+            "it is in use and larger than the {MAX_COPIED_DATABASE_BYTES} bytes a dry run copies; name the policies with `--policies`"
+        )));
+    }
+    let dir = tempfile::tempdir().map_err(|e| refused(format!("no temporary directory: {e}")))?;
+    let copy = dir.path().join("grace.redb");
+    std::fs::copy(path, &copy).map_err(|e| refused(format!("cannot be copied: {e}")))?;
+    // The copy may have been taken in the middle of a commit: opening it repairs the copy, or
+    // fails and says how to go on.
+    let db = redb::Database::open(&copy).map_err(|e| {
         refused(format!(
-            "{e} (is `grace serve` running on this data directory? name the policies with `--policies`)"
+            "a copy of it cannot be opened: {e} (name the policies with `--policies`)"
         ))
     })?;
-    stored_policy_sets(Arc::new(db)).map_err(|e| refused(e.to_string()))
+    stored_policy_sets(&db).map_err(|e| refused(e.to_string()))
 }
 
 #[cfg(test)]
@@ -203,7 +229,7 @@ mod tests {
         let store = grace_trust::PolicyStore::open(db.clone()).unwrap();
         store.add("base", grace_trust::BASELINE, "admin").unwrap();
         drop(store);
-        let sets = stored_policy_sets(db).unwrap();
+        let sets = stored_policy_sets(&*db).unwrap();
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].0, "base");
         let trust = dry_run(&TrustSettings::default(), &sets).unwrap();

@@ -85,35 +85,12 @@ impl PolicyStore {
             .map_err(|e| TrustError::storage(op, e))?;
         txn.commit().map_err(|e| TrustError::storage(op, e))?;
 
-        let read = db.begin_read().map_err(|e| TrustError::storage(op, e))?;
-        let heads = read
-            .open_table(POLICY_HEADS)
-            .map_err(|e| TrustError::storage(op, e))?;
-        let versions = read
-            .open_table(POLICY_VERSIONS)
-            .map_err(|e| TrustError::storage(op, e))?;
-        let revision = read
-            .open_table(META)
-            .map_err(|e| TrustError::storage(op, e))?
-            .get(REVISION_KEY)
-            .map_err(|e| TrustError::storage(op, e))?
-            .map_or(0, |v| v.value());
+        let (revision, stored) = stored_sets(&*db)?;
         let mut live = BTreeMap::new();
-        for head in heads.iter().map_err(|e| TrustError::storage(op, e))? {
-            let (name, version) = head.map_err(|e| TrustError::storage(op, e))?;
-            let (name, version) = (name.value().to_owned(), version.value());
-            let what = format!("`{name}` version {version}");
-            let bytes = versions
-                .get((name.as_str(), version))
-                .map_err(|e| TrustError::storage(op, e))?
-                .ok_or_else(|| TrustError::Corrupt {
-                    what: what.clone(),
-                    message: "the current version is missing".into(),
-                })?;
-            let stored = decode(&what, bytes.value())?;
-            let compiled = source::compile(&name, &stored.text)?;
+        for stored in stored {
+            let compiled = source::compile(&stored.name, &stored.text)?;
             live.insert(
-                name,
+                stored.name.clone(),
                 Live {
                     version: stored,
                     compiled,
@@ -375,6 +352,45 @@ impl PolicyStore {
         );
         Ok(record)
     }
+}
+
+/// The store's revision and its live policy sets at their current version, read from `db` with
+/// read transactions only, so a database another process writes (or a read-only one) can be
+/// listed without changing it. A database with no policy tables holds no policies.
+pub fn stored_sets(db: &impl ReadableDatabase) -> Result<(u64, Vec<PolicySetVersion>), TrustError> {
+    let op = "read the stored policy sets";
+    let read = db.begin_read().map_err(|e| TrustError::storage(op, e))?;
+    let heads = match read.open_table(POLICY_HEADS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, Vec::new())),
+        Err(e) => return Err(TrustError::storage(op, e)),
+    };
+    let versions = read
+        .open_table(POLICY_VERSIONS)
+        .map_err(|e| TrustError::storage(op, e))?;
+    let revision = match read.open_table(META) {
+        Ok(meta) => meta
+            .get(REVISION_KEY)
+            .map_err(|e| TrustError::storage(op, e))?
+            .map_or(0, |v| v.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => 0,
+        Err(e) => return Err(TrustError::storage(op, e)),
+    };
+    let mut sets = Vec::new();
+    for head in heads.iter().map_err(|e| TrustError::storage(op, e))? {
+        let (name, version) = head.map_err(|e| TrustError::storage(op, e))?;
+        let (name, version) = (name.value().to_owned(), version.value());
+        let what = format!("`{name}` version {version}");
+        let bytes = versions
+            .get((name.as_str(), version))
+            .map_err(|e| TrustError::storage(op, e))?
+            .ok_or_else(|| TrustError::Corrupt {
+                what: what.clone(),
+                message: "the current version is missing".into(),
+            })?;
+        sets.push(decode(&what, bytes.value())?);
+    }
+    Ok((revision, sets))
 }
 
 #[derive(Clone, Copy)]
