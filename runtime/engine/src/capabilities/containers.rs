@@ -298,6 +298,10 @@ impl Host for HostState {
             &capability::containers::LIST,
             json!({ "selector": labels_json(&selector) }),
         )
+        // A list is judged on the selector the guest asked for (its labels as tags), not on
+        // containers resolved from it: it looks at a selection, which may span containers
+        // labelled differently (unlike a scale, refusing that would refuse ordinary lists), and
+        // what it returns is only what the grant lets the guest see.
         .on(grace_model::resource::Resource::service(
             selector.iter().map(|l| (l.key.clone(), l.value.clone())),
         ))
