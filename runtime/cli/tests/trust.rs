@@ -425,17 +425,13 @@ fn add_baseline_and(server: &Server, dir: &Path, name: &str, text: &str) {
     grace_ok(server, &["policy", "add", name, extra.to_str().unwrap()]);
 }
 
-#[test]
-fn a_policy_forbidding_container_logs_refuses_them_and_the_ledger_names_it() {
+/// Runs `restart-unhealthy-container` (it reads the logs of `web-1`, an unhealthy container of
+/// the simulated fleet labelled `tier=frontend`, by its full id, then restarts it) with the
+/// baseline and `policy` as the set `name`; its ledger entries.
+fn run_restart_example_under(name: &str, policy: &str) -> Vec<Value> {
     let data = data_dir();
     let server = Server::start(data.path(), &[]);
-    add_baseline_and(
-        &server,
-        data.path(),
-        "nologs",
-        "@id(\"no-container-logs\")\n\
-         forbid (principal, action == Grace::Action::\"containers::Logs\", resource);\n",
-    );
+    add_baseline_and(&server, data.path(), name, policy);
     let manifest = example_manifest("restart-unhealthy-container", &[]);
     let (status, body) = server.upload(&manifest, component("restart_unhealthy_container"));
     assert_eq!(status, 201, "{body}");
@@ -451,8 +447,11 @@ fn a_policy_forbidding_container_logs_refuses_them_and_the_ledger_names_it() {
     });
     let run = run["id"].as_str().unwrap().to_owned();
     server.wait_state(&run, &["succeeded", "failed"]);
+    entries_of(&server, &run)
+}
 
-    let entries = entries_of(&server, &run);
+/// The run's `containers.logs` entry, checked to be refused by `policy` (`set/id`).
+fn refused_logs(entries: &[Value], policy: &str) {
     let logs = entries
         .iter()
         .find(|e| e["interface"] == "containers" && e["function"] == "logs")
@@ -463,17 +462,47 @@ fn a_policy_forbidding_container_logs_refuses_them_and_the_ledger_names_it() {
         "the guest got `denied`"
     );
     let reason = logs["decision"]["reason"].as_str().unwrap();
-    assert!(reason.contains("nologs/no-container-logs"), "{reason}");
-    assert_eq!(
-        logs["decision"]["trust"]["policies"][0],
-        "nologs/no-container-logs"
+    assert!(reason.contains(policy), "{reason}");
+    assert_eq!(logs["decision"]["trust"]["policies"][0], policy);
+}
+
+#[test]
+fn a_policy_forbidding_container_logs_refuses_them_and_the_ledger_names_it() {
+    let entries = run_restart_example_under(
+        "nologs",
+        "@id(\"no-container-logs\")\n\
+         forbid (principal, action == Grace::Action::\"containers::Logs\", resource);\n",
     );
+    refused_logs(&entries, "nologs/no-container-logs");
     // Without the logs the playbook goes on: the restart is its own decision.
     let restart = entries
         .iter()
         .find(|e| e["function"] == "restart")
         .expect("the playbook restarted the container");
     assert_eq!(restart["decision"]["verdict"], "allowed", "{restart}");
+}
+
+#[test]
+fn a_policy_forbidding_one_containers_logs_by_name_holds_when_the_guest_reads_them_by_id() {
+    // The playbook names the container by its id: the policy names it as people do.
+    let entries = run_restart_example_under(
+        "web1logs",
+        "@id(\"no-web-1-logs\")\n\
+         forbid (principal, action == Grace::Action::\"containers::Logs\", resource == Grace::Container::\"web-1\");\n",
+    );
+    refused_logs(&entries, "web1logs/no-web-1-logs");
+}
+
+#[test]
+fn a_policy_forbidding_logs_of_labelled_containers_holds_when_the_guest_reads_them_by_id() {
+    // The guest's id carries no labels: the policy reads the container's own.
+    let entries = run_restart_example_under(
+        "frontendlogs",
+        "@id(\"no-frontend-logs\")\n\
+         forbid (principal, action == Grace::Action::\"containers::Logs\", resource)\n\
+         when { resource.hasTag(\"tier\") && resource.getTag(\"tier\") == \"frontend\" };\n",
+    );
+    refused_logs(&entries, "frontendlogs/no-frontend-logs");
 }
 
 #[test]

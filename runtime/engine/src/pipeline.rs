@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use grace_executor::{ExecError, Executors};
 use grace_ledger::{Decision, Ledger, NewEntry, Pending, Verdict};
+use grace_model::resource::Resource;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -164,6 +165,16 @@ impl Scope {
     }
 }
 
+/// What `authorize` saw of the resource, for the trust core.
+enum Seen {
+    /// Nothing more than the call says ([`Call::on`]).
+    Asked,
+    /// A change: what it would do.
+    Proposed(Proposal),
+    /// A read: the resource it looks at, resolved and described by its provider.
+    Resolved(Resource),
+}
+
 /// Raised (as a trap) when a run must stop; the engine reads the failure back from the state.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -272,7 +283,35 @@ impl RunState {
     {
         self.perform_inner(
             call,
-            |scope| async move { authorize(scope).await.map(|plan| (plan, None)) },
+            |scope| async move { authorize(scope).await.map(|plan| (plan, Seen::Asked)) },
+            execute,
+        )
+        .await
+    }
+
+    /// Runs one read whose resource is known only once `authorize` has resolved it (a
+    /// container named by an id prefix): the trust core is asked about the resource
+    /// `authorize` returns, as the provider reports it, rather than about the guest's
+    /// description of it in [`Call::on`].
+    pub(crate) async fn perform_on<T, P, AF, EF>(
+        &mut self,
+        call: Call,
+        authorize: impl FnOnce(Scope) -> AF + Send,
+        execute: impl FnOnce(Scope, P) -> EF,
+    ) -> wasmtime::Result<Result<T, WitError>>
+    where
+        AF: Future<Output = Result<(P, Resource), Refusal>> + Send,
+        EF: Future<Output = Result<T, ExecError>> + Send,
+        T: Serialize + serde::de::DeserializeOwned + Send,
+        P: Send,
+    {
+        self.perform_inner(
+            call,
+            |scope| async move {
+                authorize(scope)
+                    .await
+                    .map(|(plan, resource)| (plan, Seen::Resolved(resource)))
+            },
             execute,
         )
         .await
@@ -297,7 +336,7 @@ impl RunState {
             |scope| async move {
                 authorize(scope)
                     .await
-                    .map(|(plan, proposal)| (plan, Some(proposal)))
+                    .map(|(plan, proposal)| (plan, Seen::Proposed(proposal)))
             },
             execute,
         )
@@ -306,12 +345,12 @@ impl RunState {
 
     async fn perform_inner<T, P, AF, EF>(
         &mut self,
-        call: Call,
+        mut call: Call,
         authorize: impl FnOnce(Scope) -> AF,
         execute: impl FnOnce(Scope, P) -> EF,
     ) -> wasmtime::Result<Result<T, WitError>>
     where
-        AF: Future<Output = Result<(P, Option<Proposal>), Refusal>> + Send,
+        AF: Future<Output = Result<(P, Seen), Refusal>> + Send,
         EF: Future<Output = Result<T, ExecError>> + Send,
         T: Serialize + serde::de::DeserializeOwned + Send,
         P: Send,
@@ -347,7 +386,7 @@ impl RunState {
                 },
             ),
         };
-        let (plan, proposal) = match authorized {
+        let (plan, seen) = match authorized {
             Ok(authorized) => authorized,
             Err(Refusal::Denied(reason)) => return self.deny(&call, reason, None).await,
             Err(Refusal::Invalid(message)) => {
@@ -378,6 +417,15 @@ impl RunState {
                 self.record(&call, Verdict::Denied, &reason, None, exec_error_json(&e))
                     .await?;
                 return Ok(Err(to_wit(e)));
+            }
+        };
+        let proposal = match seen {
+            Seen::Asked => None,
+            Seen::Proposed(proposal) => Some(proposal),
+            // The trust core judges what the checks resolved, not what the guest wrote.
+            Seen::Resolved(resource) => {
+                call.resource = Some(resource);
+                None
             }
         };
         // The key is known before the trust core decides: an approval is given for it.

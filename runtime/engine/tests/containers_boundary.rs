@@ -5,7 +5,12 @@
 //! - a refusal names only what the guest wrote, the same for a missing container and one
 //!   outside the grant, so refusals cannot be used to list what lies outside it;
 //! - a scale is judged by the trust core on the containers' own labels, not on the selector
-//!   the guest chose, and a selector spanning environments is refused.
+//!   the guest chose, and a selector spanning environments is refused;
+//! - a read of logs is judged on the container found (its name and labels), not on the id or
+//!   id prefix the guest wrote;
+//! - routing holds for what was resolved: a container whose name routes to another provider than
+//!   the one its reference reached is refused, and a label value holding `,` and `=` is not
+//!   routed as another selector.
 
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]
@@ -18,7 +23,8 @@ use common::*;
 use grace_engine::trust::{Ask, Trust, TrustDecision};
 use grace_engine::{Guest, RunReport};
 use grace_executor::containers::Container;
-use grace_executor::{ContainerExecutor, ExecError, Labels, Providers};
+use grace_executor::providers::{Route, Routes};
+use grace_executor::{ContainerExecutor, ExecError, Executors, Labels, Providers};
 use grace_ledger::Verdict;
 use grace_sim::Fleet;
 use serde_json::json;
@@ -154,10 +160,12 @@ fn a_refusal_is_the_same_for_a_missing_container_and_one_outside_the_grant() {
     assert_eq!(denied, 3);
 }
 
-/// Allows everything; remembers how each change's resource was described to it.
+/// Allows everything; remembers how each change's resource, and each read's, was described
+/// to it.
 #[derive(Default)]
 struct Witness {
     resources: Mutex<Vec<grace_model::resource::Resource>>,
+    reads: Mutex<Vec<grace_model::resource::Resource>>,
 }
 
 #[async_trait::async_trait]
@@ -168,6 +176,8 @@ impl Trust for Witness {
                 .lock()
                 .unwrap()
                 .push(proposal.resource.clone());
+        } else if let Some(resource) = &ask.call.resource {
+            self.reads.lock().unwrap().push(resource.clone());
         }
         TrustDecision::allow("witnessed")
     }
@@ -268,5 +278,149 @@ fn a_scale_above_the_granted_max_replicas_is_denied() {
     assert_eq!(
         results(&report),
         ["denied: 6 replicas is above the granted max_replicas 5"]
+    );
+}
+
+#[test]
+fn logs_read_by_an_id_prefix_are_judged_on_the_container_found() {
+    let mut world = World::new();
+    let witness = Arc::new(Witness::default());
+    world.env.trust = witness.clone();
+    let web_1 = runtime()
+        .block_on(
+            world
+                .sim
+                .executors()
+                .containers
+                .default_provider()
+                .unwrap()
+                .inspect("web-1"),
+        )
+        .unwrap();
+    let prefix = &web_1.id[..12];
+
+    let report = probe(&world, &prober(&format!("logs = \"{prefix}\"")));
+
+    assert!(
+        results(&report)[0].starts_with("ok "),
+        "{:?}",
+        results(&report)
+    );
+    let reads = witness.reads.lock().unwrap();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    // Named as a policy names it, with the labels a policy reads, not the guest's prefix.
+    assert_eq!(reads[0].id, "web-1");
+    assert_eq!(reads[0].name, "web-1");
+    assert_eq!(reads[0].image.as_deref(), Some("localhost/busybox:local"));
+    assert_eq!(reads[0].labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(reads[0].tier.as_deref(), Some("frontend"));
+}
+
+/// `world`'s executors with a second simulated fleet, `sim-eu`, beside `sim` for containers:
+/// resources matching `pattern` go to `sim-eu`, the rest to `sim`.
+fn two_engines(world: &mut World, pattern: &str) -> grace_sim::Simulation {
+    let eu = grace_sim::Simulation::new(&Fleet::default_fleet());
+    let executor = |sim: &grace_sim::Simulation| {
+        sim.executors()
+            .containers
+            .default_provider()
+            .unwrap()
+            .executor()
+            .clone()
+    };
+    let mut containers: Providers<dyn ContainerExecutor> = Providers::none();
+    containers.insert(grace_sim::PROVIDER, executor(&world.sim));
+    containers.insert("sim-eu", executor(&eu));
+    containers
+        .set_routes(Routes {
+            routes: vec![Route {
+                pattern: pattern.into(),
+                provider: "sim-eu".into(),
+            }],
+            default: Some(grace_sim::PROVIDER.into()),
+        })
+        .unwrap();
+    world.env.executors = Executors {
+        containers,
+        ..world.sim.executors()
+    };
+    eu
+}
+
+#[test]
+fn a_container_whose_name_routes_to_another_provider_than_its_reference_is_refused() {
+    let mut world = World::new();
+    // Names `web-*` belong to `sim-eu`; an id routes to `sim`, which holds a `web-1` too.
+    let eu = two_engines(&mut world, "web-*");
+    let web_1 = runtime()
+        .block_on(
+            world
+                .sim
+                .executors()
+                .containers
+                .default_provider()
+                .unwrap()
+                .inspect("web-1"),
+        )
+        .unwrap();
+
+    let report = probe(
+        &world,
+        &prober(&format!(
+            "restart = \"{}\"\nlogs = \"{}\"",
+            web_1.id, web_1.id
+        )),
+    );
+
+    let refusal = format!(
+        "denied: container `{}` was found on provider `sim`, but its name routes to provider `sim-eu`",
+        web_1.id
+    );
+    assert_eq!(results(&report), [refusal.clone(), refusal]);
+    // Neither engine restarted anything, and both refusals are on record.
+    for sim in [&world.sim, &eu] {
+        let log = runtime()
+            .block_on(
+                sim.executors()
+                    .containers
+                    .default_provider()
+                    .unwrap()
+                    .logs("web-1", 100),
+            )
+            .unwrap();
+        assert!(!log.iter().any(|l| l.contains("restarted")), "{log:?}");
+    }
+    let denied = world
+        .ledger
+        .entries_for_run(&report.run_id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.interface == "containers" && e.decision.verdict == Verdict::Denied)
+        .count();
+    assert_eq!(denied, 2);
+}
+
+#[test]
+fn a_label_value_holding_separators_is_not_routed_as_another_selector() {
+    let mut world = World::new();
+    // The operator sends `{app: web, env: prod}` to `sim-eu`.
+    two_engines(&mut world, "app=web,env=prod");
+
+    // One label, `app`, whose value reads like two.
+    let report = probe(&world, &prober("list-app = \"web,env=prod\""));
+
+    assert_eq!(results(&report), ["ok 0 listed"]);
+    let list = world
+        .ledger
+        .entries_for_run(&report.run_id)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.function == "list")
+        .unwrap();
+    assert_eq!(
+        list.result["provider"],
+        grace_sim::PROVIDER,
+        "{:?}",
+        list.result
     );
 }

@@ -73,8 +73,8 @@ impl Resource {
         Resource::new(ResourceKind::Container, id.clone(), id)
     }
 
-    /// The containers carrying every label of `selector`; its id is the selector,
-    /// `key=value` pairs sorted by key and joined with commas, and the labels are its tags.
+    /// The containers carrying every label of `selector`; its id is the selector as
+    /// [`selector_id`] writes it, and the labels are its tags.
     pub fn service<K: Into<String>, V: Into<String>>(
         selector: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
@@ -82,11 +82,7 @@ impl Resource {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let id = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let id = selector_id(&labels);
         let mut r = Resource::new(ResourceKind::Service, id.clone(), id);
         r.labels = labels;
         r
@@ -172,6 +168,33 @@ impl Resource {
     }
 }
 
+/// A label selector as one text, to route it and to name it (a service's id):
+/// `key=value` pairs sorted by key and joined with `,`, where `\`, `,` and `=` inside a key or
+/// a value are escaped with `\`. Label keys and values may hold `,` and `=`, and without the
+/// escapes `{app: "web,env=prod"}` would be written as `{app: web, env: prod}` is, and be routed
+/// and judged as that other selector; escaped, two selectors never share an id, and selectors
+/// without those characters are written as before.
+pub fn selector_id(labels: &BTreeMap<String, String>) -> String {
+    fn escaped(out: &mut String, text: &str) {
+        for c in text.chars() {
+            if matches!(c, '\\' | ',' | '=') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    let mut id = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            id.push(',');
+        }
+        escaped(&mut id, k);
+        id.push('=');
+        escaped(&mut id, v);
+    }
+    id
+}
+
 /// What is known of the resource's state before the action. For a single container, describe
 /// the service it is part of when known (the containers sharing its service labels), otherwise
 /// the container alone (capacity 1).
@@ -234,5 +257,38 @@ impl Change {
         Change::Restart {
             instances: replicas / 4,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_selector_id_is_its_pairs_sorted_by_key() {
+        assert_eq!(
+            selector_id(&labels(&[("env", "prod"), ("app", "web")])),
+            "app=web,env=prod"
+        );
+    }
+
+    #[test]
+    fn a_value_holding_separators_does_not_share_an_id_with_two_labels() {
+        let smuggled = selector_id(&labels(&[("app", "web,env=prod")]));
+        let two = selector_id(&labels(&[("app", "web"), ("env", "prod")]));
+        assert_ne!(smuggled, two);
+        assert_eq!(smuggled, r"app=web\,env\=prod");
+        // The escape itself is escaped, so `\,` written by the guest stays apart too.
+        assert_ne!(
+            selector_id(&labels(&[("app", r"web\"), ("env", "prod")])),
+            selector_id(&labels(&[("app", r"web\,env=prod")]))
+        );
     }
 }

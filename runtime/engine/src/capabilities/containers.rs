@@ -1,7 +1,8 @@
 //! `containers`: containers on a Docker-compatible engine, within `[grants.containers]`.
 //! Containers outside the granted labels are invisible to `list` and refused to every action.
 //! Each call goes to the provider (an engine) the host routes its resource to: the container
-//! reference for calls on one container, the selector written `key=value,…` (sorted by key) for
+//! reference for calls on one container (and, once resolved, the container's name must route to
+//! the same provider), the selector as [`grace_model::resource::selector_id`] writes it for
 //! `list` and `scale`.
 
 use grace_executor::containers::{self as exec, CLONE_LABEL};
@@ -33,14 +34,17 @@ fn grant(scope: &Scope) -> Result<&ContainerGrant, Refusal> {
         .ok_or_else(|| not_granted("containers", &scope.guest).into())
 }
 
-/// A selector as a resource to route: `key=value` pairs sorted by key, joined by `,`.
+/// A selector as a resource to route: the service's id, `key=value` pairs sorted by key and
+/// joined by `,`, with `,` and `=` inside keys and values escaped, so that a value holding
+/// them (`{app: "web,env=prod"}`) cannot be routed as another selector. (Repeated keys, which
+/// collapse here, are refused before anything acts.)
 fn selector_resource(selector: &[Label]) -> String {
-    let mut pairs: Vec<String> = selector
-        .iter()
-        .map(|l| format!("{}={}", l.key, l.value))
-        .collect();
-    pairs.sort();
-    pairs.join(",")
+    grace_model::resource::selector_id(
+        &selector
+            .iter()
+            .map(|l| (l.key.clone(), l.value.clone()))
+            .collect(),
+    )
 }
 
 /// The provider checks every container call starts with, once its identifiers are valid: the
@@ -163,14 +167,20 @@ async fn container_proposal(
         ContainerAction::Start => grace_model::resource::Change::Start { instances: 1 },
         _ => grace_model::resource::Change::Restart { instances: 1 },
     };
-    let mut resource =
-        grace_model::resource::Resource::container(&target.name).image(&target.image);
-    resource = described_by(resource, &target.labels);
     Ok(Proposal {
-        resource,
+        resource: container_resource(target),
         state: service_state(&members),
         change,
     })
+}
+
+/// A container as the trust core is told of it: by its name (as policies and guardrails name
+/// containers), with its image, and its labels as tags, all as its provider reports them.
+fn container_resource(target: &exec::Container) -> grace_model::resource::Resource {
+    described_by(
+        grace_model::resource::Resource::container(&target.name).image(&target.image),
+        &target.labels,
+    )
 }
 
 /// The refusal for a container the guest may not see: the same whether it does not exist or
@@ -204,6 +214,28 @@ async fn resolve(
     Ok(target)
 }
 
+/// Routes and the grant's provider are checked again on the resolved container's name: the
+/// call was routed on the guest's text (an id, an id prefix), which the configuration's routes
+/// (written for names) may send elsewhere than the container's own. A container whose name
+/// routes to another provider than the one that resolved it is refused: that provider may hold
+/// another container of that name.
+fn check_resolved_route(
+    scope: &Scope,
+    provider: &Provider<dyn ContainerExecutor>,
+    reference: &str,
+    target: &exec::Container,
+) -> Result<(), Refusal> {
+    let owner = scope.executors.containers.route(&target.name)?;
+    if owner.name() != provider.name() {
+        return Err(Refusal::Denied(format!(
+            "container `{reference}` was found on provider `{}`, but its name routes to provider `{}`",
+            provider.name(),
+            owner.name()
+        )));
+    }
+    check_provider(scope, provider, &target.name)
+}
+
 impl HostState {
     /// restart, start and stop: the same checks, a different provider call.
     async fn change_one(
@@ -231,6 +263,7 @@ impl HostState {
                     check_provider(&scope, &executor, &id)?;
                     grant.check_action(action)?;
                     let target = resolve(&*executor, grant, &id).await?;
+                    check_resolved_route(&scope, &executor, &id, &target)?;
                     grant.check_change(action, &target.name, &target.labels, scope.changes)?;
                     let proposal = container_proposal(&*executor, grant, action, &target).await?;
                     Ok(((executor, target.id), proposal))
@@ -265,6 +298,10 @@ impl Host for HostState {
             &capability::containers::LIST,
             json!({ "selector": labels_json(&selector) }),
         )
+        // A list is judged on the selector the guest asked for (its labels as tags), not on
+        // containers resolved from it: it looks at a selection, which may span containers
+        // labelled differently (unlike a scale, refusing that would refuse ordinary lists), and
+        // what it returns is only what the grant lets the guest see.
         .on(grace_model::resource::Resource::service(
             selector.iter().map(|l| (l.key.clone(), l.value.clone())),
         ))
@@ -308,10 +345,9 @@ impl Host for HostState {
             &capability::containers::LOGS,
             json!({ "id": preview(&id), "tail": tail }),
         )
-        .on(grace_model::resource::Resource::container(&id))
         .via(&routed);
         self.run
-            .perform(
+            .perform_on(
                 call,
                 move |scope| async move {
                     let executor = routed?;
@@ -325,8 +361,11 @@ impl Host for HostState {
                     check_provider(&scope, &executor, &id)?;
                     grant.check_action(ContainerAction::Logs)?;
                     let target = resolve(&*executor, grant, &id).await?;
+                    check_resolved_route(&scope, &executor, &id, &target)?;
                     grant.check_read(ContainerAction::Logs, &target.name, &target.labels)?;
-                    Ok((executor, target.id))
+                    // The trust core judges the container found, not the guest's text for it
+                    // (an id or an id prefix would slip past a policy naming the container).
+                    Ok(((executor, target.id.clone()), container_resource(&target)))
                 },
                 move |_, (executor, id)| async move { executor.logs(&id, tail).await },
             )
