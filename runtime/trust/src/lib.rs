@@ -169,7 +169,7 @@
 //! ```
 //! use grace_trust::{Action, Change, Outcome, Principal, Request, Resource, State, TrustConfig, TrustCore};
 //!
-//! # fn main() -> Result<(), grace_trust::TrustError> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let trust = TrustCore::in_memory(TrustConfig::from_toml(
 //!     r#"
 //!     [[guardrail]]
