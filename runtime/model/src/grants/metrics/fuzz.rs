@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use promql_parser::label::{METRIC_NAME, MatchOp, Matcher};
-use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::parser::{Expr, VectorSelector};
 
 use super::selector::{literal_alternatives, selector_text};
 use super::{MetricsGrant, SeriesGrant};
@@ -47,7 +47,7 @@ pub fn fuzz_query(text: &str) {
     if !accepted.contains(&true) {
         return;
     }
-    let expr = parser::parse(text).expect("an accepted query parses");
+    let expr = super::parse(text).expect("an accepted query parses");
     let mut selectors = Vec::new();
     collect_selectors(&expr, &mut selectors);
     for vs in selectors {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use promql_parser::label::{METRIC_NAME, MatchOp};
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 use serde::Deserialize;
 
 use super::selector::metric_name;
@@ -151,7 +151,7 @@ fn toml_string(text: &str) -> String {
 /// equality matchers (`name{label="glob"}`), or a metric name with any labels (`name{*}`).
 fn derive(glob: &str) -> Option<String> {
     let glob = glob.trim();
-    if let Ok(Expr::VectorSelector(vs)) = parser::parse(glob)
+    if let Ok(Expr::VectorSelector(vs)) = super::parse(glob)
         && vs.offset.is_none()
         && vs.at.is_none()
         && vs.matchers.or_matchers.is_empty()

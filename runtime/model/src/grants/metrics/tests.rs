@@ -391,3 +391,18 @@ fn the_deepest_accepted_queries_fit_a_small_stack() {
         .join()
         .expect("no stack overflow");
 }
+
+/// Found by the `promql_grant` fuzz target: promql-parser 0.11 panics converting a number too
+/// large for a duration (here a subquery range), and a guest's query must never panic the host.
+#[test]
+fn a_query_that_panics_the_promql_parser_is_refused_not_a_panic() {
+    let g = grant();
+    for query in [
+        "max_over_time(service_latency_p95_ms{service=\"api-a\"}[5e333333333:30s])",
+        "rate(up[1e400:])",
+    ] {
+        let e = g.check_query(query, NOW).unwrap_err().to_string();
+        assert!(e.contains("not valid PromQL"), "{query}: {e}");
+        assert!(g.check_range(query, NOW - 60_000, NOW).is_err(), "{query}");
+    }
+}
