@@ -373,7 +373,7 @@ impl RunState {
                     })
             }
         };
-        let scope = self.scope(call.interface);
+        let scope = self.scope(call.interface());
         let (_resource_guard, authorized) = match locked {
             Err(refusal) => (None, Err(refusal)),
             Ok(guard) => (
@@ -429,16 +429,16 @@ impl RunState {
             }
         };
         // The key is known before the trust core decides: an approval is given for it.
-        let key = call.change.then(|| {
+        let key = call.is_change().then(|| {
             let rank = self
                 .ranks
-                .entry((call.interface, call.function, call.target.clone()))
+                .entry((call.interface(), call.function(), call.target.clone()))
                 .or_default();
             *rank += 1;
             idempotency_key(
                 &self.run_id,
-                call.interface,
-                call.function,
+                call.interface(),
+                call.function(),
                 &call.target,
                 *rank,
             )
@@ -479,7 +479,7 @@ impl RunState {
             }
         }
         if let Some(key) = &key {
-            *self.changes.entry(call.interface).or_default() += 1;
+            *self.changes.entry(call.interface()).or_default() += 1;
             if let Some((seq, value)) = self.completed.get(key).cloned()
                 && let Ok(done) = serde_json::from_value::<T>(value.clone())
             {
@@ -505,7 +505,7 @@ impl RunState {
         let executing = grace_executor::budget::with_response_budget(budget, execute(scope, plan));
         let result = match tokio::time::timeout_at(self.wall_deadline, executing).await {
             Ok(r) => r,
-            Err(_) if call.change => Err(ExecError::TimedOut(
+            Err(_) if call.is_change() => Err(ExecError::TimedOut(
                 "the run's deadline passed during the call: whether the change happened is unknown"
                     .into(),
             )),
@@ -513,7 +513,7 @@ impl RunState {
                 "the run's deadline passed during the call".into(),
             )),
         };
-        if call.change {
+        if call.is_change() {
             let ask = Ask {
                 run_id: &self.run_id,
                 guest: &self.guest,
@@ -528,7 +528,7 @@ impl RunState {
         let (mut recorded, returned) = match result {
             // A change's result is kept whole: a retry replays it from the record. Changes
             // return small acknowledgements; reads may return whatever a provider holds.
-            Ok(value) if call.change => {
+            Ok(value) if call.is_change() => {
                 let json = serde_json::to_value(&value).map_or_else(
                     |e| error_json("other", &e.to_string()),
                     |v| json!({ "ok": v }),
@@ -660,8 +660,8 @@ impl RunState {
             run_id: self.run_id.clone(),
             playbook: self.guest.name.clone(),
             digest: self.guest.digest.clone(),
-            interface: call.interface.to_owned(),
-            function: call.function.to_owned(),
+            interface: call.interface().to_owned(),
+            function: call.function().to_owned(),
             args: call.args.clone(),
             decision: with_trust(
                 match verdict {
@@ -682,17 +682,17 @@ impl RunState {
             seq: 0,
             at,
             offset_ms: at.saturating_sub(self.started_at),
-            interface: call.interface.to_owned(),
-            function: call.function.to_owned(),
+            interface: call.interface().to_owned(),
+            function: call.function().to_owned(),
             args: call.args.clone(),
             verdict,
             reason: reason.to_owned(),
             trust,
             result,
-            change: call.change,
+            change: call.is_change(),
         });
         self.pending.push((Some(index), pending));
-        let effective = call.change && verdict == Verdict::Allowed;
+        let effective = call.is_change() && verdict == Verdict::Allowed;
         if effective {
             self.confirm_pending(true).await?;
         }
@@ -715,8 +715,8 @@ impl RunState {
             run_id: self.run_id.clone(),
             playbook: self.guest.name.clone(),
             digest: self.guest.digest.clone(),
-            interface: call.interface.to_owned(),
-            function: call.function.to_owned(),
+            interface: call.interface().to_owned(),
+            function: call.function().to_owned(),
             args: call.args.clone(),
             decision: with_trust(Decision::allowed(reason), trust),
             result: match &call.provider {

@@ -30,14 +30,8 @@ pub struct Call {
     /// What the called function is (read or change, resource kind, Cedar action, lock):
     /// the one description of it, in `grace-model`.
     pub descriptor: &'static Function,
-    /// WIT interface, e.g. `scaling` (the descriptor's).
-    pub interface: &'static str,
-    /// WIT function, e.g. `set-desired-capacity` (the descriptor's).
-    pub function: &'static str,
     /// Arguments as recorded (long texts shortened).
     pub args: Value,
-    /// Whether the call changes the world (the descriptor's effect).
-    pub change: bool,
     /// What a change acts on (a group, a container, `namespace/name`): with the run and the
     /// change's rank, what its idempotency key is made of.
     pub target: String,
@@ -53,18 +47,31 @@ pub struct Call {
 
 impl Call {
     fn new(descriptor: &'static Function, target: String, args: Value) -> Self {
-        let change = descriptor.is_change();
         Call {
             descriptor,
-            interface: descriptor.interface,
-            function: descriptor.name,
             args,
-            change,
-            lock: change.then(|| format!("{}/{target}", descriptor.interface)),
+            lock: descriptor
+                .is_change()
+                .then(|| format!("{}/{target}", descriptor.interface)),
             target,
             resource: None,
             provider: None,
         }
+    }
+
+    /// The WIT interface, e.g. `scaling`.
+    pub fn interface(&self) -> &'static str {
+        self.descriptor.interface
+    }
+
+    /// The WIT function, e.g. `set-desired-capacity`.
+    pub fn function(&self) -> &'static str {
+        self.descriptor.name
+    }
+
+    /// Whether the call changes the world.
+    pub fn is_change(&self) -> bool {
+        self.descriptor.is_change()
     }
 
     /// The provider `route` resolved the call's resource to, if it resolved.

@@ -35,12 +35,12 @@ struct Gate {
 impl Trust for Gate {
     async fn decide(&self, ask: &Ask<'_>) -> TrustDecision {
         self.asked.lock().unwrap().push((
-            format!("{}.{}", ask.call.interface, ask.call.function),
+            format!("{}.{}", ask.call.interface(), ask.call.function()),
             ask.key.map(str::to_owned),
             ask.proposal.map(|p| p.state),
             ask.proposal.map(|p| p.change),
         ));
-        if !ask.call.change {
+        if !ask.call.is_change() {
             return TrustDecision::allow("reads are fine");
         }
         if self.approved.load(Ordering::SeqCst) {

@@ -374,7 +374,7 @@ impl HostTrust {
                     idempotency_key: key.to_owned(),
                     playbook: ask.guest.name.clone(),
                     digest: ask.guest.digest.clone(),
-                    action: format!("{}.{}", ask.call.interface, ask.call.function),
+                    action: format!("{}.{}", ask.call.interface(), ask.call.function()),
                     args: ask.call.args.clone(),
                     resource: request.resource.key(),
                     approvers,

@@ -154,10 +154,7 @@ mod tests {
         let descriptor = grace_model::capability::function(interface, function).unwrap();
         Call {
             descriptor,
-            interface,
-            function,
             args: json!({}),
-            change: false,
             target: String::new(),
             resource: None,
             lock: None,
