@@ -223,6 +223,8 @@ fn connections_beyond_the_limit_get_503_and_the_server_recovers_when_they_go() {
     );
     // Four connections that send nothing hold every slot.
     let idle: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
+    // A transport error here is a failure, not a retry: a client must read the `503`, which the
+    // server writes only once the request has arrived (an answer sent earlier reads as a reset).
     let refused = poll_until("a refusal", Duration::from_secs(10), || {
         let (status, body) = server.get("/healthz");
         (status == 503).then_some(body)
@@ -236,6 +238,17 @@ fn connections_beyond_the_limit_get_503_and_the_server_recovers_when_they_go() {
             .contains("max_connections"),
         "{refused}"
     );
+    // curl, too, reads the answer rather than a reset.
+    let curl = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--write-out", "\n%{http_code}"])
+        .arg(format!("{}/healthz", server.url))
+        .output()
+        .expect("curl runs (Debian package `curl`)");
+    let out = String::from_utf8_lossy(&curl.stdout);
+    let stderr = String::from_utf8_lossy(&curl.stderr);
+    assert!(curl.status.success(), "curl failed: {stderr}");
+    assert!(out.ends_with("\n503"), "curl saw {out}{stderr}");
+    assert!(out.contains("max_connections"), "{out}");
     drop(idle);
     poll_until("the server to serve again", Duration::from_secs(10), || {
         healthy(&server).then_some(())

@@ -6,9 +6,12 @@
 //!   keep-alive connection: a slowloris client trickling header bytes, or a connection left
 //!   open with nothing sent, is cut off and its connection closed;
 //! - at most `max_connections` connections at once: beyond that, a new connection gets a
-//!   `503 overloaded` JSON error with `Retry-After` and is closed, its request never read, so a
-//!   flood cannot exhaust memory or file descriptors while the connections already accepted
-//!   (a health check among them) are served;
+//!   `503 overloaded` JSON error with `Retry-After` and is closed, so a flood cannot exhaust
+//!   memory or file descriptors while the connections already accepted (a health check among
+//!   them) are served. The `503` is written once the request's head has arrived (at most
+//!   [`REFUSAL_HEAD_BYTES`], within [`REFUSAL_HEAD_TIMEOUT`]), never before: an HTTP client
+//!   that receives an answer before it has sent its request takes it for a broken connection
+//!   (hyper reports a transport error, curl a reset), not for the `503` it is;
 //! - graceful shutdown: stop accepting, let the requests in flight finish, at most
 //!   [`SHUTDOWN_GRACE`];
 //! - with TLS, each connection's handshake runs in its own task and must finish within
@@ -55,6 +58,13 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// How long a connection over the limit may take over its handshake before it is closed
 /// unanswered.
 const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a connection over the limit may take to send its request's head before it is
+/// answered `503` anyway.
+const REFUSAL_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How much of a refused request's head is read, at most, while waiting for its end.
+const REFUSAL_HEAD_BYTES: usize = 16 * 1024;
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves: over TLS with
 /// `tls` (see [`crate::tls`]), in plain HTTP without.
@@ -196,10 +206,14 @@ async fn plain_http_refusal(stream: TcpStream) {
     answer_and_close(stream, answer).await;
 }
 
-/// The answer to a connection over the limit: a `503` written before reading anything, then a
-/// short drain of what the client sent, so that closing does not reset the connection before
-/// the client has read the answer.
-async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, max_connections: usize, log: bool) {
+/// The answer to a connection over the limit: a `503` written once the request's head has
+/// arrived (or after [`REFUSAL_HEAD_TIMEOUT`]), then a short drain of what the client sent, so
+/// that closing does not reset the connection before the client has read the answer.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    max_connections: usize,
+    log: bool,
+) {
     if log {
         tracing::warn!(
             max_connections,
@@ -218,7 +232,28 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, max_connections: u
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
+    let _ = tokio::time::timeout(REFUSAL_HEAD_TIMEOUT, read_head(&mut stream)).await;
     answer_and_close(stream, answer).await;
+}
+
+/// Reads until the end of a request's head (`\r\n\r\n`), the end of the stream, an error, or
+/// [`REFUSAL_HEAD_BYTES`]: what is read is discarded.
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut buffer = vec![0u8; REFUSAL_HEAD_BYTES];
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match stream.read(&mut buffer[filled..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                // The end marker may straddle two reads: search from 3 bytes before the new ones.
+                let from = filled.saturating_sub(3);
+                filled += n;
+                if buffer[from..filled].windows(4).any(|w| w == b"\r\n\r\n") {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Writes `answer`, then drains what the client sent (at most 64 KiB, within one second), so
