@@ -3,6 +3,10 @@
 //!
 //! The policy is the same everywhere: when a server cannot be found the test is skipped with a
 //! loud message, unless `GRACE_E2E=required` (as `.ci/run` sets it), where absence fails.
+//!
+//! A skipped test still counts as passed for cargo, which hides the output of passing tests.
+//! So a skip is also appended to the file named by `GRACE_SKIP_LOG` when it is set: `just test`
+//! sets it and ends with the number and names of the tests that were skipped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,26 @@ pub fn skip(test: &str, what: &str, how: &str) {
     eprintln!(
         "\n*** SKIPPED {test}: {what} is missing ({how}; GRACE_E2E=required makes this a failure) ***\n"
     );
+    if let Some(log) = std::env::var_os(SKIP_LOG) {
+        record_skip(Path::new(&log), test, what);
+    }
+}
+
+/// The environment variable naming the file skips are appended to.
+pub const SKIP_LOG: &str = "GRACE_SKIP_LOG";
+
+/// Appends `test: what is missing` to `log` as one write, so that test processes running at
+/// once (`O_APPEND`, a line far below `PIPE_BUF`) do not interleave their lines. A log that
+/// cannot be written fails the test: a skip nobody would hear of is what the log prevents.
+fn record_skip(log: &Path, test: &str, what: &str) {
+    use std::io::Write;
+    let line = format!("{test}: {what} is missing\n");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .unwrap_or_else(|e| panic!("cannot record the skip of {test} in {}: {e}", log.display()));
 }
 
 /// The first executable called `name` in `extra` directories or on `PATH`.
@@ -106,5 +130,22 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_are_appended_one_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("skips");
+        record_skip(&log, "first_test", "moto_server");
+        record_skip(&log, "second_test", "podman");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "first_test: moto_server is missing\nsecond_test: podman is missing\n"
+        );
     }
 }

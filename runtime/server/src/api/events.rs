@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::Audit;
 use crate::auth::Caller;
+use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
@@ -111,7 +111,7 @@ async fn publish(
     };
     let n = events.len();
     let (first, last) = intake.ingest_from(events, &caller).await?;
-    audit.batch(&caller, "events.publish", n, (first, last));
+    audit.batch(&caller, AuditAction::EventsPublish, n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": n, "first_seq": first, "last_seq": last })),

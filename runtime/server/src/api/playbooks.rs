@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::state::BodyLimits;
 use crate::app::App;
-use crate::auth::Audit;
 use crate::auth::Caller;
+use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::signing::{Signature, SignatureError, SignedBy};
@@ -124,7 +124,7 @@ async fn upload(
     let result = receive(&registry, limits, multipart, &mut asked).await;
     let answer = result.as_ref().map(|(_, body)| body);
     audit
-        .record(&caller, "playbooks.upload", asked, &answer)
+        .record(&caller, AuditAction::PlaybooksUpload, asked, &answer)
         .await;
     result.map(|(status, body)| (status, Json(body)))
 }
@@ -300,9 +300,9 @@ async fn set_enabled(
         .map(|r| summary(&r))
         .map_err(ApiError::from);
     let function = if enabled {
-        "playbooks.enable"
+        AuditAction::PlaybooksEnable
     } else {
-        "playbooks.disable"
+        AuditAction::PlaybooksDisable
     };
     audit
         .record(caller, function, json!({ "playbook": name }), &result)
@@ -321,7 +321,7 @@ async fn delete(
     audit
         .record(
             &caller,
-            "playbooks.delete",
+            AuditAction::PlaybooksDelete,
             json!({ "playbook": name }),
             &result,
         )

@@ -11,8 +11,8 @@ use grace_trust::{PolicySetVersion, TrustError};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::auth::Audit;
 use crate::auth::Caller;
+use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 use crate::trust::HostTrust;
 
@@ -121,9 +121,9 @@ async fn put(
     .map_err(trust_error);
     let args = serde_json::json!({ "name": name, "text": body.text });
     let function = if exists {
-        "policies.replace"
+        AuditAction::PoliciesReplace
     } else {
-        "policies.add"
+        AuditAction::PoliciesAdd
     };
     audit.record(&caller, function, args, &stored).await;
     stored.map(Json)
@@ -144,7 +144,7 @@ async fn remove(
     audit
         .record(
             &caller,
-            "policies.remove",
+            AuditAction::PoliciesRemove,
             serde_json::json!({ "name": name }),
             &removed,
         )

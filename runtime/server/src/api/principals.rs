@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::App;
-use crate::auth::Audit;
 use crate::auth::Authenticator;
 use crate::auth::Caller;
 use crate::auth::principals::{Principal, PrincipalError};
+use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 
 pub fn router() -> Router<App> {
@@ -57,7 +57,7 @@ async fn create(
         .create(&body.name, body.display_name.as_deref(), &caller.principal)
         .map_err(principal_error);
     audit
-        .record(&caller, "principals.create", asked, &result)
+        .record(&caller, AuditAction::PrincipalsCreate, asked, &result)
         .await;
     let principal = result?;
     tracing::info!(caller = %caller.principal, principal = %principal.id, "principal created");

@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::auth::Audit;
 use crate::auth::Caller;
+use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 use crate::runs::{RunRecord, RunState, RunSummary};
 use crate::scheduler::Scheduler;
@@ -138,7 +138,7 @@ async fn cancel(
     audit
         .record(
             &caller,
-            "runs.cancel",
+            AuditAction::RunsCancel,
             serde_json::json!({ "run": id }),
             &result,
         )
@@ -157,7 +157,7 @@ async fn resume(
     audit
         .record(
             &caller,
-            "runs.resume",
+            AuditAction::RunsResume,
             serde_json::json!({ "run": id }),
             &result,
         )

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::events::rejection;
 use crate::app::App;
-use crate::auth::Audit;
 use crate::auth::Caller;
+use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
@@ -137,7 +137,7 @@ async fn alertmanager(
     state.remember(keys);
     received(&push, "alertmanager", n);
     push.audit
-        .batch(&caller, "sources.alertmanager", n, (first, last));
+        .batch(&caller, AuditAction::SourcesAlertmanager, n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -164,7 +164,7 @@ async fn push_metrics(
     let (first, last) = push.intake.ingest_from(events, &caller).await?;
     received(&push, "metrics-push", n);
     push.audit
-        .batch(&caller, "sources.metrics", n, (first, last));
+        .batch(&caller, AuditAction::SourcesMetrics, n, (first, last));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": n, "first_seq": first, "last_seq": last })),

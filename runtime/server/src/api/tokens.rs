@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::app::App;
-use crate::auth::Audit;
 use crate::auth::Authenticator;
 use crate::auth::tokens::TokenRecord;
+use crate::auth::{Audit, AuditAction};
 use crate::auth::{Caller, Scope, TokenError, TokenSpec};
 use crate::error::ApiError;
 
@@ -135,7 +135,9 @@ async fn create(
     let asked = json!({ "name": body.name, "for": body.principal, "scopes": body.scopes, "expires_in": body.expires_in });
     let result = spec(&caller, body).and_then(|spec| auth.tokens.create(spec).map_err(token_error));
     let shown = result.as_ref().map(|t| TokenInfo::from(t.record.clone()));
-    audit.record(&caller, "tokens.create", asked, &shown).await;
+    audit
+        .record(&caller, AuditAction::TokensCreate, asked, &shown)
+        .await;
     let token = result?;
     tracing::info!(caller = %caller.name, token = %token.record.id, name = %token.record.name, principal = %token.record.principal, scopes = %token.record.scopes, "token created");
     let mut body = serde_json::to_value(TokenInfo::from(token.record))
@@ -168,7 +170,12 @@ async fn revoke(
         Err(e) => Err(token_error(e)),
     };
     audit
-        .record(&caller, "tokens.revoke", json!({ "token": id }), &result)
+        .record(
+            &caller,
+            AuditAction::TokensRevoke,
+            json!({ "token": id }),
+            &result,
+        )
         .await;
     if result.is_ok() {
         tracing::info!(caller = %caller.name, token = %id, "token revoked");

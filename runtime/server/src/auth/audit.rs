@@ -23,7 +23,95 @@ use crate::error::ApiError;
 /// The run id of every audit entry.
 pub const AUDIT_RUN_ID: &str = "api";
 
-fn entry(clock: &dyn Clock, caller: &Caller, function: &str, args: Value) -> NewEntry {
+/// What an audit entry records: its `function`. The one list of audited requests:
+/// `docs/security.md` is checked against [`AuditAction::ALL`] by a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    /// `POST /v1/playbooks`: an upload, refused ones included.
+    PlaybooksUpload,
+    /// `POST /v1/playbooks/{name}/enable`.
+    PlaybooksEnable,
+    /// `POST /v1/playbooks/{name}/disable`.
+    PlaybooksDisable,
+    /// `DELETE /v1/playbooks/{name}`.
+    PlaybooksDelete,
+    /// `POST /v1/runs/{id}/cancel`.
+    RunsCancel,
+    /// `POST /v1/runs/{id}/resume`.
+    RunsResume,
+    /// `POST /v1/tokens`.
+    TokensCreate,
+    /// `DELETE /v1/tokens/{id}`.
+    TokensRevoke,
+    /// `POST /v1/principals`.
+    PrincipalsCreate,
+    /// `PUT /v1/policies/{name}` of a new policy set.
+    PoliciesAdd,
+    /// `PUT /v1/policies/{name}` of an existing policy set.
+    PoliciesReplace,
+    /// `DELETE /v1/policies/{name}`.
+    PoliciesRemove,
+    /// A batch of published events (one entry per batch, see [`Audit::batch`]).
+    EventsPublish,
+    /// A batch of alerts from the Alertmanager webhook.
+    SourcesAlertmanager,
+    /// A batch of pushed metrics.
+    SourcesMetrics,
+    /// A request refused because the caller's token lacks the scope.
+    RequestDenied,
+}
+
+impl AuditAction {
+    /// Every audited request.
+    pub const ALL: [AuditAction; 16] = [
+        AuditAction::PlaybooksUpload,
+        AuditAction::PlaybooksEnable,
+        AuditAction::PlaybooksDisable,
+        AuditAction::PlaybooksDelete,
+        AuditAction::RunsCancel,
+        AuditAction::RunsResume,
+        AuditAction::TokensCreate,
+        AuditAction::TokensRevoke,
+        AuditAction::PrincipalsCreate,
+        AuditAction::PoliciesAdd,
+        AuditAction::PoliciesReplace,
+        AuditAction::PoliciesRemove,
+        AuditAction::EventsPublish,
+        AuditAction::SourcesAlertmanager,
+        AuditAction::SourcesMetrics,
+        AuditAction::RequestDenied,
+    ];
+
+    /// The entry's `function`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditAction::PlaybooksUpload => "playbooks.upload",
+            AuditAction::PlaybooksEnable => "playbooks.enable",
+            AuditAction::PlaybooksDisable => "playbooks.disable",
+            AuditAction::PlaybooksDelete => "playbooks.delete",
+            AuditAction::RunsCancel => "runs.cancel",
+            AuditAction::RunsResume => "runs.resume",
+            AuditAction::TokensCreate => "tokens.create",
+            AuditAction::TokensRevoke => "tokens.revoke",
+            AuditAction::PrincipalsCreate => "principals.create",
+            AuditAction::PoliciesAdd => "policies.add",
+            AuditAction::PoliciesReplace => "policies.replace",
+            AuditAction::PoliciesRemove => "policies.remove",
+            AuditAction::EventsPublish => "events.publish",
+            AuditAction::SourcesAlertmanager => "sources.alertmanager",
+            AuditAction::SourcesMetrics => "sources.metrics",
+            AuditAction::RequestDenied => "request.denied",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn entry(clock: &dyn Clock, caller: &Caller, function: AuditAction, args: Value) -> NewEntry {
     let mut args = match args {
         Value::Object(map) => Value::Object(map),
         Value::Null => json!({}),
@@ -43,7 +131,7 @@ fn entry(clock: &dyn Clock, caller: &Caller, function: &str, args: Value) -> New
         playbook: text("playbook"),
         digest: text("digest"),
         interface: "api".into(),
-        function: function.into(),
+        function: function.name().into(),
         decision: Decision::allowed(format!("scope `{}`", caller.granted)),
         args,
         result: Value::Null,
@@ -97,7 +185,7 @@ impl Audit {
     pub async fn record(
         &self,
         caller: &Caller,
-        function: &str,
+        function: AuditAction,
         args: Value,
         result: &impl Audited,
     ) {
@@ -116,7 +204,7 @@ impl Audit {
     /// Records an accepted batch of events (`function` `events.publish`, `sources.alertmanager`,
     /// ...) without waiting for the entry's commit: the events are durable already, and the
     /// entry joins the ledger's next group commit.
-    pub fn batch(&self, caller: &Caller, function: &str, count: usize, seqs: (u64, u64)) {
+    pub fn batch(&self, caller: &Caller, function: AuditAction, count: usize, seqs: (u64, u64)) {
         let mut e = entry(
             &*self.clock,
             caller,
@@ -134,7 +222,7 @@ impl Audit {
         let mut e = entry(
             &*self.clock,
             caller,
-            "request.denied",
+            AuditAction::RequestDenied,
             json!({ "method": method.as_str(), "route": route }),
         );
         e.decision = Decision::denied(format!("needs scope `{needed}`"));
@@ -142,5 +230,47 @@ impl Audit {
         if let Err(err) = self.ledger.submit(e) {
             tracing::error!(caller = %caller.name, "the ledger could not record a denied request: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::AuditAction;
+
+    /// The audit paragraph of `docs/security.md`: from `## Audit` to the first blank line after
+    /// the list of functions.
+    fn documented() -> BTreeSet<String> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
+        let doc = std::fs::read_to_string(path).expect("docs/security.md");
+        let section = doc.split("## Audit\n").nth(1).expect("an Audit section");
+        let paragraph = section
+            .trim_start()
+            .split("\n\n")
+            .next()
+            .unwrap_or_default();
+        paragraph
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|code| {
+                code.split_once('.').is_some_and(|(a, b)| {
+                    [a, b]
+                        .iter()
+                        .all(|w| !w.is_empty() && w.bytes().all(|c| c.is_ascii_lowercase()))
+                })
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_security_doc_lists_exactly_the_audited_requests() {
+        let actual: BTreeSet<String> = AuditAction::ALL
+            .iter()
+            .map(|a| a.name().to_owned())
+            .collect();
+        assert_eq!(documented(), actual);
     }
 }

@@ -8,15 +8,15 @@
 //! extensions. A handler that needs to know who asks takes it as an extractor:
 //!
 //! ```ignore
-//! async fn approve(
+//! async fn cancel(
 //!     State(scheduler): State<Arc<Scheduler>>,
 //!     State(audit): State<Audit>,
 //!     caller: Caller,
 //!     Path(id): Path<String>,
-//! ) -> Result<Json<Value>, ApiError> {
-//!     let result = scheduler.vote(&id, &caller, true, None).await.map_err(ApiError::from);
-//!     audit.record(&caller, "approvals.approve", json!({ "approval": id }), &result).await;
-//!     ...
+//! ) -> Result<Json<RunSummary>, ApiError> {
+//!     let result = scheduler.cancel(&id).await.map_err(ApiError::from);
+//!     audit.record(&caller, AuditAction::RunsCancel, json!({ "run": id }), &result).await;
+//!     result.map(Json)
 //! }
 //! ```
 //!
@@ -62,7 +62,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub use audit::Audit;
+pub use audit::{Audit, AuditAction};
 pub use principals::{Principal, PrincipalKind, PrincipalStore};
 pub use routes::Access;
 pub use scopes::{Scope, Scopes};
