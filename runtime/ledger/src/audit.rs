@@ -95,6 +95,12 @@ pub struct Audit {
     last_hash: Hash,
 }
 
+impl Default for Audit {
+    fn default() -> Audit {
+        Audit::new()
+    }
+}
+
 impl Audit {
     /// An audit from entry 1.
     pub fn new() -> Audit {
