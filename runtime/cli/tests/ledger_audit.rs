@@ -222,6 +222,54 @@ fn an_honest_server_verifies_with_every_entry_recomputed_on_the_client() {
         "{}",
         stdout(&out)
     );
+
+    // Without a key the entries are still recomputed, and the output says what is not proven.
+    let out = verify(&server, &server.url, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("NOT checked against a signing key"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn the_server_serves_its_tree_head_and_consistency_proofs_within_the_tree() {
+    let data = data_dir();
+    let server = checkpointing_server(data.path(), "grace.test/ledger");
+    make_runs(&server, 1);
+    let text = signed_to_the_head(&server);
+    let cp = SignedCheckpoint::parse(&text).unwrap().unverified().clone();
+
+    let (status, head) = server.get("/v1/ledger/tree-head");
+    assert_eq!(status, 200, "{head}");
+    let head: grace_ledger::TreeHead = serde_json::from_value(head).unwrap();
+    assert!(head.size >= cp.tree_size);
+
+    let (status, proof) = server.get(&format!(
+        "/v1/ledger/consistency?old_size=1&new_size={}",
+        cp.tree_size
+    ));
+    assert_eq!(status, 200, "{proof}");
+    let proof: grace_ledger::ConsistencyProof = serde_json::from_value(proof).unwrap();
+    assert_eq!(proof.new_root, cp.root_hash);
+    proof.verify().unwrap();
+
+    let (status, body) = server.get(&format!(
+        "/v1/ledger/consistency?old_size={}&new_size=1",
+        cp.tree_size
+    ));
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = server.get(&format!(
+        "/v1/ledger/consistency?old_size=1&new_size={}",
+        head.size + 1
+    ));
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = server.get("/v1/ledger/consistency?old=1");
+    assert_eq!(status, 400, "{body}");
+    // Read scope, as the other ledger routes.
+    let (status, body) = server.get_as("/v1/ledger/tree-head", None);
+    assert_eq!(status, 401, "{body}");
 }
 
 #[test]
