@@ -253,23 +253,43 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
-    /// Walk the hash chain; exit 1 naming the first entry that was modified, removed or reordered.
+    /// Verify a server's ledger here, trusting nothing it says: fetch its entries, tree head and
+    /// latest signed checkpoint, recompute every hash and the Merkle root, and check the
+    /// checkpoint's signature with `--key`. Exit 0 verified, 1 tampered, rewritten or not signed
+    /// by the key (the message says which), 2 bad input, 3 the server could not be asked.
+    /// With `--data-dir`, walk the ledger file of a data directory instead (offline).
     Verify {
         /// Print a machine-readable result.
         #[arg(long)]
         json: bool,
-        /// Verify the ledger of the server at this URL instead of the local data directory.
-        #[arg(long, value_name = "URL")]
-        server: Option<String>,
-        /// Also check the ledger against this signed checkpoint (written earlier by `grace ledger
-        /// checkpoint`): catches a truncated or rewritten history that a re-hashed chain hides.
-        #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "server")]
-        checkpoint: Option<std::path::PathBuf>,
-        /// The checkpoint signer's public key (`grace keys generate` writes it as `<key>.pub`).
-        #[arg(long, value_name = "FILE")]
-        key: Option<std::path::PathBuf>,
         #[command(flatten)]
-        data: DataDir,
+        server: Server,
+        /// Verify the ledger file of this data directory (offline, e.g. with the server stopped)
+        /// instead of a server's.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The public key of the server's `checkpoint_key` (`grace keys generate` writes it as
+        /// `<key>.pub`; get it from the operator, never from the server itself). Without it, a
+        /// server's ledger is checked for consistency only: nothing proves the server did not
+        /// rewrite all of it.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// A signed checkpoint kept from earlier (`grace ledger checkpoint`, or a server's
+        /// `GET /v1/ledger/checkpoint`): the ledger must still extend it, which catches a
+        /// truncated or rewritten history that a re-hashed chain hides.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        checkpoint: Option<PathBuf>,
+        /// Incremental, for cron: verify only the entries after the state saved in FILE (a signed
+        /// checkpoint and its Merkle frontier, written by the previous run) and that the
+        /// server's new checkpoint extends it; then write the new state back. A missing FILE
+        /// starts from entry 1.
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "key",
+            conflicts_with_all = ["checkpoint", "data_dir"]
+        )]
+        since: Option<PathBuf>,
     },
     /// Sign a checkpoint of the ledger (its size and Merkle root) and print it.
     Checkpoint {
@@ -427,6 +447,22 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PlaybookCommand {
+    /// Start a playbook or collector crate from one of the examples: Cargo.toml (the GRACE SDK
+    /// from its release tag, the examples' release profile), src/lib.rs, playbook.toml, a
+    /// sample event and a README on building and dry-running it.
+    New {
+        /// Its crate and playbook name: lowercase letters, digits and `-`, starting with a letter.
+        name: String,
+        /// A playbook, run on events, or a collector, run on a schedule to emit events.
+        #[arg(long, default_value = "playbook", value_parser = clap::builder::PossibleValuesParser::new(["playbook", "collector"]))]
+        kind: String,
+        /// The example it starts from (`playbooks/examples`) [default: the first of its kind].
+        #[arg(long, value_parser = crate::commands::playbook_new::template_names())]
+        template: Option<String>,
+        /// Where to write it [default: ./NAME]; it must not exist, or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Upload a playbook or collector: its directory or its `playbook.toml` (and the component it
     /// names); checked locally first.
     Upload {
@@ -578,4 +614,86 @@ pub enum RunsCommand {
         #[command(flatten)]
         server: Server,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The commands that work without a server, and why; every other command is a client of
+    /// one. A new command is a client unless it is added here.
+    const OFFLINE: [(&str, &str); 11] = [
+        ("serve", "is the server"),
+        ("init", "sets up a data directory before the server starts"),
+        ("run", "runs a playbook here"),
+        ("replay", "replays events here"),
+        (
+            "ledger checkpoint",
+            "signs the ledger file of a data directory",
+        ),
+        ("ledger proof", "reads the ledger file of a data directory"),
+        ("ledger show", "reads the ledger file of a data directory"),
+        ("policy test", "decides a request against policy files"),
+        ("keys generate", "writes key files"),
+        ("playbook sign", "signs files"),
+        ("playbook new", "writes a new crate"),
+    ];
+
+    /// Every command without subcommands, by its path (`ledger verify`).
+    fn leaves(command: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{prefix}{}", sub.get_name()).trim().to_owned();
+            if sub.has_subcommands() {
+                leaves(sub, &format!("{path} "), out);
+            } else {
+                out.push((path, sub.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn every_client_command_takes_its_server_from_grace_server_like_the_others() {
+        let mut commands = Vec::new();
+        leaves(&Cli::command(), "", &mut commands);
+        assert!(commands.len() > 30, "{} commands", commands.len());
+        for (path, command) in &commands {
+            let server = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some("server"));
+            if OFFLINE.iter().any(|(offline, _)| offline == path) {
+                assert!(
+                    server.is_none(),
+                    "`grace {path}` is listed as offline but takes --server: remove it from OFFLINE"
+                );
+                continue;
+            }
+            let server = server.unwrap_or_else(|| {
+                panic!("`grace {path}` takes no --server: flatten `cli::Server` into it, or list it in OFFLINE with the reason")
+            });
+            // One definition: `cli::Server`, with its environment variable and default.
+            assert_eq!(server.get_id(), "url", "`grace {path}`");
+            assert_eq!(
+                server.get_env().and_then(|e| e.to_str()),
+                Some("GRACE_SERVER"),
+                "`grace {path}`"
+            );
+            assert_eq!(
+                server
+                    .get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>(),
+                [crate::client::DEFAULT_SERVER],
+                "`grace {path}`"
+            );
+        }
+        for (offline, _) in OFFLINE {
+            assert!(
+                commands.iter().any(|(path, _)| path == offline),
+                "OFFLINE names `grace {offline}`, which does not exist"
+            );
+        }
+    }
 }

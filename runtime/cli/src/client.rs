@@ -74,6 +74,13 @@ pub enum ClientError {
         /// What happened, and what to do.
         detail: String,
     },
+    /// The answer's body is larger than the caller allows.
+    TooLarge {
+        /// `GET /v1/ledger/entries`, …
+        request: String,
+        /// The most bytes the caller reads.
+        limit: usize,
+    },
     /// The server answered successfully, but not with what this `grace` expects.
     Unexpected {
         /// `GET /v1/runs`, …
@@ -201,6 +208,9 @@ impl ClientError {
                 e.status,
                 e.describe()
             )),
+            ClientError::TooLarge { request, limit } => Exit::Internal(anyhow!(
+                "the server's answer to `{request}` is larger than {limit} bytes, the most this grace reads"
+            )),
             ClientError::Unexpected { request, detail } => Exit::Internal(anyhow!(
                 "the server's answer to `{request}` is not what this grace understands ({detail}): are the server and the CLI the same version?"
             )),
@@ -319,6 +329,51 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<Value, ClientError> {
         Ok(self.send(self.http.get(self.url(segments, query)))?.body)
+    }
+
+    /// `GET`, its body as bytes, reading at most `max_bytes` of it ([`ClientError::TooLarge`]
+    /// beyond): for answers from a server the caller does not trust, or that are not JSON.
+    pub fn get_bounded(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = self.url(segments, query);
+        let request = format!("GET {}", url.path());
+        let builder = self.http.get(url);
+        let builder = match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        };
+        let (status, retry_after, bytes) = self.runtime.block_on(async {
+            let mut response = builder.send().await.map_err(|e| self.classify(&e))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
+                if bytes.len() + chunk.len() > max_bytes {
+                    return Err(ClientError::TooLarge {
+                        request: request.clone(),
+                        limit: max_bytes,
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, ClientError>((status, retry_after, bytes))
+        })?;
+        if !status.is_success() {
+            return Err(ClientError::Api(ApiError::from_response(
+                status.as_u16(),
+                retry_after,
+                &bytes,
+            )));
+        }
+        Ok(bytes)
     }
 
     /// `POST` with a JSON body (or none).
@@ -736,25 +791,6 @@ pub struct Attempt {
     pub failure: Option<Failure>,
     /// Host calls it made.
     pub host_calls: u32,
-}
-
-/// `GET /v1/ledger/verify`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct VerifyResult {
-    /// Whether the chain is intact.
-    pub ok: bool,
-    /// Entries checked (intact).
-    #[serde(default)]
-    pub entries: Option<u64>,
-    /// The last entry's hash (intact, non-empty).
-    #[serde(default)]
-    pub head: Option<String>,
-    /// The first bad entry (tampered).
-    #[serde(default)]
-    pub first_bad_seq: Option<u64>,
-    /// What is wrong with it (tampered).
-    #[serde(default)]
-    pub problem: Option<String>,
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 mod checkpoint;
 pub mod codec;
 mod entry;
@@ -60,6 +61,7 @@ use std::sync::{Arc, mpsc};
 use redb::{ReadableDatabase, ReadableTable, TableError};
 use tokio::sync::oneshot;
 
+pub use audit::{Audit, AuditState, AuditStateError};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use entry::{Decision, Entry, Head, NewEntry, Receipt, Verdict};
 pub use error::{Inconsistency, LedgerError};

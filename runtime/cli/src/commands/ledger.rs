@@ -1,12 +1,12 @@
-//! `grace ledger verify|show`: the local ledger, or with `verify --server` a server's.
+//! `grace ledger verify|checkpoint|proof|show` and `grace keys`: the ledger file of a data
+//! directory; `verify` without `--data-dir` checks a server's ledger ([`super::ledger_audit`]).
 
 use anyhow::anyhow;
 use grace_ledger::{Durability, Ledger, LedgerError};
 use serde_json::json;
 
-use super::{Exit, client, ledger_path};
+use super::{Exit, ledger_path};
 use crate::cli::{DataDir, KeysCommand, LedgerCommand};
-use crate::client::VerifyResult;
 use crate::render;
 
 pub fn run(cmd: LedgerCommand) -> Exit {
@@ -14,15 +14,22 @@ pub fn run(cmd: LedgerCommand) -> Exit {
         LedgerCommand::Verify {
             json,
             server,
-            checkpoint,
+            data_dir,
             key,
-            data,
-        } => match (server, checkpoint, key) {
-            (Some(server), _, _) => verify_remote(&server, json),
-            (None, Some(checkpoint), Some(key)) => {
-                verify_checkpoint(&data, &checkpoint, &key, json)
+            checkpoint,
+            since,
+        } => match (data_dir, checkpoint, key) {
+            (Some(data_dir), Some(checkpoint), Some(key)) => {
+                verify_checkpoint(&DataDir { data_dir }, &checkpoint, &key, json)
             }
-            (None, _, _) => verify(&data, json),
+            (Some(data_dir), _, _) => verify(&DataDir { data_dir }, json),
+            (None, checkpoint, key) => super::ledger_audit::run(super::ledger_audit::Request {
+                server: server.url,
+                key,
+                checkpoint,
+                since,
+                json,
+            }),
         },
         LedgerCommand::Checkpoint { key, out, data } => checkpoint(&data, &key, out.as_deref()),
         LedgerCommand::Proof { seq, json, data } => proof(&data, seq, json),
@@ -103,51 +110,6 @@ fn verify(data: &DataDir, as_json: bool) -> Exit {
             Exit::Failed
         }
         Err(e) => Exit::Internal(anyhow!("cannot verify the ledger: {e}")),
-    }
-}
-
-/// `GET /v1/ledger/verify`, reported as the local verification is, with the server's URL where
-/// the local one names the file.
-fn verify_remote(server: &str, as_json: bool) -> Exit {
-    let client = match client(server) {
-        Ok(c) => c,
-        Err(exit) => return exit,
-    };
-    let result: VerifyResult = match client.get(&["v1", "ledger", "verify"], &[]) {
-        Ok(r) => r,
-        Err(e) => return e.into_exit(),
-    };
-    let server = client.server();
-    if result.ok {
-        let entries = result.entries.unwrap_or(0);
-        if as_json {
-            println!(
-                "{}",
-                json!({ "ok": true, "server": server, "entries": entries, "head": result.head })
-            );
-        } else {
-            match &result.head {
-                Some(head) => println!("ledger ok: {entries} entries, head {head} ({server})"),
-                None => println!("ledger ok: empty ({server})"),
-            }
-        }
-        Exit::Ok
-    } else {
-        let problem = result
-            .problem
-            .unwrap_or_else(|| match result.first_bad_seq {
-                Some(seq) => format!("entry {seq} is not what the ledger wrote"),
-                None => "the chain does not verify".to_owned(),
-            });
-        if as_json {
-            println!(
-                "{}",
-                json!({ "ok": false, "server": server, "first_bad_seq": result.first_bad_seq, "problem": problem })
-            );
-        } else {
-            println!("ledger TAMPERED ({server}): {problem}");
-        }
-        Exit::Failed
     }
 }
 

@@ -1,5 +1,5 @@
 //! `grace playbook sign|upload|list|show|enable|disable|delete`: signing playbooks, and a
-//! server's playbooks and collectors.
+//! server's playbooks and collectors (`grace playbook new` is [`super::playbook_new`]).
 
 use std::path::Path;
 
@@ -31,6 +31,17 @@ pub fn run(cmd: PlaybookCommand) -> Exit {
         PlaybookCommand::Enable { name, server } => set_enabled(&server.url, &name, true),
         PlaybookCommand::Disable { name, server } => set_enabled(&server.url, &name, false),
         PlaybookCommand::Delete { name, server } => delete(&server.url, &name),
+        PlaybookCommand::New {
+            name,
+            kind,
+            template,
+            dir,
+        } => Ok(super::playbook_new::run(
+            &name,
+            &kind,
+            template.as_deref(),
+            dir.as_deref(),
+        )),
     };
     result.unwrap_or_else(|exit| exit)
 }

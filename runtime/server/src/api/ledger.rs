@@ -1,4 +1,6 @@
-//! `/v1/ledger`: entries, head, verify, the latest signed checkpoint, inclusion proofs.
+//! `/v1/ledger`: entries, head, verify, the latest signed checkpoint, inclusion proofs, and the
+//! tree head and consistency proofs a client needs to verify the ledger without trusting the
+//! server (`grace ledger verify --server`, `grace_ledger::audit`).
 
 use std::sync::Arc;
 
@@ -22,7 +24,12 @@ pub fn router() -> Router<App> {
         .route("/verify", get(verify))
         .route("/checkpoint", get(checkpoint))
         .route("/proof/{seq}", get(proof))
+        .route("/tree-head", get(tree_head))
+        .route("/consistency", get(consistency))
 }
+
+/// The most entries one `GET /v1/ledger/entries` returns.
+pub const MAX_ENTRIES_PAGE: usize = 10_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +45,7 @@ async fn entries(
     query: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Entry>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_ENTRIES_PAGE);
     let from = q.from.unwrap_or(1);
     let ledger = ledger.clone();
     let result = tokio::task::spawn_blocking(move || match q.run {
@@ -128,6 +135,48 @@ async fn proof(
             }
             other => ApiError::internal(other.to_string()),
         })?;
+    serde_json::to_value(&proof)
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /v1/ledger/tree-head`: the size and Merkle root of the tree of every committed entry.
+async fn tree_head(State(ledger): State<Arc<Ledger>>) -> Result<Json<Value>, ApiError> {
+    let ledger = ledger.clone();
+    let head = tokio::task::spawn_blocking(move || ledger.tree_head())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::to_value(head)
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    old_size: u64,
+    new_size: Option<u64>,
+}
+
+/// `GET /v1/ledger/consistency?old_size=M&new_size=N`: the proof that the tree of `new_size`
+/// entries (default: all of them) extends the tree of `old_size` unchanged, with both roots.
+async fn consistency(
+    State(ledger): State<Arc<Ledger>>,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::body(e.body_text()))?;
+    let ledger = ledger.clone();
+    let proof =
+        tokio::task::spawn_blocking(move || ledger.prove_consistency(q.old_size, q.new_size))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| match e {
+                LedgerError::BeyondHead { .. } | LedgerError::SizesOutOfOrder { .. } => {
+                    ApiError::not_found(e.to_string())
+                }
+                other => ApiError::internal(other.to_string()),
+            })?;
     serde_json::to_value(&proof)
         .map(Json)
         .map_err(|e| ApiError::internal(e.to_string()))

@@ -61,6 +61,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/ledger/verify", Needs(Read)),
     ("GET", "/v1/ledger/checkpoint", Needs(Read)),
     ("GET", "/v1/ledger/proof/{seq}", Needs(Read)),
+    ("GET", "/v1/ledger/tree-head", Needs(Read)),
+    ("GET", "/v1/ledger/consistency", Needs(Read)),
     // Approvals: deciding is its own scope, so that approvers need not be operators.
     ("GET", "/v1/approvals", Needs(Read)),
     ("GET", "/v1/approvals/{id}", Needs(Read)),
