@@ -86,10 +86,12 @@ pub(super) async fn run(
         let mut last_seq = 0;
         for q in batch {
             last_seq = q.seq;
-            let Some(clock) = &s.r.virtual_clock else {
+            let Some(sim) = &s.r.simulation else {
                 created.extend(match_one(&s, &q));
                 continue;
             };
+            // The intake bounded how far ahead an event may be (see `crate::simulation`).
+            let clock = sim.clock();
             let now = clock.now_millis();
             if q.event.timestamp > now {
                 clock.advance(Duration::from_millis(q.event.timestamp - now));
@@ -100,6 +102,8 @@ pub(super) async fn run(
                 let mut finished = s.finished.subscribe();
                 store_and_start(&s, runs, q.seq, &mut counted).await;
                 wait_until_final(&s, &ids, &mut finished).await;
+                // The runs moved the clock while they waited: keep where it got to.
+                save_simulation(sim).await;
             }
         }
         store_and_start(&s, created, last_seq, &mut counted).await;
@@ -187,6 +191,10 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
     }
+    // In simulation, the clock the batch moved is kept too.
+    if let Some(sim) = &s.r.simulation {
+        save_simulation(sim).await;
+    }
     s.r.metrics
         .events_matched
         .fetch_add(last_seq.saturating_sub(*counted), Ordering::Relaxed);
@@ -195,6 +203,16 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
         s.r.metrics.triggers_fired.fetch_add(1, Ordering::Relaxed);
         s.r.metrics.transition(RunState::Queued);
         let _ = s.runs.send(run.id);
+    }
+}
+
+/// Keeps the simulated fleet's state (its clock moved by events and runs), in order with the
+/// saves of its changes (see [`grace_sim::Simulation::save_now`]); a failure is logged by the
+/// saver, and the next save keeps the whole state again.
+async fn save_simulation(sim: &Arc<grace_sim::Simulation>) {
+    let sim = sim.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || sim.save_now()).await {
+        tracing::error!("the simulated fleet's state could not be saved: {e}");
     }
 }
 

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 pub use events::{EventLog, Publisher, StoredEvent};
 
 use crate::runs::{RunRecord, RunState};
-use tables::{COMPONENTS, EVENTS, MATCHED_THROUGH, META, PLAYBOOKS, RUNS};
+use tables::{
+    COMPONENTS, EVENTS, MATCHED_THROUGH, META, PLAYBOOKS, RUNS, SIMULATION, SIMULATION_STATE,
+};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +146,7 @@ impl Store {
             tx.open_table(RUNS).map_err(db)?;
             tx.open_table(EVENTS).map_err(db)?;
             tx.open_table(META).map_err(db)?;
+            tx.open_table(SIMULATION).map_err(db)?;
         }
         tx.commit().map_err(db)?;
         Ok(Store { db: database })
@@ -332,6 +335,26 @@ impl Store {
             meta.insert(MATCHED_THROUGH, matched_through).map_err(db)?;
         }
         tx.commit().map_err(db)
+    }
+
+    /// Keeps the simulated fleet's state (see [`crate::simulation`]), durably.
+    pub fn put_simulation(&self, state: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(SIMULATION).map_err(db)?;
+            table.insert(SIMULATION_STATE, state).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The simulated fleet's state kept last, if any.
+    pub fn simulation(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(SIMULATION).map_err(db)?;
+        Ok(table
+            .get(SIMULATION_STATE)
+            .map_err(db)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// The last event whose matching is stored.
