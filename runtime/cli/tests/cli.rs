@@ -304,7 +304,7 @@ fn ledger_show_and_verify_read_what_the_run_recorded() {
     let out = grace(&["ledger", "verify", "--data-dir", d]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).starts_with("ledger ok: 14 entries"),
+        stdout(&out).starts_with("ledger ok: 10 entries"),
         "{}",
         stdout(&out)
     );
@@ -316,15 +316,15 @@ fn ledger_show_and_verify_read_what_the_run_recorded() {
         .collect();
     assert_eq!(
         entries.len(),
-        14,
-        "run start and end, 11 host calls and the intent of the one change"
+        10,
+        "run start and end, 7 host calls and the intent of the one change"
     );
     assert_eq!(entries[0]["interface"], "run");
     assert_eq!(entries[0]["function"], "started");
     assert!(
         entries
             .iter()
-            .any(|e| e["function"] == "set-desired-capacity"
+            .any(|e| e["function"] == "scale-deployment"
                 && e["decision"]["verdict"] == "allowed")
     );
 }
