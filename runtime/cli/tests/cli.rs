@@ -324,8 +324,7 @@ fn ledger_show_and_verify_read_what_the_run_recorded() {
     assert!(
         entries
             .iter()
-            .any(|e| e["function"] == "scale-deployment"
-                && e["decision"]["verdict"] == "allowed")
+            .any(|e| e["function"] == "scale-deployment" && e["decision"]["verdict"] == "allowed")
     );
 }
 

@@ -13,7 +13,7 @@
 //! **State.** Every change the simulated fleet makes is saved in the same database as the runs
 //! and the ledger ([`SavedSimulation`], written as the change is made, before its result is
 //! recorded, as a real backend keeps its state), and the clock is saved with each matched
-//! batch. A restart restores both onto the same fleet file; onto an edited one, the clock only,
+//! batch (in the transaction of its mark: no extra write) and after the runs an event fired. A restart restores both onto the same fleet file; onto an edited one, the clock only,
 //! and says so loudly.
 
 use std::sync::Arc;
@@ -111,7 +111,7 @@ impl std::fmt::Debug for SavedSimulation {
 impl SaveState for SavedSimulation {
     fn save(&self, state: &SavedState) {
         // The change is made in the world already: a failure to keep it is reported, and the
-        // next change or matched batch saves the whole state again.
+        // next change (or the end of the runs an event fired) saves the whole state again.
         if let Err(e) = self.store.put_simulation(&state.to_bytes()) {
             tracing::error!("the simulated fleet's state could not be saved: {e}");
         }
@@ -135,6 +135,13 @@ pub fn restore_and_keep(sim: &Simulation, store: &Store) -> Result<(), StoreErro
             Err(e) => tracing::warn!(
                 "the simulated fleet starts over from the fleet file (the runs and the ledger remember the old one): {e}"
             ),
+        }
+    }
+    // The clock kept with the last matched batch may be later than the last saved state's.
+    if let Some(clock) = store.simulation_clock()? {
+        let now = sim.clock().now_millis();
+        if clock > now {
+            sim.clock().advance(Duration::from_millis(clock - now));
         }
     }
     sim.save_changes_to(Arc::new(SavedSimulation {

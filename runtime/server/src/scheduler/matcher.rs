@@ -183,17 +183,17 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
     loop {
         let store = s.r.store.clone();
         let runs = created.clone();
-        match tokio::task::spawn_blocking(move || store.put_matched(&runs, last_seq)).await {
+        // In simulation, the clock the batch moved is kept with its mark.
+        let clock = s.r.simulation.as_ref().map(|sim| sim.clock().now_millis());
+        match tokio::task::spawn_blocking(move || store.put_matched_at(&runs, last_seq, clock))
+            .await
+        {
             Ok(Ok(())) => break,
             Ok(Err(e)) => tracing::error!("cannot store matched runs, retrying in {pause:?}: {e}"),
             Err(e) => tracing::error!("matcher storage task failed, retrying in {pause:?}: {e}"),
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
-    }
-    // In simulation, the clock the batch moved is kept too.
-    if let Some(sim) = &s.r.simulation {
-        save_simulation(sim).await;
     }
     s.r.metrics
         .events_matched

@@ -23,5 +23,8 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("server/meta")
 /// the events table.
 pub const EVENTS_LAST_SEQ: &str = "events.last_seq";
 
+/// In simulation, the virtual clock's reading (ms) when the last matched batch was stored.
+pub const SIMULATION_CLOCK: &str = "simulation.clock";
+
 /// The last event sequence number whose matching (and the runs it created) is stored.
 pub const MATCHED_THROUGH: &str = "events.matched_through";
