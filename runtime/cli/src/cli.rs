@@ -37,7 +37,9 @@ pub enum Command {
     /// (needs the `admin` scope).
     #[command(subcommand)]
     Principals(PrincipalsCommand),
-    /// Run one playbook on one event (or one collector pass).
+    /// Run one playbook on one event (or one collector pass), once: against the backends of
+    /// grace.toml, recorded in the data directory's ledger; or with `--dry-run`, against the
+    /// simulated fleet, writing nothing. With `--event`, only if one of its triggers holds.
     Run(RunArgs),
     /// Replay recorded events against playbooks in simulation: what would have fired and done.
     Replay(ReplayArgs),
@@ -208,7 +210,8 @@ pub struct DryTrustArgs {
     #[arg(long = "policies", value_name = "FILE")]
     pub policies: Vec<PathBuf>,
     /// A `grace.toml` whose `[trust]` (guardrails, risk weights, `[[trust.resource]]`) the trust
-    /// core applies; none: the defaults.
+    /// core applies; none: the defaults. A real `grace run` also acts on its backends (and reads
+    /// ./grace.toml when none is named).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -233,10 +236,18 @@ pub struct DataDir {
 pub struct RunArgs {
     /// The playbook: its directory or its `playbook.toml`.
     pub playbook: PathBuf,
-    /// The triggering event, as a JSON file (`-` for stdin); collectors take none.
+    /// The triggering event, as a JSON file (`-` for stdin); collectors take none. The
+    /// playbook's triggers are checked on it first: it runs only if one holds.
     #[arg(long)]
     pub event: Option<PathBuf>,
-    /// Run against the simulated fleet instead of real providers.
+    /// Run even if no trigger holds for the event (the report says it was forced).
+    #[arg(long, requires = "event")]
+    pub force: bool,
+    /// Run against the simulated fleet instead of the backends of grace.toml, with a temporary
+    /// ledger: the data directory is only read (its policies), never written. Without it, the
+    /// run acts on the backends of `--config` (or ./grace.toml), decided by the policies stored
+    /// in the data directory and recorded in its ledger; refused while a `grace serve` holds
+    /// the data directory.
     #[arg(long)]
     pub dry_run: bool,
     /// The simulated fleet (TOML); the examples' default fleet when absent.

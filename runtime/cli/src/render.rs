@@ -8,7 +8,6 @@
 //! returns through [`escape_lines`] as well, which leaves only its own line breaks raw.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use grace_engine::event::format_millis;
 use grace_engine::run::Outcome;
@@ -478,20 +477,42 @@ pub fn short_digest(digest: &str) -> String {
     digest.chars().take("sha256:".len() + 12).collect()
 }
 
-/// The whole report of a dry-run; `trust` is its trust section, rendered, printed after the
+/// What a `grace run` report is made of.
+#[derive(Clone, Copy)]
+pub struct RunReportParts<'a> {
+    /// The run.
+    pub report: &'a RunReport,
+    /// `dry-run` or `run`.
+    pub mode: &'a str,
+    /// Lines after the event: trigger checks, what was seeded, the backends.
+    pub preface: &'a str,
+    /// The trust section.
+    pub trust: &'a str,
+    /// The simulated fleet after the run, in a dry run.
+    pub fleet_after: Option<&'a str>,
+    /// The ledger's head after the run.
+    pub head: Option<&'a Head>,
+    /// Where the ledger is (a path, or a temporary ledger).
+    pub ledger_place: &'a str,
+}
+
+/// The whole report of a `grace run` (or dry run): the trust section is printed after the
 /// actions.
-pub fn run_report(
-    report: &RunReport,
-    trust: &str,
-    fleet_after: &impl std::fmt::Display,
-    head: Option<&Head>,
-    ledger_file: &Path,
-) -> String {
+pub fn run_report(parts: &RunReportParts<'_>) -> String {
+    let RunReportParts {
+        report,
+        mode,
+        preface,
+        trust,
+        fleet_after,
+        head,
+        ledger_place,
+    } = *parts;
     let mut out = String::new();
     let g = &report.guest;
     let _ = writeln!(
         out,
-        "dry-run of {} {} {} ({})",
+        "{mode} of {} {} {} ({})",
         g.kind,
         escape(&g.name),
         escape(&g.version),
@@ -510,6 +531,7 @@ pub fn run_report(
         );
         let _ = writeln!(out, "payload  {}", compact(&ev.payload));
     }
+    out.push_str(preface);
     let _ = writeln!(out);
     timeline(
         &mut out,
@@ -560,19 +582,20 @@ pub fn run_report(
         );
     }
     out.push_str(trust);
-    let _ = writeln!(out, "\nfleet after the run\n{fleet_after}");
+    if let Some(fleet_after) = fleet_after {
+        let _ = writeln!(out, "\nfleet after the run\n{fleet_after}");
+    }
     match head {
         Some(h) => {
             let _ = writeln!(
                 out,
-                "ledger   {} entries, head {} ({})",
+                "ledger   {} entries, head {} ({ledger_place})",
                 h.entries,
                 shorten(&h.hash.to_string(), 17),
-                ledger_file.display()
             );
         }
         None => {
-            let _ = writeln!(out, "ledger   empty ({})", ledger_file.display());
+            let _ = writeln!(out, "ledger   empty ({ledger_place})");
         }
     }
     escape_lines(&out).into_owned()

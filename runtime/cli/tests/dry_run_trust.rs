@@ -176,8 +176,8 @@ fn store_no_logs(data: &Path) {
 }
 
 /// `grace replay` of the latency incident on `scale-on-latency`, with the policies stored in
-/// `data`, as JSON. (A replay records its calls in a scratch ledger; `grace run --dry-run`
-/// records them in the data directory's.)
+/// `data`, as JSON. (A replay, like `grace run --dry-run`, records its calls in a scratch
+/// ledger.)
 fn replay_with_stored_policies(data: &Path) -> Value {
     let incident = playbooks_dir().join("incidents/latency-incident.json");
     let playbook = example("scale-on-latency");

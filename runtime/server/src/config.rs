@@ -48,6 +48,11 @@ pub struct ServeConfig {
     pub simulate: bool,
     /// The simulated fleet (the default fleet when `None`).
     pub fleet: Option<PathBuf>,
+    /// In simulation, how far past both the simulation's time and the wall clock an event's
+    /// `timestamp` may be (`max_event_skew`): virtual time follows the events, and a later one is
+    /// refused at intake rather than moving the simulated fleet into the future.
+    #[serde(with = "humantime_serde")]
+    pub max_event_skew: Duration,
     /// Events that may wait to be matched; beyond it publishers get `429`.
     pub queue_capacity: usize,
     /// Largest request body for events and other JSON.
@@ -131,6 +136,7 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from(".grace"),
             simulate: false,
             fleet: None,
+            max_event_skew: DEFAULT_MAX_EVENT_SKEW,
             queue_capacity: 10_000,
             max_body_bytes: 4 * 1024 * 1024,
             max_upload_bytes: 64 * 1024 * 1024,
@@ -163,6 +169,11 @@ impl Default for ServeConfig {
         }
     }
 }
+
+/// How far ahead of the simulation's time (and of the wall clock) an event may be stamped, unless
+/// `max_event_skew` says otherwise: enough for a recorded incident published in one batch whose
+/// samples are minutes apart, far too little to move the simulated fleet into another year.
+pub const DEFAULT_MAX_EVENT_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// Where the settings file is: the one named (it must exist), else `grace.toml` in the current
 /// directory when it exists.
@@ -225,6 +236,12 @@ impl ServeConfig {
     /// own module. The error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_bounds()?;
+        if self.max_event_skew < Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "max_event_skew",
+                "must be at least 1s",
+            ));
+        }
         if !self.simulate && self.fleet.is_some() {
             return Err(ConfigError::invalid(
                 "fleet",

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::simulation::{EventTimeBound, TooFarAhead};
 use crate::sources::supervisor::Batch;
 use crate::store::{EventLog, Publisher, StoreError};
 use crate::supervisor::TaskError;
@@ -58,6 +59,15 @@ pub enum IngestError {
         /// The queue's capacity.
         capacity: usize,
     },
+    /// In simulation, an event stamped too far ahead (see [`crate::simulation`]).
+    #[error("{error}")]
+    TooFarAhead {
+        /// Which event, and the bound.
+        error: TooFarAhead,
+        /// Events in the batch: a batch of one names the field `timestamp`, a longer one
+        /// `events[i].timestamp`.
+        batch: usize,
+    },
     /// The event log failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -76,6 +86,19 @@ impl From<IngestError> for ApiError {
                 depth,
                 capacity,
             } => ApiError::queue_full(batch, depth, capacity),
+            IngestError::TooFarAhead { error, batch } => {
+                let field = if batch == 1 {
+                    "timestamp".to_owned()
+                } else {
+                    format!("events[{}].timestamp", error.index)
+                };
+                let message = if batch == 1 {
+                    error.to_string()
+                } else {
+                    format!("events[{}]: {error}", error.index)
+                };
+                ApiError::field(field, message)
+            }
             IngestError::Store(e) => e.into(),
             IngestError::Task(e) => ApiError::internal(e.to_string()),
         }
@@ -90,6 +113,8 @@ pub struct Intake {
     metrics: Arc<Metrics>,
     trust: Arc<HostTrust>,
     clock: Arc<dyn Clock>,
+    /// In simulation, how far ahead events may be stamped.
+    time_bound: Option<EventTimeBound>,
 }
 
 impl Intake {
@@ -109,7 +134,14 @@ impl Intake {
             metrics,
             trust,
             clock,
+            time_bound: None,
         }
+    }
+
+    /// In simulation: refuses events stamped further ahead than `bound` allows.
+    pub(crate) fn with_time_bound(mut self, bound: EventTimeBound) -> Intake {
+        self.time_bound = Some(bound);
+        self
     }
 
     /// Accepts a batch from a polled source or a collector.
@@ -160,6 +192,12 @@ impl Intake {
                 capacity: self.capacity,
             });
         }
+        // Before anything is stored or acknowledged: the timestamps as parsed.
+        if let Some(bound) = &self.time_bound {
+            bound
+                .check(&events)
+                .map_err(|error| IngestError::TooFarAhead { error, batch: n })?;
+        }
         let Ok(permits) = self.queue.try_reserve_many(n) else {
             self.metrics
                 .events_throttled
@@ -179,6 +217,9 @@ impl Intake {
             .await?;
         // The writer has let go of the batch by now: take it back without copying.
         let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
+        if let Some(bound) = &self.time_bound {
+            bound.accepted(&events);
+        }
         for event in &events {
             self.trust.observe(event);
         }
@@ -222,6 +263,10 @@ impl Intake {
     /// Queues events read back from the log (accepted before a restart, not yet matched),
     /// waiting for room: the matcher takes events in sequence order whatever order they arrive.
     pub(crate) async fn requeue(&self, backlog: Vec<crate::store::StoredEvent>) {
+        if let Some(bound) = &self.time_bound {
+            let events: Vec<TriggerEvent> = backlog.iter().map(|e| e.event.clone()).collect();
+            bound.accepted(&events);
+        }
         for e in backlog {
             let q = Queued {
                 seq: e.seq,

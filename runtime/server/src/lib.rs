@@ -23,6 +23,8 @@
 //!   the audit trail; [`signing`]: signed playbook uploads and the trust roots;
 //! - [`listener`]: the serve loop: connection limit, header read timeout, graceful shutdown;
 //!   [`tls`]: the certificate it serves HTTPS with, reloaded on SIGHUP;
+//! - [`simulation`]: with `--simulate`, what may move the simulated fleet's clock, and its
+//!   state kept across restarts;
 //! - [`metrics`]: the `/metrics` endpoint; [`replay`]: recorded events against playbooks, in
 //!   virtual time;
 //! - [`supervisor`]: the background tasks, restarted when they die, their health in `/healthz`;
@@ -46,6 +48,7 @@ pub mod replay;
 pub mod runs;
 pub mod scheduler;
 pub mod signing;
+pub mod simulation;
 pub mod sources;
 pub mod store;
 pub mod supervisor;

@@ -186,6 +186,18 @@ pub(crate) async fn connect(
     })
 }
 
+/// The providers of `config` for one run outside the server (`grace run`): the real ones
+/// only, routed as `grace serve` routes them, and each capability's described.
+pub async fn connect_for_one_run(
+    config: &ServeConfig,
+) -> Result<(Executors, BTreeMap<&'static str, BTreeMap<String, String>>), StartError> {
+    if !config.has_providers() {
+        return Err(StartError::NoProviders);
+    }
+    let connected = connect(config, None).await?;
+    Ok((connected.executors, connected.descriptions))
+}
+
 /// Gives each capability its routes, resolved with the project's one glob.
 fn install_routes(executors: &mut Executors, mut routing: Routing) -> Result<(), StartError> {
     let mut take = |c: Capability| routing.routes.remove(&c).unwrap_or_default();

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use grace_executor::containers::{CLONE_LABEL, Container, ContainerState, Health};
 use grace_executor::{ContainerExecutor, ExecError, Labels};
+use serde::{Deserialize, Serialize};
 
 use crate::fleet::ContainerSpec;
 use crate::simulation::Simulation;
@@ -24,7 +25,7 @@ const MAX_REPLICAS: u32 = 1_000;
 /// The most log lines kept per container; older lines are dropped first.
 pub(crate) const MAX_LOG_LINES: usize = 100;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ContainerRecord {
     container: Container,
     /// Whether the container has a health check: `none` health in the fleet file means it has not.
@@ -78,7 +79,7 @@ fn health_name(health: Health) -> &'static str {
 }
 
 /// Every container, in creation order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Containers {
     records: Vec<ContainerRecord>,
     created: u64,
@@ -328,22 +329,22 @@ impl ContainerExecutor for SimContainers {
 
     async fn restart(&self, id: &str) -> Result<Container, ExecError> {
         self.sim
-            .with_world(|world, now| world.containers.restart(id, now))
+            .change_world(|world, now| world.containers.restart(id, now))
     }
 
     async fn start(&self, id: &str) -> Result<Container, ExecError> {
         self.sim
-            .with_world(|world, now| world.containers.start(id, now))
+            .change_world(|world, now| world.containers.start(id, now))
     }
 
     async fn stop(&self, id: &str) -> Result<Container, ExecError> {
         self.sim
-            .with_world(|world, now| world.containers.stop(id, now))
+            .change_world(|world, now| world.containers.stop(id, now))
     }
 
     async fn scale(&self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError> {
         self.sim
-            .with_world(|world, now| world.containers.scale(selector, replicas, now))
+            .change_world(|world, now| world.containers.scale(selector, replicas, now))
     }
 
     async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError> {

@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use grace_executor::kubernetes::Deployment;
 use grace_executor::{ExecError, KubernetesExecutor};
+use serde::{Deserialize, Serialize};
 
 use crate::fleet::DeploymentSpec;
 use crate::simulation::{Simulation, millis};
 
 /// A deployment and its rollout in progress, if any.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DeploymentState {
     pub namespace: String,
     pub name: String,
@@ -136,7 +137,7 @@ impl KubernetesExecutor for SimKubernetes {
                 i32::MAX
             )));
         }
-        self.sim.with_world(|world, now| {
+        self.sim.change_world(|world, now| {
             let deployment = world.deployment_mut(namespace, name)?;
             deployment.scale(now, replicas);
             tracing::debug!(namespace, name, replicas, "simulated deployment scaled");
@@ -145,7 +146,7 @@ impl KubernetesExecutor for SimKubernetes {
     }
 
     async fn rollout_restart(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
-        self.sim.with_world(|world, now| {
+        self.sim.change_world(|world, now| {
             let deployment = world.deployment_mut(namespace, name)?;
             deployment.restart(now);
             tracing::debug!(namespace, name, "simulated deployment restarted");

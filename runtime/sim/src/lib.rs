@@ -32,11 +32,13 @@ pub mod fleet;
 mod containers;
 mod kubernetes;
 mod metrics;
+mod saved;
 mod scaling;
 mod selector;
 mod simulation;
 mod snapshot;
 
 pub use fleet::{Fleet, FleetError};
+pub use saved::{Restored, SaveState, SavedState, SavedStateError};
 pub use simulation::{PROVIDER, Simulation};
 pub use snapshot::{FleetSnapshot, GroupSnapshot, ServiceSnapshot};

@@ -3,6 +3,7 @@
 //!
 //! A query is answered, in this order:
 //!
+//! 0. at the times an event's value seeds it ([`Seed`]), by that value;
 //! 1. by the `[[series]]` whose `query` is the same text (surrounding whitespace aside), so real
 //!    PromQL from a playbook's config works in a dry-run;
 //! 2. by a built-in metric, if the query is a selector (see [`crate::selector`]).
@@ -67,13 +68,81 @@ fn offset(start_millis: u64, secs: i64) -> u64 {
     u64::try_from(millis.max(0)).unwrap_or(u64::MAX)
 }
 
-/// Evaluates `query` at each of `times`.
+/// A value an event reported for a query, answering it from the event's time until the fleet
+/// next changes (see [`Simulation::seed_series`](crate::Simulation::seed_series)).
+#[derive(Debug, Clone)]
+pub(crate) struct Seed {
+    query: String,
+    value: f64,
+    from: u64,
+    until: Option<u64>,
+}
+
+impl Seed {
+    pub fn new(query: &str, value: f64, from: u64) -> Seed {
+        Seed {
+            query: query.trim().to_owned(),
+            value,
+            from,
+            until: None,
+        }
+    }
+
+    /// The fleet changed at `now`: the seed answers no later time.
+    pub fn end_at(&mut self, now: u64) {
+        if self.until.is_none() {
+            self.until = Some(now.max(self.from));
+        }
+    }
+
+    fn covers(&self, t: u64) -> bool {
+        self.from <= t && self.until.is_none_or(|until| t < until)
+    }
+}
+
+/// Evaluates `query` at each of `times`: the usual answer, with the samples of times a seed
+/// covers replaced by its value (a query with no usual answer gets one series, unlabelled).
 pub(crate) fn evaluate(
     world: &World,
     query: &str,
     times: &[u64],
 ) -> Result<Vec<Series>, ExecError> {
     let text = query.trim();
+    let seeded = |t: u64| {
+        world
+            .seeds
+            .iter()
+            .rev()
+            .find(|s| s.query == text && s.covers(t))
+            .map(|s| s.value)
+    };
+    if !times.iter().any(|&t| seeded(t).is_some()) {
+        return evaluate_unseeded(world, text, times);
+    }
+    let mut result = match evaluate_unseeded(world, text, times) {
+        Ok(series) if series.len() == 1 => series,
+        // Several series, or none, or no usual answer at all: the seed is the one series.
+        _ => vec![Series {
+            labels: Labels::new(),
+            samples: Vec::new(),
+        }],
+    };
+    let series = &mut result[0];
+    let usual: Vec<Sample> = std::mem::take(&mut series.samples);
+    series.samples = times
+        .iter()
+        .filter_map(|&t| match seeded(t) {
+            Some(value) => Some(Sample {
+                timestamp: t,
+                value,
+            }),
+            None => usual.iter().find(|s| s.timestamp == t).cloned(),
+        })
+        .collect();
+    Ok(result)
+}
+
+fn evaluate_unseeded(world: &World, text: &str, times: &[u64]) -> Result<Vec<Series>, ExecError> {
     if let Some(fixed) = world.series.iter().find(|s| s.query == text) {
         return match &fixed.source {
             FixedSource::Points { labels, points } => {
@@ -248,6 +317,43 @@ mod tests {
             range_times(0, 11_000, Duration::from_millis(1)),
             Err(ExecError::InvalidArgument(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_seeded_query_answers_the_events_value_until_the_fleet_changes() {
+        use crate::{Fleet, Simulation};
+        use grace_executor::Clock;
+        let sim = Simulation::new(&Fleet::default_fleet());
+        let q = r#"service_latency_p95_ms{service="api-service"}"#;
+        let start = sim.clock().now_millis();
+        sim.seed_series(q, 40.0, start + 1_000);
+        let metrics = sim.executors().metrics.default_provider().expect("sim");
+        let read = |at| {
+            let metrics = metrics.executor().clone();
+            async move { metrics.query(q, at).await.expect("answers")[0].samples[0].value }
+        };
+        assert!(
+            read(start).await > 800.0,
+            "before the event, the model answers"
+        );
+        assert_eq!(read(start + 1_000).await, 40.0);
+        sim.clock().advance(Duration::from_secs(10));
+        let scaling = sim.executors().scaling.default_provider().expect("sim");
+        scaling
+            .executor()
+            .set_desired_capacity("api-asg", 3)
+            .await
+            .expect("within limits");
+        let changed = sim.clock().now_millis();
+        assert_eq!(
+            read(changed - 1).await,
+            40.0,
+            "the seed held until the change"
+        );
+        assert!(
+            read(changed).await > 800.0,
+            "after the change, the model answers"
+        );
     }
 
     #[test]

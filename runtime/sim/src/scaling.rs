@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use grace_executor::scaling::{Group, Instance, LifecycleState};
 use grace_executor::{ExecError, ScalingExecutor};
+use serde::{Deserialize, Serialize};
 
 use crate::fleet::{GroupSpec, ServiceSpec};
 use crate::simulation::{Simulation, millis};
@@ -20,7 +21,7 @@ const SATURATION: f64 = 0.95;
 /// How many times its base latency a saturated service (or one with no capacity) answers in.
 const SATURATED_FACTOR: f64 = 20.0;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct InstanceRecord {
     id: String,
     launched_at: u64,
@@ -35,7 +36,7 @@ impl InstanceRecord {
 }
 
 /// A group of instances: its limits, its desired-capacity log and every instance it launched.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct GroupState {
     pub name: String,
     pub min_size: u32,
@@ -239,7 +240,7 @@ impl ScalingExecutor for SimScaling {
     }
 
     async fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<Group, ExecError> {
-        self.sim.with_world(|world, now| {
+        self.sim.change_world(|world, now| {
             let group = world.group_mut(name)?;
             group.set_desired_capacity(now, desired)?;
             tracing::debug!(group = name, desired, "simulated group capacity set");

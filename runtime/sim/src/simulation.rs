@@ -5,7 +5,7 @@
 //! the clock's reading, and every state is computed from those stamps at read time, so nothing
 //! changes unless someone calls an executor or moves the clock.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use grace_executor::{Clock, ExecError, Executors, Providers, VirtualClock};
@@ -16,7 +16,8 @@ pub const PROVIDER: &str = "sim";
 use crate::containers::{Containers, SimContainers};
 use crate::fleet::Fleet;
 use crate::kubernetes::{DeploymentState, SimKubernetes};
-use crate::metrics::{FixedSeries, SimMetrics};
+use crate::metrics::{FixedSeries, Seed, SimMetrics};
+use crate::saved::{SaveState, SavedWorld};
 use crate::scaling::{GroupState, ServiceState, SimScaling};
 use crate::snapshot::{FleetSnapshot, GroupSnapshot, ServiceSnapshot};
 
@@ -34,6 +35,8 @@ pub(crate) struct World {
     pub containers: Containers,
     pub deployments: Vec<DeploymentState>,
     pub series: Vec<FixedSeries>,
+    /// Values events seeded ([`Simulation::seed_series`]), newest last.
+    pub seeds: Vec<Seed>,
 }
 
 impl World {
@@ -59,6 +62,17 @@ impl World {
                 .iter()
                 .filter_map(|s| FixedSeries::new(s, fleet.start_millis()))
                 .collect(),
+            seeds: Vec::new(),
+        }
+    }
+
+    /// What changes: groups, containers and deployments (services and series are the fleet
+    /// file's and never change).
+    pub(crate) fn saved(&self) -> SavedWorld {
+        SavedWorld {
+            groups: self.groups.clone(),
+            containers: self.containers.clone(),
+            deployments: self.deployments.clone(),
         }
     }
 
@@ -151,14 +165,21 @@ fn no_deployment(namespace: &str, name: &str) -> ExecError {
 pub struct Simulation {
     world: Arc<Mutex<World>>,
     clock: Arc<VirtualClock>,
+    /// The world as the fleet file describes it, to recognise a saved state of the same fleet.
+    pub(crate) initial: Arc<SavedWorld>,
+    /// Where each change is saved, once set ([`Simulation::save_changes_to`]).
+    saver: Arc<OnceLock<Arc<dyn SaveState>>>,
 }
 
 impl Simulation {
     /// Starts the fleet as described, on a new virtual clock reading the fleet's `start`.
     pub fn new(fleet: &Fleet) -> Simulation {
+        let world = World::new(fleet);
         Simulation {
-            world: Arc::new(Mutex::new(World::new(fleet))),
+            initial: Arc::new(world.saved()),
+            world: Arc::new(Mutex::new(world)),
             clock: Arc::new(VirtualClock::starting_at(fleet.start_millis())),
+            saver: Arc::default(),
         }
     }
 
@@ -183,6 +204,49 @@ impl Simulation {
     /// The fleet's state now.
     pub fn snapshot(&self) -> FleetSnapshot {
         self.with_world(|world, now| world.snapshot(now))
+    }
+
+    /// Answers `query` with `value` from `from_millis` (an event's time) until the fleet next
+    /// changes; before and after, the fleet file's series or the model answer as usual. So a
+    /// playbook re-reading the metric an event reported sees the event's value, and once the
+    /// playbook acts, the simulation's model takes over again.
+    pub fn seed_series(&self, query: &str, value: f64, from_millis: u64) {
+        self.with_world(|world, _| world.seeds.push(Seed::new(query, value, from_millis)));
+    }
+
+    /// Saves the simulation's state with `saver` after every change from now on (the first
+    /// call wins; later ones are ignored).
+    pub fn save_changes_to(&self, saver: Arc<dyn SaveState>) {
+        let _ = self.saver.set(saver);
+    }
+
+    /// Saves the state now (with the saver of [`Simulation::save_changes_to`], if any), with
+    /// the world locked, so that this save and those of changes are kept in the order made:
+    /// after the clock moved, a save of the state as it was never overwrites a newer one.
+    pub fn save_now(&self) {
+        if let Some(saver) = self.saver.get() {
+            let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+            saver.save(&self.state_of(&world));
+        }
+    }
+
+    /// Runs a change `f` on the locked world (see [`Simulation::with_world`]); when it succeeds,
+    /// seeded values end and the new state is saved, before the lock is let go, so saves are in
+    /// the order of the changes.
+    pub(crate) fn change_world<T, E>(
+        &self,
+        f: impl FnOnce(&mut World, u64) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.clock.now_millis();
+        let out = f(&mut world, now)?;
+        for seed in &mut world.seeds {
+            seed.end_at(now);
+        }
+        if let Some(saver) = self.saver.get() {
+            saver.save(&self.state_of(&world));
+        }
+        Ok(out)
     }
 
     /// Runs `f` on the locked world with the clock's reading, so changes and reads are stamped

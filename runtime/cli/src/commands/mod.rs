@@ -19,6 +19,8 @@ mod policy;
 mod principals;
 mod replay;
 mod run;
+mod run_backends;
+mod run_triggers;
 mod runs;
 mod serve;
 mod sources;

@@ -1,5 +1,13 @@
-//! `grace run`: one playbook (or one collector pass) against the simulated fleet, every call
-//! decided by the trust core `grace serve` runs ([`super::dry_trust`]).
+//! `grace run`: one playbook on one event (or one collector pass), once, every call decided by
+//! the trust core `grace serve` runs.
+//!
+//! - `--dry-run`: against the simulated fleet, with a temporary ledger: nothing in the data
+//!   directory is written (its policies are read, see [`super::dry_trust`]).
+//! - without it: against the backends of `grace.toml` ([`super::run_backends`]), with the
+//!   data directory's policies, and recorded in its ledger.
+//!
+//! With `--event`, the playbook's triggers are checked on the event first
+//! ([`super::run_triggers`]); it runs only if one holds, or with `--force`.
 
 use std::io::Read;
 use std::path::Path;
@@ -10,38 +18,22 @@ use grace_engine::{Engine, EngineConfig, Kind, RunEnv, RunStatus, TriggerEvent};
 use grace_executor::Clock;
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::run_triggers::{self, TriggerCheck};
 use super::{Exit, ledger_path};
 use crate::cli::RunArgs;
 use crate::render;
 
+/// Where a run acts, and what it says about it.
+enum Target {
+    /// The simulated fleet, and what the event seeded in it.
+    Simulated { sim: Simulation, seeded: String },
+    /// The backends of `grace.toml`.
+    Backends(super::run_backends::Backends),
+}
+
 pub fn run(args: RunArgs) -> Exit {
-    if !args.dry_run {
-        return Exit::Invalid(anyhow!(
-            "running against real providers is not available yet: pass `--dry-run` to run against the simulated fleet"
-        ));
-    }
-    let fleet = match &args.fleet {
-        Some(path) => match Fleet::load(path) {
-            Ok(f) => f,
-            Err(e) => return Exit::Invalid(anyhow!("fleet `{}`: {e}", path.display())),
-        },
-        None => Fleet::default_fleet(),
-    };
-    let sim = Simulation::new(&fleet);
-    let event = match read_event(args.event.as_deref(), sim.clock().now_millis()) {
-        Ok(e) => e,
-        Err(e) => return Exit::Invalid(e),
-    };
-    // The incident happens when its event says: the run clock starts there.
-    if let Some(e) = &event {
-        let now = sim.clock().now_millis();
-        if e.timestamp > now {
-            sim.clock()
-                .advance(std::time::Duration::from_millis(e.timestamp - now));
-        }
-    }
     let engine = match Engine::new(&EngineConfig {
         max_concurrent_runs: 2,
         ..EngineConfig::default()
@@ -53,21 +45,42 @@ pub fn run(args: RunArgs) -> Exit {
         Ok(g) => g,
         Err(e) => return Exit::Invalid(e.into()),
     };
+    let sim = if args.dry_run {
+        let fleet = match &args.fleet {
+            Some(path) => match Fleet::load(path) {
+                Ok(f) => f,
+                Err(e) => return Exit::Invalid(anyhow!("fleet `{}`: {e}", path.display())),
+            },
+            None => Fleet::default_fleet(),
+        };
+        Some(Simulation::new(&fleet))
+    } else {
+        None
+    };
+    // An event without a timestamp happens now: on the simulation's clock, or the wall clock.
+    let now = sim
+        .as_ref()
+        .map_or_else(grace_engine::event::system_now_millis, |s| {
+            s.clock().now_millis()
+        });
+    let event = match read_event(args.event.as_deref(), now) {
+        Ok(e) => e,
+        Err(e) => return Exit::Invalid(e),
+    };
     if guest.manifest.kind == Kind::Playbook && event.is_none() {
         return Exit::Invalid(anyhow!(
             "`{}` is a playbook: give it an event with `--event <file.json>`",
             guest.name()
         ));
     }
-    // Read before the ledger opens the same database: the policies a server stored there.
-    let dry = match super::dry_trust::load(&args.trust, &ledger_path(&args.data.data_dir)) {
-        Ok(d) => d,
-        Err(exit) => return exit,
-    };
-    let ledger = match open_ledger(&args.data.data_dir) {
-        Ok(l) => Arc::new(l),
-        Err(e) => return Exit::Internal(e),
-    };
+    let checks = event
+        .as_ref()
+        .map(|e| run_triggers::check(&guest.manifest, e));
+    let holds = checks.as_ref().is_none_or(|c| c.iter().any(|t| t.holds));
+    if let (Some(checks), Some(e), false, false) = (&checks, &event, holds, args.force) {
+        return not_run(&args, checks, e);
+    }
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -76,9 +89,70 @@ pub fn run(args: RunArgs) -> Exit {
         Ok(r) => r,
         Err(e) => return Exit::Internal(anyhow!("cannot start the async runtime: {e}")),
     };
+    let (target, ledger, ledger_place, trust, trust_line, _temporary) = match sim {
+        Some(sim) => {
+            let seeded = match &event {
+                Some(e) => seed(&sim, e),
+                None => String::new(),
+            };
+            // Read before anything else opens the database: the policies a server stored there.
+            let dry = match super::dry_trust::load(&args.trust, &ledger_path(&args.data.data_dir)) {
+                Ok(d) => d,
+                Err(exit) => return exit,
+            };
+            // A dry run writes nothing into the data directory: its ledger is a temporary one.
+            let temporary = match tempfile::tempdir() {
+                Ok(t) => t,
+                Err(e) => {
+                    return Exit::Internal(anyhow!(
+                        "cannot create a temporary directory for the dry run's ledger: {e}"
+                    ));
+                }
+            };
+            let ledger = match Ledger::open(ledger_path(temporary.path()), Durability::None) {
+                Ok(l) => Arc::new(l),
+                Err(e) => return Exit::Internal(e.into()),
+            };
+            let place = json!({
+                "temporary": true,
+                "note": "a temporary ledger, removed when the dry run ends: the data directory is not written",
+            });
+            (
+                Target::Simulated { sim, seeded },
+                ledger,
+                place,
+                dry.trust as Arc<dyn grace_engine::trust::Trust>,
+                Some(dry.source),
+                Some(temporary),
+            )
+        }
+        None => {
+            let backends = match runtime.block_on(super::run_backends::connect(&args)) {
+                Ok(b) => b,
+                Err(exit) => return exit,
+            };
+            let ledger = backends.ledger.clone();
+            let trust = backends.trust.clone() as Arc<dyn grace_engine::trust::Trust>;
+            let place = json!({ "path": ledger_path(&args.data.data_dir), "temporary": false });
+            (Target::Backends(backends), ledger, place, trust, None, None)
+        }
+    };
 
-    let before = sim.snapshot();
-    let env = RunEnv::new(sim.executors(), ledger.clone(), dry.trust.clone());
+    let (executors, before) = match &target {
+        Target::Simulated { sim, .. } => {
+            // The incident happens when its event says: the run clock starts there.
+            if let Some(e) = &event {
+                let now = sim.clock().now_millis();
+                if e.timestamp > now {
+                    sim.clock()
+                        .advance(std::time::Duration::from_millis(e.timestamp - now));
+                }
+            }
+            (sim.executors(), Some(sim.snapshot()))
+        }
+        Target::Backends(b) => (b.executors.clone(), None),
+    };
+    let env = RunEnv::new(executors, ledger.clone(), trust);
     let report = runtime.block_on(async {
         let report = match &event {
             Some(event) => engine.run_playbook(&guest, event, &env).await,
@@ -92,39 +166,134 @@ pub fn run(args: RunArgs) -> Exit {
         (report, Ok(())) => report,
         (_, Err(e)) => return Exit::Internal(anyhow!("the ledger could not record the run: {e}")),
     };
-    let after = sim.snapshot();
     let head = match ledger.head() {
         Ok(h) => h,
         Err(e) => return Exit::Internal(anyhow!("cannot read the ledger head: {e}")),
     };
-    let ledger_file = ledger_path(&args.data.data_dir);
     let verdicts = super::dry_trust::verdicts(&report.timeline);
+    let forced = args.force && !holds;
+    let mode = if args.dry_run { "dry-run" } else { "run" };
 
     if args.json {
         let actions: Vec<_> = report.actions().collect();
-        let out = json!({
-            "mode": "dry-run",
+        let mut out = json!({
+            "mode": mode,
             "run": &report,
             "actions": actions,
-            "trust": { "source": &dry.source, "decisions": verdicts },
-            "fleet": { "before": before, "after": after },
-            "ledger": { "path": ledger_file, "head": head },
+            "ledger": { "head": head },
+        });
+        merge(&mut out["ledger"], ledger_place);
+        if let Some(checks) = &checks {
+            out["triggers"] = json!(checks);
+            out["forced"] = json!(forced);
+        }
+        match &target {
+            Target::Simulated { sim, seeded } => {
+                out["trust"] = json!({ "source": trust_line, "decisions": verdicts });
+                out["fleet"] = json!({ "before": before, "after": sim.snapshot() });
+                out["seeded"] = json!(seeded);
+            }
+            Target::Backends(b) => {
+                out["trust"] = json!({ "source": b.trust_source(), "decisions": verdicts });
+                out["providers"] = json!(b.providers);
+            }
+        }
+        match serde_json::to_string_pretty(&out) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return Exit::Internal(e.into()),
+        }
+    } else {
+        let mut head_lines = String::new();
+        if let (Some(checks), Some(e)) = (&checks, &event) {
+            run_triggers::section(&mut head_lines, checks, e);
+            if forced {
+                head_lines.push_str(
+                    "forced   no trigger holds for this event; run anyway because of --force\n",
+                );
+            }
+        }
+        let mut trust = String::new();
+        let (fleet_after, place) = match &target {
+            Target::Simulated { sim, seeded } => {
+                if let Some(source) = &trust_line {
+                    super::dry_trust::section(&mut trust, source, &verdicts);
+                }
+                if !seeded.is_empty() {
+                    head_lines.push_str(&format!("metrics  {seeded}\n"));
+                }
+                (
+                    Some(sim.snapshot().to_string()),
+                    "a temporary ledger, removed when the dry run ends: the data directory is not written".to_owned(),
+                )
+            }
+            Target::Backends(b) => {
+                b.trust_section(&mut trust, &verdicts);
+                head_lines.push_str(&b.providers_section());
+                (None, ledger_path(&args.data.data_dir).display().to_string())
+            }
+        };
+        print!(
+            "{}",
+            render::run_report(&render::RunReportParts {
+                report: &report,
+                mode,
+                preface: &head_lines,
+                trust: &trust,
+                fleet_after: fleet_after.as_deref(),
+                head: head.as_ref(),
+                ledger_place: &place,
+            })
+        );
+    }
+    match report.status {
+        RunStatus::Succeeded => Exit::Ok,
+        _ => Exit::Failed,
+    }
+}
+
+/// No trigger holds and no `--force`: say why, run nothing, exit 1.
+fn not_run(args: &RunArgs, checks: &[TriggerCheck], event: &TriggerEvent) -> Exit {
+    if args.json {
+        let out = json!({
+            "mode": if args.dry_run { "dry-run" } else { "run" },
+            "ran": false,
+            "triggers": checks,
         });
         match serde_json::to_string_pretty(&out) {
             Ok(text) => println!("{text}"),
             Err(e) => return Exit::Internal(e.into()),
         }
     } else {
-        let mut trust = String::new();
-        super::dry_trust::section(&mut trust, &dry.source, &verdicts);
-        print!(
-            "{}",
-            render::run_report(&report, &trust, &after, head.as_ref(), &ledger_file)
+        let mut out = String::new();
+        run_triggers::section(&mut out, checks, event);
+        out.push_str(
+            "not run  no trigger of the playbook holds for this event: pass --force to run it anyway\n",
         );
+        print!("{}", grace_engine::text::escape_lines(&out));
     }
-    match report.status {
-        RunStatus::Succeeded => Exit::Ok,
-        _ => Exit::Failed,
+    Exit::Failed
+}
+
+/// Seeds the series the event names (`payload.query`) with its value (`payload.value`) from
+/// its time; says what was done, or that the simulation's own values are read.
+fn seed(sim: &Simulation, event: &TriggerEvent) -> String {
+    let query = event.payload.get("query").and_then(Value::as_str);
+    let value = event.payload.get("value").and_then(Value::as_f64);
+    match (query, value) {
+        (Some(query), Some(value)) => {
+            sim.seed_series(query, value, event.timestamp);
+            format!(
+                "`{query}` reads the event's value {value} from its time until the run changes the fleet; then the simulation's model answers"
+            )
+        }
+        _ => "the event names no series (`query` and a numeric `value` in its payload): queries read the simulation's own values".to_owned(),
+    }
+}
+
+/// `a`'s object with `b`'s keys added.
+fn merge(a: &mut Value, b: Value) {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
     }
 }
 
@@ -152,12 +321,4 @@ fn read_event(path: Option<&Path>, now_millis: u64) -> anyhow::Result<Option<Tri
     let event = TriggerEvent::from_json(&text, now_millis)
         .with_context(|| format!("in `{}`", path.display()))?;
     Ok(Some(event))
-}
-
-pub(super) fn open_ledger(data_dir: &Path) -> anyhow::Result<Ledger> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
-    let path = ledger_path(data_dir);
-    Ledger::open(&path, Durability::Immediate)
-        .with_context(|| format!("cannot open the ledger `{}`", path.display()))
 }

@@ -58,6 +58,7 @@ use std::fmt;
 use crate::event::TriggerEvent;
 
 mod eval;
+mod explain;
 mod lex;
 mod parse;
 mod template;

@@ -157,6 +157,10 @@ impl App {
         )?);
         let db = ledger.database();
         let store = Store::open(db.clone()).map_err(store_error("cannot open the store"))?;
+        if let Some(sim) = &sim {
+            crate::simulation::restore_and_keep(sim, &store)
+                .map_err(store_error("cannot read the simulated fleet's saved state"))?;
+        }
         let auth = Arc::new(setup::auth(&config, db.clone())?);
         let trust = Arc::new(HostTrust::open(db.clone(), &config.trust).map_err(|e| {
             ConfigError::Invalid {
@@ -178,14 +182,21 @@ impl App {
         let slots = Arc::new(Semaphore::new(config.max_concurrent_runs));
 
         let (queue, queue_rx) = mpsc::channel(config.queue_capacity);
-        let intake = Arc::new(Intake::new(
+        let mut intake = Intake::new(
             events,
             queue,
             config.queue_capacity,
             metrics.clone(),
             trust.clone(),
             executors.clock.clone(),
-        ));
+        );
+        if let Some(sim) = &sim {
+            intake = intake.with_time_bound(crate::simulation::EventTimeBound::new(
+                sim,
+                config.max_event_skew,
+            ));
+        }
+        let intake = Arc::new(intake);
         let (sources, batches) = SourceSupervisor::new(supervisor.clone());
         let sources = Arc::new(sources);
         let batches = Arc::new(tokio::sync::Mutex::new(batches));
@@ -223,7 +234,7 @@ impl App {
                 metrics: metrics.clone(),
                 registry: registry.clone(),
                 triggers: triggers.clone(),
-                virtual_clock: sim.as_ref().map(|s| s.clock()),
+                simulation: sim.clone(),
                 slots,
             },
             queue_rx,

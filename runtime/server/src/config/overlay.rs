@@ -29,6 +29,10 @@ pub struct Overrides {
     /// The simulated fleet (TOML); the examples' default fleet when absent.
     #[cfg_attr(feature = "cli", arg(long, env = "GRACE_FLEET"))]
     pub fleet: Option<PathBuf>,
+    /// In simulation, how far past both the simulation's time and the wall clock an event may
+    /// be stamped; later ones are refused, e.g. `15m` [default: 15m].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DURATION", env = "GRACE_MAX_EVENT_SKEW", value_parser = humantime::parse_duration))]
+    pub max_event_skew: Option<Duration>,
     /// Events that may wait to be matched before publishers get 429 [default: 10000].
     #[cfg_attr(feature = "cli", arg(long, env = "GRACE_QUEUE_CAPACITY"))]
     pub queue_capacity: Option<usize>,
@@ -113,6 +117,7 @@ impl Overrides {
             header_read_timeout,
             body_read_timeout,
             event_retention,
+            max_event_skew,
         );
         // Optional settings: a flag gives them a value.
         if self.fleet.is_some() {

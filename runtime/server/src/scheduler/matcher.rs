@@ -86,10 +86,12 @@ pub(super) async fn run(
         let mut last_seq = 0;
         for q in batch {
             last_seq = q.seq;
-            let Some(clock) = &s.r.virtual_clock else {
+            let Some(sim) = &s.r.simulation else {
                 created.extend(match_one(&s, &q));
                 continue;
             };
+            // The intake bounded how far ahead an event may be (see `crate::simulation`).
+            let clock = sim.clock();
             let now = clock.now_millis();
             if q.event.timestamp > now {
                 clock.advance(Duration::from_millis(q.event.timestamp - now));
@@ -100,6 +102,8 @@ pub(super) async fn run(
                 let mut finished = s.finished.subscribe();
                 store_and_start(&s, runs, q.seq, &mut counted).await;
                 wait_until_final(&s, &ids, &mut finished).await;
+                // The runs moved the clock while they waited: keep where it got to.
+                save_simulation(sim).await;
             }
         }
         store_and_start(&s, created, last_seq, &mut counted).await;
@@ -179,7 +183,11 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
     loop {
         let store = s.r.store.clone();
         let runs = created.clone();
-        match tokio::task::spawn_blocking(move || store.put_matched(&runs, last_seq)).await {
+        // In simulation, the clock the batch moved is kept with its mark.
+        let clock = s.r.simulation.as_ref().map(|sim| sim.clock().now_millis());
+        match tokio::task::spawn_blocking(move || store.put_matched_at(&runs, last_seq, clock))
+            .await
+        {
             Ok(Ok(())) => break,
             Ok(Err(e)) => tracing::error!("cannot store matched runs, retrying in {pause:?}: {e}"),
             Err(e) => tracing::error!("matcher storage task failed, retrying in {pause:?}: {e}"),
@@ -195,6 +203,16 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
         s.r.metrics.triggers_fired.fetch_add(1, Ordering::Relaxed);
         s.r.metrics.transition(RunState::Queued);
         let _ = s.runs.send(run.id);
+    }
+}
+
+/// Keeps the simulated fleet's state (its clock moved by events and runs), in order with the
+/// saves of its changes (see [`grace_sim::Simulation::save_now`]); a failure is logged by the
+/// saver, and the next save keeps the whole state again.
+async fn save_simulation(sim: &Arc<grace_sim::Simulation>) {
+    let sim = sim.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || sim.save_now()).await {
+        tracing::error!("the simulated fleet's state could not be saved: {e}");
     }
 }
 

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use grace_engine::Engine;
 use grace_engine::event::system_now_millis;
-use grace_executor::{Executors, VirtualClock};
+use grace_executor::Executors;
 use grace_ledger::{Decision, Ledger, NewEntry};
 use grace_mesh::Suppression;
+use grace_sim::Simulation;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -118,8 +119,9 @@ pub struct Resources {
     pub registry: Arc<Registry>,
     /// The trigger mesh and claims.
     pub triggers: Arc<Triggers>,
-    /// The simulated fleet's clock, in simulation: virtual time follows the events.
-    pub virtual_clock: Option<Arc<VirtualClock>>,
+    /// The simulated fleet, in simulation: virtual time follows the events, and its state is
+    /// stored with each matched batch.
+    pub simulation: Option<Arc<Simulation>>,
     /// Slots for guests running at once, shared with the collectors.
     pub slots: Arc<Semaphore>,
 }

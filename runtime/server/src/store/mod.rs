@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 pub use events::{EventLog, Publisher, StoredEvent};
 
 use crate::runs::{RunRecord, RunState};
-use tables::{COMPONENTS, EVENTS, MATCHED_THROUGH, META, PLAYBOOKS, RUNS};
+use tables::{
+    COMPONENTS, EVENTS, MATCHED_THROUGH, META, PLAYBOOKS, RUNS, SIMULATION, SIMULATION_CLOCK,
+    SIMULATION_STATE,
+};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +147,7 @@ impl Store {
             tx.open_table(RUNS).map_err(db)?;
             tx.open_table(EVENTS).map_err(db)?;
             tx.open_table(META).map_err(db)?;
+            tx.open_table(SIMULATION).map_err(db)?;
         }
         tx.commit().map_err(db)?;
         Ok(Store { db: database })
@@ -320,6 +324,18 @@ impl Store {
     /// transaction: a run is on disk before anyone can see it, and after a crash either both the
     /// runs and the mark are there or the events are matched again.
     pub fn put_matched(&self, runs: &[RunRecord], matched_through: u64) -> Result<(), StoreError> {
+        self.put_matched_at(runs, matched_through, None)
+    }
+
+    /// [`Store::put_matched`], with the simulated fleet's clock (moved by the batch's events)
+    /// in the same transaction, in simulation: a restart never takes it back before the events
+    /// it has matched.
+    pub fn put_matched_at(
+        &self,
+        runs: &[RunRecord],
+        matched_through: u64,
+        simulation_clock: Option<u64>,
+    ) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         {
             let mut table = tx.open_table(RUNS).map_err(db)?;
@@ -330,8 +346,38 @@ impl Store {
             }
             let mut meta = tx.open_table(META).map_err(db)?;
             meta.insert(MATCHED_THROUGH, matched_through).map_err(db)?;
+            if let Some(clock) = simulation_clock {
+                meta.insert(SIMULATION_CLOCK, clock).map_err(db)?;
+            }
         }
         tx.commit().map_err(db)
+    }
+
+    /// Keeps the simulated fleet's state (see [`crate::simulation`]), durably.
+    pub fn put_simulation(&self, state: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(SIMULATION).map_err(db)?;
+            table.insert(SIMULATION_STATE, state).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The simulated fleet's clock stored with the last matched batch, if any.
+    pub fn simulation_clock(&self) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let meta = tx.open_table(META).map_err(db)?;
+        Ok(meta.get(SIMULATION_CLOCK).map_err(db)?.map(|v| v.value()))
+    }
+
+    /// The simulated fleet's state kept last, if any.
+    pub fn simulation(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(SIMULATION).map_err(db)?;
+        Ok(table
+            .get(SIMULATION_STATE)
+            .map_err(db)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// The last event whose matching is stored.

@@ -11,12 +11,20 @@ pub const PLAYBOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("server
 pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("server/runs");
 /// Events by sequence number: JSON [`super::StoredEvent`].
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("server/events");
+/// The simulated fleet's state in `grace serve --simulate`, under [`SIMULATION_STATE`]: JSON
+/// [`grace_sim::SavedState`] (see [`crate::simulation`]).
+pub const SIMULATION: TableDefinition<&str, &[u8]> = TableDefinition::new("server/simulation");
+/// The one key of [`SIMULATION`].
+pub const SIMULATION_STATE: &str = "state";
 /// Counters: [`MATCHED_THROUGH`].
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("server/meta");
 
 /// The last event sequence number given out: numbering never restarts, even if pruning empties
 /// the events table.
 pub const EVENTS_LAST_SEQ: &str = "events.last_seq";
+
+/// In simulation, the virtual clock's reading (ms) when the last matched batch was stored.
+pub const SIMULATION_CLOCK: &str = "simulation.clock";
 
 /// The last event sequence number whose matching (and the runs it created) is stored.
 pub const MATCHED_THROUGH: &str = "events.matched_through";

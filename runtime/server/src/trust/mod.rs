@@ -117,6 +117,9 @@ pub struct HostTrust {
     deployments: Mutex<HashMap<String, u64>>,
     /// Wall clock (approvals are human time, even when runs are simulated).
     now: fn() -> u64,
+    /// For one run outside the server (`grace run`): nobody could approve, so a change that
+    /// needs approval is refused instead of leaving a request behind.
+    one_run: bool,
 }
 
 impl std::fmt::Debug for HostTrust {
@@ -174,6 +177,13 @@ pub struct Undecidable {
 }
 
 impl HostTrust {
+    /// For one run outside the server (`grace run` against real backends): a change that would
+    /// wait for people's approval is refused, and no approval request is stored.
+    pub fn for_one_run(mut self) -> HostTrust {
+        self.one_run = true;
+        self
+    }
+
     /// The trust core on the server's database, with `settings`.
     pub fn open(
         db: Arc<redb::Database>,
@@ -197,6 +207,7 @@ impl HostTrust {
             failures: Mutex::new(HashMap::new()),
             deployments: Mutex::new(HashMap::new()),
             now: grace_engine::event::system_now_millis,
+            one_run: false,
         })
     }
 
@@ -352,6 +363,14 @@ impl HostTrust {
             ))
             .with_details(details);
         };
+        if self.one_run {
+            return TrustDecision::deny(format!(
+                "{}; it needs {approvers} {} to approve it, and a one-off `grace run` cannot wait for them: publish the event to `grace serve`, whose runs wait for approval",
+                decision.reason,
+                if approvers == 1 { "person" } else { "people" }
+            ))
+            .with_details(details);
+        }
         let id = approval_id(ask.run_id, key, &ask.call.args);
         let now = (self.now)();
         let existing = match self.approvals.get(&id) {
