@@ -183,9 +183,9 @@ _wasm-target:
 # The Kubernetes test API server is built from tests/kube-apiserver. A failed install only warns:
 # the tests that need it skip loudly (or fail, with GRACE_E2E=required).
 #
-# Install the real servers the end-to-end tests start: Prometheus, moto (AWS), Podman (Docker API)
+# Install the real servers the end-to-end tests start: Prometheus, Alertmanager, moto (AWS), Podman (Docker API)
 [group('test')]
-test-servers: _prometheus _moto _podman
+test-servers: _prometheus _alertmanager _moto _podman
 
 _moto:
     #!/usr/bin/env bash
@@ -215,4 +215,21 @@ _prometheus:
     if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq prometheus; }; then
         echo "WARNING: could not install prometheus: the Prometheus end-to-end test will be skipped" >&2
         echo "         (install it yourself, e.g. apt-get install prometheus, to run it)" >&2
+    fi
+
+# The end-to-end alert test runs a real Alertmanager beside Prometheus: install Debian's when
+# there is none. A failed install only warns: the test itself skips (or fails with GRACE_E2E=required).
+_alertmanager:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if [ -x /usr/bin/prometheus-alertmanager ] || command -v prometheus-alertmanager >/dev/null 2>&1 \
+        || command -v alertmanager >/dev/null 2>&1; then
+        exit 0
+    fi
+    echo "installing Alertmanager (apt-get install prometheus-alertmanager) for the end-to-end alert test"
+    sudo=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq prometheus-alertmanager; }; then
+        echo "WARNING: could not install prometheus-alertmanager: the Alertmanager end-to-end test will be skipped" >&2
+        echo "         (install it yourself, e.g. apt-get install prometheus-alertmanager, to run it)" >&2
     fi

@@ -5,6 +5,8 @@
 //! act on the world only through the capability modules here ([`scaling`], [`containers`],
 //! [`kubernetes`], [`metrics`]), each call bounded by the grants of the guest's `playbook.toml`
 //! and recorded in the ledger. [`log`], [`clock`] and [`config`] are always available.
+//! [`alert`] reads the events of GRACE's Alertmanager receiver (`alert.firing`,
+//! `alert.resolved`): labels, annotations, times and the alert's value.
 //!
 //! ```no_run
 //! use grace_sdk::prelude::*;
@@ -40,6 +42,7 @@ mod guest;
 mod labels;
 mod outcome;
 
+pub mod alert;
 pub mod clock;
 pub mod config;
 pub mod containers;

@@ -341,3 +341,87 @@ fn a_push_over_the_sample_limit_is_a_413() {
         "{body}"
     );
 }
+
+/// Every kind of source in one `grace.toml` (PromQL, CloudWatch, container health), the two
+/// pushed ones, and an uploaded collector: each answers `GET /v1/sources/{name}` with its
+/// health, the push endpoints' names included (their POST routes share the path), and a name
+/// no source has is a 404 naming it. Nothing is reachable behind the polled sources: a source
+/// that is down still has its health.
+#[test]
+fn every_source_answers_get_by_its_name_and_an_unknown_name_is_a_404() {
+    let nowhere = grace_testkit::e2e::free_port();
+    let data = data_dir();
+    let config = data.path().join("grace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:{nowhere}\"\n\n\
+             [[sources.promql]]\nname = \"api-latency\"\nurl = \"http://127.0.0.1:{nowhere}\"\n\
+             query = 'up'\nevent_type = \"metrics.up\"\nevery = \"1h\"\n\n\
+             [[sources.cloudwatch]]\nname = \"orders-depth\"\nevent_type = \"queue.depth\"\n\
+             resource = \"orders\"\nevery = \"1h\"\n\
+             [sources.cloudwatch.metric]\nid = \"depth\"\nnamespace = \"Shop/Queues\"\n\
+             metric_name = \"Depth\"\ndimensions = {{ Queue = \"orders\" }}\nstat = \"Maximum\"\n\
+             period = \"60s\"\n\n\
+             [[sources.containers]]\nname = \"web-health\"\nselector = {{ app = \"web\" }}\n\
+             every = \"1h\"\n"
+        ),
+    )
+    .unwrap();
+    // Static credentials: the SDK never looks further (instance metadata is not loopback).
+    let server = Server::start_with_env(
+        &path_of(&data),
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let collector =
+        std::fs::read_to_string(grace_testkit::example("latency-collector").join("playbook.toml"))
+            .unwrap();
+    let (status, body) = server.upload(&collector, component("latency_collector"));
+    assert_eq!(status, 201, "{body}");
+
+    let expected = [
+        ("alertmanager", "alertmanager"),
+        ("metrics-push", "metrics-push"),
+        ("api-latency", "promql"),
+        ("orders-depth", "cloudwatch"),
+        ("web-health", "containers"),
+        ("latency-collector", "collector"),
+    ];
+    let (status, listed) = server.get("/v1/sources");
+    assert_eq!(status, 200, "{listed}");
+    let mut names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    let mut want: Vec<&str> = expected.iter().map(|(n, _)| *n).collect();
+    want.sort_unstable();
+    assert_eq!(names, want, "{listed:#}");
+    for (name, kind) in expected {
+        let (status, health) = server.get(&format!("/v1/sources/{name}"));
+        assert_eq!(status, 200, "GET /v1/sources/{name}: {health}");
+        assert_eq!(health["name"], name, "{health:#}");
+        assert_eq!(health["kind"], kind, "{health:#}");
+        assert!(health["status"].is_string(), "{health:#}");
+    }
+
+    for unknown in ["no-such-source", "metrics"] {
+        let (status, body) = server.get(&format!("/v1/sources/{unknown}"));
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("no source `{unknown}`")),
+            "{body}"
+        );
+    }
+}

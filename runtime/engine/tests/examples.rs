@@ -107,6 +107,120 @@ fn dry_runs_are_deterministic() {
     assert_eq!(runs[1], runs[2]);
 }
 
+/// An `alert.firing` event as GRACE's Alertmanager receiver makes it, with these annotations.
+fn alert_event(resource: &str, annotations: serde_json::Value) -> TriggerEvent {
+    let mut e = event(
+        "alert.firing",
+        resource,
+        json!({
+            "alertname": "HighLatency", "status": "firing",
+            "labels": { "alertname": "HighLatency", "service": resource, "severity": "page" },
+            "annotations": annotations,
+            "fingerprint": "7f0e0e9b2ae8b1f2", "starts_at": 1_767_225_900_000u64, "ends_at": null,
+            "generator_url": "http://prometheus:9090/graph", "group_key": "{}:{alertname=\"HighLatency\"}",
+        }),
+    );
+    e.source = "alertmanager".into();
+    e.actor = "grace".into();
+    e
+}
+
+#[test]
+fn scale_on_latency_scales_on_an_alert_carrying_its_value() {
+    let guest = load(&example("scale-on-latency"));
+    let world = World::new();
+    let report = world.run(
+        &guest,
+        &alert_event(
+            "api-service",
+            json!({ "value": "912.4", "summary": "slow" }),
+        ),
+    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert_eq!(
+        actions(&report),
+        vec![(
+            "scaling.set-desired-capacity".to_owned(),
+            json!({ "group": "api-asg", "desired_capacity": 5 })
+        )]
+    );
+    world.ledger.verify().unwrap();
+}
+
+#[test]
+fn scale_on_latency_measures_for_itself_on_an_alert_without_a_value() {
+    let guest = load(&example("scale-on-latency"));
+    let world = World::new();
+    let report = world.run(
+        &guest,
+        &alert_event("api-service", json!({ "summary": "p95 above 500 ms" })),
+    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    let queries: Vec<_> = report
+        .timeline
+        .iter()
+        .filter(|e| e.interface == "metrics" && e.function == "query")
+        .collect();
+    assert!(!queries.is_empty(), "the p95 was queried");
+    let outcome = report.outcome.as_ref().unwrap();
+    assert!(outcome.changed, "{outcome:?}");
+    assert_eq!(outcome.details["to"], "5", "{outcome:?}");
+}
+
+#[test]
+fn scale_on_latency_uses_the_alerts_value_when_its_query_has_none() {
+    // No series for `api-gateway` in the simulated fleet: the alert's value decides.
+    let guest = load(&example("scale-on-latency"));
+    let world = World::new();
+    let report = world.run(
+        &guest,
+        &alert_event("api-gateway", json!({ "value": "912" })),
+    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    assert!(report.outcome.as_ref().unwrap().changed);
+    assert!(
+        report
+            .outcome
+            .as_ref()
+            .unwrap()
+            .summary
+            .contains("p95 912 ms"),
+        "{:?}",
+        report.outcome
+    );
+}
+
+#[test]
+fn scale_on_latency_fails_on_an_alert_without_a_value_its_query_cannot_measure() {
+    let guest = load(&example("scale-on-latency"));
+    let world = World::new();
+    let report = world.run(&guest, &alert_event("api-gateway", json!({})));
+    assert_eq!(report.status, RunStatus::Failed);
+    let message = &report.failure.as_ref().unwrap().message;
+    assert!(
+        message.contains("no p95 to act on: the alert.firing event carries none"),
+        "{message}"
+    );
+    assert_eq!(report.actions().count(), 0);
+}
+
+#[test]
+fn scale_on_latency_fails_naming_the_annotation_when_an_alerts_value_is_not_a_number() {
+    let guest = load(&example("scale-on-latency"));
+    let world = World::new();
+    let report = world.run(
+        &guest,
+        &alert_event("api-service", json!({ "value": "1.2k" })),
+    );
+    assert_eq!(report.status, RunStatus::Failed);
+    let message = &report.failure.as_ref().unwrap().message;
+    assert!(
+        message.contains("the alert's annotation `value` is not a number: `1.2k`"),
+        "{message}"
+    );
+    assert_eq!(report.actions().count(), 0);
+}
+
 #[test]
 fn restart_unhealthy_container_restarts_only_the_unhealthy_one() {
     let guest = load(&example("restart-unhealthy-container"));

@@ -1,5 +1,5 @@
-//! Support for end-to-end tests against real external servers (Prometheus, moto, Podman's
-//! Docker API, the Kubernetes test API server).
+//! Support for end-to-end tests against real external servers (Prometheus, Alertmanager, moto,
+//! Podman's Docker API, the Kubernetes test API server).
 //!
 //! The policy is the same everywhere: when a server cannot be found the test is skipped with a
 //! loud message, unless `GRACE_E2E=required` (as `.ci/run` sets it), where absence fails.

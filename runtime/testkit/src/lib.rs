@@ -4,11 +4,13 @@
 //! them once per test process; cargo's own cache makes every build after the first a no-op, and
 //! its lock serializes test processes that build at the same time.
 
+pub mod alertmanager;
 pub mod e2e;
 pub mod fake_endpoint;
 pub mod moto;
 pub mod oidc_issuer;
 pub mod podman;
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,14 +1,20 @@
 //! Playbook `scale-on-latency`: when a service's p95 latency is over its threshold, add
 //! capacity to the Auto Scaling group that serves it and wait until the new instances serve.
 //!
-//! 1. Take the p95 from the event (`value`) and confirm it with a fresh query: the event may be
-//!    stale by the time the playbook runs.
+//! It starts from a metric event (`metrics.latency`, its p95 in `value`) or from an Alertmanager
+//! alert (`alert.firing`, its p95 in the annotation `value` when the rule sets one).
+//!
+//! 1. Take the p95 the event reports, if it reports one, and confirm it with a fresh query: the
+//!    event may be stale by the time the playbook runs, and an alert may carry no value at all.
+//!    The query's answer decides; when it has none, the event's value does; when neither has
+//!    one, the run fails saying so.
 //! 2. At or below the threshold: nothing to do.
 //! 3. Otherwise raise the group's desired capacity by `step` (never above its `max_size`), wait
 //!    until the capacity is in service, and measure the latency again for the report.
 
 use std::time::Duration;
 
+use grace_sdk::alert::{Alert, VALUE_ANNOTATION};
 use grace_sdk::prelude::*;
 use grace_sdk::{config, metrics, scaling};
 
@@ -26,18 +32,26 @@ impl Playbook for ScaleOnLatency {
         let query = config::get_or("latency_query", DEFAULT_QUERY.to_owned())?
             .replace("{resource}", &event.resource);
 
-        let reported = event.payload_f64("value")?;
-        let before = match metrics::query_value(&query)? {
-            Some(current) => current,
-            None => {
+        let reported = reported_latency(&event)?;
+        let before = match (metrics::query_value(&query)?, reported) {
+            (Some(current), _) => current,
+            (None, Some(reported)) => {
                 grace_sdk::warn!("`{query}` returned no value; using the event's {reported:.0} ms");
                 reported
             }
+            (None, None) => {
+                return Err(Error::msg(format_args!(
+                    "no p95 to act on: the {} event carries none and `{query}` returned no value",
+                    event.event_type
+                )));
+            }
         };
+        let reported_text =
+            reported.map_or_else(|| "no value".to_owned(), |ms| format!("{ms:.0} ms"));
         if before <= threshold {
             return Ok(Outcome::unchanged(format!(
                 "p95 is {before:.0} ms, within the threshold of {threshold:.0} ms \
-                 (the event reported {reported:.0} ms); nothing to do"
+                 (the event reported {reported_text}); nothing to do"
             ))
             .detail("latency_before_ms", before)
             .detail("threshold_ms", threshold));
@@ -86,6 +100,24 @@ impl Playbook for ScaleOnLatency {
             outcome = outcome.detail("latency_after_ms", format!("{after:.0}"));
         }
         Ok(outcome.detail("in_service", in_service))
+    }
+}
+
+/// The p95 the event reports: an alert's `value` annotation (`None` when its rule sets none),
+/// or a metric event's `value` (required).
+fn reported_latency(event: &TriggerEvent) -> Result<Option<f64>> {
+    if Alert::is_alert(event) {
+        let alert = event.alert()?;
+        let value = alert.value()?;
+        if value.is_none() {
+            grace_sdk::info!(
+                "alert `{}` has no `{VALUE_ANNOTATION}` annotation: measuring the p95",
+                alert.alertname.as_deref().unwrap_or("(unnamed)")
+            );
+        }
+        Ok(value)
+    } else {
+        event.payload_f64("value").map(Some)
     }
 }
 

@@ -9,7 +9,7 @@ use axum::extract::Path;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
@@ -26,12 +26,29 @@ use crate::sources::supervisor::SourceSupervisor;
 use crate::store::Store;
 
 /// The routes, with the Alertmanager dedup state they own (one per router, so one per server).
+///
+/// A push endpoint's path is a static route beside `/{name}`, and a static route takes its
+/// whole path from `/{name}` (another method gets `405`): each push route therefore also
+/// answers `GET` as `/{name}` would, with its last segment as the name.
 pub fn router() -> Router<App> {
-    Router::new()
-        .route("/", get(list))
-        .route("/{name}", get(show))
-        .route("/alertmanager", post(alertmanager))
-        .route("/metrics", post(push_metrics))
+    let push: [(&'static str, MethodRouter<App>); 2] = [
+        ("alertmanager", post(alertmanager)),
+        ("metrics", post(push_metrics)),
+    ];
+    push.into_iter()
+        .fold(
+            Router::new()
+                .route("/", get(list))
+                .route("/{name}", get(show)),
+            |router, (name, route)| {
+                router.route(
+                    &format!("/{name}"),
+                    route.get(move |sources: State<Arc<SourceSupervisor>>| {
+                        show(sources, Path(name.to_owned()))
+                    }),
+                )
+            },
+        )
         .layer(Extension(Arc::new(Dedup::new(DEDUP_CAPACITY))))
 }
 
@@ -40,7 +57,7 @@ async fn list(State(sources): State<Arc<SourceSupervisor>>) -> Json<Value> {
     Json(json!(sources.health().snapshot()))
 }
 
-/// `GET /v1/sources/{name}`.
+/// `GET /v1/sources/{name}`: the health of every source, polled or pushed, by its name.
 async fn show(
     State(sources): State<Arc<SourceSupervisor>>,
     Path(name): Path<String>,

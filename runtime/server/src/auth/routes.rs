@@ -48,6 +48,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/events", Needs(Operate)),
     ("GET", "/v1/sources", Needs(Read)),
     ("GET", "/v1/sources/{name}", Needs(Read)),
+    // The push routes' paths answer `GET` as `/v1/sources/{name}` does (`api::sources`).
+    ("GET", "/v1/sources/alertmanager", Needs(Read)),
+    ("GET", "/v1/sources/metrics", Needs(Read)),
     ("POST", "/v1/sources/alertmanager", Needs(Operate)),
     ("POST", "/v1/sources/metrics", Needs(Operate)),
     // Runs.
