@@ -59,18 +59,19 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// (template, its example, extra arguments)
-const TEMPLATES: [(&str, &str, &[&str]); 4] = [
-    ("scale", "scale-on-latency", &[]),
-    ("restart", "restart-unhealthy-container", &[]),
-    ("k8s", "k8s-scale-deployment", &[]),
-    ("latency", "latency-collector", &["--kind", "collector"]),
+/// (template, its example, its sample event in the example, extra arguments)
+const TEMPLATES: [(&str, &str, &str, &[&str]); 5] = [
+    ("scale", "scale-on-latency", "event.json", &[]),
+    ("restart", "restart-unhealthy-container", "event.json", &[]),
+    ("k8s", "k8s-scale-deployment", "event.json", &[]),
+    ("alert", "scale-on-latency", "alert-event.json", &[]),
+    ("latency", "latency-collector", "event.json", &["--kind", "collector"]),
 ];
 
 #[test]
 fn each_template_is_its_example_with_only_its_name_and_component_path_changed() {
     let tmp = tempfile::tempdir().unwrap();
-    for (template, example_name, extra) in TEMPLATES {
+    for (template, example_name, sample, extra) in TEMPLATES {
         let mut args = vec!["--template", template];
         args.extend_from_slice(extra);
         let dir = generate(tmp.path(), "my-thing", &args);
@@ -94,7 +95,7 @@ fn each_template_is_its_example_with_only_its_name_and_component_path_changed() 
                 );
             }
         }
-        let event = ex.join("event.json");
+        let event = ex.join(sample);
         if event.exists() {
             assert_eq!(read(&dir.join("event.json")), read(&event), "{template}");
         } else {
@@ -291,6 +292,16 @@ fn actions(report: &Value) -> Vec<String> {
 #[test]
 fn a_new_scale_playbook_builds_and_scales_the_group_in_a_dry_run() {
     let report = build_and_dry_run("scale", "my-scaler", &[]);
+    assert_eq!(
+        actions(&report),
+        ["scaling.set-desired-capacity"],
+        "{report}"
+    );
+}
+
+#[test]
+fn a_new_alert_playbook_builds_and_scales_the_group_on_its_alert_in_a_dry_run() {
+    let report = build_and_dry_run("alert", "my-alert-scaler", &[]);
     assert_eq!(
         actions(&report),
         ["scaling.set-desired-capacity"],

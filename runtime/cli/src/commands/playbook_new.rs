@@ -34,12 +34,16 @@ pub struct Template {
 /// A [`Template`] from `playbooks/examples/$example`, with or without its `event.json`.
 macro_rules! template {
     ($name:literal, $kind:expr, $example:literal, event) => {
+        template!($name, $kind, $example, event = "event.json")
+    };
+    ($name:literal, $kind:expr, $example:literal, event = $event:literal) => {
         Template {
             event: Some(include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../../playbooks/examples/",
                 $example,
-                "/event.json"
+                "/",
+                $event
             ))),
             ..template!($name, $kind, $example)
         }
@@ -77,6 +81,13 @@ pub const TEMPLATES: &[Template] = &[
         event
     ),
     template!("k8s", Kind::Playbook, "k8s-scale-deployment", event),
+    // scale-on-latency fires on an Alertmanager alert too: the same crate, an alert as its event.
+    template!(
+        "alert",
+        Kind::Playbook,
+        "scale-on-latency",
+        event = "alert-event.json"
+    ),
     template!("latency", Kind::Collector, "latency-collector"),
 ];
 
