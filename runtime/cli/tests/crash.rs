@@ -584,7 +584,7 @@ fn id_of(item: &Value) -> String {
 }
 
 /// Waits until every acknowledged event of `playbook` (`events`: resource → seq) not yet in
-/// `confirmed` has a run among the newest listed, then checks that each has exactly one, and
+/// `confirmed` has a run among the newest listed (as long as runs keep appearing), then checks that each has exactly one, and
 /// that no confirmed event fired another; returns the newest runs (id → state).
 fn one_run_per_event(
     server: &Server,
@@ -592,23 +592,33 @@ fn one_run_per_event(
     events: &BTreeMap<String, u64>,
     confirmed: &mut BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let runs = poll_until(
-        &format!("a run for every acknowledged event firing {playbook}"),
-        Duration::from_secs(60),
-        || {
-            let (_, runs) = server.get(&format!("/v1/runs?playbook={playbook}&limit=10000"));
-            let runs = runs.as_array().unwrap().clone();
-            let resources: BTreeSet<&str> = runs
-                .iter()
-                .map(|r| r["resource"].as_str().unwrap())
-                .collect();
-            events
-                .keys()
-                .filter(|r| !confirmed.contains_key(*r))
-                .all(|r| resources.contains(r.as_str()))
-                .then_some(runs)
-        },
-    );
+    // Matching the backlog can take long (in simulation each event's runs finish before the
+    // next event is matched), so this waits as long as runs keep appearing, and fails once a
+    // minute passes without a new run for any of the events still missing one: a lost run.
+    let mut missing_before = usize::MAX;
+    let runs = loop {
+        let (runs, missing) = poll_until(
+            &format!("a new run for one of the acknowledged events firing {playbook}"),
+            Duration::from_secs(60),
+            || {
+                let (_, runs) = server.get(&format!("/v1/runs?playbook={playbook}&limit=10000"));
+                let runs = runs.as_array().unwrap().clone();
+                let resources: BTreeSet<&str> = runs
+                    .iter()
+                    .map(|r| r["resource"].as_str().unwrap())
+                    .collect();
+                let missing = events
+                    .keys()
+                    .filter(|r| !confirmed.contains_key(*r) && !resources.contains(r.as_str()))
+                    .count();
+                (missing == 0 || missing < missing_before).then_some((runs, missing))
+            },
+        );
+        if missing == 0 {
+            break runs;
+        }
+        missing_before = missing;
+    };
     let mut per_resource: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for run in &runs {
         per_resource
