@@ -291,6 +291,57 @@ fn bad_events_are_refused_naming_the_field_and_the_server_keeps_going() {
 }
 
 #[test]
+fn a_restart_replays_only_the_log_after_the_mesh_checkpoint_and_keeps_its_windows() {
+    let data = data_dir();
+    let config = data.path().join("grace.toml");
+    let every = 100;
+    std::fs::write(&config, format!("mesh_checkpoint_events = {every}\n")).unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut server = Server::start(&path_of(&data), &args);
+    let m = manifest(
+        "held",
+        "[[triggers]]\nevent_type = \"test.latency\"\ncondition = \"value > 500\"\nfor = \"2m\"\n",
+    );
+    assert_eq!(server.upload(&m, component("echo")).0, 201);
+    // A hold window opens at t=0; then a log several checkpoints long.
+    assert_eq!(
+        server
+            .post("/v1/events", event("test.latency", "svc", 0, 600.0))
+            .0,
+        202
+    );
+    let noise: Vec<Value> = (0..10 * every + 7)
+        .map(|i| event("test.noise", &format!("n{i}"), 1, 1.0))
+        .collect();
+    assert_eq!(server.post("/v1/events", Value::Array(noise)).0, 202);
+    let total = 1 + 10 * every + 7;
+    server.wait_matched(total);
+    assert!(server.runs_of("held").is_empty());
+
+    server.kill9();
+    let server = Server::start(&path_of(&data), &args);
+    // A checkpoint is written with the first matched batch that ends `every` events or more
+    // after the last one: fewer than `every` matched events come after the newest.
+    let replayed = server.metric("grace_recovery_events_replayed");
+    assert!(
+        replayed < every as f64,
+        "{replayed} of {total} events replayed after the checkpoint (one every {every})"
+    );
+    assert_eq!(server.metric("grace_recovery_backlog_events"), 0.0);
+
+    // Matching goes on, and the window opened before the checkpoint still holds: held since
+    // t=0, the trigger fires at t=120 s.
+    assert_eq!(
+        server
+            .post("/v1/events", event("test.latency", "svc", 120, 700.0))
+            .0,
+        202
+    );
+    server.wait_matched(1);
+    assert_eq!(server.runs_of("held").len(), 1);
+}
+
+#[test]
 fn kill_9_loses_no_acknowledged_event_or_run_and_interrupted_runs_resume() {
     let data = data_dir();
     let mut server = Server::start(&path_of(&data), &[]);

@@ -13,13 +13,16 @@
 //!
 //! - [`mesh`]: the [`Mesh`], its index and its state;
 //! - [`decision`]: [`Decision`], [`Suppression`], [`RunKey`];
+//! - [`checkpoint`]: the mesh's memory as data, so a restart need not replay every event;
 //! - `pattern`: globs compiled for allocation-free matching;
 //! - `windows`: the capped table of hold windows.
 
+pub mod checkpoint;
 pub mod decision;
 pub mod mesh;
 mod pattern;
 mod windows;
 
+pub use checkpoint::MeshCheckpoint;
 pub use decision::{Decision, RunKey, Suppression};
 pub use mesh::{DEFAULT_MAX_WINDOWS, Mesh, MeshStats, PlaybookTriggers, lock_capabilities};

@@ -84,15 +84,15 @@ struct TriggerId(u64);
 
 /// A loaded trigger.
 #[derive(Debug)]
-struct Slot {
+pub(crate) struct Slot {
     id: TriggerId,
-    playbook: Arc<str>,
-    index: usize,
-    trigger: Trigger,
+    pub(crate) playbook: Arc<str>,
+    pub(crate) index: usize,
+    pub(crate) trigger: Trigger,
     event_type: Pattern,
     resource: Pattern,
     /// `hold_for` converted to what the windows compare, and the trigger's table of windows.
-    hold: Option<(HoldRule, TableId)>,
+    pub(crate) hold: Option<(HoldRule, TableId)>,
     /// `cooldown` in milliseconds.
     cooldown_ms: Option<u64>,
     /// The playbook's lock capabilities.
@@ -107,7 +107,7 @@ impl Slot {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum HoldRule {
+pub(crate) enum HoldRule {
     Millis(u64),
     Events(u32),
 }
@@ -119,8 +119,8 @@ fn millis(d: std::time::Duration) -> u64 {
 
 /// The loaded triggers, indexed by event type.
 #[derive(Debug, Default)]
-struct Index {
-    playbooks: HashMap<String, Vec<Arc<Slot>>>,
+pub(crate) struct Index {
+    pub(crate) playbooks: HashMap<String, Vec<Arc<Slot>>>,
     /// Triggers whose event type has no `*`, by that event type; each list sorted by order key.
     exact: HashMap<String, Vec<Arc<Slot>>>,
     /// Triggers whose event type has a `*`, grouped by pattern; each list sorted by order key.
@@ -204,11 +204,11 @@ struct Holder {
 
 /// Everything decisions depend on besides the triggers themselves.
 #[derive(Debug)]
-struct State {
-    windows: Windows,
+pub(crate) struct State {
+    pub(crate) windows: Windows,
     /// Playbook → resource → the time from which it may fire again.
-    cooldowns: HashMap<String, HashMap<String, u64>>,
-    cooldown_entries: usize,
+    pub(crate) cooldowns: HashMap<String, HashMap<String, u64>>,
+    pub(crate) cooldown_entries: usize,
     prune_cooldowns_at: usize,
     /// Playbook → dedup key → the run holding it.
     dedup: HashMap<String, HashMap<String, u64>>,
@@ -218,11 +218,11 @@ struct State {
     /// Reused to build lock names for lookups without allocating.
     scratch: String,
     /// The latest event timestamp offered, used only to prune expired cooldowns.
-    high_water: u64,
-    next_run: u64,
-    events: u64,
-    decisions: u64,
-    fired: u64,
+    pub(crate) high_water: u64,
+    pub(crate) next_run: u64,
+    pub(crate) events: u64,
+    pub(crate) decisions: u64,
+    pub(crate) fired: u64,
 }
 
 /// The trigger mesh: decides, event by event, which playbooks start.
@@ -233,8 +233,8 @@ struct State {
 /// `docs/triggers.md` describes the semantics.
 #[derive(Debug)]
 pub struct Mesh {
-    index: Index,
-    state: State,
+    pub(crate) index: Index,
+    pub(crate) state: State,
 }
 
 impl Default for Mesh {
@@ -626,7 +626,7 @@ impl State {
     /// Drops cooldowns that ended before the latest event offered, once there are many. An event
     /// arriving later than that, with a timestamp inside a pruned cooldown, is not held back by
     /// it: a bounded table is worth that much leniency towards very late events.
-    fn prune_cooldowns_if_needed(&mut self) {
+    pub(crate) fn prune_cooldowns_if_needed(&mut self) {
         if self.cooldown_entries <= self.prune_cooldowns_at {
             return;
         }

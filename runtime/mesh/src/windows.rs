@@ -205,6 +205,42 @@ impl Windows {
         }
     }
 
+    /// Every window of `table` with its resource and when it was last updated (in the touch
+    /// sequence, which orders windows of every table), for a checkpoint.
+    pub(crate) fn saved(&self, table: TableId) -> impl Iterator<Item = (&str, Span, u64)> {
+        self.table(table)
+            .into_iter()
+            .flat_map(|t| t.values().map(|w| (&*w.resource, w.span, w.touched)))
+    }
+
+    /// Puts back a window from a checkpoint as the most recently updated one: restored in the
+    /// order they were updated, windows keep their order for eviction. Evicts when full.
+    pub(crate) fn restore(&mut self, table: TableId, resource: &str, span: Span) {
+        if self.table(table).is_none() {
+            return;
+        }
+        self.remove_if(table, resource, |_| true);
+        if self.len >= self.max {
+            self.evict_one();
+        }
+        self.touches += 1;
+        let touch = self.touches;
+        let key: Arc<str> = Arc::from(resource);
+        if let Some(t) = self.table_mut(table) {
+            t.insert(
+                key.clone(),
+                Window {
+                    span,
+                    touched: touch,
+                    resource: key.clone(),
+                },
+            );
+            self.len += 1;
+            self.log.push_back((touch, table, key));
+        }
+        self.compact_if_needed();
+    }
+
     #[cfg(test)]
     pub(crate) fn log_len(&self) -> usize {
         self.log.len()

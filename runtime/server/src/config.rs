@@ -70,6 +70,9 @@ pub struct ServeConfig {
     /// How long events are kept.
     #[serde(with = "humantime_serde")]
     pub event_retention: Duration,
+    /// Matched events between two checkpoints of the trigger mesh's memory: a restart replays
+    /// fewer than this many to rebuild windows and cooldowns.
+    pub mesh_checkpoint_events: usize,
     /// Most events one collector pass may return; a pass over it fails.
     pub collector_max_events: usize,
     /// Most bytes (event types, resources and payloads) one collector pass may return; a pass
@@ -144,6 +147,7 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            mesh_checkpoint_events: 4096,
             collector_max_events: 1000,
             collector_max_bytes: 1024 * 1024,
             max_concurrent_runs: 8,
@@ -301,6 +305,12 @@ impl ServeConfig {
             }
         };
         within("queue_capacity", self.queue_capacity, 1, 10_000_000)?;
+        within(
+            "mesh_checkpoint_events",
+            self.mesh_checkpoint_events,
+            1,
+            10_000_000,
+        )?;
         // The engine refuses more than its own limit per pass whatever is set here.
         within(
             "collector_max_events",

@@ -94,6 +94,10 @@ pub struct Metrics {
     pub ingest_to_run_start: Histogram,
     /// Run durations (wall clock).
     pub run_duration: Histogram,
+    /// At this start: matched events replayed into the trigger mesh after its checkpoint.
+    pub recovery_events_replayed: AtomicU64,
+    /// At this start: events accepted before the restart and not yet matched, queued again.
+    pub recovery_backlog_events: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -111,6 +115,8 @@ impl Default for Metrics {
             collector_passes_failed: AtomicU64::new(0),
             ingest_to_run_start: Histogram::new(LATENCY_BUCKETS),
             run_duration: Histogram::new(LATENCY_BUCKETS),
+            recovery_events_replayed: AtomicU64::new(0),
+            recovery_backlog_events: AtomicU64::new(0),
         }
     }
 }
@@ -326,6 +332,18 @@ impl Metrics {
             "grace_playbooks_enabled",
             "Enabled playbooks.",
             gauges.playbooks as u64,
+        );
+        gauge(
+            &mut out,
+            "grace_recovery_events_replayed",
+            "At this start: matched events replayed into the trigger mesh after its checkpoint.",
+            load(&self.recovery_events_replayed),
+        );
+        gauge(
+            &mut out,
+            "grace_recovery_backlog_events",
+            "At this start: events accepted before the restart and not yet matched.",
+            load(&self.recovery_backlog_events),
         );
         render_sources(&mut out, &gauges.sources);
         self.ingest_to_run_start.render(

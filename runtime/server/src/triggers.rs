@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use grace_engine::TriggerEvent;
 use grace_engine::event::system_now_millis;
-use grace_mesh::{Decision, Mesh, PlaybookTriggers, RunKey, Suppression};
+use grace_mesh::{Decision, Mesh, MeshCheckpoint, PlaybookTriggers, RunKey, Suppression};
 
 use crate::store::{RunFilter, Store, StoreError};
 use crate::sync::lock;
@@ -78,26 +78,54 @@ impl Triggers {
         }
     }
 
-    /// Rebuilds the mesh's memory (hold windows, cooldowns) from the events matched before the
-    /// restart, so that a restart neither forgets a cooldown nor restarts a window. Runs those
-    /// events fired are over (or interrupted): their claims are released at once.
-    pub fn warm_up(&self, store: &Store) -> Result<(), StoreError> {
-        const HORIZON: Duration = Duration::from_secs(24 * 3600);
-        const MAX_EVENTS: usize = 1_000_000;
+    /// The mesh's memory of the events offered so far, for the store's checkpoint.
+    pub fn checkpoint(&self) -> MeshCheckpoint {
+        lock(&self.inner).mesh.checkpoint()
+    }
+
+    /// Rebuilds the mesh's memory (hold windows, cooldowns, run numbering) as it was after the
+    /// events matched before the restart, so that a restart neither forgets a cooldown nor
+    /// restarts a window: from the store's checkpoint, then the events matched after it (at
+    /// most `mesh_checkpoint_events`, however long the log). Runs
+    /// those events fired are over (or interrupted): their claims are released at once.
+    ///
+    /// Without a usable checkpoint (a store from before checkpoints, or one unreadable), the
+    /// matched events of the last [`LEGACY_HORIZON`] are replayed, as before checkpoints, and a
+    /// checkpoint is written at once so that the next restart need not.
+    pub fn warm_up(&self, store: &Store) -> Result<WarmUp, StoreError> {
         let matched = store.matched_through()?;
-        let since =
-            system_now_millis().saturating_sub(u64::try_from(HORIZON.as_millis()).unwrap_or(0));
-        let highest_id = store
-            .runs(&RunFilter::default())?
-            .iter()
-            .filter_map(|r| r.key.as_ref().map(|k| k.id()))
-            .max()
-            .unwrap_or(0);
+        let checkpoint = match store.mesh_checkpoint() {
+            Ok(c) => c.filter(|c| c.through <= matched),
+            Err(e) => {
+                tracing::warn!(
+                    "the trigger mesh's checkpoint is unusable, replaying the event log instead: {e}"
+                );
+                None
+            }
+        };
         let mut inner = lock(&self.inner);
+        let restored = checkpoint
+            .as_ref()
+            .filter(|c| inner.mesh.restore(&c.mesh))
+            .map(|c| c.through);
+        let highest_id = match store.run_keys_through()? {
+            Some(id) => id,
+            None => store
+                .runs(&RunFilter::default())?
+                .iter()
+                .filter_map(|r| r.key.as_ref().map(|k| k.id()))
+                .max()
+                .unwrap_or(0),
+        };
         inner.mesh.continue_ids_after(highest_id);
-        let mut from = 1;
+        let since = match restored {
+            Some(_) => 0,
+            None => system_now_millis()
+                .saturating_sub(u64::try_from(LEGACY_HORIZON.as_millis()).unwrap_or(0)),
+        };
+        let mut from = restored.map_or(1, |through| through + 1);
         let mut replayed = 0;
-        while from <= matched && replayed < MAX_EVENTS {
+        while from <= matched && replayed < MAX_REPLAY {
             let chunk = store.events(from, 10_000)?;
             let Some(last) = chunk.last() else { break };
             from = last.seq + 1;
@@ -113,12 +141,38 @@ impl Triggers {
                 replayed += 1;
             }
         }
-        if replayed > 0 {
-            tracing::info!(
-                events = replayed,
-                "trigger windows and cooldowns rebuilt from the event log"
-            );
-        }
-        Ok(())
+        let written = if restored.is_none() || replayed > 0 {
+            let checkpoint = inner.mesh.checkpoint();
+            drop(inner);
+            store.put_mesh_checkpoint(matched, &checkpoint)?;
+            true
+        } else {
+            false
+        };
+        tracing::info!(
+            checkpoint = ?restored,
+            events = replayed,
+            matched,
+            "trigger windows and cooldowns restored{}",
+            if written { "; checkpoint written" } else { "" }
+        );
+        Ok(WarmUp {
+            checkpoint: restored,
+            replayed,
+        })
     }
 }
+
+/// What [`Triggers::warm_up`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmUp {
+    /// The last event of the checkpoint restored, if one was.
+    pub checkpoint: Option<u64>,
+    /// Events offered to the mesh after it.
+    pub replayed: u64,
+}
+
+/// Without a checkpoint, how far back the warm-up replays.
+pub const LEGACY_HORIZON: Duration = Duration::from_secs(24 * 3600);
+/// Most events one warm-up replays.
+const MAX_REPLAY: u64 = 1_000_000;

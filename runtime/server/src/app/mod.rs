@@ -240,17 +240,25 @@ impl App {
             queue_rx,
         );
 
+        // Each step of recovery is timed for the log: what a restart after a crash costs.
+        let recovering = std::time::Instant::now();
         scheduler
             .recover()
             .await
             .map_err(store_error("cannot read runs"))?;
+        let runs_read = recovering.elapsed();
         registry
             .load_enabled()
             .await
             .map_err(store_error("cannot read playbooks"))?;
-        triggers
+        let playbooks_loaded = recovering.elapsed();
+        let warm = triggers
             .warm_up(&store)
             .map_err(store_error("cannot read events"))?;
+        let warmed = recovering.elapsed();
+        metrics
+            .recovery_events_replayed
+            .store(warm.replayed, std::sync::atomic::Ordering::Relaxed);
         setup::sources(&sources, &config, &executors, providers.cloudwatch.as_ref())?;
         let next = store
             .matched_through()
@@ -276,6 +284,9 @@ impl App {
         let backlog = store
             .events(next, usize::MAX)
             .map_err(store_error("cannot read events"))?;
+        metrics
+            .recovery_backlog_events
+            .store(backlog.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if !backlog.is_empty() {
             tracing::info!(
                 events = backlog.len(),
@@ -283,6 +294,14 @@ impl App {
             );
             intake.requeue(backlog).await;
         }
+        tracing::info!(
+            runs_ms = runs_read.as_millis(),
+            playbooks_ms = (playbooks_loaded - runs_read).as_millis(),
+            mesh_ms = (warmed - playbooks_loaded).as_millis(),
+            mesh_events_replayed = warm.replayed,
+            total_ms = recovering.elapsed().as_millis(),
+            "recovered"
+        );
         Ok(Arc::new(App {
             audit: Audit::new(ledger.clone(), executors.clock.clone()),
             config,

@@ -16,6 +16,15 @@ use crate::runs::{RunRecord, RunState};
 use crate::supervisor::TaskError;
 use crate::sync::lock;
 
+/// How far the matcher's work is recorded.
+struct Marks {
+    /// The last event counted as matched in the metrics: events count as matched once their
+    /// runs are stored, so a client that sees the count can read the runs.
+    counted: u64,
+    /// The last event the stored checkpoint of the mesh covers.
+    checkpointed: u64,
+}
+
 /// How long the simulation's matcher waits for the runs an event fired before matching the next
 /// event (see [`run`]).
 const SIMULATED_RUN_WAIT: Duration = Duration::from_secs(1);
@@ -44,11 +53,16 @@ pub(super) async fn run(
     let mut received = Vec::with_capacity(1024);
     let mut early: BTreeMap<u64, Queued> = BTreeMap::new();
     let store = s.r.store.clone();
-    let mut next = tokio::task::spawn_blocking(move || store.matched_through())
-        .await
-        .map_err(ScheduleError::from)?
-        .map_err(ScheduleError::from)?
-        + 1;
+    let (matched, checkpointed) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((
+            store.matched_through()?,
+            store.mesh_checkpoint_through()?,
+        ))
+    })
+    .await
+    .map_err(ScheduleError::from)?
+    .map_err(ScheduleError::from)?;
+    let mut next = matched + 1;
     if restarted {
         let store = s.r.store.clone();
         let backlog = tokio::task::spawn_blocking(move || store.events(next, usize::MAX))
@@ -67,7 +81,10 @@ pub(super) async fn run(
             );
         }
     }
-    let mut counted = next.saturating_sub(1);
+    let mut marks = Marks {
+        counted: matched,
+        checkpointed,
+    };
     while rx.recv_many(&mut received, 1024).await > 0 {
         for q in received.drain(..) {
             if q.seq >= next {
@@ -100,13 +117,13 @@ pub(super) async fn run(
             if !runs.is_empty() {
                 let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
                 let mut finished = s.finished.subscribe();
-                store_and_start(&s, runs, q.seq, &mut counted).await;
+                store_and_start(&s, runs, q.seq, &mut marks).await;
                 wait_until_final(&s, &ids, &mut finished).await;
                 // The runs moved the clock while they waited: keep where it got to.
                 save_simulation(sim).await;
             }
         }
-        store_and_start(&s, created, last_seq, &mut counted).await;
+        store_and_start(&s, created, last_seq, &mut marks).await;
     }
     Ok(())
 }
@@ -169,14 +186,16 @@ fn match_one(s: &Scheduler, q: &Queued) -> Vec<RunRecord> {
 }
 
 /// Stores new runs with the matched-through mark (one transaction), then hands them to the
-/// runner.
-///
-/// `counted` is the last event counted as matched in the metrics: events count as matched once
-/// their runs are stored, so a client that sees the count can read the runs.
-async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, counted: &mut u64) {
-    if last_seq == 0 || (last_seq <= *counted && created.is_empty()) {
+/// runner. Once `last_seq` is `mesh_checkpoint_events` (settings) or more past the stored
+/// checkpoint, the mesh's memory (it has been offered exactly the events through `last_seq`) is
+/// checkpointed in the same transaction.
+async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, marks: &mut Marks) {
+    if last_seq == 0 || (last_seq <= marks.counted && created.is_empty()) {
         return;
     }
+    let every = u64::try_from(s.r.config.mesh_checkpoint_events).unwrap_or(u64::MAX);
+    let checkpoint = (last_seq >= marks.checkpointed.saturating_add(every))
+        .then(|| Arc::new(s.r.triggers.checkpoint()));
     // Until the runs and the mark are stored, nothing moves on: a failure here (a full disk) is
     // retried rather than skipped, so no event is marked matched without its runs.
     let mut pause = Duration::from_millis(100);
@@ -185,8 +204,11 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
         let runs = created.clone();
         // In simulation, the clock the batch moved is kept with its mark.
         let clock = s.r.simulation.as_ref().map(|sim| sim.clock().now_millis());
-        match tokio::task::spawn_blocking(move || store.put_matched_at(&runs, last_seq, clock))
-            .await
+        let checkpoint = checkpoint.clone();
+        match tokio::task::spawn_blocking(move || {
+            store.put_matched(&runs, last_seq, checkpoint.as_deref(), clock)
+        })
+        .await
         {
             Ok(Ok(())) => break,
             Ok(Err(e)) => tracing::error!("cannot store matched runs, retrying in {pause:?}: {e}"),
@@ -197,8 +219,11 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
     }
     s.r.metrics
         .events_matched
-        .fetch_add(last_seq.saturating_sub(*counted), Ordering::Relaxed);
-    *counted = (*counted).max(last_seq);
+        .fetch_add(last_seq.saturating_sub(marks.counted), Ordering::Relaxed);
+    marks.counted = marks.counted.max(last_seq);
+    if checkpoint.is_some() {
+        marks.checkpointed = last_seq;
+    }
     for run in created {
         s.r.metrics.triggers_fired.fetch_add(1, Ordering::Relaxed);
         s.r.metrics.transition(RunState::Queued);

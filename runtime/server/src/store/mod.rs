@@ -3,6 +3,7 @@
 //!
 //! Values are JSON: readable with any redb tool, and tolerant of added fields.
 
+mod checkpoint;
 mod events;
 pub mod tables;
 
@@ -11,12 +12,13 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+pub use checkpoint::MatchedCheckpoint;
 pub use events::{EventLog, Publisher, StoredEvent};
 
 use crate::runs::{RunRecord, RunState};
 use tables::{
-    COMPONENTS, EVENTS, MATCHED_THROUGH, META, PLAYBOOKS, RUNS, SIMULATION, SIMULATION_CLOCK,
-    SIMULATION_STATE,
+    COMPONENTS, EVENTS, MATCHED_THROUGH, MESH, META, PLAYBOOKS, RUN_KEYS_THROUGH, RUNS, SIMULATION,
+    SIMULATION_CLOCK, SIMULATION_STATE,
 };
 
 /// Why the store failed.
@@ -148,6 +150,7 @@ impl Store {
             tx.open_table(EVENTS).map_err(db)?;
             tx.open_table(META).map_err(db)?;
             tx.open_table(SIMULATION).map_err(db)?;
+            tx.open_table(MESH).map_err(db)?;
         }
         tx.commit().map_err(db)?;
         Ok(Store { db: database })
@@ -322,18 +325,15 @@ impl Store {
 
     /// Stores the runs an event batch created and marks the batch matched, in one durable
     /// transaction: a run is on disk before anyone can see it, and after a crash either both the
-    /// runs and the mark are there or the events are matched again.
-    pub fn put_matched(&self, runs: &[RunRecord], matched_through: u64) -> Result<(), StoreError> {
-        self.put_matched_at(runs, matched_through, None)
-    }
-
-    /// [`Store::put_matched`], with the simulated fleet's clock (moved by the batch's events)
-    /// in the same transaction, in simulation: a restart never takes it back before the events
-    /// it has matched.
-    pub fn put_matched_at(
+    /// runs and the mark are there or the events are matched again. With `checkpoint` (the
+    /// mesh's memory after exactly these events), the mesh's checkpoint moves to this mark in
+    /// the same transaction; with `simulation_clock` (in simulation, the clock the batch's events
+    /// moved), a restart never takes the clock back before the events it has matched.
+    pub fn put_matched(
         &self,
         runs: &[RunRecord],
         matched_through: u64,
+        checkpoint: Option<&grace_mesh::MeshCheckpoint>,
         simulation_clock: Option<u64>,
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
@@ -348,6 +348,23 @@ impl Store {
             meta.insert(MATCHED_THROUGH, matched_through).map_err(db)?;
             if let Some(clock) = simulation_clock {
                 meta.insert(SIMULATION_CLOCK, clock).map_err(db)?;
+            }
+            if let Some(highest) = runs
+                .iter()
+                .filter_map(|r| r.key.as_ref().map(|k| k.id()))
+                .max()
+            {
+                let stored = meta
+                    .get(RUN_KEYS_THROUGH)
+                    .map_err(db)?
+                    .map_or(0, |v| v.value());
+                meta.insert(RUN_KEYS_THROUGH, highest.max(stored))
+                    .map_err(db)?;
+            }
+            if let Some(checkpoint) = checkpoint {
+                meta.insert(tables::MESH_CHECKPOINT_THROUGH, matched_through)
+                    .map_err(db)?;
+                checkpoint::write(&tx, checkpoint)?;
             }
         }
         tx.commit().map_err(db)

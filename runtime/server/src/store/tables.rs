@@ -16,8 +16,23 @@ pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("server/eve
 pub const SIMULATION: TableDefinition<&str, &[u8]> = TableDefinition::new("server/simulation");
 /// The one key of [`SIMULATION`].
 pub const SIMULATION_STATE: &str = "state";
-/// Counters: [`MATCHED_THROUGH`].
+/// Counters: [`MATCHED_THROUGH`], [`MESH_CHECKPOINT_THROUGH`], [`RUN_KEYS_THROUGH`],
+/// [`SIMULATION_CLOCK`].
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("server/meta");
+/// The trigger mesh's checkpoint under [`MESH_CHECKPOINT`]: JSON
+/// [`grace_mesh::MeshCheckpoint`], the mesh's memory after the events through
+/// [`MESH_CHECKPOINT_THROUGH`].
+pub const MESH: TableDefinition<&str, &[u8]> = TableDefinition::new("server/mesh");
+
+/// The key of the mesh's checkpoint in [`MESH`].
+pub const MESH_CHECKPOINT: &str = "checkpoint";
+
+/// The last event sequence number the mesh's checkpoint covers.
+pub const MESH_CHECKPOINT_THROUGH: &str = "mesh.checkpoint_through";
+
+/// The largest run key number (see `grace_mesh::RunKey`) stored with a run: a restarted mesh
+/// numbers its runs after it without reading every run.
+pub const RUN_KEYS_THROUGH: &str = "runs.keys_through";
 
 /// The last event sequence number given out: numbering never restarts, even if pruning empties
 /// the events table.
