@@ -77,7 +77,12 @@ pub enum LoadError {
 
 /// A component's content digest: `sha256:<hex>`.
 pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", hex::encode(sha256(bytes)))
+}
+
+/// The SHA-256 of `bytes`.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 /// A compiled, pre-instantiated component.

@@ -7,7 +7,8 @@
 //! driven by one ticker thread, and the per-store [`GuestLimiter`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,12 +22,13 @@ use wasmtime::{
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::artifacts::ArtifactCache;
 use crate::bindings::collector::CollectorPre;
 use crate::bindings::playbook::{Playbook, PlaybookPre};
 use crate::bindings::types as wit;
 use crate::bounds::RunBounds;
 use crate::component::{
-    CompiledComponent, Guest, LoadError, Pre, check_header, digest, manifest_path,
+    CompiledComponent, Guest, LoadError, Pre, check_header, manifest_path, sha256,
 };
 use crate::event::TriggerEvent;
 use crate::host::{GUEST_OUTPUT_BYTES, HostState};
@@ -56,6 +58,9 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
     /// Largest wasm stack a guest may use.
     pub max_wasm_stack: usize,
+    /// Where compiled components are kept between processes (see [`crate::artifacts`]); `None`
+    /// compiles every component each time a process first loads it.
+    pub compiled_cache: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +69,7 @@ impl Default for EngineConfig {
             max_concurrent_runs: 64,
             epoch_tick: Duration::from_millis(10),
             max_wasm_stack: 512 * 1024,
+            compiled_cache: None,
         }
     }
 }
@@ -116,6 +122,10 @@ struct Inner {
     wasmtime: wasmtime::Engine,
     linker: Linker<HostState>,
     cache: Mutex<HashMap<(String, Kind), CompiledComponent>>,
+    /// Compiled components on disk, when configured and usable.
+    artifacts: Option<ArtifactCache>,
+    /// Components loaded from `artifacts` instead of compiled.
+    artifact_hits: AtomicU64,
     _ticker: EpochTicker,
 }
 
@@ -191,12 +201,26 @@ impl Engine {
         Playbook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker = EpochTicker::start(&wasmtime, config.epoch_tick)?;
+        // The cache only saves time: one that cannot be used is reported, and every component
+        // is compiled.
+        let artifacts =
+            config.compiled_cache.as_deref().and_then(|root| {
+                match ArtifactCache::open(root, &wasmtime) {
+                    Ok(cache) => Some(cache),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        None
+                    }
+                }
+            });
 
         Ok(Engine {
             inner: Arc::new(Inner {
                 wasmtime,
                 linker,
                 cache: Mutex::new(HashMap::new()),
+                artifacts,
+                artifact_hits: AtomicU64::new(0),
                 _ticker: ticker,
             }),
         })
@@ -211,16 +235,35 @@ impl Engine {
         what: &str,
     ) -> Result<CompiledComponent, LoadError> {
         check_header(bytes, what)?;
-        let digest = digest(bytes);
+        let sha = sha256(bytes);
+        let digest = format!("sha256:{}", hex::encode(sha));
         let key = (digest.clone(), kind);
         if let Some(hit) = self.cache().get(&key) {
             return Ok(hit.clone());
         }
-        let component =
-            Component::new(&self.inner.wasmtime, bytes).map_err(|e| LoadError::Compile {
-                what: what.into(),
-                message: format!("{e:#}"),
-            })?;
+        let cached = self
+            .inner
+            .artifacts
+            .as_ref()
+            .and_then(|a| a.load(&self.inner.wasmtime, &sha));
+        let component = match cached {
+            Some(component) => {
+                self.inner.artifact_hits.fetch_add(1, Ordering::Relaxed);
+                component
+            }
+            None => {
+                let component = Component::new(&self.inner.wasmtime, bytes).map_err(|e| {
+                    LoadError::Compile {
+                        what: what.into(),
+                        message: format!("{e:#}"),
+                    }
+                })?;
+                if let Some(artifacts) = &self.inner.artifacts {
+                    artifacts.store(&sha, &component);
+                }
+                component
+            }
+        };
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             what: what.into(),
             kind,
@@ -246,6 +289,17 @@ impl Engine {
     /// it is ever loaded again.
     pub fn forget(&self, digest: &str) {
         self.cache().retain(|(d, _), _| d != digest);
+    }
+
+    /// Components this engine loaded from its compiled-component cache on disk instead of
+    /// compiling them.
+    pub fn compiled_cache_hits(&self) -> u64 {
+        self.inner.artifact_hits.load(Ordering::Relaxed)
+    }
+
+    /// The directory of this engine configuration's compiled components, if the cache is on.
+    pub fn compiled_cache_dir(&self) -> Option<&Path> {
+        self.inner.artifacts.as_ref().map(ArtifactCache::dir)
     }
 
     /// Whether a component is in the cache, compiled.

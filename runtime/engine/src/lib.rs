@@ -6,6 +6,7 @@
 //!   ([`promql_grant`]: metrics grants, checked on parsed PromQL);
 //! - [`condition`]: the expression language of trigger conditions and dedup keys;
 //! - [`component`] and [`engine`]: loading components, the sandboxed wasmtime runtime, runs;
+//!   [`artifacts`]: compiled components kept on disk between processes;
 //! - `capabilities/`: one module per WIT interface, each handing its call to the [`pipeline`];
 //! - [`trust`]: the seam where the trust core decides after the grants;
 //! - `wasi_clock`: WASI's monotonic clock and its waits on the run clock;
@@ -13,6 +14,7 @@
 //! - [`bounds`]: what one run may make the host hold;
 //! - [`text`]: text from guests shown to people, control characters escaped.
 
+pub mod artifacts;
 pub mod bindings;
 pub mod bounds;
 mod capabilities;

@@ -25,6 +25,8 @@ const TESTED_FIXTURES: &[&str] = &[
     "huge-log",
     "panic",
     "host-call-flood",
+    // The benchmarks' read host call: runtime/engine/benches/run.rs.
+    "read-flood",
     "sleeper",
     "collector-fixture",
     "impostor-collector",
@@ -273,6 +275,35 @@ fn a_host_call_flood_is_stopped_at_max_host_calls() {
     assert_eq!(last.verdict, Verdict::Denied);
     assert!(last.reason.contains("host call limit"));
     assert!(took < Duration::from_secs(30));
+    assert_recorded(&world, &report);
+}
+
+#[test]
+fn a_read_flood_is_stopped_at_max_host_calls_with_every_read_recorded() {
+    let (report, world, _) = run_fixture("read-flood");
+    assert_eq!(failure_kind(&report), FailureKind::HostCallLimit);
+    let limit = load(&fixture("read-flood")).manifest.limits.max_host_calls;
+    assert_eq!(report.host_calls, limit + 1);
+    // The group's name from the configuration, then describes until the limit.
+    let (last, calls) = report.timeline.split_last().unwrap();
+    assert!(last.reason.contains("host call limit"));
+    let (first, reads) = calls.split_first().unwrap();
+    assert_eq!(
+        (first.interface.as_str(), first.function.as_str()),
+        ("config", "get")
+    );
+    assert_eq!(reads.len(), limit as usize - 1);
+    for read in reads {
+        assert_eq!(
+            (
+                read.interface.as_str(),
+                read.function.as_str(),
+                read.verdict
+            ),
+            ("scaling", "describe-group", Verdict::Allowed)
+        );
+        assert_eq!(read.result["ok"]["name"], "api-asg");
+    }
     assert_recorded(&world, &report);
 }
 

@@ -78,6 +78,21 @@ pub fn client(server: &str) -> Result<crate::client::Client, Exit> {
     crate::client::Client::new(server).map_err(crate::client::ClientError::into_exit)
 }
 
+/// Where `grace run` and `grace replay` keep compiled components between invocations (see
+/// `grace_engine::artifacts`): `GRACE_CACHE_DIR` (empty: no cache), else
+/// `$XDG_CACHE_HOME/grace/compiled`, else `$HOME/.cache/grace/compiled`. A user cache rather
+/// than the data directory, so that a replay, which writes nothing there, creates nothing there.
+pub fn compiled_cache_dir() -> Option<std::path::PathBuf> {
+    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    if let Some(dir) = std::env::var_os("GRACE_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| dir.into());
+    }
+    from("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| from("HOME").map(|home| std::path::Path::new(&home).join(".cache")))
+        .map(|cache| cache.join("grace").join("compiled"))
+}
+
 /// The ledger file inside a data directory.
 pub fn ledger_path(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("grace.redb")

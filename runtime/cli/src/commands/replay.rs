@@ -78,7 +78,10 @@ pub fn run(args: ReplayArgs) -> Exit {
         },
         None => Fleet::default_fleet(),
     };
-    let engine = match Engine::new(&EngineConfig::default()) {
+    let engine = match Engine::new(&EngineConfig {
+        compiled_cache: super::compiled_cache_dir(),
+        ..EngineConfig::default()
+    }) {
         Ok(e) => e,
         Err(e) => return Exit::Internal(e.context("cannot start the wasm engine")),
     };

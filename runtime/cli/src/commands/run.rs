@@ -36,6 +36,7 @@ enum Target {
 pub fn run(args: RunArgs) -> Exit {
     let engine = match Engine::new(&EngineConfig {
         max_concurrent_runs: 2,
+        compiled_cache: super::compiled_cache_dir(),
         ..EngineConfig::default()
     }) {
         Ok(e) => e,

@@ -173,6 +173,8 @@ impl App {
             .map_err(store_error("cannot start the event log"))?;
         let engine = Engine::new(&EngineConfig {
             max_concurrent_runs: u32::try_from(config.max_concurrent_runs + 4).unwrap_or(64),
+            // Uploads compile once: a restart loads what was compiled before.
+            compiled_cache: Some(config.data_dir.join("compiled")),
             ..EngineConfig::default()
         })
         .map_err(StartError::Engine)?;

@@ -541,14 +541,21 @@ impl Trust for HostTrust {
                 ));
             }
         };
-        // Off the guest's fiber: Cedar checks the stack it has left, which on a fiber it cannot
-        // measure (it would refuse every policy with "recursion limit reached").
-        let core = self.core.clone();
-        let decided = tokio::task::spawn_blocking(move || {
-            let decision = core.decide(&request);
-            (decision, request)
-        })
-        .await;
+        // Without policies nothing reaches Cedar (guardrails and the risk score are plain code):
+        // decided here, on the snapshot just taken, sparing each call a hop to a blocking thread.
+        let policies = self.core.policies().active();
+        let decided = if policies.is_empty() {
+            Ok((self.core.decide_with(&policies, &request), request))
+        } else {
+            // Off the guest's fiber: Cedar checks the stack it has left, which on a fiber it
+            // cannot measure (it would refuse every policy with "recursion limit reached").
+            let core = self.core.clone();
+            tokio::task::spawn_blocking(move || {
+                let decision = core.decide_with(&policies, &request);
+                (decision, request)
+            })
+            .await
+        };
         let (decision, request) = match decided {
             Ok(d) => d,
             Err(e) => {
