@@ -9,6 +9,7 @@ pub mod fake_endpoint;
 pub mod moto;
 pub mod oidc_issuer;
 pub mod podman;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
