@@ -34,7 +34,7 @@ use crate::event::TriggerEvent;
 use crate::host::{GUEST_OUTPUT_BYTES, HostState};
 use crate::limiter::GuestLimiter;
 use crate::manifest::{Kind, MAX_MEMORY_BYTES, Manifest};
-use crate::pipeline::{Completed, RunState, completed_changes};
+use crate::pipeline::{Completed, RunState, Unknowns, completed_changes, unknown_changes};
 use crate::run::{Failure, FailureKind, GuestInfo, Outcome, RunReport, RunStatus};
 use crate::trust::Trust;
 
@@ -84,8 +84,10 @@ pub struct RunEnv {
     /// Decides about each call the grants allow.
     pub trust: Arc<dyn Trust>,
     /// Whether earlier attempts of the run may have made changes already (a retry, a resumed
-    /// run): then the run's ledger records are read first, and each change an earlier attempt
-    /// completed is replayed from its record instead of being made again.
+    /// run): then the run's ledger records are read first; each change an earlier attempt
+    /// completed is replayed from its record instead of being made again, and each change an
+    /// earlier attempt began without a recorded outcome is reconciled: its provider reads the
+    /// resource, and the change is made again only if it is not in place.
     pub earlier_attempts: bool,
     /// The host's bounds on the run, whatever its manifest asks.
     pub bounds: RunBounds,
@@ -383,15 +385,15 @@ impl Engine {
             kind: manifest.kind,
             digest: guest.component.digest.clone(),
         };
-        let (completed, unreadable) = if env.earlier_attempts {
+        let (completed, unknown, unreadable) = if env.earlier_attempts {
             let (ledger, id) = (env.ledger.clone(), run_id.clone());
             match tokio::task::spawn_blocking(move || ledger.entries_for_run(&id)).await {
-                Ok(Ok(entries)) => (completed_changes(&entries), None),
-                Ok(Err(e)) => (Completed::new(), Some(e.to_string())),
-                Err(e) => (Completed::new(), Some(e.to_string())),
+                Ok(Ok(entries)) => (completed_changes(&entries), unknown_changes(&entries), None),
+                Ok(Err(e)) => (Completed::new(), Unknowns::new(), Some(e.to_string())),
+                Err(e) => (Completed::new(), Unknowns::new(), Some(e.to_string())),
             }
         } else {
-            (Completed::new(), None)
+            (Completed::new(), Unknowns::new(), None)
         };
         let state = RunState {
             run_id: run_id.clone(),
@@ -414,6 +416,7 @@ impl Engine {
             pending: Vec::new(),
             deferred: None,
             completed: Arc::new(completed),
+            unknown: Arc::new(unknown),
             ranks: HashMap::new(),
             bounds: env.bounds,
             recorded_bytes: 0,

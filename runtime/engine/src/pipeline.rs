@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grace_executor::{ExecError, Executors};
+use grace_executor::{ExecError, Executors, Reconciled};
 use grace_ledger::{Decision, Ledger, NewEntry, Pending, Verdict};
 use grace_model::resource::Resource;
 use serde::Serialize;
@@ -78,6 +78,60 @@ pub fn completed_changes(entries: &[grace_ledger::Entry]) -> Completed {
             Some((key.to_owned(), (e.seq, ok.clone())))
         })
         .collect()
+}
+
+/// A change an earlier attempt of the run began (its intent is on record) without a recorded
+/// completion: the provider may or may not have made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unknown {
+    /// The ledger sequence number of its first intent record.
+    pub seq: u64,
+    /// When that intent was recorded, on the run clock (milliseconds since the epoch).
+    pub at_millis: u64,
+    /// The arguments it recorded: what that attempt asked for. A retry may ask for something
+    /// else (its playbook reads the state the earlier change left), but the same change, by its
+    /// key, is what is read back.
+    pub args: Value,
+    /// What the intent kept for reading the resource back (its `before` field: the version
+    /// read before the change, the restart marker written with it); `null` when nothing.
+    pub before: Value,
+}
+
+/// Changes whose outcome is unknown, by idempotency key.
+pub type Unknowns = std::collections::HashMap<String, Unknown>;
+
+/// The changes among a run's ledger entries that were begun (an intent on record) and never
+/// completed (no record with a result `ok`): each one's first intent, since the change may
+/// have happened any time after it.
+pub fn unknown_changes(entries: &[grace_ledger::Entry]) -> Unknowns {
+    let completed = completed_changes(entries);
+    let mut unknown = Unknowns::new();
+    for e in entries {
+        if e.result.get("intent").and_then(Value::as_str) != Some("executing") {
+            continue;
+        }
+        let Some(key) = e.result.get("idempotency_key").and_then(Value::as_str) else {
+            continue;
+        };
+        if completed.contains_key(key) {
+            continue;
+        }
+        unknown.entry(key.to_owned()).or_insert_with(|| Unknown {
+            seq: e.seq,
+            at_millis: e.at_millis,
+            args: e.args.clone(),
+            before: e.result.get("before").cloned().unwrap_or(Value::Null),
+        });
+    }
+    unknown
+}
+
+/// The `reconcile` of calls that are not changes: never called, since only changes have keys.
+fn never_reconciled<T, P>(
+    _: &P,
+    _: &Unknown,
+) -> std::future::Ready<Result<Reconciled<T>, ExecError>> {
+    std::future::ready(Ok(Reconciled::NotApplied))
 }
 
 /// Text for the ledger: long guest-supplied strings are shortened, so a hostile guest cannot
@@ -153,6 +207,10 @@ pub(crate) struct Scope {
     pub changes: u32,
     /// The run's deadline on the run clock, in milliseconds since the epoch.
     pub deadline_at: u64,
+    /// For a change: what an earlier attempt of this run recorded of this very change, when
+    /// its outcome is unknown. The change reuses what it can (a restart marker) and redoes
+    /// only what reading the resource showed not done.
+    pub earlier: Option<Unknown>,
 }
 
 impl Scope {
@@ -169,10 +227,33 @@ impl Scope {
 enum Seen {
     /// Nothing more than the call says ([`Call::on`]).
     Asked,
-    /// A change: what it would do.
-    Proposed(Proposal),
+    /// A change: what it would do, and what its intent keeps.
+    Proposed(Proposal, Value),
     /// A read: the resource it looks at, resolved and described by its provider.
     Resolved(Resource),
+}
+
+/// What `authorize` of a change returns: the plan to execute, what the change would do (for
+/// the trust core), and what its intent record keeps for reading the resource back after an
+/// unknown outcome (`before`; `null` when the resource itself says enough).
+pub(crate) struct Planned<P> {
+    /// What `execute` and `reconcile` get.
+    pub plan: P,
+    /// For the trust core.
+    pub proposal: Proposal,
+    /// For the intent record.
+    pub before: Value,
+}
+
+impl<P> Planned<P> {
+    /// A plan whose intent keeps nothing more than the call's arguments.
+    pub fn new(plan: P, proposal: Proposal) -> Self {
+        Planned {
+            plan,
+            proposal,
+            before: Value::Null,
+        }
+    }
 }
 
 /// Raised (as a trap) when a run must stop; the engine reads the failure back from the state.
@@ -211,6 +292,9 @@ pub(crate) struct RunState {
     pub deferred: Option<NewEntry>,
     /// Changes earlier attempts of this run completed: they are not made again.
     pub completed: Arc<Completed>,
+    /// Changes earlier attempts of this run began without a recorded outcome: the resource is
+    /// read before they are made again.
+    pub unknown: Arc<Unknowns>,
     /// How many changes of each (interface, function, target) this attempt asked for.
     pub ranks: std::collections::HashMap<(&'static str, &'static str, String), u32>,
     /// The host's bounds on the run.
@@ -258,14 +342,37 @@ fn exec_error_json(e: &ExecError) -> Value {
 }
 
 impl RunState {
-    fn scope(&self, interface: &'static str) -> Scope {
+    fn scope(&self, call: &Call) -> Scope {
         Scope {
             executors: self.executors.clone(),
             grants: self.grants.clone(),
             guest: Arc::from(self.guest.name.as_str()),
-            changes: self.changes.get(interface).copied().unwrap_or(0),
+            changes: self.changes.get(call.interface()).copied().unwrap_or(0),
             deadline_at: self.deadline_at,
+            earlier: self.earlier(call),
         }
+    }
+
+    /// What an earlier attempt recorded of `call`, a change whose outcome is unknown: looked up
+    /// by the key the call gets if it is authorized (its rank is counted then).
+    fn earlier(&self, call: &Call) -> Option<Unknown> {
+        if !call.is_change() || self.unknown.is_empty() {
+            return None;
+        }
+        let rank = self
+            .ranks
+            .get(&(call.interface(), call.function(), call.target.clone()))
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let key = idempotency_key(
+            &self.run_id,
+            call.interface(),
+            call.function(),
+            &call.target,
+            rank,
+        );
+        self.unknown.get(&key).cloned()
     }
 
     /// Runs one call that only reads through the pipeline.
@@ -284,6 +391,7 @@ impl RunState {
         self.perform_inner(
             call,
             |scope| async move { authorize(scope).await.map(|plan| (plan, Seen::Asked)) },
+            never_reconciled,
             execute,
         )
         .await
@@ -312,21 +420,30 @@ impl RunState {
                     .await
                     .map(|(plan, resource)| (plan, Seen::Resolved(resource)))
             },
+            never_reconciled,
             execute,
         )
         .await
     }
 
     /// Runs one change through the pipeline: `authorize` also says what the change would do
-    /// ([`Proposal`]), for the trust core.
-    pub(crate) async fn perform_change<T, P, AF, EF>(
+    /// ([`Proposal`]), for the trust core, and what its intent keeps ([`Planned`]).
+    ///
+    /// When an earlier attempt of the run began this change and its outcome is unknown,
+    /// `reconcile` reads the resource first (through the provider's `reconcile`): a change
+    /// already in place is recorded as reconciled and not made again, a conflict is reported,
+    /// and only a change not in place is made (`execute`, which sees the earlier attempt in
+    /// [`Scope::earlier`]).
+    pub(crate) async fn perform_change<T, P, AF, RF, EF>(
         &mut self,
         call: Call,
         authorize: impl FnOnce(Scope) -> AF + Send,
+        reconcile: impl FnOnce(&P, &Unknown) -> RF,
         execute: impl FnOnce(Scope, P) -> EF,
     ) -> wasmtime::Result<Result<T, WitError>>
     where
-        AF: Future<Output = Result<(P, Proposal), Refusal>> + Send,
+        AF: Future<Output = Result<Planned<P>, Refusal>> + Send,
+        RF: Future<Output = Result<Reconciled<T>, ExecError>> + Send,
         EF: Future<Output = Result<T, ExecError>> + Send,
         T: Serialize + serde::de::DeserializeOwned + Send,
         P: Send,
@@ -334,23 +451,29 @@ impl RunState {
         self.perform_inner(
             call,
             |scope| async move {
-                authorize(scope)
-                    .await
-                    .map(|(plan, proposal)| (plan, Seen::Proposed(proposal)))
+                authorize(scope).await.map(|planned| {
+                    (
+                        planned.plan,
+                        Seen::Proposed(planned.proposal, planned.before),
+                    )
+                })
             },
+            reconcile,
             execute,
         )
         .await
     }
 
-    async fn perform_inner<T, P, AF, EF>(
+    async fn perform_inner<T, P, AF, RF, EF>(
         &mut self,
         mut call: Call,
         authorize: impl FnOnce(Scope) -> AF,
+        reconcile: impl FnOnce(&P, &Unknown) -> RF,
         execute: impl FnOnce(Scope, P) -> EF,
     ) -> wasmtime::Result<Result<T, WitError>>
     where
         AF: Future<Output = Result<(P, Seen), Refusal>> + Send,
+        RF: Future<Output = Result<Reconciled<T>, ExecError>> + Send,
         EF: Future<Output = Result<T, ExecError>> + Send,
         T: Serialize + serde::de::DeserializeOwned + Send,
         P: Send,
@@ -373,7 +496,7 @@ impl RunState {
                     })
             }
         };
-        let scope = self.scope(call.interface());
+        let scope = self.scope(&call);
         let (_resource_guard, authorized) = match locked {
             Err(refusal) => (None, Err(refusal)),
             Ok(guard) => (
@@ -419,9 +542,13 @@ impl RunState {
                 return Ok(Err(to_wit(e)));
             }
         };
+        let mut before = Value::Null;
         let proposal = match seen {
             Seen::Asked => None,
-            Seen::Proposed(proposal) => Some(proposal),
+            Seen::Proposed(proposal, kept) => {
+                before = kept;
+                Some(proposal)
+            }
             // The trust core judges what the checks resolved, not what the guest wrote.
             Seen::Resolved(resource) => {
                 call.resource = Some(resource);
@@ -496,24 +623,55 @@ impl RunState {
             // Nothing acts before it, and everything that led to it, is on record: the intent
             // (arguments and decision) is durable before the provider is called, so a crash
             // between the call and its result leaves a trace of what may have changed.
-            self.record_intent(&call, &reason, details.clone(), key)?;
+            self.record_intent(&call, &reason, details.clone(), key, before)?;
             self.confirm_pending(true).await?;
         }
         // What a provider may read for this call: the host's cap, and never more than the guest
         // could hold.
         let budget = self.bounds.max_response_bytes.min(self.limits.memory_bytes);
-        let executing = grace_executor::budget::with_response_budget(budget, execute(scope, plan));
-        let result = match tokio::time::timeout_at(self.wall_deadline, executing).await {
-            Ok(r) => r,
-            Err(_) if call.is_change() => Err(ExecError::TimedOut(
-                "the run's deadline passed during the call: whether the change happened is unknown"
-                    .into(),
-            )),
-            Err(_) => Err(ExecError::TimedOut(
-                "the run's deadline passed during the call".into(),
-            )),
+        // A change an earlier attempt may have made: read the resource before making it again.
+        let earlier = key.as_deref().and_then(|k| self.unknown.get(k)).cloned();
+        let mut reconciled_from = None;
+        let result = match &earlier {
+            None => Ok(None),
+            Some(unknown) => {
+                let reading =
+                    grace_executor::budget::with_response_budget(budget, reconcile(&plan, unknown));
+                match tokio::time::timeout_at(self.wall_deadline, reading).await {
+                    Ok(Ok(Reconciled::Done(value))) => {
+                        reconciled_from = Some(unknown.seq);
+                        Ok(Some(value))
+                    }
+                    Ok(Ok(Reconciled::NotApplied)) => Ok(None),
+                    Ok(Ok(Reconciled::Conflict(message))) => Err(ExecError::Conflict(message)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(ExecError::TimedOut(
+                        "the run's deadline passed while reading whether an earlier attempt made the change: whether it happened is still unknown"
+                            .into(),
+                    )),
+                }
+            }
         };
-        if call.is_change() {
+        let result = match result {
+            Ok(Some(done)) => Ok(done),
+            Err(e) => Err(e),
+            Ok(None) => {
+                let executing =
+                    grace_executor::budget::with_response_budget(budget, execute(scope, plan));
+                match tokio::time::timeout_at(self.wall_deadline, executing).await {
+                    Ok(r) => r,
+                    Err(_) if call.is_change() => Err(ExecError::TimedOut(
+                        "the run's deadline passed during the call: whether the change happened is unknown"
+                            .into(),
+                    )),
+                    Err(_) => Err(ExecError::TimedOut(
+                        "the run's deadline passed during the call".into(),
+                    )),
+                }
+            }
+        };
+        // A change read back as made was counted when its earlier attempt executed it.
+        if call.is_change() && reconciled_from.is_none() {
             let ask = Ask {
                 run_id: &self.run_id,
                 guest: &self.guest,
@@ -544,6 +702,19 @@ impl RunState {
         if let Some(key) = key {
             recorded["idempotency_key"] = json!(key);
         }
+        let reason = match (reconciled_from, &earlier) {
+            (Some(seq), _) => {
+                recorded["reconciled_from"] = json!(seq);
+                format!(
+                    "{reason}; reconciled: an earlier attempt of this run began this change (ledger entry {seq}) and its outcome was unknown; the resource, read back, shows it made, so it was not made again"
+                )
+            }
+            (None, Some(unknown)) if returned.is_ok() => format!(
+                "{reason}; an earlier attempt of this run began this change (ledger entry {}) and its outcome was unknown; the resource, read back, showed it not made, so it was made now",
+                unknown.seq
+            ),
+            _ => reason,
+        };
         self.record(&call, Verdict::Allowed, &reason, details, recorded)
             .await?;
         Ok(returned)
@@ -707,6 +878,7 @@ impl RunState {
         reason: &str,
         trust: Option<Value>,
         key: &str,
+        before: Value,
     ) -> wasmtime::Result<()> {
         if let Err(e) = self.submit_deferred() {
             return Err(self.ledger_failed(&e));
@@ -719,11 +891,15 @@ impl RunState {
             function: call.function().to_owned(),
             args: call.args.clone(),
             decision: with_trust(Decision::allowed(reason), trust),
-            result: match &call.provider {
-                Some(provider) => {
-                    json!({ "intent": "executing", "idempotency_key": key, "provider": provider })
+            result: {
+                let mut result = json!({ "intent": "executing", "idempotency_key": key });
+                if let Some(provider) = &call.provider {
+                    result["provider"] = json!(provider.as_ref());
                 }
-                None => json!({ "intent": "executing", "idempotency_key": key }),
+                if !before.is_null() {
+                    result["before"] = before;
+                }
+                result
             },
             at_millis: self.executors.clock.now_millis(),
         };

@@ -79,6 +79,12 @@ impl ContainerExecutor for Observed {
     async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError> {
         self.inner.logs(id, tail).await
     }
+    async fn reconcile(
+        &self,
+        change: &grace_executor::containers::Change,
+    ) -> Result<grace_executor::Reconciled<Container>, ExecError> {
+        self.inner.reconcile(change).await
+    }
 }
 
 #[test]

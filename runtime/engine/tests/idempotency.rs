@@ -113,6 +113,13 @@ impl grace_executor::ScalingExecutor for Throttled {
     ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
         self.0.wait_in_service(name, timeout).await
     }
+    async fn reconcile(
+        &self,
+        change: &grace_executor::scaling::Change,
+    ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
+    {
+        self.0.reconcile(change).await
+    }
 }
 
 #[test]
@@ -173,4 +180,184 @@ fn idempotency_keys_differ_by_run_change_target_and_rank() {
     ] {
         assert_ne!(k, other);
     }
+}
+
+/// The simulated groups, except that a capacity change is made and then its answer is lost, as
+/// when a provider applies a change and the call times out. A fake, named so: it exercises the
+/// pipeline's reconciliation, not a provider's (tests/parity/tests/unknown_outcomes.rs runs the
+/// same against moto, Podman and the Kubernetes test API server through a proxy losing answers).
+struct FakeLostAnswer(std::sync::Arc<dyn grace_executor::ScalingExecutor>);
+
+#[async_trait::async_trait]
+impl grace_executor::ScalingExecutor for FakeLostAnswer {
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        self.0.check_group_name(argument, name)
+    }
+    async fn describe_group(
+        &self,
+        name: &str,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.describe_group(name).await
+    }
+    async fn set_desired_capacity(
+        &self,
+        name: &str,
+        desired: u32,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.set_desired_capacity(name, desired).await?;
+        Err(grace_executor::ExecError::TimedOut(
+            "no answer within 10s".into(),
+        ))
+    }
+    async fn wait_in_service(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.wait_in_service(name, timeout).await
+    }
+    async fn reconcile(
+        &self,
+        change: &grace_executor::scaling::Change,
+    ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
+    {
+        self.0.reconcile(change).await
+    }
+}
+
+/// `world`'s providers with its scaling provider wrapped in `wrap`.
+fn wrapped_env(
+    world: &World,
+    wrap: impl FnOnce(
+        std::sync::Arc<dyn grace_executor::ScalingExecutor>,
+    ) -> std::sync::Arc<dyn grace_executor::ScalingExecutor>,
+) -> grace_engine::RunEnv {
+    let mut executors = world.sim.executors();
+    let sim = executors.scaling.default_provider().unwrap();
+    executors.scaling = grace_executor::Providers::single(sim.name(), wrap(sim.executor().clone()));
+    grace_engine::RunEnv::new(
+        executors,
+        world.ledger.clone(),
+        std::sync::Arc::new(PassThrough),
+    )
+}
+
+/// The run's ledger records of `scaling.set-desired-capacity`.
+fn capacity_records(world: &World, run: &str) -> Vec<grace_ledger::Entry> {
+    world
+        .ledger
+        .entries_for_run(run)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.function == "set-desired-capacity")
+        .collect()
+}
+
+#[test]
+fn a_change_made_whose_answer_was_lost_is_read_back_by_the_retry_not_made_again() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    let env = wrapped_env(&world, |sim| std::sync::Arc::new(FakeLostAnswer(sim)));
+    let first = runtime().block_on(async {
+        let r = engine()
+            .run_playbook_as("run-1", &guest, &slow(), &env)
+            .await;
+        world.ledger.flush().await.unwrap();
+        r
+    });
+    assert_ne!(first.status, RunStatus::Succeeded);
+    let lost = first.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(lost.result["error"]["kind"], "timed-out", "{lost:?}");
+    // The provider made it: 3 → 5.
+    assert_eq!(desired(&world, "api-asg"), 5);
+
+    // The retry's playbook reads 5 and asks for 7; the same change (by its key) is read back
+    // as the first attempt asked it, found in place, and not made again.
+    let retry = attempt(&world, &guest, true);
+    assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
+    assert_eq!(desired(&world, "api-asg"), 5, "the change was made once");
+    let action = retry.actions().next().unwrap();
+    let intent_seq = capacity_records(&world, "run-1")
+        .iter()
+        .find(|e| e.result["intent"] == "executing")
+        .unwrap()
+        .seq;
+    assert_eq!(action.result["reconciled_from"], intent_seq, "{action:?}");
+    assert!(action.result.get("replayed_from").is_none(), "{action:?}");
+    assert!(action.reason.contains("reconciled"), "{}", action.reason);
+    assert_eq!(action.result["ok"]["desired_capacity"], 5);
+    world.ledger.verify().unwrap();
+}
+
+/// Puts on record what a host killed between a change's intent and its outcome leaves: the
+/// intent of run-1's first `set-desired-capacity` of api-asg to `desired`, and nothing after.
+fn intent_without_outcome(world: &World, guest: &grace_engine::Guest, desired: u32) {
+    use grace_engine::pipeline::idempotency_key;
+    use grace_executor::Clock as _;
+    let key = idempotency_key("run-1", "scaling", "set-desired-capacity", "api-asg", 1);
+    let entry = grace_ledger::NewEntry {
+        run_id: "run-1".into(),
+        playbook: guest.manifest.name.clone(),
+        digest: guest.component.digest().to_owned(),
+        interface: "scaling".into(),
+        function: "set-desired-capacity".into(),
+        args: json!({ "group": "api-asg", "desired_capacity": desired }),
+        decision: grace_ledger::Decision::allowed("within grants"),
+        result: json!({ "intent": "executing", "idempotency_key": key, "provider": "sim" }),
+        at_millis: world.sim.clock().now_millis(),
+    };
+    runtime().block_on(async {
+        world.ledger.submit(entry).unwrap().await.unwrap();
+    });
+}
+
+#[test]
+fn a_change_made_before_a_crash_that_left_only_its_intent_is_not_made_again_on_resume() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    intent_without_outcome(&world, &guest, 5);
+    // The provider made the change; the host died before recording it.
+    let sim = world.sim.executors().scaling.default_provider().unwrap();
+    runtime()
+        .block_on(sim.set_desired_capacity("api-asg", 5))
+        .unwrap();
+
+    let resumed = attempt(&world, &guest, true);
+    assert_eq!(
+        resumed.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        resumed.failure
+    );
+    assert_eq!(
+        desired(&world, "api-asg"),
+        5,
+        "not 7: the change was made once"
+    );
+    let action = resumed.actions().next().unwrap();
+    assert!(action.result["reconciled_from"].is_u64(), "{action:?}");
+}
+
+#[test]
+fn a_change_whose_intent_is_on_record_but_which_never_happened_is_made_on_resume() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    // The host died after the intent, before the provider was called.
+    intent_without_outcome(&world, &guest, 5);
+
+    let resumed = attempt(&world, &guest, true);
+    assert_eq!(
+        resumed.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        resumed.failure
+    );
+    assert_eq!(desired(&world, "api-asg"), 5);
+    let action = resumed.actions().next().unwrap();
+    assert!(action.result.get("reconciled_from").is_none(), "{action:?}");
+    assert!(action.reason.contains("made now"), "{}", action.reason);
 }

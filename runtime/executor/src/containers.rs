@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ExecError, Labels};
+use crate::{ExecError, Labels, Reconciled};
 
 /// The label GRACE puts on every container it creates to scale a service up, naming the
 /// template it was cloned from. Scaling down removes only containers carrying it: containers
@@ -58,6 +58,63 @@ pub struct Container {
     pub health: Health,
 }
 
+/// A change of one container whose earlier outcome is unknown, as its intent recorded it.
+///
+/// `scale` has none: it makes a count true, so [`ContainerExecutor::list`] reads it back
+/// (exactly that many running matches: in place).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `restart`: done when the container's process started after `since_millis`, when the
+    /// change was decided (its intent's time, milliseconds since the epoch).
+    Restart {
+        /// Id or name.
+        id: String,
+        /// When the restart was decided.
+        since_millis: u64,
+    },
+    /// `start`: done when the container runs.
+    Start {
+        /// Id or name.
+        id: String,
+    },
+    /// `stop`: done when the container does not run.
+    Stop {
+        /// Id or name.
+        id: String,
+    },
+}
+
+impl Change {
+    /// The container it names.
+    pub fn id(&self) -> &str {
+        match self {
+            Change::Restart { id, .. } | Change::Start { id } | Change::Stop { id } => id,
+        }
+    }
+}
+
+/// How a change whose outcome is unknown reads on `container`, inspected now, which the
+/// engine says started at `started_at_millis` (`None`: never started).
+pub fn reconcile_read(
+    change: &Change,
+    container: Container,
+    started_at_millis: Option<u64>,
+) -> Reconciled<Container> {
+    let running = container.state == ContainerState::Running;
+    let done = match change {
+        Change::Restart { since_millis, .. } => {
+            running && started_at_millis.is_some_and(|at| at >= *since_millis)
+        }
+        Change::Start { .. } => running,
+        Change::Stop { .. } => !running,
+    };
+    if done {
+        Reconciled::Done(container)
+    } else {
+        Reconciled::NotApplied
+    }
+}
+
 /// Acts on containers.
 #[async_trait::async_trait]
 pub trait ContainerExecutor: Send + Sync {
@@ -79,4 +136,7 @@ pub trait ContainerExecutor: Send + Sync {
     /// The last `tail` lines a container by id or name wrote to stdout and stderr, oldest first
     /// (fewer when it wrote fewer; none when `tail` is 0).
     async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError>;
+    /// Reads the container and says whether `change`, whose earlier outcome is unknown, is in
+    /// place (see [`crate::reconcile`]).
+    async fn reconcile(&self, change: &Change) -> Result<Reconciled<Container>, ExecError>;
 }

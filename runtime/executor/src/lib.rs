@@ -20,6 +20,7 @@ pub mod kubernetes;
 pub mod locks;
 pub mod metrics;
 pub mod providers;
+pub mod reconcile;
 pub mod routing;
 pub mod scaling;
 
@@ -33,6 +34,7 @@ pub use kubernetes::KubernetesExecutor;
 pub use locks::{ResourceGuard, ResourceLocks};
 pub use metrics::MetricsExecutor;
 pub use providers::{Capability, Provider, Providers, RouteError, Routes};
+pub use reconcile::Reconciled;
 pub use scaling::ScalingExecutor;
 
 pub use grace_model::Labels;

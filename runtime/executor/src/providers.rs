@@ -310,6 +310,13 @@ mod tests {
         ) -> Result<Group, ExecError> {
             Err(ExecError::NotFound(name.into()))
         }
+        async fn reconcile(
+            &self,
+            change: &crate::scaling::Change,
+        ) -> Result<crate::Reconciled<Group>, ExecError> {
+            let crate::scaling::Change::SetDesiredCapacity { group, .. } = change;
+            Err(ExecError::NotFound(group.clone()))
+        }
     }
 
     fn two(default: Option<&str>) -> Providers<dyn ScalingExecutor> {

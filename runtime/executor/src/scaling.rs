@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ExecError, IdentError};
+use crate::{ExecError, IdentError, Reconciled};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,18 @@ impl Group {
     }
 }
 
+/// A change of a group whose earlier outcome is unknown, as its intent recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `set-desired-capacity`: done when the group's desired capacity is `desired`.
+    SetDesiredCapacity {
+        /// The group.
+        group: String,
+        /// The capacity asked for.
+        desired: u32,
+    },
+}
+
 /// Acts on groups of instances.
 #[async_trait::async_trait]
 pub trait ScalingExecutor: Send + Sync {
@@ -80,4 +92,18 @@ pub trait ScalingExecutor: Send + Sync {
     async fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<Group, ExecError>;
     /// Waits until the desired capacity is in service, or `timeout` passes on the run clock.
     async fn wait_in_service(&self, name: &str, timeout: Duration) -> Result<Group, ExecError>;
+    /// Reads the group and says whether `change`, whose earlier outcome is unknown, is in place
+    /// (see [`crate::reconcile`]).
+    async fn reconcile(&self, change: &Change) -> Result<Reconciled<Group>, ExecError>;
+}
+
+/// The reconciliation every scaling provider shares: a desired capacity is a target state, so
+/// the group as read at the target means the change is done, whoever made it.
+pub fn reconcile_read(change: &Change, group: Group) -> Reconciled<Group> {
+    match change {
+        Change::SetDesiredCapacity { desired, .. } if group.desired_capacity == *desired => {
+            Reconciled::Done(group)
+        }
+        Change::SetDesiredCapacity { .. } => Reconciled::NotApplied,
+    }
 }

@@ -215,9 +215,9 @@ pub fn is_transient(report: &RunReport) -> bool {
         .and_then(|k| k.as_str());
     match kind {
         Some("unavailable" | "conflict") => true,
-        // A change that timed out may have happened: running the playbook again could apply
-        // it twice (idempotency keys arrive with the real providers).
-        Some("timed-out") => !last.change,
+        // A change that timed out may have happened: the retry reads the resource before
+        // making it again (the pipeline reconciles changes whose outcome is unknown).
+        Some("timed-out") => true,
         _ => false,
     }
 }

@@ -11,8 +11,8 @@
 
 use std::collections::VecDeque;
 
-use grace_executor::containers::{CLONE_LABEL, Container, ContainerState, Health};
-use grace_executor::{ContainerExecutor, ExecError, Labels};
+use grace_executor::containers::{CLONE_LABEL, Change, Container, ContainerState, Health};
+use grace_executor::{ContainerExecutor, ExecError, Labels, Reconciled};
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::ContainerSpec;
@@ -32,6 +32,9 @@ struct ContainerRecord {
     has_health_check: bool,
     /// What happened to it, oldest first, at most [`MAX_LOG_LINES`] lines.
     log: VecDeque<String>,
+    /// When its process last started on the simulation's clock (`None`: not since the
+    /// simulation began), read by reconciliation as a real engine's `State.StartedAt`.
+    started_at: Option<u64>,
 }
 
 impl ContainerRecord {
@@ -39,6 +42,7 @@ impl ContainerRecord {
     /// `event` and the health change at `now`.
     fn run(&mut self, event: &str, now: u64) {
         self.record(event, now);
+        self.started_at = Some(now);
         self.container.state = ContainerState::Running;
         let health = if self.has_health_check {
             Health::Healthy
@@ -101,6 +105,7 @@ impl Containers {
                 },
                 has_health_check: spec.health != Health::None,
                 log: VecDeque::new(),
+                started_at: None,
             });
         }
         containers
@@ -138,6 +143,17 @@ impl Containers {
 
     pub fn inspect(&self, id: &str) -> Result<Container, ExecError> {
         Ok(self.records[self.find(id)?].container.clone())
+    }
+
+    /// Whether `change`, whose earlier outcome is unknown, is in place, read as a real engine's
+    /// inspect would be.
+    pub fn reconcile(&self, change: &Change) -> Result<Reconciled<Container>, ExecError> {
+        let record = &self.records[self.find(change.id())?];
+        Ok(grace_executor::containers::reconcile_read(
+            change,
+            record.container.clone(),
+            record.started_at,
+        ))
     }
 
     /// Restarts a container: running, and healthy if it has a health check.
@@ -350,6 +366,11 @@ impl ContainerExecutor for SimContainers {
     async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError> {
         self.sim
             .with_world(|world, _| world.containers.logs(id, tail))
+    }
+
+    async fn reconcile(&self, change: &Change) -> Result<Reconciled<Container>, ExecError> {
+        self.sim
+            .with_world(|world, _| world.containers.reconcile(change))
     }
 }
 

@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
-use grace_executor::kubernetes::Deployment;
-use grace_executor::{ExecError, KubernetesExecutor};
+use grace_executor::kubernetes::{Change, Deployment};
+use grace_executor::{ExecError, KubernetesExecutor, Reconciled};
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::DeploymentSpec;
@@ -35,6 +35,8 @@ pub(crate) struct DeploymentState {
     updated_from: u32,
     /// When the last change completes; from then on every count equals `replicas`.
     done_at: u64,
+    /// The marker of the last restart (the pod template's `restartedAt` in a cluster).
+    restart_stamp: Option<String>,
 }
 
 impl DeploymentState {
@@ -48,6 +50,7 @@ impl DeploymentState {
             ready_from: spec.replicas,
             updated_from: spec.replicas,
             done_at: 0,
+            restart_stamp: None,
         }
     }
 
@@ -67,6 +70,9 @@ impl DeploymentState {
             available_replicas: ready,
             generation: self.generation,
             observed_generation: self.generation,
+            // Only spec changes write a simulated deployment (its controller is instant), so
+            // its generation serves as its version.
+            resource_version: Some(self.generation.to_string()),
         }
     }
 
@@ -91,8 +97,14 @@ impl DeploymentState {
         };
     }
 
-    /// Restarts every pod at `now`, as `kubectl rollout restart` does.
-    pub fn restart(&mut self, now: u64) {
+    /// Restarts every pod at `now`, as `kubectl rollout restart` does, marking the template with
+    /// `stamp`; a template already marked with it is left alone, as a patch setting an
+    /// annotation to its value changes nothing.
+    pub fn restart(&mut self, now: u64, stamp: &str) {
+        if self.restart_stamp.as_deref() == Some(stamp) {
+            return;
+        }
+        self.restart_stamp = Some(stamp.to_owned());
         let current = self.status(now);
         self.generation += 1;
         self.ready_from = current.ready_replicas;
@@ -145,13 +157,73 @@ impl KubernetesExecutor for SimKubernetes {
         })
     }
 
-    async fn rollout_restart(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+    async fn scale_deployment_at_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+        resource_version: &str,
+    ) -> Result<Deployment, ExecError> {
+        if i32::try_from(replicas).is_err() {
+            return Err(ExecError::InvalidArgument(format!(
+                "`replicas` is {replicas}, above the limit of {} (Kubernetes' int32)",
+                i32::MAX
+            )));
+        }
         self.sim.change_world(|world, now| {
             let deployment = world.deployment_mut(namespace, name)?;
-            deployment.restart(now);
+            if deployment.generation.to_string() != resource_version {
+                return Err(ExecError::Conflict(format!(
+                    "deployment `{namespace}/{name}` is no longer at version {resource_version}: it was written since"
+                )));
+            }
+            deployment.scale(now, replicas);
+            Ok(deployment.status(now))
+        })
+    }
+
+    async fn rollout_restart(
+        &self,
+        namespace: &str,
+        name: &str,
+        stamp: &str,
+    ) -> Result<Deployment, ExecError> {
+        self.sim.change_world(|world, now| {
+            let deployment = world.deployment_mut(namespace, name)?;
+            deployment.restart(now, stamp);
             tracing::debug!(namespace, name, "simulated deployment restarted");
             Ok(deployment.status(now))
         })
+    }
+
+    async fn reconcile(&self, change: &Change) -> Result<Reconciled<Deployment>, ExecError> {
+        match change {
+            Change::Scale {
+                namespace,
+                name,
+                replicas,
+                resource_version,
+            } => {
+                let read = self.get_deployment(namespace, name).await?;
+                Ok(grace_executor::kubernetes::reconcile_scale(
+                    read,
+                    *replicas,
+                    resource_version.as_deref(),
+                ))
+            }
+            Change::RolloutRestart {
+                namespace,
+                name,
+                stamp,
+            } => self.sim.with_world(|world, now| {
+                let deployment = world.deployment(namespace, name)?;
+                Ok(if deployment.restart_stamp.as_deref() == Some(stamp) {
+                    Reconciled::Done(deployment.status(now))
+                } else {
+                    Reconciled::NotApplied
+                })
+            }),
+        }
     }
 
     async fn wait_for_rollout(
@@ -213,7 +285,7 @@ mod tests {
     #[test]
     fn scaling_up_during_a_restart_keeps_updated_below_replicas() {
         let mut d = deployment(2);
-        d.restart(0);
+        d.restart(0, "first");
         d.scale(10_000, 4);
         let s = d.status(10_000);
         assert_eq!(

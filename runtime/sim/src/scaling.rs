@@ -248,6 +248,15 @@ impl ScalingExecutor for SimScaling {
         })
     }
 
+    async fn reconcile(
+        &self,
+        change: &grace_executor::scaling::Change,
+    ) -> Result<grace_executor::Reconciled<Group>, ExecError> {
+        let grace_executor::scaling::Change::SetDesiredCapacity { group, .. } = change;
+        let read = self.describe_group(group).await?;
+        Ok(grace_executor::scaling::reconcile_read(change, read))
+    }
+
     async fn wait_in_service(&self, name: &str, timeout: Duration) -> Result<Group, ExecError> {
         let clock = self.sim.clock();
         let deadline = self.sim.with_world(|world, now| {

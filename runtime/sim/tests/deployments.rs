@@ -91,7 +91,10 @@ async fn scaling_down_is_complete_at_once() {
 #[tokio::test]
 async fn rollout_restart_has_no_updated_replicas_until_done_and_keeps_ready() {
     let (sim, k8s) = default_fleet();
-    let d = k8s.rollout_restart("shop", "cart").await.expect("exists");
+    let d = k8s
+        .rollout_restart("shop", "cart", &grace_executor::kubernetes::restart_stamp())
+        .await
+        .expect("exists");
     assert_eq!(
         (d.replicas, d.ready_replicas, d.updated_replicas),
         (1, 1, 0)
@@ -126,9 +129,13 @@ async fn wait_for_rollout_sleeps_virtual_time_exactly_to_completion() {
 #[tokio::test]
 async fn wait_for_rollout_times_out_having_slept_the_timeout() {
     let (sim, k8s) = default_fleet();
-    k8s.rollout_restart("shop", "checkout")
-        .await
-        .expect("exists");
+    k8s.rollout_restart(
+        "shop",
+        "checkout",
+        &grace_executor::kubernetes::restart_stamp(),
+    )
+    .await
+    .expect("exists");
     let error = k8s
         .wait_for_rollout("shop", "checkout", Duration::from_secs(10))
         .await
@@ -153,7 +160,8 @@ async fn unknown_deployment_is_not_found() {
         Err(ExecError::NotFound(_))
     ));
     assert!(matches!(
-        k8s.rollout_restart("shop", "nope").await,
+        k8s.rollout_restart("shop", "nope", &grace_executor::kubernetes::restart_stamp())
+            .await,
         Err(ExecError::NotFound(_))
     ));
     assert!(matches!(

@@ -11,6 +11,7 @@ pub mod moto;
 pub mod oidc_issuer;
 pub mod podman;
 pub mod prometheus;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

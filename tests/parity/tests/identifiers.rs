@@ -168,7 +168,11 @@ fn the_kubernetes_provider_refuses_injected_identifiers_before_any_request() {
         );
         let read = rt.block_on(kube.get_deployment(namespace, name));
         assert!(matches!(read, Err(ExecError::InvalidArgument(_))));
-        let restarted = rt.block_on(kube.rollout_restart(namespace, name));
+        let restarted = rt.block_on(kube.rollout_restart(
+            namespace,
+            name,
+            &grace_executor::kubernetes::restart_stamp(),
+        ));
         assert!(matches!(restarted, Err(ExecError::InvalidArgument(_))));
         let waited = rt.block_on(kube.wait_for_rollout(namespace, name, Duration::ZERO));
         assert!(matches!(waited, Err(ExecError::InvalidArgument(_))));

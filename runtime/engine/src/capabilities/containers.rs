@@ -6,7 +6,9 @@
 //! `list` and `scale`.
 
 use grace_executor::containers::{self as exec, CLONE_LABEL};
-use grace_executor::{Capability, ContainerExecutor, ExecError, Labels, Provider, ident};
+use grace_executor::{
+    Capability, ContainerExecutor, ExecError, Labels, Provider, Reconciled, ident,
+};
 use grace_model::capability;
 use serde_json::json;
 
@@ -15,7 +17,7 @@ use crate::bindings::containers::{Container, ContainerState, Health, Host};
 use crate::bindings::types::{Error, Label};
 use crate::grants::{ContainerAction, ContainerGrant, not_granted};
 use crate::host::HostState;
-use crate::pipeline::{Call, Refusal, Scope, preview};
+use crate::pipeline::{Call, Planned, Refusal, Scope, preview};
 use crate::trust::Proposal;
 
 /// The most lines `logs` returns: what a run report can show, not a log archive.
@@ -266,7 +268,20 @@ impl HostState {
                     check_resolved_route(&scope, &executor, &id, &target)?;
                     grant.check_change(action, &target.name, &target.labels, scope.changes)?;
                     let proposal = container_proposal(&*executor, grant, action, &target).await?;
-                    Ok(((executor, target.id), proposal))
+                    Ok(Planned::new((executor, target.id), proposal))
+                },
+                move |(executor, id), earlier| {
+                    let executor = executor.clone();
+                    let change = match action {
+                        ContainerAction::Start => exec::Change::Start { id: id.clone() },
+                        ContainerAction::Stop => exec::Change::Stop { id: id.clone() },
+                        // A restart is done when the process started after it was decided.
+                        _ => exec::Change::Restart {
+                            id: id.clone(),
+                            since_millis: earlier.at_millis,
+                        },
+                    };
+                    async move { executor.reconcile(&change).await }
                 },
                 move |_, (executor, id)| async move {
                     match action {
@@ -421,7 +436,25 @@ impl Host for HostState {
                             state: service_state(&members),
                             change: grace_model::resource::Change::Capacity { to: replicas },
                         };
-                        Ok(((executor, selector), proposal))
+                        Ok(Planned::new((executor, selector), proposal))
+                    },
+                    // A scale makes a count true: exactly `replicas` running matches means it
+                    // is in place, whoever made it.
+                    move |(executor, selector), _| {
+                        let (executor, selector) = (executor.clone(), selector.clone());
+                        async move {
+                            let running: Vec<exec::Container> = executor
+                                .list(&selector)
+                                .await?
+                                .into_iter()
+                                .filter(|c| c.state == exec::ContainerState::Running)
+                                .collect();
+                            Ok(if u32::try_from(running.len()).ok() == Some(replicas) {
+                                Reconciled::Done(running)
+                            } else {
+                                Reconciled::NotApplied
+                            })
+                        }
                     },
                     move |_, (executor, selector)| async move {
                         executor.scale(&selector, replicas).await

@@ -12,7 +12,7 @@ use crate::bindings::kubernetes::{Deployment, Host};
 use crate::bindings::types::Error;
 use crate::grants::{KubernetesAction, KubernetesGrant, not_granted};
 use crate::host::HostState;
-use crate::pipeline::{Call, Refusal, Scope, preview};
+use crate::pipeline::{Call, Planned, Refusal, Scope, preview};
 use crate::trust::Proposal;
 
 fn grant(scope: &Scope) -> Result<&KubernetesGrant, Refusal> {
@@ -87,6 +87,15 @@ fn check_replicas(replicas: u32) -> Result<i32, Refusal> {
             i32::MAX
         ))
     })
+}
+
+/// The `resourceVersion` an earlier attempt's intent recorded, if any.
+fn recorded_version(earlier: &crate::pipeline::Unknown) -> Option<String> {
+    earlier
+        .before
+        .get("resource_version")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
 }
 
 /// A deployment's state for the trust core: its replicas, and the ready ones.
@@ -177,10 +186,45 @@ impl Host for HostState {
                         state: deployment_state(&current),
                         change: grace_model::resource::Change::Capacity { to: replicas },
                     };
-                    Ok(((provider, namespace, name), proposal))
+                    // The version the change is decided on: a retry after an unknown outcome
+                    // redoes the change only on it, so another writer is not overwritten.
+                    let before = match &current.resource_version {
+                        Some(version) => json!({ "resource_version": version }),
+                        None => serde_json::Value::Null,
+                    };
+                    Ok(Planned {
+                        plan: (provider, namespace, name),
+                        proposal,
+                        before,
+                    })
                 },
-                move |_, (provider, namespace, name)| async move {
-                    provider.scale_deployment(&namespace, &name, replicas).await
+                // The replicas the earlier attempt asked for: a retry's playbook, reading the
+                // deployment that attempt scaled, may ask for more.
+                move |(provider, namespace, name), earlier| {
+                    let provider = provider.clone();
+                    let change = exec::Change::Scale {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        replicas: earlier
+                            .args
+                            .get("replicas")
+                            .and_then(serde_json::Value::as_u64)
+                            .and_then(|r| u32::try_from(r).ok())
+                            .unwrap_or(replicas),
+                        resource_version: recorded_version(earlier),
+                    };
+                    async move { provider.reconcile(&change).await }
+                },
+                move |scope, (provider, namespace, name)| async move {
+                    match scope.earlier.as_ref().and_then(recorded_version) {
+                        // A redo after an unknown outcome, on the version it was decided on.
+                        Some(version) => {
+                            provider
+                                .scale_deployment_at_version(&namespace, &name, replicas, &version)
+                                .await
+                        }
+                        None => provider.scale_deployment(&namespace, &name, replicas).await,
+                    }
                 },
             )
             .await?;
@@ -212,10 +256,32 @@ impl Host for HostState {
                         state: deployment_state(&current),
                         change: grace_model::resource::Change::rolling_restart(current.replicas),
                     };
-                    Ok(((provider, namespace, name), proposal))
+                    // The restart's marker, unique per call, chosen before the intent is
+                    // recorded; a redo of a restart whose outcome was unknown writes the marker
+                    // its first attempt chose, so the restart is made once.
+                    let stamp = scope
+                        .earlier
+                        .as_ref()
+                        .and_then(|e| e.before.get("restart_stamp"))
+                        .and_then(serde_json::Value::as_str)
+                        .map_or_else(exec::restart_stamp, str::to_owned);
+                    Ok(Planned {
+                        before: json!({ "restart_stamp": stamp }),
+                        plan: (provider, namespace, name, stamp),
+                        proposal,
+                    })
                 },
-                |_, (provider, namespace, name)| async move {
-                    provider.rollout_restart(&namespace, &name).await
+                |(provider, namespace, name, stamp), _| {
+                    let provider = provider.clone();
+                    let change = exec::Change::RolloutRestart {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        stamp: stamp.clone(),
+                    };
+                    async move { provider.reconcile(&change).await }
+                },
+                |_, (provider, namespace, name, stamp)| async move {
+                    provider.rollout_restart(&namespace, &name, &stamp).await
                 },
             )
             .await?;

@@ -12,7 +12,7 @@ use crate::bindings::scaling::{Group, Host, Instance, LifecycleState};
 use crate::bindings::types::Error;
 use crate::grants::{ScalingGrant, not_granted};
 use crate::host::HostState;
-use crate::pipeline::{Call, Refusal, Scope, preview};
+use crate::pipeline::{Call, Planned, Refusal, Scope, preview};
 use crate::trust::Proposal;
 
 fn grant(scope: &Scope) -> Result<&ScalingGrant, Refusal> {
@@ -138,7 +138,25 @@ impl Host for HostState {
                             to: desired_capacity,
                         },
                     };
-                    Ok(((provider, name), proposal))
+                    Ok(Planned::new((provider, name), proposal))
+                },
+                // The capacity the earlier attempt asked for: a retry's playbook, reading the
+                // group that attempt scaled, may ask for more.
+                move |(provider, name), earlier| {
+                    let desired = earlier
+                        .args
+                        .get("desired_capacity")
+                        .and_then(serde_json::Value::as_u64)
+                        .and_then(|d| u32::try_from(d).ok())
+                        .unwrap_or(desired_capacity);
+                    let (provider, change) = (
+                        provider.clone(),
+                        exec::Change::SetDesiredCapacity {
+                            group: name.clone(),
+                            desired,
+                        },
+                    );
+                    async move { provider.reconcile(&change).await }
                 },
                 move |_, (provider, name)| async move {
                     provider.set_desired_capacity(&name, desired_capacity).await

@@ -220,6 +220,18 @@ impl ScalingExecutor for AutoScaling {
         self.describe(name).await
     }
 
+    /// One describe: the desired capacity at the target means done. Auto Scaling has no
+    /// precondition to make a redo conditional on what was read before: a group that another
+    /// writer moved away from the target after an unknown outcome is set to the target again.
+    async fn reconcile(
+        &self,
+        change: &grace_executor::scaling::Change,
+    ) -> Result<grace_executor::Reconciled<Group>, ExecError> {
+        let grace_executor::scaling::Change::SetDesiredCapacity { group, .. } = change;
+        let read = self.describe(group).await?;
+        Ok(grace_executor::scaling::reconcile_read(change, read))
+    }
+
     /// Polls the group every `wait_delay`, at most `wait_max_attempts` times, never past
     /// `timeout`: when less than `wait_delay` remains, one last poll comes up to a second
     /// before the deadline, and a poll still unanswered at the deadline is abandoned. Errors

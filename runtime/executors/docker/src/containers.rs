@@ -8,11 +8,11 @@ use bollard::query_parameters::{
     StartContainerOptions, StopContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
-use grace_executor::containers::Container;
-use grace_executor::{ContainerExecutor, ExecError, Labels};
+use grace_executor::containers::{Change, Container};
+use grace_executor::{ContainerExecutor, ExecError, Labels, Reconciled};
 
 use crate::Docker;
-use crate::model::{Inspected, carries, check_reference, format_labels};
+use crate::model::{Inspected, carries, check_reference, format_labels, started_at_millis};
 
 /// How many containers `list` inspects at once: enough to hide latency, few enough not to crowd
 /// the engine.
@@ -172,5 +172,19 @@ impl ContainerExecutor for Docker {
     async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, ExecError> {
         let id = check_reference(id)?;
         crate::logs::logs(self, id, tail).await
+    }
+
+    /// One inspect: the run state, and for a restart `State.StartedAt` against the intent's
+    /// time (the engine's clock and this host's should agree: a restart is taken as done when
+    /// the process started at or after the moment it was decided).
+    async fn reconcile(&self, change: &Change) -> Result<Reconciled<Container>, ExecError> {
+        let id = check_reference(change.id())?;
+        let inspected = self.inspect_one(id).await?;
+        let started = started_at_millis(&inspected.raw);
+        Ok(grace_executor::containers::reconcile_read(
+            change,
+            inspected.container,
+            started,
+        ))
     }
 }

@@ -122,6 +122,16 @@ fn health(status: HealthStatusEnum) -> Health {
 }
 
 /// An RFC 3339 time in nanoseconds since the epoch; 0 when it does not parse.
+/// When the container's process last started, in milliseconds since the epoch (`State.StartedAt`;
+/// `None` when it never started: the engine then says `0001-01-01T00:00:00Z`).
+pub(crate) fn started_at_millis(raw: &ContainerInspectResponse) -> Option<u64> {
+    let text = raw.state.as_ref()?.started_at.as_deref()?;
+    let nanos = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()?
+        .unix_timestamp_nanos();
+    u64::try_from(nanos / 1_000_000).ok().filter(|&m| m > 0)
+}
+
 fn created_nanos(text: &str) -> i128 {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_or(0, time::OffsetDateTime::unix_timestamp_nanos)

@@ -39,6 +39,7 @@ pub(crate) fn deployment(
             .observed_generation
             .and_then(|g| u64::try_from(g).ok())
             .unwrap_or(0),
+        resource_version: object.metadata.resource_version.clone(),
     }
 }
 

@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use grace_executor::kubernetes::Deployment;
-use grace_executor::{ExecError, KubernetesExecutor, ident};
+use grace_executor::kubernetes::{Change, Deployment};
+use grace_executor::{ExecError, KubernetesExecutor, Reconciled, ident};
 use k8s_openapi::api::apps::v1::Deployment as ApiDeployment;
 use k8s_openapi::api::autoscaling::v1::ScaleSpec;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -22,16 +22,6 @@ pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// writer is usually done, and growing, in case it is not.
 fn conflict_backoff(attempt: u32) -> Duration {
     Duration::from_millis(10u64 << attempt.clamp(1, 6).saturating_sub(1))
-}
-
-/// Now, in RFC 3339 with milliseconds (two restarts in one second are still two changes).
-fn rfc3339_now() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    k8s_openapi::jiff::Timestamp::from_millisecond(millis)
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Checks `namespace` and `name` by Kubernetes' rules before they go anywhere near a request.
@@ -76,11 +66,19 @@ impl Kube {
         name: &str,
         limit: Duration,
     ) -> Result<Deployment, ExecError> {
-        let operation = format!("read deployment `{namespace}/{name}`");
-        let object = self
-            .call(&operation, limit, self.deployments(namespace).get(name))
-            .await?;
+        let object = self.read_object(namespace, name, limit).await?;
         Ok(convert::deployment(namespace, name, &object))
+    }
+
+    async fn read_object(
+        &self,
+        namespace: &str,
+        name: &str,
+        limit: Duration,
+    ) -> Result<ApiDeployment, ExecError> {
+        let operation = format!("read deployment `{namespace}/{name}`");
+        self.call(&operation, limit, self.deployments(namespace).get(name))
+            .await
     }
 }
 
@@ -160,13 +158,78 @@ impl KubernetesExecutor for Kube {
         self.read(namespace, name, self.call_timeout).await
     }
 
+    /// One write to the scale subresource naming `resource_version`; a `409 Conflict` is
+    /// reported as it is, not retried on a fresh read.
+    async fn scale_deployment_at_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+        resource_version: &str,
+    ) -> Result<Deployment, ExecError> {
+        checked(namespace, name)?;
+        let wanted = i32::try_from(replicas).map_err(|_| {
+            ExecError::InvalidArgument(format!(
+                "{replicas} replicas for deployment `{namespace}/{name}` is more than Kubernetes allows ({})",
+                i32::MAX
+            ))
+        })?;
+        let operation = format!(
+            "scale deployment `{namespace}/{name}` to {replicas} if still at resourceVersion {resource_version}"
+        );
+        let scale = k8s_openapi::api::autoscaling::v1::Scale {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                resource_version: Some(resource_version.to_owned()),
+                ..Default::default()
+            },
+            spec: Some(ScaleSpec {
+                replicas: Some(wanted),
+            }),
+            status: None,
+        };
+        let api = self.deployments(namespace);
+        match self
+            .call(
+                &operation,
+                self.call_timeout,
+                api.replace_scale(name, &PostParams::default(), &scale),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(ExecError::Conflict(message)) => {
+                return Err(ExecError::Conflict(format!(
+                    "{message}; it was written since the change was decided, so it is not scaled over the other writer's change"
+                )));
+            }
+            Err(other) => return Err(other),
+        }
+        tracing::info!(
+            namespace,
+            name,
+            replicas,
+            resource_version,
+            "deployment scaled at version"
+        );
+        self.read(namespace, name, self.call_timeout).await
+    }
+
     /// As `kubectl rollout restart` does: a strategic merge patch setting the pod template's
-    /// `kubectl.kubernetes.io/restartedAt` annotation to now, so every pod is replaced.
-    async fn rollout_restart(&self, namespace: &str, name: &str) -> Result<Deployment, ExecError> {
+    /// `kubectl.kubernetes.io/restartedAt` annotation, so every pod is replaced. The value is
+    /// the caller's `stamp` (a time with nanoseconds, unique per call), not the time of the
+    /// request: a retry writes the same value, which changes nothing if the first write landed.
+    async fn rollout_restart(
+        &self,
+        namespace: &str,
+        name: &str,
+        stamp: &str,
+    ) -> Result<Deployment, ExecError> {
         checked(namespace, name)?;
         let operation = format!("restart deployment `{namespace}/{name}`");
         let patch = serde_json::json!({
-            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339_now()}}}}
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}
         });
         let object = self
             .call(
@@ -181,6 +244,48 @@ impl KubernetesExecutor for Kube {
             .await?;
         tracing::info!(namespace, name, "deployment restarted");
         Ok(convert::deployment(namespace, name, &object))
+    }
+
+    /// One read of the deployment: its replicas and `resourceVersion` for a scale, the pod
+    /// template's `restartedAt` annotation for a restart.
+    async fn reconcile(&self, change: &Change) -> Result<Reconciled<Deployment>, ExecError> {
+        match change {
+            Change::Scale {
+                namespace,
+                name,
+                replicas,
+                resource_version,
+            } => {
+                checked(namespace, name)?;
+                let read = self.read(namespace, name, self.call_timeout).await?;
+                Ok(grace_executor::kubernetes::reconcile_scale(
+                    read,
+                    *replicas,
+                    resource_version.as_deref(),
+                ))
+            }
+            Change::RolloutRestart {
+                namespace,
+                name,
+                stamp,
+            } => {
+                checked(namespace, name)?;
+                let object = self.read_object(namespace, name, self.call_timeout).await?;
+                let marked = object
+                    .spec
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.annotations.as_ref())
+                    .and_then(|a| a.get(RESTARTED_AT))
+                    .is_some_and(|v| v == stamp);
+                Ok(if marked {
+                    Reconciled::Done(convert::deployment(namespace, name, &object))
+                } else {
+                    Reconciled::NotApplied
+                })
+            }
+        }
     }
 
     /// Reads the deployment every `poll_interval` until its rollout is complete (the rule of
@@ -248,9 +353,14 @@ mod tests {
     }
 
     #[test]
-    fn restart_timestamps_are_rfc3339_utc() {
-        let now = rfc3339_now();
-        assert!(now.ends_with('Z') && now.contains('T'), "{now}");
-        assert!(now.parse::<k8s_openapi::jiff::Timestamp>().is_ok(), "{now}");
+    fn restart_stamps_are_rfc3339_utc_with_nanoseconds() {
+        let stamp = grace_executor::kubernetes::restart_stamp();
+        assert!(stamp.ends_with('Z') && stamp.contains('T'), "{stamp}");
+        assert!(
+            stamp.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
+            "{stamp}"
+        );
+        let fraction = stamp.rsplit_once('.').map(|(_, f)| f);
+        assert_eq!(fraction.map(str::len), Some("123456789Z".len()), "{stamp}");
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use grace_executor::kubernetes::restart_stamp;
 use grace_executor::{ExecError, KubernetesExecutor};
 use grace_kube_testserver::{Fault, ServerConfig, TestServer};
 use grace_kubernetes::{Kube, KubeSettings, RESTARTED_AT};
@@ -159,7 +160,10 @@ async fn rollout_restart_bumps_the_generation_and_rolls_every_replica() {
     let (server, kube) = cluster().await;
     server.seed_rolled_out("shop", "checkout", 3);
 
-    let restarted = kube.rollout_restart("shop", "checkout").await.unwrap();
+    let restarted = kube
+        .rollout_restart("shop", "checkout", &restart_stamp())
+        .await
+        .unwrap();
     assert_eq!(restarted.generation, 2);
     assert!(!restarted.is_rolled_out());
     let stored = server.deployment("shop", "checkout").unwrap();
@@ -188,10 +192,35 @@ async fn rollout_restart_bumps_the_generation_and_rolls_every_replica() {
 async fn two_restarts_in_a_row_are_two_rollouts() {
     let (server, kube) = cluster().await;
     server.seed_rolled_out("shop", "checkout", 1);
-    kube.rollout_restart("shop", "checkout").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let second = kube.rollout_restart("shop", "checkout").await.unwrap();
-    assert_eq!(second.generation, 3);
+    // Stamps made back to back, within the same millisecond, as two calls in a tight loop.
+    let (first, second) = (restart_stamp(), restart_stamp());
+    assert_ne!(first, second);
+    kube.rollout_restart("shop", "checkout", &first)
+        .await
+        .unwrap();
+    let restarted = kube
+        .rollout_restart("shop", "checkout", &second)
+        .await
+        .unwrap();
+    assert_eq!(restarted.generation, 3);
+}
+
+#[tokio::test]
+async fn a_restart_with_the_stamp_already_there_changes_nothing() {
+    let (server, kube) = cluster().await;
+    server.seed_rolled_out("shop", "checkout", 1);
+    let stamp = restart_stamp();
+    kube.rollout_restart("shop", "checkout", &stamp)
+        .await
+        .unwrap();
+    let again = kube
+        .rollout_restart("shop", "checkout", &stamp)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.generation, 2,
+        "the same marker is not a second rollout"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +229,9 @@ async fn a_missing_deployment_is_not_found_for_every_operation() {
     let errors = [
         kube.get_deployment("shop", "nope").await.unwrap_err(),
         kube.scale_deployment("shop", "nope", 3).await.unwrap_err(),
-        kube.rollout_restart("shop", "nope").await.unwrap_err(),
+        kube.rollout_restart("shop", "nope", &restart_stamp())
+            .await
+            .unwrap_err(),
         kube.wait_for_rollout("shop", "nope", Duration::from_secs(5))
             .await
             .unwrap_err(),
@@ -299,7 +330,10 @@ async fn server_errors_and_throttling_are_unavailable_without_hidden_retries() {
         .await
         .unwrap_err();
     assert!(matches!(err, ExecError::Unavailable(_)), "{err:?}");
-    let err = kube.rollout_restart("shop", "checkout").await.unwrap_err();
+    let err = kube
+        .rollout_restart("shop", "checkout", &restart_stamp())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ExecError::Unavailable(_)), "{err:?}");
 }
 
