@@ -65,7 +65,12 @@ const TEMPLATES: [(&str, &str, &str, &[&str]); 5] = [
     ("restart", "restart-unhealthy-container", "event.json", &[]),
     ("k8s", "k8s-scale-deployment", "event.json", &[]),
     ("alert", "scale-on-latency", "alert-event.json", &[]),
-    ("latency", "latency-collector", "event.json", &["--kind", "collector"]),
+    (
+        "latency",
+        "latency-collector",
+        "event.json",
+        &["--kind", "collector"],
+    ),
 ];
 
 #[test]

@@ -43,6 +43,8 @@ pub const MAX_ARTIFACTS: usize = 256;
 pub(crate) struct ArtifactCache {
     dir: PathBuf,
     compat: [u8; 32],
+    /// This process's user: the only owner a file may have to be loaded.
+    uid: u32,
 }
 
 /// Feeds `Hash` output into SHA-256, so that the configuration's hash is stable across
@@ -95,8 +97,8 @@ impl ArtifactCache {
             source,
         };
         create_private_dir(&dir).map_err(io)?;
-        check_private(&dir)?;
-        Ok(ArtifactCache { dir, compat })
+        let uid = check_private(&dir)?;
+        Ok(ArtifactCache { dir, compat, uid })
     }
 
     /// The directory this configuration's files are in.
@@ -116,7 +118,13 @@ impl ArtifactCache {
         component: &[u8; 32],
     ) -> Option<Component> {
         let path = self.path(component);
-        let bytes = match read_bounded(&path) {
+        // Checked again at every load, not only at `open`: the directory may have been swapped
+        // since (by whoever can write its parent).
+        if let Err(e) = check_private(&self.dir) {
+            tracing::warn!("compiled-component cache not used: {e}");
+            return None;
+        }
+        let bytes = match read_own_file(&path, self.uid) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
             Err(e) => {
@@ -132,11 +140,14 @@ impl ArtifactCache {
                 return None;
             }
         };
-        // SAFETY: `artifact` is exactly the bytes `store` wrote for this component under this
-        // engine configuration: the header matched and the SHA-256 of the artifact was computed
-        // again over the bytes read. Only this process's user can write into the directory
-        // (checked in `open`), and wasmtime itself rejects an artifact built for another
-        // configuration.
+        // SAFETY: the header is no secret, so what makes these bytes ours is where they were
+        // read from: a regular file (not a symlink: its identity before and after opening is
+        // the same) owned by this process's user, writable by nobody else, in a directory that
+        // is this user's and private, checked just now. Nobody but this user (or root) can
+        // make such a file, and this user's files here are written only by `store`. The header
+        // and the SHA-256 of the artifact, computed again over exactly the bytes deserialized,
+        // then rule out a truncated file or one for another component or configuration, and
+        // wasmtime itself rejects an artifact built for another configuration.
         #[allow(unsafe_code)]
         let loaded = unsafe { Component::deserialize(engine, artifact) };
         match loaded {
@@ -228,14 +239,39 @@ impl ArtifactCache {
     }
 }
 
-/// The file's bytes, `None` if there is no file; refused past [`MAX_ARTIFACT_BYTES`].
-fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
+/// The bytes of the regular file at `path`, `None` if there is none. Refused: a symlink, a file
+/// that changed identity between the look and the open (a swap), one owned by another user or
+/// writable by group or others, one with other hard links, or one past [`MAX_ARTIFACT_BYTES`].
+#[cfg(unix)]
+fn read_own_file(path: &Path, uid: u32) -> std::io::Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let looked = match fs::symlink_metadata(path) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let len = file.metadata()?.len();
+    if !looked.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let file = fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if (meta.dev(), meta.ino()) != (looked.dev(), looked.ino()) {
+        return Err(std::io::Error::other("the file was replaced while opened"));
+    }
+    if meta.uid() != uid {
+        return Err(std::io::Error::other(format!(
+            "owned by uid {}, not {uid}",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 || meta.nlink() != 1 {
+        return Err(std::io::Error::other(format!(
+            "mode {:o} with {} links: writable by others or linked elsewhere",
+            meta.mode() & 0o777,
+            meta.nlink()
+        )));
+    }
+    let len = meta.len();
     if len > MAX_ARTIFACT_BYTES {
         return Err(std::io::Error::other(format!(
             "{len} bytes, above the limit of {MAX_ARTIFACT_BYTES}"
@@ -247,6 +283,13 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         &mut bytes,
     )?;
     Ok(Some(bytes))
+}
+
+/// Outside unix, file ownership cannot be checked: [`check_private`] refuses every directory,
+/// so nothing is ever read.
+#[cfg(not(unix))]
+fn read_own_file(_path: &Path, _uid: u32) -> std::io::Result<Option<Vec<u8>>> {
+    Ok(None)
 }
 
 #[cfg(unix)]
@@ -266,7 +309,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// The directory must belong to this process's user and be writable by nobody else: a file
 /// written there by someone else would be loaded as machine code.
 #[cfg(unix)]
-fn check_private(dir: &Path) -> Result<(), CacheError> {
+fn check_private(dir: &Path) -> Result<u32, CacheError> {
     use std::os::unix::fs::MetadataExt as _;
     let io = |source| CacheError::Io {
         dir: dir.to_owned(),
@@ -292,10 +335,15 @@ fn check_private(dir: &Path) -> Result<(), CacheError> {
     if meta.mode() & 0o022 != 0 {
         return Err(refuse(format!("mode {:o}", meta.mode() & 0o777)));
     }
-    Ok(())
+    Ok(me)
 }
 
+/// Outside unix, who may write the directory cannot be checked: the cache is off.
 #[cfg(not(unix))]
-fn check_private(_dir: &Path) -> Result<(), CacheError> {
-    Ok(())
+fn check_private(dir: &Path) -> Result<u32, CacheError> {
+    Err(CacheError::NotPrivate {
+        dir: dir.to_owned(),
+        why: "the compiled-component cache is used on unix only, where its owner can be checked"
+            .into(),
+    })
 }

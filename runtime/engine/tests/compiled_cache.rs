@@ -139,3 +139,45 @@ fn a_cache_directory_others_may_write_to_is_not_used() {
     assert_eq!(second.compiled_cache_dir(), None);
     trivial_runs(&second);
 }
+
+/// A valid file the cache wrote, moved aside: `(its path, where it now is)`.
+#[cfg(unix)]
+fn valid_file_moved_aside(first: &Engine, aside: &Path) -> (PathBuf, PathBuf) {
+    first.load(&fixture("trivial")).unwrap();
+    let file = cached_files(first).remove(0);
+    let moved = aside.join("elsewhere.cwasm");
+    std::fs::rename(&file, &moved).unwrap();
+    (file, moved)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_in_the_cache_is_not_followed_even_to_a_valid_file() {
+    build_guests();
+    let root = tempfile::tempdir().unwrap();
+    let aside = tempfile::tempdir().unwrap();
+    let first = engine_caching_in(root.path());
+    // Valid bytes, but reached through a link anyone who could place it chose.
+    let (file, moved) = valid_file_moved_aside(&first, aside.path());
+    std::os::unix::fs::symlink(&moved, &file).unwrap();
+
+    let second = engine_caching_in(root.path());
+    trivial_runs(&second);
+    assert_eq!(second.compiled_cache_hits(), 0, "the symlink was followed");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cache_file_others_may_write_to_is_not_loaded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    build_guests();
+    let root = tempfile::tempdir().unwrap();
+    let first = engine_caching_in(root.path());
+    first.load(&fixture("trivial")).unwrap();
+    let file = cached_files(&first).remove(0);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o664)).unwrap();
+
+    let second = engine_caching_in(root.path());
+    trivial_runs(&second);
+    assert_eq!(second.compiled_cache_hits(), 0);
+}

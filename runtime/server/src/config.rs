@@ -309,7 +309,7 @@ impl ServeConfig {
             "mesh_checkpoint_events",
             self.mesh_checkpoint_events,
             1,
-            10_000_000,
+            crate::triggers::MAX_MESH_CHECKPOINT_EVENTS,
         )?;
         // The engine refuses more than its own limit per pass whatever is set here.
         within(

@@ -2,13 +2,16 @@
 //! virtual clock, and its state kept in the data directory beside the runs.
 //!
 //! **Time.** Virtual time follows the events: the matcher moves the clock to each event's
-//! `timestamp` (never back). So that no publisher can move the simulated fleet into another
+//! `timestamp` (never back). So that no single event can jump the simulated fleet into another
 //! year, the intake refuses (before anything is stored or acknowledged) an event stamped more
 //! than `max_event_skew` after both the simulation's time and the wall clock. The simulation's
 //! time here is its horizon: the latest of its clock and every event accepted so far, since
 //! accepted events move the clock once matched. A recorded incident still replays (its samples
 //! are minutes apart, each within the bound of the one before), and a real source (Alertmanager,
-//! Prometheus) stamping events with the wall clock is accepted.
+//! Prometheus) stamping events with the wall clock is accepted. The bound is per step, not a
+//! cap: an `operate` token can still walk the clock forward by `max_event_skew` per event (a
+//! batch of 10,000 events 15 min apart moves it about 104 days). That is deliberate: recorded
+//! incidents longer than the bound must replay, and publishing with `operate` is trusted.
 //!
 //! **State.** Every change the simulated fleet makes is saved in the same database as the runs
 //! and the ledger ([`SavedSimulation`], written as the change is made, before its result is

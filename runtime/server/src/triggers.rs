@@ -123,7 +123,14 @@ impl Triggers {
             None => system_now_millis()
                 .saturating_sub(u64::try_from(LEGACY_HORIZON.as_millis()).unwrap_or(0)),
         };
-        let mut from = restored.map_or(1, |through| through + 1);
+        // Without a checkpoint, the newest events are the ones the mesh must remember (open
+        // windows, cooldowns): past `MAX_REPLAY`, the oldest are left out, not the newest. With
+        // one, the tail is shorter than `MAX_REPLAY` (`mesh_checkpoint_events` is bounded well
+        // below it), so nothing after the checkpoint is left out.
+        let mut from = restored.map_or_else(
+            || matched.saturating_sub(MAX_REPLAY - 1).max(1),
+            |through| through.saturating_add(1),
+        );
         let mut replayed = 0;
         while from <= matched && replayed < MAX_REPLAY {
             let chunk = store.events(from, 10_000)?;
@@ -174,5 +181,10 @@ pub struct WarmUp {
 
 /// Without a checkpoint, how far back the warm-up replays.
 pub const LEGACY_HORIZON: Duration = Duration::from_secs(24 * 3600);
-/// Most events one warm-up replays.
+/// Most events one warm-up replays (see `MAX_MESH_CHECKPOINT_EVENTS`).
 const MAX_REPLAY: u64 = 1_000_000;
+
+/// The largest `mesh_checkpoint_events` allowed: a tail of at most this many events plus one
+/// matched batch stays far below [`MAX_REPLAY`], so a warm-up from a checkpoint always replays
+/// its whole tail.
+pub const MAX_MESH_CHECKPOINT_EVENTS: usize = 100_000;

@@ -211,7 +211,13 @@ fn new(
             std::fs::create_dir_all(parent)
                 .map_err(|e| anyhow!("cannot create `{}`: {e}", parent.display()))?;
         }
-        std::fs::write(&path, text)
+        // `create_new`: a file that appeared since the directory was checked is never
+        // overwritten.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()))
             .map_err(|e| anyhow!("cannot write `{}`: {e}", path.display()))?;
     }
     let try_it = if template.event.is_some() {

@@ -438,9 +438,17 @@ impl Host for HostState {
                         };
                         Ok(Planned::new((executor, selector), proposal))
                     },
-                    // A scale makes a count true: exactly `replicas` running matches means it
-                    // is in place, whoever made it.
-                    move |(executor, selector), _| {
+                    // A scale makes a count true: exactly the count the earlier attempt asked
+                    // for running means it is in place, whoever made it. The earlier count, not
+                    // this retry's: a playbook asking for "running + 1" reads the containers
+                    // the lost attempt started, and asks for one more.
+                    move |(executor, selector), earlier| {
+                        let replicas = earlier
+                            .args
+                            .get("replicas")
+                            .and_then(serde_json::Value::as_u64)
+                            .and_then(|r| u32::try_from(r).ok())
+                            .unwrap_or(replicas);
                         let (executor, selector) = (executor.clone(), selector.clone());
                         async move {
                             let running: Vec<exec::Container> = executor
