@@ -70,6 +70,18 @@ pub enum Change {
     },
 }
 
+/// `replicas` as the API holds it: `spec.replicas` is an `int32`, so a larger count is refused
+/// the same way by every provider, the simulation (a dry-run refuses what production would)
+/// and the guest boundary.
+pub fn replicas_i32(replicas: u32) -> Result<i32, ExecError> {
+    i32::try_from(replicas).map_err(|_| {
+        ExecError::InvalidArgument(format!(
+            "`replicas` is {replicas}, above the limit of {} (Kubernetes' int32)",
+            i32::MAX
+        ))
+    })
+}
+
 /// A restart marker for one `rollout-restart` call: now, in RFC 3339 with nanoseconds, and
 /// strictly later than every marker this process made before, so two calls never share one
 /// (even in one nanosecond of the system clock, or when the clock steps back). The marker is

@@ -143,12 +143,7 @@ impl KubernetesExecutor for SimKubernetes {
     ) -> Result<Deployment, ExecError> {
         // As the API server does: `spec.replicas` is an int32, so a dry-run refuses what
         // production would.
-        if i32::try_from(replicas).is_err() {
-            return Err(ExecError::InvalidArgument(format!(
-                "`replicas` is {replicas}, above the limit of {} (Kubernetes' int32)",
-                i32::MAX
-            )));
-        }
+        grace_executor::kubernetes::replicas_i32(replicas)?;
         self.sim.change_world(|world, now| {
             let deployment = world.deployment_mut(namespace, name)?;
             deployment.scale(now, replicas);
@@ -164,12 +159,7 @@ impl KubernetesExecutor for SimKubernetes {
         replicas: u32,
         resource_version: &str,
     ) -> Result<Deployment, ExecError> {
-        if i32::try_from(replicas).is_err() {
-            return Err(ExecError::InvalidArgument(format!(
-                "`replicas` is {replicas}, above the limit of {} (Kubernetes' int32)",
-                i32::MAX
-            )));
-        }
+        grace_executor::kubernetes::replicas_i32(replicas)?;
         self.sim.change_world(|world, now| {
             let deployment = world.deployment_mut(namespace, name)?;
             if deployment.generation.to_string() != resource_version {

@@ -81,11 +81,9 @@ fn check_names(namespace: &str, name: &str) -> Result<(), Refusal> {
 
 /// A replica count the API can hold: `spec.replicas` is an `int32`.
 fn check_replicas(replicas: u32) -> Result<i32, Refusal> {
-    i32::try_from(replicas).map_err(|_| {
-        Refusal::Invalid(format!(
-            "`replicas` is {replicas}, above the limit of {} (Kubernetes' int32)",
-            i32::MAX
-        ))
+    exec::replicas_i32(replicas).map_err(|e| match e {
+        grace_executor::ExecError::InvalidArgument(message) => Refusal::Invalid(message),
+        other => Refusal::Invalid(other.to_string()),
     })
 }
 

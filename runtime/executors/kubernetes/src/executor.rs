@@ -111,12 +111,7 @@ impl KubernetesExecutor for Kube {
         replicas: u32,
     ) -> Result<Deployment, ExecError> {
         checked(namespace, name)?;
-        let wanted = i32::try_from(replicas).map_err(|_| {
-            ExecError::InvalidArgument(format!(
-                "{replicas} replicas for deployment `{namespace}/{name}` is more than Kubernetes allows ({})",
-                i32::MAX
-            ))
-        })?;
+        let wanted = grace_executor::kubernetes::replicas_i32(replicas)?;
         let operation = format!("scale deployment `{namespace}/{name}` to {replicas}");
         let api = self.deployments(namespace);
         let mut retries = 0;
@@ -168,12 +163,7 @@ impl KubernetesExecutor for Kube {
         resource_version: &str,
     ) -> Result<Deployment, ExecError> {
         checked(namespace, name)?;
-        let wanted = i32::try_from(replicas).map_err(|_| {
-            ExecError::InvalidArgument(format!(
-                "{replicas} replicas for deployment `{namespace}/{name}` is more than Kubernetes allows ({})",
-                i32::MAX
-            ))
-        })?;
+        let wanted = grace_executor::kubernetes::replicas_i32(replicas)?;
         let operation = format!(
             "scale deployment `{namespace}/{name}` to {replicas} if still at resourceVersion {resource_version}"
         );
