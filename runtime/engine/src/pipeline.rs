@@ -90,38 +90,73 @@ pub struct Unknown {
     pub at_millis: u64,
     /// The arguments it recorded: what that attempt asked for. A retry may ask for something
     /// else (its playbook reads the state the earlier change left), but the same change, by its
-    /// key, is what is read back.
+    /// key, is what is read back, and what is recorded when it reads back as made.
     pub args: Value,
     /// What the intent kept for reading the resource back (its `before` field: the version
     /// read before the change, the restart marker written with it); `null` when nothing.
     pub before: Value,
+    /// The provider the intent was routed to (`None` for an intent that named none): the only
+    /// one that can say whether the change happened.
+    pub provider: Option<String>,
 }
 
 /// Changes whose outcome is unknown, by idempotency key.
 pub type Unknowns = std::collections::HashMap<String, Unknown>;
 
+/// Whether the recorded outcome `result` of a change proves the change was not made: a
+/// failure the provider answered with (see [`ExecError::proves_not_applied`]). A timeout, a
+/// transport or server error, or a record that cannot be read leaves the outcome unknown.
+fn proves_not_applied(result: &Value) -> bool {
+    result
+        .get("error")
+        .and_then(|error| serde_json::from_value::<ExecError>(error.clone()).ok())
+        .is_some_and(|e| e.proves_not_applied())
+}
+
 /// The changes among a run's ledger entries that were begun (an intent on record) and never
-/// completed (no record with a result `ok`): each one's first intent, since the change may
-/// have happened any time after it.
+/// completed (no record with a result `ok`): each one's first intent whose outcome is unknown,
+/// since the change may have happened any time after it. An intent followed by a failure that
+/// proves the change was not made (a `404`, a `403`, a rejected precondition) leaves nothing
+/// unknown: a retry makes that change as a new one.
 pub fn unknown_changes(entries: &[grace_ledger::Entry]) -> Unknowns {
     let completed = completed_changes(entries);
     let mut unknown = Unknowns::new();
+    // Each key's latest intent not yet followed by its outcome.
+    let mut open: std::collections::HashMap<&str, &grace_ledger::Entry> =
+        std::collections::HashMap::new();
+    let settle = |intent: &grace_ledger::Entry, key: &str, unknown: &mut Unknowns| {
+        unknown.entry(key.to_owned()).or_insert_with(|| Unknown {
+            seq: intent.seq,
+            at_millis: intent.at_millis,
+            args: intent.args.clone(),
+            before: intent.result.get("before").cloned().unwrap_or(Value::Null),
+            provider: intent
+                .result
+                .get("provider")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+    };
     for e in entries {
-        if e.result.get("intent").and_then(Value::as_str) != Some("executing") {
-            continue;
-        }
         let Some(key) = e.result.get("idempotency_key").and_then(Value::as_str) else {
             continue;
         };
-        if completed.contains_key(key) {
+        if completed.contains_key(key) || !e.decision.is_allowed() {
             continue;
         }
-        unknown.entry(key.to_owned()).or_insert_with(|| Unknown {
-            seq: e.seq,
-            at_millis: e.at_millis,
-            args: e.args.clone(),
-            before: e.result.get("before").cloned().unwrap_or(Value::Null),
-        });
+        if e.result.get("intent").and_then(Value::as_str) == Some("executing") {
+            // An intent after another without an outcome between: the host died in between.
+            if let Some(earlier) = open.insert(key, e) {
+                settle(earlier, key, &mut unknown);
+            }
+        } else if let Some(intent) = open.remove(key)
+            && !proves_not_applied(&e.result)
+        {
+            settle(intent, key, &mut unknown);
+        }
+    }
+    for (key, intent) in open {
+        settle(intent, key, &mut unknown);
     }
     unknown
 }
@@ -634,6 +669,16 @@ impl RunState {
         let mut reconciled_from = None;
         let result = match &earlier {
             None => Ok(None),
+            // Only the provider the earlier attempt went to can say whether the change
+            // happened; another one (the routes changed since) would read another resource.
+            Some(unknown) if unknown.provider.as_deref() != call.provider.as_deref() => {
+                Err(ExecError::Conflict(format!(
+                    "an earlier attempt of this run began this change on provider `{}` (ledger entry {}) and its outcome is unknown, but the resource now routes to provider `{}`: it is neither read back nor made again on another provider than the one that may have made it",
+                    unknown.provider.as_deref().unwrap_or("none"),
+                    unknown.seq,
+                    call.provider.as_deref().unwrap_or("none"),
+                )))
+            }
             Some(unknown) => {
                 let reading =
                     grace_executor::budget::with_response_budget(budget, reconcile(&plan, unknown));
@@ -703,8 +748,11 @@ impl RunState {
             recorded["idempotency_key"] = json!(key);
         }
         let reason = match (reconciled_from, &earlier) {
-            (Some(seq), _) => {
+            (Some(seq), Some(unknown)) => {
                 recorded["reconciled_from"] = json!(seq);
+                // What is in place is what the earlier attempt asked for, not what this
+                // attempt asked (its playbook may have read the state that change left).
+                call.args = unknown.args.clone();
                 format!(
                     "{reason}; reconciled: an earlier attempt of this run began this change (ledger entry {seq}) and its outcome was unknown; the resource, read back, shows it made, so it was not made again"
                 )

@@ -296,6 +296,16 @@ fn a_change_made_whose_answer_was_lost_is_read_back_by_the_retry_not_made_again(
 /// Puts on record what a host killed between a change's intent and its outcome leaves: the
 /// intent of run-1's first `set-desired-capacity` of api-asg to `desired`, and nothing after.
 fn intent_without_outcome(world: &World, guest: &grace_engine::Guest, desired: u32) {
+    intent_on_provider_without_outcome(world, guest, desired, "sim");
+}
+
+/// [`intent_without_outcome`], its intent routed to `provider`.
+fn intent_on_provider_without_outcome(
+    world: &World,
+    guest: &grace_engine::Guest,
+    desired: u32,
+    provider: &str,
+) {
     use grace_engine::pipeline::idempotency_key;
     use grace_executor::Clock as _;
     let key = idempotency_key("run-1", "scaling", "set-desired-capacity", "api-asg", 1);
@@ -307,7 +317,7 @@ fn intent_without_outcome(world: &World, guest: &grace_engine::Guest, desired: u
         function: "set-desired-capacity".into(),
         args: json!({ "group": "api-asg", "desired_capacity": desired }),
         decision: grace_ledger::Decision::allowed("within grants"),
-        result: json!({ "intent": "executing", "idempotency_key": key, "provider": "sim" }),
+        result: json!({ "intent": "executing", "idempotency_key": key, "provider": provider }),
         at_millis: world.sim.clock().now_millis(),
     };
     runtime().block_on(async {
@@ -360,4 +370,237 @@ fn a_change_whose_intent_is_on_record_but_which_never_happened_is_made_on_resume
     let action = resumed.actions().next().unwrap();
     assert!(action.result.get("reconciled_from").is_none(), "{action:?}");
     assert!(action.reason.contains("made now"), "{}", action.reason);
+}
+
+#[test]
+fn a_change_read_back_as_made_is_recorded_with_the_arguments_its_first_attempt_made_it_with() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    let env = wrapped_env(&world, |sim| std::sync::Arc::new(FakeLostAnswer(sim)));
+    runtime().block_on(async {
+        engine()
+            .run_playbook_as("run-1", &guest, &slow(), &env)
+            .await;
+        world.ledger.flush().await.unwrap();
+    });
+    assert_eq!(desired(&world, "api-asg"), 5, "the lost change was made");
+
+    // The retry's playbook reads 5 and asks for 7; what is in place, and on record, is 5.
+    let retry = attempt(&world, &guest, true);
+    assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
+    let action = retry.actions().next().unwrap();
+    assert!(action.result["reconciled_from"].is_u64(), "{action:?}");
+    assert_eq!(action.args["desired_capacity"], 5, "{action:?}");
+    let outcome = capacity_records(&world, "run-1")
+        .into_iter()
+        .rfind(|e| e.result.get("ok").is_some())
+        .unwrap();
+    assert_eq!(outcome.args["desired_capacity"], 5, "{outcome:?}");
+    assert!(
+        outcome.decision.reason.contains("reconciled"),
+        "{outcome:?}"
+    );
+    world.ledger.verify().unwrap();
+}
+
+#[test]
+fn a_change_whose_intent_went_to_another_provider_is_refused_naming_both_not_read_back() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    // The earlier attempt's change went to `aws-eu`; the routes now send api-asg to `sim`.
+    intent_on_provider_without_outcome(&world, &guest, 5, "aws-eu");
+
+    let resumed = attempt(&world, &guest, true);
+    assert_ne!(resumed.status, RunStatus::Succeeded);
+    assert_eq!(desired(&world, "api-asg"), 3, "nothing made on `sim`");
+    let refused = resumed.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    let message = refused.result["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`aws-eu`") && message.contains("`sim`"),
+        "{message}"
+    );
+    assert!(
+        refused.result.get("reconciled_from").is_none(),
+        "{refused:?}"
+    );
+}
+
+/// The simulated groups, except that the first capacity change is refused by the provider
+/// (a conflicting scaling activity: nothing was changed); counts the read-backs asked for.
+struct RefusedOnce {
+    inner: std::sync::Arc<dyn grace_executor::ScalingExecutor>,
+    refused: std::sync::atomic::AtomicBool,
+    reconciles: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[async_trait::async_trait]
+impl grace_executor::ScalingExecutor for RefusedOnce {
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        self.inner.check_group_name(argument, name)
+    }
+    async fn describe_group(
+        &self,
+        name: &str,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.inner.describe_group(name).await
+    }
+    async fn set_desired_capacity(
+        &self,
+        name: &str,
+        desired: u32,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(grace_executor::ExecError::Conflict(
+                "ScalingActivityInProgress: a scaling activity is in progress".into(),
+            ));
+        }
+        self.inner.set_desired_capacity(name, desired).await
+    }
+    async fn wait_in_service(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.inner.wait_in_service(name, timeout).await
+    }
+    async fn reconcile(
+        &self,
+        change: &grace_executor::scaling::Change,
+    ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
+    {
+        self.reconciles
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.reconcile(change).await
+    }
+}
+
+#[test]
+fn a_change_the_provider_refused_is_not_an_unknown_outcome_and_is_made_anew_by_the_retry() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    let reconciles = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = reconciles.clone();
+    let env = wrapped_env(&world, move |sim| {
+        std::sync::Arc::new(RefusedOnce {
+            inner: sim,
+            refused: std::sync::atomic::AtomicBool::new(false),
+            reconciles: counted,
+        })
+    });
+    let run = || {
+        runtime().block_on(async {
+            let r = engine()
+                .run_playbook_as("run-1", &guest, &slow(), &env)
+                .await;
+            world.ledger.flush().await.unwrap();
+            r
+        })
+    };
+    let first = run();
+    assert_ne!(first.status, RunStatus::Succeeded);
+    let refused = first.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+
+    let env = env.clone().retrying(true);
+    let retry = runtime().block_on(async {
+        let r = engine()
+            .run_playbook_as("run-1", &guest, &slow(), &env)
+            .await;
+        world.ledger.flush().await.unwrap();
+        r
+    });
+    assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
+    assert_eq!(desired(&world, "api-asg"), 5);
+    assert_eq!(
+        reconciles.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a refused change is known not made: nothing to read back"
+    );
+    let action = retry.actions().next().unwrap();
+    assert!(
+        !action.reason.contains("earlier attempt"),
+        "{}",
+        action.reason
+    );
+}
+
+/// The simulated groups, except that reading a change back always finds a conflict.
+struct ConflictingReadBack(std::sync::Arc<dyn grace_executor::ScalingExecutor>);
+
+#[async_trait::async_trait]
+impl grace_executor::ScalingExecutor for ConflictingReadBack {
+    fn check_group_name<'a>(
+        &self,
+        argument: &'static str,
+        name: &'a str,
+    ) -> Result<&'a str, grace_executor::IdentError> {
+        self.0.check_group_name(argument, name)
+    }
+    async fn describe_group(
+        &self,
+        name: &str,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.describe_group(name).await
+    }
+    async fn set_desired_capacity(
+        &self,
+        name: &str,
+        desired: u32,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.set_desired_capacity(name, desired).await
+    }
+    async fn wait_in_service(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
+        self.0.wait_in_service(name, timeout).await
+    }
+    async fn reconcile(
+        &self,
+        _: &grace_executor::scaling::Change,
+    ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
+    {
+        Ok(grace_executor::Reconciled::Conflict(
+            "another writer changed the group".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_conflict_reported_on_reading_back_leaves_the_first_attempts_outcome_unknown() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    let run = |env: &grace_engine::RunEnv| {
+        runtime().block_on(async {
+            let r = engine()
+                .run_playbook_as("run-1", &guest, &slow(), env)
+                .await;
+            world.ledger.flush().await.unwrap();
+            r
+        })
+    };
+    let lost = wrapped_env(&world, |sim| std::sync::Arc::new(FakeLostAnswer(sim)));
+    run(&lost);
+    assert_eq!(desired(&world, "api-asg"), 5, "the lost change was made");
+    let first_intent = capacity_records(&world, "run-1")[0].seq;
+    // The second attempt's read-back reports a conflict: its record is a failure that
+    // proves nothing about the first attempt's change.
+    let conflicting =
+        wrapped_env(&world, |sim| std::sync::Arc::new(ConflictingReadBack(sim))).retrying(true);
+    let second = run(&conflicting);
+    let refused = second.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+
+    // The third attempt still reads the first attempt's change back, and finds it made.
+    let third = attempt(&world, &guest, true);
+    assert_eq!(third.status, RunStatus::Succeeded, "{:?}", third.failure);
+    assert_eq!(desired(&world, "api-asg"), 5, "not made a second time");
+    let action = third.actions().next().unwrap();
+    assert_eq!(action.result["reconciled_from"], first_intent, "{action:?}");
 }

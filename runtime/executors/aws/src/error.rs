@@ -11,7 +11,8 @@
 //! | `ScalingActivityInProgress`, `ResourceContention`, `ResourceInUse` | `Conflict` |
 //! | `ValidationError`, `InvalidParameterValue`, `InvalidParameterCombination`, `MissingParameter`, `InvalidNextToken`, `InvalidAction` | `InvalidArgument` |
 //! | `ServiceUnavailable`, `InternalFailure`, `InternalError`, `InternalServiceError` | `Unavailable` |
-//! | anything else (access denied, bad credentials, quotas) | `Other` |
+//! | `AccessDenied`, `AccessDeniedException`, `UnauthorizedOperation`, `InvalidClientTokenId`, `UnrecognizedClientException`, `SignatureDoesNotMatch`, `ExpiredToken` | `Refused` |
+//! | anything else (quotas, codes not listed) | `Other` |
 //!
 //! Auto Scaling reports a missing group on updates as `ValidationError` with the message
 //! "AutoScalingGroup name not found", hence the message test.
@@ -62,6 +63,13 @@ pub(crate) fn from_service_error(
         | "InternalServiceFault" => {
             ExecError::Unavailable(format!("{what}: AWS failed ({code}: {message})"))
         }
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken" => ExecError::Refused(format!("{what}: {code}: {message}")),
         "" => ExecError::Other(format!(
             "{what}: AWS answered an error without a code: {message}"
         )),
@@ -195,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn server_failures_are_unavailable_and_the_rest_other() {
+    fn server_failures_are_unavailable_refusals_refused_and_the_rest_other() {
         assert!(matches!(
             map("ServiceUnavailable", "try later"),
             ExecError::Unavailable(_)
@@ -206,9 +214,10 @@ mod tests {
         ));
         let e = map("AccessDenied", "User is not authorized");
         assert!(
-            matches!(&e, ExecError::Other(m) if m.contains("AccessDenied") && m.contains("not authorized")),
+            matches!(&e, ExecError::Refused(m) if m.contains("AccessDenied") && m.contains("not authorized")),
             "{e:?}"
         );
+        assert!(matches!(map("LimitExceeded", "quota"), ExecError::Other(_)));
         assert!(matches!(
             from_service_error(None, None, "x"),
             ExecError::Other(m) if m.contains("without a code")

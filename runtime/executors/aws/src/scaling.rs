@@ -217,7 +217,7 @@ impl ScalingExecutor for AutoScaling {
             to = desired,
             "auto scaling group desired capacity set"
         );
-        self.describe(name).await
+        self.describe(name).await.map_err(ExecError::after_change)
     }
 
     /// One describe: the desired capacity at the target means done. Auto Scaling has no

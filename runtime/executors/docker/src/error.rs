@@ -5,6 +5,7 @@
 //! | 404                                        | `NotFound`          |
 //! | 409 (and Podman's 500 equivalents, below)  | `Conflict`          |
 //! | 400                                        | `InvalidArgument`   |
+//! | 401, 403 (an authorization plugin)         | `Refused`           |
 //! | 503                                        | `Unavailable`       |
 //! | socket missing, connection refused or lost | `Unavailable`       |
 //! | no answer within the call's time limit     | `TimedOut`          |
@@ -64,6 +65,9 @@ fn from_status(what: &str, status: u16, message: &str) -> ExecError {
         409 => ExecError::Conflict(format!("cannot {what}: {message}")),
         500 if podman_conflict(message) => ExecError::Conflict(format!("cannot {what}: {message}")),
         400 => ExecError::InvalidArgument(format!("cannot {what}: {message}")),
+        401 | 403 => ExecError::Refused(format!(
+            "cannot {what}: the engine refused it ({status}: {message})"
+        )),
         503 => ExecError::Unavailable(format!(
             "cannot {what}: the engine is unavailable ({message})"
         )),
@@ -110,6 +114,10 @@ mod tests {
         assert!(matches!(
             map(&host(), what, server(400, "bad parameter")),
             ExecError::InvalidArgument(_)
+        ));
+        assert!(matches!(
+            map(&host(), what, server(403, "authorization denied by plugin")),
+            ExecError::Refused(_)
         ));
         assert!(matches!(
             map(&host(), what, server(503, "busy")),

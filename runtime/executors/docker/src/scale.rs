@@ -83,6 +83,9 @@ pub(crate) async fn scale(
         .filter(|i| i.container.state == ContainerState::Running)
         .collect();
     let target = usize::try_from(replicas).unwrap_or(usize::MAX);
+    // Once one step changed something, a failure no longer proves the scale was not made.
+    let mut made = false;
+    let failed = |e: ExecError, made: bool| if made { e.after_change() } else { e };
     if running.len() < target {
         let mut missing = target - running.len();
         let stopped = matching.iter().filter(|i| {
@@ -92,14 +95,22 @@ pub(crate) async fn scale(
             )
         });
         for container in stopped.take(missing) {
-            docker.start_one(&container.container.id).await?;
+            docker
+                .start_one(&container.container.id)
+                .await
+                .map_err(|e| failed(e, made))?;
+            made = true;
             tracing::info!(container = %container.container.name, "started to scale up");
             missing -= 1;
         }
         if missing > 0 {
-            let mut clones = Cloner::new(docker, template).await?;
+            let mut clones = Cloner::new(docker, template)
+                .await
+                .map_err(|e| failed(e, made))?;
             for _ in 0..missing {
-                clones.create().await?;
+                // A clone may have been created before the step failed.
+                clones.create().await.map_err(ExecError::after_change)?;
+                made = true;
             }
         }
     } else {
@@ -110,9 +121,13 @@ pub(crate) async fn scale(
         victims.sort_by_key(|i| !is_clone(i));
         for victim in victims.into_iter().take(surplus) {
             let c = &victim.container;
-            docker.stop_one(&c.id).await?;
+            docker.stop_one(&c.id).await.map_err(|e| failed(e, made))?;
+            made = true;
             if is_clone(victim) && c.id != template.container.id {
-                docker.remove_one(&c.id).await?;
+                docker
+                    .remove_one(&c.id)
+                    .await
+                    .map_err(ExecError::after_change)?;
                 tracing::info!(container = %c.name, "removed to scale down (a clone GRACE made)");
             } else {
                 tracing::info!(container = %c.name, "stopped to scale down (not made by GRACE: kept)");
@@ -121,7 +136,8 @@ pub(crate) async fn scale(
     }
     let mut now: Vec<Container> = docker
         .list_inspected(selector)
-        .await?
+        .await
+        .map_err(|e| failed(e, made))?
         .into_iter()
         .map(|i| i.container)
         .filter(|c| c.state == ContainerState::Running)

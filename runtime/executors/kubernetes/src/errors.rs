@@ -7,7 +7,8 @@
 //! | `400`, `422` | `InvalidArgument` |
 //! | `504`, the server's own `Timeout` reason, our time limit | `TimedOut` |
 //! | `429`, other `5xx`, cannot connect, credentials that cannot be obtained | `Unavailable` |
-//! | `401`, `403` (RBAC), an answer that is not what the API promises, anything else | `Other` |
+//! | `401`, `403` (RBAC) | `Refused` |
+//! | an answer that is not what the API promises, anything else | `Other` |
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -89,7 +90,7 @@ fn from_status(operation: &str, status: &kube::core::Status) -> ExecError {
         504 => ExecError::TimedOut(message),
         _ if status.reason == "Timeout" => ExecError::TimedOut(message),
         429 | 500..=599 => ExecError::Unavailable(message),
-        401 | 403 => ExecError::Other(format!(
+        401 | 403 => ExecError::Refused(format!(
             "{message}; GRACE needs get/list/watch/patch on deployments and get/update/patch on deployments/scale"
         )),
         _ => ExecError::Other(message),
@@ -178,7 +179,8 @@ mod tests {
             ExecError::Unavailable(_)
         ));
         assert!(matches!(mapped(504, "Timeout"), ExecError::TimedOut(_)));
-        assert!(matches!(mapped(403, "Forbidden"), ExecError::Other(_)));
+        assert!(matches!(mapped(403, "Forbidden"), ExecError::Refused(_)));
+        assert!(matches!(mapped(401, "Unauthorized"), ExecError::Refused(_)));
     }
 
     #[test]
