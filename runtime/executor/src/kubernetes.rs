@@ -30,6 +30,10 @@ pub struct Deployment {
     /// anything newer. `None` where the provider has no such thing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
+    /// The pod template's `kubectl.kubernetes.io/restartedAt` annotation: the marker of the
+    /// last rollout restart, `None` when it was never restarted so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
 }
 
 impl Deployment {
@@ -46,8 +50,8 @@ impl Deployment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// `scale-deployment`: done when `spec.replicas` is `replicas`; when it is not, and the
-    /// deployment is no longer at `resource_version` (read before the change), someone else
-    /// wrote it since: a conflict.
+    /// deployment's spec changed since the change was decided (its `metadata.generation` is
+    /// no longer `generation`), someone else wrote it: a conflict.
     Scale {
         /// Namespace.
         namespace: String,
@@ -55,11 +59,14 @@ pub enum Change {
         name: String,
         /// The replicas asked for.
         replicas: u32,
-        /// The deployment's version read before the change, if the provider has versions.
-        resource_version: Option<String>,
+        /// `metadata.generation` read before the change. Status updates (pods becoming ready)
+        /// leave it as it is, unlike `resourceVersion`. `None`: not recorded, not compared.
+        generation: Option<u64>,
     },
     /// `rollout-restart`: done when the pod template carries `stamp`, the restart marker the
-    /// change was made with (unique per call: see [`restart_stamp`]).
+    /// change was made with (unique per call: see [`restart_stamp`]); not made when it still
+    /// carries `before`, the marker read before the change; a conflict when it carries
+    /// another one (someone else restarted it since).
     RolloutRestart {
         /// Namespace.
         namespace: String,
@@ -67,7 +74,71 @@ pub enum Change {
         name: String,
         /// The marker written by the restart.
         stamp: String,
+        /// The marker read before the change (`None`: the template had none).
+        before: Option<String>,
     },
+}
+
+impl Change {
+    /// The deployment it changes: `(namespace, name)`.
+    pub fn target(&self) -> (&str, &str) {
+        match self {
+            Change::Scale {
+                namespace, name, ..
+            }
+            | Change::RolloutRestart {
+                namespace, name, ..
+            } => (namespace, name),
+        }
+    }
+
+    /// How the change reads on `deployment`, as read now: in place, not made (and safe to make
+    /// now: nobody else changed what it changes since it was decided), or a conflict. Every
+    /// provider judges by this, on its own read, in `reconcile` and again in `redo` just
+    /// before writing.
+    pub fn read_back(&self, deployment: Deployment) -> Reconciled<Deployment> {
+        match self {
+            Change::Scale {
+                replicas,
+                generation,
+                ..
+            } => {
+                if deployment.replicas == *replicas {
+                    return Reconciled::Done(deployment);
+                }
+                match generation {
+                    Some(then) if *then != deployment.generation => Reconciled::Conflict(format!(
+                        "deployment `{}/{}` has {} replicas, not {replicas}, and its spec was changed since the change was decided (generation {then}, now {}): it is not scaled again over the other writer's change",
+                        deployment.namespace,
+                        deployment.name,
+                        deployment.replicas,
+                        deployment.generation
+                    )),
+                    _ => Reconciled::NotApplied,
+                }
+            }
+            Change::RolloutRestart { stamp, before, .. } => {
+                if deployment.restarted_at.as_deref() == Some(stamp.as_str()) {
+                    Reconciled::Done(deployment)
+                } else if deployment.restarted_at == *before {
+                    Reconciled::NotApplied
+                } else {
+                    Reconciled::Conflict(format!(
+                        "deployment `{}/{}` was restarted by someone else since this restart was decided (its restart marker is {}, was {}): it is not restarted again over theirs",
+                        deployment.namespace,
+                        deployment.name,
+                        marker(deployment.restarted_at.as_deref()),
+                        marker(before.as_deref())
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// A restart marker for messages.
+fn marker(value: Option<&str>) -> String {
+    value.map_or_else(|| "none".to_owned(), |v| format!("`{v}`"))
 }
 
 /// `replicas` as the API holds it: `spec.replicas` is an `int32`, so a larger count is refused
@@ -115,16 +186,6 @@ pub trait KubernetesExecutor: Send + Sync {
         name: &str,
         replicas: u32,
     ) -> Result<Deployment, ExecError>;
-    /// Sets `spec.replicas` only if the deployment is still at `resource_version`: the redo of a
-    /// change whose outcome was unknown, which must not undo another writer's change. A newer
-    /// version is a [`ExecError::Conflict`], reported rather than retried on a fresh read.
-    async fn scale_deployment_at_version(
-        &self,
-        namespace: &str,
-        name: &str,
-        replicas: u32,
-        resource_version: &str,
-    ) -> Result<Deployment, ExecError>;
     /// Restarts every pod, as `kubectl rollout restart` does, marking the pod template with
     /// `stamp` ([`restart_stamp`]); a template already carrying `stamp` is left as it is.
     async fn rollout_restart(
@@ -141,28 +202,15 @@ pub trait KubernetesExecutor: Send + Sync {
         timeout: Duration,
     ) -> Result<Deployment, ExecError>;
     /// Reads the deployment and says whether `change`, whose earlier outcome is unknown, is in
-    /// place (see [`crate::reconcile`]).
+    /// place ([`Change::read_back`]; see [`crate::reconcile`]).
     async fn reconcile(&self, change: &Change) -> Result<Reconciled<Deployment>, ExecError>;
-}
-
-/// How a scale whose outcome is unknown reads on `deployment` (as read now): at the target,
-/// done; otherwise a conflict if the deployment moved past the version read before the change
-/// (someone wrote it since), else not applied.
-pub fn reconcile_scale(
-    deployment: Deployment,
-    replicas: u32,
-    resource_version: Option<&str>,
-) -> Reconciled<Deployment> {
-    if deployment.replicas == replicas {
-        return Reconciled::Done(deployment);
-    }
-    match (resource_version, deployment.resource_version.as_deref()) {
-        (Some(then), Some(now)) if then != now => Reconciled::Conflict(format!(
-            "deployment `{}/{}` has {} replicas, not {replicas}, and was written since the change was decided (resourceVersion {then}, now {now}): it is not scaled again over the other writer's change",
-            deployment.namespace, deployment.name, deployment.replicas
-        )),
-        _ => Reconciled::NotApplied,
-    }
+    /// Makes `change`, whose earlier outcome is unknown and which read back as not made, only
+    /// on the deployment as nobody else changed it: reads it, judges it by
+    /// [`Change::read_back`] (in place: returned as it is; a conflict: an
+    /// [`ExecError::Conflict`]) and writes with that read's `resourceVersion` as a
+    /// precondition, so a write by someone else in between is a conflict, reported rather than
+    /// retried on a fresh read.
+    async fn redo(&self, change: &Change) -> Result<Deployment, ExecError>;
 }
 
 #[cfg(test)]
@@ -177,5 +225,91 @@ mod tests {
         for stamp in &stamps {
             assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
         }
+    }
+
+    fn deployment(replicas: u32, generation: u64, restarted_at: Option<&str>) -> Deployment {
+        Deployment {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+            replicas,
+            ready_replicas: replicas,
+            updated_replicas: replicas,
+            available_replicas: replicas,
+            generation,
+            observed_generation: generation,
+            resource_version: Some("17".into()),
+            restarted_at: restarted_at.map(str::to_owned),
+        }
+    }
+
+    fn scale(replicas: u32, generation: Option<u64>) -> Change {
+        Change::Scale {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+            replicas,
+            generation,
+        }
+    }
+
+    fn restart(stamp: &str, before: Option<&str>) -> Change {
+        Change::RolloutRestart {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+            stamp: stamp.into(),
+            before: before.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_scale_at_its_target_reads_as_done_whoever_changed_the_spec() {
+        let read = scale(4, Some(1)).read_back(deployment(4, 3, None));
+        assert!(matches!(read, Reconciled::Done(_)), "{read:?}");
+    }
+
+    #[test]
+    fn a_scale_not_made_on_an_unchanged_spec_reads_as_not_applied() {
+        assert_eq!(
+            scale(4, Some(2)).read_back(deployment(2, 2, None)),
+            Reconciled::NotApplied
+        );
+    }
+
+    #[test]
+    fn a_scale_not_made_on_a_spec_changed_since_reads_as_a_conflict() {
+        let read = scale(4, Some(2)).read_back(deployment(3, 3, None));
+        let Reconciled::Conflict(message) = read else {
+            panic!("expected a conflict, got {read:?}")
+        };
+        assert!(message.contains("generation 2, now 3"), "{message}");
+    }
+
+    #[test]
+    fn a_restart_whose_marker_is_in_place_reads_as_done() {
+        let read = restart("ours", Some("old")).read_back(deployment(2, 2, Some("ours")));
+        assert!(matches!(read, Reconciled::Done(_)), "{read:?}");
+    }
+
+    #[test]
+    fn a_restart_over_the_marker_it_read_reads_as_not_applied() {
+        assert_eq!(
+            restart("ours", Some("old")).read_back(deployment(2, 2, Some("old"))),
+            Reconciled::NotApplied
+        );
+        assert_eq!(
+            restart("ours", None).read_back(deployment(2, 1, None)),
+            Reconciled::NotApplied
+        );
+    }
+
+    #[test]
+    fn a_restart_over_someone_elses_newer_marker_reads_as_a_conflict() {
+        let read = restart("ours", Some("old")).read_back(deployment(2, 3, Some("theirs")));
+        let Reconciled::Conflict(message) = read else {
+            panic!("expected a conflict, got {read:?}")
+        };
+        assert!(
+            message.contains("`theirs`") && message.contains("`old`"),
+            "{message}"
+        );
     }
 }

@@ -73,6 +73,7 @@ impl DeploymentState {
             // Only spec changes write a simulated deployment (its controller is instant), so
             // its generation serves as its version.
             resource_version: Some(self.generation.to_string()),
+            restarted_at: self.restart_stamp.clone(),
         }
     }
 
@@ -152,26 +153,6 @@ impl KubernetesExecutor for SimKubernetes {
         })
     }
 
-    async fn scale_deployment_at_version(
-        &self,
-        namespace: &str,
-        name: &str,
-        replicas: u32,
-        resource_version: &str,
-    ) -> Result<Deployment, ExecError> {
-        grace_executor::kubernetes::replicas_i32(replicas)?;
-        self.sim.change_world(|world, now| {
-            let deployment = world.deployment_mut(namespace, name)?;
-            if deployment.generation.to_string() != resource_version {
-                return Err(ExecError::Conflict(format!(
-                    "deployment `{namespace}/{name}` is no longer at version {resource_version}: it was written since"
-                )));
-            }
-            deployment.scale(now, replicas);
-            Ok(deployment.status(now))
-        })
-    }
-
     async fn rollout_restart(
         &self,
         namespace: &str,
@@ -187,33 +168,31 @@ impl KubernetesExecutor for SimKubernetes {
     }
 
     async fn reconcile(&self, change: &Change) -> Result<Reconciled<Deployment>, ExecError> {
-        match change {
-            Change::Scale {
-                namespace,
-                name,
-                replicas,
-                resource_version,
-            } => {
-                let read = self.get_deployment(namespace, name).await?;
-                Ok(grace_executor::kubernetes::reconcile_scale(
-                    read,
-                    *replicas,
-                    resource_version.as_deref(),
-                ))
-            }
-            Change::RolloutRestart {
-                namespace,
-                name,
-                stamp,
-            } => self.sim.with_world(|world, now| {
-                let deployment = world.deployment(namespace, name)?;
-                Ok(if deployment.restart_stamp.as_deref() == Some(stamp) {
-                    Reconciled::Done(deployment.status(now))
-                } else {
-                    Reconciled::NotApplied
-                })
-            }),
+        let (namespace, name) = change.target();
+        let read = self.get_deployment(namespace, name).await?;
+        Ok(change.read_back(read))
+    }
+
+    /// Judged and made in one step of the world, which nothing else changes in between: the
+    /// precondition a cluster checks by `resourceVersion` holds by construction.
+    async fn redo(&self, change: &Change) -> Result<Deployment, ExecError> {
+        if let Change::Scale { replicas, .. } = change {
+            grace_executor::kubernetes::replicas_i32(*replicas)?;
         }
+        self.sim.change_world(|world, now| {
+            let (namespace, name) = change.target();
+            let deployment = world.deployment_mut(namespace, name)?;
+            match change.read_back(deployment.status(now)) {
+                Reconciled::Done(read) => return Ok(read),
+                Reconciled::Conflict(message) => return Err(ExecError::Conflict(message)),
+                Reconciled::NotApplied => {}
+            }
+            match change {
+                Change::Scale { replicas, .. } => deployment.scale(now, *replicas),
+                Change::RolloutRestart { stamp, .. } => deployment.restart(now, stamp),
+            }
+            Ok(deployment.status(now))
+        })
     }
 
     async fn wait_for_rollout(

@@ -238,8 +238,10 @@ fn a_deployment_scale_the_cluster_made_whose_answer_was_lost_is_made_once_across
     assert_lost(&first);
     assert_eq!(spec(), (Some(3), Some(2)), "the cluster made it");
 
+    // The retry's playbook reads 3 and asks for 4; what is in place, and on record, is 3.
     let retry = rt.block_on(attempt(&guest, &saturated, &executors, &ledger, true));
     assert_reconciled(&retry);
+    assert_eq!(retry.actions().next().unwrap().args["replicas"], 3);
     assert_eq!(proxy.count(scale), 1, "no second write of the scale");
     assert_eq!(spec(), (Some(3), Some(2)), "one spec change in all");
     ledger.verify().unwrap();

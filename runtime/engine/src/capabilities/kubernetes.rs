@@ -87,11 +87,19 @@ fn check_replicas(replicas: u32) -> Result<i32, Refusal> {
     })
 }
 
-/// The `resourceVersion` an earlier attempt's intent recorded, if any.
-fn recorded_version(earlier: &crate::pipeline::Unknown) -> Option<String> {
+/// The `metadata.generation` an earlier attempt's intent recorded, if any.
+fn recorded_generation(earlier: &crate::pipeline::Unknown) -> Option<u64> {
     earlier
         .before
-        .get("resource_version")
+        .get("generation")
+        .and_then(serde_json::Value::as_u64)
+}
+
+/// A text field `field` an earlier attempt's intent recorded, if any.
+fn recorded_text(earlier: &crate::pipeline::Unknown, field: &str) -> Option<String> {
+    earlier
+        .before
+        .get(field)
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
 }
@@ -184,12 +192,9 @@ impl Host for HostState {
                         state: deployment_state(&current),
                         change: grace_model::resource::Change::Capacity { to: replicas },
                     };
-                    // The version the change is decided on: a retry after an unknown outcome
-                    // redoes the change only on it, so another writer is not overwritten.
-                    let before = match &current.resource_version {
-                        Some(version) => json!({ "resource_version": version }),
-                        None => serde_json::Value::Null,
-                    };
+                    // The spec's generation the change is decided on: a retry after an unknown
+                    // outcome redoes the change only if nobody changed the spec since.
+                    let before = json!({ "generation": current.generation });
                     Ok(Planned {
                         plan: (provider, namespace, name),
                         proposal,
@@ -209,17 +214,21 @@ impl Host for HostState {
                             .and_then(serde_json::Value::as_u64)
                             .and_then(|r| u32::try_from(r).ok())
                             .unwrap_or(replicas),
-                        resource_version: recorded_version(earlier),
+                        generation: recorded_generation(earlier),
                     };
                     async move { provider.reconcile(&change).await }
                 },
                 move |scope, (provider, namespace, name)| async move {
-                    match scope.earlier.as_ref().and_then(recorded_version) {
-                        // A redo after an unknown outcome, on the version it was decided on.
-                        Some(version) => {
-                            provider
-                                .scale_deployment_at_version(&namespace, &name, replicas, &version)
-                                .await
+                    match scope.earlier.as_ref().and_then(recorded_generation) {
+                        // A redo after an unknown outcome: only on the spec it was decided on.
+                        Some(generation) => {
+                            let change = exec::Change::Scale {
+                                namespace,
+                                name,
+                                replicas,
+                                generation: Some(generation),
+                            };
+                            provider.redo(&change).await
                         }
                         None => provider.scale_deployment(&namespace, &name, replicas).await,
                     }
@@ -255,31 +264,45 @@ impl Host for HostState {
                         change: grace_model::resource::Change::rolling_restart(current.replicas),
                     };
                     // The restart's marker, unique per call, chosen before the intent is
-                    // recorded; a redo of a restart whose outcome was unknown writes the marker
-                    // its first attempt chose, so the restart is made once.
-                    let stamp = scope
-                        .earlier
-                        .as_ref()
-                        .and_then(|e| e.before.get("restart_stamp"))
-                        .and_then(serde_json::Value::as_str)
-                        .map_or_else(exec::restart_stamp, str::to_owned);
+                    // recorded, and the marker the template carried then; a redo of a restart
+                    // whose outcome was unknown writes the marker its first attempt chose,
+                    // and only over the marker that attempt read.
+                    let (stamp, before) = match &scope.earlier {
+                        Some(earlier) => (
+                            recorded_text(earlier, "restart_stamp")
+                                .unwrap_or_else(exec::restart_stamp),
+                            recorded_text(earlier, "restarted_at"),
+                        ),
+                        None => (exec::restart_stamp(), current.restarted_at.clone()),
+                    };
                     Ok(Planned {
-                        before: json!({ "restart_stamp": stamp }),
-                        plan: (provider, namespace, name, stamp),
+                        before: json!({ "restart_stamp": stamp, "restarted_at": before }),
+                        plan: (provider, namespace, name, stamp, before),
                         proposal,
                     })
                 },
-                |(provider, namespace, name, stamp), _| {
+                |(provider, namespace, name, stamp, before), _| {
                     let provider = provider.clone();
                     let change = exec::Change::RolloutRestart {
                         namespace: namespace.clone(),
                         name: name.clone(),
                         stamp: stamp.clone(),
+                        before: before.clone(),
                     };
                     async move { provider.reconcile(&change).await }
                 },
-                |_, (provider, namespace, name, stamp)| async move {
-                    provider.rollout_restart(&namespace, &name, &stamp).await
+                |scope, (provider, namespace, name, stamp, before)| async move {
+                    if scope.earlier.is_none() {
+                        return provider.rollout_restart(&namespace, &name, &stamp).await;
+                    }
+                    // A redo after an unknown outcome: only over the marker it was decided on.
+                    let change = exec::Change::RolloutRestart {
+                        namespace,
+                        name,
+                        stamp,
+                        before,
+                    };
+                    provider.redo(&change).await
                 },
             )
             .await?;

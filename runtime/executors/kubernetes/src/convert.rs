@@ -40,6 +40,14 @@ pub(crate) fn deployment(
             .and_then(|g| u64::try_from(g).ok())
             .unwrap_or(0),
         resource_version: object.metadata.resource_version.clone(),
+        restarted_at: object
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(crate::executor::RESTARTED_AT))
+            .cloned(),
     }
 }
 

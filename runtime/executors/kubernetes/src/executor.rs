@@ -82,6 +82,18 @@ impl Kube {
     }
 }
 
+/// The strategic merge patch of a rollout restart marked `stamp`; with `version`, it names the
+/// `metadata.resourceVersion` it may only apply to.
+fn restart_patch(stamp: &str, version: Option<&str>) -> serde_json::Value {
+    let mut patch = serde_json::json!({
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}
+    });
+    if let Some(version) = version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    patch
+}
+
 fn progress(d: &Deployment) -> String {
     format!(
         "{} of {} replicas ready ({} updated, {} available, generation {} observed {})",
@@ -150,60 +162,9 @@ impl KubernetesExecutor for Kube {
             }
         }
         tracing::info!(namespace, name, replicas, retries, "deployment scaled");
-        self.read(namespace, name, self.call_timeout).await
-    }
-
-    /// One write to the scale subresource naming `resource_version`; a `409 Conflict` is
-    /// reported as it is, not retried on a fresh read.
-    async fn scale_deployment_at_version(
-        &self,
-        namespace: &str,
-        name: &str,
-        replicas: u32,
-        resource_version: &str,
-    ) -> Result<Deployment, ExecError> {
-        checked(namespace, name)?;
-        let wanted = grace_executor::kubernetes::replicas_i32(replicas)?;
-        let operation = format!(
-            "scale deployment `{namespace}/{name}` to {replicas} if still at resourceVersion {resource_version}"
-        );
-        let scale = k8s_openapi::api::autoscaling::v1::Scale {
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                name: Some(name.to_owned()),
-                namespace: Some(namespace.to_owned()),
-                resource_version: Some(resource_version.to_owned()),
-                ..Default::default()
-            },
-            spec: Some(ScaleSpec {
-                replicas: Some(wanted),
-            }),
-            status: None,
-        };
-        let api = self.deployments(namespace);
-        match self
-            .call(
-                &operation,
-                self.call_timeout,
-                api.replace_scale(name, &PostParams::default(), &scale),
-            )
+        self.read(namespace, name, self.call_timeout)
             .await
-        {
-            Ok(_) => {}
-            Err(ExecError::Conflict(message)) => {
-                return Err(ExecError::Conflict(format!(
-                    "{message}; it was written since the change was decided, so it is not scaled over the other writer's change"
-                )));
-            }
-            Err(other) => return Err(other),
-        }
-        tracing::info!(
-            namespace,
-            name,
-            replicas,
-            resource_version,
-            "deployment scaled at version"
-        );
-        self.read(namespace, name, self.call_timeout).await
+            .map_err(ExecError::after_change)
     }
 
     /// As `kubectl rollout restart` does: a strategic merge patch setting the pod template's
@@ -218,9 +179,7 @@ impl KubernetesExecutor for Kube {
     ) -> Result<Deployment, ExecError> {
         checked(namespace, name)?;
         let operation = format!("restart deployment `{namespace}/{name}`");
-        let patch = serde_json::json!({
-            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}
-        });
+        let patch = restart_patch(stamp, None);
         let object = self
             .call(
                 &operation,
@@ -236,45 +195,93 @@ impl KubernetesExecutor for Kube {
         Ok(convert::deployment(namespace, name, &object))
     }
 
-    /// One read of the deployment: its replicas and `resourceVersion` for a scale, the pod
-    /// template's `restartedAt` annotation for a restart.
+    /// One read of the deployment, judged by [`Change::read_back`]: its replicas and
+    /// `metadata.generation` for a scale, the pod template's `restartedAt` for a restart.
     async fn reconcile(&self, change: &Change) -> Result<Reconciled<Deployment>, ExecError> {
-        match change {
-            Change::Scale {
-                namespace,
-                name,
-                replicas,
-                resource_version,
-            } => {
-                checked(namespace, name)?;
-                let read = self.read(namespace, name, self.call_timeout).await?;
-                Ok(grace_executor::kubernetes::reconcile_scale(
-                    read,
-                    *replicas,
-                    resource_version.as_deref(),
-                ))
+        let (namespace, name) = change.target();
+        checked(namespace, name)?;
+        let read = self.read(namespace, name, self.call_timeout).await?;
+        Ok(change.read_back(read))
+    }
+
+    /// One read judged by [`Change::read_back`], then one write naming the read's
+    /// `resourceVersion`: a `PUT` of the scale subresource, or the restart's patch carrying
+    /// `metadata.resourceVersion` (which the API server takes as a precondition). A `409
+    /// Conflict` is reported as it is, not retried on a fresh read.
+    async fn redo(&self, change: &Change) -> Result<Deployment, ExecError> {
+        let (namespace, name) = change.target();
+        checked(namespace, name)?;
+        let object = self.read_object(namespace, name, self.call_timeout).await?;
+        match change.read_back(convert::deployment(namespace, name, &object)) {
+            Reconciled::Done(deployment) => return Ok(deployment),
+            Reconciled::Conflict(message) => return Err(ExecError::Conflict(message)),
+            Reconciled::NotApplied => {}
+        }
+        let Some(version) = object.metadata.resource_version else {
+            return Err(ExecError::Other(format!(
+                "deployment `{namespace}/{name}` was read without a resourceVersion, so it cannot be changed on condition that nobody else wrote it"
+            )));
+        };
+        let api = self.deployments(namespace);
+        let written = match change {
+            Change::Scale { replicas, .. } => {
+                let wanted = grace_executor::kubernetes::replicas_i32(*replicas)?;
+                let operation = format!(
+                    "scale deployment `{namespace}/{name}` to {replicas} if still at resourceVersion {version}"
+                );
+                let scale = k8s_openapi::api::autoscaling::v1::Scale {
+                    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                        name: Some(name.to_owned()),
+                        namespace: Some(namespace.to_owned()),
+                        resource_version: Some(version.clone()),
+                        ..Default::default()
+                    },
+                    spec: Some(ScaleSpec {
+                        replicas: Some(wanted),
+                    }),
+                    status: None,
+                };
+                self.call(
+                    &operation,
+                    self.call_timeout,
+                    api.replace_scale(name, &PostParams::default(), &scale),
+                )
+                .await
+                .map(|_| None)
             }
-            Change::RolloutRestart {
-                namespace,
-                name,
-                stamp,
-            } => {
-                checked(namespace, name)?;
-                let object = self.read_object(namespace, name, self.call_timeout).await?;
-                let marked = object
-                    .spec
-                    .template
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.annotations.as_ref())
-                    .and_then(|a| a.get(RESTARTED_AT))
-                    .is_some_and(|v| v == stamp);
-                Ok(if marked {
-                    Reconciled::Done(convert::deployment(namespace, name, &object))
-                } else {
-                    Reconciled::NotApplied
-                })
+            Change::RolloutRestart { stamp, .. } => {
+                let operation = format!(
+                    "restart deployment `{namespace}/{name}` if still at resourceVersion {version}"
+                );
+                self.call(
+                    &operation,
+                    self.call_timeout,
+                    api.patch(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Strategic(restart_patch(stamp, Some(&version))),
+                    ),
+                )
+                .await
+                .map(Some)
             }
+        };
+        let written = match written {
+            Ok(written) => written,
+            Err(ExecError::Conflict(message)) => {
+                return Err(ExecError::Conflict(format!(
+                    "{message}; it was written since it was read back, so the change is not made over the other writer's"
+                )));
+            }
+            Err(other) => return Err(other),
+        };
+        tracing::info!(namespace, name, resource_version = %version, ?change, "deployment change redone on its version");
+        match written {
+            Some(object) => Ok(convert::deployment(namespace, name, &object)),
+            None => self
+                .read(namespace, name, self.call_timeout)
+                .await
+                .map_err(ExecError::after_change),
         }
     }
 
