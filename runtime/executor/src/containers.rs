@@ -56,6 +56,11 @@ pub struct Container {
     pub state: ContainerState,
     /// Health.
     pub health: Health,
+    /// When its process last started, as the engine reports it (`State.StartedAt`, on the
+    /// engine's clock); `None` when it never started. Compared only with other readings of the
+    /// same container, never with this host's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
 }
 
 /// A change of one container whose earlier outcome is unknown, as its intent recorded it.
@@ -64,13 +69,18 @@ pub struct Container {
 /// (exactly that many running matches: in place).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// `restart`: done when the container's process started after `since_millis`, when the
-    /// change was decided (its intent's time, milliseconds since the epoch).
+    /// `restart`: judged by the container's own start record, never by a clock: done when the
+    /// container the intent found (`container_id`) started again since (its start time is no
+    /// longer `started_at`, read just before the restart); not made while it is still
+    /// `started_at`; a conflict when the reference now names another container (it was
+    /// recreated since).
     Restart {
-        /// Id or name.
+        /// The container as the retry resolves it (its full id).
         id: String,
-        /// When the restart was decided.
-        since_millis: u64,
+        /// The full id of the container the intent found.
+        container_id: String,
+        /// Its start time as read before the restart ([`Container::started_at`]).
+        started_at: Option<String>,
     },
     /// `start`: done when the container runs.
     Start {
@@ -93,17 +103,41 @@ impl Change {
     }
 }
 
-/// How a change whose outcome is unknown reads on `container`, inspected now, which the
-/// engine says started at `started_at_millis` (`None`: never started).
+/// How a change whose outcome is unknown reads on `container`, inspected now. `parse_time`
+/// reads the engine's start times (to tell a later start from an earlier one: both are on the
+/// engine's clock).
 pub fn reconcile_read(
     change: &Change,
     container: Container,
-    started_at_millis: Option<u64>,
+    parse_time: fn(&str) -> Option<i128>,
 ) -> Reconciled<Container> {
     let running = container.state == ContainerState::Running;
     let done = match change {
-        Change::Restart { since_millis, .. } => {
-            running && started_at_millis.is_some_and(|at| at >= *since_millis)
+        Change::Restart {
+            container_id,
+            started_at,
+            ..
+        } => {
+            if container.id != *container_id {
+                return Reconciled::Conflict(format!(
+                    "container `{}` is another container than the one the restart was decided on (id `{container_id}` then, `{}` now): it was recreated since, so it is not restarted again",
+                    container.name, container.id
+                ));
+            }
+            match (started_at, &container.started_at) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(then), Some(now)) if then == now => false,
+                (Some(then), Some(now)) => match (parse_time(then), parse_time(now)) {
+                    (Some(t), Some(n)) if n < t => {
+                        return Reconciled::Conflict(format!(
+                            "container `{}` reports a start at {now}, before the start at {then} read when the restart was decided: whether it restarted cannot be told",
+                            container.name
+                        ));
+                    }
+                    _ => true,
+                },
+            }
         }
         Change::Start { .. } => running,
         Change::Stop { .. } => !running,
@@ -139,4 +173,80 @@ pub trait ContainerExecutor: Send + Sync {
     /// Reads the container and says whether `change`, whose earlier outcome is unknown, is in
     /// place (see [`crate::reconcile`]).
     async fn reconcile(&self, change: &Change) -> Result<Reconciled<Container>, ExecError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(id: &str, started_at: Option<&str>) -> Container {
+        Container {
+            id: id.into(),
+            name: "web-1".into(),
+            image: "web:1".into(),
+            labels: Labels::new(),
+            state: ContainerState::Running,
+            health: Health::None,
+            started_at: started_at.map(str::to_owned),
+        }
+    }
+
+    fn restart(container_id: &str, started_at: Option<&str>) -> Change {
+        Change::Restart {
+            id: "web-1".into(),
+            container_id: container_id.into(),
+            started_at: started_at.map(str::to_owned),
+        }
+    }
+
+    /// Seconds, for these tests' times (`"10"`).
+    fn seconds(text: &str) -> Option<i128> {
+        text.parse::<i128>().ok()
+    }
+
+    #[test]
+    fn a_restart_is_done_when_the_same_container_started_again_since() {
+        let read = reconcile_read(
+            &restart("c1", Some("10")),
+            container("c1", Some("20")),
+            seconds,
+        );
+        assert!(matches!(read, Reconciled::Done(_)), "{read:?}");
+    }
+
+    #[test]
+    fn a_restart_is_not_applied_while_the_container_keeps_the_start_read_before_it() {
+        let read = reconcile_read(
+            &restart("c1", Some("10")),
+            container("c1", Some("10")),
+            seconds,
+        );
+        assert_eq!(read, Reconciled::NotApplied);
+    }
+
+    #[test]
+    fn a_restart_of_a_container_recreated_since_is_a_conflict() {
+        let read = reconcile_read(
+            &restart("c1", Some("10")),
+            container("c2", Some("20")),
+            seconds,
+        );
+        let Reconciled::Conflict(message) = read else {
+            panic!("expected a conflict, got {read:?}")
+        };
+        assert!(
+            message.contains("`c1`") && message.contains("`c2`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_start_earlier_than_the_one_read_before_the_restart_is_a_conflict() {
+        let read = reconcile_read(
+            &restart("c1", Some("20")),
+            container("c1", Some("10")),
+            seconds,
+        );
+        assert!(matches!(read, Reconciled::Conflict(_)), "{read:?}");
+    }
 }

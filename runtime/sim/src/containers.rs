@@ -32,9 +32,20 @@ struct ContainerRecord {
     has_health_check: bool,
     /// What happened to it, oldest first, at most [`MAX_LOG_LINES`] lines.
     log: VecDeque<String>,
-    /// When its process last started on the simulation's clock (`None`: not since the
-    /// simulation began), read by reconciliation as a real engine's `State.StartedAt`.
-    started_at: Option<u64>,
+}
+
+/// RFC 3339 time of `nanos` since the epoch, as an engine writes `State.StartedAt`.
+fn start_time(nanos: i128) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// A start time [`start_time`] wrote, in nanoseconds since the epoch.
+fn start_nanos(text: &str) -> Option<i128> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp_nanos)
 }
 
 impl ContainerRecord {
@@ -42,7 +53,12 @@ impl ContainerRecord {
     /// `event` and the health change at `now`.
     fn run(&mut self, event: &str, now: u64) {
         self.record(event, now);
-        self.started_at = Some(now);
+        // The start time a real engine reports (`State.StartedAt`, with nanoseconds): each
+        // start strictly later than the last one, even within one simulated millisecond, so a
+        // restart is always told apart from the start before it.
+        let previous = self.container.started_at.as_deref().and_then(start_nanos);
+        let nanos = (i128::from(now) * 1_000_000).max(previous.map_or(0, |p| p + 1));
+        self.container.started_at = start_time(nanos);
         self.container.state = ContainerState::Running;
         let health = if self.has_health_check {
             Health::Healthy
@@ -102,10 +118,11 @@ impl Containers {
                     labels: spec.labels.clone(),
                     state: spec.state,
                     health: spec.health,
+                    // Not started since the simulation began.
+                    started_at: None,
                 },
                 has_health_check: spec.health != Health::None,
                 log: VecDeque::new(),
-                started_at: None,
             });
         }
         containers
@@ -152,7 +169,7 @@ impl Containers {
         Ok(grace_executor::containers::reconcile_read(
             change,
             record.container.clone(),
-            record.started_at,
+            start_nanos,
         ))
     }
 

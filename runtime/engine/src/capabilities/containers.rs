@@ -268,20 +268,48 @@ impl HostState {
                     check_resolved_route(&scope, &executor, &id, &target)?;
                     grant.check_change(action, &target.name, &target.labels, scope.changes)?;
                     let proposal = container_proposal(&*executor, grant, action, &target).await?;
-                    Ok(Planned::new((executor, target.id), proposal))
+                    // What a restart is read back against: the container and its start time
+                    // just before it, both as the engine reports them (no clock compared).
+                    let before = match action {
+                        ContainerAction::Restart => json!({
+                            "container_id": target.id,
+                            "started_at": target.started_at,
+                        }),
+                        _ => serde_json::Value::Null,
+                    };
+                    Ok(Planned {
+                        plan: (executor, target.id),
+                        proposal,
+                        before,
+                    })
                 },
                 move |(executor, id), earlier| {
                     let executor = executor.clone();
-                    let change = match action {
-                        ContainerAction::Start => exec::Change::Start { id: id.clone() },
-                        ContainerAction::Stop => exec::Change::Stop { id: id.clone() },
-                        // A restart is done when the process started after it was decided.
-                        _ => exec::Change::Restart {
-                            id: id.clone(),
-                            since_millis: earlier.at_millis,
-                        },
+                    let text = |field: &str| {
+                        earlier
+                            .before
+                            .get(field)
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_owned)
                     };
-                    async move { executor.reconcile(&change).await }
+                    let change = match action {
+                        ContainerAction::Start => Some(exec::Change::Start { id: id.clone() }),
+                        ContainerAction::Stop => Some(exec::Change::Stop { id: id.clone() }),
+                        // Done when the container the intent found started again since.
+                        _ => text("container_id").map(|container_id| exec::Change::Restart {
+                            id: id.clone(),
+                            container_id,
+                            started_at: text("started_at"),
+                        }),
+                    };
+                    async move {
+                        match change {
+                            Some(change) => executor.reconcile(&change).await,
+                            None => Ok(Reconciled::Conflict(
+                                "the earlier attempt's intent did not record which container it restarted and when that container had started, so whether the restart happened cannot be told".into(),
+                            )),
+                        }
+                    }
                 },
                 move |_, (executor, id)| async move {
                     match action {

@@ -12,7 +12,7 @@ use grace_executor::containers::{Change, Container};
 use grace_executor::{ContainerExecutor, ExecError, Labels, Reconciled};
 
 use crate::Docker;
-use crate::model::{Inspected, carries, check_reference, format_labels, started_at_millis};
+use crate::model::{Inspected, carries, check_reference, format_labels, time_nanos};
 
 /// How many containers `list` inspects at once: enough to hide latency, few enough not to crowd
 /// the engine.
@@ -148,21 +148,33 @@ impl ContainerExecutor for Docker {
         )
         .await?;
         tracing::info!(container = id, "restarted");
-        Ok(self.inspect_one(id).await?.container)
+        Ok(self
+            .inspect_one(id)
+            .await
+            .map_err(ExecError::after_change)?
+            .container)
     }
 
     async fn start(&self, id: &str) -> Result<Container, ExecError> {
         let id = check_reference(id)?;
         self.start_one(id).await?;
         tracing::info!(container = id, "started");
-        Ok(self.inspect_one(id).await?.container)
+        Ok(self
+            .inspect_one(id)
+            .await
+            .map_err(ExecError::after_change)?
+            .container)
     }
 
     async fn stop(&self, id: &str) -> Result<Container, ExecError> {
         let id = check_reference(id)?;
         self.stop_one(id).await?;
         tracing::info!(container = id, "stopped");
-        Ok(self.inspect_one(id).await?.container)
+        Ok(self
+            .inspect_one(id)
+            .await
+            .map_err(ExecError::after_change)?
+            .container)
     }
 
     async fn scale(&self, selector: &Labels, replicas: u32) -> Result<Vec<Container>, ExecError> {
@@ -174,17 +186,16 @@ impl ContainerExecutor for Docker {
         crate::logs::logs(self, id, tail).await
     }
 
-    /// One inspect: the run state, and for a restart `State.StartedAt` against the intent's
-    /// time (the engine's clock and this host's should agree: a restart is taken as done when
-    /// the process started at or after the moment it was decided).
+    /// One inspect: the run state, and for a restart the container's id and `State.StartedAt`
+    /// against those read just before the restart (both from the engine: no two clocks are
+    /// compared).
     async fn reconcile(&self, change: &Change) -> Result<Reconciled<Container>, ExecError> {
         let id = check_reference(change.id())?;
         let inspected = self.inspect_one(id).await?;
-        let started = started_at_millis(&inspected.raw);
         Ok(grace_executor::containers::reconcile_read(
             change,
             inspected.container,
-            started,
+            time_nanos,
         ))
     }
 }

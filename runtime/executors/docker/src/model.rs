@@ -63,6 +63,12 @@ impl Inspected {
             Health::None
         };
         let created = raw.created.as_deref().map_or(0, created_nanos);
+        // The engine says `0001-01-01T00:00:00Z` for a container that never started.
+        let started_at = raw
+            .state
+            .as_ref()
+            .and_then(|s| s.started_at.clone())
+            .filter(|at| time_nanos(at).is_some_and(|n| n > 0));
         Ok(Inspected {
             container: Container {
                 id,
@@ -71,6 +77,7 @@ impl Inspected {
                 labels,
                 state,
                 health,
+                started_at,
             },
             created,
             raw,
@@ -121,20 +128,17 @@ fn health(status: HealthStatusEnum) -> Health {
     }
 }
 
-/// An RFC 3339 time in nanoseconds since the epoch; 0 when it does not parse.
-/// When the container's process last started, in milliseconds since the epoch (`State.StartedAt`;
-/// `None` when it never started: the engine then says `0001-01-01T00:00:00Z`).
-pub(crate) fn started_at_millis(raw: &ContainerInspectResponse) -> Option<u64> {
-    let text = raw.state.as_ref()?.started_at.as_deref()?;
-    let nanos = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?
-        .unix_timestamp_nanos();
-    u64::try_from(nanos / 1_000_000).ok().filter(|&m| m > 0)
+/// An RFC 3339 time (as the engine writes `State.StartedAt` and `Created`) in nanoseconds
+/// since the epoch; `None` when it does not parse.
+pub(crate) fn time_nanos(text: &str) -> Option<i128> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp_nanos)
 }
 
+/// An RFC 3339 time in nanoseconds since the epoch; 0 when it does not parse.
 fn created_nanos(text: &str) -> i128 {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_or(0, time::OffsetDateTime::unix_timestamp_nanos)
+    time_nanos(text).unwrap_or(0)
 }
 
 /// Whether `labels` has every label of `selector`.
@@ -198,6 +202,7 @@ mod tests {
                 labels: [("app".to_owned(), "web".to_owned())].into(),
                 state: ContainerState::Running,
                 health: Health::Unhealthy,
+                started_at: None,
             }
         );
         let c = inspected(ContainerStateStatusEnum::RUNNING, None);
