@@ -604,3 +604,231 @@ fn a_conflict_reported_on_reading_back_leaves_the_first_attempts_outcome_unknown
     let action = third.actions().next().unwrap();
     assert_eq!(action.result["reconciled_from"], first_intent, "{action:?}");
 }
+
+/// The simulated containers, except that `web-1` always lists as unhealthy (so every attempt
+/// of restart-unhealthy-container restarts it) and the first restart is made and then its
+/// answer is lost; counts the restarts made.
+struct LostRestart {
+    inner: std::sync::Arc<dyn grace_executor::ContainerExecutor>,
+    lost: std::sync::atomic::AtomicBool,
+    restarts: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[async_trait::async_trait]
+impl grace_executor::ContainerExecutor for LostRestart {
+    async fn list(
+        &self,
+        selector: &grace_executor::Labels,
+    ) -> Result<Vec<grace_executor::containers::Container>, grace_executor::ExecError> {
+        let mut all = self.inner.list(selector).await?;
+        for c in &mut all {
+            if c.name == "web-1" {
+                c.health = grace_executor::containers::Health::Unhealthy;
+            }
+        }
+        Ok(all)
+    }
+    async fn inspect(
+        &self,
+        id: &str,
+    ) -> Result<grace_executor::containers::Container, grace_executor::ExecError> {
+        self.inner.inspect(id).await
+    }
+    async fn restart(
+        &self,
+        id: &str,
+    ) -> Result<grace_executor::containers::Container, grace_executor::ExecError> {
+        self.restarts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let restarted = self.inner.restart(id).await?;
+        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(grace_executor::ExecError::TimedOut(
+                "no answer within 10s".into(),
+            ));
+        }
+        Ok(restarted)
+    }
+    async fn start(
+        &self,
+        id: &str,
+    ) -> Result<grace_executor::containers::Container, grace_executor::ExecError> {
+        self.inner.start(id).await
+    }
+    async fn stop(
+        &self,
+        id: &str,
+    ) -> Result<grace_executor::containers::Container, grace_executor::ExecError> {
+        self.inner.stop(id).await
+    }
+    async fn scale(
+        &self,
+        selector: &grace_executor::Labels,
+        replicas: u32,
+    ) -> Result<Vec<grace_executor::containers::Container>, grace_executor::ExecError> {
+        self.inner.scale(selector, replicas).await
+    }
+    async fn logs(&self, id: &str, tail: u32) -> Result<Vec<String>, grace_executor::ExecError> {
+        self.inner.logs(id, tail).await
+    }
+    async fn reconcile(
+        &self,
+        change: &grace_executor::containers::Change,
+    ) -> Result<
+        grace_executor::Reconciled<grace_executor::containers::Container>,
+        grace_executor::ExecError,
+    > {
+        self.inner.reconcile(change).await
+    }
+}
+
+#[test]
+fn a_container_restart_whose_answer_was_lost_is_read_back_by_its_start_not_made_again() {
+    let guest = load(&example("restart-unhealthy-container"));
+    let world = World::new();
+    let restarts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut executors = world.sim.executors();
+    let sim = executors.containers.default_provider().unwrap();
+    executors.containers = grace_executor::Providers::single(
+        sim.name(),
+        std::sync::Arc::new(LostRestart {
+            inner: sim.executor().clone(),
+            lost: std::sync::atomic::AtomicBool::new(false),
+            restarts: restarts.clone(),
+        }),
+    );
+    let env = grace_engine::RunEnv::new(
+        executors,
+        world.ledger.clone(),
+        std::sync::Arc::new(PassThrough),
+    );
+    let unhealthy = event("container.unhealthy", "web-1", json!({}));
+    let run = |env: &grace_engine::RunEnv| {
+        runtime().block_on(async {
+            let r = engine()
+                .run_playbook_as("run-1", &guest, &unhealthy, env)
+                .await;
+            world.ledger.flush().await.unwrap();
+            r
+        })
+    };
+    let first = run(&env);
+    assert_ne!(first.status, RunStatus::Succeeded);
+    let lost = first.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(lost.result["error"]["kind"], "timed-out", "{lost:?}");
+    let intent = world
+        .ledger
+        .entries_for_run("run-1")
+        .unwrap()
+        .into_iter()
+        .find(|e| e.result["intent"] == "executing")
+        .unwrap();
+    assert!(
+        intent.result["before"]["container_id"].is_string(),
+        "{intent:?}"
+    );
+
+    let retry = run(&env.clone().retrying(true));
+    assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
+    assert_eq!(
+        restarts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "restarted once in all"
+    );
+    let action = retry.actions().next().unwrap();
+    assert_eq!(action.result["reconciled_from"], intent.seq, "{action:?}");
+}
+
+/// Puts on record the intent of run-1's first `scale-deployment` of shop/checkout to
+/// `replicas`, decided on `generation`, with nothing after (the host died before the call).
+fn scale_intent_without_outcome(
+    world: &World,
+    guest: &grace_engine::Guest,
+    replicas: u32,
+    generation: u64,
+) {
+    use grace_engine::pipeline::idempotency_key;
+    use grace_executor::Clock as _;
+    let key = idempotency_key(
+        "run-1",
+        "kubernetes",
+        "scale-deployment",
+        "shop/checkout",
+        1,
+    );
+    let provider = world.sim.executors().kubernetes.default_provider().unwrap();
+    let entry = grace_ledger::NewEntry {
+        run_id: "run-1".into(),
+        playbook: guest.manifest.name.clone(),
+        digest: guest.component.digest().to_owned(),
+        interface: "kubernetes".into(),
+        function: "scale-deployment".into(),
+        args: json!({ "namespace": "shop", "name": "checkout", "replicas": replicas }),
+        decision: grace_ledger::Decision::allowed("within grants"),
+        result: json!({
+            "intent": "executing",
+            "idempotency_key": key,
+            "provider": provider.name(),
+            "before": { "generation": generation },
+        }),
+        at_millis: world.sim.clock().now_millis(),
+    };
+    runtime().block_on(async {
+        world.ledger.submit(entry).unwrap().await.unwrap();
+    });
+}
+
+/// Runs k8s-scale-deployment as a resumed run-1, asking for `replicas`.
+fn resume_scale(world: &World, guest: &grace_engine::Guest, replicas: u32) -> RunReport {
+    let env = world.env.clone().retrying(true);
+    let saturated = event(
+        "deployment.saturated",
+        "shop/checkout",
+        json!({ "replicas": replicas }),
+    );
+    runtime().block_on(async {
+        let report = engine()
+            .run_playbook_as("run-1", guest, &saturated, &env)
+            .await;
+        world.ledger.flush().await.unwrap();
+        report
+    })
+}
+
+#[test]
+fn a_deployment_scale_never_made_is_redone_on_the_spec_generation_it_was_decided_on() {
+    let guest = load(&example("k8s-scale-deployment"));
+    let world = World::new();
+    scale_intent_without_outcome(&world, &guest, 3, 1);
+
+    let resumed = resume_scale(&world, &guest, 3);
+    assert_eq!(
+        resumed.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        resumed.failure
+    );
+    let action = resumed.actions().next().unwrap();
+    assert!(action.reason.contains("made now"), "{}", action.reason);
+    assert_eq!(action.result["ok"]["replicas"], 3, "{action:?}");
+}
+
+#[test]
+fn a_deployment_scale_never_made_over_which_the_spec_changed_is_a_conflict_not_a_redo() {
+    let guest = load(&example("k8s-scale-deployment"));
+    let world = World::new();
+    scale_intent_without_outcome(&world, &guest, 3, 1);
+    // Someone else scales it after the change was decided: generation 2.
+    let sim = world.sim.executors().kubernetes.default_provider().unwrap();
+    runtime()
+        .block_on(sim.scale_deployment("shop", "checkout", 4))
+        .unwrap();
+
+    let resumed = resume_scale(&world, &guest, 3);
+    assert_ne!(resumed.status, RunStatus::Succeeded);
+    let refused = resumed.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    let read = runtime()
+        .block_on(sim.get_deployment("shop", "checkout"))
+        .unwrap();
+    assert_eq!(read.replicas, 4, "the other writer's change stands");
+}
