@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use grace_executor::{Clock, ScalingExecutor};
+use grace_executor::ScalingExecutor;
 use grace_sim::{Fleet, MAX_GROUP_HISTORY, Restored, SavedState, Simulation};
 use serde_json::{Value, json};
 
