@@ -267,7 +267,8 @@ pub enum LedgerCommand {
     /// Verify a server's ledger here, trusting nothing it says: fetch its entries, tree head and
     /// latest signed checkpoint, recompute every hash and the Merkle root, and check the
     /// checkpoint's signature with `--key`. Exit 0 verified, 1 tampered, rewritten or not signed
-    /// by the key (the message says which), 2 bad input, 3 the server could not be asked.
+    /// by the key (the message says which), 2 bad input, 3 the server could not be asked, 4 its
+    /// newest signed checkpoint is older than `--max-age`.
     /// With `--data-dir`, walk the ledger file of a data directory instead (offline).
     Verify {
         /// Print a machine-readable result.
@@ -301,6 +302,17 @@ pub enum LedgerCommand {
             conflicts_with_all = ["checkpoint", "data_dir"]
         )]
         since: Option<PathBuf>,
+        /// Fail (exit 4) when the server's newest signed checkpoint is older than this (`90s`,
+        /// `15m`, `1h`): a server replaying an old checkpoint would hide every entry after it.
+        /// A server signs one at least every `checkpoint_every`, even when idle; allow a few.
+        #[arg(
+            long,
+            value_name = "DURATION",
+            requires = "key",
+            conflicts_with = "data_dir",
+            value_parser = humantime::parse_duration
+        )]
+        max_age: Option<std::time::Duration>,
     },
     /// Sign a checkpoint of the ledger (its size and Merkle root) and print it.
     Checkpoint {

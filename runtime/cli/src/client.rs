@@ -801,6 +801,7 @@ mod tests {
         match exit {
             Exit::Ok => (0, String::new()),
             Exit::Failed => (1, String::new()),
+            Exit::Stale => (4, String::new()),
             Exit::Invalid(e) => (2, format!("{e:#}")),
             Exit::Internal(e) => (3, format!("{e:#}")),
         }

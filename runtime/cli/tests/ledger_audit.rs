@@ -515,3 +515,131 @@ fn since_verifies_only_the_entries_added_after_its_saved_checkpoint_and_saves_th
     let out = verify(&server, &server.url, &since);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
 }
+
+/// A server on `data` whose checkpoint was signed to the head, restarted without its
+/// `checkpoint_key` and given more runs: its newest signed checkpoint stays where it was, as a
+/// server replaying an old checkpoint would show it, and its tree head goes on past it.
+fn server_past_its_checkpoint(data: &Path) -> (Server, u64) {
+    let server = checkpointing_server(data, "grace.test/ledger");
+    make_runs(&server, 1);
+    let signed = SignedCheckpoint::parse(&signed_to_the_head(&server))
+        .unwrap()
+        .unverified()
+        .tree_size;
+    drop(server);
+    let server = Server::start(data, &[]);
+    make_runs(&server, 1);
+    (server, signed)
+}
+
+#[test]
+fn entries_after_the_newest_signed_checkpoint_are_reported_as_an_unsigned_tail_not_verified() {
+    let data = data_dir();
+    let (server, signed) = server_past_its_checkpoint(data.path());
+    let key = public_key(data.path());
+
+    let out = verify(&server, &server.url, &["--json", "--key", &key]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let r = report(&out);
+    let size = r["tree_size"].as_u64().unwrap();
+    assert!(size > signed, "{r}");
+    assert_eq!(r["checkpoint_size"], signed, "{r}");
+    assert_eq!(r["entries_verified"], signed, "{r}");
+    assert_eq!(r["unsigned_tail"], size - signed, "{r}");
+    assert_eq!(r["entries_recomputed"], size, "{r}");
+
+    let out = verify(&server, &server.url, &["--key", &key]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{signed} entries (1 to {signed}) recomputed here and verified"
+        )) && text.contains(&format!(
+            "unsigned tail: the {} entries after it ({} to {size})",
+            size - signed,
+            signed + 1
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_a_key_no_entry_is_reported_as_verified() {
+    let data = data_dir();
+    let server = Server::start(data.path(), &[]);
+    make_runs(&server, 1);
+    let out = verify(&server, &server.url, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let r = report(&out);
+    assert_eq!(r["entries_verified"], 0, "{r}");
+    assert_eq!(r["unsigned_tail"], r["tree_size"], "{r}");
+}
+
+#[test]
+fn a_newest_checkpoint_older_than_max_age_fails_with_its_own_exit_code() {
+    let data = data_dir();
+    let (server, _) = server_past_its_checkpoint(data.path());
+    let key = public_key(data.path());
+
+    let out = verify(&server, &server.url, &["--key", &key, "--max-age", "1h"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Its signer is gone, as a replayed checkpoint's would be: it ages past a one-second bound.
+    let out = poll_until("the checkpoint to age", Duration::from_secs(60), || {
+        let out = verify(
+            &server,
+            &server.url,
+            &["--json", "--key", &key, "--max-age", "1s"],
+        );
+        (out.status.code() != Some(0)).then_some(out)
+    });
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    let r = report(&out);
+    assert_eq!(
+        (&r["ok"], &r["problem"]),
+        (&json!(false), &json!("stale")),
+        "{r}"
+    );
+    let out = verify(&server, &server.url, &["--key", &key, "--max-age", "1s"]);
+    assert!(
+        stdout(&out).contains("checkpoint TOO OLD") && stdout(&out).contains("--max-age `1s`"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn max_age_that_is_not_a_duration_is_bad_input() {
+    let data = data_dir();
+    let server = Server::start(data.path(), &[]);
+    let out = verify(
+        &server,
+        &server.url,
+        &["--key", &public_key(data.path()), "--max-age", "soon"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+}
+
+#[test]
+fn an_idle_server_signs_its_unchanged_ledger_again_so_its_checkpoint_stays_fresh() {
+    let data = data_dir();
+    let server = checkpointing_server(data.path(), "grace.test/ledger");
+    make_runs(&server, 1);
+    let first = SignedCheckpoint::parse(&signed_to_the_head(&server)).unwrap();
+    let first = first.unverified();
+    let again = poll_until("a newer checkpoint", Duration::from_secs(60), || {
+        let text = checkpoint_text(&server)?;
+        let cp = SignedCheckpoint::parse(&text).unwrap().unverified().clone();
+        (cp.timestamp_millis > first.timestamp_millis).then_some(cp)
+    });
+    assert_eq!(
+        (again.tree_size, again.root_hash),
+        (first.tree_size, first.root_hash)
+    );
+    let out = verify(
+        &server,
+        &server.url,
+        &["--key", &public_key(data.path()), "--max-age", "30s"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

@@ -17,7 +17,11 @@
 //!   another component or configuration) is removed and the component compiled again;
 //! - files are written to a temporary file in the same directory and renamed into place, so a
 //!   crash or a concurrent writer leaves either no file or a whole one;
-//! - the directory holds at most [`MAX_ARTIFACTS`] files: past it the least recently written go.
+//! - the directory holds at most [`MAX_ARTIFACTS`] files and at most
+//!   `EngineConfig::compiled_cache_max_bytes` bytes ([`DEFAULT_MAX_TOTAL_BYTES`] unless set):
+//!   past either the least recently used go. A file's modification time is its last use: set
+//!   when it is written and again each time it is loaded (access times are often not kept:
+//!   `noatime`, `relatime`).
 //!
 //! The cache only saves time: failing to read or write it is logged and the component is
 //! compiled as if there were no cache.
@@ -37,6 +41,9 @@ const HEADER_BYTES: usize = MAGIC.len() + 3 * 32;
 pub const MAX_ARTIFACT_BYTES: u64 = 512 * 1024 * 1024;
 /// Most files kept in one configuration's directory.
 pub const MAX_ARTIFACTS: usize = 256;
+/// Most bytes kept in one configuration's directory unless configured otherwise: 256 files of
+/// up to 512 MiB would be 128 GiB.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// A directory of compiled components for one engine configuration.
 #[derive(Debug)]
@@ -45,6 +52,8 @@ pub(crate) struct ArtifactCache {
     compat: [u8; 32],
     /// This process's user: the only owner a file may have to be loaded.
     uid: u32,
+    /// The most bytes the directory's files may take together.
+    max_total_bytes: u64,
 }
 
 /// Feeds `Hash` output into SHA-256, so that the configuration's hash is stable across
@@ -87,7 +96,11 @@ pub(crate) enum CacheError {
 
 impl ArtifactCache {
     /// The cache for `engine`'s configuration under `root` (created if missing).
-    pub(crate) fn open(root: &Path, engine: &wasmtime::Engine) -> Result<Self, CacheError> {
+    pub(crate) fn open(
+        root: &Path,
+        engine: &wasmtime::Engine,
+        max_total_bytes: u64,
+    ) -> Result<Self, CacheError> {
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let compat: [u8; 32] = hasher.0.finalize().into();
@@ -98,7 +111,12 @@ impl ArtifactCache {
         };
         create_private_dir(&dir).map_err(io)?;
         let uid = check_private(&dir)?;
-        Ok(ArtifactCache { dir, compat, uid })
+        Ok(ArtifactCache {
+            dir,
+            compat,
+            uid,
+            max_total_bytes,
+        })
     }
 
     /// The directory this configuration's files are in.
@@ -205,8 +223,8 @@ impl ArtifactCache {
         Ok(())
     }
 
-    /// Removes the least recently written files past [`MAX_ARTIFACTS`], and temporary files
-    /// left by crashed writers.
+    /// Removes the least recently used files past [`MAX_ARTIFACTS`] or past the byte budget,
+    /// and temporary files left by crashed writers.
     fn prune(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
@@ -215,7 +233,8 @@ impl ArtifactCache {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let modified = entry.metadata().and_then(|m| m.modified()).ok();
+            let meta = entry.metadata().ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
             if name.starts_with(".writing-") {
                 // Another process may be writing it right now: only old ones are leftovers.
                 let stale = modified
@@ -225,16 +244,22 @@ impl ArtifactCache {
                     let _ = fs::remove_file(entry.path());
                 }
             } else if name.ends_with(".cwasm") {
-                files.push((modified, entry.path()));
+                files.push((modified, entry.path(), meta.map_or(0, |m| m.len())));
             }
         }
-        if files.len() <= MAX_ARTIFACTS {
-            return;
-        }
+        // Least recently used first.
         files.sort();
-        let excess = files.len() - MAX_ARTIFACTS;
-        for (_, path) in files.into_iter().take(excess) {
-            let _ = fs::remove_file(path);
+        let mut count = files.len();
+        let mut total: u64 = files.iter().map(|(_, _, len)| len).sum();
+        for (_, path, len) in files {
+            if count <= MAX_ARTIFACTS && total <= self.max_total_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                tracing::debug!(path = %path.display(), "compiled component evicted from the cache");
+            }
+            count -= 1;
+            total = total.saturating_sub(len);
         }
     }
 }
@@ -279,9 +304,14 @@ fn read_own_file(path: &Path, uid: u32) -> std::io::Result<Option<Vec<u8>>> {
     }
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, MAX_ARTIFACT_BYTES),
+        &mut std::io::Read::take(&file, MAX_ARTIFACT_BYTES),
         &mut bytes,
     )?;
+    // Used now: the cache evicts by modification time, least recent first. On the file
+    // checked above (this user's), not on the path, which may have been swapped since.
+    if let Err(e) = file.set_modified(std::time::SystemTime::now()) {
+        tracing::debug!(path = %path.display(), "cannot mark a compiled component as used: {e}");
+    }
     Ok(Some(bytes))
 }
 

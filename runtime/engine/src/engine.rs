@@ -61,6 +61,9 @@ pub struct EngineConfig {
     /// Where compiled components are kept between processes (see [`crate::artifacts`]); `None`
     /// compiles every component each time a process first loads it.
     pub compiled_cache: Option<PathBuf>,
+    /// The most bytes the compiled-component cache keeps in one configuration's directory:
+    /// past it the least recently used files go (see [`crate::artifacts`]).
+    pub compiled_cache_max_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +73,7 @@ impl Default for EngineConfig {
             epoch_tick: Duration::from_millis(10),
             max_wasm_stack: 512 * 1024,
             compiled_cache: None,
+            compiled_cache_max_bytes: crate::artifacts::DEFAULT_MAX_TOTAL_BYTES,
         }
     }
 }
@@ -207,7 +211,7 @@ impl Engine {
         // is compiled.
         let artifacts =
             config.compiled_cache.as_deref().and_then(|root| {
-                match ArtifactCache::open(root, &wasmtime) {
+                match ArtifactCache::open(root, &wasmtime, config.compiled_cache_max_bytes) {
                     Ok(cache) => Some(cache),
                     Err(e) => {
                         tracing::warn!("{e}");

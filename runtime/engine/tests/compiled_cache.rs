@@ -181,3 +181,76 @@ fn a_cache_file_others_may_write_to_is_not_loaded() {
     trivial_runs(&second);
     assert_eq!(second.compiled_cache_hits(), 0);
 }
+
+/// An engine caching in `root` within `max_bytes`.
+fn engine_caching_within(root: &Path, max_bytes: u64) -> Engine {
+    Engine::new(&EngineConfig {
+        max_concurrent_runs: 2,
+        compiled_cache: Some(root.to_owned()),
+        compiled_cache_max_bytes: max_bytes,
+        ..EngineConfig::default()
+    })
+    .unwrap()
+}
+
+/// The cache file name and size of each of `names`, compiled by an unbounded cache.
+fn file_and_size(names: &[&str]) -> Vec<(std::ffi::OsString, u64)> {
+    names
+        .iter()
+        .map(|name| {
+            let root = tempfile::tempdir().unwrap();
+            let engine = engine_caching_in(root.path());
+            engine.load(&fixture(name)).unwrap();
+            let file = cached_files(&engine).remove(0);
+            (
+                file.file_name().unwrap().to_owned(),
+                std::fs::metadata(&file).unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+fn cached_names(engine: &Engine) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = cached_files(engine)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn past_its_byte_budget_the_cache_evicts_the_least_recently_used_file() {
+    build_guests();
+    let sizes = file_and_size(&["trivial", "echo", "group-scaler"]);
+    let [(trivial, a), (echo, b), (scaler, c)] = [&sizes[0], &sizes[1], &sizes[2]];
+    // Room for any two of the three, not for all three.
+    let budget = a + b + c - a.min(b).min(c);
+    let root = tempfile::tempdir().unwrap();
+
+    let first = engine_caching_within(root.path(), budget);
+    first.load(&fixture("trivial")).unwrap();
+    first.load(&fixture("echo")).unwrap();
+    let mut both = vec![trivial.clone(), echo.clone()];
+    both.sort();
+    assert_eq!(cached_names(&first), both);
+
+    // `trivial` is used again (loaded from the cache by the next process): `echo` is now the
+    // least recently used, and goes when a third component does not fit. (Files are stamped
+    // with the kernel's coarse clock, a few ms per tick: the pauses keep the uses apart.)
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = engine_caching_within(root.path(), budget);
+    second.load(&fixture("trivial")).unwrap();
+    assert_eq!(second.compiled_cache_hits(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    second.load(&fixture("group-scaler")).unwrap();
+
+    let mut kept = vec![trivial.clone(), scaler.clone()];
+    kept.sort();
+    assert_eq!(cached_names(&second), kept);
+    let total: u64 = cached_files(&second)
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(total <= budget, "{total} bytes kept, budget {budget}");
+}

@@ -16,8 +16,12 @@
 //! **State.** Every change the simulated fleet makes is saved in the same database as the runs
 //! and the ledger ([`SavedSimulation`], written as the change is made, before its result is
 //! recorded, as a real backend keeps its state), and the clock is saved with each matched
-//! batch (in the transaction of its mark: no extra write) and after the runs an event fired. A restart restores both onto the same fleet file; onto an edited one, the clock only,
-//! and says so loudly.
+//! batch (in the transaction of its mark: no extra write) and after the runs an event fired.
+//! A restart restores both onto the same fleet file; onto an edited one, the clock only, and
+//! says so loudly, naming the groups, deployments and containers that differ. A saved fleet
+//! that the file could not have become (another resource, a count outside the file's limits)
+//! is not restored either, with a warning saying why (see [`grace_sim::Restored`]). The saved
+//! state is bounded ([`grace_sim::MAX_GROUP_HISTORY`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,10 +134,12 @@ pub fn restore_and_keep(sim: &Simulation, store: &Store) -> Result<(), StoreErro
                     time = %format_millis(sim.clock().now_millis()),
                     "the simulated fleet is restored as it was saved in the data directory"
                 ),
-                _ => tracing::warn!(
+                Restored::ClockOnly { why } => tracing::warn!(
                     time = %format_millis(sim.clock().now_millis()),
-                    "the fleet file differs from the one the data directory's simulated state was saved from: the simulated fleet starts over from the file (the runs and the ledger remember the old one), its clock goes on from the saved time"
+                    "the simulated fleet saved in the data directory is not restored ({}): it starts over from the fleet file (the runs and the ledger remember the old one), its clock goes on from the saved time",
+                    why.join("; ")
                 ),
+                _ => {}
             },
             Err(e) => tracing::warn!(
                 "the simulated fleet starts over from the fleet file (the runs and the ledger remember the old one): {e}"

@@ -128,6 +128,72 @@ impl Containers {
         containers
     }
 
+    /// Why these containers, restored from a saved state, cannot be the fleet file's
+    /// `initial` ones after changes: every container of the file is still there (under its id,
+    /// name and image) and the others are clones of them, no more than scaling can make, each
+    /// with a bounded log.
+    pub fn check_against(&self, initial: &Containers) -> Result<(), String> {
+        for first in &initial.records {
+            let c = &first.container;
+            let kept = self.records.iter().any(|r| {
+                (&r.container.id, &r.container.name, &r.container.image)
+                    == (&c.id, &c.name, &c.image)
+            });
+            if !kept {
+                return Err(format!(
+                    "container `{}` of the fleet file is missing or changed",
+                    c.name
+                ));
+            }
+        }
+        let limit = initial
+            .records
+            .len()
+            .saturating_mul(MAX_REPLICAS as usize + 1);
+        if self.records.len() > limit {
+            return Err(format!(
+                "{} containers, more than scaling the fleet file's {} can make ({limit})",
+                self.records.len(),
+                initial.records.len()
+            ));
+        }
+        for r in &self.records {
+            let name = &r.container.name;
+            let original = initial.records.iter().any(|i| i.container.name == *name);
+            let clone_of_file = r.container.labels.contains_key(CLONE_LABEL)
+                && initial
+                    .records
+                    .iter()
+                    .any(|i| base_name(&i.container.name) == base_name(name));
+            if !original && !clone_of_file {
+                return Err(format!(
+                    "container `{name}` is neither the fleet file's nor a clone of one of them"
+                ));
+            }
+            if r.log.len() > MAX_LOG_LINES {
+                return Err(format!(
+                    "container `{name}` keeps {} log lines, more than {MAX_LOG_LINES}",
+                    r.log.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The fleet file's containers (clones left out), by name, as JSON to compare.
+    pub fn originals(&self) -> Vec<(String, serde_json::Value)> {
+        self.records
+            .iter()
+            .filter(|r| !r.container.labels.contains_key(CLONE_LABEL))
+            .map(|r| {
+                (
+                    r.container.name.clone(),
+                    serde_json::to_value(r).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     fn next_id(&mut self) -> String {
         self.created += 1;
         format!("{:012x}", self.created)

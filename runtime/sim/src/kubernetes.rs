@@ -77,6 +77,41 @@ impl DeploymentState {
         }
     }
 
+    /// Why this deployment, restored from a saved state, cannot be the fleet file's `initial`
+    /// after changes: another name or rollout time, or counts Kubernetes could not hold.
+    pub fn check_against(&self, initial: &DeploymentState) -> Result<(), String> {
+        let name = format!("{}/{}", initial.namespace, initial.name);
+        if (&self.namespace, &self.name, self.rollout_millis)
+            != (&initial.namespace, &initial.name, initial.rollout_millis)
+        {
+            return Err(format!(
+                "deployment `{}/{}` is not the fleet file's `{name}` (name or rollout differ)",
+                self.namespace, self.name
+            ));
+        }
+        for (what, n) in [
+            ("replicas", self.replicas),
+            ("ready replicas", self.ready_from),
+            ("updated replicas", self.updated_from),
+        ] {
+            grace_executor::kubernetes::replicas_i32(n)
+                .map_err(|e| format!("deployment `{name}`: {what}: {e}"))?;
+        }
+        if self.ready_from > self.replicas || self.updated_from > self.replicas {
+            return Err(format!(
+                "deployment `{name}` has more ready or updated replicas than its {} replicas",
+                self.replicas
+            ));
+        }
+        if self.generation < initial.generation {
+            return Err(format!(
+                "deployment `{name}` has generation {}, before the fleet file's {}",
+                self.generation, initial.generation
+            ));
+        }
+        Ok(())
+    }
+
     /// Sets `spec.replicas` at `now`.
     pub fn scale(&mut self, now: u64, replicas: u32) {
         if replicas == self.replicas {

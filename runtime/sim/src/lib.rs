@@ -40,5 +40,6 @@ mod snapshot;
 
 pub use fleet::{Fleet, FleetError};
 pub use saved::{Restored, SaveState, SavedState, SavedStateError};
-pub use simulation::{PROVIDER, Simulation};
+pub use scaling::MAX_GROUP_HISTORY;
+pub use simulation::{MAX_SEEDS, PROVIDER, Simulation};
 pub use snapshot::{FleetSnapshot, GroupSnapshot, ServiceSnapshot};

@@ -319,6 +319,20 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn only_the_newest_seeded_values_are_kept() {
+        use crate::{Fleet, MAX_SEEDS, Simulation};
+        use grace_executor::Clock;
+        let sim = Simulation::new(&Fleet::default_fleet());
+        let start = sim.clock().now_millis();
+        for i in 0..(MAX_SEEDS as u64 + 10) {
+            sim.seed_series("q", 1.0, start + i);
+        }
+        let (kept, oldest) = sim.with_world(|w, _| (w.seeds.len(), w.seeds[0].clone()));
+        assert_eq!(kept, MAX_SEEDS);
+        assert_eq!(oldest.from, start + 10, "the oldest are dropped first");
+    }
+
     #[tokio::test]
     async fn a_seeded_query_answers_the_events_value_until_the_fleet_changes() {
         use crate::{Fleet, Simulation};

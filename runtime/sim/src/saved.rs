@@ -4,7 +4,13 @@
 //!
 //! A saved state is only restored onto the fleet it was saved from: it carries the world as
 //! the fleet file first described it, and a state saved from another file (or an edited one)
-//! restores the clock alone, never resources that may no longer exist.
+//! restores the clock alone, never resources that may no longer exist; [`Restored::ClockOnly`]
+//! names what differs. The saved world is checked against the fleet file before it is taken:
+//! the file's groups, deployments and containers (and clones of its containers only), with
+//! numbers within the file's limits; one that is not is not restored either, and says why.
+//!
+//! The state is bounded: a group remembers its last [`crate::MAX_GROUP_HISTORY`] changes and removed
+//! instances, a container its last [`crate::containers::MAX_LOG_LINES`] log lines.
 
 use std::fmt;
 use std::time::Duration;
@@ -38,6 +44,90 @@ impl SavedWorld {
         // Compared as JSON: the states hold no floats, so equal worlds give equal values.
         serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
     }
+
+    /// What differs between the fleet file this world was first described by (`self`) and
+    /// `now`'s: one line per group, deployment or container added, removed or changed.
+    fn differences(&self, now: &SavedWorld) -> Vec<String> {
+        let groups = |w: &SavedWorld| -> Vec<(String, serde_json::Value)> {
+            w.groups.iter().map(|g| (g.name.clone(), json(g))).collect()
+        };
+        let deployments = |w: &SavedWorld| -> Vec<(String, serde_json::Value)> {
+            w.deployments
+                .iter()
+                .map(|d| (format!("{}/{}", d.namespace, d.name), json(d)))
+                .collect()
+        };
+        let mut out = Vec::new();
+        diff("group", &groups(self), &groups(now), &mut out);
+        diff(
+            "deployment",
+            &deployments(self),
+            &deployments(now),
+            &mut out,
+        );
+        diff(
+            "container",
+            &self.containers.originals(),
+            &now.containers.originals(),
+            &mut out,
+        );
+        if out.is_empty() {
+            // Same resources, in another order or with another start.
+            out.push("the fleet file's resources are described differently".to_owned());
+        }
+        out
+    }
+
+    /// Why this world cannot be `initial` (the fleet file's) after changes, if it cannot.
+    fn check_against(&self, initial: &SavedWorld) -> Result<(), String> {
+        if self.groups.len() != initial.groups.len() {
+            return Err(format!(
+                "it holds {} groups where the fleet file has {}",
+                self.groups.len(),
+                initial.groups.len()
+            ));
+        }
+        for (group, first) in self.groups.iter().zip(&initial.groups) {
+            group.check_against(first)?;
+        }
+        if self.deployments.len() != initial.deployments.len() {
+            return Err(format!(
+                "it holds {} deployments where the fleet file has {}",
+                self.deployments.len(),
+                initial.deployments.len()
+            ));
+        }
+        for (deployment, first) in self.deployments.iter().zip(&initial.deployments) {
+            deployment.check_against(first)?;
+        }
+        self.containers.check_against(&initial.containers)
+    }
+}
+
+/// Adds to `out` what differs between `before` and `after`, by name.
+fn diff(
+    kind: &str,
+    before: &[(String, serde_json::Value)],
+    after: &[(String, serde_json::Value)],
+    out: &mut Vec<String>,
+) {
+    for (name, value) in after {
+        match before.iter().find(|(n, _)| n == name) {
+            None => out.push(format!("{kind} `{name}` is new")),
+            Some((_, old)) if old != value => out.push(format!("{kind} `{name}` changed")),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in before {
+        if !after.iter().any(|(n, _)| n == name) {
+            out.push(format!("{kind} `{name}` is gone"));
+        }
+    }
+}
+
+/// A state as JSON, to compare: plain structs, which cannot fail to serialise.
+fn json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
 /// The simulation at one moment: its clock, its world, and the world its fleet file described.
@@ -68,14 +158,18 @@ impl SavedState {
 }
 
 /// What [`Simulation::restore`] brought back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Restored {
     /// The world and the clock.
     Everything,
-    /// The clock only: the state was saved from another fleet file, so the world is the one
-    /// this fleet file describes.
-    ClockOnly,
+    /// The clock only: the state was saved from another fleet file, or holds a world this
+    /// fleet file cannot have, so the world is the one this fleet file describes.
+    ClockOnly {
+        /// What differs, one line each (`group `api-asg` changed`), or why the saved world
+        /// was refused.
+        why: Vec<String>,
+    },
 }
 
 impl Simulation {
@@ -101,10 +195,23 @@ impl Simulation {
             clock.advance(Duration::from_millis(saved.clock_millis - now));
         }
         if !saved.initial.same_as(&self.initial) {
-            return Restored::ClockOnly;
+            return Restored::ClockOnly {
+                why: saved.initial.differences(&self.initial),
+            };
+        }
+        if let Err(why) = saved.world.check_against(&self.initial) {
+            return Restored::ClockOnly {
+                why: vec![format!(
+                    "the saved fleet is not one this fleet file can have: {why}"
+                )],
+            };
         }
         self.with_world(|world, _| {
             world.groups = saved.world.groups.clone();
+            // States saved before history was bounded: bounded now.
+            for group in &mut world.groups {
+                group.forget_old_history();
+            }
             world.containers = saved.world.containers.clone();
             world.deployments = saved.world.deployments.clone();
         });
@@ -147,7 +254,11 @@ mod tests {
         )
         .expect("valid fleet");
         let restarted = Simulation::new(&other);
-        assert_eq!(restarted.restore(&saved), Restored::ClockOnly);
+        assert!(matches!(
+            restarted.restore(&saved),
+            Restored::ClockOnly { why } if why.contains(&"group `web` is new".to_owned())
+                && why.contains(&"group `api-asg` is gone".to_owned())
+        ));
         assert_eq!(restarted.clock().now_millis(), saved.clock_millis);
         assert_eq!(restarted.snapshot().groups[0].name, "web");
     }

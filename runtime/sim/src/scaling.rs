@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::fleet::{GroupSpec, ServiceSpec};
 use crate::simulation::{Simulation, millis};
 
+/// The most changes of desired capacity, and the most removed instances, a group remembers:
+/// older ones are forgotten, so the saved state of a simulation that runs for months stays
+/// bounded. Queries about times before the oldest change kept see that change's capacity.
+pub const MAX_GROUP_HISTORY: usize = 1_000;
+
 /// Utilisation at and above which a service counts as saturated.
 const SATURATION: f64 = 0.95;
 
@@ -44,8 +49,12 @@ pub(crate) struct GroupState {
     warmup_millis: u64,
     /// `(time, desired capacity)`, oldest first; the first entry is the fleet file's, at time 0.
     desired_log: Vec<(u64, u32)>,
-    /// In launch order, removed ones included.
+    /// In launch order, removed ones included (the newest [`MAX_GROUP_HISTORY`] of those).
     instances: Vec<InstanceRecord>,
+    /// How many instances the group ever launched, forgotten ones included: ids number on
+    /// from it. Absent in states saved before history was bounded (nothing was forgotten then).
+    #[serde(default)]
+    launched: u64,
 }
 
 impl GroupState {
@@ -58,6 +67,7 @@ impl GroupState {
             warmup_millis: millis(spec.warmup),
             desired_log: vec![(0, spec.desired_capacity)],
             instances: Vec::new(),
+            launched: 0,
         };
         for _ in 0..spec.desired_capacity {
             group.launch(0, 0);
@@ -66,7 +76,8 @@ impl GroupState {
     }
 
     fn launch(&mut self, launched_at: u64, in_service_at: u64) {
-        let id = format!("i-{}-{:04}", self.name, self.instances.len() + 1);
+        self.launched = self.launched.max(self.instances.len() as u64) + 1;
+        let id = format!("i-{}-{:04}", self.name, self.launched);
         self.instances.push(InstanceRecord {
             id,
             launched_at,
@@ -151,6 +162,75 @@ impl GroupState {
         match self.desired_log.last_mut() {
             Some(last) if last.0 == now => last.1 = desired,
             _ => self.desired_log.push((now, desired)),
+        }
+        self.forget_old_history();
+        Ok(())
+    }
+
+    /// Keeps the newest [`MAX_GROUP_HISTORY`] changes of desired capacity and removed
+    /// instances; instances that exist are always kept.
+    pub fn forget_old_history(&mut self) {
+        if self.desired_log.len() > MAX_GROUP_HISTORY {
+            let excess = self.desired_log.len() - MAX_GROUP_HISTORY;
+            self.desired_log.drain(..excess);
+        }
+        let removed = self
+            .instances
+            .iter()
+            .filter(|i| i.removed_at.is_some())
+            .count();
+        if removed > MAX_GROUP_HISTORY {
+            self.launched = self.launched.max(self.instances.len() as u64);
+            let mut removal_times: Vec<u64> =
+                self.instances.iter().filter_map(|i| i.removed_at).collect();
+            removal_times.sort_unstable();
+            // Forget those removed at or before this time, oldest first, up to the excess.
+            let mut excess = removed - MAX_GROUP_HISTORY;
+            let cutoff = removal_times[excess - 1];
+            self.instances.retain(|i| match i.removed_at {
+                Some(at) if at <= cutoff && excess > 0 => {
+                    excess -= 1;
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+
+    /// Why this group, restored from a saved state, cannot be the file's group `initial`
+    /// (as the fleet file describes it) after changes: another name or limits, a desired
+    /// capacity outside the limits, more instances than the limit allows.
+    pub fn check_against(&self, initial: &GroupState) -> Result<(), String> {
+        let name = &initial.name;
+        if self.name != *name
+            || (self.min_size, self.max_size, self.warmup_millis)
+                != (initial.min_size, initial.max_size, initial.warmup_millis)
+        {
+            return Err(format!(
+                "group `{}` is not the fleet file's group `{name}` (name, size limits or warmup differ)",
+                self.name
+            ));
+        }
+        if let Some((_, d)) = self
+            .desired_log
+            .iter()
+            .find(|(_, d)| *d < self.min_size || *d > self.max_size)
+        {
+            return Err(format!(
+                "group `{name}` has a desired capacity of {d}, outside its limits {}..={}",
+                self.min_size, self.max_size
+            ));
+        }
+        let existing = self
+            .instances
+            .iter()
+            .filter(|i| i.removed_at.is_none())
+            .count();
+        if self.desired_log.is_empty() || existing > self.max_size as usize {
+            return Err(format!(
+                "group `{name}` has {existing} instances, more than its maximum of {}",
+                self.max_size
+            ));
         }
         Ok(())
     }

@@ -21,6 +21,10 @@ use crate::saved::{SaveState, SavedWorld};
 use crate::scaling::{GroupState, ServiceState, SimScaling};
 use crate::snapshot::{FleetSnapshot, GroupSnapshot, ServiceSnapshot};
 
+/// The most values events seeded ([`Simulation::seed_series`]) the simulation keeps: one per
+/// event that names a series, so a long-running server drops the oldest.
+pub const MAX_SEEDS: usize = 1_000;
+
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
@@ -210,8 +214,15 @@ impl Simulation {
     /// changes; before and after, the fleet file's series or the model answer as usual. So a
     /// playbook re-reading the metric an event reported sees the event's value, and once the
     /// playbook acts, the simulation's model takes over again.
+    /// At most [`MAX_SEEDS`] seeds are kept, the oldest dropped first.
     pub fn seed_series(&self, query: &str, value: f64, from_millis: u64) {
-        self.with_world(|world, _| world.seeds.push(Seed::new(query, value, from_millis)));
+        self.with_world(|world, _| {
+            if world.seeds.len() >= MAX_SEEDS {
+                let excess = world.seeds.len() + 1 - MAX_SEEDS;
+                world.seeds.drain(..excess);
+            }
+            world.seeds.push(Seed::new(query, value, from_millis));
+        });
     }
 
     /// Saves the simulation's state with `saver` after every change from now on (the first

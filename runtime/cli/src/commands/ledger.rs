@@ -18,6 +18,7 @@ pub fn run(cmd: LedgerCommand) -> Exit {
             key,
             checkpoint,
             since,
+            max_age,
         } => match (data_dir, checkpoint, key) {
             (Some(data_dir), Some(checkpoint), Some(key)) => {
                 verify_checkpoint(&DataDir { data_dir }, &checkpoint, &key, json)
@@ -28,6 +29,7 @@ pub fn run(cmd: LedgerCommand) -> Exit {
                 key,
                 checkpoint,
                 since,
+                max_age,
                 json,
             }),
         },

@@ -9,6 +9,12 @@
 //! consistency proof from it to the new checkpoint, and, when every entry is fetched, its root
 //! recomputed from the first entries too. `--since` keeps the audit's state between runs (the
 //! checkpoint and the tree's frontier), so a cron job fetches only the entries added since.
+//! `--max-age` refuses a newest signed checkpoint older than allowed: a server replaying an old
+//! checkpoint (whose signature still holds) could otherwise hide every entry after it.
+//!
+//! What is reported as verified is only what a signature verified here covers: the entries
+//! after the newest signed checkpoint chain on from it but are reported apart, as the unsigned
+//! tail, in the text and in `--json`.
 //!
 //! Every answer is read with a bound: checkpoints and tree heads are small, entry pages are
 //! capped in entries and bytes (a page too large is asked again, smaller, down to one entry).
@@ -50,6 +56,8 @@ pub struct Request {
     pub checkpoint: Option<PathBuf>,
     /// The incremental state file.
     pub since: Option<PathBuf>,
+    /// The oldest the newest signed checkpoint may be.
+    pub max_age: Option<std::time::Duration>,
     /// Machine-readable output.
     pub json: bool,
 }
@@ -79,6 +87,8 @@ enum Finding {
     NotSigned(String),
     /// The server shows no signed checkpoint, or answers what cannot be checked.
     NotVerified(String),
+    /// The newest signed checkpoint is older than `--max-age`.
+    Stale(String),
 }
 
 impl Finding {
@@ -91,6 +101,12 @@ impl Finding {
             Finding::Rewritten(m) => ("rewritten", "ledger REWRITTEN", None, m),
             Finding::NotSigned(m) => ("not-signed", "checkpoint NOT SIGNED", None, m),
             Finding::NotVerified(m) => ("not-verified", "ledger NOT VERIFIED", None, m),
+            Finding::Stale(m) => ("stale", "checkpoint TOO OLD", None, m),
+        };
+        let exit = if kind == "stale" {
+            Exit::Stale
+        } else {
+            Exit::Failed
         };
         if as_json {
             println!(
@@ -100,7 +116,7 @@ impl Finding {
         } else {
             println!("{label} ({server}): {message}");
         }
-        Exit::Failed
+        exit
     }
 }
 
@@ -182,6 +198,9 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
         Some(key) => Some(latest_checkpoint(client, key)?),
         None => None,
     };
+    if let (Some(max_age), Some((cp, _))) = (request.max_age, &latest) {
+        check_age(cp, max_age, grace_engine::event::system_now_millis())?;
+    }
     let head: TreeHead = decode(
         &client.get_bounded(&["v1", "ledger", "tree-head"], &[], SMALL_ANSWER_BYTES)?,
         "GET /v1/ledger/tree-head",
@@ -259,6 +278,25 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
         extends: earlier.map(|e| e.checkpoint.tree_size),
         saved,
     })
+}
+
+/// Refuses a newest signed checkpoint older than `max_age` at `now` (wall clock, ms).
+fn check_age(cp: &Checkpoint, max_age: std::time::Duration, now: u64) -> Result<(), Stop> {
+    let age = now.saturating_sub(cp.timestamp_millis);
+    let max = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+    if age > max {
+        let round = |ms: u64| humantime::format_duration(std::time::Duration::from_secs(ms / 1000));
+        return Err(Finding::Stale(format!(
+            "its newest signed checkpoint (of {} entries, signed by `{}` at {}) is {} old, more than --max-age `{}`: a server replaying an old checkpoint hides the entries after it, or its signer has stopped (it signs one every `checkpoint_every`, even when idle)",
+            cp.tree_size,
+            cp.origin,
+            grace_engine::event::format_millis(cp.timestamp_millis),
+            round(age),
+            humantime::format_duration(max_age),
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// At the sizes of the trusted checkpoints, compares the recomputed root with theirs, and keeps
@@ -536,53 +574,101 @@ fn invalid(e: anyhow::Error) -> Stop {
     Stop::Exit(Exit::Invalid(e))
 }
 
+/// How the entries recomputed in this run split: those a checkpoint whose signature was
+/// verified here covers, and the unsigned tail after the newest one (all of them without a key).
+struct Counts {
+    recomputed: u64,
+    verified: u64,
+    unsigned_tail: u64,
+}
+
+impl Verified {
+    fn counts(&self) -> Counts {
+        let recomputed = (self.tree_size + 1).saturating_sub(self.first_seq);
+        let signed_through = self.signed.as_ref().map_or(0, |(cp, _)| cp.tree_size);
+        // Entries first_seq..=signed_through are under the signature; a resumed audit starts
+        // right after the checkpoint it saved, which the new one extends.
+        let verified = (signed_through + 1).saturating_sub(self.first_seq);
+        Counts {
+            recomputed,
+            verified,
+            unsigned_tail: recomputed - verified,
+        }
+    }
+}
+
 fn print_verified(server: &str, v: &Verified, as_json: bool) {
-    let count = (v.tree_size + 1).saturating_sub(v.first_seq);
+    let counts = v.counts();
     if as_json {
-        let (signed_size, signed_by) = match &v.signed {
-            Some((cp, name)) => (Some(cp.tree_size), Some(name.as_str())),
-            None => (None, None),
+        let (signed_size, signed_by, signed_at) = match &v.signed {
+            Some((cp, name)) => (
+                Some(cp.tree_size),
+                Some(name.as_str()),
+                Some(cp.timestamp_millis),
+            ),
+            None => (None, None, None),
         };
         println!(
             "{}",
             json!({
-                "ok": true, "server": server, "entries_verified": count,
+                "ok": true, "server": server,
+                "entries_verified": counts.verified,
+                "unsigned_tail": counts.unsigned_tail,
+                "entries_recomputed": counts.recomputed,
                 "from_seq": v.first_seq, "tree_size": v.tree_size,
                 "checkpoint_size": signed_size, "signed_by": signed_by,
+                "checkpoint_signed_at_ms": signed_at,
                 "extends_checkpoint_size": v.extends,
                 "state_saved": v.saved.is_some(),
             })
         );
         return;
     }
-    let range = if count == 0 {
-        "no new entries".to_owned()
-    } else {
-        format!(
-            "{count} entries ({} to {}) recomputed here",
-            v.first_seq, v.tree_size
-        )
-    };
-    println!(
-        "ledger verified ({server}): {range}, {} in all",
-        v.tree_size
-    );
     match &v.signed {
         Some((cp, name)) => {
+            let range = if counts.verified == 0 {
+                "no new entries under its newest signed checkpoint".to_owned()
+            } else {
+                format!(
+                    "{} entries ({} to {}) recomputed here and verified",
+                    counts.verified, v.first_seq, cp.tree_size
+                )
+            };
             println!(
-                "  the checkpoint of {} entries signed by `{name}` matches their Merkle root",
-                cp.tree_size
+                "ledger verified ({server}): {range}, {} in all",
+                v.tree_size
             );
-            if v.tree_size > cp.tree_size {
+            println!(
+                "  the checkpoint of {} entries signed by `{name}` matches their Merkle root (signed at {})",
+                cp.tree_size,
+                grace_engine::event::format_millis(cp.timestamp_millis)
+            );
+            if counts.unsigned_tail > 0 {
                 println!(
-                    "  the {} entries after it chain on from it but no checkpoint signs them yet",
-                    v.tree_size - cp.tree_size
+                    "  unsigned tail: the {} entries after it ({} to {}) chain on from it but no checkpoint signs them yet, so they are NOT verified",
+                    counts.unsigned_tail,
+                    cp.tree_size + 1,
+                    v.tree_size
                 );
             }
         }
-        None => println!(
-            "  NOT checked against a signing key: the entries agree with each other and with the server's tree head, but nothing proves the server did not rewrite them all (pass --key, the public half of its `checkpoint_key`)"
-        ),
+        None => {
+            let range = if counts.recomputed == 0 {
+                "no new entries".to_owned()
+            } else {
+                format!(
+                    "{} entries ({} to {}) recomputed here",
+                    counts.recomputed, v.first_seq, v.tree_size
+                )
+            };
+            println!(
+                "ledger consistent ({server}): {range}, {} in all, none verified",
+                v.tree_size
+            );
+            println!(
+                "  NOT checked against a signing key: the entries agree with each other and with the server's tree head, but nothing proves the server did not rewrite them all (pass --key, the public half of its `checkpoint_key`)"
+            );
+        }
     }
     if let Some(size) = v.extends {
         println!("  it extends the earlier checkpoint of {size} entries");

@@ -36,6 +36,9 @@ pub enum Exit {
     Invalid(anyhow::Error),
     /// 3: GRACE itself could not do its job (e.g. the ledger cannot be opened).
     Internal(anyhow::Error),
+    /// 4: what was checked holds but is too old to vouch for now (`grace ledger verify
+    /// --max-age`: the newest signed checkpoint is older than allowed).
+    Stale,
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match exit {
         Exit::Ok => ExitCode::SUCCESS,
         Exit::Failed => ExitCode::from(1),
+        Exit::Stale => ExitCode::from(4),
         // Errors quote input and the server's answers: shown escaped (`grace_engine::text`).
         Exit::Invalid(e) => {
             eprintln!("error: {}", escape_lines(&format!("{e:#}")));

@@ -12,7 +12,6 @@ use super::Scheduler;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::runs::{RunRecord, RunState};
-use crate::store::RunFilter;
 use crate::supervisor::TaskError;
 use crate::sync::lock;
 use crate::trust::approvals::{Approval, ApprovalState, Vote, VoteError};
@@ -158,12 +157,10 @@ impl Scheduler {
 
     /// Runs whose approval was decided or expired while the server was down go on.
     pub(super) async fn continue_decided(&self) {
-        let waiting = match self.r.store.runs(&RunFilter {
-            state: Some(RunState::WaitingApproval),
-            limit: usize::MAX,
-            ..RunFilter::default()
-        }) {
-            Ok(runs) => runs,
+        let waiting = match self.r.store.unfinished_runs() {
+            Ok(runs) => runs
+                .into_iter()
+                .filter(|r| r.state == RunState::WaitingApproval),
             Err(e) => {
                 tracing::error!("cannot read the runs waiting for approval: {e}");
                 return;

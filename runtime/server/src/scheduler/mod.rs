@@ -38,7 +38,8 @@ use crate::intake::Queued;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runs::{RunRecord, RunState, RunSummary};
-use crate::store::{RunFilter, Store, StoreError};
+use crate::store::run_index::RECENT_FAILURES_MS;
+use crate::store::{Store, StoreError};
 use crate::supervisor::{Supervisor, TaskError};
 use crate::sync::lock;
 use crate::triggers::Triggers;
@@ -184,18 +185,15 @@ impl Scheduler {
         self.continue_decided().await;
     }
 
-    /// Runs that were in flight when the server stopped are marked interrupted.
+    /// Runs that were in flight when the server stopped are marked interrupted, and the
+    /// failures of the last day count again towards their playbooks' risk. Both come from the
+    /// store's index ([`crate::store::run_index`]), not from reading every run.
     pub async fn recover(&self) -> Result<(), StoreError> {
-        for mut run in self.r.store.runs(&RunFilter::default())? {
-            if run.state == RunState::Failed
-                && run
-                    .finished_at
-                    .is_some_and(|t| system_now_millis().saturating_sub(t) < 24 * 3600 * 1000)
-            {
-                self.r
-                    .trust
-                    .run_failed(&run.playbook, run.finished_at.unwrap_or_default());
-            }
+        let since = system_now_millis().saturating_sub(RECENT_FAILURES_MS);
+        for (playbook, at) in self.r.store.failures_since(since)? {
+            self.r.trust.run_failed(&playbook, at);
+        }
+        for mut run in self.r.store.unfinished_runs()? {
             // A run waiting for approval waits on disk, not in memory: it goes on when people
             // decide, restart or not.
             if matches!(run.state, RunState::Queued | RunState::Running) {

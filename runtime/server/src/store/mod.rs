@@ -5,6 +5,7 @@
 
 mod checkpoint;
 mod events;
+pub mod run_index;
 pub mod tables;
 
 use std::sync::Arc;
@@ -151,6 +152,15 @@ impl Store {
             tx.open_table(META).map_err(db)?;
             tx.open_table(SIMULATION).map_err(db)?;
             tx.open_table(MESH).map_err(db)?;
+            tx.open_table(tables::UNFINISHED_RUNS).map_err(db)?;
+            tx.open_table(tables::RECENT_FAILURES).map_err(db)?;
+            let read = run_index::migrate(&tx, grace_engine::event::system_now_millis())?;
+            if read > 0 {
+                tracing::info!(
+                    runs = read,
+                    "indexed the unfinished and recently failed runs once"
+                );
+            }
         }
         tx.commit().map_err(db)?;
         Ok(Store { db: database })
@@ -300,7 +310,8 @@ impl Store {
 
     // --- runs ------------------------------------------------------------------------------
 
-    /// Stores (creates or replaces) a run, durably.
+    /// Stores (creates or replaces) a run, durably, with its entry in the index of unfinished
+    /// and recently failed runs (see [`run_index`]).
     pub fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         self.write_run(run, redb::Durability::Immediate)
     }
@@ -319,6 +330,7 @@ impl Store {
             table
                 .insert(run.id.as_str(), encode(run)?.as_slice())
                 .map_err(db)?;
+            run_index::index(&tx, run)?;
         }
         tx.commit().map_err(db)
     }
@@ -343,6 +355,7 @@ impl Store {
                 table
                     .insert(run.id.as_str(), encode(run)?.as_slice())
                     .map_err(db)?;
+                run_index::index(&tx, run)?;
             }
             let mut meta = tx.open_table(META).map_err(db)?;
             meta.insert(MATCHED_THROUGH, matched_through).map_err(db)?;

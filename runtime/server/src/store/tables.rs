@@ -43,3 +43,20 @@ pub const SIMULATION_CLOCK: &str = "simulation.clock";
 
 /// The last event sequence number whose matching (and the runs it created) is stored.
 pub const MATCHED_THROUGH: &str = "events.matched_through";
+
+/// Runs not yet final (queued, running, waiting for approval, interrupted) by id: what a
+/// restart must look at, without reading every run. Written in the transaction that writes the
+/// run (see `run_index`), so the two never disagree.
+pub const UNFINISHED_RUNS: TableDefinition<&str, ()> =
+    TableDefinition::new("server/runs_unfinished");
+
+/// Failed runs by (finish time ms, id), valued by playbook name: the failures a restart feeds
+/// back to the trust core. Entries older than `run_index::RECENT_FAILURES_MS` are pruned as
+/// new ones come in.
+pub const RECENT_FAILURES: TableDefinition<(u64, &str), &str> =
+    TableDefinition::new("server/runs_recent_failures");
+
+/// Set (to the index's version) once [`UNFINISHED_RUNS`] and [`RECENT_FAILURES`] cover every
+/// run: absent in a data directory written before the index, which is then built once from a
+/// full scan.
+pub const RUN_INDEX_VERSION: &str = "runs.index_version";
