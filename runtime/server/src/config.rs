@@ -100,7 +100,8 @@ pub struct ServeConfig {
     /// [`crate::providers`]).
     pub providers: Vec<crate::providers::ProviderSection>,
     /// A signing key (`grace keys generate`): the server signs a checkpoint of the ledger every
-    /// `checkpoint_every` while it grows, served at `GET /v1/ledger/checkpoint`.
+    /// `checkpoint_every`, idle or not (so a verifier's `--max-age` tells a live signer from a
+    /// replayed checkpoint), served at `GET /v1/ledger/checkpoint`.
     pub checkpoint_key: Option<PathBuf>,
     /// How often a checkpoint is signed.
     #[serde(with = "humantime_serde")]

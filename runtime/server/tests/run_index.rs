@@ -1,6 +1,6 @@
-//! The store's index of unfinished and recently failed runs: what a restart reads instead of
-//! every run, kept with each run's write, and built once for a data directory written before
-//! it.
+//! The store's indexes of runs: the unfinished and recently failed ones, what a restart reads
+//! instead of every run, and every run by creation time, what a listing of the newest reads;
+//! kept with each run's write, and built once for a data directory written before them.
 
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]
@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use grace_engine::event::system_now_millis;
 use grace_server::runs::{RunRecord, RunState};
-use grace_server::store::Store;
 use grace_server::store::run_index::RECENT_FAILURES_MS;
-use grace_server::store::tables::RUNS;
+use grace_server::store::tables::{META, RUN_INDEX_VERSION, RUNS};
+use grace_server::store::{RunFilter, Store};
 use redb::Database;
 
 /// A run `id` of playbook `playbook` in `state`, finished at `finished_at` if final.
@@ -173,17 +173,157 @@ fn the_migration_is_recorded_and_not_repeated() {
     store
         .put_run(&run("a", "p", RunState::Queued, None))
         .unwrap();
-    // A run written behind the index's back (as no server does): a second open that scanned
-    // again would find it; one that trusts the recorded index does not.
+    // The run made final behind the index's back (as no server does), the number of runs
+    // unchanged: a second open that scanned again would drop it from the unfinished runs; one
+    // that trusts the recorded index does not.
+    raw_put(&db, &run("a", "p", RunState::Succeeded, Some(1)));
+    let store = Store::open(db).unwrap();
+    assert_eq!(ids(&store.unfinished_runs().unwrap()), set(&["a"]));
+}
+
+#[test]
+fn runs_written_without_the_index_since_it_was_built_make_the_next_open_rebuild_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    let store = Store::open(db.clone()).unwrap();
+    store
+        .put_run(&run("a", "p", RunState::Succeeded, Some(1)))
+        .unwrap();
+    // What an older server, run on this directory after a newer one, leaves: a run the
+    // indexes do not know. The counts no longer add up to the runs stored.
+    raw_put(&db, &run("left-running", "p", RunState::Running, None));
+    let store = Store::open(db).unwrap();
+    assert_eq!(
+        ids(&store.unfinished_runs().unwrap()),
+        set(&["left-running"])
+    );
+    let counts: Vec<(RunState, u64)> = store
+        .run_counts()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(counts, [(RunState::Running, 1), (RunState::Succeeded, 1)]);
+}
+
+#[test]
+fn the_counts_by_state_follow_every_write_of_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(database(&dir)).unwrap();
+    let count = |state: RunState| {
+        store
+            .run_counts()
+            .unwrap()
+            .into_iter()
+            .find(|(s, _)| *s == state)
+            .unwrap()
+            .1
+    };
+    store
+        .put_run(&run("a", "p", RunState::Queued, None))
+        .unwrap();
+    store
+        .put_run(&run("b", "p", RunState::Queued, None))
+        .unwrap();
+    assert_eq!(count(RunState::Queued), 2);
+    store
+        .put_run(&run("a", "p", RunState::Running, None))
+        .unwrap();
+    store
+        .put_run(&run("a", "p", RunState::Running, None))
+        .unwrap();
+    store
+        .put_run(&run("a", "p", RunState::Failed, Some(5)))
+        .unwrap();
+    assert_eq!(count(RunState::Queued), 1);
+    assert_eq!(count(RunState::Running), 0);
+    assert_eq!(count(RunState::Failed), 1);
+    let total: u64 = store.run_counts().unwrap().iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 2);
+}
+
+/// Writes `r` into the runs table directly, as a server without the indexes did.
+fn raw_put(db: &Database, r: &RunRecord) {
     let tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table(RUNS).unwrap();
-        let r = run("unindexed", "p", RunState::Queued, None);
         table
-            .insert(r.id.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
+            .insert(r.id.as_str(), serde_json::to_vec(r).unwrap().as_slice())
             .unwrap();
     }
     tx.commit().unwrap();
+}
+
+/// A finished run `id` about `resource`, created at `created_at`.
+fn created(id: &str, resource: &str, created_at: u64) -> RunRecord {
+    let mut r = run(id, "p", RunState::Succeeded, Some(created_at));
+    r.resource = resource.to_owned();
+    r.created_at = created_at;
+    r
+}
+
+fn listed(store: &Store, resource: Option<&str>, limit: usize) -> Vec<String> {
+    store
+        .runs(&RunFilter {
+            resource: resource.map(str::to_owned),
+            limit,
+            ..RunFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+#[test]
+fn the_newest_runs_are_listed_newest_first_up_to_the_limit_as_a_full_read_would_list_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(database(&dir)).unwrap();
+    // Written out of creation order, two created in the same millisecond (ordered by id).
+    for (id, resource, at) in [
+        ("c", "web", 30),
+        ("a", "db", 10),
+        ("e", "db", 50),
+        ("d2", "web", 40),
+        ("d1", "db", 40),
+        ("b", "web", 20),
+    ] {
+        store.put_run(&created(id, resource, at)).unwrap();
+    }
+    // A run written again (its state changing) keeps its place.
+    let mut again = created("c", "web", 30);
+    again.state = RunState::Failed;
+    store.put_run(&again).unwrap();
+
+    assert_eq!(listed(&store, None, 3), ["e", "d2", "d1"]);
+    assert_eq!(listed(&store, Some("web"), 2), ["d2", "c"]);
+    assert_eq!(listed(&store, Some("db"), 10), ["e", "d1", "a"]);
+    let everything = listed(&store, None, 0);
+    assert_eq!(everything, ["e", "d2", "d1", "c", "b", "a"]);
+    assert_eq!(listed(&store, None, 100), everything);
+}
+
+#[test]
+fn a_data_directory_indexed_before_the_creation_index_gains_it_once_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    // What a server with the first version of the index left: runs, the version 1, and no
+    // index by creation time.
+    let tx = db.begin_write().unwrap();
+    {
+        let mut table = tx.open_table(RUNS).unwrap();
+        for r in [created("old", "web", 10), created("new", "web", 20)] {
+            table
+                .insert(r.id.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
+                .unwrap();
+        }
+        tx.open_table(META)
+            .unwrap()
+            .insert(RUN_INDEX_VERSION, 1u64)
+            .unwrap();
+    }
+    tx.commit().unwrap();
+
     let store = Store::open(db).unwrap();
-    assert_eq!(ids(&store.unfinished_runs().unwrap()), set(&["a"]));
+    assert_eq!(listed(&store, None, 10), ["new", "old"]);
 }

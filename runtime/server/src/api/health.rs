@@ -12,7 +12,6 @@ use super::state::Health;
 use crate::error::ApiError;
 use crate::metrics::Gauges;
 use crate::runs::RunState;
-use crate::store::RunFilter;
 
 /// `GET /healthz`: `200` and `"status": "ok"`, or `503` and `"status": "unhealthy"` while a
 /// background task is down (dead and waiting for its restart), with the tasks `down` listed.
@@ -60,12 +59,12 @@ pub async fn fleet(State(health): State<Health>) -> Result<Json<Value>, ApiError
 
 /// Metrics read at scrape time.
 fn gauges(health: &Health) -> Gauges {
-    let mut by_state: HashMap<RunState, u64> = HashMap::new();
-    if let Ok(runs) = health.store.runs(&RunFilter::default()) {
-        for r in runs {
-            *by_state.entry(r.state).or_default() += 1;
-        }
-    }
+    // Counted with each run's write: a scrape does not read every run ever stored.
+    let by_state: HashMap<RunState, u64> = health
+        .store
+        .run_counts()
+        .map(|counts| counts.into_iter().collect())
+        .unwrap_or_default();
     Gauges {
         queue_depth: health.intake.queue_depth(),
         queue_capacity: health.intake.capacity(),

@@ -114,8 +114,17 @@ pub struct RunFilter {
     pub playbook: Option<String>,
     /// Only runs about this resource.
     pub resource: Option<String>,
-    /// At most this many, newest first.
+    /// At most this many, newest first (0: all of them, newest first).
     pub limit: usize,
+}
+
+impl RunFilter {
+    /// Whether `run` passes the filter's state, playbook and resource.
+    fn keeps(&self, run: &RunRecord) -> bool {
+        self.state.is_none_or(|s| run.state == s)
+            && self.playbook.as_deref().is_none_or(|p| run.playbook == p)
+            && self.resource.as_deref().is_none_or(|r| run.resource == r)
+    }
 }
 
 /// The server's tables.
@@ -154,6 +163,7 @@ impl Store {
             tx.open_table(MESH).map_err(db)?;
             tx.open_table(tables::UNFINISHED_RUNS).map_err(db)?;
             tx.open_table(tables::RECENT_FAILURES).map_err(db)?;
+            tx.open_table(tables::RUNS_BY_CREATED).map_err(db)?;
             let read = run_index::migrate(&tx, grace_engine::event::system_now_millis())?;
             if read > 0 {
                 tracing::info!(
@@ -432,16 +442,16 @@ impl Store {
 
     /// Runs matching `filter`, newest first.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        if filter.limit > 0 {
+            return self.newest_runs(filter);
+        }
         let tx = self.db.begin_read().map_err(db)?;
         let table = tx.open_table(RUNS).map_err(db)?;
         let mut out = Vec::new();
         for row in table.iter().map_err(db)? {
             let (k, v) = row.map_err(db)?;
             let run: RunRecord = decode("run", k.value(), v.value())?;
-            let keep = filter.state.is_none_or(|s| run.state == s)
-                && filter.playbook.as_deref().is_none_or(|p| run.playbook == p)
-                && filter.resource.as_deref().is_none_or(|r| run.resource == r);
-            if keep {
+            if filter.keeps(&run) {
                 out.push(run);
             }
         }
@@ -450,8 +460,37 @@ impl Store {
                 .cmp(&a.created_at)
                 .then_with(|| b.id.cmp(&a.id))
         });
-        if filter.limit > 0 {
-            out.truncate(filter.limit);
+        Ok(out)
+    }
+
+    /// The newest `filter.limit` runs that `filter` keeps, read from the end of the index by
+    /// creation time: a listing costs what it returns (plus the runs it skips), not every run
+    /// ever stored.
+    fn newest_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let index = tx.open_table(tables::RUNS_BY_CREATED).map_err(db)?;
+        let runs = tx.open_table(RUNS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in index.iter().map_err(db)?.rev() {
+            let (k, _) = row.map_err(db)?;
+            let (created_at, id) = k.value();
+            let Some(v) = runs.get(id).map_err(db)? else {
+                // Written in the run's own transaction, so never apart.
+                return Err(StoreError::Corrupt {
+                    what: "runs by creation index",
+                    key: id.to_owned(),
+                    message: "the run is not stored".to_owned(),
+                });
+            };
+            let run: RunRecord = decode("run", id, v.value())?;
+            // A run is indexed under the creation time it was first written with; were it ever
+            // rewritten with another, only the entry matching the record lists it.
+            if run.created_at == created_at && filter.keeps(&run) {
+                out.push(run);
+                if out.len() == filter.limit {
+                    break;
+                }
+            }
         }
         Ok(out)
     }

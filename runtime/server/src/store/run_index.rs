@@ -1,15 +1,21 @@
-//! The index of runs a restart needs: the unfinished ones (to mark interrupted, or to go on
-//! after an approval) and the recent failures (which weigh on the trust core's risk), so that
-//! starting the server does not read every run ever stored.
+//! The indexes of runs: the unfinished ones (to mark interrupted, or to go on after an
+//! approval) and the recent failures (which weigh on the trust core's risk), so that starting
+//! the server does not read every run ever stored; and every run by creation time, so that
+//! listing the newest runs does not either; and how many runs are in each state, so that
+//! `/metrics` does not either.
 //!
 //! The index is written in the same write transaction as the run ([`index`]), never
 //! separately: a crash cannot leave a run and its index entry disagreeing. A data directory
-//! written before the index has no [`RUN_INDEX_VERSION`]: [`migrate`] builds the index once
-//! from a full scan, in the transaction that records the version, so it is not repeated.
+//! written before an index has an older [`RUN_INDEX_VERSION`] (or none): [`migrate`] builds
+//! what is missing once from a full scan, in the transaction that records the version, so it is
+//! not repeated.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
-use super::tables::{META, RECENT_FAILURES, RUN_INDEX_VERSION, RUNS, UNFINISHED_RUNS};
+use super::tables::{
+    META, RECENT_FAILURES, RUN_COUNT_PREFIX, RUN_INDEX_VERSION, RUNS, RUNS_BY_CREATED,
+    UNFINISHED_RUNS,
+};
 use super::{Store, StoreError, db, decode};
 use crate::runs::{RunRecord, RunState};
 
@@ -17,8 +23,9 @@ use crate::runs::{RunRecord, RunState};
 /// [`crate::trust::HostTrust::run_failed`]): older ones are dropped from the index.
 pub const RECENT_FAILURES_MS: u64 = 24 * 3600 * 1000;
 
-/// The index's layout version, recorded under [`RUN_INDEX_VERSION`].
-const VERSION: u64 = 1;
+/// The indexes' layout version, recorded under [`RUN_INDEX_VERSION`]: 1 has the unfinished
+/// runs and the recent failures, 2 adds the runs by creation time.
+const VERSION: u64 = 2;
 
 /// At most this many expired failures are pruned per write, so one write is never held up by
 /// a long backlog; each failure written prunes more than it adds, so the table stays bounded.
@@ -31,6 +38,27 @@ pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreE
         unfinished.remove(run.id.as_str()).map_err(db)?;
     } else {
         unfinished.insert(run.id.as_str(), ()).map_err(db)?;
+    }
+    let previous = tx
+        .open_table(RUNS_BY_CREATED)
+        .map_err(db)?
+        .insert((run.created_at, run.id.as_str()), run.state.name())
+        .map_err(db)?
+        .map(|state| RunState::parse(state.value()));
+    match previous {
+        Some(Some(from)) if from == run.state => {}
+        Some(Some(from)) => {
+            count(tx, from, -1)?;
+            count(tx, run.state, 1)?;
+        }
+        None => count(tx, run.state, 1)?,
+        Some(None) => {
+            return Err(StoreError::Corrupt {
+                what: "runs by creation index",
+                key: run.id.clone(),
+                message: "the state on record is not a run state".to_owned(),
+            });
+        }
     }
     if run.state == RunState::Failed
         && let Some(at) = run.finished_at
@@ -54,22 +82,79 @@ pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreE
     Ok(())
 }
 
-/// Builds the index from every run if this data directory was written before it; returns how
-/// many runs were read (0 when the index was already there).
-pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreError> {
+/// Adds `by` to the count of runs in `state`.
+fn count(tx: &WriteTransaction, state: RunState, by: i64) -> Result<(), StoreError> {
     let mut meta = tx.open_table(META).map_err(db)?;
-    if meta.get(RUN_INDEX_VERSION).map_err(db)?.is_some() {
-        return Ok(0);
+    let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
+    let now = meta.get(key.as_str()).map_err(db)?.map_or(0, |v| v.value());
+    let next = now.saturating_add_signed(by);
+    meta.insert(key.as_str(), next).map_err(db)?;
+    Ok(())
+}
+
+/// The sum of the counts of runs by state.
+fn counted(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let meta = tx.open_table(META).map_err(db)?;
+    let mut sum = 0u64;
+    for state in RunState::ALL {
+        let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
+        let n = meta.get(key.as_str()).map_err(db)?.map_or(0, |v| v.value());
+        sum = sum.saturating_add(n);
     }
+    Ok(sum)
+}
+
+/// Builds what the indexes lack from every run if this data directory was written before them
+/// (no version: all of them; version 1: the runs by creation time); returns how many runs were
+/// read (0 when the indexes were already there).
+pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreError> {
+    let version = tx
+        .open_table(META)
+        .map_err(db)?
+        .get(RUN_INDEX_VERSION)
+        .map_err(db)?
+        .map(|v| v.value());
+    let mut version = version;
+    if version.is_some_and(|v| v >= VERSION) {
+        // Every run is counted once, so the counts add up to the runs stored, unless something
+        // wrote runs without the index (an older binary run on this directory since): then
+        // the indexes are rebuilt from scratch rather than trusted.
+        let stored = tx.open_table(RUNS).map_err(db)?.len().map_err(db)?;
+        let counted = counted(tx)?;
+        if stored == counted {
+            return Ok(0);
+        }
+        tracing::warn!(
+            stored,
+            counted,
+            "the run indexes disagree with the runs stored (an older server wrote here?): rebuilding them"
+        );
+        tx.delete_table(UNFINISHED_RUNS).map_err(db)?;
+        tx.delete_table(RECENT_FAILURES).map_err(db)?;
+        tx.delete_table(RUNS_BY_CREATED).map_err(db)?;
+        version = None;
+    }
+    let mut counts = [0u64; RunState::ALL.len()];
     let runs = tx.open_table(RUNS).map_err(db)?;
     let mut unfinished = tx.open_table(UNFINISHED_RUNS).map_err(db)?;
     let mut failures = tx.open_table(RECENT_FAILURES).map_err(db)?;
+    let mut by_created = tx.open_table(RUNS_BY_CREATED).map_err(db)?;
     let cutoff = now.saturating_sub(RECENT_FAILURES_MS);
     let mut read = 0;
     for row in runs.iter().map_err(db)? {
         let (k, v) = row.map_err(db)?;
         let run: RunRecord = decode("run", k.value(), v.value())?;
         read += 1;
+        by_created
+            .insert((run.created_at, run.id.as_str()), run.state.name())
+            .map_err(db)?;
+        if let Some(i) = RunState::ALL.iter().position(|s| *s == run.state) {
+            counts[i] += 1;
+        }
+        if version.is_some() {
+            // Version 1 already indexed these.
+            continue;
+        }
         if !run.state.is_final() {
             unfinished.insert(run.id.as_str(), ()).map_err(db)?;
         }
@@ -80,6 +165,11 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
                 .insert((at, run.id.as_str()), run.playbook.as_str())
                 .map_err(db)?;
         }
+    }
+    let mut meta = tx.open_table(META).map_err(db)?;
+    for (state, n) in RunState::ALL.into_iter().zip(counts) {
+        let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
+        meta.insert(key.as_str(), n).map_err(db)?;
     }
     meta.insert(RUN_INDEX_VERSION, VERSION).map_err(db)?;
     Ok(read)
@@ -110,6 +200,20 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// How many runs are in each state, from the counts kept with every write.
+    pub fn run_counts(&self) -> Result<Vec<(RunState, u64)>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let meta = tx.open_table(META).map_err(db)?;
+        RunState::ALL
+            .into_iter()
+            .map(|state| {
+                let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
+                let n = meta.get(key.as_str()).map_err(db)?.map_or(0, |v| v.value());
+                Ok((state, n))
+            })
+            .collect()
     }
 
     /// Failed runs that finished at or after `since` (wall clock, ms), oldest first: the

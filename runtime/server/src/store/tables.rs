@@ -56,7 +56,19 @@ pub const UNFINISHED_RUNS: TableDefinition<&str, ()> =
 pub const RECENT_FAILURES: TableDefinition<(u64, &str), &str> =
     TableDefinition::new("server/runs_recent_failures");
 
-/// Set (to the index's version) once [`UNFINISHED_RUNS`] and [`RECENT_FAILURES`] cover every
-/// run: absent in a data directory written before the index, which is then built once from a
+/// Every run by (creation time ms, id), valued by the run's state (its name): the API's
+/// newest-first listing reads from its end and stops at its limit, instead of reading and
+/// sorting every run ever stored, and a write knows the state it moves the run from (for
+/// [`RUN_COUNT_PREFIX`]) without decoding the run. A run's creation time never changes, so its
+/// entry is never moved.
+pub const RUNS_BY_CREATED: TableDefinition<(u64, &str), &str> =
+    TableDefinition::new("server/runs_by_created");
+
+/// Under [`META`], `RUN_COUNT_PREFIX` + a state's name counts the runs in that state (what
+/// `/metrics` reports), kept by each run's write.
+pub const RUN_COUNT_PREFIX: &str = "runs.count.";
+
+/// Set (to the index's version) once [`UNFINISHED_RUNS`], [`RECENT_FAILURES`],
+/// [`RUNS_BY_CREATED`] and the counts under [`RUN_COUNT_PREFIX`] cover every run: absent in a data directory written before the index, which is then built once from a
 /// full scan.
 pub const RUN_INDEX_VERSION: &str = "runs.index_version";
