@@ -200,10 +200,16 @@ impl ArtifactCache {
 
     /// Writes `compiled`, the component whose SHA-256 is `component`, atomically.
     pub(crate) fn store(&self, component: &[u8; 32], compiled: &Component) {
+        // Checked again, as at every load: the directory may have been swapped (for a symlink
+        // to another directory, whose files pruning would then delete) since it was opened.
+        if let Err(e) = check_private(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), "cannot cache a compiled component: {e}");
+            return;
+        }
         if let Err(e) = self.try_store(component, compiled) {
             tracing::warn!(dir = %self.dir.display(), "cannot cache a compiled component: {e:#}");
         }
-        self.prune();
+        self.prune(&self.path(component));
     }
 
     fn try_store(&self, component: &[u8; 32], compiled: &Component) -> anyhow::Result<()> {
@@ -224,8 +230,9 @@ impl ArtifactCache {
     }
 
     /// Removes the least recently used files past [`MAX_ARTIFACTS`] or past the byte budget,
+    /// never `keep` (the file just written: evicting it would compile it again at every load),
     /// and temporary files left by crashed writers.
-    fn prune(&self) {
+    fn prune(&self, keep: &Path) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
@@ -254,6 +261,9 @@ impl ArtifactCache {
         for (_, path, len) in files {
             if count <= MAX_ARTIFACTS && total <= self.max_total_bytes {
                 break;
+            }
+            if path == keep {
+                continue;
             }
             if fs::remove_file(&path).is_ok() {
                 tracing::debug!(path = %path.display(), "compiled component evicted from the cache");

@@ -254,3 +254,18 @@ fn past_its_byte_budget_the_cache_evicts_the_least_recently_used_file() {
         .sum();
     assert!(total <= budget, "{total} bytes kept, budget {budget}");
 }
+
+#[test]
+fn a_component_larger_than_the_whole_budget_is_kept_once_written_not_evicted_at_once() {
+    build_guests();
+    let root = tempfile::tempdir().unwrap();
+    // A budget no compiled component fits: the one just written stays (evicting it would
+    // compile it again at every load); older ones go.
+    let first = engine_caching_within(root.path(), 1);
+    first.load(&fixture("trivial")).unwrap();
+    first.load(&fixture("echo")).unwrap();
+    assert_eq!(cached_files(&first).len(), 1);
+    let second = engine_caching_within(root.path(), 1);
+    second.load(&fixture("echo")).unwrap();
+    assert_eq!(second.compiled_cache_hits(), 1);
+}

@@ -127,6 +127,16 @@ pub fn reconcile_read(
             match (started_at, &container.started_at) {
                 (_, None) => false,
                 (None, Some(_)) => true,
+                // Not started again, and not running either: the earlier restart may be
+                // stopping it right now (Docker has no precondition to make a restart
+                // conditional), so a second one is not sent after it.
+                (Some(then), Some(now)) if then == now && !running => {
+                    return Reconciled::Conflict(format!(
+                        "container `{}` has not started again since {then} and is {}, not running: the earlier restart may still be under way, so it is not restarted again",
+                        container.name,
+                        format!("{:?}", container.state).to_lowercase()
+                    ));
+                }
                 (Some(then), Some(now)) if then == now => false,
                 (Some(then), Some(now)) => match (parse_time(then), parse_time(now)) {
                     (Some(t), Some(n)) if n < t => {
@@ -222,6 +232,20 @@ mod tests {
             seconds,
         );
         assert_eq!(read, Reconciled::NotApplied);
+    }
+
+    #[test]
+    fn a_restart_not_started_again_whose_container_is_not_running_is_a_conflict_not_a_redo() {
+        // The earlier restart may be stopping it now: a second restart would follow it.
+        for state in [ContainerState::Exited, ContainerState::Restarting] {
+            let mut stopping = container("c1", Some("10"));
+            stopping.state = state;
+            let read = reconcile_read(&restart("c1", Some("10")), stopping, seconds);
+            let Reconciled::Conflict(message) = read else {
+                panic!("expected a conflict, got {read:?}")
+            };
+            assert!(message.contains("not running"), "{message}");
+        }
     }
 
     #[test]

@@ -114,7 +114,13 @@ impl Change {
                         deployment.replicas,
                         deployment.generation
                     )),
-                    _ => Reconciled::NotApplied,
+                    Some(_) => Reconciled::NotApplied,
+                    // An intent from before generations were recorded: whether another writer
+                    // changed the spec since cannot be told, so nothing is written over it.
+                    None => Reconciled::Conflict(format!(
+                        "deployment `{}/{}` has {} replicas, not {replicas}, and the earlier attempt's intent did not record the spec's generation (an older GRACE wrote it): whether someone else changed it since cannot be told, so it is not scaled again",
+                        deployment.namespace, deployment.name, deployment.replicas
+                    )),
                 }
             }
             Change::RolloutRestart { stamp, before, .. } => {
@@ -281,6 +287,18 @@ mod tests {
             panic!("expected a conflict, got {read:?}")
         };
         assert!(message.contains("generation 2, now 3"), "{message}");
+    }
+
+    #[test]
+    fn a_scale_not_made_whose_intent_recorded_no_generation_reads_as_a_conflict() {
+        // An intent an older GRACE wrote: nothing tells whether the spec changed since.
+        let read = scale(4, None).read_back(deployment(2, 2, None));
+        let Reconciled::Conflict(message) = read else {
+            panic!("expected a conflict, got {read:?}")
+        };
+        assert!(message.contains("did not record"), "{message}");
+        let done = scale(4, None).read_back(deployment(4, 2, None));
+        assert!(matches!(done, Reconciled::Done(_)), "{done:?}");
     }
 
     #[test]

@@ -157,6 +157,16 @@ impl Containers {
                 initial.records.len()
             ));
         }
+        let mut ids = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeSet::new();
+        for r in &self.records {
+            if !ids.insert(&r.container.id) || !names.insert(&r.container.name) {
+                return Err(format!(
+                    "container `{}` (id `{}`) appears twice",
+                    r.container.name, r.container.id
+                ));
+            }
+        }
         for r in &self.records {
             let name = &r.container.name;
             let original = initial.records.iter().any(|i| i.container.name == *name);
@@ -177,6 +187,19 @@ impl Containers {
                 ));
             }
         }
+        // Ids to come are made from `created`: one already taken, or none left, would repeat
+        // an id.
+        if self.created == u64::MAX
+            || self
+                .records
+                .iter()
+                .any(|r| u64::from_str_radix(&r.container.id, 16).is_ok_and(|n| n > self.created))
+        {
+            return Err(format!(
+                "the count of containers created ({}) is behind the ids in use or exhausted",
+                self.created
+            ));
+        }
         Ok(())
     }
 
@@ -195,7 +218,7 @@ impl Containers {
     }
 
     fn next_id(&mut self) -> String {
-        self.created += 1;
+        self.created = self.created.saturating_add(1);
         format!("{:012x}", self.created)
     }
 

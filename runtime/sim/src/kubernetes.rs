@@ -103,6 +103,13 @@ impl DeploymentState {
                 self.replicas
             ));
         }
+        // Kubernetes keeps `metadata.generation` in an int64.
+        if i64::try_from(self.generation).is_err() {
+            return Err(format!(
+                "deployment `{name}` has generation {}, past Kubernetes' int64",
+                self.generation
+            ));
+        }
         if self.generation < initial.generation {
             return Err(format!(
                 "deployment `{name}` has generation {}, before the fleet file's {}",
@@ -118,7 +125,7 @@ impl DeploymentState {
             return;
         }
         let current = self.status(now);
-        self.generation += 1;
+        self.generation = self.generation.saturating_add(1);
         self.ready_from = current.ready_replicas.min(replicas);
         self.updated_from = if current.updated_replicas == current.replicas {
             replicas
@@ -142,7 +149,7 @@ impl DeploymentState {
         }
         self.restart_stamp = Some(stamp.to_owned());
         let current = self.status(now);
-        self.generation += 1;
+        self.generation = self.generation.saturating_add(1);
         self.ready_from = current.ready_replicas;
         self.updated_from = 0;
         self.done_at = if self.replicas == 0 {

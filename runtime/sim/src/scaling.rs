@@ -76,7 +76,10 @@ impl GroupState {
     }
 
     fn launch(&mut self, launched_at: u64, in_service_at: u64) {
-        self.launched = self.launched.max(self.instances.len() as u64) + 1;
+        self.launched = self
+            .launched
+            .max(self.instances.len() as u64)
+            .saturating_add(1);
         let id = format!("i-{}-{:04}", self.name, self.launched);
         self.instances.push(InstanceRecord {
             id,
@@ -226,6 +229,21 @@ impl GroupState {
             .iter()
             .filter(|i| i.removed_at.is_none())
             .count();
+        // The bounds `trim` keeps (one more change of each kind may be pending it).
+        if self.desired_log.len() > MAX_GROUP_HISTORY + 1
+            || self.instances.len() > existing + MAX_GROUP_HISTORY + 1
+        {
+            return Err(format!(
+                "group `{name}` keeps {} capacity changes and {} instances, more history than {MAX_GROUP_HISTORY} of each",
+                self.desired_log.len(),
+                self.instances.len()
+            ));
+        }
+        if self.launched == u64::MAX {
+            return Err(format!(
+                "group `{name}` has launched too many instances to launch more"
+            ));
+        }
         if self.desired_log.is_empty() || existing > self.max_size as usize {
             return Err(format!(
                 "group `{name}` has {existing} instances, more than its maximum of {}",

@@ -163,3 +163,36 @@ async fn a_group_remembers_a_bounded_history_and_numbers_new_instances_on() {
     assert_eq!(how, Restored::Everything);
     assert_eq!(desired(&restored, "api-asg"), desired(&sim, "api-asg"));
 }
+
+#[tokio::test]
+async fn a_saved_deployment_whose_generation_is_past_kubernetes_int64_is_not_restored() {
+    let mut state = saved_after_a_change().await;
+    state["world"]["deployments"][0]["generation"] = json!(u64::MAX);
+    let why = why(restore(&state).1);
+    assert!(why.contains("past Kubernetes' int64"), "{why}");
+}
+
+#[tokio::test]
+async fn saved_containers_that_repeat_an_id_or_whose_id_counter_is_behind_are_not_restored() {
+    let saved = saved_after_a_change().await;
+
+    let mut twice = saved.clone();
+    let records = twice["world"]["containers"]["records"]
+        .as_array_mut()
+        .unwrap();
+    let mut copy = records[0].clone();
+    copy["container"]["name"] = json!(format!(
+        "{}-2",
+        copy["container"]["name"].as_str().unwrap()
+    ));
+    copy["container"]["labels"]["grace.clone-of"] = records[0]["container"]["name"].clone();
+    records.push(copy);
+    let why_twice = why(restore(&twice).1);
+    assert!(why_twice.contains("appears twice"), "{why_twice}");
+
+    // The next container made would take an id already in use.
+    let mut behind = saved;
+    behind["world"]["containers"]["created"] = json!(0);
+    let why_behind = why(restore(&behind).1);
+    assert!(why_behind.contains("is behind the ids in use"), "{why_behind}");
+}

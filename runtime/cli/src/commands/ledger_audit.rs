@@ -198,9 +198,6 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
         Some(key) => Some(latest_checkpoint(client, key)?),
         None => None,
     };
-    if let (Some(max_age), Some((cp, _))) = (request.max_age, &latest) {
-        check_age(cp, max_age, grace_engine::event::system_now_millis())?;
-    }
     let head: TreeHead = decode(
         &client.get_bounded(&["v1", "ledger", "tree-head"], &[], SMALL_ANSWER_BYTES)?,
         "GET /v1/ledger/tree-head",
@@ -257,6 +254,10 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
         }
         .into());
     }
+    // Last: a ledger both tampered with and stale is reported as tampered with.
+    if let (Some(max_age), Some((cp, _))) = (request.max_age, &latest) {
+        check_age(cp, max_age, grace_engine::event::system_now_millis())?;
+    }
     let saved = match (&latest, saved) {
         (Some((_, text)), Some(audit)) => Some(SavedState {
             format: STATE_FORMAT.to_owned(),
@@ -280,8 +281,23 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
     })
 }
 
-/// Refuses a newest signed checkpoint older than `max_age` at `now` (wall clock, ms).
+/// How far ahead of this machine's clock a checkpoint may be dated (the two clocks differ a
+/// little) before `--max-age` refuses it: a checkpoint dated further ahead would never grow old.
+const FUTURE_ALLOWANCE_MS: u64 = 60_000;
+
+/// Refuses a newest signed checkpoint older than `max_age` at `now` (wall clock, ms), or dated
+/// more than [`FUTURE_ALLOWANCE_MS`] ahead of it.
 fn check_age(cp: &Checkpoint, max_age: std::time::Duration, now: u64) -> Result<(), Stop> {
+    if cp.timestamp_millis > now.saturating_add(FUTURE_ALLOWANCE_MS) {
+        return Err(Finding::Stale(format!(
+            "its newest signed checkpoint (of {} entries, signed by `{}`) is dated {}, more than a minute ahead of this machine's clock ({}): with --max-age, a checkpoint from the future is refused, since it would never grow old (check both clocks)",
+            cp.tree_size,
+            cp.origin,
+            grace_engine::event::format_millis(cp.timestamp_millis),
+            grace_engine::event::format_millis(now),
+        ))
+        .into());
+    }
     let age = now.saturating_sub(cp.timestamp_millis);
     let max = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     if age > max {
@@ -672,5 +688,47 @@ fn print_verified(server: &str, v: &Verified, as_json: bool) {
     }
     if let Some(size) = v.extends {
         println!("  it extends the earlier checkpoint of {size} entries");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed_at(timestamp_millis: u64) -> Checkpoint {
+        Checkpoint {
+            origin: "test.grace/ledger".into(),
+            tree_size: 3,
+            root_hash: grace_ledger::Hash::ZERO,
+            timestamp_millis,
+        }
+    }
+
+    fn is_stale(r: Result<(), Stop>) -> bool {
+        matches!(r, Err(Stop::Finding(Finding::Stale(_))))
+    }
+
+    #[test]
+    fn a_checkpoint_within_max_age_passes_and_an_older_one_is_stale() {
+        let ten_minutes = std::time::Duration::from_secs(600);
+        let now = 1_800_000_000_000;
+        assert!(check_age(&signed_at(now - 599_000), ten_minutes, now).is_ok());
+        assert!(is_stale(check_age(
+            &signed_at(now - 601_000),
+            ten_minutes,
+            now
+        )));
+    }
+
+    #[test]
+    fn a_checkpoint_dated_more_than_a_minute_ahead_is_refused_since_it_would_never_grow_old() {
+        let ten_minutes = std::time::Duration::from_secs(600);
+        let now = 1_800_000_000_000;
+        assert!(check_age(&signed_at(now + 30_000), ten_minutes, now).is_ok());
+        assert!(is_stale(check_age(
+            &signed_at(now + 3_600_000),
+            ten_minutes,
+            now
+        )));
     }
 }

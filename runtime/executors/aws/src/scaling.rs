@@ -204,10 +204,19 @@ impl ScalingExecutor for AutoScaling {
             format!("UpdateAutoScalingGroup of group `{name}` to desired capacity {desired}");
         let capacity = i32::try_from(desired)
             .map_err(|_| ExecError::InvalidArgument(format!("{what}: {desired} is too large")))?;
+        // One attempt only: the SDK's own retry of a write whose first attempt was applied and
+        // then lost could be answered with an error (`ResourceContention`,
+        // `ScalingActivityInProgress`) that reads as "not made", and the engine would then make
+        // the change again without reading the group back. The engine's retry reads it back.
         self.client
             .update_auto_scaling_group()
             .auto_scaling_group_name(name)
             .desired_capacity(capacity)
+            .customize()
+            .config_override(
+                aws_sdk_autoscaling::config::Builder::default()
+                    .retry_config(aws_sdk_autoscaling::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| from_sdk_error(e, &what, self.call_timeout))?;
