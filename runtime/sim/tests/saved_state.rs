@@ -181,10 +181,7 @@ async fn saved_containers_that_repeat_an_id_or_whose_id_counter_is_behind_are_no
         .as_array_mut()
         .unwrap();
     let mut copy = records[0].clone();
-    copy["container"]["name"] = json!(format!(
-        "{}-2",
-        copy["container"]["name"].as_str().unwrap()
-    ));
+    copy["container"]["name"] = json!(format!("{}-2", copy["container"]["name"].as_str().unwrap()));
     copy["container"]["labels"]["grace.clone-of"] = records[0]["container"]["name"].clone();
     records.push(copy);
     let why_twice = why(restore(&twice).1);
@@ -194,5 +191,8 @@ async fn saved_containers_that_repeat_an_id_or_whose_id_counter_is_behind_are_no
     let mut behind = saved;
     behind["world"]["containers"]["created"] = json!(0);
     let why_behind = why(restore(&behind).1);
-    assert!(why_behind.contains("is behind the ids in use"), "{why_behind}");
+    assert!(
+        why_behind.contains("is behind the ids in use"),
+        "{why_behind}"
+    );
 }
