@@ -82,26 +82,44 @@ pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreE
     Ok(())
 }
 
+/// Where the count of runs in `state` is kept, under [`META`].
+fn count_key(state: RunState) -> String {
+    format!("{RUN_COUNT_PREFIX}{}", state.name())
+}
+
+/// The count of runs in each state, as `meta` (the [`META`] table, in any transaction) holds
+/// them.
+fn counts(
+    meta: &impl ReadableTable<&'static str, u64>,
+) -> Result<Vec<(RunState, u64)>, StoreError> {
+    RunState::ALL
+        .into_iter()
+        .map(|state| {
+            let n = meta
+                .get(count_key(state).as_str())
+                .map_err(db)?
+                .map_or(0, |v| v.value());
+            Ok((state, n))
+        })
+        .collect()
+}
+
 /// Adds `by` to the count of runs in `state`.
 fn count(tx: &WriteTransaction, state: RunState, by: i64) -> Result<(), StoreError> {
     let mut meta = tx.open_table(META).map_err(db)?;
-    let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
+    let key = count_key(state);
     let now = meta.get(key.as_str()).map_err(db)?.map_or(0, |v| v.value());
-    let next = now.saturating_add_signed(by);
-    meta.insert(key.as_str(), next).map_err(db)?;
+    meta.insert(key.as_str(), now.saturating_add_signed(by))
+        .map_err(db)?;
     Ok(())
 }
 
 /// The sum of the counts of runs by state.
 fn counted(tx: &WriteTransaction) -> Result<u64, StoreError> {
     let meta = tx.open_table(META).map_err(db)?;
-    let mut sum = 0u64;
-    for state in RunState::ALL {
-        let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
-        let n = meta.get(key.as_str()).map_err(db)?.map_or(0, |v| v.value());
-        sum = sum.saturating_add(n);
-    }
-    Ok(sum)
+    Ok(counts(&meta)?
+        .into_iter()
+        .fold(0u64, |sum, (_, n)| sum.saturating_add(n)))
 }
 
 /// Builds what the indexes lack from every run if this data directory was written before them
@@ -168,8 +186,7 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
     }
     let mut meta = tx.open_table(META).map_err(db)?;
     for (state, n) in RunState::ALL.into_iter().zip(counts) {
-        let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
-        meta.insert(key.as_str(), n).map_err(db)?;
+        meta.insert(count_key(state).as_str(), n).map_err(db)?;
     }
     meta.insert(RUN_INDEX_VERSION, VERSION).map_err(db)?;
     Ok(read)
@@ -205,15 +222,7 @@ impl Store {
     /// How many runs are in each state, from the counts kept with every write.
     pub fn run_counts(&self) -> Result<Vec<(RunState, u64)>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
-        let meta = tx.open_table(META).map_err(db)?;
-        RunState::ALL
-            .into_iter()
-            .map(|state| {
-                let key = format!("{RUN_COUNT_PREFIX}{}", state.name());
-                let n = meta.get(key.as_str()).map_err(db)?.map_or(0, |v| v.value());
-                Ok((state, n))
-            })
-            .collect()
+        counts(&tx.open_table(META).map_err(db)?)
     }
 
     /// Failed runs that finished at or after `since` (wall clock, ms), oldest first: the
