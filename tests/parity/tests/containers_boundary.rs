@@ -7,23 +7,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::engine;
+
 use grace_engine::trust::PassThrough;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use grace_engine::{Engine, EngineConfig, Guest, RunEnv, RunReport, RunStatus, TriggerEvent};
+use grace_engine::{Guest, RunEnv, RunReport, RunStatus, TriggerEvent};
 use grace_executor::{ContainerExecutor, Executors, Labels, SystemClock};
 use grace_ledger::{Durability, Ledger};
 use grace_testkit::podman::{Podman, TEST_IMAGE};
 use grace_testkit::{build_guests, fixture};
 use serde_json::json;
-
-fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Engine::new(&EngineConfig::default()).unwrap())
-        .clone()
-}
 
 /// The `container-prober` fixture with `config` as its `[config]` table and `labels` as the
 /// labels its grant puts in scope.

@@ -9,11 +9,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{engine, runtime};
+
 use grace_engine::trust::PassThrough;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use grace_engine::{Engine, EngineConfig, RunEnv, RunStatus, TriggerEvent};
+use grace_engine::{RunEnv, RunStatus, TriggerEvent};
 use grace_executor::{
     ContainerExecutor, ExecError, Executors, KubernetesExecutor, Labels, ScalingExecutor,
     SystemClock,
@@ -23,21 +27,6 @@ use grace_ledger::{Durability, Ledger};
 use grace_testkit::fake_endpoint::{Behaviour, FakeEndpoint};
 use grace_testkit::{build_guests, fixture};
 use serde_json::json;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Engine::new(&EngineConfig::default()).unwrap())
-        .clone()
-}
 
 /// The Kubernetes provider on `server`.
 fn kube(server: &TestServer) -> grace_kubernetes::Kube {

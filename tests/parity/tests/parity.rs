@@ -11,33 +11,22 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{engine, runtime};
+
 use grace_engine::trust::PassThrough;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use grace_engine::{Engine, EngineConfig, Guest, RunEnv, RunReport, RunStatus, TriggerEvent};
+use grace_engine::{Guest, RunEnv, RunReport, RunStatus, TriggerEvent};
 use grace_executor::{Executors, Labels, SystemClock};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 use grace_testkit::podman::{Podman, TEST_IMAGE};
 use grace_testkit::{build_guests, example, example_manifest, poll_until};
 use serde_json::json;
-
-fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Engine::new(&EngineConfig::default()).unwrap())
-        .clone()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// An example, its manifest's `[config]` lines optionally replaced (`key =` prefix → line).
 fn playbook(name: &str, replace: &[(&str, &str)]) -> Guest {

@@ -7,24 +7,21 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::engine;
+
 use grace_engine::trust::PassThrough;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use grace_engine::{Engine, EngineConfig, RunEnv, RunStatus, TriggerEvent};
+use grace_engine::{RunEnv, RunStatus, TriggerEvent};
 use grace_executor::providers::{Route, Routes};
 use grace_executor::{Executors, Providers, ScalingExecutor};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 use grace_testkit::{build_guests, fixture};
 use serde_json::json;
-
-fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Engine::new(&EngineConfig::default()).unwrap())
-        .clone()
-}
 
 async fn create_group(sdk: &aws_config::SdkConfig, name: &str, min: i32, max: i32, desired: i32) {
     let client = aws_sdk_autoscaling::Client::new(sdk);

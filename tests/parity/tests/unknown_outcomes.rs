@@ -11,32 +11,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, OnceLock};
+mod common;
+
+use common::{engine, runtime};
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use grace_engine::trust::PassThrough;
-use grace_engine::{Engine, EngineConfig, Guest, RunEnv, RunReport, RunStatus, TriggerEvent};
+use grace_engine::{Guest, RunEnv, RunReport, RunStatus, TriggerEvent};
 use grace_executor::{Executors, SystemClock};
 use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 use grace_testkit::proxy::{Proxy, Upstream};
 use grace_testkit::{build_guests, example, example_manifest};
 use serde_json::json;
-
-fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Engine::new(&EngineConfig::default()).unwrap())
-        .clone()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn playbook(name: &str) -> Guest {
     build_guests();
