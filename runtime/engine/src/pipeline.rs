@@ -697,6 +697,8 @@ impl RunState {
                 }
             }
         };
+        // A conflict met reading the earlier attempt's change back: every retry meets it again.
+        let unreconciled = matches!(result, Err(ExecError::Conflict(_)));
         let result = match result {
             Ok(Some(done)) => Ok(done),
             Err(e) => Err(e),
@@ -746,6 +748,9 @@ impl RunState {
         };
         if let Some(key) = key {
             recorded["idempotency_key"] = json!(key);
+        }
+        if let (true, Some(unknown)) = (unreconciled, &earlier) {
+            recorded["error"]["unreconciled_from"] = json!(unknown.seq);
         }
         let reason = match (reconciled_from, &earlier) {
             (Some(seq), Some(unknown)) => {

@@ -424,6 +424,12 @@ fn a_change_whose_intent_went_to_another_provider_is_refused_naming_both_not_rea
         refused.result.get("reconciled_from").is_none(),
         "{refused:?}"
     );
+    // The same refusal awaits every retry: the record says so, and the server stops there.
+    let intent = capacity_records(&world, "run-1")[0].seq;
+    assert_eq!(
+        refused.result["error"]["unreconciled_from"], intent,
+        "{refused:?}"
+    );
 }
 
 /// The simulated groups, except that the first capacity change is refused by the provider
@@ -505,6 +511,10 @@ fn a_change_the_provider_refused_is_not_an_unknown_outcome_and_is_made_anew_by_t
     assert_ne!(first.status, RunStatus::Succeeded);
     let refused = first.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    assert!(
+        refused.result["error"].get("unreconciled_from").is_none(),
+        "an ordinary conflict may clear: {refused:?}"
+    );
 
     let env = env.clone().retrying(true);
     let retry = runtime().block_on(async {
@@ -596,6 +606,10 @@ fn a_conflict_reported_on_reading_back_leaves_the_first_attempts_outcome_unknown
     let second = run(&conflicting);
     let refused = second.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    assert_eq!(
+        refused.result["error"]["unreconciled_from"], first_intent,
+        "{refused:?}"
+    );
 
     // The third attempt still reads the first attempt's change back, and finds it made.
     let third = attempt(&world, &guest, true);
@@ -827,6 +841,10 @@ fn a_deployment_scale_never_made_over_which_the_spec_changed_is_a_conflict_not_a
     assert_ne!(resumed.status, RunStatus::Succeeded);
     let refused = resumed.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    assert!(
+        refused.result["error"]["unreconciled_from"].is_u64(),
+        "no retry can clear it: {refused:?}"
+    );
     let read = runtime()
         .block_on(sim.get_deployment("shop", "checkout"))
         .unwrap();

@@ -197,7 +197,10 @@ pub fn state_of(report: &RunReport) -> RunState {
 
 /// Whether a failed attempt is worth retrying: the playbook gave up right after a provider said
 /// it was unavailable, throttling, conflicting or slow. Limits exceeded, denials and the
-/// playbook's own logic errors are not retried.
+/// playbook's own logic errors are not retried, and neither is a conflict met reading back a
+/// change an earlier attempt began (its error carries `unreconciled_from`, the ledger entry of
+/// that change's intent): the resource was changed by someone else since, or routes to another
+/// provider, so every further attempt would meet the same refusal.
 pub fn is_transient(report: &RunReport) -> bool {
     let Some(failure) = &report.failure else {
         return false;
@@ -208,16 +211,104 @@ pub fn is_transient(report: &RunReport) -> bool {
     let Some(last) = report.timeline.iter().rev().find(|e| e.interface != "log") else {
         return false;
     };
-    let kind = last
-        .result
-        .get("error")
-        .and_then(|e| e.get("kind"))
-        .and_then(|k| k.as_str());
-    match kind {
+    let Some(error) = last.result.get("error") else {
+        return false;
+    };
+    if error.get("unreconciled_from").is_some() {
+        return false;
+    }
+    match error.get("kind").and_then(|k| k.as_str()) {
         Some("unavailable" | "conflict") => true,
         // A change that timed out may have happened: the retry reads the resource before
         // making it again (the pipeline reconciles changes whose outcome is unknown).
         Some("timed-out") => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grace_engine::Kind;
+    use grace_ledger::Verdict;
+    use serde_json::json;
+
+    /// A playbook that gave up right after a change whose recorded result is `result`.
+    fn gave_up_after(result: serde_json::Value) -> RunReport {
+        RunReport {
+            run_id: "run-1".into(),
+            guest: grace_engine::run::GuestInfo {
+                name: "scale-on-latency".into(),
+                version: "1.0.0".into(),
+                kind: Kind::Playbook,
+                digest: "sha256:00".into(),
+            },
+            event: None,
+            status: RunStatus::Failed,
+            outcome: None,
+            events: Vec::new(),
+            failure: Some(Failure {
+                kind: FailureKind::GuestError,
+                message: "the change failed".into(),
+            }),
+            approval: None,
+            started_at: 0,
+            finished_at: 1,
+            timeline: vec![TimelineEntry {
+                seq: 7,
+                at: 0,
+                offset_ms: 0,
+                interface: "scaling".into(),
+                function: "set-desired-capacity".into(),
+                args: json!({ "group": "api-asg", "desired": 5 }),
+                verdict: Verdict::Allowed,
+                reason: "allowed".into(),
+                trust: None,
+                result,
+                change: true,
+            }],
+            host_calls: 1,
+            fuel_consumed: 0,
+            guest_stderr: String::new(),
+            outcome_truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_conflict_the_provider_answered_is_retried() {
+        let report = gave_up_after(json!({ "error": {
+            "kind": "conflict",
+            "message": "ScalingActivityInProgress: a scaling activity is in progress",
+        }}));
+        assert!(is_transient(&report));
+    }
+
+    #[test]
+    fn a_conflict_met_reading_back_an_earlier_attempts_change_is_not_retried() {
+        let report = gave_up_after(json!({ "error": {
+            "kind": "conflict",
+            "message": "container `web-1` is another container than the one the restart was decided on",
+            "unreconciled_from": 3,
+        }}));
+        assert!(!is_transient(&report));
+    }
+
+    #[test]
+    fn a_change_whose_earlier_attempt_routed_to_another_provider_is_not_retried() {
+        let report = gave_up_after(json!({ "error": {
+            "kind": "conflict",
+            "message": "an earlier attempt of this run began this change on provider `aws-eu` (ledger entry 3) and its outcome is unknown, but the resource now routes to provider `sim`",
+            "unreconciled_from": 3,
+        }}));
+        assert!(!is_transient(&report));
+    }
+
+    #[test]
+    fn a_change_that_timed_out_is_retried() {
+        let report = gave_up_after(json!({ "error": {
+            "kind": "timed-out",
+            "message": "no answer within 10s",
+        }}));
+        assert!(is_transient(&report));
     }
 }
