@@ -21,7 +21,10 @@
 //! says so loudly, naming the groups, deployments and containers that differ. A saved fleet
 //! that the file could not have become (another resource, a count outside the file's limits)
 //! is not restored either, with a warning saying why (see [`grace_sim::Restored`]). The saved
-//! state is bounded ([`grace_sim::MAX_GROUP_HISTORY`]).
+//! state is bounded ([`grace_sim::MAX_GROUP_HISTORY`]). A saved clock reading more than
+//! [`MAX_SAVED_CLOCK_AHEAD`] after the wall clock (a corrupt or forged data directory: events
+//! can walk the clock ahead, but not by a year in any plausible replay) is not taken, nor the
+//! world saved with it: the fleet starts over from the fleet file, loudly.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,6 +107,10 @@ impl EventTimeBound {
     }
 }
 
+/// How far after the wall clock a restored simulation clock may read; a later saved reading is
+/// refused (see the module documentation).
+pub const MAX_SAVED_CLOCK_AHEAD: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
 /// Saves the simulated fleet's state in the store after each change.
 pub struct SavedSimulation {
     store: Store,
@@ -127,9 +134,11 @@ impl SaveState for SavedSimulation {
 
 /// Brings back the state saved in `store` (if any) and saves every later change there.
 pub fn restore_and_keep(sim: &Simulation, store: &Store) -> Result<(), StoreError> {
+    let ahead = u64::try_from(MAX_SAVED_CLOCK_AHEAD.as_millis()).unwrap_or(u64::MAX);
+    let latest = system_now_millis().saturating_add(ahead);
     if let Some(bytes) = store.simulation()? {
         match SavedState::from_bytes(&bytes) {
-            Ok(saved) => match sim.restore(&saved) {
+            Ok(saved) => match sim.restore(&saved, latest) {
                 Restored::Everything => tracing::info!(
                     time = %format_millis(sim.clock().now_millis()),
                     "the simulated fleet is restored as it was saved in the data directory"
@@ -138,6 +147,12 @@ pub fn restore_and_keep(sim: &Simulation, store: &Store) -> Result<(), StoreErro
                     time = %format_millis(sim.clock().now_millis()),
                     "the simulated fleet saved in the data directory is not restored ({}): it starts over from the fleet file (the runs and the ledger remember the old one), its clock goes on from the saved time",
                     why.join("; ")
+                ),
+                Restored::Nothing { why } => tracing::warn!(
+                    time = %format_millis(sim.clock().now_millis()),
+                    latest = %format_millis(latest),
+                    "the simulated fleet saved in the data directory is not restored ({why}): its clock is more than {} after the wall clock, so it starts over from the fleet file and its clock (the runs and the ledger remember the old one)",
+                    humantime::format_duration(MAX_SAVED_CLOCK_AHEAD)
                 ),
                 _ => {}
             },
@@ -149,7 +164,14 @@ pub fn restore_and_keep(sim: &Simulation, store: &Store) -> Result<(), StoreErro
     // The clock kept with the last matched batch may be later than the last saved state's.
     if let Some(clock) = store.simulation_clock()? {
         let now = sim.clock().now_millis();
-        if clock > now {
+        if clock > latest {
+            tracing::warn!(
+                saved = clock,
+                latest = %format_millis(latest),
+                "the simulated clock kept with the last matched batch is more than {} after the wall clock: it is not restored",
+                humantime::format_duration(MAX_SAVED_CLOCK_AHEAD)
+            );
+        } else if clock > now {
             sim.clock().advance(Duration::from_millis(clock - now));
         }
     }
@@ -157,4 +179,73 @@ pub fn restore_and_keep(sim: &Simulation, store: &Store) -> Result<(), StoreErro
         store: store.clone(),
     }));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("grace.redb")).unwrap();
+        (dir, Store::open(Arc::new(db)).unwrap())
+    }
+
+    fn fleet() -> Simulation {
+        Simulation::new(&grace_sim::Fleet::default_fleet())
+    }
+
+    /// A state of the default fleet with api-asg scaled to 5, its clock reading `clock_millis`.
+    async fn scaled_state(clock_millis: u64) -> SavedState {
+        let sim = fleet();
+        let group = sim.executors().scaling.default_provider().unwrap();
+        group
+            .executor()
+            .set_desired_capacity("api-asg", 5)
+            .await
+            .unwrap();
+        let mut saved = sim.state();
+        saved.clock_millis = clock_millis;
+        saved
+    }
+
+    fn desired(sim: &Simulation) -> u32 {
+        sim.snapshot().groups[0].desired_capacity
+    }
+
+    #[tokio::test]
+    async fn a_saved_state_within_the_bound_is_restored() {
+        let (_dir, store) = store();
+        let saved = scaled_state(system_now_millis() + 60_000).await;
+        store.put_simulation(&saved.to_bytes()).unwrap();
+
+        let restarted = fleet();
+        restore_and_keep(&restarted, &store).unwrap();
+        assert_eq!(restarted.clock().now_millis(), saved.clock_millis);
+        assert_eq!(desired(&restarted), 5);
+    }
+
+    #[tokio::test]
+    async fn a_saved_clock_far_past_the_wall_clock_is_refused_and_the_fleet_starts_over() {
+        let (_dir, store) = store();
+        let ahead = u64::try_from(MAX_SAVED_CLOCK_AHEAD.as_millis()).unwrap();
+        let far = system_now_millis() + ahead + 3_600_000;
+        store
+            .put_simulation(&scaled_state(far).await.to_bytes())
+            .unwrap();
+        store.put_matched(&[], 0, None, Some(far)).unwrap();
+
+        let restarted = fleet();
+        let (before, fresh) = (restarted.clock().now_millis(), desired(&restarted));
+        restore_and_keep(&restarted, &store).unwrap();
+        assert_eq!(
+            restarted.clock().now_millis(),
+            before,
+            "the clock is not moved"
+        );
+        assert_eq!(desired(&restarted), fresh, "the world is the fleet file's");
+        assert_ne!(fresh, 5);
+    }
 }

@@ -170,6 +170,13 @@ pub enum Restored {
         /// was refused.
         why: Vec<String>,
     },
+    /// Nothing: the saved clock reads later than the caller allows (a corrupt or forged
+    /// state), so neither the clock nor the world is taken and the simulation starts over
+    /// from its fleet file.
+    Nothing {
+        /// Why, naming the saved reading and the latest allowed.
+        why: String,
+    },
 }
 
 impl Simulation {
@@ -187,8 +194,19 @@ impl Simulation {
     }
 
     /// Brings back a saved state: the clock moves forward to its reading (it never goes back),
-    /// and the world becomes the saved one if it was saved from the same fleet file.
-    pub fn restore(&self, saved: &SavedState) -> Restored {
+    /// and the world becomes the saved one if it was saved from the same fleet file. A state
+    /// whose clock reads later than `latest_millis` (milliseconds since the epoch) is not
+    /// taken at all ([`Restored::Nothing`]): the simulation has no wall clock of its own, so
+    /// the caller says how far ahead of the real time a saved reading may be.
+    pub fn restore(&self, saved: &SavedState, latest_millis: u64) -> Restored {
+        if saved.clock_millis > latest_millis {
+            return Restored::Nothing {
+                why: format!(
+                    "its clock reads {} ms since the epoch, later than the latest allowed, {latest_millis}",
+                    saved.clock_millis
+                ),
+            };
+        }
         let clock = self.clock();
         let now = clock.now_millis();
         if saved.clock_millis > now {
@@ -239,7 +257,7 @@ mod tests {
         let saved = SavedState::from_bytes(&sim.state().to_bytes()).expect("reads back");
 
         let restarted = Simulation::new(&Fleet::default_fleet());
-        assert_eq!(restarted.restore(&saved), Restored::Everything);
+        assert_eq!(restarted.restore(&saved, u64::MAX), Restored::Everything);
         assert_eq!(restarted.clock().now_millis(), sim.clock().now_millis());
         assert_eq!(restarted.snapshot(), sim.snapshot());
     }
@@ -255,11 +273,38 @@ mod tests {
         .expect("valid fleet");
         let restarted = Simulation::new(&other);
         assert!(matches!(
-            restarted.restore(&saved),
+            restarted.restore(&saved, u64::MAX),
             Restored::ClockOnly { why } if why.contains(&"group `web` is new".to_owned())
                 && why.contains(&"group `api-asg` is gone".to_owned())
         ));
         assert_eq!(restarted.clock().now_millis(), saved.clock_millis);
         assert_eq!(restarted.snapshot().groups[0].name, "web");
+    }
+
+    #[tokio::test]
+    async fn a_state_whose_clock_reads_past_the_latest_allowed_is_not_restored_at_all() {
+        let sim = Simulation::new(&Fleet::default_fleet());
+        let group = sim.executors().scaling.default_provider().expect("sim");
+        group
+            .executor()
+            .set_desired_capacity("api-asg", 5)
+            .await
+            .expect("within limits");
+        let mut saved = sim.state();
+        saved.clock_millis = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+
+        let restarted = Simulation::new(&Fleet::default_fleet());
+        let before = restarted.clock().now_millis();
+        let restored = restarted.restore(&saved, saved.clock_millis - 1);
+        assert!(
+            matches!(&restored, Restored::Nothing { why } if why.contains("253402300799000")),
+            "{restored:?}"
+        );
+        assert_eq!(restarted.clock().now_millis(), before, "the clock stays");
+        assert_eq!(
+            restarted.snapshot(),
+            Simulation::new(&Fleet::default_fleet()).snapshot(),
+            "the world is the fleet file's"
+        );
     }
 }
