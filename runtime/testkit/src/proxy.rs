@@ -7,7 +7,9 @@
 //! `/restart`): the first connection whose client sends it has everything the server answers
 //! from then on dropped, and the proxy disarms. Every other byte is forwarded as it comes.
 //! The proxy also counts the requests carrying each armed text it saw, so a test can tell how
-//! many times a change reached the server.
+//! many times a change reached the server. [`Proxy::replace_answer_after`] instead gives that
+//! client other bytes once the server has answered (a `503`, say) and closes the connection: a
+//! retryable failure of a request the server did act on, to tell whether a client retries it.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -33,6 +35,9 @@ const WINDOW: usize = 4096;
 struct Shared {
     /// The text whose request loses its answer, while armed.
     armed: Option<String>,
+    /// What the armed request's client gets instead of the server's answer: nothing (the
+    /// answer is lost) or these bytes, after which the connection is closed.
+    reply: Option<Vec<u8>>,
     /// Texts to count, with how many client sends carried them.
     counted: Vec<(String, usize)>,
 }
@@ -105,8 +110,20 @@ impl Proxy {
     /// on that connection) is lost. Requests carrying `text` are counted from now on
     /// ([`Proxy::count`]).
     pub fn lose_answer_after(&self, text: &str) {
+        self.arm(text, None);
+    }
+
+    /// Arms the proxy like [`Proxy::lose_answer_after`], except that once the server has
+    /// answered the next request carrying `text`, its client gets `reply` instead (a whole
+    /// HTTP response) and the connection is closed.
+    pub fn replace_answer_after(&self, text: &str, reply: &[u8]) {
+        self.arm(text, Some(reply.to_vec()));
+    }
+
+    fn arm(&self, text: &str, reply: Option<Vec<u8>>) {
         let mut shared = lock(&self.shared);
         shared.armed = Some(text.to_owned());
+        shared.reply = reply;
         if !shared.counted.iter().any(|(t, _)| t == text) {
             shared.counted.push((text.to_owned(), 0));
         }
@@ -167,8 +184,9 @@ fn relay(client: TcpStream, upstream: &Upstream, shared: &Arc<Mutex<Shared>>) {
     };
     let mut to_client = client;
     let losing = Arc::new(AtomicBool::new(false));
+    let replacement: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
     let answers = {
-        let losing = losing.clone();
+        let (losing, replacement) = (losing.clone(), replacement.clone());
         thread::spawn(move || {
             let mut buf = [0u8; 16 * 1024];
             loop {
@@ -176,6 +194,17 @@ fn relay(client: TcpStream, upstream: &Upstream, shared: &Arc<Mutex<Shared>>) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         if losing.load(Ordering::SeqCst) {
+                            // The server answered, so it acted on the request: the client gets
+                            // the replacement, if any, and the connection ends there.
+                            let reply = replacement
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .take();
+                            if let Some(reply) = reply {
+                                let _ = to_client.write_all(&reply);
+                                let _ = to_client.shutdown(Shutdown::Both);
+                                break;
+                            }
                             continue;
                         }
                         if to_client.write_all(&buf[..n]).is_err() {
@@ -212,7 +241,11 @@ fn relay(client: TcpStream, upstream: &Upstream, shared: &Arc<Mutex<Shared>>) {
             if let Some(armed) = shared.armed.clone()
                 && found_in(&window, fresh_from, armed.as_bytes())
             {
-                // From here on, what the server answers on this connection is dropped.
+                // From here on, what the server answers on this connection is dropped (or
+                // replaced).
+                *replacement
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = shared.reply.take();
                 losing.store(true, Ordering::SeqCst);
                 shared.armed = None;
             }

@@ -13,6 +13,7 @@ use grace_aws::{AutoScaling, AwsSettings};
 use grace_executor::scaling::LifecycleState;
 use grace_executor::{ExecError, ScalingExecutor};
 use grace_testkit::moto::Moto;
+use grace_testkit::proxy::{Proxy, Upstream};
 
 /// A group of this test (min 1, max 10, desired 3) on the shared moto, and a provider for it.
 struct Fixture {
@@ -56,6 +57,77 @@ impl Fixture {
             .unwrap();
         id
     }
+}
+
+/// A whole HTTP answer saying Auto Scaling is unavailable, in its Query protocol's words:
+/// one the SDK's standard retries retry (a `503`, code `ServiceUnavailable`).
+fn unavailable() -> Vec<u8> {
+    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>\
+                <Message>try again</Message></Error><RequestId>0f7c6f6e-grace-test</RequestId>\
+                </ErrorResponse>";
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A group of this test (min 1, max 10, desired 3) on the shared moto, a proxy in front of
+/// moto, and a provider that goes through the proxy with the SDK's retries on (3 attempts).
+async fn behind_proxy(test: &str) -> Option<(Fixture, Proxy)> {
+    let direct = fixture(test).await?;
+    let moto = Moto::shared(test)?;
+    let proxy = Proxy::start(Upstream::Tcp(
+        format!("127.0.0.1:{}", moto.port()).parse().unwrap(),
+    ));
+    let mut settings = common::settings(&proxy.url());
+    settings.call_max_attempts = 3;
+    let config = common::sdk_config(&settings).await;
+    let through = Fixture {
+        scaling: AutoScaling::new(&config, &settings),
+        ..direct
+    };
+    Some((through, proxy))
+}
+
+#[tokio::test]
+async fn a_group_read_answered_unavailable_is_retried_by_the_sdk() {
+    let Some((f, proxy)) = behind_proxy("read_answered_unavailable").await else {
+        return;
+    };
+    let describe = "Action=DescribeAutoScalingGroups";
+    proxy.replace_answer_after(describe, &unavailable());
+    let group = f.scaling.describe_group(&f.group).await.unwrap();
+    assert_eq!(group.desired_capacity, 3);
+    assert_eq!(proxy.count(describe), 2, "the SDK sent the read again");
+}
+
+#[tokio::test]
+async fn a_capacity_write_answered_unavailable_is_sent_once_though_the_sdk_retries_reads() {
+    let Some((f, proxy)) = behind_proxy("write_answered_unavailable").await else {
+        return;
+    };
+    let update = "Action=UpdateAutoScalingGroup";
+    proxy.replace_answer_after(update, &unavailable());
+    let result = f.scaling.set_desired_capacity(&f.group, 5).await;
+    assert_eq!(
+        proxy.count(update),
+        1,
+        "a retried write that was applied could be answered ResourceContention"
+    );
+    let e = result.unwrap_err();
+    assert!(!e.proves_not_applied(), "{e:?}");
+    let direct = aws_sdk_autoscaling::Client::new(&f.config)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&f.group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.auto_scaling_groups()[0].desired_capacity(),
+        Some(5),
+        "moto made the change whose answer was replaced"
+    );
 }
 
 #[tokio::test]
