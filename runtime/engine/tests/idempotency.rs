@@ -29,11 +29,13 @@ fn slow() -> TriggerEvent {
 }
 
 fn attempt(world: &World, guest: &grace_engine::Guest, retrying: bool) -> RunReport {
-    let env = world.env.clone().retrying(retrying);
+    attempt_in(world, guest, &world.env.clone().retrying(retrying))
+}
+
+/// One attempt of run-1 on a slow api-service with `env`, its records flushed.
+fn attempt_in(world: &World, guest: &grace_engine::Guest, env: &grace_engine::RunEnv) -> RunReport {
     runtime().block_on(async {
-        let report = engine()
-            .run_playbook_as("run-1", guest, &slow(), &env)
-            .await;
+        let report = engine().run_playbook_as("run-1", guest, &slow(), env).await;
         world.ledger.flush().await.unwrap();
         report
     })
@@ -81,69 +83,125 @@ fn without_the_retry_flag_the_same_run_id_acts_again() {
     assert_eq!(desired(&world, "api-asg"), 7);
 }
 
-/// The simulated groups, except that every capacity change fails as a throttled API would.
-struct Throttled(std::sync::Arc<dyn grace_executor::ScalingExecutor>);
+/// How [`FakeScaling`] departs from the simulated groups it wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Every capacity change fails as a throttled API would (nothing is changed).
+    Throttled,
+    /// Every capacity change is made and then its answer is lost, as when a provider applies a
+    /// change and the call times out.
+    LostAnswer,
+    /// The first capacity change is refused as a conflicting scaling activity (nothing is
+    /// changed); later ones are made.
+    RefusedOnce,
+    /// Reading a change back always finds a conflict.
+    ConflictingReadBack,
+}
+
+/// The simulated groups with one [`Fault`]; counts the read-backs asked for. A fake, named so:
+/// it exercises the pipeline's reconciliation, not a provider's
+/// (tests/parity/tests/unknown_outcomes.rs runs the same against moto, Podman and the
+/// Kubernetes test API server through a proxy losing answers).
+struct FakeScaling {
+    inner: std::sync::Arc<dyn grace_executor::ScalingExecutor>,
+    fault: Fault,
+    refused: std::sync::atomic::AtomicBool,
+    reconciles: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
 
 #[async_trait::async_trait]
-impl grace_executor::ScalingExecutor for Throttled {
+impl grace_executor::ScalingExecutor for FakeScaling {
     fn check_group_name<'a>(
         &self,
         argument: &'static str,
         name: &'a str,
     ) -> Result<&'a str, grace_executor::IdentError> {
-        self.0.check_group_name(argument, name)
+        self.inner.check_group_name(argument, name)
     }
     async fn describe_group(
         &self,
         name: &str,
     ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.describe_group(name).await
+        self.inner.describe_group(name).await
     }
     async fn set_desired_capacity(
         &self,
-        _: &str,
-        _: u32,
+        name: &str,
+        desired: u32,
     ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        Err(grace_executor::ExecError::Unavailable("throttled".into()))
+        use grace_executor::ExecError;
+        match self.fault {
+            Fault::Throttled => Err(ExecError::Unavailable("throttled".into())),
+            Fault::LostAnswer => {
+                self.inner.set_desired_capacity(name, desired).await?;
+                Err(ExecError::TimedOut("no answer within 10s".into()))
+            }
+            Fault::RefusedOnce if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) => {
+                Err(ExecError::Conflict(
+                    "ScalingActivityInProgress: a scaling activity is in progress".into(),
+                ))
+            }
+            Fault::RefusedOnce | Fault::ConflictingReadBack => {
+                self.inner.set_desired_capacity(name, desired).await
+            }
+        }
     }
     async fn wait_in_service(
         &self,
         name: &str,
         timeout: std::time::Duration,
     ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.wait_in_service(name, timeout).await
+        self.inner.wait_in_service(name, timeout).await
     }
     async fn reconcile(
         &self,
         change: &grace_executor::scaling::Change,
     ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
     {
-        self.0.reconcile(change).await
+        self.reconciles
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fault == Fault::ConflictingReadBack {
+            return Ok(grace_executor::Reconciled::Conflict(
+                "another writer changed the group".into(),
+            ));
+        }
+        self.inner.reconcile(change).await
     }
+}
+
+/// `world`'s providers with its scaling provider given `fault`, and the count of read-backs
+/// that provider was asked for.
+fn faulty_env(
+    world: &World,
+    fault: Fault,
+) -> (
+    grace_engine::RunEnv,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+) {
+    let reconciles = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut executors = world.sim.executors();
+    let sim = executors.scaling.default_provider().unwrap();
+    let fake = FakeScaling {
+        inner: sim.executor().clone(),
+        fault,
+        refused: std::sync::atomic::AtomicBool::new(false),
+        reconciles: reconciles.clone(),
+    };
+    executors.scaling = grace_executor::Providers::single(sim.name(), std::sync::Arc::new(fake));
+    let env = grace_engine::RunEnv::new(
+        executors,
+        world.ledger.clone(),
+        std::sync::Arc::new(PassThrough),
+    );
+    (env, reconciles)
 }
 
 #[test]
 fn a_change_that_failed_in_an_earlier_attempt_is_made_by_the_retry() {
     let guest = load(&example("scale-on-latency"));
     let world = overloaded();
-    let mut throttled = world.sim.executors();
-    let sim = throttled.scaling.default_provider().unwrap();
-    throttled.scaling = grace_executor::Providers::single(
-        sim.name(),
-        std::sync::Arc::new(Throttled(sim.executor().clone())),
-    );
-    let env = grace_engine::RunEnv::new(
-        throttled,
-        world.ledger.clone(),
-        std::sync::Arc::new(PassThrough),
-    );
-    let first = runtime().block_on(async {
-        let r = engine()
-            .run_playbook_as("run-1", &guest, &slow(), &env)
-            .await;
-        world.ledger.flush().await.unwrap();
-        r
-    });
+    let (throttled, _) = faulty_env(&world, Fault::Throttled);
+    let first = attempt_in(&world, &guest, &throttled);
     assert_ne!(first.status, RunStatus::Succeeded);
     let failed = first.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(failed.result["error"]["kind"], "unavailable", "{failed:?}");
@@ -182,70 +240,6 @@ fn idempotency_keys_differ_by_run_change_target_and_rank() {
     }
 }
 
-/// The simulated groups, except that a capacity change is made and then its answer is lost, as
-/// when a provider applies a change and the call times out. A fake, named so: it exercises the
-/// pipeline's reconciliation, not a provider's (tests/parity/tests/unknown_outcomes.rs runs the
-/// same against moto, Podman and the Kubernetes test API server through a proxy losing answers).
-struct FakeLostAnswer(std::sync::Arc<dyn grace_executor::ScalingExecutor>);
-
-#[async_trait::async_trait]
-impl grace_executor::ScalingExecutor for FakeLostAnswer {
-    fn check_group_name<'a>(
-        &self,
-        argument: &'static str,
-        name: &'a str,
-    ) -> Result<&'a str, grace_executor::IdentError> {
-        self.0.check_group_name(argument, name)
-    }
-    async fn describe_group(
-        &self,
-        name: &str,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.describe_group(name).await
-    }
-    async fn set_desired_capacity(
-        &self,
-        name: &str,
-        desired: u32,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.set_desired_capacity(name, desired).await?;
-        Err(grace_executor::ExecError::TimedOut(
-            "no answer within 10s".into(),
-        ))
-    }
-    async fn wait_in_service(
-        &self,
-        name: &str,
-        timeout: std::time::Duration,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.wait_in_service(name, timeout).await
-    }
-    async fn reconcile(
-        &self,
-        change: &grace_executor::scaling::Change,
-    ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
-    {
-        self.0.reconcile(change).await
-    }
-}
-
-/// `world`'s providers with its scaling provider wrapped in `wrap`.
-fn wrapped_env(
-    world: &World,
-    wrap: impl FnOnce(
-        std::sync::Arc<dyn grace_executor::ScalingExecutor>,
-    ) -> std::sync::Arc<dyn grace_executor::ScalingExecutor>,
-) -> grace_engine::RunEnv {
-    let mut executors = world.sim.executors();
-    let sim = executors.scaling.default_provider().unwrap();
-    executors.scaling = grace_executor::Providers::single(sim.name(), wrap(sim.executor().clone()));
-    grace_engine::RunEnv::new(
-        executors,
-        world.ledger.clone(),
-        std::sync::Arc::new(PassThrough),
-    )
-}
-
 /// The run's ledger records of `scaling.set-desired-capacity`.
 fn capacity_records(world: &World, run: &str) -> Vec<grace_ledger::Entry> {
     world
@@ -261,14 +255,8 @@ fn capacity_records(world: &World, run: &str) -> Vec<grace_ledger::Entry> {
 fn a_change_made_whose_answer_was_lost_is_read_back_by_the_retry_not_made_again() {
     let guest = load(&example("scale-on-latency"));
     let world = overloaded();
-    let env = wrapped_env(&world, |sim| std::sync::Arc::new(FakeLostAnswer(sim)));
-    let first = runtime().block_on(async {
-        let r = engine()
-            .run_playbook_as("run-1", &guest, &slow(), &env)
-            .await;
-        world.ledger.flush().await.unwrap();
-        r
-    });
+    let (env, _) = faulty_env(&world, Fault::LostAnswer);
+    let first = attempt_in(&world, &guest, &env);
     assert_ne!(first.status, RunStatus::Succeeded);
     let lost = first.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(lost.result["error"]["kind"], "timed-out", "{lost:?}");
@@ -376,13 +364,8 @@ fn a_change_whose_intent_is_on_record_but_which_never_happened_is_made_on_resume
 fn a_change_read_back_as_made_is_recorded_with_the_arguments_its_first_attempt_made_it_with() {
     let guest = load(&example("scale-on-latency"));
     let world = overloaded();
-    let env = wrapped_env(&world, |sim| std::sync::Arc::new(FakeLostAnswer(sim)));
-    runtime().block_on(async {
-        engine()
-            .run_playbook_as("run-1", &guest, &slow(), &env)
-            .await;
-        world.ledger.flush().await.unwrap();
-    });
+    let (env, _) = faulty_env(&world, Fault::LostAnswer);
+    attempt_in(&world, &guest, &env);
     assert_eq!(desired(&world, "api-asg"), 5, "the lost change was made");
 
     // The retry's playbook reads 5 and asks for 7; what is in place, and on record, is 5.
@@ -432,82 +415,12 @@ fn a_change_whose_intent_went_to_another_provider_is_refused_naming_both_not_rea
     );
 }
 
-/// The simulated groups, except that the first capacity change is refused by the provider
-/// (a conflicting scaling activity: nothing was changed); counts the read-backs asked for.
-struct RefusedOnce {
-    inner: std::sync::Arc<dyn grace_executor::ScalingExecutor>,
-    refused: std::sync::atomic::AtomicBool,
-    reconciles: std::sync::Arc<std::sync::atomic::AtomicU32>,
-}
-
-#[async_trait::async_trait]
-impl grace_executor::ScalingExecutor for RefusedOnce {
-    fn check_group_name<'a>(
-        &self,
-        argument: &'static str,
-        name: &'a str,
-    ) -> Result<&'a str, grace_executor::IdentError> {
-        self.inner.check_group_name(argument, name)
-    }
-    async fn describe_group(
-        &self,
-        name: &str,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.inner.describe_group(name).await
-    }
-    async fn set_desired_capacity(
-        &self,
-        name: &str,
-        desired: u32,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(grace_executor::ExecError::Conflict(
-                "ScalingActivityInProgress: a scaling activity is in progress".into(),
-            ));
-        }
-        self.inner.set_desired_capacity(name, desired).await
-    }
-    async fn wait_in_service(
-        &self,
-        name: &str,
-        timeout: std::time::Duration,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.inner.wait_in_service(name, timeout).await
-    }
-    async fn reconcile(
-        &self,
-        change: &grace_executor::scaling::Change,
-    ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
-    {
-        self.reconciles
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.reconcile(change).await
-    }
-}
-
 #[test]
 fn a_change_the_provider_refused_is_not_an_unknown_outcome_and_is_made_anew_by_the_retry() {
     let guest = load(&example("scale-on-latency"));
     let world = overloaded();
-    let reconciles = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counted = reconciles.clone();
-    let env = wrapped_env(&world, move |sim| {
-        std::sync::Arc::new(RefusedOnce {
-            inner: sim,
-            refused: std::sync::atomic::AtomicBool::new(false),
-            reconciles: counted,
-        })
-    });
-    let run = || {
-        runtime().block_on(async {
-            let r = engine()
-                .run_playbook_as("run-1", &guest, &slow(), &env)
-                .await;
-            world.ledger.flush().await.unwrap();
-            r
-        })
-    };
-    let first = run();
+    let (env, reconciles) = faulty_env(&world, Fault::RefusedOnce);
+    let first = attempt_in(&world, &guest, &env);
     assert_ne!(first.status, RunStatus::Succeeded);
     let refused = first.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
@@ -516,14 +429,7 @@ fn a_change_the_provider_refused_is_not_an_unknown_outcome_and_is_made_anew_by_t
         "an ordinary conflict may clear: {refused:?}"
     );
 
-    let env = env.clone().retrying(true);
-    let retry = runtime().block_on(async {
-        let r = engine()
-            .run_playbook_as("run-1", &guest, &slow(), &env)
-            .await;
-        world.ledger.flush().await.unwrap();
-        r
-    });
+    let retry = attempt_in(&world, &guest, &env.clone().retrying(true));
     assert_eq!(retry.status, RunStatus::Succeeded, "{:?}", retry.failure);
     assert_eq!(desired(&world, "api-asg"), 5);
     assert_eq!(
@@ -539,71 +445,18 @@ fn a_change_the_provider_refused_is_not_an_unknown_outcome_and_is_made_anew_by_t
     );
 }
 
-/// The simulated groups, except that reading a change back always finds a conflict.
-struct ConflictingReadBack(std::sync::Arc<dyn grace_executor::ScalingExecutor>);
-
-#[async_trait::async_trait]
-impl grace_executor::ScalingExecutor for ConflictingReadBack {
-    fn check_group_name<'a>(
-        &self,
-        argument: &'static str,
-        name: &'a str,
-    ) -> Result<&'a str, grace_executor::IdentError> {
-        self.0.check_group_name(argument, name)
-    }
-    async fn describe_group(
-        &self,
-        name: &str,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.describe_group(name).await
-    }
-    async fn set_desired_capacity(
-        &self,
-        name: &str,
-        desired: u32,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.set_desired_capacity(name, desired).await
-    }
-    async fn wait_in_service(
-        &self,
-        name: &str,
-        timeout: std::time::Duration,
-    ) -> Result<grace_executor::scaling::Group, grace_executor::ExecError> {
-        self.0.wait_in_service(name, timeout).await
-    }
-    async fn reconcile(
-        &self,
-        _: &grace_executor::scaling::Change,
-    ) -> Result<grace_executor::Reconciled<grace_executor::scaling::Group>, grace_executor::ExecError>
-    {
-        Ok(grace_executor::Reconciled::Conflict(
-            "another writer changed the group".into(),
-        ))
-    }
-}
-
 #[test]
 fn a_conflict_reported_on_reading_back_leaves_the_first_attempts_outcome_unknown() {
     let guest = load(&example("scale-on-latency"));
     let world = overloaded();
-    let run = |env: &grace_engine::RunEnv| {
-        runtime().block_on(async {
-            let r = engine()
-                .run_playbook_as("run-1", &guest, &slow(), env)
-                .await;
-            world.ledger.flush().await.unwrap();
-            r
-        })
-    };
-    let lost = wrapped_env(&world, |sim| std::sync::Arc::new(FakeLostAnswer(sim)));
-    run(&lost);
+    let (lost, _) = faulty_env(&world, Fault::LostAnswer);
+    attempt_in(&world, &guest, &lost);
     assert_eq!(desired(&world, "api-asg"), 5, "the lost change was made");
     let first_intent = capacity_records(&world, "run-1")[0].seq;
     // The second attempt's read-back reports a conflict: its record is a failure that
     // proves nothing about the first attempt's change.
-    let conflicting =
-        wrapped_env(&world, |sim| std::sync::Arc::new(ConflictingReadBack(sim))).retrying(true);
-    let second = run(&conflicting);
+    let (conflicting, _) = faulty_env(&world, Fault::ConflictingReadBack);
+    let second = attempt_in(&world, &guest, &conflicting.retrying(true));
     let refused = second.timeline.iter().find(|c| c.change).unwrap();
     assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
     assert_eq!(
