@@ -23,6 +23,19 @@ fn key() -> SigningKey {
     SigningKey::from_seed("grace.example.com/ledger", &[42; 32]).unwrap()
 }
 
+/// A checkpoint of this origin for `tree_size` entries under a root of `root` bytes, signed by
+/// [`key`].
+fn signed_by_key(tree_size: u64, root: u8) -> SignedCheckpoint {
+    Checkpoint {
+        origin: "grace.example.com/ledger".into(),
+        tree_size,
+        root_hash: Hash([root; 32]),
+        timestamp_millis: 1,
+    }
+    .sign(&key())
+    .unwrap()
+}
+
 /// The reference key pair and note of Go's signed-note package (golang.org/x/mod/sumdb/note).
 const GO_SKEY: &str =
     "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
@@ -92,14 +105,7 @@ fn a_checkpoint_the_ledger_signs_names_its_tree_head_and_verifies_with_the_key()
 
 #[test]
 fn a_checkpoint_altered_after_signing_does_not_verify() {
-    let signed = Checkpoint {
-        origin: "grace.example.com/ledger".into(),
-        tree_size: 20,
-        root_hash: Hash([7; 32]),
-        timestamp_millis: 1,
-    }
-    .sign(&key())
-    .unwrap();
+    let signed = signed_by_key(20, 7);
     let altered = signed.to_string().replacen("\n20\n", "\n15\n", 1);
     let err = SignedCheckpoint::parse(&altered)
         .unwrap()
@@ -111,14 +117,7 @@ fn a_checkpoint_altered_after_signing_does_not_verify() {
 
 #[test]
 fn a_checkpoint_is_trusted_only_with_the_key_that_signed_it() {
-    let signed = Checkpoint {
-        origin: "grace.example.com/ledger".into(),
-        tree_size: 3,
-        root_hash: Hash([1; 32]),
-        timestamp_millis: 1,
-    }
-    .sign(&key())
-    .unwrap();
+    let signed = signed_by_key(3, 1);
     // Same name, another key: a different key id, so not this key's signature at all.
     let impostor = SigningKey::from_seed("grace.example.com/ledger", &[1; 32]).unwrap();
     let err = signed.verify(impostor.verifier()).unwrap_err();
@@ -127,14 +126,7 @@ fn a_checkpoint_is_trusted_only_with_the_key_that_signed_it() {
 
 #[test]
 fn signature_lines_of_other_keys_are_ignored_as_witnesses_would_be() {
-    let signed = Checkpoint {
-        origin: "grace.example.com/ledger".into(),
-        tree_size: 3,
-        root_hash: Hash([1; 32]),
-        timestamp_millis: 1,
-    }
-    .sign(&key())
-    .unwrap();
+    let signed = signed_by_key(3, 1);
     let witness = format!(
         "{signed}\u{2014} witness.example.com {}\n",
         BASE64.encode([9u8; 68])
@@ -218,6 +210,36 @@ fn verifying_against_a_checkpoint_accepts_the_ledger_and_its_extensions() {
     inclusion.verify_against(checkpoint).unwrap();
 }
 
+/// A ledger of 20 entries at a fresh path, and the checkpoint it signed then.
+fn ledger_signed_at_20() -> (tempfile::TempDir, std::path::PathBuf, SignedCheckpoint) {
+    let (dir, path) = temp_ledger();
+    ledger_with(&path, 20);
+    let signed = {
+        let ledger = Ledger::open(&path, Durability::None).unwrap();
+        ledger.sign_checkpoint(&key()).unwrap()
+    };
+    (dir, path, signed)
+}
+
+/// Opens the ledger at `path`, whose chain alone must verify with `entries` entries, and
+/// returns it with what verifying it against `signed` says (an error).
+fn refused_by_checkpoint(
+    path: &std::path::Path,
+    entries: u64,
+    signed: &SignedCheckpoint,
+) -> (Ledger, LedgerError) {
+    let ledger = Ledger::open(path, Durability::None).unwrap();
+    assert_eq!(
+        ledger.verify().unwrap().entries,
+        entries,
+        "the chain alone looks fine"
+    );
+    let err = ledger
+        .verify_checkpoint(signed.verify(key().verifier()).unwrap())
+        .unwrap_err();
+    (ledger, err)
+}
+
 /// Removes entries `from..` and the tree nodes over them, and rewrites the head record to end
 /// before them: a truncation with every internal record made to agree.
 fn truncate_consistently(path: &std::path::Path, from: u64) {
@@ -240,23 +262,10 @@ fn truncate_consistently(path: &std::path::Path, from: u64) {
 
 #[test]
 fn a_truncated_tail_that_the_ledger_alone_cannot_see_is_caught_by_an_older_checkpoint() {
-    let (_dir, path) = temp_ledger();
-    ledger_with(&path, 20);
-    let signed = {
-        let ledger = Ledger::open(&path, Durability::None).unwrap();
-        ledger.sign_checkpoint(&key()).unwrap()
-    };
+    let (_dir, path, signed) = ledger_signed_at_20();
     truncate_consistently(&path, 16);
 
-    let ledger = Ledger::open(&path, Durability::None).unwrap();
-    assert_eq!(
-        ledger.verify().unwrap().entries,
-        15,
-        "the chain alone looks fine"
-    );
-    let err = ledger
-        .verify_checkpoint(signed.verify(key().verifier()).unwrap())
-        .unwrap_err();
+    let (ledger, err) = refused_by_checkpoint(&path, 15, &signed);
     assert!(
         matches!(
             err,
@@ -281,12 +290,7 @@ fn a_truncated_tail_that_the_ledger_alone_cannot_see_is_caught_by_an_older_check
 
 #[test]
 fn history_rewritten_with_a_consistent_chain_and_tree_is_caught_by_an_older_checkpoint() {
-    let (_dir, path) = temp_ledger();
-    ledger_with(&path, 20);
-    let signed = {
-        let ledger = Ledger::open(&path, Durability::None).unwrap();
-        ledger.sign_checkpoint(&key()).unwrap()
-    };
+    let (_dir, path, signed) = ledger_signed_at_20();
     // An attacker who knows the scheme rewrites entry 7, re-chains every entry after it,
     // rewrites the head record and drops the tree, which the ledger rebuilds when opened.
     {
@@ -316,15 +320,7 @@ fn history_rewritten_with_a_consistent_chain_and_tree_is_caught_by_an_older_chec
         txn.commit().unwrap();
     }
 
-    let ledger = Ledger::open(&path, Durability::None).unwrap();
-    assert_eq!(
-        ledger.verify().unwrap().entries,
-        20,
-        "the chain alone looks fine"
-    );
-    let err = ledger
-        .verify_checkpoint(signed.verify(key().verifier()).unwrap())
-        .unwrap_err();
+    let (_, err) = refused_by_checkpoint(&path, 20, &signed);
     assert!(
         matches!(
             err,
