@@ -46,6 +46,53 @@ fn probe(world: &World, guest: &Guest) -> RunReport {
     world.run(guest, &event("test.hostile", "web", json!({})))
 }
 
+/// `sim`'s containers, as its one provider serves them.
+fn containers_of(sim: &grace_sim::Simulation) -> Arc<dyn ContainerExecutor> {
+    sim.executors()
+        .containers
+        .default_provider()
+        .unwrap()
+        .executor()
+        .clone()
+}
+
+/// The container `reference` names on `sim`.
+fn inspect(sim: &grace_sim::Simulation, reference: &str) -> Container {
+    runtime()
+        .block_on(containers_of(sim).inspect(reference))
+        .unwrap()
+}
+
+/// Whether `sim` logged a restart of `name`.
+fn restarted(sim: &grace_sim::Simulation, name: &str) -> bool {
+    let log = runtime()
+        .block_on(containers_of(sim).logs(name, 100))
+        .unwrap();
+    log.iter().any(|l| l.contains("restarted"))
+}
+
+/// How many of the run's ledger entries are denials that `which` picks.
+fn denials(
+    world: &World,
+    report: &RunReport,
+    which: impl Fn(&grace_ledger::Entry) -> bool,
+) -> usize {
+    world
+        .ledger
+        .entries_for_run(&report.run_id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.decision.verdict == Verdict::Denied && which(e))
+        .count()
+}
+
+/// `world`'s trust core replaced by a [`Witness`], returned.
+fn witnessed(world: &mut World) -> Arc<Witness> {
+    let witness: Arc<Witness> = Arc::default();
+    world.env.trust = witness.clone();
+    witness
+}
+
 /// Passes every call to the simulated fleet, and remembers which container each change was
 /// made on: the id the capability handed the executor.
 struct Observed {
@@ -91,14 +138,7 @@ impl ContainerExecutor for Observed {
 fn a_change_acts_on_the_container_the_check_resolved_not_on_the_guests_text() {
     let mut world = World::new();
     let observed = Arc::new(Observed {
-        inner: world
-            .sim
-            .executors()
-            .containers
-            .default_provider()
-            .unwrap()
-            .executor()
-            .clone(),
+        inner: containers_of(&world.sim),
         acted_on: Mutex::default(),
     });
     world.env.executors.containers = Providers::single(grace_sim::PROVIDER, observed.clone());
@@ -113,17 +153,7 @@ fn a_change_acts_on_the_container_the_check_resolved_not_on_the_guests_text() {
 #[test]
 fn a_refusal_is_the_same_for_a_missing_container_and_one_outside_the_grant() {
     let world = World::new();
-    let cache = runtime()
-        .block_on(
-            world
-                .sim
-                .executors()
-                .containers
-                .default_provider()
-                .unwrap()
-                .inspect("cache-1"),
-        )
-        .unwrap();
+    let cache = inspect(&world.sim, "cache-1");
     let references = ["cache-1", cache.id.as_str(), "no-such-container"];
 
     let report = probe(
@@ -144,26 +174,8 @@ fn a_refusal_is_the_same_for_a_missing_container_and_one_outside_the_grant() {
     assert!(!results[1].contains("cache-1"), "{}", results[1]);
     assert!(results.iter().all(|r| !r.contains("app=cache")));
     // Nothing was restarted, and every refusal is on record.
-    let log = runtime()
-        .block_on(
-            world
-                .sim
-                .executors()
-                .containers
-                .default_provider()
-                .unwrap()
-                .logs("cache-1", 100),
-        )
-        .unwrap();
-    assert!(!log.iter().any(|l| l.contains("restarted")), "{log:?}");
-    let denied = world
-        .ledger
-        .entries_for_run(&report.run_id)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.function == "restart" && e.decision.verdict == Verdict::Denied)
-        .count();
-    assert_eq!(denied, 3);
+    assert!(!restarted(&world.sim, "cache-1"));
+    assert_eq!(denials(&world, &report, |e| e.function == "restart"), 3);
 }
 
 /// Allows everything; remembers how each change's resource, and each read's, was described
@@ -212,8 +224,7 @@ health = "healthy"
 #[test]
 fn a_scale_is_judged_by_the_containers_own_environment_not_by_the_selector() {
     let mut world = fleet_of_web(["production", "production"]);
-    let witness = Arc::new(Witness::default());
-    world.env.trust = witness.clone();
+    let witness = witnessed(&mut world);
 
     // The selector leaves `env` out: the containers it scales are production all the same.
     let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 3"));
@@ -227,8 +238,7 @@ fn a_scale_is_judged_by_the_containers_own_environment_not_by_the_selector() {
 #[test]
 fn a_selector_spanning_two_environments_is_refused_before_the_trust_core_is_asked() {
     let mut world = fleet_of_web(["production", "staging"]);
-    let witness = Arc::new(Witness::default());
-    world.env.trust = witness.clone();
+    let witness = witnessed(&mut world);
 
     let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 3"));
 
@@ -263,8 +273,7 @@ labels = { app = "web" }
 health = "healthy"
 "#;
     let mut world = World::with_fleet(&Fleet::from_toml(toml).unwrap());
-    let witness = Arc::new(Witness::default());
-    world.env.trust = witness.clone();
+    let witness = witnessed(&mut world);
 
     let report = probe(&world, &prober("scale = \"app=web\"\nreplicas = 3"));
 
@@ -290,19 +299,8 @@ fn a_scale_above_the_granted_max_replicas_is_denied() {
 #[test]
 fn logs_read_by_an_id_prefix_are_judged_on_the_container_found() {
     let mut world = World::new();
-    let witness = Arc::new(Witness::default());
-    world.env.trust = witness.clone();
-    let web_1 = runtime()
-        .block_on(
-            world
-                .sim
-                .executors()
-                .containers
-                .default_provider()
-                .unwrap()
-                .inspect("web-1"),
-        )
-        .unwrap();
+    let witness = witnessed(&mut world);
+    let web_1 = inspect(&world.sim, "web-1");
     let prefix = &web_1.id[..12];
 
     let report = probe(&world, &prober(&format!("logs = \"{prefix}\"")));
@@ -326,17 +324,9 @@ fn logs_read_by_an_id_prefix_are_judged_on_the_container_found() {
 /// resources matching `pattern` go to `sim-eu`, the rest to `sim`.
 fn two_engines(world: &mut World, pattern: &str) -> grace_sim::Simulation {
     let eu = grace_sim::Simulation::new(&Fleet::default_fleet());
-    let executor = |sim: &grace_sim::Simulation| {
-        sim.executors()
-            .containers
-            .default_provider()
-            .unwrap()
-            .executor()
-            .clone()
-    };
     let mut containers: Providers<dyn ContainerExecutor> = Providers::none();
-    containers.insert(grace_sim::PROVIDER, executor(&world.sim));
-    containers.insert("sim-eu", executor(&eu));
+    containers.insert(grace_sim::PROVIDER, containers_of(&world.sim));
+    containers.insert("sim-eu", containers_of(&eu));
     containers
         .set_routes(Routes {
             routes: vec![Route {
@@ -358,17 +348,7 @@ fn a_container_whose_name_routes_to_another_provider_than_its_reference_is_refus
     let mut world = World::new();
     // Names `web-*` belong to `sim-eu`; an id routes to `sim`, which holds a `web-1` too.
     let eu = two_engines(&mut world, "web-*");
-    let web_1 = runtime()
-        .block_on(
-            world
-                .sim
-                .executors()
-                .containers
-                .default_provider()
-                .unwrap()
-                .inspect("web-1"),
-        )
-        .unwrap();
+    let web_1 = inspect(&world.sim, "web-1");
 
     let report = probe(
         &world,
@@ -385,25 +365,9 @@ fn a_container_whose_name_routes_to_another_provider_than_its_reference_is_refus
     assert_eq!(results(&report), [refusal.clone(), refusal]);
     // Neither engine restarted anything, and both refusals are on record.
     for sim in [&world.sim, &eu] {
-        let log = runtime()
-            .block_on(
-                sim.executors()
-                    .containers
-                    .default_provider()
-                    .unwrap()
-                    .logs("web-1", 100),
-            )
-            .unwrap();
-        assert!(!log.iter().any(|l| l.contains("restarted")), "{log:?}");
+        assert!(!restarted(sim, "web-1"));
     }
-    let denied = world
-        .ledger
-        .entries_for_run(&report.run_id)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.interface == "containers" && e.decision.verdict == Verdict::Denied)
-        .count();
-    assert_eq!(denied, 2);
+    assert_eq!(denials(&world, &report, |e| e.interface == "containers"), 2);
 }
 
 #[test]
