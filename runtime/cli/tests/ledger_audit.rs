@@ -56,6 +56,28 @@ fn make_runs(server: &Server, runs: usize) {
     });
 }
 
+/// A checkpointing server (origin `grace.test/ledger`) on `data` that made `runs` runs, once its
+/// latest checkpoint covers them; with that checkpoint's text.
+fn signed_server(data: &Path, runs: usize) -> (Server, String) {
+    let server = checkpointing_server(data, "grace.test/ledger");
+    make_runs(&server, runs);
+    let text = signed_to_the_head(&server);
+    (server, text)
+}
+
+/// The number of entries a signed checkpoint's text covers.
+fn tree_size(text: &str) -> u64 {
+    SignedCheckpoint::parse(text)
+        .unwrap()
+        .unverified()
+        .tree_size
+}
+
+/// Asserts that `grace` exited with `code`, showing what it printed if not.
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", stdout(out));
+}
+
 /// Waits until the server's latest checkpoint covers its whole ledger; returns its text.
 fn signed_to_the_head(server: &Server) -> String {
     poll_until(
@@ -190,13 +212,8 @@ fn rechain(entries: &mut [Entry], from: usize) {
 #[test]
 fn an_honest_server_verifies_with_every_entry_recomputed_on_the_client() {
     let data = data_dir();
-    let server = checkpointing_server(data.path(), "grace.test/ledger");
-    make_runs(&server, 2);
-    let text = signed_to_the_head(&server);
-    let size = SignedCheckpoint::parse(&text)
-        .unwrap()
-        .unverified()
-        .tree_size;
+    let (server, text) = signed_server(data.path(), 2);
+    let size = tree_size(&text);
 
     // No --server: GRACE_SERVER (set by `Server::grace`) names it, as for every client command.
     let out = server
@@ -205,7 +222,7 @@ fn an_honest_server_verifies_with_every_entry_recomputed_on_the_client() {
         .arg(public_key(data.path()))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["from_seq"], 1, "{r}");
@@ -214,7 +231,7 @@ fn an_honest_server_verifies_with_every_entry_recomputed_on_the_client() {
     assert_eq!(r["signed_by"], "grace.test/ledger", "{r}");
 
     let out = verify(&server, &server.url, &["--key", &public_key(data.path())]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains(&format!(
             "the checkpoint of {size} entries signed by `grace.test/ledger` matches their Merkle root"
@@ -225,7 +242,7 @@ fn an_honest_server_verifies_with_every_entry_recomputed_on_the_client() {
 
     // Without a key the entries are still recomputed, and the output says what is not proven.
     let out = verify(&server, &server.url, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("NOT checked against a signing key"),
         "{}",
@@ -236,9 +253,7 @@ fn an_honest_server_verifies_with_every_entry_recomputed_on_the_client() {
 #[test]
 fn the_server_serves_its_tree_head_and_consistency_proofs_within_the_tree() {
     let data = data_dir();
-    let server = checkpointing_server(data.path(), "grace.test/ledger");
-    make_runs(&server, 1);
-    let text = signed_to_the_head(&server);
+    let (server, text) = signed_server(data.path(), 1);
     let cp = SignedCheckpoint::parse(&text).unwrap().unverified().clone();
 
     let (status, head) = server.get("/v1/ledger/tree-head");
@@ -275,9 +290,7 @@ fn the_server_serves_its_tree_head_and_consistency_proofs_within_the_tree() {
 #[test]
 fn an_entry_a_lying_server_changed_is_caught_by_its_recomputed_hash() {
     let data = data_dir();
-    let server = checkpointing_server(data.path(), "grace.test/ledger");
-    make_runs(&server, 1);
-    signed_to_the_head(&server);
+    let (server, _) = signed_server(data.path(), 1);
     // The lie: entry 2 says another function was called; its hash is left as it was.
     let proxy = LyingProxy::start(
         &server.url,
@@ -289,7 +302,7 @@ fn an_entry_a_lying_server_changed_is_caught_by_its_recomputed_hash() {
         }),
     );
     let out = verify(&server, &proxy.url, &["--key", &public_key(data.path())]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).starts_with(&format!(
             "ledger TAMPERED ({}): entry 2 was modified: its hash does not match its contents",
@@ -314,9 +327,7 @@ fn an_entry_a_lying_server_changed_is_caught_by_its_recomputed_hash() {
 #[test]
 fn a_history_the_lying_server_rehashed_does_not_match_the_signed_root() {
     let data = data_dir();
-    let server = checkpointing_server(data.path(), "grace.test/ledger");
-    make_runs(&server, 1);
-    signed_to_the_head(&server);
+    let (server, _) = signed_server(data.path(), 1);
     // A better lie: entry 2 changed and every hash from it on recomputed, so the chain holds.
     let proxy = LyingProxy::start(
         &server.url,
@@ -329,7 +340,7 @@ fn a_history_the_lying_server_rehashed_does_not_match_the_signed_root() {
         }),
     );
     let out = verify(&server, &proxy.url, &["--key", &public_key(data.path())]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).starts_with(&format!(
             "ledger TAMPERED ({}): the Merkle root of its first",
@@ -343,9 +354,7 @@ fn a_history_the_lying_server_rehashed_does_not_match_the_signed_root() {
 #[test]
 fn a_checkpoint_signed_by_another_key_is_refused() {
     let data = data_dir();
-    let server = checkpointing_server(data.path(), "grace.test/ledger");
-    make_runs(&server, 1);
-    signed_to_the_head(&server);
+    let (server, _) = signed_server(data.path(), 1);
     let other = data_dir();
     let other_key = other.path().join("other.key");
     let (code, out) = common::stress::grace(&[
@@ -362,7 +371,7 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
         &server.url,
         &["--key", &format!("{}.pub", other_key.display())],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).starts_with(&format!(
             "checkpoint NOT SIGNED ({}): its latest checkpoint is not signed by your key `grace.test/ledger`",
@@ -389,7 +398,7 @@ fn a_server_without_a_signed_checkpoint_is_not_verified_with_a_key() {
     ]);
     assert_eq!(code, 0, "{out}");
     let out = verify(&server, &server.url, &["--key", &public_key(data.path())]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).contains("ledger NOT VERIFIED") && stdout(&out).contains("checkpoint_key"),
         "{}",
@@ -413,7 +422,7 @@ fn a_history_rewritten_since_a_kept_checkpoint_is_found() {
         &server.url,
         &["--key", &key, "--checkpoint", kept.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     drop(server);
 
     // Another history under the same key, longer than the first: every checkpoint it serves
@@ -427,7 +436,7 @@ fn a_history_rewritten_since_a_kept_checkpoint_is_found() {
         &server.url,
         &["--key", &key, "--checkpoint", kept.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).starts_with(&format!("ledger REWRITTEN ({}): ", server.url)),
         "{}",
@@ -442,7 +451,7 @@ fn a_history_rewritten_since_a_kept_checkpoint_is_found() {
         &server.url,
         &["--key", &key, "--since", state.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     drop(server);
     let server = Server::start(second.path(), &["--config", config.to_str().unwrap()]);
     let out = verify(
@@ -450,7 +459,7 @@ fn a_history_rewritten_since_a_kept_checkpoint_is_found() {
         &server.url,
         &["--key", &key, "--since", state.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).starts_with(&format!("ledger REWRITTEN ({}): ", server.url)),
         "{}",
@@ -461,20 +470,15 @@ fn a_history_rewritten_since_a_kept_checkpoint_is_found() {
 #[test]
 fn since_verifies_only_the_entries_added_after_its_saved_checkpoint_and_saves_the_new_one() {
     let data = data_dir();
-    let server = checkpointing_server(data.path(), "grace.test/ledger");
-    make_runs(&server, 1);
-    let first = signed_to_the_head(&server);
-    let first_size = SignedCheckpoint::parse(&first)
-        .unwrap()
-        .unverified()
-        .tree_size;
+    let (server, first) = signed_server(data.path(), 1);
+    let first_size = tree_size(&first);
     let state: PathBuf = data.path().join("verify-state.json");
     let key = public_key(data.path());
     let since = ["--json", "--key", &key, "--since", state.to_str().unwrap()];
 
     // No state yet: everything is verified, and the state saved.
     let out = verify(&server, &server.url, &since);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(
         (&r["from_seq"], &r["entries_verified"]),
@@ -487,13 +491,10 @@ fn since_verifies_only_the_entries_added_after_its_saved_checkpoint_and_saves_th
 
     make_runs(&server, 2);
     let second = signed_to_the_head(&server);
-    let second_size = SignedCheckpoint::parse(&second)
-        .unwrap()
-        .unverified()
-        .tree_size;
+    let second_size = tree_size(&second);
     assert!(second_size > first_size);
     let out = verify(&server, &server.url, &since);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(r["from_seq"], first_size + 1, "{r}");
     assert_eq!(r["entries_verified"], second_size - first_size, "{r}");
@@ -513,19 +514,15 @@ fn since_verifies_only_the_entries_added_after_its_saved_checkpoint_and_saves_th
     saved["frontier"][0] = json!(Hash([7; 32]).to_string());
     std::fs::write(&state, saved.to_string()).unwrap();
     let out = verify(&server, &server.url, &since);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_exit(&out, 2);
 }
 
 /// A server on `data` whose checkpoint was signed to the head, restarted without its
 /// `checkpoint_key` and given more runs: its newest signed checkpoint stays where it was, as a
 /// server replaying an old checkpoint would show it, and its tree head goes on past it.
 fn server_past_its_checkpoint(data: &Path) -> (Server, u64) {
-    let server = checkpointing_server(data, "grace.test/ledger");
-    make_runs(&server, 1);
-    let signed = SignedCheckpoint::parse(&signed_to_the_head(&server))
-        .unwrap()
-        .unverified()
-        .tree_size;
+    let (server, text) = signed_server(data, 1);
+    let signed = tree_size(&text);
     drop(server);
     let server = Server::start(data, &[]);
     make_runs(&server, 1);
@@ -539,7 +536,7 @@ fn entries_after_the_newest_signed_checkpoint_are_reported_as_an_unsigned_tail_n
     let key = public_key(data.path());
 
     let out = verify(&server, &server.url, &["--json", "--key", &key]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     let r = report(&out);
     let size = r["tree_size"].as_u64().unwrap();
     assert!(size > signed, "{r}");
@@ -549,7 +546,7 @@ fn entries_after_the_newest_signed_checkpoint_are_reported_as_an_unsigned_tail_n
     assert_eq!(r["entries_recomputed"], size, "{r}");
 
     let out = verify(&server, &server.url, &["--key", &key]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
@@ -569,7 +566,7 @@ fn without_a_key_no_entry_is_reported_as_verified() {
     let server = Server::start(data.path(), &[]);
     make_runs(&server, 1);
     let out = verify(&server, &server.url, &["--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(r["entries_verified"], 0, "{r}");
     assert_eq!(r["unsigned_tail"], r["tree_size"], "{r}");
@@ -582,7 +579,7 @@ fn a_newest_checkpoint_older_than_max_age_fails_with_its_own_exit_code() {
     let key = public_key(data.path());
 
     let out = verify(&server, &server.url, &["--key", &key, "--max-age", "1h"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
 
     // Its signer is gone, as a replayed checkpoint's would be: it ages past a one-second bound.
     let out = poll_until("the checkpoint to age", Duration::from_secs(60), || {
@@ -593,7 +590,7 @@ fn a_newest_checkpoint_older_than_max_age_fails_with_its_own_exit_code() {
         );
         (out.status.code() != Some(0)).then_some(out)
     });
-    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    assert_exit(&out, 4);
     let r = report(&out);
     assert_eq!(
         (&r["ok"], &r["problem"]),
@@ -617,15 +614,14 @@ fn max_age_that_is_not_a_duration_is_bad_input() {
         &server.url,
         &["--key", &public_key(data.path()), "--max-age", "soon"],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_exit(&out, 2);
 }
 
 #[test]
 fn an_idle_server_signs_its_unchanged_ledger_again_so_its_checkpoint_stays_fresh() {
     let data = data_dir();
-    let server = checkpointing_server(data.path(), "grace.test/ledger");
-    make_runs(&server, 1);
-    let first = SignedCheckpoint::parse(&signed_to_the_head(&server)).unwrap();
+    let (server, first) = signed_server(data.path(), 1);
+    let first = SignedCheckpoint::parse(&first).unwrap();
     let first = first.unverified();
     let again = poll_until("a newer checkpoint", Duration::from_secs(60), || {
         let text = checkpoint_text(&server)?;
@@ -641,5 +637,5 @@ fn an_idle_server_signs_its_unchanged_ledger_again_so_its_checkpoint_stays_fresh
         &server.url,
         &["--key", &public_key(data.path()), "--max-age", "30s"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
 }
