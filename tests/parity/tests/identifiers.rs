@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{engine, runtime};
+use common::{aws_settings, engine, runtime, sdk_config};
 
 use grace_engine::trust::PassThrough;
 use std::sync::Arc;
@@ -186,26 +186,10 @@ fn the_aws_provider_refuses_injected_group_names_before_any_request() {
     let endpoint = FakeEndpoint::start(Behaviour::Silent);
     let rt = runtime();
     let settings = grace_aws::AwsSettings {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(endpoint.endpoint()),
-        call_max_attempts: 1,
         call_timeout: Duration::from_millis(500),
-        ..grace_aws::AwsSettings::default()
+        ..aws_settings(endpoint.endpoint())
     };
-    let sdk = rt.block_on(async {
-        settings
-            .config_loader()
-            .unwrap()
-            .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "identifiers",
-            ))
-            .load()
-            .await
-    });
+    let sdk = rt.block_on(sdk_config(&settings, "identifiers"));
     let aws = grace_aws::AutoScaling::new(&sdk, &settings);
     let long = format!("api-{}", "a".repeat(252));
     for name in [

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{engine, runtime};
+use common::{aws_settings, create_group, engine, runtime, sdk_config};
 
 use grace_engine::trust::PassThrough;
 use std::sync::Arc;
@@ -99,23 +99,8 @@ fn scale_on_latency_leaves_aws_as_it_leaves_the_simulation() {
     // AWS: the same group in moto. Latency still comes from the simulated service (its model
     // does not see moto's capacity): the playbook's decisions depend only on the event and on
     // the group, which is what is compared.
-    let settings = grace_aws::AwsSettings {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(moto.endpoint()),
-        call_max_attempts: 1,
-        wait_delay: Duration::from_millis(200),
-        ..grace_aws::AwsSettings::default()
-    };
-    let sdk = rt.block_on(async {
-        settings
-            .config_loader()
-            .unwrap()
-            .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-                "testing", "testing", None, None, "parity",
-            ))
-            .load()
-            .await
-    });
+    let settings = aws_settings(moto.endpoint());
+    let sdk = rt.block_on(sdk_config(&settings, "parity"));
     rt.block_on(create_group(&sdk, "api-asg", 2, 12, 3));
     let aws = Arc::new(grace_aws::AutoScaling::new(&sdk, &settings));
     let real_sim = Simulation::new(&Fleet::default_fleet());
@@ -149,29 +134,6 @@ fn scale_on_latency_leaves_aws_as_it_leaves_the_simulation() {
     for key in ["from", "to", "in_service", "group"] {
         assert_eq!(detail(&simulated, key), detail(&real, key), "{key}");
     }
-}
-
-async fn create_group(sdk: &aws_config::SdkConfig, name: &str, min: i32, max: i32, desired: i32) {
-    let client = aws_sdk_autoscaling::Client::new(sdk);
-    client
-        .create_launch_configuration()
-        .launch_configuration_name(format!("{name}-lc"))
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_configuration_name(format!("{name}-lc"))
-        .min_size(min)
-        .max_size(max)
-        .desired_capacity(desired)
-        .availability_zones("us-east-1a")
-        .send()
-        .await
-        .unwrap();
 }
 
 // --- containers -----------------------------------------------------------------------------

@@ -9,11 +9,10 @@
 
 mod common;
 
-use common::engine;
+use common::{aws_settings, create_group, engine, sdk_config};
 
 use grace_engine::trust::PassThrough;
 use std::sync::Arc;
-use std::time::Duration;
 
 use grace_engine::{RunEnv, RunStatus, TriggerEvent};
 use grace_executor::providers::{Route, Routes};
@@ -22,29 +21,6 @@ use grace_ledger::{Durability, Ledger};
 use grace_sim::{Fleet, Simulation};
 use grace_testkit::{build_guests, fixture};
 use serde_json::json;
-
-async fn create_group(sdk: &aws_config::SdkConfig, name: &str, min: i32, max: i32, desired: i32) {
-    let client = aws_sdk_autoscaling::Client::new(sdk);
-    client
-        .create_launch_configuration()
-        .launch_configuration_name(format!("{name}-lc"))
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_configuration_name(format!("{name}-lc"))
-        .min_size(min)
-        .max_size(max)
-        .desired_capacity(desired)
-        .availability_zones("us-east-1a")
-        .send()
-        .await
-        .unwrap();
-}
 
 #[test]
 fn aws_and_the_simulation_serve_one_run_each_group_reaching_its_own_provider() {
@@ -57,27 +33,8 @@ fn aws_and_the_simulation_serve_one_run_each_group_reaching_its_own_provider() {
         .enable_all()
         .build()
         .unwrap();
-    let settings = grace_aws::AwsSettings {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(moto.endpoint()),
-        call_max_attempts: 1,
-        wait_delay: Duration::from_millis(200),
-        ..grace_aws::AwsSettings::default()
-    };
-    let sdk = rt.block_on(async {
-        settings
-            .config_loader()
-            .unwrap()
-            .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "providers",
-            ))
-            .load()
-            .await
-    });
+    let settings = aws_settings(moto.endpoint());
+    let sdk = rt.block_on(sdk_config(&settings, "providers"));
     // A group only AWS has; api-asg exists in both worlds, at different capacities.
     rt.block_on(create_group(&sdk, "web-asg", 1, 6, 2));
     rt.block_on(create_group(&sdk, "api-asg", 1, 12, 7));

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{engine, runtime};
+use common::{aws_settings, create_group, engine, runtime, sdk_config};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,23 +95,11 @@ fn a_capacity_change_aws_made_whose_answer_was_lost_is_made_once_across_the_retr
     // Through the proxy the provider gives up on an answer after 2 s; moto, loading a service
     // on its first request, gets longer directly.
     let settings = |endpoint: String, call_timeout: Duration| grace_aws::AwsSettings {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(endpoint),
         call_timeout,
-        call_max_attempts: 1,
-        wait_delay: Duration::from_millis(200),
-        ..grace_aws::AwsSettings::default()
+        ..aws_settings(endpoint)
     };
-    let sdk = |settings: grace_aws::AwsSettings| async move {
-        settings
-            .config_loader()
-            .unwrap()
-            .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-                "testing", "testing", None, None, "parity",
-            ))
-            .load()
-            .await
-    };
+    let sdk =
+        |settings: grace_aws::AwsSettings| async move { sdk_config(&settings, "parity").await };
     let direct = rt.block_on(sdk(settings(moto.endpoint(), Duration::from_secs(60))));
     rt.block_on(create_group(&direct, "api-asg", 2, 12, 3));
     let through_proxy = settings(proxy.url(), Duration::from_secs(2));
@@ -142,29 +130,6 @@ fn a_capacity_change_aws_made_whose_answer_was_lost_is_made_once_across_the_retr
     assert_eq!(proxy.count(update), 1, "no second UpdateAutoScalingGroup");
     assert_eq!(rt.block_on(desired(&direct, "api-asg")), 5);
     ledger.verify().unwrap();
-}
-
-async fn create_group(sdk: &aws_config::SdkConfig, name: &str, min: i32, max: i32, desired: i32) {
-    let client = aws_sdk_autoscaling::Client::new(sdk);
-    client
-        .create_launch_configuration()
-        .launch_configuration_name(format!("{name}-lc"))
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_configuration_name(format!("{name}-lc"))
-        .min_size(min)
-        .max_size(max)
-        .desired_capacity(desired)
-        .availability_zones("us-east-1a")
-        .send()
-        .await
-        .unwrap();
 }
 
 async fn desired(sdk: &aws_config::SdkConfig, name: &str) -> i32 {
