@@ -3,50 +3,16 @@
 // A panic is how a test fails: unwrapping is the point here.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::cluster::Cluster;
+use common::{dry_run, grace, path, stderr, stdout};
 use grace_testkit::{build_guests, example, fixture};
 use redb::ReadableTable;
 use serde_json::Value;
-
-fn grace(args: &[&str]) -> Output {
-    build_guests();
-    Command::new(env!("CARGO_BIN_EXE_grace"))
-        .args(args)
-        .env_remove("GRACE_DATA_DIR")
-        .output()
-        .expect("grace runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 paths")
-}
-
-/// `grace run <example> --event <its event.json> --dry-run` into `data`.
-fn dry_run(name: &str, data: &Path, extra: &[&str]) -> Output {
-    let dir = example(name);
-    let event = dir.join("event.json");
-    let mut args = vec![
-        "run",
-        path(&dir),
-        "--event",
-        path(&event),
-        "--dry-run",
-        "--data-dir",
-        path(data),
-    ];
-    args.extend_from_slice(extra);
-    grace(&args)
-}
 
 #[test]
 fn dry_run_prints_the_timeline_the_action_and_the_fleet() {
@@ -249,37 +215,9 @@ fn bad_input_exits_2_naming_the_problem() {
 /// A real `grace run` of `k8s-scale-deployment` on the Kubernetes test API server, recorded in
 /// `data`'s ledger (a dry run writes nothing into the data directory).
 fn real_run(data: &Path) -> Output {
-    use grace_kube_testserver::{ServerConfig, TestServer};
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(TestServer::start(ServerConfig {
-            step: std::time::Duration::from_millis(50),
-        }))
-        .unwrap();
-    server.seed_rolled_out("shop", "checkout", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
-             clusters:\n- name: test\n  cluster:\n    server: {}\n\
-             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-             users:\n- name: test\n  user: {{}}\n",
-            server.url()
-        ),
-    )
-    .unwrap();
-    let config = dir.path().join("grace.toml");
-    std::fs::write(
-        &config,
-        format!("[kubernetes]\nkubeconfig = \"{}\"\n", kubeconfig.display()),
-    )
-    .unwrap();
+    let cluster = Cluster::start();
+    cluster.server.seed_rolled_out("shop", "checkout", 2);
+    let config = cluster.config("");
     let playbook = example("k8s-scale-deployment");
     let out = grace(&[
         "run",

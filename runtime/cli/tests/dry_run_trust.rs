@@ -6,56 +6,21 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 mod common;
 
-use common::Server;
-use grace_testkit::{build_guests, example, playbooks_dir};
+use common::{Server, dry_run, grace, path, stdout};
+use grace_testkit::{example, playbooks_dir};
 use serde_json::Value;
 
 /// Forbids `containers.logs` everywhere.
 const NO_LOGS: &str = "@id(\"no-container-logs\")\n\
     forbid (principal, action == Grace::Action::\"containers::Logs\", resource);\n";
 
-fn grace(args: &[&str]) -> Output {
-    build_guests();
-    Command::new(env!("CARGO_BIN_EXE_grace"))
-        .args(args)
-        .env_remove("GRACE_DATA_DIR")
-        .output()
-        .expect("grace runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 paths")
-}
-
 /// The demo's policies and `grace.toml` (`playbooks/trust`).
 fn demo_trust(name: &str) -> PathBuf {
     playbooks_dir().join("trust").join(name)
-}
-
-/// `grace run <example> --event <its event.json> --dry-run --data-dir <data>` and `extra`.
-fn dry_run(name: &str, data: &Path, extra: &[&str]) -> Output {
-    let dir = example(name);
-    let event = dir.join("event.json");
-    let mut args = vec![
-        "run",
-        path(&dir),
-        "--event",
-        path(&event),
-        "--dry-run",
-        "--data-dir",
-        path(data),
-    ];
-    args.extend_from_slice(extra);
-    grace(&args)
 }
 
 /// The baseline and the forbid of `containers.logs`, as files in `dir`.

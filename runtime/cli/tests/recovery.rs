@@ -17,8 +17,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::cluster::Cluster;
 use common::*;
-use grace_kube_testserver::{ServerConfig, TestServer};
 use grace_testkit::podman::{Podman, TEST_IMAGE};
 use grace_testkit::{example, example_manifest, poll_until};
 use serde_json::{Value, json};
@@ -167,66 +167,16 @@ fn restart_scenario(podman: &Podman, name: &str) {
     assert_eq!(verify["ok"], true, "{verify}");
 }
 
-/// The Kubernetes test API server, on a runtime that lives as long as it does, and a kubeconfig
-/// pointing at it.
-struct Cluster {
-    runtime: tokio::runtime::Runtime,
-    server: TestServer,
-    kubeconfig: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime
-            .block_on(TestServer::start(ServerConfig {
-                step: Duration::from_millis(50),
-            }))
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
-                 clusters:\n- name: test\n  cluster:\n    server: {}\n\
-                 contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-                 users:\n- name: test\n  user: {{}}\n",
-                server.url()
-            ),
-        )
-        .unwrap();
-        Cluster {
-            runtime,
-            server,
-            kubeconfig,
-            _dir: dir,
-        }
-    }
-
-    fn replicas(&self, namespace: &str, name: &str) -> (i32, i32) {
-        let d = self.server.deployment(namespace, name).unwrap();
-        let spec = d.spec.replicas.unwrap_or(1);
-        let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-        (spec, ready)
-    }
-
-    /// `grace serve` acting on this cluster.
-    fn grace(&self, data: &tempfile::TempDir) -> Server {
-        let config = write_config(
-            data.path(),
-            &format!(
-                "[kubernetes]\nkubeconfig = \"{}\"\npoll_interval = \"100ms\"\n",
-                self.kubeconfig.display()
-            ),
-        );
-        Server::start_live(&path_of(data), &["--config", &config])
-    }
+/// `grace serve` acting on `cluster`.
+fn serve_on(cluster: &Cluster, data: &tempfile::TempDir) -> Server {
+    let config = write_config(
+        data.path(),
+        &format!(
+            "[kubernetes]\nkubeconfig = \"{}\"\npoll_interval = \"100ms\"\n",
+            cluster.kubeconfig.display()
+        ),
+    );
+    Server::start_live(&path_of(data), &["--config", &config])
 }
 
 fn saturated(replicas: u32) -> Value {
@@ -241,7 +191,7 @@ fn a_saturated_deployment_is_scaled_through_kube_and_rolls_out() {
     let cluster = Cluster::start();
     cluster.server.seed_rolled_out("shop", "checkout", 2);
     let data = data_dir();
-    let server = cluster.grace(&data);
+    let server = serve_on(&cluster, &data);
     let (_, health_body) = server.get("/healthz");
     assert!(
         health_body["providers"]["kubernetes"]["kubernetes"]
@@ -272,7 +222,7 @@ fn a_playbook_asking_beyond_its_grant_is_denied_recorded_and_changes_nothing() {
     let cluster = Cluster::start();
     cluster.server.seed_rolled_out("shop", "checkout", 2);
     let data = data_dir();
-    let server = cluster.grace(&data);
+    let server = serve_on(&cluster, &data);
     // The playbook would go to 6; its grant stops at 3.
     let manifest = example_manifest(
         "k8s-scale-deployment",

@@ -11,24 +11,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
+use common::cluster::Cluster;
 use common::*;
-use grace_kube_testserver::{ServerConfig, TestServer};
-use grace_testkit::{build_guests, example, poll_until};
+use grace_testkit::{example, poll_until};
 use serde_json::{Value, json};
 
 const P95: &str = r#"service_latency_p95_ms{service="api-service"}"#;
-
-fn grace(args: &[&str]) -> Output {
-    build_guests();
-    Command::new(env!("CARGO_BIN_EXE_grace"))
-        .args(args)
-        .env_remove("GRACE_DATA_DIR")
-        .output()
-        .unwrap()
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -208,60 +199,21 @@ fn a_dry_run_leaves_the_data_directory_untouched() {
 
 /// The Kubernetes test API server with `shop/checkout` at 2 replicas, and a grace.toml acting
 /// on it.
-struct Cluster {
-    _runtime: tokio::runtime::Runtime,
-    server: TestServer,
+struct Checkout {
+    cluster: Cluster,
     config: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
-impl Cluster {
-    fn start() -> Cluster {
-        // The server answers while this thread waits for `grace run`: its own worker threads.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime
-            .block_on(TestServer::start(ServerConfig {
-                step: Duration::from_millis(50),
-            }))
-            .unwrap();
-        server.seed_rolled_out("shop", "checkout", 2);
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
-                 clusters:\n- name: test\n  cluster:\n    server: {}\n\
-                 contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-                 users:\n- name: test\n  user: {{}}\n",
-                server.url()
-            ),
-        )
-        .unwrap();
-        let config = dir.path().join("grace.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[kubernetes]\nkubeconfig = \"{}\"\npoll_interval = \"100ms\"\n",
-                kubeconfig.display()
-            ),
-        )
-        .unwrap();
-        Cluster {
-            _runtime: runtime,
-            server,
-            config,
-            _dir: dir,
-        }
+impl Checkout {
+    fn start() -> Checkout {
+        let cluster = Cluster::start();
+        cluster.server.seed_rolled_out("shop", "checkout", 2);
+        let config = cluster.config("poll_interval = \"100ms\"\n");
+        Checkout { cluster, config }
     }
 
     fn replicas(&self) -> i32 {
-        let d = self.server.deployment("shop", "checkout").unwrap();
-        d.spec.replicas.unwrap_or(1)
+        self.cluster.replicas("shop", "checkout").0
     }
 
     fn run(&self, data: &Path, extra: &[&str]) -> Output {
@@ -284,7 +236,7 @@ impl Cluster {
 
 #[test]
 fn a_real_run_acts_on_the_configured_backend_and_records_in_the_data_directory() {
-    let cluster = Cluster::start();
+    let cluster = Checkout::start();
     let data = tempfile::tempdir().unwrap();
     let out = cluster.run(data.path(), &[]);
     let t = text(&out);
@@ -311,7 +263,7 @@ fn a_real_run_acts_on_the_configured_backend_and_records_in_the_data_directory()
 
 #[test]
 fn a_real_run_is_refused_while_a_server_holds_the_data_directory() {
-    let cluster = Cluster::start();
+    let cluster = Checkout::start();
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
     let out = cluster.run(data.path(), &[]);

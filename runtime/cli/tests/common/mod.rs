@@ -8,11 +8,12 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod stress;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use grace_testkit::{build_guests, components_dir, poll_until};
@@ -504,4 +505,47 @@ pub fn moto_query(endpoint: &str, service: &str, version: &str, params: &[(&str,
         assert!(status.is_success(), "{params:?}: {status} {body}");
         body
     })
+}
+
+/// `grace` with `args`, run to its end (the guests built first), outside any data directory
+/// the environment names.
+pub fn grace(args: &[&str]) -> Output {
+    build_guests();
+    Command::new(env!("CARGO_BIN_EXE_grace"))
+        .args(args)
+        .env_remove("GRACE_DATA_DIR")
+        .output()
+        .expect("grace runs")
+}
+
+/// What a `grace` process printed on stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What a `grace` process printed on stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A path as an argument.
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 paths")
+}
+
+/// `grace run <example> --event <its event.json> --dry-run --data-dir <data>` and `extra`.
+pub fn dry_run(name: &str, data: &Path, extra: &[&str]) -> Output {
+    let dir = grace_testkit::example(name);
+    let event = dir.join("event.json");
+    let mut args = vec![
+        "run",
+        path(&dir),
+        "--event",
+        path(&event),
+        "--dry-run",
+        "--data-dir",
+        path(data),
+    ];
+    args.extend_from_slice(extra);
+    grace(&args)
 }
