@@ -177,25 +177,17 @@ fn client_commands_use_the_init_token_and_say_what_to_do_without_one() {
 fn tokens_are_created_listed_and_revoked_and_scopes_hold() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
-    let out = server
-        .grace()
-        .args(["tokens", "create", "--name", "viewer", "--scope", "read"])
-        .output()
-        .unwrap();
+    let out = server.grace_with(&["tokens", "create", "--name", "viewer", "--scope", "read"]);
     let secret = ok(&out).trim().to_owned();
     assert!(secret.starts_with("grace_"), "{secret}");
 
-    let list = ok(&server.grace().args(["tokens", "list"]).output().unwrap());
+    let list = ok(&server.grace_with(&["tokens", "list"]));
     assert!(
         list.contains("viewer") && list.contains("local-admin"),
         "{list}"
     );
     assert!(!list.contains(&secret[6..]), "{list}");
-    let json_list = ok(&server
-        .grace()
-        .args(["tokens", "list", "--json"])
-        .output()
-        .unwrap());
+    let json_list = ok(&server.grace_with(&["tokens", "list", "--json"]));
     assert!(!json_list.contains(&secret[6..]));
     let tokens: Value = serde_json::from_str(&json_list).unwrap();
     let id = tokens
@@ -229,16 +221,22 @@ fn tokens_are_created_listed_and_revoked_and_scopes_hold() {
         text(&out.stderr)
     );
 
-    ok(&server
-        .grace()
-        .args(["tokens", "revoke", &id])
-        .output()
-        .unwrap());
+    ok(&server.grace_with(&["tokens", "revoke", &id]));
     let out = as_viewer(&["runs", "list"]);
     refused(&out, "revoked");
 }
 
 /// A playbook directory of its own: the echo fixture and a manifest naming it.
+/// `grace playbook upload <dir>` against `server`.
+fn upload(server: &Server, dir: &std::path::Path) -> Output {
+    server
+        .grace()
+        .args(["playbook", "upload"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 fn playbook_dir(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("echo.wasm"), component("echo")).unwrap();
@@ -272,27 +270,18 @@ fn a_playbook_signed_with_grace_playbook_sign_uploads_and_shows_its_signer() {
     let sig = std::fs::read_to_string(dir.path().join("playbook.toml.sig")).unwrap();
     assert!(sig.starts_with("grace-playbook-signature v1\n"), "{sig}");
 
-    let out = server
-        .grace()
-        .args(["playbook", "upload"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = upload(&server, dir.path());
     assert!(
         ok(&out).contains("signed by grace.test/release"),
         "{}",
         text(&out.stdout)
     );
-    let list = ok(&server.grace().args(["playbook", "list"]).output().unwrap());
+    let list = ok(&server.grace_with(&["playbook", "list"]));
     assert!(
         list.contains("SIGNED BY") && list.contains("grace.test/release"),
         "{list}"
     );
-    let show = ok(&server
-        .grace()
-        .args(["playbook", "show", "signed-echo"])
-        .output()
-        .unwrap());
+    let show = ok(&server.grace_with(&["playbook", "show", "signed-echo"]));
     assert!(show.contains("signed   by grace.test/release"), "{show}");
 
     // The manifest edited after signing (one more trigger): refused, naming why.
@@ -302,12 +291,7 @@ fn a_playbook_signed_with_grace_playbook_sign_uploads_and_shows_its_signer() {
         .replace("1.0.0", "1.0.1")
         + "[[triggers]]\nevent_type = \"test.other\"\n";
     std::fs::write(&manifest, edited).unwrap();
-    let out = server
-        .grace()
-        .args(["playbook", "upload"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = upload(&server, dir.path());
     refused(&out, "the manifest was changed after signing");
 }
 
@@ -316,12 +300,7 @@ fn an_unsigned_upload_is_refused_by_default() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
     let dir = playbook_dir("unsigned-echo");
-    let out = server
-        .grace()
-        .args(["playbook", "upload"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = upload(&server, dir.path());
     refused(&out, "the upload is not signed");
     let (status, body) = server.upload_with(&manifest("unsigned", ""), component("echo"), None);
     assert_eq!(status, 400, "{body}");
@@ -484,23 +463,11 @@ fn a_token_secret_never_appears_in_the_server_log() {
 fn principals_are_created_and_listed_and_tokens_belong_to_them() {
     let data = data_dir();
     let server = Server::start(&path_of(&data), &[]);
-    let out = server
-        .grace()
-        .args(["principals", "create", "alice", "--display-name", "Alice L"])
-        .output()
-        .unwrap();
+    let out = server.grace_with(&["principals", "create", "alice", "--display-name", "Alice L"]);
     assert!(ok(&out).contains("local:alice"));
-    let out = server
-        .grace()
-        .args(["principals", "create", "alice"])
-        .output()
-        .unwrap();
+    let out = server.grace_with(&["principals", "create", "alice"]);
     assert_ne!(out.status.code(), Some(0), "one name, one principal");
-    let list = ok(&server
-        .grace()
-        .args(["principals", "list"])
-        .output()
-        .unwrap());
+    let list = ok(&server.grace_with(&["principals", "list"]));
     assert!(
         list.contains("local:alice") && list.contains("Alice L"),
         "{list}"
@@ -522,7 +489,7 @@ fn principals_are_created_and_listed_and_tokens_belong_to_them() {
         "{}",
         text(&out.stderr)
     );
-    let tokens = ok(&server.grace().args(["tokens", "list"]).output().unwrap());
+    let tokens = ok(&server.grace_with(&["tokens", "list"]));
     let row = tokens.lines().find(|l| l.contains("alice-laptop")).unwrap();
     assert!(row.contains("local:alice"), "{tokens}");
     let out = server

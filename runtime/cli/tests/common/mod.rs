@@ -191,6 +191,11 @@ impl Server {
         command
     }
 
+    /// `grace args` run to its end against this server, as [`Server::grace`] sets it up.
+    pub fn grace_with(&self, args: &[&str]) -> Output {
+        self.grace().args(args).output().expect("grace runs")
+    }
+
     /// A new token with these scopes (`read`, `operate`, `approve`, `admin`) for a new local
     /// principal called `name`, both made through the API: one person per call.
     pub fn token_with(&self, name: &str, scopes: &[&str]) -> String {
