@@ -203,8 +203,7 @@ fn a_change_that_failed_in_an_earlier_attempt_is_made_by_the_retry() {
     let (throttled, _) = faulty_env(&world, Fault::Throttled);
     let first = attempt_in(&world, &guest, &throttled);
     assert_ne!(first.status, RunStatus::Succeeded);
-    let failed = first.timeline.iter().find(|c| c.change).unwrap();
-    assert_eq!(failed.result["error"]["kind"], "unavailable", "{failed:?}");
+    let failed = failed_change(&first, "unavailable");
     assert_eq!(desired(&world, "api-asg"), 3);
 
     // The failure's record is not a completion: the retry makes the change.
@@ -240,6 +239,13 @@ fn idempotency_keys_differ_by_run_change_target_and_rank() {
     }
 }
 
+/// The run's first change, which must have failed with an error of `kind`.
+fn failed_change<'a>(report: &'a RunReport, kind: &str) -> &'a grace_engine::TimelineEntry {
+    let change = report.timeline.iter().find(|c| c.change).unwrap();
+    assert_eq!(change.result["error"]["kind"], kind, "{change:?}");
+    change
+}
+
 /// The run's ledger records of `scaling.set-desired-capacity`.
 fn capacity_records(world: &World, run: &str) -> Vec<grace_ledger::Entry> {
     world
@@ -258,8 +264,7 @@ fn a_change_made_whose_answer_was_lost_is_read_back_by_the_retry_not_made_again(
     let (env, _) = faulty_env(&world, Fault::LostAnswer);
     let first = attempt_in(&world, &guest, &env);
     assert_ne!(first.status, RunStatus::Succeeded);
-    let lost = first.timeline.iter().find(|c| c.change).unwrap();
-    assert_eq!(lost.result["error"]["kind"], "timed-out", "{lost:?}");
+    failed_change(&first, "timed-out");
     // The provider made it: 3 → 5.
     assert_eq!(desired(&world, "api-asg"), 5);
 
@@ -396,8 +401,7 @@ fn a_change_whose_intent_went_to_another_provider_is_refused_naming_both_not_rea
     let resumed = attempt(&world, &guest, true);
     assert_ne!(resumed.status, RunStatus::Succeeded);
     assert_eq!(desired(&world, "api-asg"), 3, "nothing made on `sim`");
-    let refused = resumed.timeline.iter().find(|c| c.change).unwrap();
-    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    let refused = failed_change(&resumed, "conflict");
     let message = refused.result["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("`aws-eu`") && message.contains("`sim`"),
@@ -422,8 +426,7 @@ fn a_change_the_provider_refused_is_not_an_unknown_outcome_and_is_made_anew_by_t
     let (env, reconciles) = faulty_env(&world, Fault::RefusedOnce);
     let first = attempt_in(&world, &guest, &env);
     assert_ne!(first.status, RunStatus::Succeeded);
-    let refused = first.timeline.iter().find(|c| c.change).unwrap();
-    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    let refused = failed_change(&first, "conflict");
     assert!(
         refused.result["error"].get("unreconciled_from").is_none(),
         "an ordinary conflict may clear: {refused:?}"
@@ -457,8 +460,7 @@ fn a_conflict_reported_on_reading_back_leaves_the_first_attempts_outcome_unknown
     // proves nothing about the first attempt's change.
     let (conflicting, _) = faulty_env(&world, Fault::ConflictingReadBack);
     let second = attempt_in(&world, &guest, &conflicting.retrying(true));
-    let refused = second.timeline.iter().find(|c| c.change).unwrap();
-    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    let refused = failed_change(&second, "conflict");
     assert_eq!(
         refused.result["error"]["unreconciled_from"], first_intent,
         "{refused:?}"
@@ -580,8 +582,7 @@ fn a_container_restart_whose_answer_was_lost_is_read_back_by_its_start_not_made_
     };
     let first = run(&env);
     assert_ne!(first.status, RunStatus::Succeeded);
-    let lost = first.timeline.iter().find(|c| c.change).unwrap();
-    assert_eq!(lost.result["error"]["kind"], "timed-out", "{lost:?}");
+    failed_change(&first, "timed-out");
     let intent = world
         .ledger
         .entries_for_run("run-1")
@@ -692,8 +693,7 @@ fn a_deployment_scale_never_made_over_which_the_spec_changed_is_a_conflict_not_a
 
     let resumed = resume_scale(&world, &guest, 3);
     assert_ne!(resumed.status, RunStatus::Succeeded);
-    let refused = resumed.timeline.iter().find(|c| c.change).unwrap();
-    assert_eq!(refused.result["error"]["kind"], "conflict", "{refused:?}");
+    let refused = failed_change(&resumed, "conflict");
     assert!(
         refused.result["error"]["unreconciled_from"].is_u64(),
         "no retry can clear it: {refused:?}"
