@@ -34,7 +34,7 @@ async fn saved_after_a_change() -> Value {
 fn restore(state: &Value) -> (Simulation, Restored) {
     let saved = SavedState::from_bytes(&serde_json::to_vec(state).unwrap()).unwrap();
     let sim = Simulation::new(&Fleet::default_fleet());
-    let restored = sim.restore(&saved);
+    let restored = sim.restore(&saved, u64::MAX);
     (sim, restored)
 }
 
@@ -125,7 +125,7 @@ fn a_changed_fleet_file_restores_the_clock_only_and_names_what_differs() {
     assert_ne!(edited, Fleet::default_fleet_toml());
     let restarted = Simulation::new(&Fleet::from_toml(&edited).unwrap());
     assert_eq!(
-        restarted.restore(&saved),
+        restarted.restore(&saved, u64::MAX),
         Restored::ClockOnly {
             why: vec!["group `batch-asg` changed".to_owned()]
         }
