@@ -37,6 +37,26 @@ async fn cluster_behind_proxy() -> (TestServer, Proxy, Kube) {
     (server, proxy, kube)
 }
 
+/// Scaling `shop/checkout` to 4, decided on spec `generation`.
+fn scale_checkout_to_4(generation: u64) -> Change {
+    Change::Scale {
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        replicas: 4,
+        generation: Some(generation),
+    }
+}
+
+/// Restarting `shop/checkout` with `stamp`, decided over the marker `before`.
+fn restart_checkout(stamp: String, before: Option<String>) -> Change {
+    Change::RolloutRestart {
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        stamp,
+        before,
+    }
+}
+
 fn generation(server: &TestServer) -> i64 {
     server
         .deployment("shop", "checkout")
@@ -61,12 +81,7 @@ async fn a_scale_made_whose_answer_was_lost_reads_back_as_done() {
     assert_eq!(proxy.count(SCALE), 1);
     assert_eq!(generation(&server), 2, "the server made the change");
 
-    let change = Change::Scale {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        replicas: 4,
-        generation: Some(before.generation),
-    };
+    let change = scale_checkout_to_4(before.generation);
     let read = kube.reconcile(&change).await.unwrap();
     let Reconciled::Done(deployment) = read else {
         panic!("expected done, got {read:?}")
@@ -85,12 +100,7 @@ async fn a_scale_not_made_over_which_another_writer_scaled_is_a_conflict_not_a_r
     kube.scale_deployment("shop", "checkout", 3).await.unwrap();
     proxy.count_requests_with(SCALE);
 
-    let change = Change::Scale {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        replicas: 4,
-        generation: Some(before.generation),
-    };
+    let change = scale_checkout_to_4(before.generation);
     let read = kube.reconcile(&change).await.unwrap();
     let Reconciled::Conflict(message) = read else {
         panic!("expected a conflict, got {read:?}")
@@ -114,12 +124,7 @@ async fn a_scale_not_made_and_not_overwritten_is_redone_once_on_its_version() {
     let before = kube.get_deployment("shop", "checkout").await.unwrap();
     proxy.count_requests_with(SCALE);
 
-    let change = Change::Scale {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        replicas: 4,
-        generation: Some(before.generation),
-    };
+    let change = scale_checkout_to_4(before.generation);
     assert_eq!(
         kube.reconcile(&change).await.unwrap(),
         Reconciled::NotApplied
@@ -134,12 +139,7 @@ async fn a_restart_made_whose_answer_was_lost_reads_back_as_done_by_its_stamp() 
     let (server, proxy, kube) = cluster_behind_proxy().await;
     server.seed_rolled_out("shop", "checkout", 2);
     let stamp = restart_stamp();
-    let change = Change::RolloutRestart {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        stamp: stamp.clone(),
-        before: None,
-    };
+    let change = restart_checkout(stamp.clone(), None);
     assert_eq!(
         kube.reconcile(&change).await.unwrap(),
         Reconciled::NotApplied
@@ -157,12 +157,7 @@ async fn a_restart_made_whose_answer_was_lost_reads_back_as_done_by_its_stamp() 
     assert!(matches!(read, Reconciled::Done(_)), "{read:?}");
     // Another restart (another stamp), decided over the same marker, is not mistaken for this
     // one: someone else's restart got there first.
-    let other = Change::RolloutRestart {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        stamp: restart_stamp(),
-        before: None,
-    };
+    let other = restart_checkout(restart_stamp(), None);
     let read = kube.reconcile(&other).await.unwrap();
     assert!(matches!(read, Reconciled::Conflict(_)), "{read:?}");
     assert_eq!(proxy.count(PATCH), 1);
@@ -185,12 +180,7 @@ async fn a_scale_not_made_over_which_only_the_status_changed_is_not_applied_and_
     assert_eq!(rolled.generation, before.generation, "no spec change");
     proxy.count_requests_with(SCALE);
 
-    let change = Change::Scale {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        replicas: 4,
-        generation: Some(before.generation),
-    };
+    let change = scale_checkout_to_4(before.generation);
     assert_eq!(
         kube.reconcile(&change).await.unwrap(),
         Reconciled::NotApplied
@@ -213,12 +203,7 @@ async fn a_restart_over_which_someone_else_restarted_is_a_conflict_and_is_not_re
         .unwrap();
     proxy.count_requests_with(PATCH);
 
-    let change = Change::RolloutRestart {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        stamp: ours,
-        before: before.restarted_at.clone(),
-    };
+    let change = restart_checkout(ours, before.restarted_at.clone());
     let read = kube.reconcile(&change).await.unwrap();
     let Reconciled::Conflict(message) = read else {
         panic!("expected a conflict, got {read:?}")
@@ -242,12 +227,7 @@ async fn a_restart_not_made_is_redone_once_over_the_marker_it_read() {
     proxy.count_requests_with(PATCH);
 
     let ours = restart_stamp();
-    let change = Change::RolloutRestart {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        stamp: ours.clone(),
-        before: before.restarted_at.clone(),
-    };
+    let change = restart_checkout(ours.clone(), before.restarted_at.clone());
     assert_eq!(
         kube.reconcile(&change).await.unwrap(),
         Reconciled::NotApplied
@@ -264,18 +244,8 @@ async fn a_redo_meeting_a_write_made_after_its_read_is_a_conflict_not_an_overwri
     server.seed_rolled_out("shop", "checkout", 2);
     let before = kube.get_deployment("shop", "checkout").await.unwrap();
     proxy.count_requests_with(PATCH);
-    let scale = Change::Scale {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        replicas: 4,
-        generation: Some(before.generation),
-    };
-    let restart = Change::RolloutRestart {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        stamp: restart_stamp(),
-        before: before.restarted_at.clone(),
-    };
+    let scale = scale_checkout_to_4(before.generation);
+    let restart = restart_checkout(restart_stamp(), before.restarted_at.clone());
     for change in [scale, restart] {
         // Another writer writes between the redo's read and its write.
         server.conflict_next_writes("shop", "checkout", 1);
