@@ -113,7 +113,8 @@ fn a_dry_run_shows_a_forbid_policy_refusing_container_logs_and_the_playbook_goin
 fn a_dry_run_reads_the_policies_a_server_stored_in_its_data_directory() {
     let data = tempfile::tempdir().unwrap();
     {
-        let db = redb::Database::create(data.path().join("grace.redb")).unwrap();
+        let path = data.path().join("grace.redb");
+        let db = grace_ledger::Database::create(path, grace_ledger::Recovery::Quick).unwrap();
         let store = grace_trust::PolicyStore::open(Arc::new(db)).unwrap();
         store.add("base", grace_trust::BASELINE, "admin").unwrap();
         store.add("nologs", NO_LOGS, "admin").unwrap();
@@ -134,7 +135,8 @@ fn a_dry_run_reads_the_policies_a_server_stored_in_its_data_directory() {
 /// Stores the baseline and the forbid of `containers.logs` in `data`'s database, as
 /// `grace policy add` would, and closes it.
 fn store_no_logs(data: &Path) {
-    let db = redb::Database::create(data.join("grace.redb")).unwrap();
+    let path = data.join("grace.redb");
+    let db = grace_ledger::Database::create(path, grace_ledger::Recovery::Quick).unwrap();
     let store = grace_trust::PolicyStore::open(Arc::new(db)).unwrap();
     store.add("base", grace_trust::BASELINE, "admin").unwrap();
     store.add("nologs", NO_LOGS, "admin").unwrap();

@@ -829,9 +829,10 @@ fn raw_flood(
 }
 
 /// Raw redb: `n` entries, each a ~300-byte value sealed with its SHA-256, one write transaction
-/// per entry, on the calling thread. Total wall time in µs.
+/// per entry, on the calling thread. Total wall time in µs. Durable commits pay quick repair's
+/// second fsync, as the server's ledger does (`grace_ledger::Recovery::Quick`).
 fn redb_inserts(path: &Path, durability: redb::Durability, n: u32) -> f64 {
-    let db = redb::Database::create(path).unwrap();
+    let db = grace_ledger::Database::create(path, grace_ledger::Recovery::Quick).unwrap();
     {
         let txn = db.begin_write().unwrap();
         txn.open_table(RAW_TABLE).unwrap();

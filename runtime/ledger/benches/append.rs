@@ -3,6 +3,9 @@
 //! `cargo bench -p grace-ledger`. One process, a fresh temporary directory per case. The
 //! baselines insert the very bytes the ledger stores (canonical encoding plus SHA-256, hashed
 //! in the timed loop) with no chaining, no channel and no encoding: what redb alone costs.
+//! Both commit with quick repair (`Recovery::Quick`, as `grace serve` does by default: a second
+//! fsync per durable commit, for a recovery after a crash that does not walk the whole file),
+//! so each pair compares the same storage work.
 //! Each case stops at its entry count or its time budget, whichever comes first, so the whole
 //! run stays well under a minute even on a slow disk.
 
@@ -81,7 +84,7 @@ impl Outcome {
 
 /// Raw redb: `batch` entries per write transaction, up to `max` entries.
 fn raw(path: &Path, durability: redb::Durability, batch: usize, max: u64) -> Outcome {
-    let db = redb::Database::create(path).unwrap();
+    let db = grace_ledger::Database::create(path, grace_ledger::Recovery::Quick).unwrap();
     let bodies: Vec<Vec<u8>> = (0..1024).map(body).collect();
     let started = Instant::now();
     let mut seq = 0u64;

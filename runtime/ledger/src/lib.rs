@@ -16,6 +16,10 @@
 //! key files). [`Ledger::verify_checkpoint`] finds a truncated tail or rewritten entries that a
 //! rewritten chain and head record would hide.
 //!
+//! The ledger's file is the data directory's database, shared with GRACE's other stores
+//! ([`Ledger::database`]); every write transaction on it begins in [`storage`], which sets up
+//! the commit for a quick recovery after a crash.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), grace_ledger::LedgerError> {
 //! use grace_ledger::{Decision, Durability, Ledger, NewEntry};
@@ -50,6 +54,7 @@ pub mod keys;
 pub mod merkle;
 pub mod note;
 mod proofs;
+pub mod storage;
 pub mod tables;
 mod tree;
 mod verify;
@@ -69,6 +74,7 @@ pub use hash::{Hash, HashParseError};
 pub use keys::{KeyError, SigningKey, VerifierKey, generate_key};
 pub use merkle::ProofError;
 pub use proofs::{ConsistencyProof, InclusionProof, TreeHead};
+pub use storage::{Database, Recovery};
 pub use verify::{Problem, Tampering, VerifyReport};
 pub use writer::LedgerStats;
 
@@ -109,7 +115,7 @@ pub struct Ledger {
 
 struct Inner {
     path: PathBuf,
-    db: Arc<redb::Database>,
+    db: Arc<Database>,
     writer: Writer,
 }
 
@@ -128,13 +134,25 @@ impl Ledger {
     ///
     /// Opening succeeds on a tampered ledger, so that it can be verified; appends then fail
     /// rather than overwrite an entry that is in the way.
+    ///
+    /// Commits record what a quick recovery after a crash needs ([`Recovery::Quick`]).
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Ledger, LedgerError> {
+        Ledger::open_with(path, durability, Recovery::Quick)
+    }
+
+    /// [`Ledger::open`], with the commits of the ledger and of every store sharing its
+    /// [`Ledger::database`] made for `recovery`.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        durability: Durability,
+        recovery: Recovery,
+    ) -> Result<Ledger, LedgerError> {
         let path = path.as_ref().to_path_buf();
         let open_error = |source: redb::Error| LedgerError::Open {
             path: path.clone(),
             source,
         };
-        let db = redb::Database::create(&path).map_err(|e| open_error(e.into()))?;
+        let db = Database::create(&path, recovery).map_err(|e| open_error(e.into()))?;
         let (head, last_seq) = create_tables(&db).map_err(open_error)?;
         if head.map_or(0, |h| h.seq) != last_seq {
             tracing::warn!(
@@ -290,8 +308,9 @@ impl Ledger {
     /// The database the ledger lives in, for other GRACE stores that share the file.
     ///
     /// They must not write the [`tables`] of the ledger. Holding the database keeps the file
-    /// open after the last [`Ledger`] is dropped.
-    pub fn database(&self) -> Arc<redb::Database> {
+    /// open after the last [`Ledger`] is dropped. Its write transactions begin as the ledger's
+    /// do ([`Database::begin_write`]).
+    pub fn database(&self) -> Arc<Database> {
         Arc::clone(&self.inner.db)
     }
 
@@ -303,7 +322,7 @@ impl Ledger {
 }
 
 /// Creates the ledger's tables if missing; returns the stored head and the last stored key.
-fn create_tables(db: &redb::Database) -> Result<(Option<Head>, u64), redb::Error> {
+fn create_tables(db: &Database) -> Result<(Option<Head>, u64), redb::Error> {
     let txn = db.begin_write()?;
     let (head, last_seq) = {
         let entries = txn.open_table(ENTRIES)?;

@@ -135,7 +135,7 @@ pub(crate) fn load_frontier<S: Subtrees<Error = LedgerError>>(
 /// hashes in one transaction; if entries are missing too (tampering), nothing is written and the
 /// reason is returned.
 pub(crate) fn prepare(
-    db: &redb::Database,
+    db: &crate::Database,
     size: u64,
 ) -> Result<Result<Frontier, String>, redb::Error> {
     {

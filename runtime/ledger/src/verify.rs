@@ -212,7 +212,7 @@ pub(crate) fn read_head(txn: &ReadTransaction) -> Result<Option<Head>, LedgerErr
 /// With `root_at`, also returns the Merkle root of the first `root_at` entries as recomputed
 /// from them (`None` if the ledger holds fewer).
 pub(crate) fn verify(
-    db: &redb::Database,
+    db: &crate::Database,
     root_at: Option<u64>,
 ) -> Result<(VerifyReport, Option<Hash>), LedgerError> {
     let txn = db.begin_read().map_err(LedgerError::read)?;

@@ -107,7 +107,7 @@ impl Writer {
     /// Starts the writer, chaining on from `head` (the stored head record) and extending `tree`,
     /// the right edge of the tree of the entries up to the head (or why there is none).
     pub(crate) fn spawn(
-        db: Arc<redb::Database>,
+        db: Arc<crate::Database>,
         durability: redb::Durability,
         head: Option<Head>,
         tree: Result<Frontier, String>,
@@ -186,7 +186,7 @@ fn storage(e: impl Into<redb::Error>) -> Failure {
 }
 
 fn run(
-    db: &redb::Database,
+    db: &crate::Database,
     durability: redb::Durability,
     mut tip: Head,
     mut tree: Result<Frontier, String>,
@@ -303,7 +303,7 @@ fn gather(
 /// Writes one batch, the tree nodes it completes and the new head in one transaction; returns
 /// the new head and right edge of the tree.
 fn commit(
-    db: &redb::Database,
+    db: &crate::Database,
     durability: redb::Durability,
     tip: &Head,
     tree: &Result<Frontier, String>,

@@ -16,6 +16,7 @@
 //! | `[trust]` | [`crate::trust::TrustSettings`] | [`crate::trust::TrustSettings::validate`] |
 //! | `[[trust_roots]]` | [`crate::signing::TrustRootConfig`] | [`crate::signing::TrustRoots::load`] |
 //! | `[auth]` | [`crate::auth::AuthConfig`] | [`crate::auth::AuthConfig::validate`] |
+//! | `[storage]` | [`crate::store::StorageSettings`] | nothing to check: one switch |
 //! | `[sources]` | [`crate::sources::SourcesConfig`] | [`crate::sources::SourcesConfig::validate`] |
 //! | `[aws]`, `[docker]`, `[kubernetes]` | the executor crates' settings | their own `validate` |
 //!
@@ -131,6 +132,8 @@ pub struct ServeConfig {
     pub limits: crate::limits::ServerLimits,
     /// `[auth]`: sign-in by OIDC besides the server's own tokens.
     pub auth: AuthConfig,
+    /// `[storage]`: how the database prepares for a crash.
+    pub storage: crate::store::StorageSettings,
 }
 
 impl Default for ServeConfig {
@@ -171,6 +174,7 @@ impl Default for ServeConfig {
             allow_unsigned_playbooks: false,
             limits: crate::limits::ServerLimits::default(),
             auth: AuthConfig::default(),
+            storage: crate::store::StorageSettings::default(),
         }
     }
 }

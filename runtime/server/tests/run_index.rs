@@ -9,11 +9,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use grace_engine::event::system_now_millis;
+use grace_ledger::{Database, Recovery};
 use grace_server::runs::{RunRecord, RunState};
 use grace_server::store::run_index::RECENT_FAILURES_MS;
 use grace_server::store::tables::{META, RUN_INDEX_VERSION, RUNS};
 use grace_server::store::{RunFilter, Store};
-use redb::Database;
 
 /// A run `id` of playbook `playbook` in `state`, finished at `finished_at` if final.
 fn run(id: &str, playbook: &str, state: RunState, finished_at: Option<u64>) -> RunRecord {
@@ -32,7 +32,7 @@ fn run(id: &str, playbook: &str, state: RunState, finished_at: Option<u64>) -> R
 }
 
 fn database(dir: &tempfile::TempDir) -> Arc<Database> {
-    Arc::new(Database::create(dir.path().join("grace.redb")).unwrap())
+    Arc::new(Database::create(dir.path().join("grace.redb"), Recovery::Quick).unwrap())
 }
 
 fn ids(runs: &[RunRecord]) -> BTreeSet<String> {

@@ -75,7 +75,7 @@ pub struct Explanation {
 impl TrustCore {
     /// Opens the trust core on `db` (its tables are created if needed; the database may be
     /// shared with other components) with `config`.
-    pub fn open(db: Arc<redb::Database>, config: TrustConfig) -> Result<Self, TrustError> {
+    pub fn open(db: Arc<grace_ledger::Database>, config: TrustConfig) -> Result<Self, TrustError> {
         let risk = RiskModel::new(config.risk)?;
         let guardrails = Guardrails::new(config.guardrails)?;
         Ok(TrustCore {
@@ -91,6 +91,8 @@ impl TrustCore {
         let db = redb::Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| TrustError::storage("create an in-memory database", e))?;
+        // Nothing in memory survives a crash: no commit needs to prepare a quick recovery.
+        let db = grace_ledger::Database::new(db, grace_ledger::Recovery::Full);
         TrustCore::open(Arc::new(db), config)
     }
 

@@ -21,7 +21,7 @@ type Recent = [HashMap<String, VecDeque<u64>>; 5];
 
 /// Changes recorded per resource.
 pub(crate) struct ChangeHistory {
-    db: Arc<redb::Database>,
+    db: Arc<grace_ledger::Database>,
     recent: Mutex<Recent>,
 }
 
@@ -31,7 +31,7 @@ fn kind_index(kind: ResourceKind) -> usize {
 
 impl ChangeHistory {
     /// Opens the history in `db`, creating its table if needed and loading the recent rows.
-    pub fn open(db: Arc<redb::Database>) -> Result<Self, TrustError> {
+    pub fn open(db: Arc<grace_ledger::Database>) -> Result<Self, TrustError> {
         let txn = db
             .begin_write()
             .map_err(|e| TrustError::storage("open the change history", e))?;

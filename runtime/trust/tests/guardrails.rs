@@ -235,7 +235,8 @@ fn the_change_count_survives_a_restart_of_the_host() {
         max_changes_per_hour = 2
     "#;
     let open = || {
-        let db = Arc::new(redb::Database::create(&path).unwrap());
+        let db =
+            Arc::new(grace_ledger::Database::create(&path, grace_ledger::Recovery::Quick).unwrap());
         TrustCore::open(db, TrustConfig::from_toml(config).unwrap()).unwrap()
     };
     let r = restart("web-1", State::new(4, 4), WEDNESDAY_10AM);

@@ -15,7 +15,7 @@ const FORBID_PROD: &str = r#"@id("no-prod") @reason("prod is hands-off")
 forbid(principal, action in Grace::Action::"change", resource) when { resource.environment == "prod" };"#;
 
 fn open(path: &Path) -> TrustCore {
-    let db = Arc::new(redb::Database::create(path).unwrap());
+    let db = Arc::new(grace_ledger::Database::create(path, grace_ledger::Recovery::Quick).unwrap());
     TrustCore::open(db, TrustConfig::default()).unwrap()
 }
 
@@ -218,7 +218,8 @@ fn candidate_policies_can_be_tried_against_a_request() {
 #[test]
 fn the_store_shares_a_database_with_other_tables() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(redb::Database::create(dir.path().join("shared.redb")).unwrap());
+    let path = dir.path().join("shared.redb");
+    let db = Arc::new(grace_ledger::Database::create(path, grace_ledger::Recovery::Quick).unwrap());
     const OTHER: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("runs/other");
     {
         let txn = db.begin_write().unwrap();
@@ -230,7 +231,7 @@ fn the_store_shares_a_database_with_other_tables() {
         .policies()
         .add("base", grace_trust::BASELINE, "alice")
         .unwrap();
-    let txn = redb::ReadableDatabase::begin_read(db.as_ref()).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&**db).unwrap();
     let table = txn.open_table(OTHER).unwrap();
     assert_eq!(table.get("x").unwrap().unwrap().value(), 1);
 }
@@ -240,7 +241,10 @@ fn the_stored_sets_are_listed_from_a_read_only_database_without_the_removed_ones
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grace.redb");
     {
-        let store = PolicyStore::open(Arc::new(redb::Database::create(&path).unwrap())).unwrap();
+        let store = PolicyStore::open(Arc::new(
+            grace_ledger::Database::create(&path, grace_ledger::Recovery::Quick).unwrap(),
+        ))
+        .unwrap();
         store.add("base", grace_trust::BASELINE, "alice").unwrap();
         store.add("guard", FORBID_PROD, "bob").unwrap();
         store.remove("guard", "carol").unwrap();

@@ -63,7 +63,7 @@ pub async fn connect(args: &RunArgs) -> Result<Backends, Exit> {
     }
     let ledger = Arc::new(open_ledger(&args.data.data_dir)?);
     let database = ledger.database();
-    let sets = offline::stored_policy_sets(&*database).map_err(|e| Exit::Invalid(anyhow!(e)))?;
+    let sets = offline::stored_policy_sets(&**database).map_err(|e| Exit::Invalid(anyhow!(e)))?;
     let trust = HostTrust::open(database, &config.trust)
         .map_err(|e| Exit::Invalid(anyhow!("`[trust]`: {e}")))?
         .for_one_run();

@@ -151,9 +151,10 @@ impl App {
             what: "cannot create the data directory".into(),
             source,
         })?;
-        let ledger = Arc::new(Ledger::open(
+        let ledger = Arc::new(Ledger::open_with(
             config.data_dir.join("grace.redb"),
             Durability::Immediate,
+            config.storage.recovery(),
         )?);
         let db = ledger.database();
         let store = Store::open(db.clone()).map_err(store_error("cannot open the store"))?;

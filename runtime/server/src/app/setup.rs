@@ -15,7 +15,7 @@ use crate::sources::supervisor::SourceSupervisor;
 /// Opens the token table, saying loudly what is left open: no authentication, no token yet.
 pub(super) fn auth(
     config: &ServeConfig,
-    database: Arc<redb::Database>,
+    database: Arc<grace_ledger::Database>,
 ) -> Result<Authenticator, StartError> {
     let tokens = TokenStore::open_database(database).map_err(StartError::Tokens)?;
     if config.insecure_no_auth {

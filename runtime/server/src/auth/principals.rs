@@ -20,7 +20,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use grace_ledger::Database;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Local principals by id (`local:<name>`): JSON [`Principal`].
@@ -269,7 +270,8 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, PrincipalStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("grace.redb")).unwrap();
+        let db =
+            Database::create(dir.path().join("grace.redb"), grace_ledger::Recovery::Quick).unwrap();
         (dir, PrincipalStore::open(Arc::new(db)).unwrap())
     }
 
@@ -278,7 +280,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("grace.redb");
         {
-            let s = PrincipalStore::open(Arc::new(Database::create(&path).unwrap())).unwrap();
+            let s = PrincipalStore::open(Arc::new(
+                Database::create(&path, grace_ledger::Recovery::Quick).unwrap(),
+            ))
+            .unwrap();
             let p = s
                 .create("alice", Some("Alice Liddell"), "local:admin")
                 .unwrap();
@@ -289,7 +294,10 @@ mod tests {
                 Err(PrincipalError::Exists(_))
             ));
         }
-        let s = PrincipalStore::open(Arc::new(Database::create(&path).unwrap())).unwrap();
+        let s = PrincipalStore::open(Arc::new(
+            Database::create(&path, grace_ledger::Recovery::Quick).unwrap(),
+        ))
+        .unwrap();
         let p = s.get("local:alice").unwrap();
         assert_eq!(
             (p.display_name.as_str(), p.created_by.as_str()),

@@ -18,7 +18,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use grace_ledger::Database;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -310,7 +311,8 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, TokenStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("grace.redb")).unwrap();
+        let db =
+            Database::create(dir.path().join("grace.redb"), grace_ledger::Recovery::Quick).unwrap();
         (dir, open(db))
     }
 
@@ -363,10 +365,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("grace.redb");
         let secret = {
-            let store = open(Database::create(&path).unwrap());
+            let store = open(Database::create(&path, grace_ledger::Recovery::Quick).unwrap());
             store.create(spec("kept", &[Scope::Admin])).unwrap().secret
         };
-        let store = open(Database::create(&path).unwrap());
+        let store = open(Database::create(&path, grace_ledger::Recovery::Quick).unwrap());
         assert_eq!(store.lookup(&secret).unwrap().name, "kept");
         assert_eq!(store.lookup(&secret).unwrap().principal, "local:test");
     }
@@ -389,7 +391,7 @@ mod tests {
         let path = dir.path().join("grace.redb");
         {
             // A record exactly as the previous version wrote it: no `principal`.
-            let db = Database::create(&path).unwrap();
+            let db = Database::create(&path, grace_ledger::Recovery::Quick).unwrap();
             let tx = db.begin_write().unwrap();
             {
                 let mut t = tx.open_table(TOKENS).unwrap();
@@ -399,7 +401,7 @@ mod tests {
             }
             tx.commit().unwrap();
         }
-        let store = open(Database::create(&path).unwrap());
+        let store = open(Database::create(&path, grace_ledger::Recovery::Quick).unwrap());
         let t = store.lookup("grace_old").unwrap();
         assert_eq!(
             (t.name.as_str(), t.principal.as_str()),
@@ -409,7 +411,7 @@ mod tests {
         assert_eq!(p.created_by, MIGRATION);
         // Written back: the next open finds it migrated and changes nothing.
         drop(store);
-        let store = open(Database::create(&path).unwrap());
+        let store = open(Database::create(&path, grace_ledger::Recovery::Quick).unwrap());
         assert_eq!(store.lookup("grace_old").unwrap().principal, "local:alice");
     }
 

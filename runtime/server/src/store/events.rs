@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use grace_engine::TriggerEvent;
-use redb::{Database, Durability, ReadableTable};
+use grace_ledger::Database;
+use redb::{Durability, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 

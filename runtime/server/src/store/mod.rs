@@ -6,15 +6,18 @@
 mod checkpoint;
 mod events;
 pub mod run_index;
+mod settings;
 pub mod tables;
 
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use grace_ledger::Database;
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::MatchedCheckpoint;
 pub use events::{EventLog, Publisher, StoredEvent};
+pub use settings::StorageSettings;
 
 use crate::runs::{RunRecord, RunState};
 use tables::{

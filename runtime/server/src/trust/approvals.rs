@@ -26,7 +26,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use grace_ledger::Database;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -516,10 +517,10 @@ mod tests {
     use serde_json::json;
 
     fn store() -> Approvals {
-        let db = Database::builder()
+        let db = redb::Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .unwrap();
-        Approvals::open(Arc::new(db)).unwrap()
+        Approvals::open(Arc::new(Database::new(db, grace_ledger::Recovery::Full))).unwrap()
     }
 
     fn pending(id: &str, approvers: u8, expires_at: u64) -> Approval {
@@ -698,11 +699,12 @@ mod tests {
 
     #[test]
     fn approvals_stored_before_the_pending_index_are_indexed_once_on_open() {
-        let db = Arc::new(
-            Database::builder()
+        let db = Arc::new(Database::new(
+            redb::Database::builder()
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .unwrap(),
-        );
+            grace_ledger::Recovery::Full,
+        ));
         // What a server before the index left: approvals, and no index.
         let tx = db.begin_write().unwrap();
         {

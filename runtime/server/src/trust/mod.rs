@@ -186,7 +186,7 @@ impl HostTrust {
 
     /// The trust core on the server's database, with `settings`.
     pub fn open(
-        db: Arc<redb::Database>,
+        db: Arc<grace_ledger::Database>,
         settings: &TrustSettings,
     ) -> Result<HostTrust, TrustSetupError> {
         let (config, ttl) = settings.validate().map_err(TrustSetupError::Settings)?;

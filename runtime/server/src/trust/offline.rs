@@ -34,6 +34,8 @@ pub fn dry_run(settings: &TrustSettings, sets: &[PolicySet]) -> Result<HostTrust
     let db = redb::Database::builder()
         .create_with_backend(redb::backends::InMemoryBackend::new())
         .map_err(|e| TrustSetupError::Storage(format!("an in-memory database: {e}")))?;
+    // Nothing in memory survives a crash: no commit needs to prepare a quick recovery.
+    let db = grace_ledger::Database::new(db, grace_ledger::Recovery::Full);
     let trust = HostTrust::open(Arc::new(db), settings)?;
     for (name, text) in sets {
         trust
@@ -218,15 +220,16 @@ mod tests {
 
     #[test]
     fn a_dry_run_copies_the_policies_a_server_stored() {
-        let db = Arc::new(
+        let db = Arc::new(grace_ledger::Database::new(
             redb::Database::builder()
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .unwrap(),
-        );
+            grace_ledger::Recovery::Full,
+        ));
         let store = grace_trust::PolicyStore::open(db.clone()).unwrap();
         store.add("base", grace_trust::BASELINE, "admin").unwrap();
         drop(store);
-        let sets = stored_policy_sets(&*db).unwrap();
+        let sets = stored_policy_sets(&**db).unwrap();
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].0, "base");
         let trust = dry_run(&TrustSettings::default(), &sets).unwrap();

@@ -43,7 +43,7 @@ struct Live {
 
 /// Named, versioned policy sets in redb, and the active policies compiled from them.
 pub struct PolicyStore {
-    db: Arc<redb::Database>,
+    db: Arc<grace_ledger::Database>,
     /// The live sets; held by writers for the whole change, so changes apply one at a time.
     live: Mutex<BTreeMap<String, Live>>,
     active: RwLock<Arc<Policies>>,
@@ -74,7 +74,7 @@ impl PolicyStore {
     /// Opens the store in `db` (creating its tables) and compiles the live sets. Fails if a
     /// stored set no longer compiles (e.g. after a schema change): running with part of the
     /// operator's policies silently missing would be worse.
-    pub fn open(db: Arc<redb::Database>) -> Result<Self, TrustError> {
+    pub fn open(db: Arc<grace_ledger::Database>) -> Result<Self, TrustError> {
         let op = "open the policy store";
         let txn = db.begin_write().map_err(|e| TrustError::storage(op, e))?;
         txn.open_table(POLICY_VERSIONS)
@@ -85,7 +85,7 @@ impl PolicyStore {
             .map_err(|e| TrustError::storage(op, e))?;
         txn.commit().map_err(|e| TrustError::storage(op, e))?;
 
-        let (revision, stored) = stored_sets(&*db)?;
+        let (revision, stored) = stored_sets(&**db)?;
         let mut live = BTreeMap::new();
         for stored in stored {
             let compiled = source::compile(&stored.name, &stored.text)?;
