@@ -189,7 +189,11 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let db = redb::Database::create(dir.path().join("grace.redb")).unwrap();
+        let db = grace_ledger::Database::create(
+            dir.path().join("grace.redb"),
+            grace_ledger::Recovery::Quick,
+        )
+        .unwrap();
         (dir, Store::open(Arc::new(db)).unwrap())
     }
 
