@@ -348,9 +348,16 @@ impl Store {
         tx.commit().map_err(db)
     }
 
-    /// Stores the runs an event batch created and marks the batch matched, in one durable
-    /// transaction: a run is on disk before anyone can see it, and after a crash either both the
-    /// runs and the mark are there or the events are matched again. With `checkpoint` (the
+    /// Stores the runs an event batch created and marks the batch matched, in one transaction:
+    /// a run is on disk before anyone can see it, and after a crash either both the runs and the
+    /// mark are there or the events are matched again.
+    ///
+    /// A batch that created no runs is committed without waiting for the disk: losing its mark
+    /// in a crash only means matching its events again, which is what a crash just before the
+    /// commit does anyway, and the next durable commit to the database (the event log's, the
+    /// ledger's, a batch with runs) makes it durable. Waiting for the disk there would bound
+    /// matching at one batch per fsync and hold redb's write lock from the event log meanwhile.
+    /// With `checkpoint` (the
     /// mesh's memory after exactly these events), the mesh's checkpoint moves to this mark in
     /// the same transaction; with `simulation_clock` (in simulation, the clock the batch's events
     /// moved), a restart never takes the clock back before the events it has matched.
@@ -361,7 +368,13 @@ impl Store {
         checkpoint: Option<&grace_mesh::MeshCheckpoint>,
         simulation_clock: Option<u64>,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
+        let mut tx = self.db.begin_write().map_err(db)?;
+        let durability = if runs.is_empty() {
+            redb::Durability::None
+        } else {
+            redb::Durability::Immediate
+        };
+        tx.set_durability(durability).map_err(db)?;
         {
             let mut table = tx.open_table(RUNS).map_err(db)?;
             for run in runs {
