@@ -146,20 +146,34 @@ impl ManifestCaps {
     }
 }
 
-/// Counts and hashes what is written to it, keeping only its first `keep` bytes.
+/// Counts what is written to it; with a hash, also hashes it and keeps its first `keep` bytes.
 struct Measure {
     bytes: u64,
-    hash: Sha256,
+    hash: Option<Sha256>,
     kept: Vec<u8>,
     keep: usize,
+}
+
+impl Measure {
+    /// Counts only: nothing kept, nothing hashed.
+    fn counting() -> Measure {
+        Measure {
+            bytes: 0,
+            hash: None,
+            kept: Vec::new(),
+            keep: 0,
+        }
+    }
 }
 
 impl Write for Measure {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.bytes = self.bytes.saturating_add(buf.len() as u64);
-        self.hash.update(buf);
-        let room = self.keep.saturating_sub(self.kept.len());
-        self.kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        if let Some(hash) = &mut self.hash {
+            hash.update(buf);
+            let room = self.keep.saturating_sub(self.kept.len());
+            self.kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        }
         Ok(buf.len())
     }
 
@@ -168,27 +182,39 @@ impl Write for Measure {
     }
 }
 
+fn other_error(message: &str) -> Value {
+    json!({ "error": { "kind": "other", "message": message } })
+}
+
 /// What goes on record for a call's successful result: `{"ok": value}` when its JSON fits in
-/// `budget` bytes, otherwise `{"ok_truncated": {"preview", "bytes", "sha256"}}`. The value is
-/// serialized once into a counting, hashing writer (work and memory bounded by the result's own
-/// size, itself bounded by the response cap); only a result that fits is turned into a tree.
+/// `budget` bytes, otherwise `{"ok_truncated": {"preview", "bytes", "sha256"}}`.
+///
+/// The value's JSON is first only counted (no text built, nothing kept: work bounded by the
+/// result's own size, itself bounded by the response cap). Most results fit, and those are
+/// turned into a tree directly, without the text; only one that does not fit is written a
+/// second time, hashed, keeping the preview's bytes alone. A hot read path calls this for every
+/// result, so it allocates nothing beyond the tree it returns.
 pub fn record_ok<T: Serialize>(value: &T, budget: usize) -> Value {
-    let mut measure = Measure {
-        bytes: 0,
-        hash: Sha256::new(),
-        kept: Vec::with_capacity(budget.saturating_add(1).min(1024 * 1024)),
-        keep: budget.saturating_add(1),
-    };
-    if let Err(e) = serde_json::to_writer(&mut measure, value) {
-        return json!({ "error": { "kind": "other", "message": e.to_string() } });
+    let mut count = Measure::counting();
+    if let Err(e) = serde_json::to_writer(&mut count, value) {
+        return other_error(&e.to_string());
     }
-    if measure.bytes <= budget as u64 {
-        return match serde_json::from_slice::<Value>(&measure.kept) {
+    if count.bytes <= budget as u64 {
+        return match serde_json::to_value(value) {
             Ok(v) => json!({ "ok": v }),
-            Err(e) => json!({ "error": { "kind": "other", "message": e.to_string() } }),
+            Err(e) => other_error(&e.to_string()),
         };
     }
-    let mut end = RESULT_PREVIEW_BYTES.min(measure.kept.len());
+    let mut measure = Measure {
+        bytes: 0,
+        hash: Some(Sha256::new()),
+        kept: Vec::with_capacity(RESULT_PREVIEW_BYTES),
+        keep: RESULT_PREVIEW_BYTES,
+    };
+    if let Err(e) = serde_json::to_writer(&mut measure, value) {
+        return other_error(&e.to_string());
+    }
+    let mut end = measure.kept.len();
     let preview = loop {
         match std::str::from_utf8(&measure.kept[..end]) {
             Ok(text) => break text.to_owned(),
@@ -199,19 +225,14 @@ pub fn record_ok<T: Serialize>(value: &T, budget: usize) -> Value {
         "ok_truncated": {
             "preview": preview,
             "bytes": measure.bytes,
-            "sha256": hex::encode(measure.hash.finalize()),
+            "sha256": hex::encode(measure.hash.map(Sha256::finalize).unwrap_or_default()),
         }
     })
 }
 
 /// Roughly how many bytes a recorded value takes (its JSON length), without building the text.
 pub fn json_len(value: &Value) -> u64 {
-    let mut measure = Measure {
-        bytes: 0,
-        hash: Sha256::new(),
-        kept: Vec::new(),
-        keep: 0,
-    };
+    let mut measure = Measure::counting();
     // Writing into `Measure` cannot fail, and a `Value` always serializes.
     let _ = serde_json::to_writer(&mut measure, value);
     measure.bytes

@@ -892,26 +892,36 @@ impl RunState {
                     Verdict::Allowed => Decision::allowed(reason),
                     Verdict::Denied => Decision::denied(reason),
                 },
-                trust.clone(),
+                trust,
             ),
-            result: result.clone(),
+            result,
             at_millis: at,
         };
-        let pending = match self.ledger.submit(entry) {
+        // Encoded from a borrow: the timeline then takes the entry's parts instead of copies
+        // (a read's result can be large, and every call is recorded).
+        let pending = match self.ledger.submit_ref(&entry) {
             Ok(p) => p,
             Err(e) => return Err(self.ledger_failed(&e)),
         };
+        let NewEntry {
+            interface,
+            function,
+            args,
+            decision,
+            result,
+            ..
+        } = entry;
         let index = self.timeline.len();
         self.timeline.push(TimelineEntry {
             seq: 0,
             at,
             offset_ms: at.saturating_sub(self.started_at),
-            interface: call.interface().to_owned(),
-            function: call.function().to_owned(),
-            args: call.args.clone(),
+            interface,
+            function,
+            args,
             verdict,
-            reason: reason.to_owned(),
-            trust,
+            reason: decision.reason,
+            trust: decision.trust,
             result,
             change: call.is_change(),
         });

@@ -186,8 +186,14 @@ impl Ledger {
     /// commit): a caller that need not wait for durability, such as the record of a read-only
     /// call, can go on and collect the receipt later. Entries are chained in submission order.
     pub fn submit(&self, entry: NewEntry) -> Result<Pending, LedgerError> {
+        self.submit_ref(&entry)
+    }
+
+    /// [`Ledger::submit`] from a borrowed entry: it is encoded at once, on this thread, so a
+    /// caller that keeps the entry's parts (a run's timeline) need not copy them first.
+    pub fn submit_ref(&self, entry: &NewEntry) -> Result<Pending, LedgerError> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(&entry, Reply::Async(tx))?;
+        self.enqueue(entry, Reply::Async(tx))?;
         Ok(Pending(rx))
     }
 
