@@ -410,6 +410,19 @@ struct Round {
     throttled: u64,
 }
 
+/// `[storage]` as served by default (quick repair on: two fsyncs per durable commit), or with
+/// `GRACE_BENCH_QUICK_REPAIR=off` the trade's other side (one fsync per commit, a restart after
+/// a crash that grows with the database), to show what the setting costs.
+fn storage_settings() -> grace_server::store::StorageSettings {
+    let quick_repair = match std::env::var("GRACE_BENCH_QUICK_REPAIR").as_deref() {
+        Err(_) | Ok("on") => true,
+        Ok("off") => false,
+        Ok(other) => panic!("GRACE_BENCH_QUICK_REPAIR: `{other}` is not `on` or `off`"),
+    };
+    eprintln!("[storage] quick_repair = {quick_repair}");
+    grace_server::store::StorageSettings { quick_repair }
+}
+
 fn main() {
     let started = Instant::now();
     grace_testkit::build_guests();
@@ -439,6 +452,7 @@ fn main() {
                 name: "bench".into(),
                 public_key: key.verifier().to_string(),
             }],
+            storage: storage_settings(),
             ..ServeConfig::default()
         })
         .await
