@@ -42,6 +42,11 @@ pub const MAX_TEXT_ARG_BYTES: usize = 4096;
 /// How much of a long text argument the ledger keeps.
 const PREVIEW_BYTES: usize = 256;
 
+/// The field of a recorded error naming the ledger entry of an earlier attempt's change whose
+/// read-back met a conflict (the resource was changed by someone else since, or now routes to
+/// another provider): no retry of the run can get past it.
+pub const UNRECONCILED_FROM: &str = "unreconciled_from";
+
 /// The idempotency key of the `rank`-th (from 1) `interface.function` change of `target` in
 /// run `run_id`: the same in every attempt of the run, so a retried run can tell which of its
 /// changes an earlier attempt already made. Length-prefixed, so no two inputs collide.
@@ -667,11 +672,16 @@ impl RunState {
         // A change an earlier attempt may have made: read the resource before making it again.
         let earlier = key.as_deref().and_then(|k| self.unknown.get(k)).cloned();
         let mut reconciled_from = None;
+        // Set where the read-back itself judged a conflict (or could not be made on the right
+        // provider): every retry would meet it again. A provider's own error while reading
+        // (throttling, contention) is not that, and stays retryable.
+        let mut unreconciled = false;
         let result = match &earlier {
             None => Ok(None),
             // Only the provider the earlier attempt went to can say whether the change
             // happened; another one (the routes changed since) would read another resource.
             Some(unknown) if unknown.provider.as_deref() != call.provider.as_deref() => {
+                unreconciled = true;
                 Err(ExecError::Conflict(format!(
                     "an earlier attempt of this run began this change on provider `{}` (ledger entry {}) and its outcome is unknown, but the resource now routes to provider `{}`: it is neither read back nor made again on another provider than the one that may have made it",
                     unknown.provider.as_deref().unwrap_or("none"),
@@ -688,7 +698,10 @@ impl RunState {
                         Ok(Some(value))
                     }
                     Ok(Ok(Reconciled::NotApplied)) => Ok(None),
-                    Ok(Ok(Reconciled::Conflict(message))) => Err(ExecError::Conflict(message)),
+                    Ok(Ok(Reconciled::Conflict(message))) => {
+                        unreconciled = true;
+                        Err(ExecError::Conflict(message))
+                    }
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(ExecError::TimedOut(
                         "the run's deadline passed while reading whether an earlier attempt made the change: whether it happened is still unknown"
@@ -697,8 +710,6 @@ impl RunState {
                 }
             }
         };
-        // A conflict met reading the earlier attempt's change back: every retry meets it again.
-        let unreconciled = matches!(result, Err(ExecError::Conflict(_)));
         let result = match result {
             Ok(Some(done)) => Ok(done),
             Err(e) => Err(e),
@@ -750,7 +761,7 @@ impl RunState {
             recorded["idempotency_key"] = json!(key);
         }
         if let (true, Some(unknown)) = (unreconciled, &earlier) {
-            recorded["error"]["unreconciled_from"] = json!(unknown.seq);
+            recorded["error"][UNRECONCILED_FROM] = json!(unknown.seq);
         }
         let reason = match (reconciled_from, &earlier) {
             (Some(seq), Some(unknown)) => {

@@ -96,6 +96,9 @@ enum Fault {
     RefusedOnce,
     /// Reading a change back always finds a conflict.
     ConflictingReadBack,
+    /// Reading a change back fails as a provider's contention would (the read itself is
+    /// refused; it judges nothing).
+    ContendedReadBack,
 }
 
 /// The simulated groups with one [`Fault`]; counts the read-backs asked for. A fake, named so:
@@ -141,7 +144,7 @@ impl grace_executor::ScalingExecutor for FakeScaling {
                     "ScalingActivityInProgress: a scaling activity is in progress".into(),
                 ))
             }
-            Fault::RefusedOnce | Fault::ConflictingReadBack => {
+            Fault::RefusedOnce | Fault::ConflictingReadBack | Fault::ContendedReadBack => {
                 self.inner.set_desired_capacity(name, desired).await
             }
         }
@@ -160,10 +163,18 @@ impl grace_executor::ScalingExecutor for FakeScaling {
     {
         self.reconciles
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if self.fault == Fault::ConflictingReadBack {
-            return Ok(grace_executor::Reconciled::Conflict(
-                "another writer changed the group".into(),
-            ));
+        match self.fault {
+            Fault::ConflictingReadBack => {
+                return Ok(grace_executor::Reconciled::Conflict(
+                    "another writer changed the group".into(),
+                ));
+            }
+            Fault::ContendedReadBack => {
+                return Err(grace_executor::ExecError::Conflict(
+                    "ResourceContention: pending update to the group".into(),
+                ));
+            }
+            _ => {}
         }
         self.inner.reconcile(change).await
     }
@@ -472,6 +483,30 @@ fn a_conflict_reported_on_reading_back_leaves_the_first_attempts_outcome_unknown
     assert_eq!(desired(&world, "api-asg"), 5, "not made a second time");
     let action = third.actions().next().unwrap();
     assert_eq!(action.result["reconciled_from"], first_intent, "{action:?}");
+}
+
+#[test]
+fn a_provider_conflict_while_reading_back_stays_retryable_and_the_retry_reads_again() {
+    let guest = load(&example("scale-on-latency"));
+    let world = overloaded();
+    let (lost, _) = faulty_env(&world, Fault::LostAnswer);
+    attempt_in(&world, &guest, &lost);
+    let first_intent = capacity_records(&world, "run-1")[0].seq;
+    // The read-back itself is refused (contention): that says nothing of the resource, so the
+    // record does not mark the change as one no retry gets past.
+    let (contended, _) = faulty_env(&world, Fault::ContendedReadBack);
+    let second = attempt_in(&world, &guest, &contended.retrying(true));
+    let refused = failed_change(&second, "conflict");
+    assert!(
+        refused.result["error"].get("unreconciled_from").is_none(),
+        "{refused:?}"
+    );
+
+    let third = attempt(&world, &guest, true);
+    assert_eq!(third.status, RunStatus::Succeeded, "{:?}", third.failure);
+    let action = third.actions().next().unwrap();
+    assert_eq!(action.result["reconciled_from"], first_intent, "{action:?}");
+    assert_eq!(desired(&world, "api-asg"), 5, "not made a second time");
 }
 
 /// The simulated containers, except that `web-1` always lists as unhealthy (so every attempt

@@ -214,7 +214,10 @@ pub fn is_transient(report: &RunReport) -> bool {
     let Some(error) = last.result.get("error") else {
         return false;
     };
-    if error.get("unreconciled_from").is_some() {
+    if error
+        .get(grace_engine::pipeline::UNRECONCILED_FROM)
+        .is_some()
+    {
         return false;
     }
     match error.get("kind").and_then(|k| k.as_str()) {
