@@ -34,8 +34,8 @@ pub enum Recovery {
 
 /// A redb database as GRACE writes it: the file, and how its commits prepare for a crash.
 ///
-/// Everything but beginning a write transaction is redb's own ([`std::ops::Deref`] to
-/// [`redb::Database`]): reads, compaction, statistics.
+/// Reads are redb's own ([`redb::ReadableDatabase`]); writes begin only through
+/// [`Database::begin_write`].
 #[derive(Debug)]
 pub struct Database {
     inner: redb::Database,
@@ -69,11 +69,15 @@ impl Database {
     }
 }
 
-impl std::ops::Deref for Database {
-    type Target = redb::Database;
+/// Reads are redb's own. There is deliberately no way to reach the inner [`redb::Database`]
+/// (no `Deref`): a write transaction begun on it would skip the recovery setting.
+impl redb::ReadableDatabase for Database {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        self.inner.begin_read()
+    }
 
-    fn deref(&self) -> &redb::Database {
-        &self.inner
+    fn cache_stats(&self) -> redb::CacheStats {
+        self.inner.cache_stats()
     }
 }
 

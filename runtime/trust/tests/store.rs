@@ -231,7 +231,7 @@ fn the_store_shares_a_database_with_other_tables() {
         .policies()
         .add("base", grace_trust::BASELINE, "alice")
         .unwrap();
-    let txn = redb::ReadableDatabase::begin_read(&**db).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&*db).unwrap();
     let table = txn.open_table(OTHER).unwrap();
     assert_eq!(table.get("x").unwrap().unwrap().value(), 1);
 }

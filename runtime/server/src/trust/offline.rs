@@ -229,7 +229,7 @@ mod tests {
         let store = grace_trust::PolicyStore::open(db.clone()).unwrap();
         store.add("base", grace_trust::BASELINE, "admin").unwrap();
         drop(store);
-        let sets = stored_policy_sets(&**db).unwrap();
+        let sets = stored_policy_sets(&*db).unwrap();
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].0, "base");
         let trust = dry_run(&TrustSettings::default(), &sets).unwrap();

@@ -85,7 +85,7 @@ impl PolicyStore {
             .map_err(|e| TrustError::storage(op, e))?;
         txn.commit().map_err(|e| TrustError::storage(op, e))?;
 
-        let (revision, stored) = stored_sets(&**db)?;
+        let (revision, stored) = stored_sets(&*db)?;
         let mut live = BTreeMap::new();
         for stored in stored {
             let compiled = source::compile(&stored.name, &stored.text)?;
