@@ -61,9 +61,9 @@ pub async fn connect(args: &RunArgs) -> Result<Backends, Exit> {
             "no backend is configured: add [aws], [docker], [kubernetes], `prometheus` or [[providers]] to grace.toml (or name one with `--config`; see docs/providers.md), or pass `--dry-run` to run against the simulated fleet"
         )));
     }
-    let ledger = Arc::new(open_ledger(&args.data.data_dir)?);
+    let ledger = Arc::new(open_ledger(&args.data.data_dir, config.storage.recovery())?);
     let database = ledger.database();
-    let sets = offline::stored_policy_sets(&**database).map_err(|e| Exit::Invalid(anyhow!(e)))?;
+    let sets = offline::stored_policy_sets(&*database).map_err(|e| Exit::Invalid(anyhow!(e)))?;
     let trust = HostTrust::open(database, &config.trust)
         .map_err(|e| Exit::Invalid(anyhow!("`[trust]`: {e}")))?
         .for_one_run();
@@ -95,8 +95,12 @@ pub async fn connect(args: &RunArgs) -> Result<Backends, Exit> {
     })
 }
 
-/// The data directory's ledger, or a clear error when a server holds it.
-fn open_ledger(data_dir: &std::path::Path) -> Result<Ledger, Exit> {
+/// The data directory's ledger, committing for `recovery` as `[storage]` says (the server opens
+/// the same database so), or a clear error when a server holds it.
+fn open_ledger(
+    data_dir: &std::path::Path,
+    recovery: grace_ledger::Recovery,
+) -> Result<Ledger, Exit> {
     std::fs::create_dir_all(data_dir).map_err(|e| {
         Exit::Internal(anyhow!(
             "cannot create data directory `{}`: {e}",
@@ -104,7 +108,7 @@ fn open_ledger(data_dir: &std::path::Path) -> Result<Ledger, Exit> {
         ))
     })?;
     let path = ledger_path(data_dir);
-    match Ledger::open(&path, Durability::Immediate) {
+    match Ledger::open_with(&path, Durability::Immediate, recovery) {
         Ok(ledger) => Ok(ledger),
         Err(LedgerError::Open {
             source: redb::Error::DatabaseAlreadyOpen,
