@@ -11,7 +11,9 @@
 //! Prometheus) stamping events with the wall clock is accepted. The bound is per step, not a
 //! cap: an `operate` token can still walk the clock forward by `max_event_skew` per event (a
 //! batch of 10,000 events 15 min apart moves it about 104 days). That is deliberate: recorded
-//! incidents longer than the bound must replay, and publishing with `operate` is trusted.
+//! incidents longer than the bound must replay, and publishing with `operate` is trusted. The
+//! walk stops [`MAX_SAVED_CLOCK_AHEAD`] after the wall clock, where a restart would no longer
+//! restore the clock.
 //!
 //! **State.** Every change the simulated fleet makes is saved in the same database as the runs
 //! and the ledger ([`SavedSimulation`], written as the change is made, before its result is
@@ -49,7 +51,8 @@ pub struct EventTimeBound {
 /// An event stamped too far ahead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`timestamp` {timestamp} is more than {skew} after the simulation's time ({horizon}) and the wall clock ({wall}): the simulated fleet's time follows events, by at most `max_event_skew`"
+    "`timestamp` {timestamp} is more than {skew} after the simulation's time ({horizon}) and the wall clock ({wall}), or more than {cap} after the wall clock: the simulated fleet's time follows events, by at most `max_event_skew` each, and never further ahead than a restart would restore",
+    cap = humantime::format_duration(MAX_SAVED_CLOCK_AHEAD)
 )]
 pub struct TooFarAhead {
     /// Its position in the batch.
@@ -70,7 +73,7 @@ impl EventTimeBound {
         EventTimeBound {
             horizon: AtomicU64::new(sim.clock().now_millis()),
             sim: sim.clone(),
-            skew_millis: u64::try_from(skew.as_millis()).unwrap_or(u64::MAX),
+            skew_millis: millis(skew),
         }
     }
 
@@ -82,8 +85,11 @@ impl EventTimeBound {
             .horizon
             .load(Ordering::Acquire)
             .max(self.sim.clock().now_millis());
+        // Past this, a restart would refuse the saved clock and start the fleet over: the
+        // walk forward that `max_event_skew` allows per step stops here.
+        let cap = wall.saturating_add(millis(MAX_SAVED_CLOCK_AHEAD));
         for (index, e) in events.iter().enumerate() {
-            let limit = horizon.max(wall).saturating_add(self.skew_millis);
+            let limit = horizon.max(wall).saturating_add(self.skew_millis).min(cap);
             if e.timestamp > limit {
                 return Err(TooFarAhead {
                     index,
@@ -108,8 +114,13 @@ impl EventTimeBound {
 }
 
 /// How far after the wall clock a restored simulation clock may read; a later saved reading is
-/// refused (see the module documentation).
+/// refused (see the module documentation). Events are refused past it too, so that a clock the
+/// server walked forward itself is always one a restart restores.
 pub const MAX_SAVED_CLOCK_AHEAD: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Saves the simulated fleet's state in the store after each change.
 pub struct SavedSimulation {
@@ -134,8 +145,7 @@ impl SaveState for SavedSimulation {
 
 /// Brings back the state saved in `store` (if any) and saves every later change there.
 pub fn restore_and_keep(sim: &Simulation, store: &Store) -> Result<(), StoreError> {
-    let ahead = u64::try_from(MAX_SAVED_CLOCK_AHEAD.as_millis()).unwrap_or(u64::MAX);
-    let latest = system_now_millis().saturating_add(ahead);
+    let latest = system_now_millis().saturating_add(millis(MAX_SAVED_CLOCK_AHEAD));
     if let Some(bytes) = store.simulation()? {
         match SavedState::from_bytes(&bytes) {
             Ok(saved) => match sim.restore(&saved, latest) {
@@ -219,6 +229,40 @@ mod tests {
         sim.snapshot().groups[0].desired_capacity
     }
 
+    fn event_at(timestamp: u64) -> TriggerEvent {
+        TriggerEvent::from_value(
+            serde_json::json!({
+                "event_type": "metric.threshold",
+                "source": "test",
+                "actor": "test",
+                "resource": "api-asg",
+                "timestamp": timestamp,
+            }),
+            0,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn events_walk_the_clock_forward_only_as_far_as_a_restart_restores() {
+        let sim = fleet();
+        let ahead = millis(MAX_SAVED_CLOCK_AHEAD);
+        // The clock was walked to a minute short of the cap, one step at a time.
+        let near_cap = system_now_millis() + ahead - 60_000;
+        sim.clock()
+            .advance(Duration::from_millis(near_cap - sim.clock().now_millis()));
+        let bound = EventTimeBound::new(&sim, Duration::from_secs(15 * 60));
+
+        // A step within `max_event_skew` but past the cap is refused, naming the cap.
+        let past = bound
+            .check(&[event_at(near_cap + 10 * 60_000)])
+            .unwrap_err();
+        let cap = humantime::format_duration(MAX_SAVED_CLOCK_AHEAD).to_string();
+        assert!(past.to_string().contains(&cap), "{past}");
+        // Up to the cap, steps are taken.
+        assert!(bound.check(&[event_at(near_cap + 30_000)]).is_ok());
+    }
+
     #[tokio::test]
     async fn a_saved_state_within_the_bound_is_restored() {
         let (_dir, store) = store();
@@ -234,8 +278,7 @@ mod tests {
     #[tokio::test]
     async fn a_saved_clock_far_past_the_wall_clock_is_refused_and_the_fleet_starts_over() {
         let (_dir, store) = store();
-        let ahead = u64::try_from(MAX_SAVED_CLOCK_AHEAD.as_millis()).unwrap();
-        let far = system_now_millis() + ahead + 3_600_000;
+        let far = system_now_millis() + millis(MAX_SAVED_CLOCK_AHEAD) + 3_600_000;
         store
             .put_simulation(&scaled_state(far).await.to_bytes())
             .unwrap();
