@@ -352,11 +352,13 @@ impl Store {
     /// a run is on disk before anyone can see it, and after a crash either both the runs and the
     /// mark are there or the events are matched again.
     ///
-    /// A batch that created no runs is committed without waiting for the disk: losing its mark
-    /// in a crash only means matching its events again, which is what a crash just before the
-    /// commit does anyway, and the next durable commit to the database (the event log's, the
-    /// ledger's, a batch with runs) makes it durable. Waiting for the disk there would bound
-    /// matching at one batch per fsync and hold redb's write lock from the event log meanwhile.
+    /// A batch that created no runs and moves no checkpoint is committed without waiting for
+    /// the disk: losing its mark in a crash only means matching its events again, which is what
+    /// a crash just before the commit does anyway, and the next durable commit to the database
+    /// (the event log's, the ledger's, a batch with runs or a checkpoint) makes it durable.
+    /// Waiting for the disk there would bound matching at one batch per fsync and hold redb's
+    /// write lock from the event log meanwhile. A checkpoint is durable, so what a restart
+    /// replays stays bounded by `mesh_checkpoint_events` however quiet the server was since.
     /// With `checkpoint` (the
     /// mesh's memory after exactly these events), the mesh's checkpoint moves to this mark in
     /// the same transaction; with `simulation_clock` (in simulation, the clock the batch's events
@@ -369,7 +371,7 @@ impl Store {
         simulation_clock: Option<u64>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().map_err(db)?;
-        let durability = if runs.is_empty() {
+        let durability = if runs.is_empty() && checkpoint.is_none() {
             redb::Durability::None
         } else {
             redb::Durability::Immediate
