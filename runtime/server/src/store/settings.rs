@@ -6,11 +6,12 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
-    /// Every commit records redb's allocator state and commits in two phases (`quick_repair`,
-    /// default on), so the open after a crash takes milliseconds whatever the size of the file,
-    /// instead of walking the whole file. Off, each durable commit saves an fsync (about 45% more
-    /// commits per second on the machine measured) and a restart after a crash grows with the
-    /// database (about 0.5 s for 640 MB).
+    /// Every durable commit records redb's allocator state and commits in two phases
+    /// (`quick_repair`, default on), so the open after a crash takes milliseconds whatever the
+    /// size of the file, instead of walking the whole file. It costs a second fsync per durable
+    /// commit: on the machine measured, redb alone made 134 durable commits per second with it
+    /// against 246 without (34 entries a commit). Off, a restart after a crash grows with the
+    /// database (about 0.5 s for 640 MB there).
     pub quick_repair: bool,
 }
 
