@@ -12,8 +12,9 @@ use grace_engine::event::system_now_millis;
 use grace_ledger::{Database, Recovery};
 use grace_server::runs::{RunRecord, RunState};
 use grace_server::store::run_index::RECENT_FAILURES_MS;
-use grace_server::store::tables::{META, RUN_INDEX_VERSION, RUNS};
+use grace_server::store::tables::{META, RUN_INDEX_VERSION, RUNS, UNFINISHED_RUNS_BY_ID};
 use grace_server::store::{RunFilter, Store};
+use redb::ReadableDatabase;
 
 /// A run `id` of playbook `playbook` in `state`, finished at `finished_at` if final.
 fn run(id: &str, playbook: &str, state: RunState, finished_at: Option<u64>) -> RunRecord {
@@ -33,6 +34,15 @@ fn run(id: &str, playbook: &str, state: RunState, finished_at: Option<u64>) -> R
 
 fn database(dir: &tempfile::TempDir) -> Arc<Database> {
     Arc::new(Database::create(dir.path().join("grace.redb"), Recovery::Quick).unwrap())
+}
+
+/// The unfinished runs, in every state that is not final.
+fn unfinished(store: &Store) -> Vec<RunRecord> {
+    let states: Vec<RunState> = RunState::ALL
+        .into_iter()
+        .filter(|s| !s.is_final())
+        .collect();
+    store.unfinished_runs(&states).unwrap()
 }
 
 fn ids(runs: &[RunRecord]) -> BTreeSet<String> {
@@ -68,9 +78,46 @@ fn startup_finds_exactly_the_unfinished_runs_among_many_finished_ones() {
         store.put_run(&run(id, "p", state, None)).unwrap();
     }
     assert_eq!(
-        ids(&store.unfinished_runs().unwrap()),
+        ids(&unfinished(&store)),
         set(&["queued", "running", "waiting", "interrupted"])
     );
+}
+
+#[test]
+fn a_restart_reads_only_the_states_it_acts_on_and_each_run_under_its_current_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(database(&dir)).unwrap();
+    // Interrupted runs pile up until someone resumes them; a restart does nothing with them.
+    for i in 0..500 {
+        store
+            .put_run(&run(&format!("left-{i}"), "p", RunState::Interrupted, None))
+            .unwrap();
+    }
+    // One run through its life: running, interrupted by a crash, resumed (queued again).
+    for state in [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Interrupted,
+        RunState::Queued,
+    ] {
+        store.put_run(&run("resumed", "p", state, None)).unwrap();
+    }
+    store
+        .put_run(&run("waiting", "p", RunState::WaitingApproval, None))
+        .unwrap();
+
+    let in_flight = store
+        .unfinished_runs(&[RunState::Queued, RunState::Running])
+        .unwrap();
+    assert_eq!(ids(&in_flight), set(&["resumed"]));
+    assert_eq!(in_flight[0].state, RunState::Queued);
+    assert_eq!(
+        ids(&store.unfinished_runs(&[RunState::WaitingApproval]).unwrap()),
+        set(&["waiting"])
+    );
+    let interrupted = store.unfinished_runs(&[RunState::Interrupted]).unwrap();
+    assert_eq!(interrupted.len(), 500);
+    assert!(!ids(&interrupted).contains("resumed"));
 }
 
 #[test]
@@ -91,7 +138,7 @@ fn a_run_made_final_leaves_the_index_in_the_same_write() {
             Some(system_now_millis()),
         ))
         .unwrap();
-    assert_eq!(ids(&store.unfinished_runs().unwrap()), set(&["b"]));
+    assert_eq!(ids(&unfinished(&store)), set(&["b"]));
 }
 
 #[test]
@@ -101,7 +148,7 @@ fn runs_created_by_a_matched_batch_are_indexed_with_it() {
     store
         .put_matched(&[run("fired", "p", RunState::Queued, None)], 1, None, None)
         .unwrap();
-    assert_eq!(ids(&store.unfinished_runs().unwrap()), set(&["fired"]));
+    assert_eq!(ids(&unfinished(&store)), set(&["fired"]));
 }
 
 #[test]
@@ -155,10 +202,7 @@ fn a_data_directory_written_before_the_index_is_indexed_once_on_open() {
     tx.commit().unwrap();
 
     let store = Store::open(db.clone()).unwrap();
-    assert_eq!(
-        ids(&store.unfinished_runs().unwrap()),
-        set(&["running", "waiting"])
-    );
+    assert_eq!(ids(&unfinished(&store)), set(&["running", "waiting"]));
     assert_eq!(
         store.failures_since(now - RECENT_FAILURES_MS).unwrap(),
         vec![("p".to_owned(), now)]
@@ -178,7 +222,7 @@ fn the_migration_is_recorded_and_not_repeated() {
     // that trusts the recorded index does not.
     raw_put(&db, &run("a", "p", RunState::Succeeded, Some(1)));
     let store = Store::open(db).unwrap();
-    assert_eq!(ids(&store.unfinished_runs().unwrap()), set(&["a"]));
+    assert_eq!(ids(&unfinished(&store)), set(&["a"]));
 }
 
 #[test]
@@ -193,10 +237,7 @@ fn runs_written_without_the_index_since_it_was_built_make_the_next_open_rebuild_
     // indexes do not know. The counts no longer add up to the runs stored.
     raw_put(&db, &run("left-running", "p", RunState::Running, None));
     let store = Store::open(db).unwrap();
-    assert_eq!(
-        ids(&store.unfinished_runs().unwrap()),
-        set(&["left-running"])
-    );
+    assert_eq!(ids(&unfinished(&store)), set(&["left-running"]));
     let counts: Vec<(RunState, u64)> = store
         .run_counts()
         .unwrap()
@@ -301,6 +342,46 @@ fn the_newest_runs_are_listed_newest_first_up_to_the_limit_as_a_full_read_would_
     let everything = listed(&store, None, 0);
     assert_eq!(everything, ["e", "d2", "d1", "c", "b", "a"]);
     assert_eq!(listed(&store, None, 100), everything);
+}
+
+#[test]
+fn a_data_directory_indexed_by_id_alone_is_indexed_by_state_once_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    // What a server with the second version of the index left: the unfinished runs by id,
+    // and the version 2.
+    let tx = db.begin_write().unwrap();
+    {
+        let mut table = tx.open_table(RUNS).unwrap();
+        let mut by_id = tx.open_table(UNFINISHED_RUNS_BY_ID).unwrap();
+        for r in [
+            run("running", "p", RunState::Running, None),
+            run("left", "p", RunState::Interrupted, None),
+            run("done", "p", RunState::Succeeded, Some(1)),
+        ] {
+            table
+                .insert(r.id.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
+                .unwrap();
+            if !r.state.is_final() {
+                by_id.insert(r.id.as_str(), ()).unwrap();
+            }
+        }
+        tx.open_table(META)
+            .unwrap()
+            .insert(RUN_INDEX_VERSION, 2u64)
+            .unwrap();
+    }
+    tx.commit().unwrap();
+
+    let store = Store::open(db.clone()).unwrap();
+    assert_eq!(
+        ids(&store.unfinished_runs(&[RunState::Running]).unwrap()),
+        set(&["running"])
+    );
+    assert_eq!(ids(&unfinished(&store)), set(&["running", "left"]));
+    // The old index is gone, not left to go stale.
+    let tx = db.begin_read().unwrap();
+    assert!(tx.open_table(UNFINISHED_RUNS_BY_ID).is_err());
 }
 
 #[test]

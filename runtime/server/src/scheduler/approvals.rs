@@ -157,10 +157,8 @@ impl Scheduler {
 
     /// Runs whose approval was decided or expired while the server was down go on.
     pub(super) async fn continue_decided(&self) {
-        let waiting = match self.r.store.unfinished_runs() {
-            Ok(runs) => runs
-                .into_iter()
-                .filter(|r| r.state == RunState::WaitingApproval),
+        let waiting = match self.r.store.unfinished_runs(&[RunState::WaitingApproval]) {
+            Ok(runs) => runs,
             Err(e) => {
                 tracing::error!("cannot read the runs waiting for approval: {e}");
                 return;

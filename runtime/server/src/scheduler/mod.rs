@@ -166,9 +166,12 @@ impl Scheduler {
         (scheduler, queues)
     }
 
-    /// Starts the matcher, the runner and the approval expiry under `supervisor`, then lets the
-    /// runs whose approval was decided while the server was down go on.
-    pub async fn start(self: &Arc<Self>, supervisor: &Arc<Supervisor>, queues: Queues) {
+    /// Starts the matcher, the runner and the approval expiry under `supervisor`, and lets the
+    /// runs whose approval was decided while the server was down go on, in the background: the
+    /// server serves meanwhile, however many runs wait (each is read to find its approval), and
+    /// a run decided through the API meanwhile goes on once (see
+    /// [`Scheduler::continue_after_approval`]).
+    pub fn start(self: &Arc<Self>, supervisor: &Arc<Supervisor>, queues: Queues) {
         let first_start = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (this, rx) = (self.clone(), queues.events);
         supervisor.spawn("matcher", move || {
@@ -182,7 +185,8 @@ impl Scheduler {
         supervisor.spawn("runner", move || worker::runner(this.clone(), rx.clone()));
         let this = self.clone();
         supervisor.spawn("approval-expiry", move || approvals::expiry(this.clone()));
-        self.continue_decided().await;
+        let this = self.clone();
+        tokio::spawn(async move { this.continue_decided().await });
     }
 
     /// Runs that were in flight when the server stopped are marked interrupted, and the
@@ -193,22 +197,24 @@ impl Scheduler {
         for (playbook, at) in self.r.store.failures_since(since)? {
             self.r.trust.run_failed(&playbook, at);
         }
-        for mut run in self.r.store.unfinished_runs()? {
-            // A run waiting for approval waits on disk, not in memory: it goes on when people
-            // decide, restart or not.
-            if matches!(run.state, RunState::Queued | RunState::Running) {
-                let was = run.state;
-                run.state = RunState::Interrupted;
-                self.r.store.put_run(&run)?;
-                self.record(
-                    &run,
-                    "interrupted",
-                    json!({ "was": was }),
-                    json!({ "ok": null }),
-                )
-                .await;
-                tracing::warn!(run = %run.id, "run was {} when the server stopped: now interrupted", was.name());
-            }
+        // A run waiting for approval waits on disk, not in memory: it goes on when people
+        // decide, restart or not; an interrupted one waits for someone to resume it.
+        for mut run in self
+            .r
+            .store
+            .unfinished_runs(&[RunState::Queued, RunState::Running])?
+        {
+            let was = run.state;
+            run.state = RunState::Interrupted;
+            self.r.store.put_run(&run)?;
+            self.record(
+                &run,
+                "interrupted",
+                json!({ "was": was }),
+                json!({ "ok": null }),
+            )
+            .await;
+            tracing::warn!(run = %run.id, "run was {} when the server stopped: now interrupted", was.name());
         }
         Ok(())
     }

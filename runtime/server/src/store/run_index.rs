@@ -14,7 +14,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransact
 
 use super::tables::{
     META, RECENT_FAILURES, RUN_COUNT_PREFIX, RUN_INDEX_VERSION, RUNS, RUNS_BY_CREATED,
-    UNFINISHED_RUNS,
+    UNFINISHED_RUNS, UNFINISHED_RUNS_BY_ID,
 };
 use super::{Store, StoreError, db, decode};
 use crate::runs::{RunRecord, RunState};
@@ -24,8 +24,9 @@ use crate::runs::{RunRecord, RunState};
 pub const RECENT_FAILURES_MS: u64 = 24 * 3600 * 1000;
 
 /// The indexes' layout version, recorded under [`RUN_INDEX_VERSION`]: 1 has the unfinished
-/// runs and the recent failures, 2 adds the runs by creation time.
-const VERSION: u64 = 2;
+/// runs and the recent failures, 2 adds the runs by creation time, 3 keys the unfinished runs
+/// by state. A directory at an older version has its indexes rebuilt once from every run.
+const VERSION: u64 = 3;
 
 /// At most this many expired failures are pruned per write, so one write is never held up by
 /// a long backlog; each failure written prunes more than it adds, so the table stays bounded.
@@ -33,18 +34,26 @@ const PRUNE_PER_WRITE: usize = 16;
 
 /// Updates the index for `run`, in the transaction that writes it.
 pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreError> {
-    let mut unfinished = tx.open_table(UNFINISHED_RUNS).map_err(db)?;
-    if run.state.is_final() {
-        unfinished.remove(run.id.as_str()).map_err(db)?;
-    } else {
-        unfinished.insert(run.id.as_str(), ()).map_err(db)?;
-    }
     let previous = tx
         .open_table(RUNS_BY_CREATED)
         .map_err(db)?
         .insert((run.created_at, run.id.as_str()), run.state.name())
         .map_err(db)?
         .map(|state| RunState::parse(state.value()));
+    let mut unfinished = tx.open_table(UNFINISHED_RUNS).map_err(db)?;
+    if let Some(Some(from)) = previous
+        && from != run.state
+        && !from.is_final()
+    {
+        unfinished
+            .remove((from.name(), run.id.as_str()))
+            .map_err(db)?;
+    }
+    if !run.state.is_final() {
+        unfinished
+            .insert((run.state.name(), run.id.as_str()), ())
+            .map_err(db)?;
+    }
     match previous {
         Some(Some(from)) if from == run.state => {}
         Some(Some(from)) => {
@@ -122,9 +131,9 @@ fn counted(tx: &WriteTransaction) -> Result<u64, StoreError> {
         .fold(0u64, |sum, (_, n)| sum.saturating_add(n)))
 }
 
-/// Builds what the indexes lack from every run if this data directory was written before them
-/// (no version: all of them; version 1: the runs by creation time); returns how many runs were
-/// read (0 when the indexes were already there).
+/// Builds the indexes from every run if this data directory was written before them, or before
+/// their current layout ([`VERSION`]); returns how many runs were read (0 when the indexes
+/// were already there).
 pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreError> {
     let version = tx
         .open_table(META)
@@ -132,7 +141,6 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
         .get(RUN_INDEX_VERSION)
         .map_err(db)?
         .map(|v| v.value());
-    let mut version = version;
     if version.is_some_and(|v| v >= VERSION) {
         // Every run is counted once, so the counts add up to the runs stored, unless something
         // wrote runs without the index (an older binary run on this directory since): then
@@ -147,11 +155,12 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
             counted,
             "the run indexes disagree with the runs stored (an older server wrote here?): rebuilding them"
         );
-        tx.delete_table(UNFINISHED_RUNS).map_err(db)?;
-        tx.delete_table(RECENT_FAILURES).map_err(db)?;
-        tx.delete_table(RUNS_BY_CREATED).map_err(db)?;
-        version = None;
     }
+    // From scratch: whatever an older layout or an older server left is not trusted.
+    tx.delete_table(UNFINISHED_RUNS_BY_ID).map_err(db)?;
+    tx.delete_table(UNFINISHED_RUNS).map_err(db)?;
+    tx.delete_table(RECENT_FAILURES).map_err(db)?;
+    tx.delete_table(RUNS_BY_CREATED).map_err(db)?;
     let mut counts = [0u64; RunState::ALL.len()];
     let runs = tx.open_table(RUNS).map_err(db)?;
     let mut unfinished = tx.open_table(UNFINISHED_RUNS).map_err(db)?;
@@ -169,12 +178,10 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
         if let Some(i) = RunState::ALL.iter().position(|s| *s == run.state) {
             counts[i] += 1;
         }
-        if version.is_some() {
-            // Version 1 already indexed these.
-            continue;
-        }
         if !run.state.is_final() {
-            unfinished.insert(run.id.as_str(), ()).map_err(db)?;
+            unfinished
+                .insert((run.state.name(), run.id.as_str()), ())
+                .map_err(db)?;
         }
         if run.state == RunState::Failed
             && let Some(at) = run.finished_at.filter(|t| *t >= cutoff)
@@ -193,26 +200,33 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
 }
 
 impl Store {
-    /// Every run not yet final, through the index: what a restart resumes, marks interrupted
-    /// or continues after an approval.
-    pub fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+    /// The runs in these states (none of them final), through the index: what a restart marks
+    /// interrupted (queued, running) or continues after an approval (waiting). Reads only the
+    /// runs in `states`, however many runs are in the others.
+    pub fn unfinished_runs(&self, states: &[RunState]) -> Result<Vec<RunRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let index = tx.open_table(UNFINISHED_RUNS).map_err(db)?;
         let runs = tx.open_table(RUNS).map_err(db)?;
         let mut out = Vec::new();
-        for row in index.iter().map_err(db)? {
-            let (k, _) = row.map_err(db)?;
-            let id = k.value();
-            match runs.get(id).map_err(db)? {
-                Some(v) => out.push(decode("run", id, v.value())?),
-                // Written together, so never apart: a missing run is corruption, said loudly
-                // rather than skipped.
-                None => {
-                    return Err(StoreError::Corrupt {
-                        what: "unfinished run index",
-                        key: id.to_owned(),
-                        message: "the run is not stored".to_owned(),
-                    });
+        for state in states {
+            let name = state.name();
+            for row in index.range((name, "")..).map_err(db)? {
+                let (k, _) = row.map_err(db)?;
+                let (in_state, id) = k.value();
+                if in_state != name {
+                    break;
+                }
+                match runs.get(id).map_err(db)? {
+                    Some(v) => out.push(decode("run", id, v.value())?),
+                    // Written together, so never apart: a missing run is corruption, said
+                    // loudly rather than skipped.
+                    None => {
+                        return Err(StoreError::Corrupt {
+                            what: "unfinished run index",
+                            key: id.to_owned(),
+                            message: "the run is not stored".to_owned(),
+                        });
+                    }
                 }
             }
         }

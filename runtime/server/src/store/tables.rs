@@ -44,10 +44,17 @@ pub const SIMULATION_CLOCK: &str = "simulation.clock";
 /// The last event sequence number whose matching (and the runs it created) is stored.
 pub const MATCHED_THROUGH: &str = "events.matched_through";
 
-/// Runs not yet final (queued, running, waiting for approval, interrupted) by id: what a
-/// restart must look at, without reading every run. Written in the transaction that writes the
-/// run (see `run_index`), so the two never disagree.
-pub const UNFINISHED_RUNS: TableDefinition<&str, ()> =
+/// Runs not yet final (queued, running, waiting for approval, interrupted) by (state name,
+/// id): what a restart must look at, without reading every run, and by state so that it reads
+/// only the states it acts on (interrupted runs, which pile up until someone resumes or cancels
+/// them, are not read at all). Written in the transaction that writes the run (see
+/// `run_index`), so the two never disagree.
+pub const UNFINISHED_RUNS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("server/runs_unfinished_by_state");
+
+/// The unfinished runs by id alone, as index versions 1 and 2 kept them: deleted when the
+/// indexes are rebuilt at version 3.
+pub const UNFINISHED_RUNS_BY_ID: TableDefinition<&str, ()> =
     TableDefinition::new("server/runs_unfinished");
 
 /// Failed runs by (finish time ms, id), valued by playbook name: the failures a restart feeds
@@ -69,6 +76,7 @@ pub const RUNS_BY_CREATED: TableDefinition<(u64, &str), &str> =
 pub const RUN_COUNT_PREFIX: &str = "runs.count.";
 
 /// Set (to the index's version) once [`UNFINISHED_RUNS`], [`RECENT_FAILURES`],
-/// [`RUNS_BY_CREATED`] and the counts under [`RUN_COUNT_PREFIX`] cover every run: absent in a data directory written before the index, which is then built once from a
-/// full scan.
+/// [`RUNS_BY_CREATED`] and the counts under [`RUN_COUNT_PREFIX`] cover every run: absent in a
+/// data directory written before the index, or older than its layout, which is then built once
+/// from a full scan.
 pub const RUN_INDEX_VERSION: &str = "runs.index_version";
