@@ -25,6 +25,9 @@
 //! events the trigger mesh replayed after its checkpoint and the unmatched backlog; the slowest
 //! is printed again at the end. Lists the server answers hold the newest 10,000 items, so runs
 //! confirmed once are remembered ([`Checked`]) and older items are checked by a rotating sample.
+//! So that a long loop stays linear, each restart checks the events, ledger entries and
+//! checkpoints acknowledged since the previous check and a rotating sample of older ones, and
+//! every one of them every [`FULL_CHECK_EVERY`] kill points and at the end ([`Progress`]).
 
 #![allow(clippy::unwrap_used)]
 
@@ -47,6 +50,10 @@ const PLAYBOOK: &str = "echo-crash";
 /// Asks to scale `api-asg` by one: a change that waits for approval.
 const APPROVING: &str = "crash-approvals";
 const FINAL: &[&str] = &["succeeded", "failed", "cancelled", "timed-out"];
+/// Every this many kill points, and at the end, every acknowledged event, ledger entry and
+/// checkpoint is checked; in between, those acknowledged since the last check and a rotating
+/// sample of older ones (see [`Progress`]).
+const FULL_CHECK_EVERY: u64 = 50;
 
 /// Everything the server acknowledged, as its clients saw it.
 #[derive(Default)]
@@ -135,9 +142,15 @@ fn every_acknowledged_event_run_and_ledger_entry_survives_sigkill() {
     for kill in 1..=kills {
         let moment = Moment::pick(&mut rng);
         if kill > 1 && !matches!(moment, Moment::DuringRecovery(_)) {
-            let matched = check_recovered(&server, &key, &acked, &mut checked, kill, restarted);
+            let full = kill % FULL_CHECK_EVERY == 0;
+            let matched =
+                check_recovered(&server, &key, &acked, &mut checked, kill, restarted, full);
             let recovery = Recovery::measure(&server, kill - 1, serving, matched, data.path());
-            eprintln!("{recovery}");
+            eprintln!(
+                "{recovery}; checked{} in {:.2} s",
+                if full { " in full" } else { "" },
+                restarted.elapsed().as_secs_f64()
+            );
             if slowest
                 .as_ref()
                 .is_none_or(|s| recovery.total() > s.total())
@@ -151,16 +164,30 @@ fn every_acknowledged_event_run_and_ledger_entry_survives_sigkill() {
         let seeds: Vec<u64> = (0..4).map(|_| rng.next_u64()).collect();
         drive_and_kill(&mut server, moment, kill, &seeds, &acked);
         eprintln!("kill {kill}: {moment:?}");
-        if kill % 2 == 1 {
-            // Offline, before the server reopens the database: the recovery is then the CLI's.
+        // Offline, before the server reopens the database: the recovery is then the CLI's. It
+        // reads the whole ledger, so past the first kill points only every tenth does it.
+        if kill % 2 == 1 && (kill < 20 || kill % 10 == 1) {
+            let offline = Instant::now();
             check_offline(data.path(), &public_key, &acked);
+            eprintln!(
+                "kill {kill}: verified offline in {:.2} s",
+                offline.elapsed().as_secs_f64()
+            );
         }
         restarted = Instant::now();
         server = start();
         serving = restarted.elapsed();
         survived += 1;
     }
-    let matched = check_recovered(&server, &key, &acked, &mut checked, kills + 1, restarted);
+    let matched = check_recovered(
+        &server,
+        &key,
+        &acked,
+        &mut checked,
+        kills + 1,
+        restarted,
+        true,
+    );
     let recovery = Recovery::measure(&server, kills, serving, matched, data.path());
     eprintln!("{recovery}");
     if slowest
@@ -352,73 +379,7 @@ fn read((url, token): (String, String), seed: u64, acked: &Mutex<Acked>, stop: &
     let http = Http::new(&url, &token);
     let mut rng = Rng::from_seed(seed);
     while !stop.load(Ordering::Relaxed) {
-        let Ok((200, runs)) = http.get(&format!("/v1/runs?playbook={PLAYBOOK}&limit=10000")) else {
-            return;
-        };
-        let runs = runs.as_array().unwrap().clone();
-        for run in &runs {
-            let (id, state) = (run["id"].as_str().unwrap(), run["state"].as_str().unwrap());
-            acked
-                .lock()
-                .unwrap()
-                .runs
-                .insert(id.to_owned(), state.to_owned());
-        }
-        if let Some(run) = runs.iter().find(|r| r["state"] == "interrupted")
-            && rng.chance(30)
-        {
-            let id = run["id"].as_str().unwrap();
-            match http.post(&format!("/v1/runs/{id}/resume"), &Value::Null) {
-                Ok((200, summary)) => {
-                    let mut a = acked.lock().unwrap();
-                    a.resumed.insert(id.to_owned());
-                    a.runs
-                        .insert(id.to_owned(), summary["state"].as_str().unwrap().to_owned());
-                }
-                Ok((409, _)) => {}
-                Ok((status, body)) => panic!("resume {id}: {status} {body}"),
-                Err(_) => return,
-            }
-        }
-        let Ok((200, waiting)) = http.get(&format!("/v1/runs?playbook={APPROVING}&limit=10000"))
-        else {
-            return;
-        };
-        for run in waiting.as_array().unwrap() {
-            let (id, state) = (run["id"].as_str().unwrap(), run["state"].as_str().unwrap());
-            acked
-                .lock()
-                .unwrap()
-                .approving_runs
-                .insert(id.to_owned(), state.to_owned());
-        }
-        let Ok((200, approvals)) = http.get("/v1/approvals?limit=10000") else {
-            return;
-        };
-        for approval in approvals.as_array().unwrap() {
-            let (id, state) = (
-                approval["id"].as_str().unwrap(),
-                approval["state"].as_str().unwrap(),
-            );
-            acked
-                .lock()
-                .unwrap()
-                .approvals
-                .insert(id.to_owned(), state.to_owned());
-            if state == "pending" && rng.chance(40) {
-                match http.post(&format!("/v1/approvals/{id}/approve"), &json!({})) {
-                    Ok((200, answer)) => {
-                        let mut a = acked.lock().unwrap();
-                        a.approved += 1;
-                        a.approvals
-                            .insert(id.to_owned(), answer["state"].as_str().unwrap().to_owned());
-                    }
-                    Ok((409, _)) => {}
-                    Ok((status, body)) => panic!("approve {id}: {status} {body}"),
-                    Err(_) => return,
-                }
-            }
-        }
+        // The ledger first: a kill point lands within a second, and the lists below are long.
         let from = acked
             .lock()
             .unwrap()
@@ -448,11 +409,79 @@ fn read((url, token): (String, String), seed: u64, acked: &Mutex<Acked>, stop: &
             Ok((status, text)) => panic!("checkpoint: {status} {text}"),
             Err(_) => return,
         }
+        let Ok((200, runs)) = http.get(&format!("/v1/runs?playbook={PLAYBOOK}&limit=1000")) else {
+            return;
+        };
+        let runs = runs.as_array().unwrap().clone();
+        for run in &runs {
+            let (id, state) = (run["id"].as_str().unwrap(), run["state"].as_str().unwrap());
+            acked
+                .lock()
+                .unwrap()
+                .runs
+                .insert(id.to_owned(), state.to_owned());
+        }
+        if let Some(run) = runs.iter().find(|r| r["state"] == "interrupted")
+            && rng.chance(30)
+        {
+            let id = run["id"].as_str().unwrap();
+            match http.post(&format!("/v1/runs/{id}/resume"), &Value::Null) {
+                Ok((200, summary)) => {
+                    let mut a = acked.lock().unwrap();
+                    a.resumed.insert(id.to_owned());
+                    a.runs
+                        .insert(id.to_owned(), summary["state"].as_str().unwrap().to_owned());
+                }
+                Ok((409, _)) => {}
+                Ok((status, body)) => panic!("resume {id}: {status} {body}"),
+                Err(_) => return,
+            }
+        }
+        let Ok((200, waiting)) = http.get(&format!("/v1/runs?playbook={APPROVING}&limit=1000"))
+        else {
+            return;
+        };
+        for run in waiting.as_array().unwrap() {
+            let (id, state) = (run["id"].as_str().unwrap(), run["state"].as_str().unwrap());
+            acked
+                .lock()
+                .unwrap()
+                .approving_runs
+                .insert(id.to_owned(), state.to_owned());
+        }
+        let Ok((200, approvals)) = http.get("/v1/approvals?limit=1000") else {
+            return;
+        };
+        for approval in approvals.as_array().unwrap() {
+            let (id, state) = (
+                approval["id"].as_str().unwrap(),
+                approval["state"].as_str().unwrap(),
+            );
+            acked
+                .lock()
+                .unwrap()
+                .approvals
+                .insert(id.to_owned(), state.to_owned());
+            if state == "pending" && rng.chance(40) {
+                match http.post(&format!("/v1/approvals/{id}/approve"), &json!({})) {
+                    Ok((200, answer)) => {
+                        let mut a = acked.lock().unwrap();
+                        a.approved += 1;
+                        a.approvals
+                            .insert(id.to_owned(), answer["state"].as_str().unwrap().to_owned());
+                    }
+                    Ok((409, _)) => {}
+                    Ok((status, body)) => panic!("approve {id}: {status} {body}"),
+                    Err(_) => return,
+                }
+            }
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// Everything acknowledged is there after the restart, unchanged, and the ledger verifies.
+/// Everything acknowledged is there after the restart, unchanged, and the ledger verifies:
+/// what was acknowledged since the last check, a sample of the rest, and all of it when `full`.
 ///
 /// Returns the time from `restarted` until every acknowledged firing event had its run (checked
 /// first, so that the other checks' reading does not count).
@@ -463,6 +492,7 @@ fn check_recovered(
     checked: &mut Checked,
     kill: u64,
     restarted: Instant,
+    full: bool,
 ) -> Duration {
     let a = acked.lock().unwrap();
     // Each firing event has exactly one run, once the backlog is matched; every run seen is
@@ -523,29 +553,30 @@ fn check_recovered(
 
     let (_, verify) = server.get("/v1/ledger/verify");
     assert_eq!(verify["ok"], true, "{verify}");
-    let stored = all_pages(server, "/v1/events", |e| e["seq"].as_u64().unwrap());
-    for (seq, sent) in &a.events {
-        let stored = stored
-            .get(seq)
-            .unwrap_or_else(|| panic!("acknowledged event {seq} is lost: {sent}"));
+    let events = checked.events.window(&a.events, full, kill);
+    for (seq, stored) in items(server, "/v1/events", events, |e| e["seq"].as_u64().unwrap()) {
+        let sent = &a.events[&seq];
+        let stored = stored.unwrap_or_else(|| panic!("acknowledged event {seq} is lost: {sent}"));
         assert_eq!(
             TriggerEvent::from_value(stored["event"].clone(), 0).unwrap(),
             TriggerEvent::from_value(sent.clone(), 0).unwrap(),
             "event {seq} changed"
         );
     }
-
-    let entries = all_pages(server, "/v1/ledger/entries", |e| e["seq"].as_u64().unwrap());
-    for (seq, hash) in &a.entries {
-        let entry = entries
-            .get(seq)
-            .unwrap_or_else(|| panic!("ledger entry {seq} is lost"));
-        assert_eq!(&entry["hash"], hash, "ledger entry {seq} changed");
+    let entries = checked.entries.window(&a.entries, full, kill);
+    for (seq, stored) in items(server, "/v1/ledger/entries", entries, |e| {
+        e["seq"].as_u64().unwrap()
+    }) {
+        let stored = stored.unwrap_or_else(|| panic!("ledger entry {seq} is lost"));
+        assert_eq!(
+            stored["hash"], a.entries[&seq],
+            "ledger entry {seq} changed"
+        );
     }
 
     // Served checkpoints: the stored tree still proves them (offline, the CLI recomputes).
-    for (size, text) in &a.checkpoints {
-        let cp = SignedCheckpoint::parse(text).unwrap();
+    for size in checked.checkpoints.window(&a.checkpoints, full, kill) {
+        let cp = SignedCheckpoint::parse(&a.checkpoints[&size]).unwrap();
         let cp = cp.verify(key).unwrap();
         let (status, proof) = server.get(&format!("/v1/ledger/proof/{size}?tree_size={size}"));
         assert_eq!(status, 200, "{proof}");
@@ -577,6 +608,48 @@ struct Checked {
     firing: BTreeMap<String, String>,
     /// Resource of an acknowledged approving event → its one run.
     approving: BTreeMap<String, String>,
+    /// Acknowledged events checked so far (by seq).
+    events: Progress<2_000>,
+    /// Ledger entries checked so far (by seq).
+    entries: Progress<2_000>,
+    /// Served checkpoints checked so far (by tree size; each is one proof read).
+    checkpoints: Progress<32>,
+}
+
+/// How far the checks of a growing record (acknowledged items by key) have come. A check covers
+/// every item acknowledged since the previous one, and a rotating window of `SAMPLE` older
+/// items, which an earlier check already confirmed; a full check covers them all. This keeps
+/// each restart's checks bounded as history grows (checking everything at every kill point made
+/// a long loop quadratic), and still catches a later crash losing an old item: the next full
+/// check reads every item, and what is lost does not come back.
+#[derive(Default)]
+struct Progress<const SAMPLE: usize> {
+    /// Keys from here on have not been checked yet.
+    from: u64,
+}
+
+impl<const SAMPLE: usize> Progress<SAMPLE> {
+    /// The keys of `acked` to check now, ascending.
+    fn window<V>(&mut self, acked: &BTreeMap<u64, V>, full: bool, kill: u64) -> Vec<u64> {
+        let mut keys: Vec<u64> = if full {
+            acked.keys().copied().collect()
+        } else {
+            let older: Vec<u64> = acked.range(..self.from).map(|(k, _)| *k).collect();
+            let start = usize::try_from(kill).unwrap() * SAMPLE % older.len().max(1);
+            let sample = older
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(SAMPLE.min(older.len()));
+            sample
+                .copied()
+                .chain(acked.range(self.from..).map(|(k, _)| *k))
+                .collect()
+        };
+        keys.sort_unstable();
+        self.from = acked.keys().next_back().map_or(self.from, |k| k + 1);
+        keys
+    }
 }
 
 fn id_of(item: &Value) -> String {
@@ -744,21 +817,33 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Every item of a paged list (`from`, `limit`), by `key`.
-fn all_pages(server: &Server, path: &str, key: impl Fn(&Value) -> u64) -> BTreeMap<u64, Value> {
-    let mut all = BTreeMap::new();
-    let mut from = 1;
-    loop {
-        let (status, page) = server.get(&format!("{path}?from={from}&limit=10000"));
-        assert_eq!(status, 200, "{page}");
-        let page = page.as_array().unwrap();
-        let Some(last) = page.last() else { break };
-        from = key(last) + 1;
-        for item in page {
-            all.insert(key(item), item.clone());
+/// The stored items of `path` (a list paged by `from` and `limit`, ascending by `key`) with
+/// these `keys` (ascending), `None` for one not stored; reads only the pages that hold them.
+fn items(
+    server: &Server,
+    path: &str,
+    keys: Vec<u64>,
+    key: impl Fn(&Value) -> u64,
+) -> Vec<(u64, Option<Value>)> {
+    const PAGE: usize = 10_000;
+    let mut page: BTreeMap<u64, Value> = BTreeMap::new();
+    // Keys below this were in a page read already (all of them, after a short page).
+    let mut read_to = 0;
+    let mut found = Vec::with_capacity(keys.len());
+    for k in keys {
+        if k >= read_to {
+            let (status, list) = server.get(&format!("{path}?from={k}&limit={PAGE}"));
+            assert_eq!(status, 200, "{list}");
+            let list = list.as_array().unwrap();
+            read_to = match list.last() {
+                Some(last) if list.len() == PAGE => key(last) + 1,
+                _ => u64::MAX,
+            };
+            page = list.iter().map(|item| (key(item), item.clone())).collect();
         }
+        found.push((k, page.remove(&k)));
     }
-    all
+    found
 }
 
 /// With the server down: the chain verifies, and so does the newest served checkpoint,
