@@ -27,7 +27,9 @@
 //! confirmed once are remembered ([`Checked`]) and older items are checked by a rotating sample.
 //! So that a long loop stays linear, each restart checks the events, ledger entries and
 //! checkpoints acknowledged since the previous check and a rotating sample of older ones, and
-//! every one of them every [`FULL_CHECK_EVERY`] kill points and at the end ([`Progress`]).
+//! every one of them every [`FULL_CHECK_EVERY`] kill points and at the end ([`Progress`]); the
+//! reader follows the newest 1,000 runs and approvals (it reads every few milliseconds, so it
+//! sees each run as it is created; older ones' later states are not followed).
 
 #![allow(clippy::unwrap_used)]
 
@@ -50,9 +52,9 @@ const PLAYBOOK: &str = "echo-crash";
 /// Asks to scale `api-asg` by one: a change that waits for approval.
 const APPROVING: &str = "crash-approvals";
 const FINAL: &[&str] = &["succeeded", "failed", "cancelled", "timed-out"];
-/// Every this many kill points, and at the end, every acknowledged event, ledger entry and
-/// checkpoint is checked; in between, those acknowledged since the last check and a rotating
-/// sample of older ones (see [`Progress`]).
+/// Every this many kill points (at the first check from there), and at the end, every
+/// acknowledged event, ledger entry and checkpoint is checked; in between, those acknowledged
+/// since the last check and a rotating sample of older ones (see [`Progress`]).
 const FULL_CHECK_EVERY: u64 = 50;
 
 /// Everything the server acknowledged, as its clients saw it.
@@ -139,10 +141,16 @@ fn every_acknowledged_event_run_and_ledger_entry_survives_sigkill() {
     let mut restarted = Instant::now();
     let mut serving = Duration::ZERO;
     let mut slowest: Option<Recovery> = None;
+    let mut next_full = FULL_CHECK_EVERY;
     for kill in 1..=kills {
         let moment = Moment::pick(&mut rng);
         if kill > 1 && !matches!(moment, Moment::DuringRecovery(_)) {
-            let full = kill % FULL_CHECK_EVERY == 0;
+            // The first check at or after each multiple (a kill point during recovery checks
+            // nothing, so a multiple can be skipped).
+            let full = kill >= next_full;
+            if full {
+                next_full += FULL_CHECK_EVERY;
+            }
             let matched =
                 check_recovered(&server, &key, &acked, &mut checked, kill, restarted, full);
             let recovery = Recovery::measure(&server, kill - 1, serving, matched, data.path());
@@ -362,7 +370,9 @@ fn publish(
                         a.approving
                             .insert(event["resource"].as_str().unwrap().to_owned(), seq);
                     }
-                    a.events.insert(seq, event);
+                    // A sequence number acknowledged twice means the first event was lost.
+                    let first = a.events.insert(seq, event);
+                    assert!(first.is_none(), "event {seq} acknowledged twice: {first:?}");
                 }
                 drop(a);
                 let _ = tx.send(if fired { Ack::Firing } else { Ack::Batch });
@@ -399,11 +409,18 @@ fn read((url, token): (String, String), seed: u64, acked: &Mutex<Acked>, stop: &
         drop(a);
         match http.get_text("/v1/ledger/checkpoint") {
             Ok((200, text)) => {
-                let size = SignedCheckpoint::parse(&text)
-                    .unwrap()
-                    .unverified()
-                    .tree_size;
-                acked.lock().unwrap().checkpoints.insert(size, text);
+                let signed = SignedCheckpoint::parse(&text).unwrap();
+                let (size, root) = (signed.unverified().tree_size, signed.unverified().root_hash);
+                let mut a = acked.lock().unwrap();
+                // Signed again later (an idle server re-signs), but never for another tree.
+                if let Some(earlier) = a.checkpoints.insert(size, text) {
+                    let earlier = SignedCheckpoint::parse(&earlier).unwrap();
+                    assert_eq!(
+                        earlier.unverified().root_hash,
+                        root,
+                        "two checkpoints of {size} entries with different roots"
+                    );
+                }
             }
             Ok((404, _)) => {}
             Ok((status, text)) => panic!("checkpoint: {status} {text}"),
@@ -621,7 +638,9 @@ struct Checked {
 /// items, which an earlier check already confirmed; a full check covers them all. This keeps
 /// each restart's checks bounded as history grows (checking everything at every kill point made
 /// a long loop quadratic), and still catches a later crash losing an old item: the next full
-/// check reads every item, and what is lost does not come back.
+/// check reads every item, and what is lost does not come back (an event's sequence number
+/// handed out again is caught when it is acknowledged, a checkpoint's size signed with another
+/// root when it is read).
 #[derive(Default)]
 struct Progress<const SAMPLE: usize> {
     /// Keys from here on have not been checked yet.

@@ -12,9 +12,11 @@ use grace_engine::event::system_now_millis;
 use grace_ledger::{Database, Recovery};
 use grace_server::runs::{RunRecord, RunState};
 use grace_server::store::run_index::RECENT_FAILURES_MS;
-use grace_server::store::tables::{META, RUN_INDEX_VERSION, RUNS, UNFINISHED_RUNS_BY_ID};
+use grace_server::store::tables::{
+    META, RUN_COUNT_PREFIX, RUN_INDEX_VERSION, RUNS, UNFINISHED_RUNS, UNFINISHED_RUNS_BY_ID,
+};
 use grace_server::store::{RunFilter, Store};
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 
 /// A run `id` of playbook `playbook` in `state`, finished at `finished_at` if final.
 fn run(id: &str, playbook: &str, state: RunState, finished_at: Option<u64>) -> RunRecord {
@@ -218,11 +220,66 @@ fn the_migration_is_recorded_and_not_repeated() {
         .put_run(&run("a", "p", RunState::Queued, None))
         .unwrap();
     // The run made final behind the index's back (as no server does), the number of runs
-    // unchanged: a second open that scanned again would drop it from the unfinished runs; one
-    // that trusts the recorded index does not.
+    // unchanged: a second open that scanned again would drop it from the index; one that
+    // trusts the recorded index keeps it.
     raw_put(&db, &run("a", "p", RunState::Succeeded, Some(1)));
-    let store = Store::open(db).unwrap();
-    assert_eq!(ids(&unfinished(&store)), set(&["a"]));
+    let store = Store::open(db.clone()).unwrap();
+    assert!(indexed(&db).contains(&("queued".to_owned(), "a".to_owned())));
+    // A restart acts on the run as stored, not on the index: the finished run is not among
+    // those to interrupt.
+    assert!(unfinished(&store).is_empty());
+}
+
+/// The unfinished-run index as stored: (state, id).
+fn indexed(db: &Database) -> BTreeSet<(String, String)> {
+    let tx = db.begin_read().unwrap();
+    let table = tx.open_table(UNFINISHED_RUNS).unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (k, _) = row.unwrap();
+            let (state, id) = k.value();
+            (state.to_owned(), id.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn an_older_server_run_here_since_makes_the_next_open_rebuild_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    let store = Store::open(db.clone()).unwrap();
+    store
+        .put_run(&run("a", "p", RunState::Running, None))
+        .unwrap();
+    drop(store);
+    // What a server of index version 2 leaves when run here: its index by id recreated, a run
+    // it finished (the counts it keeps still add up), and one it started.
+    let tx = db.begin_write().unwrap();
+    tx.open_table(UNFINISHED_RUNS_BY_ID)
+        .unwrap()
+        .insert("b", ())
+        .unwrap();
+    {
+        // It counts its runs as this layout does: only the index by state is left behind.
+        let mut meta = tx.open_table(META).unwrap();
+        let key = format!("{RUN_COUNT_PREFIX}running");
+        let running = meta.get(key.as_str()).unwrap().unwrap().value();
+        meta.insert(key.as_str(), running + 1).unwrap();
+    }
+    tx.commit().unwrap();
+    raw_put(&db, &run("a", "p", RunState::Succeeded, Some(1)));
+    raw_put(&db, &run("b", "p", RunState::Running, None));
+
+    let store = Store::open(db.clone()).unwrap();
+    assert_eq!(ids(&unfinished(&store)), set(&["b"]));
+    assert_eq!(
+        indexed(&db),
+        BTreeSet::from([("running".to_owned(), "b".to_owned())])
+    );
+    let tx = db.begin_read().unwrap();
+    assert!(tx.open_table(UNFINISHED_RUNS_BY_ID).is_err());
 }
 
 #[test]

@@ -267,7 +267,7 @@ impl App {
             .matched_through()
             .map_err(store_error("cannot read the store"))?
             + 1;
-        scheduler.start(&supervisor, queues);
+        scheduler.start(&supervisor, queues).await;
         let (retained, retention) = (store.clone(), config.event_retention);
         supervisor.spawn("retention", move || {
             crate::maintenance::retention(retained.clone(), retention)

@@ -166,12 +166,12 @@ impl Scheduler {
         (scheduler, queues)
     }
 
-    /// Starts the matcher, the runner and the approval expiry under `supervisor`, and lets the
-    /// runs whose approval was decided while the server was down go on, in the background: the
-    /// server serves meanwhile, however many runs wait (each is read to find its approval), and
-    /// a run decided through the API meanwhile goes on once (see
-    /// [`Scheduler::continue_after_approval`]).
-    pub fn start(self: &Arc<Self>, supervisor: &Arc<Supervisor>, queues: Queues) {
+    /// Starts the matcher, the runner and the approval expiry under `supervisor`, then lets the
+    /// runs whose approval was decided while the server was down go on: before the backlog is
+    /// queued again and before anything new is accepted, so that they take their exclusivity
+    /// locks back first. That reads every run waiting for approval (they are bounded by the
+    /// approvals' time to live).
+    pub async fn start(self: &Arc<Self>, supervisor: &Arc<Supervisor>, queues: Queues) {
         let first_start = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (this, rx) = (self.clone(), queues.events);
         supervisor.spawn("matcher", move || {
@@ -185,8 +185,7 @@ impl Scheduler {
         supervisor.spawn("runner", move || worker::runner(this.clone(), rx.clone()));
         let this = self.clone();
         supervisor.spawn("approval-expiry", move || approvals::expiry(this.clone()));
-        let this = self.clone();
-        tokio::spawn(async move { this.continue_decided().await });
+        self.continue_decided().await;
     }
 
     /// Runs that were in flight when the server stopped are marked interrupted, and the

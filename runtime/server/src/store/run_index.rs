@@ -10,7 +10,7 @@
 //! what is missing once from a full scan, in the transaction that records the version, so it is
 //! not repeated.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 
 use super::tables::{
     META, RECENT_FAILURES, RUN_COUNT_PREFIX, RUN_INDEX_VERSION, RUNS, RUNS_BY_CREATED,
@@ -141,10 +141,16 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
         .get(RUN_INDEX_VERSION)
         .map_err(db)?
         .map(|v| v.value());
-    if version.is_some_and(|v| v >= VERSION) {
+    // The unfinished runs by id are what an older server (index version 2 or before) keeps: if
+    // one ran here since this layout was built, it recreated them and left this index stale.
+    let older_server_since = tx
+        .list_tables()
+        .map_err(db)?
+        .any(|t| t.name() == UNFINISHED_RUNS_BY_ID.name());
+    if version.is_some_and(|v| v >= VERSION) && !older_server_since {
         // Every run is counted once, so the counts add up to the runs stored, unless something
-        // wrote runs without the index (an older binary run on this directory since): then
-        // the indexes are rebuilt from scratch rather than trusted.
+        // wrote runs without the index (a server older than the counts run on this directory
+        // since): then the indexes are rebuilt from scratch rather than trusted.
         let stored = tx.open_table(RUNS).map_err(db)?.len().map_err(db)?;
         let counted = counted(tx)?;
         if stored == counted {
@@ -202,7 +208,8 @@ pub(super) fn migrate(tx: &WriteTransaction, now: u64) -> Result<usize, StoreErr
 impl Store {
     /// The runs in these states (none of them final), through the index: what a restart marks
     /// interrupted (queued, running) or continues after an approval (waiting). Reads only the
-    /// runs in `states`, however many runs are in the others.
+    /// runs in `states`, however many runs are in the others; a run whose stored state is not
+    /// the indexed one (a stale entry, which no write of this server leaves) is skipped.
     pub fn unfinished_runs(&self, states: &[RunState]) -> Result<Vec<RunRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let index = tx.open_table(UNFINISHED_RUNS).map_err(db)?;
@@ -217,7 +224,16 @@ impl Store {
                     break;
                 }
                 match runs.get(id).map_err(db)? {
-                    Some(v) => out.push(decode("run", id, v.value())?),
+                    Some(v) => {
+                        let run: RunRecord = decode("run", id, v.value())?;
+                        // Never written apart, but a restart acts on what the run says, not
+                        // on the index: a run finished behind its back is left alone.
+                        if run.state == *state {
+                            out.push(run);
+                        } else {
+                            tracing::warn!(run = %id, indexed = name, state = run.state.name(), "the unfinished run index is stale for this run: skipped");
+                        }
+                    }
                     // Written together, so never apart: a missing run is corruption, said
                     // loudly rather than skipped.
                     None => {
