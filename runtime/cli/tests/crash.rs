@@ -568,8 +568,13 @@ fn check_recovered(
         },
     );
 
-    let (_, verify) = server.get("/v1/ledger/verify");
-    assert_eq!(verify["ok"], true, "{verify}");
+    // The server verifies the whole chain: seconds once the ledger is large (2 s at 1.2 GB), so
+    // only at full checks and every tenth kill point. In between, the new entries' hashes are
+    // compared with what was served and the new checkpoints proven.
+    if full || kill.is_multiple_of(10) {
+        let (_, verify) = server.get("/v1/ledger/verify");
+        assert_eq!(verify["ok"], true, "{verify}");
+    }
     let events = checked.events.window(&a.events, full, kill);
     for (seq, stored) in items(server, "/v1/events", events, |e| e["seq"].as_u64().unwrap()) {
         let sent = &a.events[&seq];
