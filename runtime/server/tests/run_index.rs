@@ -196,9 +196,7 @@ fn a_data_directory_written_before_the_index_is_indexed_once_on_open() {
             run("running", "p", RunState::Running, None),
             run("waiting", "p", RunState::WaitingApproval, None),
         ] {
-            table
-                .insert(r.id.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
-                .unwrap();
+            insert_raw(&mut table, &r);
         }
     }
     tx.commit().unwrap();
@@ -340,14 +338,19 @@ fn the_counts_by_state_follow_every_write_of_a_run() {
     assert_eq!(total, 2);
 }
 
+/// Inserts `r` into the runs table `table` as stored, touching no index.
+fn insert_raw(table: &mut redb::Table<&str, &[u8]>, r: &RunRecord) {
+    table
+        .insert(r.id.as_str(), serde_json::to_vec(r).unwrap().as_slice())
+        .unwrap();
+}
+
 /// Writes `r` into the runs table directly, as a server without the indexes did.
 fn raw_put(db: &Database, r: &RunRecord) {
     let tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table(RUNS).unwrap();
-        table
-            .insert(r.id.as_str(), serde_json::to_vec(r).unwrap().as_slice())
-            .unwrap();
+        insert_raw(&mut table, r);
     }
     tx.commit().unwrap();
 }
@@ -416,9 +419,7 @@ fn a_data_directory_indexed_by_id_alone_is_indexed_by_state_once_on_open() {
             run("left", "p", RunState::Interrupted, None),
             run("done", "p", RunState::Succeeded, Some(1)),
         ] {
-            table
-                .insert(r.id.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
-                .unwrap();
+            insert_raw(&mut table, &r);
             if !r.state.is_final() {
                 by_id.insert(r.id.as_str(), ()).unwrap();
             }
@@ -451,9 +452,7 @@ fn a_data_directory_indexed_before_the_creation_index_gains_it_once_on_open() {
     {
         let mut table = tx.open_table(RUNS).unwrap();
         for r in [created("old", "web", 10), created("new", "web", 20)] {
-            table
-                .insert(r.id.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
-                .unwrap();
+            insert_raw(&mut table, &r);
         }
         tx.open_table(META)
             .unwrap()
