@@ -659,13 +659,7 @@ impl<const SAMPLE: usize> Progress<SAMPLE> {
             acked.keys().copied().collect()
         } else {
             let older: Vec<u64> = acked.range(..self.from).map(|(k, _)| *k).collect();
-            let start = usize::try_from(kill).unwrap() * SAMPLE % older.len().max(1);
-            let sample = older
-                .iter()
-                .cycle()
-                .skip(start)
-                .take(SAMPLE.min(older.len()));
-            sample
+            rotating_sample(&older, SAMPLE, kill)
                 .copied()
                 .chain(acked.range(self.from..).map(|(k, _)| *k))
                 .collect()
@@ -763,17 +757,18 @@ fn check_states(
             None => older.push((id, was)),
         }
     }
-    let skip = usize::try_from(kill).unwrap() * SAMPLE % older.len().max(1);
-    for (id, was) in older
-        .iter()
-        .cycle()
-        .skip(skip)
-        .take(SAMPLE.min(older.len()))
-    {
+    for (id, was) in rotating_sample(&older, SAMPLE, kill) {
         let (status, item) = server.get(&format!("{path}/{id}"));
         assert_eq!(status, 200, "{path}/{id} ({was}) is lost: {item}");
         rule(was, item["state"].as_str().unwrap());
     }
+}
+
+/// `n` of `items` (all of them if fewer), starting where kill point `kill`'s turn falls and
+/// wrapping around, so that successive kill points sample successive windows.
+fn rotating_sample<T>(items: &[T], n: usize, kill: u64) -> impl Iterator<Item = &T> {
+    let start = usize::try_from(kill).unwrap() * n % items.len().max(1);
+    items.iter().cycle().skip(start).take(n.min(items.len()))
 }
 
 /// How one restart went: a figure to read, not a pass mark (a busy machine is slow).
