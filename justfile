@@ -193,9 +193,10 @@ _wasm-target:
 # The Kubernetes test API server is built from tests/kube-apiserver. A failed install only warns:
 # the tests that need it skip loudly (or fail, with GRACE_E2E=required).
 #
-# Install the real servers the end-to-end tests start: Prometheus, Alertmanager, moto (AWS), Podman (Docker API)
+# Install the real servers the end-to-end tests start: Prometheus, Alertmanager, moto (AWS), Podman (Docker API),
+# NATS (the engine of clustered mode)
 [group('test')]
-test-servers: _prometheus _alertmanager _moto _podman
+test-servers: _prometheus _alertmanager _moto _podman _nats
 
 _moto:
     #!/usr/bin/env bash
@@ -225,6 +226,22 @@ _prometheus:
     if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq prometheus; }; then
         echo "WARNING: could not install prometheus: the Prometheus end-to-end test will be skipped" >&2
         echo "         (install it yourself, e.g. apt-get install prometheus, to run it)" >&2
+    fi
+
+# The cluster tests run a three-node JetStream cluster on loopback: install Debian's nats-server when
+# there is none. A failed install only warns: the tests skip (or fail with GRACE_E2E=required).
+_nats:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1; then
+        exit 0
+    fi
+    echo "installing nats-server (apt-get install nats-server) for the cluster tests"
+    sudo=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq nats-server; }; then
+        echo "WARNING: could not install nats-server: the cluster tests will be skipped" >&2
+        echo "         (install it yourself, e.g. apt-get install nats-server, to run them)" >&2
     fi
 
 # The end-to-end alert test runs a real Alertmanager beside Prometheus: install Debian's when

@@ -8,6 +8,7 @@ pub mod alertmanager;
 pub mod e2e;
 pub mod fake_endpoint;
 pub mod moto;
+pub mod nats;
 pub mod oidc_issuer;
 pub mod podman;
 pub mod prometheus;

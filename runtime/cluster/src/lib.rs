@@ -1,0 +1,34 @@
+//! GRACE's clustered mode: several `grace serve` replicas sharing the work through NATS
+//! JetStream, the distributed engine that keeps the shared state (no consensus or replication
+//! is written here).
+//!
+//! - [`settings`]: `[cluster]` in `grace.toml`.
+//! - [`connect`]: the engine connection, with credentials and TLS, and whether it is up.
+//! - [`schema`]: every stream and bucket, declared once, created or checked at start.
+//! - [`lease`]: shard leases on key-value revisions, with fencing tokens.
+//! - [`members`]: replica heartbeats.
+//! - [`shards`]: which shard a resource belongs to.
+//! - [`membership`]: a replica's ownership loop and the fence check before an action.
+//! - [`status`]: what `grace cluster status` shows.
+//!
+//! **The rule for everything clustered**: state that decides what a replica does (claims,
+//! windows, approvals, change intents, budgets, detector state, paused playbooks, ...) lives in
+//! the engine when GRACE runs clustered, never only in one replica's redb; a replica's own
+//! store keeps only what is its own (its ledger chain, its caches). `docs/cluster.md` says
+//! this for the capabilities to come.
+
+pub mod connect;
+pub mod error;
+pub mod lease;
+pub mod members;
+pub mod membership;
+pub mod schema;
+pub mod settings;
+pub mod shards;
+pub mod status;
+
+pub use connect::Engine;
+pub use error::{ClusterError, SettingsError};
+pub use membership::{Cluster, FenceToken, Fenced};
+pub use settings::ClusterSettings;
+pub use status::ClusterStatus;

@@ -1,0 +1,172 @@
+//! Replica heartbeats: `replica.<name>` in a bucket whose values live `lease_ttl`, written by
+//! each live replica every `renew_every` with a compare-and-set on its own last write. A
+//! replica that stops writing disappears from the bucket; two processes started with the same
+//! name cannot both write, and the second waits until the first is gone.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ClusterError;
+use crate::lease::now_millis;
+
+/// The most replicas a listing reads: far beyond any real cluster, a bound on a bucket anyone
+/// with engine access could fill.
+pub const MAX_LISTED: usize = 1024;
+
+/// What a heartbeat says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The replica's name.
+    pub replica: String,
+    /// Its process's id, new at every start.
+    pub incarnation: String,
+    /// When that process started, milliseconds since the epoch.
+    pub started_millis: u64,
+    /// When it last wrote its heartbeat.
+    pub at_millis: u64,
+    /// GRACE's version.
+    pub version: String,
+}
+
+/// This replica's heartbeat.
+pub struct Heartbeat {
+    store: kv::Store,
+    me: Member,
+    revision: Option<u64>,
+    timeout: Duration,
+}
+
+fn key(replica: &str) -> String {
+    format!("replica.{replica}")
+}
+
+impl Heartbeat {
+    /// The heartbeat of `replica` in `incarnation` in bucket `store`.
+    pub fn new(store: kv::Store, replica: String, incarnation: String, timeout: Duration) -> Self {
+        Heartbeat {
+            store,
+            me: Member {
+                replica,
+                incarnation,
+                started_millis: now_millis(),
+                at_millis: 0,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            revision: None,
+            timeout,
+        }
+    }
+
+    /// Writes the heartbeat. [`ClusterError::Conflict`]: another process holds this replica's
+    /// name (or did until less than `lease_ttl` ago).
+    pub async fn beat(&mut self) -> Result<(), ClusterError> {
+        let key = key(&self.me.replica);
+        self.me.at_millis = now_millis();
+        let value: bytes::Bytes = serde_json::to_vec(&self.me)
+            .expect("a heartbeat serializes")
+            .into();
+        let written = match self.revision {
+            None => {
+                within(self.timeout, "register replica", async {
+                    match self.store.create(&key, value).await {
+                        Ok(revision) => Ok(revision),
+                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                            Err(ClusterError::Conflict { key: key.clone() })
+                        }
+                        Err(e) => Err(ClusterError::unavailable("register replica", e)),
+                    }
+                })
+                .await
+            }
+            Some(revision) => {
+                within(self.timeout, "write heartbeat", async {
+                    match self.store.update(&key, value, revision).await {
+                        Ok(revision) => Ok(revision),
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                            Err(ClusterError::Conflict { key: key.clone() })
+                        }
+                        Err(e) => Err(ClusterError::unavailable("write heartbeat", e)),
+                    }
+                })
+                .await
+            }
+        };
+        match written {
+            Ok(revision) => {
+                self.revision = Some(revision);
+                Ok(())
+            }
+            Err(e @ ClusterError::Conflict { .. }) => {
+                self.revision = None;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the last write succeeded and was not lost since.
+    pub fn registered(&self) -> bool {
+        self.revision.is_some()
+    }
+
+    /// Removes the heartbeat (a replica shutting down).
+    pub async fn leave(&mut self) {
+        if let Some(revision) = self.revision.take() {
+            let _ = self
+                .store
+                .delete_expect_revision(key(&self.me.replica), Some(revision))
+                .await;
+        }
+    }
+}
+
+/// The replicas whose heartbeat is live now, sorted by name (at most [`MAX_LISTED`]).
+pub async fn live(store: &kv::Store, timeout: Duration) -> Result<Vec<Member>, ClusterError> {
+    within(timeout, "list replicas", async {
+        let mut keys = store
+            .keys()
+            .await
+            .map_err(|e| ClusterError::unavailable("list replicas", e))?;
+        let mut members = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| ClusterError::unavailable("list replicas", e))?;
+            if members.len() >= MAX_LISTED {
+                break;
+            }
+            let Some(entry) = store
+                .entry(&key)
+                .await
+                .map_err(|e| ClusterError::unavailable("read replica", e))?
+                .filter(|e| e.operation == kv::Operation::Put)
+            else {
+                continue;
+            };
+            match serde_json::from_slice::<Member>(&entry.value) {
+                Ok(member) if key == self::key(&member.replica) => members.push(member),
+                _ => tracing::warn!(key = %key.escape_debug(), "ignoring a heartbeat GRACE did not write"),
+            }
+        }
+        members.sort_by(|a, b| a.replica.cmp(&b.replica));
+        Ok(members)
+    })
+    .await
+}
+
+/// `work`, or [`ClusterError::Unavailable`] after `timeout`.
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    op: &'static str,
+    work: impl Future<Output = Result<T, ClusterError>>,
+) -> Result<T, ClusterError> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClusterError::unavailable(
+                op,
+                format!("no answer in {timeout:?}"),
+            ))
+        })
+}

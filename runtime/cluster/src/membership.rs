@@ -1,0 +1,483 @@
+//! One replica's part in the cluster: its heartbeat, the shard leases it holds, and the loop
+//! that keeps them — renewing what it holds, taking free shards up to its fair share, and giving
+//! back what is beyond it when another replica has less.
+//!
+//! Balance: with `R` live replicas each aims at `ceil(shards / R)` shards. A replica under its
+//! share takes free shards in its own order of preference ([`crate::shards::preference`]); one
+//! over it releases the surplus (its least preferred) while some other live replica is under
+//! its share, and the others pick them up at their next round. A shard whose holder died is
+//! free once its lease expired on the engine (at most `lease_ttl` after the holder's last
+//! renewal).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::connect::Engine;
+use crate::error::ClusterError;
+use crate::lease::{Holder, Lease, Leases, Slot};
+use crate::members::{self, Heartbeat, Member};
+use crate::schema;
+use crate::settings::ClusterSettings;
+use crate::shards::{fair_share, preference};
+
+/// A replica of the cluster: the engine connection, its buckets and its shard ownership.
+pub struct Cluster {
+    engine: Engine,
+    settings: ClusterSettings,
+    leases: Leases,
+    members: kv::Store,
+    heartbeat: tokio::sync::Mutex<Heartbeat>,
+    /// Serializes the writes to this replica's leases: a renewal and a fence check of the same
+    /// lease must not race on its revision.
+    lease_writes: tokio::sync::Mutex<()>,
+    state: Mutex<View>,
+    counters: Counters,
+}
+
+/// What the loop saw last.
+#[derive(Default)]
+struct View {
+    owned: BTreeMap<u32, Lease>,
+    holders: Vec<Option<Holder>>,
+    /// The replica last seen holding each shard, kept after its lease is gone: a shard taken
+    /// from another replica is a takeover.
+    last_holder: Vec<Option<String>>,
+    members: Vec<Member>,
+    last_beat: Option<Instant>,
+    registered: bool,
+    last_error: Option<String>,
+}
+
+/// Counters since start, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Leases renewed.
+    pub renewals: AtomicU64,
+    /// Leases acquired.
+    pub acquisitions: AtomicU64,
+    /// Leases acquired that another replica held before.
+    pub takeovers: AtomicU64,
+    /// Leases lost (not renewed in time, or taken).
+    pub losses: AtomicU64,
+    /// Leases given back.
+    pub releases: AtomicU64,
+    /// Fence checks refused.
+    pub fence_rejections: AtomicU64,
+}
+
+/// Why an action on a shard may not go ahead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fenced {
+    /// This replica does not hold the shard.
+    #[error("this replica does not hold shard {0}")]
+    NotOwner(u32),
+    /// The lease is past the time this replica may trust it.
+    #[error("the lease of shard {0} expired before the action")]
+    Expired(u32),
+    /// The engine refused the compare-and-set: another replica holds the shard now.
+    #[error("shard {0} was taken over (the fencing token is stale)")]
+    Stale(u32),
+    /// The engine could not confirm the lease.
+    #[error("the lease of shard {shard} could not be confirmed: {message}")]
+    Unconfirmed {
+        /// The shard.
+        shard: u32,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The proof a fence check gives: the shard, its token, and the revision the check wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FenceToken {
+    /// The shard.
+    pub shard: u32,
+    /// The tenure's fencing token.
+    pub token: u64,
+    /// The engine revision the check wrote (the lease key's).
+    pub engine_revision: u64,
+}
+
+impl Cluster {
+    /// Connects to the engine, creates or checks the streams and buckets, and checks that this
+    /// replica agrees with the cluster on its fixed settings. Nothing is owned until
+    /// [`Cluster::run`] runs.
+    pub async fn start(settings: &ClusterSettings) -> Result<Cluster, ClusterError> {
+        Cluster::start_on(Engine::connect(settings).await?, settings).await
+    }
+
+    /// As [`Cluster::start`], on an engine connection made by the caller.
+    pub async fn start_on(
+        engine: Engine,
+        settings: &ClusterSettings,
+    ) -> Result<Cluster, ClusterError> {
+        settings.validate()?;
+        let replicas = settings.engine_replicas;
+        let leases = schema::leases(settings).ensure(&engine, replicas).await?;
+        let members = schema::replicas(settings).ensure(&engine, replicas).await?;
+        let facts = schema::facts().ensure(&engine, replicas).await?;
+        agree_on_shards(&facts, settings.shards).await?;
+        let replica = settings.replica_name();
+        let incarnation = uuid::Uuid::new_v4().to_string();
+        let shards = settings.shards as usize;
+        Ok(Cluster {
+            heartbeat: tokio::sync::Mutex::new(Heartbeat::new(
+                members.clone(),
+                replica.clone(),
+                incarnation.clone(),
+                settings.request_timeout,
+            )),
+            leases: Leases::new(
+                leases,
+                replica,
+                incarnation,
+                settings.lease_ttl,
+                settings.margin(),
+            ),
+            members,
+            engine,
+            settings: settings.clone(),
+            lease_writes: tokio::sync::Mutex::new(()),
+            state: Mutex::new(View {
+                holders: vec![None; shards],
+                last_holder: vec![None; shards],
+                ..View::default()
+            }),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Keeps this replica's heartbeat and leases, every `renew_every`, until the task is
+    /// aborted. Never returns an error: a failed round is logged and kept in the status.
+    pub async fn run(&self) {
+        let mut every = tokio::time::interval(self.settings.renew_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.round().await;
+        }
+    }
+
+    /// One round: heartbeat, renewals, then balance.
+    pub async fn round(&self) {
+        self.beat().await;
+        self.renew_all().await;
+        if let Err(e) = self.balance().await {
+            tracing::warn!("cluster round: {e}");
+            self.view().last_error = Some(e.to_string());
+        }
+    }
+
+    async fn beat(&self) {
+        let result = self.heartbeat.lock().await.beat().await;
+        let mut view = self.view();
+        match result {
+            Ok(()) => {
+                view.last_beat = Some(Instant::now());
+                view.registered = true;
+            }
+            Err(e) => {
+                view.registered = false;
+                let message = match e {
+                    ClusterError::Conflict { .. } => format!(
+                        "another process holds replica name `{}` (or did less than lease_ttl \
+                         ago): waiting for it to go",
+                        self.leases.replica()
+                    ),
+                    e => e.to_string(),
+                };
+                tracing::warn!("{message}");
+                view.last_error = Some(message);
+            }
+        }
+    }
+
+    async fn renew_all(&self) {
+        let _writes = self.lease_writes.lock().await;
+        let owned: Vec<Lease> = self.view().owned.values().cloned().collect();
+        let renewed = join_all(owned.into_iter().map(|mut lease| async move {
+            let result = self.leases.renew(&mut lease).await;
+            (lease, result)
+        }))
+        .await;
+        let now = Instant::now();
+        let mut view = self.view();
+        for (lease, result) in renewed {
+            let shard = lease.shard();
+            match result {
+                Ok(()) => {
+                    self.counters.renewals.fetch_add(1, Ordering::Relaxed);
+                    view.owned.insert(shard, lease);
+                }
+                Err(ClusterError::Conflict { .. }) => {
+                    self.lost(&mut view, shard, "another replica holds it now");
+                }
+                Err(e) if !lease.valid_at(now) => {
+                    self.lost(&mut view, shard, &format!("not renewed in time: {e}"));
+                }
+                Err(e) => tracing::warn!(shard, "lease renewal failed, retrying: {e}"),
+            }
+        }
+    }
+
+    fn lost(&self, view: &mut View, shard: u32, why: &str) {
+        if view.owned.remove(&shard).is_some() {
+            self.counters.losses.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(shard, "lease lost: {why}");
+        }
+    }
+
+    async fn balance(&self) -> Result<(), ClusterError> {
+        if !self.view().registered || !self.engine.connected() {
+            return Ok(());
+        }
+        let timeout = self.settings.request_timeout;
+        let shards = self.settings.shards;
+        let slots = members::within(timeout, "read leases", async {
+            join_all((0..shards).map(|s| self.leases.slot(s)))
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        let released: Vec<bool> = slots.iter().map(|s| *s == Slot::Released).collect();
+        let holders: Vec<Option<Holder>> = slots
+            .into_iter()
+            .map(|s| match s {
+                Slot::Held(h) => Some(h),
+                Slot::Released | Slot::Free => None,
+            })
+            .collect();
+        let live = members::live(&self.members, timeout).await?;
+        let me = self.leases.replica().to_owned();
+        let share = fair_share(shards, live.len().max(1));
+        let (free, surplus) = {
+            let mut view = self.view();
+            for (s, holder) in holders.iter().enumerate() {
+                if let Some(h) = holder {
+                    view.last_holder[s] = Some(h.value.replica.clone());
+                }
+            }
+            view.holders = holders.clone();
+            view.members = live.clone();
+            let owned = view.owned.len();
+            let mut free: Vec<u32> = (0..shards)
+                .filter(|s| holders[*s as usize].is_none() && !view.owned.contains_key(s))
+                .collect();
+            free.sort_by_key(|s| std::cmp::Reverse(preference(&me, *s)));
+            free.truncate(share.saturating_sub(owned));
+            let someone_under = live.iter().any(|m| {
+                m.replica != me
+                    && holders
+                        .iter()
+                        .flatten()
+                        .filter(|h| h.value.replica == m.replica)
+                        .count()
+                        < share
+            });
+            let mut surplus: Vec<Lease> = Vec::new();
+            if owned > share && someone_under {
+                let mut mine: Vec<&Lease> = view.owned.values().collect();
+                mine.sort_by_key(|l| preference(&me, l.shard()));
+                surplus = mine.into_iter().take(owned - share).cloned().collect();
+            }
+            (free, surplus)
+        };
+        for shard in free {
+            match self.leases.acquire(shard).await {
+                Ok(lease) => {
+                    self.counters.acquisitions.fetch_add(1, Ordering::Relaxed);
+                    let mut view = self.view();
+                    // Taken from a holder that stopped renewing (not one that gave it back).
+                    let before = view.last_holder[shard as usize].replace(me.clone());
+                    if before.is_some_and(|b| b != me) && !released[shard as usize] {
+                        self.counters.takeovers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    view.holders[shard as usize] = Some(self.leases.holder_of(&lease));
+                    tracing::info!(shard, token = lease.token(), "shard lease acquired");
+                    view.owned.insert(shard, lease);
+                }
+                Err(ClusterError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for lease in surplus {
+            self.release(lease.shard()).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives shard `shard` back (its work must be stopped first).
+    pub async fn release(&self, shard: u32) -> Result<(), ClusterError> {
+        let _writes = self.lease_writes.lock().await;
+        let Some(lease) = self.view().owned.remove(&shard) else {
+            return Ok(());
+        };
+        self.counters.releases.fetch_add(1, Ordering::Relaxed);
+        if let Some(h) = self.view().holders.get_mut(shard as usize) {
+            *h = None;
+        }
+        tracing::info!(shard, "shard lease released");
+        self.leases.release(lease).await
+    }
+
+    /// Gives every shard back and removes the heartbeat: a replica stopping cleanly, whose
+    /// shards then move at once rather than after `lease_ttl`.
+    pub async fn leave(&self) {
+        let shards: Vec<u32> = self.view().owned.keys().copied().collect();
+        for shard in shards {
+            if let Err(e) = self.release(shard).await {
+                tracing::warn!(shard, "could not release the lease: {e}");
+            }
+        }
+        self.heartbeat.lock().await.leave().await;
+    }
+
+    /// Proves, immediately before an action on `shard`, that this replica still holds it: a
+    /// compare-and-set of the lease on the engine (which also renews it), then the local
+    /// deadline. Only a write can prove it; a read may be answered by a stream replica that is
+    /// behind.
+    pub async fn fence(&self, shard: u32) -> Result<FenceToken, Fenced> {
+        let _writes = self.lease_writes.lock().await;
+        let Some(mut lease) = self.view().owned.get(&shard).cloned() else {
+            return Err(self.rejected(Fenced::NotOwner(shard)));
+        };
+        if !lease.valid_at(Instant::now()) {
+            self.lost(&mut self.view(), shard, "expired before an action");
+            return Err(self.rejected(Fenced::Expired(shard)));
+        }
+        match self.leases.renew(&mut lease).await {
+            Ok(()) => {}
+            Err(ClusterError::Conflict { .. }) => {
+                self.lost(&mut self.view(), shard, "taken over");
+                return Err(self.rejected(Fenced::Stale(shard)));
+            }
+            Err(e) => {
+                return Err(self.rejected(Fenced::Unconfirmed {
+                    shard,
+                    message: e.to_string(),
+                }));
+            }
+        }
+        self.counters.renewals.fetch_add(1, Ordering::Relaxed);
+        let token = FenceToken {
+            shard,
+            token: lease.token(),
+            engine_revision: lease.revision(),
+        };
+        self.view().owned.insert(shard, lease);
+        Ok(token)
+    }
+
+    /// Whether this replica may act on `shard` now, by its own clock (no engine request): for
+    /// decisions that are checked again by [`Cluster::fence`] before any change.
+    pub fn owns(&self, shard: u32) -> Option<u64> {
+        let view = self.view();
+        let lease = view.owned.get(&shard)?;
+        lease.valid_at(Instant::now()).then_some(lease.token())
+    }
+
+    fn rejected(&self, fenced: Fenced) -> Fenced {
+        self.counters
+            .fence_rejections
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("fence check refused: {fenced}");
+        fenced
+    }
+
+    /// Whether this replica can take part now: connected to the engine, registered, and its
+    /// heartbeat written within the time a lease is trusted.
+    pub fn ready(&self) -> bool {
+        self.ready_locked(&self.view())
+    }
+
+    /// The counters since start.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The engine connection.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.settings
+    }
+
+    /// What `grace cluster status` and `GET /v1/cluster` show.
+    pub fn status(&self) -> crate::status::ClusterStatus {
+        let view = self.view();
+        let now = Instant::now();
+        crate::status::ClusterStatus::new(
+            &self.settings,
+            self.leases.replica(),
+            self.leases.incarnation(),
+            self.ready_locked(&view),
+            self.engine.connected(),
+            view.owned
+                .values()
+                .map(|l| {
+                    (
+                        l.shard(),
+                        l.token(),
+                        l.valid_until().saturating_duration_since(now),
+                    )
+                })
+                .collect(),
+            &view.holders,
+            &view.members,
+            view.last_error.clone(),
+            &self.counters,
+        )
+    }
+
+    fn ready_locked(&self, view: &View) -> bool {
+        self.engine.connected()
+            && view.registered
+            && view
+                .last_beat
+                .is_some_and(|t| t.elapsed() < self.settings.lease_ttl - self.settings.margin())
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long a lease is trusted after its last renewal was sent.
+    pub fn trust_for(&self) -> Duration {
+        self.settings.lease_ttl - self.settings.margin()
+    }
+}
+
+/// Writes `shards` as the cluster's shard count if none is there, else checks it is the same.
+async fn agree_on_shards(facts: &kv::Store, shards: u32) -> Result<(), ClusterError> {
+    let ours = shards.to_string();
+    match facts.create("shards", ours.clone().into()).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(ClusterError::unavailable("write cluster facts", e)),
+    }
+    let entry = facts
+        .entry("shards")
+        .await
+        .map_err(|e| ClusterError::unavailable("read cluster facts", e))?
+        .ok_or_else(|| ClusterError::unavailable("read cluster facts", "no value"))?;
+    let theirs = String::from_utf8_lossy(&entry.value).into_owned();
+    if theirs == ours {
+        Ok(())
+    } else {
+        Err(ClusterError::Mismatch {
+            field: "shards",
+            ours,
+            theirs,
+        })
+    }
+}
