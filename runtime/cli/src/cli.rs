@@ -72,8 +72,24 @@ pub enum Command {
     /// Signing keys for ledger checkpoints and playbook signatures.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// A clustered server's view of the cluster: replicas, shards and their holders, leases.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Show the simulated fleet of a server started with `--simulate`.
     Fleet {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Replicas, shards and their holders, this replica's leases; exits 1 when the replica is
+    /// not ready (cut off from the engine).
+    Status {
         /// Print the server's JSON.
         #[arg(long)]
         json: bool,

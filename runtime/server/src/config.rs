@@ -134,6 +134,9 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     /// `[storage]`: how the database prepares for a crash.
     pub storage: crate::store::StorageSettings,
+    /// `[cluster]`: several replicas sharing the work through NATS JetStream (see
+    /// `docs/cluster.md`); absent, the server runs alone on its own database.
+    pub cluster: Option<grace_cluster::ClusterSettings>,
 }
 
 impl Default for ServeConfig {
@@ -175,6 +178,7 @@ impl Default for ServeConfig {
             limits: crate::limits::ServerLimits::default(),
             auth: AuthConfig::default(),
             storage: crate::store::StorageSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -269,6 +273,10 @@ impl ServeConfig {
                 .map_err(|message| ConfigError::invalid("kubernetes", message))?;
         }
         self.check_transport()?;
+        if let Some(c) = &self.cluster {
+            c.validate()
+                .map_err(|e| ConfigError::invalid("cluster", e.to_string()))?;
+        }
         crate::signing::TrustRoots::load(&self.trust_roots)
             .map_err(|e| ConfigError::invalid("trust_roots", e.to_string()))?;
         self.auth.validate()?;

@@ -135,6 +135,80 @@ pub struct Gauges {
     pub playbooks: usize,
     /// Every source's health.
     pub sources: Vec<crate::sources::health::SourceHealth>,
+    /// This replica's view of the cluster, with `[cluster]`.
+    pub cluster: Option<grace_cluster::ClusterStatus>,
+}
+
+/// `grace_cluster_ready`, `grace_shard_owned{shard}` (one series per shard: 1 held here, 0 not),
+/// the lease counters and the live replicas, with `[cluster]`.
+fn render_cluster(out: &mut String, status: &grace_cluster::ClusterStatus) {
+    let family = |out: &mut String, name: &str, kind: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    family(
+        out,
+        "grace_cluster_ready",
+        "gauge",
+        "Whether this replica takes part in the cluster now (1) or is cut off from it (0).",
+        u64::from(status.ready),
+    );
+    family(
+        out,
+        "grace_cluster_replicas",
+        "gauge",
+        "Live replicas of the cluster, as last read.",
+        status.replicas.len() as u64,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP grace_shard_owned Whether this replica holds the shard's lease (1) or not (0).\n# TYPE grace_shard_owned gauge"
+    );
+    let owned: std::collections::BTreeSet<u32> = status.owned.iter().map(|o| o.shard).collect();
+    for shard in 0..status.shards {
+        let _ = writeln!(
+            out,
+            "grace_shard_owned{{shard=\"{shard}\"}} {}",
+            u64::from(owned.contains(&shard))
+        );
+    }
+    let c = &status.counters;
+    for (name, help, v) in [
+        (
+            "grace_lease_renewals_total",
+            "Shard leases renewed (fence checks included).",
+            c.renewals,
+        ),
+        (
+            "grace_lease_acquisitions_total",
+            "Shard leases acquired.",
+            c.acquisitions,
+        ),
+        (
+            "grace_lease_takeovers_total",
+            "Shard leases acquired from a replica that stopped renewing them.",
+            c.takeovers,
+        ),
+        (
+            "grace_lease_losses_total",
+            "Shard leases lost (expired or taken).",
+            c.losses,
+        ),
+        (
+            "grace_lease_releases_total",
+            "Shard leases given back.",
+            c.releases,
+        ),
+        (
+            "grace_fence_rejections_total",
+            "Fence checks refused before an action.",
+            c.fence_rejections,
+        ),
+    ] {
+        family(out, name, "counter", help, v);
+    }
 }
 
 /// `grace_source_up`, `grace_source_failures_total`, `grace_source_events_total`,
@@ -346,6 +420,9 @@ impl Metrics {
             load(&self.recovery_backlog_events),
         );
         render_sources(&mut out, &gauges.sources);
+        if let Some(cluster) = &gauges.cluster {
+            render_cluster(&mut out, cluster);
+        }
         self.ingest_to_run_start.render(
             &mut out,
             "grace_ingest_to_run_start_seconds",

@@ -171,19 +171,26 @@ impl Drop for NatsCluster {
 
 /// The configuration of node `i`: client, route and monitoring ports on loopback only, a
 /// JetStream store of its own, and every node (itself included, which NATS ignores) as a route.
+/// A single node runs without a cluster block: a JetStream cluster of one never elects a meta
+/// leader.
 fn node_config(i: usize, ports: Ports, routes: &[String], store: &Path) -> String {
-    format!(
+    let mut config = format!(
         "server_name: n{i}\n\
          listen: 127.0.0.1:{client}\n\
          http: 127.0.0.1:{http}\n\
-         jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n\
-         cluster {{\n  name: grace-test\n  listen: 127.0.0.1:{route}\n  routes: [\n    {routes}\n  ]\n}}\n",
+         jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n",
         client = ports.client,
         http = ports.http,
-        route = ports.route,
         store = store.display(),
-        routes = routes.join("\n    "),
-    )
+    );
+    if routes.len() > 1 {
+        config.push_str(&format!(
+            "cluster {{\n  name: grace-test\n  listen: 127.0.0.1:{route}\n  routes: [\n    {routes}\n  ]\n}}\n",
+            route = ports.route,
+            routes = routes.join("\n    "),
+        ));
+    }
+    config
 }
 
 /// A plain HTTP/1.0 GET on the loopback monitoring port: the status and the body.
@@ -232,5 +239,16 @@ mod tests {
         assert!(config.contains("listen: 127.0.0.1:2\n"));
         assert!(config.contains("nats-route://127.0.0.1:1\n    nats-route://127.0.0.1:2"));
         assert!(config.contains("store_dir: \"/tmp/x/n1\""));
+        let alone = node_config(
+            0,
+            Ports {
+                client: 10,
+                route: 2,
+                http: 30,
+            },
+            &routes[..1],
+            Path::new("/tmp/x/n0"),
+        );
+        assert!(!alone.contains("cluster"), "{alone}");
     }
 }

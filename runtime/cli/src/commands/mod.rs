@@ -7,6 +7,7 @@ use grace_engine::text::escape_lines;
 use crate::cli::{Cli, Command};
 
 mod approvals;
+mod cluster;
 mod dry_trust;
 mod events;
 mod fleet;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Playbook(cmd) => playbook::run(cmd),
         Command::Events(cmd) => events::run(cmd),
         Command::Runs(cmd) => runs::run(cmd),
+        Command::Cluster(cmd) => cluster::run(cmd),
         Command::Fleet { json, server } => fleet::run(server, json),
         Command::Sources { json, server } => sources::run(server, json),
     };

@@ -31,6 +31,13 @@ pub fn run(args: ServeArgs) -> Exit {
             Err(e @ (StartError::Config(_) | StartError::NoProviders | StartError::Tls(_))) => {
                 return Exit::Invalid(e.into());
             }
+            Err(
+                e @ StartError::Cluster(
+                    grace_cluster::ClusterError::Settings(_)
+                    | grace_cluster::ClusterError::Mismatch { .. }
+                    | grace_cluster::ClusterError::Schema { .. },
+                ),
+            ) => return Exit::Invalid(e.into()),
             Err(e) => return Exit::Internal(e.into()),
         };
         eprintln!(
@@ -49,6 +56,16 @@ pub fn run(args: ServeArgs) -> Exit {
             eprintln!(
                 "grace: WARNING: --insecure-plaintext: the API speaks plain HTTP on {}; bearer tokens and everything else cross the network IN CLEAR, readable and replayable by anyone on the path (use --tls-cert/--tls-key, or a TLS proxy you trust on the same host)",
                 server.addr
+            );
+        }
+        let cluster = server.app.cluster.clone();
+        if let Some(cluster) = &cluster {
+            let settings = cluster.settings();
+            eprintln!(
+                "grace: clustered as replica `{}` on {} ({} shards); see `grace cluster status` and docs/cluster.md for what is shared so far",
+                settings.replica_name(),
+                settings.nats.join(", "),
+                settings.shards
             );
         }
         let shutdown = async {
@@ -75,7 +92,12 @@ pub fn run(args: ServeArgs) -> Exit {
             }
             eprintln!("grace: shutting down");
         };
-        match server.serve(shutdown).await {
+        let served = server.serve(shutdown).await;
+        // A replica stopping cleanly gives its shards back now, rather than after lease_ttl.
+        if let Some(cluster) = cluster {
+            cluster.leave().await;
+        }
+        match served {
             Ok(()) => Exit::Ok,
             Err(e) => Exit::Internal(anyhow!("the server failed: {e}")),
         }

@@ -1,6 +1,7 @@
 //! Health, metrics, the simulated fleet and the API's own description.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -32,7 +33,56 @@ pub async fn healthz(State(health): State<Health>) -> (StatusCode, Json<Value>) 
     if !down.is_empty() {
         body["down"] = json!(down);
     }
+    if let Some(cluster) = &health.cluster {
+        body["cluster"] = json!({
+            "replica": cluster.settings().replica_name(),
+            "ready": cluster.ready(),
+            "engine_connected": cluster.engine().connected(),
+        });
+    }
     (status, Json(body))
+}
+
+/// `GET /readyz`: `200` when the server can take work: every background task runs and, in a
+/// cluster, this replica is connected to the engine with a fresh heartbeat. `503` otherwise,
+/// with the reason: a load balancer sends nothing to a replica cut off from the engine, which
+/// could accept no event anyway (`/healthz` stays the liveness probe: restarting a replica
+/// cut off by the network does not reconnect it).
+pub async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+    let down = health.supervisor.down();
+    let mut reasons: Vec<String> = down
+        .iter()
+        .map(|d| format!("task `{}` is down: {}", d.task, d.reason))
+        .collect();
+    if let Some(cluster) = &health.cluster
+        && !cluster.ready()
+    {
+        let status = cluster.status();
+        reasons.push(match (status.engine_connected, status.last_error) {
+            (false, _) => "not connected to the cluster's engine".to_owned(),
+            (true, Some(e)) => format!("not taking part in the cluster: {e}"),
+            (true, None) => "not yet registered in the cluster".to_owned(),
+        });
+    }
+    if reasons.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reasons": reasons})),
+        )
+    }
+}
+
+/// `GET /v1/cluster`: this replica's view of the cluster (replicas, shards and their holders,
+/// leases, counters); `404` when the server does not run clustered.
+pub async fn cluster(
+    State(cluster): State<Option<Arc<grace_cluster::Cluster>>>,
+) -> Result<Json<grace_cluster::ClusterStatus>, ApiError> {
+    let cluster = cluster.ok_or_else(|| {
+        ApiError::not_found("the server does not run clustered: it has no [cluster] section")
+    })?;
+    Ok(Json(cluster.status()))
 }
 
 /// `GET /metrics`.
@@ -75,6 +125,7 @@ fn gauges(health: &Health) -> Gauges {
         ledger_entries: health.ledger.head().ok().flatten().map_or(0, |h| h.entries),
         playbooks: health.registry.enabled_count(),
         sources: health.sources.health().snapshot(),
+        cluster: health.cluster.as_ref().map(|c| c.status()),
     }
 }
 

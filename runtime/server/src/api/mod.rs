@@ -44,7 +44,9 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/policies", policies::router())
         .route("/v1/fleet", get(health::fleet))
         .route("/v1/openapi.json", get(health::openapi))
+        .route("/v1/cluster", get(health::cluster))
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         // Bodies read within their limit and deadline (`body`), after authentication (the
         // layer below wraps this one), so an unauthenticated client cannot make us read one.

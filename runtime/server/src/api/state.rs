@@ -40,6 +40,7 @@ part!(Arc<SourceSupervisor>, sources);
 part!(Arc<Authenticator>, auth);
 part!(Audit, audit);
 part!(Arc<HostTrust>, trust);
+part!(Option<Arc<grace_cluster::Cluster>>, cluster);
 
 /// What the body guard needs: the limits and deadline of request bodies.
 #[derive(Clone, Copy)]
@@ -83,6 +84,8 @@ pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Sources' health.
     pub sources: Arc<SourceSupervisor>,
+    /// This replica's part in a cluster.
+    pub cluster: Option<Arc<grace_cluster::Cluster>>,
 }
 
 impl FromRef<App> for Health {
@@ -97,6 +100,7 @@ impl FromRef<App> for Health {
             ledger: app.ledger.clone(),
             metrics: app.metrics.clone(),
             sources: app.sources.clone(),
+            cluster: app.cluster.clone(),
         }
     }
 }

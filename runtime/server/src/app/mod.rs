@@ -66,6 +66,8 @@ pub struct App {
     pub trust: Arc<HostTrust>,
     /// The background tasks' health (see [`crate::supervisor`]).
     pub supervisor: Arc<Supervisor>,
+    /// This replica's part in a cluster, with `[cluster]` (see `docs/cluster.md`).
+    pub cluster: Option<Arc<grace_cluster::Cluster>>,
 }
 
 /// Why the server could not start.
@@ -119,6 +121,9 @@ pub enum StartError {
     /// The wasm engine cannot start.
     #[error("cannot start the wasm engine: {0}")]
     Engine(anyhow::Error),
+    /// The cluster's engine cannot be reached, or this replica's `[cluster]` disagrees with it.
+    #[error(transparent)]
+    Cluster(#[from] grace_cluster::ClusterError),
 }
 
 fn store_error(what: &'static str) -> impl FnOnce(StoreError) -> StartError {
@@ -146,6 +151,10 @@ impl App {
             return Err(StartError::NoProviders);
         };
         let providers = crate::providers::connect(&config, sim.as_deref()).await?;
+        let cluster = match &config.cluster {
+            Some(settings) => Some(Arc::new(grace_cluster::Cluster::start(settings).await?)),
+            None => None,
+        };
         let executors = providers.executors;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::Io {
             what: "cannot create the data directory".into(),
@@ -268,6 +277,16 @@ impl App {
             .map_err(store_error("cannot read the store"))?
             + 1;
         scheduler.start(&supervisor, queues).await;
+        if let Some(cluster) = &cluster {
+            let member = cluster.clone();
+            supervisor.spawn("cluster", move || {
+                let member = member.clone();
+                async move {
+                    member.run().await;
+                    Ok(())
+                }
+            });
+        }
         let (retained, retention) = (store.clone(), config.event_retention);
         supervisor.spawn("retention", move || {
             crate::maintenance::retention(retained.clone(), retention)
@@ -320,6 +339,7 @@ impl App {
             auth,
             trust,
             supervisor,
+            cluster,
         }))
     }
 }

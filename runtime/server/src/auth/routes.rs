@@ -27,10 +27,13 @@ use Scope::{Admin, Approve, Operate, Read};
 pub const ROUTES: &[(&str, &str, Access)] = &[
     // Liveness probes carry no credentials.
     ("GET", "/healthz", Public),
+    // Readiness for load balancers: no credentials either.
+    ("GET", "/readyz", Public),
     // Prometheus sends the token of a `read` scope (`authorization.credentials_file`).
     ("GET", "/metrics", Needs(Read)),
     ("GET", "/v1/openapi.json", Needs(Read)),
     ("GET", "/v1/fleet", Needs(Read)),
+    ("GET", "/v1/cluster", Needs(Read)),
     // Playbooks.
     ("GET", "/v1/playbooks", Needs(Read)),
     ("POST", "/v1/playbooks", Needs(Operate)),

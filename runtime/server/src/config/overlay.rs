@@ -91,6 +91,21 @@ pub struct Overrides {
     /// added to `[[trust_roots]]` of grace.toml (repeatable).
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub trust_root: Vec<PathBuf>,
+    /// This replica's name in a cluster (`[cluster] replica`), for replicas sharing one
+    /// settings file.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "NAME", env = "GRACE_REPLICA"))]
+    pub replica: Option<String>,
+    /// The token the cluster's NATS servers ask for (`[cluster] token`), kept out of the file.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "TOKEN",
+            env = "GRACE_CLUSTER_TOKEN",
+            hide_env_values = true
+        )
+    )]
+    pub cluster_token: Option<String>,
 }
 
 impl Overrides {
@@ -138,6 +153,20 @@ impl Overrides {
         // Flags only: the file has no such keys.
         config.insecure_no_auth = self.insecure_no_auth;
         config.insecure_plaintext = self.insecure_plaintext;
+        if self.replica.is_some() || self.cluster_token.is_some() {
+            let Some(cluster) = config.cluster.as_mut() else {
+                return Err(ConfigError::invalid(
+                    "cluster",
+                    "--replica and --cluster-token need a [cluster] section in the settings file",
+                ));
+            };
+            if self.replica.is_some() {
+                cluster.replica = self.replica;
+            }
+            if self.cluster_token.is_some() {
+                cluster.token = self.cluster_token;
+            }
+        }
         for path in &self.trust_root {
             config.trust_roots.push(
                 crate::signing::TrustRootConfig::from_key_file(path)

@@ -209,6 +209,11 @@ every = "{d}"
 timeout = "{d}"
 max_age = "{d}"
 lookback = "{d}"
+[cluster]
+nats = ["nats://127.0.0.1:4222"]
+lease_ttl = "{d}"
+renew_every = "{d}"
+request_timeout = "{d}"
 "#
     )
 }
@@ -224,6 +229,7 @@ fn durations_of(c: &ServeConfig) -> Vec<Option<Duration>> {
         c.docker.as_ref().unwrap(),
         c.kubernetes.as_ref().unwrap(),
     );
+    let cluster = c.cluster.as_ref().unwrap();
     let (p, k, w) = (
         &c.sources.promql[0],
         &c.sources.containers[0],
@@ -255,6 +261,9 @@ fn durations_of(c: &ServeConfig) -> Vec<Option<Duration>> {
         w.timeout,
         w.max_age,
         w.lookback,
+        Some(cluster.lease_ttl),
+        Some(cluster.renew_every),
+        Some(cluster.request_timeout),
     ]
 }
 
@@ -267,7 +276,7 @@ fn a_duration_is_read_as_90s_5m_or_1h_30m_everywhere_a_duration_is() {
     ] {
         let c = parse(&every_duration(text));
         let read = durations_of(&c);
-        assert_eq!(read.len(), 25);
+        assert_eq!(read.len(), 28);
         for (i, d) in read.into_iter().enumerate() {
             if i == CLOUDWATCH_PERIOD && !expected.as_secs().is_multiple_of(60) {
                 assert_eq!(d, Some(Duration::from_secs(120)));
@@ -440,4 +449,46 @@ fn a_retry_backoff_beyond_an_hour_is_refused_naming_the_field() {
     let e = c.validate().unwrap_err().to_string();
     assert!(e.starts_with("retry_backoff: "), "{e}");
     assert!(e.contains("10ms..=1h"), "{e}");
+}
+
+#[test]
+fn the_cluster_section_is_checked_naming_its_key_and_flags_need_it() {
+    let c = parse("[cluster]\nnats = [\"nats://10.0.0.1:4222\"]\nshards = 16\n");
+    c.validate().unwrap();
+    let cluster = c.cluster.as_ref().unwrap();
+    assert_eq!(
+        (cluster.shards, cluster.lease_ttl),
+        (16, Duration::from_secs(15))
+    );
+    let e = parse("[cluster]\nnats = [\"nats://10.0.0.1:4222\"]\nshards = 0\n")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cluster: cluster.shards:"), "{e}");
+    let e = parse("[cluster]\nnats = [\"http://10.0.0.1\"]\n")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cluster: cluster.nats:"), "{e}");
+    assert!(ServeConfig::parse("[cluster]\nnats = []\nlease = \"1s\"\n").is_err());
+
+    let mut with = c.clone();
+    Overrides {
+        replica: Some("r2".to_owned()),
+        cluster_token: Some("s3cret".to_owned()),
+        ..Overrides::default()
+    }
+    .apply(&mut with)
+    .unwrap();
+    let cluster = with.cluster.as_ref().unwrap();
+    assert_eq!(cluster.replica.as_deref(), Some("r2"));
+    assert_eq!(cluster.token.as_deref(), Some("s3cret"));
+    let e = Overrides {
+        replica: Some("r2".to_owned()),
+        ..Overrides::default()
+    }
+    .apply(&mut ServeConfig::default())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("[cluster]"), "{e}");
 }

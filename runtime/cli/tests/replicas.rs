@@ -1,0 +1,188 @@
+//! Several `grace serve` replicas sharing one cluster on a real three-node NATS JetStream
+//! cluster (started by the test kit; skipped loudly without `nats-server`, failing under
+//! `GRACE_E2E=required`): shards split between live replicas, moved when one is killed, given
+//! back when one stops; `/v1/cluster`, `/readyz`, the metrics and `grace cluster status`.
+
+// A panic is how a test fails: unwrapping in the helpers is the point.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Server, data_dir};
+use grace_testkit::nats::NatsCluster;
+use grace_testkit::poll_until;
+use serde_json::Value;
+
+const SHARDS: usize = 8;
+
+/// A `grace.toml` with `[cluster]` on `nats`: 8 shards, leases of 3 s renewed every 500 ms.
+fn cluster_config(dir: &Path, nats: &NatsCluster) -> PathBuf {
+    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let path = dir.join("grace.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[cluster]\nnats = [{}]\nshards = {SHARDS}\nlease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"2s\"\n",
+            urls.join(", ")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn replica(config: &Path, name: &str) -> (Server, tempfile::TempDir) {
+    let data = data_dir();
+    let server = Server::start(
+        data.path(),
+        &["--config", config.to_str().unwrap(), "--replica", name],
+    );
+    (server, data)
+}
+
+fn status(server: &Server) -> Value {
+    let (code, body) = server.get("/v1/cluster");
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn held_by(server: &Server, replica: &str) -> usize {
+    status(server)["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["replica"] == replica)
+        .count()
+}
+
+fn counter(server: &Server, name: &str) -> u64 {
+    status(server)["counters"][name].as_u64().unwrap()
+}
+
+#[test]
+fn replicas_split_the_shards_and_take_over_a_killed_ones() {
+    let Some(nats) = NatsCluster::start("replicas_split_the_shards", 3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path(), &nats);
+    let (a, _a_data) = replica(&config, "a");
+    let (mut b, _b_data) = replica(&config, "b");
+    poll_until(
+        "a and b to hold 4 shards each",
+        Duration::from_secs(30),
+        || (held_by(&a, "a") == 4 && held_by(&a, "b") == 4).then_some(()),
+    );
+
+    // What operators see.
+    for server in [&a, &b] {
+        let (code, body) = server.get_as("/readyz", None);
+        assert_eq!(
+            (code, &body["status"]),
+            (200, &Value::from("ready")),
+            "{body}"
+        );
+    }
+    let (_, health) = a.get("/healthz");
+    assert_eq!(health["cluster"]["replica"], "a");
+    assert_eq!(health["cluster"]["ready"], true);
+    let out = a.grace_with(&["cluster", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("replica a (ready), 8 shards"), "{text}");
+    assert!(text.contains("REPLICA") && text.contains("\nb "), "{text}");
+    let out = a.grace_with(&["cluster", "status", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["owned"].as_array().unwrap().len(), 4);
+    assert_eq!(a.metric("grace_cluster_ready"), 1.0);
+    assert_eq!(a.metric("grace_cluster_replicas"), 2.0);
+    let owned_series: f64 = (0..SHARDS)
+        .map(|s| a.metric(&format!("grace_shard_owned{{shard=\"{s}\"}}")))
+        .sum();
+    assert_eq!(owned_series, 4.0);
+
+    // b is killed: its leases expire on the engine and a takes its shards over.
+    b.kill9();
+    poll_until("a to hold all 8 shards", Duration::from_secs(30), || {
+        (held_by(&a, "a") == SHARDS).then_some(())
+    });
+    assert_eq!(counter(&a, "takeovers"), 4);
+    assert_eq!(status(&a)["replicas"].as_array().unwrap().len(), 1);
+
+    // b comes back under its name: the shards are shared again.
+    let (b, _b_data2) = replica(&config, "b");
+    poll_until(
+        "a and b to hold 4 shards each again",
+        Duration::from_secs(30),
+        || (held_by(&b, "a") == 4 && held_by(&b, "b") == 4).then_some(()),
+    );
+
+    // a stops cleanly: it gives its shards back, and b takes them without waiting for them
+    // to expire (no takeover).
+    let takeovers = counter(&b, "takeovers");
+    let pid = a.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    poll_until("b to hold all 8 shards", Duration::from_secs(30), || {
+        (held_by(&b, "b") == SHARDS).then_some(())
+    });
+    assert_eq!(
+        counter(&b, "takeovers"),
+        takeovers,
+        "released, not taken over"
+    );
+    assert!(counter(&b, "acquisitions") >= 8);
+}
+
+#[test]
+fn a_replica_cut_off_from_the_engine_is_not_ready_and_a_lone_server_has_no_cluster() {
+    let Some(mut nats) = NatsCluster::start("a_replica_cut_off", 1) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grace.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[cluster]\nnats = [\"{}\"]\nshards = 2\nengine_replicas = 1\nlease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"1s\"\n",
+            nats.url(0)
+        ),
+    )
+    .unwrap();
+    let (a, _data) = replica(&path, "a");
+    poll_until("a to be ready", Duration::from_secs(30), || {
+        (a.get_as("/readyz", None).0 == 200).then_some(())
+    });
+    nats.kill(0);
+    let body = poll_until("a to be not ready", Duration::from_secs(30), || {
+        let (code, body) = a.get_as("/readyz", None);
+        (code == 503).then_some(body)
+    });
+    assert!(
+        body["reasons"][0].as_str().unwrap().contains("cluster"),
+        "{body}"
+    );
+    let out = a.grace_with(&["cluster", "status"]);
+    assert_eq!(out.status.code(), Some(1), "not ready exits 1");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT READY"));
+    // Liveness is not readiness: the process itself is fine.
+    assert_eq!(a.get_as("/healthz", None).0, 200);
+    nats.restart(0);
+    poll_until("a to be ready again", Duration::from_secs(30), || {
+        (a.get_as("/readyz", None).0 == 200).then_some(())
+    });
+
+    let lone_data = data_dir();
+    let lone = Server::start(lone_data.path(), &[]);
+    let (code, body) = lone.get("/v1/cluster");
+    assert_eq!(code, 404, "{body}");
+    assert!(body["error"].to_string().contains("[cluster]"), "{body}");
+    assert_eq!(lone.get_as("/readyz", None).0, 200);
+}
