@@ -5,6 +5,7 @@
 //! - [`settings`]: `[cluster]` in `grace.toml`.
 //! - [`connect`]: the engine connection, with credentials and TLS, and whether it is up.
 //! - [`schema`]: every stream and bucket, declared once, created or checked at start.
+//! - [`events`]: the cluster's event log, one subject per shard, deduplicated by content.
 //! - [`lease`]: shard leases on key-value revisions, with fencing tokens.
 //! - [`members`]: replica heartbeats.
 //! - [`shards`]: which shard a resource belongs to.
@@ -19,6 +20,7 @@
 
 pub mod connect;
 pub mod error;
+pub mod events;
 pub mod lease;
 pub mod members;
 pub mod membership;

@@ -29,6 +29,7 @@ use crate::shards::{fair_share, preference};
 /// A replica of the cluster: the engine connection, its buckets and its shard ownership.
 pub struct Cluster {
     engine: Engine,
+    events: crate::events::EventStream,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -123,6 +124,7 @@ impl Cluster {
         let members = schema::replicas(settings).ensure(&engine, replicas).await?;
         let facts = schema::facts().ensure(&engine, replicas).await?;
         agree_on_shards(&facts, settings.shards).await?;
+        let events = crate::events::EventStream::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -141,6 +143,7 @@ impl Cluster {
                 settings.margin(),
             ),
             members,
+            events,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -400,6 +403,22 @@ impl Cluster {
     /// The counters since start.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The cluster's event log.
+    pub fn events(&self) -> &crate::events::EventStream {
+        &self.events
+    }
+
+    /// The shards this replica holds now, by its own clock, with their tokens.
+    pub fn owned(&self) -> Vec<(u32, u64)> {
+        let now = Instant::now();
+        self.view()
+            .owned
+            .values()
+            .filter(|l| l.valid_at(now))
+            .map(|l| (l.shard(), l.token()))
+            .collect()
     }
 
     /// The engine connection.

@@ -94,26 +94,49 @@ impl BucketSpec {
         replicas: usize,
     ) -> Result<kv::Store, ClusterError> {
         let wanted = self.stream_config(replicas);
-        let stream = engine
-            .jetstream()
-            .create_stream(wanted.clone())
-            .await
-            .map_err(|e| {
-                ClusterError::schema(
-                    &wanted.name,
-                    format!(
-                        "{e} (every replica must have the same cluster.lease_ttl and \
-                         cluster.engine_replicas; engine_replicas cannot exceed the engine's nodes)"
-                    ),
-                )
-            })?;
-        same_config(&wanted, &stream.cached_info().config)?;
+        create_checked(
+            engine,
+            &wanted,
+            "every replica must have the same cluster.lease_ttl and cluster.engine_replicas; \
+             engine_replicas cannot exceed the engine's nodes",
+        )
+        .await?;
         engine
             .jetstream()
             .get_key_value(self.name)
             .await
             .map_err(|e| ClusterError::schema(&wanted.name, e))
     }
+}
+
+/// How many times a stream creation that timed out is tried: a stream just created, or one
+/// whose nodes are electing a leader, may not answer for a few seconds.
+const CREATE_ATTEMPTS: u32 = 3;
+
+/// Creates the stream `wanted` (or finds it with the same settings), and checks the settings the
+/// engine answers with. `hint` says which settings must agree, for the error.
+pub async fn create_checked(
+    engine: &Engine,
+    wanted: &Config,
+    hint: &str,
+) -> Result<Config, ClusterError> {
+    let mut attempt = 1;
+    let stream = loop {
+        match engine.jetstream().create_stream(wanted.clone()).await {
+            Ok(stream) => break stream,
+            Err(e)
+                if e.kind() == async_nats::jetstream::context::CreateStreamErrorKind::TimedOut
+                    && attempt < CREATE_ATTEMPTS =>
+            {
+                tracing::warn!(stream = %wanted.name, attempt, "creating the stream timed out; trying again");
+                attempt += 1;
+            }
+            Err(e) => return Err(ClusterError::schema(&wanted.name, format!("{e} ({hint})"))),
+        }
+    };
+    let got = stream.cached_info().config.clone();
+    same_config(wanted, &got)?;
+    Ok(got)
 }
 
 /// Refuses a stream whose configuration differs from the one asked for in a field GRACE set.

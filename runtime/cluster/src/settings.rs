@@ -37,6 +37,12 @@ pub struct ClusterSettings {
     /// The time limit of one request to the engine.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long the cluster's event log keeps events (the stream's `max_age`).
+    #[serde(with = "humantime_serde")]
+    pub event_retention: Duration,
+    /// The most bytes the cluster's event log holds; when full, new events are refused (their
+    /// publishers retry), never old ones dropped unread.
+    pub events_max_bytes: i64,
     /// A NATS credentials file (JWT and NKey seed), for servers with decentralized auth.
     pub credentials: Option<PathBuf>,
     /// A token, for servers configured with `authorization { token }`. Prefer
@@ -77,6 +83,8 @@ impl Default for ClusterSettings {
             renew_every: Duration::from_secs(3),
             engine_replicas: 3,
             request_timeout: Duration::from_secs(5),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
+            events_max_bytes: 1024 * 1024 * 1024,
             credentials: None,
             token: None,
             user: None,
@@ -125,6 +133,20 @@ impl ClusterSettings {
             return Err(SettingsError::new(
                 "request_timeout",
                 "must be more than 0 and at most lease_ttl",
+            ));
+        }
+        if self.event_retention < Duration::from_secs(60)
+            || self.event_retention > Duration::from_secs(366 * 24 * 3600)
+        {
+            return Err(SettingsError::new(
+                "event_retention",
+                "must be within 1m..=366d",
+            ));
+        }
+        if self.events_max_bytes < 16 * 1024 * 1024 {
+            return Err(SettingsError::new(
+                "events_max_bytes",
+                "must be at least 16 MiB",
             ));
         }
         if self.password.is_some() != self.user.is_some() {

@@ -170,7 +170,8 @@ impl Drop for NatsCluster {
 }
 
 /// The configuration of node `i`: client, route and monitoring ports on loopback only, a
-/// JetStream store of its own, and every node (itself included, which NATS ignores) as a route.
+/// JetStream store of its own (its limit is accounting: the event log reserves its `max_bytes`
+/// there), and every node (itself included, which NATS ignores) as a route.
 /// A single node runs without a cluster block: a JetStream cluster of one never elects a meta
 /// leader.
 fn node_config(i: usize, ports: Ports, routes: &[String], store: &Path) -> String {
@@ -178,7 +179,7 @@ fn node_config(i: usize, ports: Ports, routes: &[String], store: &Path) -> Strin
         "server_name: n{i}\n\
          listen: 127.0.0.1:{client}\n\
          http: 127.0.0.1:{http}\n\
-         jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n",
+         jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 16GB\n}}\n",
         client = ports.client,
         http = ports.http,
         store = store.display(),
