@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Server, data_dir};
+use common::{Server, component, data_dir, event, manifest};
 use grace_testkit::nats::NatsCluster;
 use grace_testkit::poll_until;
 use serde_json::Value;
@@ -185,4 +185,128 @@ fn a_replica_cut_off_from_the_engine_is_not_ready_and_a_lone_server_has_no_clust
     assert_eq!(code, 404, "{body}");
     assert!(body["error"].to_string().contains("[cluster]"), "{body}");
     assert_eq!(lone.get_as("/readyz", None).0, 200);
+}
+
+/// The resources of the runs of `playbook` on each replica.
+fn run_resources(replicas: &[&Server]) -> Vec<Vec<String>> {
+    replicas
+        .iter()
+        .map(|r| {
+            r.runs_of("on-incident")
+                .iter()
+                .map(|run| run["resource"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// Which replica holds the shard of `resource`, as `a` sees it.
+fn owner_of(a: &Server, resource: &str) -> String {
+    let shard = grace_cluster::shards::shard_of(resource, SHARDS as u32) as usize;
+    status(a)["holders"][shard]["replica"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn events_published_to_any_replica_are_matched_once_by_their_shards_owner() {
+    let Some(nats) = NatsCluster::start("events_published_to_any_replica", 3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path(), &nats);
+    let names = ["a", "b", "c"];
+    let mut replicas: Vec<(Server, tempfile::TempDir)> =
+        names.iter().map(|n| replica(&config, n)).collect();
+    let playbook = manifest(
+        "on-incident",
+        "[[triggers]]\nevent_type = \"test.incident\"\n",
+    );
+    for (r, _) in &replicas {
+        assert_eq!(r.upload(&playbook, component("echo")).0, 201);
+    }
+    poll_until("every shard held", Duration::from_secs(30), || {
+        let s = status(&replicas[0].0);
+        (s["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| !h.is_null())
+            && s["replicas"].as_array().unwrap().len() == 3)
+            .then_some(())
+    });
+
+    // Each event to one replica, and again to the next one (a publisher retrying elsewhere,
+    // an Alertmanager notification sent to two): one run per event, on its shard's owner.
+    let resources: Vec<String> = (0..24).map(|i| format!("host-{i}")).collect();
+    for (i, resource) in resources.iter().enumerate() {
+        let e = event("test.incident", resource, i as u64, 1.0);
+        for r in [i % 3, (i + 1) % 3] {
+            let (code, body) = replicas[r].0.post("/v1/events", e.clone());
+            assert_eq!(code, 202, "{body}");
+        }
+    }
+    let servers: Vec<&Server> = replicas.iter().map(|(s, _)| s).collect();
+    let runs = poll_until("a run for each event", Duration::from_secs(60), || {
+        let runs = run_resources(&servers);
+        (runs.iter().map(Vec::len).sum::<usize>() >= resources.len()).then_some(runs)
+    });
+    let mut all: Vec<&String> = runs.iter().flatten().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), resources.len(), "one run per event: {runs:?}");
+    for (i, name) in names.iter().enumerate() {
+        for resource in &runs[i] {
+            assert_eq!(
+                &owner_of(servers[0], resource),
+                name,
+                "{resource} ran on {name}"
+            );
+        }
+    }
+
+    // c is killed: events of its shards wait in the cluster's log until a and b take them over.
+    let dead_shards: Vec<u64> = status(servers[2])["owned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["shard"].as_u64().unwrap())
+        .collect();
+    replicas[2].0.kill9();
+    let later: Vec<String> = (0..24).map(|i| format!("late-{i}")).collect();
+    for (i, resource) in later.iter().enumerate() {
+        let (code, body) = replicas[i % 2].0.post(
+            "/v1/events",
+            event("test.incident", resource, 100 + i as u64, 1.0),
+        );
+        assert_eq!(code, 202, "{body}");
+    }
+    let survivors = [&replicas[0].0, &replicas[1].0];
+    let runs = poll_until(
+        "a run for each later event",
+        Duration::from_secs(60),
+        || {
+            let runs: Vec<String> = run_resources(&survivors)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.starts_with("late-"))
+                .collect();
+            (runs.len() >= later.len()).then_some(runs)
+        },
+    );
+    let mut distinct = runs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), later.len(), "{runs:?}");
+    assert!(
+        later.iter().any(
+            |r| dead_shards.contains(&u64::from(grace_cluster::shards::shard_of(
+                r,
+                SHARDS as u32
+            )))
+        ),
+        "some later events belong to the killed replica's shards"
+    );
+    drop(replicas);
 }

@@ -138,22 +138,23 @@ impl EventStream {
         })
     }
 
-    /// Publishes events (each the JSON of a `TriggerEvent`, keyed by its resource) and waits
-    /// until the engine stored every one. A failure leaves the events before it stored: a
-    /// publisher retrying the whole batch adds nothing twice.
+    /// Publishes events, each `(resource, message id, payload)` (see [`message_id`]), and
+    /// waits until the engine stored every one. A failure leaves the events before it stored:
+    /// a publisher retrying the whole batch adds nothing twice.
     pub async fn publish(
         &self,
-        events: Vec<(String, Vec<u8>)>,
+        events: Vec<(String, String, Vec<u8>)>,
     ) -> Result<Vec<Published>, ClusterError> {
         let js = self.engine.jetstream();
         let mut pending = Vec::with_capacity(events.len());
-        for (resource, json) in events {
+        for (resource, id, payload) in events {
             let shard = shard_of(&resource, self.shards);
-            let id = message_id(&json);
             let ack = js
                 .send_publish(
                     subject(shard),
-                    PublishMessage::build().payload(json.into()).message_id(id),
+                    PublishMessage::build()
+                        .payload(payload.into())
+                        .message_id(id),
                 )
                 .await
                 .map_err(|e| ClusterError::unavailable("publish event", e))?;
@@ -171,6 +172,53 @@ impl EventStream {
             });
         }
         Ok(published)
+    }
+
+    /// The events of `shard` published since `since` (wall clock, by the engine's stamp), up to
+    /// stream sequence `through`, at most the last `max` of them: what a new owner offers its
+    /// trigger mesh, without firing, so that windows and cooldowns survive the move.
+    pub async fn recent(
+        &self,
+        shard: u32,
+        through: u64,
+        since: std::time::SystemTime,
+        max: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, ClusterError> {
+        let mut recent = std::collections::VecDeque::new();
+        if through == 0 || max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut reader = self
+            .reader_with(
+                shard,
+                DeliverPolicy::ByStartTime {
+                    start_time: since.into(),
+                },
+            )
+            .await?;
+        // The reader stops at `through`, or when nothing more comes for a moment (the shard
+        // had no event up to `through` since `since`).
+        loop {
+            let batch = match tokio::time::timeout(RECENT_QUIET, reader.next_batch(1024)).await {
+                Ok(batch) => batch?,
+                Err(_) => break,
+            };
+            let mut done = false;
+            for (seq, payload) in batch {
+                if seq > through {
+                    done = true;
+                    break;
+                }
+                if recent.len() == max {
+                    recent.pop_front();
+                }
+                recent.push_back((seq, payload));
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(recent.into())
     }
 
     /// The import checkpoint of `shard` and the revision to compare against when moving it:
@@ -228,6 +276,20 @@ impl EventStream {
 
     /// Reads `shard`'s events in order from stream sequence `from`.
     pub async fn reader(&self, shard: u32, from: u64) -> Result<ShardReader, ClusterError> {
+        self.reader_with(
+            shard,
+            DeliverPolicy::ByStartSequence {
+                start_sequence: from.max(1),
+            },
+        )
+        .await
+    }
+
+    async fn reader_with(
+        &self,
+        shard: u32,
+        deliver_policy: DeliverPolicy,
+    ) -> Result<ShardReader, ClusterError> {
         let stream = within(self.timeout, "open event stream", async {
             self.engine
                 .jetstream()
@@ -240,9 +302,7 @@ impl EventStream {
             stream
                 .create_consumer(OrderedConfig {
                     filter_subject: subject(shard),
-                    deliver_policy: DeliverPolicy::ByStartSequence {
-                        start_sequence: from.max(1),
-                    },
+                    deliver_policy,
                     ..OrderedConfig::default()
                 })
                 .await
@@ -256,6 +316,9 @@ impl EventStream {
         Ok(ShardReader { messages })
     }
 }
+
+/// How long [`EventStream::recent`] waits for more before it takes the shard's past as read.
+const RECENT_QUIET: Duration = Duration::from_millis(300);
 
 /// A shard's events in stream order.
 pub struct ShardReader {

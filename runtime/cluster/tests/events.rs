@@ -29,9 +29,11 @@ async fn an_event_published_twice_is_stored_once_and_read_in_order_from_the_chec
         .unwrap();
 
     let event = |n: u32| {
+        let payload = format!("{{\"n\":{n}}}").into_bytes();
         (
             format!("web-{}", n % 2),
-            format!("{{\"n\":{n}}}").into_bytes(),
+            grace_cluster::events::message_id(&payload),
+            payload,
         )
     };
     let first = log.publish((0..6).map(event).collect()).await.unwrap();
@@ -74,4 +76,13 @@ async fn an_event_published_twice_is_stored_once_and_read_in_order_from_the_chec
     let mut next = log.reader(shard, seen[1].0 + 1).await.unwrap();
     let batch = next.next_batch(100).await.unwrap();
     assert_eq!(batch[0].0, seen[2].0);
+
+    // What a new owner replays into its mesh: the shard's past up to the checkpoint, the last
+    // `max` of it.
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let recent = log.recent(shard, seen[1].0, hour_ago, 10).await.unwrap();
+    assert_eq!(recent, seen[..2]);
+    let recent = log.recent(shard, seen[2].0, hour_ago, 1).await.unwrap();
+    assert_eq!(recent, seen[2..3]);
+    assert!(log.recent(shard, 0, hour_ago, 10).await.unwrap().is_empty());
 }

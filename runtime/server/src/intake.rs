@@ -74,6 +74,10 @@ pub enum IngestError {
     /// The storing task ended without an answer.
     #[error("the ingest task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// In a cluster: the cluster's event log did not store the batch (the events before the
+    /// failure may be stored; publishing the batch again adds none of them twice).
+    #[error("the cluster's event log is unavailable, retry: {0}")]
+    Cluster(String),
 }
 
 impl From<IngestError> for ApiError {
@@ -101,6 +105,7 @@ impl From<IngestError> for ApiError {
             }
             IngestError::Store(e) => e.into(),
             IngestError::Task(e) => ApiError::internal(e.to_string()),
+            IngestError::Cluster(_) => ApiError::overloaded(e.to_string()),
         }
     }
 }
@@ -115,6 +120,18 @@ pub struct Intake {
     clock: Arc<dyn Clock>,
     /// In simulation, how far ahead events may be stamped.
     time_bound: Option<EventTimeBound>,
+    /// In a cluster: where accepted events go (the shard owners import them, see
+    /// [`crate::shard_import`]).
+    shared: Option<grace_cluster::events::EventStream>,
+}
+
+/// An event as the cluster's event log holds it: with who published it and when it was
+/// received, which the importing replica stores with it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SharedEvent {
+    pub(crate) event: TriggerEvent,
+    pub(crate) publisher: Option<Publisher>,
+    pub(crate) received_at: u64,
 }
 
 impl Intake {
@@ -135,7 +152,14 @@ impl Intake {
             trust,
             clock,
             time_bound: None,
+            shared: None,
         }
+    }
+
+    /// In a cluster: accepted events go to the cluster's event log, not to this replica's.
+    pub(crate) fn with_shared_log(mut self, log: grace_cluster::events::EventStream) -> Intake {
+        self.shared = Some(log);
+        self
     }
 
     /// In simulation: refuses events stamped further ahead than `bound` allows.
@@ -198,6 +222,9 @@ impl Intake {
                 .check(&events)
                 .map_err(|error| IngestError::TooFarAhead { error, batch: n })?;
         }
+        if let Some(log) = &self.shared {
+            return self.publish_shared(log, events, publisher).await;
+        }
         let Ok(permits) = self.queue.try_reserve_many(n) else {
             self.metrics
                 .events_throttled
@@ -235,6 +262,88 @@ impl Intake {
             .events_accepted
             .fetch_add(n as u64, Ordering::Relaxed);
         Ok((first, last))
+    }
+
+    /// Publishes a checked batch to the cluster's event log, each event keyed by its content
+    /// (the same event sent to two replicas is stored once). Answers the stream sequences.
+    async fn publish_shared(
+        &self,
+        log: &grace_cluster::events::EventStream,
+        events: Vec<TriggerEvent>,
+        publisher: Option<Publisher>,
+    ) -> Result<(u64, u64), IngestError> {
+        let received_at = system_now_millis();
+        let mut outgoing = Vec::with_capacity(events.len());
+        for event in events {
+            let id = grace_cluster::events::message_id(
+                &serde_json::to_vec(&event).map_err(|e| IngestError::Cluster(e.to_string()))?,
+            );
+            let resource = event.resource.clone();
+            let shared = SharedEvent {
+                event,
+                publisher: publisher.clone(),
+                received_at,
+            };
+            let payload =
+                serde_json::to_vec(&shared).map_err(|e| IngestError::Cluster(e.to_string()))?;
+            outgoing.push((resource, id, payload));
+        }
+        let published = log
+            .publish(outgoing)
+            .await
+            .map_err(|e| IngestError::Cluster(e.to_string()))?;
+        let fresh = published.iter().filter(|p| !p.duplicate).count() as u64;
+        self.metrics
+            .events_accepted
+            .fetch_add(fresh, Ordering::Relaxed);
+        let first = published.iter().map(|p| p.sequence).min().unwrap_or(0);
+        let last = published.iter().map(|p| p.sequence).max().unwrap_or(0);
+        Ok((first, last))
+    }
+
+    /// Stores events imported from the cluster's event log (this replica owns their shard)
+    /// and queues them for the matcher, waiting for room in the queue rather than refusing:
+    /// they were acknowledged to their publishers already. Events published together (one
+    /// publisher, one receipt time) are stored together.
+    pub(crate) async fn import(&self, events: Vec<SharedEvent>) -> Result<(), IngestError> {
+        let mut events = events.into_iter().peekable();
+        while let Some(first) = events.next() {
+            let mut group = vec![first.event];
+            while let Some(next) = events
+                .next_if(|e| e.received_at == first.received_at && e.publisher == first.publisher)
+            {
+                group.push(next.event);
+            }
+            for chunk in group.chunks(self.capacity.max(1)) {
+                let permits = self
+                    .queue
+                    .reserve_many(chunk.len())
+                    .await
+                    .map_err(|_| IngestError::Cluster("the matcher has stopped".into()))?;
+                let accepted = Instant::now();
+                let chunk = Arc::new(chunk.to_vec());
+                let (from, through) = self
+                    .events
+                    .append(chunk.clone(), first.received_at, first.publisher.clone())
+                    .await?;
+                let chunk = Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone());
+                if let Some(bound) = &self.time_bound {
+                    bound.accepted(&chunk);
+                }
+                for event in &chunk {
+                    self.trust.observe(event);
+                }
+                for ((permit, event), seq) in permits.zip(chunk).zip(from..=through) {
+                    permit.send(Queued {
+                        seq,
+                        event,
+                        received_at: first.received_at,
+                        accepted,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Hands the polled sources' batches (see [`crate::sources::supervisor`]) to

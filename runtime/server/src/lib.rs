@@ -4,6 +4,7 @@
 //! the app, and handlers take only the parts they need):
 //!
 //! - [`intake`]: events in (API, sources, collectors), stored durably, then queued;
+//! - [`shard_import`]: in a cluster, the owned shards' events imported from the cluster's event log;
 //! - [`scheduler`]: queue → trigger mesh → runs: claims and exclusivity, workers, retries with
 //!   backoff, approvals, cancel and resume; [`triggers`]: the mesh and claims it shares with
 //!   the registry; [`runs`]: a run's record and states;
@@ -47,6 +48,7 @@ pub mod registry;
 pub mod replay;
 pub mod runs;
 pub mod scheduler;
+pub mod shard_import;
 pub mod signing;
 pub mod simulation;
 pub mod sources;

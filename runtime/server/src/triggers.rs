@@ -78,6 +78,20 @@ impl Triggers {
         }
     }
 
+    /// Offers events matched before, elsewhere, so the mesh remembers them (windows, dedup,
+    /// cooldowns) without firing: a shard taken over from another replica in a cluster. Runs
+    /// they would fire were fired by the replica that matched them.
+    pub fn replay(&self, events: &[TriggerEvent]) {
+        let mut inner = lock(&self.inner);
+        for event in events {
+            for decision in inner.mesh.offer(event) {
+                if let Decision::Fire { run, .. } = decision {
+                    inner.mesh.run_finished(&run);
+                }
+            }
+        }
+    }
+
     /// The mesh's memory of the events offered so far, for the store's checkpoint.
     pub fn checkpoint(&self) -> MeshCheckpoint {
         lock(&self.inner).mesh.checkpoint()

@@ -208,6 +208,9 @@ impl App {
                 config.max_event_skew,
             ));
         }
+        if let Some(cluster) = &cluster {
+            intake = intake.with_shared_log(cluster.events().clone());
+        }
         let intake = Arc::new(intake);
         let (sources, batches) = SourceSupervisor::new(supervisor.clone());
         let sources = Arc::new(sources);
@@ -278,6 +281,10 @@ impl App {
             + 1;
         scheduler.start(&supervisor, queues).await;
         if let Some(cluster) = &cluster {
+            let (importing, into, mesh) = (cluster.clone(), intake.clone(), triggers.clone());
+            supervisor.spawn("shard-import", move || {
+                crate::shard_import::run(importing.clone(), into.clone(), mesh.clone())
+            });
             let member = cluster.clone();
             supervisor.spawn("cluster", move || {
                 let member = member.clone();

@@ -1,0 +1,166 @@
+//! In a cluster: the events of each shard this replica owns are imported from the cluster's
+//! event log into this replica's own pipeline (its event log, then the matcher), in stream
+//! order, from the shard's import checkpoint.
+//!
+//! One task per owned shard, started when the lease is acquired and stopped when it is lost or
+//! released. A task first claims the checkpoint (a compare-and-set of its current value, which
+//! proves it read the latest and makes a previous owner's next move fail), offers the shard's
+//! recent past to the trigger mesh without firing (windows, dedup and cooldowns survive the
+//! move), then imports batch by batch: stored durably here first, then the checkpoint moved
+//! by compare-and-set. A replica that lost the shard stops at its next batch.
+//!
+//! What is left (see docs/cluster.md): events a replica imported but whose checkpoint it had not
+//! yet moved when it died are imported again by the next owner, and its runs for them are its
+//! own until runs live in the engine.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use grace_cluster::{Cluster, ClusterError};
+
+use crate::intake::{Intake, SharedEvent};
+use crate::supervisor::TaskError;
+use crate::triggers::{LEGACY_HORIZON, Triggers};
+
+/// How often the set of owned shards is looked at.
+const EVERY: Duration = Duration::from_millis(200);
+/// Most events in one imported batch.
+const BATCH: usize = 256;
+/// Most events of a shard's past a new owner offers its mesh.
+const WARM_MAX: usize = 4096;
+/// The pause after a shard's import failed, before it starts again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Keeps one import task per owned shard until the task is aborted.
+pub async fn run(
+    cluster: Arc<Cluster>,
+    intake: Arc<Intake>,
+    triggers: Arc<Triggers>,
+) -> Result<(), TaskError> {
+    let mut tasks: HashMap<u32, (u64, tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut every = tokio::time::interval(EVERY);
+    loop {
+        every.tick().await;
+        let owned: HashMap<u32, u64> = cluster.owned().into_iter().collect();
+        tasks.retain(|shard, (token, task)| {
+            let keep = owned.get(shard) == Some(token) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (shard, token) in owned {
+            tasks.entry(shard).or_insert_with(|| {
+                let (cluster, intake, triggers) =
+                    (cluster.clone(), intake.clone(), triggers.clone());
+                (
+                    token,
+                    tokio::spawn(async move {
+                        if let Err(e) = import(&cluster, &intake, &triggers, shard, token).await {
+                            tracing::warn!(shard, "importing the shard's events stopped: {e}");
+                            tokio::time::sleep(RETRY_AFTER).await;
+                        }
+                    }),
+                )
+            });
+        }
+    }
+}
+
+/// Why a shard's import stopped.
+#[derive(Debug, thiserror::Error)]
+enum ImportError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Local(#[from] crate::intake::IngestError),
+}
+
+async fn import(
+    cluster: &Cluster,
+    intake: &Intake,
+    triggers: &Triggers,
+    shard: u32,
+    token: u64,
+) -> Result<(), ImportError> {
+    let log = cluster.events();
+    let shards = cluster.settings().shards;
+    let (through, revision) = log.checkpoint(shard).await?;
+    let mut revision = log.advance(shard, through, revision).await?;
+    let since = SystemTime::now() - LEGACY_HORIZON;
+    let past: Vec<_> = log
+        .recent(shard, through, since, WARM_MAX)
+        .await?
+        .into_iter()
+        .filter_map(|(seq, payload)| parse(shards, shard, seq, &payload))
+        .map(|e| e.event)
+        .collect();
+    triggers.replay(&past);
+    tracing::info!(
+        shard,
+        token,
+        through,
+        replayed = past.len(),
+        "importing the shard's events"
+    );
+    let mut reader = log.reader(shard, through + 1).await?;
+    loop {
+        let batch = reader.next_batch(BATCH).await?;
+        if cluster.owns(shard) != Some(token) {
+            tracing::info!(shard, "shard no longer held here: its import stops");
+            return Ok(());
+        }
+        let Some(&(last, _)) = batch.last() else {
+            continue;
+        };
+        let events: Vec<SharedEvent> = batch
+            .iter()
+            .filter_map(|(seq, payload)| parse(shards, shard, *seq, payload))
+            .collect();
+        intake.import(events).await?;
+        revision = advance(cluster, shard, last, revision).await?;
+    }
+}
+
+/// Moves the checkpoint, retrying while the engine cannot answer and the shard is still held
+/// here: the events are stored here already, and giving up would import them twice.
+async fn advance(
+    cluster: &Cluster,
+    shard: u32,
+    through: u64,
+    revision: u64,
+) -> Result<u64, ClusterError> {
+    loop {
+        match cluster.events().advance(shard, through, revision).await {
+            Err(ClusterError::Unavailable { .. }) if cluster.owns(shard).is_some() => {
+                tokio::time::sleep(EVERY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An event of the log, validated like any event from outside; one GRACE did not write (not
+/// an event, or one whose resource belongs to another shard) is skipped and logged.
+fn parse(shards: u32, shard: u32, seq: u64, payload: &[u8]) -> Option<SharedEvent> {
+    match serde_json::from_slice::<SharedEvent>(payload) {
+        Ok(e) if grace_cluster::shards::shard_of(&e.event.resource, shards) == shard => Some(e),
+        Ok(_) => {
+            tracing::warn!(
+                shard,
+                seq,
+                "skipping an event of the cluster's log filed under another shard than its resource's"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(
+                shard,
+                seq,
+                "skipping an event of the cluster's log GRACE cannot read: {e}"
+            );
+            None
+        }
+    }
+}
