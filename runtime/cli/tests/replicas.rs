@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Server, component, data_dir, event, manifest};
+use grace_testkit::example_manifest;
 use grace_testkit::nats::NatsCluster;
 use grace_testkit::poll_until;
 use serde_json::Value;
@@ -34,10 +35,19 @@ fn cluster_config(dir: &Path, nats: &NatsCluster) -> PathBuf {
 }
 
 fn replica(config: &Path, name: &str) -> (Server, tempfile::TempDir) {
+    replica_with_env(config, name, &[])
+}
+
+fn replica_with_env(
+    config: &Path,
+    name: &str,
+    env: &[(&str, &str)],
+) -> (Server, tempfile::TempDir) {
     let data = data_dir();
-    let server = Server::start(
+    let server = Server::start_with_env(
         data.path(),
         &["--config", config.to_str().unwrap(), "--replica", name],
+        env,
     );
     (server, data)
 }
@@ -309,4 +319,109 @@ fn events_published_to_any_replica_are_matched_once_by_their_shards_owner() {
         "some later events belong to the killed replica's shards"
     );
     drop(replicas);
+}
+
+/// Whether process `pid` is stopped (`T` in `/proc/<pid>/stat`).
+fn stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(") ").next().map(|rest| rest.starts_with('T')))
+        .unwrap_or(false)
+}
+
+fn signal(pid: u32, name: &str) {
+    assert!(
+        std::process::Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn a_replica_paused_before_a_change_does_not_make_it_once_its_shard_moved() {
+    let Some(nats) = NatsCluster::start("a_replica_paused_before_a_change", 3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path(), &nats);
+    // a stops itself (SIGSTOP) right after its first fence check passed, before the change
+    // (a test hook of debug builds).
+    let (mut a, _a_data) =
+        replica_with_env(&config, "a", &[("GRACE_TEST_PAUSE_AT", "before-change")]);
+    let playbook = example_manifest("restart-unhealthy-container", &[]);
+    let wasm = component("restart_unhealthy_container");
+    assert_eq!(a.upload(&playbook, wasm.clone()).0, 201);
+    poll_until("a to hold every shard", Duration::from_secs(30), || {
+        (held_by(&a, "a") == SHARDS).then_some(())
+    });
+    let (code, body) = a.post("/v1/events", event("container.unhealthy", "web-1", 1, 1.0));
+    assert_eq!(code, 202, "{body}");
+    let pid = a.pid();
+    poll_until(
+        "a to stop itself before the change",
+        Duration::from_secs(60),
+        || stopped(pid).then_some(()),
+    );
+
+    // b starts, takes the shards once a's leases expired, and handles the next event about
+    // the same container: it restarts it.
+    let (b, _b_data) = replica(&config, "b");
+    assert_eq!(b.upload(&playbook, wasm).0, 201);
+    poll_until("b to hold every shard", Duration::from_secs(30), || {
+        (held_by(&b, "b") == SHARDS).then_some(())
+    });
+    let (code, body) = b.post("/v1/events", event("container.unhealthy", "web-1", 2, 1.0));
+    assert_eq!(code, 202, "{body}");
+    let b_run = poll_until("b's run to succeed", Duration::from_secs(60), || {
+        let runs = b.runs_of("restart-unhealthy-container");
+        runs.into_iter().find(|r| r["state"] == "succeeded")
+    });
+    assert_eq!(b_run["resource"], "web-1");
+
+    // a resumes: its proof expired while it was stopped, so it does not restart the container.
+    signal(pid, "-CONT");
+    let a_run = poll_until("a's run to end", Duration::from_secs(60), || {
+        let runs = a.runs_of("restart-unhealthy-container");
+        runs.into_iter().find(|r| r["state"] == "failed")
+    });
+    let (_, a_run) = a.get(&format!("/v1/runs/{}", a_run["id"].as_str().unwrap()));
+    assert_eq!(a_run["failure"]["kind"], "fenced", "{a_run:#}");
+    let (_, fleet) = a.get("/v1/fleet");
+    let web1 = fleet["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web-1")
+        .unwrap()
+        .clone();
+    assert_eq!(web1["health"], "unhealthy", "a made no change: {web1}");
+    assert_eq!(a.try_exit(), None);
+    // The ledger tells the fenced change apart from the made one.
+    let run_id = a_run["id"].as_str().unwrap();
+    let (_, entries) = a.get(&format!("/v1/ledger/entries?run={run_id}"));
+    let fenced: Vec<&Value> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["result"]["fenced"] == true)
+        .collect();
+    assert_eq!(fenced.len(), 1, "{entries:#}");
+    let (_, entries) = b.get(&format!(
+        "/v1/ledger/entries?run={}",
+        b_run["id"].as_str().unwrap()
+    ));
+    let made: Vec<&Value> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["result"]["fence"]["replica"] == "b")
+        .collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "the change carries b's fencing token: {entries:#}"
+    );
+    assert!(made[0]["result"]["fence"]["token"].as_u64().unwrap() > 0);
 }

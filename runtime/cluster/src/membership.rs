@@ -103,6 +103,9 @@ pub struct FenceToken {
     pub token: u64,
     /// The engine revision the check wrote (the lease key's).
     pub engine_revision: u64,
+    /// Until when this replica may act on the proof (local monotonic time).
+    #[serde(skip)]
+    pub valid_until: Instant,
 }
 
 impl Cluster {
@@ -373,6 +376,7 @@ impl Cluster {
             shard,
             token: lease.token(),
             engine_revision: lease.revision(),
+            valid_until: lease.valid_until(),
         };
         self.view().owned.insert(shard, lease);
         Ok(token)

@@ -95,6 +95,8 @@ pub struct RunEnv {
     pub earlier_attempts: bool,
     /// The host's bounds on the run, whatever its manifest asks.
     pub bounds: RunBounds,
+    /// Checked immediately before every change (see [`crate::fence`]); none by default.
+    pub fence: Option<Arc<dyn crate::fence::Fence>>,
 }
 
 impl RunEnv {
@@ -108,6 +110,7 @@ impl RunEnv {
             trust,
             earlier_attempts: false,
             bounds: RunBounds::default(),
+            fence: None,
         }
     }
 
@@ -408,6 +411,7 @@ impl Engine {
             executors: env.executors.clone(),
             ledger: env.ledger.clone(),
             trust: env.trust.clone(),
+            fence: env.fence.clone(),
             event: event.cloned().map(Arc::new),
             awaiting: None,
             started_at,

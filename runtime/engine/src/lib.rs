@@ -20,6 +20,7 @@ pub mod bounds;
 mod capabilities;
 pub mod component;
 pub mod engine;
+pub mod fence;
 mod host;
 mod limiter;
 pub mod pipeline;

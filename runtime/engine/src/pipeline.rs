@@ -311,6 +311,8 @@ pub(crate) struct RunState {
     pub executors: Executors,
     pub ledger: Arc<Ledger>,
     pub trust: Arc<dyn Trust>,
+    /// The host's check before every change.
+    pub fence: Option<Arc<dyn crate::fence::Fence>>,
     /// The event that triggered the run (playbooks).
     pub event: Option<Arc<TriggerEvent>>,
     /// Set when a call awaits approval: the approval's id. The run stops there.
@@ -666,6 +668,30 @@ impl RunState {
             self.record_intent(&call, &reason, details.clone(), key, before)?;
             self.confirm_pending(true).await?;
         }
+        // The last word before the provider is called: the host proves it may still act for
+        // this run. Refused, nothing is called and the change is recorded as not made.
+        let fence = match (&self.fence, &key) {
+            (Some(fence), Some(key)) => {
+                let checked = fence.check(&self.run_id, self.event.as_deref()).await;
+                crate::fence::pause_point("before-change");
+                match checked {
+                    Ok(proof) if std::time::Instant::now() < proof.valid_until => {
+                        Some(proof.record)
+                    }
+                    Ok(_) => {
+                        let key = key.clone();
+                        return self
+                            .fenced(&call, &key, details, "the fence check's proof expired before the change (the process was held up)".to_owned())
+                            .await;
+                    }
+                    Err(why) => {
+                        let key = key.clone();
+                        return self.fenced(&call, &key, details, why).await;
+                    }
+                }
+            }
+            _ => None,
+        };
         // What a provider may read for this call: the host's cap, and never more than the guest
         // could hold.
         let budget = self.bounds.max_response_bytes.min(self.limits.memory_bytes);
@@ -760,6 +786,9 @@ impl RunState {
         if let Some(key) = key {
             recorded["idempotency_key"] = json!(key);
         }
+        if let Some(fence) = fence {
+            recorded["fence"] = fence;
+        }
         if let (true, Some(unknown)) = (unreconciled, &earlier) {
             recorded["error"][UNRECONCILED_FROM] = json!(unknown.seq);
         }
@@ -801,6 +830,30 @@ impl RunState {
         )
         .await?;
         Ok(Err(WitError::Denied(reason)))
+    }
+
+    /// Stops the run before a change the host's fence refused: the change is recorded as not
+    /// made (refused, under its idempotency key, so a later attempt makes it as a new one)
+    /// and the run fails as [`FailureKind::Fenced`].
+    async fn fenced<T>(
+        &mut self,
+        call: &Call,
+        key: &str,
+        trust: Option<Value>,
+        why: String,
+    ) -> wasmtime::Result<Result<T, WitError>> {
+        let reason = format!("fenced: {why}; the change was not made");
+        let mut recorded = exec_error_json(&ExecError::Refused(reason.clone()));
+        recorded["idempotency_key"] = json!(key);
+        recorded["fenced"] = json!(true);
+        self.record(call, Verdict::Denied, &reason, trust, recorded)
+            .await?;
+        self.confirm_pending(true).await?;
+        self.stop = Some(Failure {
+            kind: FailureKind::Fenced,
+            message: reason.clone(),
+        });
+        Err(Stop(reason).into())
     }
 
     /// Counts the call; past `max_host_calls`, or past one of the host's totals for the run

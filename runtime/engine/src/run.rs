@@ -65,6 +65,9 @@ pub enum FailureKind {
     LogLimit,
     /// The run put more on record than the host allows one run (bytes or timeline entries).
     RecordLimit,
+    /// The host's fence check refused a change: in a cluster, this replica no longer holds the
+    /// run's shard (another replica owns its resource now). Nothing was changed.
+    Fenced,
 }
 
 /// A failed run's reason.

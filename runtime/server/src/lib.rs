@@ -38,6 +38,7 @@ pub mod collectors;
 pub mod config;
 pub mod config_error;
 pub mod error;
+pub mod fence;
 pub mod intake;
 pub mod limits;
 pub mod listener;

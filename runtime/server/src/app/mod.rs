@@ -251,6 +251,10 @@ impl App {
                 triggers: triggers.clone(),
                 simulation: sim.clone(),
                 slots,
+                fence: cluster.as_ref().map(|c| {
+                    Arc::new(crate::fence::ShardFence::new(c.clone()))
+                        as Arc<dyn grace_engine::fence::Fence>
+                }),
             },
             queue_rx,
         );

@@ -125,6 +125,9 @@ pub struct Resources {
     pub simulation: Option<Arc<Simulation>>,
     /// Slots for guests running at once, shared with the collectors.
     pub slots: Arc<Semaphore>,
+    /// In a cluster: the check before every change that this replica still holds the run's
+    /// shard (see [`crate::fence`]).
+    pub fence: Option<Arc<dyn grace_engine::fence::Fence>>,
 }
 
 /// The queue, the runs and their claims.

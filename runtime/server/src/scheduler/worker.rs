@@ -137,6 +137,7 @@ impl Scheduler {
             self.r.trust.clone(),
         );
         env.bounds = self.r.config.limits.run;
+        env.fence = self.r.fence.clone();
         loop {
             if active.is_cancelled() {
                 run.state = RunState::Cancelled;

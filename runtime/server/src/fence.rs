@@ -1,0 +1,48 @@
+//! In a cluster, the check before every change a run makes: this replica still holds the lease
+//! of the run's shard (the shard of the resource of the event that started it), proven by a
+//! compare-and-set on the engine at that moment. The change's ledger record carries the proof
+//! (`fence`: shard, token, engine revision, replica), so the ledger shows under which tenure
+//! every change was made.
+
+use std::sync::Arc;
+
+use grace_cluster::Cluster;
+use grace_cluster::shards::shard_of;
+use grace_engine::TriggerEvent;
+use grace_engine::fence::{Fence, FenceProof};
+use serde_json::json;
+
+/// The shard-lease fence of a clustered replica.
+pub struct ShardFence {
+    cluster: Arc<Cluster>,
+}
+
+impl ShardFence {
+    /// The fence of `cluster`'s leases.
+    pub fn new(cluster: Arc<Cluster>) -> ShardFence {
+        ShardFence { cluster }
+    }
+}
+
+#[async_trait::async_trait]
+impl Fence for ShardFence {
+    async fn check(
+        &self,
+        run_id: &str,
+        event: Option<&TriggerEvent>,
+    ) -> Result<FenceProof, String> {
+        // A run without an event (none start that way today) is fenced by its own id's shard.
+        let key = event.map_or(run_id, |e| e.resource.as_str());
+        let shard = shard_of(key, self.cluster.settings().shards);
+        let token = self.cluster.fence(shard).await.map_err(|e| e.to_string())?;
+        Ok(FenceProof {
+            record: json!({
+                "shard": token.shard,
+                "token": token.token,
+                "engine_revision": token.engine_revision,
+                "replica": self.cluster.settings().replica_name(),
+            }),
+            valid_until: token.valid_until,
+        })
+    }
+}
