@@ -212,7 +212,16 @@ impl App {
             intake = intake.with_shared_log(cluster.events().clone());
         }
         let intake = Arc::new(intake);
-        let (sources, batches) = SourceSupervisor::new(supervisor.clone());
+        let (mut sources, batches) = SourceSupervisor::new(supervisor.clone());
+        if let Some(cluster) = &cluster {
+            let (owner, shards) = (cluster.clone(), cluster.settings().shards);
+            sources = sources.gated(Arc::new(move |name: &str| {
+                let key = format!("source:{name}");
+                owner
+                    .owns(grace_cluster::shards::shard_of(&key, shards))
+                    .is_some()
+            }));
+        }
         let sources = Arc::new(sources);
         let batches = Arc::new(tokio::sync::Mutex::new(batches));
         let pump_intake = intake.clone();

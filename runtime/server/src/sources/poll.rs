@@ -180,18 +180,33 @@ fn checked(polled: Polled) -> Result<Polled, ExecError> {
     Ok(polled)
 }
 
+/// Whether this server polls the source of this name now (see
+/// [`super::supervisor::SourceSupervisor::gated`]).
+pub type Gate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// How often a source another replica polls is looked at again.
+const GATE_RECHECK: Duration = Duration::from_secs(1);
+
 /// Polls `poller` forever on `schedule` (first poll at once), sending its events to `batches`
-/// (bounded: a poll waits while the intake is behind) and its health to `state`. Abort the task
-/// to stop it; it also ends when the intake is gone (the server is shutting down).
+/// (bounded: a poll waits while the intake is behind) and its health to `state`; with a
+/// `gate`, only while it allows. Abort the task to stop it; it also ends when the intake is
+/// gone (the server is shutting down).
 pub async fn run(
     batches: tokio::sync::mpsc::Sender<Batch>,
     name: String,
     poller: Arc<dyn Poller>,
     schedule: Schedule,
     state: Arc<SourceState>,
+    gate: Option<Gate>,
 ) {
     let mut failures = 0u32;
     loop {
+        if let Some(gate) = &gate
+            && !gate(&name)
+        {
+            tokio::time::sleep(GATE_RECHECK.min(schedule.every)).await;
+            continue;
+        }
         let started = tokio::time::Instant::now();
         let result = match tokio::time::timeout(schedule.timeout, poller.poll()).await {
             Ok(r) => r.and_then(checked),

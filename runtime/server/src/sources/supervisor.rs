@@ -36,6 +36,7 @@ pub struct SourceSupervisor {
     supervisor: Arc<Supervisor>,
     pollers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     batches: mpsc::Sender<Batch>,
+    gate: Option<poll::Gate>,
 }
 
 impl SourceSupervisor {
@@ -47,8 +48,17 @@ impl SourceSupervisor {
             supervisor,
             pollers: Mutex::new(HashMap::new()),
             batches,
+            gate: None,
         };
         (sources, rx)
+    }
+
+    /// Polls each source only while `gate` says so for its name: in a cluster, only the
+    /// replica holding the shard of `source:<name>` polls it (the others would publish the same
+    /// samples again, stamped differently).
+    pub fn gated(mut self, gate: poll::Gate) -> SourceSupervisor {
+        self.gate = Some(gate);
+        self
     }
 
     /// Every source's health.
@@ -69,6 +79,7 @@ impl SourceSupervisor {
             .health
             .polled(name, kind, target, schedule.unhealthy_after);
         let (batches, source) = (self.batches.clone(), name.to_owned());
+        let gate = self.gate.clone();
         let task = self.supervisor.spawn(&format!("source:{name}"), move || {
             let run = poll::run(
                 batches.clone(),
@@ -76,6 +87,7 @@ impl SourceSupervisor {
                 poller.clone(),
                 schedule,
                 state.clone(),
+                gate.clone(),
             );
             async move {
                 run.await;
@@ -160,5 +172,34 @@ mod tests {
         // The poller's task is aborted, its sender dropped with it: only `sources` holds one.
         drop(sources);
         while rx.recv().await.is_some() {}
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gated_source_polls_only_while_its_gate_is_open() {
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = open.clone();
+        let (sources, mut rx) = SourceSupervisor::new(Arc::new(Supervisor::default()));
+        let sources = sources.gated(Arc::new(move |name: &str| {
+            name == "latency" && gate.load(std::sync::atomic::Ordering::SeqCst)
+        }));
+        let schedule = Schedule {
+            every: Duration::from_secs(5),
+            ..Schedule::default()
+        };
+        sources.poll("latency", "test", "t".into(), Arc::new(OneEvent), schedule);
+        // Another replica polls it: nothing comes, however long.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(rx.try_recv().is_err());
+        assert_eq!(
+            sources.health().get("latency").unwrap().snapshot().events,
+            0
+        );
+        // This replica takes the source's shard: it polls within a second.
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
+        let batch = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.source, "latency");
     }
 }
