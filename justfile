@@ -166,13 +166,14 @@ lint: _wasm-target
 
 # Benchmarks: ratios against in-process baselines (raw wasmtime, raw redb)
 [group('bench')]
-bench: build-playbooks
+bench: build-playbooks _nats
     cargo bench -p grace-ledger --bench append
     cargo bench -p grace-engine --bench run
     cargo bench -p grace-mesh --bench matching
     cargo bench -p grace-server --bench ingest
     cargo bench -p grace-trust --bench decide
     cargo bench -p grace --bench load
+    cargo bench -p grace --bench cluster
     @echo "== robustness: kill points survived, fuzz executions"
     just crash 20
     just fuzz 10

@@ -278,20 +278,24 @@ impl Cluster {
                 .collect();
             free.sort_by_key(|s| std::cmp::Reverse(preference(&me, *s)));
             free.truncate(share.saturating_sub(owned));
-            let someone_under = live.iter().any(|m| {
-                m.replica != me
-                    && holders
-                        .iter()
-                        .flatten()
-                        .filter(|h| h.value.replica == m.replica)
-                        .count()
-                        < share
-            });
+            let held_by = |replica: &str| {
+                holders
+                    .iter()
+                    .flatten()
+                    .filter(|h| h.value.replica == replica)
+                    .count()
+            };
+            let others: Vec<usize> = live
+                .iter()
+                .filter(|m| m.replica != me)
+                .map(|m| held_by(&m.replica))
+                .collect();
+            let keep = keep_after_balance(owned, share, floor_share(shards, live.len()), &others);
             let mut surplus: Vec<Lease> = Vec::new();
-            if owned > share && someone_under {
+            if owned > keep {
                 let mut mine: Vec<&Lease> = view.owned.values().collect();
                 mine.sort_by_key(|l| preference(&me, l.shard()));
-                surplus = mine.into_iter().take(owned - share).cloned().collect();
+                surplus = mine.into_iter().take(owned - keep).cloned().collect();
             }
             (free, surplus)
         };
@@ -480,6 +484,28 @@ impl Cluster {
     }
 }
 
+/// The floor of each live replica's share (at least 1 when there are enough shards).
+fn floor_share(shards: u32, replicas: usize) -> usize {
+    (shards as usize / replicas.max(1))
+        .max(1)
+        .min(shards as usize)
+}
+
+/// How many of its `owned` shards a replica keeps this round, given the ceiling and floor of
+/// the fair share and how many the other live replicas hold: while another holds less than the
+/// floor, down to the floor (several replicas at the ceiling each give one, so the one below
+/// gets them: 6, 6, 4 of 16 becomes 5, 5, 6); else, while another holds less than the ceiling,
+/// down to the ceiling; else all.
+fn keep_after_balance(owned: usize, ceil: usize, floor: usize, others: &[usize]) -> usize {
+    if others.iter().any(|n| *n < floor) {
+        owned.min(floor)
+    } else if others.iter().any(|n| *n < ceil) {
+        owned.min(ceil)
+    } else {
+        owned
+    }
+}
+
 /// Writes `shards` as the cluster's shard count if none is there, else checks it is the same.
 async fn agree_on_shards(facts: &kv::Store, shards: u32) -> Result<(), ClusterError> {
     let ours = shards.to_string();
@@ -502,5 +528,35 @@ async fn agree_on_shards(facts: &kv::Store, shards: u32) -> Result<(), ClusterEr
             ours,
             theirs,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balance_converges_to_the_fair_share() {
+        // 16 shards over 3 replicas: ceiling 6, floor 5.
+        let (ceil, floor) = (fair_share(16, 3), floor_share(16, 3));
+        assert_eq!((ceil, floor), (6, 5));
+        // 6, 6, 4: each replica at 6 gives one back; the one at 4 takes both (up to 6).
+        assert_eq!(keep_after_balance(6, ceil, floor, &[6, 4]), 5);
+        // 5, 5, 6: stable.
+        assert_eq!(keep_after_balance(6, ceil, floor, &[5, 5]), 6);
+        assert_eq!(keep_after_balance(5, ceil, floor, &[5, 6]), 5);
+        // A replica alone with every shard, another joins: down to the share.
+        assert_eq!(
+            keep_after_balance(8, fair_share(8, 2), floor_share(8, 2), &[0]),
+            4
+        );
+        // Nobody under the floor or the ceiling: keep everything.
+        assert_eq!(keep_after_balance(4, 4, 4, &[4]), 4);
+        // More replicas than shards: one each at most, never zero kept by force.
+        assert_eq!(floor_share(2, 3), 1);
+        assert_eq!(
+            keep_after_balance(1, fair_share(2, 3), floor_share(2, 3), &[1, 0]),
+            1
+        );
     }
 }
