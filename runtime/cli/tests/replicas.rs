@@ -425,3 +425,138 @@ fn a_replica_paused_before_a_change_does_not_make_it_once_its_shard_moved() {
     );
     assert!(made[0]["result"]["fence"]["token"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn a_replica_partitioned_from_the_engine_stops_taking_part_and_its_shards_move() {
+    let Some(nats) = NatsCluster::start("a_replica_partitioned_from_the_engine", 3) else {
+        return;
+    };
+    // a reaches the engine only through a proxy to one node, and keeps to it; b reaches all.
+    let proxy = grace_testkit::cut_proxy::CutProxy::start(
+        format!("127.0.0.1:{}", nats.client_port(0))
+            .parse()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |urls: &[String], discover: bool| {
+        let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+        format!(
+            "[cluster]\nnats = [{}]\ndiscover_servers = {discover}\nshards = {SHARDS}\nlease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"1s\"\n",
+            urls.join(", ")
+        )
+    };
+    let a_config = dir.path().join("a.toml");
+    std::fs::write(&a_config, settings(&[proxy.nats_url()], false)).unwrap();
+    let b_config = dir.path().join("b.toml");
+    std::fs::write(&b_config, settings(&nats.urls(), true)).unwrap();
+    let (a, _a_data) = replica(&a_config, "a");
+    let (b, _b_data) = replica(&b_config, "b");
+    poll_until(
+        "a and b to hold 4 shards each",
+        Duration::from_secs(30),
+        || (held_by(&b, "a") == 4 && held_by(&b, "b") == 4).then_some(()),
+    );
+
+    proxy.cut();
+    let body = poll_until("a to be not ready", Duration::from_secs(30), || {
+        let (code, body) = a.get_as("/readyz", None);
+        (code == 503).then_some(body)
+    });
+    assert!(
+        body["reasons"][0].as_str().unwrap().contains("engine"),
+        "{body}"
+    );
+    // a accepts nothing it could not hand to the cluster.
+    let (code, body) = a.post("/v1/events", event("test.incident", "host-1", 1, 1.0));
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    // b takes a's shards once their leases expired; a holds none by its own clock either.
+    poll_until("b to hold every shard", Duration::from_secs(30), || {
+        (held_by(&b, "b") == SHARDS).then_some(())
+    });
+    let a_status = status(&a);
+    assert!(
+        a_status["owned"].as_array().unwrap().is_empty(),
+        "{a_status}"
+    );
+    assert_eq!(a.metric("grace_cluster_ready"), 0.0);
+
+    proxy.heal();
+    poll_until(
+        "a back and sharing the shards",
+        Duration::from_secs(60),
+        || {
+            (a.get_as("/readyz", None).0 == 200 && held_by(&b, "a") == 4 && held_by(&b, "b") == 4)
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn losing_the_engine_node_that_leads_the_event_log_loses_no_event() {
+    let Some(mut nats) = NatsCluster::start("losing_the_engine_node_that_leads", 3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Leases must outlast the engine's election (about 5 s): 10 s here.
+    let config = dir.path().join("grace.toml");
+    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nnats = [{}]\nshards = {SHARDS}\nlease_ttl = \"10s\"\nrenew_every = \"1s\"\nrequest_timeout = \"2s\"\n",
+            urls.join(", ")
+        ),
+    )
+    .unwrap();
+    let (a, _a_data) = replica(&config, "a");
+    let (b, _b_data) = replica(&config, "b");
+    let playbook = manifest(
+        "on-incident",
+        "[[triggers]]\nevent_type = \"test.incident\"\n",
+    );
+    for r in [&a, &b] {
+        assert_eq!(r.upload(&playbook, component("echo")).0, 201);
+    }
+    poll_until(
+        "a and b to hold 4 shards each",
+        Duration::from_secs(30),
+        || (held_by(&a, "a") == 4 && held_by(&a, "b") == 4).then_some(()),
+    );
+    let leader = nats
+        .stream_leader("GRACE_EVENTS")
+        .expect("a node leads the event log");
+    let resources: Vec<String> = (0..20).map(|i| format!("node-loss-{i}")).collect();
+    for (i, resource) in resources.iter().enumerate() {
+        if i == 5 {
+            nats.kill(leader);
+        }
+        // During the election publishers get 503 with Retry-After, and retry.
+        let target = if i % 2 == 0 { &a } else { &b };
+        poll_until("the event to be accepted", Duration::from_secs(30), || {
+            let (code, body) = target.post(
+                "/v1/events",
+                event("test.incident", resource, i as u64, 1.0),
+            );
+            match code {
+                202 => Some(()),
+                503 => None,
+                _ => panic!("{code} {body}"),
+            }
+        });
+    }
+    let runs = poll_until("a run for each event", Duration::from_secs(60), || {
+        let runs: Vec<String> = run_resources(&[&a, &b]).into_iter().flatten().collect();
+        (runs.len() >= resources.len()).then_some(runs)
+    });
+    let mut distinct = runs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), resources.len(), "one run each: {runs:?}");
+    assert_eq!(runs.len(), resources.len(), "none twice: {runs:?}");
+    // No lease was lost: the election is well inside lease_ttl.
+    for r in [&a, &b] {
+        assert_eq!(counter(r, "losses"), 0, "{}", status(r));
+        assert_eq!(r.get_as("/readyz", None).0, 200);
+    }
+}

@@ -39,21 +39,9 @@ struct Link {
 impl Engine {
     /// Connects with the settings' URLs, credentials and TLS. Fails when no node answers within
     /// the request timeout; once connected, the client reconnects by itself forever (to any
-    /// node of the cluster), and [`Engine::connected`] says whether it is connected now.
+    /// node of the cluster, or only to the URLs given without `discover_servers`), and
+    /// [`Engine::connected`] says whether it is connected now.
     pub async fn connect(settings: &ClusterSettings) -> Result<Engine, ClusterError> {
-        Engine::connect_with(settings, false).await
-    }
-
-    /// As [`Engine::connect`], but using only the URLs given, never the other nodes the server
-    /// tells about: a replica behind a test's cutting proxy must not route around it.
-    pub async fn connect_pinned(settings: &ClusterSettings) -> Result<Engine, ClusterError> {
-        Engine::connect_with(settings, true).await
-    }
-
-    async fn connect_with(
-        settings: &ClusterSettings,
-        pinned: bool,
-    ) -> Result<Engine, ClusterError> {
         let urls = settings.nats.join(",");
         let fail = |message: String| ClusterError::Connect {
             urls: urls.clone(),
@@ -82,7 +70,7 @@ impl Engine {
                     }
                 }
             });
-        if pinned {
+        if !settings.discover_servers {
             options = options.ignore_discovered_servers();
         }
         if let Some(path) = &settings.credentials {

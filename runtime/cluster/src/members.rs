@@ -124,18 +124,29 @@ impl Heartbeat {
 }
 
 /// The replicas whose heartbeat is live now, sorted by name (at most [`MAX_LISTED`]).
+///
+/// The keys come from the stream's own information (its subjects), answered by the stream's
+/// leader: no consumer is created, so a listing works as soon as the stream has a leader again
+/// after an engine node was lost (an ephemeral consumer on a lost node would not).
 pub async fn live(store: &kv::Store, timeout: Duration) -> Result<Vec<Member>, ClusterError> {
     within(timeout, "list replicas", async {
-        let mut keys = store
-            .keys()
+        let mut subjects = store
+            .stream
+            .info_with_subjects(format!("{}>", store.prefix))
             .await
             .map_err(|e| ClusterError::unavailable("list replicas", e))?;
-        let mut members = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| ClusterError::unavailable("list replicas", e))?;
-            if members.len() >= MAX_LISTED {
+        let mut keys = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| ClusterError::unavailable("list replicas", e))?;
+            if keys.len() >= MAX_LISTED {
                 break;
             }
+            if let Some(key) = subject.strip_prefix(store.prefix.as_str()) {
+                keys.push(key.to_owned());
+            }
+        }
+        let mut members = Vec::new();
+        for key in keys {
             let Some(entry) = store
                 .entry(&key)
                 .await

@@ -70,6 +70,8 @@ pub struct Counters {
     pub releases: AtomicU64,
     /// Fence checks refused.
     pub fence_rejections: AtomicU64,
+    /// Renewals the engine did not answer (retried while the lease is trusted).
+    pub renewal_failures: AtomicU64,
 }
 
 /// Why an action on a shard may not go ahead.
@@ -227,7 +229,12 @@ impl Cluster {
                 Err(e) if !lease.valid_at(now) => {
                     self.lost(&mut view, shard, &format!("not renewed in time: {e}"));
                 }
-                Err(e) => tracing::warn!(shard, "lease renewal failed, retrying: {e}"),
+                Err(e) => {
+                    self.counters
+                        .renewal_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(shard, "lease renewal failed, retrying: {e}");
+                }
             }
         }
     }
@@ -476,6 +483,13 @@ impl Cluster {
 
     fn view(&self) -> std::sync::MutexGuard<'_, View> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A number that changes whenever the engine may have lost something of this replica's
+    /// (its connection dropped, a renewal went unanswered): readers kept open across such an
+    /// event are opened again rather than trusted to notice.
+    pub fn disturbances(&self) -> u64 {
+        self.engine.disconnects() + self.counters.renewal_failures.load(Ordering::Relaxed)
     }
 
     /// How long a lease is trusted after its last renewal was sent.

@@ -17,6 +17,10 @@ pub struct ClusterSettings {
     /// The engine's URLs, `nats://host:port` or `tls://host:port` (one or several nodes of the
     /// same NATS cluster; the client finds the others).
     pub nats: Vec<String>,
+    /// Whether the client may also connect to the other nodes the engine's servers advertise
+    /// (the default); `false` keeps it on the URLs given, for an engine behind a proxy or NAT
+    /// whose advertised addresses are not reachable from here.
+    pub discover_servers: bool,
     /// This replica's name in the cluster: letters, digits, `-` and `_`, at most 64. Default: the
     /// host name (each replica must have its own).
     pub replica: Option<String>,
@@ -77,6 +81,7 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         ClusterSettings {
             nats: Vec::new(),
+            discover_servers: true,
             replica: None,
             shards: 64,
             lease_ttl: Duration::from_secs(15),

@@ -235,7 +235,9 @@ async fn losing_one_engine_node_loses_no_lease() {
     })
     .await;
     // Kill the node that leads the lease bucket's stream.
-    let leader = stream_leader(&nats, "KV_grace_leases");
+    let leader = nats
+        .stream_leader("KV_grace_leases")
+        .expect("a node leads the lease bucket");
     nats.kill(leader);
     let renewals = || {
         a.counters()
@@ -258,28 +260,4 @@ async fn losing_one_engine_node_loses_no_lease() {
     assert_eq!(owned(&a), 4);
     assert!(a.fence(a.status().owned[0].shard).await.is_ok());
     nats.restart(leader);
-}
-
-/// The index of the node leading `stream`, from the nodes' `/jsz`.
-fn stream_leader(nats: &NatsCluster, stream: &str) -> usize {
-    for i in 0..3 {
-        let Some(jsz) = nats.jsz(i) else { continue };
-        let json: serde_json::Value = serde_json::from_str(&jsz).unwrap();
-        let streams = json["account_details"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default());
-        for s in streams {
-            if s["name"] == stream
-                && let Some(leader) = s["cluster"]["leader"].as_str()
-            {
-                return leader
-                    .trim_start_matches('n')
-                    .parse()
-                    .unwrap_or_else(|_| panic!("leader {leader}"));
-            }
-        }
-    }
-    panic!("no node reports a leader for {stream}");
 }

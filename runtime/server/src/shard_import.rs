@@ -14,7 +14,7 @@
 //! own until runs live in the engine.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use grace_cluster::{Cluster, ClusterError};
@@ -29,6 +29,8 @@ const EVERY: Duration = Duration::from_millis(200);
 const BATCH: usize = 256;
 /// Most events of a shard's past a new owner offers its mesh.
 const WARM_MAX: usize = 4096;
+/// How long a reader may be idle after a disturbance before it is opened again.
+const REOPEN_IDLE: Duration = Duration::from_secs(3);
 /// The pause after a shard's import failed, before it starts again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -39,6 +41,9 @@ pub async fn run(
     triggers: Arc<Triggers>,
 ) -> Result<(), TaskError> {
     let mut tasks: HashMap<u32, (u64, tokio::task::JoinHandle<()>)> = HashMap::new();
+    // How far this process imported each shard, kept across its import tasks: a shard lost
+    // and taken back (an engine election longer than a lease) is not imported here twice.
+    let imported: Arc<Mutex<HashMap<u32, u64>>> = Arc::default();
     let mut every = tokio::time::interval(EVERY);
     loop {
         every.tick().await;
@@ -54,11 +59,19 @@ pub async fn run(
             tasks.entry(shard).or_insert_with(|| {
                 let (cluster, intake, triggers) =
                     (cluster.clone(), intake.clone(), triggers.clone());
+                let shard = Shard {
+                    shard,
+                    token,
+                    imported: imported.clone(),
+                };
                 (
                     token,
                     tokio::spawn(async move {
-                        if let Err(e) = import(&cluster, &intake, &triggers, shard, token).await {
-                            tracing::warn!(shard, "importing the shard's events stopped: {e}");
+                        if let Err(e) = import(&cluster, &intake, &triggers, &shard).await {
+                            tracing::warn!(
+                                shard = shard.shard,
+                                "importing the shard's events stopped: {e}"
+                            );
                             tokio::time::sleep(RETRY_AFTER).await;
                         }
                     }),
@@ -77,22 +90,48 @@ enum ImportError {
     Local(#[from] crate::intake::IngestError),
 }
 
+/// One shard's import: which, under which lease, and how far this process got with it.
+struct Shard {
+    shard: u32,
+    token: u64,
+    imported: Arc<Mutex<HashMap<u32, u64>>>,
+}
+
+impl Shard {
+    fn imported(&self) -> u64 {
+        crate::sync::lock(&self.imported)
+            .get(&self.shard)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn set_imported(&self, through: u64) {
+        crate::sync::lock(&self.imported).insert(self.shard, through);
+    }
+}
+
 async fn import(
     cluster: &Cluster,
     intake: &Intake,
     triggers: &Triggers,
-    shard: u32,
-    token: u64,
+    this: &Shard,
 ) -> Result<(), ImportError> {
+    let (shard, token) = (this.shard, this.token);
     let log = cluster.events();
     let shards = cluster.settings().shards;
-    let (through, revision) = log.checkpoint(shard).await?;
+    let (checkpoint, revision) = log.checkpoint(shard).await?;
+    // Events this process imported before without moving the checkpoint (it lost the lease
+    // meanwhile) are not imported again: the claim moves the checkpoint past them.
+    let through = checkpoint.max(this.imported());
     let mut revision = log.advance(shard, through, revision).await?;
     let since = SystemTime::now() - LEGACY_HORIZON;
+    // The mesh saw what this process imported itself: only what others imported is replayed.
+    let seen_here = this.imported();
     let past: Vec<_> = log
         .recent(shard, through, since, WARM_MAX)
         .await?
         .into_iter()
+        .filter(|(seq, _)| *seq > seen_here)
         .filter_map(|(seq, payload)| parse(shards, shard, seq, &payload))
         .map(|e| e.event)
         .collect();
@@ -105,8 +144,21 @@ async fn import(
         "importing the shard's events"
     );
     let mut reader = log.reader(shard, through + 1).await?;
+    let mut next = through + 1;
+    let mut disturbances = cluster.disturbances();
     loop {
-        let batch = reader.next_batch(BATCH).await?;
+        // A reader whose engine node went away may take tens of seconds to notice: after a
+        // disturbance, an idle reader is opened again where it was.
+        let batch = match tokio::time::timeout(REOPEN_IDLE, reader.next_batch(BATCH)).await {
+            Ok(batch) => batch?,
+            Err(_) => {
+                if cluster.disturbances() != disturbances {
+                    disturbances = cluster.disturbances();
+                    reader = log.reader(shard, next).await?;
+                }
+                continue;
+            }
+        };
         if cluster.owns(shard) != Some(token) {
             tracing::info!(shard, "shard no longer held here: its import stops");
             return Ok(());
@@ -119,6 +171,8 @@ async fn import(
             .filter_map(|(seq, payload)| parse(shards, shard, *seq, payload))
             .collect();
         intake.import(events).await?;
+        this.set_imported(last);
+        next = last + 1;
         revision = advance(cluster, shard, last, revision).await?;
     }
 }

@@ -129,6 +129,25 @@ impl NatsCluster {
         http_get(self.ports[i].http, "/jsz?accounts=true&streams=true").map(|(_, body)| body)
     }
 
+    /// The index of the node leading `stream`, as the running nodes' `/jsz` report it.
+    pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+        (0..self.ports.len())
+            .filter(|i| self.nodes[*i].is_some())
+            .filter_map(|i| self.jsz(i))
+            .filter_map(|jsz| serde_json::from_str::<serde_json::Value>(&jsz).ok())
+            .find_map(|json| {
+                json["account_details"]
+                    .as_array()?
+                    .iter()
+                    .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+                    .find(|s| s["name"] == stream)?["cluster"]["leader"]
+                    .as_str()?
+                    .strip_prefix('n')?
+                    .parse()
+                    .ok()
+            })
+    }
+
     fn dir(&self) -> &Path {
         self.dir.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
     }

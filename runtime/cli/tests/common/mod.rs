@@ -162,6 +162,9 @@ impl Server {
                 } else if !sent && line.starts_with("error") {
                     let _ = tx.send(Err(line.clone()));
                     sent = true;
+                } else if std::env::var_os("GRACE_TEST_SERVER_LOG").is_some() {
+                    // For a failing test's post-mortem: the servers' own log on the test's stderr.
+                    eprintln!("[server] {line}");
                 }
             }
         });
