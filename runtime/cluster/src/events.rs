@@ -197,13 +197,23 @@ impl EventStream {
             )
             .await?;
         // The reader stops at `through`, or when nothing more comes for a moment (the shard
-        // had no event up to `through` since `since`).
+        // had no event up to `through` since `since`), or after MAX_RECENT_SCAN events.
+        let mut scanned = 0usize;
         loop {
+            if scanned >= MAX_RECENT_SCAN {
+                tracing::warn!(
+                    shard,
+                    scanned,
+                    "the shard's recent past is longer than GRACE replays: its oldest part is left out"
+                );
+                break;
+            }
             let batch = match tokio::time::timeout(RECENT_QUIET, reader.next_batch(1024)).await {
                 Ok(batch) => batch?,
                 Err(_) => break,
             };
             let mut done = false;
+            scanned += batch.len();
             for (seq, payload) in batch {
                 if seq > through {
                     done = true;
@@ -274,6 +284,24 @@ impl EventStream {
         .await
     }
 
+    /// The engine node leading the event log now (its stream's Raft leader), if it has one.
+    pub async fn leader(&self) -> Result<Option<String>, ClusterError> {
+        within(self.timeout, "read event stream", async {
+            let stream = self
+                .engine
+                .jetstream()
+                .get_stream(STREAM)
+                .await
+                .map_err(|e| ClusterError::unavailable("read event stream", e))?;
+            Ok(stream
+                .cached_info()
+                .cluster
+                .as_ref()
+                .and_then(|c| c.leader.clone()))
+        })
+        .await
+    }
+
     /// Reads `shard`'s events in order from stream sequence `from`.
     pub async fn reader(&self, shard: u32, from: u64) -> Result<ShardReader, ClusterError> {
         self.reader_with(
@@ -317,6 +345,14 @@ impl EventStream {
     }
 }
 
+/// The most payload bytes in one batch a reader hands out (each event is at most
+/// [`MAX_EVENT_BYTES`]).
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most events [`EventStream::recent`] reads (it keeps the last `max` of them): a shard's
+/// day can be long.
+pub const MAX_RECENT_SCAN: usize = 200_000;
+
 /// How long [`EventStream::recent`] waits for more before it takes the shard's past as read.
 const RECENT_QUIET: Duration = Duration::from_millis(300);
 
@@ -326,8 +362,8 @@ pub struct ShardReader {
 }
 
 impl ShardReader {
-    /// The next events: waits for one, then takes what else has arrived, up to `max`.
-    /// Each is its stream sequence and payload.
+    /// The next events: waits for one, then takes what else has arrived, up to `max` events
+    /// and [`MAX_BATCH_BYTES`]. Each is its stream sequence and payload.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<(u64, Vec<u8>)>, ClusterError> {
         let mut batch = Vec::new();
         let first =
@@ -335,9 +371,14 @@ impl ShardReader {
                 ClusterError::unavailable("read shard events", "the reader ended")
             })?;
         batch.push(entry(first)?);
-        while batch.len() < max {
+        let mut bytes = batch[0].1.len();
+        while batch.len() < max && bytes < MAX_BATCH_BYTES {
             match futures_util::FutureExt::now_or_never(self.messages.next()) {
-                Some(Some(message)) => batch.push(entry(message)?),
+                Some(Some(message)) => {
+                    let e = entry(message)?;
+                    bytes += e.1.len();
+                    batch.push(e);
+                }
                 _ => break,
             }
         }

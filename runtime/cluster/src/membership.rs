@@ -52,6 +52,8 @@ struct View {
     members: Vec<Member>,
     last_beat: Option<Instant>,
     registered: bool,
+    /// The event log's leader as last read.
+    event_leader: Option<String>,
     last_error: Option<String>,
 }
 
@@ -72,6 +74,8 @@ pub struct Counters {
     pub fence_rejections: AtomicU64,
     /// Renewals the engine did not answer (retried while the lease is trusted).
     pub renewal_failures: AtomicU64,
+    /// Times the event log's leader was seen to change (an engine node lost or restarted).
+    pub event_leader_changes: AtomicU64,
 }
 
 /// Why an action on a shard may not go ahead.
@@ -176,10 +180,27 @@ impl Cluster {
     pub async fn round(&self) {
         self.beat().await;
         self.renew_all().await;
+        self.watch_event_leader().await;
         if let Err(e) = self.balance().await {
             tracing::warn!("cluster round: {e}");
             self.view().last_error = Some(e.to_string());
         }
+    }
+
+    /// Notes a change of the event log's leader: the readers' consumers may have gone with
+    /// the old one (see [`Cluster::disturbances`]).
+    async fn watch_event_leader(&self) {
+        let Ok(Some(leader)) = self.events.leader().await else {
+            return;
+        };
+        let mut view = self.view();
+        if view.event_leader.as_ref().is_some_and(|l| *l != leader) {
+            self.counters
+                .event_leader_changes
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(leader = %leader, "the event log has a new leader");
+        }
+        view.event_leader = Some(leader);
     }
 
     async fn beat(&self) {
@@ -486,10 +507,13 @@ impl Cluster {
     }
 
     /// A number that changes whenever the engine may have lost something of this replica's
-    /// (its connection dropped, a renewal went unanswered): readers kept open across such an
-    /// event are opened again rather than trusted to notice.
+    /// (its connection dropped, a renewal went unanswered, the event log changed leader): readers
+    /// kept open across such an event are opened again rather than trusted to notice (an
+    /// ordered consumer on a lost node takes some 20 s to).
     pub fn disturbances(&self) -> u64 {
-        self.engine.disconnects() + self.counters.renewal_failures.load(Ordering::Relaxed)
+        self.engine.disconnects()
+            + self.counters.renewal_failures.load(Ordering::Relaxed)
+            + self.counters.event_leader_changes.load(Ordering::Relaxed)
     }
 
     /// How long a lease is trusted after its last renewal was sent.

@@ -199,6 +199,18 @@ async fn advance(
 /// an event, or one whose resource belongs to another shard) is skipped and logged.
 fn parse(shards: u32, shard: u32, seq: u64, payload: &[u8]) -> Option<SharedEvent> {
     match serde_json::from_slice::<SharedEvent>(payload) {
+        Ok(e)
+            if e.publisher
+                .as_ref()
+                .is_some_and(|p| !plausible_publisher(p)) =>
+        {
+            tracing::warn!(
+                shard,
+                seq,
+                "skipping an event of the cluster's log whose publisher is not a token GRACE names"
+            );
+            None
+        }
         Ok(e) if grace_cluster::shards::shard_of(&e.event.resource, shards) == shard => Some(e),
         Ok(_) => {
             tracing::warn!(
@@ -216,5 +228,54 @@ fn parse(shards: u32, shard: u32, seq: u64, payload: &[u8]) -> Option<SharedEven
             );
             None
         }
+    }
+}
+
+/// A publisher as GRACE records one: a token id and name of bounded, printable text.
+fn plausible_publisher(p: &crate::store::Publisher) -> bool {
+    let fine = |text: &str, max: usize| {
+        !text.is_empty() && text.len() <= max && !text.chars().any(char::is_control)
+    };
+    fine(&p.token_id, 128) && fine(&p.name, 256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(resource: &str, publisher: Option<(&str, &str)>) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "event": {"event_type": "test.x", "source": "s", "actor": "a", "resource": resource,
+                      "payload": {}, "timestamp": 1_000},
+            "publisher": publisher.map(|(id, name)| serde_json::json!({"token_id": id, "name": name})),
+            "received_at": 5,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_event_of_the_log_is_checked_like_one_from_outside() {
+        let shard = grace_cluster::shards::shard_of("web-1", 8);
+        let ok = parse(8, shard, 1, &payload("web-1", Some(("tok_1", "ci")))).unwrap();
+        assert_eq!(ok.event.resource, "web-1");
+        assert_eq!(ok.received_at, 5);
+        assert!(parse(8, shard, 1, &payload("web-1", None)).is_some());
+        // Filed under another shard than its resource's, a bad publisher, not an event at all.
+        assert!(parse(8, (shard + 1) % 8, 1, &payload("web-1", None)).is_none());
+        assert!(
+            parse(
+                8,
+                shard,
+                1,
+                &payload("web-1", Some(("tok_1", "a\u{1b}[2J")))
+            )
+            .is_none()
+        );
+        assert!(parse(8, shard, 1, &payload("web-1", Some(("", "ci")))).is_none());
+        assert!(parse(8, shard, 1, b"{\"event\": 1}").is_none());
+        assert!(
+            parse(8, shard, 1, &payload("", None)).is_none(),
+            "an empty resource is refused"
+        );
     }
 }
