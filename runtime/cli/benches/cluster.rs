@@ -42,13 +42,9 @@ fn main() {
     };
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("grace.toml");
-    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
     std::fs::write(
         &config,
-        format!(
-            "[cluster]\nnats = [{}]\nshards = {SHARDS}\n",
-            urls.join(", ")
-        ),
+        grace_testkit::nats::cluster_toml(&nats.urls(), &format!("shards = {SHARDS}\n")),
     )
     .unwrap();
 

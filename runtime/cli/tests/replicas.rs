@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Server, component, data_dir, event, manifest};
 use grace_testkit::example_manifest;
-use grace_testkit::nats::NatsCluster;
+use grace_testkit::nats::{NatsCluster, cluster_toml};
 use grace_testkit::poll_until;
 use serde_json::Value;
 
@@ -21,16 +21,19 @@ const SHARDS: usize = 8;
 
 /// A `grace.toml` with `[cluster]` on `nats`: 8 shards, leases of 3 s renewed every 500 ms.
 fn cluster_config(dir: &Path, nats: &NatsCluster) -> PathBuf {
-    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
-    let path = dir.join("grace.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[cluster]\nnats = [{}]\nshards = {SHARDS}\nlease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"2s\"\n",
-            urls.join(", ")
-        ),
+    config_file(
+        dir,
+        "grace.toml",
+        &nats.urls(),
+        "lease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"2s\"\n",
     )
-    .unwrap();
+}
+
+/// `dir/name` holding a `[cluster]` on `urls` with 8 shards and `settings`.
+fn config_file(dir: &Path, name: &str, urls: &[String], settings: &str) -> PathBuf {
+    let path = dir.join(name);
+    let section = cluster_toml(urls, &format!("shards = {SHARDS}\n{settings}"));
+    std::fs::write(&path, section).unwrap();
     path
 }
 
@@ -158,14 +161,11 @@ fn a_replica_cut_off_from_the_engine_is_not_ready_and_a_lone_server_has_no_clust
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grace.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[cluster]\nnats = [\"{}\"]\nshards = 2\nengine_replicas = 1\nlease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"1s\"\n",
-            nats.url(0)
-        ),
-    )
-    .unwrap();
+    let section = cluster_toml(
+        &[nats.url(0)],
+        "shards = 2\nengine_replicas = 1\nlease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"1s\"\n",
+    );
+    std::fs::write(&path, section).unwrap();
     let (a, _data) = replica(&path, "a");
     poll_until("a to be ready", Duration::from_secs(30), || {
         (a.get_as("/readyz", None).0 == 200).then_some(())
@@ -438,17 +438,14 @@ fn a_replica_partitioned_from_the_engine_stops_taking_part_and_its_shards_move()
             .unwrap(),
     );
     let dir = tempfile::tempdir().unwrap();
-    let settings = |urls: &[String], discover: bool| {
-        let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
-        format!(
-            "[cluster]\nnats = [{}]\ndiscover_servers = {discover}\nshards = {SHARDS}\nlease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"1s\"\n",
-            urls.join(", ")
-        )
-    };
-    let a_config = dir.path().join("a.toml");
-    std::fs::write(&a_config, settings(&[proxy.nats_url()], false)).unwrap();
-    let b_config = dir.path().join("b.toml");
-    std::fs::write(&b_config, settings(&nats.urls(), true)).unwrap();
+    let timing = "lease_ttl = \"3s\"\nrenew_every = \"500ms\"\nrequest_timeout = \"1s\"\n";
+    let a_config = config_file(
+        dir.path(),
+        "a.toml",
+        &[proxy.nats_url()],
+        &format!("discover_servers = false\n{timing}"),
+    );
+    let b_config = config_file(dir.path(), "b.toml", &nats.urls(), timing);
     let (a, _a_data) = replica(&a_config, "a");
     let (b, _b_data) = replica(&b_config, "b");
     poll_until(
@@ -499,16 +496,12 @@ fn losing_the_engine_node_that_leads_the_event_log_loses_no_event() {
     };
     let dir = tempfile::tempdir().unwrap();
     // Leases must outlast the engine's election (about 5 s): 10 s here.
-    let config = dir.path().join("grace.toml");
-    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
-    std::fs::write(
-        &config,
-        format!(
-            "[cluster]\nnats = [{}]\nshards = {SHARDS}\nlease_ttl = \"10s\"\nrenew_every = \"1s\"\nrequest_timeout = \"2s\"\n",
-            urls.join(", ")
-        ),
-    )
-    .unwrap();
+    let config = config_file(
+        dir.path(),
+        "grace.toml",
+        &nats.urls(),
+        "lease_ttl = \"10s\"\nrenew_every = \"1s\"\nrequest_timeout = \"2s\"\n",
+    );
     let (a, _a_data) = replica(&config, "a");
     let (b, _b_data) = replica(&config, "b");
     let playbook = manifest(

@@ -235,29 +235,9 @@ impl Intake {
                 capacity: self.capacity,
             });
         };
-        let received_at = system_now_millis();
-        let accepted = Instant::now();
-        let events = Arc::new(events);
         let (first, last) = self
-            .events
-            .append(events.clone(), received_at, publisher)
+            .store_and_queue(events, permits, system_now_millis(), publisher)
             .await?;
-        // The writer has let go of the batch by now: take it back without copying.
-        let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
-        if let Some(bound) = &self.time_bound {
-            bound.accepted(&events);
-        }
-        for event in &events {
-            self.trust.observe(event);
-        }
-        for ((permit, event), seq) in permits.zip(events).zip(first..=last) {
-            permit.send(Queued {
-                seq,
-                event,
-                received_at,
-                accepted,
-            });
-        }
         self.metrics
             .events_accepted
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -320,30 +300,51 @@ impl Intake {
                     .reserve_many(chunk.len())
                     .await
                     .map_err(|_| IngestError::Cluster("the matcher has stopped".into()))?;
-                let accepted = Instant::now();
-                let chunk = Arc::new(chunk.to_vec());
-                let (from, through) = self
-                    .events
-                    .append(chunk.clone(), first.received_at, first.publisher.clone())
-                    .await?;
-                let chunk = Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone());
-                if let Some(bound) = &self.time_bound {
-                    bound.accepted(&chunk);
-                }
-                for event in &chunk {
-                    self.trust.observe(event);
-                }
-                for ((permit, event), seq) in permits.zip(chunk).zip(from..=through) {
-                    permit.send(Queued {
-                        seq,
-                        event,
-                        received_at: first.received_at,
-                        accepted,
-                    });
-                }
+                self.store_and_queue(
+                    chunk.to_vec(),
+                    permits,
+                    first.received_at,
+                    first.publisher.clone(),
+                )
+                .await?;
             }
         }
         Ok(())
+    }
+
+    /// Stores `events` durably in this server's event log, then queues them for the matcher on
+    /// `permits` (one each, reserved before): what accepting an event means on one server, and
+    /// what importing one means in a cluster.
+    async fn store_and_queue(
+        &self,
+        events: Vec<TriggerEvent>,
+        permits: mpsc::PermitIterator<'_, Queued>,
+        received_at: u64,
+        publisher: Option<Publisher>,
+    ) -> Result<(u64, u64), IngestError> {
+        let accepted = Instant::now();
+        let events = Arc::new(events);
+        let (first, last) = self
+            .events
+            .append(events.clone(), received_at, publisher)
+            .await?;
+        // The writer has let go of the batch by now: take it back without copying.
+        let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
+        if let Some(bound) = &self.time_bound {
+            bound.accepted(&events);
+        }
+        for event in &events {
+            self.trust.observe(event);
+        }
+        for ((permit, event), seq) in permits.zip(events).zip(first..=last) {
+            permit.send(Queued {
+                seq,
+                event,
+                received_at,
+                accepted,
+            });
+        }
+        Ok((first, last))
     }
 
     /// Hands the polled sources' batches (see [`crate::sources::supervisor`]) to

@@ -188,6 +188,13 @@ impl Drop for NatsCluster {
     }
 }
 
+/// A `[cluster]` section of `grace.toml` on `urls`, followed by `settings` (more keys of the
+/// section, one per line).
+pub fn cluster_toml(urls: &[String], settings: &str) -> String {
+    let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    format!("[cluster]\nnats = [{}]\n{settings}", urls.join(", "))
+}
+
 /// The configuration of node `i`: client, route and monitoring ports on loopback only, a
 /// JetStream store of its own (its limit is accounting: the event log reserves its `max_bytes`
 /// there), and every node (itself included, which NATS ignores) as a route.
