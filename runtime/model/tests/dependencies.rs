@@ -62,3 +62,9 @@ fn the_trigger_matcher_builds_no_wasm_runtime_and_no_cedar() {
 fn the_engine_knows_no_cedar() {
     assert_builds_none_of("grace-engine", &["cedar"]);
 }
+
+#[test]
+fn the_cluster_layer_knows_no_wasm_runtime_cedar_or_redb() {
+    // It speaks to the engine (NATS) only: the server plugs it into runs and stores.
+    assert_builds_none_of("grace-cluster", &["wasmtime", "cranelift", "cedar", "redb"]);
+}
