@@ -196,10 +196,12 @@ impl EventStream {
                 },
             )
             .await?;
-        // The reader stops at `through`, or when nothing more comes for a moment (the shard
-        // had no event up to `through` since `since`), or after MAX_RECENT_SCAN events.
+        // The reader stops at `through`, or once it handed out everything published (the
+        // engine's count), or after MAX_RECENT_SCAN events. No event coming within the request
+        // timeout while some are pending is an error, not the end of the past.
         let mut scanned = 0usize;
-        loop {
+        let mut bytes = 0usize;
+        while !reader.caught_up() {
             if scanned >= MAX_RECENT_SCAN {
                 tracing::warn!(
                     shard,
@@ -208,21 +210,29 @@ impl EventStream {
                 );
                 break;
             }
-            let batch = match tokio::time::timeout(RECENT_QUIET, reader.next_batch(1024)).await {
-                Ok(batch) => batch?,
-                Err(_) => break,
-            };
-            let mut done = false;
+            let batch = tokio::time::timeout(self.timeout, reader.next_batch(1024))
+                .await
+                .map_err(|_| {
+                    ClusterError::unavailable(
+                        "read shard events",
+                        "no event came while some are pending",
+                    )
+                })??;
             scanned += batch.len();
+            let mut done = false;
             for (seq, payload) in batch {
                 if seq > through {
                     done = true;
                     break;
                 }
-                if recent.len() == max {
-                    recent.pop_front();
-                }
+                bytes += payload.len();
                 recent.push_back((seq, payload));
+                while recent.len() > max || bytes > MAX_RECENT_BYTES {
+                    let Some((_, dropped)) = recent.pop_front() else {
+                        break;
+                    };
+                    bytes -= dropped.len();
+                }
             }
             if done {
                 break;
@@ -246,9 +256,11 @@ impl EventStream {
         match entry.filter(|e| e.operation == kv::Operation::Put) {
             None => Ok((0, 0)),
             Some(e) => {
+                // A sequence the next event can follow (not u64::MAX).
                 let through = std::str::from_utf8(&e.value)
                     .ok()
-                    .and_then(|t| t.parse().ok())
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .filter(|t| t.checked_add(1).is_some())
                     .ok_or_else(|| ClusterError::Corrupt {
                         key,
                         message: "not a sequence number".into(),
@@ -337,11 +349,12 @@ impl EventStream {
                 .map_err(|e| ClusterError::unavailable("read shard events", e))
         })
         .await?;
+        let pending = consumer.cached_info().num_pending;
         let messages = consumer
             .messages()
             .await
             .map_err(|e| ClusterError::unavailable("read shard events", e))?;
-        Ok(ShardReader { messages })
+        Ok(ShardReader { messages, pending })
     }
 }
 
@@ -353,15 +366,38 @@ pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// day can be long.
 pub const MAX_RECENT_SCAN: usize = 200_000;
 
-/// How long [`EventStream::recent`] waits for more before it takes the shard's past as read.
-const RECENT_QUIET: Duration = Duration::from_millis(300);
+/// The most payload bytes [`EventStream::recent`] keeps for one shard.
+pub const MAX_RECENT_BYTES: usize = 32 * 1024 * 1024;
 
 /// A shard's events in stream order.
 pub struct ShardReader {
     messages: async_nats::jetstream::consumer::pull::Ordered,
+    /// Events of the shard after the last one handed out, when it was delivered.
+    pending: u64,
 }
 
 impl ShardReader {
+    /// Whether every event of the shard published so far was handed out (as the engine counted
+    /// when the last one was delivered).
+    pub fn caught_up(&self) -> bool {
+        self.pending == 0
+    }
+
+    fn entry(
+        &mut self,
+        message: Result<
+            async_nats::jetstream::Message,
+            async_nats::jetstream::consumer::pull::OrderedError,
+        >,
+    ) -> Result<(u64, Vec<u8>), ClusterError> {
+        let message = message.map_err(|e| ClusterError::unavailable("read shard events", e))?;
+        let info = message
+            .info()
+            .map_err(|e| ClusterError::unavailable("read shard events", e))?;
+        self.pending = info.pending;
+        Ok((info.stream_sequence, message.payload.to_vec()))
+    }
+
     /// The next events: waits for one, then takes what else has arrived, up to `max` events
     /// and [`MAX_BATCH_BYTES`]. Each is its stream sequence and payload.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<(u64, Vec<u8>)>, ClusterError> {
@@ -370,12 +406,12 @@ impl ShardReader {
             self.messages.next().await.ok_or_else(|| {
                 ClusterError::unavailable("read shard events", "the reader ended")
             })?;
-        batch.push(entry(first)?);
+        batch.push(self.entry(first)?);
         let mut bytes = batch[0].1.len();
         while batch.len() < max && bytes < MAX_BATCH_BYTES {
             match futures_util::FutureExt::now_or_never(self.messages.next()) {
                 Some(Some(message)) => {
-                    let e = entry(message)?;
+                    let e = self.entry(message)?;
                     bytes += e.1.len();
                     batch.push(e);
                 }
@@ -384,19 +420,6 @@ impl ShardReader {
         }
         Ok(batch)
     }
-}
-
-fn entry(
-    message: Result<
-        async_nats::jetstream::Message,
-        async_nats::jetstream::consumer::pull::OrderedError,
-    >,
-) -> Result<(u64, Vec<u8>), ClusterError> {
-    let message = message.map_err(|e| ClusterError::unavailable("read shard events", e))?;
-    let info = message
-        .info()
-        .map_err(|e| ClusterError::unavailable("read shard events", e))?;
-    Ok((info.stream_sequence, message.payload.to_vec()))
 }
 
 #[cfg(test)]

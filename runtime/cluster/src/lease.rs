@@ -160,7 +160,22 @@ impl Leases {
                 valid_until: sent + self.trust_for,
             }),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                Err(ClusterError::Conflict { key })
+                // async-nats answers AlreadyExists also when the create's answer was lost and
+                // it read our own value back: a key naming this incarnation is ours, which only
+                // a renewal can prove.
+                match self.holder(shard).await {
+                    Ok(Some(h)) if h.value.incarnation == self.incarnation => {
+                        let mut lease = Lease {
+                            shard,
+                            token: h.token,
+                            revision: h.revision,
+                            valid_until: sent,
+                        };
+                        self.renew(&mut lease).await?;
+                        Ok(lease)
+                    }
+                    _ => Err(ClusterError::Conflict { key }),
+                }
             }
             Err(e) => {
                 // The write may have happened with its answer lost: if the key now names this
@@ -201,7 +216,19 @@ impl Leases {
                 Ok(())
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                Err(ClusterError::Conflict { key })
+                // A renewal whose answer was lost moved the revision: if the key still names
+                // this incarnation's tenure, renew from its revision (the write decides).
+                match self.holder(lease.shard).await {
+                    Ok(Some(h))
+                        if h.value.incarnation == self.incarnation
+                            && h.token == lease.token
+                            && h.revision != lease.revision =>
+                    {
+                        lease.revision = h.revision;
+                        Box::pin(self.renew(lease)).await
+                    }
+                    _ => Err(ClusterError::Conflict { key }),
+                }
             }
             Err(e) => Err(ClusterError::unavailable("renew lease", e)),
         }

@@ -31,6 +31,6 @@ pub mod status;
 
 pub use connect::Engine;
 pub use error::{ClusterError, SettingsError};
-pub use membership::{Cluster, FenceToken, Fenced};
+pub use membership::{Cluster, FencePermit, Fenced};
 pub use settings::ClusterSettings;
 pub use status::ClusterStatus;

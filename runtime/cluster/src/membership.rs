@@ -10,13 +10,12 @@
 //! renewal).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
 use futures_util::future::join_all;
-use serde::Serialize;
 
 use crate::connect::Engine;
 use crate::error::ClusterError;
@@ -39,6 +38,11 @@ pub struct Cluster {
     lease_writes: tokio::sync::Mutex<()>,
     state: Mutex<View>,
     counters: Counters,
+    /// Changes being made under a fence permit, per shard: a shard is given back only once its
+    /// calls in flight returned (or its lease's trusted end passed).
+    in_flight: Vec<AtomicUsize>,
+    /// Set when the replica stops: it takes nothing more, and every permit is void.
+    leaving: AtomicBool,
 }
 
 /// What the loop saw last.
@@ -100,18 +104,40 @@ pub enum Fenced {
     },
 }
 
-/// The proof a fence check gives: the shard, its token, and the revision the check wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct FenceToken {
+/// A passed fence check: valid while this replica holds the shard under the same token, trusts
+/// its lease and is not stopping; counted as a change in flight until dropped.
+pub struct FencePermit {
+    cluster: Arc<Cluster>,
     /// The shard.
     pub shard: u32,
     /// The tenure's fencing token.
     pub token: u64,
     /// The engine revision the check wrote (the lease key's).
     pub engine_revision: u64,
-    /// Until when this replica may act on the proof (local monotonic time).
-    #[serde(skip)]
-    pub valid_until: Instant,
+    valid_until: Instant,
+}
+
+impl FencePermit {
+    /// Whether the change may still be made now.
+    pub fn holds(&self) -> bool {
+        Instant::now() < self.valid_until && self.cluster.owns(self.shard) == Some(self.token)
+    }
+}
+
+impl std::fmt::Debug for FencePermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FencePermit")
+            .field("shard", &self.shard)
+            .field("token", &self.token)
+            .field("engine_revision", &self.engine_revision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FencePermit {
+    fn drop(&mut self) {
+        self.cluster.in_flight[self.shard as usize].fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Cluster {
@@ -162,6 +188,8 @@ impl Cluster {
                 ..View::default()
             }),
             counters: Counters::default(),
+            in_flight: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
+            leaving: AtomicBool::new(false),
         })
     }
 
@@ -178,8 +206,9 @@ impl Cluster {
 
     /// One round: heartbeat, renewals, then balance.
     pub async fn round(&self) {
-        self.beat().await;
-        self.renew_all().await;
+        // At once: a heartbeat waiting on a stream electing its leader must not hold renewals
+        // back (each may take up to request_timeout).
+        tokio::join!(self.beat(), self.renew_all());
         self.watch_event_leader().await;
         if let Err(e) = self.balance().await {
             tracing::warn!("cluster round: {e}");
@@ -204,15 +233,23 @@ impl Cluster {
     }
 
     async fn beat(&self) {
+        if self.leaving.load(Ordering::SeqCst) {
+            return;
+        }
         let result = self.heartbeat.lock().await.beat().await;
         let mut view = self.view();
         match result {
             Ok(()) => {
                 view.last_beat = Some(Instant::now());
                 view.registered = true;
+                view.last_error = None;
             }
             Err(e) => {
-                view.registered = false;
+                // Only another process holding the name unregisters this one; an unanswered
+                // write leaves readiness to the heartbeat's age.
+                if matches!(e, ClusterError::Conflict { .. }) {
+                    view.registered = false;
+                }
                 let message = match e {
                     ClusterError::Conflict { .. } => format!(
                         "another process holds replica name `{}` (or did less than lease_ttl \
@@ -242,7 +279,10 @@ impl Cluster {
             match result {
                 Ok(()) => {
                     self.counters.renewals.fetch_add(1, Ordering::Relaxed);
-                    view.owned.insert(shard, lease);
+                    // Unless it was given up meanwhile.
+                    if let Some(held) = view.owned.get_mut(&shard) {
+                        *held = lease;
+                    }
                 }
                 Err(ClusterError::Conflict { .. }) => {
                     self.lost(&mut view, shard, "another replica holds it now");
@@ -268,7 +308,10 @@ impl Cluster {
     }
 
     async fn balance(&self) -> Result<(), ClusterError> {
-        if !self.view().registered || !self.engine.connected() {
+        if self.leaving.load(Ordering::SeqCst)
+            || !self.view().registered
+            || !self.engine.connected()
+        {
             return Ok(());
         }
         let timeout = self.settings.request_timeout;
@@ -351,23 +394,36 @@ impl Cluster {
         Ok(())
     }
 
-    /// Gives shard `shard` back (its work must be stopped first).
+    /// Gives shard `shard` back: from now on no permit of it holds and no fence check passes;
+    /// once the changes in flight under its permits returned (or its lease's trusted end passed,
+    /// after which the engine drops it anyway), the lease is deleted so that another replica
+    /// may take it at once.
     pub async fn release(&self, shard: u32) -> Result<(), ClusterError> {
-        let _writes = self.lease_writes.lock().await;
-        let Some(lease) = self.view().owned.remove(&shard) else {
-            return Ok(());
+        let lease = {
+            // No renewal of it is in flight while it is taken out.
+            let _writes = self.lease_writes.lock().await;
+            let Some(lease) = self.view().owned.remove(&shard) else {
+                return Ok(());
+            };
+            lease
         };
+        let calls = &self.in_flight[shard as usize];
+        while calls.load(Ordering::SeqCst) > 0 && lease.valid_at(Instant::now()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.counters.releases.fetch_add(1, Ordering::Relaxed);
         if let Some(h) = self.view().holders.get_mut(shard as usize) {
             *h = None;
         }
         tracing::info!(shard, "shard lease released");
+        let _writes = self.lease_writes.lock().await;
         self.leases.release(lease).await
     }
 
     /// Gives every shard back and removes the heartbeat: a replica stopping cleanly, whose
     /// shards then move at once rather than after `lease_ttl`.
     pub async fn leave(&self) {
+        self.leaving.store(true, Ordering::SeqCst);
         let shards: Vec<u32> = self.view().owned.keys().copied().collect();
         for shard in shards {
             if let Err(e) = self.release(shard).await {
@@ -381,7 +437,10 @@ impl Cluster {
     /// compare-and-set of the lease on the engine (which also renews it), then the local
     /// deadline. Only a write can prove it; a read may be answered by a stream replica that is
     /// behind.
-    pub async fn fence(&self, shard: u32) -> Result<FenceToken, Fenced> {
+    pub async fn fence(self: &Arc<Self>, shard: u32) -> Result<FencePermit, Fenced> {
+        if shard >= self.settings.shards {
+            return Err(self.rejected(Fenced::NotOwner(shard)));
+        }
         let _writes = self.lease_writes.lock().await;
         let Some(mut lease) = self.view().owned.get(&shard).cloned() else {
             return Err(self.rejected(Fenced::NotOwner(shard)));
@@ -404,19 +463,27 @@ impl Cluster {
             }
         }
         self.counters.renewals.fetch_add(1, Ordering::Relaxed);
-        let token = FenceToken {
+        // Counted before the lease is put back: a release from here on waits for it.
+        self.in_flight[shard as usize].fetch_add(1, Ordering::SeqCst);
+        let permit = FencePermit {
+            cluster: self.clone(),
             shard,
             token: lease.token(),
             engine_revision: lease.revision(),
             valid_until: lease.valid_until(),
         };
-        self.view().owned.insert(shard, lease);
-        Ok(token)
+        if let Some(held) = self.view().owned.get_mut(&shard) {
+            *held = lease;
+        }
+        Ok(permit)
     }
 
     /// Whether this replica may act on `shard` now, by its own clock (no engine request): for
     /// decisions that are checked again by [`Cluster::fence`] before any change.
     pub fn owns(&self, shard: u32) -> Option<u64> {
+        if self.leaving.load(Ordering::SeqCst) {
+            return None;
+        }
         let view = self.view();
         let lease = view.owned.get(&shard)?;
         lease.valid_at(Instant::now()).then_some(lease.token())
@@ -448,6 +515,9 @@ impl Cluster {
 
     /// The shards this replica holds now, by its own clock, with their tokens.
     pub fn owned(&self) -> Vec<(u32, u64)> {
+        if self.leaving.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
         let now = Instant::now();
         self.view()
             .owned
@@ -460,6 +530,11 @@ impl Cluster {
     /// The engine connection.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// This replica's name, as fixed at start.
+    pub fn replica(&self) -> &str {
+        self.leases.replica()
     }
 
     /// The settings.
@@ -477,8 +552,11 @@ impl Cluster {
             self.leases.incarnation(),
             self.ready_locked(&view),
             self.engine.connected(),
+            // Only what this replica would act on: a lease past its trusted end is not shown
+            // as held while the next renewal round has not dropped it yet.
             view.owned
                 .values()
+                .filter(|l| l.valid_at(now) && !self.leaving.load(Ordering::SeqCst))
                 .map(|l| {
                     (
                         l.shard(),

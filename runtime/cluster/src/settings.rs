@@ -124,7 +124,7 @@ impl ClusterSettings {
             return Err(SettingsError::new("lease_ttl", "must be within 1s..=10m"));
         }
         // A lease must survive two renewals lost in a row, and be renewed before its margin.
-        if self.renew_every.is_zero() || self.renew_every * 3 > self.lease_ttl - self.margin() {
+        if self.renew_every.is_zero() || self.renew_every > (self.lease_ttl - self.margin()) / 3 {
             return Err(SettingsError::new(
                 "renew_every",
                 format!(
@@ -134,10 +134,16 @@ impl ClusterSettings {
                 ),
             ));
         }
-        if self.request_timeout.is_zero() || self.request_timeout > self.lease_ttl {
+        // A renewal that times out must leave time for another before the lease's trust ends.
+        if self.request_timeout.is_zero()
+            || self.request_timeout > (self.lease_ttl - self.margin()) / 2
+        {
             return Err(SettingsError::new(
                 "request_timeout",
-                "must be more than 0 and at most lease_ttl",
+                format!(
+                    "must be more than 0 and at most half of lease_ttl less its margin ({:?} here)",
+                    (self.lease_ttl - self.margin()) / 2
+                ),
             ));
         }
         if self.event_retention < Duration::from_secs(60)
@@ -326,7 +332,7 @@ mod tests {
             ),
             (
                 ClusterSettings {
-                    request_timeout: Duration::from_secs(20),
+                    request_timeout: Duration::from_secs(7),
                     ..with_nats()
                 },
                 "request_timeout",

@@ -24,7 +24,8 @@ fn settings(
         shards,
         lease_ttl,
         renew_every: lease_ttl / 6,
-        request_timeout: Duration::from_secs(2),
+        // The longest a valid configuration allows: half of the lease's trusted part.
+        request_timeout: (lease_ttl - lease_ttl / 5) / 2,
         ..ClusterSettings::default()
     }
 }

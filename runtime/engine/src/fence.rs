@@ -3,24 +3,28 @@
 //! in a cluster, that this replica still holds the lease of the run's shard. A refused check
 //! stops the run without calling the provider, and the change is recorded as not made.
 //!
-//! A proof holds until its `valid_until` (local monotonic time), checked once more right before
-//! the call: a process paused between the check and the call (a debugger, `SIGSTOP`, a long
-//! stall) finds its proof expired when it resumes, and does not act.
-
-use std::time::Instant;
+//! A proof's permit is asked once more right before the call (after any read-back of an earlier
+//! attempt): a process paused between the check and the call (a debugger, `SIGSTOP`, a long
+//! stall), or one that gave the shard up meanwhile, finds it void and does not act.
 
 use serde_json::Value;
 
 use crate::TriggerEvent;
 
 /// What a passed check gives: what the ledger records with the change's outcome (the fencing
-/// token), and until when it holds.
-#[derive(Debug, Clone, PartialEq)]
+/// token), and a permit the pipeline asks once more right before calling the provider and holds
+/// until the call returned (a host giving the shard up waits for calls holding permits).
 pub struct FenceProof {
     /// Recorded as `fence` in the change's result.
     pub record: Value,
-    /// The proof is void from this instant.
-    pub valid_until: Instant,
+    /// Whether the proof still holds; dropped once the call returned.
+    pub permit: Box<dyn FencePermit>,
+}
+
+/// A passed fence check, held while the change is made.
+pub trait FencePermit: Send + Sync {
+    /// Whether the host may still make the change now (its lease trusted, the same tenure).
+    fn holds(&self) -> bool;
 }
 
 /// A host's check before each change.

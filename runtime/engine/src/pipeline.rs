@@ -108,6 +108,9 @@ pub struct Unknown {
 /// Changes whose outcome is unknown, by idempotency key.
 pub type Unknowns = std::collections::HashMap<String, Unknown>;
 
+/// Why a change whose fence check passed was not made all the same.
+const VOID_PROOF: &str = "the fence check's proof no longer held right before the change (the process was held up, or this replica gave the run's shard up)";
+
 /// Whether the recorded outcome `result` of a change proves the change was not made: a
 /// failure the provider answered with (see [`ExecError::proves_not_applied`]). A timeout, a
 /// transport or server error, or a record that cannot be read leaves the outcome unknown.
@@ -675,13 +678,11 @@ impl RunState {
                 let checked = fence.check(&self.run_id, self.event.as_deref()).await;
                 crate::fence::pause_point("before-change");
                 match checked {
-                    Ok(proof) if std::time::Instant::now() < proof.valid_until => {
-                        Some(proof.record)
-                    }
+                    Ok(proof) if proof.permit.holds() => Some(proof),
                     Ok(_) => {
                         let key = key.clone();
                         return self
-                            .fenced(&call, &key, details, "the fence check's proof expired before the change (the process was held up)".to_owned())
+                            .fenced(&call, &key, details, VOID_PROOF.to_owned())
                             .await;
                     }
                     Err(why) => {
@@ -739,6 +740,14 @@ impl RunState {
         let result = match result {
             Ok(Some(done)) => Ok(done),
             Err(e) => Err(e),
+            // The read-back above may have taken long: the permit is asked once more, the last
+            // thing before the provider is called.
+            Ok(None) if fence.as_ref().is_some_and(|f| !f.permit.holds()) => {
+                let key = key.clone().unwrap_or_default();
+                return self
+                    .fenced(&call, &key, details, VOID_PROOF.to_owned())
+                    .await;
+            }
             Ok(None) => {
                 let executing =
                     grace_executor::budget::with_response_budget(budget, execute(scope, plan));
@@ -787,7 +796,7 @@ impl RunState {
             recorded["idempotency_key"] = json!(key);
         }
         if let Some(fence) = fence {
-            recorded["fence"] = fence;
+            recorded["fence"] = fence.record;
         }
         if let (true, Some(unknown)) = (unreconciled, &earlier) {
             recorded["error"][UNRECONCILED_FROM] = json!(unknown.seq);

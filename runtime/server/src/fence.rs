@@ -9,7 +9,7 @@ use std::sync::Arc;
 use grace_cluster::Cluster;
 use grace_cluster::shards::shard_of;
 use grace_engine::TriggerEvent;
-use grace_engine::fence::{Fence, FenceProof};
+use grace_engine::fence::{Fence, FencePermit, FenceProof};
 use serde_json::json;
 
 /// The shard-lease fence of a clustered replica.
@@ -24,6 +24,15 @@ impl ShardFence {
     }
 }
 
+/// The engine's view of a cluster permit.
+struct Held(grace_cluster::FencePermit);
+
+impl FencePermit for Held {
+    fn holds(&self) -> bool {
+        self.0.holds()
+    }
+}
+
 #[async_trait::async_trait]
 impl Fence for ShardFence {
     async fn check(
@@ -34,15 +43,15 @@ impl Fence for ShardFence {
         // A run without an event (none start that way today) is fenced by its own id's shard.
         let key = event.map_or(run_id, |e| e.resource.as_str());
         let shard = shard_of(key, self.cluster.settings().shards);
-        let token = self.cluster.fence(shard).await.map_err(|e| e.to_string())?;
+        let permit = self.cluster.fence(shard).await.map_err(|e| e.to_string())?;
         Ok(FenceProof {
             record: json!({
-                "shard": token.shard,
-                "token": token.token,
-                "engine_revision": token.engine_revision,
-                "replica": self.cluster.settings().replica_name(),
+                "shard": permit.shard,
+                "token": permit.token,
+                "engine_revision": permit.engine_revision,
+                "replica": self.cluster.replica(),
             }),
-            valid_until: token.valid_until,
+            permit: Box::new(Held(permit)),
         })
     }
 }

@@ -48,13 +48,10 @@ pub async fn run(
     loop {
         every.tick().await;
         let owned: HashMap<u32, u64> = cluster.owned().into_iter().collect();
-        tasks.retain(|shard, (token, task)| {
-            let keep = owned.get(shard) == Some(token) && !task.is_finished();
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
+        // A task of a shard no longer held is not aborted (it could be half way through
+        // storing a batch, which must reach the matcher too): it stops by itself before its
+        // next batch.
+        tasks.retain(|shard, (token, task)| owned.get(shard) == Some(token) && !task.is_finished());
         for (shard, token) in owned {
             tasks.entry(shard).or_insert_with(|| {
                 let (cluster, intake, triggers) =
@@ -136,6 +133,8 @@ async fn import(
         .map(|e| e.event)
         .collect();
     triggers.replay(&past);
+    // A task started again for this shard does not offer the mesh the same past twice.
+    this.set_imported(seen_here.max(through));
     tracing::info!(
         shard,
         token,
@@ -172,7 +171,16 @@ async fn import(
             .collect();
         intake.import(events).await?;
         this.set_imported(last);
-        next = last + 1;
+        next = last.saturating_add(1);
+        // Storing may have waited for the matcher: the checkpoint moves only under the tenure
+        // that read the batch.
+        if cluster.owns(shard) != Some(token) {
+            tracing::info!(
+                shard,
+                "shard lost while importing: the checkpoint stays for the next owner"
+            );
+            return Ok(());
+        }
         revision = advance(cluster, shard, last, revision).await?;
     }
 }

@@ -22,6 +22,8 @@ pub const INSTALL_HINT: &str =
 
 /// How long a fresh cluster may take to elect its JetStream meta leader (0.5 s measured here).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Starts tried before a test fails (see [`NatsCluster::start`]).
+const START_ATTEMPTS: u32 = 3;
 
 /// The ports of one node.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,22 @@ impl NatsCluster {
             );
             return None;
         };
+        // Ports are picked free, then bound by nats-server: another test may take one in
+        // between. A cluster whose node could not bind starts again on other ports.
+        for attempt in 1..=START_ATTEMPTS {
+            let mut cluster = NatsCluster::configure(binary.clone(), size);
+            match cluster.boot() {
+                Ok(()) => return Some(cluster),
+                Err(log) if attempt < START_ATTEMPTS && log.contains("address already in use") => {
+                    eprintln!("NATS test cluster: a port was taken meanwhile, starting again");
+                }
+                Err(log) => panic!("the NATS test cluster does not start:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn configure(binary: PathBuf, size: usize) -> NatsCluster {
         let dir = tempfile::Builder::new()
             .prefix("grace-nats-")
             .tempdir()
@@ -76,19 +94,40 @@ impl NatsCluster {
             std::fs::write(&file, config)
                 .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
         }
-        let mut cluster = NatsCluster {
+        NatsCluster {
             binary,
             ports,
             nodes: (0..size).map(|_| None).collect(),
             dir: Some(dir),
-        };
-        for i in 0..size {
-            cluster.spawn(i);
         }
-        for i in 0..size {
-            cluster.wait_ready(i);
+    }
+
+    /// Starts every node and waits until each is current; the log of a node that exited
+    /// otherwise.
+    fn boot(&mut self) -> Result<(), String> {
+        for i in 0..self.ports.len() {
+            self.spawn(i);
         }
-        Some(cluster)
+        for i in 0..self.ports.len() {
+            let http = self.ports[i].http;
+            let deadline = std::time::Instant::now() + START_TIMEOUT;
+            loop {
+                if self.nodes[i].as_mut().is_some_and(Process::has_exited) {
+                    return Err(self.log(i));
+                }
+                if let Some((200, _)) = http_get(http, "/healthz?js-server-only=true") {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(format!(
+                        "node n{i} not current after {START_TIMEOUT:?}:\n{}",
+                        self.log(i)
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
     }
 
     /// The client URLs of the nodes, `nats://127.0.0.1:<port>`, in node order.

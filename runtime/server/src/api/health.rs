@@ -35,7 +35,7 @@ pub async fn healthz(State(health): State<Health>) -> (StatusCode, Json<Value>) 
     }
     if let Some(cluster) = &health.cluster {
         body["cluster"] = json!({
-            "replica": cluster.settings().replica_name(),
+            "replica": cluster.replica(),
             "ready": cluster.ready(),
             "engine_connected": cluster.engine().connected(),
         });
