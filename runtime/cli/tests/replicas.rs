@@ -270,8 +270,19 @@ fn events_published_to_any_replica_are_matched_once_by_their_shards_owner() {
         resources.len(),
         "a run for every event: {runs:?}"
     );
-    // And none twice, however late a second one would come.
-    std::thread::sleep(Duration::from_secs(2));
+    // And none twice: once the replicas matched every stored event (24 in all), no further
+    // run can come.
+    poll_until(
+        "every stored event matched",
+        Duration::from_secs(60),
+        || {
+            let matched: f64 = servers
+                .iter()
+                .map(|s| s.metric("grace_events_matched_total"))
+                .sum();
+            (matched >= resources.len() as f64).then_some(())
+        },
+    );
     let runs = run_resources(&servers);
     assert_eq!(
         runs.iter().map(Vec::len).sum::<usize>(),

@@ -159,42 +159,34 @@ impl Leases {
                 revision,
                 valid_until: sent + self.trust_for,
             }),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                // async-nats answers AlreadyExists also when the create's answer was lost and
-                // it read our own value back: a key naming this incarnation is ours, which only
-                // a renewal can prove.
-                match self.holder(shard).await {
-                    Ok(Some(h)) if h.value.incarnation == self.incarnation => {
-                        let mut lease = Lease {
-                            shard,
-                            token: h.token,
-                            revision: h.revision,
-                            valid_until: sent,
-                        };
-                        self.renew(&mut lease).await?;
-                        Ok(lease)
-                    }
-                    _ => Err(ClusterError::Conflict { key }),
-                }
-            }
+            // async-nats answers AlreadyExists also when the create's answer was lost and it read
+            // our own value back; another failure may hide a write that happened too.
             Err(e) => {
-                // The write may have happened with its answer lost: if the key now names this
-                // incarnation, it is ours, which only a renewal (a compare-and-set) can prove.
-                let unavailable = ClusterError::unavailable("acquire lease", &e);
-                match self.holder(shard).await {
-                    Ok(Some(h)) if h.value.incarnation == self.incarnation => {
-                        let mut lease = Lease {
-                            shard,
-                            token: h.token,
-                            revision: h.revision,
-                            valid_until: sent,
-                        };
-                        self.renew(&mut lease).await?;
-                        Ok(lease)
-                    }
-                    _ => Err(unavailable),
-                }
+                let refused = if e.kind() == kv::CreateErrorKind::AlreadyExists {
+                    ClusterError::Conflict { key }
+                } else {
+                    ClusterError::unavailable("acquire lease", &e)
+                };
+                self.adopt(shard, sent).await?.ok_or(refused)
             }
+        }
+    }
+
+    /// The lease of `shard` if its key names this incarnation (a create whose answer was lost),
+    /// proven by a renewal: a read alone proves nothing.
+    async fn adopt(&self, shard: u32, sent: Instant) -> Result<Option<Lease>, ClusterError> {
+        match self.holder(shard).await {
+            Ok(Some(h)) if h.value.incarnation == self.incarnation => {
+                let mut lease = Lease {
+                    shard,
+                    token: h.token,
+                    revision: h.revision,
+                    valid_until: sent,
+                };
+                self.renew(&mut lease).await?;
+                Ok(Some(lease))
+            }
+            _ => Ok(None),
         }
     }
 
