@@ -135,14 +135,7 @@ fn replicas_split_the_shards_and_take_over_a_killed_ones() {
     // a stops cleanly: it gives its shards back, and b takes them without waiting for them
     // to expire (no takeover).
     let takeovers = counter(&b, "takeovers");
-    let pid = a.pid().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(a.pid(), "-TERM");
     poll_until("b to hold all 8 shards", Duration::from_secs(30), || {
         (held_by(&b, "b") == SHARDS).then_some(())
     });
