@@ -24,7 +24,6 @@ const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// A connection to the engine, shared by everything clustered in one replica.
 #[derive(Clone)]
 pub struct Engine {
-    client: async_nats::Client,
     js: jetstream::Context,
     link: Arc<Link>,
 }
@@ -103,8 +102,8 @@ impl Engine {
         link.up.store(true, Ordering::SeqCst);
         let js = jetstream::ContextBuilder::new()
             .timeout(settings.request_timeout)
-            .build(client.clone());
-        Ok(Engine { client, js, link })
+            .build(client);
+        Ok(Engine { js, link })
     }
 
     /// The JetStream context.
@@ -120,11 +119,6 @@ impl Engine {
     /// How many times the connection was lost since start.
     pub fn disconnects(&self) -> u64 {
         self.link.disconnects.load(Ordering::Relaxed)
-    }
-
-    /// Sends what is buffered and closes the connection.
-    pub async fn close(self) {
-        let _ = self.client.drain().await;
     }
 }
 
