@@ -574,3 +574,108 @@ fn losing_the_engine_node_that_leads_the_event_log_loses_no_event() {
         assert_eq!(r.get_as("/readyz", None).0, 200);
     }
 }
+
+/// A replica running the restart playbook stops itself at `pause_at` (a test hook of debug
+/// builds) and is killed there (`kill -9`); a second replica takes the shards and the run over.
+/// Answers the second replica (and its data), the run as it shows it, and the run's ledger
+/// entries there.
+fn run_taken_over_after_a_kill_at(
+    nats: &NatsCluster,
+    pause_at: &str,
+) -> (Server, tempfile::TempDir, Value, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path(), nats);
+    let (mut a, _a_data) = replica_with_env(&config, "a", &[("GRACE_TEST_PAUSE_AT", pause_at)]);
+    let playbook = example_manifest("restart-unhealthy-container", &[]);
+    let wasm = component("restart_unhealthy_container");
+    assert_eq!(a.upload(&playbook, wasm.clone()).0, 201);
+    poll_until("a to hold every shard", Duration::from_secs(30), || {
+        (held_by(&a, "a") == SHARDS).then_some(())
+    });
+    let (code, body) = a.post("/v1/events", event("container.unhealthy", "web-1", 1, 1.0));
+    assert_eq!(code, 202, "{body}");
+    let pid = a.pid();
+    poll_until("a to stop itself", Duration::from_secs(60), || {
+        stopped(pid).then_some(())
+    });
+    a.kill9();
+
+    let (b, b_data) = replica(&config, "b");
+    assert_eq!(b.upload(&playbook, wasm).0, 201);
+    let run = poll_until(
+        "b to finish the run a began",
+        Duration::from_secs(60),
+        || {
+            b.runs_of("restart-unhealthy-container")
+                .into_iter()
+                .find(|r| r["state"] == "succeeded")
+        },
+    );
+    let id = run["id"].as_str().unwrap().to_owned();
+    // The event was matched once: its run, and no other.
+    assert_eq!(b.runs_of("restart-unhealthy-container").len(), 1);
+    let (_, run) = b.get(&format!("/v1/runs/{id}"));
+    let (_, entries) = b.get(&format!("/v1/ledger/entries?run={id}"));
+    (b, b_data, run, entries.as_array().unwrap().clone())
+}
+
+fn restarts(entries: &[Value]) -> Vec<&Value> {
+    entries
+        .iter()
+        .filter(|e| e["function"] == "restart" && e["result"]["ok"].is_object())
+        .collect()
+}
+
+fn web_1_health(server: &Server) -> Value {
+    let (_, fleet) = server.get("/v1/fleet");
+    fleet["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web-1")
+        .unwrap()["health"]
+        .clone()
+}
+
+#[test]
+fn a_run_whose_replica_was_killed_after_a_change_finishes_elsewhere_without_making_it_again() {
+    let Some(nats) = NatsCluster::start("a_run_whose_replica_was_killed_after_a_change", 3) else {
+        return;
+    };
+    let (b, _b_data, run, entries) = run_taken_over_after_a_kill_at(&nats, "after-change");
+    assert!(run["attempts"].as_u64().unwrap() >= 2, "{run:#}");
+    // The restart a made is replayed from the cluster's journal, not made again by b.
+    let restarts = restarts(&entries);
+    assert_eq!(restarts.len(), 1, "{entries:#?}");
+    assert!(
+        restarts[0]["result"]["replayed_from"].is_u64(),
+        "{:#}",
+        restarts[0]
+    );
+    assert_eq!(web_1_health(&b), "unhealthy", "b restarted nothing");
+}
+
+#[test]
+fn a_run_whose_replica_was_killed_before_a_change_reads_it_back_before_making_it() {
+    let Some(nats) = NatsCluster::start("a_run_whose_replica_was_killed_before_a_change", 3) else {
+        return;
+    };
+    let (b, _b_data, run, entries) = run_taken_over_after_a_kill_at(&nats, "before-change");
+    assert!(run["attempts"].as_u64().unwrap() >= 2, "{run:#}");
+    // a's intent is in the journal without an outcome: b reads the container back (here, b's
+    // own simulated fleet, where the restart did not happen) and makes the restart under its
+    // own fencing token.
+    let restarts = restarts(&entries);
+    assert_eq!(restarts.len(), 1, "{entries:#?}");
+    let made = restarts[0];
+    assert_eq!(made["result"]["fence"]["replica"], "b", "{made:#}");
+    assert!(made["result"]["journal"].is_u64(), "{made:#}");
+    assert!(
+        made["decision"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("showed it not made, so it was made now"),
+        "{made:#}"
+    );
+    assert_eq!(web_1_health(&b), "healthy");
+}

@@ -296,6 +296,40 @@ impl EventStream {
         .await
     }
 
+    /// The event at stream sequence `seq` and its shard, if the log still holds it.
+    pub async fn event_at(&self, seq: u64) -> Result<Option<(u32, Vec<u8>)>, ClusterError> {
+        within(self.timeout, "read event", async {
+            let stream = self
+                .engine
+                .jetstream()
+                .get_stream(STREAM)
+                .await
+                .map_err(|e| ClusterError::unavailable("read event", e))?;
+            match stream.direct_get(seq).await {
+                Ok(message) => {
+                    let shard = message
+                        .subject
+                        .as_str()
+                        .strip_prefix("grace.events.")
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .filter(|s| *s < self.shards)
+                        .ok_or_else(|| ClusterError::Corrupt {
+                            key: format!("event {seq}"),
+                            message: "not under a shard's subject".into(),
+                        })?;
+                    Ok(Some((shard, message.payload.to_vec())))
+                }
+                Err(e)
+                    if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(ClusterError::unavailable("read event", e)),
+            }
+        })
+        .await
+    }
+
     /// The engine node leading the event log now (its stream's Raft leader), if it has one.
     pub async fn leader(&self) -> Result<Option<String>, ClusterError> {
         within(self.timeout, "read event stream", async {

@@ -9,6 +9,7 @@
 //! - [`lease`]: shard leases on key-value revisions, with fencing tokens.
 //! - [`members`]: replica heartbeats.
 //! - [`shards`]: which shard a resource belongs to.
+//! - [`runs`]: runs and their change journals, so that a run outlives its replica.
 //! - [`membership`]: a replica's ownership loop and the fence check before an action.
 //! - [`status`]: what `grace cluster status` shows.
 //!
@@ -24,6 +25,7 @@ pub mod events;
 pub mod lease;
 pub mod members;
 pub mod membership;
+pub mod runs;
 pub mod schema;
 pub mod settings;
 pub mod shards;

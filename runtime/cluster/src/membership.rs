@@ -29,6 +29,7 @@ use crate::shards::{fair_share, preference};
 pub struct Cluster {
     engine: Engine,
     events: crate::events::EventStream,
+    runs: crate::runs::RunBoard,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -160,6 +161,7 @@ impl Cluster {
         let facts = schema::facts().ensure(&engine, replicas).await?;
         agree_on_shards(&facts, settings.shards).await?;
         let events = crate::events::EventStream::open(&engine, settings).await?;
+        let runs = crate::runs::RunBoard::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -179,6 +181,7 @@ impl Cluster {
             ),
             members,
             events,
+            runs,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -506,6 +509,11 @@ impl Cluster {
     /// The counters since start.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The runs in the engine and their change journals.
+    pub fn runs(&self) -> &crate::runs::RunBoard {
+        &self.runs
     }
 
     /// The cluster's event log.

@@ -97,6 +97,9 @@ pub struct RunEnv {
     pub bounds: RunBounds,
     /// Checked immediately before every change (see [`crate::fence`]); none by default.
     pub fence: Option<Arc<dyn crate::fence::Fence>>,
+    /// Keeps every change's intent and outcome beside the ledger, and is where a retry reads
+    /// its earlier attempts from (see [`crate::journal`]); none by default.
+    pub journal: Option<Arc<dyn crate::journal::Journal>>,
 }
 
 impl RunEnv {
@@ -111,6 +114,7 @@ impl RunEnv {
             earlier_attempts: false,
             bounds: RunBounds::default(),
             fence: None,
+            journal: None,
         }
     }
 
@@ -393,11 +397,9 @@ impl Engine {
             digest: guest.component.digest.clone(),
         };
         let (completed, unknown, unreadable) = if env.earlier_attempts {
-            let (ledger, id) = (env.ledger.clone(), run_id.clone());
-            match tokio::task::spawn_blocking(move || ledger.entries_for_run(&id)).await {
-                Ok(Ok(entries)) => (completed_changes(&entries), unknown_changes(&entries), None),
-                Ok(Err(e)) => (Completed::new(), Unknowns::new(), Some(e.to_string())),
-                Err(e) => (Completed::new(), Unknowns::new(), Some(e.to_string())),
+            match earlier_records(env, &run_id).await {
+                Ok(records) => (completed_changes(&records), unknown_changes(&records), None),
+                Err(e) => (Completed::new(), Unknowns::new(), Some(e)),
             }
         } else {
             (Completed::new(), Unknowns::new(), None)
@@ -412,6 +414,7 @@ impl Engine {
             ledger: env.ledger.clone(),
             trust: env.trust.clone(),
             fence: env.fence.clone(),
+            journal: env.journal.clone(),
             event: event.cloned().map(Arc::new),
             awaiting: None,
             started_at,
@@ -474,7 +477,7 @@ impl Engine {
             report.failure = Some(Failure {
                 kind: FailureKind::LedgerUnavailable,
                 message: format!(
-                    "the ledger could not be read for this run's earlier attempts, so it did not run: {e}"
+                    "the records of this run's earlier attempts could not be read, so it did not run: {e}"
                 ),
             });
             return report;
@@ -766,4 +769,21 @@ fn truncate(mut text: String, max: usize) -> String {
 
 fn path_display(manifest: &Path, _bytes: &[u8]) -> String {
     manifest.display().to_string()
+}
+
+/// The change records of run `run_id`'s earlier attempts: from the journal when the host keeps
+/// one (it holds what every host did for the run), from this host's ledger otherwise.
+async fn earlier_records(
+    env: &RunEnv,
+    run_id: &str,
+) -> Result<Vec<crate::journal::ChangeRecord>, String> {
+    if let Some(journal) = &env.journal {
+        return journal.records(run_id).await;
+    }
+    let (ledger, id) = (env.ledger.clone(), run_id.to_owned());
+    match tokio::task::spawn_blocking(move || ledger.entries_for_run(&id)).await {
+        Ok(Ok(entries)) => Ok(entries.iter().map(Into::into).collect()),
+        Ok(Err(e)) => Err(format!("the ledger could not be read: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
 }

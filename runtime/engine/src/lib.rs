@@ -22,6 +22,7 @@ pub mod component;
 pub mod engine;
 pub mod fence;
 mod host;
+pub mod journal;
 mod limiter;
 pub mod pipeline;
 pub mod run;

@@ -32,6 +32,7 @@ use crate::bindings::types::Error as WitError;
 use crate::bounds::{RunBounds, json_len, record_ok};
 use crate::event::TriggerEvent;
 use crate::grants::{Denial, Grants};
+use crate::journal::{ChangeRecord, Journal};
 use crate::manifest::Limits;
 use crate::run::{Failure, FailureKind, GuestInfo, TimelineEntry};
 pub use crate::trust::Call;
@@ -73,12 +74,12 @@ pub type Completed = std::collections::HashMap<String, (u64, Value)>;
 
 /// The completed changes among a run's ledger entries (records of allowed changes whose result
 /// is `ok`; intents and failures are not completions, so those changes may run again).
-pub fn completed_changes(entries: &[grace_ledger::Entry]) -> Completed {
+pub fn completed_changes(entries: &[ChangeRecord]) -> Completed {
     entries
         .iter()
-        .filter(|e| e.decision.is_allowed() && e.interface != "run")
+        .filter(|e| e.is_allowed() && e.interface != "run")
         .filter_map(|e| {
-            let key = e.result.get("idempotency_key")?.as_str()?;
+            let key = e.key()?;
             let ok = e.result.get("ok")?;
             Some((key.to_owned(), (e.seq, ok.clone())))
         })
@@ -126,13 +127,12 @@ fn proves_not_applied(result: &Value) -> bool {
 /// since the change may have happened any time after it. An intent followed by a failure that
 /// proves the change was not made (a `404`, a `403`, a rejected precondition) leaves nothing
 /// unknown: a retry makes that change as a new one.
-pub fn unknown_changes(entries: &[grace_ledger::Entry]) -> Unknowns {
+pub fn unknown_changes(entries: &[ChangeRecord]) -> Unknowns {
     let completed = completed_changes(entries);
     let mut unknown = Unknowns::new();
     // Each key's latest intent not yet followed by its outcome.
-    let mut open: std::collections::HashMap<&str, &grace_ledger::Entry> =
-        std::collections::HashMap::new();
-    let settle = |intent: &grace_ledger::Entry, key: &str, unknown: &mut Unknowns| {
+    let mut open: std::collections::HashMap<&str, &ChangeRecord> = std::collections::HashMap::new();
+    let settle = |intent: &ChangeRecord, key: &str, unknown: &mut Unknowns| {
         unknown.entry(key.to_owned()).or_insert_with(|| Unknown {
             seq: intent.seq,
             at_millis: intent.at_millis,
@@ -146,10 +146,10 @@ pub fn unknown_changes(entries: &[grace_ledger::Entry]) -> Unknowns {
         });
     };
     for e in entries {
-        let Some(key) = e.result.get("idempotency_key").and_then(Value::as_str) else {
+        let Some(key) = e.key() else {
             continue;
         };
-        if completed.contains_key(key) || !e.decision.is_allowed() {
+        if completed.contains_key(key) || !e.is_allowed() {
             continue;
         }
         if e.result.get("intent").and_then(Value::as_str) == Some("executing") {
@@ -316,6 +316,9 @@ pub(crate) struct RunState {
     pub trust: Arc<dyn Trust>,
     /// The host's check before every change.
     pub fence: Option<Arc<dyn crate::fence::Fence>>,
+    /// Where each change's intent and outcome is also kept (see [`crate::journal`]), if the
+    /// host keeps them beside its ledger.
+    pub journal: Option<Arc<dyn Journal>>,
     /// The event that triggered the run (playbooks).
     pub event: Option<Arc<TriggerEvent>>,
     /// Set when a call awaits approval: the approval's id. The run stops there.
@@ -650,6 +653,7 @@ impl RunState {
                 return Err(Stop(message).into());
             }
         }
+        let mut journaled = None;
         if let Some(key) = &key {
             *self.changes.entry(call.interface()).or_default() += 1;
             if let Some((seq, value)) = self.completed.get(key).cloned()
@@ -668,8 +672,23 @@ impl RunState {
             // Nothing acts before it, and everything that led to it, is on record: the intent
             // (arguments and decision) is durable before the provider is called, so a crash
             // between the call and its result leaves a trace of what may have changed.
-            self.record_intent(&call, &reason, details.clone(), key, before)?;
-            self.confirm_pending(true).await?;
+            let intent = self
+                .record_intent(&call, &reason, details.clone(), key, before)
+                .await?;
+            if let Some(journal) = self.journal.clone() {
+                match journal.record(&self.run_id, &intent).await {
+                    Ok(at) => journaled = Some(at),
+                    // Whoever takes the run over must find the intent of every change that may
+                    // have been made: a change whose intent could not be kept is not made.
+                    Err(why) => {
+                        let (key, why) = (
+                            key.clone(),
+                            format!("the change's intent could not be kept in the journal ({why})"),
+                        );
+                        return self.fenced(&call, &key, details, why).await;
+                    }
+                }
+            }
         }
         // The last word before the provider is called: the host proves it may still act for
         // this run. Refused, nothing is called and the change is recorded as not made.
@@ -798,6 +817,9 @@ impl RunState {
         if let Some(fence) = fence {
             recorded["fence"] = fence.record;
         }
+        if let Some(at) = journaled {
+            recorded["journal"] = json!(at);
+        }
         if let (true, Some(unknown)) = (unreconciled, &earlier) {
             recorded["error"][UNRECONCILED_FROM] = json!(unknown.seq);
         }
@@ -819,7 +841,32 @@ impl RunState {
         };
         self.record(&call, Verdict::Allowed, &reason, details, recorded)
             .await?;
+        if call.is_change() {
+            self.journal_outcome().await;
+            crate::fence::pause_point("after-change");
+        }
         Ok(returned)
+    }
+
+    /// Keeps the outcome just recorded (the timeline's last entry, confirmed) in the journal.
+    /// A failure is logged: whoever takes the run over finds the change's intent without an
+    /// outcome, and reads the resource back before making it again.
+    async fn journal_outcome(&mut self) {
+        let (Some(journal), Some(last)) = (self.journal.clone(), self.timeline.last()) else {
+            return;
+        };
+        let record = ChangeRecord {
+            seq: last.seq,
+            host: None,
+            at_millis: last.at,
+            interface: last.interface.clone(),
+            args: last.args.clone(),
+            verdict: last.verdict,
+            result: last.result.clone(),
+        };
+        if let Err(why) = journal.record(&self.run_id, &record).await {
+            tracing::warn!(run = %self.run_id, "a change's outcome could not be kept in the journal: {why}");
+        }
     }
 
     /// Records `call` as denied for `reason` (with the trust core's details, if it decided)
@@ -1006,16 +1053,16 @@ impl RunState {
         Ok(())
     }
 
-    /// Submits the intent record of a change about to be executed (confirmed with the pending
-    /// records, before the change runs).
-    fn record_intent(
+    /// Records the intent of a change about to be executed, durably with every record pending
+    /// before it; answers it as the journal keeps it.
+    async fn record_intent(
         &mut self,
         call: &Call,
         reason: &str,
         trust: Option<Value>,
         key: &str,
         before: Value,
-    ) -> wasmtime::Result<()> {
+    ) -> wasmtime::Result<ChangeRecord> {
         if let Err(e) = self.submit_deferred() {
             return Err(self.ledger_failed(&e));
         }
@@ -1039,10 +1086,24 @@ impl RunState {
             },
             at_millis: self.executors.clock.now_millis(),
         };
-        match self.ledger.submit(entry) {
-            Ok(pending) => {
-                self.pending.push((None, pending));
-                Ok(())
+        let mut record = ChangeRecord {
+            seq: 0,
+            host: None,
+            at_millis: entry.at_millis,
+            interface: entry.interface.clone(),
+            args: entry.args.clone(),
+            verdict: Verdict::Allowed,
+            result: entry.result.clone(),
+        };
+        let pending = match self.ledger.submit(entry) {
+            Ok(pending) => pending,
+            Err(e) => return Err(self.ledger_failed(&e)),
+        };
+        self.confirm_pending(true).await?;
+        match pending.await {
+            Ok(receipt) => {
+                record.seq = receipt.seq;
+                Ok(record)
             }
             Err(e) => Err(self.ledger_failed(&e)),
         }

@@ -451,6 +451,47 @@ impl Mesh {
         Ok(())
     }
 
+    /// Takes what a run fired by another mesh holds (in a cluster, a run taken over from a
+    /// replica that died), under a fresh id of this mesh, and answers the run's key here: ids
+    /// are counted per mesh, so the other mesh's could equal one of this one's. Takes nothing,
+    /// and says why, while a run of this mesh holds one of its locks or its dedup key.
+    pub fn adopt_run(&mut self, run: &RunKey) -> Result<RunKey, Suppression> {
+        let state = &mut self.state;
+        if let Some(key) = &run.dedup_key
+            && state
+                .dedup
+                .get(&run.playbook)
+                .is_some_and(|keys| keys.contains_key(key))
+        {
+            return Err(Suppression::Duplicate {
+                dedup_key: key.clone(),
+            });
+        }
+        if let Some((lock, h)) = run
+            .locks
+            .iter()
+            .find_map(|lock| state.locks.get(lock).map(|h| (lock, h)))
+        {
+            return Err(Suppression::Busy {
+                lock: lock.clone(),
+                held_by: h.playbook.to_string(),
+            });
+        }
+        let adopted = RunKey {
+            id: state.next_run,
+            ..run.clone()
+        };
+        state.next_run = state.next_run.saturating_add(1);
+        let playbook: Arc<str> = Arc::from(run.playbook.as_str());
+        state.take(
+            adopted.id,
+            &playbook,
+            &adopted.locks,
+            adopted.dedup_key.as_deref(),
+        );
+        Ok(adopted)
+    }
+
     /// Triggers loaded.
     pub fn len(&self) -> usize {
         self.index.triggers

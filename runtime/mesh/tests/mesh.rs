@@ -607,6 +607,34 @@ fn a_resumed_run_takes_its_locks_again_in_a_new_mesh() {
 }
 
 #[test]
+fn a_run_taken_over_from_another_mesh_gets_an_id_of_this_one_and_waits_for_its_locks() {
+    let mut other = Mesh::new();
+    other.set_playbook(playbook("add-capacity", &["scaling"], SLOW));
+    let foreign = run_key(&one(other.offer(&latency("api", 900.0, 0))));
+
+    let mut here = Mesh::new();
+    here.set_playbook(playbook("add-capacity", &["scaling"], SLOW));
+    here.set_playbook(playbook("shed-load", &["scaling"], SLOW));
+    // A run of this mesh with the same id as the foreign one holds the lock.
+    let own = run_key(&here.offer(&latency("api", 900.0, 1))[0]);
+    assert_eq!(own.id(), foreign.id(), "ids are counted per mesh");
+    assert!(matches!(
+        here.adopt_run(&foreign),
+        Err(Suppression::Busy { .. })
+    ));
+    here.run_finished(&own);
+    let adopted = here.adopt_run(&foreign).unwrap();
+    assert_ne!(adopted.id(), foreign.id());
+    assert!(adopted.id() > own.id());
+    let d = here.offer(&latency("api", 900.0, 2));
+    assert_eq!(summary(&d), ["add-capacity/0 busy", "shed-load/0 busy"]);
+    // Released under the id it got here.
+    here.run_finished(&adopted);
+    let d = here.offer(&latency("api", 900.0, 3));
+    assert!(run_key(&d[0]).id() > adopted.id());
+}
+
+#[test]
 fn decisions_serialize_for_the_api() {
     let mut mesh = Mesh::new();
     mesh.set_playbook(playbook(

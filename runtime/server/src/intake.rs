@@ -28,6 +28,19 @@ pub(crate) struct Queued {
     pub(crate) event: TriggerEvent,
     pub(crate) received_at: u64,
     pub(crate) accepted: Instant,
+    /// In a cluster: where the event is in the cluster's event log (imported events only).
+    pub(crate) origin: Option<Origin>,
+}
+
+/// Where an imported event is in the cluster's event log: its runs' ids derive from it, so a
+/// replica that imports the event again (the previous owner died before its checkpoint moved)
+/// finds the runs already made rather than making them twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The shard.
+    pub(crate) shard: u32,
+    /// The stream sequence.
+    pub(crate) seq: u64,
 }
 
 /// Why a batch was not accepted (nothing of it was stored).
@@ -235,8 +248,9 @@ impl Intake {
                 capacity: self.capacity,
             });
         };
+        let origins = vec![None; n];
         let (first, last) = self
-            .store_and_queue(events, permits, system_now_millis(), publisher)
+            .store_and_queue(events, origins, permits, system_now_millis(), publisher)
             .await?;
         self.metrics
             .events_accepted
@@ -285,14 +299,17 @@ impl Intake {
     /// and queues them for the matcher, waiting for room in the queue rather than refusing:
     /// they were acknowledged to their publishers already. Events published together (one
     /// publisher, one receipt time) are stored together.
-    pub(crate) async fn import(&self, events: Vec<SharedEvent>) -> Result<(), IngestError> {
+    pub(crate) async fn import(
+        &self,
+        events: Vec<(Origin, SharedEvent)>,
+    ) -> Result<(), IngestError> {
         let mut events = events.into_iter().peekable();
-        while let Some(first) = events.next() {
-            let mut group = vec![first.event];
-            while let Some(next) = events
-                .next_if(|e| e.received_at == first.received_at && e.publisher == first.publisher)
-            {
-                group.push(next.event);
+        while let Some((origin, first)) = events.next() {
+            let mut group = vec![(first.event, Some(origin))];
+            while let Some((origin, next)) = events.next_if(|(_, e)| {
+                e.received_at == first.received_at && e.publisher == first.publisher
+            }) {
+                group.push((next.event, Some(origin)));
             }
             for chunk in group.chunks(self.capacity.max(1)) {
                 let permits = self
@@ -300,8 +317,10 @@ impl Intake {
                     .reserve_many(chunk.len())
                     .await
                     .map_err(|_| IngestError::Cluster("the matcher has stopped".into()))?;
+                let (events, origins) = chunk.iter().cloned().unzip();
                 self.store_and_queue(
-                    chunk.to_vec(),
+                    events,
+                    origins,
                     permits,
                     first.received_at,
                     first.publisher.clone(),
@@ -318,6 +337,7 @@ impl Intake {
     async fn store_and_queue(
         &self,
         events: Vec<TriggerEvent>,
+        origins: Vec<Option<Origin>>,
         permits: mpsc::PermitIterator<'_, Queued>,
         received_at: u64,
         publisher: Option<Publisher>,
@@ -336,12 +356,13 @@ impl Intake {
         for event in &events {
             self.trust.observe(event);
         }
-        for ((permit, event), seq) in permits.zip(events).zip(first..=last) {
+        for (((permit, event), seq), origin) in permits.zip(events).zip(first..=last).zip(origins) {
             permit.send(Queued {
                 seq,
                 event,
                 received_at,
                 accepted,
+                origin,
             });
         }
         Ok((first, last))
@@ -378,11 +399,14 @@ impl Intake {
             bound.accepted(&events);
         }
         for e in backlog {
+            // Not imported now: in a cluster, the shard's owner imports it again from the
+            // cluster's log (see `crate::scheduler`).
             let q = Queued {
                 seq: e.seq,
                 event: e.event,
                 received_at: e.received_at,
                 accepted: Instant::now(),
+                origin: None,
             };
             if self.queue.send(q).await.is_err() {
                 break;

@@ -50,6 +50,7 @@ pub mod replay;
 pub mod runs;
 pub mod scheduler;
 pub mod shard_import;
+pub mod shared_runs;
 pub mod signing;
 pub mod simulation;
 pub mod sources;

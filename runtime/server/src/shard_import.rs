@@ -9,9 +9,10 @@
 //! move), then imports batch by batch: stored durably here first, then the checkpoint moved
 //! by compare-and-set. A replica that lost the shard stops at its next batch.
 //!
-//! What is left (see docs/cluster.md): events a replica imported but whose checkpoint it had not
-//! yet moved when it died are imported again by the next owner, and its runs for them are its
-//! own until runs live in the engine.
+//! The checkpoint moves past an event once the matcher made its runs, on the cluster's run
+//! board (see [`crate::shared_runs`]): events a replica imported but whose checkpoint it had
+//! not yet moved when it died are imported again by the next owner, whose matcher finds their
+//! runs on the board already (a run's id derives from its event's place in the log).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use grace_cluster::{Cluster, ClusterError};
 
-use crate::intake::{Intake, SharedEvent};
+use crate::intake::{Intake, Origin, SharedEvent};
 use crate::supervisor::TaskError;
 use crate::triggers::{LEGACY_HORIZON, Triggers};
 
@@ -39,6 +40,7 @@ pub async fn run(
     cluster: Arc<Cluster>,
     intake: Arc<Intake>,
     triggers: Arc<Triggers>,
+    matched: Matched,
 ) -> Result<(), TaskError> {
     let mut tasks: HashMap<u32, (u64, tokio::task::JoinHandle<()>)> = HashMap::new();
     // How far this process imported each shard, kept across its import tasks: a shard lost
@@ -54,8 +56,12 @@ pub async fn run(
         tasks.retain(|shard, (token, task)| owned.get(shard) == Some(token) && !task.is_finished());
         for (shard, token) in owned {
             tasks.entry(shard).or_insert_with(|| {
-                let (cluster, intake, triggers) =
-                    (cluster.clone(), intake.clone(), triggers.clone());
+                let (cluster, intake, triggers, matched) = (
+                    cluster.clone(),
+                    intake.clone(),
+                    triggers.clone(),
+                    matched.clone(),
+                );
                 let shard = Shard {
                     shard,
                     token,
@@ -64,7 +70,12 @@ pub async fn run(
                 (
                     token,
                     tokio::spawn(async move {
-                        if let Err(e) = import(&cluster, &intake, &triggers, &shard).await {
+                        if let Err(e) = import(&cluster, &intake, &triggers, &shard, matched).await
+                        {
+                            if matches!(e, ImportError::Unmatched) {
+                                // Imported again from the checkpoint, which did not move.
+                                shard.forget_imported();
+                            }
                             tracing::warn!(
                                 shard = shard.shard,
                                 "importing the shard's events stopped: {e}"
@@ -85,7 +96,17 @@ enum ImportError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Local(#[from] crate::intake::IngestError),
+    #[error("the matcher did not match the imported events within {UNMATCHED_AFTER:?}")]
+    Unmatched,
 }
+
+/// For each shard, the last event of the cluster's log whose runs are on the run board (see
+/// [`crate::scheduler::Scheduler::matched_in_log`]).
+pub type Matched = tokio::sync::watch::Receiver<HashMap<u32, u64>>;
+
+/// How long a batch's import waits for the matcher before the shard is imported again from its
+/// checkpoint (a matcher that restarted does not match events without their place in the log).
+const UNMATCHED_AFTER: Duration = Duration::from_secs(60);
 
 /// One shard's import: which, under which lease, and how far this process got with it.
 struct Shard {
@@ -105,6 +126,10 @@ impl Shard {
     fn set_imported(&self, through: u64) {
         crate::sync::lock(&self.imported).insert(self.shard, through);
     }
+
+    fn forget_imported(&self) {
+        crate::sync::lock(&self.imported).remove(&self.shard);
+    }
 }
 
 async fn import(
@@ -112,6 +137,7 @@ async fn import(
     intake: &Intake,
     triggers: &Triggers,
     this: &Shard,
+    mut matched: Matched,
 ) -> Result<(), ImportError> {
     let (shard, token) = (this.shard, this.token);
     let log = cluster.events();
@@ -165,12 +191,34 @@ async fn import(
         let Some(&(last, _)) = batch.last() else {
             continue;
         };
-        let events: Vec<SharedEvent> = batch
+        let events: Vec<(Origin, SharedEvent)> = batch
             .iter()
-            .filter_map(|(seq, payload)| parse(shards, shard, *seq, payload))
+            .filter_map(|(seq, payload)| {
+                parse(shards, shard, *seq, payload).map(|e| (Origin { shard, seq: *seq }, e))
+            })
             .collect();
+        let matched_last = events.last().map(|(origin, _)| origin.seq);
         intake.import(events).await?;
         this.set_imported(last);
+        // The checkpoint moves past events once their runs are on the run board: a replica
+        // dying before leaves them to the next owner, which finds the runs made already.
+        if let Some(seq) = matched_last {
+            let waited = tokio::time::timeout(
+                UNMATCHED_AFTER,
+                matched.wait_for(|m| m.get(&shard).is_some_and(|at| *at >= seq)),
+            )
+            .await;
+            match waited {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => {
+                    return Err(crate::intake::IngestError::Cluster(
+                        "the matcher has stopped".into(),
+                    )
+                    .into());
+                }
+                Err(_) => return Err(ImportError::Unmatched),
+            }
+        }
         next = last.saturating_add(1);
         // Storing may have waited for the matcher: the checkpoint moves only under the tenure
         // that read the batch.
@@ -205,7 +253,7 @@ async fn advance(
 
 /// An event of the log, validated like any event from outside; one GRACE did not write (not
 /// an event, or one whose resource belongs to another shard) is skipped and logged.
-fn parse(shards: u32, shard: u32, seq: u64, payload: &[u8]) -> Option<SharedEvent> {
+pub(crate) fn parse(shards: u32, shard: u32, seq: u64, payload: &[u8]) -> Option<SharedEvent> {
     match serde_json::from_slice::<SharedEvent>(payload) {
         Ok(e)
             if e.publisher

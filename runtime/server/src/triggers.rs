@@ -70,6 +70,15 @@ impl Triggers {
         Ok(())
     }
 
+    /// Takes `key`, fired by another replica's mesh, for run `id` taken over from it; answers
+    /// the key as this mesh holds it. Refused while a run here holds one of its locks.
+    pub fn adopt(&self, id: &str, key: &RunKey) -> Result<RunKey, Suppression> {
+        let mut inner = lock(&self.inner);
+        let adopted = inner.mesh.adopt_run(key)?;
+        inner.held.insert(id.to_owned(), adopted.clone());
+        Ok(adopted)
+    }
+
     /// Releases whatever run `id` holds (its run ended).
     pub fn release(&self, id: &str) {
         let mut inner = lock(&self.inner);

@@ -247,6 +247,9 @@ impl App {
             triggers.clone(),
             collectors,
         )?);
+        let shared_runs = cluster
+            .as_ref()
+            .map(|c| Arc::new(crate::shared_runs::SharedRuns::new(c.clone())));
         let (scheduler, queues) = Scheduler::new(
             Resources {
                 config: config.clone(),
@@ -264,6 +267,7 @@ impl App {
                     Arc::new(crate::fence::ShardFence::new(c.clone()))
                         as Arc<dyn grace_engine::fence::Fence>
                 }),
+                shared: shared_runs.clone(),
             },
             queue_rx,
         );
@@ -295,9 +299,21 @@ impl App {
         scheduler.start(&supervisor, queues).await;
         if let Some(cluster) = &cluster {
             let (importing, into, mesh) = (cluster.clone(), intake.clone(), triggers.clone());
+            let matched = scheduler.matched_in_log();
             supervisor.spawn("shard-import", move || {
-                crate::shard_import::run(importing.clone(), into.clone(), mesh.clone())
+                crate::shard_import::run(
+                    importing.clone(),
+                    into.clone(),
+                    mesh.clone(),
+                    matched.clone(),
+                )
             });
+            if let Some(shared) = &shared_runs {
+                let (shared, runs) = (shared.clone(), scheduler.clone());
+                supervisor.spawn("run-adoption", move || {
+                    crate::shared_runs::adopt(shared.clone(), runs.clone())
+                });
+            }
             let member = cluster.clone();
             supervisor.spawn("cluster", move || {
                 let member = member.clone();

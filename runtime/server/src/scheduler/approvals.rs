@@ -107,6 +107,7 @@ impl Scheduler {
         if let Err(e) = self.r.store.put_run(run) {
             tracing::error!(run = %id, "cannot store the paused run: {e}");
         }
+        self.settle_on_board(run).await;
         lock(&self.active).remove(id);
         self.r.metrics.transition(RunState::WaitingApproval);
         self.finished.send_modify(|n| *n += 1);

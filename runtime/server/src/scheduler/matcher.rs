@@ -11,7 +11,7 @@ use grace_mesh::Decision;
 use tokio::sync::mpsc;
 
 use super::{ScheduleError, Scheduler};
-use crate::intake::Queued;
+use crate::intake::{Origin, Queued};
 use crate::runs::{RunRecord, RunState};
 use crate::supervisor::TaskError;
 use crate::sync::lock;
@@ -77,6 +77,10 @@ pub(super) async fn run(
                     event: e.event,
                     received_at: e.received_at,
                     accepted: Instant::now(),
+                    // In a cluster, the shard's import waits for its events to be matched
+                    // with their place in the cluster's log, and imports them again when they
+                    // are not (see `crate::shard_import`).
+                    origin: None,
                 },
             );
         }
@@ -101,8 +105,10 @@ pub(super) async fn run(
         }
         let mut created = Vec::new();
         let mut last_seq = 0;
+        let mut origins = Vec::new();
         for q in batch {
             last_seq = q.seq;
+            origins.extend(q.origin);
             let Some(sim) = &s.r.simulation else {
                 created.extend(match_one(&s, &q));
                 continue;
@@ -115,7 +121,7 @@ pub(super) async fn run(
             }
             let runs = match_one(&s, &q);
             if !runs.is_empty() {
-                let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+                let ids: Vec<String> = runs.iter().map(|(r, _)| r.id.clone()).collect();
                 let mut finished = s.finished.subscribe();
                 store_and_start(&s, runs, q.seq, &mut marks).await;
                 wait_until_final(&s, &ids, &mut finished).await;
@@ -124,12 +130,27 @@ pub(super) async fn run(
             }
         }
         store_and_start(&s, created, last_seq, &mut marks).await;
+        if !origins.is_empty() {
+            s.matched_in_log.send_modify(|through| {
+                for o in origins {
+                    let at = through.entry(o.shard).or_default();
+                    *at = (*at).max(o.seq);
+                }
+            });
+        }
     }
     Ok(())
 }
 
-/// The runs one event fires.
-fn match_one(s: &Scheduler, q: &Queued) -> Vec<RunRecord> {
+/// The runs one event fires, each with where its event is in the cluster's log, if it is.
+///
+/// In a cluster, only events imported from the cluster's log are matched here: one read back
+/// from this replica's own log after a restart (no place in the cluster's log) is left to the
+/// shard's owner, which imports it again from the cluster's log.
+fn match_one(s: &Scheduler, q: &Queued) -> Vec<(RunRecord, Option<Origin>)> {
+    if s.r.shared.is_some() && q.origin.is_none() {
+        return Vec::new();
+    }
     let mut decisions = Vec::new();
     let condition_false = s.r.triggers.offer_counting(&q.event, &mut decisions);
     if condition_false > 0 {
@@ -150,34 +171,40 @@ fn match_one(s: &Scheduler, q: &Queued) -> Vec<RunRecord> {
                     s.r.triggers.abandon(&key);
                     continue;
                 };
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = match q.origin {
+                    Some(origin) => crate::shared_runs::run_id(origin, &playbook, trigger),
+                    None => uuid::Uuid::new_v4().to_string(),
+                };
                 let locks = key.locks().to_vec();
                 s.r.triggers.hold(&id, key.clone());
                 lock(&s.accepted_at).insert(id.clone(), q.accepted);
-                created.push(RunRecord {
-                    id,
-                    playbook,
-                    version,
-                    digest,
-                    trigger,
-                    event_seq: q.seq,
-                    event: q.event.clone(),
-                    resource,
-                    dedup_key,
-                    locks,
-                    key: Some(key),
-                    state: RunState::Queued,
-                    attempts: 0,
-                    created_at: system_now_millis(),
-                    ingested_at: q.received_at,
-                    started_at: None,
-                    finished_at: None,
-                    outcome: None,
-                    failure: None,
-                    approval: None,
-                    timeline: Vec::new(),
-                    attempts_log: Vec::new(),
-                });
+                created.push((
+                    RunRecord {
+                        id,
+                        playbook,
+                        version,
+                        digest,
+                        trigger,
+                        event_seq: q.seq,
+                        event: q.event.clone(),
+                        resource,
+                        dedup_key,
+                        locks,
+                        key: Some(key),
+                        state: RunState::Queued,
+                        attempts: 0,
+                        created_at: system_now_millis(),
+                        ingested_at: q.received_at,
+                        started_at: None,
+                        finished_at: None,
+                        outcome: None,
+                        failure: None,
+                        approval: None,
+                        timeline: Vec::new(),
+                        attempts_log: Vec::new(),
+                    },
+                    q.origin,
+                ));
             }
             Decision::Suppressed { reason, .. } => s.r.metrics.suppressed(reason.name()),
         }
@@ -189,10 +216,16 @@ fn match_one(s: &Scheduler, q: &Queued) -> Vec<RunRecord> {
 /// runner. Once `last_seq` is `mesh_checkpoint_events` (settings) or more past the stored
 /// checkpoint, the mesh's memory (it has been offered exactly the events through `last_seq`) is
 /// checkpointed in the same transaction.
-async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, marks: &mut Marks) {
+async fn store_and_start(
+    s: &Scheduler,
+    created: Vec<(RunRecord, Option<Origin>)>,
+    last_seq: u64,
+    marks: &mut Marks,
+) {
     if last_seq == 0 || (last_seq <= marks.counted && created.is_empty()) {
         return;
     }
+    let created = on_board(s, created).await;
     let every = u64::try_from(s.r.config.mesh_checkpoint_events).unwrap_or(u64::MAX);
     let checkpoint = (last_seq >= marks.checkpointed.saturating_add(every))
         .then(|| Arc::new(s.r.triggers.checkpoint()));
@@ -229,6 +262,42 @@ async fn store_and_start(s: &Scheduler, created: Vec<RunRecord>, last_seq: u64, 
         s.r.metrics.transition(RunState::Queued);
         let _ = s.runs.send(run.id);
     }
+}
+
+/// In a cluster: puts the new runs on the run board, each once, retrying while the engine does
+/// not answer (nothing moves on before: the shard's import checkpoint waits for these runs).
+/// A run already there (an earlier owner of the shard matched the same event) is not made
+/// again here: it is the board's, and taken over from there if it is not finished.
+async fn on_board(s: &Scheduler, created: Vec<(RunRecord, Option<Origin>)>) -> Vec<RunRecord> {
+    let Some(shared) = &s.r.shared else {
+        return created.into_iter().map(|(run, _)| run).collect();
+    };
+    let mut fresh = Vec::with_capacity(created.len());
+    for (run, origin) in created {
+        let Some(origin) = origin else {
+            continue;
+        };
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match shared.create(&run, origin).await {
+                Ok(true) => {
+                    fresh.push(run);
+                    break;
+                }
+                Ok(false) => {
+                    tracing::info!(run = %run.id, "the run is on the board already: not made again");
+                    s.release(&run.id);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run.id, "cannot put the run on the board, retrying in {pause:?}: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+    fresh
 }
 
 /// Keeps the simulated fleet's state (its clock moved by events and runs), in order with the

@@ -38,6 +38,7 @@ use crate::intake::Queued;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runs::{RunRecord, RunState, RunSummary};
+use crate::shared_runs::{BoardRecord, Local, SharedRuns};
 use crate::store::run_index::RECENT_FAILURES_MS;
 use crate::store::{Store, StoreError};
 use crate::supervisor::{Supervisor, TaskError};
@@ -128,6 +129,8 @@ pub struct Resources {
     /// In a cluster: the check before every change that this replica still holds the run's
     /// shard (see [`crate::fence`]).
     pub fence: Option<Arc<dyn grace_engine::fence::Fence>>,
+    /// In a cluster: the run board and the change journal (see [`crate::shared_runs`]).
+    pub shared: Option<Arc<SharedRuns>>,
 }
 
 /// The queue, the runs and their claims.
@@ -142,6 +145,9 @@ pub struct Scheduler {
     claim: Mutex<()>,
     /// Counts finished runs, so that waiters can wake up when one ends.
     finished: tokio::sync::watch::Sender<u64>,
+    /// In a cluster: for each shard, the last event of the cluster's log whose runs are made
+    /// (on the run board): the shard's import checkpoint may move that far.
+    matched_in_log: tokio::sync::watch::Sender<HashMap<u32, u64>>,
 }
 
 /// The receiving ends of the scheduler's queues, kept across restarts of its tasks.
@@ -161,6 +167,7 @@ impl Scheduler {
             accepted_at: Mutex::new(HashMap::new()),
             claim: Mutex::new(()),
             finished: tokio::sync::watch::Sender::new(0),
+            matched_in_log: tokio::sync::watch::Sender::new(HashMap::new()),
         });
         let queues = Queues {
             events: Arc::new(tokio::sync::Mutex::new(events)),
@@ -340,6 +347,84 @@ impl Scheduler {
         if let Err(e) = self.r.ledger.append(entry).await {
             tracing::error!(run = %run.id, "the ledger could not record `{function}`: {e}");
         }
+    }
+
+    /// In a cluster: for each shard, the last event of the cluster's log whose runs are on
+    /// the run board.
+    pub fn matched_in_log(&self) -> tokio::sync::watch::Receiver<HashMap<u32, u64>> {
+        self.matched_in_log.subscribe()
+    }
+
+    /// How run `id` stands here, for adoption (see [`Local::of`]); `None` when this process
+    /// does not have it going and it may be taken over.
+    pub(crate) fn local_state(&self, id: &str) -> Option<Local> {
+        if lock(&self.active).contains_key(id) {
+            return Some(Local::Going);
+        }
+        match self.r.store.run(id) {
+            Ok(Some(run)) => Local::of(&run),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(run = %id, "cannot read the run: {e}");
+                Some(Local::Going)
+            }
+        }
+    }
+
+    /// Takes over run `id` of `shard`, which the board shows unfinished under another tenure
+    /// (at `revision`), and queues it here as a retry of itself. `Ok(false)` when it cannot
+    /// take its locks now (a run here holds one): the next look at the board tries again.
+    pub(crate) async fn adopt(
+        &self,
+        shared: &SharedRuns,
+        shard: u32,
+        id: &str,
+        record: BoardRecord,
+        revision: u64,
+        event: grace_engine::TriggerEvent,
+    ) -> Result<bool, String> {
+        // Its locks first: the run is taken over only if it can hold them.
+        let key = match &record.key {
+            Some(key) => match self.r.triggers.adopt(id, key) {
+                Ok(key) => Some(key),
+                Err(why) => {
+                    tracing::debug!(run = %id, "not taken over yet: {why}");
+                    return Ok(false);
+                }
+            },
+            None => None,
+        };
+        let record = match shared.take_over(shard, id, record, revision).await {
+            Ok(record) => record,
+            Err(e) => {
+                self.r.triggers.release(id);
+                return Err(e.to_string());
+            }
+        };
+        let stored = {
+            let _claim = lock(&self.claim);
+            // What this replica recorded of the run before (an attempt interrupted or fenced
+            // here) is kept with it.
+            let run = match self.r.store.run(id) {
+                Ok(Some(mut run)) => {
+                    run.state = RunState::Queued;
+                    run.attempts = run.attempts.max(record.attempts);
+                    run.key = key.clone();
+                    run.finished_at = None;
+                    run
+                }
+                _ => crate::shared_runs::local_record(id, &record, event, key),
+            };
+            self.r.store.put_run(&run)
+        };
+        if let Err(e) = stored {
+            self.r.triggers.release(id);
+            shared.forget(id);
+            return Err(e.to_string());
+        }
+        self.r.metrics.transition(RunState::Queued);
+        let _ = self.runs.send(id.to_owned());
+        Ok(true)
     }
 
     /// Lets go of what run `id` holds: its claim in the mesh, its start metric.

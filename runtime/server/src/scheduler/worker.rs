@@ -76,6 +76,9 @@ impl Scheduler {
         let Some((mut run, active)) = self.claim_queued(&id) else {
             return;
         };
+        if !self.start_on_board(&mut run, &active).await {
+            return;
+        }
         self.r.metrics.transition(RunState::Running);
         if let Some(t) = lock(&self.accepted_at).remove(&id) {
             self.r.metrics.ingest_to_run_start.observe(t.elapsed());
@@ -128,6 +131,52 @@ impl Scheduler {
         }
     }
 
+    /// In a cluster: writes on the run board that the run's attempt starts here. A run
+    /// another replica holds now is not run here (it is interrupted here); when the engine
+    /// does not answer, the run goes back to the queue for a later try. `false` when the run
+    /// does not start now.
+    async fn start_on_board(&self, run: &mut RunRecord, active: &Active) -> bool {
+        let Some(shared) = &self.r.shared else {
+            return true;
+        };
+        let id = run.id.clone();
+        let failed = match shared.start(run).await {
+            Ok(()) => return true,
+            Err(e) => e,
+        };
+        lock(&self.active).remove(&id);
+        active.done.notify_waiters();
+        match failed {
+            crate::shared_runs::BoardError::Moved(why) => {
+                tracing::info!(run = %id, "not run here: {why}");
+                run.state = RunState::Interrupted;
+                run.failure = Some(Failure {
+                    kind: FailureKind::Fenced,
+                    message: format!("not run here: {why}"),
+                });
+                if let Err(e) = self.r.store.put_run(run) {
+                    tracing::error!(run = %id, "cannot store the run: {e}");
+                }
+                self.r.metrics.transition(RunState::Interrupted);
+                self.release(&id);
+                self.finished.send_modify(|n| *n += 1);
+            }
+            crate::shared_runs::BoardError::Engine(e) => {
+                tracing::warn!(run = %id, "the run board did not answer, the run waits: {e}");
+                run.state = RunState::Queued;
+                if let Err(e) = self.r.store.put_run(run) {
+                    tracing::error!(run = %id, "cannot store the run: {e}");
+                }
+                let runs = self.runs.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = runs.send(id);
+                });
+            }
+        }
+        false
+    }
+
     /// Attempts the run until it succeeds, fails for good, waits for approval or is cancelled;
     /// a transient failure is retried after a backoff, up to `max_attempts`.
     async fn attempt(&self, run: &mut RunRecord, active: &Active, guest: Guest) {
@@ -138,6 +187,11 @@ impl Scheduler {
         );
         env.bounds = self.r.config.limits.run;
         env.fence = self.r.fence.clone();
+        env.journal = self
+            .r
+            .shared
+            .clone()
+            .map(|s| s as Arc<dyn grace_engine::journal::Journal>);
         loop {
             if active.is_cancelled() {
                 run.state = RunState::Cancelled;
@@ -244,12 +298,26 @@ impl Scheduler {
         if let Err(e) = self.r.store.put_run(&run) {
             tracing::error!(run = %id, "cannot store the run's end: {e}");
         }
+        self.settle_on_board(&run).await;
         lock(&self.active).remove(&id);
         self.r.metrics.transition(run.state);
         self.release(&id);
         active.done.notify_waiters();
         self.finished.send_modify(|n| *n += 1);
         tracing::info!(run = %id, playbook = %run.playbook, state = run.state.name(), "run finished");
+    }
+}
+
+impl Scheduler {
+    /// In a cluster: writes where the run stopped on the run board. A failure is logged: a run
+    /// ended here whose end the board missed is written again by the next look at the board
+    /// (see [`crate::shared_runs::adopt`]).
+    pub(super) async fn settle_on_board(&self, run: &RunRecord) {
+        if let Some(shared) = &self.r.shared
+            && let Err(e) = shared.settle(run).await
+        {
+            tracing::warn!(run = %run.id, state = run.state.name(), "cannot write the run's state on the run board: {e}");
+        }
     }
 }
 
