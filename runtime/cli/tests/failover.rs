@@ -26,6 +26,9 @@ use serde_json::Value;
 
 const PLAYBOOK: &str = "failover-scaler";
 
+/// The runs of one event as each replica shows them: (replica, run).
+type Seen = Vec<(String, Value)>;
+
 /// Scales `api-asg` up by one for every incident: one change per run.
 fn playbook() -> String {
     manifest(
@@ -230,8 +233,8 @@ fn every_event_is_matched_and_every_run_finished_once_while_replicas_are_killed(
     }
 
     // Every event's run finished, on some replica.
-    let finished = |replicas: &[Replica]| -> BTreeMap<String, Vec<(String, Value)>> {
-        let mut by_resource: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    let finished = |replicas: &[Replica]| -> BTreeMap<String, Seen> {
+        let mut by_resource: BTreeMap<String, Seen> = BTreeMap::new();
         for r in replicas {
             let (_, runs) = r
                 .server()
@@ -248,7 +251,7 @@ fn every_event_is_matched_and_every_run_finished_once_while_replicas_are_killed(
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let runs = loop {
         let runs = finished(&replicas);
-        let waiting: Vec<(&String, Option<&Vec<(String, Value)>>)> = resources
+        let waiting: Vec<(&String, Option<&Seen>)> = resources
             .iter()
             .filter(|resource| {
                 !runs.get(*resource).is_some_and(|seen| {
