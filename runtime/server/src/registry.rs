@@ -324,6 +324,23 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether version `digest` of `playbook` is here (live, retained or stored), so that a
+    /// run of it can be run here.
+    pub fn has_version(&self, playbook: &str, digest: &str) -> bool {
+        if read(&self.live)
+            .get(playbook)
+            .is_some_and(|g| g.component.digest() == digest)
+            || lock(&self.retained).get(digest).is_some()
+        {
+            return true;
+        }
+        self.store
+            .playbook(playbook)
+            .ok()
+            .flatten()
+            .is_some_and(|record| record.versions.iter().any(|v| v.digest == digest))
+    }
+
     /// The guest for a run: the live version if its digest matches, else that exact version
     /// (from the retained ones, or compiled again).
     pub async fn guest_for(&self, run: &RunRecord) -> Result<Guest, RegistryError> {

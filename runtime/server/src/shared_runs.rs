@@ -369,6 +369,7 @@ async fn sweep(
                 if let Err(e) = shared.write(shard, &run.id, settled, run.revision).await {
                     tracing::warn!(run = %run.id, "cannot write the run's end to the board: {e}");
                 }
+                shared.forget(&run.id);
                 continue;
             }
             // Being made by the matcher of this tenure.

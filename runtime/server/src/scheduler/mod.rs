@@ -383,6 +383,16 @@ impl Scheduler {
         revision: u64,
         event: grace_engine::TriggerEvent,
     ) -> Result<bool, String> {
+        // Playbooks are not shared between replicas yet: a replica without the run's version
+        // leaves the run to one that has it, rather than fail it for the whole cluster.
+        if !self
+            .r
+            .registry
+            .has_version(&record.playbook, &record.digest)
+        {
+            tracing::warn!(run = %id, playbook = %record.playbook, version = %record.version, "not taken over here: this replica does not have the run's playbook version (upload it on every replica)");
+            return Ok(false);
+        }
         // Its locks first: the run is taken over only if it can hold them.
         let key = match &record.key {
             Some(key) => match self.r.triggers.adopt(id, key) {
