@@ -272,32 +272,33 @@ async fn on_board(s: &Scheduler, created: Vec<(RunRecord, Option<Origin>)>) -> V
     let Some(shared) = &s.r.shared else {
         return created.into_iter().map(|(run, _)| run).collect();
     };
-    let mut fresh = Vec::with_capacity(created.len());
-    for (run, origin) in created {
-        let Some(origin) = origin else {
-            continue;
-        };
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match shared.create(&run, origin).await {
-                Ok(true) => {
-                    fresh.push(run);
-                    break;
-                }
-                Ok(false) => {
-                    tracing::info!(run = %run.id, "the run is on the board already: not made again");
-                    s.release(&run.id);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(run = %run.id, "cannot put the run on the board, retrying in {pause:?}: {e}");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+    // Written all at once: each is one request to the engine.
+    let created = created
+        .into_iter()
+        .filter_map(|(run, origin)| Some((run, origin?)))
+        .map(|(run, origin)| async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match shared.create(&run, origin).await {
+                    Ok(true) => return Some(run),
+                    Ok(false) => {
+                        tracing::info!(run = %run.id, "the run is on the board already: not made again");
+                        s.release(&run.id);
+                        return None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = %run.id, "cannot put the run on the board, retrying in {pause:?}: {e}");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
                 }
             }
-        }
-    }
-    fresh
+        });
+    futures_util::future::join_all(created)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Keeps the simulated fleet's state (its clock moved by events and runs), in order with the
