@@ -614,6 +614,8 @@ fn run_taken_over_after_a_kill_at(
     let id = run["id"].as_str().unwrap().to_owned();
     // The event was matched once: its run, and no other.
     assert_eq!(b.runs_of("restart-unhealthy-container").len(), 1);
+    assert_eq!(counter(&b, "runs_taken_over"), 1);
+    assert_eq!(b.metric("grace_runs_taken_over_total"), 1.0);
     let (_, run) = b.get(&format!("/v1/runs/{id}"));
     let (_, entries) = b.get(&format!("/v1/ledger/entries?run={id}"));
     (b, b_data, run, entries.as_array().unwrap().clone())

@@ -81,6 +81,9 @@ pub struct Counters {
     pub renewal_failures: AtomicU64,
     /// Times the event log's leader was seen to change (an engine node lost or restarted).
     pub event_leader_changes: AtomicU64,
+    /// Runs taken over from another replica (or from an earlier attempt here) off the run
+    /// board.
+    pub runs_taken_over: AtomicU64,
 }
 
 /// Why an action on a shard may not go ahead.

@@ -64,8 +64,8 @@ pub fn journal_config(settings: &ClusterSettings) -> Config {
         max_age: settings.event_retention,
         max_messages_per_subject: -1,
         max_message_size: MAX_RECORD_BYTES,
-        // Old records go first, never a new intent: a change whose intent cannot be kept is
-        // not made, so refusing new records would stop every run of the cluster.
+        // Kept `event_retention`, or until the run is taken off the board (its journal with
+        // it); no size limit, so no record is dropped before.
         discard: DiscardPolicy::Old,
         allow_direct: true,
         ..Config::default()
@@ -227,10 +227,21 @@ impl RunBoard {
         Ok(runs)
     }
 
-    /// Takes run `id` off the board, with every value it had.
+    /// Takes run `id` off the board, with every value it had, and its journal.
     pub async fn remove(&self, shard: u32, id: &str) -> Result<(), ClusterError> {
         let subject = format!("{}{}", self.board.prefix, key(shard, checked(id)?));
         within(self.timeout, "remove run", async {
+            let journal = self
+                .engine
+                .jetstream()
+                .get_stream(JOURNAL)
+                .await
+                .map_err(|e| ClusterError::unavailable("remove run", e))?;
+            journal
+                .purge()
+                .filter(format!("grace.changes.{id}"))
+                .await
+                .map_err(|e| ClusterError::unavailable("remove run", e))?;
             self.board
                 .stream
                 .purge()
@@ -328,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn the_journal_drops_its_oldest_records_rather_than_refuse_an_intent() {
+    fn the_journal_and_the_board_keep_what_they_hold_as_long_as_the_events() {
         let config = journal_config(&ClusterSettings::default());
         assert_eq!(config.discard, DiscardPolicy::Old);
         assert_eq!(config.subjects, ["grace.changes.*"]);

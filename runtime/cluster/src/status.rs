@@ -85,6 +85,9 @@ pub struct CounterValues {
     pub releases: u64,
     /// Fence checks refused.
     pub fence_rejections: u64,
+    /// Runs taken over off the run board.
+    #[serde(default)]
+    pub runs_taken_over: u64,
 }
 
 impl From<&Counters> for CounterValues {
@@ -96,6 +99,7 @@ impl From<&Counters> for CounterValues {
             losses: c.losses.load(Ordering::Relaxed),
             releases: c.releases.load(Ordering::Relaxed),
             fence_rejections: c.fence_rejections.load(Ordering::Relaxed),
+            runs_taken_over: c.runs_taken_over.load(Ordering::Relaxed),
         }
     }
 }

@@ -771,19 +771,29 @@ fn path_display(manifest: &Path, _bytes: &[u8]) -> String {
     manifest.display().to_string()
 }
 
-/// The change records of run `run_id`'s earlier attempts: from the journal when the host keeps
-/// one (it holds what every host did for the run), from this host's ledger otherwise.
+/// The change records of run `run_id`'s earlier attempts: this host's ledger's, and with a
+/// journal (which holds what every host did for the run) the journal's first, then this host's
+/// own records the journal missed (an outcome whose journaling failed).
 async fn earlier_records(
     env: &RunEnv,
     run_id: &str,
 ) -> Result<Vec<crate::journal::ChangeRecord>, String> {
-    if let Some(journal) = &env.journal {
-        return journal.records(run_id).await;
-    }
     let (ledger, id) = (env.ledger.clone(), run_id.to_owned());
-    match tokio::task::spawn_blocking(move || ledger.entries_for_run(&id)).await {
-        Ok(Ok(entries)) => Ok(entries.iter().map(Into::into).collect()),
-        Ok(Err(e)) => Err(format!("the ledger could not be read: {e}")),
-        Err(e) => Err(e.to_string()),
-    }
+    let local: Vec<crate::journal::ChangeRecord> =
+        match tokio::task::spawn_blocking(move || ledger.entries_for_run(&id)).await {
+            Ok(Ok(entries)) => entries.iter().map(Into::into).collect(),
+            Ok(Err(e)) => return Err(format!("the ledger could not be read: {e}")),
+            Err(e) => return Err(e.to_string()),
+        };
+    let Some(journal) = &env.journal else {
+        return Ok(local);
+    };
+    let mut records = journal.records(run_id).await?;
+    let here: std::collections::HashSet<u64> = records
+        .iter()
+        .filter(|r| r.host.as_deref() == Some(journal.host()))
+        .map(|r| r.seq)
+        .collect();
+    records.extend(local.into_iter().filter(|r| !here.contains(&r.seq)));
+    Ok(records)
 }

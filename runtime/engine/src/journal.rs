@@ -62,6 +62,9 @@ impl From<&grace_ledger::Entry> for ChangeRecord {
 /// Where a host keeps its runs' change records beside its ledger.
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync {
+    /// The name this host's records carry in the journal ([`ChangeRecord::host`]).
+    fn host(&self) -> &str;
+
     /// Keeps `record` of run `run_id` durably; answers where it is kept (in a cluster, the
     /// engine's stream sequence), which the ledger records with the change.
     async fn record(&self, run_id: &str, record: &ChangeRecord) -> Result<u64, String>;

@@ -206,6 +206,11 @@ fn render_cluster(out: &mut String, status: &grace_cluster::ClusterStatus) {
             "Fence checks refused before an action.",
             c.fence_rejections,
         ),
+        (
+            "grace_runs_taken_over_total",
+            "Runs taken over off the cluster's run board (their replica died, stopped or lost the shard).",
+            c.runs_taken_over,
+        ),
     ] {
         family(out, name, "counter", help, v);
     }

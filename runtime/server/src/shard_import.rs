@@ -72,10 +72,6 @@ pub async fn run(
                     tokio::spawn(async move {
                         if let Err(e) = import(&cluster, &intake, &triggers, &shard, matched).await
                         {
-                            if matches!(e, ImportError::Unmatched) {
-                                // Imported again from the checkpoint, which did not move.
-                                shard.forget_imported();
-                            }
                             tracing::warn!(
                                 shard = shard.shard,
                                 "importing the shard's events stopped: {e}"
@@ -104,8 +100,9 @@ enum ImportError {
 /// [`crate::scheduler::Scheduler::matched_in_log`]).
 pub type Matched = tokio::sync::watch::Receiver<HashMap<u32, u64>>;
 
-/// How long a batch's import waits for the matcher before the shard is imported again from its
-/// checkpoint (a matcher that restarted does not match events without their place in the log).
+/// How long a batch's import waits for the matcher to make any progress before the shard is
+/// imported again from its checkpoint (a matcher that restarted does not match events without
+/// their place in the log; the mesh here is then offered those events a second time).
 const UNMATCHED_AFTER: Duration = Duration::from_secs(60);
 
 /// One shard's import: which, under which lease, and how far this process got with it.
@@ -125,10 +122,6 @@ impl Shard {
 
     fn set_imported(&self, through: u64) {
         crate::sync::lock(&self.imported).insert(self.shard, through);
-    }
-
-    fn forget_imported(&self) {
-        crate::sync::lock(&self.imported).remove(&self.shard);
     }
 }
 
@@ -199,26 +192,14 @@ async fn import(
             .collect();
         let matched_last = events.last().map(|(origin, _)| origin.seq);
         intake.import(events).await?;
-        this.set_imported(last);
         // The checkpoint moves past events once their runs are on the run board: a replica
-        // dying before leaves them to the next owner, which finds the runs made already.
+        // dying before leaves them to the next owner, which finds the runs made already. Until
+        // then they do not count as imported here either: a task taking the shard back here
+        // imports them again rather than claim the checkpoint past them.
         if let Some(seq) = matched_last {
-            let waited = tokio::time::timeout(
-                UNMATCHED_AFTER,
-                matched.wait_for(|m| m.get(&shard).is_some_and(|at| *at >= seq)),
-            )
-            .await;
-            match waited {
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) => {
-                    return Err(crate::intake::IngestError::Cluster(
-                        "the matcher has stopped".into(),
-                    )
-                    .into());
-                }
-                Err(_) => return Err(ImportError::Unmatched),
-            }
+            wait_matched(&mut matched, shard, seq).await?;
         }
+        this.set_imported(last);
         next = last.saturating_add(1);
         // Storing may have waited for the matcher: the checkpoint moves only under the tenure
         // that read the batch.
@@ -230,6 +211,30 @@ async fn import(
             return Ok(());
         }
         revision = advance(cluster, shard, last, revision).await?;
+    }
+}
+
+/// Waits until the matcher made the runs of `shard`'s events through stream sequence `seq`.
+/// The matcher may take long (in simulation each firing event waits for its runs), so only a
+/// matcher that made no progress at all for [`UNMATCHED_AFTER`] is given up on.
+async fn wait_matched(matched: &mut Matched, shard: u32, seq: u64) -> Result<(), ImportError> {
+    loop {
+        if matched
+            .borrow_and_update()
+            .get(&shard)
+            .is_some_and(|at| *at >= seq)
+        {
+            return Ok(());
+        }
+        match tokio::time::timeout(UNMATCHED_AFTER, matched.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                return Err(
+                    crate::intake::IngestError::Cluster("the matcher has stopped".into()).into(),
+                );
+            }
+            Err(_) => return Err(ImportError::Unmatched),
+        }
     }
 }
 

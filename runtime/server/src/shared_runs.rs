@@ -85,6 +85,9 @@ pub struct SharedRuns {
     cluster: Arc<Cluster>,
     /// The runs this process holds: their record and revision as it last wrote them.
     held: Mutex<HashMap<String, (BoardRecord, u64)>>,
+    /// Runs the matcher is putting on the board and in this replica's store: adoption leaves
+    /// them alone.
+    creating: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The run id of the `trigger`-th trigger of `playbook` fired by the event at `origin`: the
@@ -107,6 +110,7 @@ impl SharedRuns {
         SharedRuns {
             cluster,
             held: Mutex::new(HashMap::new()),
+            creating: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -115,12 +119,14 @@ impl SharedRuns {
     }
 
     /// Puts a run the matcher made for the event at `origin` on the board: `false` when it
-    /// is there already (an earlier owner of the shard matched the same event).
+    /// is there already (an earlier owner of the shard matched the same event). Until
+    /// [`SharedRuns::created`], adoption leaves the run to the matcher.
     pub(crate) async fn create(
         &self,
         run: &RunRecord,
         origin: Origin,
     ) -> Result<bool, ClusterError> {
+        lock(&self.creating).insert(run.id.clone());
         let record = BoardRecord {
             playbook: run.playbook.clone(),
             version: run.version.clone(),
@@ -148,8 +154,42 @@ impl SharedRuns {
                 lock(&self.held).insert(run.id.clone(), (record, revision));
                 Ok(true)
             }
-            None => Ok(false),
+            // Ours all the same when the engine stored an earlier try whose answer was lost:
+            // the same run, from this replica, under the same tenure, not yet started.
+            None => {
+                let there = self.cluster.runs().get(origin.shard, &run.id).await?;
+                match there.and_then(|t| decode(&t).ok().map(|r| (r, t.revision))) {
+                    Some((there, revision))
+                        if there.owner == record.owner
+                            && there.tenure == record.tenure
+                            && there.event_seq == record.event_seq
+                            && there.state == RunState::Queued =>
+                    {
+                        lock(&self.held).insert(run.id.clone(), (there, revision));
+                        Ok(true)
+                    }
+                    _ => {
+                        self.created(&run.id);
+                        Ok(false)
+                    }
+                }
+            }
         }
+    }
+
+    /// The matcher is done with run `id` (stored here, or left to the board).
+    pub(crate) fn created(&self, id: &str) {
+        lock(&self.creating).remove(id);
+    }
+
+    /// Whether the matcher is putting run `id` on the board and in this replica's store now.
+    pub(crate) fn creating(&self, id: &str) -> bool {
+        lock(&self.creating).contains(id)
+    }
+
+    /// The tenure under which this process last wrote run `id`, if it holds it.
+    pub(crate) fn tenure_of(&self, id: &str) -> Option<u64> {
+        lock(&self.held).get(id).map(|(record, _)| record.tenure)
     }
 
     /// Writes that an attempt of `run` starts here: under this replica's current tenure of
@@ -157,6 +197,7 @@ impl SharedRuns {
     pub(crate) async fn start(&self, run: &RunRecord) -> Result<(), BoardError> {
         let shard = self.shard(run);
         let Some(token) = self.cluster.owns(shard) else {
+            self.forget(&run.id);
             return Err(BoardError::Moved(format!(
                 "this replica does not hold shard {shard} now"
             )));
@@ -169,6 +210,7 @@ impl SharedRuns {
             None => {
                 let (record, revision) = self.read(shard, &run.id).await?;
                 if record.owner != self.cluster.replica() || record.tenure != token {
+                    self.forget(&run.id);
                     return Err(BoardError::Moved(format!(
                         "replica `{}` holds it",
                         record.owner
@@ -226,6 +268,11 @@ impl SharedRuns {
         Ok(record)
     }
 
+    /// The cluster.
+    pub(crate) fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
     /// Forgets a run this process holds without writing it (its adoption failed here).
     pub(crate) fn forget(&self, id: &str) {
         lock(&self.held).remove(id);
@@ -281,6 +328,10 @@ pub(crate) fn decode(run: &BoardRun) -> Result<BoardRecord, ClusterError> {
 
 #[async_trait::async_trait]
 impl Journal for SharedRuns {
+    fn host(&self) -> &str {
+        self.cluster.replica()
+    }
+
     async fn record(&self, run_id: &str, record: &ChangeRecord) -> Result<u64, String> {
         let record = ChangeRecord {
             host: Some(self.cluster.replica().to_owned()),
@@ -326,8 +377,8 @@ pub async fn adopt(
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        for (shard, token) in shared.cluster.owned() {
-            if let Err(e) = sweep(&shared, &scheduler, shard, token).await {
+        for (shard, _) in shared.cluster.owned() {
+            if let Err(e) = sweep(&shared, &scheduler, shard).await {
                 tracing::warn!(shard, "cannot look at the shard's runs on the board: {e}");
             }
         }
@@ -338,7 +389,6 @@ async fn sweep(
     shared: &SharedRuns,
     scheduler: &crate::scheduler::Scheduler,
     shard: u32,
-    token: u64,
 ) -> Result<(), ClusterError> {
     let board = shared.cluster.runs();
     let (checkpoint, _) = shared.cluster.events().checkpoint(shard).await?;
@@ -360,6 +410,8 @@ async fn sweep(
         match scheduler.local_state(&run.id) {
             // Going on here.
             Some(Local::Going) => continue,
+            // Being made by the matcher here.
+            None if shared.creating(&run.id) => continue,
             // It ended here, and the board was not told (the engine did not answer then).
             Some(Local::Ended(state)) => {
                 let settled = BoardRecord {
@@ -372,12 +424,9 @@ async fn sweep(
                 shared.forget(&run.id);
                 continue;
             }
-            // Being made by the matcher of this tenure.
-            None if record.owner == shared.cluster.replica() && record.tenure == token => {
-                continue;
-            }
-            // Interrupted or fenced here, or never here.
-            _ => {}
+            // Interrupted or fenced here, or never here: whatever its tenure, nobody runs it
+            // here now.
+            None => {}
         }
         let Some((event_shard, payload)) =
             shared.cluster.events().event_at(record.event_seq).await?
@@ -405,7 +454,14 @@ async fn sweep(
             )
             .await
         {
-            Ok(true) => tracing::info!(shard, run = %run.id, "took the run over"),
+            Ok(true) => {
+                shared
+                    .cluster
+                    .counters()
+                    .runs_taken_over
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(shard, run = %run.id, "took the run over");
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(run = %run.id, "cannot take the run over: {e}"),
         }

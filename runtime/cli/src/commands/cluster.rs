@@ -53,14 +53,15 @@ fn render(s: &ClusterStatus) -> String {
     }
     let c = &s.counters;
     out.push_str(&format!(
-        "leases here: {} held; {} renewals, {} acquired ({} taken over), {} lost, {} released; {} fence checks refused\n\n",
+        "leases here: {} held; {} renewals, {} acquired ({} taken over), {} lost, {} released; {} fence checks refused; {} runs taken over\n\n",
         s.owned.len(),
         c.renewals,
         c.acquisitions,
         c.takeovers,
         c.losses,
         c.releases,
-        c.fence_rejections
+        c.fence_rejections,
+        c.runs_taken_over
     ));
     let rows: Vec<Vec<String>> = s
         .replicas

@@ -263,8 +263,8 @@ impl App {
                 triggers: triggers.clone(),
                 simulation: sim.clone(),
                 slots,
-                fence: cluster.as_ref().map(|c| {
-                    Arc::new(crate::fence::ShardFence::new(c.clone()))
+                fence: cluster.as_ref().zip(shared_runs.as_ref()).map(|(c, runs)| {
+                    Arc::new(crate::fence::ShardFence::new(c.clone(), runs.clone()))
                         as Arc<dyn grace_engine::fence::Fence>
                 }),
                 shared: shared_runs.clone(),

@@ -250,6 +250,11 @@ async fn store_and_start(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
     }
+    if let Some(shared) = &s.r.shared {
+        for run in &created {
+            shared.created(&run.id);
+        }
+    }
     s.r.metrics
         .events_matched
         .fetch_add(last_seq.saturating_sub(marks.counted), Ordering::Relaxed);
@@ -279,6 +284,14 @@ async fn on_board(s: &Scheduler, created: Vec<(RunRecord, Option<Origin>)>) -> V
         .map(|(run, origin)| async move {
             let mut pause = Duration::from_millis(100);
             loop {
+                // Lost meanwhile: the event is the next owner's to match (the checkpoint did
+                // not move past it), and a run written now could outlive its copy there.
+                if shared.cluster().owns(origin.shard).is_none() {
+                    tracing::info!(run = %run.id, "the run's shard moved before the run was on the board: left to its owner");
+                    shared.created(&run.id);
+                    s.release(&run.id);
+                    return None;
+                }
                 match shared.create(&run, origin).await {
                     Ok(true) => return Some(run),
                     Ok(false) => {

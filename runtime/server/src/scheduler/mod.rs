@@ -254,6 +254,12 @@ impl Scheduler {
             }
             active
         };
+        if active.is_none()
+            && let Ok(Some(run)) = self.r.store.run(id)
+        {
+            // In a cluster, the board says so too: nobody takes the run over.
+            self.settle_on_board(&run).await;
+        }
         if let Some(active) = active {
             // Listen before cancelling, so the worker's notification cannot be missed.
             let notified = active.done.notified();
@@ -391,6 +397,10 @@ impl Scheduler {
             .has_version(&record.playbook, &record.digest)
         {
             tracing::warn!(run = %id, playbook = %record.playbook, version = %record.version, "not taken over here: this replica does not have the run's playbook version (upload it on every replica)");
+            return Ok(false);
+        }
+        // One going on here since the board was read (resumed) is left to go on.
+        if matches!(self.local_state(id), Some(Local::Going)) {
             return Ok(false);
         }
         // Its locks first: the run is taken over only if it can hold them.

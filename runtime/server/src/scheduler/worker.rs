@@ -192,9 +192,24 @@ impl Scheduler {
             .shared
             .clone()
             .map(|s| s as Arc<dyn grace_engine::journal::Journal>);
+        let mut first = true;
         loop {
             if active.is_cancelled() {
                 run.state = RunState::Cancelled;
+                return;
+            }
+            // In a cluster, each attempt starts under this replica's tenure of the run (the
+            // first did in `execute`): a run taken over during the backoff is not attempted here.
+            if !std::mem::take(&mut first)
+                && let Some(shared) = &self.r.shared
+                && let Err(e) = shared.start(run).await
+            {
+                tracing::info!(run = %run.id, "not attempted here again: {e}");
+                run.state = RunState::Interrupted;
+                run.failure = Some(Failure {
+                    kind: FailureKind::Fenced,
+                    message: format!("not attempted here again: {e}"),
+                });
                 return;
             }
             run.attempts += 1;
@@ -257,6 +272,18 @@ impl Scheduler {
             run.failure = report.failure;
             run.timeline = report.timeline;
             run.state = state;
+            // In a cluster, a run whose records could not be read or written (the engine or
+            // the ledger unavailable) is not over: it is left on the board, to be taken over
+            // again (here or elsewhere) on a later look.
+            if self.r.shared.is_some()
+                && run
+                    .failure
+                    .as_ref()
+                    .is_some_and(|f| f.kind == FailureKind::LedgerUnavailable)
+            {
+                run.state = RunState::Interrupted;
+                return;
+            }
             if report.approval.is_some() {
                 run.approval = report.approval;
             }
