@@ -51,6 +51,9 @@ pub(crate) struct BoardRecord {
     pub(crate) attempts: u32,
     pub(crate) created_at: u64,
     pub(crate) ingested_at: u64,
+    /// When it ended (wall clock, ms), once it did.
+    #[serde(default)]
+    pub(crate) finished_at: Option<u64>,
     /// The replica holding the run.
     pub(crate) owner: String,
     /// Its lease token of the run's shard when it took the run.
@@ -140,6 +143,7 @@ impl SharedRuns {
             attempts: run.attempts,
             created_at: run.created_at,
             ingested_at: run.ingested_at,
+            finished_at: None,
             owner: self.cluster.replica().to_owned(),
             tenure: self.cluster.owns(origin.shard).unwrap_or(0),
         };
@@ -240,6 +244,9 @@ impl SharedRuns {
             return Ok(());
         }
         record.state = run.state;
+        if run.state.is_final() {
+            record.finished_at = Some(grace_engine::event::system_now_millis());
+        }
         let shard = self.shard(run);
         let written = self.write(shard, &run.id, record, revision).await;
         if run.state.is_final() {
@@ -363,6 +370,9 @@ impl Journal for SharedRuns {
     }
 }
 
+/// How long a finished run stays on the board (with its journal) after it ended.
+const FINISHED_KEPT_MS: u64 = 10 * 60 * 1000;
+
 /// How often the board is looked at for runs to take over.
 const EVERY: Duration = Duration::from_secs(2);
 
@@ -401,8 +411,13 @@ async fn sweep(
             }
         };
         if record.state.is_final() {
-            // Its event is never matched again: nothing can make the run a second time.
-            if record.event_seq <= checkpoint {
+            // Its event is never matched again, and a creation of it sent before its shard
+            // moved (held in a client's buffer through a reconnection) finds it there for
+            // FINISHED_KEPT: nothing can make the run a second time.
+            let ended_long_ago = record.finished_at.is_none_or(|at| {
+                grace_engine::event::system_now_millis().saturating_sub(at) > FINISHED_KEPT_MS
+            });
+            if record.event_seq <= checkpoint && ended_long_ago {
                 board.remove(shard, &run.id).await?;
             }
             continue;
@@ -416,6 +431,7 @@ async fn sweep(
             Some(Local::Ended(state)) => {
                 let settled = BoardRecord {
                     state,
+                    finished_at: Some(grace_engine::event::system_now_millis()),
                     ..record.clone()
                 };
                 if let Err(e) = shared.write(shard, &run.id, settled, run.revision).await {
