@@ -772,8 +772,9 @@ fn path_display(manifest: &Path, _bytes: &[u8]) -> String {
 }
 
 /// The change records of run `run_id`'s earlier attempts: this host's ledger's, and with a
-/// journal (which holds what every host did for the run) the journal's first, then this host's
-/// own records the journal missed (an outcome whose journaling failed).
+/// journal (which holds what every host did for the run) the journal's, with this host's own
+/// records the journal missed (an outcome whose journaling failed) put back where they were:
+/// right after this host's last journaled record before them.
 async fn earlier_records(
     env: &RunEnv,
     run_id: &str,
@@ -788,12 +789,9 @@ async fn earlier_records(
     let Some(journal) = &env.journal else {
         return Ok(local);
     };
-    let mut records = journal.records(run_id).await?;
-    let here: std::collections::HashSet<u64> = records
-        .iter()
-        .filter(|r| r.host.as_deref() == Some(journal.host()))
-        .map(|r| r.seq)
-        .collect();
-    records.extend(local.into_iter().filter(|r| !here.contains(&r.seq)));
-    Ok(records)
+    Ok(crate::journal::merge(
+        journal.records(run_id).await?,
+        local,
+        journal.host(),
+    ))
 }

@@ -72,3 +72,94 @@ pub trait Journal: Send + Sync {
     /// Every record kept for run `run_id`, in the order they were kept.
     async fn records(&self, run_id: &str) -> Result<Vec<ChangeRecord>, String>;
 }
+
+/// The journal's records of a run with `host`'s own ledger records of it that the journal
+/// missed (an outcome whose journaling failed), each put back where it was: right after
+/// `host`'s last record before it (by ledger sequence), so that an intent and its outcome stay
+/// in order for [`crate::pipeline::unknown_changes`].
+pub fn merge(
+    mut journal: Vec<ChangeRecord>,
+    local: Vec<ChangeRecord>,
+    host: &str,
+) -> Vec<ChangeRecord> {
+    let mine = |r: &ChangeRecord| r.host.as_deref() == Some(host);
+    let kept: std::collections::HashSet<u64> =
+        journal.iter().filter(|r| mine(r)).map(|r| r.seq).collect();
+    for mut missed in local.into_iter().filter(|r| !kept.contains(&r.seq)) {
+        missed.host = Some(host.to_owned());
+        let at = journal
+            .iter()
+            .rposition(|r| mine(r) && r.seq < missed.seq)
+            .map_or_else(
+                || {
+                    journal
+                        .iter()
+                        .position(|r| mine(r) && r.seq > missed.seq)
+                        .unwrap_or(journal.len())
+                },
+                |i| i + 1,
+            );
+        journal.insert(at, missed);
+    }
+    journal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(host: Option<&str>, seq: u64, result: Value) -> ChangeRecord {
+        ChangeRecord {
+            seq,
+            host: host.map(str::to_owned),
+            at_millis: seq,
+            interface: "scaling".into(),
+            args: json!({}),
+            verdict: Verdict::Allowed,
+            result,
+        }
+    }
+
+    #[test]
+    fn records_the_journal_missed_go_back_in_their_place_and_none_twice() {
+        let intent = |key: &str| json!({ "intent": "executing", "idempotency_key": key });
+        let done = |key: &str| json!({ "ok": {}, "idempotency_key": key });
+        // b began k1 and k2 (journaled); the outcome of k1 (seq 6) did not reach the journal;
+        // then a took the run over and completed k2.
+        let journal = vec![
+            record(Some("b"), 5, intent("k1")),
+            record(Some("b"), 7, intent("k2")),
+            record(Some("a"), 3, done("k2")),
+        ];
+        let local = vec![
+            record(None, 5, intent("k1")),
+            record(None, 6, done("k1")),
+            record(None, 7, intent("k2")),
+        ];
+        let merged = merge(journal, local, "b");
+        let order: Vec<(Option<&str>, u64)> =
+            merged.iter().map(|r| (r.host.as_deref(), r.seq)).collect();
+        assert_eq!(
+            order,
+            [
+                (Some("b"), 5),
+                (Some("b"), 6),
+                (Some("b"), 7),
+                (Some("a"), 3)
+            ]
+        );
+        let completed = crate::pipeline::completed_changes(&merged);
+        assert!(completed.contains_key("k1") && completed.contains_key("k2"));
+        assert!(crate::pipeline::unknown_changes(&merged).is_empty());
+    }
+
+    #[test]
+    fn without_a_journal_record_of_this_host_the_missed_ones_follow_the_journal_in_order() {
+        let journal = vec![record(Some("a"), 9, json!({}))];
+        let local = vec![record(None, 1, json!({})), record(None, 2, json!({}))];
+        let merged = merge(journal, local, "b");
+        let order: Vec<u64> = merged.iter().map(|r| r.seq).collect();
+        assert_eq!(order, [9, 1, 2]);
+    }
+}

@@ -199,7 +199,7 @@ async fn import(
         if let Some(seq) = matched_last {
             wait_matched(&mut matched, shard, seq).await?;
         }
-        this.set_imported(last);
+        this.set_imported(this.imported().max(last));
         next = last.saturating_add(1);
         // Storing may have waited for the matcher: the checkpoint moves only under the tenure
         // that read the batch.
@@ -216,17 +216,20 @@ async fn import(
 
 /// Waits until the matcher made the runs of `shard`'s events through stream sequence `seq`.
 /// The matcher may take long (in simulation each firing event waits for its runs), so only a
-/// matcher that made no progress at all for [`UNMATCHED_AFTER`] is given up on.
+/// matcher that made no progress on this shard for [`UNMATCHED_AFTER`] is given up on.
 async fn wait_matched(matched: &mut Matched, shard: u32, seq: u64) -> Result<(), ImportError> {
+    let mut seen = None;
+    let mut deadline = tokio::time::Instant::now() + UNMATCHED_AFTER;
     loop {
-        if matched
-            .borrow_and_update()
-            .get(&shard)
-            .is_some_and(|at| *at >= seq)
-        {
+        let at = matched.borrow_and_update().get(&shard).copied();
+        if at.is_some_and(|at| at >= seq) {
             return Ok(());
         }
-        match tokio::time::timeout(UNMATCHED_AFTER, matched.changed()).await {
+        if at > seen {
+            seen = at;
+            deadline = tokio::time::Instant::now() + UNMATCHED_AFTER;
+        }
+        match tokio::time::timeout_at(deadline, matched.changed()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 return Err(

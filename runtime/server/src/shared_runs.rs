@@ -159,7 +159,8 @@ impl SharedRuns {
                 Ok(true)
             }
             // Ours all the same when the engine stored an earlier try whose answer was lost:
-            // the same run, from this replica, under the same tenure, not yet started.
+            // this very match of the event (its time), from this replica, under the same
+            // tenure, not yet started. Another match of the same event (imported again) is not.
             None => {
                 let there = self.cluster.runs().get(origin.shard, &run.id).await?;
                 match there.and_then(|t| decode(&t).ok().map(|r| (r, t.revision))) {
@@ -167,6 +168,7 @@ impl SharedRuns {
                         if there.owner == record.owner
                             && there.tenure == record.tenure
                             && there.event_seq == record.event_seq
+                            && there.created_at == record.created_at
                             && there.state == RunState::Queued =>
                     {
                         lock(&self.held).insert(run.id.clone(), (there, revision));
@@ -223,6 +225,13 @@ impl SharedRuns {
                 (record, revision)
             }
         };
+        if record.state.is_final() {
+            self.forget(&run.id);
+            return Err(BoardError::Moved(format!(
+                "the board has it {} already",
+                record.state.name()
+            )));
+        }
         record.state = RunState::Running;
         record.attempts = record.attempts.max(run.attempts).saturating_add(1);
         record.tenure = token;
@@ -253,6 +262,37 @@ impl SharedRuns {
             lock(&self.held).remove(&run.id);
         }
         written
+    }
+
+    /// Writes run `run` as cancelled on the board, whoever holds it: from this process's
+    /// record when it holds the run, from a fresh read otherwise. A replica running it now
+    /// learns at its next write (its next attempt or its end).
+    pub(crate) async fn cancel(&self, run: &RunRecord) -> Result<(), BoardError> {
+        let shard = self.shard(run);
+        for _ in 0..3 {
+            let held = lock(&self.held).get(&run.id).cloned();
+            let (mut record, revision) = match held {
+                Some(held) => held,
+                None => self.read(shard, &run.id).await?,
+            };
+            if record.state.is_final() {
+                return Ok(());
+            }
+            record.state = RunState::Cancelled;
+            record.finished_at = Some(grace_engine::event::system_now_millis());
+            match self.write(shard, &run.id, record, revision).await {
+                Ok(()) => {
+                    self.forget(&run.id);
+                    return Ok(());
+                }
+                // Written by another replica meanwhile: read it again.
+                Err(BoardError::Moved(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(BoardError::Moved(
+            "written by other replicas three times in a row".into(),
+        ))
     }
 
     /// Takes a run of another tenure over for this replica, if the board still shows it as

@@ -124,6 +124,13 @@ pub(super) async fn run(
                 let ids: Vec<String> = runs.iter().map(|(r, _)| r.id.clone()).collect();
                 let mut finished = s.finished.subscribe();
                 store_and_start(&s, runs, q.seq, &mut marks).await;
+                // Its runs are made: the shard's import need not wait for the whole batch.
+                if let Some(o) = q.origin {
+                    s.matched_in_log.send_modify(|through| {
+                        let at = through.entry(o.shard).or_default();
+                        *at = (*at).max(o.seq);
+                    });
+                }
                 wait_until_final(&s, &ids, &mut finished).await;
                 // The runs moved the clock while they waited: keep where it got to.
                 save_simulation(sim).await;

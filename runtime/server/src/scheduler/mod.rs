@@ -255,10 +255,12 @@ impl Scheduler {
             active
         };
         if active.is_none()
+            && let Some(shared) = &self.r.shared
             && let Ok(Some(run)) = self.r.store.run(id)
+            && let Err(e) = shared.cancel(&run).await
         {
-            // In a cluster, the board says so too: nobody takes the run over.
-            self.settle_on_board(&run).await;
+            // In a cluster, the board says so too, or another replica could take it over.
+            tracing::warn!(run = %id, "cannot write the cancel on the run board: {e}");
         }
         if let Some(active) = active {
             // Listen before cancelling, so the worker's notification cannot be missed.
@@ -426,6 +428,13 @@ impl Scheduler {
             // What this replica recorded of the run before (an attempt interrupted or fenced
             // here) is kept with it.
             let run = match self.r.store.run(id) {
+                // Ended here since the board was read (cancelled): not run again.
+                Ok(Some(run)) if matches!(Local::of(&run), Some(Local::Ended(_))) => {
+                    drop(_claim);
+                    self.r.triggers.release(id);
+                    shared.forget(id);
+                    return Ok(false);
+                }
                 Ok(Some(mut run)) => {
                     run.state = RunState::Queued;
                     run.attempts = run.attempts.max(record.attempts);

@@ -274,8 +274,9 @@ impl Scheduler {
             run.state = state;
             // In a cluster, a run whose records could not be read or written (the engine or
             // the ledger unavailable) is not over: it is left on the board, to be taken over
-            // again (here or elsewhere) on a later look.
+            // again (here or elsewhere) on a later look — up to `max_attempts` attempts in all.
             if self.r.shared.is_some()
+                && run.attempts < self.r.config.max_attempts
                 && run
                     .failure
                     .as_ref()
