@@ -106,6 +106,7 @@ pub(super) async fn run(
         let mut created = Vec::new();
         let mut last_seq = 0;
         let mut origins = Vec::new();
+        let mut left = Left::new();
         for q in batch {
             last_seq = q.seq;
             origins.extend(q.origin);
@@ -123,30 +124,41 @@ pub(super) async fn run(
             if !runs.is_empty() {
                 let ids: Vec<String> = runs.iter().map(|(r, _)| r.id.clone()).collect();
                 let mut finished = s.finished.subscribe();
-                store_and_start(&s, runs, q.seq, &mut marks).await;
+                store_and_start(&s, runs, q.seq, &mut marks, &mut left).await;
                 // Its runs are made: the shard's import need not wait for the whole batch.
-                if let Some(o) = q.origin {
-                    s.matched_in_log.send_modify(|through| {
-                        let at = through.entry(o.shard).or_default();
-                        *at = (*at).max(o.seq);
-                    });
-                }
+                report_matched(&s, q.origin, &left);
                 wait_until_final(&s, &ids, &mut finished).await;
                 // The runs moved the clock while they waited: keep where it got to.
                 save_simulation(sim).await;
             }
         }
-        store_and_start(&s, created, last_seq, &mut marks).await;
-        if !origins.is_empty() {
-            s.matched_in_log.send_modify(|through| {
-                for o in origins {
-                    let at = through.entry(o.shard).or_default();
-                    *at = (*at).max(o.seq);
-                }
-            });
-        }
+        store_and_start(&s, created, last_seq, &mut marks, &mut left).await;
+        report_matched(&s, origins, &left);
     }
     Ok(())
+}
+
+/// For each shard, the first event of a batch whose runs were left to the shard's next owner
+/// (the shard moved while they were being put on the run board).
+type Left = std::collections::HashMap<u32, u64>;
+
+/// Tells the shards' imports how far their events' runs are on the run board: never up to an
+/// event whose runs were left, so its import does not count it as done (it imports it again
+/// from the checkpoint, or the next owner does).
+fn report_matched(s: &Scheduler, origins: impl IntoIterator<Item = Origin>, left: &Left) {
+    let mut origins = origins
+        .into_iter()
+        .filter(|o| left.get(&o.shard).is_none_or(|first| o.seq < *first))
+        .peekable();
+    if origins.peek().is_none() {
+        return;
+    }
+    s.matched_in_log.send_modify(|through| {
+        for o in origins {
+            let at = through.entry(o.shard).or_default();
+            *at = (*at).max(o.seq);
+        }
+    });
 }
 
 /// The runs one event fires, each with where its event is in the cluster's log, if it is.
@@ -228,11 +240,16 @@ async fn store_and_start(
     created: Vec<(RunRecord, Option<Origin>)>,
     last_seq: u64,
     marks: &mut Marks,
+    left: &mut Left,
 ) {
     if last_seq == 0 || (last_seq <= marks.counted && created.is_empty()) {
         return;
     }
-    let created = on_board(s, created).await;
+    let (created, left_here) = on_board(s, created).await;
+    for o in left_here {
+        let first = left.entry(o.shard).or_insert(o.seq);
+        *first = (*first).min(o.seq);
+    }
     let every = u64::try_from(s.r.config.mesh_checkpoint_events).unwrap_or(u64::MAX);
     let checkpoint = (last_seq >= marks.checkpointed.saturating_add(every))
         .then(|| Arc::new(s.r.triggers.checkpoint()));
@@ -279,10 +296,17 @@ async fn store_and_start(
 /// In a cluster: puts the new runs on the run board, each once, retrying while the engine does
 /// not answer (nothing moves on before: the shard's import checkpoint waits for these runs).
 /// A run already there (an earlier owner of the shard matched the same event) is not made
-/// again here: it is the board's, and taken over from there if it is not finished.
-async fn on_board(s: &Scheduler, created: Vec<(RunRecord, Option<Origin>)>) -> Vec<RunRecord> {
+/// again here: it is the board's, and taken over from there if it is not finished. Answers the
+/// runs put there, and the events whose runs were left because their shard moved meanwhile.
+async fn on_board(
+    s: &Scheduler,
+    created: Vec<(RunRecord, Option<Origin>)>,
+) -> (Vec<RunRecord>, Vec<Origin>) {
     let Some(shared) = &s.r.shared else {
-        return created.into_iter().map(|(run, _)| run).collect();
+        return (
+            created.into_iter().map(|(run, _)| run).collect(),
+            Vec::new(),
+        );
     };
     // Written all at once: each is one request to the engine.
     let created = created
@@ -297,14 +321,14 @@ async fn on_board(s: &Scheduler, created: Vec<(RunRecord, Option<Origin>)>) -> V
                     tracing::info!(run = %run.id, "the run's shard moved before the run was on the board: left to its owner");
                     shared.created(&run.id);
                     s.release(&run.id);
-                    return None;
+                    return Err(origin);
                 }
                 match shared.create(&run, origin).await {
-                    Ok(true) => return Some(run),
+                    Ok(true) => return Ok(Some(run)),
                     Ok(false) => {
                         tracing::info!(run = %run.id, "the run is on the board already: not made again");
                         s.release(&run.id);
-                        return None;
+                        return Ok(None);
                     }
                     Err(e) => {
                         tracing::warn!(run = %run.id, "cannot put the run on the board, retrying in {pause:?}: {e}");
@@ -314,11 +338,14 @@ async fn on_board(s: &Scheduler, created: Vec<(RunRecord, Option<Origin>)>) -> V
                 }
             }
         });
-    futures_util::future::join_all(created)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    let (mut fresh, mut left) = (Vec::new(), Vec::new());
+    for outcome in futures_util::future::join_all(created).await {
+        match outcome {
+            Ok(run) => fresh.extend(run),
+            Err(origin) => left.push(origin),
+        }
+    }
+    (fresh, left)
 }
 
 /// Keeps the simulated fleet's state (its clock moved by events and runs), in order with the
