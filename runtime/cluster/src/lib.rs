@@ -10,6 +10,7 @@
 //! - [`members`]: replica heartbeats.
 //! - [`shards`]: which shard a resource belongs to.
 //! - [`runs`]: runs and their change journals, so that a run outlives its replica.
+//! - [`approvals`]: approval requests and their votes, seen and decided from any replica.
 //! - [`membership`]: a replica's ownership loop and the fence check before an action.
 //! - [`status`]: what `grace cluster status` shows.
 //!
@@ -19,6 +20,7 @@
 //! store keeps only what is its own (its ledger chain, its caches). `docs/cluster.md` says
 //! this for the capabilities to come.
 
+pub mod approvals;
 pub mod connect;
 pub mod error;
 pub mod events;

@@ -30,6 +30,7 @@ pub struct Cluster {
     engine: Engine,
     events: crate::events::EventStream,
     runs: crate::runs::RunBoard,
+    approvals: crate::approvals::ApprovalBoard,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -165,6 +166,7 @@ impl Cluster {
         agree_on_shards(&facts, settings.shards).await?;
         let events = crate::events::EventStream::open(&engine, settings).await?;
         let runs = crate::runs::RunBoard::open(&engine, settings).await?;
+        let approvals = crate::approvals::ApprovalBoard::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -185,6 +187,7 @@ impl Cluster {
             members,
             events,
             runs,
+            approvals,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -517,6 +520,11 @@ impl Cluster {
     /// The runs in the engine and their change journals.
     pub fn runs(&self) -> &crate::runs::RunBoard {
         &self.runs
+    }
+
+    /// The approval requests in the engine.
+    pub fn approvals(&self) -> &crate::approvals::ApprovalBoard {
+        &self.approvals
     }
 
     /// The cluster's event log.

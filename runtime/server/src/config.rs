@@ -276,6 +276,22 @@ impl ServeConfig {
         if let Some(c) = &self.cluster {
             c.validate()
                 .map_err(|e| ConfigError::invalid("cluster", e.to_string()))?;
+            // The engine keeps approval requests, and the runs waiting for them,
+            // `event_retention` after their last write: a request must be decided or expired
+            // before.
+            let ttl = self
+                .trust
+                .approval_ttl
+                .unwrap_or(crate::trust::DEFAULT_APPROVAL_TTL);
+            if ttl >= c.event_retention {
+                return Err(ConfigError::invalid(
+                    "trust.approval_ttl",
+                    format!(
+                        "must be shorter than cluster.event_retention ({}s): the engine keeps approval requests and the runs waiting for them that long",
+                        c.event_retention.as_secs()
+                    ),
+                ));
+            }
         }
         crate::signing::TrustRoots::load(&self.trust_roots)
             .map_err(|e| ConfigError::invalid("trust_roots", e.to_string()))?;

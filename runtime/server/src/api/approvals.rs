@@ -50,10 +50,10 @@ async fn list(
         None => None,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let approvals = trust.approvals().clone();
-    tokio::task::spawn_blocking(move || approvals.list(state, limit))
+    trust
+        .approvals()
+        .list(state, limit)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
         .map(Json)
         .map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -66,6 +66,7 @@ async fn show(
     trust
         .approvals()
         .get(&id)
+        .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no approval `{id}`")))

@@ -172,12 +172,18 @@ impl App {
                 .map_err(store_error("cannot read the simulated fleet's saved state"))?;
         }
         let auth = Arc::new(setup::auth(&config, db.clone())?);
-        let trust = Arc::new(HostTrust::open(db.clone(), &config.trust).map_err(|e| {
-            ConfigError::Invalid {
+        let mut trust =
+            HostTrust::open(db.clone(), &config.trust).map_err(|e| ConfigError::Invalid {
                 field: "trust",
                 message: e.to_string(),
-            }
-        })?);
+            })?;
+        if let Some(cluster) = &cluster {
+            // Seen and decided from any replica; a run taken over finds its request.
+            trust = trust.with_approvals(crate::trust::approvals::Approvals::shared(
+                cluster.approvals().clone(),
+            ));
+        }
+        let trust = Arc::new(trust);
         let supervisor = Arc::new(Supervisor::default());
         let events = EventLog::start(db, supervisor.clone())
             .map_err(store_error("cannot start the event log"))?;

@@ -492,3 +492,25 @@ fn the_cluster_section_is_checked_naming_its_key_and_flags_need_it() {
     .to_string();
     assert!(e.contains("[cluster]"), "{e}");
 }
+
+#[test]
+fn clustered_approvals_must_expire_before_the_engine_forgets_them() {
+    let base = "[cluster]\nnats = [\"nats://10.0.0.1:4222\"]\nevent_retention = \"2h\"\n";
+    parse(&format!("{base}[trust]\napproval_ttl = \"1h\"\n"))
+        .validate()
+        .unwrap();
+    for ttl in ["2h", "3h"] {
+        let e = parse(&format!("{base}[trust]\napproval_ttl = \"{ttl}\"\n"))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("trust.approval_ttl: "), "{e}");
+        assert!(e.contains("cluster.event_retention (7200s)"), "{e}");
+    }
+    // The default time to live (an hour) against a retention of a minute.
+    let e = parse("[cluster]\nnats = [\"nats://10.0.0.1:4222\"]\nevent_retention = \"1m\"\n")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("trust.approval_ttl: "), "{e}");
+}

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::runs::{RunRecord, RunState};
 use crate::supervisor::TaskError;
 use crate::sync::lock;
-use crate::trust::approvals::{Approval, ApprovalState, Vote, VoteError};
+use crate::trust::approvals::{Approval, ApprovalState, Vote, VoteError, VoteRecorder};
 
 /// The longest comment a vote may carry.
 const MAX_COMMENT_BYTES: usize = 4096;
@@ -29,9 +29,6 @@ pub enum VoteFailed {
     /// The approvals refused or failed to count it.
     #[error(transparent)]
     Vote(#[from] VoteError),
-    /// The counting task failed.
-    #[error("{0}")]
-    Task(#[from] tokio::task::JoinError),
 }
 
 impl From<VoteFailed> for ApiError {
@@ -39,10 +36,10 @@ impl From<VoteFailed> for ApiError {
         match e {
             VoteFailed::Comment => ApiError::field("comment", e.to_string()),
             VoteFailed::Vote(VoteError::NotFound(_)) => ApiError::not_found(e.to_string()),
-            VoteFailed::Vote(VoteError::Closed { .. } | VoteError::AlreadyVoted { .. }) => {
-                ApiError::conflict(e.to_string())
-            }
-            VoteFailed::Vote(_) | VoteFailed::Task(_) => ApiError::internal(e.to_string()),
+            VoteFailed::Vote(
+                VoteError::Closed { .. } | VoteError::AlreadyVoted { .. } | VoteError::Raced(_),
+            ) => ApiError::conflict(e.to_string()),
+            VoteFailed::Vote(_) => ApiError::internal(e.to_string()),
         }
     }
 }
@@ -69,29 +66,31 @@ impl Scheduler {
             at: system_now_millis(),
             comment,
         };
-        let approvals = self.r.trust.approvals().clone();
-        let ledger = self.r.ledger.clone();
-        let at_millis = self.r.executors.clock.now_millis();
-        let id_owned = id.to_owned();
-        let caller_owned = caller.clone();
+        let recorder = VoteEntry {
+            ledger: &self.r.ledger,
+            caller,
+            approve,
+            at_millis: self.r.executors.clock.now_millis(),
+        };
         // The vote and its ledger entry are one step (see `trust::approvals`): the entry is
         // appended and committed inside `Approvals::vote`, which stores the vote only after.
-        let result = tokio::task::spawn_blocking(move || {
-            approvals.vote(&id_owned, vote, approve, |approval| {
-                ledger
-                    .append_blocking(vote_entry(approval, &caller_owned, approve, at_millis))
-                    .map(drop)
-            })
-        })
-        .await?;
-        let approval = result.inspect_err(|e| {
-            if matches!(
-                e,
-                VoteError::Storage(_) | VoteError::NotRecorded(_) | VoteError::NotStored(_)
-            ) {
-                tracing::error!(approval = %id, principal = %caller.principal, "a vote was not counted: {e}");
-            }
-        })?;
+        let approval = self
+            .r
+            .trust
+            .approvals()
+            .vote(id, vote, approve, &recorder)
+            .await
+            .inspect_err(|e| {
+                if matches!(
+                    e,
+                    VoteError::Storage(_)
+                        | VoteError::NotRecorded(_)
+                        | VoteError::NotStored(_)
+                        | VoteError::Raced(_)
+                ) {
+                    tracing::error!(approval = %id, principal = %caller.principal, "a vote was not counted: {e}");
+                }
+            })?;
         if approval.state != ApprovalState::Pending {
             self.continue_after_approval(&approval.run_id).await;
         }
@@ -114,7 +113,7 @@ impl Scheduler {
         tracing::info!(run = %id, playbook = %run.playbook, approval = ?run.approval, "run waits for approval");
         // Decided while the attempt was ending (a fast approver): go on now.
         if let Some(approval) = &run.approval
-            && let Ok(Some(a)) = self.r.trust.approvals().get(approval)
+            && let Ok(Some(a)) = self.r.trust.approvals().get(approval).await
             && a.state != ApprovalState::Pending
         {
             self.continue_after_approval(id).await;
@@ -167,17 +166,22 @@ impl Scheduler {
         };
         let now = system_now_millis();
         let approvals = self.r.trust.approvals();
-        if let Err(e) = approvals.expire_due(now) {
+        if let Err(e) = approvals.expire_due(now).await {
             tracing::error!("cannot expire approvals: {e}");
         }
         for run in waiting {
-            let decided = run.approval.as_ref().is_none_or(|a| {
-                approvals
-                    .get(a)
-                    .ok()
-                    .flatten()
-                    .is_none_or(|a| !a.is_open(now))
-            });
+            let decided = match &run.approval {
+                None => true,
+                Some(a) => match approvals.get(a).await {
+                    Ok(a) => a.is_none_or(|a| !a.is_open(now)),
+                    // Unreadable now (the engine does not answer): asked again at the next
+                    // look, not taken as decided.
+                    Err(e) => {
+                        tracing::warn!(run = %run.id, "cannot read the run's approval: {e}");
+                        false
+                    }
+                },
+            };
             if decided {
                 self.continue_after_approval(&run.id).await;
             }
@@ -192,24 +196,86 @@ pub(super) async fn expiry(s: Arc<Scheduler>) -> Result<(), TaskError> {
         (s.r.trust.approval_ttl() / 10).clamp(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         tokio::time::sleep(every).await;
-        let approvals = s.r.trust.approvals().clone();
-        let expired =
-            tokio::task::spawn_blocking(move || approvals.expire_due(system_now_millis())).await;
-        match expired {
-            Ok(Ok(expired)) => {
+        if s.r.trust.approvals().is_shared() {
+            // Votes and expiries on other replicas: a run waiting here whose request another
+            // replica decided goes on, should the watch have missed it.
+            s.continue_decided().await;
+            continue;
+        }
+        match s.r.trust.approvals().expire_due(system_now_millis()).await {
+            Ok(expired) => {
                 for a in expired {
                     tracing::warn!(approval = %a.id, run = %a.run_id, "approval expired unanswered: the change is denied");
                     s.continue_after_approval(&a.run_id).await;
                 }
             }
-            Ok(Err(e)) => tracing::error!("cannot expire approvals: {e}"),
-            Err(e) => tracing::error!("approval expiry task failed: {e}"),
+            Err(e) => tracing::error!("cannot expire approvals: {e}"),
         }
     }
 }
 
-/// The ledger entry of a vote: who (principal and token), on what, and the approval as the vote
-/// leaves it.
+/// Records a vote in this replica's ledger: who (principal and token), on what, and the
+/// approval as the vote leaves it.
+struct VoteEntry<'a> {
+    ledger: &'a grace_ledger::Ledger,
+    caller: &'a Caller,
+    approve: bool,
+    at_millis: u64,
+}
+
+#[async_trait::async_trait]
+impl VoteRecorder for VoteEntry<'_> {
+    async fn record(&self, approval: &Approval) -> Result<(), String> {
+        let entry = vote_entry(approval, self.caller, self.approve, self.at_millis);
+        // Resolves once the entry is committed (durably: the server's ledger syncs each commit).
+        self.ledger
+            .append(entry)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The approvals' watch in the engine ended.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error("cannot follow the votes in the engine: {0}")]
+    Watch(#[from] VoteError),
+    #[error("the engine stopped sending the votes given on other replicas")]
+    Ended,
+}
+
+/// Clustered: a vote given on another replica, or an expiry there, lets a run waiting here go
+/// on at once. Votes given while this was not watching (at start, or before a restart of this
+/// task) are caught up first, and the expiry task looks at the waiting runs again at each of its
+/// ticks besides.
+pub(super) async fn follow_votes(s: Arc<Scheduler>) -> Result<(), TaskError> {
+    use futures_util::StreamExt as _;
+    let Some(changes) =
+        s.r.trust
+            .approvals()
+            .changes()
+            .await
+            .map_err(|e| TaskError::new(FollowError::Watch(e)))?
+    else {
+        return Ok(());
+    };
+    s.continue_decided().await;
+    let mut changes = std::pin::pin!(changes);
+    while let Some(change) = changes.next().await {
+        match change {
+            Ok(a) if a.state != ApprovalState::Pending => {
+                // A no-op unless the run waits here.
+                s.continue_after_approval(&a.run_id).await;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(TaskError::new(FollowError::Watch(e))),
+        }
+    }
+    Err(TaskError::new(FollowError::Ended))
+}
+
+/// The ledger entry of a vote.
 fn vote_entry(approval: &Approval, caller: &Caller, approve: bool, at_millis: u64) -> NewEntry {
     NewEntry {
         run_id: approval.run_id.clone(),

@@ -195,6 +195,12 @@ impl Scheduler {
         supervisor.spawn("runner", move || worker::runner(this.clone(), rx.clone()));
         let this = self.clone();
         supervisor.spawn("approval-expiry", move || approvals::expiry(this.clone()));
+        if self.r.trust.approvals().is_shared() {
+            let this = self.clone();
+            supervisor.spawn("approval-votes", move || {
+                approvals::follow_votes(this.clone())
+            });
+        }
         self.continue_decided().await;
     }
 
@@ -285,6 +291,7 @@ impl Scheduler {
             .trust
             .approvals()
             .cancel_for_run(&run.id, system_now_millis())
+            .await
         {
             tracing::error!(run = %run.id, "cannot withdraw the run's approval requests: {e}");
         }

@@ -211,6 +211,13 @@ impl HostTrust {
         })
     }
 
+    /// Keeps approval requests in `approvals` (the engine's, when clustered) instead of the
+    /// server's database.
+    pub fn with_approvals(mut self, approvals: Approvals) -> HostTrust {
+        self.approvals = approvals;
+        self
+    }
+
     /// The trust core (policies, guardrails, risk model).
     pub fn core(&self) -> &TrustCore {
         &self.core
@@ -348,7 +355,7 @@ impl HostTrust {
     }
 
     /// Applies the approval flow to a decision that requires approval.
-    fn await_or_use_approval(
+    async fn await_or_use_approval(
         &self,
         ask: &Ask<'_>,
         request: &Request,
@@ -373,7 +380,7 @@ impl HostTrust {
         }
         let id = approval_id(ask.run_id, key, &ask.call.args);
         let now = (self.now)();
-        let existing = match self.approvals.get(&id) {
+        let existing = match self.approvals.get(&id).await {
             Ok(a) => a,
             Err(e) => {
                 return TrustDecision::deny(format!(
@@ -406,15 +413,19 @@ impl HostTrust {
                     approved_by: Vec::new(),
                     denied_by: None,
                 };
-                if let Err(e) = self.approvals.put(&a) {
-                    return TrustDecision::deny(format!(
-                        "{}; the approval request cannot be stored, so the change is refused: {e}",
-                        decision.reason
-                    ))
-                    .with_details(details);
+                match self.approvals.ask(&a).await {
+                    Ok(stored) => {
+                        tracing::info!(approval = %id, run = %ask.run_id, playbook = %ask.guest.name, "a change waits for approval");
+                        stored
+                    }
+                    Err(e) => {
+                        return TrustDecision::deny(format!(
+                            "{}; the approval request cannot be stored, so the change is refused: {e}",
+                            decision.reason
+                        ))
+                        .with_details(details);
+                    }
                 }
-                tracing::info!(approval = %id, run = %ask.run_id, playbook = %ask.guest.name, "a change waits for approval");
-                a
             }
         };
         // Approved under a policy that asked for fewer people than the one deciding now: the
@@ -426,6 +437,7 @@ impl HostTrust {
             match self
                 .approvals
                 .reopen(&id, approvers, now.saturating_add(ttl))
+                .await
             {
                 Ok(Some(reopened)) => reopened,
                 Ok(None) => approval,
@@ -571,6 +583,7 @@ impl Trust for HostTrust {
                 .with_details(details_of(&decision, None)),
             Outcome::RequireApproval { approvers } => {
                 self.await_or_use_approval(ask, &request, &decision, approvers)
+                    .await
             }
         }
     }
