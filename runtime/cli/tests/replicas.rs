@@ -681,3 +681,186 @@ fn a_run_whose_replica_was_killed_before_a_change_reads_it_back_before_making_it
     );
     assert_eq!(web_1_health(&b), "healthy");
 }
+
+/// Two replicas splitting the shards, both with production groups whose capacity changes need
+/// two people (the policies and the playbook on each: they are not shared yet), and the
+/// recorded latency incident published to the first: its run of `scale-on-latency` waits for
+/// approval on the replica that owns its shard. Answers the replicas (the one where the run
+/// waits first), the run and its approval request.
+struct Waiting {
+    replicas: Vec<(Server, tempfile::TempDir)>,
+    run: String,
+    approval: String,
+    _dir: tempfile::TempDir,
+}
+
+fn a_run_waiting_for_approval(nats: &NatsCluster) -> Waiting {
+    use common::approvals::{add_policies, trust_section};
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path(), nats);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&trust_section("approval_ttl = \"10m\""));
+    std::fs::write(&config, text).unwrap();
+    let mut replicas = vec![replica(&config, "a"), replica(&config, "b")];
+    let manifest = example_manifest("scale-on-latency", &[]);
+    for (server, data) in &replicas {
+        add_policies(server, data.path());
+        let (code, body) = server.upload(&manifest, component("scale_on_latency"));
+        assert_eq!(code, 201, "{body}");
+    }
+    poll_until(
+        "a and b to split the shards",
+        Duration::from_secs(30),
+        || {
+            let (a, b) = (held_by(&replicas[0].0, "a"), held_by(&replicas[0].0, "b"));
+            (a > 0 && b > 0 && a + b == SHARDS).then_some(())
+        },
+    );
+    let incident = grace_testkit::example("../incidents/latency-incident.json");
+    let events: Value = serde_json::from_str(&std::fs::read_to_string(incident).unwrap()).unwrap();
+    let (code, body) = replicas[0].0.post("/v1/events", events);
+    assert_eq!(code, 202, "{body}");
+    let (holder, run) = poll_until(
+        "a run waiting for approval",
+        Duration::from_secs(60),
+        || {
+            replicas.iter().enumerate().find_map(|(i, (server, _))| {
+                let run = server.runs_of("scale-on-latency").into_iter().next()?;
+                (run["state"] == "waiting-approval").then(|| (i, run))
+            })
+        },
+    );
+    replicas.swap(0, holder);
+    let run = run["id"].as_str().unwrap().to_owned();
+    let (_, shown) = replicas[0].0.get(&format!("/v1/runs/{run}"));
+    let approval = shown["approval"].as_str().unwrap().to_owned();
+    Waiting {
+        replicas,
+        run,
+        approval,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn an_approval_is_listed_and_decided_on_a_replica_other_than_the_one_whose_run_waits() {
+    use common::approvals::{approvals, desired, vote};
+    let Some(nats) = NatsCluster::start("an_approval_is_listed_and_decided_elsewhere", 3) else {
+        return;
+    };
+    let w = a_run_waiting_for_approval(&nats);
+    let (holder, other) = (&w.replicas[0].0, &w.replicas[1].0);
+    let before = desired(holder, "api-asg");
+    // The replica the run is not on lists the request, with the change and its risk.
+    let pending = approvals(other, "pending");
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+    assert_eq!(pending[0]["id"], w.approval.as_str());
+    assert_eq!(pending[0]["action"], "scaling.set-desired-capacity");
+    assert!(
+        pending[0]["decision"]["risk"].is_object(),
+        "{:#}",
+        pending[0]
+    );
+
+    // Two people vote there: the run waiting on the first replica goes on, and makes the change.
+    let (alice, bob) = (
+        other.token_with("alice", &["approve"]),
+        other.token_with("bob", &["approve"]),
+    );
+    let (code, body) = vote(other, &alice, &w.approval, "approve", None);
+    assert_eq!(
+        (code, &body["state"]),
+        (200, &Value::from("pending")),
+        "{body}"
+    );
+    let (code, body) = vote(other, &alice, &w.approval, "approve", None);
+    assert_eq!(code, 409, "one person, once, whichever replica: {body}");
+    let (code, body) = vote(other, &bob, &w.approval, "approve", None);
+    assert_eq!(
+        (code, &body["state"]),
+        (200, &Value::from("approved")),
+        "{body}"
+    );
+    let done = holder.wait_state(&w.run, &["succeeded", "failed"]);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert!(
+        desired(holder, "api-asg") > before,
+        "the approved change was made"
+    );
+    assert_eq!(
+        holder.get(&format!("/v1/approvals/{}", w.approval)).1["state"],
+        "approved"
+    );
+
+    // Each vote is in the ledger of the replica it was given on, naming the person.
+    let (_, entries) = other.get(&format!("/v1/ledger/entries?run={}", w.run));
+    let votes: Vec<&Value> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["interface"] == "approval")
+        .collect();
+    assert_eq!(votes.len(), 2, "{votes:#?}");
+    assert_eq!(
+        (&votes[0]["args"]["by"], &votes[1]["args"]["by"]),
+        (&Value::from("alice"), &Value::from("bob"))
+    );
+    assert!(
+        other.runs_of("scale-on-latency").is_empty(),
+        "the run stayed where it was"
+    );
+}
+
+#[test]
+fn a_run_waiting_for_approval_whose_replica_was_killed_keeps_its_request_and_votes() {
+    use common::approvals::{approvals, desired, vote};
+    let Some(nats) = NatsCluster::start("a_run_waiting_for_approval_whose_replica", 3) else {
+        return;
+    };
+    let mut w = a_run_waiting_for_approval(&nats);
+    let other = &w.replicas[1].0;
+    let (alice, bob) = (
+        other.token_with("alice", &["approve"]),
+        other.token_with("bob", &["approve"]),
+    );
+    let (code, body) = vote(other, &alice, &w.approval, "approve", None);
+    assert_eq!(
+        (code, &body["state"]),
+        (200, &Value::from("pending")),
+        "{body}"
+    );
+    w.replicas[0].0.kill9();
+
+    // The survivor takes the run over; it asks for the same change, and finds the request
+    // with Alice's vote in it rather than asking people again.
+    let other = &w.replicas[1].0;
+    let before = desired(other, "api-asg");
+    let taken = other.wait_state(&w.run, &["waiting-approval"]);
+    assert_eq!(taken["approval"], w.approval.as_str(), "{taken:#}");
+    let pending = approvals(other, "pending");
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+    assert_eq!(pending[0]["approved_by"][0]["by"], "alice");
+    assert_eq!(counter(other, "runs_taken_over"), 1);
+
+    let (code, body) = vote(other, &bob, &w.approval, "approve", None);
+    assert_eq!(
+        (code, &body["state"]),
+        (200, &Value::from("approved")),
+        "{body}"
+    );
+    let done = other.wait_state(&w.run, &["succeeded", "failed"]);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert!(
+        desired(other, "api-asg") > before,
+        "the approved change was made"
+    );
+    assert_eq!(other.runs_of("scale-on-latency").len(), 1);
+    let (_, entries) = other.get(&format!("/v1/ledger/entries?run={}&limit=1000", w.run));
+    let made = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["function"] == "set-desired-capacity" && e["result"]["ok"].is_object())
+        .count();
+    assert_eq!(made, 1, "the change, once: {entries:#}");
+}

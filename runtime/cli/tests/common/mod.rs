@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod approvals;
 pub mod cluster;
 pub mod stress;
 
