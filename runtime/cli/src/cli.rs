@@ -296,6 +296,11 @@ pub enum LedgerCommand {
         /// instead of a server's.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Verify every replica's ledger of the cluster `--server` belongs to, read through it:
+        /// each chain as above, each extending the checkpoint its replica published to the
+        /// engine, and each change made once in all the chains together.
+        #[arg(long, conflicts_with_all = ["data_dir", "checkpoint", "since"])]
+        cluster: bool,
         /// The public key of the server's `checkpoint_key` (`grace keys generate` writes it as
         /// `<key>.pub`; get it from the operator, never from the server itself). Without it, a
         /// server's ledger is checked for consistency only: nothing proves the server did not

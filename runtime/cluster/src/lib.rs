@@ -11,6 +11,7 @@
 //! - [`shards`]: which shard a resource belongs to.
 //! - [`runs`]: runs and their change journals, so that a run outlives its replica.
 //! - [`approvals`]: approval requests and their votes, seen and decided from any replica.
+//! - [`ledgers`]: each replica's published checkpoints, and its ledger read from any replica.
 //! - [`membership`]: a replica's ownership loop and the fence check before an action.
 //! - [`status`]: what `grace cluster status` shows.
 //!
@@ -25,6 +26,7 @@ pub mod connect;
 pub mod error;
 pub mod events;
 pub mod lease;
+pub mod ledgers;
 pub mod members;
 pub mod membership;
 pub mod runs;

@@ -31,6 +31,7 @@ pub struct Cluster {
     events: crate::events::EventStream,
     runs: crate::runs::RunBoard,
     approvals: crate::approvals::ApprovalBoard,
+    ledgers: crate::ledgers::Ledgers,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -167,6 +168,7 @@ impl Cluster {
         let events = crate::events::EventStream::open(&engine, settings).await?;
         let runs = crate::runs::RunBoard::open(&engine, settings).await?;
         let approvals = crate::approvals::ApprovalBoard::open(&engine, settings).await?;
+        let ledgers = crate::ledgers::Ledgers::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -188,6 +190,7 @@ impl Cluster {
             events,
             runs,
             approvals,
+            ledgers,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -525,6 +528,11 @@ impl Cluster {
     /// The approval requests in the engine.
     pub fn approvals(&self) -> &crate::approvals::ApprovalBoard {
         &self.approvals
+    }
+
+    /// Every replica's ledger: published checkpoints, and reads from any replica.
+    pub fn ledgers(&self) -> &crate::ledgers::Ledgers {
+        &self.ledgers
     }
 
     /// The cluster's event log.

@@ -48,6 +48,11 @@ const PREVIEW_BYTES: usize = 256;
 /// another provider): no retry of the run can get past it.
 pub const UNRECONCILED_FROM: &str = "unreconciled_from";
 
+/// In the record of a change made after an earlier attempt's intent whose outcome was unknown,
+/// once the resource read back showed it not made: that intent's ledger sequence number. An
+/// audit across replicas tells such a change, made again knowingly, from one made twice.
+pub const READ_BACK_FROM: &str = "read_back_from";
+
 /// The idempotency key of the `rank`-th (from 1) `interface.function` change of `target` in
 /// run `run_id`: the same in every attempt of the run, so a retried run can tell which of its
 /// changes an earlier attempt already made. Length-prefixed, so no two inputs collide.
@@ -833,10 +838,14 @@ impl RunState {
                     "{reason}; reconciled: an earlier attempt of this run began this change (ledger entry {seq}) and its outcome was unknown; the resource, read back, shows it made, so it was not made again"
                 )
             }
-            (None, Some(unknown)) if returned.is_ok() => format!(
-                "{reason}; an earlier attempt of this run began this change (ledger entry {}) and its outcome was unknown; the resource, read back, showed it not made, so it was made now",
-                unknown.seq
-            ),
+            (None, Some(unknown)) if returned.is_ok() => {
+                // For audits across replicas: this change was made again, knowingly.
+                recorded[READ_BACK_FROM] = json!(unknown.seq);
+                format!(
+                    "{reason}; an earlier attempt of this run began this change (ledger entry {}) and its outcome was unknown; the resource, read back, showed it not made, so it was made now",
+                    unknown.seq
+                )
+            }
             _ => reason,
         };
         self.record(&call, Verdict::Allowed, &reason, details, recorded)

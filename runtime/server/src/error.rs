@@ -133,6 +133,12 @@ impl ApiError {
         e
     }
 
+    /// `503`: a part of the cluster the request needs does not answer (a replica down or cut
+    /// off).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     /// 500: logged with its detail; the client sees only that something failed.
     pub fn internal(detail: impl Into<String>) -> Self {
         let detail = detail.into();

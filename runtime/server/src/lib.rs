@@ -34,6 +34,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cluster_ledger;
 pub mod collectors;
 pub mod config;
 pub mod config_error;

@@ -14,11 +14,25 @@ pub fn run(cmd: LedgerCommand) -> Exit {
         LedgerCommand::Verify {
             json,
             server,
+            cluster: true,
+            key,
+            max_age,
+            ..
+        } => super::ledger_cluster::run(super::ledger_cluster::Request {
+            server: server.url,
+            key,
+            max_age,
+            json,
+        }),
+        LedgerCommand::Verify {
+            json,
+            server,
             data_dir,
             key,
             checkpoint,
             since,
             max_age,
+            cluster: false,
         } => match (data_dir, checkpoint, key) {
             (Some(data_dir), Some(checkpoint), Some(key)) => {
                 verify_checkpoint(&DataDir { data_dir }, &checkpoint, &key, json)

@@ -74,7 +74,7 @@ struct SavedState {
 }
 
 /// Why verification failed: each kind is a word in the message and in `--json`.
-enum Finding {
+pub(super) enum Finding {
     /// An entry, or the root recomputed from entries, is not what the server's signed
     /// checkpoint or its own tree head says.
     Tampered {
@@ -92,7 +92,7 @@ enum Finding {
 }
 
 impl Finding {
-    fn report(self, server: &str, as_json: bool) -> Exit {
+    pub(super) fn report(self, server: &str, as_json: bool) -> Exit {
         let (kind, label, first_bad_seq, message) = match self {
             Finding::Tampered {
                 first_bad_seq,
@@ -121,7 +121,7 @@ impl Finding {
 }
 
 /// A failed step: a finding, or an exit for bad input or an unreachable server.
-enum Stop {
+pub(super) enum Stop {
     Finding(Finding),
     Exit(Exit),
 }
@@ -139,22 +139,68 @@ impl From<ClientError> for Stop {
 }
 
 /// A trusted earlier state of the ledger: a checkpoint the user kept or the saved audit.
-struct Earlier {
-    checkpoint: Checkpoint,
+pub(super) struct Earlier {
+    pub(super) checkpoint: Checkpoint,
     /// The audit at the checkpoint's size, when `--since` saved one.
-    audit: Option<AuditState>,
+    pub(super) audit: Option<AuditState>,
     /// Where it came from, for messages.
-    source: String,
+    pub(super) source: String,
 }
 
 /// What a successful verification covered.
-struct Verified {
+pub(super) struct Verified {
     first_seq: u64,
-    tree_size: u64,
+    pub(super) tree_size: u64,
     signed: Option<(Checkpoint, String)>,
     extends: Option<u64>,
     /// The state to save for `--since`.
     saved: Option<SavedState>,
+}
+
+/// Where a ledger is read: a server's own (`/v1/ledger/…`), or a replica's through any replica
+/// of its cluster (`/v1/cluster/ledgers/<replica>/…`), which answer alike.
+pub(super) struct Source<'a> {
+    pub(super) client: &'a Client,
+    base: Vec<String>,
+}
+
+impl<'a> Source<'a> {
+    /// The server's own ledger.
+    pub(super) fn server(client: &'a Client) -> Self {
+        Source {
+            client,
+            base: vec!["v1".into(), "ledger".into()],
+        }
+    }
+
+    /// `replica`'s ledger, read through the server `client` talks to.
+    pub(super) fn replica(client: &'a Client, replica: &str) -> Self {
+        Source {
+            client,
+            base: vec![
+                "v1".into(),
+                "cluster".into(),
+                "ledgers".into(),
+                replica.to_owned(),
+            ],
+        }
+    }
+
+    fn get(
+        &self,
+        op: &str,
+        query: &[(&str, String)],
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let mut segments: Vec<&str> = self.base.iter().map(String::as_str).collect();
+        segments.push(op);
+        self.client.get_bounded(&segments, query, max_bytes)
+    }
+
+    /// `GET /v1/ledger/<op>`, for messages.
+    fn route(&self, op: &str) -> String {
+        format!("GET /{}/{op}", self.base.join("/"))
+    }
 }
 
 /// `grace ledger verify --server`.
@@ -164,7 +210,7 @@ pub fn run(request: Request) -> Exit {
         Err(exit) => return exit,
     };
     let server = client.server().to_owned();
-    match verify(&client, &request) {
+    match verify(&Source::server(&client), &request) {
         Ok(verified) => {
             if let (Some(path), Some(saved)) = (&request.since, &verified.saved)
                 && let Err(e) = save_state(path, saved)
@@ -179,28 +225,42 @@ pub fn run(request: Request) -> Exit {
     }
 }
 
-fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
-    let key = match &request.key {
-        Some(path) => Some(
-            VerifierKey::load(path)
-                .map_err(|e| invalid(anyhow!("--key `{}`: {e}", path.display())))?,
-        ),
-        None => None,
-    };
+/// `--key`, loaded.
+pub(super) fn load_key(path: Option<&Path>) -> Result<Option<VerifierKey>, Stop> {
+    path.map(|path| {
+        VerifierKey::load(path).map_err(|e| invalid(anyhow!("--key `{}`: {e}", path.display())))
+    })
+    .transpose()
+}
+
+fn verify(source: &Source<'_>, request: &Request) -> Result<Verified, Stop> {
+    let key = load_key(request.key.as_deref())?;
     let earlier = match (&key, &request.checkpoint, &request.since) {
         (Some(key), Some(path), _) => Some(kept_checkpoint(path, key)?),
         (Some(key), None, Some(path)) => saved_state(path, key)?,
         _ => None,
     };
+    audit(source, key.as_ref(), earlier, request.max_age, &mut |_| {})
+}
 
+/// Verifies the ledger `source` serves: against `key`'s signature on its newest checkpoint,
+/// extending `earlier`, with a newest checkpoint no older than `max_age`; `seen` is shown every
+/// entry once it is verified to chain on.
+pub(super) fn audit(
+    source: &Source<'_>,
+    key: Option<&VerifierKey>,
+    earlier: Option<Earlier>,
+    max_age: Option<std::time::Duration>,
+    seen: &mut dyn FnMut(&Entry),
+) -> Result<Verified, Stop> {
     // The newest signed state of the ledger, checked against the key before anything else.
-    let latest = match &key {
-        Some(key) => Some(latest_checkpoint(client, key)?),
+    let latest = match key {
+        Some(key) => Some(latest_checkpoint(source, key)?),
         None => None,
     };
     let head: TreeHead = decode(
-        &client.get_bounded(&["v1", "ledger", "tree-head"], &[], SMALL_ANSWER_BYTES)?,
-        "GET /v1/ledger/tree-head",
+        &source.get("tree-head", &[], SMALL_ANSWER_BYTES)?,
+        &source.route("tree-head"),
     )?;
     if let Some((cp, _)) = &latest
         && cp.tree_size > head.size
@@ -218,7 +278,7 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
     // The new checkpoint must extend the earlier one: a consistency proof between the two
     // signed roots, which the server cannot forge for a rewritten history.
     if let (Some(earlier), Some((latest, _))) = (&earlier, &latest) {
-        check_extends(client, earlier, latest)?;
+        check_extends(source, earlier, latest)?;
     }
 
     let mut audit = match earlier.as_ref().and_then(|e| e.audit.as_ref()) {
@@ -233,12 +293,13 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
     let mut saved = None;
     check_at(&audit, full_earlier.as_ref(), latest.as_ref(), &mut saved)?;
     while audit.size() < head.size {
-        let page = fetch_page(client, audit.size() + 1, head.size)?;
+        let page = fetch_page(source, audit.size() + 1, head.size)?;
         for entry in &page {
             audit.push(entry).map_err(|t| Finding::Tampered {
                 first_bad_seq: Some(t.seq),
                 message: format!("{t} (recomputed here from the entry the server sent)"),
             })?;
+            seen(entry);
             check_at(&audit, full_earlier.as_ref(), latest.as_ref(), &mut saved)?;
         }
     }
@@ -255,7 +316,7 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
         .into());
     }
     // Last: a ledger both tampered with and stale is reported as tampered with.
-    if let (Some(max_age), Some((cp, _))) = (request.max_age, &latest) {
+    if let (Some(max_age), Some((cp, _))) = (max_age, &latest) {
         check_age(cp, max_age, grace_engine::event::system_now_millis())?;
     }
     let saved = match (&latest, saved) {
@@ -270,10 +331,7 @@ fn verify(client: &Client, request: &Request) -> Result<Verified, Stop> {
         first_seq,
         tree_size: head.size,
         signed: latest.map(|(cp, _)| {
-            let name = key
-                .as_ref()
-                .map(|k| k.name().to_owned())
-                .unwrap_or_default();
+            let name = key.map(|k| k.name().to_owned()).unwrap_or_default();
             (cp, name)
         }),
         extends: earlier.map(|e| e.checkpoint.tree_size),
@@ -356,7 +414,7 @@ fn check_at(
 }
 
 /// Checks that `latest` extends `earlier` with the server's consistency proof.
-fn check_extends(client: &Client, earlier: &Earlier, latest: &Checkpoint) -> Result<(), Stop> {
+fn check_extends(source: &Source<'_>, earlier: &Earlier, latest: &Checkpoint) -> Result<(), Stop> {
     let old = &earlier.checkpoint;
     if old.tree_size > latest.tree_size {
         return Err(Finding::Rewritten(format!(
@@ -370,15 +428,15 @@ fn check_extends(client: &Client, earlier: &Earlier, latest: &Checkpoint) -> Res
         Vec::new()
     } else {
         let proof: ConsistencyProof = decode(
-            &client.get_bounded(
-                &["v1", "ledger", "consistency"],
+            &source.get(
+                "consistency",
                 &[
                     ("old_size", old.tree_size.to_string()),
                     ("new_size", latest.tree_size.to_string()),
                 ],
                 SMALL_ANSWER_BYTES,
             )?,
-            "GET /v1/ledger/consistency",
+            &source.route("consistency"),
         )?;
         proof.path
     };
@@ -403,8 +461,8 @@ fn check_extends(client: &Client, earlier: &Earlier, latest: &Checkpoint) -> Res
 }
 
 /// `GET /v1/ledger/checkpoint`, parsed and verified with `key`.
-fn latest_checkpoint(client: &Client, key: &VerifierKey) -> Result<(Checkpoint, String), Stop> {
-    let bytes = match client.get_bounded(&["v1", "ledger", "checkpoint"], &[], SMALL_ANSWER_BYTES) {
+fn latest_checkpoint(source: &Source<'_>, key: &VerifierKey) -> Result<(Checkpoint, String), Stop> {
+    let bytes = match source.get("checkpoint", &[], SMALL_ANSWER_BYTES) {
         Ok(b) => b,
         Err(ClientError::Api(e)) if e.status == 404 => {
             return Err(Finding::NotVerified(
@@ -494,7 +552,7 @@ fn saved_state(path: &Path, key: &VerifierKey) -> Result<Option<Earlier>, Stop> 
 
 /// Entries from `from` on, at most up to `last`: a page the server may cut short, but not
 /// one that starts elsewhere, is empty, or holds more than was asked for.
-fn fetch_page(client: &Client, from: u64, last: u64) -> Result<Vec<Entry>, Stop> {
+fn fetch_page(source: &Source<'_>, from: u64, last: u64) -> Result<Vec<Entry>, Stop> {
     let mut limit = PAGE_ENTRIES.min(usize::try_from(last - from + 1).unwrap_or(PAGE_ENTRIES));
     loop {
         let max_bytes = if limit == 1 {
@@ -502,8 +560,8 @@ fn fetch_page(client: &Client, from: u64, last: u64) -> Result<Vec<Entry>, Stop>
         } else {
             PAGE_BYTES
         };
-        let bytes = match client.get_bounded(
-            &["v1", "ledger", "entries"],
+        let bytes = match source.get(
+            "entries",
             &[("from", from.to_string()), ("limit", limit.to_string())],
             max_bytes,
         ) {
@@ -613,7 +671,7 @@ impl Verified {
     }
 }
 
-fn print_verified(server: &str, v: &Verified, as_json: bool) {
+pub(super) fn print_verified(server: &str, v: &Verified, as_json: bool) {
     let counts = v.counts();
     if as_json {
         let (signed_size, signed_by, signed_at) = match &v.signed {

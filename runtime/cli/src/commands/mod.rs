@@ -14,6 +14,7 @@ mod fleet;
 mod init;
 mod ledger;
 mod ledger_audit;
+mod ledger_cluster;
 mod playbook;
 pub mod playbook_new;
 mod policy;

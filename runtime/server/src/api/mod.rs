@@ -2,6 +2,7 @@
 
 mod approvals;
 pub mod body;
+mod cluster_ledgers;
 mod events;
 mod health;
 mod ledger;
@@ -45,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/fleet", get(health::fleet))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/v1/cluster", get(health::cluster))
+        .nest("/v1/cluster/ledgers", cluster_ledgers::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -320,6 +320,15 @@ impl App {
                     crate::shared_runs::adopt(shared.clone(), runs.clone())
                 });
             }
+            let (answering, answered) = (cluster.clone(), ledger.clone());
+            supervisor.spawn("ledger-questions", move || {
+                crate::cluster_ledger::serve(answering.clone(), answered.clone())
+            });
+            let (publishing, published, every) =
+                (cluster.clone(), ledger.clone(), config.checkpoint_every);
+            supervisor.spawn("ledger-publisher", move || {
+                crate::cluster_ledger::publish(publishing.clone(), published.clone(), every)
+            });
             let member = cluster.clone();
             supervisor.spawn("cluster", move || {
                 let member = member.clone();

@@ -34,6 +34,24 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/openapi.json", Needs(Read)),
     ("GET", "/v1/fleet", Needs(Read)),
     ("GET", "/v1/cluster", Needs(Read)),
+    // Every replica's ledger, read through this one: what `/v1/ledger` shows of its own.
+    ("GET", "/v1/cluster/ledgers", Needs(Read)),
+    (
+        "GET",
+        "/v1/cluster/ledgers/{replica}/tree-head",
+        Needs(Read),
+    ),
+    (
+        "GET",
+        "/v1/cluster/ledgers/{replica}/checkpoint",
+        Needs(Read),
+    ),
+    ("GET", "/v1/cluster/ledgers/{replica}/entries", Needs(Read)),
+    (
+        "GET",
+        "/v1/cluster/ledgers/{replica}/consistency",
+        Needs(Read),
+    ),
     // Playbooks.
     ("GET", "/v1/playbooks", Needs(Read)),
     ("POST", "/v1/playbooks", Needs(Operate)),
