@@ -333,6 +333,28 @@ fn every_event_is_matched_and_every_run_finished_once_while_replicas_are_killed(
         assert_eq!(code, 200, "{verified}");
         assert_eq!(verified["ok"], true, "{}: {verified}", r.name);
     }
+    // And all the chains together, read through one replica: each consistent with what its
+    // replica published to the engine, and no change made twice without a read-back.
+    let published = poll_until(
+        "every replica's ledger published",
+        Duration::from_secs(30),
+        || {
+            let (_, listed) = replicas[0].server().get("/v1/cluster/ledgers");
+            (listed.as_array()?.len() == replicas.len()).then_some(listed)
+        },
+    );
+    let out = replicas[0]
+        .server()
+        .grace()
+        .args(["ledger", "verify", "--cluster"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("cluster verified"),
+        "{said}{}\n{published:#}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!(
         "{} events, {kills} kills ({at_hook} in the middle of a change), {moved} runs seen on \
          two replicas or more: every event matched once, every run finished once",

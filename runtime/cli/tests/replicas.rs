@@ -864,3 +864,120 @@ fn a_run_waiting_for_approval_whose_replica_was_killed_keeps_its_request_and_vot
         .count();
     assert_eq!(made, 1, "the change, once: {entries:#}");
 }
+
+/// `grace ledger verify --cluster` against `server`: its exit code and output.
+fn verify_cluster(server: &Server, key: &Path, extra: &[&str]) -> (i32, String) {
+    let out = server
+        .grace()
+        .args(["ledger", "verify", "--cluster", "--key"])
+        .arg(key)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), text)
+}
+
+#[test]
+fn every_replicas_ledger_is_verified_through_any_one_and_a_rolled_back_one_is_caught() {
+    let Some(nats) = NatsCluster::start("every_replicas_ledger_is_verified", 3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // One checkpoint key for the replicas, signing every second.
+    let config = common::stress::checkpointing_config(dir.path(), "grace.test/cluster");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&std::fs::read_to_string(cluster_config(dir.path(), &nats)).unwrap());
+    std::fs::write(&config, text).unwrap();
+    let key = dir.path().join("ledger.key.pub");
+    let (a, _a_data) = replica(&config, "a");
+    let (mut b, _b_data) = replica(&config, "b");
+    let playbook = example_manifest("restart-unhealthy-container", &[]);
+    for r in [&a, &b] {
+        assert_eq!(
+            r.upload(&playbook, component("restart_unhealthy_container"))
+                .0,
+            201
+        );
+    }
+    poll_until(
+        "a and b to split the shards",
+        Duration::from_secs(30),
+        || {
+            let (x, y) = (held_by(&a, "a"), held_by(&a, "b"));
+            (x > 0 && y > 0 && x + y == SHARDS).then_some(())
+        },
+    );
+    for (i, container) in ["web-1", "web-2", "cache-1"].into_iter().enumerate() {
+        let (code, body) = a.post(
+            "/v1/events",
+            event("container.unhealthy", container, i as u64 + 1, 1.0),
+        );
+        assert_eq!(code, 202, "{body}");
+    }
+    poll_until("three runs finished", Duration::from_secs(60), || {
+        let done = [&a, &b]
+            .iter()
+            .flat_map(|r| r.runs_of("restart-unhealthy-container"))
+            .filter(|r| r["state"] == "succeeded")
+            .count();
+        (done == 3).then_some(())
+    });
+    // Both replicas published a checkpoint covering their runs.
+    poll_until("both ledgers published", Duration::from_secs(30), || {
+        let (_, listed) = a.get("/v1/cluster/ledgers");
+        let listed = listed.as_array()?.clone();
+        let tree = |r: &Server| r.get("/v1/ledger/tree-head").1["size"].as_u64();
+        (listed.len() == 2
+            && listed.iter().all(|p| p["checkpoint"].is_string())
+            && listed[0]["tree_size"].as_u64() == tree(&a)
+            && listed[1]["tree_size"].as_u64() == tree(&b))
+        .then_some(())
+    });
+
+    // Through either replica: both chains verified, each change once.
+    let made: usize = [&a, &b]
+        .iter()
+        .map(|r| {
+            let (_, entries) = r.get("/v1/ledger/entries?limit=1000");
+            restarts(entries.as_array().unwrap()).len()
+        })
+        .sum();
+    assert!(made >= 1);
+    for through in [&a, &b] {
+        let (code, out) = verify_cluster(through, &key, &["--max-age", "1m"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("ledger verified (replica `a` via"), "{out}");
+        assert!(out.contains("ledger verified (replica `b` via"), "{out}");
+        assert!(out.contains("cluster verified"), "{out}");
+        assert!(
+            out.contains(&format!("{made} changes made, each once")),
+            "{out}"
+        );
+    }
+    // A replica name that could not be a subject is refused before anything is asked.
+    let (code, body) = a.get("/v1/cluster/ledgers/a.%3E/tree-head");
+    assert_eq!(code, 400, "{body}");
+
+    // b's disk is lost; b comes back under its name with an empty data directory: it does not
+    // publish over what it published before, says so in its health, and the audit catches it.
+    b.kill9();
+    let (b2, _b2_data) = replica(&config, "b");
+    poll_until("b's publisher to refuse", Duration::from_secs(30), || {
+        let (_, health) = b2.get_as("/healthz", None);
+        health.to_string().contains("does not extend").then_some(())
+    });
+    let (code, out) = verify_cluster(&a, &key, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ledger REWRITTEN (replica `b` via"), "{out}");
+    assert!(out.contains("ledger verified (replica `a` via"), "{out}");
+    // A replica that does not answer is reported as not read.
+    drop(b2);
+    let (code, out) = verify_cluster(&a, &key, &[]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("does not answer"), "{out}");
+}

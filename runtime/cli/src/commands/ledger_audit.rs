@@ -225,6 +225,14 @@ pub fn run(request: Request) -> Exit {
     }
 }
 
+/// The size and root the ledger `source` serves.
+pub(super) fn tree_head(source: &Source<'_>) -> Result<TreeHead, Stop> {
+    decode(
+        &source.get("tree-head", &[], SMALL_ANSWER_BYTES)?,
+        &source.route("tree-head"),
+    )
+}
+
 /// `--key`, loaded.
 pub(super) fn load_key(path: Option<&Path>) -> Result<Option<VerifierKey>, Stop> {
     path.map(|path| {
@@ -258,10 +266,7 @@ pub(super) fn audit(
         Some(key) => Some(latest_checkpoint(source, key)?),
         None => None,
     };
-    let head: TreeHead = decode(
-        &source.get("tree-head", &[], SMALL_ANSWER_BYTES)?,
-        &source.route("tree-head"),
-    )?;
+    let head = tree_head(source)?;
     if let Some((cp, _)) = &latest
         && cp.tree_size > head.size
     {

@@ -23,7 +23,9 @@ use grace_ledger::{Entry, SignedCheckpoint, VerifierKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ledger_audit::{Earlier, Finding, Source, Stop, audit, load_key, print_verified};
+use super::ledger_audit::{
+    Earlier, Finding, Source, Stop, audit, load_key, print_verified, tree_head,
+};
 use super::{Exit, client};
 
 /// The most bytes of the list of published ledgers.
@@ -200,25 +202,23 @@ pub fn run(request: Request) -> Exit {
             },
             _ => None,
         };
-        let mut seen = |entry: &Entry| changes.see(&p.replica, entry);
-        match audit(&source, key.as_ref(), earlier, request.max_age, &mut seen) {
-            Ok(verified) => {
-                if verified.tree_size < p.tree_size {
-                    note(
-                        Stop::Finding(Finding::Rewritten(format!(
-                            "its chain has {} entries, fewer than the {} it published to the engine",
-                            verified.tree_size, p.tree_size
-                        ))),
-                        &label,
-                        request.json,
-                        &mut failed,
-                        &mut unreadable,
-                        &mut stale,
-                    );
-                } else {
-                    print_verified(&label, &verified, request.json);
-                }
+        // Fewer entries than it published: rolled back or rewritten, whether or not it signs
+        // checkpoints (again).
+        let shrunk = tree_head(&source).and_then(|head| {
+            if head.size < p.tree_size {
+                Err(Stop::Finding(Finding::Rewritten(format!(
+                    "its chain has {} entries, fewer than the {} it published to the engine: it was rolled back or rewritten",
+                    head.size, p.tree_size
+                ))))
+            } else {
+                Ok(())
             }
+        });
+        let mut seen = |entry: &Entry| changes.see(&p.replica, entry);
+        match shrunk
+            .and_then(|()| audit(&source, key.as_ref(), earlier, request.max_age, &mut seen))
+        {
+            Ok(verified) => print_verified(&label, &verified, request.json),
             Err(stop) => note(
                 stop,
                 &label,
