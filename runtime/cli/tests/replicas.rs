@@ -981,3 +981,116 @@ fn every_replicas_ledger_is_verified_through_any_one_and_a_rolled_back_one_is_ca
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("does not answer"), "{out}");
 }
+
+/// `replica`'s view of playbook `name`: `None` when it does not have it.
+fn playbook_on(replica: &Server, name: &str) -> Option<Value> {
+    let (code, body) = replica.get(&format!("/v1/playbooks/{name}"));
+    match code {
+        200 => Some(body),
+        404 => None,
+        _ => panic!("{code} {body}"),
+    }
+}
+
+#[test]
+fn a_playbook_uploaded_to_one_replica_runs_on_every_one_that_trusts_its_signer() {
+    let Some(nats) = NatsCluster::start("a_playbook_uploaded_to_one_replica", 3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path(), &nats);
+    let (a, _a_data) = replica(&config, "a");
+    // b trusts a's release key besides its own; c trusts only its own.
+    let a_root = a.credentials.trust_root.to_str().unwrap().to_owned();
+    let b_data = data_dir();
+    let b = Server::start(
+        b_data.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--replica",
+            "b",
+            "--trust-root",
+            &a_root,
+        ],
+    );
+    let name = "restart-unhealthy-container";
+    let (code, body) = a.upload(
+        &example_manifest(name, &[]),
+        component("restart_unhealthy_container"),
+    );
+    assert_eq!(code, 201, "{body}");
+    let on_b = poll_until("b to install a's upload", Duration::from_secs(30), || {
+        playbook_on(&b, name)
+    });
+    let on_a = playbook_on(&a, name).unwrap();
+    assert_eq!(on_b["digest"], on_a["digest"]);
+    assert_eq!(on_b["active_version"], on_a["active_version"]);
+    assert_eq!(
+        on_b["signed_by"], on_a["signed_by"],
+        "verified on b: {on_b:#}"
+    );
+
+    // Events on both replicas' shards: each runs where its shard is, uploaded once.
+    poll_until(
+        "a and b to split the shards",
+        Duration::from_secs(30),
+        || {
+            let (x, y) = (held_by(&a, "a"), held_by(&a, "b"));
+            (x > 0 && y > 0 && x + y == SHARDS).then_some(())
+        },
+    );
+    let containers = ["web-1", "web-2", "cache-1"];
+    for (i, container) in containers.into_iter().enumerate() {
+        let (code, body) = b.post(
+            "/v1/events",
+            event("container.unhealthy", container, i as u64 + 1, 1.0),
+        );
+        assert_eq!(code, 202, "{body}");
+    }
+    poll_until("a run per event", Duration::from_secs(60), || {
+        let done = [&a, &b]
+            .iter()
+            .flat_map(|r| r.runs_of(name))
+            .filter(|r| r["state"] == "succeeded")
+            .count();
+        (done == containers.len()).then_some(())
+    });
+
+    // Disabled on b, disabled on a; enabled on a, enabled on b.
+    assert_eq!(
+        b.post(&format!("/v1/playbooks/{name}/disable"), Value::Null)
+            .0,
+        200
+    );
+    poll_until("a to follow b's disable", Duration::from_secs(30), || {
+        (playbook_on(&a, name)?["enabled"] == false).then_some(())
+    });
+    assert_eq!(
+        a.post(&format!("/v1/playbooks/{name}/enable"), Value::Null)
+            .0,
+        200
+    );
+    poll_until("b to follow a's enable", Duration::from_secs(30), || {
+        (playbook_on(&b, name)?["enabled"] == true).then_some(())
+    });
+
+    // c does not trust a's key: it does not install what a uploaded, however it got there.
+    let (c, _c_data) = replica(&config, "c");
+    poll_until("c to hold shards", Duration::from_secs(30), || {
+        (held_by(&c, "c") > 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        playbook_on(&c, name),
+        None,
+        "c installed an untrusted upload"
+    );
+
+    // Deleted on a: gone from b.
+    let (code, body) = a.delete(&format!("/v1/playbooks/{name}"));
+    assert_eq!(code, 204, "{body}");
+    poll_until("b to follow a's delete", Duration::from_secs(30), || {
+        playbook_on(&b, name).is_none().then_some(())
+    });
+}

@@ -12,6 +12,8 @@
 //! - [`runs`]: runs and their change journals, so that a run outlives its replica.
 //! - [`approvals`]: approval requests and their votes, seen and decided from any replica.
 //! - [`ledgers`]: each replica's published checkpoints, and its ledger read from any replica.
+//! - [`playbooks`]: the playbook catalogue and components, so that one upload reaches every
+//!   replica.
 //! - [`membership`]: a replica's ownership loop and the fence check before an action.
 //! - [`status`]: what `grace cluster status` shows.
 //!
@@ -29,6 +31,7 @@ pub mod lease;
 pub mod ledgers;
 pub mod members;
 pub mod membership;
+pub mod playbooks;
 pub mod runs;
 pub mod schema;
 pub mod settings;

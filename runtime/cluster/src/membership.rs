@@ -32,6 +32,7 @@ pub struct Cluster {
     runs: crate::runs::RunBoard,
     approvals: crate::approvals::ApprovalBoard,
     ledgers: crate::ledgers::Ledgers,
+    playbooks: crate::playbooks::Catalogue,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -169,6 +170,7 @@ impl Cluster {
         let runs = crate::runs::RunBoard::open(&engine, settings).await?;
         let approvals = crate::approvals::ApprovalBoard::open(&engine, settings).await?;
         let ledgers = crate::ledgers::Ledgers::open(&engine, settings).await?;
+        let playbooks = crate::playbooks::Catalogue::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -191,6 +193,7 @@ impl Cluster {
             runs,
             approvals,
             ledgers,
+            playbooks,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -533,6 +536,11 @@ impl Cluster {
     /// Every replica's ledger: published checkpoints, and reads from any replica.
     pub fn ledgers(&self) -> &crate::ledgers::Ledgers {
         &self.ledgers
+    }
+
+    /// The cluster's playbooks: the catalogue and the components.
+    pub fn playbooks(&self) -> &crate::playbooks::Catalogue {
+        &self.playbooks
     }
 
     /// The cluster's event log.

@@ -218,12 +218,14 @@ impl Registry {
     }
 
     /// Validates and stores an upload; a new version of an enabled playbook goes live.
-    /// `signed_by` is who signed it, checked by the caller (`None`: unsigned, where allowed).
+    /// `signed_by` is who signed it, checked by the caller against `signature` (`None`:
+    /// unsigned, where allowed).
     pub async fn upload(
         &self,
         manifest_text: String,
         component: Vec<u8>,
         signed_by: Option<SignedBy>,
+        signature: Option<String>,
     ) -> Result<(bool, PlaybookRecord), RegistryError> {
         let manifest = Manifest::parse(&manifest_text).map_err(RegistryError::Manifest)?;
         self.config
@@ -240,7 +242,8 @@ impl Registry {
         // Store and memory change together, one playbook change at a time.
         let _admin = self.admin.lock().await;
         let digest = guest.component.digest().to_owned();
-        let outcome = self.store_upload(guest, manifest_text, &component, signed_by);
+        let signed = signed_by.map(|by| (by, signature));
+        let outcome = self.store_upload(guest, manifest_text, &component, signed);
         // Compiling put the component in the engine's cache: unless the upload went live (or a
         // live or retained version shares the component), it leaves the cache again, so that
         // refused, repeated and disabled uploads do not add to memory for good.
@@ -254,7 +257,7 @@ impl Registry {
         guest: Guest,
         manifest_text: String,
         component: &[u8],
-        signed_by: Option<SignedBy>,
+        signed: Option<(SignedBy, Option<String>)>,
     ) -> Result<(bool, PlaybookRecord), RegistryError> {
         if guest.manifest.kind == Kind::Collector
             && is_configured_source(&self.config, &guest.manifest.name)
@@ -268,7 +271,8 @@ impl Registry {
             digest: guest.component.digest().to_owned(),
             uploaded_at: system_now_millis(),
             manifest: manifest_text,
-            signed_by,
+            signature: signed.as_ref().and_then(|(_, text)| text.clone()),
+            signed_by: signed.map(|(by, _)| by),
         };
         match self.store.put_version(version.clone(), component)? {
             PutOutcome::Conflict { existing } => Err(RegistryError::Immutable {

@@ -89,7 +89,7 @@ async fn try_upload(
     let manifest = format!(
         "manifest_version = 1\nname = \"p\"\nversion = \"{version}\"\nkind = \"playbook\"\ncomponent = \"{wasm}.wasm\"\n\n[[triggers]]\nevent_type = \"test.*\"\n"
     );
-    registry.upload(manifest, fixture(wasm), None).await
+    registry.upload(manifest, fixture(wasm), None, None).await
 }
 
 /// Version `version` of playbook `p`, built from the fixture component `wasm`.

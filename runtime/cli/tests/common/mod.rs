@@ -233,6 +233,16 @@ impl Server {
         self.get_as(path, Some(&self.token))
     }
 
+    /// A DELETE with the admin token.
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        request(
+            reqwest::Method::DELETE,
+            &format!("{}{path}", self.url),
+            None,
+            Some(&self.token),
+        )
+    }
+
     /// A GET with this token (none when `None`).
     pub fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         request(

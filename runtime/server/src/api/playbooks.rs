@@ -19,6 +19,7 @@ use crate::auth::Caller;
 use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 use crate::registry::Registry;
+use crate::shared_playbooks::{ShareError, SharedPlaybooks};
 use crate::signing::{Signature, SignatureError, SignedBy};
 use crate::store::{PlaybookRecord, VersionRecord};
 
@@ -112,16 +113,39 @@ fn check_signature(
     }
 }
 
+/// Clustered: shares the change just made to playbook `name` with the other replicas. The change
+/// stands here either way; when it cannot be shared, the caller is told to make it again.
+async fn share(shared: Option<&SharedPlaybooks>, name: &str) -> Result<(), ApiError> {
+    let Some(shared) = shared else {
+        return Ok(());
+    };
+    shared.publish(name).await.map_err(|e| match e {
+        ShareError::Conflict { .. } => ApiError::conflict(format!(
+            "{e} (the upload is stored on this replica only)"
+        )),
+        e => ApiError::unavailable(format!(
+            "done on this replica, but not shared with the cluster's other replicas: {e}; do it again once the cluster is ready"
+        )),
+    })
+}
+
 /// `POST /v1/playbooks`: the upload, audited with its caller whatever the outcome.
 async fn upload(
     State(registry): State<Arc<Registry>>,
+    State(shared): State<Option<Arc<SharedPlaybooks>>>,
     State(limits): State<BodyLimits>,
     State(audit): State<Audit>,
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let mut asked = json!({});
-    let result = receive(&registry, limits, multipart, &mut asked).await;
+    let mut result = receive(&registry, limits, multipart, &mut asked).await;
+    if result.is_ok()
+        && let Some(name) = asked["playbook"].as_str()
+        && let Err(e) = share(shared.as_deref(), name).await
+    {
+        result = Err(e);
+    }
     let answer = result.as_ref().map(|(_, body)| body);
     audit
         .record(&caller, AuditAction::PlaybooksUpload, asked, &answer)
@@ -237,7 +261,10 @@ async fn receive(
     }
     let signed_by = check_signature(registry, signature.as_deref(), &component, &manifest)?;
     asked["signed_by"] = json!(signed_by);
-    let (created, record) = registry.upload(manifest, component, signed_by).await?;
+    let signature = signature.filter(|_| signed_by.is_some());
+    let (created, record) = registry
+        .upload(manifest, component, signed_by, signature)
+        .await?;
     let body =
         serde_json::to_value(summary(&record)).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
@@ -270,35 +297,43 @@ async fn show(
 /// `POST /v1/playbooks/{name}/enable`.
 async fn enable(
     State(registry): State<Arc<Registry>>,
+    State(shared): State<Option<Arc<SharedPlaybooks>>>,
     State(audit): State<Audit>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    set_enabled(&registry, &audit, &caller, name, true).await
+    set_enabled(&registry, shared.as_deref(), &audit, &caller, name, true).await
 }
 
 /// `POST /v1/playbooks/{name}/disable`.
 async fn disable(
     State(registry): State<Arc<Registry>>,
+    State(shared): State<Option<Arc<SharedPlaybooks>>>,
     State(audit): State<Audit>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    set_enabled(&registry, &audit, &caller, name, false).await
+    set_enabled(&registry, shared.as_deref(), &audit, &caller, name, false).await
 }
 
 async fn set_enabled(
     registry: &Registry,
+    shared: Option<&SharedPlaybooks>,
     audit: &Audit,
     caller: &Caller,
     name: String,
     enabled: bool,
 ) -> Result<Json<Summary>, ApiError> {
-    let result = registry
+    let mut result = registry
         .set_enabled(&name, enabled)
         .await
         .map(|r| summary(&r))
         .map_err(ApiError::from);
+    if result.is_ok()
+        && let Err(e) = share(shared, &name).await
+    {
+        result = Err(e);
+    }
     let function = if enabled {
         AuditAction::PlaybooksEnable
     } else {
@@ -313,11 +348,17 @@ async fn set_enabled(
 /// `DELETE /v1/playbooks/{name}`.
 async fn delete(
     State(registry): State<Arc<Registry>>,
+    State(shared): State<Option<Arc<SharedPlaybooks>>>,
     State(audit): State<Audit>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let result = registry.delete(&name).await.map_err(ApiError::from);
+    let mut result = registry.delete(&name).await.map_err(ApiError::from);
+    if result.is_ok()
+        && let Err(e) = share(shared.as_deref(), &name).await
+    {
+        result = Err(e);
+    }
     audit
         .record(
             &caller,

@@ -41,6 +41,10 @@ part!(Arc<Authenticator>, auth);
 part!(Audit, audit);
 part!(Arc<HostTrust>, trust);
 part!(Option<Arc<grace_cluster::Cluster>>, cluster);
+part!(
+    Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
+    shared_playbooks
+);
 
 /// What the body guard needs: the limits and deadline of request bodies.
 #[derive(Clone, Copy)]

@@ -68,6 +68,8 @@ pub struct App {
     pub supervisor: Arc<Supervisor>,
     /// This replica's part in a cluster, with `[cluster]` (see `docs/cluster.md`).
     pub cluster: Option<Arc<grace_cluster::Cluster>>,
+    /// The cluster's playbooks, with `[cluster]`: API changes are shared through them.
+    pub shared_playbooks: Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
 }
 
 /// Why the server could not start.
@@ -253,6 +255,13 @@ impl App {
             triggers.clone(),
             collectors,
         )?);
+        let shared_playbooks = cluster.as_ref().map(|c| {
+            Arc::new(crate::shared_playbooks::SharedPlaybooks::new(
+                c.clone(),
+                registry.clone(),
+                config.max_upload_bytes,
+            ))
+        });
         let shared_runs = cluster
             .as_ref()
             .map(|c| Arc::new(crate::shared_runs::SharedRuns::new(c.clone())));
@@ -314,6 +323,12 @@ impl App {
                     matched.clone(),
                 )
             });
+            if let Some(shared) = &shared_playbooks {
+                let shared = shared.clone();
+                supervisor.spawn("playbook-catalogue", move || {
+                    crate::shared_playbooks::follow(shared.clone())
+                });
+            }
             if let Some(shared) = &shared_runs {
                 let (shared, runs) = (shared.clone(), scheduler.clone());
                 supervisor.spawn("run-adoption", move || {
@@ -391,6 +406,7 @@ impl App {
             trust,
             supervisor,
             cluster,
+            shared_playbooks,
         }))
     }
 }

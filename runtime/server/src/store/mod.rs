@@ -70,6 +70,11 @@ pub struct VersionRecord {
     /// `allow_unsigned_playbooks`) and for versions stored before uploads were signed.
     #[serde(default)]
     pub signed_by: Option<crate::signing::SignedBy>,
+    /// The signature as uploaded, so that the other replicas of a cluster verify it against
+    /// their own trust roots before they install the version; absent for unsigned uploads and
+    /// versions stored before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A name and all its versions.

@@ -1,0 +1,365 @@
+//! The cluster's playbooks, so that one upload reaches every replica.
+//!
+//! - **The catalogue**, bucket `grace_playbooks`, key `playbook.<name>`: one value per playbook
+//!   (its versions with their manifests and signatures, whether it is enabled, or that it was
+//!   deleted), as the server describes it (opaque here). Written by compare-and-set on the
+//!   revision its writer read, so two replicas changing one playbook at once never lose a
+//!   version.
+//! - **Components**, object store `grace_components`, object `sha256-<hex>`: each version's
+//!   WebAssembly component by its digest, chunked by the engine (components are larger than one
+//!   message).
+//!
+//! Playbook names are the manifests' (lowercase letters, digits and `-`) and digests are
+//! `sha256:` and 64 lowercase hex digits; anything else is refused before a key or an object
+//! name is built. Both are kept until deleted.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use async_nats::jetstream::object_store::ObjectStore;
+use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncReadExt as _;
+
+use crate::error::ClusterError;
+use crate::members::within;
+use crate::schema::{BucketSpec, create_checked};
+use crate::settings::ClusterSettings;
+
+/// The largest catalogue value: one engine message.
+pub const MAX_RECORD_BYTES: i32 = 1000 * 1024;
+
+/// The most playbooks listed.
+pub const MAX_LISTED: usize = 100_000;
+
+/// The catalogue's bucket: kept until deleted.
+pub fn catalogue() -> BucketSpec {
+    BucketSpec {
+        name: "grace_playbooks",
+        history: 1,
+        max_age: Duration::ZERO,
+        max_value_bytes: MAX_RECORD_BYTES,
+    }
+}
+
+/// The components' object store name.
+pub const COMPONENTS: &str = "grace_components";
+
+/// The components' stream, as async-nats' `create_object_store` would make it (made here with
+/// the other streams, so its settings are checked like theirs).
+pub fn components_config(settings: &ClusterSettings) -> Config {
+    Config {
+        name: format!("OBJ_{COMPONENTS}"),
+        subjects: vec![
+            format!("$O.{COMPONENTS}.C.>"),
+            format!("$O.{COMPONENTS}.M.>"),
+        ],
+        storage: StorageType::File,
+        num_replicas: settings.engine_replicas,
+        discard: DiscardPolicy::New,
+        allow_rollup: true,
+        allow_direct: true,
+        // What the engine answers for "no limit": asked as such, so the check agrees (a
+        // chunk is 128 KiB, a message at most the server's `max_payload`).
+        max_messages_per_subject: -1,
+        max_message_size: -1,
+        ..Config::default()
+    }
+}
+
+/// Whether `name` is a playbook name: 1 to 64 lowercase letters, digits and `-`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn key(name: &str) -> Result<String, ClusterError> {
+    if valid_name(name) {
+        Ok(format!("playbook.{name}"))
+    } else {
+        Err(ClusterError::Corrupt {
+            key: format!("playbook {:?}", name.chars().take(80).collect::<String>()),
+            message: "a playbook name is lowercase letters, digits and `-`".into(),
+        })
+    }
+}
+
+/// The object name of component `digest` (`sha256:<hex>` → `sha256-<hex>`).
+fn object(digest: &str) -> Result<String, ClusterError> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(format!("sha256-{hex}"))
+        }
+        _ => Err(ClusterError::Corrupt {
+            key: format!(
+                "component {:?}",
+                digest.chars().take(80).collect::<String>()
+            ),
+            message: "a component digest is `sha256:` and 64 lowercase hex digits".into(),
+        }),
+    }
+}
+
+/// A catalogue value with the revision to write against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The playbook.
+    pub name: String,
+    /// What the server wrote.
+    pub value: Vec<u8>,
+    /// The revision to compare against in the next write.
+    pub revision: u64,
+}
+
+/// The cluster's playbooks.
+#[derive(Clone)]
+pub struct Catalogue {
+    bucket: kv::Store,
+    components: ObjectStore,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Catalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogue").finish_non_exhaustive()
+    }
+}
+
+impl Catalogue {
+    /// Creates the bucket and the object store, or checks those there.
+    pub async fn open(
+        engine: &crate::Engine,
+        settings: &ClusterSettings,
+    ) -> Result<Self, ClusterError> {
+        let bucket = catalogue().ensure(engine, settings.engine_replicas).await?;
+        create_checked(
+            engine,
+            &components_config(settings),
+            "every replica must have the same cluster.engine_replicas",
+        )
+        .await?;
+        let components = engine
+            .jetstream()
+            .get_object_store(COMPONENTS)
+            .await
+            .map_err(|e| ClusterError::schema(COMPONENTS, e.to_string()))?;
+        Ok(Catalogue {
+            bucket,
+            components,
+            timeout: settings.request_timeout,
+        })
+    }
+
+    /// Playbook `name`, if the catalogue has it.
+    pub async fn get(&self, name: &str) -> Result<Option<Entry>, ClusterError> {
+        let key = key(name)?;
+        let entry = within(self.timeout, "read playbook", async {
+            self.bucket
+                .entry(&key)
+                .await
+                .map_err(|e| ClusterError::unavailable("read playbook", e))
+        })
+        .await?;
+        Ok(entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| Entry {
+                name: name.to_owned(),
+                value: e.value.to_vec(),
+                revision: e.revision,
+            }))
+    }
+
+    /// Writes playbook `name`: created when `revision` is `None` ([`ClusterError::Conflict`]
+    /// when another replica created it first), else if it is still at `revision`.
+    pub async fn put(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        revision: Option<u64>,
+    ) -> Result<u64, ClusterError> {
+        let key = key(name)?;
+        within(self.timeout, "write playbook", async {
+            let written = match revision {
+                None => self
+                    .bucket
+                    .create(&key, value.into())
+                    .await
+                    .map_err(|e| match e.kind() {
+                        kv::CreateErrorKind::AlreadyExists => {
+                            ClusterError::Conflict { key: key.clone() }
+                        }
+                        _ => ClusterError::unavailable("write playbook", e),
+                    }),
+                Some(revision) => self
+                    .bucket
+                    .update(&key, value.into(), revision)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        kv::UpdateErrorKind::WrongLastRevision => {
+                            ClusterError::Conflict { key: key.clone() }
+                        }
+                        _ => ClusterError::unavailable("write playbook", e),
+                    }),
+            };
+            written
+        })
+        .await
+    }
+
+    /// Every playbook in the catalogue (at most [`MAX_LISTED`]).
+    pub async fn list(&self) -> Result<Vec<Entry>, ClusterError> {
+        let prefix = format!("{}playbook.", self.bucket.prefix);
+        let names = within(self.timeout, "list playbooks", async {
+            let mut subjects = self
+                .bucket
+                .stream
+                .info_with_subjects(format!("{prefix}*"))
+                .await
+                .map_err(|e| ClusterError::unavailable("list playbooks", e))?;
+            let mut names = Vec::new();
+            while let Some(subject) = subjects.next().await {
+                let (subject, _) =
+                    subject.map_err(|e| ClusterError::unavailable("list playbooks", e))?;
+                if names.len() >= MAX_LISTED {
+                    break;
+                }
+                if let Some(name) = subject.strip_prefix(prefix.as_str())
+                    && valid_name(name)
+                {
+                    names.push(name.to_owned());
+                }
+            }
+            Ok(names)
+        })
+        .await?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.extend(self.get(&name).await?);
+        }
+        Ok(out)
+    }
+
+    /// Every catalogue value written from now on, from whichever replica. The stream ends when
+    /// the engine connection does.
+    pub async fn changes(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Entry, ClusterError>> + use<>, ClusterError> {
+        let watch = within(self.timeout, "watch playbooks", async {
+            self.bucket
+                .watch_all()
+                .await
+                .map_err(|e| ClusterError::unavailable("watch playbooks", e))
+        })
+        .await?;
+        Ok(watch.filter_map(|entry| async move {
+            match entry {
+                Err(e) => Some(Err(ClusterError::unavailable("watch playbooks", e))),
+                Ok(e) if e.operation != kv::Operation::Put => None,
+                Ok(e) => {
+                    let name = e.key.strip_prefix("playbook.")?;
+                    valid_name(name).then(|| {
+                        Ok(Entry {
+                            name: name.to_owned(),
+                            value: e.value.to_vec(),
+                            revision: e.revision,
+                        })
+                    })
+                }
+            }
+        }))
+    }
+
+    /// Stores component `digest` unless it is there already.
+    pub async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), ClusterError> {
+        let name = object(digest)?;
+        // A component is large: its own deadline, a generous one per megabyte.
+        let deadline = self.timeout * (4 + u32::try_from(bytes.len() >> 20).unwrap_or(u32::MAX));
+        within(deadline, "store component", async {
+            if self.components.info(&name).await.is_ok() {
+                return Ok(());
+            }
+            let mut reader = bytes;
+            self.components
+                .put(name.as_str(), &mut reader)
+                .await
+                .map(drop)
+                .map_err(|e| ClusterError::unavailable("store component", e))
+        })
+        .await
+    }
+
+    /// Component `digest`, if the engine has it and it is at most `max_bytes`.
+    pub async fn component(
+        &self,
+        digest: &str,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, ClusterError> {
+        let name = object(digest)?;
+        let deadline = self.timeout * (4 + u32::try_from(max_bytes >> 20).unwrap_or(u32::MAX));
+        within(deadline, "read component", async {
+            let mut object = match self.components.get(&name).await {
+                Ok(object) => object,
+                Err(e)
+                    if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(ClusterError::unavailable("read component", e)),
+            };
+            if object.info().size > max_bytes {
+                return Err(ClusterError::Corrupt {
+                    key: name.clone(),
+                    message: format!("larger than the {max_bytes} bytes an upload may have"),
+                });
+            }
+            let mut bytes = Vec::with_capacity(object.info().size);
+            (&mut object)
+                .take(u64::try_from(max_bytes).unwrap_or(u64::MAX) + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| ClusterError::unavailable("read component", e))?;
+            if bytes.len() > max_bytes {
+                return Err(ClusterError::Corrupt {
+                    key: name.clone(),
+                    message: format!("larger than the {max_bytes} bytes an upload may have"),
+                });
+            }
+            Ok(Some(bytes))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_digests_are_checked_before_a_key_or_an_object_is_named() {
+        assert_eq!(
+            key("scale-on-latency").unwrap(),
+            "playbook.scale-on-latency"
+        );
+        for bad in ["", "A", "a.b", "a*", ">", "a b", &"x".repeat(65)] {
+            assert!(key(bad).is_err(), "{bad:?}");
+        }
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            object(&format!("sha256:{hex}")).unwrap(),
+            format!("sha256-{hex}")
+        );
+        for bad in [
+            "sha256:".to_owned(),
+            format!("sha512:{hex}"),
+            format!("sha256:{}", hex.to_uppercase()),
+            format!("sha256:{hex}0"),
+            format!("sha256:../{}", &hex[3..]),
+        ] {
+            assert!(object(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

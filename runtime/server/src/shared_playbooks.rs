@@ -1,0 +1,485 @@
+//! Playbooks shared by the replicas of a cluster: an upload, an enable or disable, a delete on
+//! any replica reaches every other one.
+//!
+//! The catalogue in the engine ([`grace_cluster::playbooks`]) holds each playbook's versions
+//! (manifest, component digest, signature as uploaded), whether it is enabled, or that it was
+//! deleted; the components are in the engine's object store. A replica that changes a playbook
+//! through its API writes the change to the catalogue ([`SharedPlaybooks::publish`], a
+//! compare-and-set merge that never drops a version another replica added meanwhile); every
+//! replica follows the catalogue ([`follow`]) and installs what it lacks through its own
+//! registry, exactly as an upload to it: the component's digest checked, **the signature
+//! verified against its own trust roots** (a replica that does not trust the signer does not
+//! install the version, and says so), the manifest checked against its own caps, the component
+//! compiled. What a replica installs this way is not written back: only API changes are.
+
+use std::sync::Arc;
+
+use grace_cluster::playbooks::Entry;
+use grace_cluster::{Cluster, ClusterError};
+use serde::{Deserialize, Serialize};
+
+use crate::registry::{Registry, RegistryError};
+use crate::signing::Signature;
+use crate::store::PlaybookRecord;
+use crate::supervisor::TaskError;
+
+/// The most versions of one playbook the catalogue keeps (the newest): a replica joining later
+/// installs these; older ones stay on the replicas that have them.
+pub const MAX_SHARED_VERSIONS: usize = 32;
+
+/// How often a write that lost a race with another replica's is merged again.
+const RETRIES: usize = 8;
+
+/// A playbook as the catalogue holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shared {
+    /// The name.
+    pub name: String,
+    /// Whether its triggers are live.
+    pub enabled: bool,
+    /// Deleted: every replica deletes it (an upload of the name makes it again).
+    #[serde(default)]
+    pub deleted: bool,
+    /// Its versions, oldest first; the last is the one that runs.
+    pub versions: Vec<SharedVersion>,
+}
+
+/// One version in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedVersion {
+    /// The manifest's version.
+    pub version: String,
+    /// The component's digest: its object in the engine.
+    pub digest: String,
+    /// The manifest as uploaded.
+    pub manifest: String,
+    /// The signature as uploaded; absent for an unsigned upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// Why a change could not be shared with the cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShareError {
+    /// The engine did not take it.
+    #[error("the cluster's engine: {0}")]
+    Engine(#[from] ClusterError),
+    /// This replica's registry could not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Another replica has the same version with another component or manifest.
+    #[error(
+        "`{name}` version `{version}` is in the cluster with another component or manifest (`{existing}`), uploaded on another replica; versions are immutable, bump `version`"
+    )]
+    Conflict {
+        /// The playbook.
+        name: String,
+        /// The version.
+        version: String,
+        /// The digest in the catalogue.
+        existing: String,
+    },
+    /// The catalogue's value cannot be read or written.
+    #[error("the catalogue's record of `{0}` cannot be read or written: {1}")]
+    Record(String, String),
+}
+
+/// The catalogue's record of `local` merged into `shared` (what the catalogue has): every
+/// version of both, the catalogue's order first; enabled as here.
+fn merge(shared: Option<&Shared>, local: &PlaybookRecord) -> Result<Shared, ShareError> {
+    let mut versions: Vec<SharedVersion> = shared
+        .filter(|s| !s.deleted)
+        .map(|s| s.versions.clone())
+        .unwrap_or_default();
+    for v in &local.versions {
+        match versions.iter().find(|s| s.version == v.version) {
+            Some(s) if s.digest != v.digest || s.manifest != v.manifest => {
+                return Err(ShareError::Conflict {
+                    name: local.name.clone(),
+                    version: v.version.clone(),
+                    existing: s.digest.clone(),
+                });
+            }
+            Some(_) => {}
+            None => versions.push(SharedVersion {
+                version: v.version.clone(),
+                digest: v.digest.clone(),
+                manifest: v.manifest.clone(),
+                signature: v.signature.clone(),
+            }),
+        }
+    }
+    // The version that runs here runs everywhere: it goes last.
+    if let Some(at) = versions
+        .iter()
+        .position(|v| v.version == local.active_version)
+    {
+        let active = versions.remove(at);
+        versions.push(active);
+    }
+    let excess = versions.len().saturating_sub(MAX_SHARED_VERSIONS);
+    versions.drain(..excess);
+    Ok(Shared {
+        name: local.name.clone(),
+        enabled: local.enabled,
+        deleted: false,
+        versions,
+    })
+}
+
+fn encode(shared: &Shared) -> Result<Vec<u8>, ShareError> {
+    let mut shared = shared.clone();
+    loop {
+        let bytes = serde_json::to_vec(&shared)
+            .map_err(|e| ShareError::Record(shared.name.clone(), e.to_string()))?;
+        let limit = usize::try_from(grace_cluster::playbooks::MAX_RECORD_BYTES).unwrap_or(0);
+        if bytes.len() <= limit {
+            return Ok(bytes);
+        }
+        // Large manifests: fewer versions, the oldest dropped first, the active one kept.
+        if shared.versions.len() <= 1 {
+            return Err(ShareError::Record(
+                shared.name,
+                "larger than one engine message".into(),
+            ));
+        }
+        shared.versions.remove(0);
+    }
+}
+
+fn decode(entry: &Entry) -> Result<Shared, ShareError> {
+    let shared: Shared = serde_json::from_slice(&entry.value)
+        .map_err(|e| ShareError::Record(entry.name.clone(), e.to_string()))?;
+    if shared.name != entry.name {
+        return Err(ShareError::Record(
+            entry.name.clone(),
+            "it names another playbook".into(),
+        ));
+    }
+    Ok(shared)
+}
+
+/// This replica's side of the cluster's playbooks.
+pub struct SharedPlaybooks {
+    cluster: Arc<Cluster>,
+    registry: Arc<Registry>,
+    /// The largest component installed (`max_upload_bytes`).
+    max_component_bytes: usize,
+    /// One catalogue change applied here at a time.
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SharedPlaybooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedPlaybooks").finish_non_exhaustive()
+    }
+}
+
+impl SharedPlaybooks {
+    /// Shares `registry`'s playbooks through `cluster`.
+    pub fn new(
+        cluster: Arc<Cluster>,
+        registry: Arc<Registry>,
+        max_component_bytes: usize,
+    ) -> SharedPlaybooks {
+        SharedPlaybooks {
+            cluster,
+            registry,
+            max_component_bytes,
+            applying: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Makes the catalogue say what this replica's store says of playbook `name` after a change
+    /// through its API: its versions added (their components stored first), enabled or not, or
+    /// deleted.
+    pub async fn publish(&self, name: &str) -> Result<(), ShareError> {
+        let catalogue = self.cluster.playbooks();
+        for _ in 0..RETRIES {
+            let entry = catalogue.get(name).await?;
+            let shared = entry.as_ref().map(decode).transpose()?;
+            let wanted = match self.registry.playbook(name) {
+                Ok(local) => {
+                    let wanted = merge(shared.as_ref(), &local)?;
+                    for v in &local.versions {
+                        if wanted.versions.iter().any(|w| w.digest == v.digest) {
+                            let bytes = self.registry.component(&v.digest)?;
+                            catalogue.put_component(&v.digest, &bytes).await?;
+                        }
+                    }
+                    wanted
+                }
+                Err(RegistryError::NotFound(_)) => Shared {
+                    name: name.to_owned(),
+                    enabled: false,
+                    deleted: true,
+                    versions: Vec::new(),
+                },
+                Err(e) => return Err(e.into()),
+            };
+            if shared.as_ref() == Some(&wanted) {
+                return Ok(());
+            }
+            match catalogue
+                .put(name, encode(&wanted)?, entry.map(|e| e.revision))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(ClusterError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClusterError::Conflict {
+            key: format!("playbook.{name}"),
+        }
+        .into())
+    }
+
+    /// Makes this replica's store say what the catalogue says of a playbook: versions it lacks
+    /// installed as uploads (the signature verified here), enabled or disabled, or deleted.
+    /// What cannot be installed is logged and left out.
+    async fn apply(&self, shared: &Shared) {
+        let _applying = self.applying.lock().await;
+        let name = shared.name.as_str();
+        let local = match self.registry.playbook(name) {
+            Ok(local) => Some(local),
+            Err(RegistryError::NotFound(_)) => None,
+            Err(e) => {
+                tracing::error!(playbook = %name, "cannot read the playbook here: {e}");
+                return;
+            }
+        };
+        if shared.deleted {
+            if local.is_some()
+                && let Err(e) = self.registry.delete(name).await
+            {
+                tracing::error!(playbook = %name, "cannot delete the playbook deleted on another replica: {e}");
+            }
+            return;
+        }
+        for v in &shared.versions {
+            if let Some(have) = local
+                .as_ref()
+                .and_then(|l| l.versions.iter().find(|h| h.version == v.version))
+            {
+                if have.digest != v.digest {
+                    tracing::error!(playbook = %name, version = %v.version, "another replica has this version with another component: not installed here (versions are immutable)");
+                }
+                continue;
+            }
+            if let Err(why) = self.install(name, v).await {
+                tracing::error!(playbook = %name, version = %v.version, "the version uploaded on another replica is not installed here: {why}");
+            }
+        }
+        let enabled_here = match self.registry.playbook(name) {
+            Ok(record) => record.enabled,
+            Err(_) => return,
+        };
+        if enabled_here != shared.enabled
+            && let Err(e) = self.registry.set_enabled(name, shared.enabled).await
+        {
+            tracing::error!(playbook = %name, "cannot follow the cluster's enabled state: {e}");
+        }
+    }
+
+    /// Installs version `v` of `name` from the engine, checked as an upload to this replica.
+    async fn install(&self, name: &str, v: &SharedVersion) -> Result<(), String> {
+        let component = self
+            .cluster
+            .playbooks()
+            .component(&v.digest, self.max_component_bytes)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("its component is not in the engine")?;
+        if crate::signing::digest(&component) != v.digest {
+            return Err(format!("the component in the engine is not `{}`", v.digest));
+        }
+        let signed_by = match &v.signature {
+            Some(text) => {
+                let signature = Signature::parse(text).map_err(|e| e.to_string())?;
+                let by = self
+                    .registry
+                    .trust_roots()
+                    .verify(&signature, &component, v.manifest.as_bytes())
+                    .map_err(|e| format!("its signature does not verify here: {e}"))?;
+                Some(by)
+            }
+            None if self.registry.allows_unsigned() => None,
+            None => {
+                return Err(
+                    "it is unsigned, and this replica takes signed playbooks only".to_owned(),
+                );
+            }
+        };
+        let (created, _) = self
+            .registry
+            .upload(
+                v.manifest.clone(),
+                component,
+                signed_by,
+                v.signature.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if created {
+            tracing::info!(playbook = %name, version = %v.version, "installed the version uploaded on another replica");
+        }
+        Ok(())
+    }
+}
+
+/// Why following the catalogue stopped.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error("cannot follow the cluster's playbooks: {0}")]
+    Engine(#[from] ClusterError),
+    #[error("the engine stopped sending the cluster's playbook changes")]
+    Ended,
+}
+
+/// Follows the catalogue: at start (and at each restart of this task), every playbook in it is
+/// applied here and this replica's playbooks the catalogue lacks are published (a replica that
+/// had playbooks before it joined); then each change, as it is written, by any replica.
+pub async fn follow(shared: Arc<SharedPlaybooks>) -> Result<(), TaskError> {
+    use futures_util::StreamExt as _;
+    let catalogue = shared.cluster.playbooks().clone();
+    // Watching first, so that nothing written during the catch-up is missed.
+    let changes = catalogue
+        .changes()
+        .await
+        .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
+    let listed = catalogue
+        .list()
+        .await
+        .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
+    for entry in &listed {
+        match decode(entry) {
+            Ok(record) => shared.apply(&record).await,
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    match shared.registry.playbooks() {
+        Ok(local) => {
+            for record in local {
+                if !listed.iter().any(|e| e.name == record.name)
+                    && let Err(e) = shared.publish(&record.name).await
+                {
+                    tracing::warn!(playbook = %record.name, "cannot share the playbook with the cluster: {e}");
+                }
+            }
+        }
+        Err(e) => tracing::error!("cannot read this replica's playbooks: {e}"),
+    }
+    let mut changes = std::pin::pin!(changes);
+    while let Some(change) = changes.next().await {
+        match change.map_err(ShareError::from).and_then(|e| decode(&e)) {
+            Ok(record) => shared.apply(&record).await,
+            Err(ShareError::Engine(e)) => return Err(TaskError::new(FollowError::Engine(e))),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    Err(TaskError::new(FollowError::Ended))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::VersionRecord;
+
+    fn local(versions: &[(&str, &str)], active: &str) -> PlaybookRecord {
+        PlaybookRecord {
+            name: "scaler".into(),
+            enabled: true,
+            active_version: active.into(),
+            versions: versions
+                .iter()
+                .map(|(version, digest)| VersionRecord {
+                    name: "scaler".into(),
+                    version: (*version).into(),
+                    kind: grace_engine::Kind::Playbook,
+                    digest: (*digest).into(),
+                    uploaded_at: 0,
+                    manifest: format!("version = \"{version}\""),
+                    signed_by: None,
+                    signature: Some(format!("sig of {version}")),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_merge_keeps_the_versions_another_replica_added_and_runs_the_one_active_here() {
+        let theirs = merge(None, &local(&[("1.0.0", "d1"), ("1.1.0", "d2")], "1.1.0")).unwrap();
+        let ours = merge(
+            Some(&theirs),
+            &local(&[("1.0.0", "d1"), ("2.0.0", "d3")], "2.0.0"),
+        )
+        .unwrap();
+        let order: Vec<&str> = ours.versions.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(order, ["1.0.0", "1.1.0", "2.0.0"]);
+        assert_eq!(ours.versions[2].signature.as_deref(), Some("sig of 2.0.0"));
+        // Merging again changes nothing: no write.
+        assert_eq!(
+            merge(Some(&ours), &local(&[("2.0.0", "d3")], "2.0.0")).unwrap(),
+            ours
+        );
+    }
+
+    #[test]
+    fn the_same_version_with_another_component_is_a_conflict() {
+        let theirs = merge(None, &local(&[("1.0.0", "d1")], "1.0.0")).unwrap();
+        let err = merge(Some(&theirs), &local(&[("1.0.0", "other")], "1.0.0")).unwrap_err();
+        assert!(matches!(err, ShareError::Conflict { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_deleted_playbook_uploaded_again_starts_afresh_and_old_versions_are_capped() {
+        let deleted = Shared {
+            name: "scaler".into(),
+            enabled: false,
+            deleted: true,
+            versions: vec![],
+        };
+        let again = merge(Some(&deleted), &local(&[("3.0.0", "d9")], "3.0.0")).unwrap();
+        assert!(!again.deleted && again.enabled);
+        assert_eq!(again.versions.len(), 1);
+
+        let many: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("1.0.{i}"), format!("d{i}")))
+            .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let capped = merge(None, &local(&refs, "1.0.39")).unwrap();
+        assert_eq!(capped.versions.len(), MAX_SHARED_VERSIONS);
+        assert_eq!(capped.versions.last().unwrap().version, "1.0.39");
+    }
+
+    #[test]
+    fn a_record_too_large_for_one_message_drops_its_oldest_versions() {
+        let big = "x".repeat(300 * 1024);
+        let mut record = merge(
+            None,
+            &local(
+                &[
+                    ("1.0.0", "a"),
+                    ("1.0.1", "b"),
+                    ("1.0.2", "c"),
+                    ("1.0.3", "d"),
+                ],
+                "1.0.3",
+            ),
+        )
+        .unwrap();
+        for v in &mut record.versions {
+            v.manifest = big.clone();
+        }
+        let bytes = encode(&record).unwrap();
+        let back: Shared = serde_json::from_slice(&bytes).unwrap();
+        assert!(back.versions.len() < 4);
+        assert_eq!(back.versions.last().unwrap().version, "1.0.3");
+    }
+}
