@@ -16,10 +16,10 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 
 use crate::error::ClusterError;
+use crate::keyed::Keyed;
 use crate::members::within;
 use crate::schema::BucketSpec;
 use crate::settings::{ClusterSettings, check_replica_name};
@@ -41,17 +41,23 @@ pub fn bucket(settings: &ClusterSettings) -> BucketSpec {
     }
 }
 
-fn checked(replica: &str) -> Result<&str, ClusterError> {
-    check_replica_name(replica).map_err(|message| ClusterError::Corrupt {
-        key: format!("replica {:?}", replica.chars().take(80).collect::<String>()),
-        message,
-    })?;
-    Ok(replica)
+fn valid(replica: &str) -> bool {
+    check_replica_name(replica).is_ok()
 }
+
+/// What a replica name may be, for messages.
+const RULE: &str = "a replica name is 1 to 64 letters, digits, `-` and `_`";
 
 /// The subject a replica answers questions about its ledger on.
 fn subject(replica: &str) -> Result<String, ClusterError> {
-    Ok(format!("grace.ledger.{}", checked(replica)?))
+    if valid(replica) {
+        Ok(format!("grace.ledger.{replica}"))
+    } else {
+        Err(ClusterError::Corrupt {
+            key: format!("replica {:?}", replica.chars().take(80).collect::<String>()),
+            message: RULE.to_owned(),
+        })
+    }
 }
 
 /// Why a question to a replica got no answer.
@@ -90,7 +96,7 @@ pub struct Question {
 #[derive(Clone)]
 pub struct Ledgers {
     engine: crate::Engine,
-    bucket: kv::Store,
+    published: Keyed,
     timeout: Duration,
 }
 
@@ -111,70 +117,37 @@ impl Ledgers {
             .await?;
         Ok(Ledgers {
             engine: engine.clone(),
-            bucket,
+            published: Keyed::new(
+                bucket,
+                settings.request_timeout,
+                "ledger",
+                "published ledger",
+                valid,
+                RULE,
+            ),
             timeout: settings.request_timeout,
         })
     }
 
     /// Publishes `replica`'s description of its ledger, replacing the one before.
     pub async fn publish(&self, replica: &str, value: Vec<u8>) -> Result<u64, ClusterError> {
-        let key = format!("ledger.{}", checked(replica)?);
-        within(self.timeout, "publish ledger", async {
-            self.bucket
-                .put(&key, value.into())
-                .await
-                .map_err(|e| ClusterError::unavailable("publish ledger", e))
-        })
-        .await
+        self.published.put(replica, value).await
     }
 
     /// `replica`'s last publication.
     pub async fn get(&self, replica: &str) -> Result<Option<Vec<u8>>, ClusterError> {
-        let key = format!("ledger.{}", checked(replica)?);
-        let entry = within(self.timeout, "read ledger", async {
-            self.bucket
-                .entry(&key)
-                .await
-                .map_err(|e| ClusterError::unavailable("read ledger", e))
-        })
-        .await?;
-        Ok(entry
-            .filter(|e| e.operation == kv::Operation::Put)
-            .map(|e| e.value.to_vec()))
+        Ok(self.published.get(replica).await?.map(|p| p.value))
     }
 
     /// Every replica's last publication, by replica (at most [`MAX_LISTED`]).
     pub async fn list(&self) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
-        let prefix = format!("{}ledger.", self.bucket.prefix);
-        let names = within(self.timeout, "list ledgers", async {
-            let mut subjects = self
-                .bucket
-                .stream
-                .info_with_subjects(format!("{prefix}*"))
-                .await
-                .map_err(|e| ClusterError::unavailable("list ledgers", e))?;
-            let mut names = Vec::new();
-            while let Some(subject) = subjects.next().await {
-                let (subject, _) =
-                    subject.map_err(|e| ClusterError::unavailable("list ledgers", e))?;
-                if names.len() >= MAX_LISTED {
-                    break;
-                }
-                if let Some(name) = subject.strip_prefix(prefix.as_str())
-                    && check_replica_name(name).is_ok()
-                {
-                    names.push(name.to_owned());
-                }
-            }
-            Ok(names)
-        })
-        .await?;
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            if let Some(value) = self.get(&name).await? {
-                out.push((name, value));
-            }
-        }
+        let mut out: Vec<(String, Vec<u8>)> = self
+            .published
+            .list(MAX_LISTED)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.value))
+            .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }

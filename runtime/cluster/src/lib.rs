@@ -27,6 +27,7 @@ pub mod approvals;
 pub mod connect;
 pub mod error;
 pub mod events;
+mod keyed;
 pub mod lease;
 pub mod ledgers;
 pub mod members;

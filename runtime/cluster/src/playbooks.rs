@@ -15,13 +15,14 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
 use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use tokio::io::AsyncReadExt as _;
 
 use crate::error::ClusterError;
+use crate::keyed::Keyed;
+pub use crate::keyed::Stored as Entry;
 use crate::members::within;
 use crate::schema::{BucketSpec, create_checked};
 use crate::settings::ClusterSettings;
@@ -75,17 +76,6 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn key(name: &str) -> Result<String, ClusterError> {
-    if valid_name(name) {
-        Ok(format!("playbook.{name}"))
-    } else {
-        Err(ClusterError::Corrupt {
-            key: format!("playbook {:?}", name.chars().take(80).collect::<String>()),
-            message: "a playbook name is lowercase letters, digits and `-`".into(),
-        })
-    }
-}
-
 /// The object name of component `digest` (`sha256:<hex>` → `sha256-<hex>`).
 fn object(digest: &str) -> Result<String, ClusterError> {
     match digest.strip_prefix("sha256:") {
@@ -104,21 +94,10 @@ fn object(digest: &str) -> Result<String, ClusterError> {
     }
 }
 
-/// A catalogue value with the revision to write against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The playbook.
-    pub name: String,
-    /// What the server wrote.
-    pub value: Vec<u8>,
-    /// The revision to compare against in the next write.
-    pub revision: u64,
-}
-
 /// The cluster's playbooks.
 #[derive(Clone)]
 pub struct Catalogue {
-    bucket: kv::Store,
+    records: Keyed,
     components: ObjectStore,
     timeout: Duration,
 }
@@ -148,7 +127,14 @@ impl Catalogue {
             .await
             .map_err(|e| ClusterError::schema(COMPONENTS, e.to_string()))?;
         Ok(Catalogue {
-            bucket,
+            records: Keyed::new(
+                bucket,
+                settings.request_timeout,
+                "playbook",
+                "playbook",
+                valid_name,
+                "a playbook name is 1 to 64 lowercase letters, digits and `-`",
+            ),
             components,
             timeout: settings.request_timeout,
         })
@@ -156,21 +142,7 @@ impl Catalogue {
 
     /// Playbook `name`, if the catalogue has it.
     pub async fn get(&self, name: &str) -> Result<Option<Entry>, ClusterError> {
-        let key = key(name)?;
-        let entry = within(self.timeout, "read playbook", async {
-            self.bucket
-                .entry(&key)
-                .await
-                .map_err(|e| ClusterError::unavailable("read playbook", e))
-        })
-        .await?;
-        Ok(entry
-            .filter(|e| e.operation == kv::Operation::Put)
-            .map(|e| Entry {
-                name: name.to_owned(),
-                value: e.value.to_vec(),
-                revision: e.revision,
-            }))
+        self.records.get(name).await
     }
 
     /// Writes playbook `name`: created when `revision` is `None` ([`ClusterError::Conflict`]
@@ -181,66 +153,21 @@ impl Catalogue {
         value: Vec<u8>,
         revision: Option<u64>,
     ) -> Result<u64, ClusterError> {
-        let key = key(name)?;
-        within(self.timeout, "write playbook", async {
-            let written = match revision {
-                None => self
-                    .bucket
-                    .create(&key, value.into())
-                    .await
-                    .map_err(|e| match e.kind() {
-                        kv::CreateErrorKind::AlreadyExists => {
-                            ClusterError::Conflict { key: key.clone() }
-                        }
-                        _ => ClusterError::unavailable("write playbook", e),
-                    }),
-                Some(revision) => self
-                    .bucket
-                    .update(&key, value.into(), revision)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        kv::UpdateErrorKind::WrongLastRevision => {
-                            ClusterError::Conflict { key: key.clone() }
-                        }
-                        _ => ClusterError::unavailable("write playbook", e),
-                    }),
-            };
-            written
-        })
-        .await
+        match revision {
+            Some(revision) => self.records.update(name, value, revision).await,
+            None => self
+                .records
+                .create(name, value)
+                .await?
+                .ok_or_else(|| ClusterError::Conflict {
+                    key: format!("playbook.{name}"),
+                }),
+        }
     }
 
     /// Every playbook in the catalogue (at most [`MAX_LISTED`]).
     pub async fn list(&self) -> Result<Vec<Entry>, ClusterError> {
-        let prefix = format!("{}playbook.", self.bucket.prefix);
-        let names = within(self.timeout, "list playbooks", async {
-            let mut subjects = self
-                .bucket
-                .stream
-                .info_with_subjects(format!("{prefix}*"))
-                .await
-                .map_err(|e| ClusterError::unavailable("list playbooks", e))?;
-            let mut names = Vec::new();
-            while let Some(subject) = subjects.next().await {
-                let (subject, _) =
-                    subject.map_err(|e| ClusterError::unavailable("list playbooks", e))?;
-                if names.len() >= MAX_LISTED {
-                    break;
-                }
-                if let Some(name) = subject.strip_prefix(prefix.as_str())
-                    && valid_name(name)
-                {
-                    names.push(name.to_owned());
-                }
-            }
-            Ok(names)
-        })
-        .await?;
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            out.extend(self.get(&name).await?);
-        }
-        Ok(out)
+        self.records.list(MAX_LISTED).await
     }
 
     /// Every catalogue value written from now on, from whichever replica. The stream ends when
@@ -248,29 +175,7 @@ impl Catalogue {
     pub async fn changes(
         &self,
     ) -> Result<impl Stream<Item = Result<Entry, ClusterError>> + use<>, ClusterError> {
-        let watch = within(self.timeout, "watch playbooks", async {
-            self.bucket
-                .watch_all()
-                .await
-                .map_err(|e| ClusterError::unavailable("watch playbooks", e))
-        })
-        .await?;
-        Ok(watch.filter_map(|entry| async move {
-            match entry {
-                Err(e) => Some(Err(ClusterError::unavailable("watch playbooks", e))),
-                Ok(e) if e.operation != kv::Operation::Put => None,
-                Ok(e) => {
-                    let name = e.key.strip_prefix("playbook.")?;
-                    valid_name(name).then(|| {
-                        Ok(Entry {
-                            name: name.to_owned(),
-                            value: e.value.to_vec(),
-                            revision: e.revision,
-                        })
-                    })
-                }
-            }
-        }))
+        self.records.changes().await
     }
 
     /// Stores component `digest` unless it is there already.

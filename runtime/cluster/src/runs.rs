@@ -18,12 +18,12 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
-use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use futures_util::StreamExt;
 
 use crate::connect::Engine;
 use crate::error::ClusterError;
+use crate::keyed::Keyed;
 use crate::members::within;
 use crate::schema::{BucketSpec, create_checked};
 use crate::settings::ClusterSettings;
@@ -77,37 +77,27 @@ pub fn valid_run_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// What a run id may be, for messages.
+const RULE: &str = "a run id in the engine is 1 to 64 lowercase hex digits";
+
 fn checked(id: &str) -> Result<&str, ClusterError> {
     if valid_run_id(id) {
         Ok(id)
     } else {
         Err(ClusterError::Corrupt {
             key: format!("run {:?}", id.chars().take(80).collect::<String>()),
-            message: "a run id in the engine is 1 to 64 lowercase hex digits".into(),
+            message: RULE.into(),
         })
     }
 }
 
-fn key(shard: u32, id: &str) -> String {
-    format!("run.{shard}.{id}")
-}
-
-/// A run as the board holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoardRun {
-    /// The run's id.
-    pub id: String,
-    /// What the server wrote.
-    pub value: Vec<u8>,
-    /// The revision to compare against in the next write.
-    pub revision: u64,
-}
+pub use crate::keyed::Stored as BoardRun;
 
 /// The run board and the change journal.
 #[derive(Clone)]
 pub struct RunBoard {
     engine: Engine,
-    board: kv::Store,
+    board: Keyed,
     timeout: Duration,
 }
 
@@ -125,9 +115,21 @@ impl RunBoard {
             .await?;
         Ok(RunBoard {
             engine: engine.clone(),
-            board,
+            board: Keyed::new(
+                board,
+                settings.request_timeout,
+                "run",
+                "run",
+                valid_run_id,
+                RULE,
+            ),
             timeout: settings.request_timeout,
         })
+    }
+
+    /// The runs of `shard`.
+    fn shard(&self, shard: u32) -> Keyed {
+        self.board.under(format!("run.{shard}"))
     }
 
     /// Puts a new run on the board; `None` when a run of that id is there already (created by
@@ -138,15 +140,7 @@ impl RunBoard {
         id: &str,
         value: Vec<u8>,
     ) -> Result<Option<u64>, ClusterError> {
-        let key = key(shard, checked(id)?);
-        within(self.timeout, "create run", async {
-            match self.board.create(&key, value.into()).await {
-                Ok(revision) => Ok(Some(revision)),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
-                Err(e) => Err(ClusterError::unavailable("create run", e)),
-            }
-        })
-        .await
+        self.shard(shard).create(id, value).await
     }
 
     /// Writes run `id` if it is still at `revision`: [`ClusterError::Conflict`] when another
@@ -158,78 +152,23 @@ impl RunBoard {
         value: Vec<u8>,
         revision: u64,
     ) -> Result<u64, ClusterError> {
-        let key = key(shard, checked(id)?);
-        within(self.timeout, "write run", async {
-            match self.board.update(&key, value.into(), revision).await {
-                Ok(revision) => Ok(revision),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    Err(ClusterError::Conflict { key: key.clone() })
-                }
-                Err(e) => Err(ClusterError::unavailable("write run", e)),
-            }
-        })
-        .await
+        self.shard(shard).update(id, value, revision).await
     }
 
     /// Run `id` of `shard`, if it is on the board.
     pub async fn get(&self, shard: u32, id: &str) -> Result<Option<BoardRun>, ClusterError> {
-        let key = key(shard, checked(id)?);
-        let entry = within(self.timeout, "read run", async {
-            self.board
-                .entry(&key)
-                .await
-                .map_err(|e| ClusterError::unavailable("read run", e))
-        })
-        .await?;
-        Ok(entry
-            .filter(|e| e.operation == kv::Operation::Put)
-            .map(|e| BoardRun {
-                id: id.to_owned(),
-                value: e.value.to_vec(),
-                revision: e.revision,
-            }))
+        self.shard(shard).get(id).await
     }
 
-    /// Every run of `shard` on the board (at most [`MAX_LISTED`]). The keys come from the
-    /// stream's own information, as for replicas (see [`crate::members::live`]).
+    /// Every run of `shard` on the board (at most [`MAX_LISTED`]).
     pub async fn list(&self, shard: u32) -> Result<Vec<BoardRun>, ClusterError> {
-        let prefix = format!("{}run.{shard}.", self.board.prefix);
-        let ids = within(self.timeout, "list runs", async {
-            let mut subjects = self
-                .board
-                .stream
-                .info_with_subjects(format!("{prefix}*"))
-                .await
-                .map_err(|e| ClusterError::unavailable("list runs", e))?;
-            let mut ids = Vec::new();
-            while let Some(subject) = subjects.next().await {
-                let (subject, _) =
-                    subject.map_err(|e| ClusterError::unavailable("list runs", e))?;
-                if ids.len() >= MAX_LISTED {
-                    tracing::warn!(shard, "more runs on the board than one listing reads");
-                    break;
-                }
-                if let Some(id) = subject.strip_prefix(prefix.as_str())
-                    && valid_run_id(id)
-                {
-                    ids.push(id.to_owned());
-                }
-            }
-            Ok(ids)
-        })
-        .await?;
-        let mut runs = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(run) = self.get(shard, &id).await? {
-                runs.push(run);
-            }
-        }
-        Ok(runs)
+        self.shard(shard).list(MAX_LISTED).await
     }
 
     /// Takes run `id` off the board, with every value it had, and its journal.
     pub async fn remove(&self, shard: u32, id: &str) -> Result<(), ClusterError> {
-        let subject = format!("{}{}", self.board.prefix, key(shard, checked(id)?));
+        let board = self.shard(shard);
+        let subject = board.subject(id)?;
         within(self.timeout, "remove run", async {
             let journal = self
                 .engine
@@ -242,8 +181,8 @@ impl RunBoard {
                 .filter(format!("grace.changes.{id}"))
                 .await
                 .map_err(|e| ClusterError::unavailable("remove run", e))?;
-            self.board
-                .stream
+            board
+                .stream()
                 .purge()
                 .filter(subject)
                 .await

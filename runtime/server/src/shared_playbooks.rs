@@ -152,10 +152,10 @@ fn encode(shared: &Shared) -> Result<Vec<u8>, ShareError> {
 
 fn decode(entry: &Entry) -> Result<Shared, ShareError> {
     let shared: Shared = serde_json::from_slice(&entry.value)
-        .map_err(|e| ShareError::Record(entry.name.clone(), e.to_string()))?;
-    if shared.name != entry.name {
+        .map_err(|e| ShareError::Record(entry.id.clone(), e.to_string()))?;
+    if shared.name != entry.id {
         return Err(ShareError::Record(
-            entry.name.clone(),
+            entry.id.clone(),
             "it names another playbook".into(),
         ));
     }
@@ -364,7 +364,7 @@ pub async fn follow(shared: Arc<SharedPlaybooks>) -> Result<(), TaskError> {
     match shared.registry.playbooks() {
         Ok(local) => {
             for record in local {
-                if !listed.iter().any(|e| e.name == record.name)
+                if !listed.iter().any(|e| e.id == record.name)
                     && let Err(e) = shared.publish(&record.name).await
                 {
                     tracing::warn!(playbook = %record.name, "cannot share the playbook with the cluster: {e}");
