@@ -993,13 +993,14 @@ fn playbook_on(replica: &Server, name: &str) -> Option<Value> {
 }
 
 #[test]
-fn a_playbook_uploaded_to_one_replica_runs_on_every_one_that_trusts_its_signer() {
+fn a_playbook_uploaded_to_one_replica_runs_on_every_one_that_trusts_its_signer_and_policies_hold_on_all()
+ {
     let Some(nats) = NatsCluster::start("a_playbook_uploaded_to_one_replica", 3) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let config = cluster_config(dir.path(), &nats);
-    let (a, _a_data) = replica(&config, "a");
+    let (a, a_data) = replica(&config, "a");
     // b trusts a's release key besides its own; c trusts only its own.
     let a_root = a.credentials.trust_root.to_str().unwrap().to_owned();
     let b_data = data_dir();
@@ -1093,4 +1094,34 @@ fn a_playbook_uploaded_to_one_replica_runs_on_every_one_that_trusts_its_signer()
     poll_until("b to follow a's delete", Duration::from_secs(30), || {
         playbook_on(&b, name).is_none().then_some(())
     });
+
+    // Policy sets added on a hold on b and c (no signature there: the engine is the replicas'
+    // own); one removed on c is removed everywhere.
+    common::approvals::add_policies(&a, a_data.path());
+    let text = |r: &Server, set: &str| {
+        let (code, body) = r.get(&format!("/v1/policies/{set}"));
+        (code == 200).then(|| body["text"].as_str().unwrap().to_owned())
+    };
+    let added = text(&a, "approvals").unwrap();
+    for r in [&b, &c] {
+        poll_until(
+            "the policy sets on every replica",
+            Duration::from_secs(30),
+            || {
+                (text(r, "approvals").as_deref() == Some(added.as_str())
+                    && text(r, "base").is_some())
+                .then_some(())
+            },
+        );
+    }
+    let (code, body) = c.delete("/v1/policies/approvals");
+    assert_eq!(code, 200, "{body}");
+    for r in [&a, &b] {
+        poll_until(
+            "the removal on every replica",
+            Duration::from_secs(30),
+            || text(r, "approvals").is_none().then_some(()),
+        );
+    }
+    assert!(text(&a, "base").is_some());
 }

@@ -14,6 +14,7 @@
 //! - [`ledgers`]: each replica's published checkpoints, and its ledger read from any replica.
 //! - [`playbooks`]: the playbook catalogue and components, so that one upload reaches every
 //!   replica.
+//! - [`policies`]: the Cedar policy sets, so that a policy holds on every replica.
 //! - [`membership`]: a replica's ownership loop and the fence check before an action.
 //! - [`status`]: what `grace cluster status` shows.
 //!
@@ -33,6 +34,7 @@ pub mod ledgers;
 pub mod members;
 pub mod membership;
 pub mod playbooks;
+pub mod policies;
 pub mod runs;
 pub mod schema;
 pub mod settings;

@@ -33,6 +33,7 @@ pub struct Cluster {
     approvals: crate::approvals::ApprovalBoard,
     ledgers: crate::ledgers::Ledgers,
     playbooks: crate::playbooks::Catalogue,
+    policies: crate::policies::PolicySets,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -171,6 +172,7 @@ impl Cluster {
         let approvals = crate::approvals::ApprovalBoard::open(&engine, settings).await?;
         let ledgers = crate::ledgers::Ledgers::open(&engine, settings).await?;
         let playbooks = crate::playbooks::Catalogue::open(&engine, settings).await?;
+        let policies = crate::policies::PolicySets::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -194,6 +196,7 @@ impl Cluster {
             approvals,
             ledgers,
             playbooks,
+            policies,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -541,6 +544,11 @@ impl Cluster {
     /// The cluster's playbooks: the catalogue and the components.
     pub fn playbooks(&self) -> &crate::playbooks::Catalogue {
         &self.playbooks
+    }
+
+    /// The cluster's Cedar policy sets.
+    pub fn policies(&self) -> &crate::policies::PolicySets {
+        &self.policies
     }
 
     /// The cluster's event log.

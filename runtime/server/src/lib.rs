@@ -52,6 +52,7 @@ pub mod runs;
 pub mod scheduler;
 pub mod shard_import;
 pub mod shared_playbooks;
+pub mod shared_policies;
 pub mod shared_runs;
 pub mod signing;
 pub mod simulation;

@@ -14,6 +14,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
+use crate::shared_policies::SharedPolicies;
 use crate::trust::HostTrust;
 
 pub fn router() -> Router<App> {
@@ -106,6 +107,7 @@ struct PutBody {
 async fn put(
     State(audit): State<Audit>,
     State(trust): State<Arc<HostTrust>>,
+    State(shared): State<Option<Arc<SharedPolicies>>>,
     caller: Caller,
     Path(name): Path<String>,
     body: Result<Json<PutBody>, JsonRejection>,
@@ -113,12 +115,17 @@ async fn put(
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
     let store = trust.core().policies();
     let exists = store.get(&name).is_ok();
-    let stored = if exists {
+    let mut stored = if exists {
         store.replace(&name, &body.text, &caller.name)
     } else {
         store.add(&name, &body.text, &caller.name)
     }
     .map_err(trust_error);
+    if stored.is_ok()
+        && let Err(e) = share(shared.as_deref(), &name).await
+    {
+        stored = Err(e);
+    }
     let args = serde_json::json!({ "name": name, "text": body.text });
     let function = if exists {
         AuditAction::PoliciesReplace
@@ -129,18 +136,37 @@ async fn put(
     stored.map(Json)
 }
 
+/// Clustered: shares the change just made to set `name` with the other replicas. The change
+/// stands here either way; when it cannot be shared, the caller is told to make it again.
+async fn share(shared: Option<&SharedPolicies>, name: &str) -> Result<(), ApiError> {
+    let Some(shared) = shared else {
+        return Ok(());
+    };
+    shared.publish(name).await.map_err(|e| {
+        ApiError::unavailable(format!(
+            "done on this replica, but not shared with the cluster's other replicas: {e}; do it again once the cluster is ready"
+        ))
+    })
+}
+
 /// `DELETE /v1/policies/{name}`: the set stops applying (its history is kept).
 async fn remove(
     State(audit): State<Audit>,
     State(trust): State<Arc<HostTrust>>,
+    State(shared): State<Option<Arc<SharedPolicies>>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<PolicySetVersion>, ApiError> {
-    let removed = trust
+    let mut removed = trust
         .core()
         .policies()
         .remove(&name, &caller.name)
         .map_err(trust_error);
+    if removed.is_ok()
+        && let Err(e) = share(shared.as_deref(), &name).await
+    {
+        removed = Err(e);
+    }
     audit
         .record(
             &caller,

@@ -45,6 +45,10 @@ part!(
     Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
     shared_playbooks
 );
+part!(
+    Option<Arc<crate::shared_policies::SharedPolicies>>,
+    shared_policies
+);
 
 /// What the body guard needs: the limits and deadline of request bodies.
 #[derive(Clone, Copy)]

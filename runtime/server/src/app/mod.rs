@@ -70,6 +70,8 @@ pub struct App {
     pub cluster: Option<Arc<grace_cluster::Cluster>>,
     /// The cluster's playbooks, with `[cluster]`: API changes are shared through them.
     pub shared_playbooks: Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
+    /// The cluster's policy sets, with `[cluster]`: API changes are shared through them.
+    pub shared_policies: Option<Arc<crate::shared_policies::SharedPolicies>>,
 }
 
 /// Why the server could not start.
@@ -262,6 +264,12 @@ impl App {
                 config.max_upload_bytes,
             ))
         });
+        let shared_policies = cluster.as_ref().map(|c| {
+            Arc::new(crate::shared_policies::SharedPolicies::new(
+                c.clone(),
+                trust.clone(),
+            ))
+        });
         let shared_runs = cluster
             .as_ref()
             .map(|c| Arc::new(crate::shared_runs::SharedRuns::new(c.clone())));
@@ -327,6 +335,12 @@ impl App {
                 let shared = shared.clone();
                 supervisor.spawn("playbook-catalogue", move || {
                     crate::shared_playbooks::follow(shared.clone())
+                });
+            }
+            if let Some(shared) = &shared_policies {
+                let shared = shared.clone();
+                supervisor.spawn("policy-sets", move || {
+                    crate::shared_policies::follow(shared.clone())
                 });
             }
             if let Some(shared) = &shared_runs {
@@ -407,6 +421,7 @@ impl App {
             supervisor,
             cluster,
             shared_playbooks,
+            shared_policies,
         }))
     }
 }
