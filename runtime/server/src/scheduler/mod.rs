@@ -398,14 +398,15 @@ impl Scheduler {
         revision: u64,
         event: grace_engine::TriggerEvent,
     ) -> Result<bool, String> {
-        // Playbooks are not shared between replicas yet: a replica without the run's version
-        // leaves the run to one that has it, rather than fail it for the whole cluster.
+        // A replica without the run's version (not installed from the cluster's catalogue yet,
+        // or refused there: a signer it does not trust) leaves the run to one that has it,
+        // rather than fail it for the whole cluster.
         if !self
             .r
             .registry
             .has_version(&record.playbook, &record.digest)
         {
-            tracing::warn!(run = %id, playbook = %record.playbook, version = %record.version, "not taken over here: this replica does not have the run's playbook version (upload it on every replica)");
+            tracing::warn!(run = %id, playbook = %record.playbook, version = %record.version, "not taken over here: this replica does not have the run's playbook version (not installed from the cluster yet, or its signer is not trusted here)");
             return Ok(false);
         }
         // One going on here since the board was read (resumed) is left to go on.
