@@ -763,9 +763,15 @@ fn an_approval_is_listed_and_decided_on_a_replica_other_than_the_one_whose_run_w
     );
 
     // Two people vote there: the run waiting on the first replica goes on, and makes the change.
+    // Alice's token was made on the replica where the run waits: tokens work on every replica.
     let (alice, bob) = (
-        other.token_with("alice", &["approve"]),
+        holder.token_with("alice", &["read", "approve"]),
         other.token_with("bob", &["approve"]),
+    );
+    poll_until(
+        "alice's token on the other replica",
+        Duration::from_secs(30),
+        || (other.get_as("/v1/approvals", Some(&alice)).0 == 200).then_some(()),
     );
     let (code, body) = vote(other, &alice, &w.approval, "approve", None);
     assert_eq!(
@@ -808,6 +814,25 @@ fn an_approval_is_listed_and_decided_on_a_replica_other_than_the_one_whose_run_w
     assert!(
         other.runs_of("scale-on-latency").is_empty(),
         "the run stayed where it was"
+    );
+
+    // Revoked on the other replica: refused on the one that made it too.
+    let (_, tokens) = holder.get("/v1/tokens");
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "alice")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, body) = other.delete(&format!("/v1/tokens/{id}"));
+    assert_eq!(code, 200, "{body}");
+    poll_until(
+        "the revocation on every replica",
+        Duration::from_secs(30),
+        || (holder.get_as("/v1/approvals", Some(&alice)).0 == 401).then_some(()),
     );
 }
 

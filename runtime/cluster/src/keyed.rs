@@ -92,6 +92,11 @@ impl Keyed {
         Ok(format!("{}{}", self.bucket.prefix, self.key(id)?))
     }
 
+    /// The bucket.
+    pub(crate) fn bucket(&self) -> &kv::Store {
+        &self.bucket
+    }
+
     /// The stream of the bucket.
     pub(crate) fn stream(&self) -> &async_nats::jetstream::stream::Stream {
         &self.bucket.stream

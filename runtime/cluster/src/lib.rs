@@ -15,6 +15,7 @@
 //! - [`playbooks`]: the playbook catalogue and components, so that one upload reaches every
 //!   replica.
 //! - [`policies`]: the Cedar policy sets, so that a policy holds on every replica.
+//! - [`credentials`]: API tokens and principals, so that a token works on every replica.
 //! - [`membership`]: a replica's ownership loop and the fence check before an action.
 //! - [`status`]: what `grace cluster status` shows.
 //!
@@ -26,6 +27,7 @@
 
 pub mod approvals;
 pub mod connect;
+pub mod credentials;
 pub mod error;
 pub mod events;
 mod keyed;

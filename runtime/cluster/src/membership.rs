@@ -34,6 +34,7 @@ pub struct Cluster {
     ledgers: crate::ledgers::Ledgers,
     playbooks: crate::playbooks::Catalogue,
     policies: crate::policies::PolicySets,
+    credentials: crate::credentials::Credentials,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -173,6 +174,7 @@ impl Cluster {
         let ledgers = crate::ledgers::Ledgers::open(&engine, settings).await?;
         let playbooks = crate::playbooks::Catalogue::open(&engine, settings).await?;
         let policies = crate::policies::PolicySets::open(&engine, settings).await?;
+        let credentials = crate::credentials::Credentials::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -197,6 +199,7 @@ impl Cluster {
             ledgers,
             playbooks,
             policies,
+            credentials,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -549,6 +552,11 @@ impl Cluster {
     /// The cluster's Cedar policy sets.
     pub fn policies(&self) -> &crate::policies::PolicySets {
         &self.policies
+    }
+
+    /// The cluster's API tokens and principals.
+    pub fn credentials(&self) -> &crate::credentials::Credentials {
+        &self.credentials
     }
 
     /// The cluster's event log.

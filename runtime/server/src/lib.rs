@@ -51,6 +51,7 @@ pub mod replay;
 pub mod runs;
 pub mod scheduler;
 pub mod shard_import;
+pub mod shared_credentials;
 pub mod shared_playbooks;
 pub mod shared_policies;
 pub mod shared_runs;

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::auth::principals::{Principal, PrincipalError};
 use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
+use crate::shared_credentials::SharedCredentials;
 
 pub fn router() -> Router<App> {
     Router::new().route("/", get(list).post(create))
@@ -46,16 +47,24 @@ fn principal_error(e: PrincipalError) -> ApiError {
 async fn create(
     State(audit): State<Audit>,
     State(auth): State<Arc<Authenticator>>,
+    State(shared): State<Option<Arc<SharedCredentials>>>,
     caller: Caller,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Principal>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
     let asked = json!({ "name": body.name, "display_name": body.display_name });
-    let result = auth
+    let mut result = auth
         .tokens
         .principals()
         .create(&body.name, body.display_name.as_deref(), &caller.principal)
         .map_err(principal_error);
+    if let (Ok(p), Some(shared)) = (&result, &shared)
+        && let Err(e) = shared.publish_principal(&p.id).await
+    {
+        result = Err(ApiError::unavailable(format!(
+            "made on this replica only: the other replicas could not be told of it ({e}); it is shared when this replica next starts following the cluster"
+        )));
+    }
     audit
         .record(&caller, AuditAction::PrincipalsCreate, asked, &result)
         .await;

@@ -49,6 +49,10 @@ part!(
     Option<Arc<crate::shared_policies::SharedPolicies>>,
     shared_policies
 );
+part!(
+    Option<Arc<crate::shared_credentials::SharedCredentials>>,
+    shared_credentials
+);
 
 /// What the body guard needs: the limits and deadline of request bodies.
 #[derive(Clone, Copy)]

@@ -18,6 +18,7 @@ use crate::auth::tokens::TokenRecord;
 use crate::auth::{Audit, AuditAction};
 use crate::auth::{Caller, Scope, TokenError, TokenSpec};
 use crate::error::ApiError;
+use crate::shared_credentials::SharedCredentials;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -128,12 +129,24 @@ fn spec(caller: &Caller, body: CreateBody) -> Result<TokenSpec, ApiError> {
 async fn create(
     State(audit): State<Audit>,
     State(auth): State<Arc<Authenticator>>,
+    State(shared): State<Option<Arc<SharedCredentials>>>,
     caller: Caller,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
     let asked = json!({ "name": body.name, "for": body.principal, "scopes": body.scopes, "expires_in": body.expires_in });
-    let result = spec(&caller, body).and_then(|spec| auth.tokens.create(spec).map_err(token_error));
+    let mut result =
+        spec(&caller, body).and_then(|spec| auth.tokens.create(spec).map_err(token_error));
+    // Clustered, a token the other replicas do not know is not handed out: it is revoked here
+    // again, and the caller asks once the cluster is ready.
+    if let (Ok(token), Some(shared)) = (&result, &shared)
+        && let Err(e) = shared.publish_token(&token.record.id).await
+    {
+        let _ = auth.tokens.revoke(&token.record.id);
+        result = Err(ApiError::unavailable(format!(
+            "the token was not made: the cluster's other replicas could not be told of it ({e}); ask again once the cluster is ready"
+        )));
+    }
     let shown = result.as_ref().map(|t| TokenInfo::from(t.record.clone()));
     audit
         .record(&caller, AuditAction::TokensCreate, asked, &shown)
@@ -161,14 +174,24 @@ async fn list(State(auth): State<Arc<Authenticator>>) -> Json<Vec<TokenInfo>> {
 async fn revoke(
     State(audit): State<Audit>,
     State(auth): State<Arc<Authenticator>>,
+    State(shared): State<Option<Arc<SharedCredentials>>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    let result = match auth.tokens.revoke(&id) {
+    let mut result = match auth.tokens.revoke(&id) {
         Ok(Some(r)) => Ok(TokenInfo::from(r)),
         Ok(None) => Err(ApiError::not_found(format!("no token `{id}`"))),
         Err(e) => Err(token_error(e)),
     };
+    if result.is_ok()
+        && let Some(shared) = &shared
+        && let Err(e) = shared.publish_token(&id).await
+    {
+        tracing::error!(token = %id, "a revocation could not be shared with the cluster: {e}");
+        result = Err(ApiError::unavailable(format!(
+            "revoked on this replica only: the other replicas still accept the token until they learn of it ({e}); revoke it again once the cluster is ready"
+        )));
+    }
     audit
         .record(
             &caller,

@@ -72,6 +72,8 @@ pub struct App {
     pub shared_playbooks: Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
     /// The cluster's policy sets, with `[cluster]`: API changes are shared through them.
     pub shared_policies: Option<Arc<crate::shared_policies::SharedPolicies>>,
+    /// The cluster's tokens and principals, with `[cluster]`.
+    pub shared_credentials: Option<Arc<crate::shared_credentials::SharedCredentials>>,
 }
 
 /// Why the server could not start.
@@ -270,6 +272,12 @@ impl App {
                 trust.clone(),
             ))
         });
+        let shared_credentials = cluster.as_ref().map(|c| {
+            Arc::new(crate::shared_credentials::SharedCredentials::new(
+                c.clone(),
+                auth.clone(),
+            ))
+        });
         let shared_runs = cluster
             .as_ref()
             .map(|c| Arc::new(crate::shared_runs::SharedRuns::new(c.clone())));
@@ -341,6 +349,12 @@ impl App {
                 let shared = shared.clone();
                 supervisor.spawn("policy-sets", move || {
                     crate::shared_policies::follow(shared.clone())
+                });
+            }
+            if let Some(shared) = &shared_credentials {
+                let shared = shared.clone();
+                supervisor.spawn("credentials", move || {
+                    crate::shared_credentials::follow(shared.clone())
                 });
             }
             if let Some(shared) = &shared_runs {
@@ -422,6 +436,7 @@ impl App {
             cluster,
             shared_playbooks,
             shared_policies,
+            shared_credentials,
         }))
     }
 }

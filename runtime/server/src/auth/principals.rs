@@ -246,6 +246,21 @@ impl PrincipalStore {
     }
 
     /// Stores `p` unless its id exists; whether it was stored.
+    /// Stores `p`, made on another replica of the cluster, unless a principal of its id is here;
+    /// whether it was stored. Only local principals are kept.
+    pub fn adopt(&self, p: &Principal) -> Result<bool, PrincipalError> {
+        if p.kind != PrincipalKind::Local
+            || p.local_name()
+                .is_none_or(|name| !valid_name(name) || local_id(name) != p.id)
+        {
+            return Err(PrincipalError::Corrupt(format!(
+                "`{}` is not a local principal",
+                p.id.escape_debug()
+            )));
+        }
+        self.insert_new(p)
+    }
+
     fn insert_new(&self, p: &Principal) -> Result<bool, PrincipalError> {
         let bytes = serde_json::to_vec(p).map_err(db)?;
         let tx = self.db.begin_write().map_err(db)?;

@@ -282,6 +282,54 @@ impl TokenStore {
         all
     }
 
+    /// Every token with the key it is stored under (the hash of its secret).
+    pub fn keyed(&self) -> Vec<(String, TokenRecord)> {
+        crate::sync::read(&self.cache)
+            .iter()
+            .map(|(k, r)| (k.clone(), (**r).clone()))
+            .collect()
+    }
+
+    /// Token `id` with the key it is stored under.
+    pub fn keyed_by_id(&self, id: &str) -> Option<(String, TokenRecord)> {
+        crate::sync::read(&self.cache)
+            .iter()
+            .find(|(_, r)| r.id == id)
+            .map(|(k, r)| (k.clone(), (**r).clone()))
+    }
+
+    /// Stores `record` under `key` as another replica of the cluster has it: a token new here,
+    /// or one revoked there. A revocation is never undone: a token revoked here stays revoked
+    /// whatever the other says. Whether anything changed.
+    pub fn adopt(&self, key: &str, record: &TokenRecord) -> Result<bool, TokenError> {
+        if !grace_cluster::credentials::valid_key(key) || record.scopes.is_empty() {
+            return Err(TokenError::Corrupt(format!(
+                "token `{}` from the cluster is not one this server could have made",
+                record.id.escape_debug()
+            )));
+        }
+        let here = crate::sync::read(&self.cache).get(key).cloned();
+        let merged = match here {
+            Some(here) if here.id != record.id => {
+                return Err(TokenError::Corrupt(format!(
+                    "token `{}` from the cluster has the key of `{}`",
+                    record.id.escape_debug(),
+                    here.id
+                )));
+            }
+            Some(here) if here.revoked || !record.revoked => return Ok(false),
+            // Revoked there: revoked here, as it was told.
+            Some(here) => TokenRecord {
+                revoked: true,
+                revoked_at: record.revoked_at,
+                ..(*here).clone()
+            },
+            None => record.clone(),
+        };
+        self.put(key, &merged)?;
+        Ok(true)
+    }
+
     fn put(&self, key: &str, record: &TokenRecord) -> Result<(), TokenError> {
         let bytes = serde_json::to_vec(record).map_err(db)?;
         let tx = self.db.begin_write().map_err(db)?;
@@ -324,6 +372,41 @@ mod tests {
             created_by: "test".into(),
             expires_at: None,
         }
+    }
+
+    #[test]
+    fn a_token_from_another_replica_authenticates_and_a_revocation_is_never_undone() {
+        let (_a_dir, a) = store();
+        let (_b_dir, b) = store();
+        let made = a.create(spec("ci", &[Scope::Read])).unwrap();
+        let key = hash(&made.secret);
+        // b learns of it: the secret made on a works on b.
+        assert!(b.adopt(&key, &made.record).unwrap());
+        assert_eq!(b.lookup(&made.secret).unwrap().id, made.record.id);
+        assert!(!b.adopt(&key, &made.record).unwrap(), "nothing new");
+        // Revoked on b; a late copy of the live record does not bring it back.
+        b.revoke(&made.record.id).unwrap();
+        assert!(!b.adopt(&key, &made.record).unwrap());
+        assert!(b.lookup(&made.secret).unwrap().revoked);
+        // a learns of the revocation.
+        let (_, revoked) = b.keyed_by_id(&made.record.id).unwrap();
+        assert!(a.adopt(&key, &revoked).unwrap());
+        assert!(!a.lookup(&made.secret).unwrap().is_live(now_millis()));
+    }
+
+    #[test]
+    fn a_record_under_a_key_it_cannot_have_is_refused() {
+        let (_a_dir, a) = store();
+        let (_b_dir, b) = store();
+        let made = a.create(spec("ci", &[Scope::Read])).unwrap();
+        let other = a.create(spec("other", &[Scope::Read])).unwrap();
+        assert!(b.adopt("not-a-hash", &made.record).is_err());
+        b.adopt(&hash(&made.secret), &made.record).unwrap();
+        // Another token's record under an existing token's key.
+        assert!(b.adopt(&hash(&made.secret), &other.record).is_err());
+        let mut scopeless = other.record.clone();
+        scopeless.scopes = Scopes::default();
+        assert!(b.adopt(&hash(&other.secret), &scopeless).is_err());
     }
 
     #[test]

@@ -1,0 +1,227 @@
+//! API tokens and local principals shared by the replicas of a cluster: a token made on any
+//! replica (`grace init`'s included) authenticates on every replica, and one revoked on any
+//! replica stops authenticating on every replica as soon as the change reaches it.
+//!
+//! The engine keeps each token's record under the hash of its secret, as each replica stores it
+//! (the secret itself never leaves the replica that made it), and each local principal under the
+//! hash of its id ([`grace_cluster::credentials`]). A replica writes what its API changed
+//! ([`SharedCredentials::publish_token`], [`SharedCredentials::publish_principal`]); every
+//! replica follows ([`follow`]) and takes in what it lacks. A revocation is never undone: of two
+//! records of one token, the revoked one wins, whichever replica wrote last.
+
+use std::sync::Arc;
+
+use grace_cluster::credentials::{CredentialKind, StoredCredential};
+use grace_cluster::{Cluster, ClusterError};
+use sha2::{Digest as _, Sha256};
+
+use crate::auth::Authenticator;
+use crate::auth::principals::Principal;
+use crate::auth::tokens::TokenRecord;
+use crate::supervisor::TaskError;
+
+/// How often a write that lost a race with another replica's is merged again.
+const RETRIES: usize = 8;
+
+/// Why a change could not be shared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShareError {
+    /// The engine did not take it.
+    #[error("the cluster's engine: {0}")]
+    Engine(#[from] ClusterError),
+    /// The record is not here, or cannot be read or written.
+    #[error("{0}")]
+    Record(String),
+}
+
+/// The key of principal `id` in the engine.
+fn principal_key(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// This replica's side of the cluster's credentials.
+pub struct SharedCredentials {
+    cluster: Arc<Cluster>,
+    auth: Arc<Authenticator>,
+}
+
+impl std::fmt::Debug for SharedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCredentials").finish_non_exhaustive()
+    }
+}
+
+/// Writes `value` as `key` of `kind` unless what is there already says the same (`same`); the
+/// merge `merge(there)` decides what is written over what is there.
+async fn write_merged<T: serde::Serialize + serde::de::DeserializeOwned>(
+    kind: &CredentialKind,
+    key: &str,
+    merge: impl Fn(Option<T>) -> Option<T>,
+) -> Result<(), ShareError> {
+    for _ in 0..RETRIES {
+        let stored = kind.get(key).await?;
+        let there = match &stored {
+            Some(s) => Some(
+                serde_json::from_slice::<T>(&s.value)
+                    .map_err(|e| ShareError::Record(format!("the cluster's `{key}`: {e}")))?,
+            ),
+            None => None,
+        };
+        // Nothing to add to what is there.
+        let Some(wanted) = merge(there) else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(&wanted).map_err(|e| ShareError::Record(e.to_string()))?;
+        match kind.put(key, bytes, stored.map(|s| s.revision)).await {
+            Ok(_) => return Ok(()),
+            Err(ClusterError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ClusterError::Conflict {
+        key: key.to_owned(),
+    }
+    .into())
+}
+
+impl SharedCredentials {
+    /// Shares `auth`'s tokens and principals through `cluster`.
+    pub fn new(cluster: Arc<Cluster>, auth: Arc<Authenticator>) -> SharedCredentials {
+        SharedCredentials { cluster, auth }
+    }
+
+    /// Writes token `id` as this replica has it (made or revoked here).
+    pub async fn publish_token(&self, id: &str) -> Result<(), ShareError> {
+        let (key, here) = self
+            .auth
+            .tokens
+            .keyed_by_id(id)
+            .ok_or_else(|| ShareError::Record(format!("no token `{id}` here")))?;
+        self.write_token(&key, &here).await
+    }
+
+    async fn write_token(&self, key: &str, here: &TokenRecord) -> Result<(), ShareError> {
+        write_merged::<TokenRecord>(
+            &self.cluster.credentials().tokens,
+            key,
+            |there| match there {
+                // Revoked anywhere: revoked.
+                Some(there) if there.revoked || !here.revoked => None,
+                _ => Some(here.clone()),
+            },
+        )
+        .await
+    }
+
+    /// Writes local principal `id` as this replica has it (made here).
+    pub async fn publish_principal(&self, id: &str) -> Result<(), ShareError> {
+        let here = self
+            .auth
+            .tokens
+            .principals()
+            .get(id)
+            .ok_or_else(|| ShareError::Record(format!("no principal `{id}` here")))?;
+        self.write_principal(&here).await
+    }
+
+    async fn write_principal(&self, here: &Principal) -> Result<(), ShareError> {
+        write_merged::<Principal>(
+            &self.cluster.credentials().principals,
+            &principal_key(&here.id),
+            |there| there.is_none().then(|| here.clone()),
+        )
+        .await
+    }
+
+    fn take_token(&self, stored: &StoredCredential) {
+        let taken = serde_json::from_slice::<TokenRecord>(&stored.value)
+            .map_err(|e| e.to_string())
+            .and_then(|record| {
+                self.auth
+                    .tokens
+                    .adopt(&stored.id, &record)
+                    .map(|changed| (changed, record))
+                    .map_err(|e| e.to_string())
+            });
+        match taken {
+            Ok((true, record)) => {
+                tracing::info!(token = %record.id, revoked = record.revoked, "took in a token changed on another replica")
+            }
+            Ok((false, _)) => {}
+            Err(e) => tracing::warn!("a token from the cluster is not taken in: {e}"),
+        }
+    }
+
+    fn take_principal(&self, stored: &StoredCredential) {
+        let taken = serde_json::from_slice::<Principal>(&stored.value)
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                if principal_key(&p.id) != stored.id {
+                    return Err(format!("`{}` is stored under another key", p.id));
+                }
+                self.auth
+                    .tokens
+                    .principals()
+                    .adopt(&p)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = taken {
+            tracing::warn!("a principal from the cluster is not taken in: {e}");
+        }
+    }
+}
+
+/// Why following stopped.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error("cannot follow the cluster's tokens and principals: {0}")]
+    Engine(#[from] ClusterError),
+    #[error("the engine stopped sending the cluster's token and principal changes")]
+    Ended,
+}
+
+/// Follows the cluster's credentials: at start (and at each restart of this task) every
+/// principal and token is taken in and this replica's that the cluster lacks are written; then
+/// each change as it is written, by any replica.
+pub async fn follow(shared: Arc<SharedCredentials>) -> Result<(), TaskError> {
+    use futures_util::StreamExt as _;
+    let fail = |e: ClusterError| TaskError::new(FollowError::Engine(e));
+    let credentials = shared.cluster.credentials().clone();
+    let principals = credentials.principals.changes().await.map_err(fail)?;
+    let tokens = credentials.tokens.changes().await.map_err(fail)?;
+    // Principals first: a token names one.
+    for stored in credentials.principals.list().await.map_err(fail)? {
+        shared.take_principal(&stored);
+    }
+    for stored in credentials.tokens.list().await.map_err(fail)? {
+        shared.take_token(&stored);
+    }
+    for p in shared.auth.tokens.principals().list() {
+        if let Err(e) = shared.write_principal(&p).await {
+            tracing::warn!(principal = %p.id, "cannot share the principal with the cluster: {e}");
+        }
+    }
+    for (key, record) in shared.auth.tokens.keyed() {
+        if let Err(e) = shared.write_token(&key, &record).await {
+            tracing::warn!(token = %record.id, "cannot share the token with the cluster: {e}");
+        }
+    }
+    let mut principals = std::pin::pin!(principals);
+    let mut tokens = std::pin::pin!(tokens);
+    loop {
+        tokio::select! {
+            change = principals.next() => match change {
+                Some(Ok(stored)) => shared.take_principal(&stored),
+                Some(Err(e)) => return Err(fail(e)),
+                None => break,
+            },
+            change = tokens.next() => match change {
+                Some(Ok(stored)) => shared.take_token(&stored),
+                Some(Err(e)) => return Err(fail(e)),
+                None => break,
+            },
+        }
+    }
+    Err(TaskError::new(FollowError::Ended))
+}
