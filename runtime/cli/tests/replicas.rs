@@ -1150,3 +1150,85 @@ fn a_playbook_uploaded_to_one_replica_runs_on_every_one_that_trusts_its_signer_a
     }
     assert!(text(&a, "base").is_some());
 }
+
+#[test]
+fn a_resources_changes_count_against_its_guardrail_on_the_replica_its_shard_moves_to() {
+    let Some(nats) = NatsCluster::start("a_resources_changes_count_against_its_guardrail", 3)
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path(), &nats);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "[trust]\n[[trust.guardrail]]\nname = \"one restart an hour\"\nkind = \"container\"\nmax_changes_per_hour = 1\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let name = "restart-unhealthy-container";
+    let (mut a, _a_data) = replica(&config, "a");
+    assert_eq!(
+        a.upload(
+            &example_manifest(name, &[]),
+            component("restart_unhealthy_container")
+        )
+        .0,
+        201
+    );
+    poll_until("a to hold every shard", Duration::from_secs(30), || {
+        (held_by(&a, "a") == SHARDS).then_some(())
+    });
+    let (code, body) = a.post("/v1/events", event("container.unhealthy", "web-1", 1, 1.0));
+    assert_eq!(code, 202, "{body}");
+    let first = poll_until("a's run", Duration::from_secs(60), || {
+        a.runs_of(name)
+            .into_iter()
+            .find(|r| r["state"] == "succeeded")
+    });
+    let (_, entries) = a.get(&format!(
+        "/v1/ledger/entries?run={}",
+        first["id"].as_str().unwrap()
+    ));
+    assert_eq!(
+        restarts(entries.as_array().unwrap()).len(),
+        1,
+        "{entries:#}"
+    );
+
+    // a dies; b takes its shards. b's own fleet still shows web-1 unhealthy, and b made no
+    // change of it: only the cluster's history knows a restarted it.
+    let (b, _b_data) = replica(&config, "b");
+    assert_eq!(
+        b.upload(
+            &example_manifest(name, &[]),
+            component("restart_unhealthy_container")
+        )
+        .0,
+        201
+    );
+    a.kill9();
+    poll_until("b to hold every shard", Duration::from_secs(30), || {
+        (held_by(&b, "b") == SHARDS).then_some(())
+    });
+    let (code, body) = b.post("/v1/events", event("container.unhealthy", "web-1", 2, 1.0));
+    assert_eq!(code, 202, "{body}");
+    let second = poll_until("b's run", Duration::from_secs(60), || {
+        b.runs_of(name)
+            .into_iter()
+            .find(|r| ["succeeded", "failed"].contains(&r["state"].as_str().unwrap_or("")))
+    });
+    let (_, entries) = b.get(&format!(
+        "/v1/ledger/entries?run={}",
+        second["id"].as_str().unwrap()
+    ));
+    let entries = entries.as_array().unwrap();
+    assert!(
+        restarts(entries).is_empty(),
+        "b restarted web-1 again: {entries:#?}"
+    );
+    let refused = entries
+        .iter()
+        .find(|e| e["function"] == "restart" && e["decision"]["verdict"] == "denied")
+        .unwrap_or_else(|| panic!("no refused restart: {entries:#?}"));
+    let why = refused["decision"]["reason"].as_str().unwrap();
+    assert!(why.contains("one restart an hour"), "{why}");
+}

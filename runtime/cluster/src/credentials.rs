@@ -6,11 +6,8 @@
 //! the record as the server describes it (opaque here), written by compare-and-set on the
 //! revision its writer read. Keys are 64 lowercase hex digits, checked before a key is built.
 
-use futures_util::Stream;
-
 use crate::error::ClusterError;
-use crate::keyed::Keyed;
-pub use crate::keyed::Stored as StoredCredential;
+use crate::keyed::{Keyed, Records};
 use crate::schema::BucketSpec;
 use crate::settings::ClusterSettings;
 
@@ -37,57 +34,13 @@ pub fn valid_key(key: &str) -> bool {
 
 const RULE: &str = "a credential's key is 64 lowercase hex digits";
 
-/// One kind of credential.
-#[derive(Clone)]
-pub struct CredentialKind(Keyed);
-
-impl CredentialKind {
-    /// Record `key`, if the cluster has it.
-    pub async fn get(&self, key: &str) -> Result<Option<StoredCredential>, ClusterError> {
-        self.0.get(key).await
-    }
-
-    /// Writes record `key`: created when `revision` is `None` ([`ClusterError::Conflict`] when
-    /// another replica created it first), else if it is still at `revision`.
-    pub async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        revision: Option<u64>,
-    ) -> Result<u64, ClusterError> {
-        match revision {
-            Some(revision) => self.0.update(key, value, revision).await,
-            None => self
-                .0
-                .create(key, value)
-                .await?
-                .ok_or_else(|| ClusterError::Conflict {
-                    key: key.to_owned(),
-                }),
-        }
-    }
-
-    /// Every record (at most [`MAX_LISTED`]).
-    pub async fn list(&self) -> Result<Vec<StoredCredential>, ClusterError> {
-        self.0.list(MAX_LISTED).await
-    }
-
-    /// Every record written from now on, from whichever replica.
-    pub async fn changes(
-        &self,
-    ) -> Result<impl Stream<Item = Result<StoredCredential, ClusterError>> + use<>, ClusterError>
-    {
-        self.0.changes().await
-    }
-}
-
 /// The cluster's tokens and principals.
 #[derive(Clone)]
 pub struct Credentials {
     /// Tokens, by the hash of their secret.
-    pub tokens: CredentialKind,
+    pub tokens: Records,
     /// Local principals, by the hash of their id.
-    pub principals: CredentialKind,
+    pub principals: Records,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -112,7 +65,7 @@ impl Credentials {
             RULE,
         );
         Ok(Credentials {
-            principals: CredentialKind(Keyed::new(
+            principals: Records(Keyed::new(
                 tokens.bucket().clone(),
                 settings.request_timeout,
                 "principal",
@@ -120,7 +73,7 @@ impl Credentials {
                 valid_key,
                 RULE,
             )),
-            tokens: CredentialKind(tokens),
+            tokens: Records(tokens),
         })
     }
 }

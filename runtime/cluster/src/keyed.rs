@@ -167,6 +167,23 @@ impl Keyed {
         .await
     }
 
+    /// Writes `id`: created when `revision` is `None` ([`ClusterError::Conflict`] when another
+    /// writer created it first), else if it is still at `revision`.
+    pub(crate) async fn write(
+        &self,
+        id: &str,
+        value: Vec<u8>,
+        revision: Option<u64>,
+    ) -> Result<u64, ClusterError> {
+        match revision {
+            Some(revision) => self.update(id, value, revision).await,
+            None => self
+                .create(id, value)
+                .await?
+                .ok_or_else(|| ClusterError::Conflict { key: id.to_owned() }),
+        }
+    }
+
     /// Writes `id` whatever it holds (a value only its one writer writes).
     pub(crate) async fn put(&self, id: &str, value: Vec<u8>) -> Result<u64, ClusterError> {
         let key = self.key(id)?;
@@ -256,5 +273,74 @@ impl Keyed {
             };
             std::future::ready(found)
         }))
+    }
+}
+
+/// How often a merged write that lost a race with another writer's is merged again.
+const MERGE_RETRIES: usize = 8;
+
+/// Records of one kind that any replica may write (playbooks, policy sets, tokens, a resource's
+/// changes), the server's own format: read, written by compare-and-set, listed, followed.
+#[derive(Clone)]
+pub struct Records(pub(crate) Keyed);
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Records").field(&self.0.what).finish()
+    }
+}
+
+impl Records {
+    /// Record `id`, if there is one.
+    pub async fn get(&self, id: &str) -> Result<Option<Stored>, ClusterError> {
+        self.0.get(id).await
+    }
+
+    /// Writes record `id`: created when `revision` is `None` ([`ClusterError::Conflict`] when
+    /// another replica created it first), else if it is still at `revision`.
+    pub async fn put(
+        &self,
+        id: &str,
+        value: Vec<u8>,
+        revision: Option<u64>,
+    ) -> Result<u64, ClusterError> {
+        self.0.write(id, value, revision).await
+    }
+
+    /// Reads record `id`, asks `merge` what to write over what is there (`None`: nothing to
+    /// add), and writes it by compare-and-set; merged again over what another replica wrote
+    /// meanwhile, a few times.
+    pub async fn merge<E: From<ClusterError>>(
+        &self,
+        id: &str,
+        mut merge: impl FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<(), E> {
+        for _ in 0..MERGE_RETRIES {
+            let stored = self.0.get(id).await?;
+            let Some(value) = merge(stored.as_ref().map(|s| s.value.as_slice()))? else {
+                return Ok(());
+            };
+            match self.0.write(id, value, stored.map(|s| s.revision)).await {
+                Ok(_) => return Ok(()),
+                Err(ClusterError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClusterError::Conflict {
+            key: self.0.key(id)?,
+        }
+        .into())
+    }
+
+    /// Every record (at most `max`).
+    pub async fn list(&self, max: usize) -> Result<Vec<Stored>, ClusterError> {
+        self.0.list(max).await
+    }
+
+    /// Every record written from now on, from whichever replica.
+    pub async fn changes(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Stored, ClusterError>> + use<>, ClusterError> {
+        self.0.changes().await
     }
 }

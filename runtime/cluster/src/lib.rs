@@ -16,6 +16,7 @@
 //!   replica.
 //! - [`policies`]: the Cedar policy sets, so that a policy holds on every replica.
 //! - [`credentials`]: API tokens and principals, so that a token works on every replica.
+//! - [`resource_changes`]: each resource's recent changes, for the guardrails of any replica.
 //! - [`membership`]: a replica's ownership loop and the fence check before an action.
 //! - [`status`]: what `grace cluster status` shows.
 //!
@@ -31,12 +32,14 @@ pub mod credentials;
 pub mod error;
 pub mod events;
 mod keyed;
+pub use keyed::{Records, Stored};
 pub mod lease;
 pub mod ledgers;
 pub mod members;
 pub mod membership;
 pub mod playbooks;
 pub mod policies;
+pub mod resource_changes;
 pub mod runs;
 pub mod schema;
 pub mod settings;

@@ -33,8 +33,9 @@ pub struct Cluster {
     approvals: crate::approvals::ApprovalBoard,
     ledgers: crate::ledgers::Ledgers,
     playbooks: crate::playbooks::Catalogue,
-    policies: crate::policies::PolicySets,
+    policies: crate::Records,
     credentials: crate::credentials::Credentials,
+    resource_changes: crate::Records,
     settings: ClusterSettings,
     leases: Leases,
     members: kv::Store,
@@ -173,8 +174,9 @@ impl Cluster {
         let approvals = crate::approvals::ApprovalBoard::open(&engine, settings).await?;
         let ledgers = crate::ledgers::Ledgers::open(&engine, settings).await?;
         let playbooks = crate::playbooks::Catalogue::open(&engine, settings).await?;
-        let policies = crate::policies::PolicySets::open(&engine, settings).await?;
+        let policies = crate::policies::open(&engine, settings).await?;
         let credentials = crate::credentials::Credentials::open(&engine, settings).await?;
+        let resource_changes = crate::resource_changes::open(&engine, settings).await?;
         let replica = settings.replica_name();
         let incarnation = uuid::Uuid::new_v4().to_string();
         let shards = settings.shards as usize;
@@ -200,6 +202,7 @@ impl Cluster {
             playbooks,
             policies,
             credentials,
+            resource_changes,
             engine,
             settings: settings.clone(),
             lease_writes: tokio::sync::Mutex::new(()),
@@ -550,13 +553,18 @@ impl Cluster {
     }
 
     /// The cluster's Cedar policy sets.
-    pub fn policies(&self) -> &crate::policies::PolicySets {
+    pub fn policies(&self) -> &crate::Records {
         &self.policies
     }
 
     /// The cluster's API tokens and principals.
     pub fn credentials(&self) -> &crate::credentials::Credentials {
         &self.credentials
+    }
+
+    /// Each resource's recent changes, by any replica.
+    pub fn resource_changes(&self) -> &crate::Records {
+        &self.resource_changes
     }
 
     /// The cluster's event log.

@@ -17,12 +17,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
-use futures_util::Stream;
 use tokio::io::AsyncReadExt as _;
 
 use crate::error::ClusterError;
-use crate::keyed::Keyed;
-pub use crate::keyed::Stored as Entry;
+use crate::keyed::{Keyed, Records};
 use crate::members::within;
 use crate::schema::{BucketSpec, create_checked};
 use crate::settings::ClusterSettings;
@@ -97,7 +95,8 @@ fn object(digest: &str) -> Result<String, ClusterError> {
 /// The cluster's playbooks.
 #[derive(Clone)]
 pub struct Catalogue {
-    records: Keyed,
+    /// The catalogue's records, by playbook name.
+    pub records: Records,
     components: ObjectStore,
     timeout: Duration,
 }
@@ -127,55 +126,17 @@ impl Catalogue {
             .await
             .map_err(|e| ClusterError::schema(COMPONENTS, e.to_string()))?;
         Ok(Catalogue {
-            records: Keyed::new(
+            records: Records(Keyed::new(
                 bucket,
                 settings.request_timeout,
                 "playbook",
                 "playbook",
                 valid_name,
                 "a playbook name is 1 to 64 lowercase letters, digits and `-`",
-            ),
+            )),
             components,
             timeout: settings.request_timeout,
         })
-    }
-
-    /// Playbook `name`, if the catalogue has it.
-    pub async fn get(&self, name: &str) -> Result<Option<Entry>, ClusterError> {
-        self.records.get(name).await
-    }
-
-    /// Writes playbook `name`: created when `revision` is `None` ([`ClusterError::Conflict`]
-    /// when another replica created it first), else if it is still at `revision`.
-    pub async fn put(
-        &self,
-        name: &str,
-        value: Vec<u8>,
-        revision: Option<u64>,
-    ) -> Result<u64, ClusterError> {
-        match revision {
-            Some(revision) => self.records.update(name, value, revision).await,
-            None => self
-                .records
-                .create(name, value)
-                .await?
-                .ok_or_else(|| ClusterError::Conflict {
-                    key: format!("playbook.{name}"),
-                }),
-        }
-    }
-
-    /// Every playbook in the catalogue (at most [`MAX_LISTED`]).
-    pub async fn list(&self) -> Result<Vec<Entry>, ClusterError> {
-        self.records.list(MAX_LISTED).await
-    }
-
-    /// Every catalogue value written from now on, from whichever replica. The stream ends when
-    /// the engine connection does.
-    pub async fn changes(
-        &self,
-    ) -> Result<impl Stream<Item = Result<Entry, ClusterError>> + use<>, ClusterError> {
-        self.records.changes().await
     }
 
     /// Stores component `digest` unless it is there already.

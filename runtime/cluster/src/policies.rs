@@ -8,11 +8,8 @@
 //! Set names are the trust core's (lowercase letters, digits, `-`, `_` and `.`, starting with
 //! a letter or digit); anything else is refused before a key is built.
 
-use futures_util::Stream;
-
 use crate::error::ClusterError;
-use crate::keyed::Keyed;
-pub use crate::keyed::Stored as StoredSet;
+use crate::keyed::{Keyed, Records};
 use crate::schema::BucketSpec;
 use crate::settings::ClusterSettings;
 
@@ -44,73 +41,20 @@ pub fn valid_name(name: &str) -> bool {
         && !name.ends_with('.')
 }
 
-/// The cluster's policy sets.
-#[derive(Clone)]
-pub struct PolicySets {
-    sets: Keyed,
-}
-
-impl std::fmt::Debug for PolicySets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicySets").finish_non_exhaustive()
-    }
-}
-
-impl PolicySets {
-    /// Creates the bucket, or checks the one there.
-    pub async fn open(
-        engine: &crate::Engine,
-        settings: &ClusterSettings,
-    ) -> Result<Self, ClusterError> {
-        let bucket = bucket().ensure(engine, settings.engine_replicas).await?;
-        Ok(PolicySets {
-            sets: Keyed::new(
-                bucket,
-                settings.request_timeout,
-                "set",
-                "policy set",
-                valid_name,
-                "a policy set name is lowercase letters, digits, `-`, `_` and `.`",
-            ),
-        })
-    }
-
-    /// Set `name`, if the cluster has it.
-    pub async fn get(&self, name: &str) -> Result<Option<StoredSet>, ClusterError> {
-        self.sets.get(name).await
-    }
-
-    /// Writes set `name`: created when `revision` is `None` ([`ClusterError::Conflict`] when
-    /// another replica created it first), else if it is still at `revision`.
-    pub async fn put(
-        &self,
-        name: &str,
-        value: Vec<u8>,
-        revision: Option<u64>,
-    ) -> Result<u64, ClusterError> {
-        match revision {
-            Some(revision) => self.sets.update(name, value, revision).await,
-            None => self
-                .sets
-                .create(name, value)
-                .await?
-                .ok_or_else(|| ClusterError::Conflict {
-                    key: format!("set.{name}"),
-                }),
-        }
-    }
-
-    /// Every set (at most [`MAX_LISTED`]).
-    pub async fn list(&self) -> Result<Vec<StoredSet>, ClusterError> {
-        self.sets.list(MAX_LISTED).await
-    }
-
-    /// Every set written from now on, from whichever replica.
-    pub async fn changes(
-        &self,
-    ) -> Result<impl Stream<Item = Result<StoredSet, ClusterError>> + use<>, ClusterError> {
-        self.sets.changes().await
-    }
+/// The cluster's policy sets, by name.
+pub async fn open(
+    engine: &crate::Engine,
+    settings: &ClusterSettings,
+) -> Result<Records, ClusterError> {
+    let bucket = bucket().ensure(engine, settings.engine_replicas).await?;
+    Ok(Records(Keyed::new(
+        bucket,
+        settings.request_timeout,
+        "set",
+        "policy set",
+        valid_name,
+        "a policy set name is lowercase letters, digits, `-`, `_` and `.`",
+    )))
 }
 
 #[cfg(test)]

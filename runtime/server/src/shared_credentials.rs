@@ -11,17 +11,14 @@
 
 use std::sync::Arc;
 
-use grace_cluster::credentials::{CredentialKind, StoredCredential};
-use grace_cluster::{Cluster, ClusterError};
+use grace_cluster::{Cluster, ClusterError, Records, Stored};
 use sha2::{Digest as _, Sha256};
 
 use crate::auth::Authenticator;
 use crate::auth::principals::Principal;
 use crate::auth::tokens::TokenRecord;
 use crate::supervisor::TaskError;
-
-/// How often a write that lost a race with another replica's is merged again.
-const RETRIES: usize = 8;
+use grace_cluster::credentials::MAX_LISTED;
 
 /// Why a change could not be shared.
 #[derive(Debug, thiserror::Error)]
@@ -52,37 +49,24 @@ impl std::fmt::Debug for SharedCredentials {
     }
 }
 
-/// Writes `value` as `key` of `kind` unless what is there already says the same (`same`); the
-/// merge `merge(there)` decides what is written over what is there.
+/// Writes `key` of `records` as `merge(what is there)` says (`None`: nothing to add).
 async fn write_merged<T: serde::Serialize + serde::de::DeserializeOwned>(
-    kind: &CredentialKind,
+    records: &Records,
     key: &str,
     merge: impl Fn(Option<T>) -> Option<T>,
 ) -> Result<(), ShareError> {
-    for _ in 0..RETRIES {
-        let stored = kind.get(key).await?;
-        let there = match &stored {
-            Some(s) => Some(
-                serde_json::from_slice::<T>(&s.value)
-                    .map_err(|e| ShareError::Record(format!("the cluster's `{key}`: {e}")))?,
-            ),
-            None => None,
-        };
-        // Nothing to add to what is there.
-        let Some(wanted) = merge(there) else {
-            return Ok(());
-        };
-        let bytes = serde_json::to_vec(&wanted).map_err(|e| ShareError::Record(e.to_string()))?;
-        match kind.put(key, bytes, stored.map(|s| s.revision)).await {
-            Ok(_) => return Ok(()),
-            Err(ClusterError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ClusterError::Conflict {
-        key: key.to_owned(),
-    }
-    .into())
+    records
+        .merge(key, |there| {
+            let there = there
+                .map(serde_json::from_slice::<T>)
+                .transpose()
+                .map_err(|e| ShareError::Record(format!("the cluster's `{key}`: {e}")))?;
+            merge(there)
+                .map(|wanted| serde_json::to_vec(&wanted))
+                .transpose()
+                .map_err(|e| ShareError::Record(e.to_string()))
+        })
+        .await
 }
 
 impl SharedCredentials {
@@ -134,7 +118,7 @@ impl SharedCredentials {
         .await
     }
 
-    fn take_token(&self, stored: &StoredCredential) {
+    fn take_token(&self, stored: &Stored) {
         let taken = serde_json::from_slice::<TokenRecord>(&stored.value)
             .map_err(|e| e.to_string())
             .and_then(|record| {
@@ -153,7 +137,7 @@ impl SharedCredentials {
         }
     }
 
-    fn take_principal(&self, stored: &StoredCredential) {
+    fn take_principal(&self, stored: &Stored) {
         let taken = serde_json::from_slice::<Principal>(&stored.value)
             .map_err(|e| e.to_string())
             .and_then(|p| {
@@ -191,10 +175,15 @@ pub async fn follow(shared: Arc<SharedCredentials>) -> Result<(), TaskError> {
     let principals = credentials.principals.changes().await.map_err(fail)?;
     let tokens = credentials.tokens.changes().await.map_err(fail)?;
     // Principals first: a token names one.
-    for stored in credentials.principals.list().await.map_err(fail)? {
+    for stored in credentials
+        .principals
+        .list(MAX_LISTED)
+        .await
+        .map_err(fail)?
+    {
         shared.take_principal(&stored);
     }
-    for stored in credentials.tokens.list().await.map_err(fail)? {
+    for stored in credentials.tokens.list(MAX_LISTED).await.map_err(fail)? {
         shared.take_token(&stored);
     }
     for p in shared.auth.tokens.principals().list() {

@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 
-use grace_cluster::playbooks::Entry;
 use grace_cluster::{Cluster, ClusterError};
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +25,6 @@ use crate::supervisor::TaskError;
 /// The most versions of one playbook the catalogue keeps (the newest): a replica joining later
 /// installs these; older ones stay on the replicas that have them.
 pub const MAX_SHARED_VERSIONS: usize = 32;
-
-/// How often a write that lost a race with another replica's is merged again.
-const RETRIES: usize = 8;
 
 /// A playbook as the catalogue holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,12 +146,12 @@ fn encode(shared: &Shared) -> Result<Vec<u8>, ShareError> {
     }
 }
 
-fn decode(entry: &Entry) -> Result<Shared, ShareError> {
-    let shared: Shared = serde_json::from_slice(&entry.value)
-        .map_err(|e| ShareError::Record(entry.id.clone(), e.to_string()))?;
-    if shared.name != entry.id {
+fn decode(name: &str, bytes: &[u8]) -> Result<Shared, ShareError> {
+    let shared: Shared = serde_json::from_slice(bytes)
+        .map_err(|e| ShareError::Record(name.to_owned(), e.to_string()))?;
+    if shared.name != name {
         return Err(ShareError::Record(
-            entry.id.clone(),
+            name.to_owned(),
             "it names another playbook".into(),
         ));
     }
@@ -198,44 +194,37 @@ impl SharedPlaybooks {
     /// deleted.
     pub async fn publish(&self, name: &str) -> Result<(), ShareError> {
         let catalogue = self.cluster.playbooks();
-        for _ in 0..RETRIES {
-            let entry = catalogue.get(name).await?;
-            let shared = entry.as_ref().map(decode).transpose()?;
-            let wanted = match self.registry.playbook(name) {
-                Ok(local) => {
-                    let wanted = merge(shared.as_ref(), &local)?;
-                    for v in &local.versions {
-                        if wanted.versions.iter().any(|w| w.digest == v.digest) {
-                            let bytes = self.registry.component(&v.digest)?;
-                            catalogue.put_component(&v.digest, &bytes).await?;
-                        }
-                    }
-                    wanted
+        let local = match self.registry.playbook(name) {
+            Ok(local) => Some(local),
+            Err(RegistryError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        // The components first: a replica that reads the version finds its component.
+        if let Some(local) = &local {
+            for v in &local.versions {
+                let bytes = self.registry.component(&v.digest)?;
+                catalogue.put_component(&v.digest, &bytes).await?;
+            }
+        }
+        catalogue
+            .records
+            .merge(name, |there| {
+                let shared = there.map(|bytes| decode(name, bytes)).transpose()?;
+                let wanted = match &local {
+                    Some(local) => merge(shared.as_ref(), local)?,
+                    None => Shared {
+                        name: name.to_owned(),
+                        enabled: false,
+                        deleted: true,
+                        versions: Vec::new(),
+                    },
+                };
+                if shared.as_ref() == Some(&wanted) {
+                    return Ok(None);
                 }
-                Err(RegistryError::NotFound(_)) => Shared {
-                    name: name.to_owned(),
-                    enabled: false,
-                    deleted: true,
-                    versions: Vec::new(),
-                },
-                Err(e) => return Err(e.into()),
-            };
-            if shared.as_ref() == Some(&wanted) {
-                return Ok(());
-            }
-            match catalogue
-                .put(name, encode(&wanted)?, entry.map(|e| e.revision))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(ClusterError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ClusterError::Conflict {
-            key: format!("playbook.{name}"),
-        }
-        .into())
+                encode(&wanted).map(Some)
+            })
+            .await
     }
 
     /// Makes this replica's store say what the catalogue says of a playbook: versions it lacks
@@ -348,15 +337,17 @@ pub async fn follow(shared: Arc<SharedPlaybooks>) -> Result<(), TaskError> {
     let catalogue = shared.cluster.playbooks().clone();
     // Watching first, so that nothing written during the catch-up is missed.
     let changes = catalogue
+        .records
         .changes()
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
     let listed = catalogue
-        .list()
+        .records
+        .list(grace_cluster::playbooks::MAX_LISTED)
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
     for entry in &listed {
-        match decode(entry) {
+        match decode(&entry.id, &entry.value) {
             Ok(record) => shared.apply(&record).await,
             Err(e) => tracing::warn!("{e}"),
         }
@@ -375,7 +366,10 @@ pub async fn follow(shared: Arc<SharedPlaybooks>) -> Result<(), TaskError> {
     }
     let mut changes = std::pin::pin!(changes);
     while let Some(change) = changes.next().await {
-        match change.map_err(ShareError::from).and_then(|e| decode(&e)) {
+        match change
+            .map_err(ShareError::from)
+            .and_then(|e| decode(&e.id, &e.value))
+        {
             Ok(record) => shared.apply(&record).await,
             Err(ShareError::Engine(e)) => return Err(TaskError::new(FollowError::Engine(e))),
             Err(e) => tracing::warn!("{e}"),

@@ -11,16 +11,12 @@
 
 use std::sync::Arc;
 
-use grace_cluster::policies::StoredSet;
 use grace_cluster::{Cluster, ClusterError};
 use grace_trust::{PolicySetVersion, TrustError};
 use serde::{Deserialize, Serialize};
 
 use crate::supervisor::TaskError;
 use crate::trust::HostTrust;
-
-/// How often a write that lost a race with another replica's is tried again.
-const RETRIES: usize = 8;
 
 /// A policy set as the cluster holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,12 +55,12 @@ pub enum ShareError {
     Record(String, String),
 }
 
-fn decode(stored: &StoredSet) -> Result<SharedSet, ShareError> {
-    let set: SharedSet = serde_json::from_slice(&stored.value)
-        .map_err(|e| ShareError::Record(stored.id.clone(), e.to_string()))?;
-    if set.name != stored.id {
+fn decode(name: &str, bytes: &[u8]) -> Result<SharedSet, ShareError> {
+    let set: SharedSet = serde_json::from_slice(bytes)
+        .map_err(|e| ShareError::Record(name.to_owned(), e.to_string()))?;
+    if set.name != name {
         return Err(ShareError::Record(
-            stored.id.clone(),
+            name.to_owned(),
             "it names another set".into(),
         ));
     }
@@ -107,29 +103,19 @@ impl SharedPolicies {
             .last()
             .map(SharedSet::of)
             .ok_or_else(|| ShareError::Record(name.to_owned(), "no such set here".into()))?;
-        let bytes = serde_json::to_vec(&wanted)
-            .map_err(|e| ShareError::Record(name.to_owned(), e.to_string()))?;
-        let sets = self.cluster.policies();
-        for _ in 0..RETRIES {
-            let stored = sets.get(name).await?;
-            if let Some(s) = &stored
-                && decode(s).is_ok_and(|s| s == wanted)
-            {
-                return Ok(());
-            }
-            match sets
-                .put(name, bytes.clone(), stored.map(|s| s.revision))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(ClusterError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ClusterError::Conflict {
-            key: format!("set.{name}"),
-        }
-        .into())
+        self.cluster
+            .policies()
+            .merge(name, |there| {
+                if let Some(bytes) = there
+                    && decode(name, bytes).is_ok_and(|s| s == wanted)
+                {
+                    return Ok(None);
+                }
+                serde_json::to_vec(&wanted)
+                    .map(Some)
+                    .map_err(|e| ShareError::Record(name.to_owned(), e.to_string()))
+            })
+            .await
     }
 
     /// Makes this replica's store hold `set` as the cluster does.
@@ -178,11 +164,11 @@ pub async fn follow(shared: Arc<SharedPolicies>) -> Result<(), TaskError> {
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
     let listed = sets
-        .list()
+        .list(grace_cluster::policies::MAX_LISTED)
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
     for stored in &listed {
-        match decode(stored) {
+        match decode(&stored.id, &stored.value) {
             Ok(set) => shared.apply(&set).await,
             Err(e) => tracing::warn!("{e}"),
         }
@@ -196,7 +182,10 @@ pub async fn follow(shared: Arc<SharedPolicies>) -> Result<(), TaskError> {
     }
     let mut changes = std::pin::pin!(changes);
     while let Some(change) = changes.next().await {
-        match change.map_err(ShareError::from).and_then(|s| decode(&s)) {
+        match change
+            .map_err(ShareError::from)
+            .and_then(|s| decode(&s.id, &s.value))
+        {
             Ok(set) => shared.apply(&set).await,
             Err(ShareError::Engine(e)) => return Err(TaskError::new(FollowError::Engine(e))),
             Err(e) => tracing::warn!("{e}"),

@@ -157,6 +157,12 @@ impl TrustCore {
         self.history.record(resource, at_millis)
     }
 
+    /// Adds changes of `resource` another host recorded (the other replicas of a cluster), so
+    /// that `max_changes_per_hour` counts them too; a time already here is not added again.
+    pub fn merge_changes(&self, resource: &Resource, others: &[u64]) {
+        self.history.merge(resource, others);
+    }
+
     /// The recorded changes of `resource` in the hour before its latest one.
     pub fn recent_changes(&self, resource: &Resource) -> Vec<u64> {
         self.history.recent(resource)

@@ -100,6 +100,27 @@ impl ChangeHistory {
             .unwrap_or_default()
     }
 
+    /// Adds changes of `resource` that another host recorded (the replicas of a cluster), in
+    /// memory: a time already here is not added again. They count from now on like those
+    /// recorded here; their own host keeps them durably.
+    pub fn merge(&self, resource: &Resource, others: &[u64]) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let times = recent[kind_index(resource.kind)]
+            .entry(resource.id.clone())
+            .or_default();
+        for &at in others {
+            let place = times.partition_point(|&t| t < at);
+            if times.get(place) != Some(&at) {
+                times.insert(place, at);
+            }
+        }
+        if let Some(&newest) = times.back() {
+            while times.front().is_some_and(|&t| t + RETENTION_MS <= newest) {
+                times.pop_front();
+            }
+        }
+    }
+
     /// Records a change of `resource` at `at_millis`, durably, and prunes its rows older than
     /// the retention.
     pub fn record(&self, resource: &Resource, at_millis: u64) -> Result<(), TrustError> {
@@ -143,5 +164,42 @@ impl ChangeHistory {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn history() -> ChangeHistory {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        ChangeHistory::open(Arc::new(grace_ledger::Database::new(
+            db,
+            grace_ledger::Recovery::Full,
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn changes_another_replica_made_count_once_beside_those_made_here() {
+        let h = history();
+        let web = Resource::group("web");
+        let t0 = 10 * HOUR_MS;
+        h.record(&web, t0).unwrap();
+        h.record(&web, t0 + 1_000).unwrap();
+        // The cluster's copy holds this replica's own changes and two of another replica's,
+        // one of them from more than an hour before the newest.
+        h.merge(&web, &[t0 - HOUR_MS - 5, t0, t0 + 1_000, t0 + 2_000]);
+        assert_eq!(h.count_last_hour(&web, t0 + 2_000), 3);
+        assert_eq!(h.recent(&web), [t0, t0 + 1_000, t0 + 2_000]);
+        // Merging the same again adds nothing.
+        h.merge(&web, &[t0 + 2_000]);
+        assert_eq!(h.count_last_hour(&web, t0 + 2_000), 3);
+        let other = Resource::group("api");
+        assert_eq!(h.count_last_hour(&other, t0 + 2_000), 0);
     }
 }

@@ -185,9 +185,13 @@ impl App {
             })?;
         if let Some(cluster) = &cluster {
             // Seen and decided from any replica; a run taken over finds its request.
-            trust = trust.with_approvals(crate::trust::approvals::Approvals::shared(
-                cluster.approvals().clone(),
-            ));
+            trust = trust
+                .with_approvals(crate::trust::approvals::Approvals::shared(
+                    cluster.approvals().clone(),
+                ))
+                .with_cluster_history(crate::trust::cluster_history::ClusterHistory::new(
+                    cluster.resource_changes().clone(),
+                ));
         }
         let trust = Arc::new(trust);
         let supervisor = Arc::new(Supervisor::default());

@@ -10,6 +10,7 @@
 //! `incident_id` (payload fields, 0 to 1).
 
 pub mod approvals;
+pub mod cluster_history;
 pub mod offline;
 
 use std::collections::{HashMap, VecDeque};
@@ -120,6 +121,8 @@ pub struct HostTrust {
     /// For one run outside the server (`grace run`): nobody could approve, so a change that
     /// needs approval is refused instead of leaving a request behind.
     one_run: bool,
+    /// Clustered: every replica's changes of each resource, for `max_changes_per_hour`.
+    cluster_history: Option<Arc<cluster_history::ClusterHistory>>,
 }
 
 impl std::fmt::Debug for HostTrust {
@@ -208,6 +211,7 @@ impl HostTrust {
             deployments: Mutex::new(HashMap::new()),
             now: grace_engine::event::system_now_millis,
             one_run: false,
+            cluster_history: None,
         })
     }
 
@@ -215,6 +219,13 @@ impl HostTrust {
     /// server's database.
     pub fn with_approvals(mut self, approvals: Approvals) -> HostTrust {
         self.approvals = approvals;
+        self
+    }
+
+    /// Counts every replica's changes of a resource, from `history` (the cluster's), in
+    /// `max_changes_per_hour`, and adds this replica's there.
+    pub fn with_cluster_history(mut self, history: cluster_history::ClusterHistory) -> HostTrust {
+        self.cluster_history = Some(Arc::new(history));
         self
     }
 
@@ -553,6 +564,20 @@ impl Trust for HostTrust {
                 ));
             }
         };
+        // Clustered, the other replicas' changes of the resource count too (a shard that moved
+        // brings its resources' recent changes): they are added to this replica's history
+        // before the guardrails count.
+        if let (Some(history), Some(_)) = (&self.cluster_history, ask.proposal) {
+            let resource = request.resource.key();
+            match history.of(&resource).await {
+                Ok(times) => self.core.merge_changes(&request.resource, &times),
+                Err(e) => {
+                    return TrustDecision::deny(format!(
+                        "denied: the cluster's recent changes of `{resource}` cannot be read, so the change is refused: {e}"
+                    ));
+                }
+            }
+        }
         // Without policies nothing reaches Cedar (guardrails and the risk score are plain code):
         // decided here, on the snapshot just taken, sparing each call a hop to a blocking thread.
         let policies = self.core.policies().active();
@@ -593,6 +618,19 @@ impl Trust for HostTrust {
         let resource = self.describe(proposal.resource.clone());
         if let Err(e) = self.core.record_change(&resource, ask.at_millis) {
             tracing::error!(resource = %resource.key(), "the trust core cannot record a change: {e}");
+        }
+        // Clustered: told to the engine without holding the run up; a replica deciding a change
+        // of this resource before it lands may count one change fewer (see docs/cluster.md).
+        if let (Some(history), Ok(runtime)) = (
+            self.cluster_history.clone(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            let (key, at) = (resource.key(), ask.at_millis);
+            runtime.spawn(async move {
+                if let Err(e) = history.add(&key, at).await {
+                    tracing::warn!(resource = %key, "a change could not be added to the cluster's history: {e}");
+                }
+            });
         }
     }
 }
