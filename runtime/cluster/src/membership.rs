@@ -357,7 +357,29 @@ impl Cluster {
             .collect();
         let live = members::live(&self.members, timeout).await?;
         let me = self.leases.replica().to_owned();
-        let share = fair_share(shards, live.len().max(1));
+        let held_by = |replica: &str| {
+            holders
+                .iter()
+                .flatten()
+                .filter(|h| h.value.replica == replica)
+                .count()
+        };
+        // Who shares the shards: the live replicas, less those that have held none for longer
+        // than a replica needs to take its first (one stuck, or cut off from the leases but
+        // not from its heartbeat); counting those would leave their share held by nobody.
+        let sharing: Vec<&Member> = live
+            .iter()
+            .filter(|m| {
+                takes_part(
+                    m,
+                    &me,
+                    held_by(&m.replica),
+                    crate::lease::now_millis(),
+                    self.settings.lease_ttl * 3,
+                )
+            })
+            .collect();
+        let share = fair_share(shards, sharing.len().max(1));
         let (free, surplus) = {
             let mut view = self.view();
             for (s, holder) in holders.iter().enumerate() {
@@ -373,19 +395,13 @@ impl Cluster {
                 .collect();
             free.sort_by_key(|s| std::cmp::Reverse(preference(&me, *s)));
             free.truncate(share.saturating_sub(owned));
-            let held_by = |replica: &str| {
-                holders
-                    .iter()
-                    .flatten()
-                    .filter(|h| h.value.replica == replica)
-                    .count()
-            };
-            let others: Vec<usize> = live
+            let others: Vec<usize> = sharing
                 .iter()
                 .filter(|m| m.replica != me)
                 .map(|m| held_by(&m.replica))
                 .collect();
-            let keep = keep_after_balance(owned, share, floor_share(shards, live.len()), &others);
+            let keep =
+                keep_after_balance(owned, share, floor_share(shards, sharing.len()), &others);
             let mut surplus: Vec<Lease> = Vec::new();
             if owned > keep {
                 let mut mine: Vec<&Lease> = view.owned.values().collect();
@@ -659,6 +675,14 @@ impl Cluster {
     }
 }
 
+/// Whether live replica `member` shares the shards this round: this replica, one that holds
+/// some (`held`), or one that started less than `settle` ago (by its own clock, `now` by
+/// this one's) and may not have taken its first yet.
+fn takes_part(member: &Member, me: &str, held: usize, now: u64, settle: Duration) -> bool {
+    let settle = u64::try_from(settle.as_millis()).unwrap_or(u64::MAX);
+    member.replica == me || held > 0 || now.saturating_sub(member.started_millis) < settle
+}
+
 /// The floor of each live replica's share (at least 1 when there are enough shards).
 fn floor_share(shards: u32, replicas: usize) -> usize {
     (shards as usize / replicas.max(1))
@@ -709,6 +733,50 @@ async fn agree_on_shards(facts: &kv::Store, shards: u32) -> Result<(), ClusterEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_replica_that_never_takes_a_shard_stops_counting_after_it_settled() {
+        let member = |name: &str, started_millis: u64| Member {
+            replica: name.into(),
+            incarnation: "i".into(),
+            started_millis,
+            at_millis: started_millis,
+            version: "v".into(),
+        };
+        let settle = Duration::from_secs(45);
+        let now = 1_000_000;
+        // Just started, nothing held yet: counted.
+        assert!(takes_part(
+            &member("new", now - 10_000),
+            "me",
+            0,
+            now,
+            settle
+        ));
+        // Up for a minute with nothing: a stuck replica, not counted, so its share is taken.
+        assert!(!takes_part(
+            &member("stuck", now - 60_000),
+            "me",
+            0,
+            now,
+            settle
+        ));
+        // Up for long with shards: counted; this replica always.
+        assert!(takes_part(&member("old", 0), "me", 3, now, settle));
+        assert!(takes_part(&member("me", 0), "me", 0, now, settle));
+        // Its clock ahead of ours: still settling.
+        assert!(takes_part(
+            &member("ahead", now + 5_000),
+            "me",
+            0,
+            now,
+            settle
+        ));
+        // With the stuck one left out, two replicas hold all 8 shards (4 each) where three
+        // would aim at 3 each and leave 2 unheld.
+        assert_eq!(fair_share(8, 2) * 2, 8);
+        assert!(fair_share(8, 3) * 2 < 8);
+    }
 
     #[test]
     fn balance_converges_to_the_fair_share() {

@@ -262,3 +262,49 @@ async fn losing_one_engine_node_loses_no_lease() {
     assert!(a.fence(a.status().owned[0].shard).await.is_ok());
     nats.restart(leader);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_replica_that_never_takes_a_shard_does_not_leave_its_share_unheld() {
+    let Some(nats) = NatsCluster::start("a_live_replica_that_never_takes_a_shard", 3) else {
+        return;
+    };
+    let ttl = Duration::from_secs(3);
+    // "stuck" writes its heartbeat and nothing else: live, holding no lease.
+    let stuck_settings = settings(&nats, "stuck", 8, ttl);
+    let engine = Engine::connect(&stuck_settings).await.unwrap();
+    let members = schema::replicas(&stuck_settings)
+        .ensure(&engine, 3)
+        .await
+        .unwrap();
+    let mut heartbeat = grace_cluster::members::Heartbeat::new(
+        members,
+        "stuck".into(),
+        "stuck-1".into(),
+        stuck_settings.request_timeout,
+    );
+    heartbeat.beat().await.unwrap();
+    let beating = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = heartbeat.beat().await;
+        }
+    });
+    let (a, _a_task) = start_replica(&settings(&nats, "a", 8, ttl)).await;
+    let (b, _b_task) = start_replica(&settings(&nats, "b", 8, ttl)).await;
+    poll(
+        "a and b to see three replicas",
+        Duration::from_secs(10),
+        async || (b.status().replicas.len() == 3).then_some(()),
+    )
+    .await;
+    // Once "stuck" has had the time a replica needs to take its first shard, a and b share
+    // all eight between them instead of leaving its three unheld.
+    poll(
+        "a and b to hold every shard between them",
+        Duration::from_secs(30),
+        async || (owned(&a) + owned(&b) == 8 && owned(&a) == 4).then_some(()),
+    )
+    .await;
+    assert!(b.status().unowned().is_empty(), "{:?}", b.status());
+    beating.abort();
+}
