@@ -2,7 +2,8 @@
 //! that keeps them — renewing what it holds, taking free shards up to its fair share, and giving
 //! back what is beyond it when another replica has less.
 //!
-//! Balance: with `R` live replicas each aims at `ceil(shards / R)` shards. A replica under its
+//! Balance: with `R` live replicas each aims at `ceil(shards / R)` shards (a live replica that
+//! has held no shard since it settled does not count: see `takes_part`). A replica under its
 //! share takes free shards in its own order of preference ([`crate::shards::preference`]); one
 //! over it releases the surplus (its least preferred) while some other live replica is under
 //! its share, and the others pick them up at their next round. A shard whose holder died is
