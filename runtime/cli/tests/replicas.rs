@@ -742,6 +742,22 @@ fn a_run_waiting_for_approval(nats: &NatsCluster) -> Waiting {
     }
 }
 
+/// `token`'s approval of `approval` on `server`, which leaves it `state`.
+fn approve_as(server: &Server, token: &str, approval: &str, state: &str) {
+    let (code, body) = common::approvals::vote(server, token, approval, "approve", None);
+    assert_eq!((code, &body["state"]), (200, &Value::from(state)), "{body}");
+}
+
+/// Waits for `run` to succeed on `server`, having raised `api-asg` above `before`.
+fn finished_with_the_change(server: &Server, run: &str, before: u64) {
+    let done = server.wait_state(run, &["succeeded", "failed"]);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert!(
+        common::approvals::desired(server, "api-asg") > before,
+        "the approved change was made"
+    );
+}
+
 #[test]
 fn an_approval_is_listed_and_decided_on_a_replica_other_than_the_one_whose_run_waits() {
     use common::approvals::{approvals, desired, vote};
@@ -773,26 +789,11 @@ fn an_approval_is_listed_and_decided_on_a_replica_other_than_the_one_whose_run_w
         Duration::from_secs(30),
         || (other.get_as("/v1/approvals", Some(&alice)).0 == 200).then_some(()),
     );
-    let (code, body) = vote(other, &alice, &w.approval, "approve", None);
-    assert_eq!(
-        (code, &body["state"]),
-        (200, &Value::from("pending")),
-        "{body}"
-    );
+    approve_as(other, &alice, &w.approval, "pending");
     let (code, body) = vote(other, &alice, &w.approval, "approve", None);
     assert_eq!(code, 409, "one person, once, whichever replica: {body}");
-    let (code, body) = vote(other, &bob, &w.approval, "approve", None);
-    assert_eq!(
-        (code, &body["state"]),
-        (200, &Value::from("approved")),
-        "{body}"
-    );
-    let done = holder.wait_state(&w.run, &["succeeded", "failed"]);
-    assert_eq!(done["state"], "succeeded", "{done:#}");
-    assert!(
-        desired(holder, "api-asg") > before,
-        "the approved change was made"
-    );
+    approve_as(other, &bob, &w.approval, "approved");
+    finished_with_the_change(holder, &w.run, before);
     assert_eq!(
         holder.get(&format!("/v1/approvals/{}", w.approval)).1["state"],
         "approved"
@@ -838,7 +839,7 @@ fn an_approval_is_listed_and_decided_on_a_replica_other_than_the_one_whose_run_w
 
 #[test]
 fn a_run_waiting_for_approval_whose_replica_was_killed_keeps_its_request_and_votes() {
-    use common::approvals::{approvals, desired, vote};
+    use common::approvals::{approvals, desired};
     let Some(nats) = NatsCluster::start("a_run_waiting_for_approval_whose_replica", 3) else {
         return;
     };
@@ -848,12 +849,7 @@ fn a_run_waiting_for_approval_whose_replica_was_killed_keeps_its_request_and_vot
         other.token_with("alice", &["approve"]),
         other.token_with("bob", &["approve"]),
     );
-    let (code, body) = vote(other, &alice, &w.approval, "approve", None);
-    assert_eq!(
-        (code, &body["state"]),
-        (200, &Value::from("pending")),
-        "{body}"
-    );
+    approve_as(other, &alice, &w.approval, "pending");
     w.replicas[0].0.kill9();
 
     // The survivor takes the run over; it asks for the same change, and finds the request
@@ -867,18 +863,8 @@ fn a_run_waiting_for_approval_whose_replica_was_killed_keeps_its_request_and_vot
     assert_eq!(pending[0]["approved_by"][0]["by"], "alice");
     assert_eq!(counter(other, "runs_taken_over"), 1);
 
-    let (code, body) = vote(other, &bob, &w.approval, "approve", None);
-    assert_eq!(
-        (code, &body["state"]),
-        (200, &Value::from("approved")),
-        "{body}"
-    );
-    let done = other.wait_state(&w.run, &["succeeded", "failed"]);
-    assert_eq!(done["state"], "succeeded", "{done:#}");
-    assert!(
-        desired(other, "api-asg") > before,
-        "the approved change was made"
-    );
+    approve_as(other, &bob, &w.approval, "approved");
+    finished_with_the_change(other, &w.run, before);
     assert_eq!(other.runs_of("scale-on-latency").len(), 1);
     let (_, entries) = other.get(&format!("/v1/ledger/entries?run={}&limit=1000", w.run));
     let made = entries

@@ -16,8 +16,8 @@
 use futures_util::Stream;
 
 use crate::error::ClusterError;
-use crate::keyed::Keyed;
 pub use crate::keyed::Stored as StoredApproval;
+use crate::keyed::{Keyed, Kind};
 use crate::schema::BucketSpec;
 use crate::settings::ClusterSettings;
 
@@ -44,6 +44,13 @@ pub fn valid_approval_id(id: &str) -> bool {
     })
 }
 
+const KIND: Kind = Kind {
+    prefix: "approval",
+    what: "approval",
+    valid: valid_approval_id,
+    rule: "an approval id is `ap-` and 16 lowercase hex digits",
+};
+
 /// The approval requests of the cluster.
 #[derive(Clone)]
 pub struct ApprovalBoard {
@@ -62,18 +69,8 @@ impl ApprovalBoard {
         engine: &crate::Engine,
         settings: &ClusterSettings,
     ) -> Result<Self, ClusterError> {
-        let bucket = bucket(settings)
-            .ensure(engine, settings.engine_replicas)
-            .await?;
         Ok(ApprovalBoard {
-            requests: Keyed::new(
-                bucket,
-                settings.request_timeout,
-                "approval",
-                "approval",
-                valid_approval_id,
-                "an approval id is `ap-` and 16 lowercase hex digits",
-            ),
+            requests: Keyed::open(engine, settings, bucket(settings), KIND).await?,
         })
     }
 

@@ -7,7 +7,7 @@
 //! revision its writer read. Keys are 64 lowercase hex digits, checked before a key is built.
 
 use crate::error::ClusterError;
-use crate::keyed::{Keyed, Records};
+use crate::keyed::{Keyed, Kind, Records};
 use crate::schema::BucketSpec;
 use crate::settings::ClusterSettings;
 
@@ -59,19 +59,23 @@ impl Credentials {
         let tokens = Keyed::new(
             bucket,
             settings.request_timeout,
-            "token",
-            "token",
-            valid_key,
-            RULE,
+            Kind {
+                prefix: "token",
+                what: "token",
+                valid: valid_key,
+                rule: RULE,
+            },
         );
         Ok(Credentials {
             principals: Records(Keyed::new(
                 tokens.bucket().clone(),
                 settings.request_timeout,
-                "principal",
-                "principal",
-                valid_key,
-                RULE,
+                Kind {
+                    prefix: "principal",
+                    what: "principal",
+                    valid: valid_key,
+                    rule: RULE,
+                },
             )),
             tokens: Records(tokens),
         })

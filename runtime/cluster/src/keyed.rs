@@ -28,6 +28,19 @@ pub struct Stored {
     pub revision: u64,
 }
 
+/// A kind of value: where its keys are and what its ids may be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind {
+    /// `run`, `approval`, ...: keys are `<prefix>.<id>`.
+    pub prefix: &'static str,
+    /// What a value is, for messages.
+    pub what: &'static str,
+    /// Whether an id may be part of a key.
+    pub valid: fn(&str) -> bool,
+    /// The rule ids follow, for messages.
+    pub rule: &'static str,
+}
+
 /// Values of one kind in a bucket.
 #[derive(Clone)]
 pub(crate) struct Keyed {
@@ -44,23 +57,27 @@ pub(crate) struct Keyed {
 }
 
 impl Keyed {
-    /// Values of `bucket` under `prefix`, whose ids pass `valid` (`rule` says how).
-    pub(crate) fn new(
-        bucket: kv::Store,
-        timeout: Duration,
-        prefix: impl Into<String>,
-        what: &'static str,
-        valid: fn(&str) -> bool,
-        rule: &'static str,
-    ) -> Keyed {
+    /// Values of `kind` in `bucket`.
+    pub(crate) fn new(bucket: kv::Store, timeout: Duration, kind: Kind) -> Keyed {
         Keyed {
             bucket,
             timeout,
-            prefix: prefix.into(),
-            valid,
-            what,
-            rule,
+            prefix: kind.prefix.to_owned(),
+            valid: kind.valid,
+            what: kind.what,
+            rule: kind.rule,
         }
+    }
+
+    /// Values of `kind` in the bucket `spec`, created or checked first.
+    pub(crate) async fn open(
+        engine: &crate::Engine,
+        settings: &crate::ClusterSettings,
+        spec: crate::schema::BucketSpec,
+        kind: Kind,
+    ) -> Result<Keyed, ClusterError> {
+        let bucket = spec.ensure(engine, settings.engine_replicas).await?;
+        Ok(Keyed::new(bucket, settings.request_timeout, kind))
     }
 
     /// The same values under another prefix (`run.<shard>`).

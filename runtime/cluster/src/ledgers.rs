@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::error::ClusterError;
-use crate::keyed::Keyed;
+use crate::keyed::{Keyed, Kind};
 use crate::members::within;
 use crate::schema::BucketSpec;
 use crate::settings::{ClusterSettings, check_replica_name};
@@ -120,10 +120,12 @@ impl Ledgers {
             published: Keyed::new(
                 bucket,
                 settings.request_timeout,
-                "ledger",
-                "published ledger",
-                valid,
-                RULE,
+                Kind {
+                    prefix: "ledger",
+                    what: "published ledger",
+                    valid: valid,
+                    rule: RULE,
+                },
             ),
             timeout: settings.request_timeout,
         })

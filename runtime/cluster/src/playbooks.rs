@@ -20,7 +20,7 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
 use tokio::io::AsyncReadExt as _;
 
 use crate::error::ClusterError;
-use crate::keyed::{Keyed, Records};
+use crate::keyed::{Keyed, Kind, Records};
 use crate::members::within;
 use crate::schema::{BucketSpec, create_checked};
 use crate::settings::ClusterSettings;
@@ -129,10 +129,12 @@ impl Catalogue {
             records: Records(Keyed::new(
                 bucket,
                 settings.request_timeout,
-                "playbook",
-                "playbook",
-                valid_name,
-                "a playbook name is 1 to 64 lowercase letters, digits and `-`",
+                Kind {
+                    prefix: "playbook",
+                    what: "playbook",
+                    valid: valid_name,
+                    rule: "a playbook name is 1 to 64 lowercase letters, digits and `-`",
+                },
             )),
             components,
             timeout: settings.request_timeout,

@@ -9,7 +9,7 @@
 //! a letter or digit); anything else is refused before a key is built.
 
 use crate::error::ClusterError;
-use crate::keyed::{Keyed, Records};
+use crate::keyed::{Keyed, Kind, Records};
 use crate::schema::BucketSpec;
 use crate::settings::ClusterSettings;
 
@@ -46,15 +46,15 @@ pub async fn open(
     engine: &crate::Engine,
     settings: &ClusterSettings,
 ) -> Result<Records, ClusterError> {
-    let bucket = bucket().ensure(engine, settings.engine_replicas).await?;
-    Ok(Records(Keyed::new(
-        bucket,
-        settings.request_timeout,
-        "set",
-        "policy set",
-        valid_name,
-        "a policy set name is lowercase letters, digits, `-`, `_` and `.`",
-    )))
+    let kind = Kind {
+        prefix: "set",
+        what: "policy set",
+        valid: valid_name,
+        rule: "a policy set name is lowercase letters, digits, `-`, `_` and `.`",
+    };
+    Ok(Records(
+        Keyed::open(engine, settings, bucket(), kind).await?,
+    ))
 }
 
 #[cfg(test)]

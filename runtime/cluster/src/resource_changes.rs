@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::error::ClusterError;
-use crate::keyed::{Keyed, Records};
+use crate::keyed::{Keyed, Kind, Records};
 use crate::schema::BucketSpec;
 use crate::settings::ClusterSettings;
 
@@ -31,13 +31,13 @@ pub async fn open(
     engine: &crate::Engine,
     settings: &ClusterSettings,
 ) -> Result<Records, ClusterError> {
-    let bucket = bucket().ensure(engine, settings.engine_replicas).await?;
-    Ok(Records(Keyed::new(
-        bucket,
-        settings.request_timeout,
-        "resource",
-        "resource's changes",
-        crate::credentials::valid_key,
-        "a resource's key in the engine is 64 lowercase hex digits",
-    )))
+    let kind = Kind {
+        prefix: "resource",
+        what: "resource's changes",
+        valid: crate::credentials::valid_key,
+        rule: "a resource's key in the engine is 64 lowercase hex digits",
+    };
+    Ok(Records(
+        Keyed::open(engine, settings, bucket(), kind).await?,
+    ))
 }

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 
 use crate::connect::Engine;
 use crate::error::ClusterError;
-use crate::keyed::Keyed;
+use crate::keyed::{Keyed, Kind};
 use crate::members::within;
 use crate::schema::{BucketSpec, create_checked};
 use crate::settings::ClusterSettings;
@@ -118,10 +118,12 @@ impl RunBoard {
             board: Keyed::new(
                 board,
                 settings.request_timeout,
-                "run",
-                "run",
-                valid_run_id,
-                RULE,
+                Kind {
+                    prefix: "run",
+                    what: "run",
+                    valid: valid_run_id,
+                    rule: RULE,
+                },
             ),
             timeout: settings.request_timeout,
         })

@@ -180,133 +180,129 @@ pub fn run(request: Request) -> Exit {
     }
 
     let mut changes = Changes::default();
-    // The worst outcome: tampered (1) over unreadable (3) over stale (4).
-    let (mut failed, mut unreadable, mut stale) = (false, None, false);
+    let mut worst = Worst::default();
     for p in &published {
         let label = format!("replica `{}` via {server}", p.replica);
         let source = Source::replica(&client, &p.replica);
-        let earlier = match (&key, &p.checkpoint) {
-            (Some(key), Some(text)) => match published_checkpoint(text, key, &p.replica) {
-                Ok(e) => Some(e),
-                Err(stop) => {
-                    note(
-                        stop,
-                        &label,
-                        request.json,
-                        &mut failed,
-                        &mut unreadable,
-                        &mut stale,
-                    );
-                    continue;
-                }
-            },
-            _ => None,
-        };
-        // Fewer entries than it published: rolled back or rewritten, whether or not it signs
-        // checkpoints (again).
-        let shrunk = tree_head(&source).and_then(|head| {
-            if head.size < p.tree_size {
-                Err(Stop::Finding(Finding::Rewritten(format!(
-                    "its chain has {} entries, fewer than the {} it published to the engine: it was rolled back or rewritten",
-                    head.size, p.tree_size
-                ))))
-            } else {
-                Ok(())
-            }
-        });
         let mut seen = |entry: &Entry| changes.see(&p.replica, entry);
-        match shrunk
-            .and_then(|()| audit(&source, key.as_ref(), earlier, request.max_age, &mut seen))
-        {
+        let verified = replica_chain(&source, p, key.as_ref(), request.max_age, &mut seen);
+        match verified {
             Ok(verified) => print_verified(&label, &verified, request.json),
-            Err(stop) => note(
-                stop,
-                &label,
-                request.json,
-                &mut failed,
-                &mut unreadable,
-                &mut stale,
-            ),
+            Err(stop) => worst.note(stop, &label, request.json),
         }
     }
     let (findings, notes) = changes.findings();
-    for note in &notes {
+    for (kind, message) in notes
+        .iter()
+        .map(|n| ("note", n))
+        .chain(findings.iter().map(|f| ("problem", f)))
+    {
         if request.json {
+            let what = if kind == "note" {
+                "made-again-after-read-back"
+            } else {
+                "changes-across-chains"
+            };
             println!(
                 "{}",
-                json!({ "ok": true, "server": server, "note": "made-again-after-read-back", "message": note })
+                json!({ "ok": kind == "note", "server": server, kind: what, "message": message })
             );
+        } else if kind == "note" {
+            println!("note: {message}");
         } else {
-            println!("note: {note}");
+            println!("cluster INCONSISTENT: {message}");
         }
     }
-    for finding in &findings {
-        if request.json {
-            println!(
-                "{}",
-                json!({ "ok": false, "server": server, "problem": "changes-across-chains", "message": finding })
-            );
-        } else {
-            println!("cluster INCONSISTENT: {finding}");
-        }
-    }
-    failed |= !findings.is_empty();
+    worst.failed |= !findings.is_empty();
     let made: usize = changes.made.len();
+    let ok = !worst.failed && worst.unreadable.is_none() && !worst.stale;
     if request.json {
         println!(
             "{}",
-            json!({ "ok": !failed && unreadable.is_none() && !stale, "server": server, "replicas": published.len(), "changes_made": made })
+            json!({ "ok": ok, "server": server, "replicas": published.len(), "changes_made": made })
         );
-    } else if !failed && unreadable.is_none() && !stale {
+    } else if ok {
         println!(
             "cluster verified ({server}): {} replicas' chains, {made} changes made, each once in all the chains",
             published.len()
         );
     }
-    if failed {
-        Exit::Failed
-    } else if let Some(exit) = unreadable {
-        exit
-    } else if stale {
-        Exit::Stale
-    } else {
-        Exit::Ok
-    }
+    worst.exit()
 }
 
-/// Reports a replica that did not verify, and keeps the worst outcome.
-fn note(
-    stop: Stop,
-    label: &str,
-    as_json: bool,
-    failed: &mut bool,
-    unreadable: &mut Option<Exit>,
-    stale: &mut bool,
-) {
-    match stop {
-        Stop::Finding(finding) => match finding.report(label, as_json) {
-            Exit::Stale => *stale = true,
-            _ => *failed = true,
-        },
-        Stop::Exit(exit) => {
-            let message = match &exit {
-                Exit::Invalid(e) | Exit::Internal(e) => e.to_string(),
-                _ => String::new(),
-            };
-            if as_json {
-                println!(
-                    "{}",
-                    json!({ "ok": false, "server": label, "problem": "unreadable", "message": message })
-                );
-            } else {
-                println!("ledger NOT READ ({label}): {message}");
+/// Audits replica `p`'s chain read through `source`: at least as long as it published, and,
+/// with `key`, extending the checkpoint it published.
+fn replica_chain(
+    source: &Source<'_>,
+    p: &Published,
+    key: Option<&VerifierKey>,
+    max_age: Option<std::time::Duration>,
+    seen: &mut dyn FnMut(&Entry),
+) -> Result<super::ledger_audit::Verified, Stop> {
+    let earlier = match (key, &p.checkpoint) {
+        (Some(key), Some(text)) => Some(published_checkpoint(text, key, &p.replica)?),
+        _ => None,
+    };
+    // Fewer entries than it published: rolled back or rewritten, whether or not it signs
+    // checkpoints (again).
+    let head = tree_head(source)?;
+    if head.size < p.tree_size {
+        return Err(Stop::Finding(Finding::Rewritten(format!(
+            "its chain has {} entries, fewer than the {} it published to the engine: it was rolled back or rewritten",
+            head.size, p.tree_size
+        ))));
+    }
+    audit(source, key, earlier, max_age, seen)
+}
+
+/// The worst outcome so far: tampered (1) over unreadable (3) over stale (4).
+#[derive(Default)]
+struct Worst {
+    failed: bool,
+    unreadable: Option<Exit>,
+    stale: bool,
+}
+
+impl Worst {
+    /// Reports a replica that did not verify, and keeps the worst outcome.
+    fn note(&mut self, stop: Stop, label: &str, as_json: bool) {
+        match stop {
+            Stop::Finding(finding) => match finding.report(label, as_json) {
+                Exit::Stale => self.stale = true,
+                _ => self.failed = true,
+            },
+            Stop::Exit(exit) => {
+                let message = match &exit {
+                    Exit::Invalid(e) | Exit::Internal(e) => e.to_string(),
+                    _ => String::new(),
+                };
+                if as_json {
+                    println!(
+                        "{}",
+                        json!({ "ok": false, "server": label, "problem": "unreadable", "message": message })
+                    );
+                } else {
+                    println!("ledger NOT READ ({label}): {message}");
+                }
+                if self.unreadable.is_none() {
+                    self.unreadable = Some(match exit {
+                        Exit::Invalid(_) => Exit::Invalid(anyhow!("{label}: {message}")),
+                        _ => Exit::Internal(anyhow!("{label}: {message}")),
+                    });
+                }
             }
-            if unreadable.is_none() {
-                *unreadable = Some(match exit {
-                    Exit::Invalid(_) => Exit::Invalid(anyhow!("{label}: {message}")),
-                    _ => Exit::Internal(anyhow!("{label}: {message}")),
-                });
-            }
+        }
+    }
+
+    fn exit(self) -> Exit {
+        if self.failed {
+            Exit::Failed
+        } else if let Some(exit) = self.unreadable {
+            exit
+        } else if self.stale {
+            Exit::Stale
+        } else {
+            Exit::Ok
         }
     }
 }
