@@ -726,7 +726,7 @@ fn a_run_waiting_for_approval(nats: &NatsCluster) -> Waiting {
         || {
             replicas.iter().enumerate().find_map(|(i, (server, _))| {
                 let run = server.runs_of("scale-on-latency").into_iter().next()?;
-                (run["state"] == "waiting-approval").then(|| (i, run))
+                (run["state"] == "waiting-approval").then_some((i, run))
             })
         },
     );

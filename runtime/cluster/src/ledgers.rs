@@ -123,7 +123,7 @@ impl Ledgers {
                 Kind {
                     prefix: "ledger",
                     what: "published ledger",
-                    valid: valid,
+                    valid,
                     rule: RULE,
                 },
             ),

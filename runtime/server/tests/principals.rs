@@ -100,12 +100,12 @@ impl Fixture {
     }
 
     /// A pending approval needing `approvers` people.
-    fn pending(&self, id: &str, approvers: u8) {
+    async fn pending(&self, id: &str, approvers: u8) {
         let now = grace_engine::event::system_now_millis();
         self.app
             .trust
             .approvals()
-            .put(&Approval {
+            .ask(&Approval {
                 id: id.into(),
                 run_id: "run-without-a-run".into(),
                 idempotency_key: "k".into(),
@@ -124,6 +124,7 @@ impl Fixture {
                 approved_by: vec![],
                 denied_by: None,
             })
+            .await
             .unwrap();
     }
 
@@ -178,7 +179,7 @@ async fn two_tokens_of_one_local_principal_approve_as_one_person() {
     let admin = f.token_of("root", "root", &[Scope::Admin]);
     let alice = f.token_of("alice", "alice-desk", &[Scope::Approve]);
     let alice_again = f.token_of("alice", "alice-laptop", &[Scope::Approve]);
-    f.pending("ap-local", 2);
+    f.pending("ap-local", 2).await;
     let (status, body) = f.approve("ap-local", &alice).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = f.approve("ap-local", &alice_again).await;
@@ -312,7 +313,7 @@ async fn a_valid_oidc_token_signs_in_as_issuer_and_subject_with_its_scopes() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let token = TestIssuer::sign(&es, &issuer.claims("248289761001", AUDIENCE, "approve"));
-    f.pending("ap-oidc-1", 1);
+    f.pending("ap-oidc-1", 1).await;
     let (status, body) = f.approve("ap-oidc-1", &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -483,7 +484,7 @@ async fn two_oidc_principals_make_a_two_person_approval_and_one_cannot_vote_twic
     let issuer = TestIssuer::start(&[&key]);
     let f = start(Some(oidc(&issuer, false, "1h"))).await;
     let admin = f.token_of("root", "root", &[Scope::Admin]);
-    f.pending("ap-two", 2);
+    f.pending("ap-two", 2).await;
     let jane = TestIssuer::sign(&key, &issuer.claims("jane", AUDIENCE, "openid approve"));
     // A second sign-in of the same person: another token, same subject.
     let mut again = issuer.claims("jane", AUDIENCE, "approve");

@@ -241,8 +241,9 @@ pub(super) fn storage<E: std::fmt::Display>(e: E) -> VoteError {
 enum Store {
     /// The server's own redb (a single `grace serve`).
     Local(Arc<Database>),
-    /// The engine (clustered): every replica sees and decides the same requests.
-    Shared(ApprovalBoard),
+    /// The engine (clustered): every replica sees and decides the same requests. Boxed: the
+    /// engine's handles are large beside a database handle.
+    Shared(Box<ApprovalBoard>),
 }
 
 /// Records a vote's ledger entry and returns once it is durable (see the module's text).
@@ -329,7 +330,7 @@ impl Approvals {
     /// The requests in the engine, shared by every replica of the cluster.
     pub fn shared(board: ApprovalBoard) -> Approvals {
         Approvals {
-            store: Store::Shared(board),
+            store: Store::Shared(Box::new(board)),
             writing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
