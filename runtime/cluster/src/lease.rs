@@ -118,6 +118,21 @@ pub fn lease_key(shard: u32) -> String {
 }
 
 impl Leases {
+    /// Writes this replica's probe key in the lease bucket (it lives `lease_ttl`, like a lease):
+    /// whether this replica can write leases, which the others need to know to count it when
+    /// it holds none.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let key = format!("probe.{}", self.replica);
+        crate::members::within(timeout, "probe leases", async {
+            self.store
+                .put(&key, now_millis().to_string().into())
+                .await
+                .map(drop)
+                .map_err(|e| ClusterError::unavailable("probe leases", e))
+        })
+        .await
+    }
+
     /// The lease bucket `store`, for `replica` in `incarnation`, trusting a lease `lease_ttl -
     /// margin` after each write was sent.
     pub fn new(

@@ -29,6 +29,10 @@ pub struct Member {
     pub at_millis: u64,
     /// GRACE's version.
     pub version: String,
+    /// When it last wrote to the lease bucket successfully (a renewal, an acquisition or a
+    /// probe), by its clock: whether it can take shards (0 from a replica that does not say).
+    #[serde(default)]
+    pub leases_ok_millis: u64,
 }
 
 /// This replica's heartbeat.
@@ -54,6 +58,7 @@ impl Heartbeat {
                 started_millis: now_millis(),
                 at_millis: 0,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                leases_ok_millis: 0,
             },
             revision: None,
             timeout,
@@ -105,6 +110,11 @@ impl Heartbeat {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Says in the next beats that this replica wrote to the lease bucket at `at_millis`.
+    pub fn leases_ok(&mut self, at_millis: u64) {
+        self.me.leases_ok_millis = at_millis;
     }
 
     /// Whether the last write succeeded and was not lost since.

@@ -3,7 +3,8 @@
 //! back what is beyond it when another replica has less.
 //!
 //! Balance: with `R` live replicas each aims at `ceil(shards / R)` shards (a live replica that
-//! has held no shard since it settled does not count: see `takes_part`). A replica under its
+//! holds no shard and has not written to the lease bucket lately does not count: see
+//! `takes_part`). A replica under its
 //! share takes free shards in its own order of preference ([`crate::shards::preference`]); one
 //! over it releases the surplus (its least preferred) while some other live replica is under
 //! its share, and the others pick them up at their next round. A shard whose holder died is
@@ -238,6 +239,18 @@ impl Cluster {
         if let Err(e) = self.balance().await {
             tracing::warn!("cluster round: {e}");
             self.view().last_error = Some(e.to_string());
+        }
+        // Told in the next beat: this replica can take shards (see `takes_part`).
+        if self
+            .leases
+            .probe(self.settings.request_timeout)
+            .await
+            .is_ok()
+        {
+            self.heartbeat
+                .lock()
+                .await
+                .leases_ok(crate::lease::now_millis());
         }
     }
 
@@ -677,11 +690,11 @@ impl Cluster {
 }
 
 /// Whether live replica `member` shares the shards this round: this replica, one that holds
-/// some (`held`), or one that started less than `settle` ago (by its own clock, `now` by
-/// this one's) and may not have taken its first yet.
+/// some (`held`), or one that wrote to the lease bucket less than `settle` ago (by its own
+/// clock, `now` by this one's): it can take shards, and is owed its share.
 fn takes_part(member: &Member, me: &str, held: usize, now: u64, settle: Duration) -> bool {
     let settle = u64::try_from(settle.as_millis()).unwrap_or(u64::MAX);
-    member.replica == me || held > 0 || now.saturating_sub(member.started_millis) < settle
+    member.replica == me || held > 0 || now.saturating_sub(member.leases_ok_millis) < settle
 }
 
 /// The floor of each live replica's share (at least 1 when there are enough shards).
@@ -736,17 +749,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_live_replica_that_never_takes_a_shard_stops_counting_after_it_settled() {
-        let member = |name: &str, started_millis: u64| Member {
+    fn a_live_replica_counts_while_it_can_write_leases_or_holds_shards() {
+        let member = |name: &str, leases_ok_millis: u64| Member {
             replica: name.into(),
             incarnation: "i".into(),
-            started_millis,
-            at_millis: started_millis,
+            started_millis: 0,
+            at_millis: 0,
             version: "v".into(),
+            leases_ok_millis,
         };
         let settle = Duration::from_secs(45);
         let now = 1_000_000;
-        // Just started, nothing held yet: counted.
+        // Wrote to the lease bucket lately, nothing held (just started, or lost its shards for
+        // a moment): counted, and owed its share.
         assert!(takes_part(
             &member("new", now - 10_000),
             "me",
@@ -754,7 +769,8 @@ mod tests {
             now,
             settle
         ));
-        // Up for a minute with nothing: a stuck replica, not counted, so its share is taken.
+        // No lease write for a minute and nothing held: stuck, or cut off from the leases but
+        // not from its heartbeat; not counted, so its share is held by the others.
         assert!(!takes_part(
             &member("stuck", now - 60_000),
             "me",
@@ -762,10 +778,12 @@ mod tests {
             now,
             settle
         ));
-        // Up for long with shards: counted; this replica always.
-        assert!(takes_part(&member("old", 0), "me", 3, now, settle));
+        // A replica that does not say (an older version): counted only while it holds shards.
+        assert!(!takes_part(&member("older", 0), "me", 0, now, settle));
+        assert!(takes_part(&member("older", 0), "me", 3, now, settle));
+        // This replica always.
         assert!(takes_part(&member("me", 0), "me", 0, now, settle));
-        // Its clock ahead of ours: still settling.
+        // Its clock ahead of ours: counted.
         assert!(takes_part(
             &member("ahead", now + 5_000),
             "me",
@@ -773,10 +791,6 @@ mod tests {
             now,
             settle
         ));
-        // With the stuck one left out, two replicas hold all 8 shards (4 each) where three
-        // would aim at 3 each and leave 2 unheld.
-        assert_eq!(fair_share(8, 2) * 2, 8);
-        assert!(fair_share(8, 3) * 2 < 8);
     }
 
     #[test]

@@ -227,6 +227,39 @@ impl Registry {
         signed_by: Option<SignedBy>,
         signature: Option<String>,
     ) -> Result<(bool, PlaybookRecord), RegistryError> {
+        self.store_version(manifest_text, component, signed_by, signature, true)
+            .await
+    }
+
+    /// [`Registry::upload`] of a version another replica uploaded: a playbook new here is
+    /// stored enabled only if `enabled_if_new` (the cluster's state), so a disabled one never
+    /// goes live, not even for a moment.
+    pub async fn install(
+        &self,
+        manifest_text: String,
+        component: Vec<u8>,
+        signed_by: Option<SignedBy>,
+        signature: Option<String>,
+        enabled_if_new: bool,
+    ) -> Result<(bool, PlaybookRecord), RegistryError> {
+        self.store_version(
+            manifest_text,
+            component,
+            signed_by,
+            signature,
+            enabled_if_new,
+        )
+        .await
+    }
+
+    async fn store_version(
+        &self,
+        manifest_text: String,
+        component: Vec<u8>,
+        signed_by: Option<SignedBy>,
+        signature: Option<String>,
+        enabled_if_new: bool,
+    ) -> Result<(bool, PlaybookRecord), RegistryError> {
         let manifest = Manifest::parse(&manifest_text).map_err(RegistryError::Manifest)?;
         self.config
             .limits
@@ -243,7 +276,7 @@ impl Registry {
         let _admin = self.admin.lock().await;
         let digest = guest.component.digest().to_owned();
         let signed = signed_by.map(|by| (by, signature));
-        let outcome = self.store_upload(guest, manifest_text, &component, signed);
+        let outcome = self.store_upload(guest, manifest_text, &component, signed, enabled_if_new);
         // Compiling put the component in the engine's cache: unless the upload went live (or a
         // live or retained version shares the component), it leaves the cache again, so that
         // refused, repeated and disabled uploads do not add to memory for good.
@@ -258,6 +291,7 @@ impl Registry {
         manifest_text: String,
         component: &[u8],
         signed: Option<(SignedBy, Option<String>)>,
+        enabled_if_new: bool,
     ) -> Result<(bool, PlaybookRecord), RegistryError> {
         if guest.manifest.kind == Kind::Collector
             && is_configured_source(&self.config, &guest.manifest.name)
@@ -274,7 +308,10 @@ impl Registry {
             signature: signed.as_ref().and_then(|(_, text)| text.clone()),
             signed_by: signed.map(|(by, _)| by),
         };
-        match self.store.put_version(version.clone(), component)? {
+        match self
+            .store
+            .put_version(version.clone(), component, enabled_if_new)?
+        {
             PutOutcome::Conflict { existing } => Err(RegistryError::Immutable {
                 name: version.name,
                 version: version.version,
@@ -306,6 +343,42 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
         if enabled {
             self.activate(&record).await?;
+        } else {
+            self.deactivate(name);
+        }
+        Ok(record)
+    }
+
+    /// Makes playbook `name` run version `active`, enabled or not, as the cluster's catalogue
+    /// says (a replica that installed the versions out of order, or missed a change).
+    pub async fn follow(
+        &self,
+        name: &str,
+        active: &str,
+        enabled: bool,
+    ) -> Result<PlaybookRecord, RegistryError> {
+        let _admin = self.admin.lock().await;
+        let mut record = self.playbook(name)?;
+        let moved = record.active_version != active;
+        if moved {
+            record = self
+                .store
+                .set_active(name, active)?
+                .ok_or(RegistryError::Corrupt(
+                    "the cluster's active version is not stored here",
+                ))?;
+        }
+        if record.enabled != enabled {
+            record = self
+                .store
+                .set_enabled(name, enabled)?
+                .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+        }
+        if record.enabled {
+            if moved || self.live_version(name).is_none() {
+                self.deactivate(name);
+                self.activate(&record).await?;
+            }
         } else {
             self.deactivate(name);
         }

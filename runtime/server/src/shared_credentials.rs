@@ -32,6 +32,10 @@ pub enum ShareError {
     Record(String),
 }
 
+/// How often this replica's tokens are written again where the cluster lacks them: a
+/// revocation the engine did not take when it was made reaches the others within this.
+const SHARE_AGAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The key of principal `id` in the engine.
 fn principal_key(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
@@ -118,6 +122,36 @@ impl SharedCredentials {
         .await
     }
 
+    /// Takes in every principal and token the cluster has, once. Called at start, before the
+    /// replica takes part, so that it never accepts a token revoked elsewhere.
+    pub async fn catch_up(&self) -> Result<(), ClusterError> {
+        let credentials = self.cluster.credentials();
+        // Principals first: a token names one.
+        for stored in credentials.principals.list(MAX_LISTED).await? {
+            self.take_principal(&stored);
+        }
+        for stored in credentials.tokens.list(MAX_LISTED).await? {
+            self.take_token(&stored);
+        }
+        Ok(())
+    }
+
+    /// Writes every principal and token of this replica the cluster lacks, and every
+    /// revocation made here that it does not show (one the engine did not take when it was
+    /// made): a revocation is never left here alone.
+    async fn share_all(&self) {
+        for p in self.auth.tokens.principals().list() {
+            if let Err(e) = self.write_principal(&p).await {
+                tracing::warn!(principal = %p.id, "cannot share the principal with the cluster: {e}");
+            }
+        }
+        for (key, record) in self.auth.tokens.keyed() {
+            if let Err(e) = self.write_token(&key, &record).await {
+                tracing::warn!(token = %record.id, "cannot share the token with the cluster: {e}");
+            }
+        }
+    }
+
     fn take_token(&self, stored: &Stored) {
         let taken = serde_json::from_slice::<TokenRecord>(&stored.value)
             .map_err(|e| e.to_string())
@@ -174,32 +208,16 @@ pub async fn follow(shared: Arc<SharedCredentials>) -> Result<(), TaskError> {
     let credentials = shared.cluster.credentials().clone();
     let principals = credentials.principals.changes().await.map_err(fail)?;
     let tokens = credentials.tokens.changes().await.map_err(fail)?;
-    // Principals first: a token names one.
-    for stored in credentials
-        .principals
-        .list(MAX_LISTED)
-        .await
-        .map_err(fail)?
-    {
-        shared.take_principal(&stored);
-    }
-    for stored in credentials.tokens.list(MAX_LISTED).await.map_err(fail)? {
-        shared.take_token(&stored);
-    }
-    for p in shared.auth.tokens.principals().list() {
-        if let Err(e) = shared.write_principal(&p).await {
-            tracing::warn!(principal = %p.id, "cannot share the principal with the cluster: {e}");
-        }
-    }
-    for (key, record) in shared.auth.tokens.keyed() {
-        if let Err(e) = shared.write_token(&key, &record).await {
-            tracing::warn!(token = %record.id, "cannot share the token with the cluster: {e}");
-        }
-    }
+    shared.catch_up().await.map_err(fail)?;
+    shared.share_all().await;
     let mut principals = std::pin::pin!(principals);
     let mut tokens = std::pin::pin!(tokens);
+    let mut again = tokio::time::interval(SHARE_AGAIN);
+    again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    again.tick().await;
     loop {
         tokio::select! {
+            _ = again.tick() => shared.share_all().await,
             change = principals.next() => match change {
                 Some(Ok(stored)) => shared.take_principal(&stored),
                 Some(Err(e)) => return Err(fail(e)),

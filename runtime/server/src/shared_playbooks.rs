@@ -83,47 +83,108 @@ pub enum ShareError {
     Record(String, String),
 }
 
-/// The catalogue's record of `local` merged into `shared` (what the catalogue has): every
-/// version of both, the catalogue's order first; enabled as here.
-fn merge(shared: Option<&Shared>, local: &PlaybookRecord) -> Result<Shared, ShareError> {
-    let mut versions: Vec<SharedVersion> = shared
-        .filter(|s| !s.deleted)
-        .map(|s| s.versions.clone())
-        .unwrap_or_default();
-    for v in &local.versions {
-        match versions.iter().find(|s| s.version == v.version) {
-            Some(s) if s.digest != v.digest || s.manifest != v.manifest => {
-                return Err(ShareError::Conflict {
-                    name: local.name.clone(),
-                    version: v.version.clone(),
-                    existing: s.digest.clone(),
-                });
-            }
-            Some(_) => {}
-            None => versions.push(SharedVersion {
-                version: v.version.clone(),
-                digest: v.digest.clone(),
-                manifest: v.manifest.clone(),
-                signature: v.signature.clone(),
-            }),
+/// A change made through a replica's API, as the catalogue records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// Version `0` was uploaded: it is added (and runs everywhere, as the newest upload).
+    Uploaded(&'a str),
+    /// Enabled or disabled.
+    Enabled(bool),
+    /// Deleted.
+    Deleted,
+    /// What this replica has, for a playbook the catalogue lacks (a replica that had playbooks
+    /// before it joined).
+    Everything,
+}
+
+fn shared_version(v: &crate::store::VersionRecord) -> SharedVersion {
+    SharedVersion {
+        version: v.version.clone(),
+        digest: v.digest.clone(),
+        manifest: v.manifest.clone(),
+        signature: v.signature.clone(),
+    }
+}
+
+/// Adds `v` to `versions` (last: it runs), unless there with the same contents; the same
+/// version with another component or manifest is a conflict.
+fn add_version(
+    name: &str,
+    versions: &mut Vec<SharedVersion>,
+    v: SharedVersion,
+) -> Result<(), ShareError> {
+    if let Some(at) = versions.iter().position(|s| s.version == v.version) {
+        let same = &versions[at];
+        if same.digest != v.digest || same.manifest != v.manifest {
+            return Err(ShareError::Conflict {
+                name: name.to_owned(),
+                version: v.version,
+                existing: same.digest.clone(),
+            });
         }
+        versions.remove(at);
     }
-    // The version that runs here runs everywhere: it goes last.
-    if let Some(at) = versions
-        .iter()
-        .position(|v| v.version == local.active_version)
-    {
-        let active = versions.remove(at);
-        versions.push(active);
-    }
-    let excess = versions.len().saturating_sub(MAX_SHARED_VERSIONS);
-    versions.drain(..excess);
-    Ok(Shared {
-        name: local.name.clone(),
-        enabled: local.enabled,
+    versions.push(v);
+    Ok(())
+}
+
+/// What the catalogue says of playbook `name` once `change`, made on this replica (which has
+/// `local` now), is written over `shared` (what the catalogue says now): only what the change
+/// touched, so that a replica that has not seen another's change yet does not undo it.
+fn merge(
+    name: &str,
+    shared: Option<&Shared>,
+    local: Option<&PlaybookRecord>,
+    change: Change<'_>,
+) -> Result<Shared, ShareError> {
+    let live = shared.filter(|s| !s.deleted).cloned();
+    let fresh = || Shared {
+        name: name.to_owned(),
+        enabled: local.is_none_or(|l| l.enabled),
         deleted: false,
-        versions,
-    })
+        versions: Vec::new(),
+    };
+    let mut wanted = match change {
+        Change::Deleted => {
+            return Ok(Shared {
+                name: name.to_owned(),
+                enabled: false,
+                deleted: true,
+                versions: Vec::new(),
+            });
+        }
+        Change::Enabled(enabled) => Shared {
+            enabled,
+            ..live.unwrap_or_else(fresh)
+        },
+        Change::Uploaded(version) => {
+            let mut wanted = live.unwrap_or_else(fresh);
+            let v = local
+                .and_then(|l| l.versions.iter().find(|v| v.version == version))
+                .ok_or_else(|| {
+                    ShareError::Record(name.to_owned(), format!("no version `{version}` here"))
+                })?;
+            add_version(name, &mut wanted.versions, shared_version(v))?;
+            wanted
+        }
+        Change::Everything => {
+            let mut wanted = live.unwrap_or_else(fresh);
+            if let Some(local) = local {
+                for v in &local.versions {
+                    if v.version != local.active_version {
+                        add_version(name, &mut wanted.versions, shared_version(v))?;
+                    }
+                }
+                if let Some(active) = local.active() {
+                    add_version(name, &mut wanted.versions, shared_version(active))?;
+                }
+            }
+            wanted
+        }
+    };
+    let excess = wanted.versions.len().saturating_sub(MAX_SHARED_VERSIONS);
+    wanted.versions.drain(..excess);
+    Ok(wanted)
 }
 
 fn encode(shared: &Shared) -> Result<Vec<u8>, ShareError> {
@@ -189,10 +250,37 @@ impl SharedPlaybooks {
         }
     }
 
-    /// Makes the catalogue say what this replica's store says of playbook `name` after a change
-    /// through its API: its versions added (their components stored first), enabled or not, or
-    /// deleted.
-    pub async fn publish(&self, name: &str) -> Result<(), ShareError> {
+    /// Refuses an upload of version `version` of `name` that the cluster has with another
+    /// component or manifest, before anything is stored here.
+    pub async fn check_upload(
+        &self,
+        name: &str,
+        version: &str,
+        digest: &str,
+        manifest: &str,
+    ) -> Result<(), ShareError> {
+        let Some(stored) = self.cluster.playbooks().records.get(name).await? else {
+            return Ok(());
+        };
+        let shared = decode(name, &stored.value)?;
+        match shared
+            .versions
+            .iter()
+            .find(|v| v.version == version && !shared.deleted)
+        {
+            Some(v) if v.digest != digest || v.manifest != manifest => Err(ShareError::Conflict {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                existing: v.digest.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes `change`, just made to playbook `name` through this replica's API, to the
+    /// catalogue: the components of the versions it adds first, then the record, merged over
+    /// what another replica wrote meanwhile.
+    pub async fn publish(&self, name: &str, change: Change<'_>) -> Result<(), ShareError> {
         let catalogue = self.cluster.playbooks();
         let local = match self.registry.playbook(name) {
             Ok(local) => Some(local),
@@ -202,29 +290,47 @@ impl SharedPlaybooks {
         // The components first: a replica that reads the version finds its component.
         if let Some(local) = &local {
             for v in &local.versions {
-                let bytes = self.registry.component(&v.digest)?;
-                catalogue.put_component(&v.digest, &bytes).await?;
+                let adds = match change {
+                    Change::Uploaded(version) => v.version == version,
+                    Change::Everything => true,
+                    Change::Enabled(_) | Change::Deleted => false,
+                };
+                if adds {
+                    let bytes = self.registry.component(&v.digest)?;
+                    catalogue.put_component(&v.digest, &bytes).await?;
+                }
             }
         }
         catalogue
             .records
             .merge(name, |there| {
                 let shared = there.map(|bytes| decode(name, bytes)).transpose()?;
-                let wanted = match &local {
-                    Some(local) => merge(shared.as_ref(), local)?,
-                    None => Shared {
-                        name: name.to_owned(),
-                        enabled: false,
-                        deleted: true,
-                        versions: Vec::new(),
-                    },
-                };
+                let wanted = merge(name, shared.as_ref(), local.as_ref(), change)?;
                 if shared.as_ref() == Some(&wanted) {
                     return Ok(None);
                 }
                 encode(&wanted).map(Some)
             })
             .await
+    }
+
+    /// Applies every playbook the catalogue has, once; answers what it listed. Called at start,
+    /// before the replica takes part, so that a playbook disabled or deleted while it was down
+    /// does not run here.
+    pub async fn catch_up(&self) -> Result<Vec<grace_cluster::Stored>, ClusterError> {
+        let listed = self
+            .cluster
+            .playbooks()
+            .records
+            .list(grace_cluster::playbooks::MAX_LISTED)
+            .await?;
+        for entry in &listed {
+            match decode(&entry.id, &entry.value) {
+                Ok(record) => self.apply(&record).await,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        Ok(listed)
     }
 
     /// Makes this replica's store say what the catalogue says of a playbook: versions it lacks
@@ -249,6 +355,13 @@ impl SharedPlaybooks {
             }
             return;
         }
+        // Disabled in the cluster: off here before anything is installed.
+        if !shared.enabled
+            && local.as_ref().is_some_and(|l| l.enabled)
+            && let Err(e) = self.registry.set_enabled(name, false).await
+        {
+            tracing::error!(playbook = %name, "cannot disable the playbook disabled on another replica: {e}");
+        }
         for v in &shared.versions {
             if let Some(have) = local
                 .as_ref()
@@ -259,23 +372,38 @@ impl SharedPlaybooks {
                 }
                 continue;
             }
-            if let Err(why) = self.install(name, v).await {
+            if let Err(why) = self.install(name, v, shared.enabled).await {
                 tracing::error!(playbook = %name, version = %v.version, "the version uploaded on another replica is not installed here: {why}");
             }
         }
-        let enabled_here = match self.registry.playbook(name) {
-            Ok(record) => record.enabled,
-            Err(_) => return,
+        // The version that runs in the cluster runs here, if this replica could install it.
+        let Some(active) = shared.versions.last() else {
+            return;
         };
-        if enabled_here != shared.enabled
-            && let Err(e) = self.registry.set_enabled(name, shared.enabled).await
-        {
-            tracing::error!(playbook = %name, "cannot follow the cluster's enabled state: {e}");
+        let installed = self.registry.playbook(name).is_ok_and(|l| {
+            l.versions
+                .iter()
+                .any(|h| h.version == active.version && h.digest == active.digest)
+        });
+        if installed {
+            if let Err(e) = self
+                .registry
+                .follow(name, &active.version, shared.enabled)
+                .await
+            {
+                tracing::error!(playbook = %name, "cannot follow the cluster's active version and state: {e}");
+            }
+        } else if self.registry.playbook(name).is_ok_and(|l| l.enabled) {
+            // Not the cluster's version: nothing runs here rather than another version.
+            tracing::error!(playbook = %name, version = %active.version, "the cluster runs a version this replica could not install: the playbook is disabled here");
+            if let Err(e) = self.registry.set_enabled(name, false).await {
+                tracing::error!(playbook = %name, "cannot disable the playbook: {e}");
+            }
         }
     }
 
     /// Installs version `v` of `name` from the engine, checked as an upload to this replica.
-    async fn install(&self, name: &str, v: &SharedVersion) -> Result<(), String> {
+    async fn install(&self, name: &str, v: &SharedVersion, enabled: bool) -> Result<(), String> {
         let component = self
             .cluster
             .playbooks()
@@ -305,11 +433,12 @@ impl SharedPlaybooks {
         };
         let (created, _) = self
             .registry
-            .upload(
+            .install(
                 v.manifest.clone(),
                 component,
                 signed_by,
                 v.signature.clone(),
+                enabled,
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -334,29 +463,23 @@ enum FollowError {
 /// had playbooks before it joined); then each change, as it is written, by any replica.
 pub async fn follow(shared: Arc<SharedPlaybooks>) -> Result<(), TaskError> {
     use futures_util::StreamExt as _;
-    let catalogue = shared.cluster.playbooks().clone();
     // Watching first, so that nothing written during the catch-up is missed.
-    let changes = catalogue
+    let changes = shared
+        .cluster
+        .playbooks()
         .records
         .changes()
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
-    let listed = catalogue
-        .records
-        .list(grace_cluster::playbooks::MAX_LISTED)
+    let listed = shared
+        .catch_up()
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
-    for entry in &listed {
-        match decode(&entry.id, &entry.value) {
-            Ok(record) => shared.apply(&record).await,
-            Err(e) => tracing::warn!("{e}"),
-        }
-    }
     match shared.registry.playbooks() {
         Ok(local) => {
             for record in local {
                 if !listed.iter().any(|e| e.id == record.name)
-                    && let Err(e) = shared.publish(&record.name).await
+                    && let Err(e) = shared.publish(&record.name, Change::Everything).await
                 {
                     tracing::warn!(playbook = %record.name, "cannot share the playbook with the cluster: {e}");
                 }
@@ -407,47 +530,107 @@ mod tests {
     }
 
     #[test]
-    fn a_merge_keeps_the_versions_another_replica_added_and_runs_the_one_active_here() {
-        let theirs = merge(None, &local(&[("1.0.0", "d1"), ("1.1.0", "d2")], "1.1.0")).unwrap();
+    fn an_upload_adds_its_version_and_keeps_what_other_replicas_wrote() {
+        let theirs = merge(
+            "scaler",
+            None,
+            Some(&local(&[("1.0.0", "d1"), ("1.1.0", "d2")], "1.1.0")),
+            Change::Everything,
+        )
+        .unwrap();
         let ours = merge(
+            "scaler",
             Some(&theirs),
-            &local(&[("1.0.0", "d1"), ("2.0.0", "d3")], "2.0.0"),
+            Some(&local(&[("1.0.0", "d1"), ("2.0.0", "d3")], "2.0.0")),
+            Change::Uploaded("2.0.0"),
         )
         .unwrap();
         let order: Vec<&str> = ours.versions.iter().map(|v| v.version.as_str()).collect();
         assert_eq!(order, ["1.0.0", "1.1.0", "2.0.0"]);
         assert_eq!(ours.versions[2].signature.as_deref(), Some("sig of 2.0.0"));
-        // Merging again changes nothing: no write.
-        assert_eq!(
-            merge(Some(&ours), &local(&[("2.0.0", "d3")], "2.0.0")).unwrap(),
-            ours
-        );
+        // The same upload again changes nothing: no write.
+        let again = merge(
+            "scaler",
+            Some(&ours),
+            Some(&local(&[("2.0.0", "d3")], "2.0.0")),
+            Change::Uploaded("2.0.0"),
+        )
+        .unwrap();
+        assert_eq!(again, ours);
+    }
+
+    #[test]
+    fn a_replica_that_missed_a_disable_does_not_undo_it_with_an_upload() {
+        let mut disabled = merge(
+            "scaler",
+            None,
+            Some(&local(&[("1.0.0", "d1")], "1.0.0")),
+            Change::Everything,
+        )
+        .unwrap();
+        disabled.enabled = false;
+        // This replica still has it enabled, and uploads 1.1.0.
+        let after = merge(
+            "scaler",
+            Some(&disabled),
+            Some(&local(&[("1.0.0", "d1"), ("1.1.0", "d2")], "1.1.0")),
+            Change::Uploaded("1.1.0"),
+        )
+        .unwrap();
+        assert!(!after.enabled, "the cluster's disable stands");
+        assert_eq!(after.versions.len(), 2);
+        // Only an explicit enable turns it back on.
+        let enabled = merge("scaler", Some(&after), None, Change::Enabled(true)).unwrap();
+        assert!(enabled.enabled);
+        assert_eq!(enabled.versions, after.versions);
     }
 
     #[test]
     fn the_same_version_with_another_component_is_a_conflict() {
-        let theirs = merge(None, &local(&[("1.0.0", "d1")], "1.0.0")).unwrap();
-        let err = merge(Some(&theirs), &local(&[("1.0.0", "other")], "1.0.0")).unwrap_err();
+        let theirs = merge(
+            "scaler",
+            None,
+            Some(&local(&[("1.0.0", "d1")], "1.0.0")),
+            Change::Everything,
+        )
+        .unwrap();
+        let err = merge(
+            "scaler",
+            Some(&theirs),
+            Some(&local(&[("1.0.0", "other")], "1.0.0")),
+            Change::Uploaded("1.0.0"),
+        )
+        .unwrap_err();
         assert!(matches!(err, ShareError::Conflict { .. }), "{err}");
     }
 
     #[test]
     fn a_deleted_playbook_uploaded_again_starts_afresh_and_old_versions_are_capped() {
-        let deleted = Shared {
-            name: "scaler".into(),
-            enabled: false,
-            deleted: true,
-            versions: vec![],
-        };
-        let again = merge(Some(&deleted), &local(&[("3.0.0", "d9")], "3.0.0")).unwrap();
+        let deleted = merge("scaler", None, None, Change::Deleted).unwrap();
+        assert!(deleted.deleted && deleted.versions.is_empty());
+        // A replica that missed the delete uploads 3.0.0: only that version comes back.
+        let again = merge(
+            "scaler",
+            Some(&deleted),
+            Some(&local(&[("1.0.0", "d1"), ("3.0.0", "d9")], "3.0.0")),
+            Change::Uploaded("3.0.0"),
+        )
+        .unwrap();
         assert!(!again.deleted && again.enabled);
         assert_eq!(again.versions.len(), 1);
+        assert_eq!(again.versions[0].version, "3.0.0");
 
         let many: Vec<(String, String)> = (0..40)
             .map(|i| (format!("1.0.{i}"), format!("d{i}")))
             .collect();
         let refs: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let capped = merge(None, &local(&refs, "1.0.39")).unwrap();
+        let capped = merge(
+            "scaler",
+            None,
+            Some(&local(&refs, "1.0.39")),
+            Change::Everything,
+        )
+        .unwrap();
         assert_eq!(capped.versions.len(), MAX_SHARED_VERSIONS);
         assert_eq!(capped.versions.last().unwrap().version, "1.0.39");
     }
@@ -456,8 +639,9 @@ mod tests {
     fn a_record_too_large_for_one_message_drops_its_oldest_versions() {
         let big = "x".repeat(300 * 1024);
         let mut record = merge(
+            "scaler",
             None,
-            &local(
+            Some(&local(
                 &[
                     ("1.0.0", "a"),
                     ("1.0.1", "b"),
@@ -465,7 +649,8 @@ mod tests {
                     ("1.0.3", "d"),
                 ],
                 "1.0.3",
-            ),
+            )),
+            Change::Everything,
         )
         .unwrap();
         for v in &mut record.versions {

@@ -91,9 +91,23 @@ impl SharedPolicies {
         }
     }
 
-    /// Writes set `name` as this replica's store has it now (after a change through its API).
-    pub async fn publish(&self, name: &str) -> Result<(), ShareError> {
-        // The set's newest version here, a removal included.
+    /// Makes a change through this replica's API (`change` on its policy store) and writes
+    /// exactly the version it made to the engine, with no change from another replica applied
+    /// in between. The change stands here even when the engine does not take it (the error
+    /// says so).
+    pub async fn change(
+        &self,
+        name: &str,
+        change: impl FnOnce(&grace_trust::PolicyStore) -> Result<PolicySetVersion, TrustError>,
+    ) -> Result<Result<PolicySetVersion, ShareError>, TrustError> {
+        let _applying = self.applying.lock().await;
+        let made = change(self.trust.core().policies())?;
+        Ok(self.write(name, &SharedSet::of(&made)).await.map(|()| made))
+    }
+
+    /// Writes set `name` as this replica's store has it now (its newest version, a removal
+    /// included): what a replica that had sets before it joined shares.
+    async fn publish(&self, name: &str) -> Result<(), ShareError> {
         let wanted = self
             .trust
             .core()
@@ -103,19 +117,40 @@ impl SharedPolicies {
             .last()
             .map(SharedSet::of)
             .ok_or_else(|| ShareError::Record(name.to_owned(), "no such set here".into()))?;
+        self.write(name, &wanted).await
+    }
+
+    async fn write(&self, name: &str, wanted: &SharedSet) -> Result<(), ShareError> {
         self.cluster
             .policies()
             .merge(name, |there| {
                 if let Some(bytes) = there
-                    && decode(name, bytes).is_ok_and(|s| s == wanted)
+                    && decode(name, bytes).is_ok_and(|s| &s == wanted)
                 {
                     return Ok(None);
                 }
-                serde_json::to_vec(&wanted)
+                serde_json::to_vec(wanted)
                     .map(Some)
                     .map_err(|e| ShareError::Record(name.to_owned(), e.to_string()))
             })
             .await
+    }
+
+    /// Applies every set the cluster has, once; answers what it listed. Called at start, before
+    /// the replica takes part, so that it never decides with sets older than the cluster's.
+    pub async fn catch_up(&self) -> Result<Vec<grace_cluster::Stored>, ClusterError> {
+        let listed = self
+            .cluster
+            .policies()
+            .list(grace_cluster::policies::MAX_LISTED)
+            .await?;
+        for stored in &listed {
+            match decode(&stored.id, &stored.value) {
+                Ok(set) => self.apply(&set).await,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        Ok(listed)
     }
 
     /// Makes this replica's store hold `set` as the cluster does.
@@ -158,21 +193,16 @@ enum FollowError {
 /// written, by any replica.
 pub async fn follow(shared: Arc<SharedPolicies>) -> Result<(), TaskError> {
     use futures_util::StreamExt as _;
-    let sets = shared.cluster.policies().clone();
-    let changes = sets
+    let changes = shared
+        .cluster
+        .policies()
         .changes()
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
-    let listed = sets
-        .list(grace_cluster::policies::MAX_LISTED)
+    let listed = shared
+        .catch_up()
         .await
         .map_err(|e| TaskError::new(FollowError::Engine(e)))?;
-    for stored in &listed {
-        match decode(&stored.id, &stored.value) {
-            Ok(set) => shared.apply(&set).await,
-            Err(e) => tracing::warn!("{e}"),
-        }
-    }
     for version in shared.trust.core().policies().list() {
         if !listed.iter().any(|s| s.id == version.name)
             && let Err(e) = shared.publish(&version.name).await

@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::auth::{Audit, AuditAction};
 use crate::error::ApiError;
 use crate::registry::Registry;
-use crate::shared_playbooks::{ShareError, SharedPlaybooks};
+use crate::shared_playbooks::{Change, ShareError, SharedPlaybooks};
 use crate::signing::{Signature, SignatureError, SignedBy};
 use crate::store::{PlaybookRecord, VersionRecord};
 
@@ -113,20 +113,29 @@ fn check_signature(
     }
 }
 
-/// Clustered: shares the change just made to playbook `name` with the other replicas. The change
+/// Clustered: shares `change`, just made to playbook `name`, with the other replicas. The change
 /// stands here either way; when it cannot be shared, the caller is told to make it again.
-async fn share(shared: Option<&SharedPlaybooks>, name: &str) -> Result<(), ApiError> {
+async fn share(
+    shared: Option<&SharedPlaybooks>,
+    name: &str,
+    change: Change<'_>,
+) -> Result<(), ApiError> {
     let Some(shared) = shared else {
         return Ok(());
     };
-    shared.publish(name).await.map_err(|e| match e {
-        ShareError::Conflict { .. } => ApiError::conflict(format!(
-            "{e} (the upload is stored on this replica only)"
-        )),
+    shared
+        .publish(name, change)
+        .await
+        .map_err(|e| shared_error(&e))
+}
+
+fn shared_error(e: &ShareError) -> ApiError {
+    match e {
+        ShareError::Conflict { .. } => ApiError::conflict(e.to_string()),
         e => ApiError::unavailable(format!(
-            "done on this replica, but not shared with the cluster's other replicas: {e}; do it again once the cluster is ready"
+            "not shared with the cluster's other replicas: {e}; do it again once the cluster is ready (what was done on this replica stands)"
         )),
-    })
+    }
 }
 
 /// `POST /v1/playbooks`: the upload, audited with its caller whatever the outcome.
@@ -139,10 +148,10 @@ async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let mut asked = json!({});
-    let mut result = receive(&registry, limits, multipart, &mut asked).await;
+    let mut result = receive(&registry, shared.as_deref(), limits, multipart, &mut asked).await;
     if result.is_ok()
-        && let Some(name) = asked["playbook"].as_str()
-        && let Err(e) = share(shared.as_deref(), name).await
+        && let (Some(name), Some(version)) = (asked["playbook"].as_str(), asked["version"].as_str())
+        && let Err(e) = share(shared.as_deref(), name, Change::Uploaded(version)).await
     {
         result = Err(e);
     }
@@ -188,6 +197,7 @@ async fn read_manifest(
 /// Reads, checks and stores an upload; notes in `asked` what was asked for.
 async fn receive(
     registry: &Registry,
+    shared: Option<&SharedPlaybooks>,
     limits: BodyLimits,
     multipart: Result<Multipart, MultipartRejection>,
     asked: &mut serde_json::Value,
@@ -262,6 +272,19 @@ async fn receive(
     let signed_by = check_signature(registry, signature.as_deref(), &component, &manifest)?;
     asked["signed_by"] = json!(signed_by);
     let signature = signature.filter(|_| signed_by.is_some());
+    // Clustered: a version the cluster has with other contents is refused before anything is
+    // stored here, as on one server.
+    if let (Some(shared), Some(name), Some(version)) = (
+        shared,
+        asked["playbook"].as_str(),
+        asked["version"].as_str(),
+    ) {
+        let digest = crate::signing::digest(&component);
+        shared
+            .check_upload(name, version, &digest, &manifest)
+            .await
+            .map_err(|e| shared_error(&e))?;
+    }
     let (created, record) = registry
         .upload(manifest, component, signed_by, signature)
         .await?;
@@ -330,7 +353,7 @@ async fn set_enabled(
         .map(|r| summary(&r))
         .map_err(ApiError::from);
     if result.is_ok()
-        && let Err(e) = share(shared, &name).await
+        && let Err(e) = share(shared, &name, Change::Enabled(enabled)).await
     {
         result = Err(e);
     }
@@ -355,7 +378,7 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let mut result = registry.delete(&name).await.map_err(ApiError::from);
     if result.is_ok()
-        && let Err(e) = share(shared.as_deref(), &name).await
+        && let Err(e) = share(shared.as_deref(), &name, Change::Deleted).await
     {
         result = Err(e);
     }

@@ -113,19 +113,15 @@ async fn put(
     body: Result<Json<PutBody>, JsonRejection>,
 ) -> Result<Json<PolicySetVersion>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::body(e.body_text()))?;
-    let store = trust.core().policies();
-    let exists = store.get(&name).is_ok();
-    let mut stored = if exists {
-        store.replace(&name, &body.text, &caller.name)
-    } else {
-        store.add(&name, &body.text, &caller.name)
-    }
-    .map_err(trust_error);
-    if stored.is_ok()
-        && let Err(e) = share(shared.as_deref(), &name).await
-    {
-        stored = Err(e);
-    }
+    let exists = trust.core().policies().get(&name).is_ok();
+    let write = |store: &grace_trust::PolicyStore| {
+        if exists {
+            store.replace(&name, &body.text, &caller.name)
+        } else {
+            store.add(&name, &body.text, &caller.name)
+        }
+    };
+    let stored = changed(shared.as_deref(), &trust, &name, write).await;
     let args = serde_json::json!({ "name": name, "text": body.text });
     let function = if exists {
         AuditAction::PoliciesReplace
@@ -136,17 +132,35 @@ async fn put(
     stored.map(Json)
 }
 
-/// Clustered: shares the change just made to set `name` with the other replicas. The change
-/// stands here either way; when it cannot be shared, the caller is told to make it again.
-async fn share(shared: Option<&SharedPolicies>, name: &str) -> Result<(), ApiError> {
+/// Makes `change` to set `name` on this replica's store and, clustered, shares exactly that
+/// version with the other replicas. The change stands here either way; when it cannot be
+/// shared, the caller is told to make it again.
+async fn changed(
+    shared: Option<&SharedPolicies>,
+    trust: &HostTrust,
+    name: &str,
+    change: impl FnOnce(&grace_trust::PolicyStore) -> Result<PolicySetVersion, TrustError>,
+) -> Result<PolicySetVersion, ApiError> {
     let Some(shared) = shared else {
-        return Ok(());
+        return change(trust.core().policies()).map_err(trust_error);
     };
-    shared.publish(name).await.map_err(|e| {
-        ApiError::unavailable(format!(
+    // A name the cluster's engine cannot hold is refused before anything is stored.
+    if !grace_cluster::policies::valid_name(name) {
+        return Err(ApiError::field(
+            "name",
+            format!(
+                "`{}` cannot be shared with the cluster: use lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit, without `..` or a final `.`",
+                name.escape_debug()
+            ),
+        ));
+    }
+    match shared.change(name, change).await {
+        Ok(Ok(version)) => Ok(version),
+        Ok(Err(e)) => Err(ApiError::unavailable(format!(
             "done on this replica, but not shared with the cluster's other replicas: {e}; do it again once the cluster is ready"
-        ))
-    })
+        ))),
+        Err(e) => Err(trust_error(e)),
+    }
 }
 
 /// `DELETE /v1/policies/{name}`: the set stops applying (its history is kept).
@@ -157,16 +171,10 @@ async fn remove(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<PolicySetVersion>, ApiError> {
-    let mut removed = trust
-        .core()
-        .policies()
-        .remove(&name, &caller.name)
-        .map_err(trust_error);
-    if removed.is_ok()
-        && let Err(e) = share(shared.as_deref(), &name).await
-    {
-        removed = Err(e);
-    }
+    let removed = changed(shared.as_deref(), &trust, &name, |store| {
+        store.remove(&name, &caller.name)
+    })
+    .await;
     audit
         .record(
             &caller,

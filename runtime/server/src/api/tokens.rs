@@ -189,7 +189,7 @@ async fn revoke(
     {
         tracing::error!(token = %id, "a revocation could not be shared with the cluster: {e}");
         result = Err(ApiError::unavailable(format!(
-            "revoked on this replica only: the other replicas still accept the token until they learn of it ({e}); revoke it again once the cluster is ready"
+            "revoked on this replica, not yet on the others ({e}): this replica writes the revocation to the cluster again every 30 s until the engine takes it, and the other replicas accept the token until then"
         )));
     }
     audit

@@ -331,6 +331,17 @@ impl App {
             .matched_through()
             .map_err(store_error("cannot read the store"))?
             + 1;
+        // Clustered: the cluster's policies, revocations and playbook states are taken in
+        // before this replica decides anything, accepts a token or takes a shard.
+        if let Some(shared) = &shared_policies {
+            shared.catch_up().await?;
+        }
+        if let Some(shared) = &shared_credentials {
+            shared.catch_up().await?;
+        }
+        if let Some(shared) = &shared_playbooks {
+            shared.catch_up().await?;
+        }
         scheduler.start(&supervisor, queues).await;
         if let Some(cluster) = &cluster {
             let (importing, into, mesh) = (cluster.clone(), intake.clone(), triggers.clone());

@@ -192,6 +192,7 @@ impl Store {
         &self,
         version: VersionRecord,
         component: &[u8],
+        enabled_if_new: bool,
     ) -> Result<PutOutcome, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let outcome = {
@@ -203,7 +204,7 @@ impl Store {
                 };
             let mut record = existing.unwrap_or_else(|| PlaybookRecord {
                 name: version.name.clone(),
-                enabled: true,
+                enabled: enabled_if_new,
                 active_version: version.version.clone(),
                 versions: Vec::new(),
             });
@@ -281,6 +282,35 @@ impl Store {
                 return Ok(None);
             };
             record.enabled = enabled;
+            table
+                .insert(name, encode(&record)?.as_slice())
+                .map_err(db)?;
+            record
+        };
+        tx.commit().map_err(db)?;
+        Ok(Some(record))
+    }
+
+    /// Makes stored version `version` of playbook `name` its active one; `None` when either is
+    /// not stored.
+    pub fn set_active(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<PlaybookRecord>, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let record = {
+            let mut table = tx.open_table(PLAYBOOKS).map_err(db)?;
+            let current: Option<PlaybookRecord> = match table.get(name).map_err(db)? {
+                Some(v) => Some(decode("playbook", name, v.value())?),
+                None => None,
+            };
+            let Some(mut record) =
+                current.filter(|r| r.versions.iter().any(|v| v.version == version))
+            else {
+                return Ok(None);
+            };
+            record.active_version = version.to_owned();
             table
                 .insert(name, encode(&record)?.as_slice())
                 .map_err(db)?;
