@@ -169,7 +169,14 @@ enum ServiceError {
         "this replica's ledger ({now} entries) does not extend the {published} entries it published to the engine before: it was rolled back or rewritten; not published over (bring the data directory back, or start the replica under another name)"
     )]
     NotExtending { published: u64, now: u64 },
+    #[error(
+        "{0} (refused before: remove `{REFUSED_MARKER}` from the data directory only once this is settled)"
+    )]
+    Refused(String),
 }
+
+/// The file, in the data directory, that keeps a refusal to publish.
+pub const REFUSED_MARKER: &str = "ledger-not-published";
 
 /// Answers the other replicas' questions about this replica's ledger, one at a time (each a
 /// short read of the ledger, on a blocking thread).
@@ -204,7 +211,16 @@ pub async fn publish(
     cluster: Arc<Cluster>,
     ledger: Arc<Ledger>,
     every: Duration,
+    data_dir: std::path::PathBuf,
 ) -> Result<(), TaskError> {
+    // Once refused, refused for good on this data directory: the witness in the engine may
+    // age out (`event_retention`), and must not be replaced by the chain it caught.
+    let refused = data_dir.join(REFUSED_MARKER);
+    if let Ok(why) = std::fs::read_to_string(&refused) {
+        return Err(TaskError::new(ServiceError::Refused(
+            why.chars().take(1000).collect(),
+        )));
+    }
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let replica = cluster.replica().to_owned();
@@ -246,10 +262,17 @@ pub async fn publish(
             Ok(Ok((head, checkpoint, Ok(())))) => (head, checkpoint),
             Ok(Ok((head, _, Err(before)))) => {
                 let size = before.map_or(0, |b| b.tree_size);
-                return Err(TaskError::new(ServiceError::NotExtending {
+                let error = ServiceError::NotExtending {
                     published: size,
                     now: head.size,
-                }));
+                };
+                if let Err(e) = std::fs::write(&refused, error.to_string()) {
+                    tracing::error!(
+                        "cannot keep the refusal to publish in `{}`: {e}",
+                        refused.display()
+                    );
+                }
+                return Err(TaskError::new(error));
             }
             Ok(Err(e)) => {
                 tracing::error!("cannot read the ledger to publish it: {e}");

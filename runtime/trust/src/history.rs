@@ -100,22 +100,29 @@ impl ChangeHistory {
             .unwrap_or_default()
     }
 
-    /// Adds changes of `resource` that another host recorded (the replicas of a cluster), in
-    /// memory: a time already here is not added again. They count from now on like those
-    /// recorded here; their own host keeps them durably.
-    pub fn merge(&self, resource: &Resource, others: &[u64]) {
+    /// Adds changes of `resource` that the whole cluster recorded (`all`, this host's among
+    /// them), in memory: a time appearing `n` times there is here at least `n` times after.
+    /// They count from now on like those recorded here; their own host keeps them durably.
+    pub fn merge(&self, resource: &Resource, all: &[u64]) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         let times = recent[kind_index(resource.kind)]
             .entry(resource.id.clone())
             .or_default();
-        for &at in others {
-            let place = times.partition_point(|&t| t < at);
-            if times.get(place) != Some(&at) {
+        let mut sorted = all.to_vec();
+        sorted.sort_unstable();
+        for run in sorted.chunk_by(|a, b| a == b) {
+            let at = run[0];
+            let here = times.iter().filter(|&&t| t == at).count();
+            let place = times.partition_point(|&t| t <= at);
+            for _ in here..run.len() {
                 times.insert(place, at);
             }
         }
         if let Some(&newest) = times.back() {
-            while times.front().is_some_and(|&t| t + RETENTION_MS <= newest) {
+            while times
+                .front()
+                .is_some_and(|&t| t.saturating_add(RETENTION_MS) <= newest)
+            {
                 times.pop_front();
             }
         }
@@ -196,9 +203,11 @@ mod tests {
         h.merge(&web, &[t0 - HOUR_MS - 5, t0, t0 + 1_000, t0 + 2_000]);
         assert_eq!(h.count_last_hour(&web, t0 + 2_000), 3);
         assert_eq!(h.recent(&web), [t0, t0 + 1_000, t0 + 2_000]);
-        // Merging the same again adds nothing.
+        // Merging the same again adds nothing; two changes in one millisecond are two.
         h.merge(&web, &[t0 + 2_000]);
         assert_eq!(h.count_last_hour(&web, t0 + 2_000), 3);
+        h.merge(&web, &[t0 + 2_000, t0 + 2_000]);
+        assert_eq!(h.count_last_hour(&web, t0 + 2_000), 4);
         let other = Resource::group("api");
         assert_eq!(h.count_last_hour(&other, t0 + 2_000), 0);
     }

@@ -48,6 +48,7 @@ pub struct Request {
 struct Published {
     replica: String,
     tree_size: u64,
+    root: String,
     checkpoint: Option<String>,
 }
 
@@ -181,6 +182,34 @@ pub fn run(request: Request) -> Exit {
 
     let mut changes = Changes::default();
     let mut worst = Worst::default();
+    // A live replica that has not published its ledger would otherwise go unaudited.
+    match client.get_bounded(&["v1", "cluster"], &[], LIST_BYTES) {
+        Ok(bytes) => {
+            let live: Vec<String> = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|status| {
+                    status["replicas"].as_array().map(|replicas| {
+                        replicas
+                            .iter()
+                            .filter_map(|r| r["replica"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            for name in live {
+                if !published.iter().any(|p| p.replica == name) {
+                    worst.note(
+                        Stop::Finding(Finding::NotVerified(
+                            "it is live but has published no ledger to the engine, so its chain cannot be audited here".to_owned(),
+                        )),
+                        &format!("replica `{name}` via {server}"),
+                        request.json,
+                    );
+                }
+            }
+        }
+        Err(e) => return e.into_exit(),
+    }
     for p in &published {
         let label = format!("replica `{}` via {server}", p.replica);
         let source = Source::replica(&client, &p.replica);
@@ -241,6 +270,21 @@ fn replica_chain(
 ) -> Result<super::ledger_audit::Verified, Stop> {
     let earlier = match (key, &p.checkpoint) {
         (Some(key), Some(text)) => Some(published_checkpoint(text, key, &p.replica)?),
+        // No signature to check: the chain must still extend the root it published.
+        _ if p.tree_size > 0 => Some(Earlier {
+            checkpoint: grace_ledger::Checkpoint {
+                origin: format!("published by replica `{}`", p.replica),
+                tree_size: p.tree_size,
+                root_hash: p.root.parse().map_err(|e| {
+                    Stop::Finding(Finding::NotVerified(format!(
+                        "the root it published to the engine cannot be read: {e}"
+                    )))
+                })?,
+                timestamp_millis: 0,
+            },
+            audit: None,
+            source: format!("what replica `{}` published to the engine", p.replica),
+        }),
         _ => None,
     };
     // Fewer entries than it published: rolled back or rewritten, whether or not it signs

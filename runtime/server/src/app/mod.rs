@@ -382,10 +382,19 @@ impl App {
             supervisor.spawn("ledger-questions", move || {
                 crate::cluster_ledger::serve(answering.clone(), answered.clone())
             });
-            let (publishing, published, every) =
-                (cluster.clone(), ledger.clone(), config.checkpoint_every);
+            let (publishing, published, every, dir) = (
+                cluster.clone(),
+                ledger.clone(),
+                config.checkpoint_every,
+                config.data_dir.clone(),
+            );
             supervisor.spawn("ledger-publisher", move || {
-                crate::cluster_ledger::publish(publishing.clone(), published.clone(), every)
+                crate::cluster_ledger::publish(
+                    publishing.clone(),
+                    published.clone(),
+                    every,
+                    dir.clone(),
+                )
             });
             let member = cluster.clone();
             supervisor.spawn("cluster", move || {

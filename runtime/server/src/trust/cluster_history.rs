@@ -83,13 +83,14 @@ impl ClusterHistory {
                         times: Vec::new(),
                     },
                 };
-                let place = changes.times.partition_point(|&t| t < at);
-                if changes.times.get(place) == Some(&at) {
-                    return Ok(None);
-                }
+                // Two changes in one millisecond are two changes: times are counted, not
+                // deduplicated. Each executed change is added once, by the replica that made it.
+                let place = changes.times.partition_point(|&t| t <= at);
                 changes.times.insert(place, at);
                 let newest = changes.times.last().copied().unwrap_or(at);
-                changes.times.retain(|&t| t + KEPT_MS > newest);
+                changes
+                    .times
+                    .retain(|&t| t.saturating_add(KEPT_MS) > newest);
                 let excess = changes.times.len().saturating_sub(MAX_TIMES);
                 changes.times.drain(..excess);
                 serde_json::to_vec(&changes)

@@ -74,8 +74,17 @@ pub(super) async fn create(
         {
             return Ok(approval.clone());
         }
-        // Asked before, by an earlier attempt of the run here or on another replica.
+        // Asked before, by an earlier attempt of the run here or on another replica: the same
+        // change of the same run, or it is not this request.
         if let Some((existing, _)) = get(board, &approval.id).await? {
+            if (&existing.run_id, &existing.idempotency_key, &existing.args)
+                != (&approval.run_id, &approval.idempotency_key, &approval.args)
+            {
+                return Err(VoteError::Storage(format!(
+                    "approval `{}` in the engine is for another change",
+                    approval.id
+                )));
+            }
             return Ok(existing);
         }
         // Created and then taken off by the engine's age limit between the two requests: ask
