@@ -58,7 +58,9 @@ impl Heartbeat {
                 started_millis: now_millis(),
                 at_millis: 0,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
-                leases_ok_millis: 0,
+                // Counted from its first heartbeat: a new replica is owed its share at once,
+                // and its first probe (after its first round) keeps it so.
+                leases_ok_millis: now_millis(),
             },
             revision: None,
             timeout,
