@@ -24,8 +24,16 @@ const ALLOWED: &[(&str, &str)] = &[
         "an in-memory database for dry runs, wrapped; a copy of a data directory opened only to read its policies",
     ),
     (
-        "server/src/trust/approvals.rs",
+        "server/src/trust/approvals/mod.rs",
         "its unit tests' in-memory databases, wrapped with `Recovery::Full`",
+    ),
+    (
+        "server/src/trust/approvals/local.rs",
+        "its unit test's in-memory database, wrapped with `Recovery::Full`",
+    ),
+    (
+        "trust/src/history.rs",
+        "its unit test's in-memory database, wrapped with `Recovery::Full`",
     ),
 ];
 
