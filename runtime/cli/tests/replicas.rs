@@ -1089,10 +1089,14 @@ fn a_playbook_uploaded_to_one_replica_runs_on_every_one_that_trusts_its_signer_a
 
     // c does not trust a's key: it does not install what a uploaded, however it got there.
     let (c, _c_data) = replica(&config, "c");
-    poll_until("c to hold shards", Duration::from_secs(30), || {
-        (held_by(&c, "c") > 0).then_some(())
+    // It caught up with the catalogue before it took part: the refusal is counted by then.
+    poll_until("c to refuse a's upload", Duration::from_secs(30), || {
+        (counter(&c, "installs_refused") >= 1).then_some(())
     });
-    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        c.metric("grace_playbook_installs_refused_total"),
+        counter(&c, "installs_refused") as f64
+    );
     assert_eq!(
         playbook_on(&c, name),
         None,

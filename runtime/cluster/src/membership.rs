@@ -92,6 +92,9 @@ pub struct Counters {
     /// Runs taken over from another replica (or from an earlier attempt here) off the run
     /// board.
     pub runs_taken_over: AtomicU64,
+    /// Playbook versions from the cluster's catalogue this replica refused to install (a
+    /// signer it does not trust, a digest that does not match, over its caps).
+    pub installs_refused: AtomicU64,
 }
 
 /// Why an action on a shard may not go ahead.

@@ -88,6 +88,9 @@ pub struct CounterValues {
     /// Runs taken over off the run board.
     #[serde(default)]
     pub runs_taken_over: u64,
+    /// Playbook versions from the cluster's catalogue refused here.
+    #[serde(default)]
+    pub installs_refused: u64,
 }
 
 impl From<&Counters> for CounterValues {
@@ -100,6 +103,7 @@ impl From<&Counters> for CounterValues {
             releases: c.releases.load(Ordering::Relaxed),
             fence_rejections: c.fence_rejections.load(Ordering::Relaxed),
             runs_taken_over: c.runs_taken_over.load(Ordering::Relaxed),
+            installs_refused: c.installs_refused.load(Ordering::Relaxed),
         }
     }
 }

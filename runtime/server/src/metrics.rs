@@ -211,6 +211,11 @@ fn render_cluster(out: &mut String, status: &grace_cluster::ClusterStatus) {
             "Runs taken over off the cluster's run board (their replica died, stopped or lost the shard).",
             c.runs_taken_over,
         ),
+        (
+            "grace_playbook_installs_refused_total",
+            "Playbook versions from the cluster's catalogue this replica refused to install (a signer it does not trust, a component that does not match, over its caps).",
+            c.installs_refused,
+        ),
     ] {
         family(out, name, "counter", help, v);
     }

@@ -373,6 +373,10 @@ impl SharedPlaybooks {
                 continue;
             }
             if let Err(why) = self.install(name, v, shared.enabled).await {
+                self.cluster
+                    .counters()
+                    .installs_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(playbook = %name, version = %v.version, "the version uploaded on another replica is not installed here: {why}");
             }
         }

@@ -53,7 +53,7 @@ fn render(s: &ClusterStatus) -> String {
     }
     let c = &s.counters;
     out.push_str(&format!(
-        "leases here: {} held; {} renewals, {} acquired ({} taken over), {} lost, {} released; {} fence checks refused; {} runs taken over\n\n",
+        "leases here: {} held; {} renewals, {} acquired ({} taken over), {} lost, {} released; {} fence checks refused; {} runs taken over; {} playbook versions refused\n\n",
         s.owned.len(),
         c.renewals,
         c.acquisitions,
@@ -61,7 +61,8 @@ fn render(s: &ClusterStatus) -> String {
         c.losses,
         c.releases,
         c.fence_rejections,
-        c.runs_taken_over
+        c.runs_taken_over,
+        c.installs_refused
     ));
     let rows: Vec<Vec<String>> = s
         .replicas
