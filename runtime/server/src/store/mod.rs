@@ -271,6 +271,35 @@ impl Store {
         name: &str,
         enabled: bool,
     ) -> Result<Option<PlaybookRecord>, StoreError> {
+        self.update_playbook(name, |record| {
+            record.enabled = enabled;
+            true
+        })
+    }
+
+    /// Makes stored version `version` of playbook `name` its active one; `None` when either is
+    /// not stored.
+    pub fn set_active(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<PlaybookRecord>, StoreError> {
+        self.update_playbook(name, |record| {
+            let stored = record.versions.iter().any(|v| v.version == version);
+            if stored {
+                record.active_version = version.to_owned();
+            }
+            stored
+        })
+    }
+
+    /// Applies `change` to playbook `name` in one write transaction that reads it first;
+    /// `change` answers `false` to leave it (the answer is then `None`, as for no such name).
+    fn update_playbook(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut PlaybookRecord) -> bool,
+    ) -> Result<Option<PlaybookRecord>, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let record = {
             let mut table = tx.open_table(PLAYBOOKS).map_err(db)?;
@@ -281,36 +310,9 @@ impl Store {
             let Some(mut record) = current else {
                 return Ok(None);
             };
-            record.enabled = enabled;
-            table
-                .insert(name, encode(&record)?.as_slice())
-                .map_err(db)?;
-            record
-        };
-        tx.commit().map_err(db)?;
-        Ok(Some(record))
-    }
-
-    /// Makes stored version `version` of playbook `name` its active one; `None` when either is
-    /// not stored.
-    pub fn set_active(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<PlaybookRecord>, StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
-        let record = {
-            let mut table = tx.open_table(PLAYBOOKS).map_err(db)?;
-            let current: Option<PlaybookRecord> = match table.get(name).map_err(db)? {
-                Some(v) => Some(decode("playbook", name, v.value())?),
-                None => None,
-            };
-            let Some(mut record) =
-                current.filter(|r| r.versions.iter().any(|v| v.version == version))
-            else {
+            if !change(&mut record) {
                 return Ok(None);
-            };
-            record.active_version = version.to_owned();
+            }
             table
                 .insert(name, encode(&record)?.as_slice())
                 .map_err(db)?;
