@@ -24,7 +24,7 @@ pub use graph::{
 pub use health::{Availability, Bounds, Health, HealthReport, HealthRule, Kpi, Kpis, Measure};
 pub use id::{IdError, Identity, MAX_KEY_LEN, NodeId, NodeKind};
 pub use observation::{
-    EdgeKind, MAX_ADDRESSES, MAX_ATTRIBUTE_LEN, MAX_ATTRIBUTES, Observation, ObservedEdge,
-    ObservedKpi, ObservedNode, Owner,
+    Discovered, EdgeKind, MAX_ADDRESSES, MAX_ATTRIBUTE_LEN, MAX_ATTRIBUTES, Observation,
+    ObservedEdge, ObservedKpi, ObservedNode, Owner,
 };
 pub use view::{EdgeView, GraphView, NodeDetail, NodeView};

@@ -188,6 +188,16 @@ impl Observation {
     }
 }
 
+/// What a discovery look found; `left_out`: items beyond the caller's bound, not reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Discovered {
+    /// What was seen, at most the caller's bound of items.
+    pub observation: Observation,
+    /// How many items were seen beyond the bound and left out of `observation`.
+    #[serde(default)]
+    pub left_out: usize,
+}
+
 /// `text` cut to at most `max` bytes at a character boundary.
 pub(crate) fn bounded(text: &str, max: usize) -> String {
     if text.len() <= max {

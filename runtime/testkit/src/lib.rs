@@ -8,6 +8,7 @@ pub mod alertmanager;
 pub mod cut_proxy;
 pub mod e2e;
 pub mod fake_endpoint;
+pub mod mesh_exporter;
 pub mod moto;
 pub mod nats;
 pub mod oidc_issuer;

@@ -8,6 +8,8 @@
 //! slow server is [`ExecError::Unavailable`] or [`ExecError::TimedOut`], and an answer that
 //! cannot be understood is [`ExecError::Other`] naming what was wrong.
 
+pub mod discover;
+
 use std::time::Duration;
 
 use grace_executor::budget::response_cap;
