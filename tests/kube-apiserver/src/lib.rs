@@ -1,10 +1,12 @@
 //! A small Kubernetes API server for tests: `apps/v1` Deployments with their `autoscaling/v1`
-//! scale subresource, speaking the real JSON (the objects are k8s-openapi's types), so that a
-//! real client (kube, kubectl) works against it unmodified.
+//! scale subresource, core `v1` Services and `discovery.k8s.io/v1` EndpointSlices, speaking the
+//! real JSON (the objects are k8s-openapi's types), so that a real client (kube, kubectl) works
+//! against it unmodified.
 //!
 //! What it does like the real server:
 //!
-//! - the paths and methods of deployments and their scale subresource:
+//! - the paths and methods of deployments and their scale subresource, services and endpoint
+//!   slices:
 //!
 //!   | path | methods |
 //!   | --- | --- |
@@ -12,43 +14,62 @@
 //!   | `/apis/apps/v1/namespaces/{ns}/deployments` | `GET` (list, `?watch=true`), `POST` |
 //!   | `/apis/apps/v1/namespaces/{ns}/deployments/{name}` | `GET`, `PUT`, `PATCH`, `DELETE` |
 //!   | `/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale` | `GET`, `PUT`, `PATCH` |
+//!   | `/api/v1/services` | `GET` (list) |
+//!   | `/api/v1/namespaces/{ns}/services` | `GET` (list), `POST` |
+//!   | `/api/v1/namespaces/{ns}/services/{name}` | `GET`, `PUT`, `DELETE` |
+//!   | `/apis/discovery.k8s.io/v1/endpointslices` | `GET` (list) |
+//!   | `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices` | `GET` (list), `POST` |
+//!   | `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}` | `GET`, `PUT`, `DELETE` |
 //!   | `/version` | `GET` |
 //!
-//!   with merge patch, JSON patch and strategic merge patch (by `name` for lists of named
-//!   objects, which covers what kubectl and kube send for deployments);
-//! - label (equality-based) and field (`metadata.name`, `metadata.namespace`) selectors;
-//! - a global `resourceVersion` that every write takes the next value of; a write naming a stale
-//!   one gets `409 Conflict` with a real `Status` object; `metadata.generation` grows when the
-//!   spec changes and only then;
+//!   with merge patch, JSON patch and strategic merge patch of deployments (by `name` for lists
+//!   of named objects, which covers what kubectl and kube send for deployments);
+//! - label (equality-based, so `kubernetes.io/service-name=web` finds a service's slices) and
+//!   field (`metadata.name`, `metadata.namespace`) selectors;
+//! - a global `resourceVersion` that every write of every kind takes the next value of; a write
+//!   naming a stale one gets `409 Conflict` with a real `Status` object; `metadata.generation`
+//!   grows when a deployment's spec (an endpoint slice's content) changes and only then;
+//! - the defaults and allocations of services (a cluster IP, `targetPort`, `protocol`, ...) and
+//!   `generateName` on create;
 //! - `?watch=true` streams `ADDED` / `MODIFIED` / `DELETED` events, resuming from a
 //!   `resourceVersion`;
 //! - a controller that makes each deployment's status follow its spec one replica per
 //!   [`ServerConfig::step`], rolling through a new pod template (a rollout restart) too;
 //! - `404`, `400`, `409`, `415` and `422` answers with `Status` objects like the real ones.
 //!
-//! What it adds for tests, as a Rust API on [`TestServer`]: seeding deployments, reading the
-//! state directly, making the next writes to an object lose to another writer, failing or hanging
-//! requests, pausing the controller, and the log of every request.
+//! What it adds for tests, as a Rust API on [`TestServer`]: seeding deployments, services and
+//! endpoint slices and deleting them, reading the state directly, making the next writes to a
+//! deployment lose to another writer, failing or hanging requests, pausing the controller, and
+//! the log of every request.
 //!
 //! What it does not do: authentication, admission, pods and replica sets as objects,
 //! server-side apply, `dryRun`, pagination, conditions in the status, watch bookmarks (other than
-//! the end of `sendInitialEvents`). It listens on loopback addresses only. The request log keeps
-//! every request for the server's lifetime: it is meant for tests, not for long runs.
+//! the end of `sendInitialEvents`). Services and endpoint slices have no watch (`?watch=true` is
+//! refused with `400`), no `PATCH` (`405`) and no controller: slices do not follow services or
+//! pods, and a deleted service leaves its slices (no owner references, no garbage collection);
+//! services get no load balancer, and dual stack is not modelled. It listens on loopback
+//! addresses only. The request log keeps every request for the server's lifetime: it is meant
+//! for tests, not for long runs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), grace_kube_testserver::StartError> {
 //! use grace_kube_testserver::{ServerConfig, TestServer};
 //! let server = TestServer::start(ServerConfig::default()).await?;
 //! server.seed_rolled_out("shop", "checkout", 2);
+//! server.seed_service("shop", "checkout", &[("app", "checkout")], &[8080]);
 //! println!("kube clients can use {}", server.url());
 //! # Ok(()) }
 //! ```
 
 mod controller;
+mod endpoint_slices;
 mod faults;
+mod object_routes;
+mod objects;
 mod patch;
 mod routes;
 mod selectors;
+mod services;
 mod status;
 mod store;
 mod watch;
@@ -58,16 +79,20 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use tokio::task::JoinHandle;
 
+pub use endpoint_slices::{SERVICE_NAME_LABEL, SliceEndpoint, endpoint_slice};
 pub use faults::{Fault, RequestRecord};
+pub use services::service;
 pub use status::ApiError;
 pub use store::HISTORY;
 
 use crate::faults::Hooks;
 use crate::routes::App;
+use crate::selectors::Filter;
 use crate::store::Store;
 
 /// How the server behaves.
@@ -246,6 +271,82 @@ impl TestServer {
         self.store.lock().get(namespace, name).cloned()
     }
 
+    /// Creates `service` (its namespace is `metadata.namespace`, `default` when unset) as a
+    /// `POST` would: defaults and a cluster IP included.
+    pub fn create_service(&self, service: Service) -> Result<Service, ApiError> {
+        let ns = namespace_of(&service.metadata);
+        self.store.lock().create_object(&ns, service)
+    }
+
+    /// Creates [`service`]`(namespace, name, selector, ports)`.
+    ///
+    /// # Panics
+    ///
+    /// When the service exists already or is invalid (no ports, say): a test set-up error.
+    pub fn seed_service(
+        &self,
+        namespace: &str,
+        name: &str,
+        selector: &[(&str, &str)],
+        ports: &[u16],
+    ) -> Service {
+        self.create_service(service(namespace, name, selector, ports))
+            .unwrap_or_else(|e| set_up_error(namespace, name, &e))
+    }
+
+    /// The service as stored now.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
+        self.store.lock().object(namespace, name).cloned()
+    }
+
+    /// Deletes the service as a `DELETE` would (its endpoint slices stay, as they would without
+    /// the garbage collector); the deleted service, `None` when there was none.
+    pub fn delete_service(&self, namespace: &str, name: &str) -> Option<Service> {
+        self.store.lock().delete_object(namespace, name).ok()
+    }
+
+    /// Creates `slice` (its namespace is `metadata.namespace`, `default` when unset) as a `POST`
+    /// would: a name from `generateName` when it has none.
+    pub fn create_endpoint_slice(&self, slice: EndpointSlice) -> Result<EndpointSlice, ApiError> {
+        let ns = namespace_of(&slice.metadata);
+        self.store.lock().create_object(&ns, slice)
+    }
+
+    /// Creates [`endpoint_slice`]`(namespace, service, endpoints, port)`, named
+    /// `<service>-<five characters>`: the answer has the name.
+    ///
+    /// # Panics
+    ///
+    /// When the slice is invalid (an address that is not IPv4, say): a test set-up error.
+    pub fn seed_endpoint_slice(
+        &self,
+        namespace: &str,
+        service: &str,
+        endpoints: &[SliceEndpoint<'_>],
+        port: u16,
+    ) -> EndpointSlice {
+        self.create_endpoint_slice(endpoint_slice(namespace, service, endpoints, port))
+            .unwrap_or_else(|e| set_up_error(namespace, service, &e))
+    }
+
+    /// The endpoint slice as stored now.
+    pub fn endpoint_slice(&self, namespace: &str, name: &str) -> Option<EndpointSlice> {
+        self.store.lock().object(namespace, name).cloned()
+    }
+
+    /// The endpoint slices of `service` (labelled [`SERVICE_NAME_LABEL`]` = service`) in
+    /// `namespace`, by name.
+    pub fn endpoint_slices_of(&self, namespace: &str, service: &str) -> Vec<EndpointSlice> {
+        let filter = Filter::label_equals(namespace, SERVICE_NAME_LABEL, service);
+        self.store.lock().objects(&filter)
+    }
+
+    /// Deletes the endpoint slice as a `DELETE` would; the deleted slice, `None` when there was
+    /// none.
+    pub fn delete_endpoint_slice(&self, namespace: &str, name: &str) -> Option<EndpointSlice> {
+        self.store.lock().delete_object(namespace, name).ok()
+    }
+
     /// The current `resourceVersion` (the version of the last write).
     pub fn resource_version(&self) -> u64 {
         self.store.lock().resource_version()
@@ -305,6 +406,21 @@ impl TestServer {
             }
         }
     }
+}
+
+/// The namespace an object names, `default` when it names none (as kubectl assumes).
+fn namespace_of(meta: &ObjectMeta) -> String {
+    meta.namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// Seeding `namespace/name` failed: the test is wrong, not the code under test.
+fn set_up_error(namespace: &str, name: &str, error: &ApiError) -> ! {
+    panic!(
+        "cannot seed `{namespace}/{name}`: {}",
+        error.status().message.unwrap_or_default()
+    )
 }
 
 impl Drop for TestServer {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 use grace_kube_testserver::{ServerConfig, TestServer};
 
-/// A small Kubernetes API server for tests (apps/v1 deployments, scale, watch), in memory.
+/// A small Kubernetes API server for tests (apps/v1 deployments, scale, watch; v1 services and
+/// discovery.k8s.io/v1 endpoint slices), in memory.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {

@@ -11,6 +11,9 @@
 //!
 //! Lists ignore `limit` and return everything in one page (no `continue`), which clients must
 //! accept from any server. `dryRun` is refused rather than ignored.
+//!
+//! The routes of services and endpoint slices are [`crate::object_routes`]'s, merged here so the
+//! same fallbacks and middleware apply to them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,16 +25,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use k8s_openapi::List;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta, Status, StatusDetails};
+use k8s_openapi::{List, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::faults::{self, Hooks};
+use crate::object_routes;
 use crate::patch::{self, PatchKind};
 use crate::selectors::Filter;
 use crate::status::ApiError;
@@ -47,7 +51,8 @@ pub(crate) struct App {
     pub stop: watch::Receiver<bool>,
 }
 
-type Params = Query<HashMap<String, String>>;
+/// The query parameters of a request.
+pub(crate) type Params = Query<HashMap<String, String>>;
 
 /// A JSON answer.
 pub(crate) fn json<T: Serialize>(code: StatusCode, value: &T) -> Response {
@@ -76,6 +81,7 @@ pub(crate) fn router(app: App) -> Router {
             &format!("{deployments}/{{name}}/scale"),
             get(read_scale).put(replace_scale).patch(patch_scale),
         )
+        .merge(object_routes::router())
         .fallback(|| async { ApiError::no_such_path() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(from_fn_with_state(app.clone(), faults::middleware))
@@ -94,7 +100,8 @@ async fn version() -> Response {
     )
 }
 
-fn refuse_dry_run(params: &HashMap<String, String>) -> Result<(), ApiError> {
+/// `400` for `dryRun`, which the test server does not model.
+pub(crate) fn refuse_dry_run(params: &HashMap<String, String>) -> Result<(), ApiError> {
     if params.contains_key("dryRun") {
         return Err(ApiError::bad_request(
             "dryRun is not supported by the test API server",
@@ -103,8 +110,10 @@ fn refuse_dry_run(params: &HashMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Decodes a request body of `kind` (`Deployment`, `Scale`): 400 for what is not one.
-fn decode<T: DeserializeOwned>(body: &[u8], kind: &str) -> Result<T, ApiError> {
+/// Decodes a request body of kind `T` (`Deployment`, `Scale`, `Service`, ...): 400 for what is
+/// not one, another `kind` or `apiVersion` included.
+pub(crate) fn decode<T: Resource + DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let kind = T::KIND;
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))?;
     if let Some(given) = value.get("kind").and_then(Value::as_str)
@@ -112,6 +121,14 @@ fn decode<T: DeserializeOwned>(body: &[u8], kind: &str) -> Result<T, ApiError> {
     {
         return Err(ApiError::bad_request(format!(
             "expected a {kind} in the request body, got a {given}"
+        )));
+    }
+    if let Some(given) = value.get("apiVersion").and_then(Value::as_str)
+        && given != T::API_VERSION
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({given}) does not match the expected API version ({})",
+            T::API_VERSION
         )));
     }
     serde_json::from_value(value)
@@ -182,7 +199,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     refuse_dry_run(&params)?;
-    let deployment: Deployment = decode(&body, "Deployment")?;
+    let deployment: Deployment = decode(&body)?;
     let created = app.store.lock().create(&ns, deployment)?;
     Ok(json(StatusCode::CREATED, &created))
 }
@@ -205,7 +222,7 @@ async fn replace(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     refuse_dry_run(&params)?;
-    let wanted: Deployment = decode(&body, "Deployment")?;
+    let wanted: Deployment = decode(&body)?;
     let updated = app.store.lock().modify(&ns, &name, |_| Ok(wanted))?;
     Ok(json(StatusCode::OK, &updated))
 }
@@ -339,7 +356,7 @@ async fn replace_scale(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     refuse_dry_run(&params)?;
-    let scale: Scale = decode(&body, "Scale")?;
+    let scale: Scale = decode(&body)?;
     let updated = app
         .store
         .lock()

@@ -1,9 +1,11 @@
-//! Which objects a list or a watch returns: the namespace of the path, `fieldSelector`
+//! Which objects a list or a watch returns (deployments, services, endpoint slices alike: only
+//! metadata is looked at): the namespace of the path, `fieldSelector`
 //! (`metadata.name` and `metadata.namespace`, with `=`, `==` and `!=`) and `labelSelector` in its
 //! equality-based form (`k=v`, `k==v`, `k!=v`, `k`, `!k`). Set-based label selectors (`in`,
 //! `notin`) and other fields are refused with `400`, rather than ignored.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::status::ApiError;
 
@@ -105,9 +107,22 @@ impl Filter {
         })
     }
 
+    /// The objects of `namespace` whose label `key` is `value`.
+    pub(crate) fn label_equals(namespace: &str, key: &str, value: &str) -> Filter {
+        Filter {
+            namespace: Some(namespace.to_owned()),
+            fields: Vec::new(),
+            labels: vec![Requirement::Equals(key.to_owned(), value.to_owned())],
+        }
+    }
+
     /// Whether `deployment` is selected.
     pub(crate) fn matches(&self, deployment: &Deployment) -> bool {
-        let meta = &deployment.metadata;
+        self.matches_meta(&deployment.metadata)
+    }
+
+    /// Whether the object with metadata `meta` is selected.
+    pub(crate) fn matches_meta(&self, meta: &ObjectMeta) -> bool {
         if let Some(ns) = &self.namespace
             && meta.namespace.as_deref() != Some(ns.as_str())
         {

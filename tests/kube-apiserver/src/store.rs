@@ -9,6 +9,10 @@
 //!   server's, whatever the client sends;
 //! - every write is an event (`ADDED`, `MODIFIED`, `DELETED`) for watches, and the last
 //!   [`HISTORY`] events are kept so a watch can resume from a `resourceVersion`.
+//!
+//! Deployments live here; the kinds without a controller (services, endpoint slices) live in
+//! [`Collections`] behind the same lock, and take their versions and uids from the same
+//! [`Serials`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,13 +23,14 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::controller;
+use crate::objects::{Collections, Kind};
 use crate::selectors::Filter;
 use crate::status::ApiError;
 
 /// How many events are kept for watches that resume from a `resourceVersion`.
 pub const HISTORY: usize = 10_000;
 
-/// A deployment's namespace and name.
+/// An object's namespace and name.
 pub(crate) type Key = (String, String);
 
 /// What happened to an object.
@@ -72,17 +77,51 @@ pub(crate) struct Subscription {
     pub last_rv: u64,
 }
 
+/// The counters every kind shares: the global `resourceVersion`, and the serial behind uids and
+/// the other values the server makes up (generated names, cluster IPs).
+#[derive(Debug)]
+pub(crate) struct Serials {
+    resource_version: u64,
+    next: u64,
+}
+
+impl Serials {
+    /// The version of the last write.
+    pub(crate) fn resource_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    /// The version of a new write.
+    pub(crate) fn next_version(&mut self) -> u64 {
+        self.resource_version += 1;
+        self.resource_version
+    }
+
+    /// A number never handed out before.
+    pub(crate) fn next_serial(&mut self) -> u64 {
+        let serial = self.next;
+        self.next += 1;
+        serial
+    }
+}
+
+/// The uid of the object created with `serial`.
+pub(crate) fn uid(serial: u64) -> String {
+    format!("00000000-0000-4000-8000-{serial:012x}")
+}
+
 /// The whole state behind one lock: requests are short and the server is for tests.
 #[derive(Debug)]
 pub(crate) struct State {
-    resource_version: u64,
+    serials: Serials,
     objects: BTreeMap<Key, Entry>,
+    /// Services and endpoint slices.
+    collections: Collections,
     history: VecDeque<Arc<Event>>,
     /// Every event after this version is in `history`.
     history_floor: u64,
     /// Writes to come that another writer gets to first.
     conflicts: HashMap<Key, u32>,
-    next_uid: u64,
     controller_paused: bool,
     events: broadcast::Sender<Arc<Event>>,
 }
@@ -98,12 +137,15 @@ impl Store {
         let (events, _) = broadcast::channel(4096);
         Store {
             inner: Arc::new(Mutex::new(State {
-                resource_version: 1,
+                serials: Serials {
+                    resource_version: 1,
+                    next: 1,
+                },
                 objects: BTreeMap::new(),
+                collections: Collections::default(),
                 history: VecDeque::new(),
                 history_floor: 1,
                 conflicts: HashMap::new(),
-                next_uid: 1,
                 controller_paused: false,
                 events,
             })),
@@ -117,11 +159,13 @@ impl Store {
     }
 }
 
-fn key(ns: &str, name: &str) -> Key {
+/// The key of `ns/name`.
+pub(crate) fn key(ns: &str, name: &str) -> Key {
     (ns.to_owned(), name.to_owned())
 }
 
-fn now() -> Time {
+/// Now, to the second, as `creationTimestamp` has it.
+pub(crate) fn now() -> Time {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
@@ -132,7 +176,8 @@ fn name_of(d: &Deployment) -> &str {
     d.metadata.name.as_deref().unwrap_or_default()
 }
 
-fn is_dns_subdomain(name: &str) -> bool {
+/// Whether `name` is a lowercase RFC 1123 subdomain, as most object names must be.
+pub(crate) fn is_dns_subdomain(name: &str) -> bool {
     let bytes = name.as_bytes();
     !name.is_empty()
         && name.len() <= 253
@@ -217,12 +262,11 @@ fn validate(d: &Deployment, previous: Option<&Deployment>) -> Result<(), ApiErro
 impl State {
     /// The current `resourceVersion`.
     pub(crate) fn resource_version(&self) -> u64 {
-        self.resource_version
+        self.serials.resource_version()
     }
 
     fn next_version(&mut self) -> u64 {
-        self.resource_version += 1;
-        self.resource_version
+        self.serials.next_version()
     }
 
     fn emit(&mut self, kind: EventKind, object: &Deployment, rv: u64) {
@@ -291,11 +335,10 @@ impl State {
         d.spec.replicas.get_or_insert(1);
         validate(&d, None)?;
         let rv = self.next_version();
-        let uid = self.next_uid;
-        self.next_uid += 1;
+        let serial = self.serials.next_serial();
         let meta = &mut d.metadata;
         meta.namespace = Some(ns.to_owned());
-        meta.uid = Some(format!("00000000-0000-4000-8000-{uid:012x}"));
+        meta.uid = Some(uid(serial));
         meta.creation_timestamp = Some(now());
         meta.generation = Some(1);
         meta.resource_version = Some(rv.to_string());
@@ -489,7 +532,7 @@ impl State {
                         object: e.deployment.clone(),
                     })
                     .collect();
-                (initial, self.resource_version)
+                (initial, self.resource_version())
             }
             WatchStart::After(version) => {
                 if version < self.history_floor {
@@ -501,7 +544,7 @@ impl State {
                     .filter(|e| e.rv > version && filter.matches(&e.object))
                     .map(|e| Event::clone(e))
                     .collect();
-                (initial, self.resource_version.max(version))
+                (initial, self.resource_version().max(version))
             }
         };
         Ok(Subscription {
@@ -509,5 +552,36 @@ impl State {
             live,
             last_rv,
         })
+    }
+
+    /// The object `ns/name` of kind `K`.
+    pub(crate) fn object<K: Kind>(&self, ns: &str, name: &str) -> Option<&K> {
+        K::collection(&self.collections).get(ns, name)
+    }
+
+    /// The objects of kind `K` that `filter` selects, by namespace and name.
+    pub(crate) fn objects<K: Kind>(&self, filter: &Filter) -> Vec<K> {
+        K::collection(&self.collections).list(filter)
+    }
+
+    /// Creates an object of kind `K` in `ns`, as `POST` does.
+    pub(crate) fn create_object<K: Kind>(&mut self, ns: &str, object: K) -> Result<K, ApiError> {
+        K::collection_mut(&mut self.collections).create(ns, object, &mut self.serials)
+    }
+
+    /// Replaces the object `ns/name` of kind `K` by `object`, as `PUT` does.
+    pub(crate) fn replace_object<K: Kind>(
+        &mut self,
+        ns: &str,
+        name: &str,
+        object: K,
+    ) -> Result<K, ApiError> {
+        K::collection_mut(&mut self.collections).replace(ns, name, object, &mut self.serials)
+    }
+
+    /// Deletes the object `ns/name` of kind `K`; the returned object carries the deletion's
+    /// version.
+    pub(crate) fn delete_object<K: Kind>(&mut self, ns: &str, name: &str) -> Result<K, ApiError> {
+        K::collection_mut(&mut self.collections).delete(ns, name, &mut self.serials)
     }
 }

@@ -1,14 +1,20 @@
 //! The test API server, through kube (the client GRACE's Kubernetes provider uses) and raw HTTP
-//! where the exact answer matters: it must behave as a real API server does for deployments.
+//! where the exact answer matters: it must behave as a real API server does for deployments,
+//! services and endpoint slices.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use grace_kube_testserver::{Fault, ServerConfig, TestServer, deployment};
+use grace_kube_testserver::{
+    Fault, SERVICE_NAME_LABEL, ServerConfig, SliceEndpoint, TestServer, deployment, endpoint_slice,
+    service,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::ScaleSpec;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -579,4 +585,536 @@ async fn it_listens_on_loopback_only() {
             .await
             .is_err()
     );
+}
+
+// Services and endpoint slices.
+
+fn ready_pod<'a>(address: &'a str, pod: &'a str) -> SliceEndpoint<'a> {
+    SliceEndpoint {
+        address,
+        ready: true,
+        pod: Some(pod),
+    }
+}
+
+fn ready_endpoint(address: &str) -> k8s_openapi::api::discovery::v1::Endpoint {
+    k8s_openapi::api::discovery::v1::Endpoint {
+        addresses: vec![address.to_owned()],
+        conditions: Some(k8s_openapi::api::discovery::v1::EndpointConditions {
+            ready: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
+    items
+        .iter()
+        .map(|o| o.meta().name.clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_seeded_service_reads_back_with_the_real_json_shape_and_defaults() {
+    let server = server().await;
+    server.seed_service("shop", "web", &[("app", "web")], &[8080]);
+    let (code, body) = raw(
+        &server,
+        "GET",
+        "/api/v1/namespaces/shop/services/web",
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (body["apiVersion"].as_str(), body["kind"].as_str()),
+        (Some("v1"), Some("Service"))
+    );
+    assert!(body["metadata"]["uid"].is_string());
+    assert!(body["metadata"]["creationTimestamp"].is_string());
+    assert!(body["metadata"]["resourceVersion"].is_string());
+    // Services do not count generations.
+    assert!(body["metadata"].get("generation").is_none(), "{body}");
+    let spec = &body["spec"];
+    assert_eq!(spec["type"], "ClusterIP");
+    assert_eq!(spec["selector"], json!({"app": "web"}));
+    assert_eq!(
+        spec["ports"],
+        json!([{"port": 8080, "protocol": "TCP", "targetPort": 8080}])
+    );
+    let ip = spec["clusterIP"].as_str().unwrap();
+    assert!(ip.starts_with("10.9"), "{ip}");
+    assert_eq!(spec["clusterIPs"], json!([ip]));
+    assert_eq!(body["status"], json!({"loadBalancer": {}}));
+}
+
+#[tokio::test]
+async fn services_are_created_listed_read_and_deleted_through_kube() {
+    let server = server().await;
+    let shop: Api<Service> = Api::namespaced(client(&server), "shop");
+    let mut labelled = service("shop", "web", &[("app", "web")], &[80, 443]);
+    labelled.metadata.labels = Some([("tier".to_owned(), "front".to_owned())].into());
+    let created = shop
+        .create(&PostParams::default(), &labelled)
+        .await
+        .unwrap();
+    let ports = created.spec.as_ref().unwrap().ports.clone().unwrap();
+    assert_eq!(
+        ports
+            .iter()
+            .map(|p| p.name.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["port-80", "port-443"]
+    );
+    shop.create(
+        &PostParams::default(),
+        &service("shop", "db", &[("app", "db")], &[5432]),
+    )
+    .await
+    .unwrap();
+    server.seed_service("ops", "grafana", &[("app", "grafana")], &[3000]);
+
+    let listed = shop.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&listed.items), ["db", "web"]);
+    let everywhere: Api<Service> = Api::all(client(&server));
+    let all = everywhere.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&all.items), ["grafana", "db", "web"]);
+    assert_eq!(
+        all.metadata.resource_version,
+        Some(server.resource_version().to_string())
+    );
+    let front = everywhere
+        .list(&ListParams::default().labels("tier=front"))
+        .await
+        .unwrap();
+    assert_eq!(names(&front.items), ["web"]);
+
+    let read = shop.get("web").await.unwrap();
+    assert_eq!(read, created);
+    // Services answer a delete with the deleted object, as the real server does.
+    let deleted = shop.delete("web", &DeleteParams::default()).await.unwrap();
+    let gone = deleted.left().expect("the deleted service");
+    assert_eq!(gone.metadata.uid, created.metadata.uid);
+    assert!(server.service("shop", "web").is_none());
+    assert_eq!(
+        names(&shop.list(&ListParams::default()).await.unwrap().items),
+        ["db"]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_service_is_a_404_and_a_duplicate_a_409_already_exists() {
+    let server = server().await;
+    let shop: Api<Service> = Api::namespaced(client(&server), "shop");
+    let status = api_status(shop.get("nope").await.unwrap_err());
+    assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+    assert_eq!(status.message, "services \"nope\" not found");
+    let status = api_status(
+        shop.delete("nope", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status.code, 404);
+
+    server.seed_service("shop", "web", &[("app", "web")], &[80]);
+    let status = api_status(
+        shop.create(&PostParams::default(), &service("shop", "web", &[], &[81]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
+    assert_eq!(status.message, "services \"web\" already exists");
+    let kept = server.service("shop", "web").unwrap();
+    assert_eq!(kept.spec.unwrap().ports.unwrap()[0].port, 80);
+}
+
+#[tokio::test]
+async fn a_service_replace_keeps_its_cluster_ip_and_a_stale_one_conflicts() {
+    let server = server().await;
+    let shop: Api<Service> = Api::namespaced(client(&server), "shop");
+    let seeded = server.seed_service("shop", "web", &[("app", "web")], &[80]);
+    let ip = seeded.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+
+    // A client that sends no cluster IP keeps the allocated one.
+    let mut wanted = service("shop", "web", &[("app", "web-v2")], &[80]);
+    wanted.metadata.resource_version = seeded.metadata.resource_version.clone();
+    let replaced = shop
+        .replace("web", &PostParams::default(), &wanted)
+        .await
+        .unwrap();
+    let spec = replaced.spec.clone().unwrap();
+    assert_eq!(spec.cluster_ip, Some(ip));
+    assert_eq!(spec.selector.unwrap()["app"], "web-v2");
+    assert_ne!(
+        replaced.metadata.resource_version,
+        seeded.metadata.resource_version
+    );
+
+    // The version read before that write is stale now.
+    let status = api_status(
+        shop.replace("web", &PostParams::default(), &wanted)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+
+    let mut moved = replaced.clone();
+    moved.spec.as_mut().unwrap().cluster_ip = Some("10.96.200.200".to_owned());
+    moved.spec.as_mut().unwrap().cluster_ips = None;
+    let status = api_status(
+        shop.replace("web", &PostParams::default(), &moved)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+}
+
+#[tokio::test]
+async fn endpoint_slices_of_a_service_are_found_by_their_service_name_label() {
+    let server = server().await;
+    let web = server.seed_endpoint_slice(
+        "shop",
+        "web",
+        &[
+            ready_pod("10.0.0.1", "web-1"),
+            SliceEndpoint {
+                address: "10.0.0.2",
+                ready: false,
+                pod: Some("web-2"),
+            },
+        ],
+        8080,
+    );
+    server.seed_endpoint_slice("shop", "db", &[ready_pod("10.0.1.1", "db-0")], 5432);
+    let other = server.seed_endpoint_slice("ops", "web", &[ready_pod("10.0.2.1", "web-a")], 8080);
+    let web_name = web.metadata.name.clone().unwrap();
+    assert!(
+        web_name.starts_with("web-") && web_name.len() == "web-".len() + 5,
+        "{web_name}"
+    );
+
+    let by_label = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}=web"));
+    let shop: Api<EndpointSlice> = Api::namespaced(client(&server), "shop");
+    let found = shop.list(&by_label).await.unwrap();
+    assert_eq!(names(&found.items), vec![web_name.clone()]);
+    let everywhere: Api<EndpointSlice> = Api::all(client(&server));
+    let all_web = everywhere.list(&by_label).await.unwrap();
+    assert_eq!(all_web.items.len(), 2);
+    assert!(all_web.items.contains(&other));
+    assert_eq!(
+        everywhere
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    assert_eq!(server.endpoint_slices_of("shop", "web"), found.items);
+
+    let slice = shop.get(&web_name).await.unwrap();
+    assert_eq!(slice.address_type, "IPv4");
+    assert_eq!(slice.metadata.generation, Some(1));
+    let endpoints = slice.endpoints.unwrap();
+    let ready: Vec<_> = endpoints
+        .iter()
+        .map(|e| e.conditions.as_ref().unwrap().ready)
+        .collect();
+    assert_eq!(ready, [Some(true), Some(false)]);
+    let pod = endpoints[0].target_ref.clone().unwrap();
+    assert_eq!(
+        (
+            pod.kind.as_deref(),
+            pod.name.as_deref(),
+            pod.namespace.as_deref()
+        ),
+        (Some("Pod"), Some("web-1"), Some("shop"))
+    );
+    assert_eq!(slice.ports.unwrap()[0].port, Some(8080));
+}
+
+#[tokio::test]
+async fn endpoint_slices_are_created_replaced_and_deleted_through_kube() {
+    let server = server().await;
+    let shop: Api<EndpointSlice> = Api::namespaced(client(&server), "shop");
+    let created = shop
+        .create(
+            &PostParams::default(),
+            &endpoint_slice("shop", "web", &[ready_pod("10.0.0.1", "web-1")], 80),
+        )
+        .await
+        .unwrap();
+    let name = created.metadata.name.clone().unwrap();
+    assert!(name.starts_with("web-"), "{name}");
+    assert_eq!(created.metadata.generation, Some(1));
+
+    // A new endpoint: a new generation.
+    let mut grown = created.clone();
+    grown
+        .endpoints
+        .as_mut()
+        .unwrap()
+        .push(ready_endpoint("10.0.0.2"));
+    let replaced = shop
+        .replace(&name, &PostParams::default(), &grown)
+        .await
+        .unwrap();
+    assert_eq!(replaced.metadata.generation, Some(2));
+    assert_eq!(replaced.endpoints.as_ref().unwrap().len(), 2);
+    // An annotation: a new version, the same generation.
+    let mut annotated = replaced.clone();
+    annotated.metadata.annotations = Some([("note".to_owned(), "x".to_owned())].into());
+    let annotated = shop
+        .replace(&name, &PostParams::default(), &annotated)
+        .await
+        .unwrap();
+    assert_eq!(annotated.metadata.generation, Some(2));
+    assert_ne!(
+        annotated.metadata.resource_version,
+        replaced.metadata.resource_version
+    );
+    // The first version read is stale.
+    let status = api_status(
+        shop.replace(&name, &PostParams::default(), &grown)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+
+    let mut duplicate = endpoint_slice("shop", "web", &[], 80);
+    duplicate.metadata.name = Some(name.clone());
+    let status = api_status(
+        shop.create(&PostParams::default(), &duplicate)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
+    assert_eq!(
+        status.message,
+        format!("endpointslices.discovery.k8s.io \"{name}\" already exists")
+    );
+
+    // Endpoint slices answer a delete with a `Status`.
+    let deleted = shop.delete(&name, &DeleteParams::default()).await.unwrap();
+    let done = deleted.right().expect("a Status");
+    assert_eq!(Some(done.details.unwrap().uid), created.metadata.uid);
+    let status = api_status(shop.get(&name).await.unwrap_err());
+    assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+    assert_eq!(
+        status.message,
+        format!("endpointslices.discovery.k8s.io \"{name}\" not found")
+    );
+    assert_eq!(status.details.unwrap().group, "discovery.k8s.io");
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_match_its_path_is_refused() {
+    let server = server().await;
+    let services = "/api/v1/namespaces/shop/services";
+    let web = serde_json::to_value(service("shop", "web", &[("app", "web")], &[80])).unwrap();
+    let post = |body: Value| {
+        let server = &server;
+        async move {
+            raw(
+                server,
+                "POST",
+                services,
+                "application/json",
+                &body.to_string(),
+            )
+            .await
+        }
+    };
+
+    let mut wrong_kind = web.clone();
+    wrong_kind["kind"] = json!("Deployment");
+    let (code, body) = post(wrong_kind).await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    let mut wrong_version = web.clone();
+    wrong_version["apiVersion"] = json!("apps/v1");
+    let (code, body) = post(wrong_version).await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    let mut wrong_namespace = web.clone();
+    wrong_namespace["metadata"]["namespace"] = json!("ops");
+    let (code, body) = post(wrong_namespace).await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    let mut unnamed = web.clone();
+    unnamed["metadata"]["name"] = Value::Null;
+    let (code, body) = post(unnamed).await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{body}"
+    );
+    let mut bad_name = web.clone();
+    bad_name["metadata"]["name"] = json!("Web");
+    let (code, body) = post(bad_name).await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{body}"
+    );
+    assert_eq!(body["details"]["causes"][0]["field"], "metadata.name");
+    let no_ports = serde_json::to_value(service("shop", "bare", &[], &[])).unwrap();
+    let (code, body) = post(no_ports).await;
+    assert_eq!(
+        (code, body["details"]["causes"][0]["field"].as_str()),
+        (422, Some("spec.ports"))
+    );
+    assert!(server.service("shop", "web").is_none());
+
+    server.seed_service("shop", "web", &[("app", "web")], &[80]);
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        &format!("{services}/other"),
+        "application/json",
+        &web.to_string(),
+    )
+    .await;
+    assert_eq!((code, body["reason"].as_str()), (404, Some("NotFound")));
+    server.seed_service("shop", "other", &[("app", "other")], &[80]);
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        &format!("{services}/other"),
+        "application/json",
+        &web.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+
+    let slices = "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices";
+    let not_an_ip = SliceEndpoint {
+        address: "web-1.shop",
+        ready: true,
+        pod: None,
+    };
+    let bad = serde_json::to_string(&endpoint_slice("shop", "web", &[not_an_ip], 80)).unwrap();
+    let (code, body) = raw(&server, "POST", slices, "application/json", &bad).await;
+    assert_eq!(
+        (code, body["details"]["causes"][0]["field"].as_str()),
+        (422, Some("endpoints[0].addresses[0]"))
+    );
+    let (code, body) = raw(
+        &server,
+        "POST",
+        slices,
+        "application/json",
+        &web.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    assert!(server.endpoint_slices_of("shop", "web").is_empty());
+}
+
+#[tokio::test]
+async fn every_write_of_every_kind_takes_the_next_global_resource_version() {
+    let server = server().await;
+    server.pause_controller(true);
+    let rv = |v: &Option<String>| v.as_deref().unwrap().parse::<u64>().unwrap();
+    let d = server.seed_rolled_out("shop", "checkout", 1);
+    let s = server.seed_service("shop", "checkout", &[("app", "checkout")], &[80]);
+    let e = server.seed_endpoint_slice("shop", "checkout", &[ready_pod("10.0.0.1", "c-1")], 80);
+    assert_eq!(
+        rv(&s.metadata.resource_version),
+        rv(&d.metadata.resource_version) + 1
+    );
+    assert_eq!(
+        rv(&e.metadata.resource_version),
+        rv(&s.metadata.resource_version) + 1
+    );
+    let deleted = server.delete_service("shop", "checkout").unwrap();
+    assert_eq!(
+        rv(&deleted.metadata.resource_version),
+        rv(&e.metadata.resource_version) + 1
+    );
+    assert_eq!(
+        server.resource_version(),
+        rv(&deleted.metadata.resource_version)
+    );
+    // A deployment list reports the version of the last write, whatever its kind.
+    let list = deployments(&server, "shop")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        list.metadata.resource_version,
+        Some(server.resource_version().to_string())
+    );
+}
+
+#[tokio::test]
+async fn seeded_services_and_slices_disappear_when_the_test_deletes_them() {
+    let server = server().await;
+    server.seed_service("shop", "web", &[("app", "web")], &[80]);
+    let slice = server.seed_endpoint_slice("shop", "web", &[ready_pod("10.0.0.1", "web-1")], 80);
+    let slice_name = slice.metadata.name.clone().unwrap();
+    let services: Api<Service> = Api::namespaced(client(&server), "shop");
+    let slices: Api<EndpointSlice> = Api::namespaced(client(&server), "shop");
+    services.get("web").await.unwrap();
+    slices.get(&slice_name).await.unwrap();
+
+    assert!(server.delete_endpoint_slice("shop", &slice_name).is_some());
+    assert!(server.delete_service("shop", "web").is_some());
+    assert_eq!(api_status(services.get("web").await.unwrap_err()).code, 404);
+    assert_eq!(
+        api_status(slices.get(&slice_name).await.unwrap_err()).code,
+        404
+    );
+    let by_label = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}=web"));
+    assert!(slices.list(&by_label).await.unwrap().items.is_empty());
+    assert!(server.delete_service("shop", "web").is_none());
+    assert!(server.delete_endpoint_slice("shop", &slice_name).is_none());
+}
+
+#[tokio::test]
+async fn a_watch_of_services_is_refused_rather_than_answered_with_a_list() {
+    let server = server().await;
+    let (code, body) = raw(
+        &server,
+        "GET",
+        "/api/v1/namespaces/shop/services?watch=true",
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+    let (code, _) = raw(
+        &server,
+        "PATCH",
+        "/api/v1/namespaces/shop/services/web",
+        "application/merge-patch+json",
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 405);
 }
