@@ -43,7 +43,7 @@ impl Kube {
     }
 
     /// Runs one API request under `limit`.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         operation: &str,
         limit: Duration,

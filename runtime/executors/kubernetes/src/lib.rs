@@ -82,6 +82,7 @@
 
 mod client;
 mod convert;
+pub mod discover;
 mod errors;
 mod executor;
 mod settings;
