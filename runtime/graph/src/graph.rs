@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
-use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, VisitMap, Visitable};
 use serde::{Deserialize, Serialize};
 
+use crate::by_source::BySource;
 use crate::health::{Availability, Health, HealthReport, HealthRule, Kpi, Kpis, Measure, Signals};
 use crate::id::{Identity, NodeId};
 use crate::observation::{
@@ -46,10 +47,10 @@ pub struct Node {
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
     /// The sources that see it.
-    pub seen_by: BTreeMap<String, Seen>,
+    pub seen_by: BySource<Seen>,
     /// Each source's count of its ready parts.
     #[serde(default)]
-    pub availability: BTreeMap<String, Availability>,
+    pub availability: BySource<Availability>,
     /// The addresses it answers on.
     #[serde(default)]
     pub addresses: BTreeSet<String>,
@@ -63,8 +64,8 @@ impl Node {
         Node {
             id,
             attributes: BTreeMap::new(),
-            seen_by: BTreeMap::new(),
-            availability: BTreeMap::new(),
+            seen_by: BySource::default(),
+            availability: BySource::default(),
             addresses: BTreeSet::new(),
             kpis: Kpis::default(),
         }
@@ -103,7 +104,7 @@ pub struct Edge {
     /// What it says.
     pub kind: EdgeKind,
     /// Where it came from: each source's view of it.
-    pub origins: BTreeMap<String, Origin>,
+    pub origins: BySource<Origin>,
 }
 
 impl Edge {
@@ -309,11 +310,11 @@ impl HealthGraph {
     }
 
     fn see(&mut self, i: NodeIndex, source: &str, now: u64) {
-        self.graph[i]
-            .seen_by
-            .entry(source.to_owned())
-            .and_modify(|s| s.last = now)
-            .or_insert_with(|| Seen::at(now));
+        let seen_by = &mut self.graph[i].seen_by;
+        match seen_by.get_mut(source) {
+            Some(s) => s.last = now,
+            None => seen_by.insert(source, Seen::at(now)),
+        }
     }
 
     fn merge_node(&mut self, i: NodeIndex, source: &str, observed: &ObservedNode) {
@@ -326,9 +327,7 @@ impl HealthGraph {
                 .insert(bounded(k, MAX_ATTRIBUTE_LEN), bounded(v, MAX_ATTRIBUTE_LEN));
         }
         match observed.availability {
-            Some(a) => {
-                node.availability.insert(source.to_owned(), a);
-            }
+            Some(a) => node.availability.insert(source, a),
             None => {
                 node.availability.remove(source);
             }
@@ -379,7 +378,7 @@ impl HealthGraph {
                     to,
                     Edge {
                         kind,
-                        origins: BTreeMap::new(),
+                        origins: BySource::default(),
                     },
                 )
             }
@@ -389,7 +388,7 @@ impl HealthGraph {
             .get(source)
             .map_or(origin.seen.first, |o| o.seen.first);
         origins.insert(
-            source.to_owned(),
+            source,
             Origin {
                 seen: Seen {
                     first,
@@ -579,11 +578,8 @@ impl HealthGraph {
     /// A node's health judged on its own signals (KPIs and availability), members aside.
     fn own_health(&self, i: NodeIndex, now: u64) -> HealthReport {
         let node = &self.graph[i];
-        let availability: Vec<(&str, Availability)> = node
-            .availability
-            .iter()
-            .map(|(s, a)| (s.as_str(), *a))
-            .collect();
+        let availability: Vec<(&str, Availability)> =
+            node.availability.iter().map(|(s, a)| (s, *a)).collect();
         self.settings.health.evaluate(
             Signals {
                 kpis: &node.kpis,
@@ -602,11 +598,8 @@ impl HealthGraph {
             .filter(|e| e.weight().kind == EdgeKind::PartOf)
             .map(|e| self.own_health(e.source(), now).health)
             .collect();
-        let availability: Vec<(&str, Availability)> = node
-            .availability
-            .iter()
-            .map(|(s, a)| (s.as_str(), *a))
-            .collect();
+        let availability: Vec<(&str, Availability)> =
+            node.availability.iter().map(|(s, a)| (s, *a)).collect();
         self.settings.health.evaluate(
             Signals {
                 kpis: &node.kpis,
@@ -653,7 +646,9 @@ impl HealthGraph {
     /// `limit` nodes; `None` when `id` is not in the graph.
     pub fn walk(&self, id: &NodeId, walk: Walk, depth: u32, limit: usize) -> Option<Vec<Reached>> {
         let start = *self.index.get(id)?;
-        let mut seen = BTreeSet::from([start]);
+        // A bit per node index: far cheaper than a set of indices on walks of thousands.
+        let mut seen = self.graph.visit_map();
+        seen.visit(start);
         let mut queue = VecDeque::from([(start, 0u32)]);
         let mut out = Vec::new();
         while let Some((i, d)) = queue.pop_front() {
@@ -664,7 +659,7 @@ impl HealthGraph {
                 if out.len() >= limit {
                     return Some(out);
                 }
-                if !seen.insert(next) {
+                if !seen.visit(next) {
                     continue;
                 }
                 out.push(Reached {

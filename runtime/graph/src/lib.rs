@@ -11,12 +11,14 @@
 //!
 //! No I/O here: the server's discovery task does the looking and the storing.
 
+mod by_source;
 mod graph;
 mod health;
 mod id;
 mod observation;
 mod view;
 
+pub use by_source::BySource;
 pub use graph::{
     Applied, Dependent, Edge, GraphSettings, HealthGraph, Node, Origin, Reached, Seen, Snapshot,
     StoredEdge, Walk,

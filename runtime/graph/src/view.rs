@@ -50,7 +50,7 @@ pub struct EdgeView {
     /// Last seen by any source.
     pub last_seen: u64,
     /// Each source's view of it.
-    pub origins: std::collections::BTreeMap<String, Origin>,
+    pub origins: crate::BySource<Origin>,
 }
 
 /// The graph, or part of it.

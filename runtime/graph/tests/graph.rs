@@ -1,6 +1,8 @@
 //! The health graph's behaviour, as the issue states it: one node per thing, edges with where
 //! they came from, aging, dependents, blast radius, storage.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use grace_graph::{
@@ -46,7 +48,7 @@ fn the_same_service_seen_by_three_sources_is_one_node_listing_them() {
     g.apply("istio", &calls(&[("web", "db", 5.0)]), 3 * MIN);
     assert_eq!(g.node_count(), 2);
     let web = g.node(&svc("web")).unwrap();
-    let sources: Vec<&str> = web.seen_by.keys().map(String::as_str).collect();
+    let sources: Vec<&str> = web.seen_by.keys().collect();
     assert_eq!(sources, ["istio", "kubernetes", "prometheus-targets"]);
     assert_eq!(web.first_seen(), MIN);
     assert_eq!(web.last_seen(), 3 * MIN);
