@@ -4,6 +4,8 @@
 //!   the simulated fleet scales a real Auto Scaling group.
 //! - [`CloudWatch::get_metric_data`] runs [`MetricQuery`]s (one per `[[sources.cloudwatch]]`
 //!   table) for the CloudWatch collector the server schedules.
+//! - [`AutoScaling::discover`] reports every group, its instances and the workloads the groups'
+//!   tags name to the health graph (`grace_graph`), bounded by the caller.
 //!
 //! Both are built from one [`aws_config::SdkConfig`], which [`AwsSettings`] (the `[aws]` table
 //! of `grace.toml`) loads. Every call is bounded by `call_timeout` (SDK retries included) and
@@ -49,6 +51,7 @@
 //! not speak the newer RPC v2 CBOR protocol (see `Cargo.toml`).
 
 mod cloudwatch;
+mod discover;
 mod error;
 mod query;
 mod scaling;

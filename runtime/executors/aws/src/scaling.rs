@@ -40,7 +40,7 @@ const FINAL_POLL_HEADROOM: Duration = Duration::from_secs(1);
 pub struct AutoScaling {
     client: aws_sdk_autoscaling::Client,
     /// The SDK enforces it; kept to say so in errors.
-    call_timeout: Duration,
+    pub(crate) call_timeout: Duration,
     wait_delay: Duration,
     wait_max_attempts: u32,
 }

@@ -11,6 +11,9 @@
 //! - `scale` makes exactly N running containers carry the selector (see [`scale`] for what a
 //!   clone copies).
 //!
+//! [`Docker::discover`] reports every container and the workloads they make up to the health
+//! graph (`grace_graph`), bounded by the caller.
+//!
 //! Every API call has a time limit ([`DockerSettings::call_timeout`]) and every failure becomes
 //! an [`ExecError`] naming the operation and the container (see [`error`] for the mapping).
 //!
@@ -20,6 +23,7 @@
 //! [`ExecError::Unavailable`] until it is up, and the engine retries those.
 
 mod containers;
+mod discover;
 pub mod error;
 mod logs;
 mod model;
