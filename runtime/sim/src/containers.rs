@@ -89,7 +89,8 @@ impl ContainerRecord {
     }
 }
 
-fn health_name(health: Health) -> &'static str {
+/// Docker's name of a health status (`none` for no health check).
+pub(crate) fn health_name(health: Health) -> &'static str {
     match health {
         Health::None => "none",
         Health::Starting => "starting",

@@ -39,7 +39,24 @@
 //! query = 'up{job="api"}'
 //! labels = { job = "api" }
 //! points = [[0, 1.0], [300, 0.0]]  # (seconds after start, value)
+//!
+//! [[dependencies]]                 # who calls whom, for the health graph
+//! from = "web"                     # the caller: `<namespace>/<workload>`, or a bare workload
+//!                                  #   name for namespace `default` (here `default/web`)
+//! to = "shop/checkout"             # the callee, written the same way
+//! rps = 40                         # optional: requests per second along the call, >= 0
+//! error_ratio = 0.002              # optional: failed share of them, 0 to 1
 //! ```
+//!
+//! A dependency's `from` and `to` are workloads as the health graph names them
+//! (`service:<namespace>/<workload>`): a `[[services]]` entry is `default/<name>`, a deployment
+//! `<namespace>/<name>`, containers the workload their labels name (by the graph's identity
+//! rules, `default/<app>` for a plain `app` label). They are checked for their form only, not
+//! against the rest of the file, since container workloads follow identity rules the file does
+//! not hold: a key nothing else names is a workload only the dependency knows, as an external
+//! service would be. A service does not depend on itself, and each `from`/`to` pair is listed
+//! once. `rps = 0` reports a call whose traffic stopped, which the graph does not keep (as for a
+//! mesh edge gone quiet).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -48,6 +65,7 @@ use std::time::Duration;
 
 use grace_executor::Labels;
 use grace_executor::containers::{ContainerState, Health};
+use grace_graph::NodeId;
 use serde::Deserialize;
 
 use crate::selector::{BuiltinMetric, Selector};
@@ -60,6 +78,10 @@ pub const DEFAULT_START_MILLIS: u64 = 1_767_225_600_000;
 
 /// How long a new instance is pending when its group does not say.
 const DEFAULT_WARMUP: Duration = Duration::from_secs(60);
+
+/// The namespace of a workload the fleet file names without one: a `[[services]]` entry, a
+/// deployment without `namespace`, a bare dependency end.
+pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// How long a deployment's rollout takes when it does not say.
 const DEFAULT_ROLLOUT: Duration = Duration::from_secs(30);
@@ -190,6 +212,19 @@ pub enum SeriesSource {
     SameAs(String),
 }
 
+/// A call from one workload to another, for the health graph: `from` depends on `to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencySpec {
+    /// The caller, a `service:<namespace>/<workload>` node.
+    pub from: NodeId,
+    /// The callee, a `service:<namespace>/<workload>` node.
+    pub to: NodeId,
+    /// Requests per second along the call (finite, not negative), if the file says.
+    pub rps: Option<f64>,
+    /// Failed share of those requests, 0 to 1, if the file says.
+    pub error_ratio: Option<f64>,
+}
+
 /// A parsed and validated fleet description: the simulated world when the clock starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fleet {
@@ -199,6 +234,7 @@ pub struct Fleet {
     containers: Vec<ContainerSpec>,
     deployments: Vec<DeploymentSpec>,
     series: Vec<SeriesSpec>,
+    dependencies: Vec<DependencySpec>,
 }
 
 impl Fleet {
@@ -261,6 +297,11 @@ impl Fleet {
     pub fn series(&self) -> &[SeriesSpec] {
         &self.series
     }
+
+    /// The calls between workloads, in file order.
+    pub fn dependencies(&self) -> &[DependencySpec] {
+        &self.dependencies
+    }
 }
 
 impl FromStr for Fleet {
@@ -286,6 +327,8 @@ struct RawFleet {
     deployments: Vec<RawDeployment>,
     #[serde(default)]
     series: Vec<RawSeries>,
+    #[serde(default)]
+    dependencies: Vec<RawDependency>,
 }
 
 #[derive(Deserialize)]
@@ -335,6 +378,15 @@ struct RawSeries {
     labels: Option<Labels>,
     points: Option<Vec<(i64, f64)>>,
     same_as: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDependency {
+    from: String,
+    to: String,
+    rps: Option<f64>,
+    error_ratio: Option<f64>,
 }
 
 fn parse_raw(text: &str) -> Result<RawFleet, FleetError> {
@@ -486,7 +538,7 @@ impl RawFleet {
         let mut deployment_names = BTreeSet::new();
         for (i, d) in self.deployments.into_iter().enumerate() {
             let at = |field: &str| format!("deployments[{i}].{field}");
-            let namespace = d.namespace.unwrap_or_else(|| "default".to_owned());
+            let namespace = d.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
             check_kubernetes_name(&at("namespace"), &namespace)?;
             check_kubernetes_name(&at("name"), &d.name)?;
             if !deployment_names.insert((namespace.clone(), d.name.clone())) {
@@ -549,6 +601,51 @@ impl RawFleet {
             series.push(SeriesSpec { query, source });
         }
 
+        let mut dependencies = Vec::with_capacity(self.dependencies.len());
+        let mut pairs = BTreeSet::new();
+        for (i, d) in self.dependencies.into_iter().enumerate() {
+            let at = |field: &str| format!("dependencies[{i}].{field}");
+            let from = workload(&at("from"), &d.from)?;
+            let to = workload(&at("to"), &d.to)?;
+            if from == to {
+                return Err(FleetError::invalid(
+                    at("to"),
+                    format!(
+                        "`{}` is the caller too: a service does not call itself",
+                        d.to
+                    ),
+                ));
+            }
+            if let Some(rps) = d.rps {
+                check_number(&at("rps"), rps, false)?;
+            }
+            if let Some(ratio) = d.error_ratio {
+                check_number(&at("error_ratio"), ratio, false)?;
+                if ratio > 1.0 {
+                    return Err(FleetError::invalid(
+                        at("error_ratio"),
+                        format!("`{ratio}` is above 1: a ratio is 0 to 1"),
+                    ));
+                }
+            }
+            if !pairs.insert((from.clone(), to.clone())) {
+                return Err(FleetError::invalid(
+                    at("to"),
+                    format!(
+                        "another dependency goes from `{}` to `{}`",
+                        from.key(),
+                        to.key()
+                    ),
+                ));
+            }
+            dependencies.push(DependencySpec {
+                from,
+                to,
+                rps: d.rps,
+                error_ratio: d.error_ratio,
+            });
+        }
+
         Ok(Fleet {
             start_millis,
             groups,
@@ -556,6 +653,7 @@ impl RawFleet {
             containers,
             deployments,
             series,
+            dependencies,
         })
     }
 }
@@ -642,6 +740,23 @@ fn check_kubernetes_name(field: &str, name: &str) -> Result<(), FleetError> {
             ),
         ))
     }
+}
+
+/// A dependency end: `<namespace>/<workload>`, or a bare workload in [`DEFAULT_NAMESPACE`].
+fn workload(field: &str, text: &str) -> Result<NodeId, FleetError> {
+    if text.trim().is_empty() {
+        return Err(FleetError::invalid(field, "must not be empty"));
+    }
+    let (namespace, name) = text.split_once('/').unwrap_or((DEFAULT_NAMESPACE, text));
+    NodeId::service(namespace, name).map_err(|_| {
+        FleetError::invalid(
+            field,
+            format!(
+                "`{}` is not a workload: `<namespace>/<workload>`, or a workload alone for namespace `{DEFAULT_NAMESPACE}`, each 1 to 253 letters, digits, `-`, `_` or `.`",
+                text.escape_debug()
+            ),
+        )
+    })
 }
 
 fn check_number(field: &str, value: f64, positive: bool) -> Result<(), FleetError> {
@@ -734,6 +849,19 @@ desired_capacity = 3
         assert_eq!(fleet.containers().len(), 3);
         assert_eq!(fleet.deployments().len(), 2);
         assert!(matches!(fleet.series()[0].source, SeriesSource::SameAs(_)));
+        let calls: Vec<_> = fleet
+            .dependencies()
+            .iter()
+            .map(|d| (d.from.key(), d.to.key()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("default/web", "default/api-service"),
+                ("default/api-service", "default/cache"),
+                ("shop/checkout", "shop/cart"),
+            ]
+        );
     }
 
     #[test]

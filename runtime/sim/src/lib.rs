@@ -25,11 +25,14 @@
 //! - containers: restart, start, stop and scale act at once;
 //! - deployments: scaling up and restarts complete after the deployment's rollout duration;
 //! - metrics: `[[series]]` answer their exact query text; otherwise a selector over the built-in
-//!   metrics, evaluated from the model at each sample's time, past ones included.
+//!   metrics, evaluated from the model at each sample's time, past ones included;
+//! - the health graph: [`Simulation::observe`] reports all of it, and the fleet file's
+//!   `[[dependencies]]`, as one discovery source's observation, so dry-runs see a graph too.
 
 pub mod fleet;
 
 mod containers;
+mod discover;
 mod kubernetes;
 mod metrics;
 mod saved;

@@ -14,7 +14,7 @@ use grace_executor::{Clock, ExecError, Executors, Providers, VirtualClock};
 pub const PROVIDER: &str = "sim";
 
 use crate::containers::{Containers, SimContainers};
-use crate::fleet::Fleet;
+use crate::fleet::{DependencySpec, Fleet};
 use crate::kubernetes::{DeploymentState, SimKubernetes};
 use crate::metrics::{FixedSeries, Seed, SimMetrics};
 use crate::saved::{SaveState, SavedWorld};
@@ -39,6 +39,8 @@ pub(crate) struct World {
     pub containers: Containers,
     pub deployments: Vec<DeploymentState>,
     pub series: Vec<FixedSeries>,
+    /// The fleet file's calls between workloads, in file order.
+    pub dependencies: Vec<DependencySpec>,
     /// Values events seeded ([`Simulation::seed_series`]), newest last.
     pub seeds: Vec<Seed>,
 }
@@ -66,12 +68,13 @@ impl World {
                 .iter()
                 .filter_map(|s| FixedSeries::new(s, fleet.start_millis()))
                 .collect(),
+            dependencies: fleet.dependencies().to_vec(),
             seeds: Vec::new(),
         }
     }
 
-    /// What changes: groups, containers and deployments (services and series are the fleet
-    /// file's and never change).
+    /// What changes: groups, containers and deployments (services, series and dependencies
+    /// are the fleet file's and never change).
     pub(crate) fn saved(&self) -> SavedWorld {
         SavedWorld {
             groups: self.groups.clone(),
