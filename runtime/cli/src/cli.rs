@@ -75,8 +75,47 @@ pub enum Command {
     /// A clustered server's view of the cluster: replicas, shards and their holders, leases.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The health graph of a running server: what runs where, what depends on what, how
+    /// healthy each part is (needs `[graph]` in its grace.toml).
+    #[command(subcommand)]
+    Graph(GraphCommand),
     /// Show the simulated fleet of a server started with `--simulate`.
     Fleet {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GraphCommand {
+    /// Nodes with their health and KPIs, edges with their traffic: the whole graph, or what is
+    /// within `--depth` steps of `--around`.
+    Show {
+        /// Print Graphviz DOT (`grace graph show --dot | dot -Tsvg > graph.svg`).
+        #[arg(long, conflicts_with = "json")]
+        dot: bool,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only this node (`service:shop/web`) and its neighbourhood.
+        #[arg(long, value_name = "NODE")]
+        around: Option<String>,
+        /// Steps from `--around`, either way (default 1, at most 10).
+        #[arg(long, requires = "around")]
+        depth: Option<u32>,
+        /// Most nodes shown (default 10000).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// One node: its KPIs, why it has its health, what depends on it and what it depends on.
+    Node {
+        /// Its id, e.g. `service:shop/web`.
+        id: String,
         /// Print the server's JSON.
         #[arg(long)]
         json: bool,

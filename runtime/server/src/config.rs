@@ -19,6 +19,7 @@
 //! | `[storage]` | [`crate::store::StorageSettings`] | nothing to check: one switch |
 //! | `[sources]` | [`crate::sources::SourcesConfig`] | [`crate::sources::SourcesConfig::validate`] |
 //! | `[aws]`, `[docker]`, `[kubernetes]` | the executor crates' settings | their own `validate` |
+//! | `[graph]` | [`crate::graph::GraphConfig`] | [`crate::graph::GraphConfig::validate`] |
 //!
 //! A new section is a field of [`ServeConfig`] (serde reads it), its type in the module of what
 //! it configures, and one line in [`ServeConfig::validate`]; `docs/configuration.md` lists it.
@@ -137,6 +138,9 @@ pub struct ServeConfig {
     /// `[cluster]`: several replicas sharing the work through NATS JetStream (see
     /// `docs/cluster.md`); absent, the server runs alone on its own database.
     pub cluster: Option<grace_cluster::ClusterSettings>,
+    /// `[graph]`: the health graph, kept current by discovery (see `docs/graph.md`); absent,
+    /// nothing is discovered.
+    pub graph: Option<crate::graph::GraphConfig>,
 }
 
 impl Default for ServeConfig {
@@ -179,6 +183,7 @@ impl Default for ServeConfig {
             auth: AuthConfig::default(),
             storage: crate::store::StorageSettings::default(),
             cluster: None,
+            graph: None,
         }
     }
 }
@@ -273,6 +278,13 @@ impl ServeConfig {
                 .map_err(|message| ConfigError::invalid("kubernetes", message))?;
         }
         self.check_transport()?;
+        if let Some(g) = &self.graph {
+            g.validate()
+                .map_err(|(field, message)| ConfigError::Invalid {
+                    field: "graph",
+                    message: format!("{field}: {message}"),
+                })?;
+        }
         if let Some(c) = &self.cluster {
             c.validate()
                 .map_err(|e| ConfigError::invalid("cluster", e.to_string()))?;

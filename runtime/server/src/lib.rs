@@ -40,6 +40,7 @@ pub mod config;
 pub mod config_error;
 pub mod error;
 pub mod fence;
+pub mod graph;
 pub mod intake;
 pub mod limits;
 pub mod listener;

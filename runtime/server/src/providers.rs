@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::app::StartError;
 use crate::config::{ConfigError, ServeConfig};
+use crate::graph::discovery::Provider as Discoverable;
 
 /// One `[[providers]]` entry, its `[providers.settings]` read by its kind.
 pub type ProviderSection = ProviderConfig<toml::Table>;
@@ -45,6 +46,8 @@ pub(crate) struct Connected {
     pub descriptions: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// The CloudWatch client of `[aws]`, for CloudWatch sources.
     pub cloudwatch: Option<grace_aws::CloudWatch>,
+    /// Every real provider by name, for the health graph's discovery.
+    pub discoverable: Vec<(String, Discoverable)>,
 }
 
 fn invalid(field: impl Into<String>) -> impl FnOnce(String) -> StartError {
@@ -110,24 +113,35 @@ pub(crate) async fn connect(
     let section = |field: &'static str| {
         move |message: String| StartError::Config(ConfigError::Invalid { field, message })
     };
+    let mut discoverable = Vec::new();
     if let Some(url) = &config.prometheus {
         let (prometheus, description) = prometheus(config, url).map_err(section("prometheus"))?;
+        discoverable.push((
+            "prometheus".to_owned(),
+            Discoverable::Prometheus(prometheus.clone()),
+        ));
         executors.metrics.insert("prometheus", prometheus);
         offer("prometheus", Capability::Metrics, description, true);
     }
     if let Some(settings) = &config.docker {
         let (docker, description) = docker(settings).await.map_err(section("docker"))?;
+        discoverable.push(("docker".to_owned(), Discoverable::Docker(docker.clone())));
         executors.containers.insert("docker", docker);
         offer("docker", Capability::Containers, description, true);
     }
     if let Some(settings) = &config.kubernetes {
         let (kube, description) = kubernetes(settings).await.map_err(section("kubernetes"))?;
+        discoverable.push((
+            "kubernetes".to_owned(),
+            Discoverable::Kubernetes(kube.clone()),
+        ));
         executors.kubernetes.insert("kubernetes", kube);
         offer("kubernetes", Capability::Kubernetes, description, true);
     }
     let mut cloudwatch = None;
     if let Some(settings) = &config.aws {
         let (scaling, watch, description) = aws(settings).await.map_err(section("aws"))?;
+        discoverable.push(("aws".to_owned(), Discoverable::Aws(scaling.clone())));
         executors.scaling.insert("aws", scaling);
         cloudwatch = Some(watch);
         offer("aws", Capability::Scaling, description, true);
@@ -146,24 +160,31 @@ pub(crate) async fn connect(
             "aws" => {
                 let s: grace_aws::AwsSettings = settings(entry, defined.index)?;
                 let (scaling, _, description) = aws(&s).await.map_err(invalid(at))?;
+                discoverable.push((name.to_owned(), Discoverable::Aws(scaling.clone())));
                 executors.scaling.insert(name, scaling);
                 description
             }
             "docker" => {
                 let s: grace_docker::DockerSettings = settings(entry, defined.index)?;
                 let (docker, description) = docker(&s).await.map_err(invalid(at))?;
+                discoverable.push((name.to_owned(), Discoverable::Docker(docker.clone())));
                 executors.containers.insert(name, docker);
                 description
             }
             "kubernetes" => {
                 let s: grace_kubernetes::KubeSettings = settings(entry, defined.index)?;
                 let (kube, description) = kubernetes(&s).await.map_err(invalid(at))?;
+                discoverable.push((name.to_owned(), Discoverable::Kubernetes(kube.clone())));
                 executors.kubernetes.insert(name, kube);
                 description
             }
             "prometheus" => {
                 let s: PrometheusSettings = settings(entry, defined.index)?;
                 let (prometheus, description) = prometheus(config, &s.url).map_err(invalid(at))?;
+                discoverable.push((
+                    name.to_owned(),
+                    Discoverable::Prometheus(prometheus.clone()),
+                ));
                 executors.metrics.insert(name, prometheus);
                 description
             }
@@ -183,6 +204,7 @@ pub(crate) async fn connect(
         executors,
         descriptions,
         cloudwatch,
+        discoverable,
     })
 }
 
@@ -228,7 +250,7 @@ type Built<T> = (Arc<T>, String);
 fn prometheus(
     config: &ServeConfig,
     url: &str,
-) -> Result<Built<dyn grace_executor::MetricsExecutor>, String> {
+) -> Result<Built<grace_prometheus::PrometheusMetrics>, String> {
     // Real metrics whatever else is simulated: on a virtual run clock, Prometheus evaluates
     // instant queries at its own now.
     let prometheus = grace_prometheus::PrometheusMetrics::new(url)?
@@ -241,7 +263,7 @@ fn prometheus(
 
 async fn docker(
     settings: &grace_docker::DockerSettings,
-) -> Result<Built<dyn grace_executor::ContainerExecutor>, String> {
+) -> Result<Built<grace_docker::Docker>, String> {
     let docker = grace_docker::Docker::connect(settings).map_err(|e| e.to_string())?;
     // Not fatal: the engine may come up later, and calls fail `unavailable` meanwhile.
     if let Err(e) = docker.ping().await {
@@ -254,7 +276,7 @@ async fn docker(
 
 async fn kubernetes(
     settings: &grace_kubernetes::KubeSettings,
-) -> Result<Built<dyn grace_executor::KubernetesExecutor>, String> {
+) -> Result<Built<grace_kubernetes::Kube>, String> {
     let kube = grace_kubernetes::Kube::connect(settings)
         .await
         .map_err(|e| e.to_string())?;
@@ -265,14 +287,7 @@ async fn kubernetes(
 
 async fn aws(
     settings: &grace_aws::AwsSettings,
-) -> Result<
-    (
-        Arc<dyn grace_executor::ScalingExecutor>,
-        grace_aws::CloudWatch,
-        String,
-    ),
-    String,
-> {
+) -> Result<(Arc<grace_aws::AutoScaling>, grace_aws::CloudWatch, String), String> {
     settings.validate().map_err(|e| e.to_string())?;
     let sdk = settings
         .load_sdk_config()

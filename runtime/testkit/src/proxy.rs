@@ -38,6 +38,8 @@ struct Shared {
     /// What the armed request's client gets instead of the server's answer: nothing (the
     /// answer is lost) or these bytes, after which the connection is closed.
     reply: Option<Vec<u8>>,
+    /// Whether the arming holds for every request carrying the text, not the next only.
+    sticky: bool,
     /// Texts to count, with how many client sends carried them.
     counted: Vec<(String, usize)>,
 }
@@ -120,10 +122,26 @@ impl Proxy {
         self.arm(text, Some(reply.to_vec()));
     }
 
+    /// Like [`Proxy::replace_answer_after`], for every request carrying `text` until
+    /// [`Proxy::disarm`]: a server that keeps answering garbage.
+    pub fn replace_every_answer_after(&self, text: &str, reply: &[u8]) {
+        self.arm(text, Some(reply.to_vec()));
+        lock(&self.shared).sticky = true;
+    }
+
+    /// Forwards every answer again.
+    pub fn disarm(&self) {
+        let mut shared = lock(&self.shared);
+        shared.armed = None;
+        shared.reply = None;
+        shared.sticky = false;
+    }
+
     fn arm(&self, text: &str, reply: Option<Vec<u8>>) {
         let mut shared = lock(&self.shared);
         shared.armed = Some(text.to_owned());
         shared.reply = reply;
+        shared.sticky = false;
         if !shared.counted.iter().any(|(t, _)| t == text) {
             shared.counted.push((text.to_owned(), 0));
         }
@@ -243,11 +261,18 @@ fn relay(client: TcpStream, upstream: &Upstream, shared: &Arc<Mutex<Shared>>) {
             {
                 // From here on, what the server answers on this connection is dropped (or
                 // replaced).
+                let reply = if shared.sticky {
+                    shared.reply.clone()
+                } else {
+                    shared.reply.take()
+                };
                 *replacement
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = shared.reply.take();
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = reply;
                 losing.store(true, Ordering::SeqCst);
-                shared.armed = None;
+                if !shared.sticky {
+                    shared.armed = None;
+                }
             }
         }
         if window.len() > WINDOW {

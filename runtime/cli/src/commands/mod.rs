@@ -11,6 +11,7 @@ mod cluster;
 mod dry_trust;
 mod events;
 mod fleet;
+mod graph;
 mod init;
 mod ledger;
 mod ledger_audit;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Runs(cmd) => runs::run(cmd),
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::Fleet { json, server } => fleet::run(server, json),
+        Command::Graph(cmd) => graph::run(cmd),
         Command::Sources { json, server } => sources::run(server, json),
     };
     match exit {

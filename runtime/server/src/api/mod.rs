@@ -4,6 +4,7 @@ mod approvals;
 pub mod body;
 mod cluster_ledgers;
 mod events;
+mod graph;
 mod health;
 mod ledger;
 mod playbooks;
@@ -43,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/principals", principals::router())
         .nest("/v1/approvals", approvals::router())
         .nest("/v1/policies", policies::router())
+        .nest("/v1/graph", graph::router())
         .route("/v1/fleet", get(health::fleet))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/v1/cluster", get(health::cluster))

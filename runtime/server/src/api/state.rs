@@ -41,6 +41,7 @@ part!(Arc<Authenticator>, auth);
 part!(Audit, audit);
 part!(Arc<HostTrust>, trust);
 part!(Option<Arc<grace_cluster::Cluster>>, cluster);
+part!(Option<Arc<crate::graph::Graph>>, graph);
 part!(
     Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
     shared_playbooks

@@ -74,6 +74,8 @@ pub struct App {
     pub shared_policies: Option<Arc<crate::shared_policies::SharedPolicies>>,
     /// The cluster's tokens and principals, with `[cluster]`.
     pub shared_credentials: Option<Arc<crate::shared_credentials::SharedCredentials>>,
+    /// The health graph, with `[graph]` (see [`crate::graph`]).
+    pub graph: Option<Arc<crate::graph::Graph>>,
 }
 
 /// Why the server could not start.
@@ -178,6 +180,13 @@ impl App {
                 .map_err(store_error("cannot read the simulated fleet's saved state"))?;
         }
         let auth = Arc::new(setup::auth(&config, db.clone())?);
+        let graph = match &config.graph {
+            Some(settings) => Some(Arc::new(
+                crate::graph::Graph::open(store.clone(), settings.clone())
+                    .map_err(store_error("cannot read the stored health graph"))?,
+            )),
+            None => None,
+        };
         let mut trust =
             HostTrust::open(db.clone(), &config.trust).map_err(|e| ConfigError::Invalid {
                 field: "trust",
@@ -327,6 +336,18 @@ impl App {
             .recovery_events_replayed
             .store(warm.replayed, std::sync::atomic::Ordering::Relaxed);
         setup::sources(&sources, &config, &executors, providers.cloudwatch.as_ref())?;
+        if let Some(graph) = &graph {
+            let mut discoverable = providers.discoverable;
+            if let Some(sim) = &sim {
+                discoverable.push((
+                    grace_sim::PROVIDER.to_owned(),
+                    crate::graph::discovery::Provider::Simulated(sim.clone()),
+                ));
+            }
+            crate::graph::discovery::start(graph, &sources, &discoverable);
+            let kept = graph.clone();
+            supervisor.spawn("graph-store", move || kept.clone().keep());
+        }
         let next = store
             .matched_through()
             .map_err(store_error("cannot read the store"))?
@@ -461,6 +482,7 @@ impl App {
             shared_playbooks,
             shared_policies,
             shared_credentials,
+            graph,
         }))
     }
 }

@@ -33,6 +33,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/metrics", Needs(Read)),
     ("GET", "/v1/openapi.json", Needs(Read)),
     ("GET", "/v1/fleet", Needs(Read)),
+    ("GET", "/v1/graph", Needs(Read)),
+    ("GET", "/v1/graph/nodes/{*id}", Needs(Read)),
     ("GET", "/v1/cluster", Needs(Read)),
     // Every replica's ledger, read through this one: what `/v1/ledger` shows of its own.
     ("GET", "/v1/cluster/ledgers", Needs(Read)),

@@ -75,11 +75,36 @@ impl SourceSupervisor {
         poller: Arc<dyn Poller>,
         schedule: Schedule,
     ) {
+        self.start(name, kind, target, poller, schedule, self.gate.clone());
+    }
+
+    /// Starts polling a source on every replica, whatever the gate says: for sources that only
+    /// read the world into this replica's own state (health-graph discovery), which every
+    /// replica needs.
+    pub fn poll_everywhere(
+        &self,
+        name: &str,
+        kind: &'static str,
+        target: String,
+        poller: Arc<dyn Poller>,
+        schedule: Schedule,
+    ) {
+        self.start(name, kind, target, poller, schedule, None);
+    }
+
+    fn start(
+        &self,
+        name: &str,
+        kind: &'static str,
+        target: String,
+        poller: Arc<dyn Poller>,
+        schedule: Schedule,
+        gate: Option<poll::Gate>,
+    ) {
         let state = self
             .health
             .polled(name, kind, target, schedule.unhealthy_after);
         let (batches, source) = (self.batches.clone(), name.to_owned());
-        let gate = self.gate.clone();
         let task = self.supervisor.spawn(&format!("source:{name}"), move || {
             let run = poll::run(
                 batches.clone(),

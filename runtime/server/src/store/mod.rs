@@ -169,6 +169,7 @@ impl Store {
             tx.open_table(META).map_err(db)?;
             tx.open_table(SIMULATION).map_err(db)?;
             tx.open_table(MESH).map_err(db)?;
+            tx.open_table(tables::GRAPH).map_err(db)?;
             tx.open_table(tables::UNFINISHED_RUNS).map_err(db)?;
             tx.open_table(tables::RECENT_FAILURES).map_err(db)?;
             tx.open_table(tables::RUNS_BY_CREATED).map_err(db)?;
@@ -463,6 +464,26 @@ impl Store {
         let tx = self.db.begin_read().map_err(db)?;
         let meta = tx.open_table(META).map_err(db)?;
         Ok(meta.get(SIMULATION_CLOCK).map_err(db)?.map(|v| v.value()))
+    }
+
+    /// Keeps the health graph's snapshot (JSON), replacing the last.
+    pub fn save_graph(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(tables::GRAPH).map_err(db)?;
+            table.insert(tables::GRAPH_SNAPSHOT, snapshot).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The health graph's snapshot kept last, if any.
+    pub fn graph(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(tables::GRAPH).map_err(db)?;
+        Ok(table
+            .get(tables::GRAPH_SNAPSHOT)
+            .map_err(db)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// The simulated fleet's state kept last, if any.

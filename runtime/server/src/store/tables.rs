@@ -24,6 +24,13 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("server/meta")
 /// [`MESH_CHECKPOINT_THROUGH`].
 pub const MESH: TableDefinition<&str, &[u8]> = TableDefinition::new("server/mesh");
 
+/// The health graph under [`GRAPH_SNAPSHOT`]: JSON [`grace_graph::Snapshot`], written every
+/// `graph.persist_every` so that a restart does not start blind (see [`crate::graph`]).
+pub const GRAPH: TableDefinition<&str, &[u8]> = TableDefinition::new("server/graph");
+
+/// The one key of [`GRAPH`].
+pub const GRAPH_SNAPSHOT: &str = "snapshot";
+
 /// The key of the mesh's checkpoint in [`MESH`].
 pub const MESH_CHECKPOINT: &str = "checkpoint";
 

@@ -1,0 +1,114 @@
+//! The health graph on the server: one [`HealthGraph`] kept current by the discovery sources
+//! ([`discovery`]), stored every `persist_every` so that a restart does not start blind, read by
+//! the API (`/v1/graph`), the trust core's blast-radius factor and the `graph` capability.
+//!
+//! On with a `[graph]` section in `grace.toml` ([`GraphConfig`]); see `docs/graph.md`.
+
+pub mod discovery;
+pub mod settings;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use grace_graph::{Applied, HealthGraph, Observation, Snapshot};
+
+pub use settings::GraphConfig;
+
+use crate::store::{Store, StoreError};
+use crate::supervisor::TaskError;
+
+/// The graph, shared by its writers (discovery) and readers.
+pub struct Graph {
+    graph: RwLock<HealthGraph>,
+    config: GraphConfig,
+    /// Bumped by every change; the store writes only when it moved.
+    generation: AtomicU64,
+    stored: AtomicU64,
+    store: Store,
+}
+
+impl Graph {
+    /// The graph as last stored, or empty.
+    pub fn open(store: Store, config: GraphConfig) -> Result<Graph, StoreError> {
+        let settings = config.graph_settings();
+        let graph = match store.graph()? {
+            Some(bytes) => match serde_json::from_slice::<Snapshot>(&bytes) {
+                Ok(s) if s.version == Snapshot::VERSION => {
+                    let graph = HealthGraph::restore(settings, s);
+                    tracing::info!(
+                        nodes = graph.node_count(),
+                        edges = graph.edge_count(),
+                        "health graph restored"
+                    );
+                    graph
+                }
+                // Discovery rebuilds it: an unreadable snapshot costs one refresh, nothing more.
+                Ok(s) => {
+                    tracing::warn!(
+                        version = s.version,
+                        "stored health graph has another format; starting empty"
+                    );
+                    HealthGraph::new(settings)
+                }
+                Err(e) => {
+                    tracing::warn!("stored health graph is unreadable ({e}); starting empty");
+                    HealthGraph::new(settings)
+                }
+            },
+            None => HealthGraph::new(settings),
+        };
+        Ok(Graph {
+            graph: RwLock::new(graph),
+            config,
+            generation: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            store,
+        })
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &GraphConfig {
+        &self.config
+    }
+
+    /// Merges what `source` saw at `now`.
+    pub fn apply(&self, source: &str, observation: &Observation, now: u64) -> Applied {
+        let applied = crate::sync::write(&self.graph).apply(source, observation, now);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        applied
+    }
+
+    /// Reads the graph.
+    pub fn read<R>(&self, f: impl FnOnce(&HealthGraph) -> R) -> R {
+        f(&crate::sync::read(&self.graph))
+    }
+
+    /// Stores the graph if it changed since it was last stored; whether it wrote.
+    pub fn persist(&self) -> Result<bool, StoreError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if generation == self.stored.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let bytes = self
+            .read(|g| serde_json::to_vec(&g.snapshot()))
+            .map_err(|e| StoreError::Db(format!("cannot encode the health graph: {e}")))?;
+        self.store.save_graph(&bytes)?;
+        self.stored.store(generation, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// Stores the graph every `persist_every`, until the task is aborted.
+    pub async fn keep(self: Arc<Self>) -> Result<(), TaskError> {
+        let mut tick = tokio::time::interval(self.config.persist_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let graph = self.clone();
+            // Encoding and writing a large graph is blocking work.
+            tokio::task::spawn_blocking(move || graph.persist())
+                .await
+                .map_err(TaskError::new)?
+                .map_err(TaskError::new)?;
+        }
+    }
+}
