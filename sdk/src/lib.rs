@@ -3,7 +3,7 @@
 //! A playbook is a WebAssembly component that responds to one [`TriggerEvent`] with an
 //! [`Outcome`]; a collector looks at the world and emits trigger events. Both run sandboxed and
 //! act on the world only through the capability modules here ([`scaling`], [`containers`],
-//! [`kubernetes`], [`metrics`]), each call bounded by the grants of the guest's `playbook.toml`
+//! [`kubernetes`], [`metrics`], and [`graph`] to read the health graph), each call bounded by the grants of the guest's `playbook.toml`
 //! and recorded in the ledger. [`log`], [`clock`] and [`config`] are always available.
 //! [`alert`] reads the events of GRACE's Alertmanager receiver (`alert.firing`,
 //! `alert.resolved`): labels, annotations, times and the alert's value.
@@ -46,6 +46,7 @@ pub mod alert;
 pub mod clock;
 pub mod config;
 pub mod containers;
+pub mod graph;
 pub mod kubernetes;
 pub mod log;
 pub mod metrics;

@@ -88,6 +88,20 @@ fn summary(ok: &Value) -> Option<String> {
             num(ok, "updated_replicas")
         ));
     }
+    // Graph nodes and neighbours (`graph.*`): ids with their health.
+    let describe_node = |n: &Value| format!("{} {}", name(n, "id"), name(n, "health"));
+    if ok.get("id").is_some() && ok.get("reasons").is_some() {
+        return Some(format!("node {}", describe_node(ok)));
+    }
+    if let Some(items) = ok.as_array()
+        && !items.is_empty()
+        && items
+            .iter()
+            .all(|n| n.get("id").is_some() && n.get("relation").is_some())
+    {
+        let list: Vec<_> = items.iter().map(describe_node).collect();
+        return Some(format!("{} node(s): {}", items.len(), list.join(", ")));
+    }
     let describe_container = |c: &Value| {
         format!(
             "{} {} {}",

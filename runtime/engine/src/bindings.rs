@@ -34,5 +34,5 @@ pub mod collector {
 }
 
 pub use playbook::grace::playbook::{
-    clock, config, containers, kubernetes, log, metrics, scaling, types,
+    clock, config, containers, graph, kubernetes, log, metrics, scaling, types,
 };

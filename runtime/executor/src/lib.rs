@@ -15,6 +15,7 @@ pub mod budget;
 pub mod clock;
 pub mod containers;
 mod error;
+pub mod graph;
 pub mod ident;
 pub mod kubernetes;
 pub mod locks;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use containers::ContainerExecutor;
 pub use error::ExecError;
+pub use graph::GraphReader;
 pub use ident::IdentError;
 pub use kubernetes::KubernetesExecutor;
 pub use locks::{ResourceGuard, ResourceLocks};
@@ -59,6 +61,8 @@ pub struct Executors {
     pub kubernetes: Providers<dyn KubernetesExecutor>,
     /// Metric queries.
     pub metrics: Providers<dyn MetricsExecutor>,
+    /// The health graph, when the host keeps one.
+    pub graph: Option<Arc<dyn GraphReader>>,
     /// Locks on resources being changed, shared by every run holding a clone.
     pub locks: Arc<ResourceLocks>,
 }
@@ -72,6 +76,7 @@ impl Executors {
             containers: Providers::none(),
             kubernetes: Providers::none(),
             metrics: Providers::none(),
+            graph: None,
             locks: Arc::default(),
         }
     }

@@ -40,9 +40,34 @@ pub struct Resource {
     /// Labels or tags (Cedar tags: `resource.getTag("app")`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// How many services depend on it, when the health graph knows: widens the blast radius.
+    /// How many services depend on it (`[[trust.resource]] dependents`, or its direct
+    /// dependents in the health graph, whichever is more): widens the blast radius.
     #[serde(default)]
     pub dependents: u32,
+    /// What depends on it, as the health graph knows (direct dependents first): the
+    /// blast-radius factor weighs each by its traffic share and whether this is its only
+    /// healthy upstream, and names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downstream: Vec<Downstream>,
+}
+
+/// Something that depends on a resource, as the health graph knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Downstream {
+    /// Its graph id, e.g. `service:shop/checkout`.
+    pub id: String,
+    /// 1 for a direct dependent, more for theirs.
+    pub depth: u32,
+    /// Its share of the resource's incoming requests, in thousandths, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_permille: Option<u16>,
+    /// Its health (`healthy`, `degraded`, `unhealthy`, `unknown`).
+    pub health: String,
+    /// Whether the resource is the only upstream of its kind it depends on that is not
+    /// unhealthy: disrupting the resource leaves it nothing to fall back on.
+    #[serde(default)]
+    pub only_healthy_upstream: bool,
 }
 
 impl Resource {
@@ -58,6 +83,7 @@ impl Resource {
             image: None,
             labels: BTreeMap::new(),
             dependents: 0,
+            downstream: Vec::new(),
         }
     }
 
@@ -104,6 +130,19 @@ impl Resource {
     pub fn query(expr: impl Into<String>) -> Self {
         let expr = expr.into();
         Resource::new(ResourceKind::Query, expr.clone(), expr)
+    }
+
+    /// A node of the health graph, by its id (`service:shop/web`); a service's namespace is
+    /// read from its id.
+    pub fn node(id: impl Into<String>) -> Self {
+        let id = id.into();
+        let namespace = id
+            .strip_prefix("service:")
+            .and_then(|key| key.split_once('/'))
+            .map(|(ns, _)| ns.to_owned());
+        let mut r = Resource::new(ResourceKind::Node, id.clone(), id);
+        r.namespace = namespace;
+        r
     }
 
     /// Sets the environment.

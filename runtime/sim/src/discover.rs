@@ -289,3 +289,58 @@ fn state_name(state: ContainerState) -> &'static str {
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+/// The simulated fleet's health graph, for the `graph` capability in dry-runs: built from
+/// [`Simulation::observe`] at the virtual now on every read, so that it follows what the run
+/// changed (a fleet is small; at most [`SIM_GRAPH_MAX`] nodes and edges).
+pub(crate) struct SimGraph {
+    pub(crate) sim: Simulation,
+}
+
+/// The most nodes and edges the simulated graph holds.
+pub const SIM_GRAPH_MAX: usize = 100_000;
+
+impl SimGraph {
+    fn graph(&self) -> (grace_graph::HealthGraph, u64) {
+        use grace_executor::Clock as _;
+        let found = self.sim.observe(&Identity::default(), SIM_GRAPH_MAX);
+        let now = self.sim.clock().now_millis();
+        let mut graph = grace_graph::HealthGraph::new(grace_graph::GraphSettings::default());
+        graph.apply(crate::PROVIDER, &found.observation, now);
+        (graph, now)
+    }
+}
+
+impl grace_executor::GraphReader for SimGraph {
+    fn node(&self, id: &NodeId, limit: usize) -> Option<grace_graph::NodeDetail> {
+        let (graph, now) = self.graph();
+        graph.detail(id, now, limit)
+    }
+
+    fn walk(
+        &self,
+        id: &NodeId,
+        walk: grace_graph::Walk,
+        depth: u32,
+        limit: usize,
+    ) -> Option<Vec<(grace_graph::Reached, grace_graph::Health)>> {
+        let (graph, now) = self.graph();
+        grace_executor::graph::read_walk(&graph, id, walk, depth, limit, now)
+    }
+
+    fn blast_radius(
+        &self,
+        id: &NodeId,
+        depth: u32,
+        limit: usize,
+    ) -> Option<Vec<grace_graph::Dependent>> {
+        let (graph, now) = self.graph();
+        graph
+            .node(id)
+            .map(|_| graph.blast_radius(id, depth, limit, now))
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::default()
+    }
+}

@@ -204,6 +204,7 @@ impl Simulation {
             containers: Providers::single(PROVIDER, Arc::new(SimContainers { sim: self.clone() })),
             kubernetes: Providers::single(PROVIDER, Arc::new(SimKubernetes { sim: self.clone() })),
             metrics: Providers::single(PROVIDER, Arc::new(SimMetrics { sim: self.clone() })),
+            graph: Some(Arc::new(crate::discover::SimGraph { sim: self.clone() })),
             locks: Arc::default(),
         }
     }

@@ -127,7 +127,7 @@
 //!
 //! | factor | default weight | 0 | 1 |
 //! |---|---|---|---|
-//! | `blast_radius` | 0.30 | disrupts nothing running | takes down every instance; ×(1 + 0.25 × dependents) |
+//! | `blast_radius` | 0.30 | disrupts nothing running | takes down every instance; ×(1 + 0.25 × the dependents' weight: see `risk`) |
 //! | `environment` | 0.20 | `dev`/`test` (0.1) | `prod` (staging 0.5, unknown 0.8) |
 //! | `magnitude` | 0.15 | capacity unchanged | capacity changed by 100% or more |
 //! | `recent_failures` | 0.15 | no failed run | 1 − 0.5ⁿ for n failed runs |
@@ -224,7 +224,7 @@ pub use guardrails::{FreezeWindow, Guardrail, Guardrails, Invariant, Violation};
 pub use policy::schema::{SCHEMA_TEXT, schema};
 pub use policy::store::{PolicySetVersion, PolicyStore, stored_sets};
 pub use policy::{Effect, Policies, PolicyDecision, PolicyInfo};
-pub use request::{Change, History, Principal, Request, Resource, Signal, State};
+pub use request::{Change, Downstream, History, Principal, Request, Resource, Signal, State};
 pub use risk::{Factor, FactorKind, Risk, RiskConfig, RiskModel, Weights};
 
 /// The usual first policy set: permit everything the playbook's grants allow, so that further

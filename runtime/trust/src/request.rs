@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use grace_model::resource::{Change, Resource, State};
+pub use grace_model::resource::{Change, Downstream, Resource, State};
 
 use crate::action::Action;
 

@@ -92,6 +92,93 @@ impl Default for RiskConfig {
     }
 }
 
+/// A restart or stop that takes no instance down at once (a rolling restart with surge) still
+/// replaces every instance: when the resource is the only healthy upstream of a direct
+/// dependent, it counts as disrupting one instance, since if the new ones do not come up that
+/// dependent has nothing left.
+fn sole_upstream_floor(r: &Request, share: f64, what: String) -> (f64, String) {
+    let restarts = matches!(r.change, Change::Restart { .. } | Change::Stop { .. });
+    let sole = r
+        .resource
+        .downstream
+        .iter()
+        .filter(|d| d.depth == 1 && d.only_healthy_upstream)
+        .count();
+    if share > 0.0 || !restarts || sole == 0 {
+        return (share, what);
+    }
+    let floor = match r.state.capacity {
+        Some(c) if c > 0 => 1.0 / f64::from(c),
+        _ => 1.0,
+    };
+    (
+        floor,
+        format!(
+            "{what}, counted as one instance: every instance is replaced and it is the only healthy upstream of {sole} dependent{}",
+            if sole == 1 { "" } else { "s" }
+        ),
+    )
+}
+
+/// Dependents named in a blast-radius explanation at most; the rest are counted.
+const NAMED_DEPENDENTS: usize = 5;
+
+/// How much what depends on `resource` widens its blast radius, and who that is in words.
+///
+/// From the health graph (`downstream`): a direct dependent weighs 0.5 plus half its share of
+/// the resource's traffic (1 when its traffic is not measured), twice that when the resource is
+/// its only healthy upstream; a dependent further down weighs 0.25. Without a graph, each of
+/// the `dependents` configured weighs 1.
+fn dependents_weight(resource: &crate::request::Resource) -> Option<(f64, String)> {
+    if resource.downstream.is_empty() {
+        let n = resource.dependents;
+        return (n > 0).then(|| (f64::from(n), format!("{n} dependents")));
+    }
+    let mut weight = 0.0;
+    let mut named = Vec::new();
+    let direct = resource.downstream.iter().filter(|d| d.depth == 1).count();
+    for d in &resource.downstream {
+        if d.depth != 1 {
+            weight += 0.25;
+            continue;
+        }
+        let share = d.traffic_permille.map(|p| f64::from(p.min(1000)) / 1000.0);
+        let base = 0.5 + 0.5 * share.unwrap_or(1.0);
+        weight += if d.only_healthy_upstream {
+            2.0 * base
+        } else {
+            base
+        };
+        if named.len() < NAMED_DEPENDENTS {
+            let mut notes = Vec::new();
+            if let Some(s) = share {
+                notes.push(format!("{:.0}% of the requests", s * 100.0));
+            }
+            if d.only_healthy_upstream {
+                notes.push("its only healthy upstream".to_owned());
+            }
+            named.push(if notes.is_empty() {
+                format!("`{}`", d.id)
+            } else {
+                format!("`{}` ({})", d.id, notes.join(", "))
+            });
+        }
+    }
+    let further = resource.downstream.len() - direct;
+    let mut whom = format!(
+        "{direct} direct dependent{}: {}",
+        if direct == 1 { "" } else { "s" },
+        named.join(", ")
+    );
+    if direct > named.len() {
+        whom.push_str(&format!(" and {} more", direct - named.len()));
+    }
+    if further > 0 {
+        whom.push_str(&format!("; {further} further down"));
+    }
+    (weight > 0.0).then_some((weight, whom))
+}
+
 /// A named risk factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -349,18 +436,16 @@ impl RiskModel {
             }
             (Change::None, _) => (0.0, "changes nothing".to_owned()),
         };
-        let dependents = r.resource.dependents;
-        if share > 0.0 && dependents > 0 {
-            let factor = 1.0 + self.config.dependent_amplification * f64::from(dependents);
-            (
-                share * factor,
-                format!(
-                    "{what} ({:.0}%), ×{factor:.2} for {dependents} dependents",
-                    share * 100.0
-                ),
-            )
-        } else {
-            (share, format!("{what} ({:.0}%)", share * 100.0))
+        let (share, what) = sole_upstream_floor(r, share, what);
+        match dependents_weight(&r.resource) {
+            Some((weight, whom)) if share > 0.0 => {
+                let factor = 1.0 + self.config.dependent_amplification * weight;
+                (
+                    share * factor,
+                    format!("{what} ({:.0}%), ×{factor:.2} for {whom}", share * 100.0),
+                )
+            }
+            _ => (share, format!("{what} ({:.0}%)", share * 100.0)),
         }
     }
 

@@ -594,6 +594,7 @@ fn requests_for_every_action_fit_the_schema() {
             ResourceKind::Service => Resource::service([("app", "web"), ("env", "prod")]),
             ResourceKind::Deployment => Resource::deployment("default", "web"),
             ResourceKind::Query => Resource::query("up == 0"),
+            ResourceKind::Node => Resource::node("service:shop/web"),
         };
         let change = if action.is_change() {
             Change::Capacity { to: 3 }

@@ -137,6 +137,56 @@ fn dependents_widen_the_blast_radius() {
     );
 }
 
+fn downstream(id: &str, permille: Option<u16>, only: bool) -> grace_trust::Downstream {
+    grace_trust::Downstream {
+        id: id.into(),
+        depth: 1,
+        traffic_permille: permille,
+        health: "healthy".into(),
+        only_healthy_upstream: only,
+    }
+}
+
+#[test]
+fn graph_dependents_weigh_by_traffic_share_and_most_when_this_is_their_only_healthy_upstream() {
+    let m = model();
+    let mut r = scale_in("prod", 8, 6);
+    // Two callers with 75 % and 25 % of the traffic, each with another healthy upstream.
+    r.resource.downstream = vec![
+        downstream("service:shop/a", Some(750), false),
+        downstream("service:shop/b", Some(250), false),
+    ];
+    let shared = factor(&m.score(&r), FactorKind::BlastRadius).value;
+    // The same two, for which this group is the only healthy upstream.
+    r.resource.downstream = vec![
+        downstream("service:shop/a", Some(750), true),
+        downstream("service:shop/b", Some(250), true),
+    ];
+    let risk = m.score(&r);
+    let only = factor(&risk, FactorKind::BlastRadius);
+    // 0.25 × (1 + 0.25 × (0.875 + 0.625)) and 0.25 × (1 + 0.25 × 2 × 1.5).
+    assert_eq!((shared, only.value), (0.344, 0.438));
+    assert_eq!(
+        only.explanation,
+        "removes 2 of 8 instances of `web` (25%), ×1.75 for 2 direct dependents: \
+         `service:shop/a` (75% of the requests, its only healthy upstream), \
+         `service:shop/b` (25% of the requests, its only healthy upstream)"
+    );
+}
+
+#[test]
+fn dependents_further_down_count_a_quarter_and_are_counted_not_named() {
+    let mut r = scale_in("prod", 8, 6);
+    let mut further = downstream("service:shop/gateway", None, false);
+    further.depth = 2;
+    r.resource.downstream = vec![downstream("service:shop/web", None, false), further];
+    let risk = model().score(&r);
+    assert_eq!(
+        factor(&risk, FactorKind::BlastRadius).explanation,
+        "removes 2 of 8 instances of `web` (25%), ×1.31 for 1 direct dependent: `service:shop/web`; 1 further down"
+    );
+}
+
 #[test]
 fn scaling_out_disrupts_nothing_but_a_big_jump_is_a_big_change() {
     let risk = model().score(&scale_in("prod", 2, 10));

@@ -43,8 +43,13 @@ pub struct TrustSource {
 }
 
 /// The trust core for a dry run: `args.policies` if given, else the sets stored in
-/// `data_dir`'s database; `args.config`'s `[trust]`.
-pub fn load(args: &DryTrustArgs, database: &Path) -> Result<DryTrust, Exit> {
+/// `data_dir`'s database; `args.config`'s `[trust]`; the simulated fleet's health graph for the
+/// blast-radius factor.
+pub fn load(
+    args: &DryTrustArgs,
+    database: &Path,
+    graph: Option<Arc<dyn grace_executor::GraphReader>>,
+) -> Result<DryTrust, Exit> {
     let settings = match &args.config {
         Some(path) => {
             ServeConfig::read(path)
@@ -72,6 +77,10 @@ pub fn load(args: &DryTrustArgs, database: &Path) -> Result<DryTrust, Exit> {
             None => e.to_string(),
         }))
     })?;
+    let trust = match graph {
+        Some(graph) => trust.with_graph(graph),
+        None => trust,
+    };
     let policies = trust.core().policies().active().len();
     Ok(DryTrust {
         trust: Arc::new(trust),

@@ -98,10 +98,7 @@ pub fn run(args: ReplayArgs) -> Exit {
             Err(e) => return Exit::Invalid(e.into()),
         }
     }
-    let dry = match super::dry_trust::load(&args.trust, &super::ledger_path(&args.data.data_dir)) {
-        Ok(d) => d,
-        Err(exit) => return exit,
-    };
+
     // A replay must not write into a real ledger: its host calls go to a throwaway one.
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
@@ -112,6 +109,14 @@ pub fn run(args: ReplayArgs) -> Exit {
         Err(e) => return Exit::Internal(anyhow!("cannot open a scratch ledger: {e}")),
     };
     let sim = Simulation::new(&fleet);
+    let dry = match super::dry_trust::load(
+        &args.trust,
+        &super::ledger_path(&args.data.data_dir),
+        sim.executors().graph,
+    ) {
+        Ok(d) => d,
+        Err(exit) => return exit,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -30,7 +30,7 @@ enum Target {
     /// The simulated fleet, and what the event seeded in it.
     Simulated { sim: Simulation, seeded: String },
     /// The backends of `grace.toml`.
-    Backends(super::run_backends::Backends),
+    Backends(Box<super::run_backends::Backends>),
 }
 
 pub fn run(args: RunArgs) -> Exit {
@@ -97,7 +97,11 @@ pub fn run(args: RunArgs) -> Exit {
                 None => String::new(),
             };
             // Read before anything else opens the database: the policies a server stored there.
-            let dry = match super::dry_trust::load(&args.trust, &ledger_path(&args.data.data_dir)) {
+            let dry = match super::dry_trust::load(
+                &args.trust,
+                &ledger_path(&args.data.data_dir),
+                sim.executors().graph,
+            ) {
                 Ok(d) => d,
                 Err(exit) => return exit,
             };
@@ -135,7 +139,7 @@ pub fn run(args: RunArgs) -> Exit {
             let ledger = backends.ledger.clone();
             let trust = backends.trust.clone() as Arc<dyn grace_engine::trust::Trust>;
             let place = json!({ "path": ledger_path(&args.data.data_dir), "temporary": false });
-            (Target::Backends(backends), ledger, place, trust, None, None)
+            (Target::Backends(Box::new(backends)), ledger, place, trust, None, None)
         }
     };
 

@@ -4,6 +4,7 @@
 mod clock;
 mod config;
 mod containers;
+mod graph;
 mod kubernetes;
 mod log;
 mod metrics;

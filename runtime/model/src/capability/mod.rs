@@ -20,6 +20,7 @@
 pub mod clock;
 pub mod config;
 pub mod containers;
+pub mod graph;
 pub mod kubernetes;
 pub mod log;
 pub mod metrics;
@@ -43,7 +44,7 @@ pub struct Interface {
 }
 
 /// Every interface, in the order of `wit/grace.wit`.
-pub const INTERFACES: [&Interface; 7] = [
+pub const INTERFACES: [&Interface; 8] = [
     &log::INTERFACE,
     &clock::INTERFACE,
     &config::INTERFACE,
@@ -51,6 +52,7 @@ pub const INTERFACES: [&Interface; 7] = [
     &containers::INTERFACE,
     &kubernetes::INTERFACE,
     &metrics::INTERFACE,
+    &graph::INTERFACE,
 ];
 
 /// What a call does to the world.
@@ -80,16 +82,19 @@ pub enum ResourceKind {
     Deployment,
     /// A metrics query (`Grace::Query`).
     Query,
+    /// A node of the health graph (`Grace::Node`).
+    Node,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 5] = [
+    pub const ALL: [ResourceKind; 6] = [
         ResourceKind::Group,
         ResourceKind::Container,
         ResourceKind::Service,
         ResourceKind::Deployment,
         ResourceKind::Query,
+        ResourceKind::Node,
     ];
 
     /// The lowercase name used in configuration and in change-history keys (`group`, ...).
@@ -100,6 +105,7 @@ impl ResourceKind {
             ResourceKind::Service => "service",
             ResourceKind::Deployment => "deployment",
             ResourceKind::Query => "query",
+            ResourceKind::Node => "node",
         }
     }
 
@@ -111,6 +117,7 @@ impl ResourceKind {
             ResourceKind::Service => "Grace::Service",
             ResourceKind::Deployment => "Grace::Deployment",
             ResourceKind::Query => "Grace::Query",
+            ResourceKind::Node => "Grace::Node",
         }
     }
 }
@@ -129,6 +136,8 @@ pub enum GrantRule {
     Kubernetes(KubernetesAction),
     /// `[grants.metrics]`: queries over the granted series.
     Metrics,
+    /// `[grants.graph]`: reads of the health graph, within the granted namespaces.
+    Graph,
 }
 
 impl GrantRule {
@@ -146,6 +155,7 @@ impl GrantRule {
                 .as_ref()
                 .is_some_and(|k| k.actions.contains(&a)),
             GrantRule::Metrics => grants.metrics.is_some(),
+            GrantRule::Graph => grants.graph.is_some(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //!   `max_step`, `max_changes`;
 //! - `metrics`: `series` (metric, labels, regex) and `max_range`, checked on parsed PromQL by
 //!   [`metrics`] (also reachable under its older path, `crate::promql_grant`);
+//! - `graph`: `namespaces`, `max_depth` (reads of the health graph; no `provider`);
 //! - every table: `provider`, the one provider its calls may reach (see [`Grants::check_provider`]).
 //!
 //! One module per capability (`scaling`, `containers`, `kubernetes`, `metrics`) holds its grant,
@@ -28,11 +29,13 @@ use crate::provider::{Capability, check_provider_name};
 
 mod bounds;
 mod containers;
+mod graph;
 mod kubernetes;
 pub mod metrics;
 mod scaling;
 
 pub use containers::{ContainerAction, ContainerGrant};
+pub use graph::{DEFAULT_GRAPH_DEPTH, GraphGrant, MAX_GRAPH_DEPTH};
 pub use kubernetes::{KubernetesAction, KubernetesGrant};
 pub use metrics::{MetricsGrant, QueryError, SeriesGrant};
 pub use scaling::ScalingGrant;
@@ -62,6 +65,8 @@ pub struct Grants {
     pub kubernetes: Option<KubernetesGrant>,
     /// `[grants.metrics]`.
     pub metrics: Option<MetricsGrant>,
+    /// `[grants.graph]`.
+    pub graph: Option<GraphGrant>,
     /// The provider each table names (`provider = "aws-eu"`), by capability.
     pub providers: BTreeMap<Capability, String>,
 }
@@ -102,6 +107,7 @@ pub(crate) mod raw {
         containers: Option<containers::RawContainers>,
         kubernetes: Option<kubernetes::RawKubernetes>,
         metrics: Option<metrics::raw::Metrics>,
+        graph: Option<graph::RawGraph>,
     }
 
     impl Grants {
@@ -117,6 +123,7 @@ pub(crate) mod raw {
                     ("scaling", self.scaling.is_some()),
                     ("containers", self.containers.is_some()),
                     ("kubernetes", self.kubernetes.is_some()),
+                    ("graph", self.graph.is_some()),
                 ] {
                     if present {
                         return Err(ManifestError::invalid(
@@ -172,11 +179,13 @@ pub(crate) mod raw {
                 .metrics
                 .map(|m| m.validate(manifest_version))
                 .transpose()?;
+            let graph = self.graph.map(graph::RawGraph::validate).transpose()?;
             Ok(super::Grants {
                 scaling,
                 containers,
                 kubernetes,
                 metrics,
+                graph,
                 providers,
             })
         }

@@ -163,7 +163,7 @@ impl App {
             Some(settings) => Some(Arc::new(grace_cluster::Cluster::start(settings).await?)),
             None => None,
         };
-        let executors = providers.executors;
+        let mut executors = providers.executors;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::Io {
             what: "cannot create the data directory".into(),
             source,
@@ -201,6 +201,11 @@ impl App {
                 .with_cluster_history(crate::trust::cluster_history::ClusterHistory::new(
                     cluster.resource_changes().clone(),
                 ));
+        }
+        if let Some(graph) = &graph {
+            trust = trust.with_graph(graph.clone());
+            // Runs read the discovered graph (in simulation too: it holds the simulated fleet's).
+            executors.graph = Some(graph.clone());
         }
         let trust = Arc::new(trust);
         let supervisor = Arc::new(Supervisor::default());

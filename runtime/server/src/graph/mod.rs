@@ -10,7 +10,7 @@ pub mod settings;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use grace_graph::{Applied, HealthGraph, Observation, Snapshot};
+use grace_graph::{Applied, HealthGraph, NodeId, Observation, Snapshot};
 
 pub use settings::GraphConfig;
 
@@ -110,5 +110,41 @@ impl Graph {
                 .map_err(TaskError::new)?
                 .map_err(TaskError::new)?;
         }
+    }
+}
+
+impl grace_executor::GraphReader for Graph {
+    fn node(&self, id: &NodeId, limit: usize) -> Option<grace_graph::NodeDetail> {
+        let now = grace_engine::event::system_now_millis();
+        self.read(|graph| graph.detail(id, now, limit))
+    }
+
+    fn walk(
+        &self,
+        id: &NodeId,
+        walk: grace_graph::Walk,
+        depth: u32,
+        limit: usize,
+    ) -> Option<Vec<(grace_graph::Reached, grace_graph::Health)>> {
+        let now = grace_engine::event::system_now_millis();
+        self.read(|graph| grace_executor::graph::read_walk(graph, id, walk, depth, limit, now))
+    }
+
+    fn blast_radius(
+        &self,
+        id: &NodeId,
+        depth: u32,
+        limit: usize,
+    ) -> Option<Vec<grace_graph::Dependent>> {
+        let now = grace_engine::event::system_now_millis();
+        self.read(|graph| {
+            graph
+                .node(id)
+                .map(|_| graph.blast_radius(id, depth, limit, now))
+        })
+    }
+
+    fn identity(&self) -> grace_graph::Identity {
+        self.config.identity.clone()
     }
 }

@@ -123,6 +123,9 @@ pub struct HostTrust {
     one_run: bool,
     /// Clustered: every replica's changes of each resource, for `max_changes_per_hour`.
     cluster_history: Option<Arc<cluster_history::ClusterHistory>>,
+    /// The health graph (the server's with `[graph]`, the simulated fleet's in a dry run):
+    /// what depends on each resource, for the blast-radius factor.
+    graph: Option<Arc<dyn grace_executor::GraphReader>>,
 }
 
 impl std::fmt::Debug for HostTrust {
@@ -212,6 +215,7 @@ impl HostTrust {
             now: grace_engine::event::system_now_millis,
             one_run: false,
             cluster_history: None,
+            graph: None,
         })
     }
 
@@ -226,6 +230,12 @@ impl HostTrust {
     /// `max_changes_per_hour`, and adds this replica's there.
     pub fn with_cluster_history(mut self, history: cluster_history::ClusterHistory) -> HostTrust {
         self.cluster_history = Some(Arc::new(history));
+        self
+    }
+
+    /// Tells the risk model what depends on each resource, from the health graph.
+    pub fn with_graph(mut self, graph: Arc<dyn grace_executor::GraphReader>) -> HostTrust {
+        self.graph = Some(graph);
         self
     }
 
@@ -314,6 +324,14 @@ impl HostTrust {
             if let Some(n) = d.dependents {
                 resource.dependents = resource.dependents.max(n);
             }
+        }
+        if let Some(graph) = &self.graph {
+            // The graph's own view, never the guest's: discovery saw these dependents.
+            resource.downstream = grace_executor::graph::downstream(graph.as_ref(), &resource);
+            let direct = resource.downstream.iter().filter(|d| d.depth == 1).count();
+            resource.dependents = resource
+                .dependents
+                .max(u32::try_from(direct).unwrap_or(u32::MAX));
         }
         resource
     }

@@ -102,7 +102,7 @@ fn parts<'a>(names: &Names, request: &'a Request, risk_score: u8) -> Result<Part
         .iter()
         .filter_map(|attr| resource_string(r, attr).map(|v| (*attr, Val::Str(v))))
         .collect();
-    let resource_tags = if r.kind == ResourceKind::Query {
+    let resource_tags = if matches!(r.kind, ResourceKind::Query | ResourceKind::Node) {
         Vec::new()
     } else {
         r.labels
@@ -125,6 +125,9 @@ fn parts<'a>(names: &Names, request: &'a Request, risk_score: u8) -> Result<Part
 /// the entity types of the schema).
 pub(crate) fn resource_string<'a>(r: &'a Resource, attr: &str) -> Option<&'a str> {
     match (r.kind, attr) {
+        (ResourceKind::Node, "name") => Some(&r.id),
+        (ResourceKind::Node, "namespace") => r.namespace.as_deref(),
+        (ResourceKind::Node, _) => None,
         (ResourceKind::Query, "expr") => Some(&r.id),
         (ResourceKind::Query, _) | (_, "expr") => None,
         (_, "name") => Some(r.display_name()),

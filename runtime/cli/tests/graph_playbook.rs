@@ -1,0 +1,248 @@
+//! The health graph in runs: the `safe-restart` example playbook reads it (`graph.dependents`)
+//! and refuses to restart a deployment whose dependents are already unhealthy; the trust core's
+//! blast-radius factor weighs the dependents it names; `[grants.graph]` bounds what a playbook
+//! sees. Dry runs, on simulated fleets whose `[[dependencies]]` make the graph.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+/// `shop/cart` (a deployment of 2) is called by `shop/web` (30 rps) and `shop/api` (10 rps),
+/// both container workloads; each also calls `shop/cart-eu`. `web_healthy` and
+/// `cart_eu_healthy` say whether those workloads' containers are healthy.
+fn fleet(dir: &Path, web_healthy: bool, cart_eu_healthy: bool) -> PathBuf {
+    let health = |ok: bool| if ok { "healthy" } else { "unhealthy" };
+    let text = format!(
+        r#"
+[[deployments]]
+namespace = "shop"
+name = "cart"
+replicas = 2
+
+[[containers]]
+name = "web-1"
+image = "localhost/busybox:local"
+labels = {{ namespace = "shop", app = "web" }}
+health = "{}"
+
+[[containers]]
+name = "api-1"
+image = "localhost/busybox:local"
+labels = {{ namespace = "shop", app = "api" }}
+
+[[containers]]
+name = "cart-eu-1"
+image = "localhost/busybox:local"
+labels = {{ namespace = "shop", app = "cart-eu" }}
+health = "{}"
+
+[[dependencies]]
+from = "shop/web"
+to = "shop/cart"
+rps = 30
+
+[[dependencies]]
+from = "shop/api"
+to = "shop/cart"
+rps = 10
+
+[[dependencies]]
+from = "shop/web"
+to = "shop/cart-eu"
+rps = 1
+
+[[dependencies]]
+from = "shop/api"
+to = "shop/cart-eu"
+rps = 1
+"#,
+        health(web_healthy),
+        health(cart_eu_healthy)
+    );
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn dry_run_json(playbook: &Path, data: &Path, fleet: &Path) -> Value {
+    let event = grace_testkit::example("safe-restart").join("event.json");
+    let out = grace(&[
+        "run",
+        path(playbook),
+        "--event",
+        path(&event),
+        "--dry-run",
+        "--data-dir",
+        path(data),
+        "--fleet",
+        path(fleet),
+        "--json",
+    ]);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)))
+}
+
+fn calls(report: &Value, function: &str) -> Vec<Value> {
+    report["run"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["function"] == function)
+        .cloned()
+        .collect()
+}
+
+fn blast_radius(report: &Value) -> (u64, Value) {
+    let restart = &calls(report, "rollout-restart")[0];
+    let risk = &restart["trust"]["risk"];
+    let factor = risk["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "blast_radius")
+        .cloned()
+        .unwrap();
+    (risk["score"].as_u64().unwrap(), factor)
+}
+
+/// The example with its manifest's lines replaced, in a directory of its own.
+fn variant(dir: &Path, replace: &[(&str, &str)]) -> PathBuf {
+    build_guests_once();
+    let component = grace_testkit::components_dir().join("safe_restart.wasm");
+    let component_line = format!("component = \"{}\"", component.display());
+    let mut all = vec![("component =", component_line.as_str())];
+    all.extend_from_slice(replace);
+    let manifest = grace_testkit::example_manifest("safe-restart", &all);
+    let out = dir.join("variant");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("playbook.toml"), manifest).unwrap();
+    out
+}
+
+fn build_guests_once() {
+    grace_testkit::build_guests();
+}
+
+#[test]
+fn safe_restart_refuses_when_a_dependent_is_already_unhealthy_and_names_it() {
+    build_guests_once();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dry_run_json(
+        &grace_testkit::example("safe-restart"),
+        &dir.path().join("data"),
+        &fleet(dir.path(), false, true),
+    );
+    let outcome = &report["run"]["outcome"];
+    assert_eq!(outcome["changed"], false, "{report}");
+    assert_eq!(
+        outcome["summary"],
+        "refused to restart shop/cart: its dependents service:shop/web are already unhealthy"
+    );
+    assert!(calls(&report, "rollout-restart").is_empty());
+    let walk = &calls(&report, "dependents")[0];
+    assert_eq!(walk["args"]["id"], "service:shop/cart");
+}
+
+#[test]
+fn safe_restart_restarts_when_its_dependents_are_healthy() {
+    build_guests_once();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dry_run_json(
+        &grace_testkit::example("safe-restart"),
+        &dir.path().join("data"),
+        &fleet(dir.path(), true, true),
+    );
+    assert_eq!(report["run"]["outcome"]["changed"], true, "{report}");
+    assert_eq!(calls(&report, "rollout-restart").len(), 1);
+}
+
+#[test]
+fn restarting_the_only_healthy_upstream_of_two_services_is_riskier_and_says_whose() {
+    build_guests_once();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let example = grace_testkit::example("safe-restart");
+    // cart-eu is healthy: web and api have another upstream.
+    let (shared_score, shared) = blast_radius(&dry_run_json(
+        &example,
+        &data,
+        &fleet(dir.path(), true, true),
+    ));
+    // cart-eu is failing: cart is the only healthy upstream of both.
+    let (sole_score, sole) = blast_radius(&dry_run_json(
+        &example,
+        &data,
+        &fleet(dir.path(), true, false),
+    ));
+    assert!(sole_score > shared_score, "{sole_score} vs {shared_score}");
+    assert!(sole["value"].as_f64().unwrap() > shared["value"].as_f64().unwrap());
+    let why = sole["explanation"].as_str().unwrap();
+    assert!(
+        why.contains("only healthy upstream of 2 dependents"),
+        "{why}"
+    );
+    assert!(
+        why.contains("`service:shop/web` (75% of the requests, its only healthy upstream)"),
+        "{why}"
+    );
+    assert!(
+        why.contains("`service:shop/api` (25% of the requests, its only healthy upstream)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_playbook_without_a_graph_grant_is_denied_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = variant(dir.path(), &[]);
+    let manifest = std::fs::read_to_string(playbook.join("playbook.toml")).unwrap();
+    // Everything from `[grants.graph]` on goes.
+    let without = &manifest[..manifest.find("[grants.graph]").unwrap()];
+    std::fs::write(playbook.join("playbook.toml"), without).unwrap();
+    let report = dry_run_json(
+        &playbook,
+        &dir.path().join("data"),
+        &fleet(dir.path(), true, true),
+    );
+    let walk = &calls(&report, "dependents")[0];
+    assert_eq!(walk["verdict"], "denied", "{walk}");
+    assert!(
+        walk["result"]["error"]
+            .to_string()
+            .contains("capability `graph` is not granted"),
+        "{walk}"
+    );
+    assert!(calls(&report, "rollout-restart").is_empty());
+}
+
+#[test]
+fn a_graph_grant_on_other_namespaces_denies_the_node_and_a_deeper_walk_is_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = variant(dir.path(), &[("max_depth", "max_depth = 1")]);
+    let manifest = std::fs::read_to_string(playbook.join("playbook.toml")).unwrap();
+    let other = manifest.replacen(
+        "[grants.graph]\nnamespaces = [\"shop\"]",
+        "[grants.graph]\nnamespaces = [\"payments\"]",
+        1,
+    );
+    assert_ne!(other, manifest);
+    std::fs::write(playbook.join("playbook.toml"), &other).unwrap();
+    let report = dry_run_json(
+        &playbook,
+        &dir.path().join("data"),
+        &fleet(dir.path(), true, true),
+    );
+    let walk = &calls(&report, "dependents")[0];
+    assert_eq!(walk["verdict"], "denied", "{walk}");
+    assert!(
+        walk["result"]["error"]
+            .to_string()
+            .contains("node `service:shop/cart` is not granted"),
+        "{walk}"
+    );
+}
