@@ -246,3 +246,120 @@ fn a_graph_grant_on_other_namespaces_denies_the_node_and_a_deeper_walk_is_denied
         "{walk}"
     );
 }
+
+/// The safe-restart example, triggered only when none of the resource's dependents is
+/// unhealthy (`event.graph`), with its component's absolute path.
+fn graph_conditioned_manifest() -> String {
+    build_guests_once();
+    let component = grace_testkit::components_dir().join("safe_restart.wasm");
+    grace_testkit::example_manifest(
+        "safe-restart",
+        &[
+            (
+                "component =",
+                &format!("component = \"{}\"", component.display()),
+            ),
+            (
+                "resource = \"shop/*\"",
+                "resource = \"shop/*\"\ncondition = 'event.graph.health != null && event.graph.unhealthy_dependents == 0'",
+            ),
+        ],
+    )
+}
+
+#[test]
+fn a_dry_run_checks_a_trigger_condition_on_the_simulated_fleets_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dir.path().join("conditioned");
+    std::fs::create_dir_all(&playbook).unwrap();
+    std::fs::write(playbook.join("playbook.toml"), graph_conditioned_manifest()).unwrap();
+    let event = grace_testkit::example("safe-restart").join("event.json");
+    let run = |web_healthy: bool| {
+        let sub = dir.path().join(if web_healthy { "ok" } else { "bad" });
+        std::fs::create_dir_all(&sub).unwrap();
+        grace(&[
+            "run",
+            path(&playbook),
+            "--event",
+            path(&event),
+            "--dry-run",
+            "--data-dir",
+            path(&sub.join("data")),
+            "--fleet",
+            path(&fleet(&sub, web_healthy, true)),
+        ])
+    };
+    let held = run(true);
+    assert!(held.status.success(), "{}", stderr(&held));
+    assert!(
+        stdout(&held).contains("restarted shop/cart"),
+        "{}",
+        stdout(&held)
+    );
+    let not = run(false);
+    let text = format!("{}{}", stdout(&not), stderr(&not));
+    assert!(text.contains("event.graph.unhealthy_dependents"), "{text}");
+    assert!(!text.contains("restarted shop/cart"), "{text}");
+}
+
+#[test]
+fn a_served_trigger_matches_on_the_graph_facts_stored_with_each_event() {
+    let dir = tempfile::tempdir().unwrap();
+    // shop/cart's caller web is failing; shop/orders' caller api is fine.
+    let fleet = fleet(dir.path(), false, true);
+    let mut text = std::fs::read_to_string(&fleet).unwrap();
+    text.push_str(
+        "\n[[deployments]]\nnamespace = \"shop\"\nname = \"orders\"\nreplicas = 1\n\n[[dependencies]]\nfrom = \"shop/api\"\nto = \"shop/orders\"\nrps = 5\n",
+    );
+    std::fs::write(&fleet, text).unwrap();
+    let config = dir.path().join("grace.toml");
+    std::fs::write(&config, "[graph]\nrefresh = \"1s\"\ntimeout = \"1s\"\n").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", path(&config), "--fleet", path(&fleet)]);
+    grace_testkit::poll_until(
+        "the simulated fleet in the graph",
+        std::time::Duration::from_secs(30),
+        || {
+            let (status, web) = server.get("/v1/graph/nodes/service:shop/web");
+            (status == 200 && web["health"] == "unhealthy").then_some(())
+        },
+    );
+    let (status, body) = server.upload(&graph_conditioned_manifest(), component("safe_restart"));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server.post(
+        "/v1/events",
+        serde_json::json!([
+            event("deployment.unhealthy", "shop/cart", 300, 1.0),
+            event("deployment.unhealthy", "shop/orders", 301, 1.0),
+        ]),
+    );
+    assert_eq!(status, 202, "{body}");
+    server.wait_matched(2);
+    let runs = server.runs_of("safe-restart");
+    let resources: Vec<&str> = runs
+        .iter()
+        .map(|r| r["resource"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(resources, ["shop/orders"], "{runs:?}");
+    // The facts are stored with the events: matching them again decides the same.
+    let (_, stored) = server.get("/v1/events?limit=10");
+    let cart = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"]["resource"] == "shop/cart")
+        .unwrap();
+    assert_eq!(cart["graph"]["node"], "service:shop/cart", "{cart}");
+    assert_eq!(cart["graph"]["dependents"]["service:shop/web"], "unhealthy");
+    assert_eq!(cart["graph"]["unhealthy_dependents"], 1);
+}
+
+#[test]
+fn a_published_event_cannot_bring_its_own_graph_facts() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    let mut e = event("deployment.unhealthy", "shop/cart", 300, 1.0);
+    e["graph"] = serde_json::json!({ "health": "healthy" });
+    let (status, body) = server.post("/v1/events", e);
+    assert_eq!(status, 400, "{body}");
+}

@@ -35,6 +35,10 @@ pub trait GraphReader: Send + Sync {
 
     /// The identity rules the graph's nodes were named by.
     fn identity(&self) -> Identity;
+
+    /// What the graph says now of the node an event's resource names, for trigger conditions
+    /// (see [`grace_graph::HealthGraph::facts`]).
+    fn facts(&self, resource: &str) -> Option<serde_json::Value>;
 }
 
 /// The graph nodes a resource the trust core decides about may be, most likely first: a group

@@ -183,6 +183,9 @@ pub struct Applied {
     pub unresolved: usize,
 }
 
+/// Most upstreams and most dependents [`HealthGraph::facts`] lists.
+pub const MAX_FACT_NEIGHBOURS: usize = 50;
+
 /// A node reached by a walk, and how.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reached {
@@ -724,6 +727,67 @@ impl HealthGraph {
                 })
             })
             .collect()
+    }
+
+    /// The node an event's resource names: a node id (`service:shop/web`), `namespace/name`
+    /// of a service (a Kubernetes deployment), or a bare name: a service of the identity
+    /// rules' default namespace, a group, or a container, the first the graph has.
+    pub fn resolve(&self, resource: &str) -> Option<NodeId> {
+        let mut candidates = Vec::new();
+        if let Ok(id) = NodeId::parse(resource) {
+            candidates.push(id);
+        } else if let Some((ns, name)) = resource.split_once('/') {
+            candidates.extend(NodeId::service(ns, name).ok());
+        } else {
+            let ns = &self.settings.identity.default_namespace;
+            candidates.extend(NodeId::service(ns, resource).ok());
+            candidates.extend(NodeId::group(resource).ok());
+            candidates.extend(NodeId::container(resource).ok());
+        }
+        candidates
+            .into_iter()
+            .find(|id| self.index.contains_key(id))
+    }
+
+    /// What the graph says at `now` of the node an event's resource names ([`Self::resolve`]),
+    /// for trigger conditions (`event.graph`); `None` when it names no node:
+    ///
+    /// | key | value |
+    /// | --- | --- |
+    /// | `node` | the node's id |
+    /// | `health` | its health: `healthy`, `degraded`, `unhealthy`, `unknown` |
+    /// | `upstreams` | what it depends on, one step away: id → health |
+    /// | `dependents` | what depends on it, one step away: id → health |
+    /// | `unhealthy_upstreams`, `unhealthy_dependents` | how many of those are unhealthy |
+    ///
+    /// At most [`MAX_FACT_NEIGHBOURS`] of each list, so that what is stored with each event
+    /// stays small.
+    pub fn facts(&self, resource: &str, now: u64) -> Option<serde_json::Value> {
+        let id = self.resolve(resource)?;
+        let health = |id: &NodeId| self.health(id, now).map_or(Health::Unknown, |h| h.health);
+        let around = |walk| {
+            let reached = self
+                .walk(&id, walk, 1, MAX_FACT_NEIGHBOURS)
+                .unwrap_or_default();
+            let mut unhealthy = 0usize;
+            let mut map = serde_json::Map::new();
+            for r in &reached {
+                let h = health(&r.id);
+                unhealthy += usize::from(h == Health::Unhealthy);
+                map.insert(r.id.to_string(), h.name().into());
+            }
+            (serde_json::Value::Object(map), unhealthy)
+        };
+        let (upstreams, unhealthy_upstreams) = around(Walk::Dependencies);
+        let (dependents, unhealthy_dependents) = around(Walk::Dependents);
+        Some(serde_json::json!({
+            "node": id.as_str(),
+            "health": health(&id).name(),
+            "upstreams": upstreams,
+            "dependents": dependents,
+            "unhealthy_upstreams": unhealthy_upstreams,
+            "unhealthy_dependents": unhealthy_dependents,
+        }))
     }
 
     /// `id` and every node within `depth` steps of it either way.

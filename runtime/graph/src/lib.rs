@@ -20,8 +20,8 @@ mod view;
 
 pub use by_source::BySource;
 pub use graph::{
-    Applied, Dependent, Edge, GraphSettings, HealthGraph, Node, Origin, Reached, Seen, Snapshot,
-    StoredEdge, Walk,
+    Applied, Dependent, Edge, GraphSettings, HealthGraph, MAX_FACT_NEIGHBOURS, Node, Origin,
+    Reached, Seen, Snapshot, StoredEdge, Walk,
 };
 pub use health::{Availability, Bounds, Health, HealthReport, HealthRule, Kpi, Kpis, Measure};
 pub use id::{IdError, Identity, MAX_KEY_LEN, NodeId, NodeKind};

@@ -8,6 +8,7 @@ use grace_model::TriggerEvent;
 use grace_model::grants::Grants;
 use grace_model::manifest::{Hold, Manifest, Trigger};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::decision::{Decision, RunKey, Suppression};
 use crate::pattern::Pattern;
@@ -346,21 +347,35 @@ impl Mesh {
     /// then trigger index; that order also decides which of two playbooks competing for a lock
     /// on the same event wins.
     pub fn offer(&mut self, event: &TriggerEvent) -> Vec<Decision> {
+        self.offer_with(event, None)
+    }
+
+    /// [`Mesh::offer`] for an event whose resource the host's health graph described as
+    /// `graph` when it stored the event: conditions read it as `event.graph`. The facts come
+    /// with the event, not from a graph read now, so that deciding the same stored events again
+    /// (after a restart, in a replay) gives the same decisions.
+    pub fn offer_with(&mut self, event: &TriggerEvent, graph: Option<&Value>) -> Vec<Decision> {
         let mut decisions = Vec::new();
-        self.offer_into(event, &mut decisions, true);
+        self.offer_into(event, graph, &mut decisions, true);
         decisions
     }
 
     /// Like [`Mesh::offer`], but a trigger whose condition is false is only counted (the return
     /// value), not described: the hot path of a server, where most events match triggers whose
     /// conditions are false, need not allocate a decision for each.
-    pub fn offer_counting(&mut self, event: &TriggerEvent, decisions: &mut Vec<Decision>) -> u64 {
-        self.offer_into(event, decisions, false)
+    pub fn offer_counting(
+        &mut self,
+        event: &TriggerEvent,
+        graph: Option<&Value>,
+        decisions: &mut Vec<Decision>,
+    ) -> u64 {
+        self.offer_into(event, graph, decisions, false)
     }
 
     fn offer_into(
         &mut self,
         event: &TriggerEvent,
+        graph: Option<&Value>,
         out: &mut Vec<Decision>,
         describe_false: bool,
     ) -> u64 {
@@ -376,7 +391,7 @@ impl Mesh {
             .filter(|slot| slot.resource.matches(&event.resource))
         {
             decided += 1;
-            match state.decide(slot, event, &mut fired) {
+            match state.decide(slot, event, graph, &mut fired) {
                 Some(decision) => out.push(decision),
                 None if describe_false => out.push(Decision::Suppressed {
                     playbook: slot.playbook.to_string(),
@@ -528,6 +543,7 @@ impl State {
         &mut self,
         slot: &'a Slot,
         event: &TriggerEvent,
+        graph: Option<&Value>,
         fired: &mut Vec<(&'a str, usize)>,
     ) -> Option<Decision> {
         let resource = event.resource.as_str();
@@ -543,7 +559,7 @@ impl State {
             .trigger
             .condition
             .as_ref()
-            .is_none_or(|c| c.eval(event));
+            .is_none_or(|c| c.eval_with(event, graph));
         if !holds {
             // A false event resets the window, unless it is older than the window's start: then
             // it does not contradict "true on every event since `since`".

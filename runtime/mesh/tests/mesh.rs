@@ -870,7 +870,7 @@ fn offer_counting_counts_false_conditions_and_returns_the_rest() {
     )
     .unwrap();
     let mut decisions = Vec::new();
-    let condition_false = counting.offer_counting(&event, &mut decisions);
+    let condition_false = counting.offer_counting(&event, None, &mut decisions);
     let all = describing.offer(&event);
     assert_eq!(condition_false, 1);
     assert_eq!(all.len(), 2);

@@ -26,6 +26,8 @@ use crate::trust::HostTrust;
 pub(crate) struct Queued {
     pub(crate) seq: u64,
     pub(crate) event: TriggerEvent,
+    /// What the health graph said of the event's resource when it was accepted.
+    pub(crate) graph: Option<serde_json::Value>,
     pub(crate) received_at: u64,
     pub(crate) accepted: Instant,
     /// In a cluster: where the event is in the cluster's event log (imported events only).
@@ -136,6 +138,8 @@ pub struct Intake {
     /// In a cluster: where accepted events go (the shard owners import them, see
     /// [`crate::shard_import`]).
     shared: Option<grace_cluster::events::EventStream>,
+    /// With `[graph]`: the graph whose facts about each event's resource are stored with it.
+    graph: Option<Arc<crate::graph::Graph>>,
 }
 
 /// An event as the cluster's event log holds it: with who published it and when it was
@@ -145,6 +149,10 @@ pub(crate) struct SharedEvent {
     pub(crate) event: TriggerEvent,
     pub(crate) publisher: Option<Publisher>,
     pub(crate) received_at: u64,
+    /// What the receiving replica's health graph said of the event's resource: the replica
+    /// that imports the event matches it on these facts, not on its own graph's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) graph: Option<serde_json::Value>,
 }
 
 impl Intake {
@@ -166,7 +174,20 @@ impl Intake {
             clock,
             time_bound: None,
             shared: None,
+            graph: None,
         }
+    }
+
+    /// Stores with each event what `graph` says of its resource, for `event.graph` in trigger
+    /// conditions.
+    pub(crate) fn with_graph(mut self, graph: Arc<crate::graph::Graph>) -> Intake {
+        self.graph = Some(graph);
+        self
+    }
+
+    /// What the graph says of `event`'s resource now, if the intake has a graph.
+    fn facts(&self, event: &TriggerEvent) -> Option<serde_json::Value> {
+        self.graph.as_ref()?.facts(&event.resource)
     }
 
     /// In a cluster: accepted events go to the cluster's event log, not to this replica's.
@@ -250,7 +271,14 @@ impl Intake {
         };
         let origins = vec![None; n];
         let (first, last) = self
-            .store_and_queue(events, origins, permits, system_now_millis(), publisher)
+            .store_and_queue(
+                events,
+                origins,
+                None,
+                permits,
+                system_now_millis(),
+                publisher,
+            )
             .await?;
         self.metrics
             .events_accepted
@@ -274,6 +302,7 @@ impl Intake {
             );
             let resource = event.resource.clone();
             let shared = SharedEvent {
+                graph: self.facts(&event),
                 event,
                 publisher: publisher.clone(),
                 received_at,
@@ -305,11 +334,11 @@ impl Intake {
     ) -> Result<(), IngestError> {
         let mut events = events.into_iter().peekable();
         while let Some((origin, first)) = events.next() {
-            let mut group = vec![(first.event, Some(origin))];
+            let mut group = vec![(first.event, (Some(origin), first.graph))];
             while let Some((origin, next)) = events.next_if(|(_, e)| {
                 e.received_at == first.received_at && e.publisher == first.publisher
             }) {
-                group.push((next.event, Some(origin)));
+                group.push((next.event, (Some(origin), next.graph)));
             }
             for chunk in group.chunks(self.capacity.max(1)) {
                 let permits = self
@@ -317,10 +346,12 @@ impl Intake {
                     .reserve_many(chunk.len())
                     .await
                     .map_err(|_| IngestError::Cluster("the matcher has stopped".into()))?;
-                let (events, origins) = chunk.iter().cloned().unzip();
+                let (events, imported): (Vec<TriggerEvent>, Vec<_>) = chunk.iter().cloned().unzip();
+                let (origins, graph) = imported.into_iter().unzip();
                 self.store_and_queue(
                     events,
                     origins,
+                    Some(graph),
                     permits,
                     first.received_at,
                     first.publisher.clone(),
@@ -334,19 +365,24 @@ impl Intake {
     /// Stores `events` durably in this server's event log, then queues them for the matcher on
     /// `permits` (one each, reserved before): what accepting an event means on one server, and
     /// what importing one means in a cluster.
+    ///
+    /// `graph` is each event's graph facts when they came with it (imported events: the
+    /// receiving replica's); otherwise this intake's graph is asked.
     async fn store_and_queue(
         &self,
         events: Vec<TriggerEvent>,
         origins: Vec<Option<Origin>>,
+        graph: Option<Vec<Option<serde_json::Value>>>,
         permits: mpsc::PermitIterator<'_, Queued>,
         received_at: u64,
         publisher: Option<Publisher>,
     ) -> Result<(u64, u64), IngestError> {
         let accepted = Instant::now();
+        let graph = graph.unwrap_or_else(|| events.iter().map(|e| self.facts(e)).collect());
         let events = Arc::new(events);
         let (first, last) = self
             .events
-            .append(events.clone(), received_at, publisher)
+            .append(events.clone(), graph.clone(), received_at, publisher)
             .await?;
         // The writer has let go of the batch by now: take it back without copying.
         let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
@@ -356,10 +392,12 @@ impl Intake {
         for event in &events {
             self.trust.observe(event);
         }
+        let mut graph = graph.into_iter();
         for (((permit, event), seq), origin) in permits.zip(events).zip(first..=last).zip(origins) {
             permit.send(Queued {
                 seq,
                 event,
+                graph: graph.next().flatten(),
                 received_at,
                 accepted,
                 origin,
@@ -404,6 +442,7 @@ impl Intake {
             let q = Queued {
                 seq: e.seq,
                 event: e.event,
+                graph: e.graph,
                 received_at: e.received_at,
                 accepted: Instant::now(),
                 origin: None,

@@ -90,7 +90,13 @@ pub async fn replay(
         });
         trust.observe(&event);
         let mut decisions = Vec::new();
-        for decision in mesh.offer(&event) {
+        // Conditions on `event.graph` read the simulated fleet's graph as it is at the event.
+        let facts = env
+            .executors
+            .graph
+            .as_ref()
+            .and_then(|g| g.facts(&event.resource));
+        for decision in mesh.offer_with(&event, facts.as_ref()) {
             match decision {
                 Decision::Fire {
                     playbook,

@@ -42,8 +42,15 @@ impl Triggers {
 
     /// Offers an event: its decisions go to `decisions`; returns how many triggers' conditions
     /// were false.
-    pub fn offer_counting(&self, event: &TriggerEvent, decisions: &mut Vec<Decision>) -> u64 {
-        lock(&self.inner).mesh.offer_counting(event, decisions)
+    pub fn offer_counting(
+        &self,
+        event: &TriggerEvent,
+        graph: Option<&serde_json::Value>,
+        decisions: &mut Vec<Decision>,
+    ) -> u64 {
+        lock(&self.inner)
+            .mesh
+            .offer_counting(event, graph, decisions)
     }
 
     /// Records that run `id` holds `key` (fired for it by the mesh).
@@ -163,7 +170,7 @@ impl Triggers {
                 .into_iter()
                 .filter(|e| e.seq <= matched && e.received_at >= since)
             {
-                for decision in inner.mesh.offer(&e.event) {
+                for decision in inner.mesh.offer_with(&e.event, e.graph.as_ref()) {
                     if let Decision::Fire { run, .. } = decision {
                         inner.mesh.run_finished(&run);
                     }

@@ -63,7 +63,7 @@ async fn the_event_log_commits_for_a_quick_recovery() {
         timestamp: 1_000,
     };
     events
-        .append(Arc::new(vec![event]), 1_000, None)
+        .append(Arc::new(vec![event]), Vec::new(), 1_000, None)
         .await
         .unwrap();
     assert!(!a_crash_now_needs_repair(&dir));

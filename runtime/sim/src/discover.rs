@@ -343,4 +343,9 @@ impl grace_executor::GraphReader for SimGraph {
     fn identity(&self) -> Identity {
         Identity::default()
     }
+
+    fn facts(&self, resource: &str) -> Option<serde_json::Value> {
+        let (graph, now) = self.graph();
+        graph.facts(resource, now)
+    }
 }

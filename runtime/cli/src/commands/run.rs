@@ -74,9 +74,14 @@ pub fn run(args: RunArgs) -> Exit {
             guest.name()
         ));
     }
-    let checks = event
-        .as_ref()
-        .map(|e| run_triggers::check(&guest.manifest, e));
+    let checks = event.as_ref().map(|e| {
+        // In a dry run, conditions on `event.graph` read the simulated fleet's graph.
+        let facts = sim
+            .as_ref()
+            .and_then(|s| s.executors().graph)
+            .and_then(|g| g.facts(&e.resource));
+        run_triggers::check(&guest.manifest, e, facts.as_ref())
+    });
     let holds = checks.as_ref().is_none_or(|c| c.iter().any(|t| t.holds));
     if let (Some(checks), Some(e), false, false) = (&checks, &event, holds, args.force) {
         return not_run(&args, checks, e);
@@ -139,7 +144,14 @@ pub fn run(args: RunArgs) -> Exit {
             let ledger = backends.ledger.clone();
             let trust = backends.trust.clone() as Arc<dyn grace_engine::trust::Trust>;
             let place = json!({ "path": ledger_path(&args.data.data_dir), "temporary": false });
-            (Target::Backends(Box::new(backends)), ledger, place, trust, None, None)
+            (
+                Target::Backends(Box::new(backends)),
+                ledger,
+                place,
+                trust,
+                None,
+                None,
+            )
         }
     };
 

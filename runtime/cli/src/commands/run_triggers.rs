@@ -45,12 +45,17 @@ pub struct ConditionCheck {
     pub inputs: Vec<(String, Value)>,
 }
 
-/// Checks each of `manifest`'s triggers on `event`.
-pub fn check(manifest: &Manifest, event: &TriggerEvent) -> Vec<TriggerCheck> {
+/// Checks each of `manifest`'s triggers on `event`, whose resource the health graph describes
+/// as `graph` (`event.graph` in conditions; the simulated fleet's graph in a dry run).
+pub fn check(
+    manifest: &Manifest,
+    event: &TriggerEvent,
+    graph: Option<&Value>,
+) -> Vec<TriggerCheck> {
     let mut mesh = Mesh::new();
     mesh.set_playbook(PlaybookTriggers::from_manifest(manifest));
     // One decision per trigger whose globs match; a false condition is described too.
-    let decisions = mesh.offer(event);
+    let decisions = mesh.offer_with(event, graph);
     manifest
         .triggers
         .iter()
@@ -87,7 +92,7 @@ pub fn check(manifest: &Manifest, event: &TriggerEvent) -> Vec<TriggerCheck> {
                 condition: t.condition.as_ref().map(|c| ConditionCheck {
                     text: c.to_string(),
                     holds: condition_held,
-                    inputs: c.inputs(event),
+                    inputs: c.inputs_with(event, graph),
                 }),
                 not_evaluated,
             }

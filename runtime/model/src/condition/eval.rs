@@ -4,8 +4,7 @@
 
 use serde_json::Value;
 
-use super::{CmpOp, Expr, Literal, Operand, Path, Root, Step};
-use crate::event::TriggerEvent;
+use super::{CmpOp, Expr, Literal, Operand, Path, Root, Step, Subject};
 
 /// How deep `==` looks into arrays and objects; deeper values are unequal. Payloads parsed by
 /// `serde_json` are at most 128 deep anyway; this keeps evaluation's stack bounded for any value.
@@ -85,18 +84,18 @@ fn json_equals(a: &Value, b: &Value, depth: usize) -> bool {
 }
 
 impl Expr {
-    pub(super) fn eval(&self, event: &TriggerEvent) -> bool {
+    pub(super) fn eval(&self, s: &Subject<'_>) -> bool {
         match self {
-            Expr::Or(items) => items.iter().any(|e| e.eval(event)),
-            Expr::And(items) => items.iter().all(|e| e.eval(event)),
-            Expr::Not(e) => !e.eval(event),
-            Expr::Truthy(o) => o.value(event).truthy(),
+            Expr::Or(items) => items.iter().any(|e| e.eval(s)),
+            Expr::And(items) => items.iter().all(|e| e.eval(s)),
+            Expr::Not(e) => !e.eval(s),
+            Expr::Truthy(o) => o.value(s).truthy(),
             Expr::In(o, list) => {
-                let v = o.value(event);
+                let v = o.value(s);
                 list.iter().any(|l| v.equals(l.value()))
             }
             Expr::Compare(a, op, b) => {
-                let (a, b) = (a.value(event), b.value(event));
+                let (a, b) = (a.value(s), b.value(s));
                 use std::cmp::Ordering::*;
                 match op {
                     CmpOp::Eq => a.equals(b),
@@ -112,11 +111,11 @@ impl Expr {
 }
 
 impl Operand {
-    fn value<'a>(&'a self, event: &'a TriggerEvent) -> Val<'a> {
+    fn value<'a>(&'a self, s: &Subject<'a>) -> Val<'a> {
         match self {
             Operand::Literal(l) => l.value(),
-            Operand::Path(p) => p.resolve(event),
-            Operand::Group(e) => Val::Bool(e.eval(event)),
+            Operand::Path(p) => p.resolve(s),
+            Operand::Group(e) => Val::Bool(e.eval(s)),
         }
     }
 }
@@ -143,17 +142,22 @@ pub(super) enum Found<'a> {
 }
 
 impl Path {
-    fn resolve<'a>(&self, event: &'a TriggerEvent) -> Val<'a> {
-        match self.lookup(event) {
+    fn resolve<'a>(&self, s: &Subject<'a>) -> Val<'a> {
+        match self.lookup(s) {
             Found::Str(s) => Val::Str(s),
             Found::Json(v) => Val::of_json(v),
             Found::Missing => Val::Null,
         }
     }
 
-    pub(super) fn lookup<'a>(&self, event: &'a TriggerEvent) -> Found<'a> {
+    pub(super) fn lookup<'a>(&self, s: &Subject<'a>) -> Found<'a> {
+        let event = s.event;
         let mut value = match self.root {
             Root::Payload => &event.payload,
+            Root::Graph => match s.graph {
+                Some(graph) => graph,
+                None => return Found::Missing,
+            },
             Root::EventType => return Found::Str(&event.event_type),
             Root::Resource => return Found::Str(&event.resource),
             Root::Source => return Found::Str(&event.source),
@@ -308,5 +312,66 @@ pub(super) mod tests {
         // Beyond the depth bound values are unequal rather than overflowing the stack.
         assert!(!Condition::parse("a == b").unwrap().eval(&e));
         assert!(Condition::parse("c == d").unwrap().eval(&e));
+    }
+
+    #[test]
+    fn event_graph_paths_read_the_facts_stored_with_the_event() {
+        let e = event();
+        let facts = serde_json::json!({
+            "node": "service:shop/cart",
+            "health": "degraded",
+            "upstreams": { "service:shop/postgres": "unhealthy" },
+            "dependents": { "service:shop/web": "healthy" },
+            "unhealthy_upstreams": 1,
+            "unhealthy_dependents": 0,
+        });
+        for (text, expected) in [
+            ("event.graph.health == 'degraded'", true),
+            (
+                "event.graph.unhealthy_upstreams > 0 && event.graph.unhealthy_dependents == 0",
+                true,
+            ),
+            (
+                r#"event.graph.upstreams["service:shop/postgres"] == "unhealthy""#,
+                true,
+            ),
+            (
+                r#"event.graph.dependents["service:shop/api"] != null"#,
+                false,
+            ),
+            ("event.graph.node == 'service:shop/cart'", true),
+            ("event.graph", true),
+        ] {
+            let c = Condition::parse(text).unwrap_or_else(|err| panic!("`{text}`: {err}"));
+            assert_eq!(c.eval_with(&e, Some(&facts)), expected, "`{text}`");
+            // Without a graph, every `event.graph` path is null.
+            assert!(
+                !c.eval(&e) || text.contains("!= null"),
+                "`{text}` without facts"
+            );
+        }
+        let inputs = Condition::parse("event.graph.health == 'x'")
+            .unwrap()
+            .inputs_with(&e, Some(&facts));
+        assert_eq!(
+            inputs,
+            [(
+                "event.graph.health".to_owned(),
+                serde_json::json!("degraded")
+            )]
+        );
+    }
+
+    #[test]
+    fn a_payload_key_named_graph_is_not_the_graph() {
+        let mut e = event();
+        e.payload = serde_json::json!({ "graph": { "health": "healthy" } });
+        let c = Condition::parse("event.graph.health == 'healthy'").unwrap();
+        assert!(!c.eval(&e), "a publisher cannot pose as the graph");
+        assert!(
+            Condition::parse("graph.health == 'healthy'")
+                .unwrap()
+                .eval(&e)
+        );
     }
 }

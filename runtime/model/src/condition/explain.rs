@@ -6,19 +6,26 @@
 use serde_json::Value;
 
 use super::eval::Found;
-use super::{Condition, Expr, Operand, Path, Root, Step};
+use super::{Condition, Expr, Operand, Path, Root, Step, Subject};
 use crate::event::TriggerEvent;
 
 impl Condition {
     /// Each path the condition names (once, in the order written) and its value on `event`:
     /// `null` where the path leads nowhere, as evaluation sees it.
     pub fn inputs(&self, event: &TriggerEvent) -> Vec<(String, Value)> {
+        self.inputs_with(event, None)
+    }
+
+    /// [`Condition::inputs`] with the health graph's facts about the event's resource, as
+    /// [`Condition::eval_with`] reads them.
+    pub fn inputs_with(&self, event: &TriggerEvent, graph: Option<&Value>) -> Vec<(String, Value)> {
+        let subject = Subject { event, graph };
         let mut paths: Vec<&Path> = Vec::new();
         collect(&self.expr, &mut paths);
         paths
             .into_iter()
             .map(|p| {
-                let value = match p.lookup(event) {
+                let value = match p.lookup(&subject) {
                     Found::Str(s) => Value::String(s.to_owned()),
                     Found::Json(v) => v.clone(),
                     Found::Missing => Value::Null,
@@ -59,6 +66,7 @@ impl Path {
             Root::Resource => String::from("event.resource"),
             Root::Source => String::from("event.source"),
             Root::Actor => String::from("event.actor"),
+            Root::Graph => String::from("event.graph"),
         };
         for (i, step) in self.steps.iter().enumerate() {
             match step {

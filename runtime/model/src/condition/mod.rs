@@ -110,9 +110,16 @@ impl Condition {
         &self.source
     }
 
-    /// Whether the condition holds for `event`. Never panics, never allocates.
+    /// Whether the condition holds for `event`. Never panics, never allocates. `event.graph`
+    /// paths lead nowhere (`null`).
     pub fn eval(&self, event: &TriggerEvent) -> bool {
-        self.expr.eval(event)
+        self.eval_with(event, None)
+    }
+
+    /// Whether the condition holds for `event`, whose resource the health graph describes as
+    /// `graph` (the facts the host stored with the event): `event.graph.*` paths read it.
+    pub fn eval_with(&self, event: &TriggerEvent, graph: Option<&serde_json::Value>) -> bool {
+        self.expr.eval(&Subject { event, graph })
     }
 }
 
@@ -249,6 +256,16 @@ enum Root {
     Resource,
     Source,
     Actor,
+    /// `event.graph`: what the host's health graph says of the event's resource.
+    Graph,
+}
+
+/// What a condition reads: the event, and the health graph's facts about its resource when the
+/// host keeps a graph (`event.graph`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    pub(crate) event: &'a TriggerEvent,
+    pub(crate) graph: Option<&'a serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

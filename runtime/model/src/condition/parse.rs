@@ -251,6 +251,16 @@ impl<'a> Parser<'a> {
         };
         let mut steps = Vec::new();
         let root = match first {
+            "event"
+                if !template
+                    && matches!(
+                        (self.peek(), self.tokens.get(self.pos + 1).map(|t| &t.tok)),
+                        (Some(Tok::Dot), Some(Tok::Ident("graph")))
+                    ) =>
+            {
+                self.pos += 2;
+                Root::Graph
+            }
             "event" => {
                 let field = match (self.peek(), self.tokens.get(self.pos + 1).map(|t| &t.tok)) {
                     (Some(Tok::Dot), Some(Tok::Ident(name))) => event_field(name),
@@ -260,8 +270,8 @@ impl<'a> Parser<'a> {
                     return Err(error_at(
                         self.text,
                         start,
-                        "`event` must be followed by `.type`, `.resource`, `.source` or `.actor` \
-                         (a payload key named `event` is `payload.event`)",
+                        "`event` must be followed by `.type`, `.resource`, `.source`, `.actor` \
+                         or `.graph` (a payload key named `event` is `payload.event`)",
                     ));
                 };
                 self.pos += 2;
@@ -403,12 +413,12 @@ pub(super) mod tests {
         (
             "event.kind == 'x'",
             1,
-            "`event` must be followed by `.type`, `.resource`, `.source` or `.actor` (a payload key named `event` is `payload.event`)",
+            "`event` must be followed by `.type`, `.resource`, `.source`, `.actor` or `.graph` (a payload key named `event` is `payload.event`)",
         ),
         (
             "event == 1",
             1,
-            "`event` must be followed by `.type`, `.resource`, `.source` or `.actor` (a payload key named `event` is `payload.event`)",
+            "`event` must be followed by `.type`, `.resource`, `.source`, `.actor` or `.graph` (a payload key named `event` is `payload.event`)",
         ),
         (
             "event.type.x",

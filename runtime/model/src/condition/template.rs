@@ -114,7 +114,7 @@ impl KeyTemplate {
         for part in &self.parts {
             match part {
                 KeyPart::Text(t) => out.push_str(t),
-                KeyPart::Value(path) => match path.lookup(event) {
+                KeyPart::Value(path) => match path.lookup(&super::Subject { event, graph: None }) {
                     Found::Missing | Found::Json(Value::Null) => {}
                     Found::Str(s) => out.push_str(s),
                     Found::Json(Value::String(s)) => out.push_str(s),

@@ -241,6 +241,9 @@ impl App {
         if let Some(cluster) = &cluster {
             intake = intake.with_shared_log(cluster.events().clone());
         }
+        if let Some(graph) = &graph {
+            intake = intake.with_graph(graph.clone());
+        }
         let intake = Arc::new(intake);
         let (mut sources, batches) = SourceSupervisor::new(supervisor.clone());
         if let Some(cluster) = &cluster {

@@ -83,6 +83,13 @@ impl Graph {
         f(&crate::sync::read(&self.graph))
     }
 
+    /// What the graph says of an event's resource now, for trigger conditions
+    /// (`event.graph`; see [`HealthGraph::facts`]).
+    pub fn facts(&self, resource: &str) -> Option<serde_json::Value> {
+        let now = grace_engine::event::system_now_millis();
+        self.read(|graph| graph.facts(resource, now))
+    }
+
     /// Stores the graph if it changed since it was last stored; whether it wrote.
     pub fn persist(&self) -> Result<bool, StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
@@ -146,5 +153,9 @@ impl grace_executor::GraphReader for Graph {
 
     fn identity(&self) -> grace_graph::Identity {
         self.config.identity.clone()
+    }
+
+    fn facts(&self, resource: &str) -> Option<serde_json::Value> {
+        Graph::facts(self, resource)
     }
 }

@@ -75,6 +75,7 @@ pub(super) async fn run(
                 Queued {
                     seq: e.seq,
                     event: e.event,
+                    graph: e.graph,
                     received_at: e.received_at,
                     accepted: Instant::now(),
                     // In a cluster, the shard's import waits for its events to be matched
@@ -171,7 +172,9 @@ fn match_one(s: &Scheduler, q: &Queued) -> Vec<(RunRecord, Option<Origin>)> {
         return Vec::new();
     }
     let mut decisions = Vec::new();
-    let condition_false = s.r.triggers.offer_counting(&q.event, &mut decisions);
+    let condition_false =
+        s.r.triggers
+            .offer_counting(&q.event, q.graph.as_ref(), &mut decisions);
     if condition_false > 0 {
         s.r.metrics
             .suppressed_many("condition_false", condition_false);

@@ -44,6 +44,11 @@ pub struct StoredEvent {
     pub published_by: Option<Publisher>,
     /// The event.
     pub event: TriggerEvent,
+    /// What the health graph said of the event's resource when it was accepted (see
+    /// [`crate::graph::Graph::facts`]): trigger conditions read it as `event.graph`, and read
+    /// it from here when the events are matched again, so that the decisions do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<serde_json::Value>,
 }
 
 /// [`StoredEvent`] borrowing its event: the same JSON, without copying the event to write it.
@@ -54,10 +59,14 @@ struct StoredEventRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     published_by: Option<&'a Publisher>,
     event: &'a TriggerEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph: Option<&'a serde_json::Value>,
 }
 
 struct Request {
     events: Arc<Vec<TriggerEvent>>,
+    /// Each event's graph facts, by position (shorter than `events`: none for the rest).
+    graph: Vec<Option<serde_json::Value>>,
     received_at: u64,
     published_by: Option<Publisher>,
     reply: oneshot::Sender<Result<(u64, u64), StoreError>>,
@@ -96,9 +105,12 @@ impl EventLog {
     ///
     /// The events are shared with the writer rather than copied; it lets go of them before it
     /// answers, so the caller can take them back with `Arc::try_unwrap`.
+    ///
+    /// `graph` holds each event's graph facts, by position (empty: none).
     pub async fn append(
         &self,
         events: Arc<Vec<TriggerEvent>>,
+        graph: Vec<Option<serde_json::Value>>,
         received_at: u64,
         published_by: Option<Publisher>,
     ) -> Result<(u64, u64), StoreError> {
@@ -106,6 +118,7 @@ impl EventLog {
         self.tx
             .send(Request {
                 events,
+                graph,
                 received_at,
                 published_by,
                 reply,
@@ -176,13 +189,14 @@ fn write(db: &Database, batch: &[Request], last: u64) -> Result<u64, StoreError>
     {
         let mut table = tx.open_table(EVENTS).map_err(db_of)?;
         for r in batch {
-            for event in r.events.iter() {
+            for (i, event) in r.events.iter().enumerate() {
                 seq += 1;
                 let stored = StoredEventRef {
                     seq,
                     received_at: r.received_at,
                     published_by: r.published_by.as_ref(),
                     event,
+                    graph: r.graph.get(i).and_then(Option::as_ref),
                 };
                 let bytes = serde_json::to_vec(&stored).map_err(db_of)?;
                 table.insert(seq, bytes.as_slice()).map_err(db_of)?;
