@@ -363,3 +363,35 @@ fn a_published_event_cannot_bring_its_own_graph_facts() {
     let (status, body) = server.post("/v1/events", e);
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn a_deployment_event_makes_discovery_look_again_before_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path(), true, true);
+    let config = dir.path().join("grace.toml");
+    // Looks once at start, then not for an hour, unless an event says something changed.
+    std::fs::write(&config, "[graph]\nrefresh = \"1h\"\nforget_after = \"2h\"\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", path(&config), "--fleet", path(&fleet)],
+    );
+    let looks = || {
+        let (_, sources) = server.get("/v1/sources/graph:sim");
+        sources["successes"].as_u64().unwrap_or(0)
+    };
+    grace_testkit::poll_until("the first look", std::time::Duration::from_secs(30), || {
+        (looks() == 1).then_some(())
+    });
+    let (status, body) = server.post(
+        "/v1/events",
+        event("payments.latency", "shop/cart", 300, 1.0),
+    );
+    assert_eq!(status, 202, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(looks(), 1, "an event of another type wakes nothing");
+    let (status, body) = server.post("/v1/events", event("shop.deployed", "shop/cart", 301, 1.0));
+    assert_eq!(status, 202, "{body}");
+    grace_testkit::poll_until("a look after the deployment", std::time::Duration::from_secs(10), || {
+        (looks() >= 2).then_some(())
+    });
+}

@@ -391,6 +391,9 @@ impl Intake {
         }
         for event in &events {
             self.trust.observe(event);
+            if let Some(graph) = &self.graph {
+                graph.event_seen(&event.event_type);
+            }
         }
         let mut graph = graph.into_iter();
         for (((permit, event), seq), origin) in permits.zip(events).zip(first..=last).zip(origins) {

@@ -171,6 +171,7 @@ pub fn start(graph: &Arc<Graph>, sources: &SourceSupervisor, providers: &[(Strin
             target,
             Arc::new(look),
             schedule,
+            graph.wake(),
         );
     }
 }

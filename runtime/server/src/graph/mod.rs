@@ -25,6 +25,11 @@ pub struct Graph {
     generation: AtomicU64,
     stored: AtomicU64,
     store: Store,
+    /// Wakes every discovery source (see [`Graph::event_seen`]).
+    wake: Arc<tokio::sync::Notify>,
+    refresh_on: Vec<grace_model::glob::Glob>,
+    /// When the sources were last woken (ms): at most once a second.
+    woken_at: AtomicU64,
 }
 
 impl Graph {
@@ -57,7 +62,15 @@ impl Graph {
             },
             None => HealthGraph::new(settings),
         };
+        let refresh_on = config
+            .refresh_on
+            .iter()
+            .map(|g| grace_model::glob::Glob::new(g.clone()))
+            .collect();
         Ok(Graph {
+            wake: Arc::new(tokio::sync::Notify::new()),
+            refresh_on,
+            woken_at: AtomicU64::new(0),
             graph: RwLock::new(graph),
             config,
             generation: AtomicU64::new(0),
@@ -76,6 +89,30 @@ impl Graph {
         let applied = crate::sync::write(&self.graph).apply(source, observation, now);
         self.generation.fetch_add(1, Ordering::SeqCst);
         applied
+    }
+
+    /// What discovery sources wait on between their scheduled looks.
+    pub fn wake(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    /// An event was accepted: when its type is one of `refresh_on` (a deployment, a
+    /// `graph.refresh`), every discovery source looks again at once, at most once a second.
+    pub fn event_seen(&self, event_type: &str) {
+        if !self.refresh_on.iter().any(|g| g.matches(event_type)) {
+            return;
+        }
+        let now = grace_engine::event::system_now_millis();
+        let last = self.woken_at.load(Ordering::SeqCst);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .woken_at
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            tracing::debug!(event_type, "graph discovery woken by an event");
+            self.wake.notify_waiters();
+        }
     }
 
     /// Reads the graph.

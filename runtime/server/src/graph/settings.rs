@@ -9,6 +9,7 @@
 //! mesh = ["istio", "linkerd"]
 //! mesh_window = "5m"         # the rate window of mesh queries
 //! persist_every = "60s"
+//! refresh_on = ["deploy*", "*.deployed", "*.deployment", "graph.refresh"]  # event types
 //!
 //! [graph.identity]
 //! namespace_labels = ["namespace", "kubernetes_namespace", "com.docker.compose.project"]
@@ -89,6 +90,9 @@ pub struct GraphConfig {
     pub mesh: Vec<MeshName>,
     /// The rate window of mesh queries (`5m`).
     pub mesh_window: String,
+    /// Event types (globs) that make every discovery source look again at once (deployments,
+    /// `graph.refresh`): the graph follows a change without waiting for `refresh`.
+    pub refresh_on: Vec<String>,
     /// How often the graph is stored.
     #[serde(with = "humantime_serde")]
     pub persist_every: Duration,
@@ -115,6 +119,14 @@ impl Default for GraphConfig {
             mesh: vec![MeshName::Istio, MeshName::Linkerd],
             mesh_window: "5m".into(),
             persist_every: Duration::from_secs(60),
+            refresh_on: [
+                "deploy*",
+                "*.deployed",
+                "*.deployment",
+                "graph.refresh",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             identity: Identity::default(),
             health: HealthRule::default(),
             edge: Vec::new(),
@@ -156,6 +168,14 @@ impl GraphConfig {
                 "mesh_window",
                 "must be a Prometheus duration in s, m or h (e.g. `5m`)",
             );
+        }
+        for (i, t) in self.refresh_on.iter().enumerate() {
+            if t.trim().is_empty() || t.len() > 256 {
+                return bad(
+                    &format!("refresh_on[{i}]"),
+                    "an event-type glob of 1 to 256 bytes",
+                );
+            }
         }
         if self.persist_every < Duration::from_secs(1) {
             return bad("persist_every", "must be at least 1s");

@@ -189,8 +189,8 @@ const GATE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Polls `poller` forever on `schedule` (first poll at once), sending its events to `batches`
 /// (bounded: a poll waits while the intake is behind) and its health to `state`; with a
-/// `gate`, only while it allows. Abort the task to stop it; it also ends when the intake is
-/// gone (the server is shutting down).
+/// `gate`, only while it allows; with a `wake`, also as soon as it is notified. Abort the task
+/// to stop it; it also ends when the intake is gone (the server is shutting down).
 pub async fn run(
     batches: tokio::sync::mpsc::Sender<Batch>,
     name: String,
@@ -198,6 +198,7 @@ pub async fn run(
     schedule: Schedule,
     state: Arc<SourceState>,
     gate: Option<Gate>,
+    wake: Option<Arc<tokio::sync::Notify>>,
 ) {
     let mut failures = 0u32;
     loop {
@@ -244,7 +245,15 @@ pub async fn run(
             grace_engine::event::system_now_millis()
                 + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
         );
-        tokio::time::sleep(delay).await;
+        match &wake {
+            Some(wake) => {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = wake.notified() => {}
+                }
+            }
+            None => tokio::time::sleep(delay).await,
+        }
     }
 }
 

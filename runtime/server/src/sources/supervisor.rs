@@ -75,12 +75,12 @@ impl SourceSupervisor {
         poller: Arc<dyn Poller>,
         schedule: Schedule,
     ) {
-        self.start(name, kind, target, poller, schedule, self.gate.clone());
+        self.start(name, kind, target, poller, schedule, self.gate.clone(), None);
     }
 
     /// Starts polling a source on every replica, whatever the gate says: for sources that only
     /// read the world into this replica's own state (health-graph discovery), which every
-    /// replica needs.
+    /// replica needs. `wake` makes it poll at once, between its scheduled polls.
     pub fn poll_everywhere(
         &self,
         name: &str,
@@ -88,8 +88,9 @@ impl SourceSupervisor {
         target: String,
         poller: Arc<dyn Poller>,
         schedule: Schedule,
+        wake: Arc<tokio::sync::Notify>,
     ) {
-        self.start(name, kind, target, poller, schedule, None);
+        self.start(name, kind, target, poller, schedule, None, Some(wake));
     }
 
     fn start(
@@ -100,6 +101,7 @@ impl SourceSupervisor {
         poller: Arc<dyn Poller>,
         schedule: Schedule,
         gate: Option<poll::Gate>,
+        wake: Option<Arc<tokio::sync::Notify>>,
     ) {
         let state = self
             .health
@@ -113,6 +115,7 @@ impl SourceSupervisor {
                 schedule,
                 state.clone(),
                 gate.clone(),
+                wake.clone(),
             );
             async move {
                 run.await;
