@@ -153,6 +153,10 @@ fn the_graph_shows_mesh_edges_declared_edges_and_targets_in_the_api_and_the_cli(
         .map(|n| n["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["service:shop/checkout-v1", "service:shop/frontend"]);
+    // A limit keeps the node asked about, whatever its place in the order.
+    let (_, one) = server.get("/v1/graph?around=service:shop/frontend&depth=1&limit=1");
+    assert_eq!(one["nodes"][0]["id"], "service:shop/frontend", "{one}");
+    assert_eq!(one["truncated"], true);
 
     // The CLI: a table, DOT, one node.
     let out = server.grace_with(&["graph", "show"]);

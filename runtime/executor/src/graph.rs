@@ -19,14 +19,16 @@ pub trait GraphReader: Send + Sync {
     /// graph has no such node.
     fn node(&self, id: &NodeId, limit: usize) -> Option<NodeDetail>;
 
-    /// What a walk from `id` reaches, to `depth` steps, at most `limit` nodes, each with its
-    /// health now; `None` when the graph has no such node.
+    /// What a walk from `id` reaches through the nodes `visible` keeps, to `depth` steps, at
+    /// most `limit` nodes, each with its health now; `None` when the graph has no such node
+    /// (see [`grace_graph::HealthGraph::walk_within`]).
     fn walk(
         &self,
         id: &NodeId,
         walk: Walk,
         depth: u32,
         limit: usize,
+        visible: &dyn Fn(&NodeId) -> bool,
     ) -> Option<Vec<(Reached, Health)>>;
 
     /// What a disruption of `id` reaches, to `depth` steps, at most `limit` dependents (see
@@ -91,16 +93,17 @@ pub fn downstream(graph: &dyn GraphReader, resource: &Resource) -> Vec<Downstrea
         .collect()
 }
 
-/// [`GraphReader`] for a graph held in memory, read at the time `now` gives.
+/// [`GraphReader::walk`] for a graph held in memory, read at the time `now` gives.
 pub fn read_walk(
     graph: &grace_graph::HealthGraph,
     id: &NodeId,
     walk: Walk,
     depth: u32,
     limit: usize,
+    visible: &dyn Fn(&NodeId) -> bool,
     now: u64,
 ) -> Option<Vec<(Reached, Health)>> {
-    let reached = graph.walk(id, walk, depth, limit)?;
+    let reached = graph.walk_within(id, walk, depth, limit, visible)?;
     Some(
         reached
             .into_iter()

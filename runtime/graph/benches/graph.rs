@@ -14,7 +14,7 @@
 //! - **churn**: the unfavourable case, a refresh where 10 % of the edges are new and 10 % gone
 //!   (new edges are inserted, the gone ones age out once `forget_after` has passed).
 //! - **cold**: building the graph from nothing.
-//! - **walk**: the dependents of a node to depth 3 (about 125 nodes reached), for 1,000 start
+//! - **walk**: the dependents of a node to depth 3 (about 150 nodes reached), for 1,000 start
 //!   nodes. Baseline: a breadth-first walk of the same edges kept as `Vec<Vec<u32>>`.
 //! - **memory**: bytes held by the graph, counted by a counting allocator, beside the
 //!   observation's own.

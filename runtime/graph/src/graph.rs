@@ -1,8 +1,11 @@
 //! The graph: nodes and edges merged from every source's observations, each remembering which
 //! sources saw it and when, aged out when no source has seen it for `forget_after`.
 //!
-//! Aging is per source and counts only time the source answered: a source that is down (its
-//! look failed, so nothing is applied) ages nothing, and the graph stays as it was.
+//! Aging is per source and happens only when the source answers: each answer forgets what that
+//! source last saw more than `forget_after` before it. A source that is down (its looks fail,
+//! so nothing is applied) forgets nothing, and the graph stays as it was; its first answer after
+//! an outage longer than `forget_after` forgets at once what it no longer reports. What only a
+//! source that no longer exists reported goes with [`HealthGraph::retain_sources`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -324,7 +327,7 @@ impl HealthGraph {
         let node = &mut self.graph[i];
         for (k, v) in &observed.attributes {
             if node.attributes.len() >= MAX_ATTRIBUTES && !node.attributes.contains_key(k) {
-                break;
+                continue;
             }
             node.attributes
                 .insert(bounded(k, MAX_ATTRIBUTE_LEN), bounded(v, MAX_ATTRIBUTE_LEN));
@@ -511,6 +514,59 @@ impl HealthGraph {
         applied
     }
 
+    /// Forgets everything only sources `keep` refuses reported: for a source that no longer
+    /// exists (a provider removed from the configuration), whose contributions would otherwise
+    /// never age, since only a source's own answers age what it reported.
+    pub fn retain_sources(&mut self, keep: &dyn Fn(&str) -> bool) -> Applied {
+        let mut applied = Applied::default();
+        let gone = |origins: &[&str]| origins.iter().any(|s| !keep(s));
+        let edges: Vec<EdgeIndex> = self
+            .graph
+            .edge_indices()
+            .filter(|e| gone(&self.graph[*e].origins.keys().collect::<Vec<_>>()))
+            .collect();
+        for e in edges {
+            let origins = &mut self.graph[e].origins;
+            let dropped: Vec<String> = origins
+                .keys()
+                .filter(|s| !keep(s))
+                .map(str::to_owned)
+                .collect();
+            for s in dropped {
+                origins.remove(&s);
+            }
+            if origins.is_empty() {
+                self.graph.remove_edge(e);
+                applied.edges_removed += 1;
+            }
+        }
+        let nodes: Vec<NodeIndex> = self.graph.node_indices().collect();
+        for i in nodes {
+            let node = &mut self.graph[i];
+            let dropped: Vec<String> = node
+                .seen_by
+                .keys()
+                .filter(|s| !keep(s))
+                .map(str::to_owned)
+                .collect();
+            for s in &dropped {
+                node.seen_by.remove(s);
+                node.availability.remove(s);
+            }
+            for k in Kpi::ALL {
+                let slot = node.kpis.slot(k);
+                if slot.as_ref().is_some_and(|m| !keep(&m.source)) {
+                    *slot = None;
+                }
+            }
+            if node.seen_by.is_empty() {
+                self.remove(i);
+                applied.nodes_removed += 1;
+            }
+        }
+        applied
+    }
+
     /// Forgets what `source` has not seen since `now - forget_after`.
     fn forget(&mut self, source: &str, now: u64, applied: &mut Applied) {
         let horizon = now.saturating_sub(millis(self.settings.forget_after));
@@ -648,6 +704,20 @@ impl HealthGraph {
     /// Everything reached from `id` walking `walk`, breadth first, to `depth` steps, at most
     /// `limit` nodes; `None` when `id` is not in the graph.
     pub fn walk(&self, id: &NodeId, walk: Walk, depth: u32, limit: usize) -> Option<Vec<Reached>> {
+        self.walk_within(id, walk, depth, limit, &|_| true)
+    }
+
+    /// [`Self::walk`] through the nodes `visible` keeps only: the others are neither answered
+    /// nor walked through, so nothing of them shows (not even as a `via`), and `limit` counts
+    /// only what is answered. For a reader allowed to see part of the graph.
+    pub fn walk_within(
+        &self,
+        id: &NodeId,
+        walk: Walk,
+        depth: u32,
+        limit: usize,
+        visible: &dyn Fn(&NodeId) -> bool,
+    ) -> Option<Vec<Reached>> {
         let start = *self.index.get(id)?;
         // A bit per node index: far cheaper than a set of indices on walks of thousands.
         let mut seen = self.graph.visit_map();
@@ -662,7 +732,7 @@ impl HealthGraph {
                 if out.len() >= limit {
                     return Some(out);
                 }
-                if !seen.visit(next) {
+                if !seen.visit(next) || !visible(&self.graph[next].id) {
                     continue;
                 }
                 out.push(Reached {

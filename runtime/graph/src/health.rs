@@ -9,6 +9,7 @@
 //! | every member (container, instance, target that is part of it) is unhealthy | unhealthy |
 //! | error ratio ≥ `errors.unhealthy` (0.05), p95 latency ≥ `latency_p95_ms.unhealthy` (2000), saturation ≥ `saturation.unhealthy` (0.95) | unhealthy |
 //! | some but not all ready, some members unhealthy | degraded |
+//! | (`0 of 0` ready, nothing wanted: no finding) | |
 //! | error ratio ≥ `errors.degraded` (0.01), p95 ≥ `latency_p95_ms.degraded` (500), saturation ≥ `saturation.degraded` (0.8) | degraded |
 //! | at least one fresh signal and none of the above | healthy |
 //! | no fresh signal at all | unknown |
@@ -268,12 +269,17 @@ impl HealthRule {
             if h.severity() > worst.severity() {
                 worst = h;
             }
-            if h != Health::Healthy {
+            if matches!(h, Health::Degraded | Health::Unhealthy) {
                 reasons.push(why);
             }
         };
         for (source, a) in signals.availability {
-            let h = if a.total > 0 && a.ready == 0 {
+            // Nothing wanted (a deployment scaled to 0, a Service without endpoints): no
+            // finding either way.
+            if a.total == 0 {
+                continue;
+            }
+            let h = if a.ready == 0 {
                 Health::Unhealthy
             } else if a.ready < a.total {
                 Health::Degraded

@@ -228,7 +228,7 @@ impl<'de> Deserialize<'de> for NodeId {
 }
 
 /// How a service's namespace and workload are read from labels (Prometheus target labels,
-/// container labels, pod template labels): the first label of each list that is present
+/// container labels, Auto Scaling group tags): the first label of each list that is present
 /// wins. `[graph.identity]` in `grace.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

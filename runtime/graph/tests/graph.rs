@@ -338,3 +338,53 @@ fn a_snapshot_with_a_bad_id_is_refused() {
     let json = r#"{"version":1,"nodes":[{"id":"pod:x","seen_by":{}}],"edges":[]}"#;
     assert!(serde_json::from_str::<Snapshot>(json).is_err());
 }
+
+#[test]
+fn a_walk_within_a_view_neither_answers_nor_passes_through_hidden_nodes() {
+    let mut g = graph();
+    let node = |ns: &str, name: &str| NodeId::service(ns, name).unwrap();
+    // shop/front → pay/billing → shop/cart, and shop/web → shop/cart.
+    g.apply(
+        "istio",
+        &Observation {
+            edges: vec![
+                ObservedEdge::calls(node("shop", "front"), node("pay", "billing"))
+                    .traffic(1.0, None),
+                ObservedEdge::calls(node("pay", "billing"), node("shop", "cart"))
+                    .traffic(1.0, None),
+                ObservedEdge::calls(node("shop", "web"), node("shop", "cart")).traffic(1.0, None),
+            ],
+            ..Observation::default()
+        },
+        0,
+    );
+    let shop_only = |id: &NodeId| id.namespace() == Some("shop");
+    let reached = g
+        .walk_within(&node("shop", "cart"), Walk::Dependents, 3, 100, &shop_only)
+        .unwrap();
+    let ids: Vec<String> = reached.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        ["service:shop/web"],
+        "front is reached only through billing"
+    );
+    assert!(reached.iter().all(|r| shop_only(&r.via)));
+    // The limit counts what is answered, not what was hidden.
+    let all = g
+        .walk(&node("shop", "cart"), Walk::Dependents, 3, 100)
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+
+#[test]
+fn what_only_a_source_that_no_longer_exists_reported_is_forgotten() {
+    let mut g = graph();
+    g.apply("kubernetes", &nodes(&[svc("web"), svc("db")]), 0);
+    g.apply("docker", &nodes(&[svc("web")]), 0);
+    g.apply("istio", &calls(&[("web", "db", 2.0)]), 0);
+    let applied = g.retain_sources(&|s| s != "kubernetes" && s != "istio");
+    assert_eq!((applied.nodes_removed, applied.edges_removed), (1, 1));
+    let web = g.node(&svc("web")).unwrap();
+    assert_eq!(web.seen_by.keys().collect::<Vec<_>>(), ["docker"]);
+    assert!(g.node(&svc("db")).is_none());
+}

@@ -323,9 +323,10 @@ impl grace_executor::GraphReader for SimGraph {
         walk: grace_graph::Walk,
         depth: u32,
         limit: usize,
+        visible: &dyn Fn(&NodeId) -> bool,
     ) -> Option<Vec<(grace_graph::Reached, grace_graph::Health)>> {
         let (graph, now) = self.graph();
-        grace_executor::graph::read_walk(&graph, id, walk, depth, limit, now)
+        grace_executor::graph::read_walk(&graph, id, walk, depth, limit, visible, now)
     }
 
     fn blast_radius(

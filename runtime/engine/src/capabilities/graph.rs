@@ -133,11 +133,10 @@ fn neighbour_to_guest(n: NeighbourRecord) -> Neighbour {
     }
 }
 
-/// The part of a walk the grant shows.
-fn visible(grant: &GraphGrant, reached: Vec<(Reached, GraphHealth)>) -> Vec<NeighbourRecord> {
+/// A walk's answer, for the guest (the walk went only through what the grant shows).
+fn records(reached: Vec<(Reached, GraphHealth)>) -> Vec<NeighbourRecord> {
     reached
         .into_iter()
-        .filter(|(r, _)| grant.visible(r.id.kind().name(), r.id.namespace()))
         .map(|(r, h)| NeighbourRecord {
             id: r.id.to_string(),
             depth: r.depth,
@@ -171,13 +170,15 @@ impl HostState {
                     Ok(((reader, node, grant), resource))
                 },
                 move |_, (reader, node, grant)| async move {
-                    let reached =
-                        reader
-                            .walk(&node, walk, depth, MAX_NEIGHBOURS)
-                            .ok_or_else(|| {
-                                ExecError::NotFound(format!("no node `{node}` in the health graph"))
-                            })?;
-                    Ok(visible(&grant, reached))
+                    // Only through what the grant shows: a hidden node is neither answered nor
+                    // walked through, so it cannot show up as the `via` of a visible one.
+                    let visible = |id: &NodeId| grant.visible(id.kind().name(), id.namespace());
+                    let reached = reader
+                        .walk(&node, walk, depth, MAX_NEIGHBOURS, &visible)
+                        .ok_or_else(|| {
+                            ExecError::NotFound(format!("no node `{node}` in the health graph"))
+                        })?;
+                    Ok(records(reached))
                 },
             )
             .await

@@ -297,7 +297,6 @@ impl PrometheusMetrics {
         let targets = decode_targets(status, &body)?;
         let mut observation = Observation::default();
         let mut left_out = 0;
-        let mut services = BTreeMap::<NodeId, (u32, u32)>::new();
         for t in targets {
             if observation.nodes.len() >= max {
                 left_out += 1;
@@ -325,12 +324,8 @@ impl PrometheusMetrics {
                 node = node.available(u32::from(up), 1);
             }
             match identity.service(&t.labels) {
-                Some(service) => {
-                    let counts = services.entry(service.clone()).or_default();
-                    counts.0 += u32::from(up == Some(true));
-                    counts.1 += 1;
-                    node = node.part_of(Owner::Node(service));
-                }
+                // The service's availability follows from its members' (the health rule).
+                Some(service) => node = node.part_of(Owner::Node(service)),
                 None => {
                     if let Some(host) = host_of(instance) {
                         node = node.part_of(Owner::Address(host.to_owned()));

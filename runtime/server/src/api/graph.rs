@@ -121,7 +121,14 @@ async fn show(
                 None => graph.nodes().map(|n| n.id.clone()).collect(),
             };
             ids.sort();
-            ids.truncate(limit);
+            // The node asked about stays whatever its place in the order.
+            if let Some(centre) = &around {
+                ids.retain(|id| id != centre);
+                ids.truncate(limit.saturating_sub(1));
+                ids.push(centre.clone());
+            } else {
+                ids.truncate(limit);
+            }
             only = Some(ids.into_iter().collect());
         }
         Ok::<_, ApiError>(Shown {

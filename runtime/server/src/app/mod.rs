@@ -202,10 +202,17 @@ impl App {
                     cluster.resource_changes().clone(),
                 ));
         }
-        if let Some(graph) = &graph {
-            trust = trust.with_graph(graph.clone());
-            // Runs read the discovered graph (in simulation too: it holds the simulated fleet's).
-            executors.graph = Some(graph.clone());
+        match (&graph, &executors.graph) {
+            (Some(graph), _) => {
+                trust = trust.with_graph(graph.clone());
+                // Runs read the discovered graph (in simulation too: it holds the simulated
+                // fleet's).
+                executors.graph = Some(graph.clone());
+            }
+            // In simulation without `[graph]`: runs and the trust core read the same graph,
+            // the simulated fleet's.
+            (None, Some(simulated)) => trust = trust.with_graph(simulated.clone()),
+            (None, None) => {}
         }
         let trust = Arc::new(trust);
         let supervisor = Arc::new(Supervisor::default());

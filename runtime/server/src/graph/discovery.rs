@@ -1,7 +1,8 @@
 //! The discovery sources: one per configured provider and view of it, each a polled source of
 //! the source supervisor (its schedule, time limit, backoff, health in `GET /v1/sources` as
 //! `graph:<name>`, restart when it dies). A look that fails applies nothing: the source is marked
-//! down and the graph stays as it was (and ages nothing of that source).
+//! down and the graph stays as it was (that source forgets nothing until it answers again).
+//! At start, what sources no longer configured reported is forgotten.
 //!
 //! | source | from | what |
 //! | --- | --- | --- |
@@ -158,6 +159,18 @@ pub fn start(graph: &Arc<Graph>, sources: &SourceSupervisor, providers: &[(Strin
             "[[graph.edge]]".into(),
             View::Declared(observation),
         ));
+    }
+    // A provider removed from the configuration never answers again, so nothing of it would
+    // age: what only it reported goes now.
+    let names: std::collections::BTreeSet<String> =
+        looks.iter().map(|(name, _, _)| name.clone()).collect();
+    let dropped = graph.retain_sources(&|s| names.contains(s));
+    if dropped.nodes_removed + dropped.edges_removed > 0 {
+        tracing::info!(
+            nodes = dropped.nodes_removed,
+            edges = dropped.edges_removed,
+            "forgot what discovery sources no longer configured reported"
+        );
     }
     for (name, target, view) in looks {
         let look = Look {

@@ -115,6 +115,14 @@ impl Graph {
         }
     }
 
+    /// Forgets what only sources `keep` refuses reported (see
+    /// [`HealthGraph::retain_sources`]).
+    pub fn retain_sources(&self, keep: &dyn Fn(&str) -> bool) -> Applied {
+        let applied = crate::sync::write(&self.graph).retain_sources(keep);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        applied
+    }
+
     /// Reads the graph.
     pub fn read<R>(&self, f: impl FnOnce(&HealthGraph) -> R) -> R {
         f(&crate::sync::read(&self.graph))
@@ -169,9 +177,12 @@ impl grace_executor::GraphReader for Graph {
         walk: grace_graph::Walk,
         depth: u32,
         limit: usize,
+        visible: &dyn Fn(&NodeId) -> bool,
     ) -> Option<Vec<(grace_graph::Reached, grace_graph::Health)>> {
         let now = grace_engine::event::system_now_millis();
-        self.read(|graph| grace_executor::graph::read_walk(graph, id, walk, depth, limit, now))
+        self.read(|graph| {
+            grace_executor::graph::read_walk(graph, id, walk, depth, limit, visible, now)
+        })
     }
 
     fn blast_radius(

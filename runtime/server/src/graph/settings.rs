@@ -119,14 +119,9 @@ impl Default for GraphConfig {
             mesh: vec![MeshName::Istio, MeshName::Linkerd],
             mesh_window: "5m".into(),
             persist_every: Duration::from_secs(60),
-            refresh_on: [
-                "deploy*",
-                "*.deployed",
-                "*.deployment",
-                "graph.refresh",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
+            refresh_on: ["deploy*", "*.deployed", "*.deployment", "graph.refresh"]
+                .map(str::to_owned)
+                .to_vec(),
             identity: Identity::default(),
             health: HealthRule::default(),
             edge: Vec::new(),

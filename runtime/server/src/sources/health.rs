@@ -41,7 +41,7 @@ impl Status {
 pub struct SourceHealth {
     /// The source's name, unique among sources.
     pub name: String,
-    /// `promql`, `cloudwatch`, `collector`, `alertmanager` or `metrics-push`.
+    /// `promql`, `cloudwatch`, `collector`, `alertmanager`, `metrics-push` or `graph-discovery`.
     pub kind: &'static str,
     /// What it reads: a query, a metric, a URL.
     pub target: String,

@@ -75,7 +75,15 @@ impl SourceSupervisor {
         poller: Arc<dyn Poller>,
         schedule: Schedule,
     ) {
-        self.start(name, kind, target, poller, schedule, self.gate.clone(), None);
+        self.start(
+            name,
+            kind,
+            target,
+            poller,
+            schedule,
+            self.gate.clone(),
+            None,
+        );
     }
 
     /// Starts polling a source on every replica, whatever the gate says: for sources that only
