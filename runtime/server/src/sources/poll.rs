@@ -184,22 +184,31 @@ fn checked(polled: Polled) -> Result<Polled, ExecError> {
 /// [`super::supervisor::SourceSupervisor::gated`]).
 pub type Gate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// What besides its schedule decides when a source is polled.
+#[derive(Clone, Default)]
+pub struct Pace {
+    /// Polls only while it allows (see [`Gate`]).
+    pub gate: Option<Gate>,
+    /// Polls at once when notified, between scheduled polls.
+    pub wake: Option<Arc<tokio::sync::Notify>>,
+}
+
 /// How often a source another replica polls is looked at again.
 const GATE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Polls `poller` forever on `schedule` (first poll at once), sending its events to `batches`
 /// (bounded: a poll waits while the intake is behind) and its health to `state`; with a
-/// `gate`, only while it allows; with a `wake`, also as soon as it is notified. Abort the task
-/// to stop it; it also ends when the intake is gone (the server is shutting down).
+/// gate (`pace`), only while it allows; with a wake, also as soon as it is notified. Abort the
+/// task to stop it; it also ends when the intake is gone (the server is shutting down).
 pub async fn run(
     batches: tokio::sync::mpsc::Sender<Batch>,
     name: String,
     poller: Arc<dyn Poller>,
     schedule: Schedule,
     state: Arc<SourceState>,
-    gate: Option<Gate>,
-    wake: Option<Arc<tokio::sync::Notify>>,
+    pace: Pace,
 ) {
+    let Pace { gate, wake } = pace;
     let mut failures = 0u32;
     loop {
         if let Some(gate) = &gate

@@ -75,15 +75,11 @@ impl SourceSupervisor {
         poller: Arc<dyn Poller>,
         schedule: Schedule,
     ) {
-        self.start(
-            name,
-            kind,
-            target,
-            poller,
-            schedule,
-            self.gate.clone(),
-            None,
-        );
+        let pace = poll::Pace {
+            gate: self.gate.clone(),
+            wake: None,
+        };
+        self.start(name, kind, target, poller, schedule, pace);
     }
 
     /// Starts polling a source on every replica, whatever the gate says: for sources that only
@@ -98,7 +94,11 @@ impl SourceSupervisor {
         schedule: Schedule,
         wake: Arc<tokio::sync::Notify>,
     ) {
-        self.start(name, kind, target, poller, schedule, None, Some(wake));
+        let pace = poll::Pace {
+            gate: None,
+            wake: Some(wake),
+        };
+        self.start(name, kind, target, poller, schedule, pace);
     }
 
     fn start(
@@ -108,8 +108,7 @@ impl SourceSupervisor {
         target: String,
         poller: Arc<dyn Poller>,
         schedule: Schedule,
-        gate: Option<poll::Gate>,
-        wake: Option<Arc<tokio::sync::Notify>>,
+        pace: poll::Pace,
     ) {
         let state = self
             .health
@@ -122,8 +121,7 @@ impl SourceSupervisor {
                 poller.clone(),
                 schedule,
                 state.clone(),
-                gate.clone(),
-                wake.clone(),
+                pace.clone(),
             );
             async move {
                 run.await;
