@@ -188,6 +188,8 @@ pub struct Applied {
 
 /// Most upstreams and most dependents [`HealthGraph::facts`] lists.
 pub const MAX_FACT_NEIGHBOURS: usize = 50;
+/// Most upstreams and most dependents [`HealthGraph::facts`] counts.
+pub const MAX_FACT_COUNTED: usize = 10_000;
 
 /// A node reached by a walk, and how.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -423,6 +425,13 @@ impl HealthGraph {
         if edge.from == edge.to {
             return;
         }
+        // Both ends fit, or neither is added: a lone new end would never be seen, so never age.
+        let new_ends = usize::from(!self.index.contains_key(&edge.from))
+            + usize::from(!self.index.contains_key(&edge.to));
+        if self.graph.node_count() + new_ends > self.settings.max_nodes {
+            applied.refused += 1;
+            return;
+        }
         let (Some(from), Some(to)) = (
             self.ensure(&edge.from, applied),
             self.ensure(&edge.to, applied),
@@ -634,11 +643,25 @@ impl HealthGraph {
         }
     }
 
+    /// Each source's availability of `node`, from sources that saw it within `fresh_for` of
+    /// `now`: a count from a source that has been down for long says nothing of now.
+    fn fresh_availability<'a>(&self, node: &'a Node, now: u64) -> Vec<(&'a str, Availability)> {
+        let fresh_for = millis(self.settings.health.fresh_for);
+        node.availability
+            .iter()
+            .filter(|(s, _)| {
+                node.seen_by
+                    .get(s)
+                    .is_some_and(|seen| now.saturating_sub(seen.last) <= fresh_for)
+            })
+            .map(|(s, a)| (s, *a))
+            .collect()
+    }
+
     /// A node's health judged on its own signals (KPIs and availability), members aside.
     fn own_health(&self, i: NodeIndex, now: u64) -> HealthReport {
         let node = &self.graph[i];
-        let availability: Vec<(&str, Availability)> =
-            node.availability.iter().map(|(s, a)| (s, *a)).collect();
+        let availability = self.fresh_availability(node, now);
         self.settings.health.evaluate(
             Signals {
                 kpis: &node.kpis,
@@ -657,8 +680,7 @@ impl HealthGraph {
             .filter(|e| e.weight().kind == EdgeKind::PartOf)
             .map(|e| self.own_health(e.source(), now).health)
             .collect();
-        let availability: Vec<(&str, Availability)> =
-            node.availability.iter().map(|(s, a)| (s, *a)).collect();
+        let availability = self.fresh_availability(node, now);
         self.settings.health.evaluate(
             Signals {
                 kpis: &node.kpis,
@@ -785,7 +807,8 @@ impl HealthGraph {
                         } else {
                             self.health_at(o, now).health
                         };
-                        h == Health::Unhealthy
+                        // A node of unknown health is no fallback either.
+                        matches!(h, Health::Unhealthy | Health::Unknown)
                     })
                 };
                 Some(Dependent {
@@ -831,20 +854,24 @@ impl HealthGraph {
     /// | `unhealthy_upstreams`, `unhealthy_dependents` | how many of those are unhealthy |
     ///
     /// At most [`MAX_FACT_NEIGHBOURS`] of each list, so that what is stored with each event
-    /// stays small.
+    /// stays small; the counts are over every neighbour (up to [`MAX_FACT_COUNTED`]).
     pub fn facts(&self, resource: &str, now: u64) -> Option<serde_json::Value> {
         let id = self.resolve(resource)?;
         let health = |id: &NodeId| self.health(id, now).map_or(Health::Unknown, |h| h.health);
         let around = |walk| {
+            // Counted over every neighbour (up to MAX_FACT_COUNTED), listed up to the bound:
+            // `unhealthy_dependents == 0` must not pass because the unhealthy one was not listed.
             let reached = self
-                .walk(&id, walk, 1, MAX_FACT_NEIGHBOURS)
+                .walk(&id, walk, 1, MAX_FACT_COUNTED)
                 .unwrap_or_default();
             let mut unhealthy = 0usize;
             let mut map = serde_json::Map::new();
             for r in &reached {
                 let h = health(&r.id);
                 unhealthy += usize::from(h == Health::Unhealthy);
-                map.insert(r.id.to_string(), h.name().into());
+                if map.len() < MAX_FACT_NEIGHBOURS {
+                    map.insert(r.id.to_string(), h.name().into());
+                }
             }
             (serde_json::Value::Object(map), unhealthy)
         };
@@ -858,6 +885,45 @@ impl HealthGraph {
             "unhealthy_upstreams": unhealthy_upstreams,
             "unhealthy_dependents": unhealthy_dependents,
         }))
+    }
+
+    /// Whether `facts` has the shape [`Self::facts`] gives, within its bounds: what a replica
+    /// checks before it matches an event on facts another replica computed (the cluster's event
+    /// log is outside input like any other).
+    pub fn valid_facts(facts: &serde_json::Value) -> bool {
+        let Some(map) = facts.as_object() else {
+            return false;
+        };
+        let health = |v: &serde_json::Value| {
+            v.as_str().is_some_and(|h| {
+                [
+                    Health::Healthy,
+                    Health::Degraded,
+                    Health::Unhealthy,
+                    Health::Unknown,
+                ]
+                .iter()
+                .any(|k| k.name() == h)
+            })
+        };
+        let neighbours = |v: Option<&serde_json::Value>| {
+            v.and_then(serde_json::Value::as_object).is_some_and(|m| {
+                m.len() <= MAX_FACT_NEIGHBOURS
+                    && m.iter()
+                        .all(|(id, h)| NodeId::parse(id).is_ok() && health(h))
+            })
+        };
+        let count = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_u64).is_some();
+        map.len() == 6
+            && map
+                .get("node")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|id| NodeId::parse(id).is_ok())
+            && map.get("health").is_some_and(health)
+            && neighbours(map.get("upstreams"))
+            && neighbours(map.get("dependents"))
+            && count(map.get("unhealthy_upstreams"))
+            && count(map.get("unhealthy_dependents"))
     }
 
     /// `id` and every node within `depth` steps of it either way.
@@ -890,6 +956,10 @@ impl HealthGraph {
         let mut graph = HealthGraph::new(settings);
         let mut applied = Applied::default();
         for node in snapshot.nodes {
+            // A stored graph holds each id once; a corrupt one is not trusted to.
+            if graph.index.contains_key(&node.id) {
+                continue;
+            }
             let Some(i) = graph.ensure(&node.id, &mut applied) else {
                 break;
             };

@@ -15,7 +15,8 @@
 //! | no fresh signal at all | unknown |
 //!
 //! A KPI is fresh for `fresh_for` (5 minutes) after it was measured; a stale KPI is shown with
-//! its age but does not count. Availability counts as long as its source keeps seeing the node.
+//! its age but does not count. Availability counts while its source saw the node within
+//! `fresh_for` too: a count from a source that has been down for long says nothing of now.
 
 use std::time::Duration;
 

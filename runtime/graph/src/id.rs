@@ -102,12 +102,29 @@ fn segment_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Whether `c` is an invisible formatting character (zero-width, bidirectional controls): text
+/// holding one can read as something else on a terminal.
+pub(crate) fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 /// A free-form key (group names, instance ids, container names, addresses): printable,
-/// no whitespace, bounded.
+/// no whitespace, no invisible formatting, bounded.
 fn free_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_KEY_LEN
-        && !s.chars().any(|c| c.is_control() || c.is_whitespace())
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || invisible(c))
 }
 
 impl NodeId {
@@ -323,6 +340,7 @@ mod tests {
             "service:shop/we b",
             "container:",
             "group:a\nb",
+            "group:web\u{202E}dorp",
             "target:10.0.0.5:9100",
         ] {
             assert!(NodeId::parse(bad).is_err(), "{bad:?} was accepted");

@@ -139,7 +139,9 @@ fn quoted(text: &str) -> String {
                 out.push(c);
             }
             '\n' => out.push_str("\\n"),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c if c.is_control() || crate::id::invisible(c) => {
+                out.push_str(&c.escape_unicode().to_string());
+            }
             c => out.push(c),
         }
     }

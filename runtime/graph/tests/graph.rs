@@ -369,11 +369,38 @@ fn a_walk_within_a_view_neither_answers_nor_passes_through_hidden_nodes() {
         "front is reached only through billing"
     );
     assert!(reached.iter().all(|r| shop_only(&r.via)));
-    // The limit counts what is answered, not what was hidden.
+    // The limit counts what is answered, not what was hidden: billing comes first in the
+    // unfiltered walk, and a limit of 1 still answers web.
     let all = g
         .walk(&node("shop", "cart"), Walk::Dependents, 3, 100)
         .unwrap();
     assert_eq!(all.len(), 3);
+    let one = g
+        .walk_within(&node("shop", "cart"), Walk::Dependents, 3, 1, &shop_only)
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].id, node("shop", "web"));
+}
+
+#[test]
+fn facts_count_every_neighbour_and_a_forged_shape_is_not_facts() {
+    let g = two_services_with_one_healthy_upstream();
+    let facts = g.facts("shop/y", 0).unwrap();
+    assert_eq!(facts["node"], "service:shop/y");
+    assert_eq!(facts["health"], "unhealthy");
+    assert_eq!(facts["dependents"]["service:shop/a"], "healthy");
+    assert!(HealthGraph::valid_facts(&facts));
+    for forged in [
+        serde_json::json!({ "health": "unhealthy", "unhealthy_dependents": 0 }),
+        serde_json::json!({ "node": "pod:x", "health": "healthy", "upstreams": {}, "dependents": {},
+            "unhealthy_upstreams": 0, "unhealthy_dependents": 0 }),
+        serde_json::json!({ "node": "service:a/b", "health": "fine", "upstreams": {}, "dependents": {},
+            "unhealthy_upstreams": 0, "unhealthy_dependents": 0 }),
+        serde_json::json!("healthy"),
+    ] {
+        assert!(!HealthGraph::valid_facts(&forged), "{forged}");
+    }
+    assert!(g.facts("nothing-here", 0).is_none());
 }
 
 #[test]

@@ -332,7 +332,24 @@ impl Intake {
         &self,
         events: Vec<(Origin, SharedEvent)>,
     ) -> Result<(), IngestError> {
-        let mut events = events.into_iter().peekable();
+        // Facts another replica computed are outside input: a shape they cannot have is
+        // dropped (the event is matched as if the graph knew nothing of its resource).
+        let checked = |facts: Option<serde_json::Value>| {
+            facts.filter(|f| {
+                let ok = grace_graph::HealthGraph::valid_facts(f);
+                if !ok {
+                    tracing::warn!("an imported event's graph facts are malformed: dropped");
+                }
+                ok
+            })
+        };
+        let mut events = events
+            .into_iter()
+            .map(|(origin, mut e)| {
+                e.graph = checked(e.graph.take());
+                (origin, e)
+            })
+            .peekable();
         while let Some((origin, first)) = events.next() {
             let mut group = vec![(first.event, (Some(origin), first.graph))];
             while let Some((origin, next)) = events.next_if(|(_, e)| {

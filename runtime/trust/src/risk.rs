@@ -127,12 +127,13 @@ const NAMED_DEPENDENTS: usize = 5;
 ///
 /// From the health graph (`downstream`): a direct dependent weighs 0.5 plus half its share of
 /// the resource's traffic (1 when its traffic is not measured), twice that when the resource is
-/// its only healthy upstream; a dependent further down weighs 0.25. Without a graph, each of
-/// the `dependents` configured weighs 1.
+/// its only healthy upstream; a dependent further down weighs 0.25. Each of the `dependents`
+/// configured (`[[trust.resource]]`) weighs 1, and their count is a floor on the graph's weight.
 fn dependents_weight(resource: &crate::request::Resource) -> Option<(f64, String)> {
+    let configured = resource.dependents;
     if resource.downstream.is_empty() {
-        let n = resource.dependents;
-        return (n > 0).then(|| (f64::from(n), format!("{n} dependents")));
+        return (configured > 0)
+            .then(|| (f64::from(configured), format!("{configured} dependents")));
     }
     let mut weight = 0.0;
     let mut named = Vec::new();
@@ -175,6 +176,14 @@ fn dependents_weight(resource: &crate::request::Resource) -> Option<(f64, String
     }
     if further > 0 {
         whom.push_str(&format!("; {further} further down"));
+    }
+    // What the operator configured is a floor: discovery may see only part of the callers
+    // (a sampled mesh, a bound on a look).
+    if f64::from(configured) > weight {
+        return Some((
+            f64::from(configured),
+            format!("{configured} dependents configured ({whom})"),
+        ));
     }
     (weight > 0.0).then_some((weight, whom))
 }

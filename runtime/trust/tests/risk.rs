@@ -175,6 +175,25 @@ fn graph_dependents_weigh_by_traffic_share_and_most_when_this_is_their_only_heal
 }
 
 #[test]
+fn configured_dependents_are_a_floor_on_what_the_graph_saw() {
+    let m = model();
+    let mut r = scale_in("prod", 8, 6);
+    r.resource = r.resource.dependents(8);
+    let configured = factor(&m.score(&r), FactorKind::BlastRadius).value;
+    // The mesh saw one caller only: the eight the operator configured still count.
+    r.resource.downstream = vec![downstream("service:shop/a", Some(1000), false)];
+    let risk = m.score(&r);
+    let both = factor(&risk, FactorKind::BlastRadius);
+    assert_eq!(both.value, configured);
+    assert!(
+        both.explanation
+            .contains("8 dependents configured (1 direct dependent: `service:shop/a`"),
+        "{}",
+        both.explanation
+    );
+}
+
+#[test]
 fn dependents_further_down_count_a_quarter_and_are_counted_not_named() {
     let mut r = scale_in("prod", 8, 6);
     let mut further = downstream("service:shop/gateway", None, false);

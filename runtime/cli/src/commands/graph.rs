@@ -73,8 +73,12 @@ fn show(
             let bytes = client
                 .get_bounded(&["v1", "graph"], &query, MAX_DOT_BYTES)
                 .map_err(|e| e.into_exit())?;
-            // DOT quotes every id and label itself (the server escapes them): printed as is.
-            print!("{}", String::from_utf8_lossy(&bytes));
+            // The server quotes ids and labels for DOT; what reaches the terminal is escaped
+            // again here (a server is outside input too), line breaks kept.
+            print!(
+                "{}",
+                grace_engine::text::escape_lines(&String::from_utf8_lossy(&bytes))
+            );
             return Ok(Exit::Ok);
         }
         let graph = client

@@ -10,7 +10,10 @@
 //! | Linkerd | `request_total{direction="outbound"}` by `namespace`, `deployment` (or `statefulset`, `daemonset`) and their `dst_*` | `response_total{classification="failure"}` | `response_latency_ms_bucket{direction="inbound"}` |
 //!
 //! Istio proxies on both ends report the same request (`reporter="source"` and
-//! `"destination"`): rates are taken per reporter and the larger kept, never added.
+//! `"destination"`, or `"waypoint"` in ambient mode): rates are taken per reporter and the
+//! larger kept, never added; a series with any other `reporter` is not a proxy's and is not
+//! read. Whatever Prometheus scrapes is trusted as it is for PromQL sources: a workload that can
+//! publish series named like the mesh's can add edges (see `docs/graph.md`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -78,13 +81,13 @@ const LINKERD_CALLEE: Ends = Ends {
 };
 
 const ISTIO: Family = Family {
-    edge_rate: "max by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total[$W])))",
-    edge_errors: "max by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total{response_code=~\"5..\"}[$W])))",
+    edge_rate: "max by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total{reporter=~\"source|destination|waypoint\"}[$W])))",
+    edge_errors: "max by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total{reporter=~\"source|destination|waypoint\", response_code=~\"5..\"}[$W])))",
     caller: ISTIO_CALLER,
     callee: ISTIO_CALLEE,
-    traffic: "max by (destination_workload_namespace, destination_workload) (sum by (destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total[$W])))",
-    errors: "max by (destination_workload_namespace, destination_workload) (sum by (destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total{response_code=~\"5..\"}[$W])))",
-    latency: "max by (destination_workload_namespace, destination_workload) (histogram_quantile(0.95, sum by (destination_workload_namespace, destination_workload, reporter, le) (rate(istio_request_duration_milliseconds_bucket[$W]))))",
+    traffic: "max by (destination_workload_namespace, destination_workload) (sum by (destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total{reporter=~\"source|destination|waypoint\"}[$W])))",
+    errors: "max by (destination_workload_namespace, destination_workload) (sum by (destination_workload_namespace, destination_workload, reporter) (rate(istio_requests_total{reporter=~\"source|destination|waypoint\", response_code=~\"5..\"}[$W])))",
+    latency: "max by (destination_workload_namespace, destination_workload) (histogram_quantile(0.95, sum by (destination_workload_namespace, destination_workload, reporter, le) (rate(istio_request_duration_milliseconds_bucket{reporter=~\"source|destination|waypoint\"}[$W]))))",
     served: ISTIO_CALLEE,
 };
 

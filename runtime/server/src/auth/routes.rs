@@ -35,6 +35,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/fleet", Needs(Read)),
     ("GET", "/v1/graph", Needs(Read)),
     ("GET", "/v1/graph/nodes/{*id}", Needs(Read)),
+    // As the OpenAPI document spells the route above (its id holds `/`).
+    ("GET", "/v1/graph/nodes/{id}", Needs(Read)),
     ("GET", "/v1/cluster", Needs(Read)),
     // Every replica's ledger, read through this one: what `/v1/ledger` shows of its own.
     ("GET", "/v1/cluster/ledgers", Needs(Read)),

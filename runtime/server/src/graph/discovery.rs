@@ -84,7 +84,14 @@ impl Poller for Look {
     async fn poll(&self) -> Result<Polled, ExecError> {
         let now = grace_engine::event::system_now_millis();
         let found = self.look(now).await?;
-        let applied = self.graph.apply(&self.name, &found.observation, now);
+        // Merging and aging walk the whole graph under its write lock: blocking work.
+        let (graph, name) = (self.graph.clone(), self.name.clone());
+        let (found, applied) = tokio::task::spawn_blocking(move || {
+            let applied = graph.apply(&name, &found.observation, now);
+            (found, applied)
+        })
+        .await
+        .map_err(|e| ExecError::Other(format!("merging the look failed: {e}")))?;
         if found.left_out > 0 || applied.refused > 0 {
             tracing::warn!(
                 source = %self.name,

@@ -141,8 +141,10 @@ impl Graph {
         if generation == self.stored.load(Ordering::SeqCst) {
             return Ok(false);
         }
-        let bytes = self
-            .read(|g| serde_json::to_vec(&g.snapshot()))
+        // Copied under the lock, encoded outside it: readers and discovery wait for a copy,
+        // not for the encoding.
+        let snapshot = self.read(HealthGraph::snapshot);
+        let bytes = serde_json::to_vec(&snapshot)
             .map_err(|e| StoreError::Db(format!("cannot encode the health graph: {e}")))?;
         self.store.save_graph(&bytes)?;
         self.stored.store(generation, Ordering::SeqCst);

@@ -254,7 +254,8 @@ pub async fn run(
             grace_engine::event::system_now_millis()
                 + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
         );
-        match &wake {
+        match wake.as_ref().filter(|_| failures == 0) {
+            // A failing source keeps its backoff: a wake-up is for news, not for retries.
             Some(wake) => {
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
