@@ -177,6 +177,11 @@ impl Observation {
         self.kpis.extend(other.kpis);
     }
 
+    /// The node `id`, if it saw it.
+    pub fn node(&self, id: &NodeId) -> Option<&ObservedNode> {
+        self.nodes.iter().find(|n| &n.id == id)
+    }
+
     /// How many things it holds.
     pub fn len(&self) -> usize {
         self.nodes.len() + self.edges.len() + self.kpis.len()

@@ -154,9 +154,7 @@ impl Scene {
 fn node<'a>(found: &'a Discovered, id: &NodeId) -> &'a ObservedNode {
     found
         .observation
-        .nodes
-        .iter()
-        .find(|n| &n.id == id)
+        .node(id)
         .unwrap_or_else(|| panic!("{id} was not discovered: {:#?}", found.observation.nodes))
 }
 
