@@ -37,6 +37,28 @@ struct Workload {
     addresses: BTreeSet<String>,
 }
 
+/// The workload among a Service's `owners` an endpoint's address belongs to: the only one, or,
+/// when the Service selects several (a stable and a canary deployment), the one whose name the
+/// endpoint's pod is named after (`<deployment>-<replicaset hash>-<pod hash>`, the longest
+/// such name). `None` when that cannot be told: an address given to the wrong workload would
+/// join scrape targets to it.
+fn address_owner<'a>(owners: &'a [NodeId], pod: Option<&str>) -> Option<&'a NodeId> {
+    match owners {
+        [one] => Some(one),
+        _ => {
+            let pod = pod?;
+            owners
+                .iter()
+                .filter(|id| {
+                    let workload = id.key().rsplit_once('/').map_or("", |(_, w)| w);
+                    pod.strip_prefix(workload)
+                        .is_some_and(|rest| rest.starts_with('-'))
+                })
+                .max_by_key(|id| id.key().len())
+        }
+    }
+}
+
 impl Kube {
     /// Every object of a kind, page by page, at most `max` (the rest counted, not read).
     async fn list_all<K>(&self, what: &str, max: usize) -> Result<(Vec<K>, usize), ExecError>
@@ -214,9 +236,17 @@ impl Kube {
                     let counts = endpoints.entry(id.clone()).or_default();
                     counts.0 += u32::from(ready);
                     counts.1 += 1;
-                    if let Some(w) = workloads.get_mut(id) {
-                        w.addresses.extend(endpoint.addresses.iter().cloned());
-                    }
+                }
+                // The address is the pod's: it goes to the one workload the pod belongs to.
+                let pod = endpoint
+                    .target_ref
+                    .as_ref()
+                    .filter(|r| r.kind.as_deref() == Some("Pod"))
+                    .and_then(|r| r.name.as_deref());
+                if let Some(id) = address_owner(owners, pod)
+                    && let Some(w) = workloads.get_mut(id)
+                {
+                    w.addresses.extend(endpoint.addresses.iter().cloned());
                 }
             }
         }

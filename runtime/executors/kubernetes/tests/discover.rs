@@ -153,3 +153,58 @@ async fn kube_client(server: &TestServer) -> kube::Client {
     let config = kube::Config::new(server.url().parse().unwrap());
     kube::Client::try_from(config).unwrap()
 }
+
+#[tokio::test]
+async fn a_service_selecting_two_deployments_gives_each_address_to_the_pods_own() {
+    let (server, kube) = cluster().await;
+    // Stable and canary share `tier=web`; the Service selects both.
+    let mut stable = grace_kube_testserver::deployment("shop", "web", 1);
+    let mut canary = grace_kube_testserver::deployment("shop", "web-canary", 1);
+    for d in [&mut stable, &mut canary] {
+        if let Some(labels) = d
+            .spec
+            .template
+            .metadata
+            .as_mut()
+            .and_then(|m| m.labels.as_mut())
+        {
+            labels.insert("tier".into(), "web".into());
+        }
+    }
+    server.seed(stable).unwrap();
+    server.seed(canary).unwrap();
+    server.seed_service("shop", "web", &[("tier", "web")], &[8080]);
+    server.seed_endpoint_slice(
+        "shop",
+        "web",
+        &[
+            SliceEndpoint {
+                address: "10.4.0.1",
+                ready: true,
+                pod: Some("web-7d9f8b6c5-x2x7q"),
+            },
+            SliceEndpoint {
+                address: "10.4.0.2",
+                ready: true,
+                pod: Some("web-canary-5c6d7e8f9-abcde"),
+            },
+            SliceEndpoint {
+                address: "10.4.0.3",
+                ready: true,
+                pod: None,
+            },
+        ],
+        8080,
+    );
+    let found = kube.discover(&Identity::default(), 100).await.unwrap();
+    let addresses = |name: &str| {
+        found
+            .observation
+            .node(&svc("shop", name))
+            .unwrap()
+            .addresses
+            .clone()
+    };
+    assert_eq!(addresses("web"), ["10.4.0.1"]);
+    assert_eq!(addresses("web-canary"), ["10.4.0.2"]);
+}

@@ -105,6 +105,38 @@ impl Poller for Look {
     }
 }
 
+/// The names of the built-in discovery sources.
+const RESERVED: [&str; 5] = [
+    "prometheus-targets",
+    "istio",
+    "linkerd",
+    "kpi-queries",
+    "declared",
+];
+
+/// The discovery source of the provider `name` of `kind`: its name, or `<name>@<kind>` when
+/// that is a built-in source's.
+fn source_name(name: &str, kind: &str) -> String {
+    if RESERVED.contains(&name) {
+        format!("{name}@{kind}")
+    } else {
+        name.to_owned()
+    }
+}
+
+impl Provider {
+    /// Its kind, as `[[providers]]` names it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Provider::Prometheus(_) => "prometheus",
+            Provider::Docker(_) => "docker",
+            Provider::Kubernetes(_) => "kubernetes",
+            Provider::Aws(_) => "aws",
+            Provider::Simulated(_) => "sim",
+        }
+    }
+}
+
 /// The kind shown for discovery sources in `GET /v1/sources`.
 pub const KIND: &str = "graph-discovery";
 
@@ -148,7 +180,12 @@ pub fn start(graph: &Arc<Graph>, sources: &SourceSupervisor, providers: &[(Strin
                     looks.push((suffix("kpi-queries"), base, View::Kpis(p.clone())));
                 }
             }
-            other => looks.push((name.clone(), name.clone(), View::Provider(other.clone()))),
+            other => {
+                // A provider named like a built-in source gets its kind after its name, so that
+                // two sources never share one name (their health and their aging would mix).
+                let source = source_name(name, other.kind());
+                looks.push((source, name.clone(), View::Provider(other.clone())));
+            }
         }
     }
     if !config.edge.is_empty() {
@@ -193,5 +230,17 @@ pub fn start(graph: &Arc<Graph>, sources: &SourceSupervisor, providers: &[(Strin
             schedule,
             graph.wake(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_named_like_a_built_in_source_gets_its_kind_after_its_name() {
+        assert_eq!(source_name("docker-eu", "docker"), "docker-eu");
+        assert_eq!(source_name("istio", "docker"), "istio@docker");
+        assert_eq!(source_name("declared", "aws"), "declared@aws");
     }
 }
