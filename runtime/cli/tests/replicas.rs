@@ -571,7 +571,11 @@ fn losing_the_engine_node_that_leads_the_event_log_loses_no_event() {
     // No lease was lost: the election is well inside lease_ttl.
     for r in [&a, &b] {
         assert_eq!(counter(r, "losses"), 0, "{}", status(r));
-        assert_eq!(r.get_as("/readyz", None).0, 200);
+        // Readiness may lag the election by a moment while the replica's connection to the
+        // engine settles (seen under a loaded CI machine); it comes back without a lease lost.
+        poll_until("the replica ready again", Duration::from_secs(15), || {
+            (r.get_as("/readyz", None).0 == 200).then_some(())
+        });
     }
 }
 
