@@ -1,17 +1,18 @@
-//! The default detector: the robust components' surprise, scored as news. A sample scores its
-//! full surprise when it is more surprising than anything the series did lately; within an
-//! episode already scored, samples no more surprising than its peak score half, so one
-//! incident raises one alarm rather than one per sample.
+//! The default detector: the robust components' surprise, scored as news. Each sample's
+//! surprise (the log of its larger robust z-score) is compared with the largest surprise the
+//! series showed lately (a peak that fades by [`PEAK_DECAY`] per sample): a sample as
+//! surprising as the recent peak scores 0.5, twice as surprising 0.8, three times 0.9. One
+//! incident therefore scores high at its onset and when it worsens, not at every sample, and
+//! a series that is always noisy does not alarm at its usual noise.
 
 use serde::{Deserialize, Serialize};
 
 use crate::detector::Score;
 use crate::robust::Robust;
-use crate::stats::surprise;
 
-/// How much of the last peak is still remembered after each sample (a half-life of about 70
-/// samples: six hours at five-minute samples).
-pub const PEAK_DECAY: f64 = 0.99;
+/// How much of the last peak is still remembered after each sample (a half-life of about 140
+/// samples: half a day at five-minute samples).
+pub const PEAK_DECAY: f64 = 0.995;
 
 /// The default detector's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,11 +42,11 @@ impl Grace {
         let Some(z) = self.robust.observe(millis, value, interval) else {
             return Score::warming_up();
         };
-        let raw = surprise(z.z);
-        let news = if raw > self.peak { raw } else { raw / 2.0 };
-        self.peak = (self.peak * PEAK_DECAY).max(raw);
+        let surprise = z.z.abs().ln_1p();
+        let ratio = surprise / self.peak.max(f64::MIN_POSITIVE);
+        self.peak = (self.peak * PEAK_DECAY).max(surprise);
         Score {
-            value: news,
+            value: news(ratio),
             component: z.component,
             expected: Some(z.expected),
         }
@@ -54,5 +55,54 @@ impl Grace {
     /// Bytes this state holds, its own and on the heap.
     pub fn state_bytes(&self) -> usize {
         size_of::<Self>() + self.robust.state_bytes() - size_of::<Robust>()
+    }
+}
+
+/// `r² / (1 + r²)`: 0 for nothing new, 0.5 as surprising as the recent peak, towards 1 beyond.
+fn news(ratio: f64) -> f64 {
+    let r2 = ratio * ratio;
+    if r2.is_finite() { r2 / (1.0 + r2) } else { 1.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn noisy(i: i64) -> f64 {
+        100.0 + ((i * 7919) % 23) as f64
+    }
+
+    #[test]
+    fn an_incident_scores_high_at_its_onset_and_not_at_every_later_sample() {
+        let mut g = Grace::default();
+        let mut worst_ordinary: f64 = 0.0;
+        for i in 0..3_000 {
+            let s = g.update(i * 5 * MIN, noisy(i), Some(5 * MIN), false);
+            if i > 1_000 {
+                worst_ordinary = worst_ordinary.max(s.value);
+            }
+        }
+        assert!(worst_ordinary < 0.8, "ordinary noise scored {worst_ordinary}");
+        let scores: Vec<f64> = (3_000..3_020)
+            .map(|i| g.update(i * 5 * MIN, noisy(i) + 500.0, Some(5 * MIN), false).value)
+            .collect();
+        assert!(scores[0] > 0.9, "onset: {scores:?}");
+        assert!(scores[5..].iter().all(|s| *s < scores[0]), "{scores:?}");
+    }
+
+    #[test]
+    fn scores_stay_in_the_unit_interval_on_hostile_values() {
+        let mut g = Grace::default();
+        for (i, v) in [0.0, f64::MAX, -f64::MAX, 1e-300, 0.0, f64::MAX]
+            .into_iter()
+            .cycle()
+            .take(500)
+            .enumerate()
+        {
+            let s = g.update(i as i64 * MIN, v, Some(MIN), false);
+            assert!((0.0..=1.0).contains(&s.value), "{s:?}");
+        }
     }
 }

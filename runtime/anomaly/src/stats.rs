@@ -11,21 +11,6 @@ pub(crate) fn tail_score(z: f64) -> f64 {
     1.0 - 0.5 * libm::erfc(z.abs() / std::f64::consts::SQRT_2)
 }
 
-/// A z-score as a surprise in `[0, 1]`: `-log10(p) / 10` for the two-sided Gaussian tail
-/// probability `p` of `z`, so 0.3 is about 3σ (p = 10⁻³) and 1 is p = 10⁻¹⁰ or rarer. A log scale
-/// keeps far-out values apart instead of all rounding to 1.
-pub(crate) fn surprise(z: f64) -> f64 {
-    let z = z.abs();
-    let p = libm::erfc(z / std::f64::consts::SQRT_2);
-    let log10_p = if p > 1e-300 {
-        p.log10()
-    } else {
-        // Past erfc's range: the tail's asymptote, 2φ(z)/z.
-        (-z * z / 2.0 + (2.0 / std::f64::consts::PI).sqrt().ln() - z.ln()) / std::f64::consts::LN_10
-    };
-    (-log10_p / 10.0).clamp(0.0, 1.0)
-}
-
 /// Mean and population variance of the last `capacity` values, updated in O(1) per value
 /// (Welford's update, added and removed; recomputed exactly once per `capacity` removals so
 /// rounding cannot drift).
@@ -190,9 +175,5 @@ mod tests {
     fn tail_scores_run_from_one_half_at_the_mean_to_one() {
         assert!((tail_score(0.0) - 0.5).abs() < 1e-12);
         assert_eq!(tail_score(40.0), 1.0);
-        assert_eq!(surprise(0.0), 0.0);
-        assert!((surprise(3.0) - 0.257).abs() < 0.01);
-        assert!(surprise(20.0) == 1.0 && surprise(6.0) < surprise(7.0));
-        assert!(surprise(40.0) == 1.0 && surprise(f64::INFINITY) == 1.0);
     }
 }
