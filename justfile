@@ -171,6 +171,7 @@ bench: build-playbooks _nats
     cargo bench -p grace-engine --bench run
     cargo bench -p grace-mesh --bench matching
     cargo bench -p grace-graph --bench graph
+    cargo bench -p grace-anomaly --bench nab
     cargo bench -p grace-server --bench ingest
     cargo bench -p grace-trust --bench decide
     cargo bench -p grace --bench load
@@ -178,6 +179,12 @@ bench: build-playbooks _nats
     @echo "== robustness: kill points survived, fuzz executions"
     just crash 20
     just fuzz 10
+
+# Score the anomaly detectors on a NAB-like corpus (default: ../shared/data/nab), e.g.
+# `just nab DIR --detector grace --threshold standard=0.64`
+[group('bench')]
+nab data=(justfile_directory() / ".." / "shared" / "data" / "nab") *args="":
+    cargo run --release -p grace -- nab score --data "{{data}}" {{args}}
 
 # Remove build outputs
 clean:

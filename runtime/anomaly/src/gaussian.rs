@@ -69,10 +69,8 @@ impl WindowedGaussian {
 
     fn refresh(&mut self) {
         self.mean = self.window.mean();
-        self.std = match self.window.std() {
-            s if s == 0.0 => 0.000_001,
-            s => s,
-        };
+        let std = self.window.std();
+        self.std = if std == 0.0 { 0.000_001 } else { std };
     }
 
     /// Bytes this state holds, its own and on the heap.

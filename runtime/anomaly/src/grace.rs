@@ -13,12 +13,15 @@ use crate::robust::Robust;
 /// How much of the last peak is still remembered after each sample (a half-life of about 140
 /// samples: half a day at five-minute samples).
 pub const PEAK_DECAY: f64 = 0.995;
+/// Surprises the peak learns from before samples are scored against it.
+pub const PEAK_WARMUP: u32 = 32;
 
 /// The default detector's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grace {
     robust: Robust,
     peak: f64,
+    learnt: u32,
 }
 
 impl Default for Grace {
@@ -26,6 +29,7 @@ impl Default for Grace {
         Grace {
             robust: Robust::default(),
             peak: 0.0,
+            learnt: 0,
         }
     }
 }
@@ -45,6 +49,10 @@ impl Grace {
         let surprise = z.z.abs().ln_1p();
         let ratio = surprise / self.peak.max(f64::MIN_POSITIVE);
         self.peak = (self.peak * PEAK_DECAY).max(surprise);
+        if self.learnt < PEAK_WARMUP {
+            self.learnt += 1;
+            return Score::warming_up();
+        }
         Score {
             value: news(ratio),
             component: z.component,
@@ -84,12 +92,28 @@ mod tests {
                 worst_ordinary = worst_ordinary.max(s.value);
             }
         }
-        assert!(worst_ordinary < 0.8, "ordinary noise scored {worst_ordinary}");
+        assert!(
+            worst_ordinary < 0.8,
+            "ordinary noise scored {worst_ordinary}"
+        );
         let scores: Vec<f64> = (3_000..3_020)
-            .map(|i| g.update(i * 5 * MIN, noisy(i) + 500.0, Some(5 * MIN), false).value)
+            .map(|i| {
+                g.update(i * 5 * MIN, noisy(i) + 500.0, Some(5 * MIN), false)
+                    .value
+            })
             .collect();
         assert!(scores[0] > 0.9, "onset: {scores:?}");
         assert!(scores[5..].iter().all(|s| *s < scores[0]), "{scores:?}");
+    }
+
+    #[test]
+    fn the_first_scored_samples_are_not_alarms() {
+        let mut g = Grace::default();
+        let first = (0..200)
+            .map(|i| g.update(i * 5 * MIN, noisy(i), Some(5 * MIN), false))
+            .find(|s| s.component != crate::Component::Warmup)
+            .unwrap();
+        assert!(first.value < 0.9, "{first:?}");
     }
 
     #[test]

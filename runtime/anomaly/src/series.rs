@@ -120,7 +120,13 @@ mod tests {
         assert!(!g.check(660_000, 1.0).unwrap().after_gap);
         let c = g.counts();
         assert_eq!(
-            (c.accepted, c.not_finite, c.out_of_order, c.repeated, c.after_gap),
+            (
+                c.accepted,
+                c.not_finite,
+                c.out_of_order,
+                c.repeated,
+                c.after_gap
+            ),
             (4, 2, 1, 1, 1)
         );
         assert_eq!(g.interval(), Some(60_000));

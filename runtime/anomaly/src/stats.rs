@@ -35,19 +35,19 @@ impl SlidingMoments {
     }
 
     pub(crate) fn push(&mut self, x: f64) {
-        if self.values.len() == self.capacity {
-            if let Some(old) = self.values.pop_front() {
-                let n = self.values.len() as f64;
-                if n == 0.0 {
-                    self.mean = 0.0;
-                    self.m2 = 0.0;
-                } else {
-                    let d = old - self.mean;
-                    self.mean -= d / n;
-                    self.m2 -= d * (old - self.mean);
-                }
-                self.since_exact += 1;
+        if self.values.len() == self.capacity
+            && let Some(old) = self.values.pop_front()
+        {
+            let n = self.values.len() as f64;
+            if n == 0.0 {
+                self.mean = 0.0;
+                self.m2 = 0.0;
+            } else {
+                let d = old - self.mean;
+                self.mean -= d / n;
+                self.m2 -= d * (old - self.mean);
             }
+            self.since_exact += 1;
         }
         self.values.push_back(x);
         let n = self.values.len() as f64;
@@ -107,12 +107,12 @@ impl SortedWindow {
     }
 
     pub(crate) fn push(&mut self, x: f64) {
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                let at = self.sorted.partition_point(|v| *v < old);
-                if at < self.sorted.len() {
-                    self.sorted.remove(at);
-                }
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            let at = self.sorted.partition_point(|v| *v < old);
+            if at < self.sorted.len() {
+                self.sorted.remove(at);
             }
         }
         self.order.push_back(x);

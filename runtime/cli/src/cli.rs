@@ -79,6 +79,10 @@ pub enum Command {
     /// healthy each part is (needs `[graph]` in its grace.toml).
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Score anomaly detectors on a folder laid out like the Numenta Anomaly Benchmark
+    /// (docs/anomaly.md).
+    #[command(subcommand)]
+    Nab(NabCommand),
     /// Show the simulated fleet of a server started with `--simulate`.
     Fleet {
         /// Print the server's JSON.
@@ -89,6 +93,33 @@ pub enum Command {
     },
 }
 
+/// `grace nab` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NabCommand {
+    /// Run each detector over every series of `--data` and score it the NAB way: per profile,
+    /// the threshold chosen and the normalised score per category and overall.
+    Score {
+        /// The corpus: category folders of `timestamp,value` CSV files and NAB's
+        /// `windows.json` (and optionally `profiles.json`) beside them.
+        #[arg(long, value_name = "DIR")]
+        data: std::path::PathBuf,
+        /// A detector to score (repeatable; default: every detector).
+        #[arg(long = "detector", value_name = "NAME")]
+        detectors: Vec<grace_anomaly::DetectorKind>,
+        /// A threshold fixed beforehand instead of optimised on this corpus: `T` for every
+        /// profile or `PROFILE=T` (repeatable), e.g. as tuned on another corpus.
+        #[arg(long = "threshold", value_name = "[PROFILE=]T")]
+        thresholds: Vec<String>,
+        /// Print the per-file scores too.
+        #[arg(long, conflicts_with = "json")]
+        files: bool,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `grace graph` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum GraphCommand {
     /// Nodes with their health and KPIs, edges with their traffic: the whole graph, or what is

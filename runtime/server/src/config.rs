@@ -20,6 +20,7 @@
 //! | `[sources]` | [`crate::sources::SourcesConfig`] | [`crate::sources::SourcesConfig::validate`] |
 //! | `[aws]`, `[docker]`, `[kubernetes]` | the executor crates' settings | their own `validate` |
 //! | `[graph]` | [`crate::graph::GraphConfig`] | [`crate::graph::GraphConfig::validate`] |
+//! | `[anomaly]` | [`crate::anomaly::AnomalyConfig`] | [`crate::anomaly::AnomalyConfig::validate`] |
 //!
 //! A new section is a field of [`ServeConfig`] (serde reads it), its type in the module of what
 //! it configures, and one line in [`ServeConfig::validate`]; `docs/configuration.md` lists it.
@@ -141,6 +142,9 @@ pub struct ServeConfig {
     /// `[graph]`: the health graph, kept current by discovery (see `docs/graph.md`); absent,
     /// nothing is discovered.
     pub graph: Option<crate::graph::GraphConfig>,
+    /// `[anomaly]`: anomaly scores on metric events and `anomaly` alarms (see
+    /// `docs/anomaly.md`); on by default.
+    pub anomaly: crate::anomaly::AnomalyConfig,
 }
 
 impl Default for ServeConfig {
@@ -184,6 +188,7 @@ impl Default for ServeConfig {
             storage: crate::store::StorageSettings::default(),
             cluster: None,
             graph: None,
+            anomaly: crate::anomaly::AnomalyConfig::default(),
         }
     }
 }
@@ -285,6 +290,12 @@ impl ServeConfig {
                     message: format!("{field}: {message}"),
                 })?;
         }
+        self.anomaly
+            .validate()
+            .map_err(|(field, message)| ConfigError::Invalid {
+                field: "anomaly",
+                message: format!("{field}: {message}"),
+            })?;
         if let Some(c) = &self.cluster {
             c.validate()
                 .map_err(|e| ConfigError::invalid("cluster", e.to_string()))?;

@@ -140,6 +140,8 @@ pub struct Intake {
     shared: Option<grace_cluster::events::EventStream>,
     /// With `[graph]`: the graph whose facts about each event's resource are stored with it.
     graph: Option<Arc<crate::graph::Graph>>,
+    /// The series' anomaly detectors, scoring metric events before they are stored.
+    anomalies: Option<Arc<crate::anomaly::Anomalies>>,
 }
 
 /// An event as the cluster's event log holds it: with who published it and when it was
@@ -175,6 +177,7 @@ impl Intake {
             time_bound: None,
             shared: None,
             graph: None,
+            anomalies: None,
         }
     }
 
@@ -182,6 +185,12 @@ impl Intake {
     /// conditions.
     pub(crate) fn with_graph(mut self, graph: Arc<crate::graph::Graph>) -> Intake {
         self.graph = Some(graph);
+        self
+    }
+
+    /// Scores metric events with `anomalies` before they are stored (`crate::anomaly`).
+    pub(crate) fn with_anomalies(mut self, anomalies: Arc<crate::anomaly::Anomalies>) -> Intake {
+        self.anomalies = Some(anomalies);
         self
     }
 
@@ -256,6 +265,21 @@ impl Intake {
                 .check(&events)
                 .map_err(|error| IngestError::TooFarAhead { error, batch: n })?;
         }
+        let mut events = events;
+        if let Some(anomalies) = &self.anomalies {
+            let mut alarms = anomalies.score(&mut events);
+            // Alarms ride with their batch; what would take it past the queue's capacity is
+            // dropped (counted as throttled): the samples themselves are never refused for it.
+            let room = self.capacity - n;
+            if alarms.len() > room {
+                self.metrics
+                    .events_throttled
+                    .fetch_add((alarms.len() - room) as u64, Ordering::Relaxed);
+                alarms.truncate(room);
+            }
+            events.extend(alarms);
+        }
+        let n = events.len();
         if let Some(log) = &self.shared {
             return self.publish_shared(log, events, publisher).await;
         }

@@ -31,6 +31,7 @@
 //! - [`supervisor`]: the background tasks, restarted when they die, their health in `/healthz`;
 //!   [`maintenance`]: event retention and ledger checkpoints; [`sync`]: the one way to lock.
 
+pub mod anomaly;
 pub mod api;
 pub mod app;
 pub mod auth;

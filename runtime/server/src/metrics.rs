@@ -98,6 +98,8 @@ pub struct Metrics {
     pub recovery_events_replayed: AtomicU64,
     /// At this start: events accepted before the restart and not yet matched, queued again.
     pub recovery_backlog_events: AtomicU64,
+    /// Anomaly scoring of metric samples (`crate::anomaly`).
+    pub anomaly: crate::anomaly::AnomalyCounts,
 }
 
 impl Default for Metrics {
@@ -117,6 +119,7 @@ impl Default for Metrics {
             run_duration: Histogram::new(LATENCY_BUCKETS),
             recovery_events_replayed: AtomicU64::new(0),
             recovery_backlog_events: AtomicU64::new(0),
+            anomaly: crate::anomaly::AnomalyCounts::default(),
         }
     }
 }
@@ -386,6 +389,28 @@ impl Metrics {
                 load(counter)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP grace_anomaly_samples_total Metric samples offered to the anomaly detectors, by fate.\n# TYPE grace_anomaly_samples_total counter"
+        );
+        for (fate, counter) in [
+            ("scored", &self.anomaly.scored),
+            ("not_finite", &self.anomaly.not_finite),
+            ("out_of_order", &self.anomaly.out_of_order),
+            ("over_series_limit", &self.anomaly.over_limit),
+        ] {
+            let _ = writeln!(
+                out,
+                "grace_anomaly_samples_total{{fate=\"{fate}\"}} {}",
+                load(counter)
+            );
+        }
+        counter(
+            &mut out,
+            "grace_anomaly_alarms_total",
+            "`anomaly` events raised.",
+            load(&self.anomaly.alarms),
+        );
         gauge(
             &mut out,
             "grace_event_queue_depth",

@@ -121,12 +121,12 @@ impl Corpus {
     pub fn load(dir: &Path) -> Result<Corpus, NabError> {
         let labels_path = dir.join("windows.json");
         let labels: BTreeMap<String, Vec<(String, String)>> =
-            serde_json::from_slice(&read_bounded(&labels_path, MAX_LABEL_BYTES)?).map_err(
-                |e| NabError::Labels {
+            serde_json::from_slice(&read_bounded(&labels_path, MAX_LABEL_BYTES)?).map_err(|e| {
+                NabError::Labels {
                     path: labels_path.clone(),
                     message: format!("not a map of file names to [start, end] windows: {e}"),
-                },
-            )?;
+                }
+            })?;
         let mut files = Vec::with_capacity(labels.len());
         for (name, limits) in labels {
             let category = category_of(&name).ok_or_else(|| NabError::Labels {
@@ -174,9 +174,7 @@ impl Corpus {
 fn category_of(name: &str) -> Option<String> {
     let parts: Vec<Component<'_>> = Path::new(name).components().collect();
     match parts.as_slice() {
-        [Component::Normal(category), Component::Normal(_)] => {
-            category.to_str().map(str::to_owned)
-        }
+        [Component::Normal(category), Component::Normal(_)] => category.to_str().map(str::to_owned),
         _ => None,
     }
 }
@@ -233,9 +231,10 @@ fn read_csv(path: &Path) -> Result<Vec<Row>, NabError> {
                 t.escape_debug()
             ))
         })?;
-        let value = v.trim().parse::<f64>().map_err(|_| {
-            fail(format!("`{}` is not a number", v.escape_debug()))
-        })?;
+        let value = v
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| fail(format!("`{}` is not a number", v.escape_debug())))?;
         rows.push(Row { millis, value });
     }
     Ok(rows)
@@ -291,7 +290,11 @@ fn read_profiles(path: &Path) -> Result<Vec<Profile>, NabError> {
     let mut profiles = Vec::new();
     for (name, p) in parsed {
         let c = p.cost;
-        if ![c.tp, c.fp, c.fn_].iter().all(|w| w.is_finite() && *w >= 0.0) || c.tp == 0.0 {
+        if ![c.tp, c.fp, c.fn_]
+            .iter()
+            .all(|w| w.is_finite() && *w >= 0.0)
+            || c.tp == 0.0
+        {
             return Err(NabError::Labels {
                 path: path.to_owned(),
                 message: format!("`{name}`: weights must be finite, not negative, tp above 0"),
@@ -322,7 +325,10 @@ mod tests {
 
     #[test]
     fn categories_are_one_folder_deep() {
-        assert_eq!(category_of("realTraffic/a.csv").as_deref(), Some("realTraffic"));
+        assert_eq!(
+            category_of("realTraffic/a.csv").as_deref(),
+            Some("realTraffic")
+        );
         assert_eq!(category_of("a.csv"), None);
         assert_eq!(category_of("../x/a.csv"), None);
         assert_eq!(category_of("/etc/passwd"), None);

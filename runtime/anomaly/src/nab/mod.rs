@@ -23,6 +23,7 @@ mod sweep;
 
 pub use corpus::{Corpus, DataFile, NabError, Profile, Row};
 pub use report::{
-    CategoryScore, Choice, DetectorRun, FileScore, ProfileReport, Report, run_detector, score_profile,
+    CategoryScore, Choice, DetectorRun, FileScore, ProfileReport, Report, run_detector,
+    score_profile,
 };
 pub use sweep::{Point, Slot, best_threshold, file_score, sweep};

@@ -150,11 +150,7 @@ impl DetectorRun {
 }
 
 /// Runs a fresh `kind` detector over `corpus` and scores it ([`DetectorRun::report`]).
-pub fn run_detector(
-    corpus: &Corpus,
-    kind: DetectorKind,
-    fixed: &BTreeMap<String, f64>,
-) -> Report {
+pub fn run_detector(corpus: &Corpus, kind: DetectorKind, fixed: &BTreeMap<String, f64>) -> Report {
     DetectorRun::new(corpus, kind).report(corpus, fixed)
 }
 

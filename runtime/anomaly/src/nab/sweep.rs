@@ -75,11 +75,7 @@ pub fn sweep(file: &DataFile, scores: &[f64], profile: &Profile, first_window: u
             }
         };
         let slot = if i < probation { Slot::Probation } else { slot };
-        points.push(Point {
-            score,
-            sweep,
-            slot,
-        });
+        points.push(Point { score, sweep, slot });
         if let Some((_, right, width)) = current
             && right == i
         {
@@ -247,18 +243,29 @@ mod tests {
             scores[550] = 1.0;
             file_score(&sweep(&f, &scores, &p, 0), 1.0, &p).score
                 - file_score(
-                    &sweep(&f, &{
-                        let mut s = vec![0.0; 1_000];
-                        s[550] = 1.0;
-                        s
-                    }, &p, 0),
+                    &sweep(
+                        &f,
+                        &{
+                            let mut s = vec![0.0; 1_000];
+                            s[550] = 1.0;
+                            s
+                        },
+                        &p,
+                        0,
+                    ),
                     1.0,
                     &p,
                 )
                 .score
         };
-        assert!((cost_at(300) + p.fp).abs() < 1e-9, "before any window: full cost");
-        assert!(cost_at(601) > cost_at(700), "just past the window costs less");
+        assert!(
+            (cost_at(300) + p.fp).abs() < 1e-9,
+            "before any window: full cost"
+        );
+        assert!(
+            cost_at(601) > cost_at(700),
+            "just past the window costs less"
+        );
         assert_eq!(cost_at(10), 0.0, "probation is not scored");
     }
 

@@ -16,6 +16,7 @@ mod init;
 mod ledger;
 mod ledger_audit;
 mod ledger_cluster;
+mod nab;
 mod playbook;
 pub mod playbook_new;
 mod policy;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::Fleet { json, server } => fleet::run(server, json),
         Command::Graph(cmd) => graph::run(cmd),
+        Command::Nab(cmd) => nab::run(cmd),
         Command::Sources { json, server } => sources::run(server, json),
     };
     match exit {

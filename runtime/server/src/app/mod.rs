@@ -251,7 +251,21 @@ impl App {
         if let Some(graph) = &graph {
             intake = intake.with_graph(graph.clone());
         }
-        let intake = Arc::new(intake);
+        // Detectors learn what the log holds before anything new is scored: the scores after a
+        // restart are those the detectors would have given without it.
+        let anomalies = Arc::new(crate::anomaly::Anomalies::new(
+            config.anomaly.clone(),
+            metrics.clone(),
+        ));
+        let relearnt = anomalies
+            .rebuild(&store)
+            .map_err(store_error("cannot read events"))?;
+        tracing::info!(
+            events = relearnt,
+            series = anomalies.series(),
+            "anomaly detectors rebuilt"
+        );
+        let intake = Arc::new(intake.with_anomalies(anomalies));
         let (mut sources, batches) = SourceSupervisor::new(supervisor.clone());
         if let Some(cluster) = &cluster {
             let (owner, shards) = (cluster.clone(), cluster.settings().shards);

@@ -1,0 +1,211 @@
+//! Anomaly scores on metric events, end to end (docs/anomaly.md): pushed samples are scored
+//! before they are stored, a spike raises one `anomaly` event that fires its trigger, the
+//! detectors answer the same after a `kill -9`, and on a replayed incident the anomaly trigger
+//! fires before the threshold trigger would have.
+//!
+//! Each test starts its own server on the simulated fleet; the samples are stamped in the days
+//! before the fleet's clock starts (a simulation refuses events stamped far ahead of it).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Four days before the simulated fleet's start (2026-01-01T00:00:00Z).
+const START_MS: u64 = 1_767_225_600_000 - 4 * 86_400_000;
+const FIVE_MIN: u64 = 300_000;
+
+/// A checkout latency series: about 200 ms with a few ms of deterministic noise.
+fn latency(i: u64) -> f64 {
+    200.0 + ((i * 7_919) % 23) as f64
+}
+
+fn push(server: &Server, samples: &[(u64, f64)]) {
+    for chunk in samples.chunks(100) {
+        let metrics: Vec<Value> = chunk
+            .iter()
+            .map(|(i, v)| {
+                json!({"name": "checkout_latency_ms", "labels": {"service": "checkout"},
+                       "value": v, "timestamp": START_MS + i * FIVE_MIN})
+            })
+            .collect();
+        let (status, body) = server.post_as(
+            "/v1/sources/metrics",
+            Some("application/json"),
+            json!({ "metrics": metrics }).to_string(),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+}
+
+fn ordinary(range: std::ops::Range<u64>) -> Vec<(u64, f64)> {
+    range.map(|i| (i, latency(i))).collect()
+}
+
+fn samples(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["event_type"] == "metrics.push")
+        .collect()
+}
+
+#[test]
+fn a_spike_is_scored_raises_one_anomaly_event_and_fires_its_trigger() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let m = manifest(
+        "on-anomaly",
+        "[[triggers]]\nevent_type = \"anomaly\"\nresource = \"checkout\"\n",
+    );
+    assert_eq!(server.upload(&m, component("echo")).0, 201);
+    let by_score = manifest(
+        "on-score",
+        "[[triggers]]\nevent_type = \"metrics.push\"\ncondition = \"anomaly_score > 0.9\"\ncooldown = \"1d\"\n",
+    );
+    assert_eq!(server.upload(&by_score, component("echo")).0, 201);
+
+    let mut series = ordinary(0..300);
+    // An incident: ten samples far above anything before.
+    series.extend((300..310).map(|i| (i, latency(i) + 700.0)));
+    push(&server, &series);
+    let events = server.events();
+    let scored = samples(&events);
+    assert_eq!(scored.len(), 310);
+    // The first samples have no score (too little history); then every one has.
+    assert!(scored[0]["payload"].get("anomaly_score").is_none());
+    let ordinary_max = scored[100..300]
+        .iter()
+        .map(|e| e["payload"]["anomaly_score"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    // Below the default alarm (0.64, what NAB's standard profile optimises to).
+    assert!(
+        ordinary_max < 0.64,
+        "ordinary samples scored up to {ordinary_max}"
+    );
+    let onset = &scored[300]["payload"];
+    assert!(onset["anomaly_score"].as_f64().unwrap() > 0.9, "{onset}");
+    assert_eq!(onset["anomaly"]["detector"], "grace");
+    assert_eq!(onset["anomaly"]["component"], "level");
+    let expected = &onset["anomaly"]["expected"];
+    assert!(
+        expected["low"].as_f64().unwrap() < 200.0 && expected["high"].as_f64().unwrap() < 400.0
+    );
+
+    let alarms: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "anomaly")
+        .collect();
+    assert_eq!(alarms.len(), 1, "one alarm per episode: {alarms:?}");
+    assert_eq!(alarms[0]["resource"], "checkout");
+    assert_eq!(alarms[0]["timestamp"], scored[300]["timestamp"]);
+    assert_eq!(alarms[0]["payload"]["metric"], "checkout_latency_ms");
+    assert_eq!(alarms[0]["payload"]["sample_event_type"], "metrics.push");
+    server.wait_matched(events.len());
+    assert_eq!(server.runs_of("on-anomaly").len(), 1);
+    assert_eq!(server.runs_of("on-score").len(), 1);
+    assert_eq!(server.metric("grace_anomaly_alarms_total"), 1.0);
+}
+
+#[test]
+fn bad_and_out_of_order_samples_are_counted_and_not_scored() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    push(&server, &ordinary(0..100));
+    // Sent again (the same times) and older ones: refused by the detector, counted; the events
+    // themselves are still accepted, without a score.
+    push(&server, &ordinary(50..60));
+    let events = server.events();
+    let resent = samples(&events);
+    assert_eq!(resent.len(), 110);
+    assert!(
+        resent[100..]
+            .iter()
+            .all(|e| e["payload"].get("anomaly_score").is_none())
+    );
+    assert_eq!(
+        server.metric("grace_anomaly_samples_total{fate=\"out_of_order\"}"),
+        10.0
+    );
+    assert_eq!(
+        server.metric("grace_anomaly_samples_total{fate=\"scored\"}"),
+        100.0
+    );
+}
+
+#[test]
+fn detectors_answer_the_same_after_a_kill_as_without_it() {
+    let series: Vec<(u64, f64)> = ordinary(0..400)
+        .into_iter()
+        .chain([(400, 260.0), (401, 150.0), (402, 233.0)])
+        .collect();
+    let scores_of = |server: &Server| -> Vec<Value> {
+        samples(&server.events())[400..]
+            .iter()
+            .map(|e| e["payload"]["anomaly"].clone())
+            .collect()
+    };
+
+    let steady_dir = tempfile::tempdir().unwrap();
+    let steady = Server::start(steady_dir.path(), &[]);
+    push(&steady, &series);
+    let without_restart = scores_of(&steady);
+
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path(), &[]);
+    push(&server, &series[..400]);
+    server.kill9();
+    let server = Server::start(data.path(), &[]);
+    push(&server, &series[400..]);
+    let after_restart = scores_of(&server);
+
+    assert!(without_restart.iter().all(|s| s["score"].is_number()));
+    assert_eq!(after_restart, without_restart);
+}
+
+#[test]
+fn on_a_replayed_incident_the_anomaly_trigger_fires_before_the_threshold_trigger_would_have() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let threshold = manifest(
+        "on-threshold",
+        "[[triggers]]\nevent_type = \"metrics.push\"\nresource = \"checkout\"\ncondition = \"value > 500\"\ncooldown = \"1d\"\n",
+    );
+    let anomalous = manifest(
+        "on-anomaly",
+        "[[triggers]]\nevent_type = \"anomaly\"\nresource = \"checkout\"\ncooldown = \"1d\"\n",
+    );
+    assert_eq!(server.upload(&threshold, component("echo")).0, 201);
+    assert_eq!(server.upload(&anomalous, component("echo")).0, 201);
+
+    // A leak: steady for a day, then latency climbs 30 ms per sample until well past 500.
+    let mut series = ordinary(0..300);
+    series.extend((300..330).map(|i| (i, latency(i) + 30.0 * (i - 299) as f64)));
+    push(&server, &series);
+    let n = server.events().len();
+    server.wait_matched(n);
+    // The sample each trigger fired on: its time (RFC 3339, the same format for both) and
+    // value. (An alarm is stored after its batch's samples: times, not sequence numbers, say
+    // which sample came first.)
+    let fired_on = |playbook: &str| -> (String, f64) {
+        let runs = server.runs_of(playbook);
+        assert_eq!(runs.len(), 1, "{playbook}: {runs:?}");
+        let id = runs[0]["id"].as_str().unwrap();
+        let (status, run) = server.get(&format!("/v1/runs/{id}"));
+        assert_eq!(status, 200, "{run}");
+        (
+            run["event"]["timestamp"].as_str().unwrap().to_owned(),
+            run["event"]["payload"]["value"].as_f64().unwrap(),
+        )
+    };
+    let (threshold_at, threshold_value) = fired_on("on-threshold");
+    let (alarm_at, alarm_value) = fired_on("on-anomaly");
+    assert!(threshold_value > 500.0);
+    assert!(
+        alarm_at < threshold_at,
+        "the anomaly trigger fired on {alarm_value} ms at {alarm_at}, the threshold's on {threshold_value} ms at {threshold_at}"
+    );
+    // It saw the climb within its first steps, far below the threshold.
+    assert!(alarm_value < 350.0, "{alarm_value}");
+}
