@@ -18,7 +18,7 @@ pub const MAX_LABEL_BYTES: u64 = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum NabError {
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
