@@ -19,6 +19,7 @@
 //! between the null and the perfect detector, thresholds optimised per profile).
 
 pub mod detector;
+pub mod forecast;
 pub mod gaussian;
 pub mod grace;
 pub mod nab;

@@ -26,7 +26,7 @@ pub const ALARM_EVENT_TYPE: &str = "anomaly";
 
 /// The default `alarm`: the threshold NAB's standard profile optimises to for the `grace`
 /// detector on the development corpus (`just bench`).
-pub const DEFAULT_ALARM: f64 = 0.64;
+pub const DEFAULT_ALARM: f64 = 0.6374;
 
 /// `[anomaly]` in grace.toml.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -36,7 +36,7 @@ pub struct AnomalyConfig {
     pub enabled: bool,
     /// The detector every series gets (default `grace`).
     pub detector: DetectorKind,
-    /// The score at which an `anomaly` event fires (default 0.64: the threshold NAB's
+    /// The score at which an `anomaly` event fires (default 0.6374: the threshold NAB's
     /// standard profile optimises to for the default detector on the development corpus).
     pub alarm: f64,
     /// Series kept at most (default 10,000; about 15 KB each with the default detector).
