@@ -180,6 +180,12 @@ impl Detector {
         })
     }
 
+    /// The series' sampling interval as learnt so far (the smallest gap between samples), in
+    /// milliseconds.
+    pub fn interval(&self) -> Option<i64> {
+        self.guard.interval()
+    }
+
     /// What the series was offered so far.
     pub fn counts(&self) -> SampleCounts {
         self.guard.counts()

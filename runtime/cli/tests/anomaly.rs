@@ -11,6 +11,7 @@
 mod common;
 
 use common::*;
+use grace_testkit::example;
 use serde_json::{Value, json};
 
 /// Four days before the simulated fleet's start (2026-01-01T00:00:00Z).
@@ -208,4 +209,93 @@ fn on_a_replayed_incident_the_anomaly_trigger_fires_before_the_threshold_trigger
     );
     // It saw the climb within its first steps, far below the threshold.
     assert!(alarm_value < 350.0, "{alarm_value}");
+}
+
+#[test]
+fn the_predictive_scaling_example_scales_before_the_forecast_breach() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("grace.toml");
+    std::fs::write(
+        &config,
+        "[anomaly.forecast]\nmetrics = [\"service_latency_*\"]\nhorizons = [\"10m\", \"1h\"]\n",
+    )
+    .unwrap();
+    let server = Server::start(data.path(), &["--config", config.to_str().unwrap()]);
+    let predictive =
+        std::fs::read_to_string(example("predictive-scale").join("playbook.toml")).unwrap();
+    assert_eq!(
+        server.upload(&predictive, component("predictive_scale")).0,
+        201
+    );
+    let threshold = manifest(
+        "on-breach",
+        "[[triggers]]\nevent_type = \"metrics.push\"\ncondition = \"metric == 'service_latency_p95_ms' && value > 500\"\ncooldown = \"1d\"\n",
+    );
+    assert_eq!(server.upload(&threshold, component("echo")).0, 201);
+
+    // A day at about 300 ms, then the p95 climbs 5 ms every five minutes.
+    let p95 = |i: u64| -> f64 {
+        let noise = ((i * 7_919) % 7) as f64;
+        if i < 288 {
+            300.0 + noise
+        } else {
+            300.0 + noise + 5.0 * (i - 287) as f64
+        }
+    };
+    let metrics: Vec<Value> = (0..340u64)
+        .map(|i| {
+            json!({"name": "service_latency_p95_ms", "labels": {"service": "api-service"},
+                   "value": p95(i), "timestamp": START_MS + i * FIVE_MIN})
+        })
+        .collect();
+    for chunk in metrics.chunks(100) {
+        let (status, body) = server.post_as(
+            "/v1/sources/metrics",
+            Some("application/json"),
+            json!({ "metrics": chunk }).to_string(),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    let events = server.events();
+    server.wait_matched(events.len());
+
+    // Every sample after the first fit carries the forecast, per configured horizon.
+    let last = &samples(&events)[339]["payload"]["forecast"];
+    assert!(last["model"].is_string(), "{last}");
+    assert_eq!(last["level"], 0.9);
+    for horizon in ["10m", "1h"] {
+        let h = &last[horizon];
+        assert!(
+            h["low"].as_f64().unwrap() <= h["value"].as_f64().unwrap(),
+            "{h}"
+        );
+        assert!(
+            h["value"].as_f64().unwrap() <= h["high"].as_f64().unwrap(),
+            "{h}"
+        );
+        assert!(
+            h["min"].as_f64().unwrap() <= h["max"].as_f64().unwrap(),
+            "{h}"
+        );
+    }
+    // Still climbing: an hour ahead is forecast higher than ten minutes ahead.
+    assert!(last["1h"]["max"].as_f64().unwrap() > last["10m"]["max"].as_f64().unwrap());
+
+    let first_run = |playbook: &str| -> Value {
+        let runs = server.runs_of(playbook);
+        assert!(!runs.is_empty(), "{playbook} never ran");
+        let id = runs.last().unwrap()["id"].as_str().unwrap().to_owned();
+        server.wait_state(&id, &["succeeded"])
+    };
+    let scaled = first_run("predictive-scale");
+    let breach = first_run("on-breach");
+    let value = |run: &Value| run["event"]["payload"]["value"].as_f64().unwrap();
+    assert!(value(&scaled) <= 500.0, "{scaled}");
+    assert!(
+        scaled["event"]["timestamp"].as_str() < breach["event"]["timestamp"].as_str(),
+        "scaled on {} ms, the breach came at {} ms",
+        value(&scaled),
+        value(&breach)
+    );
+    assert_eq!(scaled["outcome"]["changed"], true, "{scaled}");
 }

@@ -16,8 +16,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
+use grace_anomaly::forecast::{Forecast, ForecastSettings, Forecaster, Step};
 use grace_anomaly::{Detector, DetectorKind, Rejected, Score};
 use grace_model::TriggerEvent;
+use grace_model::glob::Glob;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -39,8 +43,100 @@ pub struct AnomalyConfig {
     /// The score at which an `anomaly` event fires (default 0.6374: the threshold NAB's
     /// standard profile optimises to for the default detector on the development corpus).
     pub alarm: f64,
-    /// Series kept at most (default 10,000; about 15 KB each with the default detector).
+    /// Series kept at most (default 10,000; about 20 KB each with the default detector).
     pub max_series: usize,
+    /// `[anomaly.forecast]`: forecasts for the series of some metrics.
+    pub forecast: ForecastConfig,
+}
+
+/// `[anomaly.forecast]`: which series get forecasts, and how far ahead.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastConfig {
+    /// Globs on the payload's `metric`; a series of a matching metric is forecast. Empty (the
+    /// default): nothing is forecast (each fit costs milliseconds; choose the series).
+    pub metrics: Vec<String>,
+    /// The horizons summarised in each event's `forecast` (at most 8, each up to a day):
+    /// `forecast["10m"].max > 500` reads them.
+    pub horizons: Vec<String>,
+    /// The prediction intervals' coverage (default 0.9).
+    pub level: f64,
+    /// Samples between fits (default 12).
+    pub refit_every: usize,
+    /// Values kept and fitted on (default 1,008: three and a half days at five-minute samples).
+    pub history: usize,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        let d = ForecastSettings::default();
+        ForecastConfig {
+            metrics: Vec::new(),
+            horizons: vec!["10m".to_owned(), "30m".to_owned(), "1h".to_owned()],
+            level: d.level,
+            refit_every: d.refit_every,
+            history: d.history,
+        }
+    }
+}
+
+/// Horizons at most.
+const MAX_HORIZONS: usize = 8;
+/// The longest horizon.
+const MAX_HORIZON: Duration = Duration::from_secs(86_400);
+/// Steps a forecast holds at most, whatever the horizons and sampling interval.
+const MAX_FORECAST_STEPS: usize = 1_440;
+
+impl ForecastConfig {
+    /// The horizons, parsed; the error names the key.
+    fn horizons(&self) -> Result<Vec<(String, Duration)>, (&'static str, String)> {
+        if self.horizons.len() > MAX_HORIZONS {
+            return Err((
+                "forecast.horizons",
+                format!("at most {MAX_HORIZONS} horizons"),
+            ));
+        }
+        self.horizons
+            .iter()
+            .map(|text| match humantime::parse_duration(text) {
+                Ok(d) if !d.is_zero() && d <= MAX_HORIZON => Ok((text.clone(), d)),
+                Ok(_) => Err((
+                    "forecast.horizons",
+                    format!("`{text}` must be above zero and at most a day"),
+                )),
+                Err(e) => Err((
+                    "forecast.horizons",
+                    format!("`{text}` is not a duration like `10m` or `1h`: {e}"),
+                )),
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.horizons()?;
+        if self.metrics.iter().any(|m| m.is_empty() || m.len() > 256) {
+            return Err((
+                "forecast.metrics",
+                "each glob must be 1 to 256 bytes".to_owned(),
+            ));
+        }
+        if !(self.level > 0.0 && self.level < 1.0) {
+            return Err(("forecast.level", format!("{} is not in (0, 1)", self.level)));
+        }
+        if !(1..=10_000).contains(&self.refit_every) {
+            return Err((
+                "forecast.refit_every",
+                format!("{} is not between 1 and 10000", self.refit_every),
+            ));
+        }
+        if !(24..=4_096).contains(&self.history) {
+            return Err((
+                "forecast.history",
+                format!("{} is not between 24 and 4096", self.history),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for AnomalyConfig {
@@ -50,6 +146,7 @@ impl Default for AnomalyConfig {
             detector: DetectorKind::Grace,
             alarm: DEFAULT_ALARM,
             max_series: 10_000,
+            forecast: ForecastConfig::default(),
         }
     }
 }
@@ -66,7 +163,7 @@ impl AnomalyConfig {
                 format!("{} is not between 1 and 1000000", self.max_series),
             ));
         }
-        Ok(())
+        self.forecast.validate()
     }
 }
 
@@ -88,25 +185,35 @@ pub struct AnomalyCounts {
 struct Series {
     detector: Detector,
     alarming: bool,
+    /// For series of the metrics `[anomaly.forecast]` names.
+    forecaster: Option<Box<Forecaster>>,
 }
 
 /// Every series' detector.
 pub struct Anomalies {
     config: AnomalyConfig,
+    horizons: Vec<(String, Duration)>,
+    forecast_metrics: Vec<Glob>,
     series: Mutex<HashMap<String, Series>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// What one sample's scoring gave.
+/// What one sample's scoring gave: its score, whether it raised an alarm, its series' forecast
+/// summary.
 enum Outcome {
-    Scored(Score, bool),
+    Scored(Score, bool, Option<Value>),
     Skipped,
 }
 
 impl Anomalies {
     /// Detectors as `config` says.
     pub fn new(config: AnomalyConfig, metrics: Arc<crate::metrics::Metrics>) -> Anomalies {
+        // Checked when the configuration was read; a horizon that slipped through is dropped.
+        let horizons = config.forecast.horizons().unwrap_or_default();
+        let forecast_metrics = config.forecast.metrics.iter().map(Glob::new).collect();
         Anomalies {
+            horizons,
+            forecast_metrics,
             config,
             series: Mutex::new(HashMap::new()),
             metrics,
@@ -151,17 +258,19 @@ impl Anomalies {
             return alarms;
         }
         for event in events.iter_mut() {
-            let Some((key, value)) = sample(event) else {
+            let Some(sample) = sample(event) else {
                 continue;
             };
-            let Outcome::Scored(score, alarm) = self.update(key, event.timestamp, value) else {
+            let Outcome::Scored(score, alarm, forecast) =
+                self.update(&sample, event.timestamp, true)
+            else {
                 continue;
             };
+            let value = sample.value;
             // Too little history yet: no score rather than a score of 0.
-            if score.component == grace_anomaly::Component::Warmup {
-                continue;
-            }
-            annotate(event, &score, self.config.detector);
+            let score = (score.component != grace_anomaly::Component::Warmup).then_some(score);
+            annotate(event, score.as_ref(), forecast, self.config.detector);
+            let Some(score) = score else { continue };
             if alarm {
                 self.counts().alarms.fetch_add(1, Ordering::Relaxed);
                 alarms.push(alarm_event(event, value, &score, self.config.detector));
@@ -174,19 +283,26 @@ impl Anomalies {
     /// are rebuilt from the event log after a restart.
     pub fn learn(&self, event: &TriggerEvent) {
         if self.config.enabled
-            && let Some((key, value)) = sample(event)
+            && let Some(sample) = sample(event)
         {
-            self.update(key, event.timestamp, value);
+            self.update(&sample, event.timestamp, false);
         }
     }
 
-    fn update(&self, key: String, timestamp: u64, value: f64) -> Outcome {
+    /// Feeds one sample to its series (made if there is room); with `summarise`, answers the
+    /// series' forecast summary too.
+    fn update(&self, sample: &Sample, timestamp: u64, summarise: bool) -> Outcome {
         let Ok(mut series) = self.series.lock() else {
             return Outcome::Skipped;
         };
         let limit = self.config.max_series;
         let len = series.len();
-        let s = match series.entry(key) {
+        let forecast = !self.horizons.is_empty()
+            && self
+                .forecast_metrics
+                .iter()
+                .any(|g| g.matches(&sample.metric));
+        let s = match series.entry(sample.key.clone()) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 if len >= limit {
@@ -196,17 +312,25 @@ impl Anomalies {
                 v.insert(Series {
                     detector: Detector::new(self.config.detector),
                     alarming: false,
+                    forecaster: forecast.then(|| Box::new(Forecaster::new(self.settings()))),
                 })
             }
         };
         let millis = i64::try_from(timestamp).unwrap_or(i64::MAX);
-        match s.detector.update(millis, value) {
+        match s.detector.update(millis, sample.value) {
             Ok(score) => {
                 self.counts().scored.fetch_add(1, Ordering::Relaxed);
                 let high = score.value >= self.config.alarm;
                 let alarm = high && !s.alarming;
                 s.alarming = high;
-                Outcome::Scored(score, alarm)
+                let interval = s.detector.interval();
+                let summary = s.forecaster.as_mut().and_then(|f| {
+                    f.update(millis, sample.value, interval);
+                    summarise
+                        .then(|| f.forecast().map(|fc| self.summary(&fc, millis)))
+                        .flatten()
+                });
+                Outcome::Scored(score, alarm, summary)
             }
             Err(Rejected::NotFinite) => {
                 self.counts().not_finite.fetch_add(1, Ordering::Relaxed);
@@ -220,9 +344,66 @@ impl Anomalies {
     }
 }
 
+impl Anomalies {
+    fn settings(&self) -> ForecastSettings {
+        let f = &self.config.forecast;
+        let longest = self
+            .horizons
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or_default();
+        ForecastSettings {
+            history: f.history,
+            refit_every: f.refit_every,
+            // Enough steps for the longest horizon at one-minute samples, within the bound;
+            // coarser series use fewer.
+            horizon_steps: usize::try_from(longest.as_secs() / 60)
+                .unwrap_or(MAX_FORECAST_STEPS)
+                .clamp(1, MAX_FORECAST_STEPS),
+            level: f.level,
+            ..ForecastSettings::default()
+        }
+    }
+
+    /// Per horizon: the point forecast at its end, the highest and lowest point forecasts up
+    /// to it, and the prediction interval's extremes up to it.
+    fn summary(&self, forecast: &Forecast, last: i64) -> Value {
+        let mut out = Map::new();
+        out.insert("model".into(), json!(forecast.model));
+        out.insert("level".into(), json!(forecast.level));
+        for (name, horizon) in &self.horizons {
+            let ms = i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX);
+            let steps = forecast.within(last, ms);
+            let Some(end) = steps.last() else { continue };
+            let fold = |f: fn(&Step) -> f64, pick: fn(f64, f64) -> f64| {
+                steps.iter().map(f).fold(f(end), pick)
+            };
+            out.insert(
+                name.clone(),
+                json!({
+                    "value": end.value,
+                    "max": fold(|s| s.value, f64::max),
+                    "min": fold(|s| s.value, f64::min),
+                    "high": fold(|s| s.high, f64::max),
+                    "low": fold(|s| s.low, f64::min),
+                }),
+            );
+        }
+        Value::Object(out)
+    }
+}
+
+/// A metric event as a sample of its series.
+struct Sample {
+    key: String,
+    metric: String,
+    value: f64,
+}
+
 /// The series and value of a metric event: a payload object with a numeric `value` (alarms
 /// themselves are not samples).
-fn sample(event: &TriggerEvent) -> Option<(String, f64)> {
+fn sample(event: &TriggerEvent) -> Option<Sample> {
     if event.event_type == ALARM_EVENT_TYPE {
         return None;
     }
@@ -239,7 +420,11 @@ fn sample(event: &TriggerEvent) -> Option<(String, f64)> {
         "{}\0{}\0{}\0{}",
         event.source, event.resource, metric, labels
     );
-    Some((key, value))
+    Some(Sample {
+        key,
+        metric: metric.to_owned(),
+        value,
+    })
 }
 
 fn score_json(score: &Score, detector: DetectorKind) -> Map<String, Value> {
@@ -261,26 +446,40 @@ fn round(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-/// Adds `anomaly` (and `anomaly_score`, unless the sender set one) to the payload, unless that
-/// would take it over the event size limit.
-fn annotate(event: &mut TriggerEvent, score: &Score, detector: DetectorKind) {
+/// Adds `anomaly` (and `anomaly_score`, unless the sender set one) and `forecast` to the
+/// payload where there are, unless that would take it over the event size limit. A sender's own
+/// `anomaly` or `forecast` is kept.
+fn annotate(
+    event: &mut TriggerEvent,
+    score: Option<&Score>,
+    forecast: Option<Value>,
+    detector: DetectorKind,
+) {
     let Some(payload) = event.payload.as_object_mut() else {
         return;
     };
-    if payload.contains_key("anomaly") {
-        return;
+    let mut added: Vec<&'static str> = Vec::new();
+    if let Some(score) = score
+        && !payload.contains_key("anomaly")
+    {
+        payload.insert("anomaly".into(), Value::Object(score_json(score, detector)));
+        added.push("anomaly");
+        if !payload.contains_key("anomaly_score") {
+            payload.insert("anomaly_score".into(), json!(round(score.value)));
+            added.push("anomaly_score");
+        }
     }
-    let added_score = !payload.contains_key("anomaly_score");
-    payload.insert("anomaly".into(), Value::Object(score_json(score, detector)));
-    if added_score {
-        payload.insert("anomaly_score".into(), json!(round(score.value)));
+    if let Some(forecast) = forecast
+        && !payload.contains_key("forecast")
+    {
+        payload.insert("forecast".into(), forecast);
+        added.push("forecast");
     }
     let fits = serde_json::to_vec(&event.payload)
         .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES);
     if !fits && let Some(payload) = event.payload.as_object_mut() {
-        payload.remove("anomaly");
-        if added_score {
-            payload.remove("anomaly_score");
+        for key in added {
+            payload.remove(key);
         }
     }
 }

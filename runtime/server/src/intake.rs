@@ -267,7 +267,15 @@ impl Intake {
         }
         let mut events = events;
         if let Some(anomalies) = &self.anomalies {
-            let mut alarms = anomalies.score(&mut events);
+            // Scoring may refit forecasts (milliseconds each): off the async workers.
+            let anomalies = anomalies.clone();
+            let (scored, mut alarms) = tokio::task::spawn_blocking(move || {
+                let mut events = events;
+                let alarms = anomalies.score(&mut events);
+                (events, alarms)
+            })
+            .await?;
+            events = scored;
             // Alarms ride with their batch; what would take it past the queue's capacity is
             // dropped (counted as throttled): the samples themselves are never refused for it.
             let room = self.capacity - n;

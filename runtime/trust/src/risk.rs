@@ -486,13 +486,22 @@ impl RiskModel {
         }
     }
 
+    /// The signal's own `confidence` when it has one; otherwise its anomaly score (GRACE's
+    /// detectors score every metric sample: how far outside its series' habits it lies).
     fn signal_confidence(&self, r: &Request) -> (f64, String) {
-        match r.signal.confidence {
-            Some(c) if c.is_finite() => {
+        match (r.signal.confidence, r.signal.anomaly_score) {
+            (Some(c), _) if c.is_finite() => {
                 let c = c.clamp(0.0, 1.0);
                 (
                     1.0 - c,
                     format!("the triggering signal's confidence is {:.0}%", c * 100.0),
+                )
+            }
+            (_, Some(a)) if a.is_finite() => {
+                let a = a.clamp(0.0, 1.0);
+                (
+                    1.0 - a,
+                    format!("the triggering event's anomaly score is {:.0}%", a * 100.0),
                 )
             }
             _ => (

@@ -371,3 +371,25 @@ fn invalid_risk_configurations_are_rejected() {
         );
     }
 }
+
+#[test]
+fn without_its_own_confidence_a_signal_is_as_confident_as_its_anomaly_score() {
+    let with = |anomaly_score, confidence| {
+        let r = model().score(&scale_in("prod", 8, 6).with_signal(Signal {
+            anomaly_score,
+            confidence,
+            incident_id: None,
+        }));
+        let f = factor(&r, FactorKind::SignalConfidence);
+        (f.value, f.explanation.clone())
+    };
+    let (value, why) = with(Some(0.9), None);
+    assert!((value - 0.1).abs() < 1e-9);
+    assert_eq!(why, "the triggering event's anomaly score is 90%");
+    // The signal's own confidence comes first.
+    assert_eq!(
+        with(Some(0.9), Some(0.3)).1,
+        "the triggering signal's confidence is 30%"
+    );
+    assert_eq!(with(None, None).0, 0.5);
+}
