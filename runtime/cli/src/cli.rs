@@ -79,6 +79,9 @@ pub enum Command {
     /// healthy each part is (needs `[graph]` in its grace.toml).
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Incidents of a running server and their likely causes (docs/anomaly.md).
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
     /// Score anomaly detectors on a folder laid out like the Numenta Anomaly Benchmark
     /// (docs/anomaly.md).
     #[command(subcommand)]
@@ -86,6 +89,32 @@ pub enum Command {
     /// Show the simulated fleet of a server started with `--simulate`.
     Fleet {
         /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// `grace incidents` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// Incidents, open ones first, newest first.
+    List {
+        /// Most incidents (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// One incident: its resources, signals and runs, and its likely causes, ranked.
+    Show {
+        /// Its id, e.g. `inc-20260101T0005-1a2b3c4d`.
+        id: String,
+        /// Print the server's JSON (the incident and its causes).
         #[arg(long)]
         json: bool,
         #[command(flatten)]

@@ -299,3 +299,146 @@ fn the_predictive_scaling_example_scales_before_the_forecast_breach() {
     );
     assert_eq!(scaled["outcome"]["changed"], true, "{scaled}");
 }
+
+/// A shop of three services on the simulated fleet: `web` calls `api`, `api` calls `db`.
+fn shop_fleet(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::new();
+    for name in ["web", "api", "db"] {
+        text.push_str(&format!(
+            "[[groups]]\nname = \"{name}-asg\"\nmin_size = 2\nmax_size = 6\n\n\
+             [[services]]\nname = \"{name}\"\ngroup = \"{name}-asg\"\nload_rps = 100\n\
+             rps_per_instance = 100\nbase_latency_ms = 50\n\n"
+        ));
+    }
+    text.push_str(
+        "[[dependencies]]\nfrom = \"web\"\nto = \"api\"\nrps = 50\n\n\
+         [[dependencies]]\nfrom = \"api\"\nto = \"db\"\nrps = 80\n",
+    );
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_incident_gathers_its_neighbours_signals_and_ranks_the_injected_fault_first() {
+    let data = tempfile::tempdir().unwrap();
+    let fleet = shop_fleet(data.path());
+    let server = Server::start(data.path(), &["--fleet", fleet.to_str().unwrap()]);
+    let on_alarm = manifest("on-alarm", "[[triggers]]\nevent_type = \"anomaly\"\n");
+    assert_eq!(server.upload(&on_alarm, component("echo")).0, 201);
+
+    // Five hours of ordinary minutes, then a fault injected into `db` at minute 300: its latency
+    // climbs; `web`'s error rate reacts first (its alarm is the incident's first signal), `db`'s
+    // latency alarms a minute later, `api`'s a minute after that, and all stay high.
+    const MINUTE: u64 = 60_000;
+    let base = |i: u64, k: u64| ((i * 7_919 + k * 31) % 13) as f64;
+    let mut metrics = Vec::new();
+    for i in 0..330u64 {
+        for (service, metric, k, from, jump) in [
+            ("web", "http_errors_per_s", 1, 300, 60.0),
+            ("db", "query_latency_ms", 2, 301, 400.0),
+            ("api", "latency_ms", 3, 302, 250.0),
+        ] {
+            let fault = if i >= from {
+                jump + 3.0 * (i - from) as f64
+            } else {
+                0.0
+            };
+            metrics.push(json!({"name": metric, "labels": {"service": service},
+                                "value": 20.0 + base(i, k) + fault,
+                                "timestamp": START_MS + i * MINUTE}));
+        }
+    }
+    for chunk in metrics.chunks(300) {
+        let (status, body) = server.post_as(
+            "/v1/sources/metrics",
+            Some("application/json"),
+            json!({ "metrics": chunk }).to_string(),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    let events = server.events();
+    server.wait_matched(events.len());
+
+    let (status, incidents) = server.get("/v1/incidents");
+    assert_eq!(status, 200, "{incidents}");
+    let incidents = incidents.as_array().unwrap();
+    assert_eq!(
+        incidents.len(),
+        1,
+        "one incident for the three neighbours: {incidents:?}"
+    );
+    let incident = &incidents[0];
+    let id = incident["id"].as_str().unwrap();
+    assert!(id.starts_with("inc-"), "{id}");
+    assert_eq!(incident["first_resource"], "web");
+    let mut resources: Vec<&str> = incident["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    resources.sort_unstable();
+    assert_eq!(resources, ["api", "db", "web"]);
+
+    // Its events carry its id, and so do the runs they triggered.
+    let stamped = events
+        .iter()
+        .filter(|e| e["payload"]["incident_id"] == id)
+        .count();
+    assert!(stamped >= 3, "{stamped}");
+    let (status, detail) = server.get(&format!("/v1/incidents/{id}"));
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["runs"].as_array().unwrap().len(), 3, "{detail}");
+
+    let (status, ranked) = server.get(&format!("/v1/incidents/{id}/causes"));
+    assert_eq!(status, 200, "{ranked}");
+    assert_eq!(ranked["graph"], true);
+    let causes = ranked["causes"].as_array().unwrap();
+    let order: Vec<&str> = causes
+        .iter()
+        .map(|c| c["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["db", "api", "web"], "{ranked}");
+    let db = &causes[0];
+    assert_eq!(db["distance"], 2);
+    assert_eq!(
+        db["path"],
+        json!([
+            "service:default/web",
+            "service:default/api",
+            "service:default/db"
+        ])
+    );
+    let reason = db["reason"].as_str().unwrap();
+    assert!(reason.contains("2 steps upstream of web"), "{reason}");
+    assert!(reason.contains("after web"), "{reason}");
+
+    // The CLI shows the same, and a run of the incident names it with its causes.
+    let shown = server.grace_with(&["incidents", "show", id]);
+    assert!(shown.status.success(), "{shown:?}");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("1. db"), "{text}");
+    assert!(text.contains("2. api"), "{text}");
+    let run = detail["runs"][0]["id"].as_str().unwrap();
+    let shown = server.grace_with(&["runs", "show", run]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("incident inc-"), "{text}");
+    assert!(text.contains("1. db"), "{text}");
+
+    // The same incident, and the same ranking, after a kill: both are rebuilt from the log.
+    let mut server = server;
+    server.kill9();
+    let server = Server::start(data.path(), &["--fleet", fleet.to_str().unwrap()]);
+    let (_, again) = server.get(&format!("/v1/incidents/{id}/causes"));
+    assert_eq!(again, ranked);
+
+    // Bad ids are refused naming the field; unknown ones are not found.
+    assert_eq!(server.get("/v1/incidents/not-an-id").0, 400);
+    assert_eq!(
+        server
+            .get("/v1/incidents/inc-19700101T0000-00000000/causes")
+            .0,
+        404
+    );
+}

@@ -27,6 +27,9 @@ use serde_json::{Map, Value, json};
 
 /// The event type of an alarm.
 pub const ALARM_EVENT_TYPE: &str = "anomaly";
+/// The event type of an alarm's end: the series is back in the range it was expected in
+/// before the alarm.
+pub const CLEARED_EVENT_TYPE: &str = "anomaly.cleared";
 
 /// The default `alarm`: the threshold NAB's standard profile optimises to for the `grace`
 /// detector on the development corpus (`just bench`).
@@ -47,6 +50,8 @@ pub struct AnomalyConfig {
     pub max_series: usize,
     /// `[anomaly.forecast]`: forecasts for the series of some metrics.
     pub forecast: ForecastConfig,
+    /// `[anomaly.incidents]`: when an incident is over, how far back causes are looked for.
+    pub incidents: crate::incidents::IncidentConfig,
 }
 
 /// `[anomaly.forecast]`: which series get forecasts, and how far ahead.
@@ -147,6 +152,7 @@ impl Default for AnomalyConfig {
             alarm: DEFAULT_ALARM,
             max_series: 10_000,
             forecast: ForecastConfig::default(),
+            incidents: crate::incidents::IncidentConfig::default(),
         }
     }
 }
@@ -163,7 +169,8 @@ impl AnomalyConfig {
                 format!("{} is not between 1 and 1000000", self.max_series),
             ));
         }
-        self.forecast.validate()
+        self.forecast.validate()?;
+        self.incidents.validate()
     }
 }
 
@@ -187,6 +194,9 @@ struct Series {
     alarming: bool,
     /// For series of the metrics `[anomaly.forecast]` names.
     forecaster: Option<Box<Forecaster>>,
+    /// Since an alarm: the range the series was expected in before it, until a value is back
+    /// in it.
+    episode: Option<grace_anomaly::Expected>,
 }
 
 /// Every series' detector.
@@ -196,22 +206,41 @@ pub struct Anomalies {
     forecast_metrics: Vec<Glob>,
     series: Mutex<HashMap<String, Series>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Incidents, fed the same events in the same order.
+    incidents: Mutex<crate::incidents::Incidents>,
 }
 
-/// What one sample's scoring gave: its score, whether it raised an alarm, its series' forecast
-/// summary.
+/// What one sample's scoring gave: its score, whether it raised an alarm or cleared one, its
+/// series' forecast summary.
 enum Outcome {
-    Scored(Score, bool, Option<Value>),
+    Scored(Score, Transition, Option<Value>),
     Skipped,
+}
+
+/// A series' alarm state change on one sample.
+#[derive(Clone, Copy, PartialEq)]
+enum Transition {
+    None,
+    Alarm,
+    /// Back in the range expected before the alarm.
+    Cleared(grace_anomaly::Expected),
 }
 
 impl Anomalies {
     /// Detectors as `config` says.
-    pub fn new(config: AnomalyConfig, metrics: Arc<crate::metrics::Metrics>) -> Anomalies {
+    pub fn new(
+        config: AnomalyConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+        graph: Option<Arc<dyn grace_executor::graph::GraphReader>>,
+    ) -> Anomalies {
         // Checked when the configuration was read; a horizon that slipped through is dropped.
         let horizons = config.forecast.horizons().unwrap_or_default();
         let forecast_metrics = config.forecast.metrics.iter().map(Glob::new).collect();
         Anomalies {
+            incidents: Mutex::new(crate::incidents::Incidents::new(
+                config.incidents.clone(),
+                graph,
+            )),
             horizons,
             forecast_metrics,
             config,
@@ -257,36 +286,78 @@ impl Anomalies {
         if !self.config.enabled {
             return alarms;
         }
+        let Ok(mut incidents) = self.incidents.lock() else {
+            return alarms;
+        };
         for event in events.iter_mut() {
-            let Some(sample) = sample(event) else {
-                continue;
-            };
-            let Outcome::Scored(score, alarm, forecast) =
-                self.update(&sample, event.timestamp, true)
-            else {
-                continue;
-            };
-            let value = sample.value;
-            // Too little history yet: no score rather than a score of 0.
-            let score = (score.component != grace_anomaly::Component::Warmup).then_some(score);
-            annotate(event, score.as_ref(), forecast, self.config.detector);
-            let Some(score) = score else { continue };
-            if alarm {
-                self.counts().alarms.fetch_add(1, Ordering::Relaxed);
-                alarms.push(alarm_event(event, value, &score, self.config.detector));
+            if let Some(mut change) = self.score_one(event) {
+                // An alarm opens (or joins) its incident before its sample is stamped.
+                incidents.observe(&mut change);
+                alarms.push(change);
             }
+            incidents.observe(event);
         }
         alarms
     }
 
-    /// Feeds a stored event to its series without annotating or alarming: how the detectors
-    /// are rebuilt from the event log after a restart.
+    /// Scores one event if it is a metric sample; answers the alarm it raises or the clearing
+    /// of one.
+    fn score_one(&self, event: &mut TriggerEvent) -> Option<TriggerEvent> {
+        let sample = sample(event)?;
+        let Outcome::Scored(score, transition, forecast) =
+            self.update(&sample, event.timestamp, true)
+        else {
+            return None;
+        };
+        // Too little history yet: no score rather than a score of 0.
+        let score = (score.component != grace_anomaly::Component::Warmup).then_some(score);
+        annotate(event, score.as_ref(), forecast, self.config.detector);
+        match transition {
+            Transition::None => None,
+            Transition::Alarm => {
+                self.counts().alarms.fetch_add(1, Ordering::Relaxed);
+                Some(alarm_event(
+                    event,
+                    sample.value,
+                    &score?,
+                    self.config.detector,
+                ))
+            }
+            Transition::Cleared(range) => Some(cleared_event(event, sample.value, range)),
+        }
+    }
+
+    /// Feeds a stored event to its series and to the incidents without annotating or alarming:
+    /// how both are rebuilt from the event log after a restart.
     pub fn learn(&self, event: &TriggerEvent) {
-        if self.config.enabled
-            && let Some(sample) = sample(event)
-        {
+        if !self.config.enabled {
+            return;
+        }
+        if let Some(sample) = sample(event) {
             self.update(&sample, event.timestamp, false);
         }
+        if let Ok(mut incidents) = self.incidents.lock() {
+            // Stored events carry their incident ids already; the copy's stamp is dropped.
+            incidents.observe(&mut event.clone());
+        }
+    }
+
+    /// Every incident, open ones first (newest first), at most `limit`.
+    pub fn incidents(&self, limit: usize) -> Vec<crate::incidents::Incident> {
+        self.incidents.lock().map_or_else(
+            |_| Vec::new(),
+            |i| i.list().into_iter().take(limit).cloned().collect(),
+        )
+    }
+
+    /// One incident.
+    pub fn incident(&self, id: &str) -> Option<crate::incidents::Incident> {
+        self.incidents.lock().ok()?.get(id).cloned()
+    }
+
+    /// An incident's likely causes, ranked.
+    pub fn causes(&self, id: &str) -> Option<crate::incidents::Causes> {
+        self.incidents.lock().ok()?.causes(id)
     }
 
     /// Feeds one sample to its series (made if there is room); with `summarise`, answers the
@@ -313,6 +384,7 @@ impl Anomalies {
                     detector: Detector::new(self.config.detector),
                     alarming: false,
                     forecaster: forecast.then(|| Box::new(Forecaster::new(self.settings()))),
+                    episode: None,
                 })
             }
         };
@@ -321,7 +393,18 @@ impl Anomalies {
             Ok(score) => {
                 self.counts().scored.fetch_add(1, Ordering::Relaxed);
                 let high = score.value >= self.config.alarm;
-                let alarm = high && !s.alarming;
+                let warm = score.component != grace_anomaly::Component::Warmup;
+                let mut transition = Transition::None;
+                if let Some(range) = s.episode
+                    && (range.low..=range.high).contains(&sample.value)
+                {
+                    s.episode = None;
+                    transition = Transition::Cleared(range);
+                }
+                if high && !s.alarming && warm {
+                    transition = Transition::Alarm;
+                    s.episode = score.expected;
+                }
                 s.alarming = high;
                 let interval = s.detector.interval();
                 let summary = s.forecaster.as_mut().and_then(|f| {
@@ -330,7 +413,7 @@ impl Anomalies {
                         .then(|| f.forecast().map(|fc| self.summary(&fc, millis)))
                         .flatten()
                 });
-                Outcome::Scored(score, alarm, summary)
+                Outcome::Scored(score, transition, summary)
             }
             Err(Rejected::NotFinite) => {
                 self.counts().not_finite.fetch_add(1, Ordering::Relaxed);
@@ -401,10 +484,10 @@ struct Sample {
     value: f64,
 }
 
-/// The series and value of a metric event: a payload object with a numeric `value` (alarms
-/// themselves are not samples).
+/// The series and value of a metric event: a payload object with a numeric `value` (alarms and
+/// their clearings are not samples).
 fn sample(event: &TriggerEvent) -> Option<Sample> {
-    if event.event_type == ALARM_EVENT_TYPE {
+    if event.event_type == ALARM_EVENT_TYPE || event.event_type == CLEARED_EVENT_TYPE {
         return None;
     }
     let payload = event.payload.as_object()?;
@@ -481,6 +564,35 @@ fn annotate(
         for key in added {
             payload.remove(key);
         }
+    }
+}
+
+fn cleared_event(
+    sample: &TriggerEvent,
+    value: f64,
+    range: grace_anomaly::Expected,
+) -> TriggerEvent {
+    let mut payload = Map::new();
+    payload.insert("value".into(), json!(value));
+    if range.low.is_finite() && range.high.is_finite() {
+        payload.insert(
+            "expected".into(),
+            json!({"low": range.low, "high": range.high}),
+        );
+    }
+    payload.insert("sample_event_type".into(), json!(sample.event_type));
+    for key in ["metric", "labels"] {
+        if let Some(v) = sample.payload.get(key) {
+            payload.insert(key.into(), v.clone());
+        }
+    }
+    TriggerEvent {
+        event_type: CLEARED_EVENT_TYPE.to_owned(),
+        source: sample.source.clone(),
+        actor: sample.actor.clone(),
+        resource: sample.resource.clone(),
+        payload: Value::Object(payload),
+        timestamp: sample.timestamp,
     }
 }
 

@@ -42,6 +42,7 @@ pub mod config_error;
 pub mod error;
 pub mod fence;
 pub mod graph;
+pub mod incidents;
 pub mod intake;
 pub mod limits;
 pub mod listener;

@@ -12,6 +12,7 @@ mod dry_trust;
 mod events;
 mod fleet;
 mod graph;
+mod incidents;
 mod init;
 mod ledger;
 mod ledger_audit;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fleet { json, server } => fleet::run(server, json),
         Command::Graph(cmd) => graph::run(cmd),
         Command::Nab(cmd) => nab::run(cmd),
+        Command::Incidents(cmd) => incidents::run(cmd),
         Command::Sources { json, server } => sources::run(server, json),
     };
     match exit {

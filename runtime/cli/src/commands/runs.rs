@@ -89,6 +89,22 @@ fn show(server: &str, id: &str, json: bool) -> Result<Exit, Exit> {
     }
     let run: Run = client.get(&segments, &[]).map_err(api)?;
     print!("{}", render::run_detail(&run));
+    // The incident its event belongs to, and that incident's likely causes.
+    if let Some(incident) = run
+        .event
+        .payload
+        .get("incident_id")
+        .and_then(serde_json::Value::as_str)
+    {
+        println!("\nincident {}", render::shorten(incident, 64));
+        match client.get_value(&["v1", "incidents", incident, "causes"], &[]) {
+            Ok(causes) => print!("{}", super::incidents::render_causes(&causes)),
+            Err(e) => println!(
+                "  (causes unavailable: {})",
+                render::shorten(&format!("{e:?}"), 200)
+            ),
+        }
+    }
     Ok(Exit::Ok)
 }
 

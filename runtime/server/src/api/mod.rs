@@ -6,6 +6,7 @@ mod cluster_ledgers;
 mod events;
 mod graph;
 mod health;
+mod incidents;
 mod ledger;
 mod playbooks;
 mod policies;
@@ -45,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/approvals", approvals::router())
         .nest("/v1/policies", policies::router())
         .nest("/v1/graph", graph::router())
+        .nest("/v1/incidents", incidents::router())
         .route("/v1/fleet", get(health::fleet))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/v1/cluster", get(health::cluster))

@@ -42,6 +42,7 @@ part!(Audit, audit);
 part!(Arc<HostTrust>, trust);
 part!(Option<Arc<grace_cluster::Cluster>>, cluster);
 part!(Option<Arc<crate::graph::Graph>>, graph);
+part!(Arc<crate::anomaly::Anomalies>, anomalies);
 part!(
     Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
     shared_playbooks

@@ -76,6 +76,8 @@ pub struct App {
     pub shared_credentials: Option<Arc<crate::shared_credentials::SharedCredentials>>,
     /// The health graph, with `[graph]` (see [`crate::graph`]).
     pub graph: Option<Arc<crate::graph::Graph>>,
+    /// Anomaly detectors, forecasts and incidents (see [`crate::anomaly`]).
+    pub anomalies: Arc<crate::anomaly::Anomalies>,
 }
 
 /// Why the server could not start.
@@ -253,9 +255,18 @@ impl App {
         }
         // Detectors learn what the log holds before anything new is scored: the scores after a
         // restart are those the detectors would have given without it.
+        // Incidents join neighbours on the graph the trust core reads (the discovered one, or in
+        // simulation the simulated fleet's).
+        let incident_graph: Option<Arc<dyn grace_executor::graph::GraphReader>> =
+            match (&graph, &executors.graph) {
+                (Some(g), _) => Some(g.clone()),
+                (None, Some(simulated)) => Some(simulated.clone()),
+                (None, None) => None,
+            };
         let anomalies = Arc::new(crate::anomaly::Anomalies::new(
             config.anomaly.clone(),
             metrics.clone(),
+            incident_graph,
         ));
         let relearnt = anomalies
             .rebuild(&store)
@@ -265,7 +276,7 @@ impl App {
             series = anomalies.series(),
             "anomaly detectors rebuilt"
         );
-        let intake = Arc::new(intake.with_anomalies(anomalies));
+        let intake = Arc::new(intake.with_anomalies(anomalies.clone()));
         let (mut sources, batches) = SourceSupervisor::new(supervisor.clone());
         if let Some(cluster) = &cluster {
             let (owner, shards) = (cluster.clone(), cluster.settings().shards);
@@ -512,6 +523,7 @@ impl App {
             shared_policies,
             shared_credentials,
             graph,
+            anomalies,
         }))
     }
 }
