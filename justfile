@@ -172,6 +172,7 @@ bench: build-playbooks _nats
     cargo bench -p grace-mesh --bench matching
     cargo bench -p grace-graph --bench graph
     cargo bench -p grace-anomaly --bench nab
+    cargo bench -p grace-anomaly --bench forecast
     cargo bench -p grace-server --bench ingest
     cargo bench -p grace-trust --bench decide
     cargo bench -p grace --bench load

@@ -767,7 +767,7 @@ mod tests {
 
     /// The commands that work without a server, and why; every other command is a client of
     /// one. A new command is a client unless it is added here.
-    const OFFLINE: [(&str, &str); 11] = [
+    const OFFLINE: [(&str, &str); 12] = [
         ("serve", "is the server"),
         ("init", "sets up a data directory before the server starts"),
         ("run", "runs a playbook here"),
@@ -782,6 +782,7 @@ mod tests {
         ("keys generate", "writes key files"),
         ("playbook sign", "signs files"),
         ("playbook new", "writes a new crate"),
+        ("nab score", "scores detectors on a folder of series"),
     ];
 
     /// Every command without subcommands, by its path (`ledger verify`).

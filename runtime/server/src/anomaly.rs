@@ -258,9 +258,6 @@ impl Anomalies {
     pub fn rebuild(&self, store: &crate::store::Store) -> Result<u64, crate::store::StoreError> {
         const PAGE: usize = 10_000;
         let (mut from, mut read) = (0u64, 0u64);
-        if !self.config.enabled {
-            return Ok(0);
-        }
         loop {
             let page = store.events(from, PAGE)?;
             let Some(last) = page.last().map(|e| e.seq) else {
@@ -283,14 +280,17 @@ impl Anomalies {
     /// alarms raise (to be accepted with them).
     pub fn score(&self, events: &mut [TriggerEvent]) -> Vec<TriggerEvent> {
         let mut alarms = Vec::new();
-        if !self.config.enabled {
-            return alarms;
-        }
         let Ok(mut incidents) = self.incidents.lock() else {
             return alarms;
         };
         for event in events.iter_mut() {
-            if let Some(mut change) = self.score_one(event) {
+            // With scoring off, alerts still make incidents.
+            let change = if self.config.enabled {
+                self.score_one(event)
+            } else {
+                None
+            };
+            if let Some(mut change) = change {
                 // An alarm opens (or joins) its incident before its sample is stamped.
                 incidents.observe(&mut change);
                 alarms.push(change);
@@ -330,10 +330,9 @@ impl Anomalies {
     /// Feeds a stored event to its series and to the incidents without annotating or alarming:
     /// how both are rebuilt from the event log after a restart.
     pub fn learn(&self, event: &TriggerEvent) {
-        if !self.config.enabled {
-            return;
-        }
-        if let Some(sample) = sample(event) {
+        if self.config.enabled
+            && let Some(sample) = sample(event)
+        {
             self.update(&sample, event.timestamp, false);
         }
         if let Ok(mut incidents) = self.incidents.lock() {
@@ -360,9 +359,10 @@ impl Anomalies {
         self.incidents.lock().ok()?.causes(id)
     }
 
-    /// Feeds one sample to its series (made if there is room); with `summarise`, answers the
-    /// series' forecast summary too.
-    fn update(&self, sample: &Sample, timestamp: u64, summarise: bool) -> Outcome {
+    /// Feeds one sample to its series (made if there is room). `live`: a sample being accepted
+    /// now, counted and answered with its series' forecast summary (not one relearnt from the
+    /// log).
+    fn update(&self, sample: &Sample, timestamp: u64, live: bool) -> Outcome {
         let Ok(mut series) = self.series.lock() else {
             return Outcome::Skipped;
         };
@@ -377,7 +377,9 @@ impl Anomalies {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 if len >= limit {
-                    self.counts().over_limit.fetch_add(1, Ordering::Relaxed);
+                    if live {
+                        self.counts().over_limit.fetch_add(1, Ordering::Relaxed);
+                    }
                     return Outcome::Skipped;
                 }
                 v.insert(Series {
@@ -391,7 +393,9 @@ impl Anomalies {
         let millis = i64::try_from(timestamp).unwrap_or(i64::MAX);
         match s.detector.update(millis, sample.value) {
             Ok(score) => {
-                self.counts().scored.fetch_add(1, Ordering::Relaxed);
+                if live {
+                    self.counts().scored.fetch_add(1, Ordering::Relaxed);
+                }
                 let high = score.value >= self.config.alarm;
                 let warm = score.component != grace_anomaly::Component::Warmup;
                 let mut transition = Transition::None;
@@ -409,18 +413,19 @@ impl Anomalies {
                 let interval = s.detector.interval();
                 let summary = s.forecaster.as_mut().and_then(|f| {
                     f.update(millis, sample.value, interval);
-                    summarise
-                        .then(|| f.forecast().map(|fc| self.summary(&fc, millis)))
+                    live.then(|| f.forecast().map(|fc| self.summary(&fc, millis)))
                         .flatten()
                 });
                 Outcome::Scored(score, transition, summary)
             }
-            Err(Rejected::NotFinite) => {
-                self.counts().not_finite.fetch_add(1, Ordering::Relaxed);
-                Outcome::Skipped
-            }
-            Err(Rejected::OutOfOrder | Rejected::Repeated) => {
-                self.counts().out_of_order.fetch_add(1, Ordering::Relaxed);
+            Err(rejected) => {
+                if live {
+                    let counter = match rejected {
+                        Rejected::NotFinite => &self.counts().not_finite,
+                        Rejected::OutOfOrder | Rejected::Repeated => &self.counts().out_of_order,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
                 Outcome::Skipped
             }
         }

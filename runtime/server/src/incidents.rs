@@ -233,6 +233,8 @@ pub struct Incidents {
     /// Signals going on: `(resource, metric or alert name)`, from an alarm or a firing alert to
     /// its clearing or resolution.
     episodes: BTreeSet<(String, String)>,
+    /// The latest event time seen: an open incident's causes are looked for up to it.
+    now: u64,
 }
 
 impl Incidents {
@@ -245,6 +247,7 @@ impl Incidents {
             closed: VecDeque::new(),
             tracked: HashMap::new(),
             episodes: BTreeSet::new(),
+            now: 0,
         }
     }
 
@@ -253,6 +256,7 @@ impl Incidents {
     /// one), scores are kept for ranking.
     pub fn observe(&mut self, event: &mut TriggerEvent) {
         let at = event.timestamp;
+        self.now = self.now.max(at);
         self.expire(at);
         let score = event
             .payload
@@ -498,7 +502,7 @@ impl Incidents {
         let incident = self.get(id)?;
         let lookback = u64::try_from(self.config.lookback.as_millis()).unwrap_or(u64::MAX);
         let from = incident.opened_at.saturating_sub(lookback);
-        let until = incident.closed_at.unwrap_or(incident.last_signal_at);
+        let until = incident.closed_at.unwrap_or(self.now);
         let symptom = &incident.first_resource;
         let onset_of = |resource: &str| -> Option<u64> {
             self.tracked
@@ -720,12 +724,8 @@ fn rank_one(
     let onset_part = lead.map_or(0.0, |l| {
         1.0 / (1.0 + (-(l as f64) / (5.0 * MINUTE as f64)).exp())
     });
-    // Correlation with the symptom: the symptom itself is neutral.
-    let corr_part = if itself {
-        0.5
-    } else {
-        correlation.map_or(0.0, f64::abs)
-    };
+    // Correlation with the symptom (the symptom's own is 1).
+    let corr_part = correlation.map_or(0.0, f64::abs);
     // Position: what the symptom depends on may cause it, most of all an anomalous upstream
     // with no anomalous upstream of its own; the symptom itself is where it shows; what merely
     // depends on the symptom, or is unrelated, is unlikely. Without a graph, neutral.
@@ -740,12 +740,12 @@ fn rank_one(
     let mut why = Vec::new();
     why.push(match lead {
         None => "never alarmed around the incident".to_owned(),
-        Some(0) if resource == symptom => "the incident's first signal".to_owned(),
+        Some(0) if itself => "the incident's first signal".to_owned(),
         Some(l) if l > 0 => format!("anomalous {} before {symptom}", minutes_text(l)),
         Some(l) if l < 0 => format!("anomalous {} after {symptom}", minutes_text(-l)),
         Some(_) => format!("anomalous at the same time as {symptom}"),
     });
-    if resource != symptom {
+    if !itself {
         why.push(match correlation {
             Some(c) => format!("deviations correlate {c:.2} with {symptom}'s"),
             None => "too few shared minutes to correlate".to_owned(),
@@ -781,5 +781,156 @@ fn minutes_text(ms: i64) -> String {
         format!("{}s", ms / 1_000)
     } else {
         format!("{minutes:.0} min")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_767_225_600_000;
+
+    fn event(kind: &str, resource: &str, at: u64, payload: Value) -> TriggerEvent {
+        TriggerEvent {
+            event_type: kind.to_owned(),
+            source: "push".to_owned(),
+            actor: "push".to_owned(),
+            resource: resource.to_owned(),
+            payload,
+            timestamp: at,
+        }
+    }
+
+    fn alarm(resource: &str, at: u64) -> TriggerEvent {
+        event(
+            "anomaly",
+            resource,
+            at,
+            json!({"metric": "latency_ms", "anomaly_score": 0.95}),
+        )
+    }
+
+    fn cleared(resource: &str, at: u64) -> TriggerEvent {
+        event(
+            "anomaly.cleared",
+            resource,
+            at,
+            json!({"metric": "latency_ms"}),
+        )
+    }
+
+    /// A scored sample `d` robust deviations from the centre of its expected range.
+    fn sample(resource: &str, at: u64, d: f64) -> TriggerEvent {
+        event(
+            "metrics.push",
+            resource,
+            at,
+            json!({"metric": "latency_ms", "value": 100.0 + 10.0 * d, "anomaly_score": 0.1,
+                   "anomaly": {"expected": {"low": 70.0, "high": 130.0}}}),
+        )
+    }
+
+    fn tracker() -> Incidents {
+        Incidents::new(IncidentConfig::default(), None)
+    }
+
+    #[test]
+    fn an_alarm_opens_an_incident_its_resource_s_events_carry_and_its_clearing_closes() {
+        let mut t = tracker();
+        let mut first = alarm("db", T0);
+        t.observe(&mut first);
+        let id = first.payload["incident_id"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("inc-20260101T0000-"), "{id}");
+        let mut later = sample("db", T0 + MINUTE, 4.0);
+        t.observe(&mut later);
+        assert_eq!(later.payload["incident_id"], json!(id));
+        let mut elsewhere = sample("web", T0 + MINUTE, 0.0);
+        t.observe(&mut elsewhere);
+        assert!(elsewhere.payload.get("incident_id").is_none());
+
+        // Still going an hour later (the episode has not cleared), over when it clears.
+        t.observe(&mut sample("db", T0 + 60 * MINUTE, 4.0));
+        assert_eq!(t.get(&id).unwrap().state, "open");
+        t.observe(&mut cleared("db", T0 + 61 * MINUTE));
+        let done = t.get(&id).unwrap();
+        assert_eq!(done.state, "closed");
+        assert_eq!(done.closed_because.as_deref(), Some("every signal cleared"));
+    }
+
+    #[test]
+    fn without_a_graph_other_resources_open_their_own_incidents_and_quiet_ones_expire() {
+        let mut t = tracker();
+        t.observe(&mut alarm("db", T0));
+        t.observe(&mut alarm("web", T0 + MINUTE));
+        assert_eq!(t.list().len(), 2);
+        t.observe(&mut cleared("db", T0 + 2 * MINUTE));
+        t.observe(&mut cleared("web", T0 + 2 * MINUTE));
+        assert!(t.list().iter().all(|i| i.state == "closed"));
+
+        // A firing alert with no resolution closes after clear_after... only once its episode
+        // is over; a signal alone for a day closes in any case.
+        let mut t = tracker();
+        t.observe(&mut event(
+            "alert.firing",
+            "api",
+            T0,
+            json!({"labels": {"alertname": "Down"}}),
+        ));
+        t.observe(&mut sample("web", T0 + 20 * MINUTE, 0.0));
+        assert_eq!(t.list()[0].state, "open");
+        t.observe(&mut sample("web", T0 + 25 * 60 * MINUTE, 0.0));
+        assert_eq!(
+            t.list()[0].closed_because.as_deref(),
+            Some("no signal for a day")
+        );
+    }
+
+    #[test]
+    fn causes_without_a_graph_rank_by_onset_and_correlation_and_say_so() {
+        let mut t = tracker();
+        // `db` deviates from minute 0 and alarms at minute 2; `web` alarms at minute 5 and
+        // deviates with it; `cache` alarms later, deviating on its own.
+        for m in 0..20u64 {
+            let at = T0 + m * MINUTE;
+            let d = if m >= 2 { m as f64 } else { 0.0 };
+            t.observe(&mut sample("db", at, d));
+            t.observe(&mut sample("web", at, if m >= 5 { m as f64 } else { 0.0 }));
+            t.observe(&mut sample("cache", at, ((m * 7) % 5) as f64));
+            match m {
+                2 => t.observe(&mut alarm("db", at)),
+                5 => t.observe(&mut alarm("web", at)),
+                9 => t.observe(&mut alarm("cache", at)),
+                _ => {}
+            }
+        }
+        let db_incident = t
+            .list()
+            .iter()
+            .find(|i| i.first_resource == "db")
+            .unwrap()
+            .id
+            .clone();
+        let ranked = t.causes(&db_incident).unwrap();
+        assert!(!ranked.graph);
+        let order: Vec<&str> = ranked.causes.iter().map(|c| c.resource.as_str()).collect();
+        assert_eq!(order, ["db", "web", "cache"], "{ranked:#?}");
+        assert!(
+            ranked.causes[1].reason.contains("no health graph"),
+            "{ranked:#?}"
+        );
+        assert!(ranked.causes[1].correlation.unwrap() > 0.8);
+    }
+
+    #[test]
+    fn the_same_events_make_the_same_incidents() {
+        let run = || {
+            let mut t = tracker();
+            for (r, m) in [("db", 0), ("web", 3), ("db", 40)] {
+                t.observe(&mut alarm(r, T0 + m * MINUTE));
+            }
+            t.list().iter().map(|i| i.id.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+        assert_eq!(run().len(), 2, "db's second alarm joins its open incident");
     }
 }
