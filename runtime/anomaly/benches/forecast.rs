@@ -57,6 +57,27 @@ struct Tally {
     wins: usize,
 }
 
+impl Tally {
+    /// One row: the means over the series of sMAPE and MASE (forecast, naive, seasonal naive)
+    /// and the share of origins where the forecast beat seasonal naive.
+    fn print(&self, name: &str) {
+        let s = self.series as f64;
+        println!(
+            "{:<24} {:>6} {:>8}  {:>6.1} {:>7.1} {:>7.1}  {:>6.2} {:>7.2} {:>7.2}  {:>9.0}%",
+            name,
+            self.series,
+            self.origins,
+            self.smape[0] / s,
+            self.smape[1] / s,
+            self.smape[2] / s,
+            self.mase[0] / s,
+            self.mase[1] / s,
+            self.mase[2] / s,
+            100.0 * self.wins as f64 / self.origins as f64
+        );
+    }
+}
+
 fn main() {
     let dir = std::env::var_os("GRACE_NAB_DATA").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nab"),
@@ -165,20 +186,7 @@ fn main() {
     );
     let mut overall = Tally::default();
     for (name, t) in &by_category {
-        let s = t.series as f64;
-        println!(
-            "{:<24} {:>6} {:>8}  {:>6.1} {:>7.1} {:>7.1}  {:>6.2} {:>7.2} {:>7.2}  {:>9.0}%",
-            name,
-            t.series,
-            t.origins,
-            t.smape[0] / s,
-            t.smape[1] / s,
-            t.smape[2] / s,
-            t.mase[0] / s,
-            t.mase[1] / s,
-            t.mase[2] / s,
-            100.0 * t.wins as f64 / t.origins as f64
-        );
+        t.print(name);
         for k in 0..3 {
             overall.smape[k] += t.smape[k];
             overall.mase[k] += t.mase[k];
@@ -187,20 +195,7 @@ fn main() {
         overall.origins += t.origins;
         overall.wins += t.wins;
     }
-    let s = overall.series as f64;
-    println!(
-        "{:<24} {:>6} {:>8}  {:>6.1} {:>7.1} {:>7.1}  {:>6.2} {:>7.2} {:>7.2}  {:>9.0}%",
-        "overall",
-        overall.series,
-        overall.origins,
-        overall.smape[0] / s,
-        overall.smape[1] / s,
-        overall.smape[2] / s,
-        overall.mase[0] / s,
-        overall.mase[1] / s,
-        overall.mase[2] / s,
-        100.0 * overall.wins as f64 / overall.origins as f64
-    );
+    overall.print("overall");
     println!(
         "cost: {samples} samples, about {fits} fits in {:.1} s ({:.2} ms per fit, per-sample updates included); largest state {largest_state} bytes",
         elapsed.as_secs_f64(),

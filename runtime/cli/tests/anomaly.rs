@@ -23,22 +23,28 @@ fn latency(i: u64) -> f64 {
     200.0 + ((i * 7_919) % 23) as f64
 }
 
-fn push(server: &Server, samples: &[(u64, f64)]) {
-    for chunk in samples.chunks(100) {
-        let metrics: Vec<Value> = chunk
-            .iter()
-            .map(|(i, v)| {
-                json!({"name": "checkout_latency_ms", "labels": {"service": "checkout"},
-                       "value": v, "timestamp": START_MS + i * FIVE_MIN})
-            })
-            .collect();
+/// Pushes `metrics` (pushed-metrics JSON samples), `per_push` to a request, in order.
+fn push_metrics(server: &Server, metrics: &[Value], per_push: usize) {
+    for chunk in metrics.chunks(per_push) {
         let (status, body) = server.post_as(
             "/v1/sources/metrics",
             Some("application/json"),
-            json!({ "metrics": metrics }).to_string(),
+            json!({ "metrics": chunk }).to_string(),
         );
         assert_eq!(status, 202, "{body}");
     }
+}
+
+/// Pushes checkout latency samples `(i, value)`, sample `i` at `START_MS + i` five minutes.
+fn push(server: &Server, samples: &[(u64, f64)]) {
+    let metrics: Vec<Value> = samples
+        .iter()
+        .map(|(i, v)| {
+            json!({"name": "checkout_latency_ms", "labels": {"service": "checkout"},
+                   "value": v, "timestamp": START_MS + i * FIVE_MIN})
+        })
+        .collect();
+    push_metrics(server, &metrics, 100);
 }
 
 fn ordinary(range: std::ops::Range<u64>) -> Vec<(u64, f64)> {
@@ -248,14 +254,7 @@ fn the_predictive_scaling_example_scales_before_the_forecast_breach() {
                    "value": p95(i), "timestamp": START_MS + i * FIVE_MIN})
         })
         .collect();
-    for chunk in metrics.chunks(100) {
-        let (status, body) = server.post_as(
-            "/v1/sources/metrics",
-            Some("application/json"),
-            json!({ "metrics": chunk }).to_string(),
-        );
-        assert_eq!(status, 202, "{body}");
-    }
+    push_metrics(&server, &metrics, 100);
     let events = server.events();
     server.wait_matched(events.len());
 
@@ -349,14 +348,7 @@ fn an_incident_gathers_its_neighbours_signals_and_ranks_the_injected_fault_first
                                 "timestamp": START_MS + i * MINUTE}));
         }
     }
-    for chunk in metrics.chunks(300) {
-        let (status, body) = server.post_as(
-            "/v1/sources/metrics",
-            Some("application/json"),
-            json!({ "metrics": chunk }).to_string(),
-        );
-        assert_eq!(status, 202, "{body}");
-    }
+    push_metrics(&server, &metrics, 300);
     let events = server.events();
     server.wait_matched(events.len());
 
