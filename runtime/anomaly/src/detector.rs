@@ -45,6 +45,8 @@ pub enum Component {
     Level,
     /// The change since the same time yesterday against the usual day-on-day change.
     Seasonal,
+    /// The value against every range the series showed before.
+    Novel,
 }
 
 impl fmt::Display for Component {
@@ -54,6 +56,7 @@ impl fmt::Display for Component {
             Component::Gaussian => "gaussian",
             Component::Level => "level",
             Component::Seasonal => "seasonal",
+            Component::Novel => "novel",
         })
     }
 }

@@ -12,7 +12,7 @@
 //!   differences (seasonality-aware), as a robust z-score.
 //! - `grace` (the default): `robust`'s components calibrated per series into how unusual the
 //!   recent surprise is for this series, with an alarm that does not repeat for the same
-//!   episode.
+//!   episode; and a value outside every range the series showed before alarms once.
 //!
 //! [`nab`] scores any detector on a folder laid out like the Numenta Anomaly Benchmark, with
 //! NAB's own rules (anomaly windows, the scaled sigmoid, the three profiles, normalisation
@@ -23,6 +23,7 @@ pub mod forecast;
 pub mod gaussian;
 pub mod grace;
 pub mod nab;
+mod novelty;
 pub mod robust;
 pub mod series;
 mod stats;

@@ -1,0 +1,136 @@
+//! Novelty: a value outside every range the series showed before. After its first
+//! [`NOVELTY_WARMUP`] values the series' values are quantised into bins (half a robust
+//! standard deviation of those first values wide, from their median, fixed from then on, the
+//! way the Contextual Anomaly Detector quantises a series before it learns its contexts), and
+//! a value in a bin beyond the lowest or highest bin seen so far is novel. Once novel, the
+//! series rests for [`NOVELTY_REST`] samples: the values of the same episode widen the range
+//! seen without alarming again.
+//!
+//! Unlike the level's window, the range seen never forgets: a series that creeps to a level
+//! it never reached is news even when it creeps slowly enough for the window to follow it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::detector::Expected;
+
+/// Values the bins are learnt from.
+pub const NOVELTY_WARMUP: usize = 32;
+/// A bin's width in robust standard deviations of the first values.
+pub const NOVELTY_BIN: f64 = 0.5;
+/// Samples after a novel value before the next can be novel.
+pub const NOVELTY_REST: u32 = 100;
+
+/// Bins are kept within this many of the origin, so any finite value has one.
+const MAX_BIN: f64 = 1e15;
+
+/// The novelty component's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Novelty {
+    /// The first values, until the bins are learnt from them (then empty).
+    first: Vec<f64>,
+    /// The bins, once learnt: `(origin, width)`.
+    bins: Option<(f64, f64)>,
+    /// The lowest and highest bin seen, the first values' included.
+    seen: Option<(i64, i64)>,
+    /// Samples left to rest.
+    rest: u32,
+}
+
+impl Novelty {
+    /// Whether `value` lies outside every range seen before (and the series is not resting),
+    /// with the range seen; then learns from it.
+    pub(crate) fn observe(&mut self, value: f64) -> Option<Expected> {
+        let Some((origin, width)) = self.bins else {
+            self.first.push(value);
+            if self.first.len() >= NOVELTY_WARMUP {
+                let (origin, width) = bins(&mut self.first);
+                let bin = |v: f64| bin(v, origin, width);
+                self.seen = self
+                    .first
+                    .first()
+                    .zip(self.first.last())
+                    .map(|(&low, &high)| (bin(low), bin(high)));
+                self.bins = Some((origin, width));
+                self.first = Vec::new();
+            }
+            return None;
+        };
+        let bin = bin(value, origin, width);
+        let (low, high) = self.seen.unwrap_or((bin, bin));
+        self.seen = Some((low.min(bin), high.max(bin)));
+        let outside = bin < low || bin > high;
+        if self.rest > 0 {
+            self.rest -= 1;
+            return None;
+        }
+        outside.then(|| {
+            self.rest = NOVELTY_REST;
+            Expected {
+                low: origin + low as f64 * width,
+                high: origin + (high as f64 + 1.0) * width,
+            }
+        })
+    }
+
+    /// Bytes this state holds on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.first.capacity() * size_of::<f64>()
+    }
+}
+
+/// The bin of `value`.
+fn bin(value: f64, origin: f64, width: f64) -> i64 {
+    ((value - origin) / width).floor().clamp(-MAX_BIN, MAX_BIN) as i64
+}
+
+/// The bins' origin (the median of `values`) and width ([`NOVELTY_BIN`] robust standard
+/// deviations, as [`crate::robust::robust_z`] measures them).
+fn bins(values: &mut [f64]) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let q = |p: f64| values[((values.len() - 1) as f64 * p) as usize];
+    let median = q(0.5);
+    let iqr = q(0.75) - q(0.25);
+    let range = q(1.0) - q(0.0);
+    let scale = (iqr / 1.349)
+        .max(range / 20.0)
+        .max(1e-9 * (1.0 + median.abs()));
+    let width = NOVELTY_BIN * scale;
+    if width.is_finite() && width > 0.0 {
+        (median, width)
+    } else {
+        (median, f64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_beyond_the_range_seen_is_novel_once_per_episode() {
+        let mut n = Novelty::default();
+        for i in 0..500 {
+            assert!(n.observe(f64::from(i % 10)).is_none() || i < NOVELTY_WARMUP as i32);
+        }
+        let e = n.observe(30.0).unwrap();
+        assert!(e.low <= 0.0 && 9.0 <= e.high && e.high < 30.0, "{e:?}");
+        for _ in 0..NOVELTY_REST {
+            assert!(n.observe(40.0).is_none());
+        }
+        assert!(n.observe(35.0).is_none(), "seen while resting");
+        assert!(n.observe(-30.0).is_some());
+    }
+
+    #[test]
+    fn hostile_values_do_not_panic() {
+        let mut n = Novelty::default();
+        for (i, v) in [0.0, f64::MAX, -f64::MAX, 1e-300, f64::MIN_POSITIVE]
+            .into_iter()
+            .cycle()
+            .take(300)
+            .enumerate()
+        {
+            let _ = n.observe(v * if i % 7 == 0 { -1.0 } else { 1.0 });
+        }
+    }
+}
