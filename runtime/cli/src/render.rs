@@ -102,6 +102,32 @@ fn summary(ok: &Value) -> Option<String> {
         let list: Vec<_> = items.iter().map(describe_node).collect();
         return Some(format!("{} node(s): {}", items.len(), list.join(", ")));
     }
+    // Anomaly scores and forecasts (`anomaly.*`).
+    if ok.get("component").is_some() && ok.get("alarming").is_some() {
+        return Some(format!(
+            "score {:.4} ({}){}",
+            ok["value"].as_f64().unwrap_or(0.0),
+            name(ok, "component"),
+            if ok["alarming"] == true {
+                ", alarming"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(steps) = ok.get("steps").and_then(Value::as_array)
+        && ok.get("model").is_some()
+    {
+        let last = steps
+            .last()
+            .and_then(|s| s["value"].as_f64())
+            .map_or("-".to_owned(), |v| format!("{v:.1}"));
+        return Some(format!(
+            "forecast {}: {} step(s), last {last}",
+            name(ok, "model"),
+            steps.len()
+        ));
+    }
     let describe_container = |c: &Value| {
         format!(
             "{} {} {}",

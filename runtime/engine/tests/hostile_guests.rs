@@ -51,6 +51,9 @@ const TESTED_FIXTURES: &[&str] = &[
     "promql-injector",
     // Groups served by different providers: runtime/engine/tests/providers.rs.
     "group-scaler",
+    // The anomaly capability against a running server's detectors:
+    // runtime/cli/tests/anomaly_playbook.rs.
+    "anomaly-reader",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

@@ -1,7 +1,7 @@
 //! The seam between GRACE's capabilities and the systems they act on.
 //!
 //! Each capability of the WIT package (`scaling`, `containers`, `kubernetes`, `metrics`) has one
-//! executor trait here. A **provider** is a configured real thing or the simulation that
+//! executor trait here; the host-wide reads (`graph`, `anomaly`) have one reader trait each. A **provider** is a configured real thing or the simulation that
 //! implements one: the simulated fleet implements all of them; the real providers (AWS Auto
 //! Scaling, Docker-compatible engines, Kubernetes clusters, Prometheus) implement the same
 //! traits, so a playbook that passed its dry-run runs unchanged against production. A capability
@@ -11,6 +11,7 @@
 //! Executors know nothing of WebAssembly, grants or the ledger: they receive arguments that the
 //! engine has already checked and do exactly what they are asked.
 
+pub mod anomaly;
 pub mod budget;
 pub mod clock;
 pub mod containers;
@@ -27,6 +28,7 @@ pub mod scaling;
 
 use std::sync::Arc;
 
+pub use anomaly::{AnomalyReader, NoDetectorHistory};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use containers::ContainerExecutor;
 pub use error::ExecError;
@@ -63,6 +65,8 @@ pub struct Executors {
     pub metrics: Providers<dyn MetricsExecutor>,
     /// The health graph, when the host keeps one.
     pub graph: Option<Arc<dyn GraphReader>>,
+    /// The anomaly detectors' scores and forecasts, when the host keeps any.
+    pub anomaly: Option<Arc<dyn AnomalyReader>>,
     /// Locks on resources being changed, shared by every run holding a clone.
     pub locks: Arc<ResourceLocks>,
 }
@@ -77,6 +81,7 @@ impl Executors {
             kubernetes: Providers::none(),
             metrics: Providers::none(),
             graph: None,
+            anomaly: None,
             locks: Arc::default(),
         }
     }

@@ -197,6 +197,8 @@ struct Series {
     /// Since an alarm: the range the series was expected in before it, until a value is back
     /// in it.
     episode: Option<grace_anomaly::Expected>,
+    /// Its name and latest scored sample, for runs' `anomaly` reads.
+    latest: Latest,
 }
 
 /// Every series' detector.
@@ -387,6 +389,7 @@ impl Anomalies {
                     alarming: false,
                     forecaster: forecast.then(|| Box::new(Forecaster::new(self.settings()))),
                     episode: None,
+                    latest: Latest::new(&sample.key, &sample.metric),
                 })
             }
         };
@@ -410,6 +413,11 @@ impl Anomalies {
                     s.episode = score.expected;
                 }
                 s.alarming = high;
+                s.latest.scored = Some(Scored {
+                    score,
+                    value: sample.value,
+                    millis,
+                });
                 let interval = s.detector.interval();
                 let summary = s.forecaster.as_mut().and_then(|f| {
                     f.update(millis, sample.value, interval);
@@ -623,5 +631,129 @@ fn alarm_event(
         resource: sample.resource.clone(),
         payload: Value::Object(payload),
         timestamp: sample.timestamp,
+    }
+}
+
+// --- What runs read: the `anomaly` capability (`grace_executor::AnomalyReader`) -------------
+
+/// One series' name, and its latest scored sample: what a run's `anomaly.score` answers.
+struct Latest {
+    metric: String,
+    /// The payload's labels, each value as written (a string) or as its JSON text.
+    labels: grace_model::Labels,
+    scored: Option<Scored>,
+}
+
+/// A scored sample.
+#[derive(Clone, Copy)]
+struct Scored {
+    score: Score,
+    value: f64,
+    millis: i64,
+}
+
+impl Latest {
+    /// The name of the series of `key` (its last part is the payload's labels as JSON text,
+    /// which holds no NUL).
+    fn new(key: &str, metric: &str) -> Latest {
+        let labels = key
+            .rsplit('\0')
+            .next()
+            .and_then(|text| serde_json::from_str::<Map<String, Value>>(text).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(text) => (name, text),
+                other => (name, other.to_string()),
+            })
+            .collect();
+        Latest {
+            metric: metric.to_owned(),
+            labels,
+            scored: None,
+        }
+    }
+}
+
+impl Anomalies {
+    /// `read` of the most recently scored series of `metric` with exactly `labels` (whatever
+    /// its source and resource).
+    fn read_latest<T>(
+        &self,
+        metric: &str,
+        labels: &grace_model::Labels,
+        read: impl FnOnce(&Series, Scored) -> Option<T>,
+    ) -> Option<T> {
+        let series = self.series.lock().ok()?;
+        let (s, scored) = series
+            .values()
+            .filter(|s| s.latest.metric == metric && &s.latest.labels == labels)
+            .filter_map(|s| s.latest.scored.map(|scored| (s, scored)))
+            .max_by_key(|(_, scored)| scored.millis)?;
+        read(s, scored)
+    }
+}
+
+impl grace_executor::AnomalyReader for Anomalies {
+    fn score(
+        &self,
+        metric: &str,
+        labels: &grace_model::Labels,
+    ) -> Option<grace_executor::anomaly::SeriesScore> {
+        let detector = self.config.detector;
+        self.read_latest(
+            metric,
+            labels,
+            |_,
+             Scored {
+                 score,
+                 value,
+                 millis,
+             }| {
+                let expected = score
+                    .expected
+                    .filter(|e| e.low.is_finite() && e.high.is_finite());
+                Some(grace_executor::anomaly::SeriesScore {
+                    // Rounded as in events' payloads: a run reads what a trigger condition saw.
+                    value: round(score.value),
+                    component: score.component.to_string(),
+                    expected_low: expected.map(|e| e.low),
+                    expected_high: expected.map(|e| e.high),
+                    sample_value: value,
+                    sample_millis: u64::try_from(millis).unwrap_or(0),
+                    detector: detector.name().to_owned(),
+                    alarming: score.value >= self.config.alarm,
+                })
+            },
+        )
+    }
+
+    fn forecast(
+        &self,
+        metric: &str,
+        labels: &grace_model::Labels,
+        horizon_ms: u64,
+    ) -> Option<grace_executor::anomaly::Forecast> {
+        self.read_latest(metric, labels, |s, _| {
+            let forecaster = s.forecaster.as_ref()?;
+            let (forecast, last) = (forecaster.forecast()?, forecaster.last_millis()?);
+            let horizon = i64::try_from(horizon_ms).unwrap_or(i64::MAX);
+            let steps = forecast
+                .within(last, horizon)
+                .iter()
+                .take(grace_executor::anomaly::MAX_FORECAST_STEPS)
+                .map(|step| grace_executor::anomaly::Step {
+                    millis: u64::try_from(step.millis).unwrap_or(0),
+                    value: step.value,
+                    low: step.low,
+                    high: step.high,
+                })
+                .collect();
+            Some(grace_executor::anomaly::Forecast {
+                model: forecast.model,
+                level: forecast.level,
+                steps,
+            })
+        })
     }
 }

@@ -205,6 +205,8 @@ impl Simulation {
             kubernetes: Providers::single(PROVIDER, Arc::new(SimKubernetes { sim: self.clone() })),
             metrics: Providers::single(PROVIDER, Arc::new(SimMetrics { sim: self.clone() })),
             graph: Some(Arc::new(crate::discover::SimGraph { sim: self.clone() })),
+            // No detector has seen the simulated fleet's series: every series reads `none`.
+            anomaly: Some(Arc::new(grace_executor::NoDetectorHistory)),
             locks: Arc::default(),
         }
     }

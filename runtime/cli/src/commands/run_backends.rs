@@ -67,9 +67,11 @@ pub async fn connect(args: &RunArgs) -> Result<Backends, Exit> {
     let trust = HostTrust::open(database, &config.trust)
         .map_err(|e| Exit::Invalid(anyhow!("`[trust]`: {e}")))?
         .for_one_run();
-    let (executors, providers) = grace_server::providers::connect_for_one_run(&config)
+    let (mut executors, providers) = grace_server::providers::connect_for_one_run(&config)
         .await
         .map_err(|e| Exit::Invalid(anyhow!(e)))?;
+    // One run scores no samples: `anomaly` reads answer `none` for every series.
+    executors.anomaly = Some(Arc::new(grace_executor::NoDetectorHistory));
     let source = TrustSource {
         origin: if sets.is_empty() {
             PolicyOrigin::None

@@ -1,6 +1,7 @@
 //! One module per WIT interface, each implementing exactly the generated host trait by handing
 //! its checks and its provider call to the pipeline ([`crate::pipeline`]).
 
+mod anomaly;
 mod clock;
 mod config;
 mod containers;

@@ -17,6 +17,7 @@
 //! Adding a function: add its descriptor to its interface's file and to that file's `FUNCTIONS`;
 //! the tests say what else must agree (the WIT, the Cedar schema).
 
+pub mod anomaly;
 pub mod clock;
 pub mod config;
 pub mod containers;
@@ -44,7 +45,7 @@ pub struct Interface {
 }
 
 /// Every interface, in the order of `wit/grace.wit`.
-pub const INTERFACES: [&Interface; 8] = [
+pub const INTERFACES: [&Interface; 9] = [
     &log::INTERFACE,
     &clock::INTERFACE,
     &config::INTERFACE,
@@ -53,6 +54,7 @@ pub const INTERFACES: [&Interface; 8] = [
     &kubernetes::INTERFACE,
     &metrics::INTERFACE,
     &graph::INTERFACE,
+    &anomaly::INTERFACE,
 ];
 
 /// What a call does to the world.
@@ -80,7 +82,7 @@ pub enum ResourceKind {
     Service,
     /// A Kubernetes deployment (`Grace::Deployment`).
     Deployment,
-    /// A metrics query (`Grace::Query`).
+    /// A metrics query, or a series named by its selector (`Grace::Query`).
     Query,
     /// A node of the health graph (`Grace::Node`).
     Node,
@@ -134,7 +136,8 @@ pub enum GrantRule {
     Containers(ContainerAction),
     /// `[grants.kubernetes]` listing this action.
     Kubernetes(KubernetesAction),
-    /// `[grants.metrics]`: queries over the granted series.
+    /// `[grants.metrics]`: reads of the granted series (queries, and the series' anomaly scores
+    /// and forecasts).
     Metrics,
     /// `[grants.graph]`: reads of the health graph, within the granted namespaces.
     Graph,

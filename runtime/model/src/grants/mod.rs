@@ -12,7 +12,9 @@
 //! - `kubernetes`: `namespaces`, `deployments` (globs), `actions`, `min_replicas`, `max_replicas`,
 //!   `max_step`, `max_changes`;
 //! - `metrics`: `series` (metric, labels, regex) and `max_range`, checked on parsed PromQL by
-//!   [`metrics`] (also reachable under its older path, `crate::promql_grant`);
+//!   [`metrics`] (also reachable under its older path, `crate::promql_grant`); the same series
+//!   entries grant the `anomaly` capability's reads of one series
+//!   ([`MetricsGrant::check_series`]);
 //! - `graph`: `namespaces`, `max_depth` (reads of the health graph; no `provider`);
 //! - every table: `provider`, the one provider its calls may reach (see [`Grants::check_provider`]).
 //!
@@ -37,7 +39,7 @@ mod scaling;
 pub use containers::{ContainerAction, ContainerGrant};
 pub use graph::{DEFAULT_GRAPH_DEPTH, GraphGrant, MAX_GRAPH_DEPTH};
 pub use kubernetes::{KubernetesAction, KubernetesGrant};
-pub use metrics::{MetricsGrant, QueryError, SeriesGrant};
+pub use metrics::{MetricsGrant, QueryError, SeriesGrant, SeriesName};
 pub use scaling::ScalingGrant;
 
 /// Why a call was refused by the grants.

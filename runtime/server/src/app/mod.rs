@@ -276,6 +276,9 @@ impl App {
             series = anomalies.series(),
             "anomaly detectors rebuilt"
         );
+        // Runs read the detectors' scores and forecasts (`anomaly`), in simulation too: the
+        // samples they scored are the ones this server accepted.
+        executors.anomaly = Some(anomalies.clone());
         let intake = Arc::new(intake.with_anomalies(anomalies.clone()));
         let (mut sources, batches) = SourceSupervisor::new(supervisor.clone());
         if let Some(cluster) = &cluster {

@@ -32,9 +32,13 @@
 //! refused, with the series entries that replace them where those can be derived
 //! (`raw::Metrics::validate`); nothing is reinterpreted silently.
 //!
+//! The `anomaly` capability names a series by its metric and exact labels instead of a query:
+//! [`MetricsGrant::check_series`] grants it exactly as the selector pinning those labels with
+//! `=` would be, after [`SeriesName::parse`] checked the names by Prometheus' rules.
+//!
 //! In parts: this module holds the grant and its entry points; `walk` visits every node of a
 //! parsed query and bounds the time it reads, `selector` matches one selector against the
-//! entries, `raw` reads the table from the manifest (and refuses the first version's globs with
+//! entries, `series` names one series by its metric and labels, `raw` reads the table from the manifest (and refuses the first version's globs with
 //! the entries that replace them), and `fuzz` is the fuzz target's body.
 //!
 //! This is `grace_model::grants::metrics`, also reachable as `grace_model::promql_grant`.
@@ -42,6 +46,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use promql_parser::label::Matcher;
 use promql_parser::parser::{self, Expr};
 
 use super::Denial;
@@ -51,12 +56,17 @@ use crate::glob::Glob;
 mod fuzz;
 pub(crate) mod raw;
 mod selector;
+mod series;
 #[cfg(test)]
 mod tests;
 mod walk;
 
 #[cfg(any(test, feature = "fuzz"))]
 pub use fuzz::fuzz_query;
+pub use series::{
+    MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES, MAX_SERIES_LABELS, SeriesName, is_label_name,
+    is_metric_name,
+};
 
 use walk::{Millis, Walk, Window, millis};
 
@@ -135,6 +145,25 @@ impl MetricsGrant {
             ));
         }
         self.check(query, start, end)
+    }
+
+    /// Does some entry grant the selection of `metric` by `matchers`? `text` is how a denial
+    /// names the selector. What every selector of a query, and every series the `anomaly`
+    /// capability reads, is checked by.
+    fn admit(&self, text: &str, metric: &str, matchers: &[Matcher]) -> Result<(), QueryError> {
+        let mut why = None;
+        for entry in self.series.iter().filter(|e| e.metric == metric) {
+            match entry.admits(matchers) {
+                Ok(()) => return Ok(()),
+                Err(reason) => why = why.or(Some(reason)),
+            }
+        }
+        match why {
+            Some(reason) => denied(format!("selector `{text}` is not granted: {reason}")),
+            None => denied(format!(
+                "selector `{text}` is not granted: metric `{metric}` is not granted"
+            )),
+        }
     }
 
     fn check(&self, query: &str, start: u64, end: u64) -> Result<(), QueryError> {

@@ -10,6 +10,7 @@ use promql_parser::parser::Expr;
 use serde::Deserialize;
 
 use super::selector::metric_name;
+use super::series::{MAX_NAME_BYTES, is_label_name, is_metric_name};
 use super::{MetricsGrant, SeriesGrant, shorten};
 use crate::glob::Glob;
 use crate::manifest::{ManifestError, parse_duration};
@@ -83,26 +84,10 @@ impl Metrics {
     }
 }
 
-fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 impl Series {
     fn validate(self, i: usize) -> Result<SeriesGrant, ManifestError> {
         let field = |name: &str| format!("grants.metrics.series[{i}].{name}");
-        if !is_metric_name(&self.metric) || self.metric.len() > 256 {
+        if !is_metric_name(&self.metric) || self.metric.len() > MAX_NAME_BYTES {
             return Err(ManifestError::invalid(
                 field("metric"),
                 format!(
@@ -113,7 +98,7 @@ impl Series {
         }
         let mut labels = BTreeMap::new();
         for (label, glob) in self.labels {
-            if !is_label_name(&label) || label == METRIC_NAME || label.len() > 256 {
+            if !is_label_name(&label) || label == METRIC_NAME || label.len() > MAX_NAME_BYTES {
                 return Err(ManifestError::invalid(
                     field("labels"),
                     format!(

@@ -189,18 +189,6 @@ impl Walk<'_> {
         let metric = metric_name(vs).map_err(|why| {
             QueryError::Denied(Denial(format!("selector `{text}` is not granted: {why}")))
         })?;
-        let mut why = None;
-        for entry in self.grant.series.iter().filter(|e| e.metric == metric) {
-            match entry.admits(&vs.matchers.matchers) {
-                Ok(()) => return Ok(()),
-                Err(reason) => why = why.or(Some(reason)),
-            }
-        }
-        match why {
-            Some(reason) => denied(format!("selector `{text}` is not granted: {reason}")),
-            None => denied(format!(
-                "selector `{text}` is not granted: metric `{metric}` is not granted"
-            )),
-        }
+        self.grant.admit(&text, metric, &vs.matchers.matchers)
     }
 }
