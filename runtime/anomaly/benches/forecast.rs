@@ -90,10 +90,7 @@ fn main() {
         );
         std::process::exit(2);
     });
-    let mut settings = ForecastSettings::default();
-    if let Some(r) = std::env::var("RE").ok().and_then(|v| v.parse().ok()) {
-        settings.refit_every = r;
-    }
+    let settings = ForecastSettings::default();
     let mut by_category: BTreeMap<String, Tally> = BTreeMap::new();
     let mut fits = 0usize;
     let mut largest_state = 0usize;

@@ -6,9 +6,6 @@
 //!
 //! - **scores**: per detector and profile, the threshold NAB's optimisation picks and the
 //!   normalised score per category and overall.
-//! - **held out**: each detector with thresholds fixed beforehand, tuned on the other half of
-//!   the categories (optimised on the real-world categories, scored on the artificial ones
-//!   and the other way round), the way a detector meets series it was never tuned on.
 //! - **speed**: samples per second on one core, each detector fed every series of the corpus
 //!   in turn (the median of five rounds), and bytes of state per series.
 

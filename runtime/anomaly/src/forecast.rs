@@ -107,6 +107,9 @@ pub struct Forecaster {
     fitted: Option<Fitted>,
     /// Why the last fit failed, if it did.
     unfit: Option<String>,
+    /// Samples since the last failed fit.
+    #[serde(default)]
+    since_failure: usize,
 }
 
 impl Forecaster {
@@ -119,6 +122,7 @@ impl Forecaster {
             interval: None,
             fitted: None,
             unfit: None,
+            since_failure: 0,
         }
     }
 
@@ -131,15 +135,14 @@ impl Forecaster {
             self.values.pop_front();
         }
         self.values.push_back(value);
+        self.since_failure = self.since_failure.saturating_add(1);
         let refit = match &mut self.fitted {
+            // After a failed fit, the next try waits as long as a refit would.
+            None if self.unfit.is_some() => self.since_failure >= self.settings.refit_every,
             Some(f) => {
                 if let Some(expected) = f.point.get(f.since) {
                     let error = value - (expected + f.correction);
-                    f.correction += std::env::var("CW")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(CORRECTION_WEIGHT)
-                        * error;
+                    f.correction += CORRECTION_WEIGHT * error;
                 }
                 f.since += 1;
                 f.since >= self.settings.refit_every
@@ -155,7 +158,12 @@ impl Forecaster {
     pub fn refit(&mut self) {
         let y: Vec<f64> = self.values.iter().copied().collect();
         let horizon = self.settings.refit_every + self.settings.horizon_steps;
-        match fit(&y, self.period(), horizon, self.settings.level) {
+        // augurs has `unimplemented!` and `unwrap` paths; a panic in one fit must fail that fit,
+        // not the caller (which holds the server's detectors).
+        let (period, level) = (self.period(), self.settings.level);
+        let fitted = std::panic::catch_unwind(move || fit(&y, period, horizon, level))
+            .unwrap_or_else(|_| Err("the model fit panicked".to_owned()));
+        match fitted {
             Ok((model, forecast)) => {
                 let (lower, upper) = forecast
                     .intervals
@@ -174,6 +182,7 @@ impl Forecaster {
             Err(e) => {
                 self.fitted = None;
                 self.unfit = Some(e);
+                self.since_failure = 0;
             }
         }
     }
@@ -263,13 +272,7 @@ fn fit(
             },
         ));
     }
-    let spec = std::env::var("SPEC").unwrap_or_else(|_| "ZZN".into());
-    let ets = AutoETS::new(1, spec.as_str()).map_err(|e| e.to_string())?;
-    let period = if std::env::var("NOSEAS").is_ok() {
-        None
-    } else {
-        period
-    };
+    let ets = AutoETS::non_seasonal();
     match period {
         Some(p) => {
             let model = MSTLModel::new(vec![p], AutoETSTrendModel::from(ets));

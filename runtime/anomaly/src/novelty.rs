@@ -72,6 +72,11 @@ impl Novelty {
         })
     }
 
+    /// Whether the bins are learnt.
+    pub(crate) fn learnt(&self) -> bool {
+        self.bins.is_some()
+    }
+
     /// Bytes this state holds on the heap.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.first.capacity() * size_of::<f64>()

@@ -1,6 +1,6 @@
 //! Robust z-scores: each value against the median and spread of the recent values (`level`),
-//! and, for series sampled at least every few minutes, the change since the same time the day
-//! before against the usual day-on-day change (`seasonal`). Medians and quartiles, not means
+//! and, for series sampled every minute or less often (at most 1,440 samples a day), the change
+//! since the same time the day before against the usual day-on-day change (`seasonal`). Medians and quartiles, not means
 //! and deviations, so one spike does not hide the next.
 
 use serde::{Deserialize, Serialize};

@@ -25,6 +25,18 @@ use grace_model::glob::Glob;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+/// How far ahead of the clock a sample may be stamped and still be scored.
+pub const MAX_AHEAD_MS: u64 = 15 * 60_000;
+
+/// A batch after scoring: its events with the alarms and clearings they raised, each just
+/// before its sample, and how many of those were dropped for want of room in the queue.
+pub struct ScoredBatch {
+    /// The events, in order.
+    pub events: Vec<TriggerEvent>,
+    /// Alarms and clearings not added.
+    pub dropped: usize,
+}
+
 /// The event type of an alarm.
 pub const ALARM_EVENT_TYPE: &str = "anomaly";
 /// The event type of an alarm's end: the series is back in the range it was expected in
@@ -33,7 +45,7 @@ pub const CLEARED_EVENT_TYPE: &str = "anomaly.cleared";
 
 /// The default `alarm`: the threshold NAB's standard profile optimises to for the `grace`
 /// detector on the development corpus (`just bench`).
-pub const DEFAULT_ALARM: f64 = 0.6561;
+pub const DEFAULT_ALARM: f64 = 0.7474;
 
 /// `[anomaly]` in grace.toml.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,7 +55,7 @@ pub struct AnomalyConfig {
     pub enabled: bool,
     /// The detector every series gets (default `grace`).
     pub detector: DetectorKind,
-    /// The score at which an `anomaly` event fires (default 0.6561: the threshold NAB's
+    /// The score at which an `anomaly` event fires (default 0.7474: the threshold NAB's
     /// standard profile optimises to for the default detector on the development corpus).
     pub alarm: f64,
     /// Series kept at most (default 10,000; about 20 KB each with the default detector).
@@ -187,6 +199,8 @@ pub struct AnomalyCounts {
     pub over_limit: AtomicU64,
     /// `anomaly` events raised.
     pub alarms: AtomicU64,
+    /// Samples stamped more than 15 minutes ahead of the clock, not scored.
+    pub future: AtomicU64,
 }
 
 struct Series {
@@ -280,26 +294,51 @@ impl Anomalies {
 
     /// Scores the metric events of `events` in place and returns the `anomaly` events their
     /// alarms raise (to be accepted with them).
-    pub fn score(&self, events: &mut [TriggerEvent]) -> Vec<TriggerEvent> {
-        let mut alarms = Vec::new();
-        let Ok(mut incidents) = self.incidents.lock() else {
-            return alarms;
+    pub fn score(&self, events: Vec<TriggerEvent>, room: usize, now: u64) -> ScoredBatch {
+        let mut out = ScoredBatch {
+            events: Vec::with_capacity(events.len()),
+            dropped: 0,
         };
-        for event in events.iter_mut() {
+        let Ok(mut incidents) = self.incidents.lock() else {
+            out.events = events;
+            return out;
+        };
+        let mut room = room;
+        // A sample stamped further ahead than this is neither scored nor tracked: it would
+        // make every later sample of its series look out of order.
+        let horizon = now.saturating_add(MAX_AHEAD_MS);
+        for mut event in events {
+            if event.timestamp > horizon {
+                if sample(&event).is_some() {
+                    self.counts().future.fetch_add(1, Ordering::Relaxed);
+                }
+                out.events.push(event);
+                continue;
+            }
             // With scoring off, alerts still make incidents.
             let change = if self.config.enabled {
-                self.score_one(event)
+                self.score_one(&mut event)
             } else {
                 None
             };
             if let Some(mut change) = change {
-                // An alarm opens (or joins) its incident before its sample is stamped.
-                incidents.observe(&mut change);
-                alarms.push(change);
+                if room > 0 {
+                    room -= 1;
+                    if change.event_type == ALARM_EVENT_TYPE {
+                        self.counts().alarms.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Stored, and observed, just before its sample: a rebuild from the log
+                    // sees them in the order they were taken in.
+                    incidents.observe(&mut change);
+                    out.events.push(change);
+                } else {
+                    out.dropped += 1;
+                }
             }
-            incidents.observe(event);
+            incidents.observe(&mut event);
+            out.events.push(event);
         }
-        alarms
+        out
     }
 
     /// Scores one event if it is a metric sample; answers the alarm it raises or the clearing
@@ -316,16 +355,13 @@ impl Anomalies {
         annotate(event, score.as_ref(), forecast, self.config.detector);
         match transition {
             Transition::None => None,
-            Transition::Alarm => {
-                self.counts().alarms.fetch_add(1, Ordering::Relaxed);
-                Some(alarm_event(
-                    event,
-                    sample.value,
-                    &score?,
-                    self.config.detector,
-                ))
-            }
-            Transition::Cleared(range) => Some(cleared_event(event, sample.value, range)),
+            Transition::Alarm => Some(bounded(alarm_event(
+                event,
+                sample.value,
+                &score?,
+                self.config.detector,
+            ))),
+            Transition::Cleared(range) => Some(bounded(cleared_event(event, sample.value, range))),
         }
     }
 
@@ -472,6 +508,15 @@ impl Anomalies {
             let ms = i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX);
             let steps = forecast.within(last, ms);
             let Some(end) = steps.last() else { continue };
+            // A forecast that stops short of the horizon says nothing of it: left out (null),
+            // not summarised over less.
+            let interval = forecast
+                .steps
+                .first()
+                .map_or(i64::MAX, |s| s.millis.saturating_sub(last));
+            if end.millis.saturating_add(interval) <= last.saturating_add(ms) {
+                continue;
+            }
             let fold = |f: fn(&Step) -> f64, pick: fn(f64, f64) -> f64| {
                 steps.iter().map(f).fold(f(end), pick)
             };
@@ -578,6 +623,22 @@ fn annotate(
             payload.remove(key);
         }
     }
+}
+
+/// `event` within the stored events' size limit: its copied `labels` dropped if they take it
+/// over (they are the sample's, on the sample).
+fn bounded(mut event: TriggerEvent) -> TriggerEvent {
+    let fits = |e: &TriggerEvent| {
+        serde_json::to_vec(&e.payload)
+            .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES)
+    };
+    if !fits(&event)
+        && let Some(payload) = event.payload.as_object_mut()
+    {
+        payload.remove("labels");
+        payload.insert("labels_left_out".into(), json!(true));
+    }
+    event
 }
 
 fn cleared_event(
@@ -755,5 +816,90 @@ impl grace_executor::AnomalyReader for Anomalies {
                 steps,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_767_225_600_000;
+    const FIVE_MIN: u64 = 300_000;
+
+    fn sample(at: u64, value: f64) -> TriggerEvent {
+        TriggerEvent {
+            event_type: "metrics.push".to_owned(),
+            source: "push".to_owned(),
+            actor: "push".to_owned(),
+            resource: "checkout".to_owned(),
+            payload: json!({"metric": "latency_ms", "value": value}),
+            timestamp: at,
+        }
+    }
+
+    fn anomalies() -> Anomalies {
+        Anomalies::new(
+            AnomalyConfig::default(),
+            Arc::new(crate::metrics::Metrics::default()),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_sample_stamped_far_ahead_is_not_scored_and_does_not_blind_its_series() {
+        let a = anomalies();
+        let now = T0 + 200 * FIVE_MIN;
+        let ordinary: Vec<TriggerEvent> = (0..200)
+            .map(|i| sample(T0 + i * FIVE_MIN, 100.0 + (i % 7) as f64))
+            .collect();
+        a.score(ordinary, 100, now);
+        let ahead = a.score(vec![sample(now + 365 * 86_400_000, 5.0)], 100, now);
+        assert!(ahead.events[0].payload.get("anomaly_score").is_none());
+        assert_eq!(a.counts().future.load(Ordering::Relaxed), 1);
+        let next = a.score(vec![sample(now, 103.0)], 100, now);
+        assert!(
+            next.events[0].payload.get("anomaly_score").is_some(),
+            "{:?}",
+            next.events
+        );
+    }
+
+    #[test]
+    fn an_alarm_comes_just_before_its_sample_and_is_dropped_without_room() {
+        let a = anomalies();
+        let ordinary: Vec<TriggerEvent> = (0..300)
+            .map(|i| sample(T0 + i * FIVE_MIN, 100.0 + (i % 7) as f64))
+            .collect();
+        a.score(ordinary, 0, T0 + 300 * FIVE_MIN);
+        let spike = || {
+            vec![
+                sample(T0 + 300 * FIVE_MIN, 900.0),
+                sample(T0 + 301 * FIVE_MIN, 101.0),
+            ]
+        };
+        let with_room = anomalies();
+        with_room.score(
+            (0..300)
+                .map(|i| sample(T0 + i * FIVE_MIN, 100.0 + (i % 7) as f64))
+                .collect(),
+            0,
+            T0 + 300 * FIVE_MIN,
+        );
+        let kinds = |b: &ScoredBatch| {
+            b.events
+                .iter()
+                .map(|e| e.event_type.clone())
+                .collect::<Vec<_>>()
+        };
+        let roomy = with_room.score(spike(), 10, T0 + 302 * FIVE_MIN);
+        assert_eq!(
+            kinds(&roomy),
+            ["anomaly", "metrics.push", "anomaly.cleared", "metrics.push"],
+            "{:?}",
+            roomy.events
+        );
+        let tight = a.score(spike(), 0, T0 + 302 * FIVE_MIN);
+        assert_eq!(kinds(&tight), ["metrics.push", "metrics.push"]);
+        assert_eq!(tight.dropped, 2);
     }
 }

@@ -271,7 +271,16 @@ impl Incidents {
         let clears = kind == crate::anomaly::CLEARED_EVENT_TYPE || kind == "alert.resolved";
         if opens || clears {
             let name = signal_name(event);
-            let episode = (event.resource.clone(), name.clone().unwrap_or_default());
+            // One episode per series (or alert): its resource, name and labels.
+            let labels = event
+                .payload
+                .get("labels")
+                .filter(|l| l.is_object())
+                .map_or_else(String::new, Value::to_string);
+            let episode = (
+                event.resource.clone(),
+                format!("{}\0{labels}", name.as_deref().unwrap_or("")),
+            );
             if opens {
                 if kind == crate::anomaly::ALARM_EVENT_TYPE {
                     self.track_onset(&event.resource, at, name.clone());
@@ -291,13 +300,29 @@ impl Incidents {
                 self.cleared(&event.resource, at);
             }
         }
-        if let Some(i) = self.open_holding(&event.resource)
-            && let Some(payload) = event.payload.as_object_mut()
-            && !payload.contains_key("incident_id")
-        {
-            let incident = &mut self.open[i];
-            incident.events += 1;
-            payload.insert("incident_id".into(), json!(incident.id));
+        let Some(i) = self.open_holding(&event.resource) else {
+            return;
+        };
+        let Some(payload) = event.payload.as_object_mut() else {
+            return;
+        };
+        match payload.get("incident_id").and_then(Value::as_str) {
+            // Stamped before (an event read back from the log): counted, not stamped again.
+            Some(id) if id == self.open[i].id || self.open[i].merged.iter().any(|m| m == id) => {
+                self.open[i].events += 1;
+            }
+            Some(_) => {}
+            None => {
+                payload.insert("incident_id".into(), json!(self.open[i].id));
+                // An event stays within the size every stored event is read back with.
+                let fits = serde_json::to_vec(&event.payload)
+                    .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES);
+                if fits {
+                    self.open[i].events += 1;
+                } else if let Some(payload) = event.payload.as_object_mut() {
+                    payload.remove("incident_id");
+                }
+            }
         }
     }
 
@@ -437,6 +462,9 @@ impl Incidents {
     }
 
     fn close(&mut self, mut incident: Incident, at: u64, why: &str) {
+        // Its episodes end with it (a resource is in one open incident at most).
+        self.episodes
+            .retain(|(resource, _)| !incident.resources.contains(resource));
         incident.state = "closed";
         incident.closed_at = Some(at);
         incident.closed_because = Some(why.to_owned());
@@ -919,6 +947,17 @@ mod tests {
             "{ranked:#?}"
         );
         assert!(ranked.causes[1].correlation.unwrap() > 0.8);
+    }
+
+    #[test]
+    fn a_stamp_never_takes_an_event_over_the_size_every_stored_event_is_read_back_with() {
+        let mut t = tracker();
+        t.observe(&mut alarm("db", T0));
+        let pad = "x".repeat(grace_model::event::MAX_PAYLOAD_BYTES - 20);
+        let mut big = event("log.line", "db", T0 + MINUTE, json!({ "pad": pad }));
+        t.observe(&mut big);
+        assert!(big.payload.get("incident_id").is_none());
+        assert!(big.validate().is_ok());
     }
 
     #[test]

@@ -266,26 +266,20 @@ impl Intake {
                 .map_err(|error| IngestError::TooFarAhead { error, batch: n })?;
         }
         let mut events = events;
-        if let Some(anomalies) = &self.anomalies {
+        // In a cluster the shared log deduplicates events by their content: they go there as
+        // received, unscored (docs/anomaly.md, "Limits").
+        if let Some(anomalies) = self.anomalies.as_ref().filter(|_| self.shared.is_none()) {
             // Scoring may refit forecasts (milliseconds each): off the async workers.
             let anomalies = anomalies.clone();
-            let (scored, mut alarms) = tokio::task::spawn_blocking(move || {
-                let mut events = events;
-                let alarms = anomalies.score(&mut events);
-                (events, alarms)
-            })
-            .await?;
-            events = scored;
+            let (room, now) = (self.capacity - n, self.clock.now_millis());
+            let scored =
+                tokio::task::spawn_blocking(move || anomalies.score(events, room, now)).await?;
             // Alarms ride with their batch; what would take it past the queue's capacity is
             // dropped (counted as throttled): the samples themselves are never refused for it.
-            let room = self.capacity - n;
-            if alarms.len() > room {
-                self.metrics
-                    .events_throttled
-                    .fetch_add((alarms.len() - room) as u64, Ordering::Relaxed);
-                alarms.truncate(room);
-            }
-            events.extend(alarms);
+            self.metrics
+                .events_throttled
+                .fetch_add(scored.dropped as u64, Ordering::Relaxed);
+            events = scored.events;
         }
         let n = events.len();
         if let Some(log) = &self.shared {

@@ -398,6 +398,7 @@ impl Metrics {
             ("not_finite", &self.anomaly.not_finite),
             ("out_of_order", &self.anomaly.out_of_order),
             ("over_series_limit", &self.anomaly.over_limit),
+            ("future", &self.anomaly.future),
         ] {
             let _ = writeln!(
                 out,

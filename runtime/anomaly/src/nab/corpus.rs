@@ -142,6 +142,7 @@ impl Corpus {
                 .iter()
                 .map(|(start, end)| window_rows(&rows, start, end))
                 .collect::<Result<Vec<_>, String>>()
+                .and_then(ordered)
                 .map_err(|message| NabError::Labels {
                     path: labels_path.clone(),
                     message: format!("`{name}`: {message}"),
@@ -248,6 +249,21 @@ pub(crate) fn parse_time(text: &str) -> Option<i64> {
     let t = PrimitiveDateTime::parse(whole, &format).ok()?.assume_utc();
     let millis = t.unix_timestamp_nanos() / 1_000_000;
     i64::try_from(millis).ok()
+}
+
+/// Windows sorted by their first row; overlapping windows are refused (NAB's never overlap,
+/// and the sweep scores each row for one window).
+fn ordered(mut windows: Vec<(usize, usize)>) -> Result<Vec<(usize, usize)>, String> {
+    windows.sort_unstable();
+    for pair in windows.windows(2) {
+        if pair[1].0 <= pair[0].1 {
+            return Err(format!(
+                "two windows overlap (rows {}..={} and {}..={})",
+                pair[0].0, pair[0].1, pair[1].0, pair[1].1
+            ));
+        }
+    }
+    Ok(windows)
 }
 
 /// The inclusive rows of a window: from the first row at or after `start` to the last at or

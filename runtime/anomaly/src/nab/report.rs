@@ -207,8 +207,10 @@ pub fn score_profile(
             .sum();
         let all_windows: usize = members.iter().map(|i| corpus.files[*i].windows.len()).sum();
         let raw: f64 = members.iter().map(|i| scored(i).raw).sum();
+        // Both over the windows that can be scored (NAB's null detector scores those; a window
+        // wholly in probation is neither missed nor found).
         let null = -profile.fn_ * windows as f64;
-        let perfect = profile.tp * all_windows as f64;
+        let perfect = profile.tp * windows as f64;
         CategoryScore {
             category: name.to_owned(),
             files: members.len(),

@@ -27,16 +27,18 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// A time in milliseconds as RFC 3339, or the number where it is past year 9999 (humantime
+/// formats four-digit years only).
 fn when(v: &Value) -> String {
-    v.as_u64().map_or_else(
-        || "-".to_owned(),
-        |ms| {
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-            )
-            .to_string()
-        },
-    )
+    const LAST_MS: u64 = 253_402_300_799_999;
+    match v.as_u64() {
+        None => "-".to_owned(),
+        Some(ms) if ms > LAST_MS => format!("{ms} ms"),
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+    }
 }
 
 fn list(server: &Server, limit: Option<usize>, json: bool) -> Exit {
