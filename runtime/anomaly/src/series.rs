@@ -35,13 +35,19 @@ pub struct SampleCounts {
 /// A gap is a silence longer than this many usual sampling intervals.
 pub const GAP_FACTOR: i64 = 3;
 
+/// Gaps the usual interval is the median of.
+const GAPS: usize = 9;
+
 /// Checks each sample of one series before its detector sees it, and learns the series' usual
-/// sampling interval (the smallest seen, which a regular series reports from its second sample).
+/// sampling interval: the median of the last [`GAPS`] gaps, so one pair of samples a millisecond
+/// apart (or one long silence) does not redefine it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesGuard {
     last: Option<i64>,
     interval: Option<i64>,
     counts: SampleCounts,
+    #[serde(default)]
+    gaps: std::collections::VecDeque<i64>,
 }
 
 /// An accepted sample, as the guard saw it.
@@ -77,7 +83,17 @@ impl SeriesGuard {
             _ => false,
         };
         if let Some(d) = since_last {
-            self.interval = Some(self.interval.map_or(d, |i| i.min(d)));
+            if self.gaps.len() == GAPS {
+                self.gaps.pop_front();
+            }
+            self.gaps.push_back(d);
+            let mut sorted = [0i64; GAPS];
+            let n = self.gaps.len();
+            for (slot, gap) in sorted.iter_mut().zip(&self.gaps) {
+                *slot = *gap;
+            }
+            sorted[..n].sort_unstable();
+            self.interval = Some(sorted[n / 2]);
         }
         self.last = Some(millis);
         self.counts.accepted += 1;
@@ -90,7 +106,8 @@ impl SeriesGuard {
         })
     }
 
-    /// The smallest interval seen between accepted samples, in milliseconds.
+    /// The usual interval between accepted samples (the median of the last few), in
+    /// milliseconds.
     pub fn interval(&self) -> Option<i64> {
         self.interval
     }
@@ -130,5 +147,15 @@ mod tests {
             (4, 2, 1, 1, 1)
         );
         assert_eq!(g.interval(), Some(60_000));
+    }
+
+    #[test]
+    fn one_odd_gap_does_not_redefine_the_interval() {
+        let mut g = SeriesGuard::default();
+        for i in 0..20 {
+            g.check(i * 300_000, 1.0).unwrap();
+        }
+        g.check(19 * 300_000 + 1, 1.0).unwrap();
+        assert_eq!(g.interval(), Some(300_000));
     }
 }

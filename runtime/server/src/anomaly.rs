@@ -195,7 +195,8 @@ pub struct AnomalyCounts {
     pub not_finite: AtomicU64,
     /// Samples refused: older than, or at the time of, the series' last sample.
     pub out_of_order: AtomicU64,
-    /// Samples of new series not scored because `max_series` series are kept.
+    /// Series dropped, the least recently heard from, to make room for a new one beyond
+    /// `max_series`.
     pub over_limit: AtomicU64,
     /// `anomaly` events raised.
     pub alarms: AtomicU64,
@@ -404,8 +405,19 @@ impl Anomalies {
         let Ok(mut series) = self.series.lock() else {
             return Outcome::Skipped;
         };
-        let limit = self.config.max_series;
-        let len = series.len();
+        // Full: the series heard from least recently makes room (pods come and go).
+        if series.len() >= self.config.max_series && !series.contains_key(&sample.key) {
+            let idle = series
+                .iter()
+                .min_by_key(|(_, s)| s.latest.scored.map_or(i64::MIN, |l| l.millis))
+                .map(|(k, _)| k.clone());
+            if let Some(idle) = idle {
+                series.remove(&idle);
+                if live {
+                    self.counts().over_limit.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         let forecast = !self.horizons.is_empty()
             && self
                 .forecast_metrics
@@ -413,21 +425,13 @@ impl Anomalies {
                 .any(|g| g.matches(&sample.metric));
         let s = match series.entry(sample.key.clone()) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                if len >= limit {
-                    if live {
-                        self.counts().over_limit.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Outcome::Skipped;
-                }
-                v.insert(Series {
-                    detector: Detector::new(self.config.detector),
-                    alarming: false,
-                    forecaster: forecast.then(|| Box::new(Forecaster::new(self.settings()))),
-                    episode: None,
-                    latest: Latest::new(&sample.key, &sample.metric),
-                })
-            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Series {
+                detector: Detector::new(self.config.detector),
+                alarming: false,
+                forecaster: forecast.then(|| Box::new(Forecaster::new(self.settings()))),
+                episode: None,
+                latest: Latest::new(&sample.key, &sample.metric),
+            }),
         };
         let millis = i64::try_from(timestamp).unwrap_or(i64::MAX);
         match s.detector.update(millis, sample.value) {
@@ -557,9 +561,11 @@ fn sample(event: &TriggerEvent) -> Option<Sample> {
         .filter(|l| l.is_object())
         .map_or_else(String::new, Value::to_string);
     // Event fields hold no NUL (validated): it cannot be forged into another series' key.
+    // The event type too: `disk.usage` and `cpu.usage` samples without a `metric` on one
+    // resource are two series.
     let key = format!(
-        "{}\0{}\0{}\0{}",
-        event.source, event.resource, metric, labels
+        "{}\0{}\0{}\0{}\0{}",
+        event.event_type, event.source, event.resource, metric, labels
     );
     Some(Sample {
         key,

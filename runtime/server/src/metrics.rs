@@ -397,7 +397,6 @@ impl Metrics {
             ("scored", &self.anomaly.scored),
             ("not_finite", &self.anomaly.not_finite),
             ("out_of_order", &self.anomaly.out_of_order),
-            ("over_series_limit", &self.anomaly.over_limit),
             ("future", &self.anomaly.future),
         ] {
             let _ = writeln!(
@@ -406,6 +405,12 @@ impl Metrics {
                 load(counter)
             );
         }
+        counter(
+            &mut out,
+            "grace_anomaly_series_evicted_total",
+            "Series dropped, the least recently heard from, to make room beyond max_series.",
+            load(&self.anomaly.over_limit),
+        );
         counter(
             &mut out,
             "grace_anomaly_alarms_total",

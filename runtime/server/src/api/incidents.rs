@@ -48,7 +48,11 @@ async fn list(
             format!("`limit` must be between 1 and {MAX_LIST}"),
         ));
     }
-    Ok(Json(json!(anomalies.incidents(limit))))
+    // The tracker's lock is shared with intake: waited for off the async workers.
+    let listed = tokio::task::spawn_blocking(move || anomalies.incidents(limit))
+        .await
+        .map_err(|_| ApiError::internal("listing incidents failed"))?;
+    Ok(Json(json!(listed)))
 }
 
 /// An incident id as the tracker makes them: checked before it is looked up or echoed.
@@ -75,8 +79,12 @@ async fn one(
     State(store): State<Store>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = checked(&id)?;
-    let incident = anomalies.incident(id).ok_or_else(|| not_found(id))?;
+    let id = checked(&id)?.to_owned();
+    let wanted_id = id.clone();
+    let incident = tokio::task::spawn_blocking(move || anomalies.incident(&wanted_id))
+        .await
+        .map_err(|_| ApiError::internal("reading the incident failed"))?
+        .ok_or_else(|| not_found(&id))?;
     // The runs its events triggered: their events carry its id, or the id of an incident
     // merged into it.
     let mut wanted: Vec<String> = incident.merged.clone();
@@ -88,7 +96,7 @@ async fn one(
         })
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))??
+    .map_err(|_| ApiError::internal("listing runs failed"))??
     .into_iter()
     .filter(|r| {
         r.event
@@ -111,7 +119,11 @@ async fn causes(
     State(anomalies): State<Arc<Anomalies>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = checked(&id)?;
-    let causes = anomalies.causes(id).ok_or_else(|| not_found(id))?;
+    let id = checked(&id)?.to_owned();
+    let wanted_id = id.clone();
+    let causes = tokio::task::spawn_blocking(move || anomalies.causes(&wanted_id))
+        .await
+        .map_err(|_| ApiError::internal("ranking causes failed"))?
+        .ok_or_else(|| not_found(&id))?;
     Ok(Json(json!(causes)))
 }

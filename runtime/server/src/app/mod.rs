@@ -268,8 +268,13 @@ impl App {
             metrics.clone(),
             incident_graph,
         ));
-        let relearnt = anomalies
-            .rebuild(&store)
+        let (relearning, log) = (anomalies.clone(), store.clone());
+        let relearnt = tokio::task::spawn_blocking(move || relearning.rebuild(&log))
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                field: "anomaly",
+                message: format!("rebuilding the detectors failed: {e}"),
+            })?
             .map_err(store_error("cannot read events"))?;
         tracing::info!(
             events = relearnt,
