@@ -379,6 +379,16 @@ fn an_incident_gathers_its_neighbours_signals_and_ranks_the_injected_fault_first
         .filter(|e| e["payload"]["incident_id"] == id)
         .count();
     assert!(stamped >= 3, "{stamped}");
+    // The last alarm (`api`'s, which joined the three) carries the causes as they ranked then,
+    // for the runs it fires: `db` already first.
+    let api_alarm = events
+        .iter()
+        .find(|e| e["event_type"] == "anomaly" && e["resource"] == "api")
+        .unwrap();
+    assert_eq!(
+        api_alarm["payload"]["incident_causes"][0]["resource"], "db",
+        "{api_alarm}"
+    );
     let (status, detail) = server.get(&format!("/v1/incidents/{id}"));
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["runs"].as_array().unwrap().len(), 3, "{detail}");

@@ -25,6 +25,9 @@ use grace_model::glob::Glob;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+/// Likely causes an alarm carries (its incident's, ranked as it stands at the alarm).
+pub const CAUSES_ON_ALARM: usize = 3;
+
 /// How far ahead of the clock a sample may be stamped and still be scored.
 pub const MAX_AHEAD_MS: u64 = 15 * 60_000;
 
@@ -331,6 +334,9 @@ impl Anomalies {
                     // Stored, and observed, just before its sample: a rebuild from the log
                     // sees them in the order they were taken in.
                     incidents.observe(&mut change);
+                    if change.event_type == ALARM_EVENT_TYPE {
+                        incidents.attach_causes(&mut change, CAUSES_ON_ALARM);
+                    }
                     out.events.push(change);
                 } else {
                     out.dropped += 1;

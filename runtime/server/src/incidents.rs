@@ -525,6 +525,33 @@ impl Incidents {
             .or_else(|| all.find(|i| i.merged.iter().any(|m| m == id)))
     }
 
+    /// Adds to `event` (stamped with its incident's id) the incident's `most` likely causes as
+    /// they rank now, `incident_causes: [{ resource, score, reason }]`: what a run fired by
+    /// the event reads of them. Left out if it would take the event over the stored size.
+    pub fn attach_causes(&self, event: &mut TriggerEvent, most: usize) {
+        let Some(id) = event.payload.get("incident_id").and_then(Value::as_str) else {
+            return;
+        };
+        let Some(ranked) = self.causes(id) else {
+            return;
+        };
+        let top: Vec<Value> = ranked
+            .causes
+            .iter()
+            .take(most)
+            .map(|c| json!({"resource": c.resource, "score": c.score, "reason": c.reason}))
+            .collect();
+        let Some(payload) = event.payload.as_object_mut() else {
+            return;
+        };
+        payload.insert("incident_causes".into(), Value::Array(top));
+        let fits = serde_json::to_vec(&event.payload)
+            .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES);
+        if !fits && let Some(payload) = event.payload.as_object_mut() {
+            payload.remove("incident_causes");
+        }
+    }
+
     /// The incident's candidate causes, ranked.
     pub fn causes(&self, id: &str) -> Option<Causes> {
         let incident = self.get(id)?;
