@@ -87,23 +87,9 @@ pub fn resource_of<'a>(labels: &'a Labels, fallback: &'a str) -> (&'a str, Origi
         .unwrap_or((fallback, Origin::Fallback))
 }
 
-/// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// Whether `name` is a Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// Prometheus' metric and label name rules, as the metrics grants check them: one description
+/// for every place that reads a name.
+pub use grace_model::grants::metrics::{is_label_name, is_metric_name};
 
 /// Parses an RFC 3339 time into milliseconds since the epoch, with any UTC offset
 /// (`2026-01-01T02:05:00+02:00`), lowercase `t`/`z`, and up to nanosecond precision (truncated).
