@@ -35,7 +35,7 @@ pub struct SeriesScore {
     /// From 0 (as expected) to 1 (far outside anything the series did), rounded to four
     /// decimals as in events' `anomaly_score`.
     pub value: f64,
-    /// What saw it: `level`, `seasonal`, `gaussian` or `warmup` (too little history yet).
+    /// What saw it: `level`, `seasonal`, `novel`, `gaussian` or `warmup` (too little history yet).
     pub component: String,
     /// The low end of the range the detector expected the value in, when it had one.
     pub expected_low: Option<f64>,

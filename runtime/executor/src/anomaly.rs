@@ -22,7 +22,7 @@ pub const MAX_FORECAST_STEPS: usize = 1_440;
 pub struct SeriesScore {
     /// From 0 (as expected) to 1.
     pub value: f64,
-    /// What saw it: `level`, `seasonal`, `gaussian` or `warmup`.
+    /// What saw it: `level`, `seasonal`, `novel`, `gaussian` or `warmup`.
     pub component: String,
     /// The low end of the range the detector expected, when it had one.
     pub expected_low: Option<f64>,

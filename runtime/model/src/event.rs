@@ -301,6 +301,12 @@ impl TriggerEvent {
     pub fn payload_text(&self) -> String {
         self.payload.to_string()
     }
+
+    /// Whether the payload is within [`MAX_PAYLOAD_BYTES`]: what validation (and so every read
+    /// of a stored event) requires. For code that adds to a payload after it was validated.
+    pub fn payload_fits(&self) -> bool {
+        self.payload_text().len() <= MAX_PAYLOAD_BYTES
+    }
 }
 
 impl<'de> Deserialize<'de> for TriggerEvent {

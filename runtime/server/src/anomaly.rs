@@ -628,9 +628,9 @@ fn annotate(
         payload.insert("forecast".into(), forecast);
         added.push("forecast");
     }
-    let fits = serde_json::to_vec(&event.payload)
-        .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES);
-    if !fits && let Some(payload) = event.payload.as_object_mut() {
+    if !event.payload_fits()
+        && let Some(payload) = event.payload.as_object_mut()
+    {
         for key in added {
             payload.remove(key);
         }
@@ -640,11 +640,7 @@ fn annotate(
 /// `event` within the stored events' size limit: its copied `labels` dropped if they take it
 /// over (they are the sample's, on the sample).
 fn bounded(mut event: TriggerEvent) -> TriggerEvent {
-    let fits = |e: &TriggerEvent| {
-        serde_json::to_vec(&e.payload)
-            .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES)
-    };
-    if !fits(&event)
+    if !event.payload_fits()
         && let Some(payload) = event.payload.as_object_mut()
     {
         payload.remove("labels");

@@ -315,9 +315,7 @@ impl Incidents {
             None => {
                 payload.insert("incident_id".into(), json!(self.open[i].id));
                 // An event stays within the size every stored event is read back with.
-                let fits = serde_json::to_vec(&event.payload)
-                    .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES);
-                if fits {
+                if event.payload_fits() {
                     self.open[i].events += 1;
                 } else if let Some(payload) = event.payload.as_object_mut() {
                     payload.remove("incident_id");
@@ -326,11 +324,16 @@ impl Incidents {
         }
     }
 
-    /// Whether any episode of `incident`'s resources is still going.
+    /// Whether any episode of `incident`'s resources is still going: a look-up per resource in
+    /// the episodes (ordered by resource first), not a scan of every episode. It runs for every
+    /// event.
     fn ongoing(&self, incident: &Incident) -> bool {
-        self.episodes
-            .iter()
-            .any(|(resource, _)| incident.resources.contains(resource))
+        incident.resources.iter().any(|r| {
+            self.episodes
+                .range((r.clone(), String::new())..)
+                .next()
+                .is_some_and(|(resource, _)| resource == r)
+        })
     }
 
     fn node_of(&self, resource: &str) -> Option<NodeId> {
@@ -545,9 +548,9 @@ impl Incidents {
             return;
         };
         payload.insert("incident_causes".into(), Value::Array(top));
-        let fits = serde_json::to_vec(&event.payload)
-            .is_ok_and(|b| b.len() <= grace_model::event::MAX_PAYLOAD_BYTES);
-        if !fits && let Some(payload) = event.payload.as_object_mut() {
+        if !event.payload_fits()
+            && let Some(payload) = event.payload.as_object_mut()
+        {
             payload.remove("incident_causes");
         }
     }
