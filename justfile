@@ -50,7 +50,7 @@ demo: build-playbooks
         sleep 0.1
     done
     export GRACE_SERVER=$(grep -o "http://[0-9.:]*" "$data/serve.log" | head -1)
-    echo "listening on $GRACE_SERVER"
+    echo "listening on $GRACE_SERVER (the dashboard is at $GRACE_SERVER/ while the demo runs; docs/dashboard.md)"
 
     step "grace playbook upload: the example playbooks, compiled to wasm32-wasip2, with their signatures"
     for p in scale-on-latency restart-unhealthy-container k8s-scale-deployment; do
@@ -166,7 +166,7 @@ lint: _wasm-target
 
 # Benchmarks: ratios against in-process baselines (raw wasmtime, raw redb)
 [group('bench')]
-bench: build-playbooks _nats
+bench: build-playbooks _nats _chromium
     cargo bench -p grace-ledger --bench append
     cargo bench -p grace-engine --bench run
     cargo bench -p grace-mesh --bench matching
@@ -177,6 +177,7 @@ bench: build-playbooks _nats
     cargo bench -p grace-trust --bench decide
     cargo bench -p grace --bench load
     cargo bench -p grace --bench cluster
+    cargo bench -p grace --bench dashboard
     @echo "== robustness: kill points survived, fuzz executions"
     just crash 20
     just fuzz 10
@@ -206,7 +207,7 @@ _wasm-target:
 # Install the real servers the end-to-end tests start: Prometheus, Alertmanager, moto (AWS), Podman (Docker API),
 # NATS (the engine of clustered mode)
 [group('test')]
-test-servers: _prometheus _alertmanager _moto _podman _nats
+test-servers: _prometheus _alertmanager _moto _podman _nats _chromium
 
 _moto:
     #!/usr/bin/env bash
@@ -256,6 +257,20 @@ _nats:
 
 # The end-to-end alert test runs a real Alertmanager beside Prometheus: install Debian's when
 # there is none. A failed install only warns: the test itself skips (or fails with GRACE_E2E=required).
+_chromium:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if command -v chromedriver >/dev/null 2>&1 && { command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; }; then
+        exit 0
+    fi
+    echo "installing Chromium (apt-get install chromium chromium-driver) for the dashboard's browser tests"
+    sudo=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver; }; then
+        echo "WARNING: could not install chromium and chromium-driver: the dashboard's browser tests will be skipped" >&2
+        echo "         (install them yourself, e.g. apt-get install chromium chromium-driver, to run them)" >&2
+    fi
+
 _alertmanager:
     #!/usr/bin/env bash
     set -uo pipefail

@@ -39,6 +39,7 @@ pub mod cluster_ledger;
 pub mod collectors;
 pub mod config;
 pub mod config_error;
+pub mod dashboard;
 pub mod error;
 pub mod fence;
 pub mod graph;

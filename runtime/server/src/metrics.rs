@@ -48,6 +48,20 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The upper bounds of the buckets, in seconds.
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
+    /// How many observations so far were at most each bound (cumulative, as Prometheus counts
+    /// buckets).
+    pub fn cumulative(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
@@ -140,6 +154,8 @@ pub struct Gauges {
     pub sources: Vec<crate::sources::health::SourceHealth>,
     /// This replica's view of the cluster, with `[cluster]`.
     pub cluster: Option<grace_cluster::ClusterStatus>,
+    /// Dashboards open on their live event stream.
+    pub dashboard_streams: usize,
 }
 
 /// `grace_cluster_ready`, `grace_shard_owned{shard}` (one series per shard: 1 held here, 0 not),
@@ -447,6 +463,12 @@ impl Metrics {
             "grace_playbooks_enabled",
             "Enabled playbooks.",
             gauges.playbooks as u64,
+        );
+        gauge(
+            &mut out,
+            "grace_dashboard_streams",
+            "Dashboard pages open on their live event stream.",
+            gauges.dashboard_streams as u64,
         );
         gauge(
             &mut out,

@@ -498,6 +498,11 @@ async fn every_route_of_the_router_has_an_entry_in_the_auth_table() {
     );
     let mut routed = 0;
     for pattern in &paths {
+        // The dashboard's event stream never ends: its entry is checked, not its answer.
+        if pattern == "/ui/stream" {
+            assert!(grace_server::auth::routes::required(&Method::GET, pattern).is_some());
+            continue;
+        }
         let concrete: String = pattern
             .split('/')
             .map(|seg| if seg.starts_with('{') { "x" } else { seg })

@@ -5,6 +5,7 @@
 //! its lock serializes test processes that build at the same time.
 
 pub mod alertmanager;
+pub mod chromium;
 pub mod cut_proxy;
 pub mod e2e;
 pub mod fake_endpoint;

@@ -93,14 +93,12 @@ async fn approve(
     State(scheduler): State<Arc<Scheduler>>,
     caller: Caller,
     Path(id): Path<String>,
-    vote: Bytes,
+    vote_body: Bytes,
 ) -> Result<Json<Approval>, ApiError> {
-    let vote = body(&vote)?;
-    scheduler
-        .vote(&id, &caller, true, vote.comment)
+    let vote_body = body(&vote_body)?;
+    vote(&scheduler, &caller, &id, true, vote_body.comment)
         .await
         .map(Json)
-        .map_err(ApiError::from)
 }
 
 /// `POST /v1/approvals/{id}/deny`.
@@ -108,18 +106,30 @@ async fn deny(
     State(scheduler): State<Arc<Scheduler>>,
     caller: Caller,
     Path(id): Path<String>,
-    vote: Bytes,
+    vote_body: Bytes,
 ) -> Result<Json<Approval>, ApiError> {
-    let vote = body(&vote)?;
-    if vote.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+    let vote_body = body(&vote_body)?;
+    vote(&scheduler, &caller, &id, false, vote_body.comment)
+        .await
+        .map(Json)
+}
+
+/// One person's vote, from the API or the dashboard: a denial must say why.
+pub(crate) async fn vote(
+    scheduler: &Scheduler,
+    caller: &Caller,
+    id: &str,
+    approve: bool,
+    comment: Option<String>,
+) -> Result<Approval, ApiError> {
+    if !approve && comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
         return Err(ApiError::field(
             "comment",
             "say why the change is denied: the playbook's run and the ledger record it",
         ));
     }
     scheduler
-        .vote(&id, &caller, false, vote.comment)
+        .vote(id, caller, approve, comment)
         .await
-        .map(Json)
         .map_err(ApiError::from)
 }

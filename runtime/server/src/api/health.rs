@@ -126,6 +126,7 @@ fn gauges(health: &Health) -> Gauges {
         playbooks: health.registry.enabled_count(),
         sources: health.sources.health().snapshot(),
         cluster: health.cluster.as_ref().map(|c| c.status()),
+        dashboard_streams: health.dashboard.live.open_streams(),
     }
 }
 

@@ -74,11 +74,15 @@ async fn head(State(ledger): State<Arc<Ledger>>) -> Result<Json<Value>, ApiError
 }
 
 /// `GET /v1/ledger/verify`.
-async fn verify(State(ledger): State<Arc<Ledger>>) -> Result<Json<Value>, ApiError> {
+async fn verify(
+    State(ledger): State<Arc<Ledger>>,
+    State(checks): State<Arc<crate::dashboard::LedgerChecks>>,
+) -> Result<Json<Value>, ApiError> {
     let ledger = ledger.clone();
     let result = tokio::task::spawn_blocking(move || ledger.verify())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    checks.record(&result);
     match result {
         Ok(report) => Ok(Json(
             json!({ "ok": true, "entries": report.entries, "head": report.head }),

@@ -1,6 +1,6 @@
 //! The HTTP API, one module per resource (see `docs/api.md`).
 
-mod approvals;
+pub(crate) mod approvals;
 pub mod body;
 mod cluster_ledgers;
 mod events;
@@ -8,7 +8,7 @@ mod graph;
 mod health;
 mod incidents;
 mod ledger;
-mod playbooks;
+pub(crate) mod playbooks;
 mod policies;
 mod principals;
 mod runs;
@@ -66,6 +66,9 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             crate::auth::require,
         ))
+        // The dashboard's pages, behind their own middleware (sessions, CSRF; the same route
+        // table): see `crate::dashboard`.
+        .merge(crate::dashboard::router(&app))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -39,18 +39,18 @@ pub fn router(max_upload_bytes: usize) -> Router<App> {
 
 /// A playbook in a list.
 #[derive(Serialize)]
-struct Summary {
-    name: String,
-    kind: grace_engine::Kind,
-    enabled: bool,
-    active_version: String,
-    digest: String,
-    version_count: usize,
-    triggers: Vec<String>,
+pub(crate) struct Summary {
+    pub(crate) name: String,
+    pub(crate) kind: grace_engine::Kind,
+    pub(crate) enabled: bool,
+    pub(crate) active_version: String,
+    pub(crate) digest: String,
+    pub(crate) version_count: usize,
+    pub(crate) triggers: Vec<String>,
     /// Whether the active version was signed by a trust root.
-    signed: bool,
+    pub(crate) signed: bool,
     /// Who signed the active version.
-    signed_by: Option<SignedBy>,
+    pub(crate) signed_by: Option<SignedBy>,
 }
 
 #[derive(Serialize)]
@@ -60,7 +60,7 @@ struct Detail {
     versions: Vec<VersionRecord>,
 }
 
-fn summary(r: &PlaybookRecord) -> Summary {
+pub(crate) fn summary(r: &PlaybookRecord) -> Summary {
     let active = r.active();
     let triggers = active
         .and_then(|v| grace_engine::Manifest::parse(&v.manifest).ok())
@@ -339,7 +339,7 @@ async fn disable(
     set_enabled(&registry, shared.as_deref(), &audit, &caller, name, false).await
 }
 
-async fn set_enabled(
+pub(crate) async fn set_enabled(
     registry: &Registry,
     shared: Option<&SharedPlaybooks>,
     audit: &Audit,

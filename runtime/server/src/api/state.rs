@@ -56,6 +56,12 @@ part!(
     shared_credentials
 );
 
+impl FromRef<App> for Arc<crate::dashboard::LedgerChecks> {
+    fn from_ref(app: &App) -> Self {
+        app.dashboard.ledger_checks.clone()
+    }
+}
+
 /// What the body guard needs: the limits and deadline of request bodies.
 #[derive(Clone, Copy)]
 pub struct BodyLimits {
@@ -100,6 +106,8 @@ pub struct Health {
     pub sources: Arc<SourceSupervisor>,
     /// This replica's part in a cluster.
     pub cluster: Option<Arc<grace_cluster::Cluster>>,
+    /// The dashboard's open event streams.
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 impl FromRef<App> for Health {
@@ -115,6 +123,7 @@ impl FromRef<App> for Health {
             metrics: app.metrics.clone(),
             sources: app.sources.clone(),
             cluster: app.cluster.clone(),
+            dashboard: app.dashboard.clone(),
         }
     }
 }

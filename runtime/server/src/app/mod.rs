@@ -78,6 +78,8 @@ pub struct App {
     pub graph: Option<Arc<crate::graph::Graph>>,
     /// Anomaly detectors, forecasts and incidents (see [`crate::anomaly`]).
     pub anomalies: Arc<crate::anomaly::Anomalies>,
+    /// The dashboard's sessions, live updates and chart history (see [`crate::dashboard`]).
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 /// Why the server could not start.
@@ -511,7 +513,13 @@ impl App {
             total_ms = recovering.elapsed().as_millis(),
             "recovered"
         );
-        Ok(Arc::new(App {
+        let dashboard = crate::dashboard::Dashboard::new(config.tls().is_some()).map_err(|e| {
+            StartError::Io {
+                what: "no randomness for the dashboard's CSRF key".into(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+        let app = Arc::new(App {
             audit: Audit::new(ledger.clone(), executors.clock.clone()),
             config,
             store,
@@ -532,6 +540,16 @@ impl App {
             shared_credentials,
             graph,
             anomalies,
-        }))
+            dashboard: Arc::new(dashboard),
+        });
+        let watched = App::clone(&app);
+        app.supervisor.spawn("dashboard-live", move || {
+            crate::dashboard::live::watch(watched.clone())
+        });
+        let sampled = App::clone(&app);
+        app.supervisor.spawn("dashboard-history", move || {
+            crate::dashboard::history::sample(sampled.clone())
+        });
+        Ok(app)
     }
 }

@@ -14,7 +14,7 @@ use super::Scope;
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, without a token: only liveness.
+    /// Anyone, without a token: liveness, and the dashboard's sign-in and static files.
     Public,
     /// A token with this scope (or `admin`).
     Scope(Scope),
@@ -113,6 +113,27 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     // Principals: making one makes a person who may approve.
     ("GET", "/v1/principals", Needs(Admin)),
     ("POST", "/v1/principals", Needs(Admin)),
+    // The dashboard (`crate::dashboard`): the same scopes, presented by the sign-in cookie.
+    // Signing in and out, and the pages' own scripts and styles, need no token.
+    ("GET", "/login", Public),
+    ("POST", "/login", Public),
+    ("POST", "/logout", Public),
+    ("GET", "/assets/{name}", Public),
+    ("GET", "/", Needs(Read)),
+    ("GET", "/ui/stream", Needs(Read)),
+    ("GET", "/runs", Needs(Read)),
+    ("GET", "/runs/{id}", Needs(Read)),
+    ("GET", "/approvals", Needs(Read)),
+    ("POST", "/approvals/{id}/approve", Needs(Approve)),
+    ("POST", "/approvals/{id}/deny", Needs(Approve)),
+    ("GET", "/playbooks", Needs(Read)),
+    ("POST", "/playbooks/{name}/enable", Needs(Operate)),
+    ("POST", "/playbooks/{name}/disable", Needs(Operate)),
+    ("GET", "/charts", Needs(Read)),
+    ("GET", "/charts/data", Needs(Read)),
+    ("GET", "/charts/series", Needs(Read)),
+    ("GET", "/graph", Needs(Read)),
+    ("GET", "/ledger/verify", Needs(Read)),
 ];
 
 /// What `method` on the route `pattern` needs; `None` when the table has no entry (refuse).

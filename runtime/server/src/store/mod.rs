@@ -585,6 +585,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The last `limit` stored events, newest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(EVENTS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.range(0..).map_err(db)?.rev().take(limit) {
+            let (k, v) = row.map_err(db)?;
+            out.push(decode("event", &k.value().to_string(), v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Deletes events received before `before_millis` that are already matched, at most
     /// `max` of them in one transaction (so the event writer is not held up); returns how many.
     pub fn prune_events(&self, before_millis: u64, max: usize) -> Result<usize, StoreError> {

@@ -1,0 +1,232 @@
+//! Dashboard benchmark, in a real headless Chromium (over WebDriver) against `grace serve
+//! --simulate` with 1,000 runs in its store:
+//!
+//! - first contentful paint and page weight (Chromium's performance API) of the overview and of
+//!   the runs list, beside the sign-in page measured the same way in the same run (the same
+//!   server, the same scripts and styles, no data): the ratio is what the data costs;
+//! - the server's resident memory with 20 dashboards open on server-sent events while runs keep
+//!   arriving, beside the same load with none open.
+//!
+//! Needs Chromium (`just test-servers` installs it); exits with a message without it.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use grace_testkit::chromium::Chromium;
+use serde_json::{Value, json};
+
+const RUNS: usize = 1000;
+const DASHBOARDS: usize = 20;
+const SAMPLES: usize = 5;
+
+fn main() {
+    let Some(chromium) = Chromium::start("bench dashboard") else {
+        eprintln!("dashboard bench: no Chromium here (`just test-servers` installs it); skipped");
+        return;
+    };
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &["--queue-capacity", "100000"]);
+    let fire = manifest("bench-echo", "[[triggers]]\nevent_type = \"bench.fire\"\n");
+    assert_eq!(server.upload(&fire, component("echo")).0, 201);
+    let filled = Instant::now();
+    publish(&server, 0, RUNS);
+    wait_runs(&server, RUNS);
+    println!(
+        "dashboard: {RUNS} runs stored in {:.1} s",
+        filled.elapsed().as_secs_f64()
+    );
+    let reader = server.token_with("bench-reader", &["read"]);
+    let rt = rt();
+
+    rt.block_on(async {
+        let login = measure(&chromium, &server.url, None, "/login").await;
+        let overview = measure(&chromium, &server.url, Some(&reader), "/").await;
+        let runs = measure(&chromium, &server.url, Some(&reader), "/runs").await;
+        println!("dashboard page              FCP median   weight (transferred)   HTML");
+        for (name, m) in [
+            ("sign-in (baseline)", &login),
+            ("overview, 1,000 runs", &overview),
+            ("runs list, page 1 of 20", &runs),
+        ] {
+            println!(
+                "  {name:<26} {:>7.0} ms   {:>9.1} KB            {:>6.1} KB",
+                m.fcp_ms,
+                m.weight as f64 / 1024.0,
+                m.html as f64 / 1024.0
+            );
+        }
+        println!(
+            "  overview / sign-in: FCP x{:.2}, weight x{:.2}",
+            overview.fcp_ms / login.fcp_ms,
+            overview.weight as f64 / login.weight as f64
+        );
+    });
+
+    // Memory: the same stream of runs, with no dashboard open, then with 20.
+    let before = server.rss_kib();
+    publish(&server, RUNS, 200);
+    wait_runs(&server, RUNS + 200);
+    let without = server.rss_kib();
+    let with = rt.block_on(async {
+        let client = browser(&chromium).await;
+        sign_in(&client, &server.url, &reader).await;
+        client.goto(&format!("{}/", server.url)).await.unwrap();
+        for _ in 1..DASHBOARDS {
+            let window = client.new_window(true).await.unwrap();
+            client.switch_to_window(window.handle).await.unwrap();
+            client.goto(&format!("{}/", server.url)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let open = server.rss_kib();
+        let driven = tokio::task::spawn_blocking({
+            let (url, token) = (server.url.clone(), server.token.clone());
+            move || publish_to(&url, &token, RUNS + 200, 200)
+        });
+        driven.await.unwrap();
+        wait_runs(&server, RUNS + 400);
+        // Let every page refresh itself after the last change.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = server.rss_kib();
+        let streams = server.metric("grace_dashboard_streams");
+        client.close().await.unwrap();
+        (open, after, streams)
+    });
+    println!(
+        "dashboard: server RSS {:.1} MB at rest; {:.1} MB after 200 runs with none open; {:.1} MB with {DASHBOARDS} open; {:.1} MB after 200 more runs with them open ({} streams)",
+        before as f64 / 1024.0,
+        without as f64 / 1024.0,
+        with.0 as f64 / 1024.0,
+        with.1 as f64 / 1024.0,
+        with.2
+    );
+    println!(
+        "  {DASHBOARDS} dashboards cost {:.1} MB ({:.0} KB each)",
+        with.1.saturating_sub(without) as f64 / 1024.0,
+        with.1.saturating_sub(without) as f64 / DASHBOARDS as f64
+    );
+}
+
+fn publish(server: &Server, from: usize, n: usize) {
+    publish_to(&server.url, &server.token, from, n);
+}
+
+fn publish_to(url: &str, token: &str, from: usize, n: usize) {
+    let client = client_with_token(token);
+    let rt = rt();
+    for chunk in (from..from + n).collect::<Vec<_>>().chunks(100) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|i| {
+                event(
+                    "bench.fire",
+                    &format!("host-{i}"),
+                    1_700_000_000 + *i as u64,
+                    1.0,
+                )
+            })
+            .collect();
+        let (status, body) = rt
+            .block_on(send(
+                &client,
+                reqwest::Method::POST,
+                &format!("{url}/v1/events"),
+                Some((
+                    Some("application/json"),
+                    json!(events).to_string().into_bytes(),
+                )),
+            ))
+            .unwrap();
+        assert_eq!(status, 202, "{body}");
+    }
+}
+
+fn wait_runs(server: &Server, n: usize) {
+    grace_testkit::poll_until("the runs", Duration::from_secs(300), || {
+        let (_, runs) = server.get("/v1/runs?state=succeeded&limit=10000");
+        (runs.as_array().map_or(0, Vec::len) >= n).then_some(())
+    });
+}
+
+struct Measured {
+    fcp_ms: f64,
+    weight: u64,
+    html: u64,
+}
+
+async fn browser(chromium: &Chromium) -> Client {
+    let _ = rustls::crypto::CryptoProvider::install_default(std::sync::Arc::unwrap_or_clone(
+        grace_server::tls::provider(),
+    ));
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(chromium.capabilities(true))
+        .connect(&chromium.webdriver_url())
+        .await
+        .unwrap()
+}
+
+async fn sign_in(client: &Client, url: &str, token: &str) {
+    client.goto(&format!("{url}/login")).await.unwrap();
+    client
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form[action='/login'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("nav[aria-label=Main]"))
+        .await
+        .unwrap();
+}
+
+/// The median first contentful paint of `path` over [`SAMPLES`] fresh browsers (nothing
+/// cached), and its weight.
+async fn measure(chromium: &Chromium, url: &str, token: Option<&str>, path: &str) -> Measured {
+    let mut fcps = Vec::new();
+    let (mut weight, mut html) = (0, 0);
+    for _ in 0..SAMPLES {
+        let client = browser(chromium).await;
+        if let Some(token) = token {
+            // Signing in loads the same scripts and styles: the page then revalidates them
+            // (`304`), as a signed-in person's browser does.
+            sign_in(&client, url, token).await;
+        }
+        client.goto(&format!("{url}{path}")).await.unwrap();
+        let script = "const done = arguments[0];
+            const read = () => {
+              const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+              if (!fcp) { return setTimeout(read, 50); }
+              const nav = performance.getEntriesByType('navigation')[0];
+              const files = performance.getEntriesByType('resource')
+                .filter(r => !r.name.includes('/ui/stream'))
+                .reduce((n, r) => n + (r.encodedBodySize || 0), 0);
+              done({ fcp: fcp.startTime, html: nav.encodedBodySize, weight: nav.encodedBodySize + files });
+            };
+            read();";
+        let m = client.execute_async(script, vec![]).await.unwrap();
+        fcps.push(m["fcp"].as_f64().unwrap());
+        weight = m["weight"].as_u64().unwrap();
+        html = m["html"].as_u64().unwrap();
+        client.close().await.unwrap();
+    }
+    fcps.sort_by(f64::total_cmp);
+    Measured {
+        fcp_ms: fcps[fcps.len() / 2],
+        weight,
+        html,
+    }
+}
