@@ -6,11 +6,14 @@
 //! therefore scores high at its onset and when it worsens, not at every sample; a series that
 //! is always noisy does not alarm at its usual noise; and a series with a daily habit (a
 //! nightly job's spike, a morning jump) does not alarm at it every day, even when the habit
-//! comes a few minutes early or late.
+//! comes a few minutes early or late. Surprises are measured in robust deviations of at least
+//! [`RANGE_FLOOR`] of the range the series ever reached: after a flat run (or a run of zeros)
+//! the recent deviation is tiny, and an ordinary move for the series is not news.
 //!
 //! Beside that news, a value outside every range the series showed before (the novelty
 //! component: values quantised into bins learnt from the first values, as the Contextual
-//! Anomaly Detector quantises them) scores [`NOVEL_SCORE`], once per episode: a level the
+//! Anomaly Detector quantises them) scores [`NOVEL_SCORE`], once per episode (the series
+//! rests until it is back in its old range): a level the
 //! series never reached is news even when the series creeps to it, or when yesterday was as
 //! noisy.
 //!
@@ -24,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detector::{Component, Expected, Score};
 use crate::novelty::Novelty;
-use crate::robust::Robust;
+use crate::robust::{Robust, Z};
 
 /// How much of the last peak is still remembered after each sample (a half-life of about 140
 /// samples: half a day at five-minute samples).
@@ -42,6 +45,10 @@ const MAX_SURPRISE: f64 = 710.0;
 /// The score of a value outside every range the series showed before (novelty): above
 /// the alarm threshold, below what news far beyond the recent peak scores.
 pub const NOVEL_SCORE: f64 = 0.8;
+
+/// The smallest robust deviation a surprise is measured in, as a fraction of the range the
+/// series ever reached (the novelty component's bins seen).
+pub const RANGE_FLOOR: f64 = 0.005;
 
 /// The weight of each new value in the settled level (a time constant of about ten samples).
 pub const SETTLE_WEIGHT: f64 = 0.1;
@@ -93,9 +100,10 @@ impl Grace {
         interval: Option<i64>,
         _after_gap: bool,
     ) -> Score {
-        let Some(z) = self.robust.observe(millis, value, interval) else {
+        let Some(mut z) = self.robust.observe(millis, value, interval) else {
             return Score::warming_up();
         };
+        self.floor_deviation(&mut z, value);
         let surprise = if z.z.is_nan() {
             0.0
         } else {
@@ -123,6 +131,22 @@ impl Grace {
                 component: z.component,
                 expected: Some(z.expected),
             },
+        }
+    }
+
+    /// Measures `z` in deviations of at least [`RANGE_FLOOR`] of the range the series ever
+    /// reached: a series that sat still for a while (a flat run, a run of zeros) does not make
+    /// news of a move that is ordinary for it.
+    fn floor_deviation(&self, z: &mut Z, value: f64) {
+        let Some(range) = self.novelty.range() else {
+            return;
+        };
+        let floor = (range.high - range.low) * RANGE_FLOOR;
+        let centre = (z.expected.low + z.expected.high) / 2.0;
+        let scale = (z.expected.high - z.expected.low) / 6.0;
+        if floor.is_finite() && floor > scale {
+            z.z = (value - centre) / floor;
+            z.expected = Expected::around(centre, 3.0 * floor);
         }
     }
 

@@ -3,8 +3,10 @@
 //! standard deviation of those first values wide, from their median, fixed from then on, the
 //! way the Contextual Anomaly Detector quantises a series before it learns its contexts), and
 //! a value in a bin beyond the lowest or highest bin seen so far is novel. Once novel, the
-//! series rests for [`NOVELTY_REST`] samples: the values of the same episode widen the range
-//! seen without alarming again.
+//! series rests until the episode is over: for [`NOVELTY_REST`] samples at most, and only until
+//! [`NOVELTY_BACK`] values in a row lie back within the range seen before it. The values of the
+//! same episode widen the range seen without alarming again; the next excursion beyond it, once
+//! the series went back to its old range, is novel again however soon it comes.
 //!
 //! Unlike the level's window, the range seen never forgets: a series that creeps to a level
 //! it never reached is news even when it creeps slowly enough for the window to follow it.
@@ -17,8 +19,11 @@ use crate::detector::Expected;
 pub const NOVELTY_WARMUP: usize = 32;
 /// A bin's width in robust standard deviations of the first values.
 pub const NOVELTY_BIN: f64 = 0.5;
-/// Samples after a novel value before the next can be novel.
+/// Samples after a novel value before the next can be novel, at most.
 pub const NOVELTY_REST: u32 = 100;
+/// Values in a row back within the range seen before a novel value that end its episode (and
+/// the rest) early.
+pub const NOVELTY_BACK: u32 = 20;
 
 /// Bins are kept within this many of the origin, so any finite value has one.
 const MAX_BIN: f64 = 1e15;
@@ -34,6 +39,10 @@ pub(crate) struct Novelty {
     seen: Option<(i64, i64)>,
     /// Samples left to rest.
     rest: u32,
+    /// While resting: the bins seen before the episode, and how many values in a row lay back
+    /// within them.
+    #[serde(default)]
+    before: Option<(i64, i64, u32)>,
 }
 
 impl Novelty {
@@ -61,14 +70,38 @@ impl Novelty {
         let outside = bin < low || bin > high;
         if self.rest > 0 {
             self.rest -= 1;
+            if let Some((low, high, back)) = &mut self.before {
+                *back = if (*low..=*high).contains(&bin) {
+                    *back + 1
+                } else {
+                    0
+                };
+                if *back >= NOVELTY_BACK {
+                    self.rest = 0;
+                }
+            }
+            if self.rest == 0 {
+                self.before = None;
+            }
             return None;
         }
         outside.then(|| {
             self.rest = NOVELTY_REST;
+            self.before = Some((low, high, 0));
             Expected {
                 low: origin + low as f64 * width,
                 high: origin + (high as f64 + 1.0) * width,
             }
+        })
+    }
+
+    /// The range of the bins seen so far, once learnt.
+    pub(crate) fn range(&self) -> Option<Expected> {
+        let (origin, width) = self.bins?;
+        let (low, high) = self.seen?;
+        Some(Expected {
+            low: origin + low as f64 * width,
+            high: origin + (high as f64 + 1.0) * width,
         })
     }
 
@@ -124,6 +157,29 @@ mod tests {
         }
         assert!(n.observe(35.0).is_none(), "seen while resting");
         assert!(n.observe(-30.0).is_some());
+    }
+
+    #[test]
+    fn an_episode_ends_when_the_values_are_back_in_the_range_seen_before_it() {
+        let mut n = Novelty::default();
+        for i in 0..500 {
+            n.observe(f64::from(i % 10));
+        }
+        assert!(n.observe(30.0).is_some());
+        for i in 0..5 {
+            assert!(n.observe(f64::from(25 + i)).is_none(), "the same episode");
+        }
+        for i in 0..NOVELTY_BACK - 1 {
+            assert!(n.observe(f64::from(i % 10)).is_none());
+        }
+        assert!(n.observe(40.0).is_none(), "not back for long enough yet");
+        for i in 0..NOVELTY_BACK {
+            assert!(n.observe(f64::from(i % 10)).is_none());
+        }
+        assert!(
+            n.observe(50.0).is_some(),
+            "a new episode, well within the rest"
+        );
     }
 
     #[test]
