@@ -2,7 +2,11 @@
 //! [`NOVELTY_WARMUP`] values the series' values are quantised into bins (half a robust
 //! standard deviation of those first values wide, from their median, fixed from then on, the
 //! way the Contextual Anomaly Detector quantises a series before it learns its contexts), and
-//! a value in a bin beyond the lowest or highest bin seen so far is novel. Once novel, the
+//! a value in a bin beyond the lowest or highest bin seen so far, by at least
+//! [`NOVELTY_MARGIN`] of the range seen, is novel. A value beyond it by less is not novel and
+//! does not widen it either: a new record by a hair (the noise of a series reaching a little
+//! further now and then) is not news, and a slow creep is novel once it crept that far. Once
+//! novel, the
 //! series rests until the episode is over: for [`NOVELTY_REST`] samples at most, and only until
 //! [`NOVELTY_BACK`] values in a row lie back within the range seen before it. The values of the
 //! same episode widen the range seen without alarming again; the next excursion beyond it, once
@@ -19,6 +23,9 @@ use crate::detector::Expected;
 pub const NOVELTY_WARMUP: usize = 32;
 /// A bin's width in robust standard deviations of the first values.
 pub const NOVELTY_BIN: f64 = 0.5;
+/// How far beyond the range seen a novel value lies at least, as a fraction of that range's
+/// width (and at least one bin).
+pub const NOVELTY_MARGIN: f64 = 0.02;
 /// Samples after a novel value before the next can be novel, at most.
 pub const NOVELTY_REST: u32 = 100;
 /// Values in a row back within the range seen before a novel value that end its episode (and
@@ -66,8 +73,11 @@ impl Novelty {
         };
         let bin = bin(value, origin, width);
         let (low, high) = self.seen.unwrap_or((bin, bin));
-        self.seen = Some((low.min(bin), high.max(bin)));
-        let outside = bin < low || bin > high;
+        let margin = ((high - low + 1) as f64 * NOVELTY_MARGIN) as i64;
+        let outside = bin < low - margin || bin > high + margin;
+        if outside || self.rest > 0 {
+            self.seen = Some((low.min(bin), high.max(bin)));
+        }
         if self.rest > 0 {
             self.rest -= 1;
             if let Some((low, high, back)) = &mut self.before {
@@ -157,6 +167,27 @@ mod tests {
         }
         assert!(n.observe(35.0).is_none(), "seen while resting");
         assert!(n.observe(-30.0).is_some());
+    }
+
+    #[test]
+    fn a_record_by_a_hair_is_not_novel_and_a_creep_is_once_it_crept_far_enough() {
+        let mut n = Novelty::default();
+        // Bins of about 1.7 (half a robust deviation of 0..9), then a range seen of 0 to 305:
+        // about 180 bins, a margin of 3 (about 5, or 2 % of the range).
+        for i in 0..500 {
+            let spike = i > 100 && i % 50 == 25;
+            n.observe(f64::from(i % 10) + if spike { 300.0 } else { 0.0 });
+        }
+        assert!(n.observe(308.0).is_none(), "a hair beyond the range seen");
+        assert!(n.observe(308.0).is_none(), "and it did not widen it");
+        // Creeping by 0.5 from 305: novel at about 311, not at the first step beyond 305.
+        let crept = (1..=40)
+            .map(|i| n.observe(305.0 + 0.5 * f64::from(i)))
+            .position(|e| e.is_some());
+        assert!(
+            matches!(crept, Some(8..=16)),
+            "a creep is novel once it is 2 % of the range beyond it: {crept:?}"
+        );
     }
 
     #[test]
