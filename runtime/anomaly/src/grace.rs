@@ -50,8 +50,8 @@ pub const NOVEL_SCORE: f64 = 0.8;
 /// series ever reached (the novelty component's bins seen).
 pub const RANGE_FLOOR: f64 = 0.005;
 
-/// The weight of each new value in the settled level (a time constant of about ten samples).
-pub const SETTLE_WEIGHT: f64 = 0.1;
+/// The weight of each new value in the settled level (a time constant of about five samples).
+pub const SETTLE_WEIGHT: f64 = 0.2;
 
 const DAY_MS: i64 = 86_400_000;
 const DAY_BINS: i64 = DAY_MS / DAY_BIN_MS;
