@@ -1,7 +1,8 @@
 //! `grace` on a NAB-like corpus: scored with NAB's threshold optimisation, and with thresholds
 //! fixed beforehand on one half of the corpus and scored on the other (held-out splits): tuned
 //! on the real categories and scored on the artificial ones and back, and within the real
-//! categories by the parity of a hash of each file's name (even → odd and back).
+//! categories by the parity of a hash of each file's name (even → odd and back), and from the
+//! AWS category to the other real ones (AdExchange, Traffic) and back.
 //!
 //! ```text
 //! cargo run --release -p grace-anomaly --example nab_splits -- [DIR] [--files] [--windows]
@@ -41,11 +42,13 @@ fn main() {
         }
         println!(" overall={:.2}", p.overall.normalised.unwrap());
     }
-    let splits: [(&str, Half, Half); 4] = [
+    let splits: [(&str, Half, Half); 6] = [
         ("real->art", real, artificial),
         ("art->real", artificial, real),
         ("even->odd", even, odd),
         ("odd->even", odd, even),
+        ("aws->other", aws, other_real),
+        ("other->aws", other_real, aws),
     ];
     let mut line = String::from("held-out standard/lowFN/lowFP:");
     for (name, tune, test) in splits {
@@ -114,6 +117,14 @@ fn real(name: &str) -> bool {
 
 fn artificial(name: &str) -> bool {
     !real(name)
+}
+
+fn aws(name: &str) -> bool {
+    name.starts_with("realAWSCloudwatch/")
+}
+
+fn other_real(name: &str) -> bool {
+    real(name) && !aws(name)
 }
 
 fn even(name: &str) -> bool {
