@@ -114,6 +114,15 @@ impl Grace {
         self.peak = (self.peak * PEAK_DECAY).max(surprise);
         let novel = self.novelty.observe(value);
         let settled = self.settle(value);
+        // One episode, one alarm: the raw values and the settled level rest together.
+        if novel.is_some()
+            && let Some(s) = self.settled_novelty.as_mut()
+        {
+            s.start_rest();
+        }
+        if settled.is_some() {
+            self.novelty.start_rest();
+        }
         let novel = novel.or(settled);
         if self.learnt < PEAK_WARMUP {
             self.learnt += 1;
@@ -303,6 +312,19 @@ mod tests {
             .fold(0.0, f64::max);
         assert!(worst < NAB_STANDARD_THRESHOLD, "ordinary: {worst}");
         assert!(jump[0] > NAB_STANDARD_THRESHOLD, "{jump:?}");
+    }
+
+    #[test]
+    fn a_level_shift_alarms_once_not_again_when_the_settled_level_gets_there() {
+        let (_, shifted) = after_ordinary(|i| ordinary(i) + 60.0, 40);
+        assert!(shifted[0] >= NAB_STANDARD_THRESHOLD, "{shifted:?}");
+        // The values and their settled level are two views of one episode: one alarming
+        // sample, not a second one when the settled level crosses the range it knew.
+        let alarming = shifted
+            .iter()
+            .filter(|s| **s >= NAB_STANDARD_THRESHOLD)
+            .count();
+        assert_eq!(alarming, 1, "{shifted:?}");
     }
 
     #[test]

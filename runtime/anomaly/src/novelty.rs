@@ -96,13 +96,29 @@ impl Novelty {
             return None;
         }
         outside.then(|| {
-            self.rest = NOVELTY_REST;
-            self.before = Some((low, high, 0));
+            self.rest_from(low, high);
             Expected {
                 low: origin + low as f64 * width,
                 high: origin + (high as f64 + 1.0) * width,
             }
         })
+    }
+
+    /// Rests as after a novel value (unless resting already): another view of the same series
+    /// (its settled level) saw the episode first.
+    pub(crate) fn start_rest(&mut self) {
+        if let Some((low, high)) = self.seen
+            && self.rest == 0
+        {
+            self.rest_from(low, high);
+        }
+    }
+
+    /// Rests until the values are back within the bins `low..=high` (or for [`NOVELTY_REST`]
+    /// samples).
+    fn rest_from(&mut self, low: i64, high: i64) {
+        self.rest = NOVELTY_REST;
+        self.before = Some((low, high, 0));
     }
 
     /// The range of the bins seen so far, once learnt.
