@@ -13,15 +13,14 @@
 //! Beside that news, a value outside every range the series showed before (the novelty
 //! component: values quantised into bins learnt from the first values, as the Contextual
 //! Anomaly Detector quantises them) scores [`NOVEL_SCORE`], once per episode (the series
-//! rests until it is back in its old range): a level the
-//! series never reached is news even when the series creeps to it, or when yesterday was as
-//! noisy.
+//! rests until it is back in its old range): a level the series never reached is news even
+//! when the series creeps to it, or when yesterday was as noisy.
 //!
 //! The same novelty is watched on the series' settled level, an exponential moving average of
 //! its values (weight [`SETTLE_WEIGHT`] on each new value) that starts from the bins and the
 //! range the raw values showed: a level shift or a slow drift that stays within the range the
-//! raw noise reached, but that the series never settled at before, is novel too, with its own
-//! rest.
+//! raw noise reached, but that the series never settled at before, is novel too. The two
+//! views rest together: one episode, one alarm.
 
 use serde::{Deserialize, Serialize};
 

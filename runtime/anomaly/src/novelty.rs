@@ -5,12 +5,13 @@
 //! a value in a bin beyond the lowest or highest bin seen so far, by at least
 //! [`NOVELTY_MARGIN`] of the range seen, is novel. A value beyond it by less is not novel and
 //! does not widen it either: a new record by a hair (the noise of a series reaching a little
-//! further now and then) is not news, and a slow creep is novel once it crept that far. Once
-//! novel, the
-//! series rests until the episode is over: for [`NOVELTY_REST`] samples at most, and only until
-//! [`NOVELTY_BACK`] values in a row lie back within the range seen before it. The values of the
-//! same episode widen the range seen without alarming again; the next excursion beyond it, once
-//! the series went back to its old range, is novel again however soon it comes.
+//! further now and then) is not news, and a slow creep is novel once it crept that far.
+//!
+//! Once novel, the series rests until the episode is over: for [`NOVELTY_REST`] samples at
+//! most, and only until [`NOVELTY_BACK`] values in a row lie back within the range seen before
+//! it. The values of the same episode widen the range seen without alarming again; the next
+//! excursion beyond it, once the series went back to its old range, is novel again however
+//! soon it comes.
 //!
 //! Unlike the level's window, the range seen never forgets: a series that creeps to a level
 //! it never reached is news even when it creeps slowly enough for the window to follow it.
