@@ -6,25 +6,27 @@
 //! therefore scores high at its onset and when it worsens, not at every sample; a series that
 //! is always noisy does not alarm at its usual noise; and a series with a daily habit (a
 //! nightly job's spike, a morning jump) does not alarm at it every day, even when the habit
-//! comes a few minutes early or late.
+//! comes a few minutes early or late. Surprises are measured in robust deviations of at least
+//! [`RANGE_FLOOR`] of the range the series ever reached: after a flat run (or a run of zeros)
+//! the recent deviation is tiny, and an ordinary move for the series is not news.
 //!
 //! Beside that news, a value outside every range the series showed before (the novelty
 //! component: values quantised into bins learnt from the first values, as the Contextual
-//! Anomaly Detector quantises them) scores [`NOVEL_SCORE`], once per episode: a level the
-//! series never reached is news even when the series creeps to it, or when yesterday was as
-//! noisy.
+//! Anomaly Detector quantises them) scores [`NOVEL_SCORE`], once per episode (the series
+//! rests until it is back in its old range): a level the series never reached is news even
+//! when the series creeps to it, or when yesterday was as noisy.
 //!
 //! The same novelty is watched on the series' settled level, an exponential moving average of
 //! its values (weight [`SETTLE_WEIGHT`] on each new value) that starts from the bins and the
 //! range the raw values showed: a level shift or a slow drift that stays within the range the
-//! raw noise reached, but that the series never settled at before, is novel too, with its own
-//! rest.
+//! raw noise reached, but that the series never settled at before, is novel too. The two
+//! views rest together: one episode, one alarm.
 
 use serde::{Deserialize, Serialize};
 
 use crate::detector::{Component, Expected, Score};
 use crate::novelty::Novelty;
-use crate::robust::Robust;
+use crate::robust::{Robust, Z};
 
 /// How much of the last peak is still remembered after each sample (a half-life of about 140
 /// samples: half a day at five-minute samples).
@@ -43,8 +45,12 @@ const MAX_SURPRISE: f64 = 710.0;
 /// the alarm threshold, below what news far beyond the recent peak scores.
 pub const NOVEL_SCORE: f64 = 0.8;
 
-/// The weight of each new value in the settled level (a time constant of about ten samples).
-pub const SETTLE_WEIGHT: f64 = 0.1;
+/// The smallest robust deviation a surprise is measured in, as a fraction of the range the
+/// series ever reached (the novelty component's bins seen).
+pub const RANGE_FLOOR: f64 = 0.005;
+
+/// The weight of each new value in the settled level (a time constant of about five samples).
+pub const SETTLE_WEIGHT: f64 = 0.2;
 
 const DAY_MS: i64 = 86_400_000;
 const DAY_BINS: i64 = DAY_MS / DAY_BIN_MS;
@@ -93,9 +99,10 @@ impl Grace {
         interval: Option<i64>,
         _after_gap: bool,
     ) -> Score {
-        let Some(z) = self.robust.observe(millis, value, interval) else {
+        let Some(mut z) = self.robust.observe(millis, value, interval) else {
             return Score::warming_up();
         };
+        self.floor_deviation(&mut z, value);
         let surprise = if z.z.is_nan() {
             0.0
         } else {
@@ -106,6 +113,15 @@ impl Grace {
         self.peak = (self.peak * PEAK_DECAY).max(surprise);
         let novel = self.novelty.observe(value);
         let settled = self.settle(value);
+        // One episode, one alarm: the raw values and the settled level rest together.
+        if novel.is_some()
+            && let Some(s) = self.settled_novelty.as_mut()
+        {
+            s.start_rest();
+        }
+        if settled.is_some() {
+            self.novelty.start_rest();
+        }
         let novel = novel.or(settled);
         if self.learnt < PEAK_WARMUP {
             self.learnt += 1;
@@ -123,6 +139,22 @@ impl Grace {
                 component: z.component,
                 expected: Some(z.expected),
             },
+        }
+    }
+
+    /// Measures `z` in deviations of at least [`RANGE_FLOOR`] of the range the series ever
+    /// reached: a series that sat still for a while (a flat run, a run of zeros) does not make
+    /// news of a move that is ordinary for it.
+    fn floor_deviation(&self, z: &mut Z, value: f64) {
+        let Some(range) = self.novelty.range() else {
+            return;
+        };
+        let floor = (range.high - range.low) * RANGE_FLOOR;
+        let centre = (z.expected.low + z.expected.high) / 2.0;
+        let scale = (z.expected.high - z.expected.low) / 6.0;
+        if floor.is_finite() && floor > scale {
+            z.z = (value - centre) / floor;
+            z.expected = Expected::around(centre, 3.0 * floor);
         }
     }
 
@@ -279,6 +311,19 @@ mod tests {
             .fold(0.0, f64::max);
         assert!(worst < NAB_STANDARD_THRESHOLD, "ordinary: {worst}");
         assert!(jump[0] > NAB_STANDARD_THRESHOLD, "{jump:?}");
+    }
+
+    #[test]
+    fn a_level_shift_alarms_once_not_again_when_the_settled_level_gets_there() {
+        let (_, shifted) = after_ordinary(|i| ordinary(i) + 60.0, 40);
+        assert!(shifted[0] >= NAB_STANDARD_THRESHOLD, "{shifted:?}");
+        // The values and their settled level are two views of one episode: one alarming
+        // sample, not a second one when the settled level crosses the range it knew.
+        let alarming = shifted
+            .iter()
+            .filter(|s| **s >= NAB_STANDARD_THRESHOLD)
+            .count();
+        assert_eq!(alarming, 1, "{shifted:?}");
     }
 
     #[test]

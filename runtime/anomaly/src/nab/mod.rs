@@ -26,4 +26,4 @@ pub use report::{
     CategoryScore, Choice, DetectorRun, FileScore, ProfileReport, Report, run_detector,
     score_profile,
 };
-pub use sweep::{Point, Slot, best_threshold, file_score, sweep};
+pub use sweep::{Point, Slot, best_threshold, file_score, probation, sweep};
