@@ -21,6 +21,11 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A WebDriver session; `javascript: false` reads as a browser without scripts does.
 async fn browser(chromium: &Chromium, javascript: bool) -> Client {
+    session(chromium, javascript, false).await
+}
+
+/// A WebDriver session, in the dark colour scheme when `dark`.
+async fn session(chromium: &Chromium, javascript: bool, dark: bool) -> Client {
     // WebDriver is plain HTTP on loopback, but the client is built with rustls: give it the
     // provider the server uses.
     let _ = rustls::crypto::CryptoProvider::install_default(std::sync::Arc::unwrap_or_clone(
@@ -28,7 +33,7 @@ async fn browser(chromium: &Chromium, javascript: bool) -> Client {
     ));
     ClientBuilder::rustls()
         .expect("a TLS-capable WebDriver client")
-        .capabilities(chromium.capabilities(javascript))
+        .capabilities(chromium.capabilities(javascript, dark))
         .connect(&chromium.webdriver_url())
         .await
         .unwrap_or_else(|e| panic!("no WebDriver session: {e}\n{}", chromium.log()))
@@ -233,7 +238,7 @@ fn an_incident_is_followed_live_and_approved_by_two_people_from_the_dashboard() 
         a.find(Locator::Id(&format!("approve-comment-{approval}")))
             .await
             .unwrap()
-            .send_keys("p95 has been over 500 ms for minutes")
+            .send_keys("p95 over 500 ms <script>window.pwned = 1</script><b>for minutes</b>")
             .await
             .unwrap();
         a.find(Locator::Css(&format!("#{approval} button.approve")))
@@ -244,6 +249,24 @@ fn an_incident_is_followed_live_and_approved_by_two_people_from_the_dashboard() 
             .unwrap();
         wait_for_text(&a, "#pending", "1 of 2 distinct people").await;
         wait_for_text(&a, "#pending", "approved by alice").await;
+        // What people type is shown as typed, never run or rendered as markup.
+        wait_for_text(
+            &a,
+            "#pending",
+            "<script>window.pwned = 1</script><b>for minutes</b>",
+        )
+        .await;
+        let pwned = a
+            .execute("return typeof window.pwned;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(pwned, json!("undefined"));
+        assert!(
+            a.find_all(Locator::Css("#pending b"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(
             a.find_all(Locator::Css(&format!("#{approval} button.approve")))
                 .await
@@ -314,14 +337,31 @@ fn forms_from_elsewhere_and_cookies_on_the_api_are_refused() {
             .build()
             .unwrap();
         // Signing in sets an HttpOnly, SameSite=Strict cookie holding the token.
+        for elsewhere in [
+            "//evil.example/",
+            "/\t/evil.example",
+            "https://evil.example/",
+        ] {
+            let response = client
+                .post(format!("{}/login", server.url))
+                .form(&[("token", alice.as_str()), ("next", elsewhere)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 303);
+            assert_eq!(
+                response.headers()["location"],
+                "/",
+                "no open redirect to {elsewhere:?}"
+            );
+        }
         let response = client
             .post(format!("{}/login", server.url))
-            .form(&[("token", alice.as_str()), ("next", "//evil.example/")])
+            .form(&[("token", alice.as_str()), ("next", "/playbooks")])
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 303);
-        assert_eq!(response.headers()["location"], "/", "no open redirect");
+        assert_eq!(response.headers()["location"], "/playbooks");
         let cookie = response.headers()["set-cookie"]
             .to_str()
             .unwrap()
@@ -453,7 +493,7 @@ fn forms_from_elsewhere_and_cookies_on_the_api_are_refused() {
             .await
             .unwrap();
         assert_eq!(response.status(), 303, "revoked: back to the sign-in form");
-        // Hostile input is text, never markup.
+        // Not a token: refused, naming why.
         let response = client
             .post(format!("{}/login", server.url))
             .form(&[("token", "<script>alert(1)</script>")])
@@ -461,7 +501,21 @@ fn forms_from_elsewhere_and_cookies_on_the_api_are_refused() {
             .await
             .unwrap();
         assert_eq!(response.status(), 400);
-        assert!(!response.text().await.unwrap().contains("<script>alert"));
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("characters no token has")
+        );
+        // A session made up, or one from another server: not signed in.
+        let response = client
+            .get(format!("{}/", server.url))
+            .header("cookie", format!("grace_session=1.00.{}", server.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "a forged session cookie");
     });
 }
 
@@ -511,23 +565,42 @@ fn pages_read_without_javascript_and_pass_an_accessibility_check() {
         screenshot(&plain, "run-without-javascript").await;
         plain.close().await.unwrap();
 
-        // Every page: no serious or critical WCAG 2 A/AA violation (axe-core, in the browser).
-        let c = browser(&chromium, true).await;
-        c.goto(&format!("{}/login", server.url)).await.unwrap();
-        let mut checked = vec![audit(&c, axe, "login").await];
-        sign_in(&c, &server.url, &alice).await;
-        for page in [
-            String::new(),
-            format!("runs/{run}"),
-            "runs".to_owned(),
-            "approvals".to_owned(),
-            "playbooks".to_owned(),
-            "charts".to_owned(),
-            "graph".to_owned(),
-        ] {
-            c.goto(&format!("{}/{page}", server.url)).await.unwrap();
-            checked.push(audit(&c, axe, &page).await);
+        // Every page, light and dark: no serious or critical WCAG 2 A/AA violation (axe-core,
+        // in the browser; colour contrast included).
+        let mut checked = Vec::new();
+        for dark in [false, true] {
+            let c = session(&chromium, true, dark).await;
+            let dark_now = c
+                .execute(
+                    "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(dark_now, json!(dark));
+            c.goto(&format!("{}/login", server.url)).await.unwrap();
+            checked.push(audit(&c, axe, "login").await);
+            sign_in(&c, &server.url, &alice).await;
+            for page in [
+                String::new(),
+                format!("runs/{run}"),
+                "runs".to_owned(),
+                "approvals".to_owned(),
+                "playbooks".to_owned(),
+                "charts".to_owned(),
+                "graph".to_owned(),
+            ] {
+                c.goto(&format!("{}/{page}", server.url)).await.unwrap();
+                checked.push(audit(&c, axe, &page).await);
+            }
+            if dark {
+                c.goto(&format!("{}/approvals", server.url)).await.unwrap();
+                screenshot(&c, "approvals-dark").await;
+            }
+            c.close().await.unwrap();
         }
+        let c = browser(&chromium, true).await;
+        sign_in(&c, &server.url, &alice).await;
         // Times read in the viewer's zone once scripts run, with UTC on hover.
         c.goto(&format!("{}/runs/{run}", server.url)).await.unwrap();
         let time = c.find(Locator::Css("time[data-local]")).await.unwrap();

@@ -143,6 +143,13 @@ impl Server {
             }
             None => None,
         };
+        // The dashboard's event streams never end by themselves: end them as shutdown begins,
+        // so that the requests in flight can finish.
+        let dashboard = self.app.dashboard.clone();
+        let shutdown = async move {
+            shutdown.await;
+            dashboard.live.close();
+        };
         listener::serve(self.listener, api::router(self.app), limits, tls, shutdown).await
     }
 }

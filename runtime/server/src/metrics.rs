@@ -48,6 +48,11 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many observations so far, in a bucket or beyond the last.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// The upper bounds of the buckets, in seconds.
     pub fn bounds(&self) -> &'static [f64] {
         self.bounds

@@ -72,26 +72,30 @@ impl Chromium {
     }
 
     /// The capabilities of a headless session; `javascript: false` turns scripts off, as a
-    /// reader without JavaScript has them.
-    pub fn capabilities(&self, javascript: bool) -> serde_json::Map<String, Value> {
+    /// reader without JavaScript has them; `dark` makes pages see `prefers-color-scheme: dark`.
+    pub fn capabilities(&self, javascript: bool, dark: bool) -> serde_json::Map<String, Value> {
         let mut prefs = json!({});
         if !javascript {
             prefs = json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+        ];
+        if dark {
+            args.push("--force-dark-mode");
         }
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.browser,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1280,1000",
-                    "--no-first-run",
-                    "--disable-extensions",
-                    "--disable-background-networking",
-                ],
+                "args": args,
                 "prefs": prefs,
             }
         });

@@ -57,6 +57,7 @@ async fn list(
         playbook: q.playbook,
         resource: q.resource,
         limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+        before: None,
     })?;
     Ok(Json(runs.iter().map(RunRecord::summary).collect()))
 }

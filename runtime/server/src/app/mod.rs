@@ -513,12 +513,11 @@ impl App {
             total_ms = recovering.elapsed().as_millis(),
             "recovered"
         );
-        let dashboard = crate::dashboard::Dashboard::new(config.tls().is_some()).map_err(|e| {
-            StartError::Io {
-                what: "no randomness for the dashboard's CSRF key".into(),
+        let dashboard = crate::dashboard::Dashboard::new(&config.data_dir, config.tls().is_some())
+            .map_err(|e| StartError::Io {
+                what: "the dashboard's session key".into(),
                 source: std::io::Error::other(e.to_string()),
-            }
-        })?;
+            })?;
         let app = Arc::new(App {
             audit: Audit::new(ledger.clone(), executors.clock.clone()),
             config,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::overview::pending_approvals;
+use super::overview::{MAX_SHOWN, pending_approvals};
 use super::runs::votes;
 use super::session::Viewer;
 use super::view::{self, Nav, badge, json, live, time};
@@ -22,7 +22,7 @@ const RECENT: usize = 20;
 
 /// `GET /approvals`.
 pub async fn list(State(app): State<App>, viewer: Viewer) -> Result<Page, PageError> {
-    let pending = pending_approvals(&app).await?;
+    let (pending, pending_total) = pending_approvals(&app, MAX_SHOWN).await?;
     let mut recent = app
         .trust
         .approvals()
@@ -40,6 +40,9 @@ pub async fn list(State(app): State<App>, viewer: Viewer) -> Result<Page, PageEr
             h2 { "Pending" }
             @if pending.is_empty() { p class="empty" { "Nothing waits for a person." } }
             @for a in &pending { (pending_card(&viewer, a)) }
+            @if pending_total > pending.len() {
+                p class="note" { "The " (pending.len()) " that expire first of " (pending_total) " shown; decide these and the next appear." }
+            }
         }))
         (live("decided", "/approvals", &["approvals"], html! {
             h2 { "Recently decided" }
@@ -87,10 +90,19 @@ fn pending_card(viewer: &Viewer, a: &Approval) -> Markup {
                 dt { "Expires" } dd { (time(a.expires_at)) }
                 dt { "Two-person rule" } dd { (a.approved_by.len()) " of " (a.approvers) " distinct people have approved" }
             }
-            @if let Some(factors) = risk.and_then(|r| r.get("factors")) {
-                details open {
-                    summary { "Risk factors" }
-                    (json(factors, 2000))
+            @if let Some(factors) = risk.and_then(|r| r.get("factors")).and_then(|f| f.as_array()) {
+                table {
+                    caption { "Risk factors" }
+                    thead { tr { th scope="col" { "Factor" } th scope="col" { "Adds" } th scope="col" { "Why" } } }
+                    tbody {
+                        @for f in factors.iter().take(50) {
+                            tr {
+                                td { (view::cut(f.get("kind").and_then(|v| v.as_str()).unwrap_or("?"), 100)) }
+                                td class="num" { (format!("{:+.0}", f.get("contribution").and_then(|v| v.as_f64()).unwrap_or(0.0))) }
+                                td { (view::cut(f.get("explanation").and_then(|v| v.as_str()).unwrap_or(""), 500)) }
+                            }
+                        }
+                    }
                 }
             }
             details {
@@ -100,7 +112,8 @@ fn pending_card(viewer: &Viewer, a: &Approval) -> Markup {
             }
             (votes(a))
             @if viewer.may(Scope::Approve) {
-                @let already = a.approved_by.iter().any(|v| v.principal == viewer.caller.principal);
+                // The server's own rule: one person is their principal, whatever their tokens.
+                @let already = a.approved_by.iter().any(|v| v.principal_id() == viewer.caller.principal);
                 div class="decide" {
                     @if already {
                         p class="note" { "You have approved this change; another person must too." }

@@ -3,7 +3,8 @@
 //!
 //! Vendored, each beside its licence in `assets/vendor/` (fetched once from the npm registry;
 //! see `docs/dashboard.md` for the versions and how to update them):
-//! - htmx 2.0.11 (0BSD) and its server-sent-events extension 2.2.4 (0BSD): live regions;
+//! - htmx 2.0.11 (0BSD): live regions fetch themselves again when `app.js` says their topic
+//!   changed;
 //! - uPlot 1.6.32 (MIT): the charts.
 //!
 //! Served with a strong `ETag` (a hash of the file) and `Cache-Control: no-cache`, so a browser
@@ -40,11 +41,6 @@ static ASSETS: &[Asset] = &[
         name: "htmx.min.js",
         content_type: JS,
         bytes: include_bytes!("assets/vendor/htmx-2.0.11.min.js"),
-    },
-    Asset {
-        name: "htmx-ext-sse.min.js",
-        content_type: JS,
-        bytes: include_bytes!("assets/vendor/htmx-ext-sse-2.2.4.min.js"),
     },
     Asset {
         name: "uPlot.iife.min.js",
@@ -126,7 +122,7 @@ mod tests {
     fn every_vendored_file_carries_its_licence() {
         let licences =
             std::str::from_utf8(ASSETS.last().map_or(&[][..], |a| a.bytes)).unwrap_or_default();
-        for name in ["htmx", "htmx-ext-sse", "uPlot"] {
+        for name in ["htmx", "uPlot"] {
             assert!(licences.contains(&format!("== {name} ")), "{name}");
         }
     }

@@ -21,6 +21,8 @@ use crate::store::StoredEvent;
 
 /// How many of the newest events are read to find series and their samples.
 pub const SCAN: usize = 20_000;
+/// And how many bytes of them at most: a store of large payloads is read less far back.
+pub const SCAN_BYTES: usize = 16 * 1024 * 1024;
 /// The most series offered.
 pub const MAX_SERIES: usize = 100;
 
@@ -83,8 +85,10 @@ pub async fn show(
     viewer: Viewer,
     Query(q): Query<ChartsQuery>,
 ) -> Result<Page, PageError> {
-    let events = recent(&app).await?;
+    let (scan, events) = recent(&app).await?;
     let mut keys: Vec<SeriesKey> = events.iter().filter_map(SeriesKey::of).collect();
+    drop(events);
+    drop(scan);
     keys.sort();
     keys.dedup();
     keys.truncate(MAX_SERIES);
@@ -172,7 +176,7 @@ pub async fn series(
     let wanted = q
         .series
         .ok_or_else(|| PageError::field("series", "name a series"))?;
-    let mut events = recent(&app).await?;
+    let (_scan, mut events) = recent(&app).await?;
     events.reverse();
     let mut out = SeriesData::default();
     for stored in &events {
@@ -207,10 +211,21 @@ pub async fn series(
     Ok(Json(out))
 }
 
-async fn recent(app: &App) -> Result<Vec<StoredEvent>, PageError> {
-    let store = app.store.clone();
-    tokio::task::spawn_blocking(move || store.recent_events(SCAN))
+/// The newest events, read by one request at a time (the memory of a scan is bounded, and
+/// so is the number of scans).
+/// The permit is held until the caller is done with the events.
+async fn recent(
+    app: &App,
+) -> Result<(tokio::sync::SemaphorePermit<'_>, Vec<StoredEvent>), PageError> {
+    let one_at_a_time = app
+        .dashboard
+        .scans
+        .acquire()
         .await
-        .map_err(|e| PageError::internal(e.to_string()))?
-        .map_err(PageError::from)
+        .map_err(|e| PageError::internal(e.to_string()))?;
+    let store = app.store.clone();
+    let events = tokio::task::spawn_blocking(move || store.recent_events(SCAN, SCAN_BYTES))
+        .await
+        .map_err(|e| PageError::internal(e.to_string()))??;
+    Ok((one_at_a_time, events))
 }

@@ -31,7 +31,9 @@ struct Sample {
     succeeded: u64,
     failed: u64,
     start_latency: Vec<u64>,
+    start_count: u64,
     run_duration: Vec<u64>,
+    run_count: u64,
 }
 
 impl Sample {
@@ -45,7 +47,9 @@ impl Sample {
             succeeded: count("succeeded"),
             failed: count("failed"),
             start_latency: metrics.ingest_to_run_start.cumulative(),
+            start_count: metrics.ingest_to_run_start.count(),
             run_duration: metrics.run_duration.cumulative(),
+            run_count: metrics.run_duration.count(),
         }
     }
 }
@@ -114,49 +118,34 @@ impl History {
             out.alarms.push(delta(|s| s.alarms));
             out.runs_succeeded.push(delta(|s| s.succeeded));
             out.runs_failed.push(delta(|s| s.failed));
-            out.start_p50_ms.push(quantile_ms(
-                bounds,
-                &before.start_latency,
-                &after.start_latency,
-                0.5,
-            ));
-            out.start_p95_ms.push(quantile_ms(
-                bounds,
-                &before.start_latency,
-                &after.start_latency,
-                0.95,
-            ));
-            out.run_p95_ms.push(quantile_ms(
-                bounds,
-                &before.run_duration,
-                &after.run_duration,
-                0.95,
-            ));
+            let starts = after.start_count.saturating_sub(before.start_count);
+            let runs = after.run_count.saturating_sub(before.run_count);
+            let (b, a) = (&before.start_latency, &after.start_latency);
+            out.start_p50_ms
+                .push(quantile_ms(bounds, b, a, starts, 0.5));
+            out.start_p95_ms
+                .push(quantile_ms(bounds, b, a, starts, 0.95));
+            let (b, a) = (&before.run_duration, &after.run_duration);
+            out.run_p95_ms.push(quantile_ms(bounds, b, a, runs, 0.95));
         }
         out
     }
 }
 
-/// The `q` quantile (ms) of what was observed between two cumulative bucket counts: the upper
-/// bound of the first bucket holding it, as Prometheus' `histogram_quantile` bounds it; `None`
-/// when nothing was observed. Beyond the last bucket, the last bound.
-fn quantile_ms(bounds: &[f64], before: &[u64], after: &[u64], q: f64) -> Option<f64> {
-    let deltas: Vec<u64> = after
-        .iter()
-        .zip(before)
-        .map(|(a, b)| a.saturating_sub(*b))
-        .collect();
-    // The last bucket counts everything at most its bound; observations beyond it are not in
-    // any bucket, so the total is taken from the buckets' own largest count.
-    let total = deltas.iter().copied().max().unwrap_or(0);
+/// The `q` quantile (ms) of the `total` observations made between two cumulative bucket
+/// counts: the upper bound of the first bucket holding it, as Prometheus' `histogram_quantile`
+/// bounds it; `None` when nothing was observed. Observations beyond the last bucket are in the
+/// total but in no bucket: a quantile among them is shown as infinite (`null` in JSON, no
+/// point), never as the last bound.
+fn quantile_ms(bounds: &[f64], before: &[u64], after: &[u64], total: u64, q: f64) -> Option<f64> {
     if total == 0 {
         return None;
     }
-    let rank = (q * total as f64).ceil() as u64;
-    let at = deltas
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let at = after
         .iter()
-        .position(|&n| n >= rank)
-        .unwrap_or(bounds.len().saturating_sub(1));
+        .zip(before)
+        .position(|(a, b)| a.saturating_sub(*b) >= rank)?;
     bounds.get(at).map(|secs| secs * 1000.0)
 }
 
@@ -202,6 +191,22 @@ mod tests {
         assert_eq!(series.start_p50_ms, vec![Some(5.0)]);
         assert_eq!(series.start_p95_ms, vec![Some(250.0)]);
         assert_eq!(series.run_p95_ms, vec![None]);
+    }
+
+    #[test]
+    fn a_percentile_beyond_the_last_bucket_is_not_the_last_bound() {
+        let metrics = Metrics::default();
+        let history = History::default();
+        history.sample(&metrics, 0);
+        // Runs that waited an hour for approval: beyond the 300 s bucket.
+        for _ in 0..3 {
+            metrics.run_duration.observe(Duration::from_secs(3600));
+        }
+        metrics.run_duration.observe(Duration::from_secs(1));
+        history.sample(&metrics, 5000);
+        let series = history.series(latency_bounds(&metrics));
+        assert_eq!(series.run_p95_ms, vec![None]);
+        assert_eq!(series.start_p95_ms, vec![None]);
     }
 
     #[test]

@@ -60,16 +60,22 @@ pub struct Dashboard {
     pub history: history::History,
     /// The ledger's last verification.
     pub ledger_checks: Arc<LedgerChecks>,
+    /// One scan of the stored events at a time for the charts: their memory is bounded
+    /// whatever the number of charts open.
+    pub scans: tokio::sync::Semaphore,
 }
 
 impl Dashboard {
-    /// The dashboard of a server speaking TLS when `tls`.
-    pub fn new(tls: bool) -> Result<Dashboard, getrandom::Error> {
+    /// The dashboard of a server keeping its data in `data_dir` (where the sessions' key is
+    /// kept), speaking TLS when `tls`.
+    pub fn new(data_dir: &std::path::Path, tls: bool) -> Result<Dashboard, session::KeyError> {
+        let key = Sessions::key_at(&data_dir.join("dashboard.key"))?;
         Ok(Dashboard {
-            sessions: Arc::new(Sessions::new(tls)?),
+            sessions: Arc::new(Sessions::new(key, tls)),
             live: live::Live::default(),
             history: history::History::default(),
             ledger_checks: Arc::new(LedgerChecks::default()),
+            scans: tokio::sync::Semaphore::new(1),
         })
     }
 }
@@ -81,21 +87,24 @@ pub struct LedgerCheck {
     pub at_millis: u64,
     /// Whether every entry recomputed to its hash.
     pub ok: bool,
-    /// Entries recomputed.
-    pub entries: u64,
+    /// Entries recomputed, when the whole chain was.
+    pub entries: Option<u64>,
     /// What was wrong, if anything.
     pub problem: Option<String>,
 }
 
 /// The last verification of the ledger since this start, by `/v1/ledger/verify` or the
-/// dashboard.
+/// dashboard; and the one running, so that the dashboard starts at most one at a time.
 #[derive(Debug, Default)]
-pub struct LedgerChecks(Mutex<Option<LedgerCheck>>);
+pub struct LedgerChecks {
+    last: Mutex<Option<LedgerCheck>>,
+    running: tokio::sync::Mutex<()>,
+}
 
 impl LedgerChecks {
     /// The last one.
     pub fn last(&self) -> Option<LedgerCheck> {
-        crate::sync::lock(&self.0).clone()
+        crate::sync::lock(&self.last).clone()
     }
 
     /// Keeps what `verify` answered.
@@ -105,19 +114,19 @@ impl LedgerChecks {
             Ok(report) => LedgerCheck {
                 at_millis,
                 ok: true,
-                entries: report.entries,
+                entries: Some(report.entries),
                 problem: None,
             },
             Err(LedgerError::Tampered(t)) => LedgerCheck {
                 at_millis,
                 ok: false,
-                entries: t.seq.saturating_sub(1),
+                entries: None,
                 problem: Some(t.to_string()),
             },
             // Not a verdict on the ledger: the database could not be read.
             Err(_) => return,
         };
-        *crate::sync::lock(&self.0) = Some(check);
+        *crate::sync::lock(&self.last) = Some(check);
     }
 }
 
@@ -214,6 +223,8 @@ pub fn router(app: &App) -> Router<App> {
     let guard = Guard {
         auth: app.auth.clone(),
         sessions: app.dashboard.sessions.clone(),
+        audit: app.audit.clone(),
+        body_read_timeout: app.config.body_read_timeout,
     };
     Router::new()
         .route("/", get(overview::show))
@@ -377,6 +388,11 @@ async fn sign_out(State(app): State<App>) -> Response {
 /// `GET /ledger/verify`: recomputes every entry's hash, keeps the verdict, and goes back to the
 /// overview's ledger panel.
 async fn verify_ledger(State(app): State<App>) -> Result<Redirect, PageError> {
+    // One at a time: a verification asked for while one runs waits for it and shows its verdict.
+    let Ok(_running) = app.dashboard.ledger_checks.running.try_lock() else {
+        let _done = app.dashboard.ledger_checks.running.lock().await;
+        return Ok(Redirect::to("/#ledger"));
+    };
     let ledger = app.ledger.clone();
     let result = tokio::task::spawn_blocking(move || ledger.verify())
         .await

@@ -17,15 +17,23 @@ use crate::trust::approvals::{Approval, ApprovalState};
 
 /// How many recent runs the overview shows (the runs page has them all, paginated).
 const RECENT: usize = 15;
+/// The most active runs, and pending approvals, a page shows.
+pub const MAX_SHOWN: usize = 50;
 
 /// `GET /`.
 pub async fn show(State(app): State<App>, viewer: Viewer) -> Result<Page, PageError> {
-    let active = active_runs(&app)?;
-    let recent = app.store.runs(&RunFilter {
-        limit: RECENT,
-        ..RunFilter::default()
-    })?;
-    let pending = pending_approvals(&app).await?;
+    let store = app.store.clone();
+    let (active, active_total, recent) = tokio::task::spawn_blocking(move || {
+        let (active, total) = active_runs(&store)?;
+        let recent = store.runs(&RunFilter {
+            limit: RECENT,
+            ..RunFilter::default()
+        })?;
+        Ok::<_, PageError>((active, total, recent))
+    })
+    .await
+    .map_err(|e| PageError::internal(e.to_string()))??;
+    let (pending, pending_total) = pending_approvals(&app, MAX_SHOWN).await?;
     let ledger = ledger_status(&app.ledger, &app.dashboard.ledger_checks).await?;
     let body = html! {
         h1 { "Overview" }
@@ -34,6 +42,9 @@ pub async fn show(State(app): State<App>, viewer: Viewer) -> Result<Page, PageEr
                 h2 { "Active runs" }
                 @if active.is_empty() { p class="empty" { "No run is queued, running or waiting." } }
                 @else { (run_table(&active)) }
+                @if active_total > active.len() {
+                    p class="note" { "The newest " (active.len()) " of " (active_total) " shown: " a href="/runs?state=queued" { "all queued runs" } }
+                }
             }))
             (live("pending-approvals", "/", &["approvals"], html! {
                 h2 { "Pending approvals" }
@@ -46,6 +57,9 @@ pub async fn show(State(app): State<App>, viewer: Viewer) -> Result<Page, PageEr
                                 " — " (a.approved_by.len()) " of " (a.approvers) " approvals"
                             }
                         }
+                    }
+                    @if pending_total > pending.len() {
+                        p class="note" { "The " (pending.len()) " that expire first of " (pending_total) " shown." }
                     }
                 }
             }))
@@ -69,35 +83,33 @@ pub async fn show(State(app): State<App>, viewer: Viewer) -> Result<Page, PageEr
     )))
 }
 
-/// Runs not yet over, newest first.
-fn active_runs(app: &App) -> Result<Vec<RunRecord>, PageError> {
-    let mut active = Vec::new();
-    for state in [
+/// Runs not yet over, newest first, at most [`MAX_SHOWN`] of them, and how many there are:
+/// read through the index of unfinished runs, not every run ever stored.
+fn active_runs(store: &crate::store::Store) -> Result<(Vec<RunRecord>, usize), PageError> {
+    let mut active = store.unfinished_runs(&[
         RunState::WaitingApproval,
         RunState::Running,
         RunState::Queued,
         RunState::Interrupted,
-    ] {
-        active.extend(app.store.runs(&RunFilter {
-            state: Some(state),
-            limit: 50,
-            ..RunFilter::default()
-        })?);
-    }
+    ])?;
+    let total = active.len();
     active.sort_by_key(|r| std::cmp::Reverse(r.created_at));
-    Ok(active)
+    active.truncate(MAX_SHOWN);
+    Ok((active, total))
 }
 
-/// Approvals still waiting, oldest first.
-pub async fn pending_approvals(app: &App) -> Result<Vec<Approval>, PageError> {
+/// The pending approvals that expire first (at most `max`), and how many are pending.
+pub async fn pending_approvals(app: &App, max: usize) -> Result<(Vec<Approval>, usize), PageError> {
     let mut list = app
         .trust
         .approvals()
-        .list(Some(ApprovalState::Pending), 200)
+        .list(Some(ApprovalState::Pending), usize::MAX)
         .await
         .map_err(|e| PageError::internal(e.to_string()))?;
-    list.sort_by_key(|a| a.created_at);
-    Ok(list)
+    let total = list.len();
+    list.sort_by_key(|a| (a.expires_at, a.created_at));
+    list.truncate(max);
+    Ok((list, total))
 }
 
 fn sources(app: &App) -> Markup {
@@ -208,7 +220,8 @@ pub async fn ledger_status(
                 @match &last {
                     Some(check) => {
                         (badge(if check.ok { "ok" } else { "tampered" })) " "
-                        (check.entries) " entries recomputed " (time(check.at_millis))
+                        @if let Some(n) = check.entries { (n) " entries recomputed " }
+                        (time(check.at_millis))
                         @if let Some(problem) = &check.problem { " — " (problem) }
                     }
                     None => { "not since this start" }

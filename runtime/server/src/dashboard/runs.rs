@@ -8,7 +8,7 @@ use grace_ledger::Verdict;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::session::Viewer;
+use super::session::{Viewer, urlencode};
 use super::view::{self, Nav, badge, duration, json, live, maybe_time, pager, time};
 use super::{Page, PageError};
 use crate::app::App;
@@ -17,8 +17,6 @@ use crate::store::RunFilter;
 
 /// Runs per page.
 pub const PAGE_SIZE: usize = 50;
-/// The deepest page (the store lists at most 10,000 runs at once).
-pub const MAX_PAGE: usize = 200;
 /// Timeline entries shown on a run's page; the API pages through longer ones.
 pub const MAX_TIMELINE: usize = 500;
 /// Characters of JSON shown per argument, result or decision.
@@ -45,15 +43,31 @@ pub fn run_table(runs: &[RunRecord]) -> Markup {
     }
 }
 
-/// `?state=&page=`.
+/// `?state=&before=`: `before` is where the previous page ended (`<created_at>:<id>`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     state: Option<String>,
-    page: Option<usize>,
+    before: Option<String>,
 }
 
-/// `GET /runs`.
+/// The cursor `<created_at>:<id>` of a page's end.
+fn cursor(text: &str) -> Result<(u64, String), PageError> {
+    let bad = || {
+        PageError::field(
+            "before",
+            "must be `<created_at>:<run id>`, as the pages link it",
+        )
+    };
+    let (at, id) = text.split_once(':').ok_or_else(bad)?;
+    let at = at.parse().map_err(|_| bad())?;
+    if id.is_empty() || id.len() > 128 {
+        return Err(bad());
+    }
+    Ok((at, id.to_owned()))
+}
+
+/// `GET /runs`: a page of runs, newest first; each page reads only its own runs.
 pub async fn list(
     State(app): State<App>,
     viewer: Viewer,
@@ -72,19 +86,29 @@ pub async fn list(
         })?),
         None => None,
     };
-    let page = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
-    let mut runs = app.store.runs(&RunFilter {
+    let before = q.before.as_deref().map(cursor).transpose()?;
+    let filter = RunFilter {
         state,
-        limit: page * PAGE_SIZE + 1,
+        limit: PAGE_SIZE + 1,
+        before: before.clone(),
         ..RunFilter::default()
-    })?;
-    let runs: Vec<RunRecord> = runs.drain(..).skip((page - 1) * PAGE_SIZE).collect();
-    let has_next = runs.len() > PAGE_SIZE && page < MAX_PAGE;
-    let shown = &runs[..runs.len().min(PAGE_SIZE)];
+    };
+    let store = app.store.clone();
+    let mut runs = tokio::task::spawn_blocking(move || store.runs(&filter))
+        .await
+        .map_err(|e| PageError::internal(e.to_string()))??;
+    let has_next = runs.len() > PAGE_SIZE;
+    runs.truncate(PAGE_SIZE);
+    let next = has_next
+        .then(|| runs.last().map(|r| format!("{}:{}", r.created_at, r.id)))
+        .flatten();
     let query = state
         .map(|s| format!("state={}", s.name()))
         .unwrap_or_default();
-    let url = format!("/runs?{query}&page={page}");
+    let url = match &before {
+        Some((at, id)) => format!("/runs?{query}&before={}", urlencode(&format!("{at}:{id}"))),
+        None => format!("/runs?{query}"),
+    };
     let body = html! {
         h1 { "Runs" }
         form method="get" action="/runs" class="filters" {
@@ -98,9 +122,9 @@ pub async fn list(
             button type="submit" { "Show" }
         }
         (live("runs", &url, &["runs"], html! {
-            @if shown.is_empty() { p class="empty" { "No run." } }
-            @else { (run_table(shown)) }
-            (pager("/runs", &query, page, has_next))
+            @if runs.is_empty() { p class="empty" { "No run." } }
+            @else { (run_table(&runs)) }
+            (pager("/runs", &query, before.is_none(), next.as_deref()))
         }))
     };
     Ok(Page(view::page(Some(&viewer), "Runs", Nav::Runs, body)))
@@ -112,11 +136,13 @@ pub async fn show(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Page, PageError> {
-    let run = app
-        .store
-        .run(&id)?
+    let store = app.store.clone();
+    let wanted = id.clone();
+    let run = tokio::task::spawn_blocking(move || store.run(&wanted))
+        .await
+        .map_err(|e| PageError::internal(e.to_string()))??
         .ok_or_else(|| PageError::not_found(format!("no run `{}`", id.escape_debug())))?;
-    let url = format!("/runs/{}", super::session::urlencode(&run.id));
+    let url = format!("/runs/{}", urlencode(&run.id));
     let title = format!("Run {}", run.id);
     let body = html! {
         h1 { "Run " code { (run.id) } }

@@ -26,15 +26,15 @@ pub fn page(viewer: Option<&Viewer>, title: &str, current: Nav, body: Markup) ->
                     link rel="stylesheet" href=(assets::url("uPlot.min.css"));
                 }
                 script src=(assets::url("htmx.min.js")) defer {}
-                script src=(assets::url("htmx-ext-sse.min.js")) defer {}
                 @if current == Nav::Charts {
                     script src=(assets::url("uPlot.iife.min.js")) defer {}
                 }
                 script src=(assets::url("app.js")) defer {}
             }
-            // One server-sent event stream per page: each live region refreshes itself when a
-            // topic it shows changes (see `live`).
-            body hx-ext=[viewer.map(|_| "sse")] sse-connect=[viewer.map(|_| "/ui/stream")] {
+            // One server-sent event stream per page (opened by `app.js` while the page is
+            // visible): each live region refreshes itself when a topic it shows changes (see
+            // `live`).
+            body data-live=[viewer.map(|_| "/ui/stream")] {
                 a class="skip" href="#main" { "Skip to content" }
                 header class="top" {
                     a class="brand" href="/" { "GRACE" }
@@ -126,7 +126,7 @@ impl Nav {
 pub fn live(id: &str, url: &str, topics: &[&str], body: Markup) -> Markup {
     let trigger = topics
         .iter()
-        .map(|t| format!("sse:{t}"))
+        .map(|t| format!("grace:{t} from:body"))
         .collect::<Vec<_>>()
         .join(", ");
     html! {
@@ -158,8 +158,12 @@ struct Utc {
     text: String,
 }
 
+/// The last millisecond of year 9999: RFC 3339 has four-digit years, and a time stored beyond
+/// (an approval that never expires, a clock gone wrong) is shown as that, not refused.
+const LAST_MILLIS: u64 = 253_402_300_799_999;
+
 fn utc(millis: u64) -> Utc {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.min(LAST_MILLIS));
     let iso = humantime::format_rfc3339_millis(at).to_string();
     let text = humantime::format_rfc3339_seconds(at)
         .to_string()
@@ -220,17 +224,15 @@ pub fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// Links to the previous and next pages of a list, if any.
-pub fn pager(path: &str, query: &str, page: usize, has_next: bool) -> Markup {
+/// Links to the first page of a list (unless on it) and to the next one (from the cursor
+/// where this one ends), if any.
+pub fn pager(path: &str, query: &str, first: bool, next: Option<&str>) -> Markup {
     let sep = if query.is_empty() { "" } else { "&" };
     html! {
         nav class="pager" aria-label="Pages" {
-            @if page > 1 {
-                a href={ (path) "?" (query) (sep) "page=" (page - 1) } rel="prev" { "← Newer" }
-            }
-            span { "Page " (page) }
-            @if has_next {
-                a href={ (path) "?" (query) (sep) "page=" (page + 1) } rel="next" { "Older →" }
+            @if !first { a href={ (path) "?" (query) } { "← Newest" } }
+            @if let Some(cursor) = next {
+                a href={ (path) "?" (query) (sep) "before=" (super::session::urlencode(cursor)) } rel="next" { "Older →" }
             }
         }
     }
@@ -268,6 +270,12 @@ mod tests {
         let shown = time(1_796_000_000_000).into_string();
         assert!(shown.contains("datetime=\"2026-11-30T"), "{shown}");
         assert!(shown.contains(" UTC"), "{shown}");
+    }
+
+    #[test]
+    fn a_time_beyond_year_9999_is_shown_not_a_panic() {
+        let shown = time(u64::MAX).into_string();
+        assert!(shown.contains("9999-12-31"), "{shown}");
     }
 
     #[test]

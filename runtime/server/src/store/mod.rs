@@ -124,6 +124,9 @@ pub struct RunFilter {
     pub resource: Option<String>,
     /// At most this many, newest first (0: all of them, newest first).
     pub limit: usize,
+    /// Only runs created before this one, by `(created_at, id)`: where the previous page
+    /// ended (with a `limit`).
+    pub before: Option<(u64, String)>,
 }
 
 impl RunFilter {
@@ -547,9 +550,18 @@ impl Store {
         let index = tx.open_table(tables::RUNS_BY_CREATED).map_err(db)?;
         let runs = tx.open_table(RUNS).map_err(db)?;
         let mut out = Vec::new();
-        for row in index.iter().map_err(db)?.rev() {
-            let (k, _) = row.map_err(db)?;
+        let rows = match &filter.before {
+            Some((at, id)) => index.range(..(*at, id.as_str())).map_err(db)?,
+            None => index.iter().map_err(db)?,
+        };
+        for row in rows.rev() {
+            let (k, state) = row.map_err(db)?;
             let (created_at, id) = k.value();
+            // The index holds each run's current state: runs in another one are skipped
+            // without being read.
+            if filter.state.is_some_and(|s| s.name() != state.value()) {
+                continue;
+            }
             let Some(v) = runs.get(id).map_err(db)? else {
                 // Written in the run's own transaction, so never apart.
                 return Err(StoreError::Corrupt {
@@ -585,13 +597,23 @@ impl Store {
         Ok(out)
     }
 
-    /// The last `limit` stored events, newest first.
-    pub fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    /// The newest stored events, newest first: at most `limit` of them, and no more once
+    /// `max_bytes` of stored JSON were read.
+    pub fn recent_events(
+        &self,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let table = tx.open_table(EVENTS).map_err(db)?;
         let mut out = Vec::new();
+        let mut read = 0usize;
         for row in table.range(0..).map_err(db)?.rev().take(limit) {
             let (k, v) = row.map_err(db)?;
+            read = read.saturating_add(v.value().len());
+            if read > max_bytes && !out.is_empty() {
+                break;
+            }
             out.push(decode("event", &k.value().to_string(), v.value())?);
         }
         Ok(out)

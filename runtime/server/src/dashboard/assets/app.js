@@ -84,8 +84,40 @@ function charts() {
   }
 }
 
+// Live regions: one server-sent event stream per page, open while the page is visible (a
+// browser has only a few connections per server; hidden tabs give theirs back). Each event names
+// a topic that changed; the regions showing it fetch themselves again (hx-trigger="grace:<topic>
+// from:body"). Coming back to the page, every region catches up once.
+const topics = ["runs", "approvals", "ledger", "sources", "fleet", "playbooks"];
+
+function live() {
+  const url = document.body.dataset.live;
+  if (!url || typeof EventSource === "undefined") { return; }
+  let source = null;
+  const fire = (topic) => document.body.dispatchEvent(new CustomEvent("grace:" + topic));
+  const open = () => {
+    if (source) { return; }
+    source = new EventSource(url);
+    for (const topic of topics) { source.addEventListener(topic, () => fire(topic)); }
+    source.onerror = () => {
+      // The server ends a stream now and then (EventSource connects again by itself); a
+      // refusal (signed out, token revoked) closes it for good.
+      if (source && source.readyState === EventSource.CLOSED) {
+        source = null;
+        document.body.classList.add("stale");
+      }
+    };
+  };
+  const close = () => { if (source) { source.close(); source = null; } };
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) { close(); } else { open(); topics.forEach(fire); }
+  });
+  if (!document.hidden) { open(); }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localiseTimes(document);
   charts();
+  live();
   document.body.addEventListener("htmx:afterSettle", (e) => localiseTimes(e.target));
 });

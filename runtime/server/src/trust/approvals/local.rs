@@ -63,6 +63,22 @@ pub(super) fn list(
     let tx = db.begin_read().map_err(storage)?;
     let table = tx.open_table(APPROVALS).map_err(storage)?;
     let mut out = Vec::new();
+    if state == Some(ApprovalState::Pending) {
+        // Through the index: the pending ones cost what they are, not every approval ever
+        // asked (the dashboard looks at them every second).
+        let pending = tx.open_table(PENDING).map_err(storage)?;
+        for row in pending.iter().map_err(storage)? {
+            let (k, _) = row.map_err(storage)?;
+            let (_, id) = k.value();
+            if let Some(v) = table.get(id).map_err(storage)? {
+                let a: Approval = serde_json::from_slice(v.value()).map_err(storage)?;
+                if a.state == ApprovalState::Pending {
+                    out.push(a);
+                }
+            }
+        }
+        return Ok(out);
+    }
     for row in table.iter().map_err(storage)? {
         let (_, v) = row.map_err(storage)?;
         let a: Approval = serde_json::from_slice(v.value()).map_err(storage)?;
