@@ -5,11 +5,13 @@
 //! AWS category to the other real ones (AdExchange, Traffic) and back.
 //!
 //! ```text
-//! cargo run --release -p grace-anomaly --example nab_splits -- [DIR] [--files] [--windows]
+//! cargo run --release -p grace-anomaly --example nab_splits -- [DIR] [--files] [--windows] [--curve]
 //! ```
 //!
 //! `--files` adds each file's standard score; `--windows` each window's best score (and where
-//! in it) and each false positive, at the standard profile's threshold. `DIR` is by default
+//! in it) and each false positive, at the standard profile's threshold; `--curve` the standard
+//! score of the whole corpus and of each half at thresholds fixed from 0.60 to 0.85 (how much
+//! a threshold a little off the optimum costs, and where each half would rather be). `DIR` is by default
 //! `../shared/data/nab` beside the checkout.
 
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
@@ -67,6 +69,29 @@ fn main() {
         run.max_state_bytes, run.samples
     );
     let threshold = report.profiles[0].threshold;
+    if args.iter().any(|a| a == "--curve") {
+        let halves: [(&str, Half); 7] = [
+            ("all", |_| true),
+            ("artificial", artificial),
+            ("real", real),
+            ("aws", aws),
+            ("other", other_real),
+            ("even", even),
+            ("odd", odd),
+        ];
+        let mut thresholds: Vec<f64> = (0..=25).map(|i| 0.60 + 0.01 * f64::from(i)).collect();
+        thresholds.push(threshold);
+        thresholds.sort_by(f64::total_cmp);
+        for t in thresholds {
+            let mut line = format!("standard at {t:.4}:");
+            for (name, keep) in halves {
+                let s = subset(&corpus, &run.scores, keep);
+                let held = score_profile(&s.0, &s.1, &corpus.profiles[0], Some(t));
+                line.push_str(&format!(" {name}={:.1}", held.overall.normalised.unwrap()));
+            }
+            println!("{line}");
+        }
+    }
     if args.iter().any(|a| a == "--windows") {
         for (file, scores) in corpus.files.iter().zip(&run.scores) {
             let start = probation(file.rows.len());

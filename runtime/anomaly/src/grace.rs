@@ -7,8 +7,10 @@
 //! is always noisy does not alarm at its usual noise; and a series with a daily habit (a
 //! nightly job's spike, a morning jump) does not alarm at it every day, even when the habit
 //! comes a few minutes early or late. Surprises are measured in robust deviations of at least
-//! [`RANGE_FLOOR`] of the range the series ever reached: after a flat run (or a run of zeros)
-//! the recent deviation is tiny, and an ordinary move for the series is not news.
+//! [`RANGE_FLOOR`] of the range the series ever reached, and at least the series' usual
+//! deviation (a running median of its robust deviations, moving [`USUAL_SPREAD_STEP`] per
+//! sample): after a flat run, a run of zeros or a calm spell the recent deviation is tiny, and
+//! an ordinary move for the series is not news.
 //!
 //! Beside that news, a value outside every range the series showed before (the novelty
 //! component: values quantised into bins learnt from the first values, as the Contextual
@@ -52,6 +54,12 @@ pub const RANGE_FLOOR: f64 = 0.005;
 /// The weight of each new value in the settled level (a time constant of about five samples).
 pub const SETTLE_WEIGHT: f64 = 0.2;
 
+/// How far the series' usual spread moves towards each sample's robust deviation, as a
+/// factor: it rises by 0.1 % when the deviation is wider and falls by as much when it is
+/// narrower, so it follows the median deviation the series shows (halving or doubling in about
+/// 700 samples) and one odd stretch hardly moves it.
+pub const USUAL_SPREAD_STEP: f64 = 0.001;
+
 const DAY_MS: i64 = 86_400_000;
 const DAY_BINS: i64 = DAY_MS / DAY_BIN_MS;
 const DAY_REACH: i64 = DAY_REACH_MS / DAY_BIN_MS;
@@ -74,6 +82,9 @@ pub struct Grace {
     /// Novelty of the settled level, once the raw values' bins are learnt.
     #[serde(default)]
     settled_novelty: Option<Box<Novelty>>,
+    /// The series' usual robust deviation (a running median of it).
+    #[serde(default)]
+    usual_spread: Option<f64>,
 }
 
 impl Default for Grace {
@@ -86,6 +97,7 @@ impl Default for Grace {
             novelty: Novelty::default(),
             settled: None,
             settled_novelty: None,
+            usual_spread: None,
         }
     }
 }
@@ -143,19 +155,39 @@ impl Grace {
     }
 
     /// Measures `z` in deviations of at least [`RANGE_FLOOR`] of the range the series ever
-    /// reached: a series that sat still for a while (a flat run, a run of zeros) does not make
-    /// news of a move that is ordinary for it.
-    fn floor_deviation(&self, z: &mut Z, value: f64) {
+    /// reached, and at least the series' usual deviation: a series that sat still for a while
+    /// (a flat run, a run of zeros, a calm spell) does not make news of a move that is ordinary
+    /// for it.
+    fn floor_deviation(&mut self, z: &mut Z, value: f64) {
         let Some(range) = self.novelty.range() else {
             return;
         };
-        let floor = (range.high - range.low) * RANGE_FLOOR;
         let centre = (z.expected.low + z.expected.high) / 2.0;
         let scale = (z.expected.high - z.expected.low) / 6.0;
+        let usual = self.follow_spread(z.spread);
+        let floor = ((range.high - range.low) * RANGE_FLOOR).max(usual);
         if floor.is_finite() && floor > scale {
             z.z = (value - centre) / floor;
             z.expected = Expected::around(centre, 3.0 * floor);
         }
+    }
+
+    /// Moves the usual spread a step towards `spread` (starting from it), and returns it.
+    fn follow_spread(&mut self, spread: f64) -> f64 {
+        let usual = match self.usual_spread {
+            Some(u) if !spread.is_finite() => u,
+            Some(u) if u > 0.0 => {
+                if spread > u {
+                    u * (1.0 + USUAL_SPREAD_STEP)
+                } else {
+                    u / (1.0 + USUAL_SPREAD_STEP)
+                }
+            }
+            _ => spread,
+        };
+        let usual = if usual.is_finite() { usual } else { 0.0 };
+        self.usual_spread = Some(usual);
+        usual
     }
 
     /// Moves the settled level towards `value`, and whether the settled level lies outside
@@ -282,8 +314,9 @@ mod tests {
     }
 
     /// The threshold NAB's standard profile optimises to for this detector on the NAB
-    /// development set (the server's default alarm).
-    const NAB_STANDARD_THRESHOLD: f64 = 0.7474;
+    /// development set (the server's default alarm, 0.7474, is the threshold before the usual
+    /// deviation floor).
+    const NAB_STANDARD_THRESHOLD: f64 = 0.7767;
 
     fn ordinary(i: i64) -> f64 {
         200.0 + ((i * 7919) % 23) as f64
@@ -332,6 +365,31 @@ mod tests {
         assert!(
             ramp.iter().any(|s| *s >= NAB_STANDARD_THRESHOLD),
             "{ramp:?}"
+        );
+    }
+
+    #[test]
+    fn after_a_calm_spell_surprises_are_measured_in_the_usual_spread() {
+        // A series whose values usually spread over 0..100, calm (within 0..2) for long
+        // enough that its recent deviation shrinks to the calm's.
+        let wide = |i: i64| ((i * 7919) % 101) as f64;
+        let mut g = Grace::default();
+        let mut usual = None;
+        for i in 0..3_000 {
+            let s = g.update(i * 5 * MIN, wide(i), Some(5 * MIN), false);
+            usual = s.expected;
+        }
+        for i in 3_000..3_250 {
+            g.update(i * 5 * MIN, 50.0 + (i % 3) as f64, Some(5 * MIN), false);
+        }
+        let back = g.update(3_250 * 5 * MIN, 70.0, Some(5 * MIN), false);
+        let (usual, back) = (usual.unwrap(), back.expected.unwrap());
+        let width = |e: Expected| e.high - e.low;
+        // The calm spell's deviation alone would expect 50 ± a few, and a move of 20 (ordinary
+        // for the series) would be tens of deviations out.
+        assert!(
+            width(back) > 0.5 * width(usual),
+            "expected {back:?} after the calm, {usual:?} before"
         );
     }
 

@@ -26,6 +26,9 @@ pub(crate) struct Z {
     pub(crate) z: f64,
     pub(crate) component: Component,
     pub(crate) expected: Expected,
+    /// The robust deviation of the values (or changes) the value was judged against: the
+    /// inter-quartile range / 1.349, before any floor.
+    pub(crate) spread: f64,
 }
 
 /// The robust detector's state.
@@ -76,10 +79,11 @@ impl Robust {
     /// The larger of the level and seasonal z-scores of `value` (before learning from it), then
     /// learns from it.
     pub(crate) fn observe(&mut self, millis: i64, value: f64, interval: Option<i64>) -> Option<Z> {
-        let level = robust_z(&self.level, value).map(|(z, centre, scale)| Z {
+        let level = robust_z(&self.level, value).map(|(z, centre, scale, spread)| Z {
             z,
             component: Component::Level,
             expected: Expected::around(centre, 3.0 * scale),
+            spread,
         });
         self.level.push(value);
         if self.seasonal.is_none() {
@@ -132,10 +136,11 @@ impl Seasonal {
             return None;
         }
         let change = value - before;
-        let z = robust_z(&self.changes, change).map(|(z, centre, scale)| Z {
+        let z = robust_z(&self.changes, change).map(|(z, centre, scale, spread)| Z {
             z,
             component: Component::Seasonal,
             expected: Expected::around(before + centre, 3.0 * scale),
+            spread,
         });
         self.changes.push(change);
         z
@@ -151,8 +156,9 @@ fn z_score(z: f64) -> f64 {
 
 /// `x`'s distance from the window's median in robust standard deviations (the inter-quartile
 /// range / 1.349, at least a twentieth of the window's range so a series that is mostly flat
-/// does not alarm at every small step), with the median and that scale.
-pub(crate) fn robust_z(window: &SortedWindow, x: f64) -> Option<(f64, f64, f64)> {
+/// does not alarm at every small step), with the median, that scale and the inter-quartile
+/// range / 1.349 alone.
+pub(crate) fn robust_z(window: &SortedWindow, x: f64) -> Option<(f64, f64, f64, f64)> {
     if window.len() < MIN_HISTORY {
         return None;
     }
@@ -162,7 +168,7 @@ pub(crate) fn robust_z(window: &SortedWindow, x: f64) -> Option<(f64, f64, f64)>
     let scale = (iqr / 1.349)
         .max(range / 20.0)
         .max(1e-9 * (1.0 + median.abs()));
-    Some(((x - median) / scale, median, scale))
+    Some(((x - median) / scale, median, scale, iqr / 1.349))
 }
 
 #[cfg(test)]
