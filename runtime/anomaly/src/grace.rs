@@ -314,8 +314,7 @@ mod tests {
     }
 
     /// The threshold NAB's standard profile optimises to for this detector on the NAB
-    /// development set (the server's default alarm, 0.7474, is the threshold before the usual
-    /// deviation floor).
+    /// development set (the server's default alarm).
     const NAB_STANDARD_THRESHOLD: f64 = 0.7767;
 
     fn ordinary(i: i64) -> f64 {
