@@ -15,8 +15,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::browser::{browser, sign_in};
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
 use grace_testkit::chromium::Chromium;
 use serde_json::{Value, json};
 
@@ -77,7 +77,7 @@ fn main() {
         // its stream, so each has its own window, visible).
         let mut clients = Vec::new();
         for _ in 0..DASHBOARDS {
-            let client = browser(&chromium).await;
+            let client = browser(&chromium, true).await;
             sign_in(&client, &server.url, &reader).await;
             clients.push(client);
         }
@@ -160,48 +160,13 @@ struct Measured {
     html: u64,
 }
 
-async fn browser(chromium: &Chromium) -> Client {
-    let _ = rustls::crypto::CryptoProvider::install_default(std::sync::Arc::unwrap_or_clone(
-        grace_server::tls::provider(),
-    ));
-    ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(chromium.capabilities(true, false))
-        .connect(&chromium.webdriver_url())
-        .await
-        .unwrap()
-}
-
-async fn sign_in(client: &Client, url: &str, token: &str) {
-    client.goto(&format!("{url}/login")).await.unwrap();
-    client
-        .find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form[action='/login'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css("nav[aria-label=Main]"))
-        .await
-        .unwrap();
-}
-
 /// The median first contentful paint of `path` over [`SAMPLES`] fresh browsers (nothing
 /// cached), and its weight.
 async fn measure(chromium: &Chromium, url: &str, token: Option<&str>, path: &str) -> Measured {
     let mut fcps = Vec::new();
     let (mut weight, mut html) = (0, 0);
     for _ in 0..SAMPLES {
-        let client = browser(chromium).await;
+        let client = browser(chromium, true).await;
         if let Some(token) = token {
             // Signing in loads the same scripts and styles: the page then revalidates them
             // (`304`), as a signed-in person's browser does.

@@ -11,68 +11,12 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::approvals::{add_policies, approvals, config, start_incident};
+use common::approvals::{approvals, config, start_incident, with_policies};
+use common::browser::{WAIT, browser, session, sign_in};
 use common::{Server, data_dir, rt};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use grace_testkit::chromium::Chromium;
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A WebDriver session; `javascript: false` reads as a browser without scripts does.
-async fn browser(chromium: &Chromium, javascript: bool) -> Client {
-    session(chromium, javascript, false).await
-}
-
-/// A WebDriver session, in the dark colour scheme when `dark`.
-async fn session(chromium: &Chromium, javascript: bool, dark: bool) -> Client {
-    // WebDriver is plain HTTP on loopback, but the client is built with rustls: give it the
-    // provider the server uses.
-    let _ = rustls::crypto::CryptoProvider::install_default(std::sync::Arc::unwrap_or_clone(
-        grace_server::tls::provider(),
-    ));
-    ClientBuilder::rustls()
-        .expect("a TLS-capable WebDriver client")
-        .capabilities(chromium.capabilities(javascript, dark))
-        .connect(&chromium.webdriver_url())
-        .await
-        .unwrap_or_else(|e| panic!("no WebDriver session: {e}\n{}", chromium.log()))
-}
-
-/// Signs in through the form, as a person does.
-async fn sign_in(client: &Client, url: &str, token: &str) {
-    client.goto(&format!("{url}/login")).await.unwrap();
-    client
-        .find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form[action='/login'] button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    if let Err(e) = client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("nav[aria-label=Main]"))
-        .await
-    {
-        panic!(
-            "not signed in: {e}\n{}\n{}",
-            client
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default(),
-            client.source().await.unwrap_or_default()
-        );
-    }
-}
 
 /// Waits until the element `css` holds `text`.
 async fn wait_for_text(client: &Client, css: &str, text: &str) {
@@ -151,9 +95,7 @@ fn an_incident_is_followed_live_and_approved_by_two_people_from_the_dashboard() 
         return;
     };
     let data = data_dir();
-    let cfg = config(data.path(), "");
-    let server = Server::start(data.path(), &["--config", &cfg]);
-    add_policies(&server, data.path());
+    let server = with_policies(data.path());
     let alice = server.token_with("alice", &["read", "approve"]);
     let bob = server.token_with("bob", &["read", "approve"]);
     let reader = server.token_with("reader", &["read"]);
@@ -525,9 +467,7 @@ fn pages_read_without_javascript_and_pass_an_accessibility_check() {
         return;
     };
     let data = data_dir();
-    let cfg = config(data.path(), "");
-    let server = Server::start(data.path(), &["--config", &cfg]);
-    add_policies(&server, data.path());
+    let server = with_policies(data.path());
     let alice = server.token_with("alice", &["read", "approve", "operate"]);
     let run = start_incident(&server);
     grace_testkit::poll_until("a pending approval", WAIT, || {

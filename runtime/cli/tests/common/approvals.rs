@@ -58,6 +58,15 @@ pub fn add_policies(server: &Server, dir: &Path) {
     );
 }
 
+/// A server on `dir` with [`config`] and [`add_policies`]: changes to production wait for two
+/// people.
+pub fn with_policies(dir: &Path) -> Server {
+    let cfg = config(dir, "");
+    let server = Server::start(dir, &["--config", &cfg]);
+    add_policies(&server, dir);
+    server
+}
+
 /// Uploads `scale-on-latency` and publishes the recorded latency incident: its run scales
 /// `api-asg`, a production group.
 pub fn start_incident(server: &Server) -> String {

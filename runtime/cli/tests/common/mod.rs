@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod approvals;
+pub mod browser;
 pub mod cluster;
 pub mod stress;
 
