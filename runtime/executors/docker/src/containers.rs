@@ -1,6 +1,7 @@
 //! [`ContainerExecutor`] for [`Docker`]: one engine call per operation (plus an inspect for the
 //! state after a change), each under its time limit.
 
+use crate::podman::{self, States};
 use std::collections::HashMap;
 
 use bollard::query_parameters::{
@@ -24,11 +25,14 @@ impl Docker {
         let what = format!("inspect container `{id}`");
         let engine = self.engine(&what).await?;
         let raw = self
-            .call(
-                &what,
-                self.settings.call_timeout,
-                engine.inspect_container(id, None::<InspectContainerOptions>),
-            )
+            .call(&what, self.settings.call_timeout, async {
+                podman::readable(
+                    engine
+                        .inspect_container(id, None::<InspectContainerOptions>)
+                        .await,
+                    States::Inspect,
+                )
+            })
             .await?;
         Inspected::new(raw)
     }
@@ -60,11 +64,9 @@ impl Docker {
             .filters(&filters)
             .build();
         let summaries = self
-            .call(
-                &what,
-                self.settings.call_timeout,
-                engine.list_containers(Some(options)),
-            )
+            .call(&what, self.settings.call_timeout, async {
+                podman::readable(engine.list_containers(Some(options)).await, States::List)
+            })
             .await?;
         let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
         let inspected: Vec<Option<Inspected>> = futures_util::stream::iter(ids)

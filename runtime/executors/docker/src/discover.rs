@@ -19,6 +19,7 @@
 //! a bound on the answer's size must not make a half-stopped service look healthy. Containers
 //! whose names are not valid node ids are skipped (the engine allows names GRACE's ids do not).
 
+use crate::podman::{self, States};
 use std::collections::BTreeMap;
 
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
@@ -45,11 +46,9 @@ impl Docker {
         let engine = self.engine(what).await?;
         let options = ListContainersOptionsBuilder::default().all(true).build();
         let summaries = self
-            .call(
-                what,
-                self.settings.call_timeout,
-                engine.list_containers(Some(options)),
-            )
+            .call(what, self.settings.call_timeout, async {
+                podman::readable(engine.list_containers(Some(options)).await, States::List)
+            })
             .await?;
         Ok(observe(summaries, identity, max))
     }

@@ -27,6 +27,7 @@ mod discover;
 pub mod error;
 mod logs;
 mod model;
+mod podman;
 pub mod scale;
 mod settings;
 

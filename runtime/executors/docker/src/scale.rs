@@ -41,6 +41,7 @@
 //! container changes across runs (one resource lock for every container change), so two
 //! scales of one service never overshoot each other.
 
+use crate::podman::{self, States};
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 
@@ -171,11 +172,9 @@ impl Docker {
             .filters(&filters)
             .build();
         let summaries = self
-            .call(
-                &what,
-                self.settings.call_timeout,
-                engine.list_containers(Some(options)),
-            )
+            .call(&what, self.settings.call_timeout, async {
+                podman::readable(engine.list_containers(Some(options)).await, States::List)
+            })
             .await?;
         Ok(summaries
             .into_iter()
