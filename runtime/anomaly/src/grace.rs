@@ -23,7 +23,8 @@
 //! its values (weight [`SETTLE_WEIGHT`] on each new value) that starts from the bins and the
 //! range the raw values showed: a level shift or a slow drift that stays within the range the
 //! raw noise reached, but that the series never settled at before, is novel too. The two
-//! views rest together: one episode, one alarm.
+//! views rest together: one episode, one alarm. News that scores as high as a novel value
+//! would starts that rest too: an excursion that made news is not novel a sample later.
 
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +154,15 @@ impl Grace {
             return Score::warming_up();
         }
         let value = news(ratio);
+        // One episode, one alarm: news that scored as high as a novelty would have starts the
+        // novelty's rest, so the record the same excursion sets a sample later is not a second
+        // alarm.
+        if value >= NOVEL_SCORE {
+            self.novelty.start_rest();
+            if let Some(s) = self.settled_novelty.as_mut() {
+                s.start_rest();
+            }
+        }
         match novel {
             Some(seen) if value < NOVEL_SCORE => Score {
                 value: NOVEL_SCORE,
@@ -411,6 +421,25 @@ mod tests {
         assert!(
             width(back) > 0.5 * width(usual),
             "expected {back:?} after the calm, {usual:?} before"
+        );
+    }
+
+    #[test]
+    fn news_that_alarmed_at_an_excursion_is_not_followed_by_a_novelty_alarm_for_it() {
+        let mut g = Grace::default();
+        let mut at = |i: i64, v: f64| g.update(i * 5 * MIN, v, Some(5 * MIN), false).value;
+        // Ordinary values, one excursion to about 420 long ago, ordinary values again.
+        for i in 0..1_300 {
+            let excursion = (300..305).contains(&i);
+            at(i, ordinary(i) + if excursion { 200.0 } else { 0.0 });
+        }
+        // The series jumps to where the excursion went (news), then past it (a record).
+        let jump = at(1_300, 420.0);
+        let record = at(1_301, 480.0);
+        assert!(jump >= NAB_STANDARD_THRESHOLD, "{jump}");
+        assert!(
+            record < NAB_STANDARD_THRESHOLD,
+            "one episode, one alarm: {record}"
         );
     }
 
