@@ -91,7 +91,7 @@ pub struct NoticeApproval {
     pub action: String,
     /// The resource it acts on.
     pub resource: String,
-    /// The risk score, in [0, 1].
+    /// The trust core's risk score (0 to 100).
     pub risk: f64,
     /// The risk factors that weigh most, with their contributions, heaviest first.
     pub factors: Vec<(String, f64)>,

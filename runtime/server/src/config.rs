@@ -21,6 +21,7 @@
 //! | `[aws]`, `[docker]`, `[kubernetes]` | the executor crates' settings | their own `validate` |
 //! | `[graph]` | [`crate::graph::GraphConfig`] | [`crate::graph::GraphConfig::validate`] |
 //! | `[anomaly]` | [`crate::anomaly::AnomalyConfig`] | [`crate::anomaly::AnomalyConfig::validate`] |
+//! | `[integrations]`, `[[notify]]` | [`crate::notify::config`] | [`crate::notify::config::IntegrationsConfig::validate`], [`crate::notify::config::validate_routes`] |
 //!
 //! A new section is a field of [`ServeConfig`] (serde reads it), its type in the module of what
 //! it configures, and one line in [`ServeConfig::validate`]; `docs/configuration.md` lists it.
@@ -145,6 +146,10 @@ pub struct ServeConfig {
     /// `[anomaly]`: anomaly scores on metric events and `anomaly` alarms (see
     /// `docs/anomaly.md`); on by default.
     pub anomaly: crate::anomaly::AnomalyConfig,
+    /// `[integrations]`: Slack, PagerDuty, Jira and GitHub (see `docs/integrations.md`).
+    pub integrations: crate::notify::config::IntegrationsConfig,
+    /// `[[notify]]`: which runs are told where.
+    pub notify: Vec<crate::notify::config::NotifyRoute>,
 }
 
 impl Default for ServeConfig {
@@ -189,6 +194,8 @@ impl Default for ServeConfig {
             cluster: None,
             graph: None,
             anomaly: crate::anomaly::AnomalyConfig::default(),
+            integrations: crate::notify::config::IntegrationsConfig::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -320,6 +327,8 @@ impl ServeConfig {
             .map_err(|e| ConfigError::invalid("trust_roots", e.to_string()))?;
         self.auth.validate()?;
         self.limits.validate()?;
+        self.integrations.validate()?;
+        crate::notify::config::validate_routes(&self.notify, &self.integrations)?;
         if let Some(a) = &self.aws {
             a.validate()
                 .map_err(|e| ConfigError::invalid("aws", e.to_string()))?;

@@ -45,6 +45,19 @@ impl ApiError {
         e
     }
 
+    /// The message, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// `401`: a vendor's request whose signature (`field`, a header) does not hold. No
+    /// bearer challenge: the vendor signs, it does not sign in.
+    pub fn bad_signature(field: &'static str, message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", message);
+        e.field = Some(field.to_owned());
+        e
+    }
+
     /// 403: the token lacks the scope the route needs (the message names it).
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)

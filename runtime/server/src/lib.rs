@@ -49,6 +49,7 @@ pub mod limits;
 pub mod listener;
 pub mod maintenance;
 pub mod metrics;
+pub mod notify;
 pub mod providers;
 pub mod registry;
 pub mod replay;

@@ -119,6 +119,27 @@ pub struct Metrics {
     pub recovery_backlog_events: AtomicU64,
     /// Anomaly scoring of metric samples (`crate::anomaly`).
     pub anomaly: crate::anomaly::AnomalyCounts,
+    /// Notification attempts by vendor and result (`delivered`, `retried`, `failed`).
+    pub notifications: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+    /// Requests of the integrations' webhooks by source and result (`accepted`, `refused`,
+    /// `replayed`, `ignored`).
+    pub webhooks: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl Metrics {
+    /// Counts a notification attempt.
+    pub fn notification(&self, vendor: &'static str, result: &'static str) {
+        *crate::sync::lock(&self.notifications)
+            .entry((vendor, result))
+            .or_default() += 1;
+    }
+
+    /// Counts a webhook request.
+    pub fn webhook(&self, source: &'static str, result: &'static str) {
+        *crate::sync::lock(&self.webhooks)
+            .entry((source, result))
+            .or_default() += 1;
+    }
 }
 
 impl Default for Metrics {
@@ -139,6 +160,8 @@ impl Default for Metrics {
             recovery_events_replayed: AtomicU64::new(0),
             recovery_backlog_events: AtomicU64::new(0),
             anomaly: crate::anomaly::AnomalyCounts::default(),
+            notifications: Mutex::default(),
+            webhooks: Mutex::default(),
         }
     }
 }
@@ -438,6 +461,26 @@ impl Metrics {
             "`anomaly` events raised.",
             load(&self.anomaly.alarms),
         );
+        let _ = writeln!(
+            out,
+            "# HELP grace_notifications_total Notification attempts, by vendor and result.\n# TYPE grace_notifications_total counter"
+        );
+        for ((vendor, result), n) in crate::sync::lock(&self.notifications).iter() {
+            let _ = writeln!(
+                out,
+                "grace_notifications_total{{vendor=\"{vendor}\",result=\"{result}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP grace_webhooks_total Requests to the integrations' webhooks, by source and result.\n# TYPE grace_webhooks_total counter"
+        );
+        for ((source, result), n) in crate::sync::lock(&self.webhooks).iter() {
+            let _ = writeln!(
+                out,
+                "grace_webhooks_total{{source=\"{source}\",result=\"{result}\"}} {n}"
+            );
+        }
         gauge(
             &mut out,
             "grace_event_queue_depth",

@@ -105,10 +105,10 @@ pub fn render(notice: &Notice) -> Rendered {
             .factors
             .iter()
             .take(FACTORS_SHOWN)
-            .map(|(name, value)| format!("{} {value:.2}", escape(name)))
+            .map(|(name, value)| format!("{} {value:+.0}", escape(name)))
             .collect();
         let mut text = format!(
-            "*Change:* {} on {}\n*Risk:* {:.2}: {}",
+            "*Change:* {} on {}\n*Risk:* {:.0}: {}",
             escaped(&approval.action, 200),
             escaped(&approval.resource, 500),
             approval.risk,
@@ -199,9 +199,9 @@ mod tests {
                 id: "ap-1".to_owned(),
                 action: "containers::Restart".to_owned(),
                 resource: "web-1".to_owned(),
-                risk: 0.72,
-                factors: vec![("blast_radius".to_owned(), 0.3)],
-                reason: "risk 0.72 is above 0.6".to_owned(),
+                risk: 72.0,
+                factors: vec![("blast_radius".to_owned(), 30.0)],
+                reason: "risk 72 is above 60".to_owned(),
                 required: 2,
                 approved_by: vec![],
             }),
@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(buttons[1]["style"], "danger");
         let all = r.blocks.to_string();
         assert!(all.contains("two-person rule"), "{all}");
-        assert!(all.contains("blast_radius 0.30"), "{all}");
+        assert!(all.contains("blast_radius +30"), "{all}");
         assert_eq!(r.text, "restart-web on web-1: waiting for approval");
     }
 

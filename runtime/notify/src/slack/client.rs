@@ -117,6 +117,39 @@ impl SlackClient {
         self.call("chat.update", &body).await
     }
 
+    /// Shows `text` to `user` alone in `channel` (`chat.postEphemeral`): why a button press
+    /// was not taken.
+    pub async fn tell(&self, channel: &str, user: &str, text: &str) -> Result<(), DeliveryError> {
+        let body = json!({
+            "channel": channel,
+            "user": user,
+            "text": super::blocks::escape(&crate::text::cut(text, 3000)),
+        });
+        let request = self
+            .http
+            .client()
+            .post(format!("{}/chat.postEphemeral", self.api))
+            .bearer_auth(self.token.expose())
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        let answer = self.http.send(request).await?;
+        let read: ApiAnswer = answer.json(VENDOR)?;
+        if read.ok {
+            Ok(())
+        } else {
+            Err(DeliveryError::Rejected {
+                vendor: VENDOR,
+                message: format!(
+                    "chat.postEphemeral: {}",
+                    crate::text::cut(
+                        &crate::text::printable(read.error.as_deref().unwrap_or("unknown_error")),
+                        100
+                    )
+                ),
+            })
+        }
+    }
+
     async fn call(&self, method: &str, body: &serde_json::Value) -> Result<Posted, DeliveryError> {
         let request = self
             .http

@@ -7,6 +7,7 @@ mod events;
 mod graph;
 mod health;
 mod incidents;
+mod integrations;
 mod ledger;
 pub(crate) mod playbooks;
 mod policies;
@@ -47,6 +48,11 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/policies", policies::router())
         .nest("/v1/graph", graph::router())
         .nest("/v1/incidents", incidents::router())
+        .nest("/v1/notifications", integrations::notifications_router())
+        .route(
+            "/v1/integrations/slack/interactions",
+            axum::routing::post(integrations::slack_interactions),
+        )
         .route("/v1/fleet", get(health::fleet))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/v1/cluster", get(health::cluster))

@@ -31,9 +31,11 @@ use crate::store::Store;
 /// whole path from `/{name}` (another method gets `405`): each push route therefore also
 /// answers `GET` as `/{name}` would, with its last segment as the name.
 pub fn router() -> Router<App> {
-    let push: [(&'static str, MethodRouter<App>); 2] = [
+    let push: [(&'static str, MethodRouter<App>); 4] = [
         ("alertmanager", post(alertmanager)),
         ("metrics", post(push_metrics)),
+        ("github", post(super::integrations::github)),
+        ("pagerduty", post(super::integrations::pagerduty)),
     ];
     push.into_iter()
         .fold(

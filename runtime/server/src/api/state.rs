@@ -43,6 +43,7 @@ part!(Arc<HostTrust>, trust);
 part!(Option<Arc<grace_cluster::Cluster>>, cluster);
 part!(Option<Arc<crate::graph::Graph>>, graph);
 part!(Arc<crate::anomaly::Anomalies>, anomalies);
+part!(Arc<crate::notify::Notifier>, notifier);
 part!(
     Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
     shared_playbooks

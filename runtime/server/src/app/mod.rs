@@ -80,6 +80,8 @@ pub struct App {
     pub anomalies: Arc<crate::anomaly::Anomalies>,
     /// The dashboard's sessions, live updates and chart history (see [`crate::dashboard`]).
     pub dashboard: Arc<crate::dashboard::Dashboard>,
+    /// Notifications out, and the integrations' requests in (see [`crate::notify`]).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// Why the server could not start.
@@ -513,6 +515,15 @@ impl App {
             total_ms = recovering.elapsed().as_millis(),
             "recovered"
         );
+        // The integrations' secrets are read here: one that cannot be read stops the start.
+        let notifier = Arc::new(crate::notify::Notifier::new(
+            &config.integrations,
+            &config.notify,
+            store.clone(),
+            trust.clone(),
+            anomalies.clone(),
+            metrics.clone(),
+        )?);
         let dashboard = crate::dashboard::Dashboard::new(&config.data_dir, config.tls().is_some())
             .map_err(|e| StartError::Io {
                 what: "the dashboard's session key".into(),
@@ -540,7 +551,10 @@ impl App {
             graph,
             anomalies,
             dashboard: Arc::new(dashboard),
+            notifier: notifier.clone(),
         });
+        app.supervisor
+            .spawn("notifier", move || notifier.clone().run());
         let watched = App::clone(&app);
         app.supervisor.spawn("dashboard-live", move || {
             crate::dashboard::live::watch(watched.clone())

@@ -5,6 +5,7 @@
 
 mod checkpoint;
 mod events;
+pub mod outbox;
 pub mod run_index;
 mod settings;
 pub mod tables;

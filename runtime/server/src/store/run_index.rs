@@ -59,8 +59,12 @@ pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreE
         Some(Some(from)) => {
             count(tx, from, -1)?;
             count(tx, run.state, 1)?;
+            super::outbox::record(tx, run, Some(from))?;
         }
-        None => count(tx, run.state, 1)?,
+        None => {
+            count(tx, run.state, 1)?;
+            super::outbox::record(tx, run, None)?;
+        }
         Some(None) => {
             return Err(StoreError::Corrupt {
                 what: "runs by creation index",

@@ -1,0 +1,312 @@
+//! Delivering one notification to its vendor, with what the vendor already holds of the run or
+//! incident (its "thread"): the Slack message to update rather than post again, whether
+//! PagerDuty has an incident open under the `dedup_key`, the Jira issue to comment on.
+//!
+//! | notice | Slack | PagerDuty | Jira |
+//! |---|---|---|---|
+//! | started | post, or update the run's message | acknowledge, if open | comment, if an issue exists |
+//! | waiting for approval | post / update (with buttons) | trigger | create an issue, or comment |
+//! | succeeded | update | resolve, if open | comment, then transition (`resolve_transition`) |
+//! | failed, timed out | update | trigger | create an issue, or comment |
+//! | cancelled | update | leave open (people stopped it) | comment, if an issue exists |
+//!
+//! A notice older than what the thread last showed is not delivered ("superseded"): a retried
+//! notification must not take a message or an incident back to an earlier state.
+
+use grace_notify::jira::{JiraClient, NewIssue};
+use grace_notify::pagerduty::{Action, EventsClient, Severity, Trigger};
+use grace_notify::slack::SlackClient;
+use grace_notify::{DeliveryError, Notice, NoticeKind};
+use serde_json::{Map, Value, json};
+
+use super::config::Channel;
+
+/// What a delivery did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    /// For `/v1/notifications` (`posted`, `updated`, `created OPS-12`, `nothing to resolve`).
+    pub detail: String,
+    /// What the vendor now holds, to keep under the thread's key.
+    pub thread: Option<Value>,
+}
+
+/// The vendors GRACE sends to, as configured.
+pub struct Outlets {
+    /// Slack.
+    pub slack: Option<SlackClient>,
+    /// PagerDuty.
+    pub pagerduty: Option<(EventsClient, Severity)>,
+    /// Jira, with the project, issue type and resolving transition.
+    pub jira: Option<JiraOutlet>,
+}
+
+/// Jira as configured.
+pub struct JiraOutlet {
+    /// The client.
+    pub client: JiraClient,
+    /// The project key.
+    pub project: String,
+    /// The issue type's name.
+    pub issue_type: String,
+    /// The transition (or status) resolving an issue.
+    pub resolve: String,
+}
+
+/// The key of the thread `notice` belongs to on `channel`: the run for Slack (one message per
+/// run), the incident (else the run) for PagerDuty and Jira.
+pub fn thread_key(channel: &Channel, notice: &Notice) -> String {
+    match channel {
+        Channel::Slack(_) => notice.run_id.clone(),
+        Channel::PagerDuty | Channel::Jira => match &notice.incident {
+            Some(incident) => format!("incident/{incident}"),
+            None => format!("run/{}", notice.run_id),
+        },
+    }
+}
+
+/// Whether `notice` is older than what `thread` last showed.
+pub fn superseded(thread: Option<&Value>, notice: &Notice) -> bool {
+    thread
+        .and_then(|t| t.get("at"))
+        .and_then(Value::as_u64)
+        .is_some_and(|at| at > notice.at)
+}
+
+fn missing(vendor: &'static str) -> DeliveryError {
+    DeliveryError::Rejected {
+        vendor,
+        message: "not configured on this server".to_owned(),
+    }
+}
+
+impl Outlets {
+    /// Delivers `notice` to `channel`, given its `thread`; `retry` when an attempt was made
+    /// before (a Jira issue is then looked for before one is created).
+    pub async fn deliver(
+        &self,
+        channel: &Channel,
+        notice: &Notice,
+        thread: Option<&Value>,
+        key: &str,
+        retry: bool,
+    ) -> Result<Delivered, DeliveryError> {
+        match channel {
+            Channel::Slack(name) => {
+                let slack = self.slack.as_ref().ok_or_else(|| missing("slack"))?;
+                slack_deliver(slack, name, notice, thread).await
+            }
+            Channel::PagerDuty => {
+                let (client, severity) = self
+                    .pagerduty
+                    .as_ref()
+                    .ok_or_else(|| missing("pagerduty"))?;
+                pagerduty_deliver(client, *severity, notice, thread, key).await
+            }
+            Channel::Jira => {
+                let jira = self.jira.as_ref().ok_or_else(|| missing("jira"))?;
+                jira_deliver(jira, notice, thread, key, retry).await
+            }
+        }
+    }
+}
+
+async fn slack_deliver(
+    slack: &SlackClient,
+    channel: &str,
+    notice: &Notice,
+    thread: Option<&Value>,
+) -> Result<Delivered, DeliveryError> {
+    let rendered = grace_notify::slack::render(notice);
+    let posted_in = thread.and_then(|t| {
+        Some((
+            t.get("channel")?.as_str()?.to_owned(),
+            t.get("ts")?.as_str()?.to_owned(),
+        ))
+    });
+    let (posted, detail) = match posted_in {
+        Some((c, ts)) => match slack.update(&c, &ts, &rendered).await {
+            Ok(p) => (p, "updated"),
+            // Someone deleted the message: post it again.
+            Err(DeliveryError::Rejected { message, .. })
+                if message.ends_with("message_not_found") =>
+            {
+                (slack.post(channel, &rendered).await?, "posted again")
+            }
+            Err(e) => return Err(e),
+        },
+        None => (slack.post(channel, &rendered).await?, "posted"),
+    };
+    Ok(Delivered {
+        detail: format!("{detail} (ts {})", posted.ts),
+        thread: Some(json!({ "channel": posted.channel, "ts": posted.ts, "at": notice.at })),
+    })
+}
+
+fn is_open(thread: Option<&Value>) -> bool {
+    thread
+        .and_then(|t| t.get("open"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+async fn pagerduty_deliver(
+    client: &EventsClient,
+    severity: Severity,
+    notice: &Notice,
+    thread: Option<&Value>,
+    key: &str,
+) -> Result<Delivered, DeliveryError> {
+    let dedup = format!("grace/{key}");
+    let open = is_open(thread);
+    let (action, detail, open_after) = match notice.kind {
+        NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut => {
+            (Some(Action::Trigger), "triggered", true)
+        }
+        NoticeKind::Started if open => (Some(Action::Acknowledge), "acknowledged", true),
+        NoticeKind::Succeeded if open => (Some(Action::Resolve), "resolved", false),
+        NoticeKind::Succeeded | NoticeKind::Started => (None, "nothing open", false),
+        NoticeKind::Cancelled => (None, "left as it is: people stopped the run", open),
+    };
+    if let Some(action) = action {
+        let trigger = (action == Action::Trigger).then(|| trigger(notice, severity));
+        client.send(action, &dedup, trigger.as_ref()).await?;
+    }
+    Ok(Delivered {
+        detail: format!("{detail} ({dedup})"),
+        thread: Some(json!({ "open": open_after, "dedup_key": dedup, "at": notice.at })),
+    })
+}
+
+fn trigger(notice: &Notice, severity: Severity) -> Trigger {
+    let mut details = Map::new();
+    details.insert("run".into(), json!(notice.run_id));
+    details.insert("state".into(), json!(notice.kind.name()));
+    if let Some(incident) = &notice.incident {
+        details.insert("incident".into(), json!(incident));
+    }
+    if let Some(outcome) = &notice.outcome {
+        details.insert("outcome".into(), json!(outcome));
+    }
+    if let Some(a) = &notice.approval {
+        details.insert(
+            "approval".into(),
+            json!({ "action": a.action, "risk": a.risk, "reason": a.reason,
+                    "required": a.required, "approved_by": a.approved_by }),
+        );
+    }
+    Trigger {
+        summary: format!("GRACE: {}", notice.headline()),
+        source: notice.resource.clone(),
+        severity,
+        component: Some(notice.playbook.clone()),
+        group: None,
+        class: Some(notice.event_type.clone()),
+        details,
+        link: notice.link.clone(),
+    }
+}
+
+/// The label GRACE finds its issue of `key` by: `grace-` and the key with anything but
+/// letters, digits, `-`, `_` and `.` made `-`.
+pub fn jira_label(key: &str) -> String {
+    let safe: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(200)
+        .collect();
+    format!("grace-{safe}")
+}
+
+fn paragraphs(notice: &Notice) -> Vec<String> {
+    let mut p = vec![format!(
+        "{} (run {}, event {})",
+        notice.headline(),
+        notice.run_id,
+        notice.event_type
+    )];
+    if let Some(a) = &notice.approval {
+        p.push(format!(
+            "Waiting for approval: {} on {}, risk {:.0}: {}",
+            a.action, a.resource, a.risk, a.reason
+        ));
+    }
+    if let Some(o) = &notice.outcome {
+        p.push(format!("Outcome: {o}"));
+    }
+    p
+}
+
+async fn jira_deliver(
+    jira: &JiraOutlet,
+    notice: &Notice,
+    thread: Option<&Value>,
+    key: &str,
+    retry: bool,
+) -> Result<Delivered, DeliveryError> {
+    let label = jira_label(key);
+    let mut issue = thread
+        .and_then(|t| t.get("issue"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if issue.is_none() && retry {
+        // An earlier attempt may have created it and lost the answer: creating is not
+        // idempotent, so look first.
+        issue = jira.client.find_by_label(&jira.project, &label).await?;
+    }
+    let text = paragraphs(notice);
+    let link = notice.link.as_deref();
+    let detail = match (notice.kind, &issue) {
+        (NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut, None) => {
+            let created = jira
+                .client
+                .create(&NewIssue {
+                    project: jira.project.clone(),
+                    issue_type: jira.issue_type.clone(),
+                    summary: format!("GRACE: {}", notice.headline()),
+                    description: text,
+                    link: link.map(str::to_owned),
+                    labels: vec!["grace".to_owned(), label],
+                })
+                .await?;
+            let detail = format!("created {created}");
+            issue = Some(created);
+            detail
+        }
+        (NoticeKind::Succeeded, Some(key)) => {
+            jira.client.comment(key, &text, link).await?;
+            let moved = jira.client.transition(key, &jira.resolve).await?;
+            if moved {
+                format!("commented on {key} and moved it to {}", jira.resolve)
+            } else {
+                format!("commented on {key}, already {}", jira.resolve)
+            }
+        }
+        (_, Some(key)) => {
+            jira.client.comment(key, &text, link).await?;
+            format!("commented on {key}")
+        }
+        (_, None) => "no issue to comment on".to_owned(),
+    };
+    Ok(Delivered {
+        detail,
+        thread: Some(json!({ "issue": issue, "at": notice.at })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jira_labels_hold_no_space_or_quote_whatever_the_key() {
+        assert_eq!(jira_label("incident/inc-1"), "grace-incident-inc-1");
+        assert_eq!(jira_label("run/a b\"c"), "grace-run-a-b-c");
+        assert!(grace_notify::jira::client::validate_label(&jira_label(&"x".repeat(500))).is_ok());
+    }
+}

@@ -1,0 +1,215 @@
+//! PagerDuty's and GitHub's webhooks as event sources: `POST /v1/sources/pagerduty` and
+//! `POST /v1/sources/github`, authenticated by the vendor's signature of the body (not a
+//! bearer token: the vendors cannot send one), each delivery accepted once.
+//!
+//! | source | event type | resource | timestamp |
+//! |---|---|---|---|
+//! | GitHub `deployment` | `deployment.created` | `[integrations.github] resources`, else the repository's name | `deployment.created_at` |
+//! | GitHub `deployment_status` | `deployment.<state>` (`deployment.success`, `deployment.failure`, ...) | the same | `deployment_status.created_at` |
+//! | PagerDuty `incident.triggered`, ... | `pagerduty.incident.triggered`, ... | `[integrations.pagerduty] services`, else the service's name | `occurred_at` |
+//!
+//! `deployment.*` events are what the trust core's deployment-recency factor reads (see
+//! [`crate::trust::HostTrust::observe`]), and what root-cause ranking sees as changes.
+//!
+//! Neither vendor signs a time, so a replayed delivery is refused by its id
+//! (`X-GitHub-Delivery`, `X-Webhook-Id`): ids accepted are remembered ([`MAX_SEEN`] at most,
+//! seeded at first use from the events the log holds, so a restart does not forget them), and
+//! a delivery seen before is answered `200` with nothing ingested (the vendors retry on
+//! errors; a retry of a delivery that was accepted must not make it fail).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use grace_engine::TriggerEvent;
+use grace_notify::Secret;
+use serde_json::{Value, json};
+
+use super::config::IntegrationsConfig;
+use crate::config_error::ConfigError;
+
+/// Delivery ids remembered per source.
+pub const MAX_SEEN: usize = 20_000;
+/// Events read back from the log to seed the ids, at most.
+pub const SEED_EVENTS: usize = 20_000;
+/// Bytes of events read back to seed them, at most.
+pub const SEED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The payload key holding a webhook's delivery id.
+pub const DELIVERY_KEY: &str = "delivery_id";
+
+/// The delivery ids a source accepted.
+#[derive(Default)]
+pub struct Seen {
+    seeded: bool,
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Seen {
+    /// Whether `id` was accepted before.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Remembers `id`, forgetting the oldest beyond [`MAX_SEEN`].
+    pub fn remember(&mut self, id: String) {
+        if self.ids.insert(id.clone()) {
+            self.order.push_back(id);
+            while self.order.len() > MAX_SEEN {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether the log's ids were read.
+    pub fn is_seeded(&self) -> bool {
+        self.seeded
+    }
+
+    /// Remembers the ids of `source`'s events among `events` (oldest first).
+    pub fn seed<'a>(&mut self, source: &str, events: impl Iterator<Item = &'a TriggerEvent>) {
+        for e in events {
+            if e.source == source
+                && let Some(id) = e.payload.get(DELIVERY_KEY).and_then(Value::as_str)
+            {
+                self.remember(id.to_owned());
+            }
+        }
+        self.seeded = true;
+    }
+}
+
+/// The webhook sources configured.
+pub struct Webhooks {
+    /// GitHub's secret and its repositories' resources.
+    pub github: Option<(Secret, BTreeMap<String, String>)>,
+    /// PagerDuty's secret and its services' resources.
+    pub pagerduty: Option<(Secret, BTreeMap<String, String>)>,
+    /// Delivery ids accepted, per source.
+    pub seen: tokio::sync::Mutex<BTreeMap<&'static str, Seen>>,
+}
+
+impl Webhooks {
+    /// Reads the secrets the settings name.
+    pub fn new(integrations: &IntegrationsConfig) -> Result<Webhooks, ConfigError> {
+        let github = match &integrations.github {
+            Some(g) => Some((
+                g.webhook_secret.load().map_err(|e| {
+                    ConfigError::invalid("integrations.github.webhook_secret", e.to_string())
+                })?,
+                g.resources.clone(),
+            )),
+            None => None,
+        };
+        let pagerduty = match integrations.pagerduty.as_ref() {
+            Some(p) => match &p.webhook_secret {
+                Some(secret) => Some((
+                    secret.load().map_err(|e| {
+                        ConfigError::invalid("integrations.pagerduty.webhook_secret", e.to_string())
+                    })?,
+                    p.services.clone(),
+                )),
+                None => None,
+            },
+            None => None,
+        };
+        Ok(Webhooks {
+            github,
+            pagerduty,
+            seen: tokio::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+}
+
+/// A delivery id as either vendor sends it: 1 to 128 letters, digits and `-`.
+pub fn valid_delivery_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// The event of a GitHub deployment delivery.
+pub fn github_event(
+    d: &grace_notify::github::Deployment,
+    delivery: &str,
+    resources: &BTreeMap<String, String>,
+    now: u64,
+) -> TriggerEvent {
+    let resource = resources
+        .get(&format!("{}@{}", d.repository, d.environment))
+        .or_else(|| resources.get(&d.repository))
+        .cloned()
+        .unwrap_or_else(|| {
+            d.repository
+                .rsplit_once('/')
+                .map_or(d.repository.clone(), |(_, name)| name.to_owned())
+        });
+    let event_type = match &d.state {
+        Some(state) => format!("deployment.{}", state.replace('_', "-")),
+        None => "deployment.created".to_owned(),
+    };
+    TriggerEvent {
+        event_type,
+        source: "github".to_owned(),
+        actor: d.sender.clone().unwrap_or_else(|| "github".to_owned()),
+        resource,
+        payload: json!({
+            DELIVERY_KEY: delivery,
+            "repository": d.repository,
+            "environment": d.environment,
+            "deployment_id": d.id,
+            "sha": d.sha,
+            "ref": d.git_ref,
+            "state": d.state,
+        }),
+        timestamp: crate::sources::parse_time(&d.at).unwrap_or(now),
+    }
+}
+
+/// The event of a PagerDuty webhook delivery.
+pub fn pagerduty_event(
+    e: &grace_notify::pagerduty::WebhookEvent,
+    delivery: &str,
+    services: &BTreeMap<String, String>,
+    now: u64,
+) -> TriggerEvent {
+    let text = |pointer: &str, max: usize| -> Value {
+        e.data
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map_or(Value::Null, |s| {
+                json!(grace_notify::text::cut(
+                    &grace_notify::text::printable(s),
+                    max
+                ))
+            })
+    };
+    let service_id = e
+        .data
+        .pointer("/service/id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let resource = services
+        .get(service_id)
+        .cloned()
+        .or_else(|| e.service.clone())
+        .unwrap_or_else(|| "pagerduty".to_owned());
+    TriggerEvent {
+        event_type: format!("pagerduty.{}", e.event_type),
+        source: "pagerduty".to_owned(),
+        actor: "pagerduty".to_owned(),
+        resource,
+        payload: json!({
+            DELIVERY_KEY: delivery,
+            "event_id": e.id,
+            "pagerduty_incident": text("/id", 64),
+            "number": e.data.get("number").and_then(Value::as_u64),
+            "title": text("/title", 500),
+            "status": text("/status", 40),
+            "urgency": text("/urgency", 40),
+            "html_url": text("/html_url", 500),
+            "service_id": text("/service/id", 64),
+            "service": text("/service/summary", 255),
+        }),
+        timestamp: crate::sources::parse_time(&e.occurred_at).unwrap_or(now),
+    }
+}

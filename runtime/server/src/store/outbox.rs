@@ -1,0 +1,467 @@
+//! The notifications' durable outbox.
+//!
+//! A run's change of state is recorded in [`RUN_TRANSITIONS`] in the very transaction that
+//! stores the run (see [`super::run_index::index`]): a run the API has shown as waiting for
+//! approval, or finished, cannot miss its notification, even across `kill -9`. The notifier
+//! (`crate::notify`) reads the transitions, turns each into the notifications its routes ask
+//! for, and stores those while deleting the transitions, in one transaction; then it delivers
+//! them, keeping each one's state ([`NotificationRecord`]) for `/v1/notifications`.
+//!
+//! Everything here is bounded: transitions are consumed as they come (and at most
+//! [`MAX_TRANSITIONS`] wait, the oldest dropped beyond, counted); finished notifications beyond
+//! [`MAX_NOTIFICATIONS`] are pruned oldest first; a vendor's thread of one run or incident
+//! (the Slack message, the Jira issue) beyond [`MAX_THREADS`] is forgotten oldest first.
+
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::tables::META;
+use super::{Store, StoreError, db, decode, encode};
+use crate::runs::{RunRecord, RunState};
+
+/// Run state changes not yet turned into notifications, by sequence number: JSON
+/// [`Transition`].
+pub const RUN_TRANSITIONS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("server/run_transitions");
+/// Notifications by id: JSON [`NotificationRecord`].
+pub const NOTIFICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("server/notifications");
+/// Pending notifications by (when they are due, id).
+pub const NOTIFICATIONS_DUE: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("server/notifications_due");
+/// What a vendor holds of one run or incident, by (channel, key): the Slack message to
+/// update, the Jira issue to comment on, whether PagerDuty has an incident open. JSON
+/// [`Thread`].
+pub const NOTIFY_THREADS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("server/notify_threads");
+
+/// Under [`META`]: the last transition's sequence number.
+const TRANSITIONS_LAST: &str = "outbox.transitions_last";
+/// Under [`META`]: the last notification's id.
+const NOTIFICATIONS_LAST: &str = "outbox.notifications_last";
+/// Under [`META`]: transitions dropped because the notifier was too far behind.
+const TRANSITIONS_DROPPED: &str = "outbox.transitions_dropped";
+
+/// The most transitions waiting; beyond, the oldest is dropped (and counted).
+pub const MAX_TRANSITIONS: u64 = 100_000;
+/// The most notifications kept; beyond, the oldest finished ones are pruned.
+pub const MAX_NOTIFICATIONS: u64 = 10_000;
+/// The most vendor threads kept.
+pub const MAX_THREADS: u64 = 20_000;
+
+/// A run's change of state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The run.
+    pub run: String,
+    /// Its state before (none for a new run).
+    pub from: Option<RunState>,
+    /// Its state now.
+    pub to: RunState,
+    /// When it was stored (wall clock, ms).
+    pub at: u64,
+}
+
+/// Where a notification is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotificationState {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// The vendor took it.
+    Delivered,
+    /// Given up: the vendor refused it, or it kept failing.
+    Failed,
+}
+
+impl NotificationState {
+    /// As in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Delivered => "delivered",
+            NotificationState::Failed => "failed",
+        }
+    }
+
+    /// Parses [`NotificationState::name`].
+    pub fn parse(name: &str) -> Option<NotificationState> {
+        [
+            NotificationState::Pending,
+            NotificationState::Delivered,
+            NotificationState::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// One notification to one channel, and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationRecord {
+    /// Its id, increasing.
+    pub id: u64,
+    /// The `[[notify]]` route that asked for it.
+    pub route: String,
+    /// Where it goes: `slack:<channel>`, `pagerduty`, `jira`.
+    pub channel: String,
+    /// What it says.
+    pub notice: grace_notify::Notice,
+    /// Where it is.
+    pub state: NotificationState,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it was made (wall clock, ms).
+    pub created_at: u64,
+    /// When its next attempt is due (while pending).
+    pub next_attempt_at: u64,
+    /// When it was delivered or given up.
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+    /// The last failure, bounded.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// What the delivery did (`posted`, `updated`, `created OPS-12`, `nothing to resolve`).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// A notification to make: everything but its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// See [`NotificationRecord::route`].
+    pub route: String,
+    /// See [`NotificationRecord::channel`].
+    pub channel: String,
+    /// See [`NotificationRecord::notice`].
+    pub notice: grace_notify::Notice,
+}
+
+/// What a vendor holds of one run or incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    /// The vendor's own reference: a Slack message (`{"channel","ts"}`), a Jira issue key, a
+    /// PagerDuty `dedup_key` with whether it was triggered.
+    pub value: Value,
+    /// When it was last written (ms).
+    pub updated_at: u64,
+}
+
+/// Records `run`'s change from `from`, in the transaction that stores it. Called for every
+/// change of state, and for a new run.
+pub(super) fn record(
+    tx: &WriteTransaction,
+    run: &RunRecord,
+    from: Option<RunState>,
+) -> Result<(), StoreError> {
+    let mut meta = tx.open_table(META).map_err(db)?;
+    let seq = meta
+        .get(TRANSITIONS_LAST)
+        .map_err(db)?
+        .map_or(0, |v| v.value())
+        + 1;
+    meta.insert(TRANSITIONS_LAST, seq).map_err(db)?;
+    let transition = Transition {
+        run: run.id.clone(),
+        from,
+        to: run.state,
+        at: grace_engine::event::system_now_millis(),
+    };
+    let mut table = tx.open_table(RUN_TRANSITIONS).map_err(db)?;
+    table
+        .insert(seq, encode(&transition)?.as_slice())
+        .map_err(db)?;
+    if table.len().map_err(db)? > MAX_TRANSITIONS {
+        // The notifier is far behind (or has been failing): the oldest change goes, counted,
+        // so that the table cannot grow without bound.
+        let oldest = table.first().map_err(db)?.map(|(k, _)| k.value());
+        if let Some(oldest) = oldest {
+            table.remove(oldest).map_err(db)?;
+            let dropped = meta
+                .get(TRANSITIONS_DROPPED)
+                .map_err(db)?
+                .map_or(0, |v| v.value());
+            meta.insert(TRANSITIONS_DROPPED, dropped + 1).map_err(db)?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The oldest `limit` transitions not yet turned into notifications.
+    pub fn transitions(&self, limit: usize) -> Result<Vec<(u64, Transition)>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = match tx.open_table(RUN_TRANSITIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)?.take(limit) {
+            let (k, v) = row.map_err(db)?;
+            let seq = k.value();
+            out.push((seq, decode("run transition", &seq.to_string(), v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Transitions dropped because too many waited.
+    pub fn transitions_dropped(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        match tx.open_table(META) {
+            Ok(meta) => Ok(meta
+                .get(TRANSITIONS_DROPPED)
+                .map_err(db)?
+                .map_or(0, |v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// Stores `made` as pending notifications, due `now`, and deletes the transitions through
+    /// `through` they were made from, in one transaction. Prunes the oldest finished
+    /// notifications beyond [`MAX_NOTIFICATIONS`].
+    pub fn enqueue_notifications(
+        &self,
+        through: u64,
+        made: Vec<NewNotification>,
+        now: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let mut ids = Vec::with_capacity(made.len());
+        {
+            let mut transitions = tx.open_table(RUN_TRANSITIONS).map_err(db)?;
+            let done: Vec<u64> = transitions
+                .range(..=through)
+                .map_err(db)?
+                .map(|row| row.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            for seq in done {
+                transitions.remove(seq).map_err(db)?;
+            }
+            let mut meta = tx.open_table(META).map_err(db)?;
+            let mut last = meta
+                .get(NOTIFICATIONS_LAST)
+                .map_err(db)?
+                .map_or(0, |v| v.value());
+            let mut table = tx.open_table(NOTIFICATIONS).map_err(db)?;
+            let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
+            for n in made {
+                last += 1;
+                let record = NotificationRecord {
+                    id: last,
+                    route: n.route,
+                    channel: n.channel,
+                    notice: n.notice,
+                    state: NotificationState::Pending,
+                    attempts: 0,
+                    created_at: now,
+                    next_attempt_at: now,
+                    finished_at: None,
+                    last_error: None,
+                    detail: None,
+                };
+                table
+                    .insert(last, encode(&record)?.as_slice())
+                    .map_err(db)?;
+                due.insert((now, last), ()).map_err(db)?;
+                ids.push(last);
+            }
+            meta.insert(NOTIFICATIONS_LAST, last).map_err(db)?;
+            prune(&mut table)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(ids)
+    }
+
+    /// Pending notifications due at `now`, oldest due first, at most `limit`.
+    pub fn due_notifications(
+        &self,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let (due, table) = match (
+            tx.open_table(NOTIFICATIONS_DUE),
+            tx.open_table(NOTIFICATIONS),
+        ) {
+            (Ok(d), Ok(t)) => (d, t),
+            (Err(redb::TableError::TableDoesNotExist(_)), _)
+            | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
+            (Err(e), _) | (_, Err(e)) => return Err(db(e)),
+        };
+        let mut out = Vec::new();
+        for row in due.range(..=(now, u64::MAX)).map_err(db)?.take(limit) {
+            let (k, _) = row.map_err(db)?;
+            let id = k.value().1;
+            if let Some(v) = table.get(id).map_err(db)? {
+                out.push(decode("notification", &id.to_string(), v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest time a pending notification is due, if any.
+    pub fn next_notification_due(&self) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        match tx.open_table(NOTIFICATIONS_DUE) {
+            Ok(due) => Ok(due.first().map_err(db)?.map(|(k, _)| k.value().0)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// Stores `record`'s new state (and its place among the due ones), with `thread` (the
+    /// vendor reference its delivery made or changed) in the same transaction.
+    pub fn update_notification(
+        &self,
+        previous_due: u64,
+        record: &NotificationRecord,
+        thread: Option<(&str, &str, &Value)>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(NOTIFICATIONS).map_err(db)?;
+            table
+                .insert(record.id, encode(record)?.as_slice())
+                .map_err(db)?;
+            let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
+            due.remove((previous_due, record.id)).map_err(db)?;
+            if record.state == NotificationState::Pending {
+                due.insert((record.next_attempt_at, record.id), ())
+                    .map_err(db)?;
+            }
+            if let Some((channel, key, value)) = thread {
+                let mut threads = tx.open_table(NOTIFY_THREADS).map_err(db)?;
+                let t = Thread {
+                    value: value.clone(),
+                    updated_at: record.finished_at.unwrap_or(record.next_attempt_at),
+                };
+                threads
+                    .insert((channel, key), encode(&t)?.as_slice())
+                    .map_err(db)?;
+                if threads.len().map_err(db)? > MAX_THREADS {
+                    forget_oldest_thread(&mut threads)?;
+                }
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// What `channel` holds for `key`, if anything.
+    pub fn thread(&self, channel: &str, key: &str) -> Result<Option<Thread>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = match tx.open_table(NOTIFY_THREADS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db(e)),
+        };
+        table
+            .get((channel, key))
+            .map_err(db)?
+            .map(|v| decode("notification thread", key, v.value()))
+            .transpose()
+    }
+
+    /// One notification.
+    pub fn notification(&self, id: u64) -> Result<Option<NotificationRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = match tx.open_table(NOTIFICATIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db(e)),
+        };
+        table
+            .get(id)
+            .map_err(db)?
+            .map(|v| decode("notification", &id.to_string(), v.value()))
+            .transpose()
+    }
+
+    /// The newest notifications (before id `before`, when given), in `state` if given, at most
+    /// `limit`; reads at most `limit` × 20 records to find them.
+    pub fn notifications(
+        &self,
+        state: Option<NotificationState>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = match tx.open_table(NOTIFICATIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db(e)),
+        };
+        let mut out = Vec::new();
+        let upper = before.unwrap_or(u64::MAX);
+        for row in table
+            .range(..upper)
+            .map_err(db)?
+            .rev()
+            .take(limit.saturating_mul(20))
+        {
+            let (k, v) = row.map_err(db)?;
+            let record: NotificationRecord =
+                decode("notification", &k.value().to_string(), v.value())?;
+            if state.is_none_or(|s| s == record.state) {
+                out.push(record);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Deletes the oldest finished notifications beyond [`MAX_NOTIFICATIONS`] (pending ones stay:
+/// they are bounded by what the routes make, and delivered or given up in time).
+fn prune(table: &mut redb::Table<'_, u64, &[u8]>) -> Result<(), StoreError> {
+    let over = table.len().map_err(db)?.saturating_sub(MAX_NOTIFICATIONS);
+    if over == 0 {
+        return Ok(());
+    }
+    let mut doomed = Vec::new();
+    for row in table
+        .iter()
+        .map_err(db)?
+        .take(usize::try_from(over * 4).unwrap_or(usize::MAX))
+    {
+        let (k, v) = row.map_err(db)?;
+        let record: NotificationRecord = decode("notification", &k.value().to_string(), v.value())?;
+        if record.state != NotificationState::Pending {
+            doomed.push(k.value());
+            if doomed.len() as u64 >= over {
+                break;
+            }
+        }
+    }
+    for id in doomed {
+        table.remove(id).map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Forgets the thread written longest ago: a scan, done only when the table is over its bound.
+fn forget_oldest_thread(
+    threads: &mut redb::Table<'_, (&'static str, &'static str), &[u8]>,
+) -> Result<(), StoreError> {
+    let mut oldest: Option<((String, String), u64)> = None;
+    for row in threads.iter().map_err(db)? {
+        let (k, v) = row.map_err(db)?;
+        let (channel, key) = k.value();
+        let t: Thread = decode("notification thread", key, v.value())?;
+        if oldest.as_ref().is_none_or(|(_, at)| t.updated_at < *at) {
+            oldest = Some(((channel.to_owned(), key.to_owned()), t.updated_at));
+        }
+    }
+    if let Some(((channel, key), _)) = oldest {
+        threads
+            .remove((channel.as_str(), key.as_str()))
+            .map_err(db)?;
+    }
+    Ok(())
+}
