@@ -1,0 +1,448 @@
+//! Slack, PagerDuty, Jira and GitHub around a real incident, against the vendors' test servers
+//! (`tests/vendors`: each checks every request as the vendor documents it).
+//!
+//! The recorded latency incident makes `scale-on-latency` scale a production group, which two
+//! people must approve: the run is posted to Slack with Approve / Deny buttons, opened in
+//! PagerDuty and in Jira; two Slack users press Approve; the run goes on, and the message, the
+//! PagerDuty incident and the Jira issue follow it to the end.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::approvals::{add_policies, start_incident, trust_section};
+use common::{Server, rt};
+use grace_testkit::poll_until;
+use grace_vendor_testservers::jira::JiraServer;
+use grace_vendor_testservers::pagerduty::PagerDutyServer;
+use grace_vendor_testservers::slack::{Message, SlackServer};
+use grace_vendor_testservers::{Fault, github, pagerduty};
+use serde_json::{Value, json};
+
+const SLACK_TOKEN: &str = "xoxb-0000-grace-test";
+const SLACK_SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const ROUTING_KEY: &str = "e93facc04764012d7bfb002500d5d1a6";
+const JIRA_TOKEN: &str = "jira-api-token";
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+const PAGERDUTY_SECRET: &str = "grace-pd-test-secret";
+
+struct Vendors {
+    slack: SlackServer,
+    pagerduty: PagerDutyServer,
+    jira: JiraServer,
+}
+
+impl Vendors {
+    fn start() -> Vendors {
+        Vendors {
+            slack: SlackServer::start(SLACK_TOKEN, SLACK_SIGNING, &[("C0OPS0001", "ops")]),
+            pagerduty: PagerDutyServer::start(ROUTING_KEY),
+            jira: JiraServer::start("grace@example.com", JIRA_TOKEN, "OPS"),
+        }
+    }
+
+    fn assert_no_violations(&self) {
+        assert!(
+            self.slack.faults.violations().is_empty(),
+            "Slack: {:?}",
+            self.slack.faults.violations()
+        );
+        assert!(
+            self.pagerduty.faults.violations().is_empty(),
+            "PagerDuty: {:?}",
+            self.pagerduty.faults.violations()
+        );
+        assert!(
+            self.jira.faults.violations().is_empty(),
+            "Jira: {:?}",
+            self.jira.faults.violations()
+        );
+    }
+}
+
+fn secret(dir: &Path, name: &str, value: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{value}\n")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// `grace.toml`: production groups (two approvers), the integrations, one route.
+fn config(dir: &Path, v: &Vendors) -> String {
+    let text = format!(
+        r#"{trust}
+[integrations]
+public_url = "https://grace.example.com"
+
+[integrations.slack]
+token = {{ file = "{slack_token}" }}
+signing_secret = {{ file = "{slack_signing}" }}
+api_url = "{slack_api}"
+approvers = {{ U0ALICE01 = "alice", U0BOB0001 = "bob", U0CAROL01 = "carol" }}
+
+[integrations.pagerduty]
+routing_key = {{ file = "{routing_key}" }}
+events_url = "{pagerduty_url}"
+webhook_secret = {{ file = "{pagerduty_secret}" }}
+services = {{ PF9KMXH = "api-asg" }}
+
+[integrations.jira]
+url = "{jira_url}"
+email = "grace@example.com"
+token = {{ file = "{jira_token}" }}
+project = "OPS"
+
+[integrations.github]
+webhook_secret = {{ file = "{github_secret}" }}
+resources = {{ "acme/api" = "api-asg" }}
+
+[[notify]]
+name = "oncall"
+on = ["run.waiting-approval", "run.succeeded", "run.failed"]
+to = ["slack:#ops", "pagerduty", "jira"]
+"#,
+        trust = trust_section(""),
+        slack_token = secret(dir, "slack-token", SLACK_TOKEN),
+        slack_signing = secret(dir, "slack-signing", SLACK_SIGNING),
+        slack_api = v.slack.api_url(),
+        routing_key = secret(dir, "pd-key", ROUTING_KEY),
+        pagerduty_url = v.pagerduty.events_url(),
+        pagerduty_secret = secret(dir, "pd-webhook", PAGERDUTY_SECRET),
+        jira_url = v.jira.url(),
+        jira_token = secret(dir, "jira-token", JIRA_TOKEN),
+        github_secret = secret(dir, "github-secret", GITHUB_SECRET),
+    );
+    let path = dir.join("grace.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Posts `body` with `headers` and no token, as a vendor does.
+fn post_signed(
+    server: &Server,
+    path: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> (u16, Value) {
+    rt().block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", server.url))
+            .body(body);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+}
+
+fn the_message(slack: &SlackServer) -> Message {
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 1, "one message per run: {messages:?}");
+    messages[0].clone()
+}
+
+fn has_buttons(m: &Message) -> bool {
+    m.blocks
+        .as_array()
+        .is_some_and(|b| b.iter().any(|b| b["type"] == "actions"))
+}
+
+#[test]
+fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
+    let dir = common::data_dir();
+    let v = Vendors::start();
+    let cfg = config(dir.path(), &v);
+    let server = Server::start(dir.path(), &["--config", &cfg]);
+    add_policies(&server, dir.path());
+    for person in ["alice", "bob"] {
+        server.token_with(person, &["approve"]);
+    }
+    // carol is mapped in Slack but holds no `approve` token.
+    server.token_with("carol", &["read"]);
+
+    let run = start_incident(&server);
+    let message = poll_until(
+        "the run's Slack message with buttons",
+        Duration::from_secs(60),
+        || v.slack.messages().into_iter().find(has_buttons),
+    );
+    let text = message.blocks.to_string();
+    assert!(text.contains("two-person rule"), "{text}");
+    assert!(
+        text.contains(&format!("https://grace.example.com/runs/{run}")),
+        "{text}"
+    );
+    poll_until("PagerDuty's incident", Duration::from_secs(30), || {
+        v.pagerduty
+            .incidents()
+            .get(&format!("grace/run/{run}"))
+            .filter(|i| i.status == "triggered")
+            .cloned()
+    });
+    poll_until("the Jira issue", Duration::from_secs(30), || {
+        v.jira
+            .issues()
+            .into_iter()
+            .find(|i| i.labels.contains(&format!("grace-run-{run}")))
+    });
+
+    // Someone Slack does not map, and someone without `approve`: told, not counted.
+    for stranger in ["U0EVE0001", "U0CAROL01"] {
+        let (headers, body) = v.slack.press(stranger, &message.ts, "grace.approve");
+        let (status, _) = post_signed(
+            &server,
+            "/v1/integrations/slack/interactions",
+            &headers,
+            body,
+        );
+        assert_eq!(status, 200);
+    }
+    poll_until("two users told why", Duration::from_secs(10), || {
+        (v.slack.ephemeral().len() == 2).then_some(())
+    });
+    let pending = common::approvals::approvals(&server, "pending");
+    assert_eq!(pending.len(), 1);
+    assert!(
+        pending[0]["approved_by"].as_array().unwrap().is_empty(),
+        "{pending:?}"
+    );
+
+    // A forged signature, and a replay of a press that was taken.
+    let (headers, body) = v.slack.press("U0ALICE01", &message.ts, "grace.approve");
+    let mut forged = headers.clone();
+    forged[2].1 = format!("v0={}", "0".repeat(64));
+    let (status, refused) = post_signed(
+        &server,
+        "/v1/integrations/slack/interactions",
+        &forged,
+        body.clone(),
+    );
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(refused["error"]["field"], "x-slack-signature");
+    let (status, _) = post_signed(
+        &server,
+        "/v1/integrations/slack/interactions",
+        &headers,
+        body.clone(),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = post_signed(
+        &server,
+        "/v1/integrations/slack/interactions",
+        &headers,
+        body,
+    );
+    assert_eq!(status, 401, "a replayed press");
+
+    // One of two: the message shows who approved, and keeps its buttons.
+    poll_until("alice shown as approving", Duration::from_secs(30), || {
+        let m = the_message(&v.slack);
+        (m.blocks.to_string().contains("Approved by: alice") && has_buttons(&m)).then_some(())
+    });
+    // alice again (a second press, a new signature) is still one person.
+    let (headers, body) = v.slack.press("U0ALICE01", &message.ts, "grace.approve");
+    assert_eq!(
+        post_signed(
+            &server,
+            "/v1/integrations/slack/interactions",
+            &headers,
+            body
+        )
+        .0,
+        200
+    );
+    assert_eq!(common::approvals::approvals(&server, "pending").len(), 1);
+
+    let (headers, body) = v.slack.press("U0BOB0001", &message.ts, "grace.approve");
+    assert_eq!(
+        post_signed(
+            &server,
+            "/v1/integrations/slack/interactions",
+            &headers,
+            body
+        )
+        .0,
+        200
+    );
+    server.wait_state(&run, &["succeeded"]);
+
+    poll_until(
+        "the message showing the outcome without buttons",
+        Duration::from_secs(60),
+        || {
+            let m = the_message(&v.slack);
+            (!has_buttons(&m) && m.text.contains("succeeded")).then_some(())
+        },
+    );
+    poll_until(
+        "PagerDuty's incident resolved",
+        Duration::from_secs(60),
+        || {
+            v.pagerduty
+                .incidents()
+                .get(&format!("grace/run/{run}"))
+                .filter(|i| i.status == "resolved")
+                .cloned()
+        },
+    );
+    let issue = poll_until("the Jira issue done", Duration::from_secs(60), || {
+        v.jira.issues().into_iter().find(|i| i.status == "Done")
+    });
+    assert!(!issue.comments.is_empty());
+    v.assert_no_violations();
+
+    let (status, list) = server.get("/v1/notifications?state=delivered");
+    assert_eq!(status, 200, "{list}");
+    let delivered = list["notifications"].as_array().unwrap();
+    for channel in ["slack:#ops", "pagerduty", "jira"] {
+        assert!(
+            delivered.iter().filter(|n| n["channel"] == channel).count() >= 2,
+            "{channel}: {list}"
+        );
+    }
+    assert!(
+        server.metric("grace_notifications_total{vendor=\"slack\",result=\"delivered\"}") >= 2.0
+    );
+}
+
+#[test]
+fn a_vendor_that_limits_or_fails_delays_its_notifications_only_and_they_arrive() {
+    let dir = common::data_dir();
+    let v = Vendors::start();
+    let cfg = config(dir.path(), &v);
+    let server = Server::start(dir.path(), &["--config", &cfg]);
+    add_policies(&server, dir.path());
+    v.slack.faults.push(Fault::RateLimited(Some(1)));
+    v.slack.faults.push(Fault::Status(503));
+    v.pagerduty.faults.push(Fault::Status(500));
+    v.jira.faults.push(Fault::RateLimited(Some(1)));
+
+    let run = start_incident(&server);
+    // The run got to its approval without waiting for anyone's delivery.
+    server.wait_state(&run, &["waiting-approval"]);
+    poll_until(
+        "Slack's message after a 429 and a 503",
+        Duration::from_secs(60),
+        || v.slack.messages().into_iter().find(has_buttons),
+    );
+    poll_until(
+        "PagerDuty's incident after a 500",
+        Duration::from_secs(60),
+        || {
+            v.pagerduty
+                .incidents()
+                .get(&format!("grace/run/{run}"))
+                .cloned()
+        },
+    );
+    poll_until(
+        "the Jira issue after a 429",
+        Duration::from_secs(60),
+        || v.jira.issues().into_iter().next(),
+    );
+    assert_eq!(v.jira.issues().len(), 1, "one issue, however many attempts");
+    v.assert_no_violations();
+    assert!(server.metric("grace_notifications_total{vendor=\"slack\",result=\"retried\"}") >= 2.0);
+    let (_, list) = server.get("/v1/notifications");
+    let slack = list["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["channel"] == "slack:#ops")
+        .cloned()
+        .unwrap();
+    assert_eq!(slack["state"], "delivered", "{slack}");
+    assert_eq!(slack["attempts"], 3, "{slack}");
+}
+
+#[test]
+fn deployments_and_pagerduty_incidents_come_in_signed_once_each() {
+    let dir = common::data_dir();
+    let v = Vendors::start();
+    let cfg = config(dir.path(), &v);
+    let server = Server::start(dir.path(), &["--config", &cfg]);
+
+    let payload =
+        github::deployment_status("acme/api", "production", "success", "2026-12-07T10:00:00Z");
+    let (headers, body) = github::delivery(
+        GITHUB_SECRET,
+        "deployment_status",
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        &payload,
+    );
+    let (status, answer) = post_signed(&server, "/v1/sources/github", &headers, body.clone());
+    assert_eq!(status, 202, "{answer}");
+    // GitHub's redelivery of the same delivery: taken, not ingested again.
+    let (status, answer) = post_signed(&server, "/v1/sources/github", &headers, body.clone());
+    assert_eq!((status, answer["duplicate"].clone()), (200, json!(true)));
+    let mut forged = headers.clone();
+    forged.retain(|(k, _)| k != "x-hub-signature-256");
+    forged.push((
+        "x-hub-signature-256".to_owned(),
+        grace_notify_sign("other secret", &body),
+    ));
+    let (status, refused) = post_signed(&server, "/v1/sources/github", &forged, body);
+    assert_eq!(status, 401, "{refused}");
+    let (headers, body) = github::delivery(
+        GITHUB_SECRET,
+        "ping",
+        "11111111-cc78-11e3-81ab-4c9367dc0958",
+        &json!({"zen": "Keep it logically awesome."}),
+    );
+    assert_eq!(
+        post_signed(&server, "/v1/sources/github", &headers, body).0,
+        200
+    );
+
+    let incident = json!({"event": {
+        "id": "5ac64822-4adc-4fda-ade0-410becf0de4f", "event_type": "incident.triggered",
+        "resource_type": "incident", "occurred_at": "2026-12-07T10:05:00.000Z", "agent": null, "client": null,
+        "data": {"id": "PGR0VU2", "type": "incident", "number": 2, "status": "triggered",
+                 "title": "API latency", "urgency": "high",
+                 "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2",
+                 "service": {"id": "PF9KMXH", "summary": "API Service", "type": "service_reference"}}}});
+    let (headers, body) = pagerduty::webhook(PAGERDUTY_SECRET, "f0a0c4f4-webhook-1", &incident);
+    let (status, answer) = post_signed(&server, "/v1/sources/pagerduty", &headers, body.clone());
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        post_signed(&server, "/v1/sources/pagerduty", &headers, body.clone()).0,
+        200
+    );
+    let (bad_headers, _) = pagerduty::webhook("not the secret", "f0a0c4f4-webhook-2", &incident);
+    assert_eq!(
+        post_signed(&server, "/v1/sources/pagerduty", &bad_headers, body).0,
+        401
+    );
+
+    let events = server.events();
+    let deployments: Vec<&Value> = events.iter().filter(|e| e["source"] == "github").collect();
+    assert_eq!(deployments.len(), 1, "{events:?}");
+    assert_eq!(deployments[0]["event_type"], "deployment.success");
+    assert_eq!(deployments[0]["resource"], "api-asg");
+    let incidents: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["source"] == "pagerduty")
+        .collect();
+    assert_eq!(incidents.len(), 1, "{events:?}");
+    assert_eq!(incidents[0]["event_type"], "pagerduty.incident.triggered");
+    assert_eq!(incidents[0]["resource"], "api-asg");
+    assert_eq!(incidents[0]["payload"]["title"], "API latency");
+    assert!(server.metric("grace_webhooks_total{source=\"github\",result=\"replayed\"}") >= 1.0);
+}
+
+fn grace_notify_sign(secret: &str, body: &[u8]) -> String {
+    let (headers, _) = github::delivery(
+        secret,
+        "deployment_status",
+        "x",
+        &serde_json::from_slice::<Value>(body).unwrap(),
+    );
+    headers
+        .into_iter()
+        .find(|(k, _)| k == "x-hub-signature-256")
+        .unwrap()
+        .1
+}
