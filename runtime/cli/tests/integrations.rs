@@ -446,3 +446,43 @@ fn grace_notify_sign(secret: &str, body: &[u8]) -> String {
         .unwrap()
         .1
 }
+
+#[test]
+fn notifications_owed_when_the_server_is_killed_arrive_after_its_restart() {
+    let dir = common::data_dir();
+    let v = Vendors::start();
+    let cfg = config(dir.path(), &v);
+    let mut server = Server::start(dir.path(), &["--config", &cfg]);
+    add_policies(&server, dir.path());
+    // Slack is down: every attempt fails until the restart.
+    for _ in 0..50 {
+        v.slack.faults.push(Fault::Status(503));
+    }
+    let run = start_incident(&server);
+    server.wait_state(&run, &["waiting-approval"]);
+    poll_until(
+        "a Slack notification tried and pending",
+        Duration::from_secs(60),
+        || {
+            let (_, list) = server.get("/v1/notifications?state=pending");
+            list["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["channel"] == "slack:#ops" && n["attempts"].as_u64() >= Some(1))
+                .cloned()
+        },
+    );
+    server.kill9();
+    while v.slack.faults.next().is_some() {}
+    assert!(v.slack.messages().is_empty());
+
+    let _server = Server::start(dir.path(), &["--config", &cfg]);
+    poll_until(
+        "the run's message after the restart",
+        Duration::from_secs(60),
+        || v.slack.messages().into_iter().find(has_buttons),
+    );
+    assert_eq!(v.slack.messages().len(), 1, "told once");
+    v.assert_no_violations();
+}
