@@ -6,6 +6,9 @@
 //! PagerDuty and in Jira; two Slack users press Approve; the run goes on, and the message, the
 //! PagerDuty incident and the Jira issue follow it to the end.
 
+// A panic is how a test fails: unwrapping is the point here.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -127,11 +127,11 @@ impl JiraServer {
         path: &str,
         headers: &HeaderMap,
         has_body: bool,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Box<Response>> {
         let refuse = |r: Response| {
             self.faults
                 .received(method.as_str(), path, r.status().as_u16());
-            Err(r)
+            Err(Box::new(r))
         };
         match self.faults.next() {
             Some(Fault::RateLimited(after)) => {
@@ -254,7 +254,7 @@ pub fn check_adf(doc: &Value) -> Result<(), String> {
 async fn create(State(s): State<JiraServer>, headers: HeaderMap, body: Bytes) -> Response {
     let path = "/rest/api/3/issue";
     if let Err(r) = s.check(&Method::POST, path, &headers, true) {
-        return r;
+        return *r;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         s.faults.violation("create: body not JSON");
@@ -341,7 +341,7 @@ async fn search(
 ) -> Response {
     let path = "/rest/api/3/search/jql";
     if let Err(r) = s.check(&Method::GET, path, &headers, false) {
-        return r;
+        return *r;
     }
     let jql = q.get("jql").map(String::as_str).unwrap_or("");
     // The one query GRACE sends: `project = KEY AND labels = "label" ORDER BY created DESC`.
@@ -386,7 +386,7 @@ async fn issue(
 ) -> Response {
     let path = format!("/rest/api/3/issue/{key}");
     if let Err(r) = s.check(&Method::GET, &path, &headers, false) {
-        return r;
+        return *r;
     }
     let world = lock(&s.world);
     let r = match world.issues.iter().find(|i| i.key == key) {
@@ -407,7 +407,7 @@ async fn comment(
 ) -> Response {
     let path = format!("/rest/api/3/issue/{key}/comment");
     if let Err(r) = s.check(&Method::POST, &path, &headers, true) {
-        return r;
+        return *r;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if let Err(why) = check_adf(&body["body"]) {
@@ -442,7 +442,7 @@ async fn transitions(
 ) -> Response {
     let path = format!("/rest/api/3/issue/{key}/transitions");
     if let Err(r) = s.check(&Method::GET, &path, &headers, false) {
-        return r;
+        return *r;
     }
     let world = lock(&s.world);
     let r = match world.issues.iter().find(|i| i.key == key) {
@@ -467,7 +467,7 @@ async fn transition(
 ) -> Response {
     let path = format!("/rest/api/3/issue/{key}/transitions");
     if let Err(r) = s.check(&Method::POST, &path, &headers, true) {
-        return r;
+        return *r;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let id = body["transition"]["id"].as_str().unwrap_or("");

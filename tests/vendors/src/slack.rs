@@ -298,14 +298,14 @@ fn text_or_blocks(
     server: &SlackServer,
     method: &str,
     body: &Value,
-) -> Result<(String, Value), Response> {
+) -> Result<(String, Value), Box<Response>> {
     let text = body.get("text").and_then(Value::as_str).unwrap_or("");
     let blocks = body.get("blocks").cloned().unwrap_or(Value::Null);
     if text.is_empty() && blocks.is_null() {
         server
             .faults
             .violation(format!("{method}: neither text nor blocks"));
-        return Err(error("no_text"));
+        return Err(Box::new(error("no_text")));
     }
     if !blocks.is_null()
         && let Err(why) = check_blocks(&blocks)
@@ -313,7 +313,7 @@ fn text_or_blocks(
         server
             .faults
             .violation(format!("{method}: invalid blocks: {why}"));
-        return Err(error("invalid_blocks"));
+        return Err(Box::new(error("invalid_blocks")));
     }
     if text.chars().count() > 40_000 {
         server
@@ -330,7 +330,7 @@ fn post_message(server: &SlackServer, body: &Value) -> Response {
     };
     let (text, blocks) = match text_or_blocks(server, "chat.postMessage", body) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut world = lock(&server.world);
     let Some(id) = channel_id(&world, channel) else {
@@ -355,7 +355,7 @@ fn update(server: &SlackServer, body: &Value) -> Response {
     let ts = body.get("ts").and_then(Value::as_str).unwrap_or("");
     let (text, blocks) = match text_or_blocks(server, "chat.update", body) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut world = lock(&server.world);
     if !world.channels.contains_key(channel) {

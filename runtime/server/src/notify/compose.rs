@@ -39,9 +39,8 @@ pub fn incident(
 ) -> Option<String> {
     let id = run.event.payload.get("incident_id")?.as_str()?;
     let incident = known(id)?;
-    (incident.resources.iter().any(|r| *r == run.resource)
-        || incident.first_resource == run.resource)
-        .then(|| incident.id)
+    (incident.resources.contains(&run.resource) || incident.first_resource == run.resource)
+        .then_some(incident.id)
 }
 
 /// The notice of `run` in `kind`, with its pending `approval`.
