@@ -72,6 +72,18 @@ fn secret(dir: &Path, name: &str, value: &str) -> String {
 
 /// `grace.toml`: production groups (two approvers), the integrations, one route.
 fn config(dir: &Path, v: &Vendors) -> String {
+    config_with(
+        dir,
+        v,
+        &format!(
+            "signing_secret = {{ file = \"{}\" }}",
+            secret(dir, "slack-signing", SLACK_SIGNING)
+        ),
+    )
+}
+
+/// [`config`], with `slack` (how presses come in) in `[integrations.slack]`.
+fn config_with(dir: &Path, v: &Vendors, slack: &str) -> String {
     let text = format!(
         r#"{trust}
 [integrations]
@@ -79,7 +91,7 @@ public_url = "https://grace.example.com"
 
 [integrations.slack]
 token = {{ file = "{slack_token}" }}
-signing_secret = {{ file = "{slack_signing}" }}
+{slack}
 api_url = "{slack_api}"
 approvers = {{ U0ALICE01 = "alice", U0BOB0001 = "bob", U0CAROL01 = "carol" }}
 
@@ -106,7 +118,6 @@ to = ["slack:#ops", "pagerduty", "jira"]
 "#,
         trust = trust_section(""),
         slack_token = secret(dir, "slack-token", SLACK_TOKEN),
-        slack_signing = secret(dir, "slack-signing", SLACK_SIGNING),
         slack_api = v.slack.api_url(),
         routing_key = secret(dir, "pd-key", ROUTING_KEY),
         pagerduty_url = v.pagerduty.events_url(),
@@ -487,5 +498,68 @@ fn notifications_owed_when_the_server_is_killed_arrive_after_its_restart() {
         || v.slack.messages().into_iter().find(has_buttons),
     );
     assert_eq!(v.slack.messages().len(), 1, "told once");
+    v.assert_no_violations();
+}
+
+#[test]
+fn over_socket_mode_presses_count_and_slack_refreshing_the_connection_loses_none() {
+    let dir = common::data_dir();
+    let v = Vendors::start();
+    let app_token = secret(dir.path(), "slack-app-token", &v.slack.app_token);
+    let cfg = config_with(
+        dir.path(),
+        &v,
+        &format!("app_token = {{ file = \"{app_token}\" }}"),
+    );
+    let server = Server::start(dir.path(), &["--config", &cfg]);
+    add_policies(&server, dir.path());
+    for person in ["alice", "bob"] {
+        server.token_with(person, &["approve"]);
+    }
+    poll_until(
+        "GRACE connected over Socket Mode",
+        Duration::from_secs(30),
+        || (v.slack.connections() == 1).then_some(()),
+    );
+    // Without a signing secret, nothing is taken over HTTP.
+    let (status, _) = post_signed(
+        &server,
+        "/v1/integrations/slack/interactions",
+        &[],
+        b"payload=%7B%7D".to_vec(),
+    );
+    assert_eq!(status, 404);
+
+    let run = start_incident(&server);
+    let message = poll_until(
+        "the run's Slack message with buttons",
+        Duration::from_secs(60),
+        || v.slack.messages().into_iter().find(has_buttons),
+    );
+    let first = v
+        .slack
+        .press_over_socket("U0ALICE01", &message.ts, "grace.approve");
+    poll_until(
+        "alice's press acknowledged and counted",
+        Duration::from_secs(30),
+        || {
+            let pending = common::approvals::approvals(&server, "pending");
+            (v.slack.acks().contains(&first)
+                && pending
+                    .first()
+                    .is_some_and(|a| !a["approved_by"].as_array().unwrap().is_empty()))
+            .then_some(())
+        },
+    );
+    // Slack refreshes the connection: GRACE connects again and bob's press arrives on the new one.
+    v.slack.disconnect();
+    poll_until("GRACE connected again", Duration::from_secs(30), || {
+        (v.slack.connections() == 2).then_some(())
+    });
+    let second = v
+        .slack
+        .press_over_socket("U0BOB0001", &message.ts, "grace.approve");
+    server.wait_state(&run, &["succeeded"]);
+    assert!(v.slack.acks().contains(&second));
     v.assert_no_violations();
 }

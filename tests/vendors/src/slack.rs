@@ -47,6 +47,12 @@ pub struct Message {
 
 #[derive(Default)]
 struct World {
+    /// The open Socket Mode connection's sender, if any.
+    socket: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Socket Mode connections opened so far.
+    connections: u32,
+    /// Envelope ids acknowledged over Socket Mode.
+    acks: Vec<String>,
     /// Channel id → its name.
     channels: BTreeMap<String, String>,
     messages: Vec<Message>,
@@ -59,6 +65,8 @@ struct World {
 pub struct SlackServer {
     addr: SocketAddr,
     token: String,
+    /// The app-level token `apps.connections.open` takes (Socket Mode).
+    pub app_token: String,
     /// The app's signing secret (for [`SlackServer::press`]).
     pub signing_secret: Secret,
     world: Arc<Mutex<World>>,
@@ -84,11 +92,14 @@ impl SlackServer {
                 let mut server = SlackServer {
                     addr: SocketAddr::from(([127, 0, 0, 1], 0)),
                     token,
+                    app_token: "xapp-1-A0GRACE01-test".to_owned(),
                     signing_secret: Secret::new(signing_secret),
                     world: Arc::new(Mutex::new(world)),
                     faults: Faults::default(),
                 };
                 let router = Router::new()
+                    .route("/api/apps.connections.open", post(connections_open))
+                    .route("/link", axum::routing::get(link))
                     .route("/api/{method}", post(api))
                     .with_state(server.clone());
                 server.addr = crate::serve(router).await;
@@ -112,10 +123,70 @@ impl SlackServer {
         lock(&self.world).ephemeral.clone()
     }
 
+    /// Socket Mode connections opened so far.
+    pub fn connections(&self) -> u32 {
+        lock(&self.world).connections
+    }
+
+    /// The envelope ids GRACE acknowledged over Socket Mode.
+    pub fn acks(&self) -> Vec<String> {
+        lock(&self.world).acks.clone()
+    }
+
+    /// Sends the press of [`SlackServer::press`] as a Socket Mode envelope instead; its
+    /// `envelope_id`. Panics when no connection is open.
+    pub fn press_over_socket(&self, user: &str, ts: &str, action_id: &str) -> String {
+        let payload = self.payload(user, ts, action_id);
+        let world = lock(&self.world);
+        let sender = world
+            .socket
+            .as_ref()
+            .unwrap_or_else(|| panic!("no Socket Mode connection is open"));
+        let id = format!(
+            "env-{}",
+            world.acks.len() + world.connections as usize * 1000 + 1
+        );
+        let envelope = json!({
+            "envelope_id": id, "type": "interactive",
+            "accepts_response_payload": false, "payload": payload,
+        });
+        let _ = sender.send(envelope.to_string());
+        id
+    }
+
+    /// Asks the connected app to reconnect, as Slack does every few hours.
+    pub fn disconnect(&self) {
+        if let Some(sender) = lock(&self.world).socket.as_ref() {
+            let _ = sender.send(json!({ "type": "disconnect", "reason": "refresh_requested", "debug_info": { "host": "test" } }).to_string());
+        }
+    }
+
     /// What Slack sends GRACE's interactivity URL when `user` (of team `T0GRACE01`) presses the
     /// button whose `action_id` is `action_id` in the message `ts`: the form body and its
     /// signature headers, signed now.
     pub fn press(&self, user: &str, ts: &str, action_id: &str) -> (Vec<(String, String)>, Vec<u8>) {
+        let payload = self.payload(user, ts, action_id);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+            .into_bytes();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let signature = grace_notify::slack::signature::sign(&self.signing_secret, now, &body);
+        let headers = vec![
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+            ("x-slack-request-timestamp".to_owned(), now.to_string()),
+            ("x-slack-signature".to_owned(), signature),
+        ];
+        (headers, body)
+    }
+
+    /// The `block_actions` payload of `user` pressing `action_id` in the message `ts`.
+    fn payload(&self, user: &str, ts: &str, action_id: &str) -> Value {
         let message = self
             .messages()
             .into_iter()
@@ -162,24 +233,79 @@ impl SlackServer {
                 "action_ts": "1700000000.000001"
             }]
         });
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("payload", &payload.to_string())
-            .finish()
-            .into_bytes();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let signature = grace_notify::slack::signature::sign(&self.signing_secret, now, &body);
-        let headers = vec![
-            (
-                "content-type".to_owned(),
-                "application/x-www-form-urlencoded".to_owned(),
-            ),
-            ("x-slack-request-timestamp".to_owned(), now.to_string()),
-            ("x-slack-signature".to_owned(), signature),
-        ];
-        (headers, body)
+        payload
     }
+}
+
+/// `apps.connections.open`: the app-level token, then a WebSocket URL.
+async fn connections_open(State(server): State<SlackServer>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let response = if auth != Some(server.app_token.as_str()) {
+        server
+            .faults
+            .violation("apps.connections.open: not the app-level token");
+        error("invalid_auth")
+    } else {
+        // The handlers' copy of the server was made before its port was known: the client's
+        // `Host` is where it reached this server.
+        let host = headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        ok(json!({ "url": format!("ws://{host}/link?ticket=t") }))
+    };
+    server.faults.received(
+        "POST",
+        "/api/apps.connections.open",
+        response.status().as_u16(),
+    );
+    response
+}
+
+/// The Socket Mode WebSocket: `hello`, then whatever the test sends; acknowledgements kept.
+async fn link(
+    State(server): State<SlackServer>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    upgrade.on_upgrade(move |mut socket| async move {
+        use axum::extract::ws::Message as Ws;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        {
+            let mut world = lock(&server.world);
+            world.socket = Some(tx);
+            world.connections += 1;
+        }
+        let hello = json!({ "type": "hello", "num_connections": 1, "connection_info": { "app_id": "A0GRACE01" } });
+        if socket.send(Ws::Text(hello.to_string().into())).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(text) => {
+                        if socket.send(Ws::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Ws::Text(text))) => {
+                        let ack: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                        match ack.get("envelope_id").and_then(Value::as_str) {
+                            Some(id) => lock(&server.world).acks.push(id.to_owned()),
+                            None => server.faults.violation(format!("Socket Mode: not an acknowledgement: {text}")),
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+            }
+        }
+    })
 }
 
 fn ok(mut body: Value) -> Response {

@@ -105,16 +105,20 @@ pub async fn slack_interactions(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     use grace_notify::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
-    let slack = notifier.slack_in.as_ref().ok_or_else(|| {
-        ApiError::not_found(
-            "Slack interactivity is not configured ([integrations.slack] signing_secret)",
-        )
-    })?;
+    let (slack, secret) = notifier
+        .slack_in
+        .as_ref()
+        .and_then(|s| s.secret.as_ref().map(|secret| (s, secret)))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "Slack interactivity over HTTP is not configured ([integrations.slack] signing_secret)",
+            )
+        })?;
     let body = body.map_err(rejection)?;
     let now = now_secs();
     let signature = header(&headers, SIGNATURE_HEADER);
     if let Err(e) = verify(
-        &slack.secret,
+        secret,
         header(&headers, TIMESTAMP_HEADER),
         signature,
         &body,
@@ -145,54 +149,8 @@ pub async fn slack_interactions(
         metrics.webhook("slack", "refused");
         ApiError::field(e.field, e.message)
     })?;
-    let caller = match slack.caller(&press.user, &auth.tokens, now * 1000) {
-        Ok(caller) => caller,
-        Err(refusal) => {
-            metrics.webhook("slack", "ignored");
-            tracing::warn!(user = %press.user, approval = %press.approval, "a Slack button press was not taken: {refusal}");
-            tell(&notifier, &press, refusal.to_string());
-            return Ok(StatusCode::OK);
-        }
-    };
-    let approve = press.vote == grace_notify::slack::Vote::Approve;
-    let comment = (!approve).then(|| format!("denied in Slack by {}", caller.principal_name));
-    match super::approvals::vote(&scheduler, &caller, &press.approval, approve, comment).await {
-        Ok(approval) => {
-            metrics.webhook("slack", "accepted");
-            if approval.state == crate::trust::approvals::ApprovalState::Pending
-                && let Err(e) = notifier.approval_changed(&approval.run_id).await
-            {
-                tracing::warn!(
-                    "the Slack message of run {} was not refreshed: {e}",
-                    approval.run_id
-                );
-            }
-        }
-        Err(e) => {
-            metrics.webhook("slack", "ignored");
-            tell(
-                &notifier,
-                &press,
-                format!("Your vote was not counted: {}", e.message()),
-            );
-        }
-    }
+    crate::notify::slack_in::take(press, &notifier, &scheduler, &auth.tokens, &metrics).await;
     Ok(StatusCode::OK)
-}
-
-/// Tells the presser alone why their press was not taken, without holding Slack's answer.
-fn tell(notifier: &Arc<Notifier>, press: &grace_notify::slack::Press, text: String) {
-    let Some(channel) = press.channel.clone() else {
-        return;
-    };
-    let (notifier, user) = (notifier.clone(), press.user.clone());
-    tokio::spawn(async move {
-        if let Some(slack) = notifier.slack()
-            && let Err(e) = slack.tell(&channel, &user, &text).await
-        {
-            tracing::warn!("could not tell a Slack user why their press was not taken: {e}");
-        }
-    });
 }
 
 /// Ingests the event of one signed delivery, once: a delivery id accepted before (PagerDuty's

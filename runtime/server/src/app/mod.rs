@@ -555,6 +555,12 @@ impl App {
         });
         app.supervisor
             .spawn("notifier", move || notifier.clone().run());
+        if app.notifier.socket.is_some() {
+            let connected = App::clone(&app);
+            app.supervisor.spawn("slack-socket", move || {
+                crate::notify::socket::run(connected.clone())
+            });
+        }
         let watched = App::clone(&app);
         app.supervisor.spawn("dashboard-live", move || {
             crate::dashboard::live::watch(watched.clone())

@@ -63,6 +63,9 @@ pub struct SlackConfig {
     /// The app's signing secret: Slack's requests (button presses) are checked with it. Without
     /// it, buttons are still shown only if `app_token` is set (Socket Mode).
     pub signing_secret: Option<SecretSource>,
+    /// An app-level token (`xapp-…`, `connections:write`): presses come over Socket Mode, a
+    /// WebSocket GRACE opens to Slack, for hosts Slack cannot reach.
+    pub app_token: Option<SecretSource>,
     /// Slack users who may vote through the buttons, each as a GRACE local principal.
     #[serde(default)]
     pub approvers: BTreeMap<String, String>,
@@ -260,6 +263,9 @@ impl IntegrationsConfig {
             check_secret("integrations.slack.token", &s.token)?;
             if let Some(secret) = &s.signing_secret {
                 check_secret("integrations.slack.signing_secret", secret)?;
+            }
+            if let Some(token) = &s.app_token {
+                check_secret("integrations.slack.app_token", token)?;
             }
             check_url("integrations.slack.api_url", &s.api_url)?;
             check_rate("integrations.slack.max_per_minute", s.max_per_minute)?;

@@ -22,6 +22,7 @@ pub mod compose;
 pub mod config;
 pub mod deliver;
 pub mod slack_in;
+pub mod socket;
 pub mod webhooks;
 
 use std::collections::BTreeMap;
@@ -129,6 +130,8 @@ pub struct Notifier {
     pub slack_in: Option<slack_in::SlackIn>,
     /// PagerDuty's and GitHub's webhooks.
     pub webhooks: webhooks::Webhooks,
+    /// Slack's Socket Mode, with an app-level token.
+    pub socket: Option<socket::SocketMode>,
 }
 
 fn secret_error(field: &'static str) -> impl FnOnce(grace_notify::SecretError) -> ConfigError {
@@ -154,17 +157,33 @@ impl Notifier {
         config::validate_routes(routes, integrations)?;
         let mut paces = BTreeMap::new();
         let mut slack_in = None;
+        let mut socket = None;
         let slack = match &integrations.slack {
             Some(s) => {
                 let token = s
                     .token
                     .load()
                     .map_err(secret_error("integrations.slack.token"))?;
-                if let Some(secret) = &s.signing_secret {
-                    let secret = secret
+                // Presses are taken over HTTP (signed) or Socket Mode, or both.
+                let signing = match &s.signing_secret {
+                    Some(secret) => Some(
+                        secret
+                            .load()
+                            .map_err(secret_error("integrations.slack.signing_secret"))?,
+                    ),
+                    None => None,
+                };
+                if let Some(app_token) = &s.app_token {
+                    let app_token = app_token
                         .load()
-                        .map_err(secret_error("integrations.slack.signing_secret"))?;
-                    slack_in = Some(slack_in::SlackIn::new(secret, s.approvers.clone()));
+                        .map_err(secret_error("integrations.slack.app_token"))?;
+                    socket = Some(socket::SocketMode {
+                        app_token,
+                        api_url: s.api_url.clone(),
+                    });
+                }
+                if signing.is_some() || socket.is_some() {
+                    slack_in = Some(slack_in::SlackIn::new(signing, s.approvers.clone()));
                 }
                 paces.insert("slack", Pace::per_minute(s.max_per_minute));
                 Some(SlackClient::new(http("slack")?, token, &s.api_url))
@@ -228,6 +247,7 @@ impl Notifier {
             paces: Mutex::new(paces),
             slack_in,
             webhooks,
+            socket,
         })
     }
 

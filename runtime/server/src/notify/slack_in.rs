@@ -28,8 +28,8 @@ pub const MAX_REMEMBERED: usize = 10_000;
 
 /// Slack's side of approvals.
 pub struct SlackIn {
-    /// The signing secret.
-    pub secret: Secret,
+    /// The signing secret, to take presses over HTTP; `None` takes them over Socket Mode only.
+    pub secret: Option<Secret>,
     /// Slack user → local principal name.
     pub approvers: BTreeMap<String, String>,
     seen: std::sync::Mutex<VecDeque<(u64, String)>>,
@@ -50,7 +50,7 @@ pub enum Refusal {
 
 impl SlackIn {
     /// Approvals through Slack with `secret`, for `approvers`.
-    pub fn new(secret: Secret, approvers: BTreeMap<String, String>) -> SlackIn {
+    pub fn new(secret: Option<Secret>, approvers: BTreeMap<String, String>) -> SlackIn {
         SlackIn {
             secret,
             approvers,
@@ -113,13 +113,85 @@ impl SlackIn {
     }
 }
 
+/// Takes one press, from HTTP (its signature checked) or Socket Mode: the vote as the user's
+/// principal, or a word to the user alone on why not (see the module documentation).
+pub async fn take(
+    press: grace_notify::slack::Press,
+    notifier: &std::sync::Arc<super::Notifier>,
+    scheduler: &crate::scheduler::Scheduler,
+    tokens: &crate::auth::TokenStore,
+    metrics: &crate::metrics::Metrics,
+) {
+    let Some(slack) = notifier.slack_in.as_ref() else {
+        return;
+    };
+    let now = grace_engine::event::system_now_millis();
+    let caller = match slack.caller(&press.user, tokens, now) {
+        Ok(caller) => caller,
+        Err(refusal) => {
+            metrics.webhook("slack", "ignored");
+            tracing::warn!(user = %press.user, approval = %press.approval, "a Slack button press was not taken: {refusal}");
+            tell(notifier, &press, refusal.to_string());
+            return;
+        }
+    };
+    let approve = press.vote == grace_notify::slack::Vote::Approve;
+    let comment = (!approve).then(|| format!("denied in Slack by {}", caller.principal_name));
+    match scheduler
+        .vote(&press.approval, &caller, approve, comment)
+        .await
+    {
+        Ok(approval) => {
+            metrics.webhook("slack", "accepted");
+            if approval.state == crate::trust::approvals::ApprovalState::Pending
+                && let Err(e) = notifier.approval_changed(&approval.run_id).await
+            {
+                tracing::warn!(
+                    "the Slack message of run {} was not refreshed: {e}",
+                    approval.run_id
+                );
+            }
+        }
+        Err(e) => {
+            metrics.webhook("slack", "ignored");
+            tell(
+                notifier,
+                &press,
+                format!(
+                    "Your vote was not counted: {}",
+                    crate::error::ApiError::from(e).message()
+                ),
+            );
+        }
+    }
+}
+
+/// Tells the presser alone why their press was not taken, without holding Slack's answer.
+fn tell(
+    notifier: &std::sync::Arc<super::Notifier>,
+    press: &grace_notify::slack::Press,
+    text: String,
+) {
+    let Some(channel) = press.channel.clone() else {
+        return;
+    };
+    let (notifier, user) = (notifier.clone(), press.user.clone());
+    tokio::spawn(async move {
+        if let Some(slack) = notifier.slack()
+            && let Err(e) = slack.tell(&channel, &user, &text).await
+        {
+            tracing::warn!("could not tell a Slack user why their press was not taken: {e}");
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_signature_is_taken_once_within_the_window() {
-        let s = SlackIn::new(Secret::new("s"), BTreeMap::new());
+        let s = SlackIn::new(Some(Secret::new("s")), BTreeMap::new());
         assert!(s.first_time("v0=aa", 1000, 1000));
         assert!(!s.first_time("v0=aa", 1000, 1001));
         assert!(s.first_time("v0=bb", 1000, 1001));
