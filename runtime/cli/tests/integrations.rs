@@ -379,8 +379,8 @@ fn deployments_and_pagerduty_incidents_come_in_signed_once_each() {
     let cfg = config(dir.path(), &v);
     let server = Server::start(dir.path(), &["--config", &cfg]);
 
-    let payload =
-        github::deployment_status("acme/api", "production", "success", "2026-12-07T10:00:00Z");
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let payload = github::deployment_status("acme/api", "production", "success", &now);
     let (headers, body) = github::delivery(
         GITHUB_SECRET,
         "deployment_status",
@@ -392,6 +392,41 @@ fn deployments_and_pagerduty_incidents_come_in_signed_once_each() {
     // GitHub's redelivery of the same delivery: taken, not ingested again.
     let (status, answer) = post_signed(&server, "/v1/sources/github", &headers, body.clone());
     assert_eq!((status, answer["duplicate"].clone()), (200, json!(true)));
+    // A replay with a new delivery id (the header is not signed): the same content, taken once.
+    let (replayed, _) = github::delivery(
+        GITHUB_SECRET,
+        "deployment_status",
+        "99999999-cc78-11e3-81ab-4c9367dc0958",
+        &payload,
+    );
+    let (status, answer) = post_signed(&server, "/v1/sources/github", &replayed, body.clone());
+    assert_eq!((status, answer["duplicate"].clone()), (200, json!(true)));
+    // A deployment of a repository the configuration does not list: ignored.
+    let stranger = github::deployment_status("acme/api-asg", "production", "success", &now);
+    let (headers_s, body_s) = github::delivery(
+        GITHUB_SECRET,
+        "deployment_status",
+        "88888888-cc78-11e3-81ab-4c9367dc0958",
+        &stranger,
+    );
+    let (status, answer) = post_signed(&server, "/v1/sources/github", &headers_s, body_s);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["ignored"].is_string(), "{answer}");
+    // A delivery signed long ago: refused.
+    let old =
+        github::deployment_status("acme/api", "production", "failure", "2026-01-01T00:00:00Z");
+    let (headers_o, body_o) = github::delivery(
+        GITHUB_SECRET,
+        "deployment_status",
+        "77777777-cc78-11e3-81ab-4c9367dc0958",
+        &old,
+    );
+    let (status, answer) = post_signed(&server, "/v1/sources/github", &headers_o, body_o);
+    assert_eq!(
+        (status, answer["error"]["field"].clone()),
+        (400, json!("deployment_status.created_at")),
+        "{answer}"
+    );
     let mut forged = headers.clone();
     forged.retain(|(k, _)| k != "x-hub-signature-256");
     forged.push((
@@ -413,7 +448,7 @@ fn deployments_and_pagerduty_incidents_come_in_signed_once_each() {
 
     let incident = json!({"event": {
         "id": "5ac64822-4adc-4fda-ade0-410becf0de4f", "event_type": "incident.triggered",
-        "resource_type": "incident", "occurred_at": "2026-12-07T10:05:00.000Z", "agent": null, "client": null,
+        "resource_type": "incident", "occurred_at": now, "agent": null, "client": null,
         "data": {"id": "PGR0VU2", "type": "incident", "number": 2, "status": "triggered",
                  "title": "API latency", "urgency": "high",
                  "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2",
@@ -424,6 +459,13 @@ fn deployments_and_pagerduty_incidents_come_in_signed_once_each() {
     assert_eq!(
         post_signed(&server, "/v1/sources/pagerduty", &headers, body.clone()).0,
         200
+    );
+    let (renamed, _) = pagerduty::webhook(PAGERDUTY_SECRET, "f0a0c4f4-webhook-9", &incident);
+    let (status, answer) = post_signed(&server, "/v1/sources/pagerduty", &renamed, body.clone());
+    assert_eq!(
+        (status, answer["duplicate"].clone()),
+        (200, json!(true)),
+        "a new X-Webhook-Id, the same signed event"
     );
     let (bad_headers, _) = pagerduty::webhook("not the secret", "f0a0c4f4-webhook-2", &incident);
     assert_eq!(

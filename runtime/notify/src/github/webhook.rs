@@ -56,6 +56,8 @@ pub struct Deployment {
     pub environment: String,
     /// `deployment.id`.
     pub id: u64,
+    /// `deployment_status.id`, for a `deployment_status`.
+    pub status_id: Option<u64>,
     /// The commit deployed.
     pub sha: String,
     /// The branch or tag.
@@ -89,6 +91,18 @@ fn invalid(field: &'static str, message: &str) -> WebhookError {
     WebhookError::Invalid {
         field,
         message: message.to_owned(),
+    }
+}
+
+impl Deployment {
+    /// What identifies this delivery's content, signed with it: `deployment:<id>` or
+    /// `deployment_status:<id>`. GitHub's `X-GitHub-Delivery` header is not signed, so a
+    /// replay with a new one must still be recognised: this is the key to take it once by.
+    pub fn signed_key(&self) -> String {
+        match self.status_id {
+            Some(status) => format!("deployment_status:{status}"),
+            None => format!("deployment:{}", self.id),
+        }
     }
 }
 
@@ -133,6 +147,15 @@ pub fn parse(event: &str, content_type: &str, body: &[u8]) -> Result<Deployment,
         return Err(invalid("deployment.sha", "not a commit hash"));
     }
     let git_ref = text("/deployment/ref", "deployment.ref", 255)?;
+    let status_id = if event == "deployment_status" {
+        Some(
+            json.pointer("/deployment_status/id")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| invalid("deployment_status.id", "missing or not a number"))?,
+        )
+    } else {
+        None
+    };
     let (environment, state, at) = if event == "deployment_status" {
         let state = text("/deployment_status/state", "deployment_status.state", 20)?;
         if !STATES.contains(&state.as_str()) {
@@ -168,6 +191,7 @@ pub fn parse(event: &str, content_type: &str, body: &[u8]) -> Result<Deployment,
         repository,
         environment,
         id,
+        status_id,
         sha,
         git_ref,
         state,
@@ -209,6 +233,7 @@ mod tests {
         assert_eq!(d.environment, "production");
         assert_eq!(d.state.as_deref(), Some("success"));
         assert_eq!(d.id, 145_988_746);
+        assert_eq!(d.signed_key(), "deployment_status:209916254");
         assert_eq!(d.at, "2019-05-15T15:20:55Z");
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", &body)

@@ -48,7 +48,8 @@ pub fn sign(secret: &Secret, body: &[u8]) -> String {
 /// One webhook event, as GRACE keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookEvent {
-    /// `event.id`.
+    /// `event.id`: signed with the body, so what a delivery is taken once by (the
+    /// `X-Webhook-Id` header is not signed).
     pub id: String,
     /// `event.event_type` (`incident.triggered`, `pagey.ping`, ...).
     pub event_type: String,

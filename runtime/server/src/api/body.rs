@@ -36,6 +36,13 @@ fn limit_for(limits: &BodyLimits, method: &Method, path: &str) -> (usize, &'stat
         (limits.max_upload_bytes, "max_upload_bytes")
     } else if matches!(*method, Method::GET | Method::HEAD | Method::DELETE) {
         (0, "GET, HEAD and DELETE requests take no body")
+    } else if crate::notify::webhooks::is_public(path) {
+        // Signed by a vendor, not authenticated by a token: anyone may send one, so the body
+        // read before the signature is checked stays small. Every vendor's delivery fits.
+        (
+            crate::notify::webhooks::MAX_PUBLIC_BODY_BYTES,
+            "the vendors' webhook limit (256 KiB)",
+        )
     } else {
         (limits.max_body_bytes, "max_body_bytes")
     }

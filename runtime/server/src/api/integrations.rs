@@ -217,20 +217,19 @@ pub async fn github(
     use grace_notify::github::webhook::{
         DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookError, parse, verify,
     };
-    let (secret, resources) = notifier.webhooks.github.as_ref().ok_or_else(|| {
+    let source = notifier.webhooks.github.as_ref().ok_or_else(|| {
         ApiError::not_found("GitHub's webhook is not configured ([integrations.github])")
     })?;
     let body = body.map_err(rejection)?;
-    if !verify(secret, header(&headers, SIGNATURE_HEADER), &body) {
+    if !verify(&source.secret, header(&headers, SIGNATURE_HEADER), &body) {
         metrics.webhook("github", "refused");
         return Err(ApiError::bad_signature(
             SIGNATURE_HEADER,
             "the signature does not match the webhook's secret",
         ));
     }
-    let delivery = header(&headers, DELIVERY_HEADER)
-        .filter(|d| valid_delivery_id(d))
-        .ok_or_else(|| ApiError::field(DELIVERY_HEADER, "missing, or not a delivery id"))?;
+    // Not signed, so only for the log: the content's own id is what a delivery is taken once by.
+    let delivery = header(&headers, DELIVERY_HEADER).filter(|d| valid_delivery_id(d));
     let event =
         header(&headers, EVENT_HEADER).ok_or_else(|| ApiError::field(EVENT_HEADER, "missing"))?;
     let content_type = header(&headers, "content-type").unwrap_or("application/json");
@@ -249,11 +248,27 @@ pub async fn github(
         }
     };
     let now = intake.now_millis();
-    let event = webhooks::github_event(&deployment, delivery, resources, now);
-    ingest_once(
-        &notifier, &intake, &store, &metrics, "github", delivery, event,
-    )
-    .await
+    let when = if deployment.status_id.is_some() {
+        "deployment_status.created_at"
+    } else {
+        "deployment.created_at"
+    };
+    webhooks::check_age(when, &deployment.at, now).map_err(|(field, message)| {
+        metrics.webhook("github", "refused");
+        ApiError::field(field, message)
+    })?;
+    let Some(event) = webhooks::github_event(&deployment, source, now) else {
+        metrics.webhook("github", "ignored");
+        tracing::warn!(repository = %deployment.repository, delivery = ?delivery, "a GitHub deployment of a repository [integrations.github] resources does not list was ignored");
+        return Ok((
+            StatusCode::OK,
+            Json(
+                json!({ "accepted": 0, "ignored": "a repository [integrations.github] resources does not list" }),
+            ),
+        ));
+    };
+    let key = deployment.signed_key();
+    ingest_once(&notifier, &intake, &store, &metrics, "github", &key, event).await
 }
 
 /// `POST /v1/sources/pagerduty`.
@@ -265,37 +280,48 @@ pub async fn pagerduty(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    use grace_notify::pagerduty::webhook::{SIGNATURE_HEADER, WEBHOOK_ID_HEADER, parse, verify};
-    let (secret, services) = notifier.webhooks.pagerduty.as_ref().ok_or_else(|| {
+    use grace_notify::pagerduty::webhook::{SIGNATURE_HEADER, parse, verify};
+    let source = notifier.webhooks.pagerduty.as_ref().ok_or_else(|| {
         ApiError::not_found(
             "PagerDuty's webhook is not configured ([integrations.pagerduty] webhook_secret)",
         )
     })?;
     let body = body.map_err(rejection)?;
-    if !verify(secret, header(&headers, SIGNATURE_HEADER), &body) {
+    if !verify(&source.secret, header(&headers, SIGNATURE_HEADER), &body) {
         metrics.webhook("pagerduty", "refused");
         return Err(ApiError::bad_signature(
             SIGNATURE_HEADER,
             "no v1 signature matches the subscription's secret",
         ));
     }
-    let delivery = header(&headers, WEBHOOK_ID_HEADER)
-        .filter(|d| valid_delivery_id(d))
-        .ok_or_else(|| ApiError::field(WEBHOOK_ID_HEADER, "missing, or not a webhook id"))?;
     let event = parse(&body).map_err(|e| {
         metrics.webhook("pagerduty", "refused");
         ApiError::field(e.field, e.message)
     })?;
     let now = intake.now_millis();
-    let event = webhooks::pagerduty_event(&event, delivery, services, now);
+    webhooks::check_age("event.occurred_at", &event.occurred_at, now).map_err(
+        |(field, message)| {
+            metrics.webhook("pagerduty", "refused");
+            ApiError::field(field, message)
+        },
+    )?;
+    let Some(ingested) = webhooks::pagerduty_event(&event, source, now) else {
+        metrics.webhook("pagerduty", "ignored");
+        return Ok((
+            StatusCode::OK,
+            Json(
+                json!({ "accepted": 0, "ignored": "a service [integrations.pagerduty] services does not list" }),
+            ),
+        ));
+    };
     ingest_once(
         &notifier,
         &intake,
         &store,
         &metrics,
         "pagerduty",
-        delivery,
-        event,
+        &event.id,
+        ingested,
     )
     .await
 }

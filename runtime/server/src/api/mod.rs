@@ -61,7 +61,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         // Bodies read within their limit and deadline (`body`), after authentication (the
-        // layer below wraps this one), so an unauthenticated client cannot make us read one.
+        // layer below wraps this one), so an unauthenticated client cannot make us read one;
+        // the routes vendors sign are public, and take at most 256 KiB before their signature
+        // is checked.
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             body::guard,

@@ -93,10 +93,13 @@ pub struct PagerDutyConfig {
     /// A webhook subscription's secret: PagerDuty's webhooks (v3) become events at
     /// `POST /v1/sources/pagerduty`.
     pub webhook_secret: Option<SecretSource>,
-    /// The GRACE resource of each PagerDuty service (`PF9KMXH = "api"`); a service not listed
-    /// is the resource of its name.
+    /// The GRACE resource of each PagerDuty service (`PF9KMXH = "api"`).
     #[serde(default)]
     pub services: BTreeMap<String, String>,
+    /// Whether a service not in `services` is taken, as the resource of its name. Off by
+    /// default, as for GitHub's repositories.
+    #[serde(default)]
+    pub accept_unlisted: bool,
     /// Events per minute at most (PagerDuty allows 120 per routing key).
     #[serde(default = "sixty")]
     pub max_per_minute: u32,
@@ -133,10 +136,14 @@ pub struct GithubConfig {
     /// The webhook's secret: deliveries to `POST /v1/sources/github` are checked with it.
     pub webhook_secret: SecretSource,
     /// The GRACE resource each repository deploys (`"acme/web" = "web"`), or each repository
-    /// in an environment (`"acme/web@staging" = "web-staging"`); a repository not listed is
-    /// the resource of its own name (`web` for `acme/web`).
+    /// in an environment (`"acme/web@staging" = "web-staging"`).
     #[serde(default)]
     pub resources: BTreeMap<String, String>,
+    /// Whether a repository not in `resources` is taken, as the resource of its own name (`web`
+    /// for `acme/web`). Off by default: with an organisation-wide hook, anyone who may create a
+    /// repository could otherwise name it after a production resource.
+    #[serde(default)]
+    pub accept_unlisted: bool,
 }
 
 /// `[[notify]]`: one route.

@@ -11,11 +11,15 @@
 //! `deployment.*` events are what the trust core's deployment-recency factor reads (see
 //! [`crate::trust::HostTrust::observe`]), and what root-cause ranking sees as changes.
 //!
-//! Neither vendor signs a time, so a replayed delivery is refused by its id
-//! (`X-GitHub-Delivery`, `X-Webhook-Id`): ids accepted are remembered ([`MAX_SEEN`] at most,
-//! seeded at first use from the events the log holds, so a restart does not forget them), and
-//! a delivery seen before is answered `200` with nothing ingested (the vendors retry on
-//! errors; a retry of a delivery that was accepted must not make it fail).
+//! Neither vendor signs a time, nor the delivery-id header (`X-GitHub-Delivery`,
+//! `X-Webhook-Id`): a replay is recognised by what the body, which is signed, identifies
+//! (PagerDuty's `event.id`; GitHub's deployment or deployment status id, with the event's
+//! name), kept in the event's payload as `delivery_id`. Keys accepted are remembered
+//! ([`MAX_SEEN`] at most, seeded at first use from the events the log holds, so a restart does
+//! not forget them), and a delivery seen before is answered `200` with nothing ingested (the
+//! vendors retry on errors; a retry of a delivery that was accepted must not make it fail).
+//! A delivery whose signed time is more than [`MAX_DELIVERY_AGE_MS`] (3 days) old is refused,
+//! so one captured long ago cannot come back once its key was forgotten.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -32,6 +36,25 @@ pub const MAX_SEEN: usize = 20_000;
 pub const SEED_EVENTS: usize = 20_000;
 /// Bytes of events read back to seed them, at most.
 pub const SEED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The largest body of the routes vendors sign (read before the signature is checked).
+pub const MAX_PUBLIC_BODY_BYTES: usize = 256 * 1024;
+
+/// The routes vendors sign instead of presenting a token.
+pub const PUBLIC_ROUTES: [&str; 3] = [
+    "/v1/integrations/slack/interactions",
+    "/v1/sources/github",
+    "/v1/sources/pagerduty",
+];
+
+/// Whether `path` is one of [`PUBLIC_ROUTES`].
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_ROUTES.contains(&path.trim_end_matches('/'))
+}
+
+/// How old a delivery may be (its signed time): older ones are refused, so a signed body
+/// captured long ago cannot be replayed once its id has left the memory of ids.
+pub const MAX_DELIVERY_AGE_MS: u64 = 3 * 24 * 3600 * 1000;
 
 /// The payload key holding a webhook's delivery id.
 pub const DELIVERY_KEY: &str = "delivery_id";
@@ -80,12 +103,23 @@ impl Seen {
     }
 }
 
+/// One webhook source: its secret, the resource of each repository or service it lists, and
+/// whether it takes the unlisted ones.
+pub struct Source {
+    /// The secret the vendor signs with.
+    pub secret: Secret,
+    /// Repository (or service) → GRACE resource.
+    pub resources: BTreeMap<String, String>,
+    /// Whether an unlisted one is taken, as the resource of its name.
+    pub accept_unlisted: bool,
+}
+
 /// The webhook sources configured.
 pub struct Webhooks {
-    /// GitHub's secret and its repositories' resources.
-    pub github: Option<(Secret, BTreeMap<String, String>)>,
-    /// PagerDuty's secret and its services' resources.
-    pub pagerduty: Option<(Secret, BTreeMap<String, String>)>,
+    /// GitHub's.
+    pub github: Option<Source>,
+    /// PagerDuty's.
+    pub pagerduty: Option<Source>,
     /// Delivery ids accepted, per source.
     pub seen: tokio::sync::Mutex<BTreeMap<&'static str, Seen>>,
 }
@@ -94,22 +128,24 @@ impl Webhooks {
     /// Reads the secrets the settings name.
     pub fn new(integrations: &IntegrationsConfig) -> Result<Webhooks, ConfigError> {
         let github = match &integrations.github {
-            Some(g) => Some((
-                g.webhook_secret.load().map_err(|e| {
+            Some(g) => Some(Source {
+                secret: g.webhook_secret.load().map_err(|e| {
                     ConfigError::invalid("integrations.github.webhook_secret", e.to_string())
                 })?,
-                g.resources.clone(),
-            )),
+                resources: g.resources.clone(),
+                accept_unlisted: g.accept_unlisted,
+            }),
             None => None,
         };
         let pagerduty = match integrations.pagerduty.as_ref() {
             Some(p) => match &p.webhook_secret {
-                Some(secret) => Some((
-                    secret.load().map_err(|e| {
+                Some(secret) => Some(Source {
+                    secret: secret.load().map_err(|e| {
                         ConfigError::invalid("integrations.pagerduty.webhook_secret", e.to_string())
                     })?,
-                    p.services.clone(),
-                )),
+                    resources: p.services.clone(),
+                    accept_unlisted: p.accept_unlisted,
+                }),
                 None => None,
             },
             None => None,
@@ -127,27 +163,32 @@ pub fn valid_delivery_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-/// The event of a GitHub deployment delivery.
+/// The event of a GitHub deployment delivery; `None` for a repository `source` does not list
+/// and does not accept unlisted.
 pub fn github_event(
     d: &grace_notify::github::Deployment,
-    delivery: &str,
-    resources: &BTreeMap<String, String>,
+    source: &Source,
     now: u64,
-) -> TriggerEvent {
-    let resource = resources
+) -> Option<TriggerEvent> {
+    let listed = source
+        .resources
         .get(&format!("{}@{}", d.repository, d.environment))
-        .or_else(|| resources.get(&d.repository))
-        .cloned()
-        .unwrap_or_else(|| {
-            d.repository
-                .rsplit_once('/')
-                .map_or(d.repository.clone(), |(_, name)| name.to_owned())
-        });
+        .or_else(|| source.resources.get(&d.repository))
+        .cloned();
+    let resource = match listed {
+        Some(r) => r,
+        None if source.accept_unlisted => d
+            .repository
+            .rsplit_once('/')
+            .map_or(d.repository.clone(), |(_, name)| name.to_owned()),
+        None => return None,
+    };
+    let delivery = d.signed_key();
     let event_type = match &d.state {
         Some(state) => format!("deployment.{}", state.replace('_', "-")),
         None => "deployment.created".to_owned(),
     };
-    TriggerEvent {
+    Some(TriggerEvent {
         event_type,
         source: "github".to_owned(),
         actor: d.sender.clone().unwrap_or_else(|| "github".to_owned()),
@@ -162,16 +203,17 @@ pub fn github_event(
             "state": d.state,
         }),
         timestamp: crate::sources::parse_time(&d.at).unwrap_or(now),
-    }
+    })
 }
 
-/// The event of a PagerDuty webhook delivery.
+/// The event of a PagerDuty webhook delivery; `None` for a service `source` does not list and
+/// does not accept unlisted.
 pub fn pagerduty_event(
     e: &grace_notify::pagerduty::WebhookEvent,
-    delivery: &str,
-    services: &BTreeMap<String, String>,
+    source: &Source,
     now: u64,
-) -> TriggerEvent {
+) -> Option<TriggerEvent> {
+    let delivery = e.id.as_str();
     let text = |pointer: &str, max: usize| -> Value {
         e.data
             .pointer(pointer)
@@ -188,12 +230,12 @@ pub fn pagerduty_event(
         .pointer("/service/id")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let resource = services
-        .get(service_id)
-        .cloned()
-        .or_else(|| e.service.clone())
-        .unwrap_or_else(|| "pagerduty".to_owned());
-    TriggerEvent {
+    let resource = match source.resources.get(service_id) {
+        Some(r) => r.clone(),
+        None if source.accept_unlisted => e.service.clone()?,
+        None => return None,
+    };
+    Some(TriggerEvent {
         event_type: format!("pagerduty.{}", e.event_type),
         source: "pagerduty".to_owned(),
         actor: "pagerduty".to_owned(),
@@ -211,5 +253,18 @@ pub fn pagerduty_event(
             "service": text("/service/summary", 255),
         }),
         timestamp: crate::sources::parse_time(&e.occurred_at).unwrap_or(now),
+    })
+}
+
+/// Refuses a delivery whose signed time (`field`, `at`) is more than [`MAX_DELIVERY_AGE_MS`]
+/// before `now`, or not a time.
+pub fn check_age(field: &'static str, at: &str, now: u64) -> Result<(), (&'static str, String)> {
+    match crate::sources::parse_time(at) {
+        Some(t) if now.saturating_sub(t) <= MAX_DELIVERY_AGE_MS => Ok(()),
+        Some(_) => Err((
+            field,
+            "older than 3 days: a delivery this old is refused, as a replay might be".to_owned(),
+        )),
+        None => Err((field, "not an RFC 3339 time".to_owned())),
     }
 }
