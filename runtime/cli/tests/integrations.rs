@@ -605,3 +605,65 @@ fn over_socket_mode_presses_count_and_slack_refreshing_the_connection_loses_none
     assert!(v.slack.acks().contains(&second));
     v.assert_no_violations();
 }
+
+#[test]
+fn a_slow_vendor_holds_up_only_its_own_notifications() {
+    let dir = common::data_dir();
+    let v = Vendors::start();
+    let cfg = config(dir.path(), &v);
+    let server = Server::start(dir.path(), &["--config", &cfg]);
+    add_policies(&server, dir.path());
+    for person in ["alice", "bob"] {
+        server.token_with(person, &["approve"]);
+    }
+    // PagerDuty answers each of its next requests after 6 s (within the 10 s a request may take).
+    for _ in 0..4 {
+        v.pagerduty.faults.push(Fault::Delay(6_000));
+    }
+    let run = start_incident(&server);
+    let message = poll_until("the run's Slack message", Duration::from_secs(60), || {
+        v.slack.messages().into_iter().find(has_buttons)
+    });
+    for user in ["U0ALICE01", "U0BOB0001"] {
+        let (headers, body) = v.slack.press(user, &message.ts, "grace.approve");
+        assert_eq!(
+            post_signed(
+                &server,
+                "/v1/integrations/slack/interactions",
+                &headers,
+                body
+            )
+            .0,
+            200
+        );
+    }
+    server.wait_state(&run, &["succeeded"]);
+    // Slack follows the run while PagerDuty is still answering slowly.
+    poll_until(
+        "Slack showing the outcome, PagerDuty still slow",
+        Duration::from_secs(5),
+        || {
+            let m = the_message(&v.slack);
+            (!has_buttons(&m) && m.text.contains("succeeded")).then_some(())
+        },
+    );
+    assert!(
+        v.pagerduty.faults.peek().is_some()
+            || v.pagerduty
+                .incidents()
+                .values()
+                .all(|i| i.status != "resolved")
+    );
+    poll_until(
+        "PagerDuty resolved in the end",
+        Duration::from_secs(60),
+        || {
+            v.pagerduty
+                .incidents()
+                .get(&format!("grace/run/{run}"))
+                .filter(|i| i.status == "resolved")
+                .cloned()
+        },
+    );
+    v.assert_no_violations();
+}

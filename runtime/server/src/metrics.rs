@@ -184,6 +184,8 @@ pub struct Gauges {
     pub cluster: Option<grace_cluster::ClusterStatus>,
     /// Dashboards open on their live event stream.
     pub dashboard_streams: usize,
+    /// Runs' changes of state dropped from the notifications' outbox, too far behind.
+    pub transitions_dropped: u64,
 }
 
 /// `grace_cluster_ready`, `grace_shard_owned{shard}` (one series per shard: 1 held here, 0 not),
@@ -511,6 +513,12 @@ impl Metrics {
             "grace_playbooks_enabled",
             "Enabled playbooks.",
             gauges.playbooks as u64,
+        );
+        counter(
+            &mut out,
+            "grace_notify_transitions_dropped_total",
+            "Runs' changes of state dropped from the notifications' outbox because 100,000 waited: their notifications were never made.",
+            gauges.transitions_dropped,
         );
         gauge(
             &mut out,

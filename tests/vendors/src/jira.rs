@@ -156,7 +156,7 @@ impl JiraServer {
                         .into_response(),
                 );
             }
-            None => {}
+            Some(Fault::Delay(_)) | None => {}
         }
         let header = |name: &str| {
             headers

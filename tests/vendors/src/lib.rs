@@ -32,6 +32,9 @@ pub enum Fault {
     RateLimited(Option<u64>),
     /// A server error with this status.
     Status(u16),
+    /// The answer comes after this many milliseconds (a slow vendor; the request is then
+    /// handled as usual).
+    Delay(u64),
 }
 
 /// One request, as received.
@@ -69,6 +72,11 @@ impl Faults {
     /// Queues `fault` for the next request (after those queued before).
     pub fn push(&self, fault: Fault) {
         lock(&self.queued).push_back(fault);
+    }
+
+    /// The next queued fault, left queued.
+    pub fn peek(&self) -> Option<Fault> {
+        lock(&self.queued).front().copied()
     }
 
     /// The next queued fault, if any.

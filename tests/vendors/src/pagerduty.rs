@@ -119,6 +119,10 @@ async fn enqueue(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(Fault::Delay(ms)) = server.faults.peek() {
+        server.faults.next();
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let response = handle(&server, &headers, &body);
     server
         .faults
@@ -143,7 +147,7 @@ fn handle(server: &PagerDutyServer, headers: &HeaderMap, body: &[u8]) -> Respons
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 .into_response();
         }
-        None => {}
+        Some(Fault::Delay(_)) | None => {}
     }
     let content_type = headers
         .get("content-type")

@@ -358,7 +358,7 @@ fn handle(server: &SlackServer, method: &str, headers: &HeaderMap, body: &[u8]) 
             )
                 .into_response();
         }
-        None => {}
+        Some(Fault::Delay(_)) | None => {}
     }
     let auth = headers
         .get("authorization")

@@ -127,6 +127,7 @@ fn gauges(health: &Health) -> Gauges {
         sources: health.sources.health().snapshot(),
         cluster: health.cluster.as_ref().map(|c| c.status()),
         dashboard_streams: health.dashboard.live.open_streams(),
+        transitions_dropped: health.store.transitions_dropped().unwrap_or(0),
     }
 }
 

@@ -227,23 +227,56 @@ impl Channel {
     }
 }
 
+/// An `https://` URL with a host, or `http://` to a loopback address (a test server, a local
+/// proxy): a token or a password must not cross a network in clear.
 fn check_url(field: &'static str, url: &str) -> Result<(), ConfigError> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.len() <= 2048
-        && !url
+    let shown = grace_notify::text::cut(&grace_notify::text::printable(url), 80);
+    let refuse = |why: &str| ConfigError::invalid(field, format!("`{shown}` {why}"));
+    if url.len() > 2048
+        || url
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '|' || c == '<' || c == '>');
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid(
-            field,
-            format!(
-                "`{}` is not an http(s) URL",
-                grace_notify::text::cut(&grace_notify::text::printable(url), 80)
-            ),
-        ))
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '|' | '<' | '>' | '"'))
+    {
+        return Err(refuse("is not a URL"));
     }
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => return Err(refuse("is not an http(s) URL")),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(refuse("holds credentials: give them as secrets"));
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.is_empty() {
+        return Err(refuse("names no host"));
+    }
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !tls && !loopback {
+        return Err(refuse(
+            "is plain HTTP to another host: use https:// (plain HTTP only reaches loopback)",
+        ));
+    }
+    Ok(())
+}
+
+/// A GRACE resource a webhook's repository or service maps to.
+fn check_resource(field: &'static str, resource: &str) -> Result<(), ConfigError> {
+    if resource.trim().is_empty() || resource.len() > 256 || resource.chars().any(char::is_control)
+    {
+        return Err(ConfigError::invalid(
+            field,
+            "a resource is 1 to 256 printable characters",
+        ));
+    }
+    Ok(())
 }
 
 fn check_secret(field: &'static str, source: &SecretSource) -> Result<(), ConfigError> {
@@ -308,6 +341,9 @@ impl IntegrationsConfig {
                 check_secret("integrations.pagerduty.webhook_secret", secret)?;
             }
             check_url("integrations.pagerduty.events_url", &p.events_url)?;
+            for resource in p.services.values() {
+                check_resource("integrations.pagerduty.services", resource)?;
+            }
             check_rate("integrations.pagerduty.max_per_minute", p.max_per_minute)?;
         }
         if let Some(j) = &self.jira {
@@ -339,6 +375,9 @@ impl IntegrationsConfig {
         }
         if let Some(g) = &self.github {
             check_secret("integrations.github.webhook_secret", &g.webhook_secret)?;
+            for resource in g.resources.values() {
+                check_resource("integrations.github.resources", resource)?;
+            }
         }
         Ok(())
     }
@@ -418,10 +457,13 @@ pub fn validate_routes(
                 ));
             }
         }
-        for glob in route.playbooks.iter().chain(&route.resources) {
-            if glob.is_empty() || glob.len() > 256 {
+        for (field, globs) in [
+            ("notify.playbooks", &route.playbooks),
+            ("notify.resources", &route.resources),
+        ] {
+            if globs.iter().any(|g| g.is_empty() || g.len() > 256) {
                 return Err(ConfigError::invalid(
-                    "notify.playbooks",
+                    field,
                     "patterns are 1 to 256 characters",
                 ));
             }
@@ -432,3 +474,32 @@ pub fn validate_routes(
 
 /// The time limit of one vendor request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_urls_are_https_or_loopback_and_name_a_host() {
+        for ok in [
+            "https://slack.com/api",
+            "https://example.atlassian.net",
+            "http://127.0.0.1:8080/api",
+            "http://localhost:9/x",
+            "http://[::1]:8080",
+        ] {
+            assert!(check_url("f", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://slack.com/api",
+            "https://",
+            "https:///path",
+            "ftp://x",
+            "https://user:pass@example.com",
+            "https://a b",
+            "http://10.0.0.1/x",
+        ] {
+            assert!(check_url("f", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -64,12 +64,50 @@ pub fn thread_key(channel: &Channel, notice: &Notice) -> String {
     }
 }
 
-/// Whether `notice` is older than what `thread` last showed.
+/// Whether `notice` is older than what `thread` last showed of the same run. Notices of other
+/// runs sharing an incident's thread are never superseded by each other: each run's own order
+/// is what matters.
 pub fn superseded(thread: Option<&Value>, notice: &Notice) -> bool {
+    thread.is_some_and(|t| {
+        t.get("run").and_then(Value::as_str) == Some(notice.run_id.as_str())
+            && t.get("at")
+                .and_then(Value::as_u64)
+                .is_some_and(|at| at > notice.at)
+    })
+}
+
+/// The most runs a thread remembers as holding its incident open.
+const MAX_OPEN_RUNS: usize = 100;
+
+/// The runs holding an incident open in `thread` (those that waited for people or failed,
+/// and have not succeeded since).
+fn open_runs(thread: Option<&Value>) -> Vec<String> {
     thread
-        .and_then(|t| t.get("at"))
-        .and_then(Value::as_u64)
-        .is_some_and(|at| at > notice.at)
+        .and_then(|t| t.get("open"))
+        .and_then(Value::as_array)
+        .map(|runs| {
+            runs.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .take(MAX_OPEN_RUNS)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `open` after `notice`: a run that waits for people, fails or times out holds the incident
+/// open; one that succeeds lets go of it. A cancelled run keeps its hold: people stopped it,
+/// people close the incident.
+pub fn hold(mut open: Vec<String>, notice: &Notice) -> Vec<String> {
+    match notice.kind {
+        NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut => {
+            if !open.contains(&notice.run_id) && open.len() < MAX_OPEN_RUNS {
+                open.push(notice.run_id.clone());
+            }
+        }
+        NoticeKind::Succeeded => open.retain(|r| *r != notice.run_id),
+        NoticeKind::Started | NoticeKind::Cancelled => {}
+    }
+    open
 }
 
 fn missing(vendor: &'static str) -> DeliveryError {
@@ -80,15 +118,13 @@ fn missing(vendor: &'static str) -> DeliveryError {
 }
 
 impl Outlets {
-    /// Delivers `notice` to `channel`, given its `thread`; `retry` when an attempt was made
-    /// before (a Jira issue is then looked for before one is created).
+    /// Delivers `notice` to `channel`, given its `thread`.
     pub async fn deliver(
         &self,
         channel: &Channel,
         notice: &Notice,
         thread: Option<&Value>,
         key: &str,
-        retry: bool,
     ) -> Result<Delivered, DeliveryError> {
         match channel {
             Channel::Slack(name) => {
@@ -104,7 +140,7 @@ impl Outlets {
             }
             Channel::Jira => {
                 let jira = self.jira.as_ref().ok_or_else(|| missing("jira"))?;
-                jira_deliver(jira, notice, thread, key, retry).await
+                jira_deliver(jira, notice, thread, key).await
             }
         }
     }
@@ -138,15 +174,10 @@ async fn slack_deliver(
     };
     Ok(Delivered {
         detail: format!("{detail} (ts {})", posted.ts),
-        thread: Some(json!({ "channel": posted.channel, "ts": posted.ts, "at": notice.at })),
+        thread: Some(json!({
+            "channel": posted.channel, "ts": posted.ts, "run": notice.run_id, "at": notice.at,
+        })),
     })
-}
-
-fn is_open(thread: Option<&Value>) -> bool {
-    thread
-        .and_then(|t| t.get("open"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
 }
 
 async fn pagerduty_deliver(
@@ -157,15 +188,30 @@ async fn pagerduty_deliver(
     key: &str,
 ) -> Result<Delivered, DeliveryError> {
     let dedup = format!("grace/{key}");
-    let open = is_open(thread);
-    let (action, detail, open_after) = match notice.kind {
+    let before = open_runs(thread);
+    let after = hold(before.clone(), notice);
+    let held_by_this_run = before.contains(&notice.run_id);
+    let (action, detail) = match notice.kind {
         NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut => {
-            (Some(Action::Trigger), "triggered", true)
+            (Some(Action::Trigger), "triggered".to_owned())
         }
-        NoticeKind::Started if open => (Some(Action::Acknowledge), "acknowledged", true),
-        NoticeKind::Succeeded if open => (Some(Action::Resolve), "resolved", false),
-        NoticeKind::Succeeded | NoticeKind::Started => (None, "nothing open", false),
-        NoticeKind::Cancelled => (None, "left as it is: people stopped the run", open),
+        NoticeKind::Started if held_by_this_run => {
+            (Some(Action::Acknowledge), "acknowledged".to_owned())
+        }
+        NoticeKind::Succeeded if held_by_this_run && after.is_empty() => {
+            (Some(Action::Resolve), "resolved".to_owned())
+        }
+        NoticeKind::Succeeded if held_by_this_run => (
+            None,
+            format!(
+                "left open: {} other run(s) of it waited or failed",
+                after.len()
+            ),
+        ),
+        NoticeKind::Succeeded | NoticeKind::Started => {
+            (None, "nothing open for this run".to_owned())
+        }
+        NoticeKind::Cancelled => (None, "left as it is: people stopped the run".to_owned()),
     };
     if let Some(action) = action {
         let trigger = (action == Action::Trigger).then(|| trigger(notice, severity));
@@ -173,7 +219,9 @@ async fn pagerduty_deliver(
     }
     Ok(Delivered {
         detail: format!("{detail} ({dedup})"),
-        thread: Some(json!({ "open": open_after, "dedup_key": dedup, "at": notice.at })),
+        thread: Some(json!({
+            "open": after, "dedup_key": dedup, "run": notice.run_id, "at": notice.at,
+        })),
     })
 }
 
@@ -247,22 +295,27 @@ async fn jira_deliver(
     notice: &Notice,
     thread: Option<&Value>,
     key: &str,
-    retry: bool,
 ) -> Result<Delivered, DeliveryError> {
     let label = jira_label(key);
     let mut issue = thread
         .and_then(|t| t.get("issue"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    if issue.is_none() && retry {
-        // An earlier attempt may have created it and lost the answer: creating is not
-        // idempotent, so look first.
+    let creates = matches!(
+        notice.kind,
+        NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut
+    );
+    if issue.is_none() && creates {
+        // Creating is not idempotent: an earlier attempt (before a crash, or whose answer was
+        // lost), or another replica, may have made the issue. Look first.
         issue = jira.client.find_by_label(&jira.project, &label).await?;
     }
+    let before = open_runs(thread);
+    let after = hold(before.clone(), notice);
     let text = paragraphs(notice);
     let link = notice.link.as_deref();
     let detail = match (notice.kind, &issue) {
-        (NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut, None) => {
+        (_, None) if creates => {
             let created = jira
                 .client
                 .create(&NewIssue {
@@ -278,7 +331,9 @@ async fn jira_deliver(
             issue = Some(created);
             detail
         }
-        (NoticeKind::Succeeded, Some(key)) => {
+        (NoticeKind::Succeeded, Some(key))
+            if before.contains(&notice.run_id) && after.is_empty() =>
+        {
             jira.client.comment(key, &text, link).await?;
             let moved = jira.client.transition(key, &jira.resolve).await?;
             if moved {
@@ -295,13 +350,62 @@ async fn jira_deliver(
     };
     Ok(Delivered {
         detail,
-        thread: Some(json!({ "issue": issue, "at": notice.at })),
+        thread: Some(
+            json!({ "issue": issue, "open": after, "run": notice.run_id, "at": notice.at }),
+        ),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn notice(kind: NoticeKind, run: &str, at: u64) -> Notice {
+        Notice {
+            kind,
+            run_id: run.to_owned(),
+            playbook: "p".to_owned(),
+            resource: "r".to_owned(),
+            event_type: "e".to_owned(),
+            incident: Some("inc-1".to_owned()),
+            outcome: None,
+            approval: None,
+            link: None,
+            at,
+        }
+    }
+
+    #[test]
+    fn an_incident_stays_open_while_any_of_its_runs_waits_or_failed() {
+        let open = hold(Vec::new(), &notice(NoticeKind::Failed, "a", 100));
+        let open = hold(open, &notice(NoticeKind::WaitingApproval, "b", 110));
+        let open = hold(open, &notice(NoticeKind::Succeeded, "b", 120));
+        assert_eq!(
+            open,
+            ["a"],
+            "b's success does not resolve what a's failure opened"
+        );
+        let open = hold(open, &notice(NoticeKind::Cancelled, "a", 130));
+        assert_eq!(open, ["a"], "people stopped it: people close the incident");
+    }
+
+    #[test]
+    fn only_a_later_notice_of_the_same_run_supersedes() {
+        let thread = json!({ "run": "b", "at": 110 });
+        assert!(superseded(
+            Some(&thread),
+            &notice(NoticeKind::WaitingApproval, "b", 100)
+        ));
+        assert!(
+            !superseded(Some(&thread), &notice(NoticeKind::Failed, "a", 100)),
+            "another run"
+        );
+        assert!(!superseded(
+            Some(&thread),
+            &notice(NoticeKind::Succeeded, "b", 110)
+        ));
+        assert!(!superseded(None, &notice(NoticeKind::Failed, "a", 1)));
+    }
 
     #[test]
     fn jira_labels_hold_no_space_or_quote_whatever_the_key() {

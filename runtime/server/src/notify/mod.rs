@@ -45,8 +45,11 @@ use crate::trust::HostTrust;
 use config::{Channel, IntegrationsConfig, NotifyRoute, REQUEST_TIMEOUT};
 use deliver::{JiraOutlet, Outlets};
 
-/// Attempts before a notification is given up.
+/// Attempts before a notification is given up (not counting those a vendor's rate limit
+/// refused, which are tried again for a day).
 pub const MAX_ATTEMPTS: u32 = 8;
+/// How long a notification is tried at most.
+pub const MAX_AGE_MS: u64 = 24 * 3600 * 1000;
 /// The first wait after a failed attempt; it doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 /// The longest wait between attempts.
@@ -256,16 +259,51 @@ impl Notifier {
         self.outlets.slack.as_ref()
     }
 
-    /// The task: changes of state into notifications, due notifications to their vendors,
-    /// until the server stops. A storage error ends it, for the supervisor to restart it.
+    /// The task: changes of state into notifications, and each vendor's due notifications to
+    /// it, side by side, until the server stops. A storage error ends it, for the supervisor to
+    /// restart it (and `/healthz` to show it down meanwhile).
     pub async fn run(self: Arc<Self>) -> Result<(), TaskError> {
-        loop {
-            let made = self.take_transitions().await.map_err(TaskError::new)?;
-            self.deliver_due().await.map_err(TaskError::new)?;
-            if made == 0 {
-                tokio::time::sleep(POLL).await;
+        let mut parts: tokio::task::JoinSet<Result<(), StoreError>> = tokio::task::JoinSet::new();
+        let taking = self.clone();
+        parts.spawn(async move {
+            loop {
+                if taking.take_transitions().await? == 0 {
+                    tokio::time::sleep(POLL).await;
+                }
             }
+        });
+        for vendor in self.vendors() {
+            let delivering = self.clone();
+            parts.spawn(async move {
+                loop {
+                    if delivering.deliver_due(vendor).await? == 0 {
+                        tokio::time::sleep(POLL).await;
+                    }
+                }
+            });
         }
+        match parts.join_next().await {
+            Some(Ok(Err(e))) => Err(TaskError::new(e)),
+            Some(Err(e)) => Err(TaskError::new(std::io::Error::other(format!(
+                "a part of the notifier stopped: {e}"
+            )))),
+            Some(Ok(Ok(()))) | None => Ok(()),
+        }
+    }
+
+    /// The vendors configured.
+    fn vendors(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.outlets.slack.is_some() {
+            v.push("slack");
+        }
+        if self.outlets.pagerduty.is_some() {
+            v.push("pagerduty");
+        }
+        if self.outlets.jira.is_some() {
+            v.push("jira");
+        }
+        v
     }
 
     /// Turns the waiting changes of state into notifications; how many changes were read.
@@ -328,20 +366,31 @@ impl Notifier {
     }
 
     /// Tells again what a run waiting for approval waits for, after a vote that did not
-    /// decide it (one approval of two): its Slack message shows who approved.
+    /// decide it (one approval of two): its Slack message shows who approved. Nothing is told
+    /// if the run no longer waits, or its approval was decided meanwhile; the notice is dated
+    /// before those checks, so a change of state after them is dated later and wins.
     pub async fn approval_changed(&self, run_id: &str) -> Result<(), StoreError> {
+        let now = grace_engine::event::system_now_millis();
         let store = self.store.clone();
         let id = run_id.to_owned();
         let Some(run) = blocking(move || store.run(&id)).await? else {
             return Ok(());
         };
+        if run.state != crate::runs::RunState::WaitingApproval {
+            return Ok(());
+        }
         let approval = match &run.approval {
             Some(id) => self.trust.approvals().get(id).await.ok().flatten(),
             None => None,
         };
+        if approval
+            .as_ref()
+            .is_none_or(|a| a.state != crate::trust::approvals::ApprovalState::Pending)
+        {
+            return Ok(());
+        }
         let kind = NoticeKind::WaitingApproval;
         let incident = compose::incident(&run, |id| self.anomalies.incident(id));
-        let now = grace_engine::event::system_now_millis();
         let notice = compose::notice(
             kind,
             &run,
@@ -374,37 +423,14 @@ impl Notifier {
             .map(|_| ())
     }
 
-    /// Delivers what is due, vendor by vendor, each paced.
-    pub async fn deliver_due(&self) -> Result<(), StoreError> {
+    /// Delivers what is due to `vendor`, one request at a time, paced to its
+    /// `max_per_minute`; how many were tried.
+    pub async fn deliver_due(&self, vendor: &'static str) -> Result<usize, StoreError> {
         let now = grace_engine::event::system_now_millis();
         let store = self.store.clone();
-        let due = blocking(move || store.due_notifications(now, BATCH)).await?;
-        let mut by_vendor: BTreeMap<&'static str, Vec<NotificationRecord>> = BTreeMap::new();
+        let due = blocking(move || store.due_notifications(vendor, now, 32)).await?;
+        let n = due.len();
         for record in due {
-            let vendor = match Channel::parse(&record.channel) {
-                Ok(Channel::Slack(_)) => "slack",
-                Ok(Channel::PagerDuty) => "pagerduty",
-                Ok(Channel::Jira) => "jira",
-                Err(_) => "unknown",
-            };
-            by_vendor.entry(vendor).or_default().push(record);
-        }
-        let runs = by_vendor
-            .into_iter()
-            .map(|(vendor, records)| self.deliver_vendor(vendor, records));
-        for result in futures_util::future::join_all(runs).await {
-            result?;
-        }
-        Ok(())
-    }
-
-    async fn deliver_vendor(
-        &self,
-        vendor: &'static str,
-        records: Vec<NotificationRecord>,
-    ) -> Result<(), StoreError> {
-        for record in records {
-            // Pace: one request at a time, `max_per_minute` at most.
             let wait = {
                 let mut paces = self.paces.lock().await;
                 match paces.get_mut(vendor) {
@@ -417,18 +443,11 @@ impl Notifier {
                     None => Duration::ZERO,
                 }
             };
-            if wait > POLL * 4 {
-                // Far ahead of the pace: leave the rest for the next pass.
-                let mut paces = self.paces.lock().await;
-                if let Some(pace) = paces.get_mut(vendor) {
-                    pace.next = pace.next.checked_sub(pace.interval).unwrap_or(pace.next);
-                }
-                return Ok(());
-            }
+            // Only this vendor's deliveries wait for its pace.
             tokio::time::sleep(wait).await;
             self.deliver_one(vendor, record).await?;
         }
-        Ok(())
+        Ok(n)
     }
 
     async fn deliver_one(
@@ -465,13 +484,7 @@ impl Notifier {
         } else {
             let result = self
                 .outlets
-                .deliver(
-                    &channel,
-                    &record.notice,
-                    thread_value,
-                    &key,
-                    record.attempts > 1,
-                )
+                .deliver(&channel, &record.notice, thread_value, &key)
                 .await;
             let now = grace_engine::event::system_now_millis();
             match result {
@@ -485,10 +498,15 @@ impl Notifier {
                 }
                 Err(e) => {
                     record.last_error = Some(grace_notify::text::cut(&e.to_string(), 500));
-                    if e.is_retryable() && record.attempts < MAX_ATTEMPTS {
+                    // A vendor that asks to wait is waited for, however often, for a day; other
+                    // failures are tried [`MAX_ATTEMPTS`] times.
+                    let rate_limited = e.retry_after().is_some();
+                    let young = now.saturating_sub(record.created_at) < MAX_AGE_MS;
+                    if e.is_retryable() && young && (rate_limited || record.attempts < MAX_ATTEMPTS)
+                    {
                         let wait = e.retry_after().unwrap_or_else(|| backoff(record.attempts));
                         record.next_attempt_at =
-                            now + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX / 2);
+                            now.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
                         self.metrics.notification(vendor, "retried");
                         tracing::warn!(notification = record.id, channel = %record.channel, attempts = record.attempts, error = %e, "a notification will be tried again");
                     } else {

@@ -61,6 +61,10 @@ impl SlackIn {
     /// Remembers `signature`, signed at `at` (seconds); `false` when it was seen within the
     /// window (a replay).
     pub fn first_time(&self, signature: &str, at: u64, now: u64) -> bool {
+        // The signature's hex may be written in either case and still verify: it is remembered
+        // as the MAC it stands for, not as the text sent.
+        let signature = signature.trim().to_ascii_lowercase();
+        let signature = signature.as_str();
         let mut seen = crate::sync::lock(&self.seen);
         while seen
             .front()
@@ -194,6 +198,10 @@ mod tests {
         let s = SlackIn::new(Some(Secret::new("s")), BTreeMap::new());
         assert!(s.first_time("v0=aa", 1000, 1000));
         assert!(!s.first_time("v0=aa", 1000, 1001));
+        assert!(
+            !s.first_time("v0=AA", 1000, 1001),
+            "the same MAC in capitals"
+        );
         assert!(s.first_time("v0=bb", 1000, 1001));
         // Long after the window it is forgotten (and the timestamp check refuses it anyway).
         assert!(s.first_time("v0=aa", 3000, 3000));

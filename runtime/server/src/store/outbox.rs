@@ -28,8 +28,9 @@ pub const RUN_TRANSITIONS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("server/run_transitions");
 /// Notifications by id: JSON [`NotificationRecord`].
 pub const NOTIFICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("server/notifications");
-/// Pending notifications by (when they are due, id).
-pub const NOTIFICATIONS_DUE: TableDefinition<(u64, u64), ()> =
+/// Pending notifications by (vendor, when they are due, id): each vendor's deliveries read
+/// their own, so one vendor's backlog never holds up another's.
+pub const NOTIFICATIONS_DUE: TableDefinition<(&str, u64, u64), ()> =
     TableDefinition::new("server/notifications_due");
 /// What a vendor holds of one run or incident, by (channel, key): the Slack message to
 /// update, the Jira issue to comment on, whether PagerDuty has an incident open. JSON
@@ -147,6 +148,11 @@ pub struct Thread {
     pub value: Value,
     /// When it was last written (ms).
     pub updated_at: u64,
+}
+
+/// The vendor of a channel: `slack` for `slack:#ops`, `pagerduty`, `jira`.
+pub fn vendor_of(channel: &str) -> &str {
+    channel.split(':').next().unwrap_or(channel)
 }
 
 /// Records `run`'s change from `from`, in the transaction that stores it. Called for every
@@ -267,7 +273,8 @@ impl Store {
                 table
                     .insert(last, encode(&record)?.as_slice())
                     .map_err(db)?;
-                due.insert((now, last), ()).map_err(db)?;
+                due.insert((vendor_of(&record.channel), now, last), ())
+                    .map_err(db)?;
                 ids.push(last);
             }
             meta.insert(NOTIFICATIONS_LAST, last).map_err(db)?;
@@ -277,41 +284,64 @@ impl Store {
         Ok(ids)
     }
 
-    /// Pending notifications due at `now`, oldest due first, at most `limit`.
+    /// `vendor`'s pending notifications due at `now`, oldest due first, at most `limit`. A
+    /// record that cannot be read is taken out of the due ones (and logged), so that it cannot
+    /// stop every later notification.
     pub fn due_notifications(
         &self,
+        vendor: &str,
         now: u64,
         limit: usize,
     ) -> Result<Vec<NotificationRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let (due, table) = match (
-            tx.open_table(NOTIFICATIONS_DUE),
-            tx.open_table(NOTIFICATIONS),
-        ) {
-            (Ok(d), Ok(t)) => (d, t),
-            (Err(redb::TableError::TableDoesNotExist(_)), _)
-            | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
-            (Err(e), _) | (_, Err(e)) => return Err(db(e)),
-        };
         let mut out = Vec::new();
-        for row in due.range(..=(now, u64::MAX)).map_err(db)?.take(limit) {
-            let (k, _) = row.map_err(db)?;
-            let id = k.value().1;
-            if let Some(v) = table.get(id).map_err(db)? {
-                out.push(decode("notification", &id.to_string(), v.value())?);
+        let mut broken = Vec::new();
+        {
+            let tx = self.db.begin_read().map_err(db)?;
+            let (due, table) = match (
+                tx.open_table(NOTIFICATIONS_DUE),
+                tx.open_table(NOTIFICATIONS),
+            ) {
+                (Ok(d), Ok(t)) => (d, t),
+                (Err(redb::TableError::TableDoesNotExist(_)), _)
+                | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
+                (Err(e), _) | (_, Err(e)) => return Err(db(e)),
+            };
+            for row in due
+                .range((vendor, 0, 0)..=(vendor, now, u64::MAX))
+                .map_err(db)?
+                .take(limit)
+            {
+                let (k, _) = row.map_err(db)?;
+                let (_, at, id) = k.value();
+                match table.get(id).map_err(db)? {
+                    Some(v) => match decode::<NotificationRecord>(
+                        "notification",
+                        &id.to_string(),
+                        v.value(),
+                    ) {
+                        Ok(record) => out.push(record),
+                        Err(e) => {
+                            tracing::error!(
+                                "notification {id} is unreadable and will not be delivered: {e}"
+                            );
+                            broken.push((at, id));
+                        }
+                    },
+                    None => broken.push((at, id)),
+                }
             }
         }
-        Ok(out)
-    }
-
-    /// The earliest time a pending notification is due, if any.
-    pub fn next_notification_due(&self) -> Result<Option<u64>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        match tx.open_table(NOTIFICATIONS_DUE) {
-            Ok(due) => Ok(due.first().map_err(db)?.map(|(k, _)| k.value().0)),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(db(e)),
+        if !broken.is_empty() {
+            let tx = self.db.begin_write().map_err(db)?;
+            {
+                let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
+                for (at, id) in broken {
+                    due.remove((vendor, at, id)).map_err(db)?;
+                }
+            }
+            tx.commit().map_err(db)?;
         }
+        Ok(out)
     }
 
     /// Stores `record`'s new state (and its place among the due ones), with `thread` (the
@@ -329,9 +359,10 @@ impl Store {
                 .insert(record.id, encode(record)?.as_slice())
                 .map_err(db)?;
             let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
-            due.remove((previous_due, record.id)).map_err(db)?;
+            let vendor = vendor_of(&record.channel);
+            due.remove((vendor, previous_due, record.id)).map_err(db)?;
             if record.state == NotificationState::Pending {
-                due.insert((record.next_attempt_at, record.id), ())
+                due.insert((vendor, record.next_attempt_at, record.id), ())
                     .map_err(db)?;
             }
             if let Some((channel, key, value)) = thread {
@@ -344,7 +375,7 @@ impl Store {
                     .insert((channel, key), encode(&t)?.as_slice())
                     .map_err(db)?;
                 if threads.len().map_err(db)? > MAX_THREADS {
-                    forget_oldest_thread(&mut threads)?;
+                    forget_oldest_threads(&mut threads)?;
                 }
             }
         }
@@ -445,20 +476,22 @@ fn prune(table: &mut redb::Table<'_, u64, &[u8]>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Forgets the thread written longest ago: a scan, done only when the table is over its bound.
-fn forget_oldest_thread(
+/// Forgets the tenth of the threads written longest ago: one scan when the table goes over
+/// its bound, then room for [`MAX_THREADS`] / 10 more before the next.
+fn forget_oldest_threads(
     threads: &mut redb::Table<'_, (&'static str, &'static str), &[u8]>,
 ) -> Result<(), StoreError> {
-    let mut oldest: Option<((String, String), u64)> = None;
+    let mut all: Vec<(u64, String, String)> = Vec::new();
     for row in threads.iter().map_err(db)? {
         let (k, v) = row.map_err(db)?;
         let (channel, key) = k.value();
-        let t: Thread = decode("notification thread", key, v.value())?;
-        if oldest.as_ref().is_none_or(|(_, at)| t.updated_at < *at) {
-            oldest = Some(((channel.to_owned(), key.to_owned()), t.updated_at));
-        }
+        let at =
+            decode::<Thread>("notification thread", key, v.value()).map_or(0, |t| t.updated_at);
+        all.push((at, channel.to_owned(), key.to_owned()));
     }
-    if let Some(((channel, key), _)) = oldest {
+    all.sort_unstable();
+    let n = usize::try_from(MAX_THREADS / 10).unwrap_or(1).max(1);
+    for (_, channel, key) in all.into_iter().take(n) {
         threads
             .remove((channel.as_str(), key.as_str()))
             .map_err(db)?;
