@@ -199,6 +199,10 @@ pub struct Cause {
     /// The path from the first resource, when it is upstream of it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub path: Vec<String>,
+    /// How long before the symptom went anomalous its resource was last deployed, within the
+    /// lookback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_ms_before: Option<i64>,
     /// Why, one clause per measure.
     pub reason: String,
 }
@@ -221,6 +225,8 @@ struct Tracked {
     minutes: VecDeque<(u64, f64)>,
     /// Alarm onsets `(ms, name)`, oldest first.
     onsets: VecDeque<(u64, Option<String>)>,
+    /// Deployments `(ms, what)`, oldest first (`deployment.*` events, from GitHub or anyone).
+    deployments: VecDeque<(u64, Option<String>)>,
 }
 
 /// Every incident, and what causes are ranked from.
@@ -267,6 +273,13 @@ impl Incidents {
             self.track_score(&event.resource, at, d);
         }
         let kind = event.event_type.as_str();
+        if is_deployment(kind) {
+            let what = ["ref", "sha"]
+                .iter()
+                .find_map(|k| event.payload.get(*k).and_then(Value::as_str))
+                .map(|s| grace_notify::text::cut(s, 80));
+            self.track_deployment(&event.resource, at, what);
+        }
         let opens = kind == crate::anomaly::ALARM_EVENT_TYPE || kind == "alert.firing";
         let clears = kind == crate::anomaly::CLEARED_EVENT_TYPE || kind == "alert.resolved";
         if opens || clears {
@@ -511,6 +524,16 @@ impl Incidents {
         t.onsets.push_back((at, name));
     }
 
+    fn track_deployment(&mut self, resource: &str, at: u64, what: Option<String>) {
+        let Some(t) = self.tracked(resource) else {
+            return;
+        };
+        if t.deployments.len() >= ONSETS {
+            t.deployments.pop_front();
+        }
+        t.deployments.push_back((at, what));
+    }
+
     /// Every incident, open ones first (newest first), then closed ones (newest first).
     pub fn list(&self) -> Vec<&Incident> {
         self.open
@@ -571,15 +594,29 @@ impl Incidents {
                 .filter(|at| (from..=until).contains(at))
                 .min()
         };
-        // Candidates: the incident's resources and whatever else went anomalous around it.
+        let symptom_onset = onset_of(symptom).unwrap_or(incident.opened_at);
+        // The latest deployment of a resource in the lookback before the symptom went
+        // anomalous: a change just made is a suspect, whether or not it alarmed itself.
+        let deployed_of = |resource: &str| -> Option<u64> {
+            self.tracked
+                .get(resource)?
+                .deployments
+                .iter()
+                .map(|(at, _)| *at)
+                .filter(|at| (from..=symptom_onset).contains(at))
+                .max()
+        };
+        // Candidates: the incident's resources and whatever else went anomalous, or was
+        // deployed, around it.
         let mut candidates: BTreeSet<&str> =
             incident.resources.iter().map(String::as_str).collect();
         for (resource, t) in &self.tracked {
-            if t.onsets.iter().any(|(at, _)| (from..=until).contains(at)) {
+            if t.onsets.iter().any(|(at, _)| (from..=until).contains(at))
+                || deployed_of(resource).is_some()
+            {
                 candidates.insert(resource);
             }
         }
-        let symptom_onset = onset_of(symptom).unwrap_or(incident.opened_at);
         // Distances along dependencies from the symptom's node.
         let symptom_node = self.node_of(symptom);
         let mut upstream: BTreeMap<NodeId, (u32, NodeId)> = BTreeMap::new();
@@ -636,7 +673,7 @@ impl Incidents {
                         .iter()
                         .any(|(other, _)| other != n && path_passes(&upstream, other, n))
                 });
-                rank_one(
+                let mut cause = rank_one(
                     resource,
                     symptom,
                     node,
@@ -647,7 +684,11 @@ impl Incidents {
                     path,
                     self.graph.is_some(),
                     deepest,
-                )
+                );
+                if let Some(at) = deployed_of(resource) {
+                    deployed(&mut cause, symptom, symptom_onset.saturating_sub(at));
+                }
+                cause
             })
             .collect();
         causes.sort_by(|a, b| {
@@ -829,8 +870,36 @@ fn rank_one(
         correlation: correlation.map(|c| (c * 1_000.0).round() / 1_000.0),
         distance,
         path,
+        deployed_ms_before: None,
         reason: why.join("; "),
     }
+}
+
+/// Whether an event type is a deployment (`deployment.created`, `deployment.success`, ...; not
+/// `deployment.inactive`, a deployment superseded by a later one).
+pub fn is_deployment(event_type: &str) -> bool {
+    event_type.starts_with("deployment.") && event_type != "deployment.inactive"
+}
+
+/// Adds to `cause` that its resource was deployed `lead_ms` before the symptom went anomalous:
+/// a change made just before is weighed like an alarm that came first (the onset part takes
+/// the larger of the two), and said.
+fn deployed(cause: &mut Cause, symptom: &str, lead_ms: u64) {
+    let lead = i64::try_from(lead_ms).unwrap_or(i64::MAX);
+    let deploy_part = 1.0 / (1.0 + (-(lead as f64) / (5.0 * MINUTE as f64)).exp());
+    let onset_part = cause.lead_ms.map_or(0.0, |l| {
+        1.0 / (1.0 + (-(l as f64) / (5.0 * MINUTE as f64)).exp())
+    });
+    if deploy_part > onset_part {
+        cause.score =
+            ((cause.score + 0.5 * (deploy_part - onset_part)) * 1_000.0).round() / 1_000.0;
+    }
+    cause.deployed_ms_before = Some(lead);
+    cause.reason = format!(
+        "deployed {} before {symptom} went anomalous; {}",
+        minutes_text(lead),
+        cause.reason
+    );
 }
 
 fn minutes_text(ms: i64) -> String {
@@ -977,6 +1046,60 @@ mod tests {
             "{ranked:#?}"
         );
         assert!(ranked.causes[1].correlation.unwrap() > 0.8);
+    }
+
+    #[test]
+    fn a_resource_deployed_just_before_the_symptom_is_a_suspect_though_it_never_alarmed() {
+        let mut t = tracker();
+        // `api` is deployed at minute 1; `web` and `cache` go anomalous at minutes 4 and 6.
+        t.observe(&mut event(
+            "deployment.success",
+            "api",
+            T0 + MINUTE,
+            json!({ "ref": "main", "sha": "f95f852" }),
+        ));
+        // An older deployment, outside the lookback (30 minutes), and a superseded one: no suspects.
+        t.observe(&mut event(
+            "deployment.success",
+            "old",
+            T0 - 3_600_000,
+            json!({}),
+        ));
+        t.observe(&mut event(
+            "deployment.inactive",
+            "db",
+            T0 + MINUTE,
+            json!({}),
+        ));
+        for m in 2..20u64 {
+            let at = T0 + m * MINUTE;
+            t.observe(&mut sample("web", at, if m >= 4 { m as f64 } else { 0.0 }));
+            t.observe(&mut sample("cache", at, ((m * 7) % 5) as f64));
+            match m {
+                4 => t.observe(&mut alarm("web", at)),
+                6 => t.observe(&mut alarm("cache", at)),
+                _ => {}
+            }
+        }
+        let id = t
+            .list()
+            .iter()
+            .find(|i| i.first_resource == "web")
+            .unwrap()
+            .id
+            .clone();
+        let ranked = t.causes(&id).unwrap();
+        let order: Vec<&str> = ranked.causes.iter().map(|c| c.resource.as_str()).collect();
+        // Without a graph: the symptom itself, then what changed just before it, then what
+        // alarmed after it; nothing deployed long before, or superseded.
+        assert_eq!(order, ["web", "api", "cache"], "{ranked:#?}");
+        let api = &ranked.causes[1];
+        assert_eq!(api.deployed_ms_before, Some(3 * MINUTE as i64));
+        assert!(
+            api.reason.starts_with("deployed 3 min before web"),
+            "{ranked:#?}"
+        );
+        assert!(api.score > ranked.causes[2].score);
     }
 
     #[test]
