@@ -82,6 +82,10 @@ pub enum Command {
     /// Incidents of a running server and their likely causes (docs/anomaly.md).
     #[command(subcommand)]
     Incidents(IncidentsCommand),
+    /// What a running server told Slack, PagerDuty and Jira, and how each delivery went
+    /// (docs/integrations.md).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// Score anomaly detectors on a folder laid out like the Numenta Anomaly Benchmark
     /// (docs/anomaly.md).
     #[command(subcommand)]
@@ -115,6 +119,35 @@ pub enum IncidentsCommand {
         /// Its id, e.g. `inc-20260101T0005-1a2b3c4d`.
         id: String,
         /// Print the server's JSON (the incident and its causes).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// `grace notifications` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Notifications, newest first.
+    List {
+        /// Only those in this state: `pending`, `delivered` or `failed`.
+        #[arg(long)]
+        state: Option<String>,
+        /// Most notifications (1 to 500, default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// One notification: what it said, where, and how its delivery went.
+    Show {
+        /// Its id.
+        id: u64,
+        /// Print the server's JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]

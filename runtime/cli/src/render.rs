@@ -30,6 +30,29 @@ pub fn compact(value: &Value) -> String {
     shorten(&text, WIDTH)
 }
 
+/// A JSON value in a table's cell: strings escaped and cut to 60 characters, `null` as `-`.
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => shorten(s, 60),
+        Value::Null => "-".to_owned(),
+        other => shorten(&other.to_string(), 60),
+    }
+}
+
+/// A time in milliseconds since the epoch as RFC 3339 (`-` when absent), or the number where it
+/// is past year 9999 (humantime formats four-digit years only).
+pub fn millis(v: &Value) -> String {
+    const LAST_MS: u64 = 253_402_300_799_999;
+    match v.as_u64() {
+        None => "-".to_owned(),
+        Some(ms) if ms > LAST_MS => format!("{ms} ms"),
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+    }
+}
+
 /// `text` on one line (escaped), cut to `max` characters with an ellipsis.
 pub fn shorten(text: &str, max: usize) -> String {
     let text = escape(text);

@@ -320,6 +320,16 @@ fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
     assert!(
         server.metric("grace_notifications_total{vendor=\"slack\",result=\"delivered\"}") >= 2.0
     );
+    let listed = server.grace_with(&["notifications", "list", "--state", "delivered"]);
+    let out = common::stdout(&listed);
+    assert!(listed.status.success(), "{out}{}", common::stderr(&listed));
+    assert!(
+        out.contains("slack:#ops") && out.contains("run.succeeded"),
+        "{out}"
+    );
+    let first = delivered[0]["id"].as_u64().unwrap().to_string();
+    let shown = common::stdout(&server.grace_with(&["notifications", "show", &first]));
+    assert!(shown.contains("delivered"), "{shown}");
 }
 
 #[test]

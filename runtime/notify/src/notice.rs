@@ -5,20 +5,26 @@
 use serde::{Deserialize, Serialize};
 
 /// What happened to a run.
+/// Serialized by its [`NoticeKind::name`], as routes name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum NoticeKind {
     /// A worker started it.
+    #[serde(rename = "run.started")]
     Started,
     /// It waits for people to approve a change.
+    #[serde(rename = "run.waiting-approval")]
     WaitingApproval,
     /// Its playbook returned an outcome.
+    #[serde(rename = "run.succeeded")]
     Succeeded,
     /// It failed, after its retries.
+    #[serde(rename = "run.failed")]
     Failed,
     /// Someone cancelled it.
+    #[serde(rename = "run.cancelled")]
     Cancelled,
     /// It ran past its deadline.
+    #[serde(rename = "run.timed-out")]
     TimedOut,
 }
 
@@ -126,6 +132,10 @@ mod tests {
     fn kinds_round_trip_through_their_names() {
         for kind in NoticeKind::ALL {
             assert_eq!(NoticeKind::parse(kind.name()), Some(kind));
+            assert_eq!(
+                serde_json::to_value(kind).ok(),
+                Some(serde_json::json!(kind.name()))
+            );
         }
         assert_eq!(NoticeKind::parse("run.exploded"), None);
     }

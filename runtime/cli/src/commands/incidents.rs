@@ -19,27 +19,7 @@ pub fn run(command: IncidentsCommand) -> Exit {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => render::shorten(s, 60),
-        Value::Null => "-".to_owned(),
-        other => render::shorten(&other.to_string(), 60),
-    }
-}
-
-/// A time in milliseconds as RFC 3339, or the number where it is past year 9999 (humantime
-/// formats four-digit years only).
-fn when(v: &Value) -> String {
-    const LAST_MS: u64 = 253_402_300_799_999;
-    match v.as_u64() {
-        None => "-".to_owned(),
-        Some(ms) if ms > LAST_MS => format!("{ms} ms"),
-        Some(ms) => humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-        )
-        .to_string(),
-    }
-}
+use render::{cell as text, millis as when};
 
 fn list(server: &Server, limit: Option<usize>, json: bool) -> Exit {
     let result = (|| {

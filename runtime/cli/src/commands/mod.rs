@@ -18,6 +18,7 @@ mod ledger;
 mod ledger_audit;
 mod ledger_cluster;
 mod nab;
+mod notifications;
 mod playbook;
 pub mod playbook_new;
 mod policy;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Graph(cmd) => graph::run(cmd),
         Command::Nab(cmd) => nab::run(cmd),
         Command::Incidents(cmd) => incidents::run(cmd),
+        Command::Notifications(cmd) => notifications::run(cmd),
         Command::Sources { json, server } => sources::run(server, json),
     };
     match exit {
