@@ -152,10 +152,39 @@ fn post_signed(
     })
 }
 
+/// `user` presses `action_id` in the message `ts`, as Slack sends it: the status GRACE answers.
+fn press(server: &Server, v: &Vendors, user: &str, ts: &str, action_id: &str) -> u16 {
+    let (headers, body) = v.slack.press(user, ts, action_id);
+    post_signed(server, INTERACTIONS, &headers, body).0
+}
+
+/// The interactivity URL.
+const INTERACTIONS: &str = "/v1/integrations/slack/interactions";
+
+/// The vendors, a server configured for them with production changes needing two people,
+/// and `approvers` (local principals holding `approve` tokens).
+fn scene(approvers: &[&str]) -> (tempfile::TempDir, Vendors, Server, String) {
+    let dir = common::data_dir();
+    let v = Vendors::start();
+    let cfg = config(dir.path(), &v);
+    let server = Server::start(dir.path(), &["--config", &cfg]);
+    add_policies(&server, dir.path());
+    for person in approvers {
+        server.token_with(person, &["approve"]);
+    }
+    (dir, v, server, cfg)
+}
+
 fn the_message(slack: &SlackServer) -> Message {
     let messages = slack.messages();
     assert_eq!(messages.len(), 1, "one message per run: {messages:?}");
     messages[0].clone()
+}
+
+/// `Some` once the run's one message shows it succeeded, without buttons.
+fn shows_outcome(slack: &SlackServer) -> Option<()> {
+    let m = the_message(slack);
+    (!has_buttons(&m) && m.text.contains("succeeded")).then_some(())
 }
 
 fn has_buttons(m: &Message) -> bool {
@@ -166,14 +195,7 @@ fn has_buttons(m: &Message) -> bool {
 
 #[test]
 fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
-    let dir = common::data_dir();
-    let v = Vendors::start();
-    let cfg = config(dir.path(), &v);
-    let server = Server::start(dir.path(), &["--config", &cfg]);
-    add_policies(&server, dir.path());
-    for person in ["alice", "bob"] {
-        server.token_with(person, &["approve"]);
-    }
+    let (_dir, v, server, _cfg) = scene(&["alice", "bob"]);
     // carol is mapped in Slack but holds no `approve` token.
     server.token_with("carol", &["read"]);
 
@@ -206,12 +228,7 @@ fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
     // Someone Slack does not map, and someone without `approve`: told, not counted.
     for stranger in ["U0EVE0001", "U0CAROL01"] {
         let (headers, body) = v.slack.press(stranger, &message.ts, "grace.approve");
-        let (status, _) = post_signed(
-            &server,
-            "/v1/integrations/slack/interactions",
-            &headers,
-            body,
-        );
+        let (status, _) = post_signed(&server, INTERACTIONS, &headers, body);
         assert_eq!(status, 200);
     }
     poll_until("two users told why", Duration::from_secs(10), || {
@@ -228,27 +245,12 @@ fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
     let (headers, body) = v.slack.press("U0ALICE01", &message.ts, "grace.approve");
     let mut forged = headers.clone();
     forged[2].1 = format!("v0={}", "0".repeat(64));
-    let (status, refused) = post_signed(
-        &server,
-        "/v1/integrations/slack/interactions",
-        &forged,
-        body.clone(),
-    );
+    let (status, refused) = post_signed(&server, INTERACTIONS, &forged, body.clone());
     assert_eq!(status, 401, "{refused}");
     assert_eq!(refused["error"]["field"], "x-slack-signature");
-    let (status, _) = post_signed(
-        &server,
-        "/v1/integrations/slack/interactions",
-        &headers,
-        body.clone(),
-    );
+    let (status, _) = post_signed(&server, INTERACTIONS, &headers, body.clone());
     assert_eq!(status, 200);
-    let (status, _) = post_signed(
-        &server,
-        "/v1/integrations/slack/interactions",
-        &headers,
-        body,
-    );
+    let (status, _) = post_signed(&server, INTERACTIONS, &headers, body);
     assert_eq!(status, 401, "a replayed press");
 
     // One of two: the message shows who approved, and keeps its buttons.
@@ -257,28 +259,14 @@ fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
         (m.blocks.to_string().contains("Approved by: alice") && has_buttons(&m)).then_some(())
     });
     // alice again (a second press, a new signature) is still one person.
-    let (headers, body) = v.slack.press("U0ALICE01", &message.ts, "grace.approve");
     assert_eq!(
-        post_signed(
-            &server,
-            "/v1/integrations/slack/interactions",
-            &headers,
-            body
-        )
-        .0,
+        press(&server, &v, "U0ALICE01", &message.ts, "grace.approve"),
         200
     );
     assert_eq!(common::approvals::approvals(&server, "pending").len(), 1);
 
-    let (headers, body) = v.slack.press("U0BOB0001", &message.ts, "grace.approve");
     assert_eq!(
-        post_signed(
-            &server,
-            "/v1/integrations/slack/interactions",
-            &headers,
-            body
-        )
-        .0,
+        press(&server, &v, "U0BOB0001", &message.ts, "grace.approve"),
         200
     );
     server.wait_state(&run, &["succeeded"]);
@@ -286,10 +274,7 @@ fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
     poll_until(
         "the message showing the outcome without buttons",
         Duration::from_secs(60),
-        || {
-            let m = the_message(&v.slack);
-            (!has_buttons(&m) && m.text.contains("succeeded")).then_some(())
-        },
+        || shows_outcome(&v.slack),
     );
     poll_until(
         "PagerDuty's incident resolved",
@@ -334,11 +319,7 @@ fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
 
 #[test]
 fn a_vendor_that_limits_or_fails_delays_its_notifications_only_and_they_arrive() {
-    let dir = common::data_dir();
-    let v = Vendors::start();
-    let cfg = config(dir.path(), &v);
-    let server = Server::start(dir.path(), &["--config", &cfg]);
-    add_policies(&server, dir.path());
+    let (_dir, v, server, _cfg) = scene(&[]);
     v.slack.faults.push(Fault::RateLimited(Some(1)));
     v.slack.faults.push(Fault::Status(503));
     v.pagerduty.faults.push(Fault::Status(500));
@@ -574,12 +555,7 @@ fn over_socket_mode_presses_count_and_slack_refreshing_the_connection_loses_none
         || (v.slack.connections() == 1).then_some(()),
     );
     // Without a signing secret, nothing is taken over HTTP.
-    let (status, _) = post_signed(
-        &server,
-        "/v1/integrations/slack/interactions",
-        &[],
-        b"payload=%7B%7D".to_vec(),
-    );
+    let (status, _) = post_signed(&server, INTERACTIONS, &[], b"payload=%7B%7D".to_vec());
     assert_eq!(status, 404);
 
     let run = start_incident(&server);
@@ -618,14 +594,7 @@ fn over_socket_mode_presses_count_and_slack_refreshing_the_connection_loses_none
 
 #[test]
 fn a_slow_vendor_holds_up_only_its_own_notifications() {
-    let dir = common::data_dir();
-    let v = Vendors::start();
-    let cfg = config(dir.path(), &v);
-    let server = Server::start(dir.path(), &["--config", &cfg]);
-    add_policies(&server, dir.path());
-    for person in ["alice", "bob"] {
-        server.token_with(person, &["approve"]);
-    }
+    let (_dir, v, server, _cfg) = scene(&["alice", "bob"]);
     // PagerDuty answers each of its next requests after 6 s (within the 10 s a request may take).
     for _ in 0..4 {
         v.pagerduty.faults.push(Fault::Delay(6_000));
@@ -635,27 +604,14 @@ fn a_slow_vendor_holds_up_only_its_own_notifications() {
         v.slack.messages().into_iter().find(has_buttons)
     });
     for user in ["U0ALICE01", "U0BOB0001"] {
-        let (headers, body) = v.slack.press(user, &message.ts, "grace.approve");
-        assert_eq!(
-            post_signed(
-                &server,
-                "/v1/integrations/slack/interactions",
-                &headers,
-                body
-            )
-            .0,
-            200
-        );
+        assert_eq!(press(&server, &v, user, &message.ts, "grace.approve"), 200);
     }
     server.wait_state(&run, &["succeeded"]);
     // Slack follows the run while PagerDuty is still answering slowly.
     poll_until(
         "Slack showing the outcome, PagerDuty still slow",
         Duration::from_secs(5),
-        || {
-            let m = the_message(&v.slack);
-            (!has_buttons(&m) && m.text.contains("succeeded")).then_some(())
-        },
+        || shows_outcome(&v.slack),
     );
     assert!(
         v.pagerduty.faults.peek().is_some()

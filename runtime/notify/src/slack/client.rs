@@ -125,32 +125,27 @@ impl SlackClient {
             "user": user,
             "text": super::blocks::escape(&crate::text::cut(text, 3000)),
         });
-        let request = self
-            .http
-            .client()
-            .post(format!("{}/chat.postEphemeral", self.api))
-            .bearer_auth(self.token.expose())
-            .header("content-type", "application/json; charset=utf-8")
-            .body(body.to_string());
-        let answer = self.http.send(request).await?;
-        let read: ApiAnswer = answer.json(VENDOR)?;
-        if read.ok {
-            Ok(())
-        } else {
-            Err(DeliveryError::Rejected {
-                vendor: VENDOR,
-                message: format!(
-                    "chat.postEphemeral: {}",
-                    crate::text::cut(
-                        &crate::text::printable(read.error.as_deref().unwrap_or("unknown_error")),
-                        100
-                    )
-                ),
-            })
-        }
+        self.send("chat.postEphemeral", &body).await.map(|_| ())
     }
 
     async fn call(&self, method: &str, body: &serde_json::Value) -> Result<Posted, DeliveryError> {
+        let read = self.send(method, body).await?;
+        match (read.channel, read.ts) {
+            (Some(channel), Some(ts)) => Ok(Posted { channel, ts }),
+            _ => Err(DeliveryError::Transient {
+                vendor: VENDOR,
+                message: format!("{method} answered ok without a channel and ts"),
+            }),
+        }
+    }
+
+    /// Calls Web API `method` with `body`: its answer when `ok`, else the error its code means
+    /// (see the module documentation).
+    async fn send(
+        &self,
+        method: &str,
+        body: &serde_json::Value,
+    ) -> Result<ApiAnswer, DeliveryError> {
         let request = self
             .http
             .client()
@@ -161,13 +156,7 @@ impl SlackClient {
         let answer = self.http.send(request).await?;
         let read: ApiAnswer = answer.json(VENDOR)?;
         if read.ok {
-            return match (read.channel, read.ts) {
-                (Some(channel), Some(ts)) => Ok(Posted { channel, ts }),
-                _ => Err(DeliveryError::Transient {
-                    vendor: VENDOR,
-                    message: format!("{method} answered ok without a channel and ts"),
-                }),
-            };
+            return Ok(read);
         }
         let code = read.error.unwrap_or_else(|| "unknown_error".to_owned());
         let code = crate::text::cut(&crate::text::printable(&code), 100);
