@@ -9,22 +9,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum NoticeKind {
     /// A worker started it.
-    #[serde(rename = "run.started")]
+    #[serde(rename = "run.started", alias = "started")]
     Started,
     /// It waits for people to approve a change.
-    #[serde(rename = "run.waiting-approval")]
+    #[serde(rename = "run.waiting-approval", alias = "waiting-approval")]
     WaitingApproval,
     /// Its playbook returned an outcome.
-    #[serde(rename = "run.succeeded")]
+    #[serde(rename = "run.succeeded", alias = "succeeded")]
     Succeeded,
     /// It failed, after its retries.
-    #[serde(rename = "run.failed")]
+    #[serde(rename = "run.failed", alias = "failed")]
     Failed,
     /// Someone cancelled it.
-    #[serde(rename = "run.cancelled")]
+    #[serde(rename = "run.cancelled", alias = "cancelled")]
     Cancelled,
     /// It ran past its deadline.
-    #[serde(rename = "run.timed-out")]
+    #[serde(rename = "run.timed-out", alias = "timed-out")]
     TimedOut,
 }
 

@@ -225,8 +225,8 @@ struct Tracked {
     minutes: VecDeque<(u64, f64)>,
     /// Alarm onsets `(ms, name)`, oldest first.
     onsets: VecDeque<(u64, Option<String>)>,
-    /// Deployments `(ms, what)`, oldest first (`deployment.*` events, from GitHub or anyone).
-    deployments: VecDeque<(u64, Option<String>)>,
+    /// Deployments' times (ms), oldest first (`deployment.*` events, from GitHub or anyone).
+    deployments: VecDeque<u64>,
 }
 
 /// Every incident, and what causes are ranked from.
@@ -274,11 +274,7 @@ impl Incidents {
         }
         let kind = event.event_type.as_str();
         if is_deployment(kind) {
-            let what = ["ref", "sha"]
-                .iter()
-                .find_map(|k| event.payload.get(*k).and_then(Value::as_str))
-                .map(|s| grace_notify::text::cut(s, 80));
-            self.track_deployment(&event.resource, at, what);
+            self.track_deployment(&event.resource, at);
         }
         let opens = kind == crate::anomaly::ALARM_EVENT_TYPE || kind == "alert.firing";
         let clears = kind == crate::anomaly::CLEARED_EVENT_TYPE || kind == "alert.resolved";
@@ -524,14 +520,14 @@ impl Incidents {
         t.onsets.push_back((at, name));
     }
 
-    fn track_deployment(&mut self, resource: &str, at: u64, what: Option<String>) {
+    fn track_deployment(&mut self, resource: &str, at: u64) {
         let Some(t) = self.tracked(resource) else {
             return;
         };
         if t.deployments.len() >= ONSETS {
             t.deployments.pop_front();
         }
-        t.deployments.push_back((at, what));
+        t.deployments.push_back(at);
     }
 
     /// Every incident, open ones first (newest first), then closed ones (newest first).
@@ -602,7 +598,7 @@ impl Incidents {
                 .get(resource)?
                 .deployments
                 .iter()
-                .map(|(at, _)| *at)
+                .copied()
                 .filter(|at| (from..=symptom_onset).contains(at))
                 .max()
         };

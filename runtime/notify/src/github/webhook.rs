@@ -127,6 +127,15 @@ pub fn parse(event: &str, content_type: &str, body: &[u8]) -> Result<Deployment,
     } else {
         serde_json::from_slice(body).map_err(|_| invalid("payload", "not JSON"))?
     };
+    // The event's name comes in a header, which is not signed: it must agree with the body,
+    // which is, or a `deployment_status` body could be replayed as a `deployment`.
+    if json.get("deployment_status").is_some_and(Value::is_object) != (event == "deployment_status")
+    {
+        return Err(invalid(
+            "x-github-event",
+            "does not match the body (a deployment_status body carries `deployment_status`)",
+        ));
+    }
     let text = |pointer: &str, field: &'static str, max: usize| -> Result<String, WebhookError> {
         let v = json
             .pointer(pointer)
@@ -245,7 +254,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(from_form, d);
-        let d = parse("deployment", "application/json", body.as_bytes()).unwrap();
+        // The same body under another event name (the header is not signed): refused.
+        assert!(matches!(
+            parse("deployment", "application/json", body.as_bytes()),
+            Err(WebhookError::Invalid {
+                field: "x-github-event",
+                ..
+            })
+        ));
+        let mut created = deployment_status("success");
+        created.as_object_mut().unwrap().remove("deployment_status");
+        let d = parse(
+            "deployment",
+            "application/json",
+            created.to_string().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(d.state, None);
         assert_eq!(d.at, "2019-05-15T15:20:53Z");
     }
@@ -267,7 +291,11 @@ mod tests {
         let mut v = deployment_status("success");
         v["deployment"]["sha"] = json!("not-a-sha; rm -rf");
         assert!(matches!(
-            parse("deployment", "application/json", v.to_string().as_bytes()),
+            parse(
+                "deployment_status",
+                "application/json",
+                v.to_string().as_bytes()
+            ),
             Err(WebhookError::Invalid {
                 field: "deployment.sha",
                 ..

@@ -105,6 +105,20 @@ pub fn ack(envelope_id: &str) -> String {
     json!({ "envelope_id": envelope_id }).to_string()
 }
 
+/// Whether a `ws://` URL's host is a loopback address.
+fn loopback(url: &str) -> bool {
+    let rest = url.strip_prefix("ws://").unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Asks Slack for a WebSocket URL (`apps.connections.open`, with the app-level token).
 pub async fn open(http: &Http, app_token: &Secret, api: &str) -> Result<String, DeliveryError> {
     let request = http
@@ -126,7 +140,13 @@ pub async fn open(http: &Http, app_token: &Secret, api: &str) -> Result<String, 
     }
     let opened: Opened = answer.json(VENDOR)?;
     match (opened.ok, opened.url) {
-        (true, Some(url)) if url.starts_with("wss://") || url.starts_with("ws://") => Ok(url),
+        // The socket is what tells Slack's envelopes from anyone's: TLS, unless both ends are
+        // this machine (a test server).
+        (true, Some(url))
+            if url.starts_with("wss://") || (url.starts_with("ws://") && loopback(&url)) =>
+        {
+            Ok(url)
+        }
         (true, _) => Err(DeliveryError::Transient {
             vendor: VENDOR,
             message: "apps.connections.open answered without a WebSocket URL".to_owned(),
@@ -192,5 +212,9 @@ mod tests {
         ));
         assert!(parse(r#"{"envelope_id":"a\"b","type":"interactive"}"#).is_err());
         assert!(parse("not json").is_err());
+        assert!(loopback("ws://127.0.0.1:9/link"));
+        assert!(loopback("ws://[::1]:9/link"));
+        assert!(!loopback("ws://wss-primary.slack.com/link"));
+        assert!(!loopback("ws://10.0.0.1/link"));
     }
 }

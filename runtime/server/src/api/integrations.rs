@@ -153,10 +153,9 @@ pub async fn slack_interactions(
     Ok(StatusCode::OK)
 }
 
-/// Ingests the event of one signed delivery, once: a delivery id accepted before (PagerDuty's
-/// and GitHub's retries, or a replay) ingests nothing and answers `200`. The ids are held
-/// from the check to the ingest, so two copies of one delivery racing each other make one
-/// event.
+/// Ingests the event of one signed delivery, once: a delivery taken before (PagerDuty's and
+/// GitHub's retries, or a replay) ingests nothing and answers `200`. The lock is held from the
+/// check to the ingest, so two copies of one delivery racing each other make one event.
 async fn ingest_once(
     notifier: &Notifier,
     intake: &Arc<Intake>,
@@ -170,26 +169,12 @@ async fn ingest_once(
         let (field, message) = crate::sources::event_problem(&e);
         ApiError::field(field, message)
     })?;
-    let mut seen = notifier.webhooks.seen.lock().await;
-    let ids = seen.entry(source).or_default();
-    if !ids.is_seeded() {
-        let store = store.clone();
-        let events = tokio::task::spawn_blocking(move || {
-            store.recent_events(webhooks::SEED_EVENTS, webhooks::SEED_BYTES)
-        })
+    let _taking = notifier.webhooks.taking.lock().await;
+    let (check, source_name, key) = (store.clone(), source, delivery.to_owned());
+    let taken = tokio::task::spawn_blocking(move || check.delivery_taken(source_name, &key))
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        match events {
-            Ok(events) => ids.seed(source, events.iter().rev().map(|e| &e.event)),
-            Err(e) => {
-                // The mesh's dedup still applies; refusing deliveries for want of the log
-                // would lose them.
-                tracing::warn!("cannot read recent events to seed {source}'s delivery ids: {e}");
-                ids.seed(source, std::iter::empty());
-            }
-        }
-    }
-    if ids.contains(delivery) {
+        .map_err(|e| ApiError::unavailable(e.to_string()))??;
+    if taken {
         metrics.webhook(source, "replayed");
         return Ok((
             StatusCode::OK,
@@ -197,7 +182,12 @@ async fn ingest_once(
         ));
     }
     let (first, _) = intake.ingest(vec![event]).await?;
-    ids.remember(delivery.to_owned());
+    // After the event is stored: a crash between the two takes the delivery again when the
+    // vendor retries it (at least once, never lost).
+    let (remember, key, now) = (store.clone(), delivery.to_owned(), intake.now_millis());
+    tokio::task::spawn_blocking(move || remember.take_delivery(source, &key, now))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))??;
     metrics.webhook(source, "accepted");
     Ok((
         StatusCode::ACCEPTED,
@@ -253,7 +243,9 @@ pub async fn github(
     } else {
         "deployment.created_at"
     };
-    webhooks::check_age(when, &deployment.at, now).map_err(|(field, message)| {
+    // The vendor's signed time is its wall clock, whatever the run clock (simulated or not).
+    let wall = grace_engine::event::system_now_millis();
+    webhooks::check_age(when, &deployment.at, wall).map_err(|(field, message)| {
         metrics.webhook("github", "refused");
         ApiError::field(field, message)
     })?;
@@ -299,7 +291,8 @@ pub async fn pagerduty(
         ApiError::field(e.field, e.message)
     })?;
     let now = intake.now_millis();
-    webhooks::check_age("event.occurred_at", &event.occurred_at, now).map_err(
+    let wall = grace_engine::event::system_now_millis();
+    webhooks::check_age("event.occurred_at", &event.occurred_at, wall).map_err(
         |(field, message)| {
             metrics.webhook("pagerduty", "refused");
             ApiError::field(field, message)

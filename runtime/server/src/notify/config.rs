@@ -66,6 +66,8 @@ pub struct SlackConfig {
     /// An app-level token (`xapp-…`, `connections:write`): presses come over Socket Mode, a
     /// WebSocket GRACE opens to Slack, for hosts Slack cannot reach.
     pub app_token: Option<SecretSource>,
+    /// The Slack workspace (`T0123ABCD`) presses must come from; any the app is in when absent.
+    pub team: Option<String>,
     /// Slack users who may vote through the buttons, each as a GRACE local principal.
     #[serde(default)]
     pub approvers: BTreeMap<String, String>,
@@ -297,7 +299,11 @@ impl IntegrationsConfig {
     /// Checks the section (secrets are read at start, not here).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.public_url {
-            check_url("integrations.public_url", url)?;
+            // A link for people, not a place GRACE sends a secret to: plain HTTP is allowed.
+            check_url(
+                "integrations.public_url",
+                &url.replacen("http://", "https://", 1),
+            )?;
         }
         if let Some(s) = &self.slack {
             check_secret("integrations.slack.token", &s.token)?;
@@ -309,6 +315,18 @@ impl IntegrationsConfig {
             }
             check_url("integrations.slack.api_url", &s.api_url)?;
             check_rate("integrations.slack.max_per_minute", s.max_per_minute)?;
+            if let Some(team) = &s.team
+                && !((3..=32).contains(&team.len())
+                    && team.starts_with(['T', 'E'])
+                    && team
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+            {
+                return Err(ConfigError::invalid(
+                    "integrations.slack.team",
+                    "a Slack workspace id (T0123ABCD)",
+                ));
+            }
             for (user, principal) in &s.approvers {
                 let is_user = (3..=32).contains(&user.len())
                     && user.starts_with(['U', 'W'])

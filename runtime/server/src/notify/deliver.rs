@@ -64,47 +64,98 @@ pub fn thread_key(channel: &Channel, notice: &Notice) -> String {
     }
 }
 
-/// Whether `notice` is older than what `thread` last showed of the same run. Notices of other
-/// runs sharing an incident's thread are never superseded by each other: each run's own order
-/// is what matters.
+/// Whether `thread` has shown a later notice of `notice`'s run: a retried notification must
+/// not take a message or an incident back to an earlier state of its run. Each run's own order
+/// is what matters; notices of other runs sharing an incident's thread never supersede it.
 pub fn superseded(thread: Option<&Value>, notice: &Notice) -> bool {
-    thread.is_some_and(|t| {
-        t.get("run").and_then(Value::as_str) == Some(notice.run_id.as_str())
-            && t.get("at")
-                .and_then(Value::as_u64)
-                .is_some_and(|at| at > notice.at)
-    })
+    thread
+        .and_then(|t| t.get("seen"))
+        .and_then(|s| s.get(&notice.run_id))
+        .and_then(Value::as_u64)
+        .is_some_and(|at| at > notice.at)
 }
 
-/// The most runs a thread remembers as holding its incident open.
-const MAX_OPEN_RUNS: usize = 100;
+/// The most runs a thread remembers (what each last showed, and which hold it open).
+const MAX_RUNS: usize = 100;
 
-/// The runs holding an incident open in `thread` (those that waited for people or failed,
-/// and have not succeeded since).
-fn open_runs(thread: Option<&Value>) -> Vec<String> {
+/// `thread`'s record of the latest notice shown of each run, with `notice` added (the oldest
+/// forgotten beyond [`MAX_RUNS`]).
+fn seen_with(thread: Option<&Value>, notice: &Notice) -> Value {
+    let mut seen: Vec<(String, u64)> = thread
+        .and_then(|t| t.get("seen"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(run, at)| Some((run.clone(), at.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    seen.retain(|(run, _)| *run != notice.run_id);
+    seen.push((notice.run_id.clone(), notice.at));
+    seen.sort_by(|a, b| b.1.cmp(&a.1));
+    seen.truncate(MAX_RUNS);
+    Value::Object(seen.into_iter().map(|(run, at)| (run, json!(at))).collect())
+}
+
+/// A run holding an incident open: which run, and what it was (its playbook on its resource).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// The run.
+    pub run: String,
+    /// `<playbook> on <resource>`.
+    pub of: String,
+}
+
+fn of(notice: &Notice) -> String {
+    format!("{} on {}", notice.playbook, notice.resource)
+}
+
+/// The runs holding an incident open in `thread`.
+fn holds(thread: Option<&Value>) -> Vec<Hold> {
     thread
         .and_then(|t| t.get("open"))
         .and_then(Value::as_array)
-        .map(|runs| {
-            runs.iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .take(MAX_OPEN_RUNS)
+        .map(|list| {
+            list.iter()
+                .filter_map(|h| {
+                    Some(Hold {
+                        run: h.get("run")?.as_str()?.to_owned(),
+                        of: h.get("of")?.as_str()?.to_owned(),
+                    })
+                })
+                .take(MAX_RUNS)
                 .collect()
         })
         .unwrap_or_default()
 }
 
+fn holds_json(holds: &[Hold]) -> Value {
+    Value::Array(
+        holds
+            .iter()
+            .map(|h| json!({ "run": h.run, "of": h.of }))
+            .collect(),
+    )
+}
+
 /// `open` after `notice`: a run that waits for people, fails or times out holds the incident
-/// open; one that succeeds lets go of it. A cancelled run keeps its hold: people stopped it,
-/// people close the incident.
-pub fn hold(mut open: Vec<String>, notice: &Notice) -> Vec<String> {
+/// open; a success lets go of its own run's hold and of every hold of the same playbook on the
+/// same resource (what failed before works now). A cancelled run keeps its hold: people
+/// stopped it, people close the incident or a later success does.
+pub fn hold(mut open: Vec<Hold>, notice: &Notice) -> Vec<Hold> {
     match notice.kind {
         NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut => {
-            if !open.contains(&notice.run_id) && open.len() < MAX_OPEN_RUNS {
-                open.push(notice.run_id.clone());
+            if !open.iter().any(|h| h.run == notice.run_id) && open.len() < MAX_RUNS {
+                open.push(Hold {
+                    run: notice.run_id.clone(),
+                    of: of(notice),
+                });
             }
         }
-        NoticeKind::Succeeded => open.retain(|r| *r != notice.run_id),
+        NoticeKind::Succeeded => {
+            let what = of(notice);
+            open.retain(|h| h.run != notice.run_id && h.of != what);
+        }
         NoticeKind::Started | NoticeKind::Cancelled => {}
     }
     open
@@ -175,7 +226,7 @@ async fn slack_deliver(
     Ok(Delivered {
         detail: format!("{detail} (ts {})", posted.ts),
         thread: Some(json!({
-            "channel": posted.channel, "ts": posted.ts, "run": notice.run_id, "at": notice.at,
+            "channel": posted.channel, "ts": posted.ts, "seen": seen_with(thread, notice),
         })),
     })
 }
@@ -188,9 +239,10 @@ async fn pagerduty_deliver(
     key: &str,
 ) -> Result<Delivered, DeliveryError> {
     let dedup = format!("grace/{key}");
-    let before = open_runs(thread);
+    let before = holds(thread);
     let after = hold(before.clone(), notice);
-    let held_by_this_run = before.contains(&notice.run_id);
+    let held_by_this_run =
+        before.len() != after.len() || before.iter().any(|h| h.run == notice.run_id);
     let (action, detail) = match notice.kind {
         NoticeKind::WaitingApproval | NoticeKind::Failed | NoticeKind::TimedOut => {
             (Some(Action::Trigger), "triggered".to_owned())
@@ -220,7 +272,7 @@ async fn pagerduty_deliver(
     Ok(Delivered {
         detail: format!("{detail} ({dedup})"),
         thread: Some(json!({
-            "open": after, "dedup_key": dedup, "run": notice.run_id, "at": notice.at,
+            "open": holds_json(&after), "dedup_key": dedup, "seen": seen_with(thread, notice),
         })),
     })
 }
@@ -310,8 +362,9 @@ async fn jira_deliver(
         // lost), or another replica, may have made the issue. Look first.
         issue = jira.client.find_by_label(&jira.project, &label).await?;
     }
-    let before = open_runs(thread);
+    let before = holds(thread);
     let after = hold(before.clone(), notice);
+    let released = before.len() != after.len();
     let text = paragraphs(notice);
     let link = notice.link.as_deref();
     let detail = match (notice.kind, &issue) {
@@ -331,9 +384,7 @@ async fn jira_deliver(
             issue = Some(created);
             detail
         }
-        (NoticeKind::Succeeded, Some(key))
-            if before.contains(&notice.run_id) && after.is_empty() =>
-        {
+        (NoticeKind::Succeeded, Some(key)) if released && after.is_empty() => {
             jira.client.comment(key, &text, link).await?;
             let moved = jira.client.transition(key, &jira.resolve).await?;
             if moved {
@@ -350,9 +401,9 @@ async fn jira_deliver(
     };
     Ok(Delivered {
         detail,
-        thread: Some(
-            json!({ "issue": issue, "open": after, "run": notice.run_id, "at": notice.at }),
-        ),
+        thread: Some(json!({
+            "issue": issue, "open": holds_json(&after), "seen": seen_with(thread, notice),
+        })),
     })
 }
 
@@ -375,34 +426,54 @@ mod tests {
         }
     }
 
+    fn runs(open: &[Hold]) -> Vec<&str> {
+        open.iter().map(|h| h.run.as_str()).collect()
+    }
+
     #[test]
     fn an_incident_stays_open_while_any_of_its_runs_waits_or_failed() {
         let open = hold(Vec::new(), &notice(NoticeKind::Failed, "a", 100));
-        let open = hold(open, &notice(NoticeKind::WaitingApproval, "b", 110));
-        let open = hold(open, &notice(NoticeKind::Succeeded, "b", 120));
+        let mut other = notice(NoticeKind::WaitingApproval, "b", 110);
+        other.playbook = "q".to_owned();
+        let open = hold(open, &other);
+        other.kind = NoticeKind::Succeeded;
+        let open = hold(open, &other);
         assert_eq!(
-            open,
+            runs(&open),
             ["a"],
             "b's success does not resolve what a's failure opened"
         );
         let open = hold(open, &notice(NoticeKind::Cancelled, "a", 130));
-        assert_eq!(open, ["a"], "people stopped it: people close the incident");
+        assert_eq!(
+            runs(&open),
+            ["a"],
+            "people stopped it: people close the incident"
+        );
+        // A later run of the same playbook on the same resource succeeding: what failed works.
+        let open = hold(open, &notice(NoticeKind::Succeeded, "c", 140));
+        assert!(open.is_empty());
     }
 
     #[test]
-    fn only_a_later_notice_of_the_same_run_supersedes() {
-        let thread = json!({ "run": "b", "at": 110 });
+    fn a_notice_is_superseded_by_a_later_one_of_its_own_run_only() {
+        let mut thread =
+            json!({ "seen": seen_with(None, &notice(NoticeKind::Succeeded, "a", 120)) });
+        thread["seen"] = seen_with(
+            Some(&thread),
+            &notice(NoticeKind::WaitingApproval, "b", 130),
+        );
+        // a's stale retry after a's success and b's notice: still a's older state.
         assert!(superseded(
             Some(&thread),
-            &notice(NoticeKind::WaitingApproval, "b", 100)
+            &notice(NoticeKind::WaitingApproval, "a", 100)
         ));
         assert!(
-            !superseded(Some(&thread), &notice(NoticeKind::Failed, "a", 100)),
+            !superseded(Some(&thread), &notice(NoticeKind::Failed, "c", 100)),
             "another run"
         );
         assert!(!superseded(
             Some(&thread),
-            &notice(NoticeKind::Succeeded, "b", 110)
+            &notice(NoticeKind::Succeeded, "b", 130)
         ));
         assert!(!superseded(None, &notice(NoticeKind::Failed, "a", 1)));
     }

@@ -186,7 +186,10 @@ impl Notifier {
                     });
                 }
                 if signing.is_some() || socket.is_some() {
-                    slack_in = Some(slack_in::SlackIn::new(signing, s.approvers.clone()));
+                    slack_in = Some(
+                        slack_in::SlackIn::new(signing, s.approvers.clone())
+                            .in_team(s.team.clone()),
+                    );
                 }
                 paces.insert("slack", Pace::per_minute(s.max_per_minute));
                 Some(SlackClient::new(http("slack")?, token, &s.api_url))
@@ -272,7 +275,9 @@ impl Notifier {
                 }
             }
         });
-        for vendor in self.vendors() {
+        // Every vendor, configured or not: notifications made for one no longer configured are
+        // given up (as `not configured on this server`) rather than left pending.
+        for vendor in ["slack", "pagerduty", "jira"] {
             let delivering = self.clone();
             parts.spawn(async move {
                 loop {
@@ -289,21 +294,6 @@ impl Notifier {
             )))),
             Some(Ok(Ok(()))) | None => Ok(()),
         }
-    }
-
-    /// The vendors configured.
-    fn vendors(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.outlets.slack.is_some() {
-            v.push("slack");
-        }
-        if self.outlets.pagerduty.is_some() {
-            v.push("pagerduty");
-        }
-        if self.outlets.jira.is_some() {
-            v.push("jira");
-        }
-        v
     }
 
     /// Turns the waiting changes of state into notifications; how many changes were read.
@@ -501,6 +491,10 @@ impl Notifier {
                     // A vendor that asks to wait is waited for, however often, for a day; other
                     // failures are tried [`MAX_ATTEMPTS`] times.
                     let rate_limited = e.retry_after().is_some();
+                    if rate_limited {
+                        // Not an attempt the vendor judged: it asked to be asked later.
+                        record.attempts = record.attempts.saturating_sub(1);
+                    }
                     let young = now.saturating_sub(record.created_at) < MAX_AGE_MS;
                     if e.is_retryable() && young && (rate_limited || record.attempts < MAX_ATTEMPTS)
                     {

@@ -32,6 +32,8 @@ pub struct SlackIn {
     pub secret: Option<Secret>,
     /// Slack user → local principal name.
     pub approvers: BTreeMap<String, String>,
+    /// The workspace presses must come from, if configured.
+    team: Option<String>,
     seen: std::sync::Mutex<VecDeque<(u64, String)>>,
 }
 
@@ -54,8 +56,15 @@ impl SlackIn {
         SlackIn {
             secret,
             approvers,
+            team: None,
             seen: std::sync::Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Takes presses from `team` only (any workspace when `None`).
+    pub fn in_team(mut self, team: Option<String>) -> SlackIn {
+        self.team = team;
+        self
     }
 
     /// Remembers `signature`, signed at `at` (seconds); `false` when it was seen within the
@@ -129,6 +138,11 @@ pub async fn take(
     let Some(slack) = notifier.slack_in.as_ref() else {
         return;
     };
+    if slack.team.as_ref().is_some_and(|team| *team != press.team) {
+        metrics.webhook("slack", "refused");
+        tracing::warn!(team = %press.team, "a Slack button press from another workspace was refused");
+        return;
+    }
     let now = grace_engine::event::system_now_millis();
     let caller = match slack.caller(&press.user, tokens, now) {
         Ok(caller) => caller,

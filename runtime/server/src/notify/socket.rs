@@ -49,17 +49,25 @@ pub async fn run(app: App) -> Result<(), TaskError> {
     let mut wait = Duration::from_secs(1);
     loop {
         match session(&app, socket, &http).await {
-            Ok(reason) => {
+            // Slack asked for a new connection (it refreshes them every few hours): one, a
+            // second later, never a tight loop.
+            Ok(reason) if reason != "disconnect: link_disabled" => {
                 tracing::info!("Slack's Socket Mode connection ended ({reason}); connecting again");
                 wait = Duration::from_secs(1);
+                tokio::time::sleep(wait).await;
             }
-            Err(e) => {
+            ended => {
+                let (e, asked) = match ended {
+                    Ok(reason) => (format!("{reason} (Socket Mode is off for this app)"), None),
+                    Err(failed) => failed,
+                };
                 app.metrics.webhook("slack-socket", "disconnected");
+                let pause = asked.unwrap_or(wait).max(wait);
                 tracing::warn!(
                     "Slack's Socket Mode: {e}; connecting again in {}s",
-                    wait.as_secs()
+                    pause.as_secs()
                 );
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(pause).await;
                 wait = (wait * 2).min(MAX_WAIT);
             }
         }
@@ -80,15 +88,21 @@ fn tls() -> Result<tokio_tungstenite::Connector, String> {
     Ok(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
 }
 
-/// One connection, until Slack asks to reconnect (`Ok`, with why) or it fails (`Err`).
+/// One connection, until Slack asks to reconnect (`Ok`, with why) or it fails (`Err`, with
+/// how long Slack asked to wait, if it did).
 async fn session(
     app: &App,
     socket: &SocketMode,
     http: &grace_notify::http::Http,
-) -> Result<String, String> {
+) -> Result<String, (String, Option<Duration>)> {
     let url = open(http, &socket.app_token, &socket.api_url)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), e.retry_after()))?;
+    session_on(app, &url).await.map_err(|e| (e, None))
+}
+
+/// The connection to `url`.
+async fn session_on(app: &App, url: &str) -> Result<String, String> {
     let connector = if url.starts_with("wss://") {
         Some(tls()?)
     } else {
@@ -99,12 +113,7 @@ async fn session(
         .max_frame_size(Some(MAX_ENVELOPE_BYTES));
     let (mut ws, _) = tokio::time::timeout(
         super::config::REQUEST_TIMEOUT,
-        tokio_tungstenite::connect_async_tls_with_config(
-            url.as_str(),
-            Some(config),
-            true,
-            connector,
-        ),
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector),
     )
     .await
     .map_err(|_| "the WebSocket did not open in time".to_owned())?

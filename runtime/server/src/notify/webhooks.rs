@@ -13,15 +13,15 @@
 //!
 //! Neither vendor signs a time, nor the delivery-id header (`X-GitHub-Delivery`,
 //! `X-Webhook-Id`): a replay is recognised by what the body, which is signed, identifies
-//! (PagerDuty's `event.id`; GitHub's deployment or deployment status id, with the event's
-//! name), kept in the event's payload as `delivery_id`. Keys accepted are remembered
-//! ([`MAX_SEEN`] at most, seeded at first use from the events the log holds, so a restart does
-//! not forget them), and a delivery seen before is answered `200` with nothing ingested (the
-//! vendors retry on errors; a retry of a delivery that was accepted must not make it fail).
+//! (PagerDuty's `event.id`; GitHub's deployment or deployment status id), kept in the event's
+//! payload as `delivery_id`. Keys taken are stored (`server/webhook_deliveries`, at least as
+//! long as a delivery is taken at all), and a delivery seen before is answered `200` with
+//! nothing ingested (the vendors retry on errors; a retry of a delivery that was accepted must
+//! not make it fail).
 //! A delivery whose signed time is more than [`MAX_DELIVERY_AGE_MS`] (3 days) old is refused,
 //! so one captured long ago cannot come back once its key was forgotten.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::BTreeMap;
 
 use grace_engine::TriggerEvent;
 use grace_notify::Secret;
@@ -30,12 +30,8 @@ use serde_json::{Value, json};
 use super::config::IntegrationsConfig;
 use crate::config_error::ConfigError;
 
-/// Delivery ids remembered per source.
-pub const MAX_SEEN: usize = 20_000;
-/// Events read back from the log to seed the ids, at most.
-pub const SEED_EVENTS: usize = 20_000;
-/// Bytes of events read back to seed them, at most.
-pub const SEED_BYTES: usize = 16 * 1024 * 1024;
+/// The payload key holding the key a delivery is taken once by.
+pub const DELIVERY_KEY: &str = "delivery_id";
 
 /// The largest body of the routes vendors sign (read before the signature is checked).
 pub const MAX_PUBLIC_BODY_BYTES: usize = 256 * 1024;
@@ -53,55 +49,11 @@ pub fn is_public(path: &str) -> bool {
 }
 
 /// How old a delivery may be (its signed time): older ones are refused, so a signed body
-/// captured long ago cannot be replayed once its id has left the memory of ids.
+/// captured long ago cannot be replayed once its key was forgotten.
 pub const MAX_DELIVERY_AGE_MS: u64 = 3 * 24 * 3600 * 1000;
 
-/// The payload key holding a webhook's delivery id.
-pub const DELIVERY_KEY: &str = "delivery_id";
-
-/// The delivery ids a source accepted.
-#[derive(Default)]
-pub struct Seen {
-    seeded: bool,
-    ids: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl Seen {
-    /// Whether `id` was accepted before.
-    pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
-    }
-
-    /// Remembers `id`, forgetting the oldest beyond [`MAX_SEEN`].
-    pub fn remember(&mut self, id: String) {
-        if self.ids.insert(id.clone()) {
-            self.order.push_back(id);
-            while self.order.len() > MAX_SEEN {
-                if let Some(old) = self.order.pop_front() {
-                    self.ids.remove(&old);
-                }
-            }
-        }
-    }
-
-    /// Whether the log's ids were read.
-    pub fn is_seeded(&self) -> bool {
-        self.seeded
-    }
-
-    /// Remembers the ids of `source`'s events among `events` (oldest first).
-    pub fn seed<'a>(&mut self, source: &str, events: impl Iterator<Item = &'a TriggerEvent>) {
-        for e in events {
-            if e.source == source
-                && let Some(id) = e.payload.get(DELIVERY_KEY).and_then(Value::as_str)
-            {
-                self.remember(id.to_owned());
-            }
-        }
-        self.seeded = true;
-    }
-}
+/// How far ahead of this server's clock a delivery's signed time may be (clock skew).
+pub const MAX_DELIVERY_AHEAD_MS: u64 = 5 * 60 * 1000;
 
 /// One webhook source: its secret, the resource of each repository or service it lists, and
 /// whether it takes the unlisted ones.
@@ -120,8 +72,9 @@ pub struct Webhooks {
     pub github: Option<Source>,
     /// PagerDuty's.
     pub pagerduty: Option<Source>,
-    /// Delivery ids accepted, per source.
-    pub seen: tokio::sync::Mutex<BTreeMap<&'static str, Seen>>,
+    /// Held from a delivery's check to its ingestion, so that two copies of one delivery
+    /// racing each other make one event.
+    pub taking: tokio::sync::Mutex<()>,
 }
 
 impl Webhooks {
@@ -153,7 +106,7 @@ impl Webhooks {
         Ok(Webhooks {
             github,
             pagerduty,
-            seen: tokio::sync::Mutex::new(BTreeMap::new()),
+            taking: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -260,6 +213,10 @@ pub fn pagerduty_event(
 /// before `now`, or not a time.
 pub fn check_age(field: &'static str, at: &str, now: u64) -> Result<(), (&'static str, String)> {
     match crate::sources::parse_time(at) {
+        Some(t) if t > now.saturating_add(MAX_DELIVERY_AHEAD_MS) => Err((
+            field,
+            "more than 5 minutes ahead of this server's clock".to_owned(),
+        )),
         Some(t) if now.saturating_sub(t) <= MAX_DELIVERY_AGE_MS => Ok(()),
         Some(_) => Err((
             field,

@@ -38,6 +38,18 @@ pub const NOTIFICATIONS_DUE: TableDefinition<(&str, u64, u64), ()> =
 pub const NOTIFY_THREADS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("server/notify_threads");
 
+/// The webhook deliveries taken, by (source, the key their signed content identifies them
+/// by), valued by when (ms): a delivery is taken once, across restarts (see
+/// `crate::notify::webhooks`).
+pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("server/webhook_deliveries");
+/// The most deliveries remembered; beyond, those older than [`DELIVERY_MEMORY_MS`] are
+/// forgotten, then the oldest.
+pub const MAX_DELIVERIES: u64 = 100_000;
+/// How long a delivery is remembered at least: as long as one is taken at all (3 days old by
+/// its signed time).
+pub const DELIVERY_MEMORY_MS: u64 = 3 * 24 * 3600 * 1000;
+
 /// Under [`META`]: the last transition's sequence number.
 const TRANSITIONS_LAST: &str = "outbox.transitions_last";
 /// Under [`META`]: the last notification's id.
@@ -436,7 +448,13 @@ impl Store {
         {
             let (k, v) = row.map_err(db)?;
             let record: NotificationRecord =
-                decode("notification", &k.value().to_string(), v.value())?;
+                match decode("notification", &k.value().to_string(), v.value()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("a stored notification is unreadable and left out: {e}");
+                        continue;
+                    }
+                };
             if state.is_none_or(|s| s == record.state) {
                 out.push(record);
                 if out.len() >= limit {
@@ -445,6 +463,45 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Whether `source`'s delivery `key` was taken before.
+    pub fn delivery_taken(&self, source: &str, key: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        match tx.open_table(WEBHOOK_DELIVERIES) {
+            Ok(t) => Ok(t.get((source, key)).map_err(db)?.is_some()),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// Remembers that `source`'s delivery `key` was taken at `now`; beyond
+    /// [`MAX_DELIVERIES`], forgets those older than [`DELIVERY_MEMORY_MS`], else the oldest
+    /// tenth.
+    pub fn take_delivery(&self, source: &str, key: &str, now: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut t = tx.open_table(WEBHOOK_DELIVERIES).map_err(db)?;
+            t.insert((source, key), now).map_err(db)?;
+            if t.len().map_err(db)? > MAX_DELIVERIES {
+                let mut all: Vec<(u64, String, String)> = Vec::new();
+                for row in t.iter().map_err(db)? {
+                    let (k, v) = row.map_err(db)?;
+                    let (s, k) = k.value();
+                    all.push((v.value(), s.to_owned(), k.to_owned()));
+                }
+                all.sort_unstable();
+                let cutoff = now.saturating_sub(DELIVERY_MEMORY_MS);
+                let stale = all.iter().take_while(|(at, _, _)| *at < cutoff).count();
+                let n = stale.max(usize::try_from(MAX_DELIVERIES / 10).unwrap_or(1));
+                for (_, s, k) in all.into_iter().take(n) {
+                    t.remove((s.as_str(), k.as_str())).map_err(db)?;
+                }
+            }
+        }
+        tx.commit().map_err(db)
     }
 }
 
@@ -462,8 +519,11 @@ fn prune(table: &mut redb::Table<'_, u64, &[u8]>) -> Result<(), StoreError> {
         .take(usize::try_from(over * 4).unwrap_or(usize::MAX))
     {
         let (k, v) = row.map_err(db)?;
-        let record: NotificationRecord = decode("notification", &k.value().to_string(), v.value())?;
-        if record.state != NotificationState::Pending {
+        // One that cannot be read cannot be delivered either: it goes first.
+        let finished =
+            decode::<NotificationRecord>("notification", &k.value().to_string(), v.value())
+                .map_or(true, |r| r.state != NotificationState::Pending);
+        if finished {
             doomed.push(k.value());
             if doomed.len() as u64 >= over {
                 break;
