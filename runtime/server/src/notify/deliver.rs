@@ -92,7 +92,7 @@ fn seen_with(thread: Option<&Value>, notice: &Notice) -> Value {
         .unwrap_or_default();
     seen.retain(|(run, _)| *run != notice.run_id);
     seen.push((notice.run_id.clone(), notice.at));
-    seen.sort_by(|a, b| b.1.cmp(&a.1));
+    seen.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
     seen.truncate(MAX_RUNS);
     Value::Object(seen.into_iter().map(|(run, at)| (run, json!(at))).collect())
 }
