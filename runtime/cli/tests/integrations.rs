@@ -293,15 +293,16 @@ fn two_slack_users_approve_and_pagerduty_and_jira_follow_the_run_to_its_end() {
     assert!(!issue.comments.is_empty());
     v.assert_no_violations();
 
-    let (status, list) = server.get("/v1/notifications?state=delivered");
-    assert_eq!(status, 200, "{list}");
-    let delivered = list["notifications"].as_array().unwrap();
-    for channel in ["slack:#ops", "pagerduty", "jira"] {
-        assert!(
-            delivered.iter().filter(|n| n["channel"] == channel).count() >= 2,
-            "{channel}: {list}"
-        );
-    }
+    // What a vendor shows is recorded a moment after: wait for the records.
+    let delivered = poll_until("every delivery recorded", Duration::from_secs(30), || {
+        let (status, list) = server.get("/v1/notifications?state=delivered");
+        assert_eq!(status, 200, "{list}");
+        let delivered = list["notifications"].as_array().unwrap().clone();
+        ["slack:#ops", "pagerduty", "jira"]
+            .iter()
+            .all(|c| delivered.iter().filter(|n| n["channel"] == *c).count() >= 2)
+            .then_some(delivered)
+    });
     assert!(
         server.metric("grace_notifications_total{vendor=\"slack\",result=\"delivered\"}") >= 2.0
     );
@@ -351,14 +352,20 @@ fn a_vendor_that_limits_or_fails_delays_its_notifications_only_and_they_arrive()
     assert_eq!(v.jira.issues().len(), 1, "one issue, however many attempts");
     v.assert_no_violations();
     assert!(server.metric("grace_notifications_total{vendor=\"slack\",result=\"retried\"}") >= 2.0);
-    let (_, list) = server.get("/v1/notifications");
-    let slack = list["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["channel"] == "slack:#ops")
-        .cloned()
-        .unwrap();
+    // The message is on Slack a moment before its record says so: wait for the record.
+    let slack = poll_until(
+        "the Slack notification recorded delivered",
+        Duration::from_secs(30),
+        || {
+            let (_, list) = server.get("/v1/notifications");
+            list["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["channel"] == "slack:#ops" && n["state"] == "delivered")
+                .cloned()
+        },
+    );
     assert_eq!(slack["state"], "delivered", "{slack}");
     // The 429 was waited out, not counted: the 503 and the delivery are.
     assert_eq!(slack["attempts"], 2, "{slack}");
