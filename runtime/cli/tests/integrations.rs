@@ -618,7 +618,7 @@ fn a_slow_vendor_holds_up_only_its_own_notifications() {
     // Slack follows the run while PagerDuty is still answering slowly.
     poll_until(
         "Slack showing the outcome, PagerDuty still slow",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || shows_outcome(&v.slack),
     );
     assert!(
