@@ -119,6 +119,8 @@ async fn enqueue(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The sleep is the behaviour under test: a vendor that answers slowly (`Fault::Delay`),
+    // which must hold up only its own notifications. Nothing here waits for a state to appear.
     if let Some(Fault::Delay(ms)) = server.faults.peek() {
         server.faults.next();
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
