@@ -3,8 +3,9 @@
 //! A playbook is a WebAssembly component that responds to one [`TriggerEvent`] with an
 //! [`Outcome`]; a collector looks at the world and emits trigger events. Both run sandboxed and
 //! act on the world only through the capability modules here ([`scaling`], [`containers`],
-//! [`kubernetes`], [`metrics`], [`graph`] to read the health graph and [`anomaly`] to read the
-//! host's anomaly scores and forecasts), each call bounded by the grants of the guest's
+//! [`kubernetes`], [`metrics`], [`graph`] to read the health graph, [`anomaly`] to read the
+//! host's anomaly scores and forecasts, and [`notify`] to post to the team), each call bounded
+//! by the grants of the guest's
 //! `playbook.toml` and recorded in the ledger. [`log`], [`clock`] and [`config`] are always available.
 //! [`alert`] reads the events of GRACE's Alertmanager receiver (`alert.firing`,
 //! `alert.resolved`): labels, annotations, times and the alert's value.
@@ -52,6 +53,7 @@ pub mod graph;
 pub mod kubernetes;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod scaling;
 
 pub use error::{Error, Result};

@@ -34,5 +34,5 @@ pub mod collector {
 }
 
 pub use playbook::grace::playbook::{
-    anomaly, clock, config, containers, graph, kubernetes, log, metrics, scaling, types,
+    anomaly, clock, config, containers, graph, kubernetes, log, metrics, notify, scaling, types,
 };

@@ -432,6 +432,7 @@ impl Engine {
             bounds: env.bounds,
             recorded_bytes: 0,
             log_bytes: 0,
+            notify_bytes: 0,
         };
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = Store::new(

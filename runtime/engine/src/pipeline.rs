@@ -259,6 +259,9 @@ pub(crate) struct Scope {
     /// its outcome is unknown. The change reuses what it can (a restart marker) and redoes
     /// only what reading the resource showed not done.
     pub earlier: Option<Unknown>,
+    /// For a change: the idempotency key it gets if it is authorized, for executors that keep
+    /// it with what they do (a queued message), so that reading back finds it.
+    pub key: Option<String>,
 }
 
 impl Scope {
@@ -356,6 +359,8 @@ pub(crate) struct RunState {
     pub recorded_bytes: u64,
     /// Bytes the guest logged so far.
     pub log_bytes: u64,
+    /// Bytes of the messages the guest posted so far (`notify.send`).
+    pub notify_bytes: u64,
 }
 
 fn to_wit(e: ExecError) -> WitError {
@@ -403,13 +408,13 @@ impl RunState {
             changes: self.changes.get(call.interface()).copied().unwrap_or(0),
             deadline_at: self.deadline_at,
             earlier: self.earlier(call),
+            key: self.next_key(call),
         }
     }
 
-    /// What an earlier attempt recorded of `call`, a change whose outcome is unknown: looked up
-    /// by the key the call gets if it is authorized (its rank is counted then).
-    fn earlier(&self, call: &Call) -> Option<Unknown> {
-        if !call.is_change() || self.unknown.is_empty() {
+    /// The key `call`, a change, gets if it is authorized (its rank is counted then).
+    fn next_key(&self, call: &Call) -> Option<String> {
+        if !call.is_change() {
             return None;
         }
         let rank = self
@@ -418,14 +423,22 @@ impl RunState {
             .copied()
             .unwrap_or(0)
             .saturating_add(1);
-        let key = idempotency_key(
+        Some(idempotency_key(
             &self.run_id,
             call.interface(),
             call.function(),
             &call.target,
             rank,
-        );
-        self.unknown.get(&key).cloned()
+        ))
+    }
+
+    /// What an earlier attempt recorded of `call`, a change whose outcome is unknown: looked up
+    /// by the key the call gets if it is authorized.
+    fn earlier(&self, call: &Call) -> Option<Unknown> {
+        if self.unknown.is_empty() {
+            return None;
+        }
+        self.unknown.get(&self.next_key(call)?).cloned()
     }
 
     /// Runs one call that only reads through the pipeline.

@@ -54,6 +54,10 @@ const TESTED_FIXTURES: &[&str] = &[
     // The anomaly capability against a running server's detectors:
     // runtime/cli/tests/anomaly_playbook.rs.
     "anomaly-reader",
+    // The notify capability's boundary: runtime/engine/tests/notify_capability.rs, and
+    // delivery through a running server to the Slack test server:
+    // runtime/cli/tests/integrations.rs.
+    "notifier",
 ];
 
 fn run_fixture(name: &str) -> (RunReport, World, Duration) {

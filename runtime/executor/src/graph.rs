@@ -62,7 +62,7 @@ pub fn nodes_of(resource: &Resource, identity: &Identity) -> Vec<NodeId> {
             .collect(),
         ResourceKind::Service => identity.service(&resource.labels).into_iter().collect(),
         ResourceKind::Node => NodeId::parse(&resource.id).ok().into_iter().collect(),
-        ResourceKind::Query => Vec::new(),
+        ResourceKind::Query | ResourceKind::Channel => Vec::new(),
     }
 }
 

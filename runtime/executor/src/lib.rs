@@ -1,10 +1,12 @@
 //! The seam between GRACE's capabilities and the systems they act on.
 //!
 //! Each capability of the WIT package (`scaling`, `containers`, `kubernetes`, `metrics`) has one
-//! executor trait here; the host-wide reads (`graph`, `anomaly`) have one reader trait each. A **provider** is a configured real thing or the simulation that
-//! implements one: the simulated fleet implements all of them; the real providers (AWS Auto
-//! Scaling, Docker-compatible engines, Kubernetes clusters, Prometheus) implement the same
-//! traits, so a playbook that passed its dry-run runs unchanged against production. A capability
+//! executor trait here; the host-wide reads (`graph`, `anomaly`) have one reader trait each, and
+//! `notify` one queue for the host's messages. A **provider** is a configured real thing or the
+//! simulation that implements one: the simulated fleet implements all of them; the real
+//! providers (AWS Auto Scaling, Docker-compatible engines, Kubernetes clusters, Prometheus)
+//! implement the same traits, so a playbook that passed its dry-run runs unchanged against
+//! production. A capability
 //! may have several providers side by side; configuration says which serves a resource
 //! ([`providers`], [`routing`]).
 //!
@@ -21,6 +23,7 @@ pub mod ident;
 pub mod kubernetes;
 pub mod locks;
 pub mod metrics;
+pub mod notify;
 pub mod providers;
 pub mod reconcile;
 pub mod routing;
@@ -37,6 +40,7 @@ pub use ident::IdentError;
 pub use kubernetes::KubernetesExecutor;
 pub use locks::{ResourceGuard, ResourceLocks};
 pub use metrics::MetricsExecutor;
+pub use notify::{DryRunMessages, NotifyExecutor};
 pub use providers::{Capability, Provider, Providers, RouteError, Routes};
 pub use reconcile::Reconciled;
 pub use scaling::ScalingExecutor;
@@ -67,6 +71,8 @@ pub struct Executors {
     pub graph: Option<Arc<dyn GraphReader>>,
     /// The anomaly detectors' scores and forecasts, when the host keeps any.
     pub anomaly: Option<Arc<dyn AnomalyReader>>,
+    /// Where playbooks' messages are queued, when the host has somewhere to send them.
+    pub notify: Option<Arc<dyn NotifyExecutor>>,
     /// Locks on resources being changed, shared by every run holding a clone.
     pub locks: Arc<ResourceLocks>,
 }
@@ -82,6 +88,7 @@ impl Executors {
             metrics: Providers::none(),
             graph: None,
             anomaly: None,
+            notify: None,
             locks: Arc::default(),
         }
     }

@@ -13,6 +13,7 @@
 //!   selector, raw}`) and keep their older path, [`promql_grant`];
 //! - [`condition`]: the expression language of trigger conditions and dedup keys
 //!   (`condition/{lex, parse, eval, template}`);
+//! - [`channel`]: where a notification goes (`slack:#ops`, `pagerduty`, `jira`);
 //! - [`glob`]: the one glob of grants, guardrails and provider routes;
 //! - [`capability`]: one descriptor per capability function, the single place that says what it
 //!   is (read or change, resource kind, Cedar action, lock, grant rule);
@@ -23,6 +24,7 @@
 //! holds its grants, and grants are validated against the manifest's kind, with its error.
 
 pub mod capability;
+pub mod channel;
 pub mod condition;
 pub mod event;
 pub mod glob;

@@ -145,6 +145,12 @@ impl Resource {
         r
     }
 
+    /// A notification channel, by its name (`slack:#ops`, see [`crate::channel`]).
+    pub fn channel(channel: &crate::channel::Channel) -> Self {
+        let id = channel.name();
+        Resource::new(ResourceKind::Channel, id.clone(), id)
+    }
+
     /// Sets the environment.
     #[must_use]
     pub fn environment(mut self, environment: impl Into<String>) -> Self {

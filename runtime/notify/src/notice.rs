@@ -26,10 +26,14 @@ pub enum NoticeKind {
     /// It ran past its deadline.
     #[serde(rename = "run.timed-out", alias = "timed-out")]
     TimedOut,
+    /// Its playbook posted a message (`notify.send`): sent to the channel the playbook named,
+    /// not routed by `[[notify]]`, and no state of the run.
+    #[serde(rename = "run.message")]
+    Message,
 }
 
 impl NoticeKind {
-    /// Every kind.
+    /// Every kind a `[[notify]]` route can ask for: the run's changes of state.
     pub const ALL: [NoticeKind; 6] = [
         NoticeKind::Started,
         NoticeKind::WaitingApproval,
@@ -48,17 +52,21 @@ impl NoticeKind {
             NoticeKind::Failed => "run.failed",
             NoticeKind::Cancelled => "run.cancelled",
             NoticeKind::TimedOut => "run.timed-out",
+            NoticeKind::Message => "run.message",
         }
     }
 
-    /// Parses a name given by [`NoticeKind::name`].
+    /// Parses the name of a kind routes can ask for ([`NoticeKind::ALL`]).
     pub fn parse(name: &str) -> Option<NoticeKind> {
         NoticeKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Whether the run is over.
     pub fn is_final(self) -> bool {
-        !matches!(self, NoticeKind::Started | NoticeKind::WaitingApproval)
+        !matches!(
+            self,
+            NoticeKind::Started | NoticeKind::WaitingApproval | NoticeKind::Message
+        )
     }
 }
 
@@ -86,6 +94,9 @@ pub struct Notice {
     pub link: Option<String>,
     /// When it happened, milliseconds since the Unix epoch.
     pub at: u64,
+    /// A playbook's message, as it wrote it ([`NoticeKind::Message`]); rendered as plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The change a run waits to have approved.
@@ -119,6 +130,7 @@ impl Notice {
             NoticeKind::Failed => "failed",
             NoticeKind::Cancelled => "cancelled",
             NoticeKind::TimedOut => "timed out",
+            NoticeKind::Message => "message",
         };
         format!("{} on {}: {what}", self.playbook, self.resource)
     }

@@ -176,6 +176,8 @@ pub struct Simulation {
     pub(crate) initial: Arc<SavedWorld>,
     /// Where each change is saved, once set ([`Simulation::save_changes_to`]).
     saver: Arc<OnceLock<Arc<dyn SaveState>>>,
+    /// The messages playbooks posted: kept, never sent (a simulated fleet has no team).
+    messages: Arc<grace_executor::DryRunMessages>,
 }
 
 impl Simulation {
@@ -187,7 +189,13 @@ impl Simulation {
             world: Arc::new(Mutex::new(world)),
             clock: Arc::new(VirtualClock::starting_at(fleet.start_millis())),
             saver: Arc::default(),
+            messages: Arc::default(),
         }
+    }
+
+    /// The messages playbooks posted on this fleet (`notify.send`), oldest first.
+    pub fn messages(&self) -> Vec<grace_executor::notify::Message> {
+        self.messages.messages()
     }
 
     /// The virtual clock the simulation runs on; advancing it moves the whole fleet forward.
@@ -207,6 +215,7 @@ impl Simulation {
             graph: Some(Arc::new(crate::discover::SimGraph { sim: self.clone() })),
             // No detector has seen the simulated fleet's series: every series reads `none`.
             anomaly: Some(Arc::new(grace_executor::NoDetectorHistory)),
+            notify: Some(self.messages.clone()),
             locks: Arc::default(),
         }
     }

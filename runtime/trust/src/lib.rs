@@ -33,12 +33,15 @@
 //!   `"containers::Restart"`, `"kubernetes::ScaleDeployment"`, `"metrics::Query"`... (see
 //!   [`Action`]), in the groups `"read"`, `"change"`, `"capacity"` (the three capacity
 //!   changes), `"restart"` (container restart, rollout restart) and one per capability
-//!   (`"scaling"`, `"containers"`, `"kubernetes"`, `"metrics"`, `"graph"`, `"anomaly"`).
+//!   (`"scaling"`, `"containers"`, `"kubernetes"`, `"metrics"`, `"graph"`, `"anomaly"`,
+//!   `"notify"`).
 //! - **Resources**: `Grace::Group::"<name>"`, `Grace::Container::"<id>"`,
 //!   `Grace::Service::"app=web,env=prod"` (the containers a selector picks: what `list` and
 //!   `scale` act on), `Grace::Deployment::"<namespace>/<name>"`, `Grace::Query::"<text>"` (a query's
-//!   text, or the selector of the series an `anomaly` read names).
-//!   All but queries have `name` and `environment` (`"unknown"` when nobody said), optional
+//!   text, or the selector of the series an `anomaly` read names), `Grace::Channel::"slack:#ops"`
+//!   (where `notify::Send` posts: `name`, `vendor`; messages score risk 0 and only guardrails
+//!   of `kind = "channel"` cover them).
+//!   All but queries, nodes and channels have `name` and `environment` (`"unknown"` when nobody said), optional
 //!   `tier` and `owner` (test them with `has`), and their labels as Cedar tags
 //!   (`resource.hasTag("app") && resource.getTag("app") == "web"`); deployments have
 //!   `namespace`, containers an optional `image`.

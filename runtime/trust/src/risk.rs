@@ -17,6 +17,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::ResourceKind;
 use crate::error::TrustError;
 use crate::request::{Change, Request};
 use crate::utc::MINUTE_MS;
@@ -368,7 +369,9 @@ impl RiskModel {
 
     /// The risk of `request`: 0 with no factors for a read.
     pub fn score(&self, request: &Request) -> Risk {
-        if !request.action.is_change() {
+        // The factors describe a change to something running (what it takes down, where, how
+        // much); a message to a channel changes nothing running, like a read.
+        if !request.action.is_change() || request.resource.kind == ResourceKind::Channel {
             return Risk::default();
         }
         let raw = [

@@ -595,6 +595,9 @@ fn requests_for_every_action_fit_the_schema() {
             ResourceKind::Deployment => Resource::deployment("default", "web"),
             ResourceKind::Query => Resource::query("up == 0"),
             ResourceKind::Node => Resource::node("service:shop/web"),
+            ResourceKind::Channel => Resource::channel(
+                &grace_model::channel::Channel::parse("slack:#ops").expect("a channel"),
+            ),
         };
         let change = if action.is_change() {
             Change::Capacity { to: 3 }

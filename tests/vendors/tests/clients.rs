@@ -42,6 +42,7 @@ fn notice(kind: NoticeKind) -> Notice {
         }),
         link: Some("https://grace.example.com/runs/run-1".to_owned()),
         at: 1,
+        message: None,
     }
 }
 

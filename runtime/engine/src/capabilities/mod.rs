@@ -9,6 +9,7 @@ mod graph;
 mod kubernetes;
 mod log;
 mod metrics;
+mod notify;
 mod scaling;
 mod wasi_clock;
 

@@ -25,6 +25,7 @@ pub mod graph;
 pub mod kubernetes;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod scaling;
 
 use std::cmp::Ordering;
@@ -45,7 +46,7 @@ pub struct Interface {
 }
 
 /// Every interface, in the order of `wit/grace.wit`.
-pub const INTERFACES: [&Interface; 9] = [
+pub const INTERFACES: [&Interface; 10] = [
     &log::INTERFACE,
     &clock::INTERFACE,
     &config::INTERFACE,
@@ -55,6 +56,7 @@ pub const INTERFACES: [&Interface; 9] = [
     &metrics::INTERFACE,
     &graph::INTERFACE,
     &anomaly::INTERFACE,
+    &notify::INTERFACE,
 ];
 
 /// What a call does to the world.
@@ -86,17 +88,20 @@ pub enum ResourceKind {
     Query,
     /// A node of the health graph (`Grace::Node`).
     Node,
+    /// Where a message goes: `slack:#ops` (`Grace::Channel`).
+    Channel,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 7] = [
         ResourceKind::Group,
         ResourceKind::Container,
         ResourceKind::Service,
         ResourceKind::Deployment,
         ResourceKind::Query,
         ResourceKind::Node,
+        ResourceKind::Channel,
     ];
 
     /// The lowercase name used in configuration and in change-history keys (`group`, ...).
@@ -108,6 +113,7 @@ impl ResourceKind {
             ResourceKind::Deployment => "deployment",
             ResourceKind::Query => "query",
             ResourceKind::Node => "node",
+            ResourceKind::Channel => "channel",
         }
     }
 
@@ -120,6 +126,7 @@ impl ResourceKind {
             ResourceKind::Deployment => "Grace::Deployment",
             ResourceKind::Query => "Grace::Query",
             ResourceKind::Node => "Grace::Node",
+            ResourceKind::Channel => "Grace::Channel",
         }
     }
 }
@@ -141,6 +148,8 @@ pub enum GrantRule {
     Metrics,
     /// `[grants.graph]`: reads of the health graph, within the granted namespaces.
     Graph,
+    /// `[grants.notify]`: messages to the granted channels.
+    Notify,
 }
 
 impl GrantRule {
@@ -159,6 +168,7 @@ impl GrantRule {
                 .is_some_and(|k| k.actions.contains(&a)),
             GrantRule::Metrics => grants.metrics.is_some(),
             GrantRule::Graph => grants.graph.is_some(),
+            GrantRule::Notify => grants.notify.is_some(),
         }
     }
 }
@@ -411,9 +421,15 @@ mod tests {
     }
 
     #[test]
-    fn changes_and_only_changes_take_the_interface_lock() {
+    fn changes_of_a_resource_and_only_those_take_the_interface_lock() {
+        // A message changes no resource's state: two playbooks may post about the same
+        // resource at once.
         for f in functions() {
-            let expected = f.is_change().then_some(f.interface);
+            let of_a_resource = f
+                .governed
+                .as_ref()
+                .is_some_and(|g| g.resource != ResourceKind::Channel);
+            let expected = (f.is_change() && of_a_resource).then_some(f.interface);
             assert_eq!(f.lock, expected, "{}.{}", f.interface, f.name);
         }
     }

@@ -16,6 +16,8 @@
 //!   entries grant the `anomaly` capability's reads of one series
 //!   ([`MetricsGrant::check_series`]);
 //! - `graph`: `namespaces`, `max_depth` (reads of the health graph; no `provider`);
+//! - `notify`: `channels` (exact), `max_messages`, `max_bytes` (messages to the team; no
+//!   `provider`: the host's `[integrations]` say where Slack is);
 //! - every table: `provider`, the one provider its calls may reach (see [`Grants::check_provider`]).
 //!
 //! One module per capability (`scaling`, `containers`, `kubernetes`, `metrics`) holds its grant,
@@ -34,12 +36,16 @@ mod containers;
 mod graph;
 mod kubernetes;
 pub mod metrics;
+mod notify;
 mod scaling;
 
 pub use containers::{ContainerAction, ContainerGrant};
 pub use graph::{DEFAULT_GRAPH_DEPTH, GraphGrant, MAX_GRAPH_DEPTH};
 pub use kubernetes::{KubernetesAction, KubernetesGrant};
 pub use metrics::{MetricsGrant, QueryError, SeriesGrant, SeriesName};
+pub use notify::{
+    DEFAULT_BYTES, DEFAULT_MESSAGES, MAX_BYTES, MAX_MESSAGE_BYTES, MAX_MESSAGES, NotifyGrant,
+};
 pub use scaling::ScalingGrant;
 
 /// Why a call was refused by the grants.
@@ -69,6 +75,8 @@ pub struct Grants {
     pub metrics: Option<MetricsGrant>,
     /// `[grants.graph]`.
     pub graph: Option<GraphGrant>,
+    /// `[grants.notify]`.
+    pub notify: Option<NotifyGrant>,
     /// The provider each table names (`provider = "aws-eu"`), by capability.
     pub providers: BTreeMap<Capability, String>,
 }
@@ -110,6 +118,7 @@ pub(crate) mod raw {
         kubernetes: Option<kubernetes::RawKubernetes>,
         metrics: Option<metrics::raw::Metrics>,
         graph: Option<graph::RawGraph>,
+        notify: Option<notify::RawNotify>,
     }
 
     impl Grants {
@@ -126,6 +135,7 @@ pub(crate) mod raw {
                     ("containers", self.containers.is_some()),
                     ("kubernetes", self.kubernetes.is_some()),
                     ("graph", self.graph.is_some()),
+                    ("notify", self.notify.is_some()),
                 ] {
                     if present {
                         return Err(ManifestError::invalid(
@@ -182,12 +192,14 @@ pub(crate) mod raw {
                 .map(|m| m.validate(manifest_version))
                 .transpose()?;
             let graph = self.graph.map(graph::RawGraph::validate).transpose()?;
+            let notify = self.notify.map(notify::RawNotify::validate).transpose()?;
             Ok(super::Grants {
                 scaling,
                 containers,
                 kubernetes,
                 metrics,
                 graph,
+                notify,
                 providers,
             })
         }

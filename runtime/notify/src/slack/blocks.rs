@@ -75,8 +75,37 @@ fn plain(text: &str, max: usize) -> Value {
     json!({ "type": "plain_text", "text": cut(&printable(text), max), "emoji": false })
 }
 
+/// A playbook's message: its text as plain text (Slack shows it as written: no mentions, links
+/// or formatting), then who sent it.
+fn render_message(notice: &Notice, text: &str) -> Rendered {
+    let from = format!(
+        "from {} on {}, {}",
+        escaped(&notice.playbook, 200),
+        escaped(&notice.resource, 200),
+        run_reference(notice)
+    );
+    Rendered {
+        text: escaped(text, FALLBACK_CHARS),
+        blocks: json!([
+            { "type": "section", "text": plain(text, SECTION_CHARS) },
+            { "type": "context", "elements": [mrkdwn(from)] },
+        ]),
+    }
+}
+
+/// The run, linked to the dashboard when GRACE has a public address.
+fn run_reference(notice: &Notice) -> String {
+    match &notice.link {
+        Some(link) => format!("<{}|run {}>", escape(link), escape(&notice.run_id)),
+        None => format!("run {}", escape(&notice.run_id)),
+    }
+}
+
 /// The message for `notice`. Buttons appear only while the run waits for approval.
 pub fn render(notice: &Notice) -> Rendered {
+    if let (NoticeKind::Message, Some(text)) = (notice.kind, &notice.message) {
+        return render_message(notice, text);
+    }
     let headline = notice.headline();
     let mut blocks = vec![json!({ "type": "header", "text": plain(&headline, HEADER_CHARS) })];
     let mut fields = vec![
@@ -169,11 +198,7 @@ pub fn render(notice: &Notice) -> Rendered {
             "text": mrkdwn(format!("*Outcome:* {}", escaped(outcome, SECTION_CHARS - 20))),
         }));
     }
-    let run = match &notice.link {
-        Some(link) => format!("<{}|run {}>", escape(link), escape(&notice.run_id)),
-        None => format!("run {}", escape(&notice.run_id)),
-    };
-    blocks.push(json!({ "type": "context", "elements": [mrkdwn(run)] }));
+    blocks.push(json!({ "type": "context", "elements": [mrkdwn(run_reference(notice))] }));
     Rendered {
         // The fallback text is read as `mrkdwn`, and shown in notifications: escaped too.
         text: escaped(&headline, FALLBACK_CHARS),
@@ -207,7 +232,29 @@ mod tests {
             }),
             link: Some("https://grace.example.com/runs/0d6b4c1e-run".to_owned()),
             at: 0,
+            message: None,
         }
+    }
+
+    #[test]
+    fn a_playbooks_message_is_plain_text_signed_with_its_run() {
+        let mut n = notice(NoticeKind::Message);
+        n.approval = None;
+        n.message = Some("*rolling back* <!channel> <https://evil.example|web> & \u{1b}[2J".into());
+        let r = render(&n);
+        let blocks = r.blocks.as_array().unwrap();
+        assert_eq!(blocks[0]["text"]["type"], "plain_text");
+        assert_eq!(blocks[0]["text"]["emoji"], false);
+        let shown = blocks[0]["text"]["text"].as_str().unwrap();
+        assert!(shown.starts_with("*rolling back* <!channel>"), "{shown}");
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        // The fallback text is mrkdwn: escaped.
+        assert!(!r.text.contains("<!channel>"), "{}", r.text);
+        assert!(r.text.contains("&lt;!channel&gt;"), "{}", r.text);
+        let from = blocks[1].to_string();
+        assert!(from.contains("restart-web on web-1"), "{from}");
+        assert!(from.contains("|run 0d6b4c1e-run>"), "{from}");
+        assert!(actions(&r.blocks).is_none());
     }
 
     fn actions(blocks: &Value) -> Option<&Value> {

@@ -288,6 +288,17 @@ impl App {
         // Runs read the detectors' scores and forecasts (`anomaly`), in simulation too: the
         // samples they scored are the ones this server accepted.
         executors.anomaly = Some(anomalies.clone());
+        // Playbooks' messages go to the outbox when Slack is configured; without it a
+        // simulated fleet keeps them (its `DryRunMessages`), and a real one has nowhere to
+        // send them (`notify.send` is unavailable).
+        if config.integrations.slack.is_some() {
+            executors.notify = Some(Arc::new(crate::notify::messages::OutboxMessages::new(
+                store.clone(),
+                config.integrations.public_url.clone(),
+            )));
+        } else if sim.is_none() {
+            executors.notify = None;
+        }
         let intake = Arc::new(intake.with_anomalies(anomalies.clone()));
         let (mut sources, batches) = SourceSupervisor::new(supervisor.clone());
         if let Some(cluster) = &cluster {

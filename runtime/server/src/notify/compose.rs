@@ -59,7 +59,7 @@ pub fn notice(
             .as_ref()
             .map(|f| f.message.clone())
             .or_else(|| run.outcome.as_ref().map(|o| o.summary.clone())),
-        NoticeKind::Started | NoticeKind::WaitingApproval => None,
+        NoticeKind::Started | NoticeKind::WaitingApproval | NoticeKind::Message => None,
     }
     .map(|text| grace_notify::text::cut(&text, MAX_OUTCOME_CHARS));
     Notice {
@@ -75,6 +75,7 @@ pub fn notice(
             .map(notice_approval),
         link: public_url.map(|base| format!("{}/runs/{}", base.trim_end_matches('/'), run.id)),
         at,
+        message: None,
     }
 }
 

@@ -12,6 +12,10 @@
 //!
 //! A notice older than what the thread last showed is not delivered ("superseded"): a retried
 //! notification must not take a message or an incident back to an earlier state.
+//!
+//! A playbook's message (`notify.send`) is none of these: it is posted as a message of its own
+//! to the Slack channel the playbook named, never superseded, and leaves the run's thread as it
+//! is.
 
 use grace_notify::jira::{JiraClient, NewIssue};
 use grace_notify::pagerduty::{Action, EventsClient, Severity, Trigger};
@@ -68,11 +72,12 @@ pub fn thread_key(channel: &Channel, notice: &Notice) -> String {
 /// not take a message or an incident back to an earlier state of its run. Each run's own order
 /// is what matters; notices of other runs sharing an incident's thread never supersede it.
 pub fn superseded(thread: Option<&Value>, notice: &Notice) -> bool {
-    thread
-        .and_then(|t| t.get("seen"))
-        .and_then(|s| s.get(&notice.run_id))
-        .and_then(Value::as_u64)
-        .is_some_and(|at| at > notice.at)
+    notice.kind != NoticeKind::Message
+        && thread
+            .and_then(|t| t.get("seen"))
+            .and_then(|s| s.get(&notice.run_id))
+            .and_then(Value::as_u64)
+            .is_some_and(|at| at > notice.at)
 }
 
 /// The most runs a thread remembers (what each last showed, and which hold it open).
@@ -156,7 +161,7 @@ pub fn hold(mut open: Vec<Hold>, notice: &Notice) -> Vec<Hold> {
             let what = of(notice);
             open.retain(|h| h.run != notice.run_id && h.of != what);
         }
-        NoticeKind::Started | NoticeKind::Cancelled => {}
+        NoticeKind::Started | NoticeKind::Cancelled | NoticeKind::Message => {}
     }
     open
 }
@@ -177,6 +182,13 @@ impl Outlets {
         thread: Option<&Value>,
         key: &str,
     ) -> Result<Delivered, DeliveryError> {
+        if notice.kind == NoticeKind::Message && !matches!(channel, Channel::Slack(_)) {
+            // The grant allows Slack channels only; a record saying otherwise is refused.
+            return Err(DeliveryError::Rejected {
+                vendor: "grace",
+                message: "playbooks' messages go to Slack channels only".to_owned(),
+            });
+        }
         match channel {
             Channel::Slack(name) => {
                 let slack = self.slack.as_ref().ok_or_else(|| missing("slack"))?;
@@ -204,6 +216,13 @@ async fn slack_deliver(
     thread: Option<&Value>,
 ) -> Result<Delivered, DeliveryError> {
     let rendered = grace_notify::slack::render(notice);
+    if notice.kind == NoticeKind::Message {
+        let posted = slack.post(channel, &rendered).await?;
+        return Ok(Delivered {
+            detail: format!("posted (ts {})", posted.ts),
+            thread: None,
+        });
+    }
     let posted_in = thread.and_then(|t| {
         Some((
             t.get("channel")?.as_str()?.to_owned(),
@@ -264,6 +283,7 @@ async fn pagerduty_deliver(
             (None, "nothing open for this run".to_owned())
         }
         NoticeKind::Cancelled => (None, "left as it is: people stopped the run".to_owned()),
+        NoticeKind::Message => (None, "a playbook's message: nothing to page".to_owned()),
     };
     if let Some(action) = action {
         let trigger = (action == Action::Trigger).then(|| trigger(notice, severity));
@@ -423,6 +443,7 @@ mod tests {
             approval: None,
             link: None,
             at,
+            message: None,
         }
     }
 

@@ -21,6 +21,7 @@
 pub mod compose;
 pub mod config;
 pub mod deliver;
+pub mod messages;
 pub mod slack_in;
 pub mod socket;
 pub mod webhooks;

@@ -38,6 +38,14 @@ pub const NOTIFICATIONS_DUE: TableDefinition<(&str, u64, u64), ()> =
 pub const NOTIFY_THREADS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("server/notify_threads");
 
+/// Playbooks' messages (`notify.send`) by the idempotency key of the change that queued
+/// them: the notification's id. A retried run asking again for a message an earlier attempt
+/// queued finds it here and queues nothing. At most [`MAX_MESSAGE_KEYS`], the oldest forgotten.
+pub const MESSAGE_KEYS: TableDefinition<&str, u64> =
+    TableDefinition::new("server/notify_message_keys");
+/// The most message keys kept: more than a retried run can be behind by.
+pub const MAX_MESSAGE_KEYS: u64 = 20_000;
+
 /// The webhook deliveries taken, by (source, the key their signed content identifies them
 /// by), valued by when (ms): a delivery is taken once, across restarts (see
 /// `crate::notify::webhooks`).
@@ -269,24 +277,7 @@ impl Store {
             let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
             for n in made {
                 last += 1;
-                let record = NotificationRecord {
-                    id: last,
-                    route: n.route,
-                    channel: n.channel,
-                    notice: n.notice,
-                    state: NotificationState::Pending,
-                    attempts: 0,
-                    created_at: now,
-                    next_attempt_at: now,
-                    finished_at: None,
-                    last_error: None,
-                    detail: None,
-                };
-                table
-                    .insert(last, encode(&record)?.as_slice())
-                    .map_err(db)?;
-                due.insert((vendor_of(&record.channel), now, last), ())
-                    .map_err(db)?;
+                insert_pending(&mut table, &mut due, last, n, now)?;
                 ids.push(last);
             }
             meta.insert(NOTIFICATIONS_LAST, last).map_err(db)?;
@@ -294,6 +285,49 @@ impl Store {
         }
         tx.commit().map_err(db)?;
         Ok(ids)
+    }
+
+    /// Queues a playbook's message, due `now`, under its change's idempotency `key`: the id of
+    /// the notification queued under `key`, made now unless one already was.
+    pub fn enqueue_message(
+        &self,
+        key: &str,
+        made: NewNotification,
+        now: u64,
+    ) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let id = {
+            let mut keys = tx.open_table(MESSAGE_KEYS).map_err(db)?;
+            if let Some(id) = keys.get(key).map_err(db)?.map(|v| v.value()) {
+                return Ok(id);
+            }
+            let mut meta = tx.open_table(META).map_err(db)?;
+            let id = meta
+                .get(NOTIFICATIONS_LAST)
+                .map_err(db)?
+                .map_or(0, |v| v.value())
+                + 1;
+            meta.insert(NOTIFICATIONS_LAST, id).map_err(db)?;
+            let mut table = tx.open_table(NOTIFICATIONS).map_err(db)?;
+            let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
+            insert_pending(&mut table, &mut due, id, made, now)?;
+            prune(&mut table)?;
+            keys.insert(key, id).map_err(db)?;
+            forget_oldest_keys(&mut keys)?;
+            id
+        };
+        tx.commit().map_err(db)?;
+        Ok(id)
+    }
+
+    /// The notification queued for a playbook's message under `key`, if one was.
+    pub fn message_id(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        match tx.open_table(MESSAGE_KEYS) {
+            Ok(keys) => Ok(keys.get(key).map_err(db)?.map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(db(e)),
+        }
     }
 
     /// `vendor`'s pending notifications due at `now`, oldest due first, at most `limit`. A
@@ -507,6 +541,52 @@ impl Store {
 
 /// Deletes the oldest finished notifications beyond [`MAX_NOTIFICATIONS`] (pending ones stay:
 /// they are bounded by what the routes make, and delivered or given up in time).
+/// Stores `n` as notification `id`, pending and due `now`.
+fn insert_pending(
+    table: &mut redb::Table<'_, u64, &[u8]>,
+    due: &mut redb::Table<'_, (&str, u64, u64), ()>,
+    id: u64,
+    n: NewNotification,
+    now: u64,
+) -> Result<(), StoreError> {
+    let record = NotificationRecord {
+        id,
+        route: n.route,
+        channel: n.channel,
+        notice: n.notice,
+        state: NotificationState::Pending,
+        attempts: 0,
+        created_at: now,
+        next_attempt_at: now,
+        finished_at: None,
+        last_error: None,
+        detail: None,
+    };
+    table.insert(id, encode(&record)?.as_slice()).map_err(db)?;
+    due.insert((vendor_of(&record.channel), now, id), ())
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Forgets the tenth of the message keys with the oldest notifications once the table goes
+/// over [`MAX_MESSAGE_KEYS`]: one scan, then room for a tenth more before the next.
+fn forget_oldest_keys(keys: &mut redb::Table<'_, &str, u64>) -> Result<(), StoreError> {
+    if keys.len().map_err(db)? <= MAX_MESSAGE_KEYS {
+        return Ok(());
+    }
+    let mut all: Vec<(u64, String)> = keys
+        .iter()
+        .map_err(db)?
+        .map(|row| row.map(|(k, v)| (v.value(), k.value().to_owned())))
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    all.sort_unstable();
+    for (_, key) in all.iter().take((MAX_MESSAGE_KEYS / 10) as usize) {
+        keys.remove(key.as_str()).map_err(db)?;
+    }
+    Ok(())
+}
+
 fn prune(table: &mut redb::Table<'_, u64, &[u8]>) -> Result<(), StoreError> {
     let over = table.len().map_err(db)?.saturating_sub(MAX_NOTIFICATIONS);
     if over == 0 {

@@ -5,7 +5,8 @@
 //! ```toml
 //! [[guardrail]]
 //! name = "prod web"
-//! kind = "group"                   # group | container | service | deployment (any if absent)
+//! kind = "group"                   # group | container | service | deployment | channel
+//!                                  # (absent: any kind but channel: messages are not changes)
 //! match = "web-prod-*"             # glob on the resource id (`*` matches anything)
 //! environment = "prod"             # and/or labels = { app = "web" }
 //! min_healthy = 2                  # never fewer healthy instances after the change
@@ -66,11 +67,16 @@ pub struct Guardrail {
 impl Guardrail {
     /// Whether it covers `resource`.
     pub fn covers(&self, resource: &Resource) -> bool {
-        self.kind.is_none_or(|k| k == resource.kind)
-            && self
-                .matches
-                .as_deref()
-                .is_none_or(|g| crate::glob::matches(g, &resource.id))
+        // A guardrail without a kind guards what runs (a freeze stops changes, not messages
+        // about them); channels are covered only by a guardrail that names their kind.
+        let kind = match self.kind {
+            Some(k) => k == resource.kind,
+            None => resource.kind != ResourceKind::Channel,
+        };
+        kind && self
+            .matches
+            .as_deref()
+            .is_none_or(|g| crate::glob::matches(g, &resource.id))
             && self.environment.as_deref().is_none_or(|e| {
                 resource
                     .environment

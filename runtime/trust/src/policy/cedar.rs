@@ -102,7 +102,10 @@ fn parts<'a>(names: &Names, request: &'a Request, risk_score: u8) -> Result<Part
         .iter()
         .filter_map(|attr| resource_string(r, attr).map(|v| (*attr, Val::Str(v))))
         .collect();
-    let resource_tags = if matches!(r.kind, ResourceKind::Query | ResourceKind::Node) {
+    let resource_tags = if matches!(
+        r.kind,
+        ResourceKind::Query | ResourceKind::Node | ResourceKind::Channel
+    ) {
         Vec::new()
     } else {
         r.labels
@@ -130,6 +133,11 @@ pub(crate) fn resource_string<'a>(r: &'a Resource, attr: &str) -> Option<&'a str
         (ResourceKind::Node, _) => None,
         (ResourceKind::Query, "expr") => Some(&r.id),
         (ResourceKind::Query, _) | (_, "expr") => None,
+        (ResourceKind::Channel, "name") => Some(&r.id),
+        // The vendor is the channel name's prefix (`slack:#ops`), as `grace_model::channel`
+        // writes it.
+        (ResourceKind::Channel, "vendor") => Some(r.id.split(':').next().unwrap_or_default()),
+        (ResourceKind::Channel, _) | (_, "vendor") => None,
         (_, "name") => Some(r.display_name()),
         (_, "environment") => Some(r.environment_or_unknown()),
         (_, "tier") => r.tier.as_deref(),

@@ -25,7 +25,7 @@ pub(crate) enum Field {
 }
 
 /// The string attributes resources have (see `grace.cedarschema`).
-pub(crate) const STRING_ATTRS: [&str; 7] = [
+pub(crate) const STRING_ATTRS: [&str; 8] = [
     "name",
     "environment",
     "tier",
@@ -33,6 +33,7 @@ pub(crate) const STRING_ATTRS: [&str; 7] = [
     "image",
     "namespace",
     "expr",
+    "vendor",
 ];
 
 /// The policy as evaluated: scope conditions that slicing guarantees removed. `None` if Cedar
