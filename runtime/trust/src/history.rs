@@ -16,8 +16,8 @@ use crate::utc::HOUR_MS;
 /// How far back changes are kept: the longest window a guardrail counts over.
 const RETENTION_MS: u64 = HOUR_MS;
 
-/// Recent changes of each resource, oldest first, by kind and id.
-type Recent = [HashMap<String, VecDeque<u64>>; 5];
+/// Recent changes of each resource, oldest first, by kind ([`ResourceKind::ALL`] order) and id.
+type Recent = [HashMap<String, VecDeque<u64>>; ResourceKind::ALL.len()];
 
 /// Changes recorded per resource.
 pub(crate) struct ChangeHistory {

@@ -17,7 +17,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::ResourceKind;
 use crate::error::TrustError;
 use crate::request::{Change, Request};
 use crate::utc::MINUTE_MS;
@@ -371,7 +370,7 @@ impl RiskModel {
     pub fn score(&self, request: &Request) -> Risk {
         // The factors describe a change to something running (what it takes down, where, how
         // much); a message to a channel changes nothing running, like a read.
-        if !request.action.is_change() || request.resource.kind == ResourceKind::Channel {
+        if !request.action.is_change() || !request.resource.kind.has_state() {
             return Risk::default();
         }
         let raw = [

@@ -485,3 +485,45 @@ fn guardrails_run_before_policies_and_override_them() {
     assert_eq!(d.policies, ["base/within-grants"]);
     assert!(d.reason.ends_with("; guardrails hold"), "{}", d.reason);
 }
+
+fn message(at: u64) -> Request {
+    let channel = grace_model::channel::Channel::parse("slack:#ops").unwrap();
+    Request::new(
+        hostile(),
+        Action::from_cedar_id("notify::Send").unwrap(),
+        Resource::channel(&channel),
+        at,
+    )
+}
+
+#[test]
+fn a_freeze_does_not_silence_messages_and_a_channel_guardrail_paces_them() {
+    // A guardrail without a kind guards what runs: messages about it still go out, with no risk.
+    let trust = core(
+        r#"
+        [[guardrail]]
+        name = "weekend"
+        freeze = ["Fri 16:00-Mon 08:00 UTC"]
+        "#,
+    );
+    let d = trust.decide(&message(SATURDAY_3AM));
+    assert!(d.is_allowed(), "{}", d.reason);
+    assert_eq!(d.risk.score, 0);
+    // One that names channels covers them: three messages an hour to a channel at most.
+    let trust = core(
+        r#"
+        [[guardrail]]
+        name = "quiet channels"
+        kind = "channel"
+        max_changes_per_hour = 3
+        "#,
+    );
+    for i in 0..3 {
+        let m = message(WEDNESDAY_10AM + i * MINUTE);
+        assert!(trust.decide(&m).is_allowed());
+        trust.record_change(&m.resource, m.at_millis).unwrap();
+    }
+    let d = trust.decide(&message(WEDNESDAY_10AM + 4 * MINUTE));
+    assert_eq!(d.outcome, Outcome::Deny, "{}", d.reason);
+    assert_eq!(d.guardrail.unwrap().guardrail, "quiet channels");
+}

@@ -649,7 +649,8 @@ fn every_capability_function_that_acts_on_a_resource_is_an_action() {
             "stop",
             "scale",
             "scale-deployment",
-            "rollout-restart"
+            "rollout-restart",
+            "send"
         ]
     );
     assert_eq!(Action::from_call("containers", "exec"), None);

@@ -117,6 +117,16 @@ impl ResourceKind {
         }
     }
 
+    /// Whether resources of this kind have a state a change alters (capacity, health): not
+    /// queries and graph nodes, which are only read, nor channels, where a message changes
+    /// nothing running.
+    pub fn has_state(self) -> bool {
+        !matches!(
+            self,
+            ResourceKind::Query | ResourceKind::Node | ResourceKind::Channel
+        )
+    }
+
     /// The Cedar entity type, e.g. `Grace::Group`.
     pub fn cedar_type(self) -> &'static str {
         match self {
@@ -207,6 +217,18 @@ impl Function {
     /// Whether it changes the world.
     pub fn is_change(&self) -> bool {
         self.effect == Effect::Change
+    }
+
+    /// Whether it changes the state of the resource it acts on: a change of a resource that
+    /// has one ([`ResourceKind::has_state`]). A message is a change (it acts outside the run and
+    /// is keyed) that alters no resource: it takes no lock, carries no risk, is in the action
+    /// group of its interface only (not `change`), and guardrails do not cover it by default.
+    pub fn alters_resource(&self) -> bool {
+        self.is_change()
+            && self
+                .governed
+                .as_ref()
+                .is_some_and(|g| g.resource.has_state())
     }
 
     /// The trust core's action for it; `None` for functions that touch only the run.
@@ -313,9 +335,16 @@ impl Action {
     }
 
     /// The action groups it is in, e.g. `["change", "capacity", "scaling"]`: `read` or
-    /// `change`, the descriptor's own groups, then the interface.
+    /// `change` (neither for a message: it reads nothing and alters no resource, so a policy
+    /// over `change`, a freeze, does not silence it), the descriptor's own groups, then the
+    /// interface.
     pub fn groups(self) -> Vec<&'static str> {
-        let mut groups = vec![if self.is_change() { "change" } else { "read" }];
+        let mut groups = Vec::new();
+        if !self.is_change() {
+            groups.push("read");
+        } else if self.function.alters_resource() {
+            groups.push("change");
+        }
         groups.extend_from_slice(self.governed().groups);
         groups.push(self.function.interface);
         groups
@@ -425,11 +454,7 @@ mod tests {
         // A message changes no resource's state: two playbooks may post about the same
         // resource at once.
         for f in functions() {
-            let of_a_resource = f
-                .governed
-                .as_ref()
-                .is_some_and(|g| g.resource != ResourceKind::Channel);
-            let expected = (f.is_change() && of_a_resource).then_some(f.interface);
+            let expected = f.alters_resource().then_some(f.interface);
             assert_eq!(f.lock, expected, "{}.{}", f.interface, f.name);
         }
     }

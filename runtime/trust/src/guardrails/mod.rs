@@ -71,7 +71,7 @@ impl Guardrail {
         // about them); channels are covered only by a guardrail that names their kind.
         let kind = match self.kind {
             Some(k) => k == resource.kind,
-            None => resource.kind != ResourceKind::Channel,
+            None => resource.kind.has_state(),
         };
         kind && self
             .matches
