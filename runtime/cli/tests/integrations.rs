@@ -641,3 +641,76 @@ fn a_slow_vendor_holds_up_only_its_own_notifications() {
     );
     v.assert_no_violations();
 }
+
+#[test]
+fn a_playbooks_message_reaches_its_granted_slack_channel_once_as_written() {
+    let (_dir, v, server, _cfg) = scene(&[]);
+    let manifest = std::fs::read_to_string(
+        grace_testkit::playbooks_dir().join("fixtures/notifier/playbook.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        server.upload(&manifest, common::component("notifier")).0,
+        201
+    );
+    let text = "<!channel> p95 *doubled* since <https://evil.example|deploy 4f2c>";
+    let event = json!({
+        "event_type": "test.notify", "source": "test", "actor": "tests", "resource": "api-asg",
+        "payload": { "messages": [
+            { "channel": "slack:#ops", "text": text },
+            { "channel": "slack:#general", "text": "not granted" },
+        ] },
+    });
+    let (status, body) = server.post("/v1/events", event);
+    assert!(status == 202 || status == 200, "{status} {body}");
+    let id = poll_until("the notifier's run", Duration::from_secs(60), || {
+        server.runs_of("notifier").first()?["id"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    let run = server.wait_state(&id, &["succeeded"]);
+    let answers: Value =
+        serde_json::from_str(run["outcome"]["details"]["answers"].as_str().unwrap()).unwrap();
+    let notification = answers[0]["ok"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{answers}"));
+    assert_eq!(answers[1]["error"]["kind"], "denied", "{answers}");
+
+    // Slack got it once, in the channel granted, shown as written: no mention, no link.
+    let posted = poll_until("the message in Slack", Duration::from_secs(30), || {
+        v.slack
+            .messages()
+            .into_iter()
+            .find(|m| m.blocks[0]["text"]["text"] == text)
+    });
+    assert_eq!(posted.channel, "C0OPS0001");
+    assert_eq!(posted.blocks[0]["text"]["type"], "plain_text");
+    assert!(!posted.text.contains("<!channel>"), "{}", posted.text);
+    assert!(
+        posted.blocks[1]
+            .to_string()
+            .contains("from notifier on api-asg"),
+        "{}",
+        posted.blocks[1]
+    );
+    let (_, listed) = server.get(&format!("/v1/notifications/{notification}"));
+    assert_eq!(listed["route"], "notify.send", "{listed}");
+    assert_eq!(listed["channel"], "slack:#ops", "{listed}");
+    let listed = poll_until("delivered", Duration::from_secs(30), || {
+        let (_, n) = server.get(&format!("/v1/notifications/{notification}"));
+        (n["state"] == "delivered").then_some(n)
+    });
+    assert!(
+        listed["detail"].as_str().unwrap().starts_with("posted"),
+        "{listed}"
+    );
+    // Nothing reached #general, and the run's own notice is its own message.
+    let copies = v
+        .slack
+        .messages()
+        .iter()
+        .filter(|m| m.blocks[0]["text"]["text"] == text)
+        .count();
+    assert_eq!(copies, 1);
+    v.assert_no_violations();
+}

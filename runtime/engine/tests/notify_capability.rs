@@ -130,13 +130,13 @@ fn an_ungranted_channel_is_denied_naming_the_granted_ones() {
 #[test]
 fn a_run_posts_at_most_its_messages_and_bytes() {
     let world = World::new();
-    // 40 bytes and 3 messages per run: 30 + 10 bytes pass, the next byte does not.
+    // 100 bytes and 3 messages per run: 60 + 40 bytes pass, the next byte does not.
     let (_, answers) = post(
         &world,
         json!([
-            { "channel": "slack:#ops", "text": "a", "repeat": 30 },
-            { "channel": "slack:#ops", "text": "b", "repeat": 11 },
-            { "channel": "slack:#ops", "text": "c", "repeat": 10 },
+            { "channel": "slack:#ops", "text": "a", "repeat": 60 },
+            { "channel": "slack:#ops", "text": "b", "repeat": 41 },
+            { "channel": "slack:#ops", "text": "c", "repeat": 40 },
             { "channel": "slack:#ops", "text": "d" },
         ]),
     );
