@@ -404,6 +404,26 @@ impl Engine {
         } else {
             (Completed::new(), Unknowns::new(), None)
         };
+        // The run's budgets hold across its attempts: what earlier attempts completed or began
+        // counts from the start (a call repeating one of them is not counted twice).
+        let mut changes = BTreeMap::new();
+        let mut notify_bytes = 0u64;
+        let earlier = completed
+            .values()
+            .map(|c| (c.interface.as_str(), &c.args))
+            .chain(unknown.values().map(|u| (u.interface.as_str(), &u.args)));
+        for (interface, args) in earlier {
+            if let Some(i) = grace_model::capability::INTERFACES
+                .iter()
+                .find(|i| i.name == interface)
+            {
+                *changes.entry(i.name).or_insert(0u32) += 1;
+            }
+            if interface == grace_model::capability::notify::INTERFACE.name {
+                let bytes = args.get("bytes").and_then(serde_json::Value::as_u64);
+                notify_bytes = notify_bytes.saturating_add(bytes.unwrap_or(0));
+            }
+        }
         let state = RunState {
             run_id: run_id.clone(),
             guest: info.clone(),
@@ -421,7 +441,7 @@ impl Engine {
             deadline_at: started_at.saturating_add(timeout_ms),
             wall_deadline: tokio::time::Instant::now() + limits.timeout,
             host_calls: 0,
-            changes: BTreeMap::new(),
+            changes,
             timeline: Vec::new(),
             stop: None,
             pending: Vec::new(),
@@ -432,7 +452,7 @@ impl Engine {
             bounds: env.bounds,
             recorded_bytes: 0,
             log_bytes: 0,
-            notify_bytes: 0,
+            notify_bytes: Arc::new(std::sync::atomic::AtomicU64::new(notify_bytes)),
         };
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = Store::new(

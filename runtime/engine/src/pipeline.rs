@@ -73,9 +73,21 @@ pub fn idempotency_key(
     hex::encode(&h.finalize()[..16])
 }
 
-/// Changes that earlier attempts of a run completed, by idempotency key: the ledger sequence
-/// number of the record and the value the change returned.
-pub type Completed = std::collections::HashMap<String, (u64, Value)>;
+/// A change an earlier attempt of the run completed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletedChange {
+    /// The ledger sequence number of its record.
+    pub seq: u64,
+    /// What it returned.
+    pub ok: Value,
+    /// Its WIT interface.
+    pub interface: String,
+    /// The arguments it was made with: what a replay records as done.
+    pub args: Value,
+}
+
+/// Changes that earlier attempts of a run completed, by idempotency key.
+pub type Completed = std::collections::HashMap<String, CompletedChange>;
 
 /// The completed changes among a run's ledger entries (records of allowed changes whose result
 /// is `ok`; intents and failures are not completions, so those changes may run again).
@@ -86,7 +98,15 @@ pub fn completed_changes(entries: &[ChangeRecord]) -> Completed {
         .filter_map(|e| {
             let key = e.key()?;
             let ok = e.result.get("ok")?;
-            Some((key.to_owned(), (e.seq, ok.clone())))
+            Some((
+                key.to_owned(),
+                CompletedChange {
+                    seq: e.seq,
+                    ok: ok.clone(),
+                    interface: e.interface.clone(),
+                    args: e.args.clone(),
+                },
+            ))
         })
         .collect()
 }
@@ -97,6 +117,8 @@ pub fn completed_changes(entries: &[ChangeRecord]) -> Completed {
 pub struct Unknown {
     /// The ledger sequence number of its first intent record.
     pub seq: u64,
+    /// Its WIT interface.
+    pub interface: String,
     /// When that intent was recorded, on the run clock (milliseconds since the epoch).
     pub at_millis: u64,
     /// The arguments it recorded: what that attempt asked for. A retry may ask for something
@@ -140,6 +162,7 @@ pub fn unknown_changes(entries: &[ChangeRecord]) -> Unknowns {
     let settle = |intent: &ChangeRecord, key: &str, unknown: &mut Unknowns| {
         unknown.entry(key.to_owned()).or_insert_with(|| Unknown {
             seq: intent.seq,
+            interface: intent.interface.clone(),
             at_millis: intent.at_millis,
             args: intent.args.clone(),
             before: intent.result.get("before").cloned().unwrap_or(Value::Null),
@@ -262,6 +285,9 @@ pub(crate) struct Scope {
     /// For a change: the idempotency key it gets if it is authorized, for executors that keep
     /// it with what they do (a queued message), so that reading back finds it.
     pub key: Option<String>,
+    /// Whether an earlier attempt of the run completed or began this very change: it was
+    /// within the run's budgets then, and `changes` does not count it.
+    pub replaying: bool,
 }
 
 impl Scope {
@@ -359,8 +385,9 @@ pub(crate) struct RunState {
     pub recorded_bytes: u64,
     /// Bytes the guest logged so far.
     pub log_bytes: u64,
-    /// Bytes of the messages the guest posted so far (`notify.send`).
-    pub notify_bytes: u64,
+    /// Bytes of the messages posted in this run so far (`notify.send`), earlier attempts'
+    /// included: counted when a message is queued, shared with the queuing closure.
+    pub notify_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn to_wit(e: ExecError) -> WitError {
@@ -401,14 +428,27 @@ fn exec_error_json(e: &ExecError) -> Value {
 
 impl RunState {
     fn scope(&self, call: &Call) -> Scope {
+        let key = self.next_key(call);
+        let replaying = key
+            .as_ref()
+            .is_some_and(|k| self.completed.contains_key(k) || self.unknown.contains_key(k));
+        // Every change earlier attempts of the run completed or began is counted from the start
+        // of this one ([`RunState::changes`]); the call repeating one of them is not counted
+        // against itself.
+        let counted = self.changes.get(call.interface()).copied().unwrap_or(0);
         Scope {
             executors: self.executors.clone(),
             grants: self.grants.clone(),
             guest: Arc::from(self.guest.name.as_str()),
-            changes: self.changes.get(call.interface()).copied().unwrap_or(0),
+            changes: if replaying {
+                counted.saturating_sub(1)
+            } else {
+                counted
+            },
             deadline_at: self.deadline_at,
             earlier: self.earlier(call),
-            key: self.next_key(call),
+            key,
+            replaying,
         }
     }
 
@@ -673,16 +713,22 @@ impl RunState {
         }
         let mut journaled = None;
         if let Some(key) = &key {
-            *self.changes.entry(call.interface()).or_default() += 1;
-            if let Some((seq, value)) = self.completed.get(key).cloned()
-                && let Ok(done) = serde_json::from_value::<T>(value.clone())
+            // Changes of earlier attempts were counted when this attempt began.
+            if !self.completed.contains_key(key) && !self.unknown.contains_key(key) {
+                *self.changes.entry(call.interface()).or_default() += 1;
+            }
+            if let Some(earlier) = self.completed.get(key).cloned()
+                && let Ok(done) = serde_json::from_value::<T>(earlier.ok.clone())
             {
                 // An earlier attempt of this run made this change: it is not made twice, and
-                // the guest gets what it returned then.
+                // the guest gets what it returned then. The record says what was done (the
+                // earlier arguments) and what this attempt asked.
+                let seq = earlier.seq;
                 let reason = format!(
                     "{reason}; replayed: an earlier attempt of this run already made this change (ledger entry {seq}), so it was not made again"
                 );
-                let recorded = json!({ "ok": value, "idempotency_key": key, "replayed_from": seq });
+                let asked = std::mem::replace(&mut call.args, earlier.args);
+                let recorded = json!({ "ok": earlier.ok, "idempotency_key": key, "replayed_from": seq, "asked": asked });
                 self.record(&call, Verdict::Allowed, &reason, details, recorded)
                     .await?;
                 return Ok(Ok(done));

@@ -83,6 +83,12 @@ impl Call {
         self
     }
 
+    /// A call served by the host-wide `provider` (a queue rather than a routed resource).
+    pub(crate) fn provided_by(mut self, provider: impl Into<Arc<str>>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
     /// A call of a function that only reads (or touches only the run).
     pub(crate) fn read(descriptor: &'static Function, args: Value) -> Self {
         debug_assert!(!descriptor.is_change(), "{} changes", descriptor.name);

@@ -224,3 +224,81 @@ fn the_trust_core_decides_on_the_channel_as_parsed_and_a_retry_posts_nothing_aga
         assert!(entry.result["replayed_from"].is_u64(), "{entry:?}");
     }
 }
+
+/// Attempt `retrying` of run `run` with `messages`, on `world`.
+fn attempt(world: &World, run: &str, retrying: bool, messages: Value) -> RunReport {
+    let guest = load(&fixture("notifier"));
+    let event = event(
+        "test.notify",
+        "api-service",
+        json!({ "messages": messages }),
+    );
+    runtime().block_on(async {
+        let env = world.env.clone().retrying(retrying);
+        let report = engine().run_playbook_as(run, &guest, &event, &env).await;
+        world.ledger.flush().await.unwrap();
+        report
+    })
+}
+
+#[test]
+fn the_budget_holds_across_a_runs_attempts() {
+    let world = World::new();
+    let first = attempt(
+        &world,
+        "run-b",
+        false,
+        json!([
+            { "channel": "slack:#ops", "text": "a", "repeat": 60 },
+            { "channel": "slack:#ops", "text": "b", "repeat": 10 },
+        ]),
+    );
+    assert_eq!(answers(&first), [json!({ "ok": 1 }), json!({ "ok": 2 })]);
+    // A retry asking for other messages: its first two are the earlier attempt's (replayed,
+    // not counted twice), the third is new and fits (100 bytes, 3 messages), the fourth is
+    // past max_messages however few bytes it has.
+    let retry = attempt(
+        &world,
+        "run-b",
+        true,
+        json!([
+            { "channel": "slack:#ops", "text": "x", "repeat": 5 },
+            { "channel": "slack:#ops", "text": "y", "repeat": 30 },
+            { "channel": "slack:C0123ABCD", "text": "c", "repeat": 30 },
+            { "channel": "slack:C0123ABCD", "text": "d" },
+        ]),
+    );
+    let got = answers(&retry);
+    assert_eq!(
+        got[..3],
+        [json!({ "ok": 1 }), json!({ "ok": 2 }), json!({ "ok": 3 })]
+    );
+    refused(&got[3], "denied", "max_messages");
+    assert_eq!(world.sim.messages().len(), 3);
+    // The replay records what was sent, and what this attempt asked.
+    let replay = retry
+        .timeline
+        .iter()
+        .find(|e| e.interface == "notify")
+        .unwrap();
+    assert_eq!(replay.args["text"], "a".repeat(60));
+    assert_eq!(replay.result["asked"]["text"], "xxxxx");
+
+    // Bytes too: 90 bytes sent by the first attempt leave 10 for the whole run.
+    let world = World::new();
+    let first = attempt(
+        &world,
+        "run-c",
+        false,
+        json!([{ "channel": "slack:#ops", "text": "a", "repeat": 90 }]),
+    );
+    assert_eq!(answers(&first), [json!({ "ok": 1 })]);
+    let retry = attempt(
+        &world,
+        "run-c",
+        true,
+        json!([{ "channel": "slack:C0123ABCD", "text": "b", "repeat": 20 }]),
+    );
+    refused(&answers(&retry)[0], "denied", "max_bytes");
+    assert_eq!(world.sim.messages().len(), 1);
+}

@@ -7,8 +7,8 @@
 //! asks again for a message an earlier attempt queued gets that message's id, and nothing is
 //! posted twice.
 //!
-//! Dry runs, `grace run` and replays keep their messages in a [`DryRunMessages`] instead:
-//! nothing leaves the host.
+//! Simulated fleets (dry runs, replays, and `grace serve --simulate` without Slack) keep their
+//! messages in a [`DryRunMessages`] instead: nothing leaves the host.
 
 use std::sync::Mutex;
 
@@ -44,6 +44,10 @@ impl Message {
 /// Queues messages for delivery.
 #[async_trait::async_trait]
 pub trait NotifyExecutor: Send + Sync {
+    /// The queue's name, recorded as the provider of every message queued into it: only this
+    /// queue can say whether a message whose outcome is unknown went in (`outbox@<host>`).
+    fn name(&self) -> String;
+
     /// Queues `message` and answers its notification's id. A message with a key already queued
     /// is not queued again: the answer is the first one's id.
     async fn send(&self, message: &Message) -> Result<u64, ExecError>;
@@ -72,6 +76,10 @@ impl DryRunMessages {
 
 #[async_trait::async_trait]
 impl NotifyExecutor for DryRunMessages {
+    fn name(&self) -> String {
+        "dry-run".to_owned()
+    }
+
     async fn send(&self, message: &Message) -> Result<u64, ExecError> {
         let mut kept = self
             .kept

@@ -17,6 +17,7 @@
 //! - [`glob`]: the one glob of grants, guardrails and provider routes;
 //! - [`capability`]: one descriptor per capability function, the single place that says what it
 //!   is (read or change, resource kind, Cedar action, lock, grant rule);
+//! - [`text`]: which characters of outside text are hidden (controls, bidi overrides);
 //! - [`resource`]: what the trust core is told about the resource a call acts on.
 //!
 //! Inside each module the parts use their parent's shared types, and no part uses a sibling that
@@ -32,6 +33,7 @@ pub mod grants;
 pub mod manifest;
 pub mod provider;
 pub mod resource;
+pub mod text;
 
 /// `[grants.metrics]` under its older path: the metrics grant lives with the other grants, in
 /// [`grants::metrics`].

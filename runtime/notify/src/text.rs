@@ -23,13 +23,14 @@ pub fn cut_bytes(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-/// `text` with control characters (other than new lines and tabs) replaced by `�`: what a
-/// guest or an event wrote reaches a chat message or an issue without terminal escapes or
-/// invisible bytes.
+/// `text` with hidden characters (controls other than new lines and tabs, bidi overrides,
+/// zero-width characters: [`grace_model::text::is_hidden`]) replaced by `�`: what a guest or
+/// an event wrote reaches a chat message or an issue without terminal escapes, invisible
+/// bytes or text that reads backwards.
 pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            if grace_model::text::is_hidden(c) && c != '\n' && c != '\t' {
                 '\u{fffd}'
             } else {
                 c

@@ -16,6 +16,7 @@ use grace_model::grants::{MAX_MESSAGE_BYTES, NotifyGrant};
 use grace_model::resource::{Change, Resource, State};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::bindings::notify::Host;
 use crate::bindings::types::Error;
@@ -63,12 +64,18 @@ impl Host for HostState {
         channel: String,
         text: String,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let call = Call::change(
+        let queue = self.run.executors.notify.clone();
+        let mut call = Call::change(
             &capability::notify::SEND,
             preview(&channel).as_str().unwrap_or_default(),
             args(&channel, &text),
         );
-        let sent_bytes = self.run.notify_bytes;
+        // The queue is the call's provider: only the queue a message may have gone into can
+        // say whether it did (in a cluster, each replica's outbox is its own).
+        if let Some(queue) = &queue {
+            call = call.provided_by(queue.name());
+        }
+        let sent_bytes = self.run.notify_bytes.clone();
         let bytes = text.len();
         let message = Message {
             run_id: self.run.run_id.clone(),
@@ -83,8 +90,7 @@ impl Host for HostState {
             text,
             key: String::new(),
         };
-        let r = self
-            .run
+        self.run
             .perform_change(
                 call,
                 move |scope| async move {
@@ -95,13 +101,20 @@ impl Host for HostState {
                     check_message(&message.text)?;
                     let grant = grant(&scope)?;
                     grant.check_channel(&parsed)?;
-                    grant.check_budget(scope.changes, sent_bytes, bytes)?;
-                    let queue: Arc<dyn NotifyExecutor> =
-                        scope.executors.notify.clone().ok_or_else(|| {
-                            Refusal::Failed(ExecError::Unavailable(
-                                "this host sends no messages (no [integrations.slack])".into(),
-                            ))
-                        })?;
+                    // A message an earlier attempt of the run queued (or may have) was within
+                    // the budget then, and is counted in it already.
+                    if !scope.replaying {
+                        grant.check_budget(
+                            scope.changes,
+                            sent_bytes.load(Ordering::SeqCst),
+                            bytes,
+                        )?;
+                    }
+                    let queue: Arc<dyn NotifyExecutor> = queue.ok_or_else(|| {
+                        Refusal::Failed(ExecError::Unavailable(
+                            "this host sends no messages (no [integrations.slack])".into(),
+                        ))
+                    })?;
                     let key = scope.key.clone().ok_or_else(|| {
                         Refusal::Failed(ExecError::Other("a change without a key".into()))
                     })?;
@@ -115,9 +128,9 @@ impl Host for HostState {
                         key,
                         ..message
                     };
-                    Ok(Planned::new((queue, message), proposal))
+                    Ok(Planned::new((queue, message, sent_bytes), proposal))
                 },
-                |(queue, message), _| {
+                |(queue, message, _), _| {
                     let (queue, key) = (queue.clone(), message.key.clone());
                     async move {
                         Ok(match queue.sent(&key).await? {
@@ -126,13 +139,16 @@ impl Host for HostState {
                         })
                     }
                 },
-                |_, (queue, message)| async move { queue.send(&message).await },
+                |scope, (queue, message, sent_bytes)| async move {
+                    // Counted before it is queued: a message whose queuing times out may be
+                    // queued all the same. One an earlier attempt began is counted already.
+                    if scope.earlier.is_none() {
+                        sent_bytes.fetch_add(bytes as u64, Ordering::SeqCst);
+                    }
+                    queue.send(&message).await
+                },
             )
-            .await?;
-        if r.is_ok() {
-            self.run.notify_bytes = self.run.notify_bytes.saturating_add(bytes as u64);
-        }
-        Ok(r)
+            .await
     }
 }
 

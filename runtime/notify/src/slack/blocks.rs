@@ -85,7 +85,12 @@ fn render_message(notice: &Notice, text: &str) -> Rendered {
         run_reference(notice)
     );
     Rendered {
-        text: escaped(text, FALLBACK_CHARS),
+        // Shown alone in notifications: it says who is speaking.
+        text: format!(
+            "{}: {}",
+            escaped(&notice.playbook, 100),
+            escaped(text, FALLBACK_CHARS - 110)
+        ),
         blocks: json!([
             { "type": "section", "text": plain(text, SECTION_CHARS) },
             { "type": "context", "elements": [mrkdwn(from)] },
@@ -251,6 +256,11 @@ mod tests {
         // The fallback text is mrkdwn: escaped.
         assert!(!r.text.contains("<!channel>"), "{}", r.text);
         assert!(r.text.contains("&lt;!channel&gt;"), "{}", r.text);
+        assert!(
+            r.text.starts_with("restart-web: *rolling back*"),
+            "{}",
+            r.text
+        );
         let from = blocks[1].to_string();
         assert!(from.contains("restart-web on web-1"), "{from}");
         assert!(from.contains("|run 0d6b4c1e-run>"), "{from}");

@@ -54,26 +54,7 @@ struct ApiAnswer {
 /// Checks a channel as `chat.postMessage` takes it: an id (`C0123ABCD`, `G…`, `D…`) or a
 /// name (`#ops`, `ops`: lowercase letters, digits, `-`, `_`, `.`, at most 80).
 pub fn validate_channel(channel: &str) -> Result<(), String> {
-    let name = channel.strip_prefix('#').unwrap_or(channel);
-    let is_id = channel.len() <= 32
-        && channel.starts_with(['C', 'G', 'D'])
-        && channel.len() >= 3
-        && channel
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    let is_name = !name.is_empty()
-        && name.len() <= 80
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
-    if is_id || is_name {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a Slack channel id (C0123ABCD) or name (#ops)",
-            crate::text::cut(&crate::text::printable(channel), 100)
-        ))
-    }
+    grace_model::channel::validate_slack_channel(channel)
 }
 
 impl SlackClient {

@@ -295,6 +295,7 @@ impl App {
             executors.notify = Some(Arc::new(crate::notify::messages::OutboxMessages::new(
                 store.clone(),
                 config.integrations.public_url.clone(),
+                cluster.as_ref().map(|c| c.replica().to_owned()),
             )));
         } else if sim.is_none() {
             executors.notify = None;

@@ -189,45 +189,8 @@ fn sixty() -> u32 {
 /// The most routes.
 pub const MAX_ROUTES: usize = 100;
 
-/// Where a route sends: a checked `to` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Channel {
-    /// A Slack channel (id or name).
-    Slack(String),
-    /// The PagerDuty service of the routing key.
-    PagerDuty,
-    /// The Jira project.
-    Jira,
-}
-
-impl Channel {
-    /// Parses a `to` entry.
-    pub fn parse(text: &str) -> Result<Channel, String> {
-        match text {
-            "pagerduty" => Ok(Channel::PagerDuty),
-            "jira" => Ok(Channel::Jira),
-            other => match other.strip_prefix("slack:") {
-                Some(channel) => {
-                    grace_notify::slack::validate_channel(channel)?;
-                    Ok(Channel::Slack(channel.to_owned()))
-                }
-                None => Err(format!(
-                    "`{}` is not a channel: `slack:<channel>`, `pagerduty` or `jira`",
-                    grace_notify::text::cut(&grace_notify::text::printable(other), 60)
-                )),
-            },
-        }
-    }
-
-    /// As written in `to` and in the API.
-    pub fn name(&self) -> String {
-        match self {
-            Channel::Slack(c) => format!("slack:{c}"),
-            Channel::PagerDuty => "pagerduty".to_owned(),
-            Channel::Jira => "jira".to_owned(),
-        }
-    }
-}
+/// Where a notification goes: the one parser of channels, shared with playbooks' grants.
+pub use grace_model::channel::Channel;
 
 /// An `https://` URL with a host, or `http://` to a loopback address (a test server, a local
 /// proxy): a token or a password must not cross a network in clear.

@@ -13,16 +13,28 @@ use crate::store::{Store, StoreError};
 /// What `/v1/notifications` shows as the route of a playbook's message.
 pub const ROUTE: &str = "notify.send";
 
+/// The most playbooks' messages waiting for Slack at once; past it, sending is refused
+/// (`unavailable`) until some are delivered, so that runs posting often can neither grow the
+/// outbox without bound nor bury the host's own notices.
+pub const MAX_PENDING_MESSAGES: usize = 1_000;
+
 /// The outbox, as the runs' message queue.
 pub struct OutboxMessages {
     store: Store,
     public_url: Option<String>,
+    /// `outbox@<replica>`: in a cluster each replica's outbox is its own.
+    name: String,
 }
 
 impl OutboxMessages {
-    /// Queues into `store`; messages link to runs under `public_url`.
-    pub fn new(store: Store, public_url: Option<String>) -> Self {
-        OutboxMessages { store, public_url }
+    /// Queues into `store`; messages link to runs under `public_url`; `replica` names this
+    /// host in a cluster.
+    pub fn new(store: Store, public_url: Option<String>, replica: Option<String>) -> Self {
+        OutboxMessages {
+            store,
+            public_url,
+            name: format!("outbox@{}", replica.as_deref().unwrap_or("local")),
+        }
     }
 
     fn notice(&self, message: &Message, at: u64) -> Notice {
@@ -60,6 +72,10 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl NotifyExecutor for OutboxMessages {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
     async fn send(&self, message: &Message) -> Result<u64, ExecError> {
         // The engine checked the channel; a record that reaches the outbox parses again when
         // it is delivered, so a bad one here would only fail later. Refuse it now.
@@ -71,7 +87,13 @@ impl NotifyExecutor for OutboxMessages {
             notice: self.notice(message, now),
         };
         let (store, key) = (self.store.clone(), message.key.clone());
-        blocking(move || store.enqueue_message(&key, made, now)).await
+        match blocking(move || store.enqueue_message(&key, made, now, MAX_PENDING_MESSAGES)).await?
+        {
+            Some(id) => Ok(id),
+            None => Err(ExecError::Unavailable(format!(
+                "{MAX_PENDING_MESSAGES} playbooks' messages are waiting for Slack already: this one is not queued"
+            ))),
+        }
     }
 
     async fn sent(&self, key: &str) -> Result<Option<u64>, ExecError> {

@@ -43,8 +43,9 @@ pub const NOTIFY_THREADS: TableDefinition<(&str, &str), &[u8]> =
 /// queued finds it here and queues nothing. At most [`MAX_MESSAGE_KEYS`], the oldest forgotten.
 pub const MESSAGE_KEYS: TableDefinition<&str, u64> =
     TableDefinition::new("server/notify_message_keys");
-/// The most message keys kept: more than a retried run can be behind by.
-pub const MAX_MESSAGE_KEYS: u64 = 20_000;
+/// The most message keys kept (about 10 MB): far more than are queued while a run waits to be
+/// retried (at most 1,000 wait for Slack at once, and each run posts at most 100).
+pub const MAX_MESSAGE_KEYS: u64 = 100_000;
 
 /// The webhook deliveries taken, by (source, the key their signed content identifies them
 /// by), valued by when (ms): a delivery is taken once, across restarts (see
@@ -288,18 +289,24 @@ impl Store {
     }
 
     /// Queues a playbook's message, due `now`, under its change's idempotency `key`: the id of
-    /// the notification queued under `key`, made now unless one already was.
+    /// the notification queued under `key`, made now unless one already was; `None` (nothing
+    /// queued) when `max_pending` playbooks' messages already wait for their vendor.
     pub fn enqueue_message(
         &self,
         key: &str,
         made: NewNotification,
         now: u64,
-    ) -> Result<u64, StoreError> {
+        max_pending: usize,
+    ) -> Result<Option<u64>, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let id = {
             let mut keys = tx.open_table(MESSAGE_KEYS).map_err(db)?;
             if let Some(id) = keys.get(key).map_err(db)?.map(|v| v.value()) {
-                return Ok(id);
+                return Ok(Some(id));
+            }
+            let pending = pending_messages(&tx, &made.route, max_pending)?;
+            if pending >= max_pending {
+                return Ok(None);
             }
             let mut meta = tx.open_table(META).map_err(db)?;
             let id = meta
@@ -317,7 +324,7 @@ impl Store {
             id
         };
         tx.commit().map_err(db)?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// The notification queued for a playbook's message under `key`, if one was.
@@ -539,8 +546,34 @@ impl Store {
     }
 }
 
-/// Deletes the oldest finished notifications beyond [`MAX_NOTIFICATIONS`] (pending ones stay:
-/// they are bounded by what the routes make, and delivered or given up in time).
+/// How many pending notifications of `route` there are, counting up to `at_most`: a scan of
+/// the pending ones, which are few unless a vendor is down.
+fn pending_messages(
+    tx: &WriteTransaction,
+    route: &str,
+    at_most: usize,
+) -> Result<usize, StoreError> {
+    let due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
+    let table = tx.open_table(NOTIFICATIONS).map_err(db)?;
+    let mut n = 0;
+    for row in due.iter().map_err(db)? {
+        let (k, _) = row.map_err(db)?;
+        let (_, _, id) = k.value();
+        let Some(v) = table.get(id).map_err(db)? else {
+            continue;
+        };
+        let same_route = decode::<NotificationRecord>("notification", &id.to_string(), v.value())
+            .is_ok_and(|r| r.route == route);
+        if same_route {
+            n += 1;
+            if n >= at_most {
+                break;
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Stores `n` as notification `id`, pending and due `now`.
 fn insert_pending(
     table: &mut redb::Table<'_, u64, &[u8]>,
@@ -587,6 +620,9 @@ fn forget_oldest_keys(keys: &mut redb::Table<'_, &str, u64>) -> Result<(), Store
     Ok(())
 }
 
+/// Deletes the oldest finished notifications beyond [`MAX_NOTIFICATIONS`] (pending ones stay:
+/// they are bounded by what the routes make and by
+/// `notify::messages::MAX_PENDING_MESSAGES`, and delivered or given up in time).
 fn prune(table: &mut redb::Table<'_, u64, &[u8]>) -> Result<(), StoreError> {
     let over = table.len().map_err(db)?.saturating_sub(MAX_NOTIFICATIONS);
     if over == 0 {
