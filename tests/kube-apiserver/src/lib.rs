@@ -20,6 +20,7 @@
 //!   | `/apis/discovery.k8s.io/v1/endpointslices` | `GET` (list) |
 //!   | `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices` | `GET` (list), `POST` |
 //!   | `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}` | `GET`, `PUT`, `DELETE` |
+//!   | `/apis/apps/v1/replicasets`, `…/namespaces/{ns}/replicasets[/{name}]` | as services |
 //!   | `/version` | `GET` |
 //!
 //!   with merge patch, JSON patch and strategic merge patch of deployments (by `name` for lists
@@ -42,7 +43,12 @@
 //! deployment lose to another writer, failing or hanging requests, pausing the controller, and
 //! the log of every request.
 //!
-//! What it does not do: authentication, admission, pods and replica sets as objects,
+//! - ReplicaSets as the deployment controller keeps them: one per pod template a deployment
+//!   has had, with its revision, owner reference and `pod-template-hash` (`replica_sets`), which
+//!   is what `kubectl rollout history` and `rollout undo` read;
+//!
+//! What it does not do: authentication, admission, pods as objects (ReplicaSets do not make
+//! pods, and their status stays empty),
 //! server-side apply, `dryRun`, pagination, conditions in the status, watch bookmarks (other than
 //! the end of `sendInitialEvents`). Services and endpoint slices have no watch (`?watch=true` is
 //! refused with `400`), no `PATCH` (`405`) and no controller: slices do not follow services or
@@ -67,6 +73,7 @@ mod faults;
 mod object_routes;
 mod objects;
 mod patch;
+mod replica_sets;
 mod routes;
 mod selectors;
 mod services;

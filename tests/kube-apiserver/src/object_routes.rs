@@ -9,6 +9,7 @@
 //! | `/apis/discovery.k8s.io/v1/endpointslices` | `GET` (list) |
 //! | `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices` | `GET` (list), `POST` |
 //! | `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}` | `GET`, `PUT`, `DELETE` |
+//! | `/apis/apps/v1/replicasets`, `…/namespaces/{ns}/replicasets[/{name}]` | as above |
 //!
 //! Lists take the selectors deployments take (equality-based labels, `metadata.name`,
 //! `metadata.namespace`). `?watch=true` is refused with `400` rather than answered with a list
@@ -37,6 +38,7 @@ pub(crate) fn router() -> Router<App> {
     Router::new()
         .merge(routes_of::<Service>())
         .merge(routes_of::<EndpointSlice>())
+        .merge(routes_of::<k8s_openapi::api::apps::v1::ReplicaSet>())
 }
 
 /// The routes of kind `K`: `/api/v1/...` for the core group, `/apis/<group>/<version>/...` else.

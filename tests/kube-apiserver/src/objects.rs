@@ -65,6 +65,8 @@ pub(crate) trait Kind:
 pub(crate) struct Collections {
     pub services: Collection<Service>,
     pub endpoint_slices: Collection<EndpointSlice>,
+    /// Made and kept by the deployments' writes ([`crate::replica_sets`]).
+    pub replica_sets: Collection<k8s_openapi::api::apps::v1::ReplicaSet>,
 }
 
 /// The objects of one kind, by namespace and name.

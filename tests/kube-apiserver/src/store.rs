@@ -344,6 +344,7 @@ impl State {
         meta.resource_version = Some(rv.to_string());
         meta.managed_fields = None;
         meta.deletion_timestamp = None;
+        crate::replica_sets::roll(&mut self.collections, &mut self.serials, ns, &mut d)?;
         let mut rolled_template = None;
         d.status = if rolled_out {
             let replicas = d.spec.replicas.unwrap_or(1);
@@ -422,6 +423,11 @@ impl State {
         if new.spec != current.spec {
             new.metadata.generation = Some(current.metadata.generation.unwrap_or(0) + 1);
         }
+        // A new template is a new revision; a new replica count is the current ReplicaSet's.
+        if new.spec.template != current.spec.template || new.spec.replicas != current.spec.replicas
+        {
+            crate::replica_sets::roll(&mut self.collections, &mut self.serials, ns, &mut new)?;
+        }
         let rv = self.next_version();
         new.metadata.resource_version = Some(rv.to_string());
         if let Some(entry) = self.objects.get_mut(&k) {
@@ -460,6 +466,14 @@ impl State {
         let rv = self.next_version();
         let mut d = entry.deployment;
         d.metadata.resource_version = Some(rv.to_string());
+        if let Some(uid) = d.metadata.uid.clone() {
+            crate::replica_sets::collect_garbage(
+                &mut self.collections,
+                &mut self.serials,
+                ns,
+                &uid,
+            );
+        }
         self.emit(EventKind::Deleted, &d, rv);
         Ok(d)
     }

@@ -1044,9 +1044,10 @@ async fn every_write_of_every_kind_takes_the_next_global_resource_version() {
     let d = server.seed_rolled_out("shop", "checkout", 1);
     let s = server.seed_service("shop", "checkout", &[("app", "checkout")], &[80]);
     let e = server.seed_endpoint_slice("shop", "checkout", &[ready_pod("10.0.0.1", "c-1")], 80);
+    // The ReplicaSet made for the deployment's template took the version between.
     assert_eq!(
         rv(&s.metadata.resource_version),
-        rv(&d.metadata.resource_version) + 1
+        rv(&d.metadata.resource_version) + 2
     );
     assert_eq!(
         rv(&e.metadata.resource_version),
@@ -1117,4 +1118,89 @@ async fn a_watch_of_services_is_refused_rather_than_answered_with_a_list() {
     )
     .await;
     assert_eq!(code, 405);
+}
+
+/// The images of `d`'s containers.
+fn set_image(d: &mut Deployment, image: &str) {
+    if let Some(spec) = d.spec.template.spec.as_mut() {
+        spec.containers[0].image = Some(image.to_owned());
+    }
+}
+
+fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"].clone()
+}
+
+#[tokio::test]
+async fn each_pod_template_is_a_revision_kept_as_a_replica_set_owned_by_the_deployment() {
+    let server = server().await;
+    // Status updates would make each write below race the controller.
+    server.pause_controller(true);
+    let api = deployments(&server, "shop");
+    let rs_api: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client(&server), "shop");
+    let mut d = api
+        .create(&PostParams::default(), &deployment("shop", "web", 2))
+        .await
+        .unwrap();
+    assert_eq!(revision(&d.metadata), "1");
+    let first_image = d.spec.template.spec.as_ref().unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    for image in ["web:2", "web:3"] {
+        set_image(&mut d, image);
+        d = api
+            .replace("web", &PostParams::default(), &d)
+            .await
+            .unwrap();
+    }
+    assert_eq!(revision(&d.metadata), "3");
+    // A scale is no new revision.
+    d.spec.replicas = Some(4);
+    d = api
+        .replace("web", &PostParams::default(), &d)
+        .await
+        .unwrap();
+    assert_eq!(revision(&d.metadata), "3");
+    let list = rs_api.list(&ListParams::default()).await.unwrap().items;
+    let mut revisions: Vec<(String, Option<i32>)> = list
+        .iter()
+        .map(|rs| (revision(&rs.metadata), rs.spec.replicas))
+        .collect();
+    revisions.sort();
+    assert_eq!(
+        revisions,
+        [
+            ("1".into(), Some(0)),
+            ("2".into(), Some(0)),
+            ("3".into(), Some(4))
+        ]
+    );
+    for rs in &list {
+        let owner = &rs.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.uid, d.metadata.uid.clone().unwrap());
+        let hash = &rs.metadata.labels.as_ref().unwrap()["pod-template-hash"];
+        assert!(rs.metadata.name.as_ref().unwrap().ends_with(hash.as_str()));
+    }
+    // Back to the first template, as `kubectl rollout undo` does: its ReplicaSet is reused and
+    // becomes the newest revision.
+    set_image(&mut d, &first_image);
+    d = api
+        .replace("web", &PostParams::default(), &d)
+        .await
+        .unwrap();
+    assert_eq!(revision(&d.metadata), "4");
+    let list = rs_api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(list.len(), 3);
+    // Deleting the deployment deletes its ReplicaSets.
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    assert!(
+        rs_api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
