@@ -80,6 +80,7 @@ fn every_example_dry_runs_successfully() {
         "scale-on-latency",
         "restart-unhealthy-container",
         "k8s-scale-deployment",
+        "rollback-on-latency",
     ] {
         let out = dry_run(name, data.path(), &[]);
         assert!(

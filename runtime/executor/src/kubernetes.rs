@@ -34,6 +34,81 @@ pub struct Deployment {
     /// last rollout restart, `None` when it was never restarted so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_at: Option<String>,
+    /// What the pod template is, as [`template_hash`] names it: equal for equal templates, so
+    /// a rollback can be read back. `None` where the provider did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_hash: Option<String>,
+}
+
+/// Most revisions a history answers: Kubernetes keeps 10 old ReplicaSets by default
+/// (`revisionHistoryLimit`); a deployment keeping more answers its newest.
+pub const MAX_REVISIONS: usize = 50;
+
+/// Most images one revision lists (its containers').
+pub const MAX_IMAGES: usize = 16;
+
+/// One revision of a deployment's pod template, as `kubectl rollout history` lists them (in a
+/// cluster, one ReplicaSet the deployment owns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// Its number (`deployment.kubernetes.io/revision`), growing with each new template.
+    pub revision: u64,
+    /// When it was made (the ReplicaSet's creation), in milliseconds since the Unix epoch.
+    pub created_millis: u64,
+    /// The images of its containers, in order (at most [`MAX_IMAGES`]).
+    pub images: Vec<String>,
+    /// Why it was made (`kubernetes.io/change-cause`), when someone said.
+    pub change_cause: Option<String>,
+    /// Its pod template, as [`template_hash`] names it.
+    pub template_hash: String,
+}
+
+/// A stable name of a pod template: the SHA-256 of its JSON (keys in order, as serde_json
+/// writes maps), without the `pod-template-hash` label ReplicaSets add, first 16 hex digits.
+/// Equal templates have equal names whichever ReplicaSet or deployment holds them.
+pub fn template_hash(template: &serde_json::Value) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut template = template.clone();
+    if let Some(labels) = template
+        .pointer_mut("/metadata/labels")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        labels.remove("pod-template-hash");
+        if labels.is_empty() {
+            if let Some(meta) = template
+                .pointer_mut("/metadata")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                meta.remove("labels");
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&template).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+/// The revision a rollback goes to: `to` when given (0: the newest one older than `current`,
+/// as `kubectl rollout undo` picks), found in `history`.
+pub fn rollback_target<'a>(
+    history: &'a [Revision],
+    current: u64,
+    to: u64,
+) -> Result<&'a Revision, ExecError> {
+    let found = if to == 0 {
+        history
+            .iter()
+            .filter(|r| r.revision < current)
+            .max_by_key(|r| r.revision)
+    } else {
+        history.iter().find(|r| r.revision == to)
+    };
+    found.ok_or_else(|| {
+        ExecError::NotFound(if to == 0 {
+            format!("no revision older than the current one ({current}) is kept to roll back to")
+        } else {
+            format!("revision {to} is not in the deployment's history")
+        })
+    })
 }
 
 impl Deployment {
@@ -77,6 +152,21 @@ pub enum Change {
         /// The marker read before the change (`None`: the template had none).
         before: Option<String>,
     },
+    /// `rollout-undo`: done when the pod template is `to` (the template of the revision rolled
+    /// back to, by [`template_hash`]); not made when it still is `before`; a conflict when it
+    /// is another one (someone else changed it since).
+    RolloutUndo {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The revision rolled back to.
+        revision: u64,
+        /// Its template's hash.
+        to: String,
+        /// The template's hash read before the change.
+        before: String,
+    },
 }
 
 impl Change {
@@ -87,6 +177,9 @@ impl Change {
                 namespace, name, ..
             }
             | Change::RolloutRestart {
+                namespace, name, ..
+            }
+            | Change::RolloutUndo {
                 namespace, name, ..
             } => (namespace, name),
         }
@@ -138,6 +231,21 @@ impl Change {
                     ))
                 }
             }
+            Change::RolloutUndo {
+                revision,
+                to,
+                before,
+                ..
+            } => match deployment.template_hash.as_deref() {
+                Some(now) if now == to => Reconciled::Done(deployment),
+                Some(now) if now == before => Reconciled::NotApplied,
+                now => Reconciled::Conflict(format!(
+                    "deployment `{}/{}` has pod template {}, neither revision {revision}'s ({to}) nor the one the rollback was decided on ({before}): someone else changed it since, so it is not rolled back over theirs",
+                    deployment.namespace,
+                    deployment.name,
+                    marker(now)
+                )),
+            },
         }
     }
 }
@@ -200,6 +308,13 @@ pub trait KubernetesExecutor: Send + Sync {
         name: &str,
         stamp: &str,
     ) -> Result<Deployment, ExecError>;
+    /// The deployment's revisions, newest first, at most [`MAX_REVISIONS`].
+    async fn rollout_history(&self, namespace: &str, name: &str)
+    -> Result<Vec<Revision>, ExecError>;
+    /// Rolls the pod template back to `change`'s revision ([`Change::RolloutUndo`]), as
+    /// `kubectl rollout undo` does, only over the template `change` was decided on: a template
+    /// already at the revision's is left as it is, another one is an [`ExecError::Conflict`].
+    async fn rollout_undo(&self, change: &Change) -> Result<Deployment, ExecError>;
     /// Waits until the rollout is complete, or `timeout` passes on the run clock.
     async fn wait_for_rollout(
         &self,
@@ -245,7 +360,64 @@ mod tests {
             observed_generation: generation,
             resource_version: Some("17".into()),
             restarted_at: restarted_at.map(str::to_owned),
+            template_hash: Some(format!("t-{}", restarted_at.unwrap_or("none"))),
         }
+    }
+
+    fn undo(to: &str, before: &str) -> Change {
+        Change::RolloutUndo {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+            revision: 3,
+            to: to.into(),
+            before: before.into(),
+        }
+    }
+
+    #[test]
+    fn a_rollback_reads_back_by_the_template_it_left() {
+        let at = |marker| deployment(2, 2, Some(marker));
+        assert!(matches!(undo("t-old", "t-new").read_back(at("old")), Reconciled::Done(_)));
+        assert_eq!(
+            undo("t-old", "t-new").read_back(at("new")),
+            Reconciled::NotApplied
+        );
+        let Reconciled::Conflict(m) = undo("t-old", "t-new").read_back(at("theirs")) else {
+            panic!("a third template is someone else's change")
+        };
+        assert!(m.contains("`t-theirs`") && m.contains("revision 3"), "{m}");
+    }
+
+    fn revision(revision: u64) -> Revision {
+        Revision {
+            revision,
+            created_millis: revision * 1000,
+            images: vec![format!("web:{revision}")],
+            change_cause: None,
+            template_hash: format!("h{revision}"),
+        }
+    }
+
+    #[test]
+    fn a_rollback_goes_to_the_newest_older_revision_unless_told_which() {
+        let history = [revision(7), revision(5), revision(4)];
+        assert_eq!(rollback_target(&history, 7, 0).unwrap().revision, 5);
+        assert_eq!(rollback_target(&history, 7, 4).unwrap().revision, 4);
+        assert!(matches!(rollback_target(&history, 7, 6), Err(ExecError::NotFound(_))));
+        assert!(matches!(rollback_target(&history, 4, 0), Err(ExecError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_template_hash_ignores_the_replica_sets_own_label() {
+        let deployment = serde_json::json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}});
+        let mut rs = deployment.clone();
+        rs["metadata"]["labels"]["pod-template-hash"] = "5d8f9c".into();
+        assert_eq!(template_hash(&deployment), template_hash(&rs));
+        let mut other = deployment.clone();
+        other["spec"]["containers"][0]["image"] = "web:2".into();
+        assert_ne!(template_hash(&deployment), template_hash(&other));
+        let bare = serde_json::json!({"metadata": {"labels": {"pod-template-hash": "x"}}, "spec": {}});
+        assert_eq!(template_hash(&bare), template_hash(&serde_json::json!({"metadata": {}, "spec": {}})));
     }
 
     fn scale(replicas: u32, generation: Option<u64>) -> Change {

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use grace_executor::kubernetes::{Change, Deployment};
+use grace_executor::kubernetes::{Change, Deployment, Revision};
 use grace_executor::{ExecError, KubernetesExecutor, Reconciled};
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +37,22 @@ pub(crate) struct DeploymentState {
     done_at: u64,
     /// The marker of the last restart (the pod template's `restartedAt` in a cluster).
     restart_stamp: Option<String>,
+    /// The pod templates it had, oldest revision first: each restart is one, as in a cluster
+    /// (empty in states saved before revisions were kept: the one template, revision 1).
+    #[serde(default)]
+    revisions: Vec<SimRevision>,
 }
+
+/// One revision of a simulated deployment: its template is its restart marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SimRevision {
+    revision: u64,
+    created_millis: u64,
+    stamp: Option<String>,
+}
+
+/// Old revisions a simulated deployment keeps, as Kubernetes' default `revisionHistoryLimit`.
+const HISTORY_LIMIT: usize = 10;
 
 impl DeploymentState {
     pub fn new(spec: &DeploymentSpec) -> DeploymentState {
@@ -51,7 +66,87 @@ impl DeploymentState {
             updated_from: spec.replicas,
             done_at: 0,
             restart_stamp: None,
+            revisions: Vec::new(),
         }
+    }
+
+    /// The image a simulated deployment runs: one per deployment (restarts keep it).
+    fn image(&self) -> String {
+        format!("{}:simulated", self.name)
+    }
+
+    /// The hash of the template marked `stamp`, as a cluster's would differ between them.
+    fn template_hash(&self, stamp: Option<&str>) -> String {
+        grace_executor::kubernetes::template_hash(&serde_json::json!({
+            "image": self.image(),
+            "restartedAt": stamp,
+        }))
+    }
+
+    /// Its revisions, oldest first.
+    fn revisions(&self) -> Vec<SimRevision> {
+        if self.revisions.is_empty() {
+            vec![SimRevision {
+                revision: 1,
+                created_millis: 0,
+                stamp: self.restart_stamp.clone(),
+            }]
+        } else {
+            self.revisions.clone()
+        }
+    }
+
+    /// Its history as a cluster lists it: newest first.
+    pub fn history(&self) -> Vec<Revision> {
+        self.revisions()
+            .into_iter()
+            .rev()
+            .map(|r| Revision {
+                revision: r.revision,
+                created_millis: r.created_millis,
+                images: vec![self.image()],
+                change_cause: None,
+                template_hash: self.template_hash(r.stamp.as_deref()),
+            })
+            .collect()
+    }
+
+    /// Records the template now in place as the newest revision, made at `now` unless it
+    /// is an older revision's (a rollback: that one becomes the newest, created when it was).
+    fn record_revision(&mut self, now: u64) {
+        let mut revisions = self.revisions();
+        let newest = revisions.last().map_or(0, |r| r.revision);
+        let created_millis = match revisions
+            .iter()
+            .position(|r| r.stamp == self.restart_stamp)
+        {
+            Some(i) => revisions.remove(i).created_millis,
+            None => now,
+        };
+        revisions.push(SimRevision {
+            revision: newest + 1,
+            created_millis,
+            stamp: self.restart_stamp.clone(),
+        });
+        let excess = revisions.len().saturating_sub(HISTORY_LIMIT + 1);
+        revisions.drain(..excess);
+        self.revisions = revisions;
+    }
+
+    /// Rolls the template back to `stamp` (an older revision's) at `now`: every pod replaced,
+    /// as a restart does.
+    fn roll_back(&mut self, now: u64, stamp: Option<String>) {
+        self.restart_stamp = stamp;
+        let current = self.status(now);
+        self.generation = self.generation.saturating_add(1);
+        self.ready_from = current.ready_replicas;
+        self.updated_from = 0;
+        self.done_at = if self.replicas == 0 {
+            now
+        } else {
+            now.saturating_add(self.rollout_millis)
+        };
+        self.record_revision(now);
     }
 
     /// The deployment as the executor trait reports it, at `t` (no earlier than the last change).
@@ -74,6 +169,7 @@ impl DeploymentState {
             // its generation serves as its version.
             resource_version: Some(self.generation.to_string()),
             restarted_at: self.restart_stamp.clone(),
+            template_hash: Some(self.template_hash(self.restart_stamp.as_deref())),
         }
     }
 
@@ -157,6 +253,7 @@ impl DeploymentState {
         } else {
             now.saturating_add(self.rollout_millis)
         };
+        self.record_revision(now);
     }
 
     /// When the rollout in progress at `now` completes, if one is in progress.
@@ -209,6 +306,20 @@ impl KubernetesExecutor for SimKubernetes {
         })
     }
 
+    async fn rollout_history(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<Revision>, ExecError> {
+        self.sim
+            .with_world(|world, _| Ok(world.deployment(namespace, name)?.history()))
+    }
+
+    /// Judged and made in one step of the world, like [`KubernetesExecutor::redo`] here.
+    async fn rollout_undo(&self, change: &Change) -> Result<Deployment, ExecError> {
+        self.redo(change).await
+    }
+
     async fn reconcile(&self, change: &Change) -> Result<Reconciled<Deployment>, ExecError> {
         let (namespace, name) = change.target();
         let read = self.get_deployment(namespace, name).await?;
@@ -232,6 +343,18 @@ impl KubernetesExecutor for SimKubernetes {
             match change {
                 Change::Scale { replicas, .. } => deployment.scale(now, *replicas),
                 Change::RolloutRestart { stamp, .. } => deployment.restart(now, stamp),
+                Change::RolloutUndo { revision, to, .. } => {
+                    let revisions = deployment.revisions();
+                    let Some(target) = revisions.iter().find(|r| {
+                        r.revision == *revision
+                            && deployment.template_hash(r.stamp.as_deref()) == *to
+                    }) else {
+                        return Err(ExecError::Conflict(format!(
+                            "deployment `{namespace}/{name}` no longer keeps revision {revision} with the template it was decided on ({to})"
+                        )));
+                    };
+                    deployment.roll_back(now, target.stamp.clone());
+                }
             }
             Ok(deployment.status(now))
         })

@@ -278,6 +278,37 @@ impl TestServer {
         self.store.lock().get(namespace, name).cloned()
     }
 
+    /// Deploys `image` to the first container of `namespace/name`, as `kubectl set image`
+    /// does: a new pod template, so a new revision (and ReplicaSet) the controller rolls out.
+    pub fn set_image(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+    ) -> Result<Deployment, ApiError> {
+        self.store.lock().modify(namespace, name, |current| {
+            let mut new = current.clone();
+            if let Some(container) = new
+                .spec
+                .template
+                .spec
+                .as_mut()
+                .and_then(|s| s.containers.first_mut())
+            {
+                container.image = Some(image.to_owned());
+            }
+            Ok(new)
+        })
+    }
+
+    /// The ReplicaSets of `namespace`, by name.
+    pub fn replica_sets(&self, namespace: &str) -> Vec<k8s_openapi::api::apps::v1::ReplicaSet> {
+        match selectors::Filter::parse(Some(namespace), None, None) {
+            Ok(filter) => self.store.lock().objects(&filter),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Creates `service` (its namespace is `metadata.namespace`, `default` when unset) as a
     /// `POST` would: defaults and a cluster IP included.
     pub fn create_service(&self, service: Service) -> Result<Service, ApiError> {

@@ -8,7 +8,7 @@ use grace_executor::{Capability, KubernetesExecutor, Provider, RouteError, ident
 use grace_model::capability;
 use serde_json::json;
 
-use crate::bindings::kubernetes::{Deployment, Host};
+use crate::bindings::kubernetes::{Deployment, Host, Revision};
 use crate::bindings::types::Error;
 use crate::grants::{KubernetesAction, KubernetesGrant, not_granted};
 use crate::host::HostState;
@@ -339,5 +339,142 @@ impl Host for HostState {
             )
             .await?;
         Ok(r.map(Deployment::from))
+    }
+
+    async fn rollout_history(
+        &mut self,
+        namespace: String,
+        name: String,
+    ) -> wasmtime::Result<Result<Vec<Revision>, Error>> {
+        let routed = route(self, &namespace, &name);
+        let call = Call::read(
+            &capability::kubernetes::ROLLOUT_HISTORY,
+            target_args(&namespace, &name),
+        )
+        .on(grace_model::resource::Resource::deployment(
+            &namespace, &name,
+        ))
+        .via(&routed);
+        let r = self
+            .run
+            .perform(
+                call,
+                move |scope| async move {
+                    let (_, provider) =
+                        granted_target(&scope, routed, KubernetesAction::Get, &namespace, &name)?;
+                    Ok((provider, namespace, name))
+                },
+                |_, (provider, namespace, name)| async move {
+                    // Bounded whatever the provider answers.
+                    let mut history = provider.rollout_history(&namespace, &name).await?;
+                    history.truncate(exec::MAX_REVISIONS);
+                    Ok(history)
+                },
+            )
+            .await?;
+        Ok(r.map(|h| h.into_iter().map(Revision::from).collect()))
+    }
+
+    async fn rollout_undo(
+        &mut self,
+        namespace: String,
+        name: String,
+        to_revision: u64,
+    ) -> wasmtime::Result<Result<Deployment, Error>> {
+        let mut args = target_args(&namespace, &name);
+        args["to_revision"] = json!(to_revision);
+        let routed = route(self, &namespace, &name);
+        let call = Call::change(
+            &capability::kubernetes::ROLLOUT_UNDO,
+            format!("{namespace}/{name}"),
+            args,
+        )
+        .via(&routed);
+        let r = self
+            .run
+            .perform_change(
+                call,
+                move |scope| async move {
+                    let (grant, provider) = routed_target(&scope, routed, &namespace, &name)?;
+                    grant.check_rollback(&namespace, &name, scope.changes)?;
+                    let current = provider.get_deployment(&namespace, &name).await?;
+                    // A redo after an unknown outcome goes where its first attempt decided to,
+                    // from the template it decided on.
+                    let change = match scope.earlier.as_ref().and_then(recorded_rollback) {
+                        Some(change) => change,
+                        None => {
+                            let history = provider.rollout_history(&namespace, &name).await?;
+                            let now = current.template_hash.clone().unwrap_or_default();
+                            let current_revision = history
+                                .iter()
+                                .find(|r| r.template_hash == now)
+                                .or(history.first())
+                                .map_or(0, |r| r.revision);
+                            let target =
+                                exec::rollback_target(&history, current_revision, to_revision)?;
+                            exec::Change::RolloutUndo {
+                                namespace: namespace.clone(),
+                                name: name.clone(),
+                                revision: target.revision,
+                                to: target.template_hash.clone(),
+                                before: now,
+                            }
+                        }
+                    };
+                    let exec::Change::RolloutUndo {
+                        revision,
+                        to,
+                        before,
+                        ..
+                    } = &change
+                    else {
+                        return Err(Refusal::Failed(grace_executor::ExecError::Other(
+                            "a rollback planned as another change".into(),
+                        )));
+                    };
+                    let proposal = Proposal {
+                        resource: grace_model::resource::Resource::deployment(&namespace, &name),
+                        state: deployment_state(&current),
+                        // Every pod is replaced, as by a rollout restart.
+                        change: grace_model::resource::Change::rolling_restart(current.replicas),
+                    };
+                    Ok(Planned {
+                        before: json!({ "revision": revision, "to": to, "before": before }),
+                        plan: (provider, change),
+                        proposal,
+                    })
+                },
+                |(provider, change), _| {
+                    let (provider, change) = (provider.clone(), change.clone());
+                    async move { provider.reconcile(&change).await }
+                },
+                |_, (provider, change)| async move { provider.rollout_undo(&change).await },
+            )
+            .await?;
+        Ok(r.map(Deployment::from))
+    }
+}
+
+/// The rollback an earlier attempt's intent recorded, if it recorded one.
+fn recorded_rollback(earlier: &crate::pipeline::Unknown) -> Option<exec::Change> {
+    let namespace = earlier.args.get("namespace")?.as_str()?.to_owned();
+    let name = earlier.args.get("name")?.as_str()?.to_owned();
+    Some(exec::Change::RolloutUndo {
+        namespace,
+        name,
+        revision: earlier.before.get("revision")?.as_u64()?,
+        to: recorded_text(earlier, "to")?,
+        before: recorded_text(earlier, "before")?,
+    })
+}
+
+impl From<exec::Revision> for Revision {
+    fn from(r: exec::Revision) -> Self {
+        Revision {
+            revision: r.revision,
+            created_millis: r.created_millis,
+            images: r.images,
+            change_cause: r.change_cause,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! From the API's `apps/v1` Deployment to the [`Deployment`] playbooks reason about.
 
-use grace_executor::kubernetes::Deployment;
+use grace_executor::kubernetes::{Deployment, MAX_IMAGES, Revision};
 
 /// A count from the API as a replica count: absent (the API omits zeros) or negative is 0.
 fn count(value: Option<i32>) -> u32 {
@@ -48,8 +48,60 @@ pub(crate) fn deployment(
             .and_then(|m| m.annotations.as_ref())
             .and_then(|a| a.get(crate::executor::RESTARTED_AT))
             .cloned(),
+        template_hash: serde_json::to_value(&object.spec.template)
+            .ok()
+            .map(|t| grace_executor::kubernetes::template_hash(&t)),
     }
 }
+
+/// Outside text kept in a revision: at most this many characters.
+const MAX_TEXT: usize = 512;
+
+fn bounded(text: &str) -> String {
+    text.chars().take(MAX_TEXT).collect()
+}
+
+/// The revision a ReplicaSet is, if it names one (`deployment.kubernetes.io/revision`).
+pub(crate) fn revision(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<Revision> {
+    let meta = &rs.metadata;
+    let revision = meta
+        .annotations
+        .as_ref()?
+        .get(crate::executor::REVISION)?
+        .parse()
+        .ok()?;
+    let template = rs.spec.template.as_ref();
+    let images = template
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| {
+            s.containers
+                .iter()
+                .take(MAX_IMAGES)
+                .map(|c| bounded(c.image.as_deref().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Revision {
+        revision,
+        created_millis: meta
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| u64::try_from(t.0.as_millisecond()).ok())
+            .unwrap_or(0),
+        images,
+        change_cause: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CHANGE_CAUSE))
+            .map(|c| bounded(c)),
+        template_hash: serde_json::to_value(template)
+            .map(|t| grace_executor::kubernetes::template_hash(&t))
+            .unwrap_or_default(),
+    })
+}
+
+/// Why a revision was made, as `kubectl rollout history` shows it.
+const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use grace_executor::kubernetes::{Change, Deployment};
+use grace_executor::kubernetes::{Change, Deployment, MAX_REVISIONS, Revision};
 use grace_executor::{ExecError, KubernetesExecutor, Reconciled, ident};
-use k8s_openapi::api::apps::v1::Deployment as ApiDeployment;
+use k8s_openapi::api::apps::v1::{Deployment as ApiDeployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::ScaleSpec;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio::time::Instant;
 
 use crate::client::Kube;
@@ -17,6 +17,12 @@ use crate::errors::{from_kube, timed_out};
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// The annotation of a deployment's and its ReplicaSets' revisions.
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// The most ReplicaSets one history read lists (a page of the API's list).
+const MAX_REPLICA_SETS: u32 = 500;
 
 /// The pause before retry `attempt` (1, 2, ...) of a conflicting write: short, since the other
 /// writer is usually done, and growing, in case it is not.
@@ -68,6 +74,67 @@ impl Kube {
     ) -> Result<Deployment, ExecError> {
         let object = self.read_object(namespace, name, limit).await?;
         Ok(convert::deployment(namespace, name, &object))
+    }
+
+    /// The ReplicaSets `object` (the deployment `namespace/name`) owns as their controller,
+    /// listed by its selector's labels as `kubectl rollout history` does, each with its
+    /// template.
+    async fn owned_replica_sets(
+        &self,
+        namespace: &str,
+        name: &str,
+        object: &ApiDeployment,
+    ) -> Result<Vec<ReplicaSet>, ExecError> {
+        let uid = object.metadata.uid.as_deref().unwrap_or_default();
+        // The selector is the API server's answer, whose labels it validated; kube escapes
+        // the query string it goes into.
+        let selector = object
+            .spec
+            .selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let params = ListParams::default()
+            .labels(&selector)
+            .limit(MAX_REPLICA_SETS);
+        let operation = format!("list the ReplicaSets of deployment `{namespace}/{name}`");
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        let list = self
+            .call(&operation, self.call_timeout, api.list(&params))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|rs| {
+                rs.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == uid)
+            })
+            .collect())
+    }
+
+    /// The revisions of `object`, newest first, at most [`MAX_REVISIONS`], with the
+    /// ReplicaSet of each.
+    async fn revisions(
+        &self,
+        namespace: &str,
+        name: &str,
+        object: &ApiDeployment,
+    ) -> Result<Vec<(Revision, ReplicaSet)>, ExecError> {
+        let mut revisions: Vec<(Revision, ReplicaSet)> = self
+            .owned_replica_sets(namespace, name, object)
+            .await?
+            .into_iter()
+            .filter_map(|rs| Some((convert::revision(&rs)?, rs)))
+            .collect();
+        revisions.sort_by(|a, b| b.0.revision.cmp(&a.0.revision));
+        revisions.truncate(MAX_REVISIONS);
+        Ok(revisions)
     }
 
     async fn read_object(
@@ -195,6 +262,87 @@ impl KubernetesExecutor for Kube {
         Ok(convert::deployment(namespace, name, &object))
     }
 
+    async fn rollout_history(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<Revision>, ExecError> {
+        checked(namespace, name)?;
+        let object = self.read_object(namespace, name, self.call_timeout).await?;
+        Ok(self
+            .revisions(namespace, name, &object)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// As `kubectl rollout undo` does: the deployment's pod template replaced by the revision's
+    /// ReplicaSet's (without its `pod-template-hash` label), written with the `resourceVersion`
+    /// of the read it was judged on, so a write by someone else in between is a conflict.
+    async fn rollout_undo(&self, change: &Change) -> Result<Deployment, ExecError> {
+        let Change::RolloutUndo {
+            namespace,
+            name,
+            revision,
+            to,
+            ..
+        } = change
+        else {
+            return Err(ExecError::InvalidArgument(
+                "rollout_undo takes a rollback".into(),
+            ));
+        };
+        let (namespace, name) = (namespace.as_str(), name.as_str());
+        checked(namespace, name)?;
+        let mut object = self.read_object(namespace, name, self.call_timeout).await?;
+        match change.read_back(convert::deployment(namespace, name, &object)) {
+            Reconciled::Done(deployment) => return Ok(deployment),
+            Reconciled::Conflict(message) => return Err(ExecError::Conflict(message)),
+            Reconciled::NotApplied => {}
+        }
+        let target = self
+            .revisions(namespace, name, &object)
+            .await?
+            .into_iter()
+            .find(|(r, _)| r.revision == *revision && r.template_hash == *to)
+            .and_then(|(_, rs)| rs.spec.template)
+            .ok_or_else(|| {
+                ExecError::Conflict(format!(
+                    "deployment `{namespace}/{name}` no longer keeps revision {revision} with the template it was decided on ({to})"
+                ))
+            })?;
+        let mut template = target;
+        if let Some(labels) = template
+            .metadata
+            .as_mut()
+            .and_then(|m| m.labels.as_mut())
+        {
+            labels.remove("pod-template-hash");
+        }
+        object.spec.template = template;
+        let operation = format!(
+            "roll deployment `{namespace}/{name}` back to revision {revision} if still at resourceVersion {}",
+            object.metadata.resource_version.as_deref().unwrap_or("?")
+        );
+        let written = self
+            .call(
+                &operation,
+                self.call_timeout,
+                self.deployments(namespace)
+                    .replace(name, &PostParams::default(), &object),
+            )
+            .await
+            .map_err(|e| match e {
+                ExecError::Conflict(message) => ExecError::Conflict(format!(
+                    "{message}; it was written since it was read, so it is not rolled back over the other writer's change"
+                )),
+                other => other,
+            })?;
+        tracing::info!(namespace, name, revision, "deployment rolled back");
+        Ok(convert::deployment(namespace, name, &written))
+    }
+
     /// One read of the deployment, judged by [`Change::read_back`]: its replicas and
     /// `metadata.generation` for a scale, the pod template's `restartedAt` for a restart.
     async fn reconcile(&self, change: &Change) -> Result<Reconciled<Deployment>, ExecError> {
@@ -209,6 +357,10 @@ impl KubernetesExecutor for Kube {
     /// `metadata.resourceVersion` (which the API server takes as a precondition). A `409
     /// Conflict` is reported as it is, not retried on a fresh read.
     async fn redo(&self, change: &Change) -> Result<Deployment, ExecError> {
+        // A rollback is judged on its read and written on its version already.
+        if let Change::RolloutUndo { .. } = change {
+            return self.rollout_undo(change).await;
+        }
         let (namespace, name) = change.target();
         checked(namespace, name)?;
         let object = self.read_object(namespace, name, self.call_timeout).await?;
@@ -265,6 +417,7 @@ impl KubernetesExecutor for Kube {
                 .await
                 .map(Some)
             }
+            Change::RolloutUndo { .. } => return self.rollout_undo(change).await,
         };
         let written = match written {
             Ok(written) => written,

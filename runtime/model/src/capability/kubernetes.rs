@@ -11,6 +11,8 @@ pub static INTERFACE: Interface = Interface {
         &SCALE_DEPLOYMENT,
         &ROLLOUT_RESTART,
         &WAIT_FOR_ROLLOUT,
+        &ROLLOUT_HISTORY,
+        &ROLLOUT_UNDO,
     ],
 };
 
@@ -68,4 +70,32 @@ pub static WAIT_FOR_ROLLOUT: Function = Function {
     }),
     lock: None,
     grant: GrantRule::Kubernetes(KubernetesAction::Get),
+};
+
+/// `kubernetes.rollout-history`.
+pub static ROLLOUT_HISTORY: Function = Function {
+    interface: "kubernetes",
+    name: "rollout-history",
+    effect: Effect::Read,
+    governed: Some(Governed {
+        cedar_id: "kubernetes::RolloutHistory",
+        resource: ResourceKind::Deployment,
+        groups: &[],
+    }),
+    lock: None,
+    grant: GrantRule::Kubernetes(KubernetesAction::Get),
+};
+
+/// `kubernetes.rollout-undo`.
+pub static ROLLOUT_UNDO: Function = Function {
+    interface: "kubernetes",
+    name: "rollout-undo",
+    effect: Effect::Change,
+    governed: Some(Governed {
+        cedar_id: "kubernetes::RolloutUndo",
+        resource: ResourceKind::Deployment,
+        groups: &["rollback"],
+    }),
+    lock: Some("kubernetes"),
+    grant: GrantRule::Kubernetes(KubernetesAction::Rollback),
 };

@@ -17,6 +17,8 @@ pub enum KubernetesAction {
     Scale,
     /// `rollout-restart`.
     Restart,
+    /// `rollout-undo`.
+    Rollback,
 }
 
 impl KubernetesAction {
@@ -25,6 +27,7 @@ impl KubernetesAction {
             "get" => KubernetesAction::Get,
             "scale" => KubernetesAction::Scale,
             "restart" => KubernetesAction::Restart,
+            "rollback" => KubernetesAction::Rollback,
             _ => return None,
         })
     }
@@ -35,6 +38,7 @@ impl KubernetesAction {
             KubernetesAction::Get => "get",
             KubernetesAction::Scale => "scale",
             KubernetesAction::Restart => "restart",
+            KubernetesAction::Rollback => "rollback",
         }
     }
 }
@@ -122,6 +126,17 @@ impl KubernetesGrant {
     ) -> Result<(), Denial> {
         self.check_target(KubernetesAction::Restart, namespace, name)?;
         check_changes("rollout-restart", changes_so_far, self.max_changes)
+    }
+
+    /// May the guest roll `namespace/name` back, having made `changes_so_far` changes?
+    pub fn check_rollback(
+        &self,
+        namespace: &str,
+        name: &str,
+        changes_so_far: u32,
+    ) -> Result<(), Denial> {
+        self.check_target(KubernetesAction::Rollback, namespace, name)?;
+        check_changes("rollout-undo", changes_so_far, self.max_changes)
     }
 }
 
