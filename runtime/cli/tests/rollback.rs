@@ -29,6 +29,16 @@ fn revision(cluster: &Cluster, name: &str) -> String {
     d.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"].clone()
 }
 
+/// Waits until the controller has seen `shop/<name>`'s latest spec (a rollback is refused
+/// before: its revisions would not say where it is).
+fn rolled_out(cluster: &Cluster, name: &str) {
+    grace_testkit::poll_until("the controller's look", Duration::from_secs(30), || {
+        let d = cluster.server.deployment("shop", name)?;
+        let observed = d.status.and_then(|s| s.observed_generation);
+        (observed == d.metadata.generation).then_some(())
+    });
+}
+
 /// `grace run` of the example on a latency event about `shop/<name>` at `at`.
 fn run(cluster: &Cluster, data: &Path, name: &str, at: SystemTime) -> (bool, serde_json::Value) {
     let event = data.join(format!("{name}-event.json"));
@@ -71,6 +81,7 @@ fn a_regression_right_after_a_deployment_rolls_it_back_and_an_older_one_does_not
         .set_image("shop", "checkout", "registry.invalid/checkout:2")
         .unwrap();
     assert_eq!(revision(&cluster, "checkout"), "2");
+    rolled_out(&cluster, "checkout");
 
     // p95 regresses a minute after revision 2 went out.
     let (ok, report) = run(
@@ -112,6 +123,7 @@ fn a_regression_right_after_a_deployment_rolls_it_back_and_an_older_one_does_not
         .server
         .set_image("shop", "cart", "registry.invalid/cart:2")
         .unwrap();
+    rolled_out(&cluster, "cart");
     let (ok, report) = run(
         &cluster,
         data.path(),

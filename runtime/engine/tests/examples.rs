@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use grace_engine::{RunStatus, TriggerEvent};
+use grace_executor::Clock as _;
 use serde_json::json;
 
 fn latency_event(value: f64) -> TriggerEvent {
@@ -323,4 +324,55 @@ fn a_minimal_collector_emits_one_event_per_series_with_the_host_as_actor() {
     assert_eq!(report.events.len(), 1, "one service in the default fleet");
     assert_eq!(report.events[0].actor, "collector-fixture");
     assert_eq!(report.timeline[0].interface, "metrics");
+}
+
+#[test]
+fn rollback_on_latency_rolls_back_a_fresh_deployment_once_and_tells_ops() {
+    let guest = load(&example("rollback-on-latency"));
+    let world = World::new();
+    let kube = world.sim.executors().kubernetes;
+    let provider = kube.route("shop/checkout").unwrap();
+    let at = |offset_ms: u64| world.sim.clock().now_millis() + offset_ms;
+    // A new pod template (revision 2) goes out, then p95 regresses a minute later.
+    let before = runtime()
+        .block_on(provider.get_deployment("shop", "checkout"))
+        .unwrap()
+        .template_hash;
+    runtime()
+        .block_on(provider.rollout_restart("shop", "checkout", "deployed-v2"))
+        .unwrap();
+    let mut regression = event(
+        "metrics.latency",
+        "shop/checkout",
+        json!({ "value": 1840.0 }),
+    );
+    regression.timestamp = at(60_000);
+    let report = world.run(&guest, &regression);
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    let outcome = report.outcome.as_ref().unwrap();
+    assert!(outcome.changed, "{outcome:?}");
+    assert!(
+        outcome.summary.contains("back from revision 2 to 1"),
+        "{outcome:?}"
+    );
+    let after = runtime()
+        .block_on(provider.get_deployment("shop", "checkout"))
+        .unwrap();
+    assert_eq!(after.template_hash, before, "revision 1's template again");
+    let messages = world.sim.messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].text.contains("rolling back to revision 1"),
+        "{messages:?}"
+    );
+
+    // The same incident again: the current revision is revision 1's template, deployed long
+    // before, so nothing is rolled back a second time.
+    let mut again = regression.clone();
+    again.timestamp = at(120_000);
+    let report = world.run(&guest, &again);
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failure);
+    let outcome = report.outcome.as_ref().unwrap();
+    assert!(!outcome.changed, "{outcome:?}");
+    assert!(outcome.summary.contains("not rolled back"), "{outcome:?}");
 }

@@ -153,8 +153,9 @@ pub enum Change {
         before: Option<String>,
     },
     /// `rollout-undo`: done when the pod template is `to` (the template of the revision rolled
-    /// back to, by [`template_hash`]); not made when it still is `before`; a conflict when it
-    /// is another one (someone else changed it since).
+    /// back to, by [`template_hash`]); not made when it still is `before` and the spec is still
+    /// at `generation` (a template changed away and back, A→B→A, is someone else's change); a
+    /// conflict otherwise.
     RolloutUndo {
         /// Namespace.
         namespace: String,
@@ -166,6 +167,8 @@ pub enum Change {
         to: String,
         /// The template's hash read before the change.
         before: String,
+        /// `metadata.generation` read before the change.
+        generation: u64,
     },
 }
 
@@ -235,15 +238,19 @@ impl Change {
                 revision,
                 to,
                 before,
+                generation,
                 ..
             } => match deployment.template_hash.as_deref() {
                 Some(now) if now == to => Reconciled::Done(deployment),
-                Some(now) if now == before => Reconciled::NotApplied,
+                Some(now) if now == before && deployment.generation == *generation => {
+                    Reconciled::NotApplied
+                }
                 now => Reconciled::Conflict(format!(
-                    "deployment `{}/{}` has pod template {}, neither revision {revision}'s ({to}) nor the one the rollback was decided on ({before}): someone else changed it since, so it is not rolled back over theirs",
+                    "deployment `{}/{}` has pod template {} at generation {}, not revision {revision}'s ({to}), nor the one the rollback was decided on ({before}) at generation {generation}: someone else changed it since, so it is not rolled back over theirs",
                     deployment.namespace,
                     deployment.name,
-                    marker(now)
+                    marker(now),
+                    deployment.generation
                 )),
             },
         }
@@ -309,8 +316,11 @@ pub trait KubernetesExecutor: Send + Sync {
         stamp: &str,
     ) -> Result<Deployment, ExecError>;
     /// The deployment's revisions, newest first, at most [`MAX_REVISIONS`].
-    async fn rollout_history(&self, namespace: &str, name: &str)
-    -> Result<Vec<Revision>, ExecError>;
+    async fn rollout_history(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<Revision>, ExecError>;
     /// Rolls the pod template back to `change`'s revision ([`Change::RolloutUndo`]), as
     /// `kubectl rollout undo` does, only over the template `change` was decided on: a template
     /// already at the revision's is left as it is, another one is an [`ExecError::Conflict`].
@@ -371,13 +381,17 @@ mod tests {
             revision: 3,
             to: to.into(),
             before: before.into(),
+            generation: 2,
         }
     }
 
     #[test]
     fn a_rollback_reads_back_by_the_template_it_left() {
         let at = |marker| deployment(2, 2, Some(marker));
-        assert!(matches!(undo("t-old", "t-new").read_back(at("old")), Reconciled::Done(_)));
+        assert!(matches!(
+            undo("t-old", "t-new").read_back(at("old")),
+            Reconciled::Done(_)
+        ));
         assert_eq!(
             undo("t-old", "t-new").read_back(at("new")),
             Reconciled::NotApplied
@@ -386,6 +400,12 @@ mod tests {
             panic!("a third template is someone else's change")
         };
         assert!(m.contains("`t-theirs`") && m.contains("revision 3"), "{m}");
+        // The template it was decided on, but written again since (A→B→A): someone else's.
+        let rewritten = deployment(2, 4, Some("new"));
+        assert!(matches!(
+            undo("t-old", "t-new").read_back(rewritten),
+            Reconciled::Conflict(_)
+        ));
     }
 
     fn revision(revision: u64) -> Revision {
@@ -403,8 +423,14 @@ mod tests {
         let history = [revision(7), revision(5), revision(4)];
         assert_eq!(rollback_target(&history, 7, 0).unwrap().revision, 5);
         assert_eq!(rollback_target(&history, 7, 4).unwrap().revision, 4);
-        assert!(matches!(rollback_target(&history, 7, 6), Err(ExecError::NotFound(_))));
-        assert!(matches!(rollback_target(&history, 4, 0), Err(ExecError::NotFound(_))));
+        assert!(matches!(
+            rollback_target(&history, 7, 6),
+            Err(ExecError::NotFound(_))
+        ));
+        assert!(matches!(
+            rollback_target(&history, 4, 0),
+            Err(ExecError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -416,8 +442,12 @@ mod tests {
         let mut other = deployment.clone();
         other["spec"]["containers"][0]["image"] = "web:2".into();
         assert_ne!(template_hash(&deployment), template_hash(&other));
-        let bare = serde_json::json!({"metadata": {"labels": {"pod-template-hash": "x"}}, "spec": {}});
-        assert_eq!(template_hash(&bare), template_hash(&serde_json::json!({"metadata": {}, "spec": {}})));
+        let bare =
+            serde_json::json!({"metadata": {"labels": {"pod-template-hash": "x"}}, "spec": {}});
+        assert_eq!(
+            template_hash(&bare),
+            template_hash(&serde_json::json!({"metadata": {}, "spec": {}}))
+        );
     }
 
     fn scale(replicas: u32, generation: Option<u64>) -> Change {

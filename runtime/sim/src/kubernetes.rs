@@ -83,7 +83,8 @@ impl DeploymentState {
         }))
     }
 
-    /// Its revisions, oldest first.
+    /// Its revisions, oldest first. Before any change, its one template is revision 1, made
+    /// before the simulation began (time 0).
     fn revisions(&self) -> Vec<SimRevision> {
         if self.revisions.is_empty() {
             vec![SimRevision {
@@ -116,10 +117,7 @@ impl DeploymentState {
     fn record_revision(&mut self, now: u64) {
         let mut revisions = self.revisions();
         let newest = revisions.last().map_or(0, |r| r.revision);
-        let created_millis = match revisions
-            .iter()
-            .position(|r| r.stamp == self.restart_stamp)
-        {
+        let created_millis = match revisions.iter().position(|r| r.stamp == self.restart_stamp) {
             Some(i) => revisions.remove(i).created_millis,
             None => now,
         };
@@ -136,6 +134,7 @@ impl DeploymentState {
     /// Rolls the template back to `stamp` (an older revision's) at `now`: every pod replaced,
     /// as a restart does.
     fn roll_back(&mut self, now: u64, stamp: Option<String>) {
+        self.revisions = self.revisions();
         self.restart_stamp = stamp;
         let current = self.status(now);
         self.generation = self.generation.saturating_add(1);
@@ -243,6 +242,8 @@ impl DeploymentState {
         if self.restart_stamp.as_deref() == Some(stamp) {
             return;
         }
+        // The template being replaced is a revision of its own (the first one included).
+        self.revisions = self.revisions();
         self.restart_stamp = Some(stamp.to_owned());
         let current = self.status(now);
         self.generation = self.generation.saturating_add(1);

@@ -10,7 +10,8 @@
 //! would only add a change to an incident.
 //!
 //! A rollback reuses the old revision's template and time, so once rolled back the current
-//! revision is old: the same incident cannot make the playbook roll back again.
+//! revision is older than the one before it: the playbook never rolls "back" to what it rolled
+//! back from. A revision deployed after the regression began (a fix) is left alone too.
 
 use std::time::Duration;
 
@@ -52,8 +53,27 @@ impl Playbook for RollbackOnLatency {
                 current.revision
             )));
         };
+        // Deployed after the regression began (a fix people rolled out): theirs to judge.
+        if current.created_millis > event.timestamp {
+            return Ok(Outcome::unchanged(format!(
+                "{namespace}/{name} revision {} was deployed after p95 reached {p95:.0} ms: \
+                 not rolled back",
+                current.revision
+            ))
+            .detail("revision", current.revision));
+        }
+        // The current revision is an older template brought back (a rollback keeps its
+        // revision's time): going "back" now would deploy what was rolled back.
+        if current.created_millis < previous.created_millis {
+            return Ok(Outcome::unchanged(format!(
+                "{namespace}/{name} revision {} is itself a rollback to an older template: \
+                 not rolled back",
+                current.revision
+            ))
+            .detail("revision", current.revision));
+        }
         // How long before the regression the current revision was deployed.
-        let since_ms = event.timestamp.saturating_sub(current.created_millis);
+        let since_ms = event.timestamp - current.created_millis;
         let window_ms = window_minutes.saturating_mul(60_000);
         let minutes = since_ms / 60_000;
         if since_ms > window_ms {

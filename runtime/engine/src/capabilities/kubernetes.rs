@@ -402,29 +402,23 @@ impl Host for HostState {
                     // from the template it decided on.
                     let change = match scope.earlier.as_ref().and_then(recorded_rollback) {
                         Some(change) => change,
-                        None => {
-                            let history = provider.rollout_history(&namespace, &name).await?;
-                            let now = current.template_hash.clone().unwrap_or_default();
-                            let current_revision = history
-                                .iter()
-                                .find(|r| r.template_hash == now)
-                                .or(history.first())
-                                .map_or(0, |r| r.revision);
-                            let target =
-                                exec::rollback_target(&history, current_revision, to_revision)?;
-                            exec::Change::RolloutUndo {
-                                namespace: namespace.clone(),
-                                name: name.clone(),
-                                revision: target.revision,
-                                to: target.template_hash.clone(),
-                                before: now,
-                            }
-                        }
+                        // Made by an earlier attempt: replayed, not planned again (the revision
+                        // it went to has been renumbered since).
+                        None if scope.replaying => exec::Change::RolloutUndo {
+                            namespace: namespace.clone(),
+                            name: name.clone(),
+                            revision: to_revision,
+                            to: String::new(),
+                            before: String::new(),
+                            generation: current.generation,
+                        },
+                        None => plan_rollback(&provider, &current, to_revision).await?,
                     };
                     let exec::Change::RolloutUndo {
                         revision,
                         to,
                         before,
+                        generation,
                         ..
                     } = &change
                     else {
@@ -439,7 +433,10 @@ impl Host for HostState {
                         change: grace_model::resource::Change::rolling_restart(current.replicas),
                     };
                     Ok(Planned {
-                        before: json!({ "revision": revision, "to": to, "before": before }),
+                        before: json!({
+                            "revision": revision, "to": to, "before": before,
+                            "generation": generation,
+                        }),
                         plan: (provider, change),
                         proposal,
                     })
@@ -455,6 +452,41 @@ impl Host for HostState {
     }
 }
 
+/// Where a rollback of `current` to `to_revision` goes, from its history: refused while the
+/// deployment's controller has not caught up with its spec, or when its template is none of
+/// its revisions (a rollback "to the previous one" would then skip the one running).
+async fn plan_rollback(
+    provider: &Provider<dyn KubernetesExecutor>,
+    current: &exec::Deployment,
+    to_revision: u64,
+) -> Result<exec::Change, Refusal> {
+    let (namespace, name) = (&current.namespace, &current.name);
+    let conflict = |m: String| Refusal::Failed(grace_executor::ExecError::Conflict(m));
+    if current.observed_generation < current.generation {
+        return Err(conflict(format!(
+            "deployment `{namespace}/{name}` has not rolled out its spec yet (generation {}, observed {}): not rolled back until its revisions say where it is",
+            current.generation, current.observed_generation
+        )));
+    }
+    let now = current.template_hash.clone().unwrap_or_default();
+    let history = provider.rollout_history(namespace, name).await?;
+    let Some(running) = history.iter().find(|r| r.template_hash == now) else {
+        return Err(conflict(format!(
+            "deployment `{namespace}/{name}`'s pod template is none of its {} revisions: not rolled back",
+            history.len()
+        )));
+    };
+    let target = exec::rollback_target(&history, running.revision, to_revision)?;
+    Ok(exec::Change::RolloutUndo {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        revision: target.revision,
+        to: target.template_hash.clone(),
+        before: now,
+        generation: current.generation,
+    })
+}
+
 /// The rollback an earlier attempt's intent recorded, if it recorded one.
 fn recorded_rollback(earlier: &crate::pipeline::Unknown) -> Option<exec::Change> {
     let namespace = earlier.args.get("namespace")?.as_str()?.to_owned();
@@ -465,6 +497,7 @@ fn recorded_rollback(earlier: &crate::pipeline::Unknown) -> Option<exec::Change>
         revision: earlier.before.get("revision")?.as_u64()?,
         to: recorded_text(earlier, "to")?,
         before: recorded_text(earlier, "before")?,
+        generation: recorded_generation(earlier)?,
     })
 }
 

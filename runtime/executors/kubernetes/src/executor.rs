@@ -86,6 +86,17 @@ impl Kube {
         object: &ApiDeployment,
     ) -> Result<Vec<ReplicaSet>, ExecError> {
         let uid = object.metadata.uid.as_deref().unwrap_or_default();
+        if object
+            .spec
+            .selector
+            .match_expressions
+            .as_ref()
+            .is_some_and(|e| !e.is_empty())
+        {
+            return Err(ExecError::Other(format!(
+                "deployment `{namespace}/{name}` selects its pods with matchExpressions: its ReplicaSets are not listed by them (only matchLabels)"
+            )));
+        }
         // The selector is the API server's answer, whose labels it validated; kube escapes
         // the query string it goes into.
         let selector = object
@@ -105,6 +116,18 @@ impl Kube {
         let list = self
             .call(&operation, self.call_timeout, api.list(&params))
             .await?;
+        // One page is all that is read: a deployment with more ReplicaSets than that is
+        // refused rather than judged on part of its history.
+        if list
+            .metadata
+            .continue_
+            .as_deref()
+            .is_some_and(|c| !c.is_empty())
+        {
+            return Err(ExecError::Other(format!(
+                "more than {MAX_REPLICA_SETS} ReplicaSets match deployment `{namespace}/{name}`'s selector: its history is not read in part"
+            )));
+        }
         Ok(list
             .items
             .into_iter()
@@ -295,52 +318,63 @@ impl KubernetesExecutor for Kube {
         };
         let (namespace, name) = (namespace.as_str(), name.as_str());
         checked(namespace, name)?;
-        let mut object = self.read_object(namespace, name, self.call_timeout).await?;
-        match change.read_back(convert::deployment(namespace, name, &object)) {
-            Reconciled::Done(deployment) => return Ok(deployment),
-            Reconciled::Conflict(message) => return Err(ExecError::Conflict(message)),
-            Reconciled::NotApplied => {}
+        let mut retries = 0;
+        loop {
+            let mut object = self.read_object(namespace, name, self.call_timeout).await?;
+            match change.read_back(convert::deployment(namespace, name, &object)) {
+                Reconciled::Done(deployment) => return Ok(deployment),
+                Reconciled::Conflict(message) => return Err(ExecError::Conflict(message)),
+                Reconciled::NotApplied => {}
+            }
+            let target = self
+                .revisions(namespace, name, &object)
+                .await?
+                .into_iter()
+                .find(|(r, _)| r.revision == *revision && r.template_hash == *to)
+                .and_then(|(_, rs)| rs.spec.template)
+                .ok_or_else(|| {
+                    ExecError::Conflict(format!(
+                        "deployment `{namespace}/{name}` no longer keeps revision {revision} with the template it was decided on ({to})"
+                    ))
+                })?;
+            let mut template = target;
+            if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+                labels.remove("pod-template-hash");
+            }
+            object.spec.template = template;
+            let operation = format!(
+                "roll deployment `{namespace}/{name}` back to revision {revision} if still at resourceVersion {}",
+                object.metadata.resource_version.as_deref().unwrap_or("?")
+            );
+            let written = self
+                .call(
+                    &operation,
+                    self.call_timeout,
+                    self.deployments(namespace)
+                        .replace(name, &PostParams::default(), &object),
+                )
+                .await;
+            match written {
+                Ok(written) => {
+                    tracing::info!(namespace, name, revision, retries, "deployment rolled back");
+                    return Ok(convert::deployment(namespace, name, &written));
+                }
+                // Written since it was read: status updates during a rollout do that all the
+                // time. Read again; the read-back refuses it if someone changed the spec.
+                Err(ExecError::Conflict(message)) if retries < self.conflict_retries => {
+                    retries += 1;
+                    tracing::debug!(namespace, name, retries, %message, "rollback conflicted; reading again");
+                    tokio::time::sleep(conflict_backoff(retries)).await;
+                }
+                Err(ExecError::Conflict(message)) => {
+                    return Err(ExecError::Conflict(format!(
+                        "{message}; gave up after {} attempts: the deployment keeps being written",
+                        retries + 1
+                    )));
+                }
+                Err(other) => return Err(other),
+            }
         }
-        let target = self
-            .revisions(namespace, name, &object)
-            .await?
-            .into_iter()
-            .find(|(r, _)| r.revision == *revision && r.template_hash == *to)
-            .and_then(|(_, rs)| rs.spec.template)
-            .ok_or_else(|| {
-                ExecError::Conflict(format!(
-                    "deployment `{namespace}/{name}` no longer keeps revision {revision} with the template it was decided on ({to})"
-                ))
-            })?;
-        let mut template = target;
-        if let Some(labels) = template
-            .metadata
-            .as_mut()
-            .and_then(|m| m.labels.as_mut())
-        {
-            labels.remove("pod-template-hash");
-        }
-        object.spec.template = template;
-        let operation = format!(
-            "roll deployment `{namespace}/{name}` back to revision {revision} if still at resourceVersion {}",
-            object.metadata.resource_version.as_deref().unwrap_or("?")
-        );
-        let written = self
-            .call(
-                &operation,
-                self.call_timeout,
-                self.deployments(namespace)
-                    .replace(name, &PostParams::default(), &object),
-            )
-            .await
-            .map_err(|e| match e {
-                ExecError::Conflict(message) => ExecError::Conflict(format!(
-                    "{message}; it was written since it was read, so it is not rolled back over the other writer's change"
-                )),
-                other => other,
-            })?;
-        tracing::info!(namespace, name, revision, "deployment rolled back");
-        Ok(convert::deployment(namespace, name, &written))
     }
 
     /// One read of the deployment, judged by [`Change::read_back`]: its replicas and

@@ -365,3 +365,95 @@ async fn an_answer_that_is_not_a_deployment_is_other() {
     assert!(message.contains("`shop/checkout`"), "{message}");
     assert!(!err.is_transient());
 }
+
+/// The rollback of `shop/checkout` to its revision 1, as the engine plans it from the history.
+async fn plan_undo(kube: &Kube) -> grace_executor::kubernetes::Change {
+    let d = kube.get_deployment("shop", "checkout").await.unwrap();
+    let history = kube.rollout_history("shop", "checkout").await.unwrap();
+    let target = history.iter().find(|r| r.revision == 1).unwrap();
+    grace_executor::kubernetes::Change::RolloutUndo {
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        revision: 1,
+        to: target.template_hash.clone(),
+        before: d.template_hash.clone().unwrap(),
+        generation: d.generation,
+    }
+}
+
+#[tokio::test]
+async fn a_rollback_puts_the_old_revisions_template_back_through_status_churn() {
+    let (server, kube) = cluster().await;
+    server.seed_rolled_out("shop", "checkout", 2);
+    server
+        .set_image("shop", "checkout", "registry.invalid/checkout:2")
+        .unwrap();
+    let history = kube.rollout_history("shop", "checkout").await.unwrap();
+    let revisions: Vec<(u64, &str)> = history
+        .iter()
+        .map(|r| (r.revision, r.images[0].as_str()))
+        .collect();
+    assert_eq!(
+        revisions,
+        [
+            (2, "registry.invalid/checkout:2"),
+            (1, "registry.invalid/checkout:1")
+        ]
+    );
+    let undo = plan_undo(&kube).await;
+    // Two writes by others (status updates during the rollout) land first: read again, twice.
+    server.conflict_next_writes("shop", "checkout", 2);
+    let d = kube.rollout_undo(&undo).await.unwrap();
+    assert_eq!(
+        d.template_hash.as_deref(),
+        Some(history[1].template_hash.as_str())
+    );
+    let image = server
+        .deployment("shop", "checkout")
+        .unwrap()
+        .spec
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("registry.invalid/checkout:1"));
+    // Made: the same rollback again reads as done and writes nothing.
+    let puts = answers(&server, "PUT", "/deployments/checkout").len();
+    kube.rollout_undo(&undo).await.unwrap();
+    assert_eq!(answers(&server, "PUT", "/deployments/checkout").len(), puts);
+}
+
+#[tokio::test]
+async fn a_rollback_never_overwrites_a_template_someone_changed_since_it_was_decided() {
+    let (server, kube) = cluster().await;
+    server.seed_rolled_out("shop", "checkout", 2);
+    server
+        .set_image("shop", "checkout", "registry.invalid/checkout:2")
+        .unwrap();
+    let undo = plan_undo(&kube).await;
+    // Someone deploys a fix meanwhile.
+    server
+        .set_image("shop", "checkout", "registry.invalid/checkout:3")
+        .unwrap();
+    let e = kube.rollout_undo(&undo).await.unwrap_err();
+    assert!(matches!(e, ExecError::Conflict(_)), "{e}");
+    // ...or deploys 3 and goes back to 2 (A→B→A): the template it was decided on, written again.
+    server
+        .set_image("shop", "checkout", "registry.invalid/checkout:2")
+        .unwrap();
+    let e = kube.rollout_undo(&undo).await.unwrap_err();
+    assert!(matches!(e, ExecError::Conflict(_)), "{e}");
+    let image = server
+        .deployment("shop", "checkout")
+        .unwrap()
+        .spec
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("registry.invalid/checkout:2"));
+}
