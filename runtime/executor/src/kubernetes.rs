@@ -74,13 +74,12 @@ pub fn template_hash(template: &serde_json::Value) -> String {
         .and_then(serde_json::Value::as_object_mut)
     {
         labels.remove("pod-template-hash");
-        if labels.is_empty() {
-            if let Some(meta) = template
+        if labels.is_empty()
+            && let Some(meta) = template
                 .pointer_mut("/metadata")
                 .and_then(serde_json::Value::as_object_mut)
-            {
-                meta.remove("labels");
-            }
+        {
+            meta.remove("labels");
         }
     }
     let bytes = serde_json::to_vec(&template).unwrap_or_default();
@@ -89,11 +88,11 @@ pub fn template_hash(template: &serde_json::Value) -> String {
 
 /// The revision a rollback goes to: `to` when given (0: the newest one older than `current`,
 /// as `kubectl rollout undo` picks), found in `history`.
-pub fn rollback_target<'a>(
-    history: &'a [Revision],
+pub fn rollback_target(
+    history: &[Revision],
     current: u64,
     to: u64,
-) -> Result<&'a Revision, ExecError> {
+) -> Result<&Revision, ExecError> {
     let found = if to == 0 {
         history
             .iter()

@@ -155,7 +155,7 @@ impl Kube {
             .into_iter()
             .filter_map(|rs| Some((convert::revision(&rs)?, rs)))
             .collect();
-        revisions.sort_by(|a, b| b.0.revision.cmp(&a.0.revision));
+        revisions.sort_by_key(|(r, _)| std::cmp::Reverse(r.revision));
         revisions.truncate(MAX_REVISIONS);
         Ok(revisions)
     }
