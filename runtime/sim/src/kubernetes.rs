@@ -134,6 +134,13 @@ impl DeploymentState {
     /// Rolls the template back to `stamp` (an older revision's) at `now`: every pod replaced,
     /// as a restart does.
     fn roll_back(&mut self, now: u64, stamp: Option<String>) {
+        self.new_template(now, stamp);
+    }
+
+    /// Puts the template marked `stamp` in place at `now`: a new spec, every pod replaced over
+    /// the rollout, and the revision recorded. The template replaced is a revision of its own
+    /// (the first one included).
+    fn new_template(&mut self, now: u64, stamp: Option<String>) {
         self.revisions = self.revisions();
         self.restart_stamp = stamp;
         let current = self.status(now);
@@ -242,19 +249,7 @@ impl DeploymentState {
         if self.restart_stamp.as_deref() == Some(stamp) {
             return;
         }
-        // The template being replaced is a revision of its own (the first one included).
-        self.revisions = self.revisions();
-        self.restart_stamp = Some(stamp.to_owned());
-        let current = self.status(now);
-        self.generation = self.generation.saturating_add(1);
-        self.ready_from = current.ready_replicas;
-        self.updated_from = 0;
-        self.done_at = if self.replicas == 0 {
-            now
-        } else {
-            now.saturating_add(self.rollout_millis)
-        };
-        self.record_revision(now);
+        self.new_template(now, Some(stamp.to_owned()));
     }
 
     /// When the rollout in progress at `now` completes, if one is in progress.

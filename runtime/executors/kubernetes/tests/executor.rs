@@ -366,6 +366,12 @@ async fn an_answer_that_is_not_a_deployment_is_other() {
     assert!(!err.is_transient());
 }
 
+/// The image `shop/checkout` runs, as stored.
+fn image_of(server: &TestServer) -> Option<String> {
+    let d = server.deployment("shop", "checkout").unwrap();
+    d.spec.template.spec.unwrap().containers[0].image.clone()
+}
+
 /// The rollback of `shop/checkout` to its revision 1, as the engine plans it from the history.
 async fn plan_undo(kube: &Kube) -> grace_executor::kubernetes::Change {
     let d = kube.get_deployment("shop", "checkout").await.unwrap();
@@ -408,16 +414,7 @@ async fn a_rollback_puts_the_old_revisions_template_back_through_status_churn() 
         d.template_hash.as_deref(),
         Some(history[1].template_hash.as_str())
     );
-    let image = server
-        .deployment("shop", "checkout")
-        .unwrap()
-        .spec
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .image
-        .clone();
+    let image = image_of(&server);
     assert_eq!(image.as_deref(), Some("registry.invalid/checkout:1"));
     // Made: the same rollback again reads as done and writes nothing.
     let puts = answers(&server, "PUT", "/deployments/checkout").len();
@@ -445,15 +442,6 @@ async fn a_rollback_never_overwrites_a_template_someone_changed_since_it_was_dec
         .unwrap();
     let e = kube.rollout_undo(&undo).await.unwrap_err();
     assert!(matches!(e, ExecError::Conflict(_)), "{e}");
-    let image = server
-        .deployment("shop", "checkout")
-        .unwrap()
-        .spec
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .image
-        .clone();
+    let image = image_of(&server);
     assert_eq!(image.as_deref(), Some("registry.invalid/checkout:2"));
 }
