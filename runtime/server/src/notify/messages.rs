@@ -11,11 +11,12 @@ use crate::store::outbox::NewNotification;
 use crate::store::{Store, StoreError};
 
 /// What `/v1/notifications` shows as the route of a playbook's message.
-pub const ROUTE: &str = "notify.send";
+pub const ROUTE: &str = crate::store::outbox::MESSAGE_ROUTE;
 
 /// The most playbooks' messages waiting for Slack at once; past it, sending is refused
-/// (`unavailable`) until some are delivered, so that runs posting often can neither grow the
-/// outbox without bound nor bury the host's own notices.
+/// (`unavailable`) until some are delivered, so that runs posting often cannot grow the
+/// outbox without bound. They wait in a lane of their own, behind the host's own notices
+/// (`store::outbox::lane_of`).
 pub const MAX_PENDING_MESSAGES: usize = 1_000;
 
 /// The outbox, as the runs' message queue.

@@ -176,6 +176,25 @@ pub fn vendor_of(channel: &str) -> &str {
     channel.split(':').next().unwrap_or(channel)
 }
 
+/// The route of playbooks' messages (`notify.send`), as `/v1/notifications` shows it.
+pub const MESSAGE_ROUTE: &str = "notify.send";
+
+/// The lane of the due index a notification waits in: its vendor's, or for playbooks' messages
+/// the vendor's second lane (`slack.messages`), which its deliveries take only after the
+/// first: however many messages playbooks queue, the host's own notices (an approval waiting)
+/// go first.
+pub fn lane_of(record: &NotificationRecord) -> String {
+    lane(vendor_of(&record.channel), &record.route)
+}
+
+fn lane(vendor: &str, route: &str) -> String {
+    if route == MESSAGE_ROUTE {
+        format!("{vendor}.messages")
+    } else {
+        vendor.to_owned()
+    }
+}
+
 /// Records `run`'s change from `from`, in the transaction that stores it. Called for every
 /// change of state, and for a new run.
 pub(super) fn record(
@@ -304,7 +323,11 @@ impl Store {
             if let Some(id) = keys.get(key).map_err(db)?.map(|v| v.value()) {
                 return Ok(Some(id));
             }
-            let pending = pending_messages(&tx, &made.route, max_pending)?;
+            let pending = pending_in(
+                &tx,
+                &lane(vendor_of(&made.channel), &made.route),
+                max_pending,
+            )?;
             if pending >= max_pending {
                 return Ok(None);
             }
@@ -348,6 +371,7 @@ impl Store {
     ) -> Result<Vec<NotificationRecord>, StoreError> {
         let mut out = Vec::new();
         let mut broken = Vec::new();
+        let lanes = [lane(vendor, ""), lane(vendor, MESSAGE_ROUTE)];
         {
             let tx = self.db.begin_read().map_err(db)?;
             let (due, table) = match (
@@ -359,13 +383,21 @@ impl Store {
                 | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
                 (Err(e), _) | (_, Err(e)) => return Err(db(e)),
             };
-            for row in due
-                .range((vendor, 0, 0)..=(vendor, now, u64::MAX))
-                .map_err(db)?
-                .take(limit)
-            {
-                let (k, _) = row.map_err(db)?;
-                let (_, at, id) = k.value();
+            // The vendor's own lane first, then its messages' with what room is left.
+            let mut rows = Vec::new();
+            for lane in &lanes {
+                let room = limit.saturating_sub(rows.len());
+                for row in due
+                    .range((lane.as_str(), 0, 0)..=(lane.as_str(), now, u64::MAX))
+                    .map_err(db)?
+                    .take(room)
+                {
+                    let (k, _) = row.map_err(db)?;
+                    let (_, at, id) = k.value();
+                    rows.push((lane.as_str(), at, id));
+                }
+            }
+            for (lane, at, id) in rows {
                 match table.get(id).map_err(db)? {
                     Some(v) => match decode::<NotificationRecord>(
                         "notification",
@@ -377,10 +409,10 @@ impl Store {
                             tracing::error!(
                                 "notification {id} is unreadable and will not be delivered: {e}"
                             );
-                            broken.push((at, id));
+                            broken.push((lane.to_owned(), at, id));
                         }
                     },
-                    None => broken.push((at, id)),
+                    None => broken.push((lane.to_owned(), at, id)),
                 }
             }
         }
@@ -388,8 +420,8 @@ impl Store {
             let tx = self.db.begin_write().map_err(db)?;
             {
                 let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
-                for (at, id) in broken {
-                    due.remove((vendor, at, id)).map_err(db)?;
+                for (lane, at, id) in broken {
+                    due.remove((lane.as_str(), at, id)).map_err(db)?;
                 }
             }
             tx.commit().map_err(db)?;
@@ -412,10 +444,11 @@ impl Store {
                 .insert(record.id, encode(record)?.as_slice())
                 .map_err(db)?;
             let mut due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
-            let vendor = vendor_of(&record.channel);
-            due.remove((vendor, previous_due, record.id)).map_err(db)?;
+            let lane = lane_of(record);
+            due.remove((lane.as_str(), previous_due, record.id))
+                .map_err(db)?;
             if record.state == NotificationState::Pending {
-                due.insert((vendor, record.next_attempt_at, record.id), ())
+                due.insert((lane.as_str(), record.next_attempt_at, record.id), ())
                     .map_err(db)?;
             }
             if let Some((channel, key, value)) = thread {
@@ -546,31 +579,14 @@ impl Store {
     }
 }
 
-/// How many pending notifications of `route` there are, counting up to `at_most`: a scan of
-/// the pending ones, which are few unless a vendor is down.
-fn pending_messages(
-    tx: &WriteTransaction,
-    route: &str,
-    at_most: usize,
-) -> Result<usize, StoreError> {
+/// How many notifications wait in `lane` (at any due time), counting up to `at_most`.
+fn pending_in(tx: &WriteTransaction, lane: &str, at_most: usize) -> Result<usize, StoreError> {
     let due = tx.open_table(NOTIFICATIONS_DUE).map_err(db)?;
-    let table = tx.open_table(NOTIFICATIONS).map_err(db)?;
-    let mut n = 0;
-    for row in due.iter().map_err(db)? {
-        let (k, _) = row.map_err(db)?;
-        let (_, _, id) = k.value();
-        let Some(v) = table.get(id).map_err(db)? else {
-            continue;
-        };
-        let same_route = decode::<NotificationRecord>("notification", &id.to_string(), v.value())
-            .is_ok_and(|r| r.route == route);
-        if same_route {
-            n += 1;
-            if n >= at_most {
-                break;
-            }
-        }
-    }
+    let n = due
+        .range((lane, 0, 0)..=(lane, u64::MAX, u64::MAX))
+        .map_err(db)?
+        .take(at_most)
+        .count();
     Ok(n)
 }
 
@@ -596,7 +612,7 @@ fn insert_pending(
         detail: None,
     };
     table.insert(id, encode(&record)?.as_slice()).map_err(db)?;
-    due.insert((vendor_of(&record.channel), now, id), ())
+    due.insert((lane_of(&record).as_str(), now, id), ())
         .map_err(db)?;
     Ok(())
 }
@@ -673,4 +689,96 @@ fn forget_oldest_threads(
             .map_err(db)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use grace_notify::{Notice, NoticeKind};
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = grace_ledger::Database::create(
+            dir.path().join("grace.redb"),
+            grace_ledger::Recovery::Quick,
+        )
+        .unwrap();
+        (dir, Store::open(Arc::new(db)).unwrap())
+    }
+
+    fn made(route: &str, run: &str) -> NewNotification {
+        NewNotification {
+            route: route.to_owned(),
+            channel: "slack:#ops".to_owned(),
+            notice: Notice {
+                kind: if route == MESSAGE_ROUTE {
+                    NoticeKind::Message
+                } else {
+                    NoticeKind::WaitingApproval
+                },
+                run_id: run.to_owned(),
+                playbook: "p".to_owned(),
+                resource: "r".to_owned(),
+                event_type: String::new(),
+                incident: None,
+                outcome: None,
+                approval: None,
+                link: None,
+                at: 1,
+                message: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_hosts_notices_go_before_any_number_of_playbooks_messages() {
+        let (_dir, store) = store();
+        for i in 0..5 {
+            let key = format!("k{i}");
+            let id = store
+                .enqueue_message(&key, made(MESSAGE_ROUTE, "a"), 10, 100)
+                .unwrap();
+            assert_eq!(id, Some(i + 1));
+        }
+        // The same key again: the message queued first, nothing new.
+        assert_eq!(
+            store
+                .enqueue_message("k0", made(MESSAGE_ROUTE, "a"), 10, 100)
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(store.message_id("k3").unwrap(), Some(4));
+        // Queued later, due later: an approval waiting still goes first.
+        store
+            .enqueue_notifications(0, vec![made("oncall", "b")], 20)
+            .unwrap();
+        let due = store.due_notifications("slack", 30, 3).unwrap();
+        let routes: Vec<(&str, u64)> = due.iter().map(|n| (n.route.as_str(), n.id)).collect();
+        assert_eq!(
+            routes,
+            [("oncall", 6), (MESSAGE_ROUTE, 1), (MESSAGE_ROUTE, 2)]
+        );
+        // At most `max_pending` messages wait: the next is not queued.
+        assert_eq!(
+            store
+                .enqueue_message("k9", made(MESSAGE_ROUTE, "a"), 10, 5)
+                .unwrap(),
+            None
+        );
+        // Delivered, one leaves its lane and makes room.
+        let mut first = due[1].clone();
+        first.state = NotificationState::Delivered;
+        store.update_notification(10, &first, None).unwrap();
+        assert_eq!(
+            store
+                .enqueue_message("k9", made(MESSAGE_ROUTE, "a"), 10, 5)
+                .unwrap(),
+            Some(7)
+        );
+    }
 }
