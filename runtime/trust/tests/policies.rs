@@ -650,6 +650,7 @@ fn every_capability_function_that_acts_on_a_resource_is_an_action() {
             "scale",
             "scale-deployment",
             "rollout-restart",
+            "rollout-undo",
             "send"
         ]
     );
