@@ -160,6 +160,33 @@ impl Kube {
         Ok(revisions)
     }
 
+    /// One conditional write's outcome in a read-then-write loop: `Some` when it landed,
+    /// `None` after a `409 Conflict` to read again (past a pause, at most `conflict_retries`
+    /// times), and the error when it failed otherwise or conflicted once too often.
+    async fn settled<T>(
+        &self,
+        written: Result<T, ExecError>,
+        retries: &mut u32,
+        what: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<T>, ExecError> {
+        match written {
+            Ok(written) => Ok(Some(written)),
+            Err(ExecError::Conflict(message)) if *retries < self.conflict_retries => {
+                *retries += 1;
+                tracing::debug!(namespace, name, retries = *retries, %message, "{what} conflicted; reading again");
+                tokio::time::sleep(conflict_backoff(*retries)).await;
+                Ok(None)
+            }
+            Err(ExecError::Conflict(message)) => Err(ExecError::Conflict(format!(
+                "{message}; gave up after {} attempts: another writer keeps changing it",
+                *retries + 1
+            ))),
+            Err(other) => Err(other),
+        }
+    }
+
     async fn read_object(
         &self,
         namespace: &str,
@@ -235,20 +262,12 @@ impl KubernetesExecutor for Kube {
                     api.replace_scale(name, &PostParams::default(), &scale),
                 )
                 .await;
-            match written {
-                Ok(_) => break,
-                Err(ExecError::Conflict(message)) if retries < self.conflict_retries => {
-                    retries += 1;
-                    tracing::debug!(namespace, name, retries, %message, "scale conflicted; reading again");
-                    tokio::time::sleep(conflict_backoff(retries)).await;
-                }
-                Err(ExecError::Conflict(message)) => {
-                    return Err(ExecError::Conflict(format!(
-                        "{message}; gave up after {} attempts: another writer keeps changing it",
-                        retries + 1
-                    )));
-                }
-                Err(other) => return Err(other),
+            if self
+                .settled(written, &mut retries, "scale", namespace, name)
+                .await?
+                .is_some()
+            {
+                break;
             }
         }
         tracing::info!(namespace, name, replicas, retries, "deployment scaled");
@@ -354,25 +373,14 @@ impl KubernetesExecutor for Kube {
                         .replace(name, &PostParams::default(), &object),
                 )
                 .await;
-            match written {
-                Ok(written) => {
-                    tracing::info!(namespace, name, revision, retries, "deployment rolled back");
-                    return Ok(convert::deployment(namespace, name, &written));
-                }
-                // Written since it was read: status updates during a rollout do that all the
-                // time. Read again; the read-back refuses it if someone changed the spec.
-                Err(ExecError::Conflict(message)) if retries < self.conflict_retries => {
-                    retries += 1;
-                    tracing::debug!(namespace, name, retries, %message, "rollback conflicted; reading again");
-                    tokio::time::sleep(conflict_backoff(retries)).await;
-                }
-                Err(ExecError::Conflict(message)) => {
-                    return Err(ExecError::Conflict(format!(
-                        "{message}; gave up after {} attempts: the deployment keeps being written",
-                        retries + 1
-                    )));
-                }
-                Err(other) => return Err(other),
+            // Written since it was read: status updates during a rollout do that all the time.
+            // Read again; the read-back refuses it if someone changed the spec.
+            if let Some(written) = self
+                .settled(written, &mut retries, "rollback", namespace, name)
+                .await?
+            {
+                tracing::info!(namespace, name, revision, retries, "deployment rolled back");
+                return Ok(convert::deployment(namespace, name, &written));
             }
         }
     }
