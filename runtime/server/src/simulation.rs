@@ -198,13 +198,7 @@ mod tests {
     use super::*;
 
     fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = grace_ledger::Database::create(
-            dir.path().join("grace.redb"),
-            grace_ledger::Recovery::Quick,
-        )
-        .unwrap();
-        (dir, Store::open(Arc::new(db)).unwrap())
+        Store::temporary()
     }
 
     fn fleet() -> Simulation {

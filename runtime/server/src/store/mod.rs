@@ -162,6 +162,20 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 impl Store {
+    /// A store in a fresh temporary directory, for tests: the directory lives as long as the
+    /// returned guard.
+    #[cfg(test)]
+    pub(crate) fn temporary() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = grace_ledger::Database::create(
+            dir.path().join("grace.redb"),
+            grace_ledger::Recovery::Quick,
+        )
+        .expect("the database opens");
+        let store = Store::open(std::sync::Arc::new(db)).expect("the store opens");
+        (dir, store)
+    }
+
     /// The tables in `db`, created if missing.
     pub fn open(database: Arc<Database>) -> Result<Store, StoreError> {
         let tx = database.begin_write().map_err(db_err)?;

@@ -695,20 +695,12 @@ fn forget_oldest_threads(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::Arc;
-
     use grace_notify::{Notice, NoticeKind};
 
     use super::*;
 
     fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = grace_ledger::Database::create(
-            dir.path().join("grace.redb"),
-            grace_ledger::Recovery::Quick,
-        )
-        .unwrap();
-        (dir, Store::open(Arc::new(db)).unwrap())
+        Store::temporary()
     }
 
     fn made(route: &str, run: &str) -> NewNotification {
