@@ -11,7 +11,9 @@
 //! [`RANGE_FLOOR`] of the range the series ever reached, and at least the series' usual
 //! deviation (a running median of its robust deviations, moving [`USUAL_SPREAD_STEP`] per
 //! sample): after a flat run, a run of zeros or a calm spell the recent deviation is tiny, and
-//! an ordinary move for the series is not news.
+//! an ordinary move for the series is not news. And the largest surprise lately counts as at
+//! least [`MIN_USUAL_Z`] robust deviations' worth: once the peak has faded during a calm
+//! stretch, a wiggle within one deviation is not news however small the peak has become.
 //!
 //! Beside that news, a value outside every range the series showed before (the novelty
 //! component: values quantised into bins learnt from the first values, as the Contextual
@@ -52,6 +54,12 @@ pub const DAY_REACH_MS: i64 = 1_800_000;
 /// The largest surprise scored: the log of the largest finite z-score; beyond it every sample
 /// is equally surprising, and the peak stays finite.
 const MAX_SURPRISE: f64 = 710.0;
+/// The smallest usual surprise a sample is compared with, as a z-score: a sample is news only
+/// when it is surprising beyond one robust deviation, however calm the series was lately.
+/// After a calm or flat stretch the recent peak fades towards nothing, and a ratio of two
+/// surprises that both lie within the noise (a wiggle of a twentieth of a deviation against a
+/// peak of a hundredth) is no evidence of anything.
+pub const MIN_USUAL_Z: f64 = 1.0;
 /// The score of a value outside every range the series showed before (novelty): above
 /// the alarm threshold, below what news far beyond the recent peak scores.
 pub const NOVEL_SCORE: f64 = 0.8;
@@ -133,8 +141,9 @@ impl Grace {
         } else {
             z.z.abs().ln_1p().min(MAX_SURPRISE)
         };
+        // Never less than one deviation's surprise: within the noise a ratio means nothing.
         let usual = self.peak.max(self.around_this_time(millis, surprise));
-        let ratio = surprise / usual.max(f64::MIN_POSITIVE);
+        let ratio = surprise / usual.max(MIN_USUAL_Z.ln_1p());
         self.age = self.age.saturating_add(1);
         self.peak = (self.peak * self.peak_decay()).max(surprise);
         let novel = self.novelty.observe(value);
@@ -422,6 +431,26 @@ mod tests {
             width(back) > 0.5 * width(usual),
             "expected {back:?} after the calm, {usual:?} before"
         );
+    }
+
+    #[test]
+    fn after_a_long_flat_run_a_move_within_one_deviation_is_not_news() {
+        // A series that once reached 10,000 (so its deviations are at least 50) sits flat for
+        // long enough that its recent peak of surprise fades to nothing.
+        let mut g = Grace::default();
+        let mut at = |i: i64, v: f64| g.update(i * 5 * MIN, v, Some(5 * MIN), false).value;
+        for i in 0..300 {
+            at(i, ordinary(i) + if i == 100 { 10_000.0 } else { 0.0 });
+        }
+        for i in 300..2_300 {
+            at(i, 200.0);
+        }
+        // A move of 5, a tenth of a deviation: a ratio of two surprises within the noise.
+        let wiggle = at(2_300, 205.0);
+        assert!(wiggle < 0.5, "a wiggle within the noise scored {wiggle}");
+        // A move of twenty deviations is still news.
+        let jump = at(2_301, 1_200.0);
+        assert!(jump >= NAB_STANDARD_THRESHOLD, "{jump}");
     }
 
     #[test]
