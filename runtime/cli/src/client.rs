@@ -776,6 +776,44 @@ pub struct Run {
     /// Every attempt.
     #[serde(default)]
     pub attempts_log: Vec<Attempt>,
+    /// What says its signal cleared.
+    #[serde(default)]
+    pub watch: Option<Watch>,
+    /// Whether its signal cleared, and what it cost, once judged.
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
+}
+
+/// What says a run's signal cleared.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Watch {
+    /// The clearing events' type.
+    pub event_type: String,
+    /// The trigger's condition, false once cleared.
+    #[serde(default)]
+    pub unless: Option<String>,
+    /// By when, event time (ms).
+    pub until: u64,
+}
+
+/// A run's outcome.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recovery {
+    /// `cleared`, `not-cleared`, `unjudged`.
+    pub verdict: String,
+    /// Why.
+    pub reason: String,
+    /// What the run's changes added.
+    pub cost: Cost,
+}
+
+/// What a run's changes added.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Cost {
+    /// Instances.
+    pub capacity_added: i64,
+    /// Instance-minutes, up to the judgement.
+    pub capacity_minutes: f64,
 }
 
 /// One attempt of a run.

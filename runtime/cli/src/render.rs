@@ -387,6 +387,34 @@ pub fn outcome(
     }
 }
 
+/// Whether the run's signal cleared and what it cost, or what it is still watching for.
+fn recovery_line(run: &client::Run) -> Option<String> {
+    if let Some(r) = &run.recovery {
+        let cost = if r.cost.capacity_added == 0 && r.cost.capacity_minutes == 0.0 {
+            String::new()
+        } else {
+            format!(
+                "; cost {:+} instance(s), {:.1} instance-minutes",
+                r.cost.capacity_added, r.cost.capacity_minutes
+            )
+        };
+        return Some(format!(
+            "{}: {}{cost}",
+            escape(&r.verdict),
+            escape(&r.reason)
+        ));
+    }
+    let w = run.watch.as_ref()?;
+    let what = match &w.unless {
+        Some(c) => format!("`{}` back within `{}`", escape(&w.event_type), escape(c)),
+        None => format!("`{}`", escape(&w.event_type)),
+    };
+    Some(format!(
+        "watching for {what} until {}",
+        format_millis(w.until)
+    ))
+}
+
 /// A run as the server keeps it: what fired it, how it ended, its attempts and the timeline of
 /// its last attempt.
 pub fn run_detail(run: &client::Run) -> String {
@@ -436,6 +464,9 @@ pub fn run_detail(run: &client::Run) -> String {
         let _ = write!(times, ", finished {}", format_millis(t));
     }
     let _ = writeln!(out, "times    {times}");
+    if let Some(line) = recovery_line(run) {
+        let _ = writeln!(out, "recovery {line}");
+    }
     let _ = writeln!(out);
     let heading = if run.attempts > 1 {
         format!("timeline of attempt {}", run.attempts)

@@ -21,6 +21,7 @@
 //! | `[aws]`, `[docker]`, `[kubernetes]` | the executor crates' settings | their own `validate` |
 //! | `[graph]` | [`crate::graph::GraphConfig`] | [`crate::graph::GraphConfig::validate`] |
 //! | `[anomaly]` | [`crate::anomaly::AnomalyConfig`] | [`crate::anomaly::AnomalyConfig::validate`] |
+//! | `[outcomes]` | [`crate::outcomes::OutcomesConfig`] | [`crate::outcomes::OutcomesConfig::validate`] |
 //! | `[integrations]`, `[[notify]]` | [`crate::notify::config`] | [`crate::notify::config::IntegrationsConfig::validate`], [`crate::notify::config::validate_routes`] |
 //!
 //! A new section is a field of [`ServeConfig`] (serde reads it), its type in the module of what
@@ -150,6 +151,8 @@ pub struct ServeConfig {
     pub integrations: crate::notify::config::IntegrationsConfig,
     /// `[[notify]]`: which runs are told where.
     pub notify: Vec<crate::notify::config::NotifyRoute>,
+    /// `[outcomes]`: how long a run's signal may take to clear (see `docs/outcomes.md`).
+    pub outcomes: crate::outcomes::OutcomesConfig,
 }
 
 impl Default for ServeConfig {
@@ -196,6 +199,7 @@ impl Default for ServeConfig {
             anomaly: crate::anomaly::AnomalyConfig::default(),
             integrations: crate::notify::config::IntegrationsConfig::default(),
             notify: Vec::new(),
+            outcomes: crate::outcomes::OutcomesConfig::default(),
         }
     }
 }
@@ -301,6 +305,12 @@ impl ServeConfig {
             .validate()
             .map_err(|(field, message)| ConfigError::Invalid {
                 field: "anomaly",
+                message: format!("{field}: {message}"),
+            })?;
+        self.outcomes
+            .validate()
+            .map_err(|(field, message)| ConfigError::Invalid {
+                field: "outcomes",
                 message: format!("{field}: {message}"),
             })?;
         if let Some(c) = &self.cluster {

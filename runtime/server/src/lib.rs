@@ -50,6 +50,7 @@ pub mod listener;
 pub mod maintenance;
 pub mod metrics;
 pub mod notify;
+pub mod outcomes;
 pub mod providers;
 pub mod registry;
 pub mod replay;

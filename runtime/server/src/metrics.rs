@@ -103,6 +103,8 @@ pub struct Metrics {
     pub suppressed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Runs that reached each state.
     pub run_transitions: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Runs judged, by verdict (see [`crate::outcomes`]).
+    pub run_outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Host calls made by runs and collector passes.
     pub host_calls: AtomicU64,
     /// Collector passes that succeeded.
@@ -152,6 +154,7 @@ impl Default for Metrics {
             triggers_fired: AtomicU64::new(0),
             suppressed: Mutex::default(),
             run_transitions: Mutex::default(),
+            run_outcomes: Mutex::default(),
             host_calls: AtomicU64::new(0),
             collector_passes_ok: AtomicU64::new(0),
             collector_passes_failed: AtomicU64::new(0),
@@ -355,6 +358,14 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Counts runs judged.
+    pub fn runs_judged(&self, verdicts: &[crate::outcomes::Verdict]) {
+        let mut counts = crate::sync::lock(&self.run_outcomes);
+        for v in verdicts {
+            *counts.entry(v.name()).or_default() += 1;
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
@@ -414,6 +425,13 @@ impl Metrics {
         );
         for (state, n) in crate::sync::lock(&self.run_transitions).iter() {
             let _ = writeln!(out, "grace_run_transitions_total{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP grace_run_outcomes_total Runs judged, by whether their signal cleared.\n# TYPE grace_run_outcomes_total counter"
+        );
+        for (verdict, n) in crate::sync::lock(&self.run_outcomes).iter() {
+            let _ = writeln!(out, "grace_run_outcomes_total{{verdict=\"{verdict}\"}} {n}");
         }
         counter(
             &mut out,

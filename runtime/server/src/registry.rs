@@ -217,6 +217,18 @@ impl Registry {
             .map(|g| (g.manifest.version.clone(), g.component.digest().to_owned()))
     }
 
+    /// The condition of trigger `trigger` (its index) of the live version of `playbook`.
+    pub fn live_condition(
+        &self,
+        playbook: &str,
+        trigger: usize,
+    ) -> Option<grace_model::condition::Condition> {
+        read(&self.live)
+            .get(playbook)
+            .and_then(|g| g.manifest.triggers.get(trigger))
+            .and_then(|t| t.condition.clone())
+    }
+
     /// Validates and stores an upload; a new version of an enabled playbook goes live.
     /// `signed_by` is who signed it, checked by the caller against `signature` (`None`:
     /// unsigned, where allowed).

@@ -133,6 +133,13 @@ pub struct RunRecord {
     pub timeline: Vec<TimelineEntry>,
     /// Every attempt.
     pub attempts_log: Vec<Attempt>,
+    /// What says the run's signal cleared (see [`crate::outcomes`]); absent when nothing can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<crate::outcomes::Watch>,
+    /// Whether the signal cleared, how fast, and what the run cost: set once the run is over
+    /// and its signal cleared or its window ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<crate::outcomes::Recovery>,
 }
 
 /// A run in a list.

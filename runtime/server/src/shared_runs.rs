@@ -581,6 +581,9 @@ pub(crate) fn local_record(
         approval: None,
         timeline: Vec::new(),
         attempts_log: Vec::new(),
+        // The replica that made the run watched its signal; this one judges it unwatched.
+        watch: None,
+        recovery: None,
     }
 }
 

@@ -358,6 +358,10 @@ impl App {
         let shared_runs = cluster
             .as_ref()
             .map(|c| Arc::new(crate::shared_runs::SharedRuns::new(c.clone())));
+        let outcomes = Arc::new(crate::outcomes::Outcomes::new(
+            store.clone(),
+            config.outcomes.clone(),
+        ));
         let (scheduler, queues) = Scheduler::new(
             Resources {
                 config: config.clone(),
@@ -376,6 +380,7 @@ impl App {
                         as Arc<dyn grace_engine::fence::Fence>
                 }),
                 shared: shared_runs.clone(),
+                outcomes: outcomes.clone(),
             },
             queue_rx,
         );
@@ -386,6 +391,13 @@ impl App {
             .recover()
             .await
             .map_err(store_error("cannot read runs"))?;
+        let watched = outcomes.rebuild().map_err(store_error(
+            "cannot read the runs waiting for their outcome",
+        ))?;
+        tracing::info!(
+            runs = watched,
+            "runs waiting for their outcome watched again"
+        );
         let runs_read = recovering.elapsed();
         registry
             .load_enabled()

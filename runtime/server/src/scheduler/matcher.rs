@@ -171,6 +171,8 @@ fn match_one(s: &Scheduler, q: &Queued) -> Vec<(RunRecord, Option<Origin>)> {
     if s.r.shared.is_some() && q.origin.is_none() {
         return Vec::new();
     }
+    // Before the event fires anything: a run it makes watches for later events only.
+    s.r.outcomes.observe(&q.event, q.graph.as_ref());
     let mut decisions = Vec::new();
     let condition_false =
         s.r.triggers
@@ -197,36 +199,47 @@ fn match_one(s: &Scheduler, q: &Queued) -> Vec<(RunRecord, Option<Origin>)> {
                     Some(origin) => crate::shared_runs::run_id(origin, &playbook, trigger),
                     None => uuid::Uuid::new_v4().to_string(),
                 };
+                let watch = match s.r.outcomes.watch_for(
+                    &q.event,
+                    s.r.registry.live_condition(&playbook, trigger).as_ref(),
+                ) {
+                    Ok(w) => Some(w),
+                    Err(why) => {
+                        tracing::debug!(%playbook, "the run's outcome will not be judged: {why}");
+                        None
+                    }
+                };
                 let locks = key.locks().to_vec();
                 s.r.triggers.hold(&id, key.clone());
                 lock(&s.accepted_at).insert(id.clone(), q.accepted);
-                created.push((
-                    RunRecord {
-                        id,
-                        playbook,
-                        version,
-                        digest,
-                        trigger,
-                        event_seq: q.seq,
-                        event: q.event.clone(),
-                        resource,
-                        dedup_key,
-                        locks,
-                        key: Some(key),
-                        state: RunState::Queued,
-                        attempts: 0,
-                        created_at: system_now_millis(),
-                        ingested_at: q.received_at,
-                        started_at: None,
-                        finished_at: None,
-                        outcome: None,
-                        failure: None,
-                        approval: None,
-                        timeline: Vec::new(),
-                        attempts_log: Vec::new(),
-                    },
-                    q.origin,
-                ));
+                let run = RunRecord {
+                    id,
+                    playbook,
+                    version,
+                    digest,
+                    trigger,
+                    event_seq: q.seq,
+                    event: q.event.clone(),
+                    resource,
+                    dedup_key,
+                    locks,
+                    key: Some(key),
+                    state: RunState::Queued,
+                    attempts: 0,
+                    created_at: system_now_millis(),
+                    ingested_at: q.received_at,
+                    started_at: None,
+                    finished_at: None,
+                    outcome: None,
+                    failure: None,
+                    approval: None,
+                    timeline: Vec::new(),
+                    attempts_log: Vec::new(),
+                    watch,
+                    recovery: None,
+                };
+                s.r.outcomes.track(&run);
+                created.push((run, q.origin));
             }
             Decision::Suppressed { reason, .. } => s.r.metrics.suppressed(reason.name()),
         }

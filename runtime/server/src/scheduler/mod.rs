@@ -131,6 +131,8 @@ pub struct Resources {
     pub fence: Option<Arc<dyn grace_engine::fence::Fence>>,
     /// In a cluster: the run board and the change journal (see [`crate::shared_runs`]).
     pub shared: Option<Arc<SharedRuns>>,
+    /// The runs waiting for their outcome.
+    pub outcomes: Arc<crate::outcomes::Outcomes>,
 }
 
 /// The queue, the runs and their claims.
@@ -195,6 +197,8 @@ impl Scheduler {
         supervisor.spawn("runner", move || worker::runner(this.clone(), rx.clone()));
         let this = self.clone();
         supervisor.spawn("approval-expiry", move || approvals::expiry(this.clone()));
+        let this = self.clone();
+        supervisor.spawn("outcomes", move || judge_outcomes(this.clone()));
         if self.r.trust.approvals().is_shared() {
             let this = self.clone();
             supervisor.spawn("approval-votes", move || {
@@ -485,5 +489,22 @@ enum ScheduleError {
 impl From<ScheduleError> for TaskError {
     fn from(e: ScheduleError) -> Self {
         TaskError::new(e)
+    }
+}
+
+/// How often runs over are judged (see [`crate::outcomes`]).
+const JUDGE_EVERY: Duration = Duration::from_secs(1);
+
+/// Judges the runs whose outcome is due, every [`JUDGE_EVERY`], on the executors' clock (the
+/// simulation's in simulation, which follows the events).
+async fn judge_outcomes(s: Arc<Scheduler>) -> Result<(), TaskError> {
+    loop {
+        tokio::time::sleep(JUDGE_EVERY).await;
+        let (outcomes, now) = (s.r.outcomes.clone(), s.r.executors.clock.now_millis());
+        match tokio::task::spawn_blocking(move || outcomes.judge_due(now)).await {
+            Ok(Ok(judged)) => s.r.metrics.runs_judged(&judged),
+            Ok(Err(e)) => tracing::error!("cannot store runs' outcomes: {e}"),
+            Err(e) => return Err(TaskError::new(e)),
+        }
     }
 }

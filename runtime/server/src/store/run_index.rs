@@ -14,7 +14,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle, 
 
 use super::tables::{
     META, RECENT_FAILURES, RUN_COUNT_PREFIX, RUN_INDEX_VERSION, RUNS, RUNS_BY_CREATED,
-    UNFINISHED_RUNS, UNFINISHED_RUNS_BY_ID,
+    UNFINISHED_RUNS, UNFINISHED_RUNS_BY_ID, UNJUDGED_RUNS,
 };
 use super::{Store, StoreError, db, decode};
 use crate::runs::{RunRecord, RunState};
@@ -72,6 +72,12 @@ pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreE
                 message: "the state on record is not a run state".to_owned(),
             });
         }
+    }
+    let mut unjudged = tx.open_table(UNJUDGED_RUNS).map_err(db)?;
+    if run.recovery.is_none() {
+        unjudged.insert(run.id.as_str(), ()).map_err(db)?;
+    } else {
+        unjudged.remove(run.id.as_str()).map_err(db)?;
     }
     if run.state == RunState::Failed
         && let Some(at) = run.finished_at
@@ -251,6 +257,58 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The runs not yet judged (see [`crate::outcomes`]), through the index.
+    pub fn unjudged_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let index = tx.open_table(UNJUDGED_RUNS).map_err(db)?;
+        let runs = tx.open_table(RUNS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in index.iter().map_err(db)? {
+            let (k, _) = row.map_err(db)?;
+            let id = k.value();
+            if let Some(v) = runs.get(id).map_err(db)? {
+                let run: RunRecord = decode("run", id, v.value())?;
+                if run.recovery.is_none() {
+                    out.push(run);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores the recovery `judge` makes of run `id`, read and written in one transaction so
+    /// that nothing else the run's record holds is overwritten. `Some(true)`: judged now;
+    /// `Some(false)`: the run is not over yet; `None`: no such run, or judged before.
+    pub fn judge_run(
+        &self,
+        id: &str,
+        judge: impl FnOnce(&RunRecord) -> crate::outcomes::Recovery,
+    ) -> Result<Option<bool>, StoreError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let judged = {
+            let mut table = tx.open_table(RUNS).map_err(db)?;
+            let run = match table.get(id).map_err(db)? {
+                Some(v) => decode::<RunRecord>("run", id, v.value())?,
+                None => return Ok(None),
+            };
+            if run.recovery.is_some() {
+                None
+            } else if !run.state.is_final() {
+                Some(false)
+            } else {
+                let mut run = run;
+                run.recovery = Some(judge(&run));
+                table
+                    .insert(id, super::encode(&run)?.as_slice())
+                    .map_err(db)?;
+                index(&tx, &run)?;
+                Some(true)
+            }
+        };
+        tx.commit().map_err(db)?;
+        Ok(judged)
     }
 
     /// How many runs are in each state, from the counts kept with every write.

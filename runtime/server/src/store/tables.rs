@@ -78,6 +78,11 @@ pub const RECENT_FAILURES: TableDefinition<(u64, &str), &str> =
 pub const RUNS_BY_CREATED: TableDefinition<(u64, &str), &str> =
     TableDefinition::new("server/runs_by_created");
 
+/// Runs not yet judged (see `crate::outcomes`), by id: what a restart watches again. Written
+/// in the transaction that writes the run: a run is in it from its creation until its
+/// recovery is stored.
+pub const UNJUDGED_RUNS: TableDefinition<&str, ()> = TableDefinition::new("server/runs_unjudged");
+
 /// Under [`META`], `RUN_COUNT_PREFIX` + a state's name counts the runs in that state (what
 /// `/metrics` reports), kept by each run's write.
 pub const RUN_COUNT_PREFIX: &str = "runs.count.";

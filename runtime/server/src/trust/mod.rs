@@ -544,6 +544,20 @@ fn signal_of(event: &TriggerEvent) -> Signal {
 }
 
 /// What the ledger and the timeline keep of a decision.
+/// `decided` with the resource's state as the trust core saw it (the provider's answer, never
+/// the guest's) and the change proposed: the record a run's cost is read from
+/// (`crate::outcomes::cost`).
+fn with_proposal(mut decided: TrustDecision, request: &Request) -> TrustDecision {
+    if request.change == grace_trust::Change::None {
+        return decided;
+    }
+    if let Some(details) = decided.details.as_mut().and_then(Value::as_object_mut) {
+        details.insert("state".into(), json!(request.state));
+        details.insert("change".into(), json!(request.change));
+    }
+    decided
+}
+
 fn details_of(decision: &Decision, approval: Option<&Approval>) -> Value {
     let mut v = json!({
         "outcome": decision.outcome,
@@ -619,7 +633,7 @@ impl Trust for HostTrust {
                 ));
             }
         };
-        match decision.outcome {
+        let decided = match decision.outcome {
             Outcome::Allow => TrustDecision::allow(decision.reason.clone())
                 .with_details(details_of(&decision, None)),
             Outcome::Deny => TrustDecision::deny(decision.reason.clone())
@@ -628,7 +642,8 @@ impl Trust for HostTrust {
                 self.await_or_use_approval(ask, &request, &decision, approvers)
                     .await
             }
-        }
+        };
+        with_proposal(decided, &request)
     }
 
     fn executed(&self, ask: &Ask<'_>) {

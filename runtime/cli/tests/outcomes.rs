@@ -1,0 +1,133 @@
+//! Outcomes, end to end (docs/outcomes.md): a run is judged once it is over, by whether its
+//! triggering signal came back within its bound within `[outcomes] window`, with its time to
+//! recover and the capacity its changes added; the judgement survives `kill -9`, and so does a
+//! run still waiting for it.
+//!
+//! Each test starts its own server on the simulated fleet, whose clock follows the events.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use grace_testkit::{example, playbooks_dir, poll_until};
+use serde_json::{Value, json};
+
+/// The recorded latency incident of `api-service` (2026-01-01T00:00:00Z to 00:05:30Z).
+fn incident() -> Value {
+    let text =
+        std::fs::read_to_string(playbooks_dir().join("incidents/latency-incident.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A later sample of the incident's series, `secs` after the fleet's start.
+fn sample(secs: u64, value: u64) -> Value {
+    let mut e = incident()[0].clone();
+    e["payload"]["value"] = json!(value);
+    e["timestamp"] = json!(1_767_225_600_000u64 + secs * 1000);
+    e
+}
+
+fn scale_on_latency(server: &Server) -> String {
+    let scale = std::fs::read_to_string(example("scale-on-latency").join("playbook.toml")).unwrap();
+    assert_eq!(server.upload(&scale, component("scale_on_latency")).0, 201);
+    let n = incident().as_array().unwrap().len();
+    assert_eq!(server.post("/v1/events", incident()).0, 202);
+    server.wait_matched(n);
+    let runs = server.runs_of("scale-on-latency");
+    assert_eq!(runs.len(), 1);
+    let id = runs[0]["id"].as_str().unwrap().to_owned();
+    server.wait_state(&id, &["succeeded"]);
+    id
+}
+
+fn judged(server: &Server, id: &str) -> Value {
+    poll_until(
+        &format!("run {id} to be judged"),
+        std::time::Duration::from_secs(30),
+        || {
+            let (_, run) = server.get(&format!("/v1/runs/{id}"));
+            run.get("recovery").cloned()
+        },
+    )
+}
+
+#[test]
+fn a_run_whose_latency_came_back_is_judged_cleared_with_its_time_to_recover_and_cost_across_a_kill_9()
+ {
+    let data = data_dir();
+    let mut server = Server::start(&path_of(&data), &[]);
+    let id = scale_on_latency(&server);
+    let (_, run) = server.get(&format!("/v1/runs/{id}"));
+    assert_eq!(run["watch"]["event_type"], "metrics.latency");
+    assert_eq!(run["watch"]["unless"], "value > 500");
+    assert!(run.get("recovery").is_none(), "still watching: {run}");
+    let shown = stdout(&server.grace_with(&["runs", "show", &id]));
+    assert!(
+        shown.contains("recovery watching for `metrics.latency` back within `value > 500`"),
+        "{shown}"
+    );
+
+    // The server dies while the run waits for its signal; the latency comes back afterwards.
+    server.kill9();
+    let server = Server::start(&path_of(&data), &[]);
+    assert_eq!(server.post("/v1/events", sample(480, 650)).0, 202);
+    assert_eq!(server.post("/v1/events", sample(540, 310)).0, 202);
+    let recovery = judged(&server, &id);
+    assert_eq!(recovery["verdict"], "cleared", "{recovery}");
+    let cleared_at = 1_767_225_600_000u64 + 540_000;
+    assert_eq!(recovery["cleared_at"], cleared_at);
+    let fired_at = run["watch"]["since"].as_u64().unwrap();
+    assert_eq!(recovery["time_to_recover_ms"], cleared_at - fired_at);
+    // The playbook scaled `api-asg` out by its step (2), held until the signal cleared.
+    let scaled = run["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["function"] == "set-desired-capacity")
+        .unwrap();
+    assert_eq!(scaled["trust"]["change"]["kind"], "capacity");
+    let added = recovery["cost"]["capacity_added"].as_i64().unwrap();
+    assert_eq!(added, 2, "{recovery}");
+    let held = (cleared_at - scaled["at"].as_u64().unwrap()) as f64 / 60_000.0;
+    let minutes = recovery["cost"]["capacity_minutes"].as_f64().unwrap();
+    assert!((minutes - 2.0 * held).abs() < 1e-6, "{minutes} vs {held}");
+
+    let shown = stdout(&server.grace_with(&["runs", "show", &id]));
+    assert!(
+        shown.contains("recovery cleared: the signal cleared"),
+        "{shown}"
+    );
+    assert!(shown.contains("cost +2 instance(s)"), "{shown}");
+    assert_eq!(
+        server.metric("grace_run_outcomes_total{verdict=\"cleared\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn a_run_whose_latency_stays_high_past_its_window_is_judged_not_cleared() {
+    let data = data_dir();
+    let config = data.path().join("grace.toml");
+    std::fs::write(&config, "[outcomes]\nwindow = \"4m\"\n").unwrap();
+    let server = Server::start(&path_of(&data), &["--config", config.to_str().unwrap()]);
+    let id = scale_on_latency(&server);
+    let (_, run) = server.get(&format!("/v1/runs/{id}"));
+    let window = run["watch"]["until"].as_u64().unwrap() - run["watch"]["since"].as_u64().unwrap();
+    assert_eq!(window, 240_000);
+    // Still slow when the window runs out; back to normal only afterwards.
+    assert_eq!(server.post("/v1/events", sample(600, 900)).0, 202);
+    let recovery = judged(&server, &id);
+    assert_eq!(recovery["verdict"], "not-cleared", "{recovery}");
+    assert!(
+        recovery["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not clear within 4m"),
+        "{recovery}"
+    );
+    assert_eq!(server.post("/v1/events", sample(660, 100)).0, 202);
+    server.wait_matched(incident().as_array().unwrap().len() + 2);
+    let (_, run) = server.get(&format!("/v1/runs/{id}"));
+    assert_eq!(run["recovery"]["verdict"], "not-cleared", "judged once");
+}

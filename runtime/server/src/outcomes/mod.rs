@@ -1,0 +1,513 @@
+//! Outcomes: whether each run's signal cleared, how long recovery took, and what the run cost
+//! (`docs/outcomes.md`).
+//!
+//! When a trigger fires, its run is given a [`Watch`] (kept with the run): what later event
+//! says the signal is over (`watch`). From then on every event the matcher takes is offered to
+//! the [`Outcomes`] tracker, which notes the first that clears each run's signal. Once a run is
+//! over and its signal cleared, or its window (`[outcomes] window`, from the triggering event)
+//! ran out, the run is judged: its [`Recovery`] (cleared or not, the time to recover, its
+//! [`cost::Cost`]) is written into the stored run, read back by the API, `grace runs show` and
+//! the dashboard. Judgements are on event time, as the triggers' windows are, so a simulation
+//! judges in virtual time.
+//!
+//! Runs not yet judged are indexed in the store (`server/runs_unjudged`); at start the tracker
+//! takes them back and offers them the events stored since their triggering event, so a
+//! `kill -9` loses no clearing event the event log kept.
+
+pub mod cost;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use grace_model::TriggerEvent;
+use grace_model::condition::Condition;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::runs::RunRecord;
+use crate::store::{Store, StoreError};
+use crate::sync::lock;
+pub use cost::Cost;
+pub use watch::{Unwatchable, Watch};
+
+/// Runs watched at once, at most; beyond, the oldest is judged at once as not judged.
+pub const MAX_WATCHED: usize = 10_000;
+/// Events replayed from the log at start, at most (the oldest unjudged run's window at most).
+const MAX_REPLAYED: usize = 200_000;
+
+/// `[outcomes]` in `grace.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutcomesConfig {
+    /// How long after its triggering event a run's signal may take to clear for the run to
+    /// count as having cleared it (default 15m).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for OutcomesConfig {
+    fn default() -> Self {
+        OutcomesConfig {
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl OutcomesConfig {
+    /// Checks the range; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.window < Duration::from_secs(1) || self.window > Duration::from_secs(86_400) {
+            return Err(("outcomes.window", "must be between 1s and 1 day".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The window in milliseconds.
+    pub fn window_ms(&self) -> u64 {
+        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Whether a run's signal cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Back within its bound (or its clearing event came) within the window.
+    Cleared,
+    /// Still out of bounds, or silent, when the window ran out.
+    NotCleared,
+    /// Nothing says when the signal is over (see [`Unwatchable`]), or the run was not watched.
+    Unjudged,
+}
+
+impl Verdict {
+    /// As in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Cleared => "cleared",
+            Verdict::NotCleared => "not-cleared",
+            Verdict::Unjudged => "unjudged",
+        }
+    }
+}
+
+/// A run's outcome, as judged once the run was over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Cleared or not.
+    pub verdict: Verdict,
+    /// Why, in words.
+    pub reason: String,
+    /// When the signal cleared (event time, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_at: Option<u64>,
+    /// From the triggering event to the clearing one (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_recover_ms: Option<u64>,
+    /// What the run's changes added.
+    pub cost: Cost,
+}
+
+/// When a run's signal cleared (event time, ms), and the type of the event that said so.
+pub type Cleared = (u64, String);
+
+/// One run waiting to be judged.
+#[derive(Debug)]
+struct Watched {
+    /// Absent: the run's signal cannot be watched, and it is judged as soon as it is over.
+    watch: Option<(Watch, Option<Condition>)>,
+    /// The first clearing event.
+    cleared: Option<Cleared>,
+    /// Order of arrival, to evict the oldest.
+    order: u64,
+}
+
+impl Watched {
+    fn due(&self, now: u64) -> bool {
+        match &self.watch {
+            None => true,
+            Some((w, _)) => self.cleared.is_some() || now >= w.until,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    runs: HashMap<String, Watched>,
+    /// Run ids by the (event type, resource) that can clear them.
+    by_signal: HashMap<(String, String), Vec<String>>,
+    next: u64,
+}
+
+/// The runs waiting for their outcome.
+pub struct Outcomes {
+    store: Store,
+    config: OutcomesConfig,
+    inner: Mutex<Inner>,
+}
+
+impl Outcomes {
+    /// A tracker judging runs stored in `store`.
+    pub fn new(store: Store, config: OutcomesConfig) -> Outcomes {
+        Outcomes {
+            store,
+            config,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The watch of a run `event` fired through a trigger with `condition`.
+    pub fn watch_for(
+        &self,
+        event: &TriggerEvent,
+        condition: Option<&Condition>,
+    ) -> Result<Watch, Unwatchable> {
+        Watch::new(event, condition, self.config.window_ms())
+    }
+
+    /// Watches `run` (just made, or not yet judged at start).
+    pub fn track(&self, run: &RunRecord) {
+        let mut inner = lock(&self.inner);
+        if inner.runs.contains_key(&run.id) {
+            return;
+        }
+        if inner.runs.len() >= MAX_WATCHED
+            && let Some(oldest) = inner
+                .runs
+                .iter()
+                .min_by_key(|(_, w)| w.order)
+                .map(|(id, _)| id.clone())
+        {
+            // Forgotten, not judged: it stays in the store's unjudged index and is taken back
+            // at the next start.
+            tracing::warn!(run = %oldest, "too many runs waiting for their outcome: the oldest is no longer watched");
+            remove(&mut inner, &oldest);
+        }
+        let watch = run.watch.clone().map(|w| {
+            let c = w.condition();
+            (w, c)
+        });
+        if let Some((w, _)) = &watch {
+            inner
+                .by_signal
+                .entry((w.event_type.clone(), w.resource.clone()))
+                .or_default()
+                .push(run.id.clone());
+        }
+        let order = inner.next;
+        inner.next += 1;
+        inner.runs.insert(
+            run.id.clone(),
+            Watched {
+                watch,
+                cleared: None,
+                order,
+            },
+        );
+    }
+
+    /// Offers `event` (with the health graph's facts of its resource) to the runs watching its
+    /// signal.
+    pub fn observe(&self, event: &TriggerEvent, graph: Option<&Value>) {
+        let mut inner = lock(&self.inner);
+        let key = (event.event_type.clone(), event.resource.clone());
+        let Some(ids) = inner.by_signal.get(&key).cloned() else {
+            return;
+        };
+        for id in ids {
+            let Some(w) = inner.runs.get_mut(&id) else {
+                continue;
+            };
+            let Some((watch, condition)) = &w.watch else {
+                continue;
+            };
+            let earlier = w
+                .cleared
+                .as_ref()
+                .is_some_and(|(at, _)| *at <= event.timestamp);
+            if !earlier && watch.clears(event, graph, condition.as_ref()) {
+                w.cleared = Some((event.timestamp, event.event_type.clone()));
+            }
+        }
+    }
+
+    /// Judges the runs that are over and whose signal cleared or whose window ran out by `now`
+    /// (event time, ms); returns their verdicts.
+    pub fn judge_due(&self, now: u64) -> Result<Vec<Verdict>, StoreError> {
+        let due: Vec<(String, Option<Watch>, Option<Cleared>)> = {
+            let inner = lock(&self.inner);
+            inner
+                .runs
+                .iter()
+                .filter(|(_, w)| w.due(now))
+                .map(|(id, w)| {
+                    (
+                        id.clone(),
+                        w.watch.as_ref().map(|(w, _)| w.clone()),
+                        w.cleared.clone(),
+                    )
+                })
+                .collect()
+        };
+        let mut judged = Vec::new();
+        for (id, watch, cleared) in due {
+            let mut verdict = None;
+            let done = self.store.judge_run(&id, |run| {
+                let recovery = judge(run, watch.as_ref(), cleared.as_ref());
+                verdict = Some(recovery.verdict);
+                recovery
+            })?;
+            if done == Some(true) {
+                judged.extend(verdict);
+            }
+            // Judged now or before, or gone: no longer watched. A run not over yet stays.
+            if !matches!(done, Some(false)) {
+                remove(&mut lock(&self.inner), &id);
+            }
+        }
+        Ok(judged)
+    }
+
+    /// Takes back the runs stored unjudged, and offers them the events stored since the
+    /// earliest of their triggering events.
+    pub fn rebuild(&self) -> Result<usize, StoreError> {
+        let runs = self.store.unjudged_runs()?;
+        let Some(from) = runs.iter().map(|r| r.event_seq).min() else {
+            return Ok(0);
+        };
+        for run in &runs {
+            self.track(run);
+        }
+        for stored in self.store.events(from.saturating_add(1), MAX_REPLAYED)? {
+            self.observe(&stored.event, stored.graph.as_ref());
+        }
+        Ok(runs.len())
+    }
+
+    /// Runs watched now.
+    pub fn watched(&self) -> usize {
+        lock(&self.inner).runs.len()
+    }
+}
+
+fn remove(inner: &mut Inner, id: &str) {
+    let Some(w) = inner.runs.remove(id) else {
+        return;
+    };
+    if let Some((watch, _)) = w.watch {
+        let key = (watch.event_type, watch.resource);
+        if let Some(ids) = inner.by_signal.get_mut(&key) {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
+                inner.by_signal.remove(&key);
+            }
+        }
+    }
+}
+
+/// The recovery of `run` (over), watched with `watch` and cleared at `cleared`.
+pub fn judge(run: &RunRecord, watch: Option<&Watch>, cleared: Option<&Cleared>) -> Recovery {
+    let Some(watch) = watch else {
+        let why = if run.watch.is_none() {
+            Unwatchable {
+                event_type: run.event.event_type.clone(),
+            }
+            .to_string()
+        } else {
+            "the run was not watched".to_owned()
+        };
+        return Recovery {
+            verdict: Verdict::Unjudged,
+            reason: why,
+            cleared_at: None,
+            time_to_recover_ms: None,
+            cost: cost::of(&run.timeline, run.event.timestamp),
+        };
+    };
+    match cleared {
+        Some((at, by)) if *at <= watch.until => {
+            let took = at.saturating_sub(watch.since);
+            Recovery {
+                verdict: Verdict::Cleared,
+                reason: format!(
+                    "the signal cleared {} after the triggering event ({})",
+                    words(took),
+                    if watch.unless.is_some() {
+                        format!(
+                            "`{by}` back within `{}`",
+                            watch.unless.as_deref().unwrap_or("")
+                        )
+                    } else {
+                        format!("`{by}`")
+                    }
+                ),
+                cleared_at: Some(*at),
+                time_to_recover_ms: Some(took),
+                cost: cost::of(&run.timeline, *at),
+            }
+        }
+        _ => Recovery {
+            verdict: Verdict::NotCleared,
+            reason: format!(
+                "the signal did not clear within {} of the triggering event",
+                words(watch.until.saturating_sub(watch.since))
+            ),
+            cleared_at: None,
+            time_to_recover_ms: None,
+            cost: cost::of(&run.timeline, watch.until),
+        },
+    }
+}
+
+/// A duration for people, to the second (`4m 10s`).
+fn words(millis: u64) -> String {
+    humantime::format_duration(Duration::from_secs(millis / 1000)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::RunState;
+    use serde_json::json;
+
+    const T0: u64 = 1_700_000_000_000;
+    const MIN: u64 = 60_000;
+
+    fn latency(at: u64, value: u64) -> TriggerEvent {
+        TriggerEvent {
+            event_type: "metrics.latency".into(),
+            source: "prometheus".into(),
+            actor: "test".into(),
+            resource: "web".into(),
+            payload: json!({"value": value}),
+            timestamp: at,
+        }
+    }
+
+    fn run(id: &str, outcomes: &Outcomes, condition: Option<&str>) -> RunRecord {
+        let event = latency(T0, 700);
+        let condition = condition.map(|c| Condition::parse(c).unwrap());
+        RunRecord {
+            id: id.into(),
+            playbook: "scale-on-latency".into(),
+            version: "1.0.0".into(),
+            digest: "sha256:00".into(),
+            trigger: 0,
+            event_seq: 1,
+            watch: outcomes.watch_for(&event, condition.as_ref()).ok(),
+            event,
+            resource: "web".into(),
+            dedup_key: None,
+            locks: Vec::new(),
+            key: None,
+            state: RunState::Running,
+            attempts: 1,
+            created_at: T0,
+            ingested_at: T0,
+            started_at: Some(T0),
+            finished_at: None,
+            outcome: None,
+            failure: None,
+            approval: None,
+            timeline: Vec::new(),
+            attempts_log: Vec::new(),
+            recovery: None,
+        }
+    }
+
+    fn tracker() -> (tempfile::TempDir, Store, Outcomes) {
+        let (dir, store) = Store::temporary();
+        let outcomes = Outcomes::new(store.clone(), OutcomesConfig::default());
+        (dir, store, outcomes)
+    }
+
+    fn finish(store: &Store, id: &str) {
+        let mut r = store.run(id).unwrap().unwrap();
+        r.state = RunState::Succeeded;
+        store.put_run(&r).unwrap();
+    }
+
+    #[test]
+    fn a_run_is_judged_cleared_once_it_is_over_and_its_signal_came_back_within_its_bound() {
+        let (_dir, store, outcomes) = tracker();
+        let r = run("r1", &outcomes, Some("value > 500"));
+        store.put_run(&r).unwrap();
+        outcomes.track(&r);
+        outcomes.observe(&latency(T0 + MIN, 650), None);
+        outcomes.observe(&latency(T0 + 4 * MIN, 300), None);
+        outcomes.observe(&latency(T0 + 5 * MIN, 900), None);
+        assert!(
+            outcomes.judge_due(T0 + 5 * MIN).unwrap().is_empty(),
+            "still running"
+        );
+        assert_eq!(store.unjudged_runs().unwrap().len(), 1);
+        finish(&store, "r1");
+        assert_eq!(
+            outcomes.judge_due(T0 + 5 * MIN).unwrap(),
+            vec![Verdict::Cleared]
+        );
+        let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
+        assert_eq!(recovery.time_to_recover_ms, Some(4 * MIN));
+        assert_eq!(recovery.cleared_at, Some(T0 + 4 * MIN));
+        assert!(
+            recovery.reason.contains("4m") && recovery.reason.contains("value > 500"),
+            "{}",
+            recovery.reason
+        );
+        assert!(store.unjudged_runs().unwrap().is_empty());
+        assert_eq!(outcomes.watched(), 0);
+        assert!(
+            outcomes.judge_due(T0 + 60 * MIN).unwrap().is_empty(),
+            "once"
+        );
+    }
+
+    #[test]
+    fn a_run_whose_signal_stays_out_is_judged_not_cleared_when_its_window_ends() {
+        let (_dir, store, outcomes) = tracker();
+        let r = run("r1", &outcomes, Some("value > 500"));
+        store.put_run(&r).unwrap();
+        outcomes.track(&r);
+        finish(&store, "r1");
+        outcomes.observe(&latency(T0 + MIN, 800), None);
+        assert!(outcomes.judge_due(T0 + 14 * MIN).unwrap().is_empty());
+        // Back within bound, but after the window: too late to count.
+        outcomes.observe(&latency(T0 + 16 * MIN, 100), None);
+        assert_eq!(
+            outcomes.judge_due(T0 + 16 * MIN).unwrap(),
+            vec![Verdict::NotCleared]
+        );
+        let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
+        assert_eq!(recovery.time_to_recover_ms, None);
+        assert!(recovery.reason.contains("15m"), "{}", recovery.reason);
+    }
+
+    #[test]
+    fn a_run_nothing_can_judge_says_why_as_soon_as_it_is_over() {
+        let (_dir, store, outcomes) = tracker();
+        let r = run("r1", &outcomes, None);
+        assert!(r.watch.is_none());
+        store.put_run(&r).unwrap();
+        outcomes.track(&r);
+        finish(&store, "r1");
+        assert_eq!(outcomes.judge_due(T0).unwrap(), vec![Verdict::Unjudged]);
+        let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
+        assert!(
+            recovery.reason.contains("no condition"),
+            "{}",
+            recovery.reason
+        );
+    }
+
+    #[test]
+    fn the_window_is_between_a_second_and_a_day() {
+        for (window, ok) in [(0, false), (1, true), (86_400, true), (86_401, false)] {
+            let c = OutcomesConfig {
+                window: Duration::from_secs(window),
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{window}");
+        }
+    }
+}
