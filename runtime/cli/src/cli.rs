@@ -82,6 +82,21 @@ pub enum Command {
     /// Incidents of a running server and their likely causes (docs/anomaly.md).
     #[command(subcommand)]
     Incidents(IncidentsCommand),
+    /// What a running server learnt from its runs' outcomes, per playbook and resource:
+    /// how often their signal cleared, how fast, at what cost (docs/outcomes.md).
+    Outcomes {
+        /// Only this playbook's.
+        #[arg(long)]
+        playbook: Option<String>,
+        /// Only this resource's.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
     /// What a running server told Slack, PagerDuty and Jira, and how each delivery went
     /// (docs/integrations.md).
     #[command(subcommand)]

@@ -131,3 +131,107 @@ fn a_run_whose_latency_stays_high_past_its_window_is_judged_not_cleared() {
     let (_, run) = server.get(&format!("/v1/runs/{id}"));
     assert_eq!(run["recovery"]["verdict"], "not-cleared", "judged once");
 }
+
+/// A playbook scaling `api-asg` by one on `test.latency` events about `resource` over 500, at
+/// most once every five minutes.
+fn scaler(name: &str, resource: &str) -> String {
+    manifest(
+        name,
+        &format!(
+            "[[triggers]]\nevent_type = \"test.latency\"\nresource = \"{resource}\"\ncondition = \"value > 500\"\ncooldown = \"5m\"\n\
+             [config]\ngroups = \"api-asg\"\n[grants.scaling]\ngroups = [\"api-asg\"]\nmax_changes = 1\n"
+        ),
+    )
+}
+
+/// An event of `event_type` about `resource` at `secs` after the fleet's start.
+fn at(event_type: &str, resource: &str, secs: u64, value: f64) -> Value {
+    event(event_type, resource, secs, value)
+}
+
+#[test]
+fn a_playbook_that_never_clears_its_signal_needs_approval_again_and_one_that_does_runs_unattended()
+{
+    let data = data_dir();
+    let config = data.path().join("grace.toml");
+    std::fs::write(&config, "[outcomes]\nwindow = \"2m\"\n").unwrap();
+    let server = Server::start(&path_of(&data), &["--config", config.to_str().unwrap()]);
+    for (name, resource) in [("fixes", "web"), ("never-fixes", "db")] {
+        let (status, body) = server.upload(&scaler(name, resource), component("group_scaler"));
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut posted = 0;
+    let mut post = |e: Value| {
+        assert_eq!(server.post("/v1/events", e).0, 202);
+        posted += 1;
+        server.wait_matched(posted);
+    };
+    let newest = |playbook: &str| {
+        server.runs_of(playbook)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Three incidents each: `web` recovers after every run, `db` never does.
+    for i in 0..3u64 {
+        let t = i * 600;
+        post(at("test.latency", "web", t, 900.0));
+        server.wait_state(&newest("fixes"), &["succeeded"]);
+        post(at("test.latency", "web", t + 60, 120.0));
+        assert_eq!(judged(&server, &newest("fixes"))["verdict"], "cleared");
+
+        post(at("test.latency", "db", t + 200, 900.0));
+        server.wait_state(&newest("never-fixes"), &["succeeded"]);
+        // Still over 500 when its window ends (the fleet's clock moves with the events).
+        post(at("test.latency", "db", t + 400, 950.0));
+        assert_eq!(
+            judged(&server, &newest("never-fixes"))["verdict"],
+            "not-cleared"
+        );
+    }
+    let (_, learnt) = server.get("/v1/outcomes?playbook=never-fixes");
+    let db = &learnt["outcomes"][0];
+    assert_eq!(
+        (db["resource"].as_str(), db["cleared"].as_u64()),
+        (Some("db"), Some(0))
+    );
+    assert_eq!(db["not_cleared_streak"], 3, "{learnt}");
+
+    // The fourth incident: `never-fixes` now waits for a person (`fixes`, below, runs on its own).
+    post(at("test.latency", "db", 2_000, 900.0));
+    let waiting = server.wait_state(&newest("never-fixes"), &["waiting-approval"]);
+    let scaled = waiting["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["function"] == "set-desired-capacity")
+        .unwrap();
+    assert!(
+        scaled["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the last 3 runs of `never-fixes` on `db` did not clear their signal (learned: approval is needed until one does)"),
+        "{scaled}"
+    );
+    // A person lets it act (the change they approve is the one asked: nothing else scales the
+    // group meanwhile); this time `db` recovers, so its next incident runs unattended.
+    let approver = server.token_with("alice", &["approve"]);
+    let approval = waiting["approval"].as_str().unwrap();
+    let (status, body) = approvals::vote(&server, &approver, approval, "approve", None);
+    assert_eq!(status, 200, "{body}");
+    let approved = newest("never-fixes");
+    server.wait_state(&approved, &["succeeded"]);
+    post(at("test.latency", "db", 2_060, 200.0));
+    assert_eq!(judged(&server, &approved)["verdict"], "cleared");
+    post(at("test.latency", "db", 2_600, 900.0));
+    server.wait_state(&newest("never-fixes"), &["succeeded"]);
+    post(at("test.latency", "web", 2_700, 900.0));
+    server.wait_state(&newest("fixes"), &["succeeded"]);
+
+    let shown = stdout(&server.grace_with(&["outcomes"]));
+    assert!(
+        shown.contains("never-fixes") && shown.contains("1/4"),
+        "{shown}"
+    );
+    assert!(shown.contains("fixes") && shown.contains("3/3"), "{shown}");
+}

@@ -152,6 +152,7 @@ fn request() -> Request {
     .with_history(History {
         recent_failures: 1,
         last_deployment_millis: Some(at - 45 * 60_000),
+        ..Default::default()
     })
 }
 

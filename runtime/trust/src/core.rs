@@ -26,6 +26,26 @@ pub struct TrustConfig {
     /// The guardrails.
     #[serde(default, rename = "guardrail")]
     pub guardrails: Vec<Guardrail>,
+    /// What the trust core does with what the host learnt from runs' outcomes.
+    #[serde(default)]
+    pub learning: LearningConfig,
+}
+
+/// `[learning]`: what the trust core does with the outcomes of a playbook's earlier runs on a
+/// resource ([`crate::Learned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LearningConfig {
+    /// A change the policies (or the grants) allow needs one person's approval once this many
+    /// runs of the playbook on the resource in a row did not clear their signal, until one
+    /// does (0: never). A forbid or a guardrail still denies first.
+    pub approval_after: u32,
+}
+
+impl Default for LearningConfig {
+    fn default() -> Self {
+        LearningConfig { approval_after: 3 }
+    }
 }
 
 impl TrustConfig {
@@ -41,6 +61,7 @@ pub struct TrustCore {
     risk: RiskModel,
     guardrails: Guardrails,
     history: ChangeHistory,
+    learning: LearningConfig,
 }
 
 impl fmt::Debug for TrustCore {
@@ -83,6 +104,7 @@ impl TrustCore {
             history: ChangeHistory::open(db)?,
             risk,
             guardrails,
+            learning: config.learning,
         })
     }
 
@@ -169,6 +191,41 @@ impl TrustCore {
     }
 
     fn run(&self, policies: &Policies, request: &Request) -> (Decision, Evaluation, usize) {
+        let (decision, evaluation, evaluated) = self.evaluate(policies, request);
+        (self.learned(decision, request), evaluation, evaluated)
+    }
+
+    /// A change allowed to a playbook whose last runs on the resource did not clear their
+    /// signal ([`LearningConfig::approval_after`] in a row) needs one person's approval: what
+    /// keeps failing does not keep acting unattended. Only ever raises an allow.
+    fn learned(&self, mut decision: Decision, request: &Request) -> Decision {
+        let after = self.learning.approval_after;
+        let Some(learned) = &request.history.learned else {
+            return decision;
+        };
+        let streak = learned.not_cleared_streak;
+        if after == 0
+            || streak < after
+            || decision.outcome != Outcome::Allow
+            || !request.action.is_change()
+        {
+            return decision;
+        }
+        decision.outcome = Outcome::RequireApproval { approvers: 1 };
+        let rest = decision
+            .reason
+            .strip_prefix("allowed")
+            .unwrap_or(&decision.reason)
+            .to_owned();
+        decision.reason = format!(
+            "requires approval by one approver: the last {streak} runs of `{}` on `{}` did not clear their signal (learned: approval is needed until one does); was allowed{rest}",
+            request.principal.name(),
+            learned.about
+        );
+        decision
+    }
+
+    fn evaluate(&self, policies: &Policies, request: &Request) -> (Decision, Evaluation, usize) {
         let revision = policies.revision();
         let risk = self.risk.score(request);
         let deny = |reason: String, risk: Risk, guardrail: Option<Violation>| Decision {

@@ -221,14 +221,16 @@ pub mod tables;
 mod utc;
 
 pub use action::{Action, ResourceKind};
-pub use core::{Explanation, TrustConfig, TrustCore};
+pub use core::{Explanation, LearningConfig, TrustConfig, TrustCore};
 pub use decision::{Decision, Outcome};
 pub use error::{PolicyError, Problem, TrustError};
 pub use guardrails::{FreezeWindow, Guardrail, Guardrails, Invariant, Violation};
 pub use policy::schema::{SCHEMA_TEXT, schema};
 pub use policy::store::{PolicySetVersion, PolicyStore, stored_sets};
 pub use policy::{Effect, Policies, PolicyDecision, PolicyInfo};
-pub use request::{Change, Downstream, History, Principal, Request, Resource, Signal, State};
+pub use request::{
+    Change, Downstream, History, Learned, Principal, Request, Resource, Signal, State,
+};
 pub use risk::{Factor, FactorKind, Risk, RiskConfig, RiskModel, Weights};
 
 /// The usual first policy set: permit everything the playbook's grants allow, so that further

@@ -154,7 +154,7 @@ pub struct Signal {
 }
 
 /// The playbook's and the resource's recent history, as the host knows it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct History {
     /// Failed runs of this playbook in the host's recent window.
@@ -163,4 +163,35 @@ pub struct History {
     /// When the resource was last deployed, in milliseconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_deployment_millis: Option<u64>,
+    /// What the host learnt from this playbook's earlier runs on this resource: whether their
+    /// signal cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Learned>,
+}
+
+/// The outcomes of a playbook's recent runs on one resource, judged by whether their triggering
+/// signal came back within its bound in time (the host's `outcomes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Learned {
+    /// The resource the runs responded to: their triggering events' (which may not be the one
+    /// this call acts on: a service's latency, answered by scaling its group).
+    pub about: String,
+    /// Runs judged (the most recent ones the host keeps).
+    pub judged: u32,
+    /// Of those, runs whose signal cleared.
+    pub cleared: u32,
+    /// How many of the most recent judged runs, in a row, did not clear their signal (0 when
+    /// the last one did).
+    pub not_cleared_streak: u32,
+}
+
+impl Learned {
+    /// The share of judged runs whose signal cleared, as a percentage, when any was judged.
+    pub fn success_percent(&self) -> Option<u32> {
+        (self.judged > 0).then(|| {
+            let p = u64::from(self.cleared.min(self.judged)) * 100 / u64::from(self.judged);
+            u32::try_from(p).unwrap_or(100)
+        })
+    }
 }

@@ -6,7 +6,7 @@
 //! | `blast_radius` | disrupts nothing running (scaling out, starting) | takes down every instance (widened by dependents) |
 //! | `environment` | `dev` | `prod` (unknown environments count 0.8) |
 //! | `magnitude` | capacity unchanged | capacity changed by 100% or more |
-//! | `recent_failures` | no failed run recently | many: 1 − 0.5ⁿ |
+//! | `recent_failures` | no failed run recently, the last run here cleared its signal | many: 1 − 0.5ⁿ (failed runs, or runs in a row that did not clear their signal) |
 //! | `deployment_recency` | no recent deployment | deployed just now (halves every 30 minutes) |
 //! | `signal_confidence` | the detector is certain | the detector is guessing (0.5 with no signal) |
 //!
@@ -529,14 +529,25 @@ fn magnitude(r: &Request) -> (f64, String) {
     }
 }
 
+/// Learned failure: the larger of the playbook's failed runs in the host's recent window and
+/// the runs of it on this resource, in a row, that did not clear their signal (a run can be
+/// both, and counts once). A run that clears its signal ends the streak.
 fn recent_failures(r: &Request) -> (f64, String) {
-    let n = r.history.recent_failures;
+    let failed = r.history.recent_failures;
+    let learned = r.history.learned.as_ref();
+    let streak = learned.map_or(0, |l| l.not_cleared_streak);
+    let n = failed.max(streak);
     let value = 1.0 - 0.5f64.powi(i32::try_from(n).unwrap_or(i32::MAX));
-    let runs = if n == 1 { "run" } else { "runs" };
-    (
-        value,
-        format!("{n} failed {runs} of this playbook recently"),
-    )
+    let runs = |n: u32| if n == 1 { "run" } else { "runs" };
+    let mut why = format!("{failed} failed {} of this playbook recently", runs(failed));
+    if streak > 0 {
+        why.push_str(&format!(
+            "; its last {streak} {} on `{}` did not clear their signal",
+            runs(streak),
+            learned.map_or("", |l| l.about.as_str())
+        ));
+    }
+    (value, why)
 }
 
 fn round(v: f64, scale: f64) -> f64 {

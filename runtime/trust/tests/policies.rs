@@ -110,6 +110,7 @@ fn policy_decisions_follow_the_table() {
     let risky = scale(prod().dependents(4), 8, 1, WEDNESDAY_2PM).with_history(History {
         recent_failures: 3,
         last_deployment_millis: Some(WEDNESDAY_2PM - 60_000),
+        ..Default::default()
     });
     let table: Vec<(&str, Request, Outcome, &[&str])> = vec![
         (
@@ -616,6 +617,13 @@ fn requests_for_every_action_fit_the_schema() {
                 .with_history(History {
                     recent_failures: 2,
                     last_deployment_millis: Some(WEDNESDAY_2PM),
+                    // Every learned attribute policies may read, checked against the schema.
+                    learned: Some(grace_trust::Learned {
+                        about: "web".into(),
+                        judged: 4,
+                        cleared: 1,
+                        not_cleared_streak: 2,
+                    }),
                 });
             validate_against_schema(&request, 50).unwrap_or_else(|e| panic!("{action}: {e}"));
             validate_against_schema(&Request::new(playbook("p"), action, resource.clone(), 0), 0)

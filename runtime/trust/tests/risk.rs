@@ -40,6 +40,7 @@ fn every_factor_explains_its_value_in_one_line() {
         .with_history(History {
             recent_failures: 2,
             last_deployment_millis: Some(NOW - 30 * 60_000),
+            ..Default::default()
         });
     let risk = model().score(&request);
     let lines: Vec<(FactorKind, f64, &str)> = risk
@@ -91,6 +92,7 @@ fn the_score_is_deterministic() {
     let request = scale_in("staging", 5, 2).with_history(History {
         recent_failures: 1,
         last_deployment_millis: Some(NOW - 7 * 60_000),
+        ..Default::default()
     });
     let first = model().score(&request);
     for _ in 0..100 {
@@ -238,6 +240,7 @@ fn a_fresh_deployment_is_riskier_than_an_old_one() {
         let r = scale_in("prod", 4, 3).with_history(History {
             recent_failures: 0,
             last_deployment_millis: Some(NOW - minutes_ago * 60_000),
+            ..Default::default()
         });
         factor(&m.score(&r), FactorKind::DeploymentRecency).value
     };

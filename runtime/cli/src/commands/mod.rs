@@ -19,6 +19,7 @@ mod ledger_audit;
 mod ledger_cluster;
 mod nab;
 mod notifications;
+mod outcomes;
 mod playbook;
 pub mod playbook_new;
 mod policy;
@@ -69,6 +70,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Graph(cmd) => graph::run(cmd),
         Command::Nab(cmd) => nab::run(cmd),
         Command::Incidents(cmd) => incidents::run(cmd),
+        Command::Outcomes {
+            playbook,
+            resource,
+            json,
+            server,
+        } => outcomes::run(&server, playbook, resource, json),
         Command::Notifications(cmd) => notifications::run(cmd),
         Command::Sources { json, server } => sources::run(server, json),
     };

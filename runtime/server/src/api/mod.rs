@@ -9,6 +9,7 @@ mod health;
 mod incidents;
 mod integrations;
 mod ledger;
+mod outcomes;
 pub(crate) mod playbooks;
 mod policies;
 mod principals;
@@ -48,6 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/policies", policies::router())
         .nest("/v1/graph", graph::router())
         .nest("/v1/incidents", incidents::router())
+        .nest("/v1/outcomes", outcomes::router())
         .nest("/v1/notifications", integrations::notifications_router())
         .route(
             "/v1/integrations/slack/interactions",

@@ -44,6 +44,7 @@ part!(Option<Arc<grace_cluster::Cluster>>, cluster);
 part!(Option<Arc<crate::graph::Graph>>, graph);
 part!(Arc<crate::anomaly::Anomalies>, anomalies);
 part!(Arc<crate::notify::Notifier>, notifier);
+part!(Arc<crate::outcomes::Outcomes>, outcomes);
 part!(
     Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
     shared_playbooks

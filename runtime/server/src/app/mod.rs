@@ -82,6 +82,8 @@ pub struct App {
     pub dashboard: Arc<crate::dashboard::Dashboard>,
     /// Notifications out, and the integrations' requests in (see [`crate::notify`]).
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Runs' outcomes, and what was learnt from them (see [`crate::outcomes`]).
+    pub outcomes: Arc<crate::outcomes::Outcomes>,
 }
 
 /// Why the server could not start.
@@ -193,11 +195,16 @@ impl App {
             )),
             None => None,
         };
-        let mut trust =
-            HostTrust::open(db.clone(), &config.trust).map_err(|e| ConfigError::Invalid {
+        let outcomes = Arc::new(
+            crate::outcomes::Outcomes::open(store.clone(), config.outcomes.clone())
+                .map_err(store_error("cannot read the runs' outcomes"))?,
+        );
+        let mut trust = HostTrust::open(db.clone(), &config.trust)
+            .map_err(|e| ConfigError::Invalid {
                 field: "trust",
                 message: e.to_string(),
-            })?;
+            })?
+            .with_learning(outcomes.learning().clone());
         if let Some(cluster) = &cluster {
             // Seen and decided from any replica; a run taken over finds its request.
             trust = trust
@@ -358,10 +365,6 @@ impl App {
         let shared_runs = cluster
             .as_ref()
             .map(|c| Arc::new(crate::shared_runs::SharedRuns::new(c.clone())));
-        let outcomes = Arc::new(crate::outcomes::Outcomes::new(
-            store.clone(),
-            config.outcomes.clone(),
-        ));
         let (scheduler, queues) = Scheduler::new(
             Resources {
                 config: config.clone(),
@@ -576,6 +579,7 @@ impl App {
             anomalies,
             dashboard: Arc::new(dashboard),
             notifier: notifier.clone(),
+            outcomes,
         });
         app.supervisor
             .spawn("notifier", move || notifier.clone().run());

@@ -4,8 +4,8 @@
 //! When a trigger fires, its run is given a [`Watch`] (kept with the run): what later event
 //! says the signal is over (`watch`). From then on every event the matcher takes is offered to
 //! the [`Outcomes`] tracker, which notes the first that clears each run's signal. Once a run is
-//! over and its signal cleared, or its window (`[outcomes] window`, from the triggering event)
-//! ran out, the run is judged: its [`Recovery`] (cleared or not, the time to recover, its
+//! over and its signal cleared, or its window (`[outcomes] window`, from the triggering event,
+//! or from the run's last change when that came later) ran out, the run is judged: its [`Recovery`] (cleared or not, the time to recover, its
 //! [`cost::Cost`]) is written into the stored run, read back by the API, `grace runs show` and
 //! the dashboard. Judgements are on event time, as the triggers' windows are, so a simulation
 //! judges in virtual time.
@@ -15,10 +15,11 @@
 //! `kill -9` loses no clearing event the event log kept.
 
 pub mod cost;
+pub mod learning;
 pub mod watch;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grace_model::TriggerEvent;
@@ -146,16 +147,29 @@ pub struct Outcomes {
     store: Store,
     config: OutcomesConfig,
     inner: Mutex<Inner>,
+    learning: Arc<learning::Learning>,
 }
 
 impl Outcomes {
-    /// A tracker judging runs stored in `store`.
-    pub fn new(store: Store, config: OutcomesConfig) -> Outcomes {
-        Outcomes {
+    /// A tracker judging runs stored in `store`, and what was learnt from those judged before.
+    pub fn open(store: Store, config: OutcomesConfig) -> Result<Outcomes, StoreError> {
+        let learning = Arc::new(learning::Learning::from_rows(store.run_outcomes()?));
+        Ok(Outcomes {
             store,
             config,
             inner: Mutex::new(Inner::default()),
-        }
+            learning,
+        })
+    }
+
+    /// How long a signal may take to clear (ms).
+    pub fn window_ms(&self) -> u64 {
+        self.config.window_ms()
+    }
+
+    /// What was learnt from the runs judged.
+    pub fn learning(&self) -> &Arc<learning::Learning> {
+        &self.learning
     }
 
     /// The watch of a run `event` fired through a trigger with `condition`.
@@ -253,14 +267,24 @@ impl Outcomes {
         };
         let mut judged = Vec::new();
         for (id, watch, cleared) in due {
-            let mut verdict = None;
+            let mut learnt = None;
             let done = self.store.judge_run(&id, |run| {
-                let recovery = judge(run, watch.as_ref(), cleared.as_ref());
-                verdict = Some(recovery.verdict);
-                recovery
+                let recovery = judge(run, watch.as_ref(), cleared.as_ref(), now)?;
+                learnt = Some((
+                    recovery.verdict,
+                    run.playbook.clone(),
+                    run.resource.clone(),
+                    learning::Judged::of(run, &recovery),
+                ));
+                Some(recovery)
             })?;
-            if done == Some(true) {
-                judged.extend(verdict);
+            if done == Some(true)
+                && let Some((verdict, playbook, resource, kept)) = learnt
+            {
+                judged.push(verdict);
+                if let Some(kept) = kept {
+                    self.learning.record(&playbook, &resource, kept);
+                }
             }
             // Judged now or before, or gone: no longer watched. A run not over yet stays.
             if !matches!(done, Some(false)) {
@@ -307,8 +331,18 @@ fn remove(inner: &mut Inner, id: &str) {
     }
 }
 
-/// The recovery of `run` (over), watched with `watch` and cleared at `cleared`.
-pub fn judge(run: &RunRecord, watch: Option<&Watch>, cleared: Option<&Cleared>) -> Recovery {
+/// The recovery of `run` (over), watched with `watch` and cleared at `cleared`, judged at `now`
+/// (event time); `None` while it is too early to say.
+///
+/// The window runs from the triggering event, or from the run's last change when that came
+/// later (a run that waited an hour for approval is judged on what followed its change, not
+/// on the hour it waited).
+pub fn judge(
+    run: &RunRecord,
+    watch: Option<&Watch>,
+    cleared: Option<&Cleared>,
+    now: u64,
+) -> Option<Recovery> {
     let Some(watch) = watch else {
         let why = if run.watch.is_none() {
             Unwatchable {
@@ -318,18 +352,26 @@ pub fn judge(run: &RunRecord, watch: Option<&Watch>, cleared: Option<&Cleared>) 
         } else {
             "the run was not watched".to_owned()
         };
-        return Recovery {
+        return Some(Recovery {
             verdict: Verdict::Unjudged,
             reason: why,
             cleared_at: None,
             time_to_recover_ms: None,
             cost: cost::of(&run.timeline, run.event.timestamp),
-        };
+        });
     };
+    let window = watch.until.saturating_sub(watch.since);
+    let last_change = run
+        .timeline
+        .iter()
+        .filter(|e| e.is_effective_action())
+        .map(|e| e.at)
+        .max();
+    let until = last_change.map_or(watch.until, |at| watch.until.max(at.saturating_add(window)));
     match cleared {
-        Some((at, by)) if *at <= watch.until => {
+        Some((at, by)) if *at <= until => {
             let took = at.saturating_sub(watch.since);
-            Recovery {
+            Some(Recovery {
                 verdict: Verdict::Cleared,
                 reason: format!(
                     "the signal cleared {} after the triggering event ({})",
@@ -346,18 +388,24 @@ pub fn judge(run: &RunRecord, watch: Option<&Watch>, cleared: Option<&Cleared>) 
                 cleared_at: Some(*at),
                 time_to_recover_ms: Some(took),
                 cost: cost::of(&run.timeline, *at),
-            }
+            })
         }
-        _ => Recovery {
+        _ if now < until => None,
+        _ => Some(Recovery {
             verdict: Verdict::NotCleared,
             reason: format!(
-                "the signal did not clear within {} of the triggering event",
-                words(watch.until.saturating_sub(watch.since))
+                "the signal did not clear within {} of the {}",
+                words(window),
+                if until > watch.until {
+                    "run's last change"
+                } else {
+                    "triggering event"
+                }
             ),
             cleared_at: None,
             time_to_recover_ms: None,
-            cost: cost::of(&run.timeline, watch.until),
-        },
+            cost: cost::of(&run.timeline, until),
+        }),
     }
 }
 
@@ -419,7 +467,7 @@ mod tests {
 
     fn tracker() -> (tempfile::TempDir, Store, Outcomes) {
         let (dir, store) = Store::temporary();
-        let outcomes = Outcomes::new(store.clone(), OutcomesConfig::default());
+        let outcomes = Outcomes::open(store.clone(), OutcomesConfig::default()).unwrap();
         (dir, store, outcomes)
     }
 
@@ -482,6 +530,38 @@ mod tests {
         let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
         assert_eq!(recovery.time_to_recover_ms, None);
         assert!(recovery.reason.contains("15m"), "{}", recovery.reason);
+    }
+
+    #[test]
+    fn a_run_that_acted_late_is_judged_on_the_window_after_its_change() {
+        let (_dir, store, outcomes) = tracker();
+        let mut r = run("r1", &outcomes, Some("value > 500"));
+        // It waited 40 minutes for approval, then scaled.
+        r.timeline.push(grace_engine::TimelineEntry {
+            seq: 1,
+            at: T0 + 40 * MIN,
+            offset_ms: 0,
+            interface: "scaling".into(),
+            function: "set-desired-capacity".into(),
+            args: json!({}),
+            verdict: grace_ledger::Verdict::Allowed,
+            reason: "approved".into(),
+            trust: None,
+            result: json!({"ok": {}}),
+            change: true,
+        });
+        r.state = RunState::Succeeded;
+        store.put_run(&r).unwrap();
+        outcomes.track(&r);
+        assert!(
+            outcomes.judge_due(T0 + 30 * MIN).unwrap().is_empty(),
+            "its window runs from its change"
+        );
+        outcomes.observe(&latency(T0 + 50 * MIN, 200), None);
+        assert_eq!(
+            outcomes.judge_due(T0 + 50 * MIN).unwrap(),
+            vec![Verdict::Cleared]
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 
 use super::tables::{
-    META, RECENT_FAILURES, RUN_COUNT_PREFIX, RUN_INDEX_VERSION, RUNS, RUNS_BY_CREATED,
-    UNFINISHED_RUNS, UNFINISHED_RUNS_BY_ID, UNJUDGED_RUNS,
+    META, RECENT_FAILURES, RUN_COUNT_PREFIX, RUN_INDEX_VERSION, RUN_OUTCOMES, RUNS,
+    RUNS_BY_CREATED, UNFINISHED_RUNS, UNFINISHED_RUNS_BY_ID, UNJUDGED_RUNS,
 };
 use super::{Store, StoreError, db, decode};
 use crate::runs::{RunRecord, RunState};
@@ -74,10 +74,16 @@ pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreE
         }
     }
     let mut unjudged = tx.open_table(UNJUDGED_RUNS).map_err(db)?;
-    if run.recovery.is_none() {
-        unjudged.insert(run.id.as_str(), ()).map_err(db)?;
-    } else {
-        unjudged.remove(run.id.as_str()).map_err(db)?;
+    match &run.recovery {
+        None => {
+            unjudged.insert(run.id.as_str(), ()).map_err(db)?;
+        }
+        Some(recovery) => {
+            unjudged.remove(run.id.as_str()).map_err(db)?;
+            if let Some(judged) = crate::outcomes::learning::Judged::of(run, recovery) {
+                keep_outcome(tx, run, &judged)?;
+            }
+        }
     }
     if run.state == RunState::Failed
         && let Some(at) = run.finished_at
@@ -96,6 +102,41 @@ pub(super) fn index(tx: &WriteTransaction, run: &RunRecord) -> Result<(), StoreE
             .map_err(db)?;
         for (t, id) in &expired {
             failures.remove((*t, id.as_str())).map_err(db)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a judged run's outcome to [`RUN_OUTCOMES`], and prunes its playbook and resource's
+/// oldest beyond [`crate::outcomes::learning::KEPT`].
+fn keep_outcome(
+    tx: &WriteTransaction,
+    run: &RunRecord,
+    judged: &crate::outcomes::learning::Judged,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(RUN_OUTCOMES).map_err(db)?;
+    let (playbook, resource) = (run.playbook.as_str(), run.resource.as_str());
+    table
+        .insert(
+            (playbook, resource, run.created_at, run.id.as_str()),
+            super::encode(judged)?.as_slice(),
+        )
+        .map_err(db)?;
+    let range = (playbook, resource, 0, "")..=(playbook, resource, u64::MAX, "\u{10ffff}");
+    let kept = table.range(range.clone()).map_err(db)?.count();
+    let excess = kept.saturating_sub(crate::outcomes::learning::KEPT);
+    if excess > 0 {
+        let oldest: Vec<(u64, String)> = table
+            .range(range)
+            .map_err(db)?
+            .take(excess)
+            .map(|row| row.map(|(k, _)| (k.value().2, k.value().3.to_owned())))
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        for (at, id) in &oldest {
+            table
+                .remove((playbook, resource, *at, id.as_str()))
+                .map_err(db)?;
         }
     }
     Ok(())
@@ -259,6 +300,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Every judged outcome kept (see [`crate::outcomes::learning`]): by playbook and resource,
+    /// oldest first.
+    pub fn run_outcomes(
+        &self,
+    ) -> Result<
+        Vec<(
+            crate::outcomes::learning::PairKey,
+            crate::outcomes::learning::Judged,
+        )>,
+        StoreError,
+    > {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(RUN_OUTCOMES).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            let (playbook, resource, _, id) = k.value();
+            out.push((
+                (playbook.to_owned(), resource.to_owned()),
+                decode("run outcome", id, v.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
     /// The runs not yet judged (see [`crate::outcomes`]), through the index.
     pub fn unjudged_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
@@ -280,11 +346,12 @@ impl Store {
 
     /// Stores the recovery `judge` makes of run `id`, read and written in one transaction so
     /// that nothing else the run's record holds is overwritten. `Some(true)`: judged now;
-    /// `Some(false)`: the run is not over yet; `None`: no such run, or judged before.
+    /// `Some(false)`: the run is not over yet, or `judge` says it is too early; `None`: no such
+    /// run, or judged before.
     pub fn judge_run(
         &self,
         id: &str,
-        judge: impl FnOnce(&RunRecord) -> crate::outcomes::Recovery,
+        judge: impl FnOnce(&RunRecord) -> Option<crate::outcomes::Recovery>,
     ) -> Result<Option<bool>, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let judged = {
@@ -297,14 +364,16 @@ impl Store {
                 None
             } else if !run.state.is_final() {
                 Some(false)
-            } else {
+            } else if let Some(recovery) = judge(&run) {
                 let mut run = run;
-                run.recovery = Some(judge(&run));
+                run.recovery = Some(recovery);
                 table
                     .insert(id, super::encode(&run)?.as_slice())
                     .map_err(db)?;
                 index(&tx, &run)?;
                 Some(true)
+            } else {
+                Some(false)
             }
         };
         tx.commit().map_err(db)?;

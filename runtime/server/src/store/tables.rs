@@ -83,6 +83,13 @@ pub const RUNS_BY_CREATED: TableDefinition<(u64, &str), &str> =
 /// recovery is stored.
 pub const UNJUDGED_RUNS: TableDefinition<&str, ()> = TableDefinition::new("server/runs_unjudged");
 
+/// The judged runs' outcomes by (playbook, resource, creation time ms, run id), valued by JSON
+/// `crate::outcomes::learning::Judged`: what the learning is rebuilt from at start. At most
+/// `crate::outcomes::learning::KEPT` per playbook and resource (the oldest are pruned by the
+/// write that adds one), written in the transaction that judges the run.
+pub const RUN_OUTCOMES: TableDefinition<(&str, &str, u64, &str), &[u8]> =
+    TableDefinition::new("server/run_outcomes");
+
 /// Under [`META`], `RUN_COUNT_PREFIX` + a state's name counts the runs in that state (what
 /// `/metrics` reports), kept by each run's write.
 pub const RUN_COUNT_PREFIX: &str = "runs.count.";

@@ -53,6 +53,9 @@ pub struct TrustSettings {
     /// `[[trust.resource]]`: what the trust core should know of resources.
     #[serde(default)]
     pub resource: Vec<ResourceDefaults>,
+    /// `[trust.learning]`: what the trust core does with runs' outcomes (`approval_after`).
+    #[serde(default)]
+    pub learning: grace_trust::LearningConfig,
 }
 
 /// `[[trust.resource]]`: attributes of the resources whose id matches, for policies and the risk
@@ -98,6 +101,7 @@ impl TrustSettings {
         let config = TrustConfig {
             risk: self.risk.clone(),
             guardrails: self.guardrail.clone(),
+            learning: self.learning,
         };
         grace_trust::RiskModel::new(config.risk.clone()).map_err(|e| format!("trust.risk: {e}"))?;
         grace_trust::Guardrails::new(config.guardrails.clone())
@@ -126,6 +130,8 @@ pub struct HostTrust {
     /// The health graph (the server's with `[graph]`, the simulated fleet's in a dry run):
     /// what depends on each resource, for the blast-radius factor.
     graph: Option<Arc<dyn grace_executor::GraphReader>>,
+    /// What was learnt from runs' outcomes, for `recent_failures` and `approval_after`.
+    learning: Option<Arc<crate::outcomes::learning::Learning>>,
 }
 
 impl std::fmt::Debug for HostTrust {
@@ -216,6 +222,7 @@ impl HostTrust {
             one_run: false,
             cluster_history: None,
             graph: None,
+            learning: None,
         })
     }
 
@@ -236,6 +243,16 @@ impl HostTrust {
     /// Tells the risk model what depends on each resource, from the health graph.
     pub fn with_graph(mut self, graph: Arc<dyn grace_executor::GraphReader>) -> HostTrust {
         self.graph = Some(graph);
+        self
+    }
+
+    /// Tells the trust core what was learnt from runs' outcomes (see
+    /// [`crate::outcomes::learning`]).
+    pub fn with_learning(
+        mut self,
+        learning: Arc<crate::outcomes::learning::Learning>,
+    ) -> HostTrust {
+        self.learning = Some(learning);
         self
     }
 
@@ -373,6 +390,13 @@ impl HostTrust {
         let history = History {
             recent_failures: self.recent_failures(&ask.guest.name, (self.now)()),
             last_deployment_millis: self.last_deployment(&resource),
+            // Learnt per playbook and the resource its trigger watched (the run's event's),
+            // which is what the outcomes judged.
+            learned: self
+                .learning
+                .as_ref()
+                .zip(ask.event)
+                .and_then(|(l, e)| l.learned(&ask.guest.name, &e.resource)),
         };
         Ok(Some(
             Request::new(principal, action, resource, ask.at_millis)

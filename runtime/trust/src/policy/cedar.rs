@@ -197,6 +197,15 @@ fn context(request: &Request, risk_score: u8) -> Attrs<'_> {
         "recent_failures",
         Val::Long(request.history.recent_failures.into()),
     ));
+    let learned = request.history.learned.clone().unwrap_or_default();
+    c.push(("judged_runs", Val::Long(learned.judged.into())));
+    c.push((
+        "not_cleared_streak",
+        Val::Long(learned.not_cleared_streak.into()),
+    ));
+    if let Some(p) = learned.success_percent() {
+        c.push(("success_rate", Val::Long(p.into())));
+    }
     if let Some(a) = request.signal.anomaly_score.and_then(percent) {
         c.push(("anomaly_score", Val::Long(a)));
     }
