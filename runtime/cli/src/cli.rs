@@ -97,6 +97,10 @@ pub enum Command {
         #[command(flatten)]
         server: Server,
     },
+    /// Playbooks a running server's meta-loop paused for a resource (flapping), and resuming
+    /// them (docs/outcomes.md).
+    #[command(subcommand)]
+    Pauses(PausesCommand),
     /// What a running server told Slack, PagerDuty and Jira, and how each delivery went
     /// (docs/integrations.md).
     #[command(subcommand)]
@@ -136,6 +140,30 @@ pub enum IncidentsCommand {
         /// Print the server's JSON (the incident and its causes).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// `grace pauses` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PausesCommand {
+    /// The paused playbooks, each with the resource, since when and why.
+    List {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Lets a paused playbook start runs for the resource again.
+    Resume {
+        /// The playbook.
+        #[arg(long)]
+        playbook: String,
+        /// The resource it was paused for.
+        #[arg(long)]
+        resource: String,
         #[command(flatten)]
         server: Server,
     },

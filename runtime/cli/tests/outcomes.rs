@@ -235,3 +235,128 @@ fn a_playbook_that_never_clears_its_signal_needs_approval_again_and_one_that_doe
     );
     assert!(shown.contains("fixes") && shown.contains("3/3"), "{shown}");
 }
+
+/// `group-scaler` moving `api-asg` by `step` on `test.latency` events about `web` for which
+/// `condition` holds.
+fn naive(name: &str, condition: &str, step: i64) -> String {
+    manifest(
+        name,
+        &format!(
+            "[[triggers]]\nevent_type = \"test.latency\"\nresource = \"web\"\ncondition = \"{condition}\"\n\
+             [config]\ngroups = \"api-asg\"\nstep = \"{step}\"\n[grants.scaling]\ngroups = [\"api-asg\"]\nmax_changes = 1\n"
+        ),
+    )
+}
+
+#[test]
+fn a_naive_scale_up_and_scale_down_pair_that_flaps_is_paused_until_a_person_resumes_it() {
+    let data = data_dir();
+    let server = Server::start(&path_of(&data), &[]);
+    for (name, condition, step) in [
+        ("scale-up", "value > 500", 1),
+        ("scale-down", "value < 200", -1),
+    ] {
+        let (status, body) =
+            server.upload(&naive(name, condition, step), component("group_scaler"));
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut posted = 0;
+    let mut post = |secs: u64, value: f64| {
+        assert_eq!(
+            server
+                .post("/v1/events", at("test.latency", "web", secs, value))
+                .0,
+            202
+        );
+        posted += 1;
+        server.wait_matched(posted);
+    };
+    let runs = |playbook: &str| {
+        let runs = server.runs_of(playbook);
+        for r in &runs {
+            server.wait_state(r["id"].as_str().unwrap(), &["succeeded"]);
+        }
+        runs.len()
+    };
+    // Latency oscillating every two minutes: up, down, up (two reversals): not yet flapping.
+    for (i, value) in [900.0, 100.0, 900.0].into_iter().enumerate() {
+        post(i as u64 * 120, value);
+        runs("scale-up");
+        runs("scale-down");
+    }
+    let (_, pauses) = server.get("/v1/pauses");
+    assert_eq!(pauses, json!([]));
+    // The third reversal: both playbooks are paused for `web`.
+    post(360, 100.0);
+    assert_eq!((runs("scale-up"), runs("scale-down")), (2, 2));
+    let (_, pauses) = server.get("/v1/pauses");
+    let paused: Vec<(&str, &str)> = pauses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["playbook"].as_str().unwrap(),
+                p["resource"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paused,
+        [("scale-down", "web"), ("scale-up", "web")],
+        "{pauses}"
+    );
+    assert!(
+        pauses[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("`group/api-asg` flapped: 3 opposite capacity changes (2 up, 2 down)"),
+        "{pauses}"
+    );
+    assert_eq!(server.metric("grace_playbooks_paused_total"), 2.0);
+    let (_, entries) = server.get("/v1/ledger/entries?from=0&limit=1000");
+    let recorded: Vec<&Value> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["interface"] == "meta" && e["function"] == "pause")
+        .collect();
+    assert_eq!(recorded.len(), 2, "each pause is in the ledger: {entries}");
+    assert_eq!(recorded[0]["args"]["flapping"], "group/api-asg");
+
+    // Paused: the oscillation goes on, nothing runs.
+    post(480, 900.0);
+    post(600, 100.0);
+    assert_eq!((runs("scale-up"), runs("scale-down")), (2, 2));
+    assert_eq!(
+        server.metric("grace_triggers_suppressed_total{reason=\"paused\"}"),
+        2.0
+    );
+
+    // A person resumes the scale-up for `web`; it acts again, the scale-down stays paused.
+    let out = server.grace_with(&[
+        "pauses",
+        "resume",
+        "--playbook",
+        "scale-up",
+        "--resource",
+        "web",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    post(720, 900.0);
+    assert_eq!((runs("scale-up"), runs("scale-down")), (3, 2));
+    let out = server.grace_with(&[
+        "pauses",
+        "resume",
+        "--playbook",
+        "scale-up",
+        "--resource",
+        "web",
+    ]);
+    assert!(!out.status.success(), "not paused any more");
+    let listed = stdout(&server.grace_with(&["pauses", "list"]));
+    assert!(
+        listed.contains("scale-down") && !listed.contains("scale-up"),
+        "{listed}"
+    );
+}

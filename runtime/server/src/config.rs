@@ -22,6 +22,7 @@
 //! | `[graph]` | [`crate::graph::GraphConfig`] | [`crate::graph::GraphConfig::validate`] |
 //! | `[anomaly]` | [`crate::anomaly::AnomalyConfig`] | [`crate::anomaly::AnomalyConfig::validate`] |
 //! | `[outcomes]` | [`crate::outcomes::OutcomesConfig`] | [`crate::outcomes::OutcomesConfig::validate`] |
+//! | `[meta]` | [`crate::meta::MetaConfig`] | [`crate::meta::MetaConfig::validate`] |
 //! | `[integrations]`, `[[notify]]` | [`crate::notify::config`] | [`crate::notify::config::IntegrationsConfig::validate`], [`crate::notify::config::validate_routes`] |
 //!
 //! A new section is a field of [`ServeConfig`] (serde reads it), its type in the module of what
@@ -153,6 +154,8 @@ pub struct ServeConfig {
     pub notify: Vec<crate::notify::config::NotifyRoute>,
     /// `[outcomes]`: how long a run's signal may take to clear (see `docs/outcomes.md`).
     pub outcomes: crate::outcomes::OutcomesConfig,
+    /// `[meta]`: when the meta-loop pauses a flapping playbook (see `docs/outcomes.md`).
+    pub meta: crate::meta::MetaConfig,
 }
 
 impl Default for ServeConfig {
@@ -200,6 +203,7 @@ impl Default for ServeConfig {
             integrations: crate::notify::config::IntegrationsConfig::default(),
             notify: Vec::new(),
             outcomes: crate::outcomes::OutcomesConfig::default(),
+            meta: crate::meta::MetaConfig::default(),
         }
     }
 }
@@ -311,6 +315,12 @@ impl ServeConfig {
             .validate()
             .map_err(|(field, message)| ConfigError::Invalid {
                 field: "outcomes",
+                message: format!("{field}: {message}"),
+            })?;
+        self.meta
+            .validate()
+            .map_err(|(field, message)| ConfigError::Invalid {
+                field: "meta",
                 message: format!("{field}: {message}"),
             })?;
         if let Some(c) = &self.cluster {

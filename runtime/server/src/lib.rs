@@ -48,6 +48,7 @@ pub mod intake;
 pub mod limits;
 pub mod listener;
 pub mod maintenance;
+pub mod meta;
 pub mod metrics;
 pub mod notify;
 pub mod outcomes;

@@ -103,6 +103,8 @@ pub struct Metrics {
     pub suppressed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Runs that reached each state.
     pub run_transitions: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Playbooks the meta-loop paused for a resource (see [`crate::meta`]).
+    pub playbooks_paused: AtomicU64,
     /// Runs judged, by verdict (see [`crate::outcomes`]).
     pub run_outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Host calls made by runs and collector passes.
@@ -155,6 +157,7 @@ impl Default for Metrics {
             suppressed: Mutex::default(),
             run_transitions: Mutex::default(),
             run_outcomes: Mutex::default(),
+            playbooks_paused: AtomicU64::new(0),
             host_calls: AtomicU64::new(0),
             collector_passes_ok: AtomicU64::new(0),
             collector_passes_failed: AtomicU64::new(0),
@@ -358,6 +361,12 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Counts playbooks paused.
+    pub fn playbooks_paused(&self, n: usize) {
+        self.playbooks_paused
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Counts runs judged.
     pub fn runs_judged(&self, verdicts: &[crate::outcomes::Verdict]) {
         let mut counts = crate::sync::lock(&self.run_outcomes);
@@ -426,6 +435,12 @@ impl Metrics {
         for (state, n) in crate::sync::lock(&self.run_transitions).iter() {
             let _ = writeln!(out, "grace_run_transitions_total{{state=\"{state}\"}} {n}");
         }
+        counter(
+            &mut out,
+            "grace_playbooks_paused_total",
+            "Playbooks the meta-loop paused for a resource (flapping).",
+            load(&self.playbooks_paused),
+        );
         let _ = writeln!(
             out,
             "# HELP grace_run_outcomes_total Runs judged, by whether their signal cleared.\n# TYPE grace_run_outcomes_total counter"

@@ -20,6 +20,7 @@ mod ledger_cluster;
 mod nab;
 mod notifications;
 mod outcomes;
+mod pauses;
 mod playbook;
 pub mod playbook_new;
 mod policy;
@@ -76,6 +77,7 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
             server,
         } => outcomes::run(&server, playbook, resource, json),
+        Command::Pauses(cmd) => pauses::run(cmd),
         Command::Notifications(cmd) => notifications::run(cmd),
         Command::Sources { json, server } => sources::run(server, json),
     };

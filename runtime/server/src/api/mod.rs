@@ -10,6 +10,7 @@ mod incidents;
 mod integrations;
 mod ledger;
 mod outcomes;
+mod pauses;
 pub(crate) mod playbooks;
 mod policies;
 mod principals;
@@ -50,6 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/v1/graph", graph::router())
         .nest("/v1/incidents", incidents::router())
         .nest("/v1/outcomes", outcomes::router())
+        .nest("/v1/pauses", pauses::router())
         .nest("/v1/notifications", integrations::notifications_router())
         .route(
             "/v1/integrations/slack/interactions",

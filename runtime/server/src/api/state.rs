@@ -45,6 +45,7 @@ part!(Option<Arc<crate::graph::Graph>>, graph);
 part!(Arc<crate::anomaly::Anomalies>, anomalies);
 part!(Arc<crate::notify::Notifier>, notifier);
 part!(Arc<crate::outcomes::Outcomes>, outcomes);
+part!(Arc<crate::meta::Meta>, meta);
 part!(
     Option<Arc<crate::shared_playbooks::SharedPlaybooks>>,
     shared_playbooks

@@ -84,6 +84,8 @@ pub struct App {
     pub notifier: Arc<crate::notify::Notifier>,
     /// Runs' outcomes, and what was learnt from them (see [`crate::outcomes`]).
     pub outcomes: Arc<crate::outcomes::Outcomes>,
+    /// The meta-loop's pauses (see [`crate::meta`]).
+    pub meta: Arc<crate::meta::Meta>,
 }
 
 /// Why the server could not start.
@@ -198,6 +200,10 @@ impl App {
         let outcomes = Arc::new(
             crate::outcomes::Outcomes::open(store.clone(), config.outcomes.clone())
                 .map_err(store_error("cannot read the runs' outcomes"))?,
+        );
+        let meta = Arc::new(
+            crate::meta::Meta::open(store.clone(), ledger.clone(), &config.meta)
+                .map_err(store_error("cannot read the paused playbooks"))?,
         );
         let mut trust = HostTrust::open(db.clone(), &config.trust)
             .map_err(|e| ConfigError::Invalid {
@@ -384,6 +390,7 @@ impl App {
                 }),
                 shared: shared_runs.clone(),
                 outcomes: outcomes.clone(),
+                meta: meta.clone(),
             },
             queue_rx,
         );
@@ -580,6 +587,7 @@ impl App {
             dashboard: Arc::new(dashboard),
             notifier: notifier.clone(),
             outcomes,
+            meta,
         });
         app.supervisor
             .spawn("notifier", move || notifier.clone().run());

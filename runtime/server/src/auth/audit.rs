@@ -39,6 +39,8 @@ pub enum AuditAction {
     RunsCancel,
     /// `POST /v1/runs/{id}/resume`.
     RunsResume,
+    /// `POST /v1/pauses/resume`: a person resumes a playbook the meta-loop paused.
+    PausesResume,
     /// `POST /v1/tokens`.
     TokensCreate,
     /// `DELETE /v1/tokens/{id}`.
@@ -63,13 +65,14 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every audited request.
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::PlaybooksUpload,
         AuditAction::PlaybooksEnable,
         AuditAction::PlaybooksDisable,
         AuditAction::PlaybooksDelete,
         AuditAction::RunsCancel,
         AuditAction::RunsResume,
+        AuditAction::PausesResume,
         AuditAction::TokensCreate,
         AuditAction::TokensRevoke,
         AuditAction::PrincipalsCreate,
@@ -91,6 +94,7 @@ impl AuditAction {
             AuditAction::PlaybooksDelete => "playbooks.delete",
             AuditAction::RunsCancel => "runs.cancel",
             AuditAction::RunsResume => "runs.resume",
+            AuditAction::PausesResume => "pauses.resume",
             AuditAction::TokensCreate => "tokens.create",
             AuditAction::TokensRevoke => "tokens.revoke",
             AuditAction::PrincipalsCreate => "principals.create",

@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/incidents/{id}", Needs(Read)),
     ("GET", "/v1/incidents/{id}/causes", Needs(Read)),
     ("GET", "/v1/outcomes", Needs(Read)),
+    ("GET", "/v1/pauses", Needs(Read)),
+    ("POST", "/v1/pauses/resume", Needs(Operate)),
     ("GET", "/v1/graph/nodes/{*id}", Needs(Read)),
     // As the OpenAPI document spells the route above (its id holds `/`).
     ("GET", "/v1/graph/nodes/{id}", Needs(Read)),

@@ -34,7 +34,7 @@ pub fn of(timeline: &[TimelineEntry], until: u64) -> Cost {
 }
 
 /// The instances one decided change added, from its decision's details.
-fn added_by(details: &serde_json::Value) -> Option<i64> {
+pub fn added_by(details: &serde_json::Value) -> Option<i64> {
     let state: State = serde_json::from_value(details.get("state")?.clone()).ok()?;
     let change: Change = serde_json::from_value(details.get("change")?.clone()).ok()?;
     match change {

@@ -195,6 +195,11 @@ fn match_one(s: &Scheduler, q: &Queued) -> Vec<(RunRecord, Option<Origin>)> {
                     s.r.triggers.abandon(&key);
                     continue;
                 };
+                if s.r.meta.is_paused(&playbook, &resource) {
+                    s.r.triggers.abandon(&key);
+                    s.r.metrics.suppressed("paused");
+                    continue;
+                }
                 let id = match q.origin {
                     Some(origin) => crate::shared_runs::run_id(origin, &playbook, trigger),
                     None => uuid::Uuid::new_v4().to_string(),

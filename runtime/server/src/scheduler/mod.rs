@@ -133,6 +133,8 @@ pub struct Resources {
     pub shared: Option<Arc<SharedRuns>>,
     /// The runs waiting for their outcome.
     pub outcomes: Arc<crate::outcomes::Outcomes>,
+    /// The meta-loop: what flaps is paused.
+    pub meta: Arc<crate::meta::Meta>,
 }
 
 /// The queue, the runs and their claims.

@@ -327,6 +327,9 @@ impl Scheduler {
             tracing::error!(run = %id, "cannot store the run's end: {e}");
         }
         self.settle_on_board(&run).await;
+        // What flaps is paused before the next event can start another run of it.
+        let paused = self.r.meta.run_finished(&run, system_now_millis()).await;
+        self.r.metrics.playbooks_paused(paused.len());
         lock(&self.active).remove(&id);
         self.r.metrics.transition(run.state);
         self.release(&id);

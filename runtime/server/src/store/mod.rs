@@ -6,6 +6,7 @@
 mod checkpoint;
 mod events;
 pub mod outbox;
+mod pauses;
 pub mod run_index;
 mod settings;
 pub mod tables;
@@ -193,6 +194,7 @@ impl Store {
             tx.open_table(tables::RUNS_BY_CREATED).map_err(db)?;
             tx.open_table(tables::UNJUDGED_RUNS).map_err(db)?;
             tx.open_table(tables::RUN_OUTCOMES).map_err(db)?;
+            tx.open_table(tables::PAUSES).map_err(db)?;
             let read = run_index::migrate(&tx, grace_engine::event::system_now_millis())?;
             if read > 0 {
                 tracing::info!(

@@ -90,6 +90,10 @@ pub const UNJUDGED_RUNS: TableDefinition<&str, ()> = TableDefinition::new("serve
 pub const RUN_OUTCOMES: TableDefinition<(&str, &str, u64, &str), &[u8]> =
     TableDefinition::new("server/run_outcomes");
 
+/// Playbooks paused for a resource by the meta-loop, by (playbook, resource): JSON
+/// `crate::meta::Pause`, until a person resumes them.
+pub const PAUSES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("server/pauses");
+
 /// Under [`META`], `RUN_COUNT_PREFIX` + a state's name counts the runs in that state (what
 /// `/metrics` reports), kept by each run's write.
 pub const RUN_COUNT_PREFIX: &str = "runs.count.";

@@ -576,6 +576,7 @@ fn with_proposal(mut decided: TrustDecision, request: &Request) -> TrustDecision
         return decided;
     }
     if let Some(details) = decided.details.as_mut().and_then(Value::as_object_mut) {
+        details.insert("resource".into(), json!(request.resource.key()));
         details.insert("state".into(), json!(request.state));
         details.insert("change".into(), json!(request.change));
     }
