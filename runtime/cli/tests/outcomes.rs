@@ -126,10 +126,6 @@ fn a_run_whose_latency_stays_high_past_its_window_is_judged_not_cleared() {
             .contains("did not clear within 4m"),
         "{recovery}"
     );
-    assert_eq!(server.post("/v1/events", sample(660, 100)).0, 202);
-    server.wait_matched(incident().as_array().unwrap().len() + 2);
-    let (_, run) = server.get(&format!("/v1/runs/{id}"));
-    assert_eq!(run["recovery"]["verdict"], "not-cleared", "judged once");
 }
 
 /// A playbook scaling `api-asg` by one on `test.latency` events about `resource` over 500, at

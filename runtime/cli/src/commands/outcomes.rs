@@ -63,14 +63,18 @@ fn row(o: &Value) -> Vec<String> {
     vec![
         render::cell(&o["playbook"]),
         render::cell(&o["resource"]),
-        format!("{}/{}", o["cleared"], o["judged"]),
+        format!(
+            "{}/{}",
+            render::cell(&o["cleared"]),
+            render::cell(&o["judged"])
+        ),
         format!(
             "{} ({}-{})",
             percent(&o["success_rate"]),
             percent(&interval[0]),
             percent(&interval[1])
         ),
-        o["not_cleared_streak"].to_string(),
+        render::cell(&o["not_cleared_streak"]),
         o["median_time_to_recover_ms"]
             .as_u64()
             .map_or("-".to_owned(), |ms| format!("{} s", ms / 1000)),

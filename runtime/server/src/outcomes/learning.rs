@@ -40,8 +40,13 @@ pub struct Judged {
 
 impl Judged {
     /// What learning keeps of `run`, judged `recovery`; nothing for a run that could not be
-    /// judged.
+    /// judged, or that changed nothing (a run whose change was refused, or never approved, says
+    /// nothing of whether the playbook's change helps: counting it as a success would end the
+    /// streak that made its change need approval).
     pub fn of(run: &RunRecord, recovery: &Recovery) -> Option<Judged> {
+        if !run.timeline.iter().any(|e| e.is_effective_action()) {
+            return None;
+        }
         let cleared = match recovery.verdict {
             Verdict::Cleared => true,
             Verdict::NotCleared => false,
@@ -76,7 +81,7 @@ pub struct PairStats {
     /// The median time to recover of the runs that cleared (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub median_time_to_recover_ms: Option<u64>,
-    /// The slowest and fastest recoveries (ms).
+    /// The fastest and slowest recoveries (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_to_recover_range_ms: Option<[u64; 2]>,
     /// Capacity-minutes the runs' changes added, in all.
@@ -126,11 +131,13 @@ impl Learning {
         } = &mut *guard;
         *clock += 1;
         let key = (playbook.to_owned(), resource.to_owned());
+        // A pair whose latest run did not clear is forgotten last: forgetting it would lift the
+        // approval its streak may call for.
         if pairs.len() >= MAX_PAIRS
             && !pairs.contains_key(&key)
             && let Some(stale) = pairs
                 .iter()
-                .min_by_key(|(_, p)| p.touched)
+                .min_by_key(|(_, p)| (p.runs.back().is_some_and(|r| !r.cleared), p.touched))
                 .map(|(k, _)| k.clone())
         {
             pairs.remove(&stale);

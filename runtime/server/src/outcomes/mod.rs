@@ -117,13 +117,28 @@ pub type Cleared = (u64, String);
 /// One run waiting to be judged.
 #[derive(Debug)]
 struct Watched {
-    /// Absent: the run's signal cannot be watched, and it is judged as soon as it is over.
+    /// What says its signal cleared, and the condition parsed; absent when nothing can (the
+    /// run is judged `unjudged` as soon as it is over).
     watch: Option<(Watch, Option<Condition>)>,
-    /// The first clearing event.
+    /// Why there is no watch.
+    unwatchable: Option<String>,
+    /// Since when its signal is cleared (the first clearing event since the signal was last
+    /// back), and the type of that event.
     cleared: Option<Cleared>,
     /// Order of arrival, to evict the oldest.
     order: u64,
+    /// Ticks of [`Outcomes::judge_due`] to skip before looking at the run again: a run not over
+    /// yet is not read from the store at every tick.
+    skip: u32,
+    /// Looks that did not find the run stored (it is stored just after it is tracked).
+    missing: u32,
 }
+
+/// Ticks a run not over yet is left before it is read again.
+const RECHECK_TICKS: u32 = 10;
+/// Looks that may miss a run before it is no longer watched (it was never stored: its event's
+/// runs were left to another replica).
+const MAX_MISSES: u32 = 60;
 
 impl Watched {
     fn due(&self, now: u64) -> bool {
@@ -137,7 +152,7 @@ impl Watched {
 #[derive(Debug, Default)]
 struct Inner {
     runs: HashMap<String, Watched>,
-    /// Run ids by the (event type, resource) that can clear them.
+    /// Run ids by the (event type, resource) that can clear them or say their signal is back.
     by_signal: HashMap<(String, String), Vec<String>>,
     next: u64,
 }
@@ -199,16 +214,34 @@ impl Outcomes {
             tracing::warn!(run = %oldest, "too many runs waiting for their outcome: the oldest is no longer watched");
             remove(&mut inner, &oldest);
         }
-        let watch = run.watch.clone().map(|w| {
-            let c = w.condition();
-            (w, c)
-        });
+        let (watch, unwatchable) = match &run.watch {
+            None => (
+                None,
+                Some(
+                    Unwatchable {
+                        event_type: run.event.event_type.clone(),
+                    }
+                    .to_string(),
+                ),
+            ),
+            Some(w) => match w.condition() {
+                Ok(c) => (Some((w.clone(), c)), None),
+                Err(e) => (
+                    None,
+                    Some(format!("the trigger's condition no longer parses: {e}")),
+                ),
+            },
+        };
         if let Some((w, _)) = &watch {
-            inner
-                .by_signal
-                .entry((w.event_type.clone(), w.resource.clone()))
-                .or_default()
-                .push(run.id.clone());
+            for kind in [&w.event_type, &w.fires_on] {
+                let ids = inner
+                    .by_signal
+                    .entry((kind.clone(), w.resource.clone()))
+                    .or_default();
+                if !ids.contains(&run.id) {
+                    ids.push(run.id.clone());
+                }
+            }
         }
         let order = inner.next;
         inner.next += 1;
@@ -216,14 +249,18 @@ impl Outcomes {
             run.id.clone(),
             Watched {
                 watch,
+                unwatchable,
                 cleared: None,
                 order,
+                skip: 0,
+                missing: 0,
             },
         );
     }
 
     /// Offers `event` (with the health graph's facts of its resource) to the runs watching its
-    /// signal.
+    /// signal: the first event that clears it starts a clearing, a triggering event of the
+    /// series after that ends it (the signal is back).
     pub fn observe(&self, event: &TriggerEvent, graph: Option<&Value>) {
         let mut inner = lock(&self.inner);
         let key = (event.event_type.clone(), event.resource.clone());
@@ -237,75 +274,156 @@ impl Outcomes {
             let Some((watch, condition)) = &w.watch else {
                 continue;
             };
-            let earlier = w
-                .cleared
-                .as_ref()
-                .is_some_and(|(at, _)| *at <= event.timestamp);
-            if !earlier && watch.clears(event, graph, condition.as_ref()) {
-                w.cleared = Some((event.timestamp, event.event_type.clone()));
+            match &w.cleared {
+                Some((at, _)) if watch.breaches(event, graph, condition.as_ref()) => {
+                    if event.timestamp >= *at {
+                        w.cleared = None;
+                    }
+                }
+                Some((at, _)) if *at <= event.timestamp => {}
+                _ => {
+                    if watch.clears(event, graph, condition.as_ref()) {
+                        w.cleared = Some((event.timestamp, event.event_type.clone()));
+                    }
+                }
             }
         }
     }
 
     /// Judges the runs that are over and whose signal cleared or whose window ran out by `now`
-    /// (event time, ms); returns their verdicts.
-    pub fn judge_due(&self, now: u64) -> Result<Vec<Verdict>, StoreError> {
-        let due: Vec<(String, Option<Watch>, Option<Cleared>)> = {
-            let inner = lock(&self.inner);
+    /// (event time, ms); returns their verdicts. A run that cannot be read is logged and
+    /// looked at again later; it never holds up the others.
+    pub fn judge_due(&self, now: u64) -> Vec<Verdict> {
+        let due: Vec<String> = {
+            let mut inner = lock(&self.inner);
             inner
                 .runs
-                .iter()
-                .filter(|(_, w)| w.due(now))
-                .map(|(id, w)| {
-                    (
-                        id.clone(),
-                        w.watch.as_ref().map(|(w, _)| w.clone()),
-                        w.cleared.clone(),
-                    )
+                .iter_mut()
+                .filter_map(|(id, w)| {
+                    if w.skip > 0 {
+                        w.skip -= 1;
+                        return None;
+                    }
+                    w.due(now).then(|| id.clone())
                 })
                 .collect()
         };
         let mut judged = Vec::new();
-        for (id, watch, cleared) in due {
-            let mut learnt = None;
-            let done = self.store.judge_run(&id, |run| {
-                let recovery = judge(run, watch.as_ref(), cleared.as_ref(), now)?;
-                learnt = Some((
-                    recovery.verdict,
-                    run.playbook.clone(),
-                    run.resource.clone(),
-                    learning::Judged::of(run, &recovery),
-                ));
-                Some(recovery)
-            })?;
-            if done == Some(true)
-                && let Some((verdict, playbook, resource, kept)) = learnt
-            {
-                judged.push(verdict);
-                if let Some(kept) = kept {
-                    self.learning.record(&playbook, &resource, kept);
+        for id in due {
+            match self.judge_one(&id, now) {
+                Ok(Some(verdict)) => judged.push(verdict),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(run = %id, "cannot judge the run's outcome: {e}");
+                    self.later(&id, RECHECK_TICKS);
                 }
             }
-            // Judged now or before, or gone: no longer watched. A run not over yet stays.
-            if !matches!(done, Some(false)) {
-                remove(&mut lock(&self.inner), &id);
-            }
         }
-        Ok(judged)
+        judged
     }
 
-    /// Takes back the runs stored unjudged, and offers them the events stored since the
-    /// earliest of their triggering events.
+    /// Judges run `id` if it is time: read first, written (in one transaction with its indexes)
+    /// only when there is a judgement to write.
+    fn judge_one(&self, id: &str, now: u64) -> Result<Option<Verdict>, StoreError> {
+        let Some(run) = self.store.run(id)? else {
+            let mut inner = lock(&self.inner);
+            if let Some(w) = inner.runs.get_mut(id) {
+                w.missing += 1;
+                w.skip = 1;
+                if w.missing > MAX_MISSES {
+                    remove(&mut inner, id);
+                }
+            }
+            return Ok(None);
+        };
+        if run.recovery.is_some() {
+            remove(&mut lock(&self.inner), id);
+            return Ok(None);
+        }
+        let (watch, unwatchable, cleared) = {
+            let inner = lock(&self.inner);
+            let Some(w) = inner.runs.get(id) else {
+                return Ok(None);
+            };
+            (
+                w.watch.as_ref().map(|(w, _)| w.clone()),
+                w.unwatchable.clone(),
+                w.cleared.clone(),
+            )
+        };
+        let judged = |run: &RunRecord| {
+            judge(
+                run,
+                watch.as_ref(),
+                unwatchable.as_deref(),
+                cleared.as_ref(),
+                now,
+            )
+        };
+        if judged(&run).is_none() {
+            self.later(id, RECHECK_TICKS);
+            return Ok(None);
+        }
+        let mut learnt = None;
+        let done = self.store.judge_run(id, |run| {
+            let recovery = judged(run)?;
+            learnt = Some((
+                recovery.verdict,
+                run.playbook.clone(),
+                run.resource.clone(),
+                learning::Judged::of(run, &recovery),
+            ));
+            Some(recovery)
+        })?;
+        if done == Some(false) {
+            self.later(id, RECHECK_TICKS);
+            return Ok(None);
+        }
+        remove(&mut lock(&self.inner), id);
+        let Some((verdict, playbook, resource, kept)) = learnt.filter(|_| done == Some(true))
+        else {
+            return Ok(None);
+        };
+        if let Some(kept) = kept {
+            self.learning.record(&playbook, &resource, kept);
+        }
+        Ok(Some(verdict))
+    }
+
+    fn later(&self, id: &str, ticks: u32) {
+        if let Some(w) = lock(&self.inner).runs.get_mut(id) {
+            w.skip = ticks;
+        }
+    }
+
+    /// Takes back the runs stored unjudged, and offers those with a watch the events stored
+    /// since the earliest of their triggering events (read a page at a time, at most
+    /// [`MAX_REPLAYED`]).
     pub fn rebuild(&self) -> Result<usize, StoreError> {
         let runs = self.store.unjudged_runs()?;
-        let Some(from) = runs.iter().map(|r| r.event_seq).min() else {
-            return Ok(0);
-        };
         for run in &runs {
             self.track(run);
         }
-        for stored in self.store.events(from.saturating_add(1), MAX_REPLAYED)? {
-            self.observe(&stored.event, stored.graph.as_ref());
+        let Some(from) = runs
+            .iter()
+            .filter(|r| r.watch.is_some())
+            .map(|r| r.event_seq)
+            .min()
+        else {
+            return Ok(runs.len());
+        };
+        let mut next = from.saturating_add(1);
+        let mut replayed = 0;
+        while replayed < MAX_REPLAYED {
+            let page = self.store.events(next, REPLAY_PAGE)?;
+            let Some(last) = page.last().map(|e| e.seq) else {
+                break;
+            };
+            replayed += page.len();
+            for stored in &page {
+                self.observe(&stored.event, stored.graph.as_ref());
+            }
+            next = last.saturating_add(1);
         }
         Ok(runs.len())
     }
@@ -316,49 +434,60 @@ impl Outcomes {
     }
 }
 
+/// Events read from the log at a time when watching again at start.
+const REPLAY_PAGE: usize = 1_000;
+
 fn remove(inner: &mut Inner, id: &str) {
     let Some(w) = inner.runs.remove(id) else {
         return;
     };
     if let Some((watch, _)) = w.watch {
-        let key = (watch.event_type, watch.resource);
-        if let Some(ids) = inner.by_signal.get_mut(&key) {
-            ids.retain(|i| i != id);
-            if ids.is_empty() {
-                inner.by_signal.remove(&key);
+        for kind in [watch.event_type, watch.fires_on] {
+            let key = (kind, watch.resource.clone());
+            if let Some(ids) = inner.by_signal.get_mut(&key) {
+                ids.retain(|i| i != id);
+                if ids.is_empty() {
+                    inner.by_signal.remove(&key);
+                }
             }
         }
     }
 }
 
-/// The recovery of `run` (over), watched with `watch` and cleared at `cleared`, judged at `now`
-/// (event time); `None` while it is too early to say.
+/// The recovery of `run`, watched with `watch` (or not, because `unwatchable`) and cleared
+/// since `cleared`, judged at `now` (event time); `None` while it is too early to say: the run
+/// is not over, or its signal has not cleared and its window is still open.
 ///
 /// The window runs from the triggering event, or from the run's last change when that came
 /// later (a run that waited an hour for approval is judged on what followed its change, not
-/// on the hour it waited).
+/// on the hour it waited). A run interrupted by a stop of the server and not resumed within
+/// its window is judged `unjudged`.
 pub fn judge(
     run: &RunRecord,
     watch: Option<&Watch>,
+    unwatchable: Option<&str>,
     cleared: Option<&Cleared>,
     now: u64,
 ) -> Option<Recovery> {
-    let Some(watch) = watch else {
-        let why = if run.watch.is_none() {
-            Unwatchable {
-                event_type: run.event.event_type.clone(),
-            }
-            .to_string()
-        } else {
-            "the run was not watched".to_owned()
-        };
-        return Some(Recovery {
+    let interrupted = run.state == crate::runs::RunState::Interrupted;
+    if !run.state.is_final() && !interrupted {
+        return None;
+    }
+    let unjudged = |reason: String, until: u64| {
+        Some(Recovery {
             verdict: Verdict::Unjudged,
-            reason: why,
+            reason,
             cleared_at: None,
             time_to_recover_ms: None,
-            cost: cost::of(&run.timeline, run.event.timestamp),
-        });
+            cost: cost::of(&run.timeline, until),
+        })
+    };
+    let Some(watch) = watch else {
+        if interrupted {
+            return None;
+        }
+        let why = unwatchable.unwrap_or("the run was not watched");
+        return unjudged(why.to_owned(), run.event.timestamp);
     };
     let window = watch.until.saturating_sub(watch.since);
     let last_change = run
@@ -368,6 +497,15 @@ pub fn judge(
         .map(|e| e.at)
         .max();
     let until = last_change.map_or(watch.until, |at| watch.until.max(at.saturating_add(window)));
+    if interrupted {
+        if now < until {
+            return None;
+        }
+        return unjudged(
+            "the run was interrupted (the server stopped while it ran) and not resumed within its window".to_owned(),
+            until,
+        );
+    }
     match cleared {
         Some((at, by)) if *at <= until => {
             let took = at.saturating_sub(watch.since);
@@ -471,6 +609,14 @@ mod tests {
         (dir, store, outcomes)
     }
 
+    /// Judges at `now` for as many ticks as a run not over yet may be left: what the judge
+    /// task would have judged by then.
+    fn judged_by(outcomes: &Outcomes, now: u64) -> Vec<Verdict> {
+        (0..=RECHECK_TICKS)
+            .flat_map(|_| outcomes.judge_due(now))
+            .collect()
+    }
+
     fn finish(store: &Store, id: &str) {
         let mut r = store.run(id).unwrap().unwrap();
         r.state = RunState::Succeeded;
@@ -485,17 +631,14 @@ mod tests {
         outcomes.track(&r);
         outcomes.observe(&latency(T0 + MIN, 650), None);
         outcomes.observe(&latency(T0 + 4 * MIN, 300), None);
-        outcomes.observe(&latency(T0 + 5 * MIN, 900), None);
+        outcomes.observe(&latency(T0 + 5 * MIN, 250), None);
         assert!(
-            outcomes.judge_due(T0 + 5 * MIN).unwrap().is_empty(),
+            judged_by(&outcomes, T0 + 5 * MIN).is_empty(),
             "still running"
         );
         assert_eq!(store.unjudged_runs().unwrap().len(), 1);
         finish(&store, "r1");
-        assert_eq!(
-            outcomes.judge_due(T0 + 5 * MIN).unwrap(),
-            vec![Verdict::Cleared]
-        );
+        assert_eq!(judged_by(&outcomes, T0 + 5 * MIN), vec![Verdict::Cleared]);
         let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
         assert_eq!(recovery.time_to_recover_ms, Some(4 * MIN));
         assert_eq!(recovery.cleared_at, Some(T0 + 4 * MIN));
@@ -506,10 +649,43 @@ mod tests {
         );
         assert!(store.unjudged_runs().unwrap().is_empty());
         assert_eq!(outcomes.watched(), 0);
+        // Judged: the run's record and the store's indexes are final.
+        assert!(judged_by(&outcomes, T0 + 60 * MIN).is_empty());
+        let again = store.judge_run("r1", |_| panic!("judged twice")).unwrap();
+        assert_eq!(again, None, "once");
+    }
+
+    #[test]
+    fn a_clearing_that_did_not_last_is_not_a_recovery() {
+        let (_dir, store, outcomes) = tracker();
+        let r = run("r1", &outcomes, Some("value > 500"));
+        store.put_run(&r).unwrap();
+        outcomes.track(&r);
+        outcomes.observe(&latency(T0 + 4 * MIN, 300), None);
+        // Back over the bound before the run is over (it waited for approval, say).
+        outcomes.observe(&latency(T0 + 5 * MIN, 900), None);
+        finish(&store, "r1");
         assert!(
-            outcomes.judge_due(T0 + 60 * MIN).unwrap().is_empty(),
-            "once"
+            judged_by(&outcomes, T0 + 10 * MIN).is_empty(),
+            "not cleared now"
         );
+        assert_eq!(
+            judged_by(&outcomes, T0 + 15 * MIN),
+            vec![Verdict::NotCleared]
+        );
+    }
+
+    #[test]
+    fn events_of_another_sender_neither_clear_nor_breach() {
+        let (_dir, store, outcomes) = tracker();
+        let r = run("r1", &outcomes, Some("value > 500"));
+        store.put_run(&r).unwrap();
+        outcomes.track(&r);
+        finish(&store, "r1");
+        let mut other = latency(T0 + MIN, 100);
+        other.actor = "somebody-else".into();
+        outcomes.observe(&other, None);
+        assert!(judged_by(&outcomes, T0 + 2 * MIN).is_empty());
     }
 
     #[test]
@@ -520,11 +696,11 @@ mod tests {
         outcomes.track(&r);
         finish(&store, "r1");
         outcomes.observe(&latency(T0 + MIN, 800), None);
-        assert!(outcomes.judge_due(T0 + 14 * MIN).unwrap().is_empty());
+        assert!(judged_by(&outcomes, T0 + 14 * MIN).is_empty());
         // Back within bound, but after the window: too late to count.
         outcomes.observe(&latency(T0 + 16 * MIN, 100), None);
         assert_eq!(
-            outcomes.judge_due(T0 + 16 * MIN).unwrap(),
+            judged_by(&outcomes, T0 + 16 * MIN),
             vec![Verdict::NotCleared]
         );
         let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
@@ -554,14 +730,11 @@ mod tests {
         store.put_run(&r).unwrap();
         outcomes.track(&r);
         assert!(
-            outcomes.judge_due(T0 + 30 * MIN).unwrap().is_empty(),
+            judged_by(&outcomes, T0 + 30 * MIN).is_empty(),
             "its window runs from its change"
         );
         outcomes.observe(&latency(T0 + 50 * MIN, 200), None);
-        assert_eq!(
-            outcomes.judge_due(T0 + 50 * MIN).unwrap(),
-            vec![Verdict::Cleared]
-        );
+        assert_eq!(judged_by(&outcomes, T0 + 50 * MIN), vec![Verdict::Cleared]);
     }
 
     #[test]
@@ -572,7 +745,7 @@ mod tests {
         store.put_run(&r).unwrap();
         outcomes.track(&r);
         finish(&store, "r1");
-        assert_eq!(outcomes.judge_due(T0).unwrap(), vec![Verdict::Unjudged]);
+        assert_eq!(judged_by(&outcomes, T0), vec![Verdict::Unjudged]);
         let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
         assert!(
             recovery.reason.contains("no condition"),

@@ -8,6 +8,10 @@
 //! | `alert.firing` | `alert.resolved` of the same alert (source, resource, `fingerprint`, else `labels`) |
 //! | any other, with a condition | of the same type and series (source, resource, `metric`, `labels`), with the condition false |
 //! | any other, without a condition | nothing: the run cannot be judged, and says so |
+//!
+//! Only events from the same actor (the source's or collector's name) count. A triggering
+//! event of the same series after a clearing ([`Watch::breaches`]) says the clearing did not
+//! last.
 
 use grace_model::TriggerEvent;
 use grace_model::condition::Condition;
@@ -26,8 +30,13 @@ const SAMPLE_SERIES: &[&str] = &["metric", "labels"];
 pub struct Watch {
     /// The type of the events that can say so.
     pub event_type: String,
+    /// The type of the events that say the signal is back (the triggering event's): a clearing
+    /// followed by one of these did not last.
+    pub fires_on: String,
     /// Their source.
     pub source: String,
+    /// Who sent them (the source's or collector's name): the same as the triggering event's.
+    pub actor: String,
     /// Their resource.
     pub resource: String,
     /// Payload fields they must carry with these same values: the series (or the alert) of
@@ -86,7 +95,9 @@ impl Watch {
             .collect();
         Ok(Watch {
             event_type: event_type.to_owned(),
+            fires_on: event.event_type.clone(),
             source: event.source.clone(),
+            actor: event.actor.clone(),
             resource: event.resource.clone(),
             series,
             unless,
@@ -95,11 +106,39 @@ impl Watch {
         })
     }
 
-    /// The watch's condition, parsed again (it was parsed when the playbook was uploaded).
-    pub fn condition(&self) -> Option<Condition> {
+    /// The watch's condition, parsed again (it was parsed when the playbook was uploaded):
+    /// `Ok(None)` for a watch without one, `Err` when it no longer parses (then nothing can
+    /// say the signal cleared: every sample of the series would).
+    pub fn condition(&self) -> Result<Option<Condition>, String> {
         self.unless
             .as_deref()
-            .and_then(|c| Condition::parse(c).ok())
+            .map(|c| Condition::parse(c).map_err(|e| format!("`{c}`: {}", e.message)))
+            .transpose()
+    }
+
+    /// Whether `event` is of the watched series (whatever it says).
+    fn of_series(&self, event: &TriggerEvent) -> bool {
+        event.resource == self.resource
+            && event.source == self.source
+            && event.actor == self.actor
+            && event.timestamp > self.since
+            && self
+                .series
+                .iter()
+                .all(|(k, v)| event.payload.get(k).unwrap_or(&Value::Null) == v)
+    }
+
+    /// Whether `event` says the signal is back after clearing: a triggering event of the same
+    /// series (with the condition true, for a watch with one).
+    pub fn breaches(
+        &self,
+        event: &TriggerEvent,
+        graph: Option<&Value>,
+        condition: Option<&Condition>,
+    ) -> bool {
+        event.event_type == self.fires_on
+            && self.of_series(event)
+            && condition.is_none_or(|c| c.eval_with(event, graph))
     }
 
     /// Whether `event` (whose resource the health graph described as `graph`) says the signal
@@ -111,13 +150,7 @@ impl Watch {
         condition: Option<&Condition>,
     ) -> bool {
         event.event_type == self.event_type
-            && event.resource == self.resource
-            && event.source == self.source
-            && event.timestamp > self.since
-            && self
-                .series
-                .iter()
-                .all(|(k, v)| event.payload.get(k).unwrap_or(&Value::Null) == v)
+            && self.of_series(event)
             && condition.is_none_or(|c| !c.eval_with(event, graph))
     }
 }
@@ -160,7 +193,7 @@ mod tests {
         );
         let w = Watch::new(&fired, Some(&c), WINDOW).unwrap();
         assert_eq!(w.until, T0 + WINDOW);
-        let c = w.condition();
+        let c = w.condition().unwrap();
         let clears = |e: &TriggerEvent| w.clears(e, None, c.as_ref());
         let sample = |at, metric: &str, labels: &Value, value| {
             event(

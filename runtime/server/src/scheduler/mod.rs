@@ -504,8 +504,7 @@ async fn judge_outcomes(s: Arc<Scheduler>) -> Result<(), TaskError> {
         tokio::time::sleep(JUDGE_EVERY).await;
         let (outcomes, now) = (s.r.outcomes.clone(), s.r.executors.clock.now_millis());
         match tokio::task::spawn_blocking(move || outcomes.judge_due(now)).await {
-            Ok(Ok(judged)) => s.r.metrics.runs_judged(&judged),
-            Ok(Err(e)) => tracing::error!("cannot store runs' outcomes: {e}"),
+            Ok(judged) => s.r.metrics.runs_judged(&judged),
             Err(e) => return Err(TaskError::new(e)),
         }
     }

@@ -346,8 +346,8 @@ impl Store {
 
     /// Stores the recovery `judge` makes of run `id`, read and written in one transaction so
     /// that nothing else the run's record holds is overwritten. `Some(true)`: judged now;
-    /// `Some(false)`: the run is not over yet, or `judge` says it is too early; `None`: no such
-    /// run, or judged before.
+    /// `Some(false)`: `judge` says it is too early (the run is not over, or its window is
+    /// open); `None`: no such run, or judged before. Only a judgement is committed.
     pub fn judge_run(
         &self,
         id: &str,
@@ -357,13 +357,16 @@ impl Store {
         let judged = {
             let mut table = tx.open_table(RUNS).map_err(db)?;
             let run = match table.get(id).map_err(db)? {
-                Some(v) => decode::<RunRecord>("run", id, v.value())?,
-                None => return Ok(None),
+                Some(v) => Some(decode::<RunRecord>("run", id, v.value())?),
+                None => None,
+            };
+            let Some(run) = run else {
+                drop(table);
+                tx.abort().map_err(db)?;
+                return Ok(None);
             };
             if run.recovery.is_some() {
                 None
-            } else if !run.state.is_final() {
-                Some(false)
             } else if let Some(recovery) = judge(&run) {
                 let mut run = run;
                 run.recovery = Some(recovery);
@@ -376,7 +379,12 @@ impl Store {
                 Some(false)
             }
         };
-        tx.commit().map_err(db)?;
+        // Nothing written: no commit (a commit waits for the disk even when empty).
+        if judged == Some(true) {
+            tx.commit().map_err(db)?;
+        } else {
+            tx.abort().map_err(db)?;
+        }
         Ok(judged)
     }
 
