@@ -232,22 +232,43 @@ fn a_playbook_that_never_clears_its_signal_needs_approval_again_and_one_that_doe
     assert!(shown.contains("fixes") && shown.contains("3/3"), "{shown}");
 }
 
-/// `group-scaler` moving `api-asg` by `step` on `test.latency` events about `web` for which
-/// `condition` holds.
+/// `group-scaler` moving `api-asg` by `step` on `test.latency` events about `web` (or any
+/// `web-*`) for which `condition` holds.
 fn naive(name: &str, condition: &str, step: i64) -> String {
     manifest(
         name,
         &format!(
-            "[[triggers]]\nevent_type = \"test.latency\"\nresource = \"web\"\ncondition = \"{condition}\"\n\
+            "[[triggers]]\nevent_type = \"test.latency\"\nresource = \"web*\"\ncondition = \"{condition}\"\n\
              [config]\ngroups = \"api-asg\"\nstep = \"{step}\"\n[grants.scaling]\ngroups = [\"api-asg\"]\nmax_changes = 1\n"
         ),
     )
 }
 
+/// Posts a `test.latency` event about `web` at `secs`, and waits until it is matched.
+fn post_latency(server: &Server, posted: &mut usize, secs: u64, value: f64) {
+    assert_eq!(
+        server
+            .post("/v1/events", at("test.latency", "web", secs, value))
+            .0,
+        202
+    );
+    *posted += 1;
+    server.wait_matched(*posted);
+}
+
+/// How many runs `playbook` has, once they are all over.
+fn settled_runs(server: &Server, playbook: &str) -> usize {
+    let runs = server.runs_of(playbook);
+    for r in &runs {
+        server.wait_state(r["id"].as_str().unwrap(), &["succeeded"]);
+    }
+    runs.len()
+}
+
 #[test]
 fn a_naive_scale_up_and_scale_down_pair_that_flaps_is_paused_until_a_person_resumes_it() {
     let data = data_dir();
-    let server = Server::start(&path_of(&data), &[]);
+    let mut server = Server::start(&path_of(&data), &[]);
     for (name, condition, step) in [
         ("scale-up", "value > 500", 1),
         ("scale-down", "value < 200", -1),
@@ -257,34 +278,23 @@ fn a_naive_scale_up_and_scale_down_pair_that_flaps_is_paused_until_a_person_resu
         assert_eq!(status, 201, "{body}");
     }
     let mut posted = 0;
-    let mut post = |secs: u64, value: f64| {
-        assert_eq!(
-            server
-                .post("/v1/events", at("test.latency", "web", secs, value))
-                .0,
-            202
-        );
-        posted += 1;
-        server.wait_matched(posted);
-    };
-    let runs = |playbook: &str| {
-        let runs = server.runs_of(playbook);
-        for r in &runs {
-            server.wait_state(r["id"].as_str().unwrap(), &["succeeded"]);
-        }
-        runs.len()
-    };
     // Latency oscillating every two minutes: up, down, up (two reversals): not yet flapping.
     for (i, value) in [900.0, 100.0, 900.0].into_iter().enumerate() {
-        post(i as u64 * 120, value);
-        runs("scale-up");
-        runs("scale-down");
+        post_latency(&server, &mut posted, i as u64 * 120, value);
+        settled_runs(&server, "scale-up");
+        settled_runs(&server, "scale-down");
     }
     let (_, pauses) = server.get("/v1/pauses");
     assert_eq!(pauses, json!([]));
     // The third reversal: both playbooks are paused for `web`.
-    post(360, 100.0);
-    assert_eq!((runs("scale-up"), runs("scale-down")), (2, 2));
+    post_latency(&server, &mut posted, 360, 100.0);
+    let counts = |server: &Server| {
+        (
+            settled_runs(server, "scale-up"),
+            settled_runs(server, "scale-down"),
+        )
+    };
+    assert_eq!(counts(&server), (2, 2));
     let (_, pauses) = server.get("/v1/pauses");
     let paused: Vec<(&str, &str)> = pauses
         .as_array()
@@ -303,14 +313,13 @@ fn a_naive_scale_up_and_scale_down_pair_that_flaps_is_paused_until_a_person_resu
         "{pauses}"
     );
     assert!(
-        pauses[0]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("`group/api-asg` flapped: 3 opposite capacity changes (2 up, 2 down)"),
+        pauses[0]["reason"].as_str().unwrap().starts_with(
+            "`group/api-asg` flapped: 3 reversals among 4 capacity changes (2 up, 2 down)"
+        ),
         "{pauses}"
     );
     assert_eq!(server.metric("grace_playbooks_paused_total"), 2.0);
-    let (_, entries) = server.get("/v1/ledger/entries?from=0&limit=1000");
+    let (_, entries) = server.get("/v1/ledger/entries?from=0&limit=1000&run=meta");
     let recorded: Vec<&Value> = entries
         .as_array()
         .unwrap()
@@ -320,16 +329,44 @@ fn a_naive_scale_up_and_scale_down_pair_that_flaps_is_paused_until_a_person_resu
     assert_eq!(recorded.len(), 2, "each pause is in the ledger: {entries}");
     assert_eq!(recorded[0]["args"]["flapping"], "group/api-asg");
 
-    // Paused: the oscillation goes on, nothing runs.
-    post(480, 900.0);
-    post(600, 100.0);
-    assert_eq!((runs("scale-up"), runs("scale-down")), (2, 2));
+    // A pause survives a crash; the oscillation goes on and nothing runs.
+    server.kill9();
+    let server = Server::start(&path_of(&data), &[]);
+    // The matched-events counter starts again with the new process.
+    posted = 0;
+    let (_, after) = server.get("/v1/pauses");
+    assert_eq!(after, pauses);
+    post_latency(&server, &mut posted, 480, 900.0);
+    post_latency(&server, &mut posted, 600, 100.0);
+    assert_eq!(counts(&server), (2, 2));
     assert_eq!(
         server.metric("grace_triggers_suppressed_total{reason=\"paused\"}"),
         2.0
     );
 
-    // A person resumes the scale-up for `web`; it acts again, the scale-down stays paused.
+    // The same playbook fired by another resource's event is not stopped by the trigger's pause,
+    // but its change of the group that flapped is refused.
+    assert_eq!(
+        server
+            .post("/v1/events", at("test.latency", "web-canary", 660, 900.0))
+            .0,
+        202
+    );
+    posted += 1;
+    server.wait_matched(posted);
+    assert_eq!(counts(&server), (3, 2));
+    let canary = &server.runs_of("scale-up")[0];
+    let (_, canary) = server.get(&format!("/v1/runs/{}", canary["id"].as_str().unwrap()));
+    let report = canary["outcome"]["details"]["call0"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{canary}"));
+    assert!(
+        report.starts_with("err") && report.contains("is paused for `web`"),
+        "{canary}"
+    );
+
+    // A person resumes the scale-up for `web` (recorded by the API's audit); it acts again, the
+    // scale-down stays paused.
     let out = server.grace_with(&[
         "pauses",
         "resume",
@@ -339,8 +376,17 @@ fn a_naive_scale_up_and_scale_down_pair_that_flaps_is_paused_until_a_person_resu
         "web",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    post(720, 900.0);
-    assert_eq!((runs("scale-up"), runs("scale-down")), (3, 2));
+    let (_, audit) = server.get("/v1/ledger/entries?from=0&limit=1000&run=api");
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["function"] == "pauses.resume" && e["args"]["playbook"] == "scale-up"),
+        "{audit}"
+    );
+    post_latency(&server, &mut posted, 720, 900.0);
+    assert_eq!(counts(&server), (4, 2));
     let out = server.grace_with(&[
         "pauses",
         "resume",

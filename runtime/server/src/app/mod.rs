@@ -201,6 +201,7 @@ impl App {
             crate::outcomes::Outcomes::open(store.clone(), config.outcomes.clone())
                 .map_err(store_error("cannot read the runs' outcomes"))?,
         );
+
         let meta = Arc::new(
             crate::meta::Meta::open(store.clone(), ledger.clone(), &config.meta)
                 .map_err(store_error("cannot read the paused playbooks"))?,
@@ -210,7 +211,8 @@ impl App {
                 field: "trust",
                 message: e.to_string(),
             })?
-            .with_learning(outcomes.learning().clone());
+            .with_learning(outcomes.learning().clone())
+            .with_meta(meta.clone());
         if let Some(cluster) = &cluster {
             // Seen and decided from any replica; a run taken over finds its request.
             trust = trust

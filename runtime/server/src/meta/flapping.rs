@@ -11,6 +11,8 @@ use std::collections::{HashMap, VecDeque};
 pub const MAX_RESOURCES: usize = 10_000;
 /// Changes kept per resource, at most.
 const MAX_CHANGES: usize = 64;
+/// The most reversals a rule may ask for: what [`MAX_CHANGES`] changes can hold.
+pub const MAX_REVERSALS: u32 = MAX_CHANGES as u32 - 1;
 
 /// One capacity change a run made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,17 +75,26 @@ impl Flapping {
         {
             changes.pop_front();
         }
-        let reversals = changes
-            .iter()
-            .zip(changes.iter().skip(1))
-            .filter(|(a, b)| a.up != b.up && b.at.saturating_sub(a.at) < rule.min_hold_ms)
-            .count();
-        if reversals >= rule.reversals as usize {
-            let flapped = changes.drain(..).collect();
-            self.resources.remove(resource);
-            return Some(flapped);
+        // The changes at either end of a reversal: only their playbooks made the flapping.
+        let mut involved = vec![false; changes.len()];
+        let mut reversals = 0;
+        for (i, (a, b)) in changes.iter().zip(changes.iter().skip(1)).enumerate() {
+            if a.up != b.up && b.at.saturating_sub(a.at) < rule.min_hold_ms {
+                reversals += 1;
+                involved[i] = true;
+                involved[i + 1] = true;
+            }
         }
-        None
+        if reversals < rule.reversals as usize {
+            return None;
+        }
+        let flapped = changes
+            .drain(..)
+            .zip(involved)
+            .filter_map(|(c, involved)| involved.then_some(c))
+            .collect();
+        self.resources.remove(resource);
+        Some(flapped)
     }
 }
 
@@ -121,6 +132,24 @@ mod tests {
             None,
             "one episode, one verdict"
         );
+    }
+
+    #[test]
+    fn a_playbook_whose_change_reversed_nothing_is_not_among_the_flapping() {
+        let mut f = Flapping::default();
+        let mut steady = change(0, true);
+        steady.playbook = "steady".into();
+        assert_eq!(f.observe(RULE, "group/api-asg", steady), None);
+        // Held for 15 minutes, then the naive pair flaps.
+        for (at, up) in [(15, false), (17, true), (19, false)] {
+            assert_eq!(f.observe(RULE, "group/api-asg", change(at, up)), None);
+        }
+        let flapped = f.observe(RULE, "group/api-asg", change(21, true)).unwrap();
+        assert!(
+            flapped.iter().all(|c| c.playbook != "steady"),
+            "{flapped:?}"
+        );
+        assert_eq!(flapped.len(), 4);
     }
 
     #[test]

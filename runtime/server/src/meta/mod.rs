@@ -31,7 +31,8 @@ use flapping::{Change, Flapping, Rule};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetaConfig {
-    /// Reversals of one resource's capacity that make it flap (default 3; 0: never pause).
+    /// Reversals of one resource's capacity that make it flap (default 3; 0: never pause; at
+    /// most [`flapping::MAX_REVERSALS`]).
     pub reversals: u32,
     /// Within how long (default 30m).
     #[serde(with = "humantime_serde")]
@@ -56,8 +57,17 @@ impl MetaConfig {
     /// Checks the ranges; the error names the key.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let day = Duration::from_secs(86_400);
-        if self.reversals > 100 {
-            return Err(("meta.reversals", "must be at most 100".to_owned()));
+        if self.reversals > flapping::MAX_REVERSALS {
+            return Err((
+                "meta.reversals",
+                format!("must be at most {}", flapping::MAX_REVERSALS),
+            ));
+        }
+        if self.reversals > 0 && self.min_hold.is_zero() {
+            return Err((
+                "meta.min_hold",
+                "must be more than 0s (no change would be a reversal)".to_owned(),
+            ));
         }
         if self.window < Duration::from_secs(1) || self.window > day {
             return Err(("meta.window", "must be between 1s and 1 day".to_owned()));
@@ -85,6 +95,12 @@ pub struct Pause {
     pub playbook: String,
     /// The resource its runs responded to (their triggering events').
     pub resource: String,
+    /// The resource whose capacity flapped (its trust key, e.g. `group/api-asg`): the
+    /// playbook's changes of it are refused by the trust core while it is paused, whatever
+    /// run asks (one queued before the pause, one waiting for approval, one fired by another
+    /// resource's event).
+    #[serde(default)]
+    pub changed: String,
     /// Since when (wall clock, ms).
     pub since: u64,
     /// Why, in words.
@@ -92,6 +108,10 @@ pub struct Pause {
     /// The runs whose changes made it.
     pub runs: Vec<String>,
 }
+
+/// The run id of the meta-loop's ledger entries (as the API's are under `api`):
+/// `grace ledger show --run meta` lists them.
+pub const META_RUN_ID: &str = "meta";
 
 /// Pauses kept at most (each is a playbook and a resource a person has to look at).
 pub const MAX_PAUSES: usize = 10_000;
@@ -124,6 +144,16 @@ impl Meta {
             flapping: Mutex::new(Flapping::default()),
             paused: RwLock::new(paused),
         })
+    }
+
+    /// The pause that holds `playbook`'s changes of `changed` (a resource's trust key), if any.
+    pub fn holding(&self, playbook: &str, changed: &str) -> Option<Pause> {
+        self.paused
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|p| p.playbook == playbook && p.changed == changed)
+            .cloned()
     }
 
     /// Whether `playbook` is paused for `resource`.
@@ -173,13 +203,15 @@ impl Meta {
         pairs.dedup();
         let ups = changes.iter().filter(|c| c.up).count();
         let reason = format!(
-            "`{resource}` flapped: {} opposite capacity changes ({ups} up, {} down) within {}, each less than {} after the one before",
+            "`{resource}` flapped: {} reversals among {} capacity changes ({ups} up, {} down) within {}, each less than {} after the one before",
             self.rule.reversals,
+            changes.len(),
             changes.len() - ups,
             words(self.rule.window_ms),
             words(self.rule.min_hold_ms),
         );
-        let runs: Vec<String> = changes.iter().map(|c| c.run.clone()).collect();
+        let mut runs: Vec<String> = changes.iter().map(|c| c.run.clone()).collect();
+        runs.dedup();
         let mut made = Vec::new();
         for (playbook, about) in pairs {
             if self.is_paused(&playbook, &about) {
@@ -192,12 +224,20 @@ impl Meta {
             let pause = Pause {
                 playbook: playbook.clone(),
                 resource: about.clone(),
+                changed: resource.to_owned(),
                 since: now,
                 reason: reason.clone(),
                 runs: runs.clone(),
             };
+            // Stored first, then recorded: a crash between the two leaves a pause the ledger
+            // does not tell yet (it holds until a person lifts it, which is recorded), never a
+            // ledger entry for a pause that was lost.
+            if let Err(e) = self.store.put_pause(&pause) {
+                tracing::error!(%playbook, resource = %about, "the pause cannot be stored, so it is not made: {e}");
+                continue;
+            }
             let entry = NewEntry {
-                run_id: runs.last().cloned().unwrap_or_default(),
+                run_id: META_RUN_ID.to_owned(),
                 playbook: playbook.clone(),
                 digest: String::new(),
                 interface: "meta".into(),
@@ -208,11 +248,15 @@ impl Meta {
                 at_millis: now,
             };
             if let Err(e) = self.ledger.append(entry).await {
-                tracing::error!(%playbook, resource = %about, "the pause cannot be recorded in the ledger, so it is not made: {e}");
-                continue;
-            }
-            if let Err(e) = self.store.put_pause(&pause) {
-                tracing::error!(%playbook, resource = %about, "the pause cannot be stored: {e}");
+                match self.store.remove_pause(&playbook, &about) {
+                    Ok(_) => {
+                        tracing::error!(%playbook, resource = %about, "the pause cannot be recorded in the ledger, so it is not made: {e}");
+                        continue;
+                    }
+                    Err(removing) => {
+                        tracing::error!(%playbook, resource = %about, "the pause cannot be recorded in the ledger ({e}) nor taken back ({removing}): it holds until a person resumes it")
+                    }
+                }
             }
             tracing::warn!(%playbook, resource = %about, "playbook paused: {reason}");
             self.paused
@@ -235,28 +279,43 @@ impl Meta {
     }
 }
 
-/// The capacity changes `run` made, by the resource changed (its trust key): from each
-/// effective change's decision (the state the trust core saw, and the change it allowed).
+/// The capacity changes `run` (over) made, by the resource changed (its trust key): from each
+/// effective change's decision (the state the trust core saw, and the change it allowed). A
+/// run's changes of one resource count as one, their net (a stop then a start of the same
+/// container is no change): a run does not flap with itself.
 fn capacity_changes(run: &RunRecord) -> Vec<(String, Change)> {
-    run.timeline
-        .iter()
-        .filter(|e| e.is_effective_action())
-        .filter_map(|e| {
-            let details = e.trust.as_ref()?;
-            let resource = details.get("resource")?.as_str()?.to_owned();
-            let added = crate::outcomes::cost::added_by(details)?;
-            (added != 0).then(|| {
-                (
-                    resource,
-                    Change {
-                        at: e.at,
-                        up: added > 0,
-                        playbook: run.playbook.clone(),
-                        about: run.resource.clone(),
-                        run: run.id.clone(),
-                    },
-                )
-            })
+    let mut net: Vec<(String, i64, u64)> = Vec::new();
+    for e in run.timeline.iter().filter(|e| e.is_effective_action()) {
+        let Some(details) = e.trust.as_ref() else {
+            continue;
+        };
+        let (Some(resource), Some(added)) = (
+            details.get("resource").and_then(|r| r.as_str()),
+            crate::outcomes::cost::added_by(details),
+        ) else {
+            continue;
+        };
+        match net.iter_mut().find(|(r, _, _)| r == resource) {
+            Some((_, sum, at)) => {
+                *sum += added;
+                *at = (*at).max(e.at);
+            }
+            None => net.push((resource.to_owned(), added, e.at)),
+        }
+    }
+    net.into_iter()
+        .filter(|(_, added, _)| *added != 0)
+        .map(|(resource, added, at)| {
+            (
+                resource,
+                Change {
+                    at,
+                    up: added > 0,
+                    playbook: run.playbook.clone(),
+                    about: run.resource.clone(),
+                    run: run.id.clone(),
+                },
+            )
         })
         .collect()
 }

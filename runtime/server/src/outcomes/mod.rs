@@ -125,6 +125,9 @@ struct Watched {
     /// Since when its signal is cleared (the first clearing event since the signal was last
     /// back), and the type of that event.
     cleared: Option<Cleared>,
+    /// The latest event (its time) that said the signal is back: a clearing stamped before it,
+    /// arriving late, did not last.
+    last_breach: u64,
     /// Order of arrival, to evict the oldest.
     order: u64,
     /// Ticks of [`Outcomes::judge_due`] to skip before looking at the run again: a run not over
@@ -251,6 +254,7 @@ impl Outcomes {
                 watch,
                 unwatchable,
                 cleared: None,
+                last_breach: 0,
                 order,
                 skip: 0,
                 missing: 0,
@@ -274,18 +278,17 @@ impl Outcomes {
             let Some((watch, condition)) = &w.watch else {
                 continue;
             };
-            match &w.cleared {
-                Some((at, _)) if watch.breaches(event, graph, condition.as_ref()) => {
-                    if event.timestamp >= *at {
-                        w.cleared = None;
-                    }
+            let at = event.timestamp;
+            if watch.breaches(event, graph, condition.as_ref()) {
+                w.last_breach = w.last_breach.max(at);
+                if w.cleared.as_ref().is_some_and(|(since, _)| *since <= at) {
+                    w.cleared = None;
                 }
-                Some((at, _)) if *at <= event.timestamp => {}
-                _ => {
-                    if watch.clears(event, graph, condition.as_ref()) {
-                        w.cleared = Some((event.timestamp, event.event_type.clone()));
-                    }
-                }
+            } else if at > w.last_breach
+                && w.cleared.as_ref().is_none_or(|(since, _)| at < *since)
+                && watch.clears(event, graph, condition.as_ref())
+            {
+                w.cleared = Some((at, event.event_type.clone()));
             }
         }
     }
@@ -483,9 +486,6 @@ pub fn judge(
         })
     };
     let Some(watch) = watch else {
-        if interrupted {
-            return None;
-        }
         let why = unwatchable.unwrap_or("the run was not watched");
         return unjudged(why.to_owned(), run.event.timestamp);
     };
@@ -673,6 +673,22 @@ mod tests {
             judged_by(&outcomes, T0 + 15 * MIN),
             vec![Verdict::NotCleared]
         );
+    }
+
+    #[test]
+    fn a_clearing_stamped_before_a_breach_that_arrived_first_did_not_last() {
+        let (_dir, store, outcomes) = tracker();
+        let r = run("r1", &outcomes, Some("value > 500"));
+        store.put_run(&r).unwrap();
+        outcomes.track(&r);
+        finish(&store, "r1");
+        outcomes.observe(&latency(T0 + 5 * MIN, 900), None);
+        outcomes.observe(&latency(T0 + 3 * MIN, 100), None);
+        assert!(judged_by(&outcomes, T0 + 10 * MIN).is_empty());
+        outcomes.observe(&latency(T0 + 6 * MIN, 100), None);
+        assert_eq!(judged_by(&outcomes, T0 + 10 * MIN), vec![Verdict::Cleared]);
+        let recovery = store.run("r1").unwrap().unwrap().recovery.unwrap();
+        assert_eq!(recovery.cleared_at, Some(T0 + 6 * MIN));
     }
 
     #[test]

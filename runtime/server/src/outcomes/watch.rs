@@ -32,10 +32,13 @@ pub struct Watch {
     pub event_type: String,
     /// The type of the events that say the signal is back (the triggering event's): a clearing
     /// followed by one of these did not last.
+    #[serde(default)]
     pub fires_on: String,
     /// Their source.
     pub source: String,
-    /// Who sent them (the source's or collector's name): the same as the triggering event's.
+    /// Who sent them (the source's or collector's name): the same as the triggering event's
+    /// (any, for a watch stored without one).
+    #[serde(default)]
     pub actor: String,
     /// Their resource.
     pub resource: String,
@@ -120,7 +123,7 @@ impl Watch {
     fn of_series(&self, event: &TriggerEvent) -> bool {
         event.resource == self.resource
             && event.source == self.source
-            && event.actor == self.actor
+            && (self.actor.is_empty() || event.actor == self.actor)
             && event.timestamp > self.since
             && self
                 .series

@@ -132,6 +132,9 @@ pub struct HostTrust {
     graph: Option<Arc<dyn grace_executor::GraphReader>>,
     /// What was learnt from runs' outcomes, for `recent_failures` and `approval_after`.
     learning: Option<Arc<crate::outcomes::learning::Learning>>,
+    /// The meta-loop's pauses: a paused playbook's changes of the resource that flapped are
+    /// refused.
+    meta: Option<Arc<crate::meta::Meta>>,
 }
 
 impl std::fmt::Debug for HostTrust {
@@ -223,6 +226,7 @@ impl HostTrust {
             cluster_history: None,
             graph: None,
             learning: None,
+            meta: None,
         })
     }
 
@@ -253,6 +257,12 @@ impl HostTrust {
         learning: Arc<crate::outcomes::learning::Learning>,
     ) -> HostTrust {
         self.learning = Some(learning);
+        self
+    }
+
+    /// Refuses the changes the meta-loop's pauses hold (see [`crate::meta`]).
+    pub fn with_meta(mut self, meta: Arc<crate::meta::Meta>) -> HostTrust {
+        self.meta = Some(meta);
         self
     }
 
@@ -621,6 +631,24 @@ impl Trust for HostTrust {
                 ));
             }
         };
+        // A playbook paused for flapping changes nothing it flapped, whichever run asks: one
+        // queued before the pause, one going on after an approval, one fired by another event.
+        if ask.proposal.is_some()
+            && let Some(pause) = self
+                .meta
+                .as_ref()
+                .and_then(|m| m.holding(&ask.guest.name, &request.resource.key()))
+        {
+            return TrustDecision::deny(format!(
+                "denied: `{}` is paused for `{}` since {} ({}); a person resumes it with `grace pauses resume --playbook {} --resource {}`",
+                pause.playbook,
+                pause.resource,
+                grace_model::event::format_millis(pause.since),
+                pause.reason,
+                pause.playbook,
+                pause.resource
+            ));
+        }
         // Clustered, the other replicas' changes of the resource count too (a shard that moved
         // brings its resources' recent changes): they are added to this replica's history
         // before the guardrails count.
