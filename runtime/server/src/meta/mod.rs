@@ -22,6 +22,7 @@ use grace_ledger::{Decision, Ledger, NewEntry};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::outcomes::words;
 use crate::runs::RunRecord;
 use crate::store::{Store, StoreError};
 use crate::sync::lock;
@@ -318,8 +319,4 @@ fn capacity_changes(run: &RunRecord) -> Vec<(String, Change)> {
             )
         })
         .collect()
-}
-
-fn words(ms: u64) -> String {
-    humantime::format_duration(Duration::from_secs(ms / 1000)).to_string()
 }

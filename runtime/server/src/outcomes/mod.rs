@@ -548,7 +548,7 @@ pub fn judge(
 }
 
 /// A duration for people, to the second (`4m 10s`).
-fn words(millis: u64) -> String {
+pub(crate) fn words(millis: u64) -> String {
     humantime::format_duration(Duration::from_secs(millis / 1000)).to_string()
 }
 
